@@ -1,0 +1,1 @@
+"""Private implementation. Nothing here is public API."""

@@ -1,0 +1,221 @@
+"""Starting and stopping a private single-node cluster for ``init()``.
+
+The gcs and the node daemon start in parallel (the node finds the gcs at a Unix socket
+whose path is known in advance), each reporting readiness on a pipe. Both hold the read
+end of a *lifeline* pipe whose only writer is this process: if the driver dies, even by
+SIGKILL, they read EOF and shut down, and their workers with them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from manta._private.common.config import Config
+from manta._private.common.session import (
+    ADDRESS_FILE,
+    SessionInfo,
+    create_session_dir,
+    log_paths,
+    socket_path,
+    write_json_atomic,
+    write_token,
+)
+
+_START_TIMEOUT_S = 60.0
+
+
+class ClusterStartError(RuntimeError):
+    """A daemon failed to start; the message carries the tail of its log."""
+
+
+@dataclass
+class LocalCluster:
+    config: Config
+    session_dir: str = ""
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    _lifeline_w: int | None = None
+
+    def start(
+        self,
+        *,
+        resources: dict[str, float],
+        labels: dict[str, str],
+        host: str = "127.0.0.1",
+    ) -> SessionInfo:
+        self.session_dir = create_session_dir(self.config.tmpdir)
+        token = write_token(self.session_dir)
+        lifeline_r, self._lifeline_w = os.pipe()
+        gcs_unix = socket_path(self.session_dir, "gcs")
+        store_dir = _store_dir(self.session_dir)
+        config_json = json.dumps(self.config.to_dict())
+        readers: dict[int, str] = {}
+        try:
+            gcs_ready_r, gcs_ready_w = os.pipe()
+            self._spawn(
+                "gcs",
+                [
+                    "-m",
+                    "manta._private.gcs",
+                    "--session-dir",
+                    self.session_dir,
+                    "--host",
+                    host,
+                    "--unix",
+                    gcs_unix,
+                    "--config",
+                    config_json,
+                    "--ready-fd",
+                    str(gcs_ready_w),
+                    "--lifeline-fd",
+                    str(lifeline_r),
+                ],
+                (gcs_ready_w, lifeline_r),
+            )
+            readers[gcs_ready_r] = "gcs"
+            node_ready_r, node_ready_w = os.pipe()
+            self._spawn(
+                "node",
+                [
+                    "-m",
+                    "manta._private.node",
+                    "--session-dir",
+                    self.session_dir,
+                    "--gcs-address",
+                    "unix:" + gcs_unix,
+                    "--host",
+                    host,
+                    "--head",
+                    "--resources",
+                    json.dumps(resources),
+                    "--labels",
+                    json.dumps(labels),
+                    "--store-dir",
+                    store_dir,
+                    "--config",
+                    config_json,
+                    "--ready-fd",
+                    str(node_ready_w),
+                    "--lifeline-fd",
+                    str(lifeline_r),
+                ],
+                (node_ready_w, lifeline_r),
+            )
+            readers[node_ready_r] = "node"
+            reports = self._wait_ready(readers)
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            os.close(lifeline_r)
+        self.info = {
+            "gcs_address": f"{host}:{reports['gcs']['port']}",
+            "gcs_unix": gcs_unix,
+            "node_id": reports["node"]["node_id"],
+            "node_port": reports["node"]["port"],
+            "node_unix": reports["node"]["unix"],
+            "store_dir": store_dir,
+            "pids": {name: p.pid for name, p in self.procs.items()},
+        }
+        write_json_atomic(os.path.join(self.session_dir, ADDRESS_FILE), self.info)
+        return SessionInfo(
+            session_dir=self.session_dir,
+            node_id=bytes.fromhex(reports["node"]["node_id"]),
+            node_address="unix:" + reports["node"]["unix"],
+            gcs_address="unix:" + gcs_unix,
+            store_dir=store_dir,
+            host=host,
+            token=token,
+        )
+
+    def _spawn(self, name: str, args: list[str], pass_fds: tuple[int, ...]) -> None:
+        out, err = log_paths(self.session_dir, name)
+        with open(out, "ab") as fout, open(err, "ab") as ferr:
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, *args],
+                pass_fds=pass_fds,
+                stdin=subprocess.DEVNULL,
+                stdout=fout,
+                stderr=ferr,
+                # Out of the driver's process group: a Ctrl-C in the terminal stops the
+                # driver, whose exit then stops the daemons in order.
+                start_new_session=True,
+            )
+        os.close(pass_fds[0])
+
+    def _wait_ready(self, readers: dict[int, str]) -> dict[str, dict[str, Any]]:
+        reports: dict[str, dict[str, Any]] = {}
+        buffers = {fd: b"" for fd in readers}
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        with selectors.DefaultSelector() as sel:
+            for fd in readers:
+                sel.register(fd, selectors.EVENT_READ)
+            try:
+                while len(reports) < len(readers):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        pending = [n for n in readers.values() if n not in reports]
+                        raise ClusterStartError(
+                            f"{', '.join(pending)} did not start within {_START_TIMEOUT_S:.0f} s"
+                        )
+                    for key, _ in sel.select(min(left, 0.5)):
+                        fd = key.fd
+                        chunk = os.read(fd, 4096)
+                        if chunk:
+                            buffers[fd] += chunk
+                            continue
+                        sel.unregister(fd)
+                        name = readers[fd]
+                        try:
+                            reports[name] = json.loads(buffers[fd])
+                        except ValueError:
+                            raise ClusterStartError(self._failure_text(name)) from None
+                    for name, proc in self.procs.items():
+                        if name not in reports and proc.poll() is not None:
+                            raise ClusterStartError(self._failure_text(name))
+            finally:
+                for fd in readers:
+                    os.close(fd)
+        return reports
+
+    def _failure_text(self, name: str) -> str:
+        proc = self.procs[name]
+        code = proc.poll()
+        _, err = log_paths(self.session_dir, name)
+        try:
+            with open(err, "rb") as f:
+                tail = f.read()[-3000:].decode(errors="replace")
+        except OSError:
+            tail = ""
+        status = "is still running" if code is None else f"exited with code {code}"
+        return f"the {name} daemon failed to start ({status}); its log {err} ends with:\n{tail}"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the daemons (node first, so it can stop its workers) and wait for them."""
+        for name in ("node", "gcs"):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if self._lifeline_w is not None:
+            os.close(self._lifeline_w)
+            self._lifeline_w = None
+
+
+def _store_dir(session_dir: str) -> str:
+    base = os.path.basename(session_dir)
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return os.path.join("/dev/shm", f"manta-{base}")
+    return os.path.join(session_dir, "store")

@@ -1,0 +1,230 @@
+"""Validating ``@remote``/``.options()`` keywords and turning them into resources.
+
+Names, defaults and error texts follow Ray, so code that catches Ray's messages works.
+Everything is checked when the options are given (before anything is submitted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from manta._private.api.scheduling import strategy_wire
+from manta._private.common.resources import INSTANCE_RESOURCES
+
+_Check = Callable[[str, Any], None]
+
+
+def _types(*types: type) -> _Check:
+    def check(name: str, value: Any) -> None:
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types and int in types):
+            raise TypeError(f"The type of keyword '{name}' must be {types}, but received type {type(value)}")
+
+    return check
+
+
+def _quantity(name: str, value: Any) -> None:
+    if value is None:
+        return
+    _types(float, int, type(None))(name, value)
+    if value < 0:
+        raise ValueError(f"The quantity of resource {name} cannot be negative")
+
+
+def _resources(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise TypeError(
+            f"The type of keyword 'resources' must be (<class 'dict'>, <class 'NoneType'>), but received type {type(value)}"
+        )
+    for key, amount in value.items():
+        if key in ("CPU", "GPU"):
+            raise ValueError(
+                "Use the 'num_cpus' and 'num_gpus' keyword instead of 'CPU' and 'GPU' in 'resources' keyword"
+            )
+        if not isinstance(key, str):
+            raise TypeError(f"resource names must be strings, got {key!r}")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise TypeError(f"the quantity of resource {key} must be a number, got {amount!r}")
+        if amount < 0:
+            raise ValueError(f"The quantity of resource {key} cannot be negative")
+
+
+def _num_returns(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if value in ("streaming", "dynamic"):
+        raise ValueError(
+            f"num_returns={value!r} can only be used with generator functions (functions that "
+            "use 'yield'); Manta does not support generator tasks yet"
+        )
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            "The keyword 'num_returns' only accepts None, a non-negative integer, 'streaming' "
+            "(for generators), or 'dynamic'."
+        )
+
+
+def _max_retries(name: str, value: Any) -> None:
+    _types(int, type(None))(name, value)
+    if value is not None and value < -1:
+        raise ValueError(
+            f"The keyword '{name}' only accepts None, 0, -1 or a positive integer, where -1 represents infinity."
+        )
+
+
+def _retry_exceptions(name: str, value: Any) -> None:
+    _types(bool, list, tuple)(name, value)
+    if isinstance(value, (list, tuple)) and not all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in value
+    ):
+        raise ValueError("retry_exceptions must be either a boolean or a list of exceptions")
+
+
+def _max_calls(name: str, value: Any) -> None:
+    _types(int, type(None))(name, value)
+    if value is not None and value < 0:
+        raise ValueError("The keyword 'max_calls' only accepts None, 0 or a positive integer.")
+
+
+def _strategy(name: str, value: Any) -> None:
+    strategy_wire(value)
+
+
+def _runtime_env(name: str, value: Any) -> None:
+    _types(dict, type(None))(name, value)
+    validate_runtime_env(value)
+
+
+def _any(name: str, value: Any) -> None:
+    pass
+
+
+_COMMON: dict[str, _Check] = {
+    "label_selector": _types(dict, type(None)),
+    "fallback_strategy": _any,
+    "accelerator_type": _types(str, type(None)),
+    "memory": _quantity,
+    "name": _types(str, type(None)),
+    "num_cpus": _quantity,
+    "num_gpus": _quantity,
+    "object_store_memory": _quantity,
+    "placement_group": _any,
+    "placement_group_bundle_index": _types(int),
+    "placement_group_capture_child_tasks": _types(bool, type(None)),
+    "resources": _resources,
+    "runtime_env": _runtime_env,
+    "scheduling_strategy": _strategy,
+    "enable_task_events": _types(bool),
+    "_labels": _types(dict, type(None)),
+}
+
+TASK_OPTIONS: dict[str, _Check] = {
+    **_COMMON,
+    "max_calls": _max_calls,
+    "max_retries": _max_retries,
+    "num_returns": _num_returns,
+    "retry_exceptions": _retry_exceptions,
+    "_generator_backpressure_num_objects": _any,
+    "_num_objects_per_yield": _any,
+}
+
+ACTOR_OPTIONS: dict[str, _Check] = {
+    **_COMMON,
+    "concurrency_groups": _types(dict, list, type(None)),
+    "enable_tensor_transport": _types(bool),
+    "lifetime": _any,
+    "max_concurrency": _types(int, type(None)),
+    "max_restarts": _max_retries,
+    "max_task_retries": _max_retries,
+    "max_pending_calls": _types(int),
+    "namespace": _types(str, type(None)),
+    "get_if_exists": _types(bool),
+    "allow_out_of_order_execution": _types(bool),
+    "_actor_generator_backpressure_num_objects": _any,
+}
+
+
+def validate(options: dict[str, Any], valid: dict[str, _Check], kind: str) -> None:
+    for name, value in options.items():
+        check = valid.get(name)
+        if check is None:
+            raise ValueError(f"Invalid option keyword {name} for {kind}. Valid ones are {list(valid)}.")
+        check(name, value)
+
+
+def task_resources(options: dict[str, Any], default_cpus: float = 1) -> dict[str, float]:
+    """The resource request of a task or actor: CPU, GPU, memory and custom ones."""
+    cpus = options.get("num_cpus")
+    request: dict[str, float] = {"CPU": default_cpus if cpus is None else cpus}
+    if options.get("num_gpus"):
+        request["GPU"] = options["num_gpus"]
+    if options.get("memory"):
+        request["memory"] = options["memory"]
+    for name, amount in (options.get("resources") or {}).items():
+        request[name] = amount
+    for name in INSTANCE_RESOURCES:
+        amount = request.get(name, 0)
+        if amount > 1 and amount != int(amount):
+            raise ValueError(
+                f"{name} resource quantities >1 must be whole numbers. "
+                f"The specified quantity {amount} is invalid."
+            )
+    return {k: float(v) for k, v in request.items() if v}
+
+
+# Keys of a runtime_env Manta implements, and those it knows but cannot provide yet.
+_RUNTIME_ENV_SUPPORTED = ("env_vars", "working_dir", "py_modules", "config")
+_RUNTIME_ENV_UNSUPPORTED = (
+    "pip",
+    "conda",
+    "uv",
+    "container",
+    "image_uri",
+    "py_executable",
+    "nsight",
+    "java_jars",
+)
+
+
+def validate_runtime_env(env: Any) -> dict[str, Any] | None:
+    """Check a runtime_env dict; raise a clear error for anything Manta cannot honour."""
+    if env is None:
+        return None
+    if not isinstance(env, dict):
+        raise TypeError(f"runtime_env must be a dict, got {type(env).__name__}")
+    for key in env:
+        if key in _RUNTIME_ENV_UNSUPPORTED:
+            raise ValueError(
+                f"runtime_env[{key!r}] is not supported by Manta yet; install what the job "
+                f"needs on every node instead. Supported keys: {list(_RUNTIME_ENV_SUPPORTED)}"
+            )
+        if key not in _RUNTIME_ENV_SUPPORTED:
+            raise ValueError(
+                f"unknown runtime_env key {key!r}. Supported keys: {list(_RUNTIME_ENV_SUPPORTED)}"
+            )
+    env_vars = env.get("env_vars")
+    if env_vars is not None:
+        if not isinstance(env_vars, dict):
+            raise TypeError(f"runtime_env['env_vars'] must be of type Dict[str, str], got {type(env_vars)}")
+        for k, v in env_vars.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                bad = k if not isinstance(k, str) else v
+                raise TypeError(
+                    f"runtime_env['env_vars'] must be of type Dict[str, str], but the value "
+                    f"{bad} is of type {type(bad)}"
+                )
+    working_dir = env.get("working_dir")
+    if working_dir is not None:
+        import os
+
+        if not isinstance(working_dir, str) or not os.path.isdir(working_dir):
+            raise ValueError(
+                f"runtime_env['working_dir'] must be an existing local directory, got {working_dir!r}"
+            )
+    py_modules = env.get("py_modules")
+    if py_modules is not None:
+        if not isinstance(py_modules, list) or not all(isinstance(p, str) for p in py_modules):
+            raise TypeError("runtime_env['py_modules'] must be a list of local paths")
+    return env

@@ -1,0 +1,142 @@
+"""``@remote`` on a function: a ``RemoteFunction`` with ``.remote()`` and ``.options()``."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+from manta._private.api import context
+from manta._private.api.options import TASK_OPTIONS, task_resources, validate
+from manta._private.api.scheduling import strategy_wire
+from manta._private.core_worker.function_manager import FunctionManager
+
+
+class RemoteFunction:
+    """A function that runs as a task. Call ``.remote(*args, **kwargs)`` to submit it."""
+
+    def __init__(self, function: Any, options: dict[str, Any]) -> None:
+        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+            raise TypeError(
+                f"{function.__qualname__} is a generator; generator tasks are not supported by "
+                "Manta yet: return a list instead"
+            )
+        validate(options, TASK_OPTIONS, "remote functions")
+        self._function = function
+        self._options = options
+        self._signature = _signature_of(function)
+        self._pickled: tuple[bytes, bytes] | None = None
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        name = f"{self._function.__module__}.{self._function.__qualname__}"
+        raise TypeError(
+            f"Remote functions cannot be called directly. Instead of running '{name}()', "
+            f"try '{name}.remote()'."
+        )
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self._remote(args, kwargs, self._options)
+
+    def options(self, **options: Any) -> _BoundOptions:
+        """A copy of this function with some options replaced, for one or more calls."""
+        validate(options, TASK_OPTIONS, "remote functions")
+        return _BoundOptions(self, {**self._options, **options})
+
+    def _remote(self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]) -> Any:
+        worker = context.ensure_initialized()
+        if self._signature is not None:
+            try:
+                self._signature.bind(*args, **kwargs)
+            except TypeError as e:
+                raise TypeError(f"{self._function.__qualname__}.remote(): {e}") from None
+        resources = task_resources(options)
+        strategy = strategy_wire(options.get("scheduling_strategy"))
+        runtime_env = options.get("runtime_env") or worker.job_runtime_env
+        num_returns = options.get("num_returns")
+        num_returns = 1 if num_returns is None else num_returns
+        max_retries = options.get("max_retries")
+        if max_retries is None:
+            max_retries = worker.config.task_max_retries
+        retry_exceptions = options.get("retry_exceptions", False)
+        if isinstance(retry_exceptions, list):
+            retry_exceptions = tuple(retry_exceptions)
+        function_id = self._export(worker)
+        name = options.get("name") or self._function.__name__
+        refs = worker.submit_task(
+            function_id=function_id,
+            function_name=f"{self._function.__module__}.{self._function.__qualname__}",
+            name=name,
+            args=args,
+            kwargs=kwargs,
+            num_returns=num_returns,
+            resources=resources,
+            max_retries=max_retries,
+            retry_exceptions=retry_exceptions,
+            runtime_env=runtime_env,
+            strategy=strategy,
+        )
+        if num_returns == 1:
+            return refs[0]
+        if num_returns == 0:
+            return None
+        return refs
+
+    def _export(self, worker: Any) -> bytes:
+        if self._pickled is None:
+            self._pickled = FunctionManager.pickle_function(self._function)
+        function_id, pickled = self._pickled
+        worker.functions.export(worker.job_id, function_id, pickled)
+        return function_id
+
+    def __reduce__(self) -> Any:
+        return (RemoteFunction, (self._function, self._options))
+
+
+class _BoundOptions:
+    """What ``RemoteFunction.options(...)`` returns: ``.remote()`` with those options."""
+
+    def __init__(self, remote_function: RemoteFunction, options: dict[str, Any]) -> None:
+        self._remote_function = remote_function
+        self._options = options
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return self._remote_function._remote(args, kwargs, self._options)
+
+    def options(self, **options: Any) -> _BoundOptions:
+        validate(options, TASK_OPTIONS, "remote functions")
+        return _BoundOptions(self._remote_function, {**self._options, **options})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._remote_function(*args, **kwargs)
+
+
+def _signature_of(function: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+
+
+def remote(*args: Any, **kwargs: Any) -> Any:
+    """Make a function remote: ``@remote`` or ``@remote(num_cpus=..., ...)``."""
+    if len(args) == 1 and not kwargs and callable(args[0]):
+        return _make_remote(args[0], {})
+    if args:
+        raise TypeError(
+            "The @manta.remote decorator must be applied either with no arguments and no "
+            "parentheses, for example '@manta.remote', or with keyword options, for example "
+            f"'@manta.remote(num_returns=2, resources={{\"CustomResource\": 1}})'. Valid options: {list(TASK_OPTIONS)}"
+        )
+    return functools.partial(_make_remote, options=kwargs)
+
+
+def _make_remote(target: Any, options: dict[str, Any]) -> Any:
+    if inspect.isclass(target):
+        raise TypeError(
+            f"@remote on the class {target.__qualname__}: actors are not supported by this "
+            "version of Manta yet"
+        )
+    if not callable(target):
+        raise TypeError(f"@remote needs a function, got {type(target).__name__}")
+    return RemoteFunction(target, options)

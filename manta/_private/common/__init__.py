@@ -1,0 +1,1 @@
+"""Foundations shared by every process: ids, configuration, resources, time."""

@@ -1,0 +1,96 @@
+"""The one configuration of Manta.
+
+Every tunable lives in ``Config`` with its default and the reason for it. ``MANTA_<NAME>``
+environment variables (upper-case field names) override defaults; this module is the only
+place in the package that reads them. Daemons receive the driver's values explicitly, so a
+cluster behaves the same whatever environment each process happens to start in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    # Where session directories go (logs, sockets, the token).
+    tmpdir: str = "/tmp/manta-sessions"
+    # Values smaller than this travel inside task specs and replies and live in the
+    # owner's memory; larger ones go to the node's shared-memory store.
+    max_inline_bytes: int = 100 * 1024
+    # Largest RPC frame a peer may send after the handshake; before it, 64 KiB.
+    max_frame_bytes: int = 1 << 30
+    # How long an owner keeps an idle worker lease before returning it. A short linger
+    # lets a submit-get loop reuse its worker instead of paying a lease round trip per task.
+    lease_linger_s: float = 0.05
+    # Most lease requests an owner keeps outstanding per scheduling class.
+    max_pending_leases_per_class: int = 10
+    # A task whose function historically runs shorter than this may be queued on a busy
+    # worker (pipelined) to hide the round trip; longer ones wait for a free worker so a
+    # slow task never holds a fast one hostage.
+    pipeline_below_s: float = 0.002
+    # Tasks queued on one worker at most when pipelining.
+    max_tasks_in_flight_per_worker: int = 4
+    # Default retries for a task whose worker dies.
+    task_max_retries: int = 3
+    # Node daemon -> gcs heartbeat period, and how long the gcs waits before declaring a
+    # silent node dead.
+    heartbeat_interval_s: float = 1.0
+    node_timeout_s: float = 10.0
+    # How often the node daemon forwards new worker output to drivers.
+    log_poll_interval_s: float = 0.1
+    # Idle workers above the node's CPU count are stopped after this long.
+    idle_worker_timeout_s: float = 5.0
+    # Workers the node keeps starting at once.
+    max_starting_workers: int = 4
+    # Default object store size when init() does not say: a fraction of RAM, capped.
+    object_store_fraction: float = 0.3
+    object_store_cap_bytes: int = 200 * 1024**3
+    # Record the user call site of each put/remote call for `manta memory`.
+    record_callsites: bool = False
+    # Address of an existing cluster to join when init() is given none.
+    address: str = ""
+    # Token for clusters that are not on this host (local sessions read it from disk).
+    auth_token: str = ""
+    # Log level of daemons.
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Config:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("MANTA_" + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, f.type, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _parse(name: str, type_name: Any, raw: str) -> Any:
+    kind = type_name if isinstance(type_name, str) else type_name.__name__
+    try:
+        if kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"environment variable MANTA_{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

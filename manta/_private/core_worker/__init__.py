@@ -1,0 +1,1 @@
+"""The core worker: ownership, submission and execution (ARCHITECTURE.md sections 2-3)."""

@@ -1,0 +1,201 @@
+"""Running pushed tasks on a worker's main thread.
+
+The I/O thread receives ``PushTask`` and queues it here; the main thread runs tasks one at
+a time and hands each ``TaskResult`` back to the I/O thread to send. Cancelling a running
+task raises ``KeyboardInterrupt`` inside it (as Ray does), delivered by a signal so that
+it interrupts sleeps and blocking waits too.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from manta._private import serialization
+from manta._private.common.ids import ObjectID, TaskID
+from manta._private.common.session import TASK_MARKER
+from manta._private.rpc.messages import PushTask, ReturnObject, TaskResult, TaskSpec
+from manta.exceptions import RayTaskError, TaskCancelledError, UnserializableException
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from manta._private.core_worker.core_worker import CoreWorker
+
+_CANCEL_SIGNAL = signal.SIGUSR1
+
+
+class TaskExecutor:
+    def __init__(self, worker: CoreWorker) -> None:
+        self._cw = worker
+        self._queue: queue.SimpleQueue[tuple[PushTask, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._running: TaskID | None = None
+        self._cancel_requested: TaskID | None = None
+        self._cancelled_early: set[TaskID] = set()
+        self._main_ident = threading.main_thread().ident
+        self._marked_name = ""
+
+    # -- I/O thread ---------------------------------------------------------------------------
+    def enqueue(self, push: PushTask, reply: asyncio.Future[Any]) -> None:
+        self._queue.put((push, reply))
+
+    def cancel(self, task_id: TaskID) -> bool:
+        """Cancel ``task_id`` if it is queued here or running; True if it was found."""
+        if self._running == task_id:
+            self._cancel_requested = task_id
+            assert self._main_ident is not None
+            signal.pthread_kill(self._main_ident, _CANCEL_SIGNAL)
+            return True
+        self._cancelled_early.add(task_id)
+        return False
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    # -- main thread ----------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        signal.signal(_CANCEL_SIGNAL, self._on_cancel_signal)
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            push, reply = item
+            result = self.execute(push)
+            self._cw.io.call_soon(_resolve, reply, result)
+
+    def _on_cancel_signal(self, signum: int, frame: Any) -> None:
+        if self._running is not None and self._cancel_requested == self._running:
+            self._cancel_requested = None
+            raise KeyboardInterrupt(f"task {self._running.hex()} was cancelled")
+
+    def execute(self, push: PushTask) -> TaskResult:
+        spec = push.spec
+        if spec.task_id in self._cancelled_early:
+            self._cancelled_early.discard(spec.task_id)
+            return self._error_result(spec, TaskCancelledError(spec.task_id.hex()), None)
+        self._mark_task(spec.name)
+        started = time.perf_counter()
+        context = self._cw.enter_task(spec, push.instance_ids)
+        try:
+            fn = self._cw.functions.load(spec.job_id, spec.function_id, spec.function_name)
+            args, kwargs = self._cw.load_args(spec)
+            self._running = spec.task_id
+            try:
+                value = fn(*args, **kwargs)
+            finally:
+                self._running = None
+            returns = self._store_returns(spec, value)
+            return TaskResult(returns, False, time.perf_counter() - started)
+        except KeyboardInterrupt as e:
+            if self._was_cancel(e):
+                cancelled = TaskCancelledError(spec.task_id.hex())
+                cancelled.__traceback__ = e.__traceback__
+                return self._error_result(spec, cancelled, cancelled)
+            return self._error_result(spec, e, e)
+        except BaseException as e:  # SystemExit too: the task failed, the worker lives on
+            return self._error_result(spec, e, e)
+        finally:
+            self._running = None
+            self._cancel_requested = None
+            self._cw.exit_task(context)
+            _flush_std_streams()
+
+    @staticmethod
+    def _was_cancel(error: KeyboardInterrupt) -> bool:
+        return bool(error.args) and "was cancelled" in str(error.args[0])
+
+    def _store_returns(self, spec: TaskSpec, value: Any) -> list[ReturnObject]:
+        n = spec.num_returns
+        if n == 0:
+            return []
+        if n == 1:
+            values = [value]
+        else:
+            if not isinstance(value, (tuple, list)) or len(value) != n:
+                got = len(value) if isinstance(value, (tuple, list)) else "1 (not a tuple or list)"
+                raise ValueError(
+                    f"{spec.name} returned {got} values, but num_returns={n}: return a tuple "
+                    f"or list of exactly {n} values"
+                )
+            values = list(value)
+        return [
+            self._store_return(spec, ObjectID.for_return(spec.task_id, i), v) for i, v in enumerate(values)
+        ]
+
+    def _store_return(self, spec: TaskSpec, object_id: ObjectID, value: Any) -> ReturnObject:
+        try:
+            obj = serialization.serialize(value)
+        except Exception as e:
+            raise TypeError(
+                f"could not serialize the return value of {spec.name} ({type(value).__name__}): {e}"
+            ) from e
+        return self._cw.store_return(object_id, obj, spec.owner.worker_id)
+
+    def _error_result(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> TaskResult:
+        blob = self._error_blob(spec, error, raised)
+        returns = [
+            ReturnObject(ObjectID.for_return(spec.task_id, i), blob, len(blob), None)
+            for i in range(max(spec.num_returns, 1))
+        ]
+        return TaskResult(returns, True, 0.0)
+
+    def _error_blob(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> bytes:
+        """Serialize the task's failure as a RayTaskError carrying the remote traceback."""
+        if raised is not None:
+            tb = raised.__traceback__
+            # Drop this module's frames: the user wants their own code's traceback.
+            while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+                tb = tb.tb_next
+            lines = traceback.format_exception(type(raised), raised, tb)
+            tb_text = "".join(lines[1:] if lines and lines[0].startswith("Traceback") else lines)
+        else:
+            tb_text = f"{type(error).__name__}: {error}"
+        cause = error.cause if isinstance(error, RayTaskError) else error
+        task_error = RayTaskError(
+            spec.name,
+            tb_text,
+            cause,
+            pid=os.getpid(),
+            ip=self._cw.address.host,
+            node_id=self._cw.node_id.hex(),
+        )
+        flags = serialization.FLAG_ERROR
+        try:
+            blob = serialization.to_inline(serialization.serialize(task_error, flags))
+            serialization.from_inline(blob)  # an exception that pickles may still not unpickle
+            return blob
+        except Exception:
+            fallback = UnserializableException(str(task_error))
+            return serialization.to_inline(serialization.serialize(fallback, flags))
+
+    def _mark_task(self, name: str) -> None:
+        if name == self._marked_name:
+            return
+        self._marked_name = name
+        for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
+            try:
+                stream.flush()
+                size = os.fstat(fd).st_size
+                needs_newline = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+                os.write(fd, (("\n" if needs_newline else "") + TASK_MARKER + name + "\n").encode())
+            except (OSError, ValueError, AttributeError):
+                pass  # not a regular file (e.g. a terminal in tests): nothing to label
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def _resolve(reply: asyncio.Future[Any], result: TaskResult) -> None:
+    if not reply.done():
+        reply.set_result(result)

@@ -1,0 +1,117 @@
+"""ObjectRef: a handle to a value that exists, or will, somewhere in the cluster.
+
+A ref carries its object's id and its owner's address, so any process can resolve it by
+asking the owner. Creating and dropping refs is counted by the core worker of the process
+(see ``reference_counter``); serializing a ref into a value reports it as contained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from manta._private import serialization
+from manta._private.common.ids import JobID, ObjectID, TaskID
+from manta._private.rpc.messages import Address
+
+if TYPE_CHECKING:
+    from manta._private.core_worker.core_worker import CoreWorker
+
+# The core worker of this process, bound at connect time. A module global rather than a
+# lookup because refs are created and dropped on the hot path.
+_worker: CoreWorker | None = None
+
+
+def bind_worker(worker: CoreWorker | None) -> None:
+    global _worker
+    _worker = worker
+
+
+class ObjectRef:
+    """A reference to an object. Hashable, picklable, awaitable; see ``future()``."""
+
+    __slots__ = ("__weakref__", "_counted", "_id", "_owner")
+
+    def __init__(
+        self, object_id: ObjectID | bytes, owner: Address | None = None, *, _add_ref: bool = True
+    ) -> None:
+        self._id = object_id if type(object_id) is ObjectID else ObjectID(object_id)
+        self._owner = owner
+        worker = _worker
+        self._counted = worker if (_add_ref and worker is not None) else None
+        if self._counted is not None:
+            self._counted.references.add_local(self._id, owner)
+
+    def __del__(self) -> None:
+        counted = self._counted
+        if counted is not None:
+            try:
+                counted.references.drop_local(self._id)
+            except Exception:  # interpreter shutdown: nothing left to free
+                pass
+
+    # -- identity --------------------------------------------------------------------
+    def binary(self) -> bytes:
+        return bytes(self._id)
+
+    def hex(self) -> str:
+        return self._id.hex()
+
+    def task_id(self) -> TaskID:
+        return self._id.task_id()
+
+    def job_id(self) -> JobID:
+        return self._id.job_id()
+
+    def is_nil(self) -> bool:
+        return self._id.is_nil()
+
+    def owner_address(self) -> Address | None:
+        return self._owner
+
+    @property
+    def id(self) -> ObjectID:
+        return self._id
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectRef) and other._id == self._id
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self._id.hex()})"
+
+    # -- pickling: the ref goes with its owner address ---------------------------------
+    def __reduce__(self) -> Any:
+        serialization.note_contained_ref(self)
+        return (_rebuild_ref, (bytes(self._id), self._owner))
+
+    # -- waiting -----------------------------------------------------------------------
+    def future(self) -> concurrent.futures.Future[Any]:
+        """A ``concurrent.futures.Future`` that resolves to the value (or its error)."""
+        worker = _require_worker()
+        return worker.object_future(self)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return asyncio.wrap_future(self.future()).__await__()
+
+    def _on_completed(self, callback: Any) -> None:
+        self.future().add_done_callback(lambda f: callback(f.result()))
+
+
+def _rebuild_ref(raw_id: bytes, owner: Address | None) -> ObjectRef:
+    worker = _worker
+    if worker is not None and owner is not None:
+        worker.references.note_borrowed(ObjectID(raw_id), owner)
+    return ObjectRef(raw_id, owner)
+
+
+def _require_worker() -> CoreWorker:
+    if _worker is None:
+        from manta.exceptions import RaySystemError
+
+        raise RaySystemError("Manta is not initialized in this process: call manta.init() first")
+    return _worker

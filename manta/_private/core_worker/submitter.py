@@ -1,0 +1,314 @@
+"""Submitting normal tasks: resolve arguments, lease workers, push tasks to them directly.
+
+Runs on the core worker's I/O thread only. Tasks are grouped by *scheduling class*
+(resource shape, runtime environment, strategy); each class has a queue, the leases it
+holds and the lease requests it has outstanding at the local node daemon. A granted
+lease is a worker the owner may push tasks to until it returns the lease; the owner reuses
+it for every queued task of the class, and keeps it for a short linger when the queue
+runs dry so a submit-then-get loop does not pay a lease round trip per task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from manta._private.common.ids import LeaseID, WorkerID
+from manta._private.core_worker.memory_store import StoredObject
+from manta._private.core_worker.task_manager import Done, PendingTask, Retry
+from manta._private.rpc import codec
+from manta._private.rpc.loop import spawn
+from manta._private.rpc.messages import (
+    Address,
+    ArgValue,
+    CancelLeaseRequest,
+    CancelTask,
+    GetWorkerExit,
+    KillWorker,
+    LeaseCancelled,
+    LeaseGrant,
+    LeaseInfeasible,
+    PushTask,
+    RequestLease,
+    ReturnLease,
+    TaskResult,
+    WorkerExit,
+)
+from manta._private.rpc.transport import Connection
+from manta.exceptions import TaskCancelledError
+
+if TYPE_CHECKING:
+    from manta._private.core_worker.core_worker import CoreWorker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False, slots=True)
+class _Lease:
+    lease_id: LeaseID
+    worker_id: WorkerID
+    address: Address
+    instance_ids: dict[str, list[str]]
+    conn: Connection | None = None
+    in_flight: dict[Any, PendingTask] = field(default_factory=dict)
+    linger: asyncio.TimerHandle | None = None
+    dead: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class _SchedulingClass:
+    key: Hashable
+    resources: dict[str, float]
+    runtime_env_key: str
+    strategy: Any
+    queue: deque[PendingTask] = field(default_factory=deque)
+    leases: list[_Lease] = field(default_factory=list)
+    requests: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+    # Requests we asked the node to drop; they end with LeaseCancelled (or a late grant).
+    cancelling: set[int] = field(default_factory=set)
+    warned_infeasible: bool = False
+
+
+class NormalTaskSubmitter:
+    def __init__(self, worker: CoreWorker) -> None:
+        self._cw = worker
+        self._config = worker.config
+        self._classes: dict[Hashable, _SchedulingClass] = {}
+        self._by_nonce: dict[int, _SchedulingClass] = {}
+        self._nonces = itertools.count(1)
+        # Moving average of each function's run time, to decide whether to pipeline it.
+        self._run_time: dict[bytes, float] = {}
+
+    # -- entry points (I/O thread) --------------------------------------------------------
+    def submit(self, task: PendingTask) -> None:
+        if task.cancelled:
+            self._cw.task_manager.fail(task, TaskCancelledError(task.task_id.hex()))
+            return
+        if not task.arg_refs or task.resolved:
+            self._enqueue(task)
+            return
+        waiting = {"left": len(task.arg_refs)}
+        for index, ref in enumerate(task.arg_refs):
+            self._cw.request_object(ref)
+            self._cw.memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, waiting))
+
+    def cancel(self, task: PendingTask, force: bool, recursive: bool) -> None:
+        if task.state == "done":
+            return
+        task.cancelled = True
+        task.force_cancel = force
+        if task.state in ("pending", "queued"):
+            cls = self._classes.get(task.sched_key)
+            if cls is not None and task in cls.queue:
+                cls.queue.remove(task)
+            self._cw.task_manager.fail(task, TaskCancelledError(task.task_id.hex()))
+            return
+        lease: _Lease | None = task.lease
+        if lease is None or lease.dead or lease.conn is None:
+            return
+        if force:
+            self._cw.node_conn.call(KillWorker(lease.worker_id, "force-cancelled by its owner"))
+        else:
+            lease.conn.call(CancelTask(task.task_id, False, recursive))
+
+    def on_infeasible(self, msg: LeaseInfeasible) -> None:
+        cls = self._by_nonce.get(msg.nonce)
+        if cls is not None and not cls.warned_infeasible:
+            cls.warned_infeasible = True
+            self._cw.warn(msg.message)
+
+    def pending_count(self) -> int:
+        return sum(len(c.queue) for c in self._classes.values())
+
+    # -- arguments ---------------------------------------------------------------------------
+    def _arg_ready(self, task: PendingTask, index: int, waiting: dict[str, int], obj: StoredObject) -> None:
+        if not self._cw.io.in_loop_thread():
+            self._cw.io.call_soon(self._arg_ready, task, index, waiting, obj)
+            return
+        if not task.resolved:
+            task.resolved = [None] * len(task.arg_refs)  # type: ignore[list-item]
+        ref = task.arg_refs[index]
+        task.resolved[index] = ArgValue(ref.id, obj.inline, obj.node_id, obj.size)
+        waiting["left"] -= 1
+        if waiting["left"]:
+            return
+        if task.state == "done":
+            return
+        for arg in task.resolved:
+            if arg.inline is not None and self._cw.is_error_blob(arg.inline):
+                # A failed argument fails the task with the argument's error, unrun.
+                self._cw.task_manager.fail_with_blob(task, arg.inline)
+                return
+        task.spec = codec.replace(task.spec, ref_args=task.resolved)
+        self._enqueue(task)
+
+    # -- queueing and leases ---------------------------------------------------------------
+    def _enqueue(self, task: PendingTask) -> None:
+        cls = self._classes.get(task.sched_key)
+        if cls is None:
+            spec = task.spec
+            env_key = self._cw.runtime_env_key(spec.runtime_env)
+            cls = _SchedulingClass(task.sched_key, spec.resources, env_key, task.strategy)
+            self._classes[task.sched_key] = cls
+        task.state = "queued"
+        cls.queue.append(task)
+        self._pump(cls)
+
+    def _capacity(self, task: PendingTask) -> int:
+        run_time = self._run_time.get(task.spec.function_id)
+        if run_time is not None and run_time < self._config.pipeline_below_s:
+            return self._config.max_tasks_in_flight_per_worker
+        return 1
+
+    def _pump(self, cls: _SchedulingClass) -> None:
+        while cls.queue:
+            capacity = self._capacity(cls.queue[0])
+            lease = None
+            best = capacity
+            for candidate in cls.leases:
+                if candidate.conn is not None and len(candidate.in_flight) < best:
+                    lease, best = candidate, len(candidate.in_flight)
+            if lease is None:
+                break
+            self._push(cls, lease, cls.queue.popleft())
+        wanted = min(len(cls.queue), self._config.max_pending_leases_per_class)
+        active = [nonce for nonce in cls.requests if nonce not in cls.cancelling]
+        if wanted > len(active):
+            for _ in range(wanted - len(active)):
+                self._request_lease(cls)
+        elif wanted < len(active):
+            for nonce in active[wanted:]:
+                cls.cancelling.add(nonce)
+                self._cw.node_conn.notify(CancelLeaseRequest(nonce))
+        for lease in cls.leases:
+            if not lease.in_flight and lease.linger is None and lease.conn is not None:
+                lease.linger = self._cw.io.loop.call_later(
+                    self._config.lease_linger_s, self._linger_over, cls, lease
+                )
+
+    def _request_lease(self, cls: _SchedulingClass) -> None:
+        nonce = next(self._nonces)
+        request = RequestLease(nonce, self._cw.job_id, cls.resources, cls.runtime_env_key, cls.strategy)
+        fut = self._cw.node_conn.call(request)
+        cls.requests[nonce] = fut
+        self._by_nonce[nonce] = cls
+        fut.add_done_callback(partial(self._lease_replied, cls, nonce))
+
+    def _lease_replied(self, cls: _SchedulingClass, nonce: int, fut: asyncio.Future[Any]) -> None:
+        cls.requests.pop(nonce, None)
+        cls.cancelling.discard(nonce)
+        self._by_nonce.pop(nonce, None)
+        if fut.cancelled():
+            return
+        error = fut.exception()
+        if error is not None:
+            self._lease_request_failed(cls, error)
+            return
+        reply = fut.result()
+        if isinstance(reply, LeaseCancelled):
+            self._pump(cls)
+            return
+        assert isinstance(reply, LeaseGrant)
+        lease = _Lease(reply.lease_id, reply.worker_id, reply.address, reply.instance_ids)
+        cls.leases.append(lease)
+        spawn(self._connect_lease(cls, lease), "connecting to a leased worker")
+
+    async def _connect_lease(self, cls: _SchedulingClass, lease: _Lease) -> None:
+        try:
+            lease.conn = await self._cw.connect_worker(lease.address)
+        except Exception as e:
+            logger.warning("cannot reach leased worker %s: %s", lease.address, e)
+            self._drop_lease(cls, lease, kill=True)
+            self._pump(cls)
+            return
+        lease.conn.add_close_callback(lambda _c: self._lease_connection_lost(cls, lease))
+        self._pump(cls)
+
+    def _lease_request_failed(self, cls: _SchedulingClass, error: BaseException) -> None:
+        # The node daemon refused or is gone: nothing queued here can run.
+        if self._cw.closed:
+            return
+        logger.error("lease request failed: %s", error)
+        while cls.queue:
+            task = cls.queue.popleft()
+            self._cw.task_manager.fail(task, self._cw.node_failure_error(error))
+
+    def _linger_over(self, cls: _SchedulingClass, lease: _Lease) -> None:
+        lease.linger = None
+        if not lease.in_flight and not cls.queue:
+            self._drop_lease(cls, lease, kill=False)
+
+    def _drop_lease(self, cls: _SchedulingClass, lease: _Lease, kill: bool) -> None:
+        if lease in cls.leases:
+            cls.leases.remove(lease)
+        if lease.linger is not None:
+            lease.linger.cancel()
+            lease.linger = None
+        if not lease.dead:
+            lease.dead = True
+            self._cw.node_conn.notify(ReturnLease(lease.lease_id, kill))
+
+    def _lease_connection_lost(self, cls: _SchedulingClass, lease: _Lease) -> None:
+        self._drop_lease(cls, lease, kill=True)
+
+    # -- pushing -------------------------------------------------------------------------------
+    def _push(self, cls: _SchedulingClass, lease: _Lease, task: PendingTask) -> None:
+        assert lease.conn is not None
+        if lease.linger is not None:
+            lease.linger.cancel()
+            lease.linger = None
+        task.state = "running"
+        task.lease = lease
+        lease.in_flight[task.task_id] = task
+        fut = lease.conn.call(PushTask(task.spec, lease.lease_id, lease.instance_ids))
+        fut.add_done_callback(partial(self._pushed, cls, lease, task))
+
+    def _pushed(
+        self, cls: _SchedulingClass, lease: _Lease, task: PendingTask, fut: asyncio.Future[Any]
+    ) -> None:
+        lease.in_flight.pop(task.task_id, None)
+        error = fut.exception()
+        if error is not None:
+            spawn(self._worker_failed(cls, lease, task, error), "handling a worker failure")
+            return
+        result: TaskResult = fut.result()
+        fid = task.spec.function_id
+        previous = self._run_time.get(fid)
+        self._run_time[fid] = result.exec_s if previous is None else 0.7 * previous + 0.3 * result.exec_s
+        self._settle(cls, self._cw.task_manager.on_result(task, result))
+
+    async def _worker_failed(
+        self, cls: _SchedulingClass, lease: _Lease, task: PendingTask, error: BaseException
+    ) -> None:
+        self._drop_lease(cls, lease, kill=True)
+        why = await self._death_cause(lease, error)
+        if task.retries_left != 0 and not task.cancelled:
+            left = "infinite" if task.retries_left < 0 else task.retries_left
+            self._cw.warn(
+                f"Task {task.spec.name} failed; {left} retries remain, so it will be retried. {why}",
+                once=False,
+            )
+        self._settle(cls, self._cw.task_manager.on_worker_died(task, why))
+
+    async def _death_cause(self, lease: _Lease, error: BaseException) -> str:
+        try:
+            info = await asyncio.wait_for(self._cw.node_conn.call(GetWorkerExit(lease.worker_id)), 2.0)
+        except Exception:
+            info = None
+        where = f"worker {lease.worker_id.hex()[:8]} (pid={lease.address.pid}, node={lease.address.node_id.hex()[:8]})"
+        if isinstance(info, WorkerExit):
+            return f"The {where} running this task died: {info.reason}."
+        return f"The {where} running this task became unreachable: {error}."
+
+    def _settle(self, cls: _SchedulingClass, outcome: Retry | Done) -> None:
+        if isinstance(outcome, Retry):
+            self._enqueue(outcome.task)
+        elif outcome.unwanted:
+            self._cw.free_store_copies(outcome.unwanted)
+        self._pump(cls)

@@ -1,0 +1,162 @@
+"""The owner's record of tasks it submitted: retries, cancellation and completion.
+
+Decisions only: the submitter reports what happened (a reply, a dead worker, a cancel)
+and the task manager answers what to do (store these results, retry, fail with this
+error). It touches the memory store and reference counter, never a socket.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from manta._private import serialization
+from manta._private.common.ids import ObjectID, TaskID
+from manta._private.core_worker.memory_store import MemoryStore, StoredObject
+from manta._private.core_worker.reference_counter import ReferenceCounter
+from manta._private.rpc import codec
+from manta._private.rpc.messages import ArgValue, ReturnObject, TaskResult, TaskSpec
+from manta.exceptions import RayTaskError, TaskCancelledError
+
+
+@dataclass(slots=True)
+class PendingTask:
+    spec: TaskSpec
+    return_ids: list[ObjectID]
+    # Top-level ObjectRef arguments (kept alive until the task is done) and their ids.
+    arg_refs: list[Any]
+    retries_left: int
+    retry_exceptions: bool | tuple[type, ...]
+    sched_key: Any
+    # The scheduling strategy in its wire form (see api.options).
+    strategy: Any = None
+    # Set once the submitter has values for every ref argument.
+    resolved: list[ArgValue] = field(default_factory=list)
+    state: str = "pending"  # pending -> queued -> running -> done
+    cancelled: bool = False
+    force_cancel: bool = False
+    # Where it runs now (a submitter lease), for cancellation.
+    lease: Any = None
+
+    @property
+    def task_id(self) -> TaskID:
+        return self.spec.task_id
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    task: PendingTask
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    task: PendingTask
+    # Results nobody holds a ref to any more, whose store copies must be freed.
+    unwanted: list[ReturnObject] = field(default_factory=list)
+
+
+class TaskManager:
+    def __init__(self, memory_store: MemoryStore, references: ReferenceCounter, max_inline: int) -> None:
+        self._store = memory_store
+        self._references = references
+        self._max_inline = max_inline
+        self._lock = threading.Lock()
+        self.tasks: dict[TaskID, PendingTask] = {}
+        # Children submitted by each running task of this process, for recursive cancel.
+        self.children: dict[TaskID, list[TaskID]] = {}
+
+    def add(self, task: PendingTask) -> None:
+        with self._lock:
+            self.tasks[task.task_id] = task
+            parent = task.spec.parent_task_id
+            self.children.setdefault(parent, []).append(task.task_id)
+
+    def get(self, task_id: TaskID) -> PendingTask | None:
+        return self.tasks.get(task_id)
+
+    def num_pending(self) -> int:
+        return len(self.tasks)
+
+    # -- outcomes -----------------------------------------------------------------------
+    def on_result(self, task: PendingTask, result: TaskResult) -> Retry | Done:
+        if result.is_error and not task.cancelled and self._should_retry_error(task, result):
+            return self._retry(task)
+        return Done(task, self._complete(task, result.returns))
+
+    def on_worker_died(self, task: PendingTask, why: str) -> Retry | Done:
+        """The worker running ``task`` died (or its connection broke)."""
+        if task.cancelled:
+            self.fail(task, TaskCancelledError(task.task_id.hex()))
+            return Done(task)
+        if task.retries_left != 0:
+            return self._retry(task)
+        from manta.exceptions import WorkerCrashedError
+
+        self.fail(task, WorkerCrashedError(why))
+        return Done(task)
+
+    def fail(self, task: PendingTask, error: BaseException) -> None:
+        """Finish ``task`` with ``error`` as the value of every return."""
+        blob = serialization.to_inline(serialization.serialize(error, serialization.FLAG_ERROR))
+        self._finish_with_blob(task, blob)
+
+    def fail_with_blob(self, task: PendingTask, blob: bytes) -> None:
+        """Finish ``task`` with an already serialized error (e.g. a failed argument)."""
+        self._finish_with_blob(task, blob)
+
+    def _finish_with_blob(self, task: PendingTask, blob: bytes) -> None:
+        returns = [ReturnObject(oid, blob, len(blob), None) for oid in task.return_ids]
+        self._complete(task, returns, is_error=True)
+
+    def _should_retry_error(self, task: PendingTask, result: TaskResult) -> bool:
+        if task.retries_left == 0 or not task.retry_exceptions:
+            return False
+        if not isinstance(task.retry_exceptions, tuple):
+            return True
+        blob = result.returns[0].inline if result.returns else None
+        if blob is None:
+            return False
+        try:
+            error = serialization.from_inline(blob)
+        except Exception:
+            return False
+        cause = error.cause if isinstance(error, RayTaskError) else error
+        return isinstance(cause, task.retry_exceptions)
+
+    def _retry(self, task: PendingTask) -> Retry:
+        if task.retries_left > 0:
+            task.retries_left -= 1
+        task.spec = codec.replace(task.spec, attempt=task.spec.attempt + 1)
+        task.state = "pending"
+        task.lease = None
+        return Retry(task)
+
+    def _complete(
+        self, task: PendingTask, returns: list[ReturnObject], is_error: bool = False
+    ) -> list[ReturnObject]:
+        task.state = "done"
+        with self._lock:
+            self.tasks.pop(task.task_id, None)
+            siblings = self.children.get(task.spec.parent_task_id)
+            if siblings is not None:
+                try:
+                    siblings.remove(task.task_id)
+                except ValueError:
+                    pass
+                if not siblings:
+                    del self.children[task.spec.parent_task_id]
+        unwanted = []
+        for ret in returns:
+            if not self._references.is_owned(ret.object_id):
+                unwanted.append(ret)
+                continue
+            error = is_error or (
+                ret.inline is not None
+                and bool(serialization.inline_flags(ret.inline) & serialization.FLAG_ERROR)
+            )
+            self._store.put(ret.object_id, StoredObject(ret.inline, ret.node_id, ret.size, error))
+        if task.arg_refs:
+            self._references.remove_submitted([r.id for r in task.arg_refs])
+            task.arg_refs = []
+        return unwanted

@@ -1,0 +1,1 @@
+"""The control store (ARCHITECTURE.md section 6)."""

@@ -1,0 +1,171 @@
+"""The gcs's I/O shell: RPC handlers over the storage, node manager and subscriptions.
+
+Never on the task hot path: it is asked about membership, jobs, exported functions and
+key-value data, and fans out published events (node changes, job ends, worker logs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from manta._private.common.clock import SystemClock
+from manta._private.common.config import Config
+from manta._private.common.ids import JobID, NodeID
+from manta._private.gcs.node_manager import NodeManager, NodeRecord
+from manta._private.gcs.pubsub import Subscriptions
+from manta._private.gcs.storage import Storage
+from manta._private.rpc import codec
+from manta._private.rpc import messages as m
+from manta._private.rpc.transport import Connection, Dispatcher, RpcServer
+
+logger = logging.getLogger(__name__)
+
+_JOBS = "jobs"
+_META = "meta"
+
+
+class GcsService:
+    def __init__(self, storage: Storage, config: Config, token: bytes) -> None:
+        self.storage = storage
+        self.config = config
+        self.nodes = NodeManager(SystemClock(), config.node_timeout_s)
+        self.subs = Subscriptions()
+        self.dispatcher = Dispatcher()
+        self.server = RpcServer(
+            self.dispatcher,
+            token,
+            max_frame_bytes=config.max_frame_bytes,
+            on_disconnect=self._on_disconnect,
+        )
+        self._conns: dict[int, Connection] = {}
+        self._node_conns: dict[Connection, NodeID] = {}
+        self._driver_jobs: dict[Connection, JobID] = {}
+        self._stopping = False
+        self._register_handlers()
+
+    async def start(self, host: str, port: int, unix: str | None) -> int:
+        if unix:
+            await self.server.listen_unix(unix)
+        bound = await self.server.listen_tcp(host, port)
+        asyncio.get_running_loop().call_later(1.0, self._health_loop)
+        return bound
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.server.close()
+
+    # -- publishing ------------------------------------------------------------------------------
+    def _publish(self, channel: str, key: bytes, payload: Any) -> None:
+        msg = m.Published(channel, key, payload)
+        for sub in self.subs.subscribers(channel, key):
+            conn = self._conns.get(sub)  # type: ignore[call-overload]
+            if conn is not None and not conn.closed:
+                conn.notify(msg)
+
+    # -- handlers ---------------------------------------------------------------------------------
+    def _register_handlers(self) -> None:
+        d = self.dispatcher
+        d.register(m.RegisterNode, self._h_register_node)
+        d.register(m.UnregisterNode, self._h_unregister_node)
+        d.register(m.Heartbeat, self._h_heartbeat)
+        d.register(m.GetNodes, self._h_get_nodes)
+        d.register(m.KvPut, self._h_kv_put)
+        d.register(m.KvGet, lambda c, msg: self.storage.get("kv:" + msg.namespace, msg.key))
+        d.register(m.KvDel, lambda c, msg: int(self.storage.delete("kv:" + msg.namespace, msg.key)))
+        d.register(m.KvKeys, lambda c, msg: self.storage.keys("kv:" + msg.namespace, msg.prefix))
+        d.register(m.RegisterJob, self._h_register_job)
+        d.register(m.GetJob, self._h_get_job)
+        d.register(m.GetAllJobs, lambda c, msg: self._all_jobs())
+        d.register(m.JobFinished, lambda c, msg: self._finish_job(msg.job_id))
+        d.register(m.Subscribe, self._h_subscribe)
+        d.register(m.LogBatch, self._h_logs)
+
+    def _h_register_node(self, conn: Connection, msg: m.RegisterNode) -> None:
+        record = self.nodes.register(msg.info)
+        self._node_conns[conn] = msg.info.node_id
+        logger.info("node %s joined from %s", msg.info.node_id.hex()[:8], conn.peer)
+        self._publish("nodes", b"", self._state(record))
+
+    def _h_unregister_node(self, conn: Connection, msg: m.UnregisterNode) -> None:
+        self._node_died(msg.node_id, msg.reason)
+
+    def _h_heartbeat(self, conn: Connection, msg: m.Heartbeat) -> None:
+        self.nodes.heartbeat(msg.node_id, msg.available, msg.pending, msg.infeasible)
+
+    def _h_get_nodes(self, conn: Connection, msg: m.GetNodes) -> list[m.NodeState]:
+        return [self._state(r) for r in self.nodes.nodes.values()]
+
+    @staticmethod
+    def _state(record: NodeRecord) -> m.NodeState:
+        return m.NodeState(record.info, record.alive, record.available, record.death_reason)
+
+    def _h_kv_put(self, conn: Connection, msg: m.KvPut) -> bool:
+        if not isinstance(msg.key, bytes) or not isinstance(msg.value, bytes):
+            raise ValueError("kv keys and values must be bytes")
+        return self.storage.put("kv:" + msg.namespace, msg.key, msg.value, msg.overwrite)
+
+    def _h_register_job(self, conn: Connection, msg: m.RegisterJob) -> bytes:
+        raw = self.storage.get(_META, b"job_counter")
+        number = int(raw or b"0") + 1
+        self.storage.put(_META, b"job_counter", str(number).encode())
+        job_id = JobID.from_int(number)
+        info = m.JobInfo(job_id, msg.driver, msg.namespace, msg.config, True, time.time(), 0.0)
+        self.storage.put(_JOBS, bytes(job_id), codec.encode(info))
+        self._driver_jobs[conn] = job_id
+        logger.info("job %s started by pid %s", job_id.hex(), msg.driver.pid)
+        return bytes(job_id)
+
+    def _job(self, job_id: JobID) -> m.JobInfo | None:
+        raw = self.storage.get(_JOBS, bytes(job_id))
+        return None if raw is None else codec.decode(raw)
+
+    def _h_get_job(self, conn: Connection, msg: m.GetJob) -> m.JobInfo | None:
+        return self._job(msg.job_id)
+
+    def _all_jobs(self) -> list[m.JobInfo]:
+        return [codec.decode(self.storage.get(_JOBS, k) or b"") for k in self.storage.keys(_JOBS)]
+
+    def _finish_job(self, job_id: JobID) -> None:
+        info = self._job(job_id)
+        if info is None or not info.alive:
+            return
+        info = codec.replace(info, alive=False, end_time=time.time())
+        self.storage.put(_JOBS, bytes(job_id), codec.encode(info))
+        logger.info("job %s finished", job_id.hex())
+        self._publish("jobs", b"", info)
+
+    def _h_subscribe(self, conn: Connection, msg: m.Subscribe) -> None:
+        self._conns[id(conn)] = conn
+        self.subs.subscribe(id(conn), msg.channel, msg.key)
+
+    def _h_logs(self, conn: Connection, msg: m.LogBatch) -> None:
+        self._publish("logs", bytes(msg.job_id), msg)
+
+    def _on_disconnect(self, conn: Connection) -> None:
+        if self._stopping:
+            return
+        self.subs.drop(id(conn))
+        self._conns.pop(id(conn), None)
+        node_id = self._node_conns.pop(conn, None)
+        if node_id is not None:
+            self._node_died(node_id, "its node daemon disconnected")
+        job_id = self._driver_jobs.pop(conn, None)
+        if job_id is not None:
+            self._finish_job(job_id)
+
+    def _node_died(self, node_id: NodeID, reason: str) -> None:
+        record = self.nodes.mark_dead(node_id, reason)
+        if record is not None:
+            logger.warning("node %s is dead: %s", node_id.hex()[:8], reason)
+            self._publish("nodes", b"", self._state(record))
+
+    def _health_loop(self) -> None:
+        if self._stopping:
+            return
+        for record in self.nodes.check():
+            logger.warning("node %s is dead: %s", record.info.node_id.hex()[:8], record.death_reason)
+            self._publish("nodes", b"", self._state(record))
+        asyncio.get_running_loop().call_later(1.0, self._health_loop)

@@ -1,0 +1,1 @@
+"""The node daemon (ARCHITECTURE.md sections 1 and 7)."""

@@ -1,0 +1,74 @@
+"""``python -m manta._private.node``: run a node daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+
+from manta._private.common import daemon
+from manta._private.common.config import Config
+from manta._private.common.ids import NodeID
+from manta._private.common.session import read_token
+from manta._private.node.service import NodeParams, NodeService
+from manta._private.rpc.loop import new_event_loop
+
+logger = logging.getLogger("manta.node")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="manta-node")
+    parser.add_argument("--session-dir", required=True)
+    parser.add_argument("--gcs-address", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--resources", default="{}")
+    parser.add_argument("--labels", default="{}")
+    parser.add_argument("--head", action="store_true")
+    parser.add_argument("--store-dir", required=True)
+    parser.add_argument("--node-id", default="")
+    parser.add_argument("--config", default="{}")
+    parser.add_argument("--ready-fd", type=int)
+    parser.add_argument("--lifeline-fd", type=int)
+    args = parser.parse_args()
+    config = Config(**json.loads(args.config))
+    daemon.setup_logging(config.log_level)
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    params = NodeParams(
+        session_dir=args.session_dir,
+        gcs_address=args.gcs_address,
+        host=args.host,
+        port=args.port,
+        resources=json.loads(args.resources),
+        labels=json.loads(args.labels),
+        is_head=args.head,
+        store_dir=args.store_dir,
+        token=read_token(args.session_dir),
+        config=config,
+        node_id=NodeID.from_hex(args.node_id) if args.node_id else NodeID.from_random(),
+    )
+    service = NodeService(params)
+
+    def stop() -> None:
+        loop.create_task(service.stop())
+
+    daemon.on_stop_signals(loop, stop)
+    daemon.watch_lifeline(loop, args.lifeline_fd, stop)
+    loop.run_until_complete(service.start())
+    logger.info("node %s up: %s:%d", params.node_id.hex()[:8], params.host, service.port)
+    daemon.report_ready(
+        args.ready_fd,
+        {
+            "node_id": params.node_id.hex(),
+            "port": service.port,
+            "unix": service.unix,
+            "store_dir": params.store_dir,
+        },
+    )
+    loop.run_until_complete(service.stopped.wait())
+
+
+if __name__ == "__main__":
+    main()

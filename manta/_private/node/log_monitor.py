@@ -1,0 +1,117 @@
+"""Tailing worker log files and cutting them into labelled batches for drivers.
+
+Each worker writes stdout and stderr to its own files in the session's logs directory.
+The executor writes a marker line whenever the running task changes; the monitor uses
+it to label the lines that follow with the task's name and strips it from the output.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from manta._private.common.ids import JobID, WorkerID
+from manta._private.common.session import TASK_MARKER
+
+_MAX_READ = 1 << 20
+
+
+@dataclass(slots=True)
+class _Stream:
+    path: str
+    is_err: bool
+    offset: int = 0
+    partial: str = ""
+    task_name: str = ""
+
+
+@dataclass(slots=True)
+class _WorkerLogs:
+    worker_id: WorkerID
+    pid: int
+    job_id: JobID | None
+    streams: list[_Stream] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    job_id: JobID
+    pid: int
+    task_name: str
+    is_err: bool
+    lines: list[str]
+
+
+class LogMonitor:
+    def __init__(self) -> None:
+        self._workers: dict[WorkerID, _WorkerLogs] = {}
+
+    def add(self, worker_id: WorkerID, pid: int, out_path: str, err_path: str) -> None:
+        self._workers[worker_id] = _WorkerLogs(
+            worker_id, pid, None, [_Stream(out_path, False), _Stream(err_path, True)]
+        )
+
+    def set_job(self, worker_id: WorkerID, job_id: JobID) -> None:
+        logs = self._workers.get(worker_id)
+        if logs is not None and logs.job_id is None:
+            # Output from before the first lease (start-up noise) stays in the file only.
+            for stream in logs.streams:
+                stream.offset = _size(stream.path)
+            logs.job_id = job_id
+
+    def remove(self, worker_id: WorkerID) -> list[LogChunk]:
+        """Stop following a dead worker, returning what it wrote last."""
+        logs = self._workers.pop(worker_id, None)
+        return self._read(logs, final=True) if logs is not None else []
+
+    def poll(self) -> list[LogChunk]:
+        chunks: list[LogChunk] = []
+        for logs in self._workers.values():
+            chunks += self._read(logs, final=False)
+        return chunks
+
+    def _read(self, logs: _WorkerLogs, final: bool) -> list[LogChunk]:
+        if logs.job_id is None:
+            return []
+        chunks: list[LogChunk] = []
+        for stream in logs.streams:
+            text = _read_from(stream)
+            if not text and not (final and stream.partial):
+                continue
+            text = stream.partial + text
+            lines = text.split("\n")
+            stream.partial = "" if final else lines.pop()
+            if final and lines and lines[-1] == "":
+                lines.pop()
+            current: list[str] = []
+            for line in lines:
+                if line.startswith(TASK_MARKER):
+                    if current:
+                        chunks.append(
+                            LogChunk(logs.job_id, logs.pid, stream.task_name, stream.is_err, current)
+                        )
+                        current = []
+                    stream.task_name = line[len(TASK_MARKER) :]
+                else:
+                    current.append(line)
+            if current:
+                chunks.append(LogChunk(logs.job_id, logs.pid, stream.task_name, stream.is_err, current))
+        return chunks
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _read_from(stream: _Stream) -> str:
+    try:
+        with open(stream.path, "rb") as f:
+            f.seek(stream.offset)
+            data = f.read(_MAX_READ)
+    except OSError:
+        return ""
+    stream.offset += len(data)
+    return data.decode("utf-8", errors="replace")

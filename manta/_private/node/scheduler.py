@@ -1,0 +1,269 @@
+"""The node daemon's decisions: which lease request gets which worker, and when workers
+start and stop. A pure state machine: methods take events and return actions; the
+service carries the actions out. No sockets, no threads; time comes from the clock.
+
+Workers start *unassigned* and are bound to a job and a runtime environment by their
+first lease; afterwards they only serve that job and environment (imports, sys.path and
+environment variables of one job must not leak into another's tasks).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from manta._private.common.clock import Clock
+from manta._private.common.ids import JobID, LeaseID, WorkerID
+from manta._private.common.resources import Allocation, NodeResources, from_unit_map
+
+
+@dataclass(slots=True)
+class LeaseRequest:
+    key: Hashable  # (client, nonce): unique per requester
+    client: Hashable
+    job_id: JobID
+    units: dict[str, int]
+    env_key: str
+    reported_infeasible: bool = False
+
+
+@dataclass(slots=True)
+class Lease:
+    lease_id: LeaseID
+    worker_id: WorkerID
+    client: Hashable
+    allocation: Allocation
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    worker_id: WorkerID
+    state: str = "starting"  # starting -> idle <-> leased -> dead
+    job_id: JobID | None = None
+    env_key: str | None = None
+    lease: Lease | None = None
+    idle_since: float = 0.0
+    blocked: bool = False
+
+
+# -- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartWorker:
+    worker_id: WorkerID
+
+
+@dataclass(frozen=True, slots=True)
+class StopWorker:
+    worker_id: WorkerID
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    request: LeaseRequest
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    request: LeaseRequest
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInfeasible:
+    request: LeaseRequest
+    shortfall: dict[str, tuple[float, float]]
+
+
+Action = StartWorker | StopWorker | Grant | Reject | ReportInfeasible
+
+
+@dataclass
+class SchedulerConfig:
+    # Idle workers kept around without a reason; above this, idle ones are stopped.
+    soft_limit: int
+    max_starting: int
+    idle_timeout_s: float
+
+
+@dataclass
+class Scheduler:
+    resources: NodeResources
+    clock: Clock
+    config: SchedulerConfig
+    pending: dict[Hashable, LeaseRequest] = field(default_factory=dict)
+    workers: dict[WorkerID, WorkerRecord] = field(default_factory=dict)
+    leases: dict[LeaseID, Lease] = field(default_factory=dict)
+
+    # -- events ----------------------------------------------------------------------------
+    def prestart(self, count: int) -> list[Action]:
+        return [self._start_worker() for _ in range(count)]
+
+    def request(self, req: LeaseRequest) -> list[Action]:
+        self.pending[req.key] = req
+        return self._schedule()
+
+    def cancel(self, key: Hashable, reason: str = "cancelled by the requester") -> list[Action]:
+        req = self.pending.pop(key, None)
+        return [Reject(req, reason)] if req is not None else []
+
+    def return_lease(self, lease_id: LeaseID, kill: bool) -> list[Action]:
+        lease = self.leases.pop(lease_id, None)
+        if lease is None:
+            return []  # already released (the worker died first)
+        self.resources.release(lease.allocation)
+        worker = self.workers.get(lease.worker_id)
+        actions: list[Action] = []
+        if worker is not None and worker.state != "dead":
+            worker.lease = None
+            worker.blocked = False
+            if kill:
+                worker.state = "dead"
+                actions.append(StopWorker(worker.worker_id, "its lease holder reported it broken"))
+            else:
+                worker.state = "idle"
+                worker.idle_since = self.clock.monotonic()
+        return actions + self._schedule()
+
+    def worker_registered(self, worker_id: WorkerID) -> list[Action]:
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.state != "starting":
+            return []
+        worker.state = "idle"
+        worker.idle_since = self.clock.monotonic()
+        return self._schedule()
+
+    def worker_died(self, worker_id: WorkerID) -> tuple[Lease | None, list[Action]]:
+        """The worker's process is gone; returns the lease it held, if any."""
+        worker = self.workers.pop(worker_id, None)
+        if worker is None:
+            return None, []
+        lease = worker.lease
+        if lease is not None and self.leases.pop(lease.lease_id, None) is not None:
+            self.resources.release(lease.allocation)
+        worker.state = "dead"
+        return lease, self._schedule()
+
+    def client_gone(self, client: Hashable) -> list[Action]:
+        """A requester disconnected: drop its requests and reclaim the workers it leased."""
+        for key in [k for k, r in self.pending.items() if r.client == client]:
+            del self.pending[key]
+        actions: list[Action] = []
+        for lease in [lease for lease in self.leases.values() if lease.client == client]:
+            # Its tasks have no owner to report to any more: stop the worker.
+            actions += self.return_lease(lease.lease_id, kill=True)
+        return actions + self._schedule()
+
+    def job_finished(self, job_id: JobID) -> list[Action]:
+        actions: list[Action] = []
+        for worker in self.workers.values():
+            if worker.job_id == job_id and worker.state in ("idle", "leased"):
+                if worker.lease is not None:
+                    self.leases.pop(worker.lease.lease_id, None)
+                    self.resources.release(worker.lease.allocation)
+                    worker.lease = None
+                worker.state = "dead"
+                actions.append(StopWorker(worker.worker_id, f"job {job_id.hex()} finished"))
+        for key in [k for k, r in self.pending.items() if r.job_id == job_id]:
+            actions.append(Reject(self.pending.pop(key), "the job finished"))
+        return actions + self._schedule()
+
+    def set_blocked(self, worker_id: WorkerID, blocked: bool) -> list[Action]:
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.lease is None or worker.blocked == blocked:
+            return []
+        worker.blocked = blocked
+        if blocked:
+            self.resources.lend_cpu(worker.lease.allocation)
+        else:
+            self.resources.reclaim_cpu(worker.lease.allocation)
+        return self._schedule()
+
+    def tick(self) -> list[Action]:
+        """Stop idle workers beyond the soft limit that have idled too long."""
+        now = self.clock.monotonic()
+        alive = [w for w in self.workers.values() if w.state != "dead"]
+        excess = len(alive) - self.config.soft_limit
+        actions: list[Action] = []
+        if excess <= 0:
+            return actions
+        idle = sorted((w for w in alive if w.state == "idle"), key=lambda w: w.idle_since)
+        for worker in idle[:excess]:
+            if now - worker.idle_since >= self.config.idle_timeout_s:
+                worker.state = "dead"
+                actions.append(StopWorker(worker.worker_id, "idle above the node's worker limit"))
+        return actions
+
+    # -- queries ----------------------------------------------------------------------------
+    def pending_shapes(self) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+        pending: list[dict[str, float]] = []
+        infeasible: list[dict[str, float]] = []
+        for req in self.pending.values():
+            shape = from_unit_map(req.units)
+            (infeasible if req.reported_infeasible else pending).append(shape)
+        return pending, infeasible
+
+    def lease_of_worker(self, worker_id: WorkerID) -> Lease | None:
+        worker = self.workers.get(worker_id)
+        return worker.lease if worker is not None else None
+
+    # -- the decision --------------------------------------------------------------------------
+    def _schedule(self) -> list[Action]:
+        actions: list[Action] = []
+        # Requests that could run now but lack a worker, per runtime environment.
+        unserved = 0
+        virtual = dict(self.resources.available)
+        for req in list(self.pending.values()):
+            if not self.resources.is_feasible(req.units):
+                if not req.reported_infeasible:
+                    req.reported_infeasible = True
+                    actions.append(ReportInfeasible(req, self.resources.shortfall(req.units)))
+                continue
+            if req.reported_infeasible:
+                req.reported_infeasible = False  # resources grew (e.g. a reconfigured node)
+            if not self.resources.fits(req.units):
+                continue
+            worker = self._idle_worker(req.job_id, req.env_key)
+            if worker is None:
+                if all(virtual.get(n, 0) >= u for n, u in req.units.items()):
+                    for n, u in req.units.items():
+                        virtual[n] = virtual.get(n, 0) - u
+                    unserved += 1
+                continue
+            allocation = self.resources.allocate(req.units)
+            assert allocation is not None  # fits() held
+            for n, u in req.units.items():
+                virtual[n] = virtual.get(n, 0) - u
+            lease = Lease(LeaseID(os.urandom(LeaseID.SIZE)), worker.worker_id, req.client, allocation)
+            worker.state = "leased"
+            worker.job_id = req.job_id
+            worker.env_key = req.env_key
+            worker.lease = lease
+            self.leases[lease.lease_id] = lease
+            del self.pending[req.key]
+            actions.append(Grant(req, lease))
+        starting = sum(1 for w in self.workers.values() if w.state == "starting")
+        to_start = min(unserved - starting, self.config.max_starting - starting)
+        for _ in range(max(to_start, 0)):
+            actions.append(self._start_worker())
+        return actions
+
+    def _idle_worker(self, job_id: JobID, env_key: str) -> WorkerRecord | None:
+        fresh = None
+        for worker in self.workers.values():
+            if worker.state != "idle":
+                continue
+            if worker.job_id == job_id and worker.env_key == env_key:
+                return worker
+            if fresh is None and worker.job_id is None:
+                fresh = worker
+        return fresh
+
+    def _start_worker(self) -> StartWorker:
+        worker_id = WorkerID.from_random()
+        self.workers[worker_id] = WorkerRecord(worker_id)
+        return StartWorker(worker_id)

@@ -1,0 +1,547 @@
+"""The node daemon's I/O shell: RPC, the worker template, log tailing, store files.
+
+Decisions are the scheduler's (``scheduler.py``); this module turns RPC messages and
+process events into scheduler events and carries out the actions it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from manta._private.common.clock import SystemClock
+from manta._private.common.config import Config
+from manta._private.common.ids import JobID, NodeID, ObjectID, WorkerID
+from manta._private.common.resources import NodeResources, to_unit_map
+from manta._private.common.session import log_paths, socket_path
+from manta._private.node.log_monitor import LogMonitor
+from manta._private.node.scheduler import (
+    Action,
+    Grant,
+    LeaseRequest,
+    Reject,
+    ReportInfeasible,
+    Scheduler,
+    SchedulerConfig,
+    StartWorker,
+    StopWorker,
+)
+from manta._private.rpc import codec
+from manta._private.rpc import messages as m
+from manta._private.rpc.loop import spawn
+from manta._private.rpc.transport import Connection, Dispatcher, RpcServer, connect_with_retry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeParams:
+    session_dir: str
+    gcs_address: str
+    host: str
+    port: int
+    resources: dict[str, float]
+    labels: dict[str, str]
+    is_head: bool
+    store_dir: str
+    token: bytes
+    config: Config
+    node_id: NodeID = field(default_factory=NodeID.from_random)
+
+
+@dataclass(slots=True)
+class _WorkerProc:
+    worker_id: WorkerID
+    pid: int = 0
+    conn: Connection | None = None
+    kill_reason: str = ""
+    exit: m.WorkerExit | None = None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class NodeService:
+    def __init__(self, params: NodeParams) -> None:
+        self.params = params
+        self.config = params.config
+        self.node_id = params.node_id
+        self.clock = SystemClock()
+        cpus = int(params.resources.get("CPU", 1))
+        self.scheduler = Scheduler(
+            NodeResources(params.resources),
+            self.clock,
+            SchedulerConfig(
+                soft_limit=max(cpus, 1),
+                max_starting=self.config.max_starting_workers,
+                idle_timeout_s=self.config.idle_worker_timeout_s,
+            ),
+        )
+        self.dispatcher = Dispatcher()
+        self.server = RpcServer(
+            self.dispatcher,
+            params.token,
+            max_frame_bytes=self.config.max_frame_bytes,
+            on_disconnect=self._on_disconnect,
+        )
+        self.logs = LogMonitor()
+        self.gcs: Connection | None = None
+        self.port = 0
+        self.unix = socket_path(params.session_dir, "node")
+        self._procs: dict[WorkerID, _WorkerProc] = {}
+        self._by_pid: dict[int, _WorkerProc] = {}
+        self._conn_worker: dict[Connection, WorkerID] = {}
+        self._pending_replies: dict[Any, asyncio.Future[Any]] = {}
+        self._request_conn: dict[Any, Connection] = {}
+        self._driver_jobs: dict[Connection, set[JobID]] = {}
+        self._objects: dict[ObjectID, tuple[int, WorkerID]] = {}
+        self._fork_writer: asyncio.Transport | None = None
+        self._forkserver: subprocess.Popen[bytes] | None = None
+        self._heartbeat_due: asyncio.TimerHandle | None = None
+        self._stopping = False
+        self.stopped = asyncio.Event()
+        self._register_handlers()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        os.makedirs(self.params.store_dir, mode=0o700, exist_ok=True)
+        await self.server.listen_unix(self.unix)
+        self.port = await self.server.listen_tcp(self.params.host, self.params.port)
+        await self._start_forkserver()
+        self.gcs = await connect_with_retry(
+            self.params.gcs_address,
+            self.params.token,
+            self.dispatcher,
+            attempts_s=30.0,
+            role="node",
+            ident=bytes(self.node_id),
+            max_frame_bytes=self.config.max_frame_bytes,
+            on_close=self._gcs_lost,
+        )
+        await self.gcs.call(m.RegisterNode(self.info()))
+        await self.gcs.call(m.Subscribe("jobs", b""))
+        self._execute(self.scheduler.prestart(int(self.params.resources.get("CPU", 0))))
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.config.heartbeat_interval_s, self._heartbeat_loop)
+        loop.call_later(self.config.log_poll_interval_s, self._log_loop)
+        loop.call_later(1.0, self._tick_loop)
+
+    def info(self) -> m.NodeInfo:
+        p = self.params
+        return m.NodeInfo(
+            self.node_id,
+            p.host,
+            self.port,
+            self.unix,
+            socket.gethostname(),
+            p.store_dir,
+            p.session_dir,
+            p.resources,
+            p.labels,
+            p.is_head,
+            os.getpid(),
+        )
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self.server.close()
+        for proc in list(self._procs.values()):
+            if proc.pid:
+                _kill(proc.pid, signal.SIGKILL)
+        if self._forkserver is not None:
+            self._forkserver.kill()
+            try:
+                self._forkserver.wait(2)
+            except subprocess.TimeoutExpired:
+                pass
+        self._publish_logs(self.logs.poll())
+        if self.gcs is not None:
+            self.gcs.close()
+        shutil.rmtree(self.params.store_dir, ignore_errors=True)
+        self.stopped.set()
+
+    def _gcs_lost(self, _conn: Connection) -> None:
+        if not self._stopping:
+            logger.error("lost the gcs; stopping this node")
+            spawn(self.stop(), "stopping the node")
+
+    # -- the worker template --------------------------------------------------------------------
+    async def _start_forkserver(self) -> None:
+        parent, child = socket.socketpair()
+        p = self.params
+        worker_params = {
+            "session_dir": p.session_dir,
+            "node_id": self.node_id.hex(),
+            "node_address": "unix:" + self.unix,
+            "gcs_address": p.gcs_address,
+            "store_dir": p.store_dir,
+            "host": p.host,
+            "config": self.config.to_dict(),
+        }
+        out, err = log_paths(p.session_dir, "worker-template")
+        with open(out, "ab") as fout, open(err, "ab") as ferr:
+            self._forkserver = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "manta._private.worker_template",
+                    str(child.fileno()),
+                    json.dumps(worker_params),
+                ],
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=fout,
+                stderr=ferr,
+            )
+        child.close()
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_connection(lambda: _ForkProtocol(self), sock=parent)
+        self._fork_writer = transport  # type: ignore[assignment]
+
+    def _fork(self, worker_id: WorkerID) -> None:
+        out, err = log_paths(self.params.session_dir, f"worker-{worker_id.hex()[:12]}")
+        self._procs[worker_id] = _WorkerProc(worker_id)
+        payload = codec.encode(m.ForkWorker(worker_id, {}, out, err))
+        assert self._fork_writer is not None
+        self._fork_writer.write(len(payload).to_bytes(4, "big") + payload)
+
+    def on_forked(self, msg: m.Forked) -> None:
+        proc = self._procs.get(msg.worker_id)
+        if proc is None:
+            _kill(msg.pid, signal.SIGKILL)
+            return
+        proc.pid = msg.pid
+        self._by_pid[msg.pid] = proc
+        out, err = log_paths(self.params.session_dir, f"worker-{msg.worker_id.hex()[:12]}")
+        self.logs.add(msg.worker_id, msg.pid, out, err)
+
+    def on_child_exited(self, msg: m.ChildExited) -> None:
+        proc = self._by_pid.pop(msg.pid, None)
+        if proc is None:
+            return
+        if msg.signal is not None:
+            try:
+                name = signal.Signals(msg.signal).name
+            except ValueError:
+                name = str(msg.signal)
+            how = f"killed by signal {msg.signal} ({name})"
+        else:
+            how = f"exited with code {msg.exit_code}"
+        reason = f"the worker process {how}"
+        if proc.kill_reason:
+            reason += f"; the node daemon had stopped it: {proc.kill_reason}"
+        elif msg.signal == signal.SIGKILL:
+            reason += " (by something outside Manta, e.g. the kernel's OOM killer)"
+        proc.exit = m.WorkerExit(proc.worker_id, msg.pid, msg.exit_code, msg.signal, reason)
+        proc.exited.set()
+        self._worker_gone(proc.worker_id)
+
+    def _worker_gone(self, worker_id: WorkerID) -> None:
+        self._publish_logs(self.logs.remove(worker_id))
+        _lease, actions = self.scheduler.worker_died(worker_id)
+        self._execute(actions)
+        self._schedule_heartbeat()
+
+    # -- actions ------------------------------------------------------------------------------
+    def _execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Grant):
+                self._grant(action)
+            elif isinstance(action, StartWorker):
+                self._fork(action.worker_id)
+            elif isinstance(action, StopWorker):
+                self._stop_worker(action.worker_id, action.reason)
+            elif isinstance(action, Reject):
+                fut = self._pending_replies.pop(action.request.key, None)
+                self._request_conn.pop(action.request.key, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(m.LeaseCancelled(action.reason))
+            elif isinstance(action, ReportInfeasible):
+                self._report_infeasible(action)
+        if actions:
+            self._schedule_heartbeat()
+
+    def _grant(self, action: Grant) -> None:
+        req, lease = action.request, action.lease
+        fut = self._pending_replies.pop(req.key, None)
+        self._request_conn.pop(req.key, None)
+        proc = self._procs.get(lease.worker_id)
+        if fut is None or fut.done() or proc is None or proc.conn is None:
+            self._execute(self.scheduler.return_lease(lease.lease_id, kill=False))
+            return
+        worker_address: m.Address = proc.conn.peer_info["address"]
+        self.logs.set_job(lease.worker_id, req.job_id)
+        fut.set_result(
+            m.LeaseGrant(
+                lease.lease_id,
+                lease.worker_id,
+                worker_address,
+                lease.allocation.amounts(),
+                lease.allocation.instance_ids(),
+            )
+        )
+
+    def _report_infeasible(self, action: ReportInfeasible) -> None:
+        conn = self._request_conn.get(action.request.key)
+        if conn is None:
+            return
+        short = ", ".join(
+            f"{name}: needs {need:g}, this node has {have:g}"
+            for name, (need, have) in action.shortfall.items()
+        )
+        requested = {k: v for k, v in _amounts(action.request.units).items()}
+        text = (
+            f"A task or actor needs {requested}, which no node in the cluster can provide "
+            f"({short}). It stays pending until a node that fits joins the cluster; "
+            f"`manta status` lists it as infeasible."
+        )
+        nonce = action.request.key[1]  # type: ignore[index]
+        conn.notify(m.LeaseInfeasible(nonce, requested, text))
+
+    def _stop_worker(self, worker_id: WorkerID, reason: str) -> None:
+        proc = self._procs.get(worker_id)
+        if proc is None or proc.exit is not None:
+            return
+        if proc.conn is not None and proc.conn.closed:
+            # It is already going (it dropped its connection): not our doing, so no reason
+            # of ours goes into its exit report. Make sure it does go.
+            asyncio.get_running_loop().call_later(1.0, self._force_kill, proc)
+            return
+        proc.kill_reason = reason
+        if proc.conn is not None:
+            proc.conn.notify(m.ExitWorker(reason))
+            asyncio.get_running_loop().call_later(2.0, self._force_kill, proc)
+        else:
+            self._force_kill(proc)
+
+    def _force_kill(self, proc: _WorkerProc) -> None:
+        if proc.pid and proc.exit is None:
+            _kill(proc.pid, signal.SIGKILL)
+
+    # -- RPC handlers -------------------------------------------------------------------------------
+    def _register_handlers(self) -> None:
+        d = self.dispatcher
+        d.register(m.RegisterWorker, self._h_register_worker)
+        d.register(m.RequestLease, self._h_request_lease)
+        d.register(m.CancelLeaseRequest, self._h_cancel_request)
+        d.register(m.ReturnLease, self._h_return_lease)
+        d.register(m.WorkerBlocked, lambda c, _m: self._set_blocked(c, True))
+        d.register(m.WorkerUnblocked, lambda c, _m: self._set_blocked(c, False))
+        d.register(m.ObjectSealed, self._h_object_sealed)
+        d.register(m.FreeObjects, self._h_free_objects)
+        d.register(m.KillWorker, self._h_kill_worker)
+        d.register(m.GetWorkerExit, self._h_get_worker_exit)
+        d.register(m.GetNodeStats, self._h_stats)
+        d.register(m.Published, self._h_published)
+
+    def _h_register_worker(self, conn: Connection, msg: m.RegisterWorker) -> None:
+        self._conn_worker[conn] = msg.worker_id
+        conn.peer_info["address"] = msg.address
+        proc = self._procs.get(msg.worker_id)
+        if proc is None:
+            if conn.peer_role != "driver":
+                raise ValueError(f"unknown worker {msg.worker_id.hex()}")
+            self._driver_jobs.setdefault(conn, set())
+            return
+        proc.conn = conn
+        self._execute(self.scheduler.worker_registered(msg.worker_id))
+
+    def _h_request_lease(self, conn: Connection, msg: m.RequestLease) -> asyncio.Future[Any]:
+        resources = dict(msg.resources)
+        from manta._private.common.resources import validate_request
+
+        validate_request(resources, "lease request")
+        key = (id(conn), msg.nonce)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending_replies[key] = fut
+        self._request_conn[key] = conn
+        if conn in self._driver_jobs:
+            self._driver_jobs[conn].add(msg.job_id)
+        req = LeaseRequest(key, id(conn), msg.job_id, to_unit_map(resources), msg.runtime_env_key)
+        self._execute(self.scheduler.request(req))
+        return fut
+
+    def _h_cancel_request(self, conn: Connection, msg: m.CancelLeaseRequest) -> None:
+        self._execute(self.scheduler.cancel((id(conn), msg.nonce)))
+
+    def _h_return_lease(self, conn: Connection, msg: m.ReturnLease) -> None:
+        self._execute(self.scheduler.return_lease(msg.lease_id, msg.kill_worker))
+        self._schedule_heartbeat()
+
+    def _set_blocked(self, conn: Connection, blocked: bool) -> None:
+        worker_id = self._conn_worker.get(conn)
+        if worker_id is not None:
+            self._execute(self.scheduler.set_blocked(worker_id, blocked))
+            self._schedule_heartbeat()
+
+    def _h_object_sealed(self, conn: Connection, msg: m.ObjectSealed) -> None:
+        self._objects[msg.object_id] = (msg.size, msg.owner)
+
+    def _h_free_objects(self, conn: Connection, msg: m.FreeObjects) -> None:
+        for object_id in msg.object_ids:
+            self._free(object_id)
+
+    def _free(self, object_id: ObjectID) -> None:
+        self._objects.pop(object_id, None)
+        try:
+            os.unlink(os.path.join(self.params.store_dir, object_id.hex()))
+        except FileNotFoundError:
+            pass
+
+    def _h_kill_worker(self, conn: Connection, msg: m.KillWorker) -> bool:
+        proc = self._procs.get(msg.worker_id)
+        if proc is None or not proc.pid:
+            return False
+        proc.kill_reason = msg.reason
+        _kill(proc.pid, signal.SIGKILL)
+        return True
+
+    async def _h_get_worker_exit(self, conn: Connection, msg: m.GetWorkerExit) -> m.WorkerExit | None:
+        proc = self._procs.get(msg.worker_id)
+        if proc is None:
+            return None
+        if proc.exit is None:
+            try:
+                await asyncio.wait_for(proc.exited.wait(), 1.0)
+            except asyncio.TimeoutError:
+                return None
+        return proc.exit
+
+    def _h_stats(self, conn: Connection, msg: m.GetNodeStats) -> dict[str, Any]:
+        workers = self.scheduler.workers.values()
+        return {
+            "node_id": self.node_id.hex(),
+            "workers": {
+                w.worker_id.hex(): {
+                    "state": w.state,
+                    "pid": self._procs[w.worker_id].pid if w.worker_id in self._procs else 0,
+                }
+                for w in workers
+            },
+            "pending_leases": len(self.scheduler.pending),
+            "objects": len(self._objects),
+            "object_bytes": sum(size for size, _ in self._objects.values()),
+            "available": self.scheduler.resources.available_amounts(),
+        }
+
+    def _h_published(self, conn: Connection, msg: m.Published) -> None:
+        if msg.channel == "jobs" and isinstance(msg.payload, m.JobInfo) and not msg.payload.alive:
+            self._execute(self.scheduler.job_finished(msg.payload.job_id))
+
+    def _on_disconnect(self, conn: Connection) -> None:
+        if self._stopping:
+            return
+        worker_id = self._conn_worker.pop(conn, None)
+        self._execute(self.scheduler.client_gone(id(conn)))
+        for key in [k for k, c in self._request_conn.items() if c is conn]:
+            self._request_conn.pop(key, None)
+            self._pending_replies.pop(key, None)
+        for job_id in self._driver_jobs.pop(conn, ()):
+            self._execute(self.scheduler.job_finished(job_id))
+        if worker_id is not None:
+            # Objects die with their owner.
+            for object_id in [o for o, (_, owner) in self._objects.items() if owner == worker_id]:
+                self._free(object_id)
+            proc = self._procs.get(worker_id)
+            if proc is not None and proc.exit is None and proc.pid:
+                # The process may linger (stuck in C code); it has lost its node, so end it.
+                asyncio.get_running_loop().call_later(1.0, self._force_kill, proc)
+
+    # -- periodic work -------------------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        if self._stopping:
+            return
+        self._send_heartbeat()
+        asyncio.get_running_loop().call_later(self.config.heartbeat_interval_s, self._heartbeat_loop)
+
+    def _schedule_heartbeat(self) -> None:
+        # Resource changes reach the gcs promptly, but at most every 20 ms.
+        if self._heartbeat_due is None and not self._stopping:
+            self._heartbeat_due = asyncio.get_running_loop().call_later(0.02, self._send_heartbeat)
+
+    def _send_heartbeat(self) -> None:
+        if self._heartbeat_due is not None:
+            self._heartbeat_due.cancel()
+            self._heartbeat_due = None
+        if self.gcs is None or self.gcs.closed:
+            return
+        pending, infeasible = self.scheduler.pending_shapes()
+        self.gcs.notify(
+            m.Heartbeat(self.node_id, self.scheduler.resources.available_amounts(), pending, infeasible)
+        )
+
+    def _log_loop(self) -> None:
+        if self._stopping:
+            return
+        self._publish_logs(self.logs.poll())
+        asyncio.get_running_loop().call_later(self.config.log_poll_interval_s, self._log_loop)
+
+    def _publish_logs(self, chunks: list[Any]) -> None:
+        if not chunks or self.gcs is None or self.gcs.closed:
+            return
+        for chunk in chunks:
+            self.gcs.notify(
+                m.LogBatch(
+                    chunk.job_id,
+                    self.node_id,
+                    self.params.host,
+                    chunk.pid,
+                    chunk.task_name,
+                    chunk.is_err,
+                    chunk.lines,
+                )
+            )
+
+    def _tick_loop(self) -> None:
+        if self._stopping:
+            return
+        self._execute(self.scheduler.tick())
+        asyncio.get_running_loop().call_later(1.0, self._tick_loop)
+
+
+class _ForkProtocol(asyncio.Protocol):
+    """Frames from the worker template: ``Forked`` and ``ChildExited``."""
+
+    def __init__(self, service: NodeService) -> None:
+        self._service = service
+        self._buf = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        while len(self._buf) >= 4:
+            size = int.from_bytes(self._buf[:4], "big")
+            if len(self._buf) < 4 + size:
+                return
+            msg = codec.decode(bytes(self._buf[4 : 4 + size]))
+            del self._buf[: 4 + size]
+            if isinstance(msg, m.Forked):
+                self._service.on_forked(msg)
+            elif isinstance(msg, m.ChildExited):
+                self._service.on_child_exited(msg)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._service._stopping:
+            logger.error("the worker template exited; stopping this node")
+            spawn(self._service.stop(), "stopping the node")
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _amounts(units: dict[str, int]) -> dict[str, float]:
+    from manta._private.common.resources import from_unit_map
+
+    return from_unit_map(units)

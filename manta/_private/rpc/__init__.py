@@ -1,0 +1,1 @@
+"""RPC: typed messages over authenticated asyncio connections (ARCHITECTURE.md section 9)."""

@@ -1,0 +1,404 @@
+"""Every message that crosses a process boundary, in one place.
+
+Tags are wire numbers: never reuse or renumber one; add new messages at the end of
+their group. Groups: 1-9 handshake and shared shapes, 10-39 gcs, 40-69 node daemon,
+70-99 core worker, 100-119 node-internal (fork server).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from manta._private.common.ids import JobID, LeaseID, NodeID, ObjectID, TaskID, WorkerID
+from manta._private.rpc.codec import message
+
+# -- handshake and shared shapes --------------------------------------------------------
+
+
+@message(1)
+class Hello:
+    protocol: int
+    version: str
+    token: bytes
+    role: str  # "driver", "worker", "node", "cli", ...
+    ident: bytes
+    info: dict[str, Any]
+
+
+@message(2)
+class Welcome:
+    protocol: int
+    version: str
+    role: str
+    ident: bytes
+    info: dict[str, Any]
+
+
+@message(3)
+class Address:
+    """Where a core worker (driver or worker) listens."""
+
+    node_id: NodeID
+    worker_id: WorkerID
+    host: str
+    port: int
+    unix: str
+    pid: int
+
+    def for_peer_on(self, node_id: NodeID) -> str:
+        """The address string a peer on ``node_id`` should dial."""
+        if self.unix and node_id == self.node_id:
+            return "unix:" + self.unix
+        return f"{self.host}:{self.port}"
+
+
+@message(4)
+class NodeInfo:
+    node_id: NodeID
+    host: str
+    port: int
+    unix: str
+    hostname: str
+    store_dir: str
+    session_dir: str
+    resources: dict[str, float]
+    labels: dict[str, str]
+    is_head: bool
+    pid: int
+
+    def address_for(self, node_id: NodeID) -> str:
+        if self.unix and node_id == self.node_id:
+            return "unix:" + self.unix
+        return f"{self.host}:{self.port}"
+
+
+# -- gcs ----------------------------------------------------------------------------------
+
+
+@message(10)
+class RegisterNode:
+    info: NodeInfo
+
+
+@message(11)
+class Heartbeat:
+    node_id: NodeID
+    available: dict[str, float]
+    # Resource shapes waiting for a lease on this node, and which of them fit no node.
+    pending: list[dict[str, float]]
+    infeasible: list[dict[str, float]]
+
+
+@message(12)
+class GetNodes:
+    pass
+
+
+@message(13)
+class NodeState:
+    info: NodeInfo
+    alive: bool
+    available: dict[str, float]
+    death_reason: str
+
+
+@message(14)
+class KvPut:
+    namespace: str
+    key: bytes
+    value: bytes
+    overwrite: bool
+
+
+@message(15)
+class KvGet:
+    namespace: str
+    key: bytes
+
+
+@message(16)
+class KvDel:
+    namespace: str
+    key: bytes
+
+
+@message(17)
+class KvKeys:
+    namespace: str
+    prefix: bytes
+
+
+@message(18)
+class RegisterJob:
+    driver: Address
+    namespace: str
+    # sys_path, cwd, runtime_env and entrypoint of the driver.
+    config: dict[str, Any]
+
+
+@message(19)
+class GetJob:
+    job_id: JobID
+
+
+@message(20)
+class JobInfo:
+    job_id: JobID
+    driver: Address
+    namespace: str
+    config: dict[str, Any]
+    alive: bool
+    start_time: float
+    end_time: float
+
+
+@message(21)
+class JobFinished:
+    job_id: JobID
+
+
+@message(22)
+class Subscribe:
+    channel: str
+    key: bytes
+
+
+@message(23)
+class Published:
+    channel: str
+    key: bytes
+    payload: Any
+
+
+@message(24)
+class LogBatch:
+    job_id: JobID
+    node_id: NodeID
+    host: str
+    pid: int
+    task_name: str
+    is_err: bool
+    lines: list[str]
+
+
+@message(25)
+class UnregisterNode:
+    node_id: NodeID
+    reason: str
+
+
+@message(26)
+class GetAllJobs:
+    pass
+
+
+# -- node daemon ------------------------------------------------------------------------
+
+
+@message(40)
+class RegisterWorker:
+    worker_id: WorkerID
+    address: Address
+
+
+@message(41)
+class RequestLease:
+    # Chosen by the requester; names the request in CancelLeaseRequest and LeaseInfeasible.
+    nonce: int
+    job_id: JobID
+    resources: dict[str, float]
+    # Workers are dedicated to one runtime environment; this keys the pool.
+    runtime_env_key: str
+    strategy: Any
+
+
+@message(42)
+class LeaseGrant:
+    lease_id: LeaseID
+    worker_id: WorkerID
+    address: Address
+    resources: dict[str, float]
+    instance_ids: dict[str, list[str]]
+
+
+@message(43)
+class LeaseCancelled:
+    reason: str
+
+
+@message(44)
+class CancelLeaseRequest:
+    nonce: int
+
+
+@message(45)
+class LeaseInfeasible:
+    nonce: int
+    resources: dict[str, float]
+    message: str
+
+
+@message(46)
+class ReturnLease:
+    lease_id: LeaseID
+    # The worker misbehaved or the owner saw it fail: do not reuse it.
+    kill_worker: bool
+
+
+@message(47)
+class WorkerBlocked:
+    pass
+
+
+@message(48)
+class WorkerUnblocked:
+    pass
+
+
+@message(49)
+class ObjectSealed:
+    object_id: ObjectID
+    size: int
+    owner: WorkerID
+
+
+@message(50)
+class FreeObjects:
+    object_ids: list[ObjectID]
+
+
+@message(51)
+class KillWorker:
+    worker_id: WorkerID
+    reason: str
+
+
+@message(52)
+class GetWorkerExit:
+    worker_id: WorkerID
+
+
+@message(53)
+class WorkerExit:
+    worker_id: WorkerID
+    pid: int
+    exit_code: int | None
+    signal: int | None
+    reason: str
+
+
+@message(54)
+class GetNodeStats:
+    pass
+
+
+# -- core worker ------------------------------------------------------------------------
+
+
+@message(70)
+class ArgValue:
+    """A resolved top-level ObjectRef argument: inline bytes, or where the value lies."""
+
+    object_id: ObjectID
+    inline: bytes | None
+    node_id: NodeID | None
+    size: int
+
+
+@message(71)
+class TaskSpec:
+    task_id: TaskID
+    job_id: JobID
+    parent_task_id: TaskID
+    name: str
+    function_id: bytes
+    function_name: str
+    # The pickled (args, kwargs) with top-level refs replaced by slots, inline...
+    args: bytes | None
+    # ...or, when large, in the object store under this id.
+    args_object: ArgValue | None
+    # Values for the slots, in order.
+    ref_args: list[ArgValue]
+    num_returns: int
+    owner: Address
+    attempt: int
+    resources: dict[str, float]
+    runtime_env: dict[str, Any] | None
+    depth: int
+
+
+@message(72)
+class PushTask:
+    spec: TaskSpec
+    lease_id: LeaseID
+    instance_ids: dict[str, list[str]]
+
+
+@message(73)
+class ReturnObject:
+    object_id: ObjectID
+    inline: bytes | None
+    size: int
+    node_id: NodeID | None
+
+
+@message(74)
+class TaskResult:
+    returns: list[ReturnObject]
+    # The task raised: every return holds the serialized error.
+    is_error: bool
+    exec_s: float
+
+
+@message(75)
+class CancelTask:
+    task_id: TaskID
+    force: bool
+    recursive: bool
+
+
+@message(76)
+class GetObject:
+    object_id: ObjectID
+    # Reply only once the object is ready (a long poll); else reply with the status now.
+    wait: bool
+
+
+@message(77)
+class ObjectStatus:
+    object_id: ObjectID
+    ready: bool
+    inline: bytes | None
+    node_id: NodeID | None
+    size: int
+    # Set when the owner no longer has the object (freed or unknown).
+    missing: str
+
+
+@message(78)
+class ExitWorker:
+    reason: str
+
+
+# -- fork server (node daemon <-> its template process) ----------------------------------
+
+
+@message(100)
+class ForkWorker:
+    worker_id: WorkerID
+    env: dict[str, str]
+    stdout_path: str
+    stderr_path: str
+
+
+@message(101)
+class Forked:
+    worker_id: WorkerID
+    pid: int
+
+
+@message(102)
+class ChildExited:
+    pid: int
+    exit_code: int | None
+    signal: int | None

@@ -1,0 +1,484 @@
+"""Authenticated, multiplexed RPC connections over asyncio (TCP or Unix sockets).
+
+Wire format: each frame is a 4-byte big-endian length and a msgpack array
+``[kind, request_id, body]``. ``body`` of a request or notification is a message (see
+``codec``); of a reply, the handler's return value; of an error, ``[type, text, traceback]``.
+
+Every connection starts with a handshake: the client's first frame is ``Hello`` with the
+protocol version and the cluster token; the server compares the token in constant time
+and answers ``Welcome`` or an error frame, then closes. Until then a peer may send at most
+one small frame, so an unauthenticated peer can make the server allocate almost nothing.
+
+Both ends can send requests on one connection; handlers are looked up by message type in
+a ``Dispatcher``. A handler's exception becomes an error reply and a log line, never a dead
+daemon. Writes are coalesced: frames queued in one loop turn go out in one ``writelines``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import inspect
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from manta._private.common.config import PROTOCOL_VERSION
+from manta._private.common.version import __version__
+from manta._private.rpc import codec
+from manta._private.rpc.messages import Hello, Welcome
+from manta.exceptions import AuthenticationError, RpcError, VersionMismatchError
+
+logger = logging.getLogger(__name__)
+
+KIND_REQUEST, KIND_REPLY, KIND_ERROR, KIND_NOTIFY = 0, 1, 2, 3
+_HEADER = 4
+_MAX_HANDSHAKE_FRAME = 64 * 1024
+
+_M = TypeVar("_M")
+Handler = Callable[["Connection", Any], Any]
+
+
+class RemoteError(RpcError):
+    """A handler on the other side raised; carries its type name and traceback."""
+
+    def __init__(self, type_name: str, text: str, remote_traceback: str = "") -> None:
+        super().__init__(f"{type_name}: {text}")
+        self.type_name = type_name
+        self.text = text
+        self.remote_traceback = remote_traceback
+
+
+class ConnectionLost(RpcError):
+    """The connection closed before a reply arrived."""
+
+
+class Dispatcher:
+    """Maps message types to handlers. Handlers take ``(connection, message)``."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type, Handler] = {}
+
+    def register(self, message_type: type, handler: Handler) -> None:
+        self._handlers[message_type] = handler
+
+    def handler_for(self, message_type: type) -> Handler | None:
+        return self._handlers.get(message_type)
+
+
+class Connection(asyncio.Protocol):
+    """One end of an RPC connection. Use only from its event loop's thread."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        token: bytes,
+        is_server: bool,
+        max_frame_bytes: int,
+        on_ready: Callable[[Connection], None] | None = None,
+        on_close: Callable[[Connection], None] | None = None,
+        hello: Hello | None = None,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._token = token
+        self._is_server = is_server
+        self._max_frame = max_frame_bytes
+        self._on_ready = on_ready
+        self._close_callbacks: list[Callable[[Connection], None]] = []
+        if on_close is not None:
+            self._close_callbacks.append(on_close)
+        self._hello = hello
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._next_id = 1
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._authenticated = False
+        self.handshake: asyncio.Future[Welcome] = self._loop.create_future()
+        self.closed = False
+        self.peer = "?"
+        # Who is on the other side, from the handshake.
+        self.peer_role = ""
+        self.peer_ident = b""
+        self.peer_info: dict[str, Any] = {}
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
+        sock = transport.get_extra_info("socket")
+        peername = transport.get_extra_info("peername")
+        self.peer = _format_peer(peername)
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if not self._is_server:
+            assert self._hello is not None
+            self._send(KIND_REQUEST, 0, self._hello)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buffer
+        buf += data
+        pos = 0
+        end = len(buf)
+        while end - pos >= _HEADER:
+            size = int.from_bytes(buf[pos : pos + _HEADER], "big")
+            limit = self._max_frame if self._authenticated else _MAX_HANDSHAKE_FRAME
+            if size > limit:
+                self._protocol_error(f"frame of {size} bytes exceeds the limit of {limit}")
+                return
+            if end - pos - _HEADER < size:
+                break
+            frame = bytes(buf[pos + _HEADER : pos + _HEADER + size])
+            pos += _HEADER + size
+            self._on_frame(frame)
+            if self.closed:
+                return
+        if pos:
+            del buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._mark_closed(exc)
+
+    # -- sending ---------------------------------------------------------------------
+    def call(self, msg: Any) -> asyncio.Future[Any]:
+        """Send a request; the returned future resolves to the reply."""
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        if self.closed:
+            fut.set_exception(ConnectionLost(f"connection to {self.peer} is closed"))
+            return fut
+        req_id = self._next_id
+        self._next_id += 1
+        self._pending[req_id] = fut
+        self._send(KIND_REQUEST, req_id, msg)
+        return fut
+
+    def notify(self, msg: Any) -> None:
+        """Send a one-way message; errors on the other side are only logged there."""
+        if not self.closed:
+            self._send(KIND_NOTIFY, 0, msg)
+
+    def close(self) -> None:
+        if self._transport is not None and not self.closed:
+            self._flush()
+            self._transport.close()
+        self._mark_closed(None)
+
+    def add_close_callback(self, callback: Callable[[Connection], None]) -> None:
+        if self.closed:
+            callback(self)
+        else:
+            self._close_callbacks.append(callback)
+
+    def _send(self, kind: int, req_id: int, body: Any) -> None:
+        payload = codec.encode([kind, req_id, body])
+        self._out.append(len(payload).to_bytes(_HEADER, "big"))
+        self._out.append(payload)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and self._transport is not None and not self._transport.is_closing():
+            self._transport.writelines(self._out)
+        self._out = []
+
+    # -- receiving -------------------------------------------------------------------
+    def _on_frame(self, frame: bytes) -> None:
+        try:
+            kind, req_id, body = codec.decode(frame)
+        except (codec.DecodeError, ValueError, TypeError) as e:
+            self._protocol_error(f"bad frame: {e}")
+            return
+        if not self._authenticated:
+            self._on_handshake_frame(kind, body)
+            return
+        if kind == KIND_REPLY or kind == KIND_ERROR:
+            fut = self._pending.pop(req_id, None)
+            if fut is None or fut.done():
+                return
+            if kind == KIND_REPLY:
+                fut.set_result(body)
+            else:
+                fut.set_exception(_remote_error(body))
+        elif kind == KIND_REQUEST or kind == KIND_NOTIFY:
+            self._handle(kind, req_id, body)
+        else:
+            self._protocol_error(f"unknown frame kind {kind!r}")
+
+    def _handle(self, kind: int, req_id: int, body: Any) -> None:
+        handler = self._dispatcher.handler_for(type(body))
+        if handler is None:
+            self._reply_error(kind, req_id, "UnknownMessage", f"no handler for {type(body).__name__}")
+            return
+        try:
+            result = handler(self, body)
+        except Exception as e:
+            self._handler_failed(kind, req_id, body, e)
+            return
+        if inspect.isawaitable(result):
+            task = self._loop.create_task(self._finish(kind, req_id, body, result))
+            _background_tasks.add(task)
+            task.add_done_callback(_background_tasks.discard)
+        elif kind == KIND_REQUEST:
+            self._send(KIND_REPLY, req_id, result)
+
+    async def _finish(self, kind: int, req_id: int, body: Any, pending: Awaitable[Any]) -> None:
+        try:
+            result = await pending
+        except asyncio.CancelledError:
+            self._reply_error(kind, req_id, "Cancelled", "the handler was cancelled")
+            return
+        except Exception as e:
+            self._handler_failed(kind, req_id, body, e)
+            return
+        if kind == KIND_REQUEST:
+            self._send(KIND_REPLY, req_id, result)
+
+    def _handler_failed(self, kind: int, req_id: int, body: Any, error: Exception) -> None:
+        # Expected refusals (bad arguments from a peer) are not bugs: log them briefly.
+        level = logging.INFO if isinstance(error, (ValueError, KeyError, LookupError)) else logging.ERROR
+        logger.log(
+            level,
+            "handler for %s from %s failed: %s",
+            type(body).__name__,
+            self.peer,
+            error,
+            exc_info=level == logging.ERROR,
+        )
+        self._reply_error(kind, req_id, type(error).__name__, str(error), traceback.format_exc())
+
+    def _reply_error(self, kind: int, req_id: int, type_name: str, text: str, tb: str = "") -> None:
+        if kind == KIND_REQUEST and not self.closed:
+            self._send(KIND_ERROR, req_id, [type_name, text, tb])
+
+    # -- handshake -------------------------------------------------------------------
+    def _on_handshake_frame(self, kind: int, body: Any) -> None:
+        if self._is_server:
+            self._server_handshake(body)
+        elif kind == KIND_REPLY and isinstance(body, Welcome):
+            self._authenticated = True
+            self.peer_role = body.role
+            self.peer_ident = body.ident
+            self.peer_info = body.info
+            if not self.handshake.done():
+                self.handshake.set_result(body)
+        else:
+            error = _remote_error(body) if kind == KIND_ERROR else RpcError("bad handshake reply")
+            if not self.handshake.done():
+                self.handshake.set_exception(error)
+            self.close()
+
+    def _server_handshake(self, hello: Any) -> None:
+        if not isinstance(hello, Hello):
+            self._refuse("AuthenticationError", "the first frame must be a handshake")
+            return
+        if not isinstance(hello.token, bytes) or not hmac.compare_digest(hello.token, self._token):
+            self._refuse(
+                "AuthenticationError",
+                "the cluster token is missing or wrong: use the token of this cluster "
+                "(read from the session directory, or MANTA_AUTH_TOKEN for remote clusters)",
+            )
+            return
+        if hello.protocol != PROTOCOL_VERSION:
+            self._refuse(
+                "VersionMismatchError",
+                f"protocol version mismatch: this process runs Manta {__version__} "
+                f"(protocol {PROTOCOL_VERSION}), the peer runs Manta {hello.version} "
+                f"(protocol {hello.protocol}); run the same Manta version on every node",
+            )
+            return
+        self._authenticated = True
+        self.peer_role = hello.role
+        self.peer_ident = hello.ident
+        self.peer_info = hello.info
+        self._send(KIND_REPLY, 0, Welcome(PROTOCOL_VERSION, __version__, "server", b"", {}))
+        if not self.handshake.done():
+            self.handshake.set_result(
+                Welcome(hello.protocol, hello.version, hello.role, hello.ident, hello.info)
+            )
+        if self._on_ready is not None:
+            self._on_ready(self)
+
+    def _refuse(self, type_name: str, text: str) -> None:
+        logger.warning("refused connection from %s: %s", self.peer, text)
+        self._send(KIND_ERROR, 0, [type_name, text, ""])
+        self.close()
+
+    def _protocol_error(self, text: str) -> None:
+        logger.warning("closing connection to %s: %s", self.peer, text)
+        self.close()
+
+    def _mark_closed(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        error = ConnectionLost(f"connection to {self.peer} closed" + (f": {exc}" if exc else ""))
+        if not self.handshake.done():
+            self.handshake.set_exception(error)
+            # Nobody may be awaiting the handshake (a server-side connection).
+            self.handshake.exception()
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(error)
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                logger.exception("close callback failed")
+
+
+_background_tasks: set[asyncio.Task[Any]] = set()
+
+
+def _remote_error(body: Any) -> Exception:
+    if not isinstance(body, list) or len(body) != 3:
+        return RpcError(f"malformed error reply: {body!r}")
+    type_name, text, tb = body
+    if type_name == "AuthenticationError":
+        return AuthenticationError(text)
+    if type_name == "VersionMismatchError":
+        return VersionMismatchError(text)
+    return RemoteError(str(type_name), str(text), str(tb))
+
+
+def _format_peer(peername: Any) -> str:
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        return f"{peername[0]}:{peername[1]}"
+    return str(peername) if peername else "unix-socket peer"
+
+
+class RpcServer:
+    """Accepts authenticated connections on TCP and/or Unix sockets."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        token: bytes,
+        *,
+        max_frame_bytes: int,
+        on_connect: Callable[[Connection], None] | None = None,
+        on_disconnect: Callable[[Connection], None] | None = None,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._token = token
+        self._max_frame = max_frame_bytes
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._servers: list[asyncio.AbstractServer] = []
+        self.connections: set[Connection] = set()
+
+    def _protocol(self) -> Connection:
+        conn = Connection(
+            self._dispatcher,
+            token=self._token,
+            is_server=True,
+            max_frame_bytes=self._max_frame,
+            on_ready=self._ready,
+            on_close=self._closed,
+        )
+        return conn
+
+    def _ready(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        if self._on_connect is not None:
+            self._on_connect(conn)
+
+    def _closed(self, conn: Connection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            if self._on_disconnect is not None:
+                self._on_disconnect(conn)
+
+    async def listen_tcp(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_server(self._protocol, host, port, reuse_address=True)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror}") from None
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def listen_unix(self, path: str) -> None:
+        loop = asyncio.get_running_loop()
+        if os.path.exists(path):
+            os.unlink(path)
+        server = await loop.create_unix_server(self._protocol, path)
+        os.chmod(path, 0o600)
+        self._servers.append(server)
+
+    def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.close()
+
+
+async def connect(
+    address: str,
+    token: bytes,
+    dispatcher: Dispatcher,
+    *,
+    role: str,
+    ident: bytes = b"",
+    info: dict[str, Any] | None = None,
+    max_frame_bytes: int,
+    timeout: float = 10.0,
+    on_close: Callable[[Connection], None] | None = None,
+) -> Connection:
+    """Open and authenticate a connection to ``unix:/path`` or ``host:port``."""
+    loop = asyncio.get_running_loop()
+    hello = Hello(PROTOCOL_VERSION, __version__, token, role, ident, info or {})
+
+    def factory() -> Connection:
+        return Connection(
+            dispatcher,
+            token=token,
+            is_server=False,
+            max_frame_bytes=max_frame_bytes,
+            on_close=on_close,
+            hello=hello,
+        )
+
+    try:
+        if address.startswith("unix:"):
+            coro = loop.create_unix_connection(factory, address[5:])
+        else:
+            host, _, port = address.rpartition(":")
+            coro = loop.create_connection(factory, host, int(port))
+        _, conn = await asyncio.wait_for(coro, timeout)
+        await asyncio.wait_for(asyncio.shield(conn.handshake), timeout)
+    except (OSError, asyncio.TimeoutError, ValueError) as e:
+        raise ConnectionLost(f"cannot connect to {address}: {e or type(e).__name__}") from None
+    return conn
+
+
+async def connect_with_retry(
+    address: str,
+    token: bytes,
+    dispatcher: Dispatcher,
+    *,
+    attempts_s: float,
+    **kwargs: Any,
+) -> Connection:
+    """``connect`` with exponential backoff for up to ``attempts_s`` seconds.
+
+    Authentication and version errors are final and raised at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + attempts_s
+    delay = 0.005
+    while True:
+        try:
+            return await connect(address, token, dispatcher, **kwargs)
+        except ConnectionLost:
+            if loop.time() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)

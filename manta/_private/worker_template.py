@@ -1,0 +1,136 @@
+"""The worker template: a pre-imported process that forks new workers in milliseconds.
+
+A fresh interpreter that imports the core worker costs a few hundred milliseconds; a fork
+of one that already has costs a few. The node daemon starts this process once and talks
+to it over a socket pair with the RPC framing (no handshake: the pair is private). It
+stays single-threaded and never runs an event loop, so forking it is safe.
+
+Requests: ``ForkWorker`` -> replies ``Forked(pid)``. Whenever a child exits it sends
+``ChildExited`` with the exit code or signal. It exits when the node daemon does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import selectors
+import signal
+import socket
+import sys
+from typing import Any
+
+from manta._private.rpc import codec
+from manta._private.rpc.messages import ChildExited, Forked, ForkWorker
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent exits (best effort)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _send(sock: socket.socket, msg: Any) -> None:
+    payload = codec.encode(msg)
+    sock.sendall(len(payload).to_bytes(4, "big") + payload)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    chunks = []
+    while n:
+        try:
+            chunk = sock.recv(n)
+        except InterruptedError:
+            continue
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def serve(fd: int, worker_params: dict[str, Any]) -> None:
+    """Run the template loop on the inherited socket ``fd``. Never returns in children."""
+    die_with_parent()
+    # Import what every worker needs now, once, so forks inherit it.
+    from manta._private import worker_main
+
+    sock = socket.socket(fileno=fd)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ, "sock")
+    selector.register(wake_r, selectors.EVENT_READ, "wake")
+    while True:
+        for key, _ in selector.select():
+            if key.data == "wake":
+                os.read(wake_r, 4096)
+                _reap(sock)
+                continue
+            header = _recv_exact(sock, 4)
+            if header is None:
+                os._exit(0)  # the node daemon is gone
+            body = _recv_exact(sock, int.from_bytes(header, "big"))
+            if body is None:
+                os._exit(0)
+            msg = codec.decode(body)
+            if isinstance(msg, ForkWorker):
+                pid = os.fork()
+                if pid == 0:
+                    _child(msg, worker_params, [sock.fileno(), wake_r, wake_w], worker_main)
+                _send(sock, Forked(msg.worker_id, pid))
+        _reap(sock)
+
+
+def _reap(sock: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        except OSError as e:
+            if e.errno == errno.EINTR:
+                continue
+            return
+        if pid == 0:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        exit_code, sig = (None, -code) if code < 0 else (code, None)
+        _send(sock, ChildExited(pid, exit_code, sig))
+
+
+def _child(msg: ForkWorker, params: dict[str, Any], close_fds: list[int], worker_main: Any) -> None:
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in close_fds:
+            os.close(fd)
+        die_with_parent()
+        out = os.open(msg.stdout_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        err = os.open(msg.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        os.close(out)
+        os.close(err)
+        os.environ.update(msg.env)
+        worker_main.run(msg.worker_id, params)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    import json
+
+    serve(int(sys.argv[1]), json.loads(sys.argv[2]))

@@ -1,0 +1,1 @@
+"""The ``manta`` command."""
