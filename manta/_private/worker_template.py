@@ -113,8 +113,9 @@ def _child(msg: ForkWorker, params: dict[str, Any], close_fds: list[int], worker
         for fd in close_fds:
             os.close(fd)
         die_with_parent()
-        out = os.open(msg.stdout_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        err = os.open(msg.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        # Read-write: the executor reads the last byte back to keep task markers on lines of their own.
+        out = os.open(msg.stdout_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        err = os.open(msg.stderr_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(out, 1)
         os.dup2(err, 2)
         os.close(out)

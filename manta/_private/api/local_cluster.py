@@ -24,6 +24,7 @@ from manta._private.common.session import (
     SessionInfo,
     create_session_dir,
     log_paths,
+    remove_socket_dir,
     socket_path,
     write_json_atomic,
     write_token,
@@ -39,6 +40,8 @@ class ClusterStartError(RuntimeError):
 @dataclass
 class LocalCluster:
     config: Config
+    # Detached clusters (``manta start``) outlive the process that started them.
+    detached: bool = False
     session_dir: str = ""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
@@ -53,60 +56,39 @@ class LocalCluster:
     ) -> SessionInfo:
         self.session_dir = create_session_dir(self.config.tmpdir)
         token = write_token(self.session_dir)
-        lifeline_r, self._lifeline_w = os.pipe()
+        lifeline_r, lifeline_w = os.pipe()
+        if self.detached:
+            os.close(lifeline_w)
+        else:
+            self._lifeline_w = lifeline_w
         gcs_unix = socket_path(self.session_dir, "gcs")
         store_dir = _store_dir(self.session_dir)
-        config_json = json.dumps(self.config.to_dict())
+        common = {"session-dir": self.session_dir, "host": host, "config": json.dumps(self.config.to_dict())}
+        if not self.detached:
+            common["lifeline-fd"] = str(lifeline_r)
         readers: dict[int, str] = {}
         try:
             gcs_ready_r, gcs_ready_w = os.pipe()
             self._spawn(
                 "gcs",
-                [
-                    "-m",
-                    "manta._private.gcs",
-                    "--session-dir",
-                    self.session_dir,
-                    "--host",
-                    host,
-                    "--unix",
-                    gcs_unix,
-                    "--config",
-                    config_json,
-                    "--ready-fd",
-                    str(gcs_ready_w),
-                    "--lifeline-fd",
-                    str(lifeline_r),
-                ],
+                "manta._private.gcs",
+                {**common, "unix": gcs_unix, "ready-fd": str(gcs_ready_w)},
                 (gcs_ready_w, lifeline_r),
             )
             readers[gcs_ready_r] = "gcs"
             node_ready_r, node_ready_w = os.pipe()
             self._spawn(
                 "node",
-                [
-                    "-m",
-                    "manta._private.node",
-                    "--session-dir",
-                    self.session_dir,
-                    "--gcs-address",
-                    "unix:" + gcs_unix,
-                    "--host",
-                    host,
-                    "--head",
-                    "--resources",
-                    json.dumps(resources),
-                    "--labels",
-                    json.dumps(labels),
-                    "--store-dir",
-                    store_dir,
-                    "--config",
-                    config_json,
-                    "--ready-fd",
-                    str(node_ready_w),
-                    "--lifeline-fd",
-                    str(lifeline_r),
-                ],
+                "manta._private.node",
+                {
+                    **common,
+                    "gcs-address": "unix:" + gcs_unix,
+                    "head": None,
+                    "resources": json.dumps(resources),
+                    "labels": json.dumps(labels),
+                    "store-dir": store_dir,
+                    "ready-fd": str(node_ready_w),
+                },
                 (node_ready_w, lifeline_r),
             )
             readers[node_ready_r] = "node"
@@ -136,11 +118,18 @@ class LocalCluster:
             token=token,
         )
 
-    def _spawn(self, name: str, args: list[str], pass_fds: tuple[int, ...]) -> None:
+    def _spawn(
+        self, name: str, module: str, options: dict[str, str | None], pass_fds: tuple[int, ...]
+    ) -> None:
+        args = [sys.executable, "-m", module]
+        for key, value in options.items():
+            args.append("--" + key)
+            if value is not None:
+                args.append(value)
         out, err = log_paths(self.session_dir, name)
         with open(out, "ab") as fout, open(err, "ab") as ferr:
             self.procs[name] = subprocess.Popen(
-                [sys.executable, *args],
+                args,
                 pass_fds=pass_fds,
                 stdin=subprocess.DEVNULL,
                 stdout=fout,
@@ -212,6 +201,8 @@ class LocalCluster:
         if self._lifeline_w is not None:
             os.close(self._lifeline_w)
             self._lifeline_w = None
+        if self.session_dir and not self.detached:
+            remove_socket_dir(self.session_dir)
 
 
 def _store_dir(session_dir: str) -> str:

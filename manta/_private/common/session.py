@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,14 +26,39 @@ TASK_MARKER = "\x1e:manta-task:"
 ADDRESS_FILE = "address.json"
 
 
+# Unix socket paths are limited to 107 bytes; the longest name we use is ~20.
+_MAX_SOCKET_DIR = 80
+
+
 def create_session_dir(tmpdir: str) -> str:
     os.makedirs(tmpdir, mode=0o755, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     path = os.path.join(tmpdir, f"session_{stamp}_{os.getpid()}_{secrets.token_hex(2)}")
     os.makedirs(os.path.join(path, "logs"))
-    os.makedirs(os.path.join(path, "sockets"), mode=0o700)
     os.chmod(path, 0o700)
+    sockets = _socket_dir(path)
+    os.makedirs(sockets, mode=0o700)
+    if sockets != os.path.join(path, "sockets"):
+        os.symlink(sockets, os.path.join(path, "sockets"))
     return path
+
+
+def _socket_dir(session_dir: str) -> str:
+    """Where the session's Unix sockets live: inside it, or, when its path is too long
+    for socket names, in a short private directory derived from it (linked as sockets/)."""
+    inside = os.path.join(session_dir, "sockets")
+    if len(inside) <= _MAX_SOCKET_DIR:
+        return inside
+    digest = hashlib.sha1(os.path.abspath(session_dir).encode()).hexdigest()[:12]
+    return os.path.join(tempfile.gettempdir(), f"manta-sock-{digest}")
+
+
+def remove_socket_dir(session_dir: str) -> None:
+    """Remove the short socket directory of a session, if it has one (its sockets/ link
+    stays, dangling, as a record)."""
+    sockets = _socket_dir(session_dir)
+    if sockets != os.path.join(session_dir, "sockets"):
+        shutil.rmtree(sockets, ignore_errors=True)
 
 
 def write_token(session_dir: str) -> bytes:
@@ -48,7 +76,7 @@ def read_token(session_dir: str) -> bytes:
 
 
 def socket_path(session_dir: str, name: str) -> str:
-    return os.path.join(session_dir, "sockets", name)
+    return os.path.join(_socket_dir(session_dir), name)
 
 
 def log_paths(session_dir: str, name: str) -> tuple[str, str]:

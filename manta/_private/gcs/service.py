@@ -100,7 +100,14 @@ class GcsService:
 
     @staticmethod
     def _state(record: NodeRecord) -> m.NodeState:
-        return m.NodeState(record.info, record.alive, record.available, record.death_reason)
+        return m.NodeState(
+            record.info,
+            record.alive,
+            record.available,
+            record.death_reason,
+            record.pending,
+            record.infeasible,
+        )
 
     def _h_kv_put(self, conn: Connection, msg: m.KvPut) -> bool:
         if not isinstance(msg.key, bytes) or not isinstance(msg.value, bytes):

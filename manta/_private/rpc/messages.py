@@ -100,6 +100,9 @@ class NodeState:
     alive: bool
     available: dict[str, float]
     death_reason: str
+    # Resource shapes waiting for a lease there, and those no node can fit.
+    pending: list[dict[str, float]]
+    infeasible: list[dict[str, float]]
 
 
 @message(14)

@@ -1,0 +1,334 @@
+"""Starting, joining and stopping clusters; process hygiene; authentication.
+
+Each test runs its driver as a separate process with its own MANTA_TMPDIR, so clusters
+never see each other and a killed driver cannot take the test runner with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from tests.integration.conftest import run_driver
+
+
+@pytest.fixture
+def tmpdir_env(tmp_path):
+    return {"MANTA_TMPDIR": str(tmp_path / "sessions")}
+
+
+def _wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [
+            p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def test_init_starts_few_processes_and_shutdown_stops_them(tmpdir_env):
+    result = run_driver(
+        """
+        import json, psutil, manta
+        manta.init(num_cpus=2)
+        @manta.remote
+        def f(): return 1
+        assert manta.get(f.remote()) == 1
+        me = psutil.Process()
+        started = [p.pid for p in me.children(recursive=True)]
+        print(json.dumps(started))
+        manta.shutdown()
+        left = [p.pid for p in me.children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+        print(json.dumps(left))
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    started, left = (json.loads(line) for line in result.stdout.splitlines()[-2:])
+    # gcs, node daemon, worker template and two prestarted workers.
+    assert 3 <= len(started) <= 6, started
+    assert left == []
+    assert _wait_gone(started) == []
+
+
+def test_killed_driver_leaves_no_orphans(tmpdir_env):
+    code = textwrap.dedent(
+        """
+        import json, sys, time, psutil, manta
+        manta.init(num_cpus=2)
+        @manta.remote
+        def busy():
+            time.sleep(60)
+        refs = [busy.remote() for _ in range(2)]
+        time.sleep(1.0)
+        print(json.dumps([p.pid for p in psutil.Process().children(recursive=True)]), flush=True)
+        time.sleep(120)
+        """
+    )
+    env = {**os.environ, **tmpdir_env}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        descendants = json.loads(proc.stdout.readline())
+        assert len(descendants) >= 4  # gcs, node, template, workers
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert _wait_gone(descendants) == [], "daemons or workers outlived their driver"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_init_twice_fails_unless_ignored(tmpdir_env):
+    result = run_driver(
+        """
+        import manta
+        ctx = manta.init(num_cpus=1)
+        try:
+            manta.init(num_cpus=1)
+        except RuntimeError as e:
+            print("error:", e)
+        again = manta.init(ignore_reinit_error=True)
+        print("same context:", again is ctx)
+        manta.shutdown()
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Maybe you called manta.init twice by accident?" in result.stdout
+    assert "ignore_reinit_error=True" in result.stdout
+    assert "same context: True" in result.stdout
+
+
+def test_first_api_call_starts_a_cluster_and_reinit_after_shutdown(tmpdir_env):
+    result = run_driver(
+        """
+        import manta
+        assert not manta.is_initialized()
+        @manta.remote
+        def f(x): return x + 1
+        assert manta.get(f.remote(1)) == 2
+        assert manta.is_initialized()
+        manta.shutdown()
+        assert not manta.is_initialized()
+        assert manta.get(manta.put(5)) == 5
+        manta.shutdown()
+        print("ok")
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_auto_address_without_a_cluster_is_a_connection_error(tmpdir_env):
+    result = run_driver(
+        """
+        import manta
+        try:
+            manta.init(address="auto")
+        except ConnectionError as e:
+            print("ConnectionError:", e)
+        print("initialized:", manta.is_initialized())
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ConnectionError: Could not find any running Manta instance" in result.stdout
+    assert "initialized: False" in result.stdout
+
+
+def test_session_directory_has_logs_and_a_private_token(tmpdir_env):
+    result = run_driver(
+        """
+        import manta
+        ctx = manta.init(num_cpus=1)
+        assert manta.get(manta.remote(lambda: 1).remote()) == 1
+        print(ctx.address_info["session_dir"])
+        manta.shutdown()
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    session_dir = result.stdout.strip().splitlines()[-1]
+    assert session_dir.startswith(tmpdir_env["MANTA_TMPDIR"])
+    token = os.path.join(session_dir, "token")
+    assert stat.S_IMODE(os.stat(token).st_mode) == 0o600
+    logs = os.listdir(os.path.join(session_dir, "logs"))
+    for name in ("gcs.err", "node.err", "worker-template.err"):
+        assert name in logs
+    assert any(n.startswith("worker-") and n.endswith(".out") for n in logs if n != "worker-template.out")
+
+
+def test_wrong_token_is_refused_and_logged(tmpdir_env):
+    result = run_driver(
+        """
+        import asyncio, manta
+        from manta.exceptions import AuthenticationError
+        from manta._private.rpc.transport import Dispatcher, connect
+        ctx = manta.init(num_cpus=1)
+        worker = manta._private.api.context.current_worker()
+
+        async def attempt():
+            try:
+                await connect(worker.session.gcs_address, b"not-the-token", Dispatcher(), role="cli",
+                              max_frame_bytes=1 << 20)
+            except AuthenticationError as e:
+                return f"refused: {e}"
+            return "accepted"
+
+        print(asyncio.run(attempt()))
+        assert manta.get(manta.put(1)) == 1  # the gcs is still serving
+        print(ctx.address_info["session_dir"])
+        manta.shutdown()
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2].startswith("refused: the cluster token is missing or wrong")
+    with open(os.path.join(lines[-1], "logs", "gcs.err")) as f:
+        log = f.read()
+    assert "refused connection from" in log
+    assert "token is missing or wrong" in log
+
+
+def test_bad_runtime_env_fails_before_anything_starts(tmpdir_env):
+    result = run_driver(
+        """
+        import psutil, manta
+        for env in ({"env_vars": {"A": 1}}, {"pip": ["requests"]}, {"bogus": 1}, "notadict"):
+            try:
+                manta.init(runtime_env=env)
+            except (TypeError, ValueError) as e:
+                print(type(e).__name__, e)
+        print("children:", len(psutil.Process().children(recursive=True)))
+        print("initialized:", manta.is_initialized())
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "TypeError runtime_env['env_vars'] must be of type Dict[str, str]" in out
+    assert "runtime_env['pip'] is not supported" in out
+    assert "unknown runtime_env key 'bogus'" in out
+    assert "TypeError runtime_env must be a dict" in out
+    assert "children: 0" in out
+    assert "initialized: False" in out
+
+
+def test_runtime_env_and_namespace_reach_tasks(tmpdir_env, tmp_path):
+    result = run_driver(
+        """
+        import os, manta
+        manta.init(num_cpus=1, namespace="ns1", runtime_env={"env_vars": {"MANTA_TEST_VAR": "job"}})
+        @manta.remote
+        def read():
+            return os.environ.get("MANTA_TEST_VAR"), manta.get_runtime_context().namespace
+        @manta.remote(runtime_env={"env_vars": {"MANTA_TEST_VAR": "task"}})
+        def read_own():
+            return os.environ.get("MANTA_TEST_VAR")
+        print(manta.get(read.remote()), manta.get(read_own.remote()))
+        print(manta.get_runtime_context().namespace)
+        manta.shutdown()
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "('job', 'ns1') task" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "ns1"
+
+
+def test_worker_output_streams_to_driver_unless_disabled(tmpdir_env):
+    code = """
+        import sys, manta
+        manta.init(num_cpus=1, log_to_driver={flag})
+        @manta.remote
+        def talk():
+            print("to stdout")
+            print("to stderr", file=sys.stderr)
+            print("no newline", end="")
+            return 1
+        @manta.remote
+        def other():
+            print("from other")
+        manta.get(talk.remote())
+        manta.get(other.options(name="renamed").remote())
+        import time; time.sleep(0.5)
+        manta.shutdown()
+    """
+    on = run_driver(code.replace("{flag}", "True"), env=tmpdir_env)
+    assert on.returncode == 0, on.stderr
+    assert "(talk pid=" in on.stdout and ") to stdout" in on.stdout
+    assert ") to stderr" in on.stderr and "(talk pid=" in on.stderr
+    assert ") no newline" in on.stdout
+    assert "(renamed pid=" in on.stdout and ") from other" in on.stdout
+    assert "manta-task" not in on.stdout + on.stderr  # markers never reach the driver
+    off = run_driver(code.replace("{flag}", "False"), env=tmpdir_env)
+    assert off.returncode == 0, off.stderr
+    assert "to stdout" not in off.stdout and "to stderr" not in off.stderr
+
+
+def test_cli_start_status_join_stop(tmpdir_env):
+    env = {**os.environ, **tmpdir_env}
+    manta_cmd = [sys.executable, "-m", "manta.cli.main"]
+    started = subprocess.run(
+        [*manta_cmd, "start", "--head", "--num-cpus", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    try:
+        assert started.returncode == 0, started.stderr
+        assert 'manta.init(address="auto")' in started.stdout
+        again = subprocess.run(
+            [*manta_cmd, "start", "--head"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert again.returncode != 0 and "already running" in again.stderr
+        joined = run_driver(
+            """
+            import manta
+            manta.init(address="auto")
+            @manta.remote
+            def f(): return "joined"
+            print(manta.get(f.remote()), manta.cluster_resources()["CPU"])
+            manta.shutdown()
+            """,
+            env=tmpdir_env,
+        )
+        assert joined.returncode == 0, joined.stderr
+        assert "joined 2.0" in joined.stdout
+        status = subprocess.run(
+            [*manta_cmd, "status", "--json"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        assert len(report["nodes"]) == 1 and report["nodes"][0]["alive"]
+        assert report["nodes"][0]["total"]["CPU"] == 2.0
+    finally:
+        stopped = subprocess.run([*manta_cmd, "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped the Manta cluster" in stopped.stdout
+    bad = subprocess.run(
+        [*manta_cmd, "start", "--head", "--resources", "{not json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "--resources must be JSON" in bad.stderr
