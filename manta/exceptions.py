@@ -122,7 +122,9 @@ class RayTaskError(RayError):
         actor_id: str | None = None,
         node_id: str | None = None,
     ) -> None:
-        super().__init__(cause)
+        # Not super(): in the classes built by as_instanceof_cause, the next class in the
+        # MRO is the cause's type, whose __init__ would overwrite its attributes here.
+        BaseException.__init__(self, cause)
         self.function_name = function_name
         self.traceback_str = traceback_str
         self.cause = cause

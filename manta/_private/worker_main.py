@@ -21,10 +21,12 @@ def run(worker_id: WorkerID, params: dict[str, Any]) -> None:
         except (AttributeError, ValueError):
             pass
     config = Config(**params["config"])
+    # Manta's own log lines go to a file of their own: stdout and stderr are the user's,
+    # and stream to the driver.
     logging.basicConfig(
         level=config.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        filename=params["log_path"],
     )
     session = SessionInfo(
         session_dir=params["session_dir"],

@@ -121,7 +121,7 @@ def _child(msg: ForkWorker, params: dict[str, Any], close_fds: list[int], worker
         os.close(out)
         os.close(err)
         os.environ.update(msg.env)
-        worker_main.run(msg.worker_id, params)
+        worker_main.run(msg.worker_id, {**params, "log_path": msg.stdout_path[: -len(".out")] + ".log"})
     except BaseException:
         import traceback
 

@@ -72,12 +72,12 @@ def wait(
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns <= 0:
         if object_refs or num_returns != 1:
             raise ValueError(f"Invalid number of objects to return {num_returns}.")
+    if not object_refs:
+        return [], []
     if len(set(object_refs)) != len(object_refs):
         raise ValueError("Wait requires a list of unique object refs.")
     if num_returns > len(object_refs):
         raise ValueError("num_returns cannot be greater than the number of object refs provided to wait.")
-    if not object_refs:
-        return [], []
     ready_ids = worker.wait(object_refs, num_returns, timeout, fetch_local)
     ready: list[ObjectRef] = []
     not_ready: list[ObjectRef] = []

@@ -75,6 +75,7 @@ class RemoteFunction:
             retry_exceptions=retry_exceptions,
             runtime_env=runtime_env,
             strategy=strategy,
+            max_calls=_max_calls(options, resources),
         )
         if num_returns == 1:
             return refs[0]
@@ -140,3 +141,12 @@ def _make_remote(target: Any, options: dict[str, Any]) -> Any:
     if not callable(target):
         raise TypeError(f"@remote needs a function, got {type(target).__name__}")
     return RemoteFunction(target, options)
+
+
+def _max_calls(options: dict[str, Any], resources: dict[str, float]) -> int:
+    """As in Ray: unlimited by default, but a GPU task's worker exits after one call, so
+    whatever the task left on the GPU is released."""
+    value = options.get("max_calls")
+    if value is None:
+        return 1 if resources.get("GPU") else 0
+    return int(value)

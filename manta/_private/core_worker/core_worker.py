@@ -264,6 +264,23 @@ class CoreWorker:
         logger.info("exiting: %s", msg.reason)
         os._exit(0)
 
+    async def _flush_and_exit(self) -> None:
+        # Let queued replies reach their sockets before the process goes.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for fut in self._peer_conns.values():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                fut.result().close()
+        if self._server is not None:
+            self._server.close()
+        await asyncio.sleep(0.05)
+        os._exit(0)
+
+    def exit_after_replies(self) -> None:
+        """Exit the worker process once what it has sent is on the wire (max_calls)."""
+        self.io.run(self._flush_and_exit(), timeout=10)
+        os._exit(0)
+
     def _handle_published(self, _conn: Connection, msg: m.Published) -> None:
         if msg.channel == "logs" and isinstance(msg.payload, m.LogBatch):
             self._print_logs(msg.payload)
@@ -605,6 +622,7 @@ class CoreWorker:
         retry_exceptions: bool | tuple[type, ...],
         runtime_env: dict[str, Any] | None,
         strategy: Any,
+        max_calls: int = 0,
     ) -> list[ObjectRef]:
         self.collect_references()
         ctx = self.context
@@ -640,6 +658,7 @@ class CoreWorker:
             resources,
             runtime_env,
             ctx.depth + 1,
+            max_calls,
         )
         sched_key = (
             tuple(sorted(resources.items())),

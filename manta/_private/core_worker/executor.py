@@ -40,6 +40,9 @@ class TaskExecutor:
         self._cancelled_early: set[TaskID] = set()
         self._main_ident = threading.main_thread().ident
         self._marked_name = ""
+        # Calls per function, for max_calls; set once the worker must exit.
+        self._calls: dict[bytes, int] = {}
+        self._exiting = False
 
     # -- I/O thread ---------------------------------------------------------------------------
     def enqueue(self, push: PushTask, reply: asyncio.Future[Any]) -> None:
@@ -66,8 +69,24 @@ class TaskExecutor:
             if item is None:
                 return
             push, reply = item
+            if self._exiting:
+                self._cw.io.call_soon(_resolve, reply, TaskResult([], False, 0.0, True, True))
+                continue
             result = self.execute(push)
             self._cw.io.call_soon(_resolve, reply, result)
+            if result.worker_exiting:
+                self._exiting = True
+                self._reject_queued()
+                self._cw.exit_after_replies()
+
+    def _reject_queued(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                self._cw.io.call_soon(_resolve, item[1], TaskResult([], False, 0.0, True, True))
 
     def _on_cancel_signal(self, signum: int, frame: Any) -> None:
         if self._running is not None and self._cancel_requested == self._running:
@@ -91,7 +110,7 @@ class TaskExecutor:
             finally:
                 self._running = None
             returns = self._store_returns(spec, value)
-            return TaskResult(returns, False, time.perf_counter() - started)
+            return TaskResult(returns, False, time.perf_counter() - started, self._count_call(spec))
         except KeyboardInterrupt as e:
             if self._was_cancel(e):
                 cancelled = TaskCancelledError(spec.task_id.hex())
@@ -105,6 +124,14 @@ class TaskExecutor:
             self._cancel_requested = None
             self._cw.exit_task(context)
             _flush_std_streams()
+
+    def _count_call(self, spec: TaskSpec) -> bool:
+        """Count a finished call; True when the worker must now exit (max_calls)."""
+        if not spec.max_calls:
+            return False
+        calls = self._calls.get(spec.function_id, 0) + 1
+        self._calls[spec.function_id] = calls
+        return calls >= spec.max_calls
 
     @staticmethod
     def _was_cancel(error: KeyboardInterrupt) -> bool:
@@ -143,7 +170,7 @@ class TaskExecutor:
             ReturnObject(ObjectID.for_return(spec.task_id, i), blob, len(blob), None)
             for i in range(max(spec.num_returns, 1))
         ]
-        return TaskResult(returns, True, 0.0)
+        return TaskResult(returns, True, 0.0, self._count_call(spec))
 
     def _error_blob(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> bytes:
         """Serialize the task's failure as a RayTaskError carrying the remote traceback."""

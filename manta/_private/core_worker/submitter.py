@@ -59,6 +59,8 @@ class _Lease:
     in_flight: dict[Any, PendingTask] = field(default_factory=dict)
     linger: asyncio.TimerHandle | None = None
     dead: bool = False
+    # The worker said it will exit (max_calls): push nothing more, return it once empty.
+    draining: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -172,7 +174,7 @@ class NormalTaskSubmitter:
             lease = None
             best = capacity
             for candidate in cls.leases:
-                if candidate.conn is not None and len(candidate.in_flight) < best:
+                if candidate.conn is not None and not candidate.draining and len(candidate.in_flight) < best:
                     lease, best = candidate, len(candidate.in_flight)
             if lease is None:
                 break
@@ -187,7 +189,7 @@ class NormalTaskSubmitter:
                 cls.cancelling.add(nonce)
                 self._cw.node_conn.notify(CancelLeaseRequest(nonce))
         for lease in cls.leases:
-            if not lease.in_flight and lease.linger is None and lease.conn is not None:
+            if not lease.in_flight and lease.linger is None and lease.conn is not None and not lease.draining:
                 lease.linger = self._cw.io.loop.call_later(
                     self._config.lease_linger_s, self._linger_over, cls, lease
                 )
@@ -278,6 +280,17 @@ class NormalTaskSubmitter:
             spawn(self._worker_failed(cls, lease, task, error), "handling a worker failure")
             return
         result: TaskResult = fut.result()
+        if result.worker_exiting or result.rejected:
+            lease.draining = True
+            if not lease.in_flight:
+                self._drop_lease(cls, lease, kill=True)
+        if result.rejected:
+            # The worker was exiting (max_calls) and never ran it: not a failure.
+            task.state = "queued"
+            task.lease = None
+            cls.queue.appendleft(task)
+            self._pump(cls)
+            return
         fid = task.spec.function_id
         previous = self._run_time.get(fid)
         self._run_time[fid] = result.exec_s if previous is None else 0.7 * previous + 0.3 * result.exec_s

@@ -68,12 +68,17 @@ def message(tag: int) -> Callable[[type[_T]], type[_T]]:
 
 def _make_record(cls: type) -> type:
     names = tuple(inspect.get_annotations(cls))
-    namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+    # Defaults (trailing fields only, as in dataclasses) move from class attributes into
+    # __init__: a class attribute would clash with the slot of the same name.
+    defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
+    namespace = {
+        k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__") and k not in defaults
+    }
     namespace["__slots__"] = names
     namespace["__message_fields__"] = names
-    args = ", ".join(names)
+    args = ", ".join(f"{n}=_d_{n}" if n in defaults else n for n in names)
     body = "".join(f"    _set(self, {n!r}, {n})\n" for n in names) or "    pass\n"
-    scope: dict[str, Any] = {"_set": object.__setattr__}
+    scope: dict[str, Any] = {"_set": object.__setattr__, **{f"_d_{n}": v for n, v in defaults.items()}}
     exec(f"def __init__(self, {args}):\n{body}", scope)
     init = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"

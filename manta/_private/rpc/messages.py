@@ -328,6 +328,8 @@ class TaskSpec:
     resources: dict[str, float]
     runtime_env: dict[str, Any] | None
     depth: int
+    # The worker exits after running this function this many times (0: never).
+    max_calls: int
 
 
 @message(72)
@@ -351,6 +353,10 @@ class TaskResult:
     # The task raised: every return holds the serialized error.
     is_error: bool
     exec_s: float
+    # The worker reached max_calls and exits after this reply: push nothing more to it.
+    worker_exiting: bool = False
+    # The worker is exiting and did not run this task: run it elsewhere (not a retry).
+    rejected: bool = False
 
 
 @message(75)

@@ -1,0 +1,192 @@
+"""manta.cancel: queued, running, cooperative, forced and recursive cancellation."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import manta as ray
+from manta.exceptions import RayTaskError, TaskCancelledError
+
+
+def _touch(path):
+    with open(path, "w") as f:
+        f.write("x")
+
+
+def _wait_for(*paths, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not all(os.path.exists(p) for p in paths):
+        if time.monotonic() > deadline:
+            missing = [str(p) for p in paths if not os.path.exists(p)]
+            raise AssertionError(f"files never appeared: {missing}")
+        time.sleep(0.02)
+
+
+@ray.remote
+def blocker(started, release, limit=30.0):
+    """Holds a CPU until ``release`` exists (or ``limit`` seconds pass)."""
+    _touch(started)
+    deadline = time.monotonic() + limit
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return "released"
+
+
+@ray.remote
+def sleeper(started, interrupted, done, duration):
+    """Sleeps in short steps; records whether it was interrupted or ran to the end."""
+    _touch(started)
+    try:
+        deadline = time.monotonic() + duration
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+    except KeyboardInterrupt:
+        _touch(interrupted)
+        raise
+    _touch(done)
+    return "done"
+
+
+def test_cancel_queued_task(cluster, tmp_path):
+    release = str(tmp_path / "release")
+    started = [str(tmp_path / f"blocker{i}") for i in range(2)]
+    blockers = [blocker.remote(s, release) for s in started]
+    _wait_for(*started)
+
+    ran = str(tmp_path / "queued_ran")
+    queued = sleeper.remote(ran, str(tmp_path / "q_int"), str(tmp_path / "q_done"), 0)
+    ray.cancel(queued)
+    with pytest.raises(TaskCancelledError) as info:
+        ray.get(queued, timeout=20)
+    assert not isinstance(info.value, RayTaskError)
+
+    _touch(release)
+    assert ray.get(blockers, timeout=30) == ["released", "released"]
+    # Run more tasks through the freed CPUs: a cancelled task still queued would run now.
+    after = [str(tmp_path / f"after{i}") for i in range(4)]
+    ray.get([blocker.remote(a, release) for a in after], timeout=30)
+    assert not os.path.exists(ran)
+
+
+def test_cancel_running_task(cluster, tmp_path):
+    started, interrupted, done = (str(tmp_path / n) for n in ("started", "interrupted", "done"))
+    ref = sleeper.remote(started, interrupted, done, 30)
+    _wait_for(started)
+    assert ray.cancel(ref) is None
+    with pytest.raises(TaskCancelledError) as info:
+        ray.get(ref, timeout=15)
+    assert isinstance(info.value, RayTaskError)
+    assert type(info.value).__name__ == "RayTaskError(TaskCancelledError)"
+    _wait_for(interrupted, timeout=5)
+    assert not os.path.exists(done)
+
+
+def test_task_swallowing_keyboard_interrupt_returns_value(cluster, tmp_path):
+    started = str(tmp_path / "started")
+
+    @ray.remote
+    def swallow(path):
+        _touch(path)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(0.02)
+        except KeyboardInterrupt:
+            return "swallowed"
+        return "finished"
+
+    ref = swallow.remote(started)
+    _wait_for(started)
+    ray.cancel(ref)
+    assert ray.get(ref, timeout=15) == "swallowed"
+
+
+def test_force_cancel_kills_worker(cluster, tmp_path):
+    started = str(tmp_path / "started")
+
+    @ray.remote
+    def stubborn(path):
+        _touch(path)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                time.sleep(0.02)
+            except KeyboardInterrupt:
+                pass  # ignores polite cancellation; only force can stop it
+        return os.getpid()
+
+    ref = stubborn.remote(started)
+    _wait_for(started)
+    ray.cancel(ref, force=True)
+    with pytest.raises(TaskCancelledError):
+        ray.get(ref, timeout=15)
+
+    @ray.remote
+    def ok(x):
+        return x + 1
+
+    assert ray.get([ok.remote(i) for i in range(4)], timeout=30) == [1, 2, 3, 4]
+
+
+def test_cancel_finished_task_is_noop(cluster):
+    @ray.remote
+    def seven():
+        return 7
+
+    ref = seven.remote()
+    assert ray.get(ref, timeout=30) == 7
+    assert ray.cancel(ref) is None
+    assert ray.cancel(ref, force=True) is None
+    assert ray.get(ref) == 7
+    put_ref = ray.put("v")
+    ray.cancel(put_ref)
+    assert ray.get(put_ref) == "v"
+
+
+@ray.remote(num_cpus=0)
+def parent(dirpath, duration):
+    refs = [
+        sleeper.remote(
+            os.path.join(dirpath, f"child{i}_started"),
+            os.path.join(dirpath, f"child{i}_interrupted"),
+            os.path.join(dirpath, f"child{i}_done"),
+            duration,
+        )
+        for i in range(2)
+    ]
+    return ray.get(refs)
+
+
+def _child_paths(tmp_path, kind):
+    return [str(tmp_path / f"child{i}_{kind}") for i in range(2)]
+
+
+def test_recursive_cancel_cancels_children(cluster, tmp_path):
+    ref = parent.remote(str(tmp_path), 10)
+    _wait_for(*_child_paths(tmp_path, "started"))
+    ray.cancel(ref)  # recursive=True is the default
+    with pytest.raises(TaskCancelledError):
+        ray.get(ref, timeout=15)
+    _wait_for(*_child_paths(tmp_path, "interrupted"), timeout=8)
+    assert not any(os.path.exists(p) for p in _child_paths(tmp_path, "done"))
+
+
+def test_non_recursive_cancel_leaves_children_running(cluster, tmp_path):
+    ref = parent.remote(str(tmp_path), 1.5)
+    _wait_for(*_child_paths(tmp_path, "started"))
+    ray.cancel(ref, recursive=False)
+    with pytest.raises(TaskCancelledError):
+        ray.get(ref, timeout=15)
+    _wait_for(*_child_paths(tmp_path, "done"), timeout=20)
+    assert not any(os.path.exists(p) for p in _child_paths(tmp_path, "interrupted"))
+
+
+def test_cancel_rejects_non_refs(cluster):
+    with pytest.raises(TypeError, match="only supported for object refs"):
+        ray.cancel(1)
+    ref = ray.put(1)
+    with pytest.raises(TypeError, match="only supported for object refs"):
+        ray.cancel([ref])
