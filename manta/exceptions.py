@@ -183,7 +183,8 @@ class RayTaskError(RayError):
             dual.__qualname__ = dual.__name__
             _dual_classes[cause_cls] = dual
         try:
-            instance: RayTaskError = BaseException.__new__(dual)
+            # The cause type's own __new__ (OSError insists on its own).
+            instance: RayTaskError = dual.__new__(dual)  # type: ignore[call-overload]
         except Exception:
             return self
         RayTaskError.__init__(instance, *self._fields())

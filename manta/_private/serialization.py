@@ -74,8 +74,10 @@ class _AsBytes:
 
 def serialize(value: Any, flags: int = 0) -> SerializedObject:
     """Pickle ``value``; raises whatever pickling raises (callers add context)."""
-    if type(value) is bytearray or type(value) is memoryview:
+    if type(value) is bytearray:
         value = _AsBytes(value)
+    elif type(value) is memoryview:
+        value = _AsBytes(value if value.contiguous else memoryview(value.tobytes()))
     buffers: list[memoryview] = []
     outer = _collector.refs
     refs: list[Any] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -273,7 +274,7 @@ def test_worker_output_streams_to_driver_unless_disabled(tmpdir_env):
     """
     on = run_driver(code.replace("{flag}", "True"), env=tmpdir_env)
     assert on.returncode == 0, on.stderr
-    assert "(talk pid=" in on.stdout and ") to stdout" in on.stdout
+    assert re.search(r"^\(talk pid=\d+, node=[0-9a-f]{8}\) to stdout$", on.stdout, re.M), on.stdout
     assert ") to stderr" in on.stderr and "(talk pid=" in on.stderr
     assert ") no newline" in on.stdout
     assert "(renamed pid=" in on.stdout and ") from other" in on.stdout

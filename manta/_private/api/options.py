@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from manta._private.api.scheduling import strategy_wire
-from manta._private.common.resources import INSTANCE_RESOURCES
+from manta._private.common.resources import INSTANCE_RESOURCES, PRECISION
 
 _Check = Callable[[str, Any], None]
 
@@ -27,8 +27,21 @@ def _quantity(name: str, value: Any) -> None:
     if value is None:
         return
     _types(float, int, type(None))(name, value)
+    _check_amount(name, value)
+    if name == "num_gpus" and value > 1 and value != int(value):
+        raise ValueError(
+            f"GPU resource quantities >1 must be whole numbers. The specified quantity {value} is invalid."
+        )
+
+
+def _check_amount(name: str, value: float) -> None:
     if value < 0:
         raise ValueError(f"The quantity of resource {name} cannot be negative")
+    scaled = value * PRECISION
+    if abs(scaled - round(scaled)) > 1e-6:
+        raise ValueError(
+            f"The precision of resource {name} cannot go beyond {1 / PRECISION}: got {value}"
+        )
 
 
 def _resources(name: str, value: Any) -> None:
@@ -47,8 +60,7 @@ def _resources(name: str, value: Any) -> None:
             raise TypeError(f"resource names must be strings, got {key!r}")
         if isinstance(amount, bool) or not isinstance(amount, (int, float)):
             raise TypeError(f"the quantity of resource {key} must be a number, got {amount!r}")
-        if amount < 0:
-            raise ValueError(f"The quantity of resource {key} cannot be negative")
+        _check_amount(key, amount)
 
 
 def _num_returns(name: str, value: Any) -> None:

@@ -286,7 +286,8 @@ class CoreWorker:
             self._print_logs(msg.payload)
 
     def _print_logs(self, batch: m.LogBatch) -> None:
-        where = f"pid={batch.pid}"
+        # Ray's "(name pid=N" start, so tools that grep for it keep working, plus the node.
+        where = f"pid={batch.pid}, node={batch.node_id.hex()[:8]}"
         if batch.node_id != self.node_id:
             where += f", ip={batch.host}"
         prefix = f"({batch.task_name} {where}) " if batch.task_name else f"({where}) "
@@ -599,10 +600,14 @@ class CoreWorker:
         self.request_object(ref)
 
         def ready(obj: StoredObject) -> None:
+            if future.cancelled():
+                return
             try:
-                future.set_result(self._materialize(ref))
+                value = self._materialize(ref)
             except BaseException as e:
                 future.set_exception(e)
+            else:
+                future.set_result(value)
 
         self.memory_store.on_ready(ref.id, ready)
         return future

@@ -7,12 +7,15 @@ owner answers. Readers block on ``wait`` (user thread) or register ``on_ready`` 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from manta._private.common.ids import NodeID, ObjectID
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True, frozen=True)
@@ -52,7 +55,7 @@ class MemoryStore:
                     waiter.event.set()
             callbacks = self._callbacks.pop(object_id, ())
         for callback in callbacks:
-            callback(obj)
+            _run_callback(callback, obj)
 
     def get(self, object_id: ObjectID) -> StoredObject | None:
         return self._objects.get(object_id)
@@ -67,7 +70,7 @@ class MemoryStore:
             if obj is None:
                 self._callbacks.setdefault(object_id, []).append(callback)
                 return
-        callback(obj)
+        _run_callback(callback, obj)
 
     def wait(self, object_ids: Iterable[ObjectID], num_ready: int, timeout: float | None) -> set[ObjectID]:
         """Block until ``num_ready`` of the (distinct) ids are here or ``timeout`` passes;
@@ -107,3 +110,11 @@ class MemoryStore:
 
     def __len__(self) -> int:
         return len(self._objects)
+
+
+def _run_callback(callback: Callable[[StoredObject], None], obj: StoredObject) -> None:
+    # One broken waiter must neither starve the others nor fail whoever stored the value.
+    try:
+        callback(obj)
+    except Exception:
+        logger.exception("an object-ready callback failed")

@@ -7,6 +7,7 @@ it to label the lines that follow with the task's name and strips it from the ou
 
 from __future__ import annotations
 
+import codecs
 import os
 from dataclasses import dataclass, field
 
@@ -23,6 +24,10 @@ class _Stream:
     offset: int = 0
     partial: str = ""
     task_name: str = ""
+    # Incremental, so a UTF-8 character split across two reads decodes whole.
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
 
 
 @dataclass(slots=True)
@@ -114,4 +119,4 @@ def _read_from(stream: _Stream) -> str:
     except OSError:
         return ""
     stream.offset += len(data)
-    return data.decode("utf-8", errors="replace")
+    return stream.decoder.decode(data)

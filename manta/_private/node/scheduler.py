@@ -9,7 +9,6 @@ environment variables of one job must not leak into another's tasks).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -238,7 +237,7 @@ class Scheduler:
             assert allocation is not None  # fits() held
             for n, u in req.units.items():
                 virtual[n] = virtual.get(n, 0) - u
-            lease = Lease(LeaseID(os.urandom(LeaseID.SIZE)), worker.worker_id, req.client, allocation)
+            lease = Lease(LeaseID.from_random(), worker.worker_id, req.client, allocation)
             worker.state = "leased"
             worker.job_id = req.job_id
             worker.env_key = req.env_key

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,8 @@ from manta._private.rpc.loop import spawn
 from manta._private.rpc.transport import Connection, Dispatcher, RpcServer, connect_with_retry
 
 logger = logging.getLogger(__name__)
+
+_EXIT_REPORTS_KEPT = 1000
 
 
 @dataclass
@@ -96,6 +99,7 @@ class NodeService:
         self.port = 0
         self.unix = socket_path(params.session_dir, "node")
         self._procs: dict[WorkerID, _WorkerProc] = {}
+        self._exited: deque[WorkerID] = deque()
         self._by_pid: dict[int, _WorkerProc] = {}
         self._conn_worker: dict[Connection, WorkerID] = {}
         self._pending_replies: dict[Any, asyncio.Future[Any]] = {}
@@ -243,6 +247,10 @@ class NodeService:
             reason += " (by something outside Manta, e.g. the kernel's OOM killer)"
         proc.exit = m.WorkerExit(proc.worker_id, msg.pid, msg.exit_code, msg.signal, reason)
         proc.exited.set()
+        self._exited.append(proc.worker_id)
+        # Keep the exit reports of recent workers only (owners ask within seconds).
+        while len(self._exited) > _EXIT_REPORTS_KEPT:
+            self._procs.pop(self._exited.popleft(), None)
         self._worker_gone(proc.worker_id)
 
     def _worker_gone(self, worker_id: WorkerID) -> None:

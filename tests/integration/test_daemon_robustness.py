@@ -1,0 +1,99 @@
+"""A daemon never dies of bad input: it answers with an error, logs, and keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+import manta
+from manta._private.api.context import current_worker
+from manta._private.common.ids import JobID, LeaseID, ObjectID, WorkerID
+from manta._private.rpc import messages as m
+from manta._private.rpc.transport import Dispatcher, RemoteError, connect
+
+
+async def _connect(address: str) -> object:
+    worker = current_worker()
+    assert worker is not None
+    return await connect(address, worker.session.token, Dispatcher(), role="cli", max_frame_bytes=1 << 20)
+
+
+def _still_serving() -> None:
+    @manta.remote
+    def ping(x):
+        return x
+
+    assert manta.get(ping.remote(41), timeout=30) == 41
+    assert manta.get(manta.put(b"x" * 200_000)) == b"x" * 200_000
+
+
+@pytest.mark.parametrize("target", ["node", "gcs"])
+def test_bad_messages_get_error_replies(cluster, target):
+    worker = current_worker()
+    address = worker.session.node_address if target == "node" else worker.session.gcs_address
+
+    async def scenario() -> list[str]:
+        conn = await _connect(address)
+        errors = []
+        bad = [
+            m.RequestLease(1, JobID.from_int(1), {"CPU": -1.0}, "", "DEFAULT"),
+            m.RequestLease(2, JobID.from_int(1), {"CPU": "lots"}, "", "DEFAULT"),  # type: ignore[dict-item]
+            m.KvPut("ns", "not-bytes", b"v", True),  # type: ignore[arg-type]
+            m.PushTask(None, LeaseID.from_random(), {}),  # type: ignore[arg-type]
+            m.GetWorkerExit(WorkerID.from_random()),
+            m.KillWorker(WorkerID.from_random(), "no such worker"),
+        ]
+        for msg in bad:
+            try:
+                reply = await asyncio.wait_for(conn.call(msg), 10)
+                errors.append(f"ok:{type(msg).__name__}:{reply!r}")
+            except RemoteError as e:
+                errors.append(f"error:{type(msg).__name__}:{e.type_name}")
+        # One-way messages with nonsense in them must be harmless too.
+        conn.notify(m.ReturnLease(LeaseID.from_random(), True))
+        conn.notify(m.FreeObjects([ObjectID.from_random()]))
+        conn.notify(m.WorkerBlocked())
+        await asyncio.sleep(0.1)
+        conn.close()
+        return errors
+
+    results = asyncio.run(scenario())
+    if target == "node":
+        assert "error:RequestLease:ValueError" in results
+        assert any(r.startswith("error:PushTask:UnknownMessage") for r in results)
+        assert "ok:KillWorker:False" in results
+        assert "ok:GetWorkerExit:None" in results
+    else:
+        assert "error:KvPut:ValueError" in results
+        assert "error:RequestLease:UnknownMessage" in results
+    _still_serving()
+
+
+@pytest.mark.parametrize("target", ["node", "gcs"])
+def test_garbage_bytes_close_only_that_connection(cluster, target):
+    worker = current_worker()
+    address = worker.session.node_address if target == "node" else worker.session.gcs_address
+    path = address.removeprefix("unix:")
+    for payload in (b"\x00\x00\x00\x05hello", b"\xff\xff\xff\xff" + b"x" * 100, b"GET / HTTP/1.1\r\n\r\n"):
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            sock.sendall(payload)
+            try:
+                # The daemon answers with an error frame or just closes; either way it ends.
+                while sock.recv(4096):
+                    pass
+            except (ConnectionResetError, TimeoutError):
+                pass
+
+    async def after_handshake() -> None:
+        conn = await _connect(address)
+        transport = conn._transport  # type: ignore[attr-defined]
+        transport.write(b"\x00\x00\x00\x03\xc1\xc1\xc1")  # 0xc1 is never valid msgpack
+        await asyncio.sleep(0.2)
+        assert conn.closed  # type: ignore[attr-defined]
+
+    asyncio.run(after_handshake())
+    _still_serving()

@@ -1,0 +1,85 @@
+"""The one configuration: documented defaults and MANTA_* environment parsing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from manta._private.common.config import Config
+
+
+def test_defaults() -> None:
+    config = Config.from_env(environ={})
+    assert config == Config()
+    assert config.max_inline_bytes == 100 * 1024
+    assert config.task_max_retries == 3
+    assert config.record_callsites is False
+    assert config.heartbeat_interval_s == 1.0
+    assert config.node_timeout_s == 10.0
+    assert config.address == ""
+
+
+def test_env_overrides_each_type() -> None:
+    config = Config.from_env(
+        environ={
+            "MANTA_MAX_INLINE_BYTES": "2048",
+            "MANTA_NODE_TIMEOUT_S": "2.5",
+            "MANTA_RECORD_CALLSITES": "yes",
+            "MANTA_LOG_LEVEL": "DEBUG",
+        }
+    )
+    assert config.max_inline_bytes == 2048
+    assert config.node_timeout_s == 2.5
+    assert config.record_callsites is True
+    assert config.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1", True), ("TRUE", True), ("On", True), ("0", False), ("off", False), ("", False), ("No", False)],
+)
+def test_bool_spellings(raw: str, expected: bool) -> None:
+    assert Config.from_env(environ={"MANTA_RECORD_CALLSITES": raw}).record_callsites is expected
+
+
+def test_unrelated_and_lowercase_variables_are_ignored() -> None:
+    config = Config.from_env(environ={"RAY_MAX_INLINE_BYTES": "1", "manta_max_inline_bytes": "1"})
+    assert config.max_inline_bytes == Config().max_inline_bytes
+
+
+def test_overrides_beat_environment() -> None:
+    config = Config.from_env(environ={"MANTA_TASK_MAX_RETRIES": "7"}, task_max_retries=0)
+    assert config.task_max_retries == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "kind"),
+    [
+        ("MANTA_MAX_INLINE_BYTES", "lots", "int"),
+        ("MANTA_MAX_INLINE_BYTES", "1.5", "int"),
+        ("MANTA_NODE_TIMEOUT_S", "soon", "float"),
+        ("MANTA_RECORD_CALLSITES", "maybe", "bool"),
+    ],
+)
+def test_invalid_values_name_the_variable(name: str, raw: str, kind: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Config.from_env(environ={name: raw})
+    assert str(info.value) == f"environment variable {name}={raw!r} is not a valid {kind}"
+
+
+def test_frozen_and_replace() -> None:
+    config = Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.max_inline_bytes = 1  # type: ignore[misc]
+    changed = config.replace(max_inline_bytes=1)
+    assert changed.max_inline_bytes == 1
+    assert config.max_inline_bytes == 100 * 1024
+
+
+def test_to_dict_round_trips() -> None:
+    config = Config(address="10.0.0.1:6379", task_max_retries=1)
+    data = config.to_dict()
+    assert data["address"] == "10.0.0.1:6379"
+    assert Config(**data) == config
+    assert set(data) == {f.name for f in dataclasses.fields(Config)}

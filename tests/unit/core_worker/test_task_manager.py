@@ -1,0 +1,259 @@
+"""The task manager's decisions: store results, retry, or fail with the right error."""
+
+from __future__ import annotations
+
+import pytest
+
+from manta._private import serialization
+from manta._private.common.ids import JobID, NodeID, ObjectID, TaskID, WorkerID
+from manta._private.core_worker.memory_store import MemoryStore
+from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.core_worker.reference_counter import ReferenceCounter
+from manta._private.core_worker.task_manager import Done, PendingTask, Retry, TaskManager
+from manta._private.rpc import codec
+from manta._private.rpc.messages import Address, ReturnObject, TaskResult, TaskSpec
+from manta.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
+
+JOB = JobID.from_int(1)
+DRIVER_TASK = TaskID.for_driver(JOB)
+OWNER = Address(NodeID.from_random(), WorkerID.from_random(), "127.0.0.1", 1, "", 2)
+
+
+def make_spec(task_id: TaskID, parent: TaskID, num_returns: int) -> TaskSpec:
+    values = {
+        "task_id": task_id,
+        "job_id": JOB,
+        "parent_task_id": parent,
+        "name": "f",
+        "function_id": b"fid",
+        "function_name": "mod.f",
+        "args": b"",
+        "args_object": None,
+        "ref_args": [],
+        "num_returns": num_returns,
+        "owner": OWNER,
+        "attempt": 0,
+        "resources": {"CPU": 1.0},
+        "runtime_env": None,
+        "depth": 0,
+        "max_calls": 0,
+    }
+    return TaskSpec(**{name: values[name] for name in codec.fields_of(TaskSpec)})
+
+
+class World:
+    def __init__(self) -> None:
+        self.store = MemoryStore()
+        self.refs = ReferenceCounter()
+        self.manager = TaskManager(self.store, self.refs, max_inline=100 * 1024)
+
+    def submit(
+        self,
+        *,
+        retries: int = 0,
+        retry_exceptions: bool | tuple[type, ...] = False,
+        num_returns: int = 1,
+        parent: TaskID = DRIVER_TASK,
+        arg_refs: list | None = None,
+    ) -> PendingTask:
+        task_id = TaskID.for_normal_task(JOB)
+        spec = make_spec(task_id, parent, num_returns)
+        return_ids = [ObjectID.for_return(task_id, i) for i in range(num_returns)]
+        for oid in return_ids:
+            self.refs.add_owned(oid)
+        task = PendingTask(spec, return_ids, arg_refs or [], retries, retry_exceptions, sched_key="k")
+        self.manager.add(task)
+        return task
+
+    def value(self, oid: ObjectID) -> object:
+        stored = self.store.get(oid)
+        assert stored is not None and stored.inline is not None
+        return serialization.from_inline(stored.inline)
+
+
+def ok(task: PendingTask, value: object = "result") -> TaskResult:
+    blob = serialization.to_inline(serialization.serialize(value))
+    return TaskResult([ReturnObject(oid, blob, len(blob), None) for oid in task.return_ids], False, 0.01)
+
+
+def raised(task: PendingTask, cause: BaseException) -> TaskResult:
+    error = RayTaskError("f", "Traceback ...", cause)
+    blob = serialization.to_inline(serialization.serialize(error, serialization.FLAG_ERROR))
+    return TaskResult([ReturnObject(oid, blob, len(blob), None) for oid in task.return_ids], True, 0.01)
+
+
+def test_success_stores_every_return() -> None:
+    world = World()
+    task = world.submit(num_returns=2)
+    assert world.manager.num_pending() == 1
+    outcome = world.manager.on_result(task, ok(task))
+    assert outcome == Done(task, [])
+    assert task.state == "done"
+    assert world.manager.get(task.task_id) is None
+    for oid in task.return_ids:
+        assert world.value(oid) == "result"
+        stored = world.store.get(oid)
+        assert stored is not None and not stored.is_error
+
+
+def test_large_result_is_stored_as_a_location() -> None:
+    world = World()
+    task = world.submit()
+    node = NodeID.from_random()
+    world.manager.on_result(
+        task, TaskResult([ReturnObject(task.return_ids[0], None, 1 << 30, node)], False, 1.0)
+    )
+    stored = world.store.get(task.return_ids[0])
+    assert stored is not None
+    assert (stored.inline, stored.node_id, stored.size, stored.is_error) == (None, node, 1 << 30, False)
+
+
+def test_results_nobody_wants_are_returned_for_freeing() -> None:
+    world = World()
+    task = world.submit(num_returns=2)
+    # The caller dropped its ref to the second return before the task finished.
+    world.refs.add_local(task.return_ids[1], None)
+    world.refs.drop_local(task.return_ids[1])
+    world.refs.collect()
+    result = ok(task)
+    outcome = world.manager.on_result(task, result)
+    assert isinstance(outcome, Done)
+    assert outcome.unwanted == [result.returns[1]]
+    assert not world.store.contains(task.return_ids[1])
+    assert world.store.contains(task.return_ids[0])
+
+
+def test_worker_death_with_retries_left_retries() -> None:
+    world = World()
+    task = world.submit(retries=2)
+    task.state, task.lease = "running", object()
+    outcome = world.manager.on_worker_died(task, "the worker died")
+    assert outcome == Retry(task)
+    assert task.retries_left == 1
+    assert task.spec.attempt == 1
+    assert task.state == "pending" and task.lease is None
+    assert world.manager.get(task.task_id) is task
+    assert not world.store.contains(task.return_ids[0])
+    world.manager.on_worker_died(task, "again")
+    assert (task.retries_left, task.spec.attempt) == (0, 2)
+
+
+def test_worker_death_with_infinite_retries_keeps_retrying() -> None:
+    world = World()
+    task = world.submit(retries=-1)
+    for attempt in range(1, 6):
+        assert isinstance(world.manager.on_worker_died(task, "died"), Retry)
+        assert task.retries_left == -1
+        assert task.spec.attempt == attempt
+
+
+def test_worker_death_with_no_retries_left_stores_worker_crashed_error() -> None:
+    world = World()
+    task = world.submit(retries=0, num_returns=2)
+    outcome = world.manager.on_worker_died(task, "worker 1234 died: SIGKILL")
+    assert outcome == Done(task)
+    assert world.manager.num_pending() == 0
+    for oid in task.return_ids:
+        error = world.value(oid)
+        assert isinstance(error, WorkerCrashedError)
+        assert str(error) == "worker 1234 died: SIGKILL"
+        stored = world.store.get(oid)
+        assert stored is not None and stored.is_error
+
+
+def test_application_error_is_not_retried_by_default() -> None:
+    world = World()
+    task = world.submit(retries=3)
+    outcome = world.manager.on_result(task, raised(task, ValueError("bad")))
+    assert isinstance(outcome, Done)
+    error = world.value(task.return_ids[0])
+    assert isinstance(error, RayTaskError) and isinstance(error.cause, ValueError)
+    stored = world.store.get(task.return_ids[0])
+    assert stored is not None and stored.is_error
+    assert task.retries_left == 3
+
+
+def test_retry_exceptions_true_retries_any_error_until_retries_run_out() -> None:
+    world = World()
+    task = world.submit(retries=1, retry_exceptions=True)
+    assert isinstance(world.manager.on_result(task, raised(task, KeyError("k"))), Retry)
+    assert task.retries_left == 0
+    assert isinstance(world.manager.on_result(task, raised(task, KeyError("k"))), Done)
+    assert isinstance(world.value(task.return_ids[0]), RayTaskError)
+
+
+@pytest.mark.parametrize(
+    ("cause", "retried"),
+    [(ValueError("v"), True), (UnicodeError("subclass of ValueError"), True), (KeyError("k"), False)],
+)
+def test_retry_exceptions_list_retries_only_those_types(cause: BaseException, retried: bool) -> None:
+    world = World()
+    task = world.submit(retries=2, retry_exceptions=(ValueError,))
+    outcome = world.manager.on_result(task, raised(task, cause))
+    assert isinstance(outcome, Retry) is retried
+    assert world.store.contains(task.return_ids[0]) is not retried
+
+
+def test_retry_exceptions_list_matches_a_bare_exception() -> None:
+    world = World()
+    task = world.submit(retries=2, retry_exceptions=(OSError,))
+    blob = serialization.to_inline(serialization.serialize(OSError("disk"), serialization.FLAG_ERROR))
+    result = TaskResult([ReturnObject(task.return_ids[0], blob, len(blob), None)], True, 0.0)
+    assert isinstance(world.manager.on_result(task, result), Retry)
+
+
+def test_retry_exceptions_list_with_an_error_stored_out_of_line_is_not_retried() -> None:
+    world = World()
+    task = world.submit(retries=2, retry_exceptions=(ValueError,))
+    result = TaskResult([ReturnObject(task.return_ids[0], None, 10, NodeID.from_random())], True, 0.0)
+    assert isinstance(world.manager.on_result(task, result), Done)
+
+
+def test_cancelled_task_whose_worker_dies_fails_with_task_cancelled_error() -> None:
+    world = World()
+    task = world.submit(retries=3)
+    task.cancelled = True
+    assert world.manager.on_worker_died(task, "killed for cancel") == Done(task)
+    error = world.value(task.return_ids[0])
+    assert isinstance(error, TaskCancelledError)
+    assert error.task_id == task.task_id.hex()
+
+
+def test_cancelled_task_error_is_not_retried() -> None:
+    world = World()
+    task = world.submit(retries=3, retry_exceptions=True)
+    task.cancelled = True
+    assert isinstance(world.manager.on_result(task, raised(task, ValueError())), Done)
+
+
+def test_fail_with_a_serialized_error() -> None:
+    world = World()
+    task = world.submit()
+    blob = serialization.to_inline(serialization.serialize(KeyError("arg failed"), serialization.FLAG_ERROR))
+    world.manager.fail_with_blob(task, blob)
+    assert isinstance(world.value(task.return_ids[0]), KeyError)
+    stored = world.store.get(task.return_ids[0])
+    assert stored is not None and stored.is_error
+
+
+def test_completion_releases_argument_refs() -> None:
+    world = World()
+    arg = ObjectID.for_put(DRIVER_TASK, 0)
+    world.refs.add_owned(arg)
+    world.refs.add_submitted([arg])
+    task = world.submit(arg_refs=[ObjectRef(arg)])
+    assert world.refs.collect() == []
+    world.manager.on_result(task, ok(task))
+    assert task.arg_refs == []
+    assert [f.object_id for f in world.refs.collect()] == [arg]
+
+
+def test_children_are_tracked_per_parent() -> None:
+    world = World()
+    parent = TaskID.for_normal_task(JOB)
+    first, second = world.submit(parent=parent), world.submit(parent=parent)
+    assert world.manager.children[parent] == [first.task_id, second.task_id]
+    world.manager.on_result(first, ok(first))
+    assert world.manager.children[parent] == [second.task_id]
+    world.manager.on_worker_died(second, "died")
+    assert parent not in world.manager.children

@@ -1,0 +1,513 @@
+"""Real RPC connections over Unix and loopback TCP sockets, in one process.
+
+Each test runs its own event loop with ``asyncio.run`` and closes every server,
+connection and raw socket it opened before returning. Nothing waits on a timer:
+ordering on one connection (a notify is handled before a later call) and close
+callbacks tell the tests when something has happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from manta._private.common.config import PROTOCOL_VERSION
+from manta._private.common.ids import JobID
+from manta._private.common.version import __version__
+from manta._private.rpc import codec
+from manta._private.rpc.messages import Hello, JobFinished, KvDel, KvGet, KvPut, Subscribe, Welcome
+from manta._private.rpc.transport import (
+    KIND_ERROR,
+    KIND_REPLY,
+    KIND_REQUEST,
+    Connection,
+    ConnectionLost,
+    Dispatcher,
+    RemoteError,
+    RpcServer,
+    connect,
+)
+from manta.exceptions import AuthenticationError, RpcError, VersionMismatchError
+
+TOKEN = b"t" * 64
+MAX_FRAME = 1 << 20
+STEP = 5.0  # generous bound on any single step, so a bug fails instead of hanging
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    async def bounded() -> None:
+        await asyncio.wait_for(main(), 30)
+
+    asyncio.run(bounded())
+
+
+class Server:
+    """An RpcServer on a Unix socket or 127.0.0.1:0, with disconnect notifications."""
+
+    def __init__(self, dispatcher: Dispatcher, *, max_frame: int = MAX_FRAME) -> None:
+        self.connected: list[Connection] = []
+        self.disconnected: asyncio.Queue[Connection] = asyncio.Queue()
+        self.rpc = RpcServer(
+            dispatcher,
+            TOKEN,
+            max_frame_bytes=max_frame,
+            on_connect=self.connected.append,
+            on_disconnect=self.disconnected.put_nowait,
+        )
+        self.address = ""
+        self.unix_path = ""
+        self.tcp_port = 0
+
+    async def listen(self, where: str, tmp_path: Path) -> Server:
+        if where == "unix":
+            self.unix_path = str(tmp_path / "s.sock")
+            await self.rpc.listen_unix(self.unix_path)
+            self.address = "unix:" + self.unix_path
+        else:
+            self.tcp_port = await self.rpc.listen_tcp("127.0.0.1", 0)
+            self.address = f"127.0.0.1:{self.tcp_port}"
+        return self
+
+    async def raw(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.unix_path:
+            return await asyncio.open_unix_connection(self.unix_path)
+        return await asyncio.open_connection("127.0.0.1", self.tcp_port)
+
+    async def client(self, dispatcher: Dispatcher | None = None, **kwargs: Any) -> Connection:
+        return await connect(
+            self.address,
+            kwargs.pop("token", TOKEN),
+            dispatcher or Dispatcher(),
+            role=kwargs.pop("role", "driver"),
+            max_frame_bytes=MAX_FRAME,
+            timeout=STEP,
+            **kwargs,
+        )
+
+    async def close(self, *clients: Connection) -> None:
+        """Close the clients, wait until the server saw each of its connections go, stop it."""
+        open_on_server = len(self.rpc.connections)
+        for conn in clients:
+            conn.close()
+        for _ in range(min(open_on_server, len(clients))):
+            await asyncio.wait_for(self.disconnected.get(), STEP)
+        self.rpc.close()
+        assert not self.rpc.connections
+
+
+def echo_dispatcher() -> tuple[Dispatcher, list[Any]]:
+    seen: list[Any] = []
+    dispatcher = Dispatcher()
+    dispatcher.register(KvGet, lambda _conn, msg: [msg.namespace, msg.key])
+
+    async def put(_conn: Connection, msg: KvPut) -> bool:
+        await asyncio.sleep(0)  # an async handler that yields once
+        return msg.overwrite
+
+    dispatcher.register(KvPut, put)
+    dispatcher.register(Subscribe, lambda _conn, msg: seen.append(msg))
+    return dispatcher, seen
+
+
+def frame(kind: int, req_id: int, body: Any) -> bytes:
+    payload = codec.encode([kind, req_id, body])
+    return len(payload).to_bytes(4, "big") + payload
+
+
+async def read_frame(reader: asyncio.StreamReader) -> Any:
+    size = int.from_bytes(await asyncio.wait_for(reader.readexactly(4), STEP), "big")
+    return codec.decode(await asyncio.wait_for(reader.readexactly(size), STEP))
+
+
+async def assert_closed_by_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    assert await asyncio.wait_for(reader.read(), STEP) == b""
+    writer.close()
+    await writer.wait_closed()
+
+
+WHERE = pytest.mark.parametrize("where", ["unix", "tcp"])
+
+
+def test_dispatcher_lookup() -> None:
+    dispatcher = Dispatcher()
+
+    def handler(_conn: Connection, _msg: Any) -> None:
+        return None
+
+    dispatcher.register(KvGet, handler)
+    assert dispatcher.handler_for(KvGet) is handler
+    assert dispatcher.handler_for(KvPut) is None
+
+
+@WHERE
+def test_request_reply(where: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher).listen(where, tmp_path)
+        conn = await server.client(role="driver", ident=b"me", info={"pid": 1})
+        assert await conn.call(KvGet("ns", b"k")) == ["ns", b"k"]
+        assert await conn.call(KvPut("ns", b"k", b"v", True)) is True
+        # Many calls in flight on one connection each get their own reply.
+        replies = await asyncio.gather(*(conn.call(KvGet(str(i), b"")) for i in range(50)))
+        assert replies == [[str(i), b""] for i in range(50)]
+        # The handshake told each side who the other is.
+        assert conn.peer_role == "server"
+        [server_side] = server.connected
+        assert server_side.peer_role == "driver"
+        assert server_side.peer_ident == b"me"
+        assert server_side.peer_info == {"pid": 1}
+        welcome = await server_side.handshake
+        assert isinstance(welcome, Welcome) and welcome.role == "driver"
+        await server.close(conn)
+
+    run(main)
+
+
+@WHERE
+def test_notifications_are_handled_in_order(where: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher, seen = echo_dispatcher()
+        server = await Server(dispatcher).listen(where, tmp_path)
+        conn = await server.client()
+        for i in range(3):
+            conn.notify(Subscribe("ch", bytes([i])))
+        # A later call's reply proves the earlier notifications were handled.
+        await conn.call(KvGet("", b""))
+        assert seen == [Subscribe("ch", bytes([i])) for i in range(3)]
+        await server.close(conn)
+
+    run(main)
+
+
+def test_server_calls_the_client(tmp_path: Path) -> None:
+    async def main() -> None:
+        server = await Server(Dispatcher()).listen("unix", tmp_path)
+        client_dispatcher = Dispatcher()
+        notified: list[Any] = []
+        client_dispatcher.register(KvGet, lambda _conn, msg: b"client says " + msg.key)
+        client_dispatcher.register(Subscribe, lambda _conn, msg: notified.append(msg))
+        conn = await server.client(client_dispatcher)
+        [server_side] = server.connected
+        server_side.notify(Subscribe("a", b"b"))
+        assert await server_side.call(KvGet("", b"hi")) == b"client says hi"
+        assert notified == [Subscribe("a", b"b")]
+        await server.close(conn)
+
+    run(main)
+
+
+@WHERE
+def test_handler_exception_is_a_remote_error_and_the_server_keeps_serving(where: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+
+        def broken(_conn: Connection, msg: KvDel) -> None:
+            raise KeyError(msg.key)
+
+        async def broken_async(_conn: Connection, _msg: JobFinished) -> None:
+            await asyncio.sleep(0)
+            raise RuntimeError("async handler broke")
+
+        dispatcher.register(KvDel, broken)
+        dispatcher.register(JobFinished, broken_async)
+        server = await Server(dispatcher).listen(where, tmp_path)
+        conn = await server.client()
+        with pytest.raises(RemoteError) as info:
+            await conn.call(KvDel("ns", b"gone"))
+        assert info.value.type_name == "KeyError"
+        assert info.value.text == "b'gone'"
+        assert "KeyError" in info.value.remote_traceback
+        assert isinstance(info.value, RpcError)
+        with pytest.raises(RemoteError, match="RuntimeError: async handler broke"):
+            await conn.call(JobFinished(JobID.from_int(1)))
+        # A failing notification is only logged on the other side.
+        conn.notify(KvDel("ns", b"x"))
+        assert await conn.call(KvGet("still", b"up")) == ["still", b"up"]
+        await server.close(conn)
+
+    run(main)
+
+
+def test_unknown_message_type(tmp_path: Path) -> None:
+    async def main() -> None:
+        server = await Server(Dispatcher()).listen("unix", tmp_path)
+        conn = await server.client()
+        with pytest.raises(RemoteError) as info:
+            await conn.call(KvDel("ns", b"k"))
+        assert info.value.type_name == "UnknownMessage"
+        assert "no handler for KvDel" in str(info.value)
+        # Plain values are not messages either.
+        with pytest.raises(RemoteError, match="no handler for int"):
+            await conn.call(5)
+        await server.close(conn)
+
+    run(main)
+
+
+@WHERE
+def test_wrong_token_is_refused_and_the_server_stays_up(where: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher).listen(where, tmp_path)
+        with pytest.raises(AuthenticationError, match="token is missing or wrong"):
+            await server.client(token=b"wrong")
+        with pytest.raises(AuthenticationError):
+            await server.client(token=b"")
+        assert server.connected == []
+        conn = await server.client()
+        assert await conn.call(KvGet("a", b"b")) == ["a", b"b"]
+        await server.close(conn)
+
+    run(main)
+
+
+def test_first_frame_must_be_a_handshake(tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher).listen("unix", tmp_path)
+        reader, writer = await server.raw()
+        writer.write(frame(KIND_REQUEST, 1, KvGet("a", b"b")))
+        kind, req_id, body = await read_frame(reader)
+        assert (kind, req_id) == (KIND_ERROR, 0)
+        assert body[0] == "AuthenticationError"
+        assert "first frame must be a handshake" in body[1]
+        await assert_closed_by_peer(reader, writer)
+        server.rpc.close()
+
+    run(main)
+
+
+@WHERE
+def test_protocol_version_mismatch_names_both_versions(where: str, tmp_path: Path) -> None:
+    other = PROTOCOL_VERSION + 1
+
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher).listen(where, tmp_path)
+        # By hand over a raw socket: what the server answers.
+        reader, writer = await server.raw()
+        writer.write(frame(KIND_REQUEST, 0, Hello(other, "9.9.9", TOKEN, "driver", b"", {})))
+        kind, _, (type_name, text, _tb) = await read_frame(reader)
+        assert kind == KIND_ERROR
+        assert type_name == "VersionMismatchError"
+        assert f"Manta {__version__} (protocol {PROTOCOL_VERSION})" in text
+        assert f"Manta 9.9.9 (protocol {other})" in text
+        await assert_closed_by_peer(reader, writer)
+        # Through a client Connection: what the caller sees.
+        loop = asyncio.get_running_loop()
+        hello = Hello(other, "9.9.9", TOKEN, "driver", b"", {})
+
+        def factory() -> Connection:
+            return Connection(
+                Dispatcher(), token=TOKEN, is_server=False, max_frame_bytes=MAX_FRAME, hello=hello
+            )
+
+        if where == "unix":
+            _, conn = await loop.create_unix_connection(factory, server.unix_path)
+        else:
+            _, conn = await loop.create_connection(factory, "127.0.0.1", server.tcp_port)
+        with pytest.raises(VersionMismatchError, match=f"protocol {other}"):
+            await asyncio.wait_for(conn.handshake, STEP)
+        assert conn.closed
+        good = await server.client()
+        assert await good.call(KvGet("", b"")) == ["", b""]
+        await server.close(good)
+
+    run(main)
+
+
+@WHERE
+def test_oversized_frame_before_handshake_closes_the_connection(where: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher).listen(where, tmp_path)
+        reader, writer = await server.raw()
+        # Only the header: the server must refuse without waiting for (or buffering) the body.
+        writer.write((64 * 1024 + 1).to_bytes(4, "big"))
+        await assert_closed_by_peer(reader, writer)
+        conn = await server.client()
+        assert await conn.call(KvGet("", b"")) == ["", b""]
+        await server.close(conn)
+
+    run(main)
+
+
+def test_handshake_frame_at_the_limit_is_read(tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher).listen("unix", tmp_path)
+        reader, writer = await server.raw()
+        hello = Hello(PROTOCOL_VERSION, __version__, TOKEN, "driver", b"", {"pad": "x" * 60_000})
+        writer.write(frame(KIND_REQUEST, 0, hello))
+        kind, _, body = await read_frame(reader)
+        assert kind == KIND_REPLY and isinstance(body, Welcome)
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.wait_for(server.disconnected.get(), STEP)
+        server.rpc.close()
+
+    run(main)
+
+
+def test_oversized_frame_after_handshake_closes_the_connection(tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher, max_frame=4096).listen("unix", tmp_path)
+        conn = await server.client()
+        assert await conn.call(KvGet("", b"x" * 1000)) == ["", b"x" * 1000]
+        with pytest.raises(ConnectionLost):
+            await asyncio.wait_for(conn.call(KvGet("", b"x" * 5000)), STEP)
+        await asyncio.wait_for(server.disconnected.get(), STEP)
+        again = await server.client()
+        assert await again.call(KvGet("", b"")) == ["", b""]
+        await server.close(conn, again)
+
+    run(main)
+
+
+GARBAGE = [
+    b"\x00\x00\x00\x05hello",  # a frame that is not msgpack
+    b"\x00\x00\x00\x01\xc1",  # a byte msgpack never uses
+    b"\x00\x00\x00\x03\x93\x01\x02",  # a two-element frame
+    b"\x00\x00\x00\x01\x05",  # a frame that is a bare integer
+    bytes(random.Random(7).getrandbits(8) for _ in range(300)),
+]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE, ids=range(len(GARBAGE)))
+def test_garbage_before_handshake_does_not_crash_the_server(garbage: bytes, tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher).listen("tcp", tmp_path)
+        reader, writer = await server.raw()
+        writer.write(garbage)
+        await writer.drain()
+        writer.write_eof()
+        # The server answers at most an error frame, then hangs up.
+        rest = await asyncio.wait_for(reader.read(), STEP)
+        if rest:
+            size = int.from_bytes(rest[:4], "big")
+            kind, _, body = codec.decode(rest[4 : 4 + size])
+            assert kind == KIND_ERROR and body[0] == "AuthenticationError"
+        writer.close()
+        await writer.wait_closed()
+        conn = await server.client()
+        assert await conn.call(KvGet("", b"")) == ["", b""]
+        await server.close(conn)
+
+    run(main)
+
+
+def test_garbage_after_handshake_closes_only_that_connection(tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher).listen("unix", tmp_path)
+        bystander = await server.client()
+        reader, writer = await server.raw()
+        writer.write(frame(KIND_REQUEST, 0, Hello(PROTOCOL_VERSION, __version__, TOKEN, "x", b"", {})))
+        kind, _, _ = await read_frame(reader)
+        assert kind == KIND_REPLY
+        writer.write(b"\x00\x00\x00\x05hello")
+        await assert_closed_by_peer(reader, writer)
+        await asyncio.wait_for(server.disconnected.get(), STEP)
+        # An unknown frame kind is a protocol error too.
+        reader, writer = await server.raw()
+        writer.write(frame(KIND_REQUEST, 0, Hello(PROTOCOL_VERSION, __version__, TOKEN, "x", b"", {})))
+        await read_frame(reader)
+        writer.write(frame(9, 1, KvGet("", b"")))
+        await assert_closed_by_peer(reader, writer)
+        await asyncio.wait_for(server.disconnected.get(), STEP)
+        assert await bystander.call(KvGet("", b"")) == ["", b""]
+        await server.close(bystander)
+
+    run(main)
+
+
+def test_pending_calls_fail_with_connection_lost_when_the_peer_closes(tmp_path: Path) -> None:
+    async def main() -> None:
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        dispatcher = Dispatcher()
+
+        async def stuck(_conn: Connection, _msg: KvGet) -> None:
+            await gate
+
+        dispatcher.register(KvGet, stuck)
+        server = await Server(dispatcher).listen("unix", tmp_path)
+        conn = await server.client()
+        lost: list[Connection] = []
+        conn.add_close_callback(lost.append)
+        calls = [conn.call(KvGet("", b"")) for _ in range(3)]
+        [server_side] = server.connected
+        server_side.close()
+        assert await asyncio.wait_for(server.disconnected.get(), STEP) is server_side
+        for call in calls:
+            with pytest.raises(ConnectionLost):
+                await asyncio.wait_for(call, STEP)
+        assert lost == [conn]
+        assert conn.closed
+        # Calls on a closed connection fail at once; notifies are dropped.
+        with pytest.raises(ConnectionLost, match="is closed"):
+            await conn.call(KvGet("", b""))
+        conn.notify(Subscribe("", b""))
+        # A close callback added after the close runs at once.
+        conn.add_close_callback(lost.append)
+        assert lost == [conn, conn]
+        gate.set_result(None)
+        server.rpc.close()
+
+    run(main)
+
+
+def test_closing_the_client_fails_its_own_pending_calls(tmp_path: Path) -> None:
+    async def main() -> None:
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        dispatcher = Dispatcher()
+
+        async def stuck(_conn: Connection, _msg: KvGet) -> None:
+            await gate
+
+        dispatcher.register(KvGet, stuck)
+        server = await Server(dispatcher).listen("tcp", tmp_path)
+        conn = await server.client()
+        call = conn.call(KvGet("", b""))
+        await server.close(conn)
+        with pytest.raises(ConnectionLost):
+            await call
+        gate.set_result(None)
+
+    run(main)
+
+
+def test_connect_to_nothing_is_connection_lost(tmp_path: Path) -> None:
+    async def main() -> None:
+        with pytest.raises(ConnectionLost, match="cannot connect to unix:"):
+            await connect(
+                "unix:" + str(tmp_path / "none.sock"),
+                TOKEN,
+                Dispatcher(),
+                role="driver",
+                max_frame_bytes=MAX_FRAME,
+            )
+        with pytest.raises(ConnectionLost, match="cannot connect to"):
+            await connect("no-port-here", TOKEN, Dispatcher(), role="driver", max_frame_bytes=MAX_FRAME)
+
+    run(main)
+
+
+def test_server_close_disconnects_clients(tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher).listen("unix", tmp_path)
+        conn = await server.client()
+        closed = asyncio.get_running_loop().create_future()
+        conn.add_close_callback(closed.set_result)
+        server.rpc.close()
+        assert await asyncio.wait_for(closed, STEP) is conn
+        assert server.rpc.connections == set()
+
+    run(main)
