@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from manta._private.common.version import __version__
 
 if TYPE_CHECKING:
-    from manta import exceptions, runtime_context, util
+    from manta import cloudpickle, exceptions, runtime_context, util
     from manta._private.api.cluster_info import available_resources, cluster_resources, nodes
     from manta._private.api.context import init, is_initialized, shutdown
     from manta._private.api.objects import cancel, get, put, wait
@@ -60,7 +60,7 @@ _EXPORTS = {
     "get_gpu_ids": "manta.runtime_context",
     "get_runtime_context": "manta.runtime_context",
 }
-_SUBMODULES = ("exceptions", "runtime_context", "util")
+_SUBMODULES = ("cloudpickle", "exceptions", "runtime_context", "util")
 
 __all__ = [
     "ActorID",
@@ -75,6 +75,7 @@ __all__ = [
     "__version__",
     "available_resources",
     "cancel",
+    "cloudpickle",
     "cluster_resources",
     "exceptions",
     "get",

@@ -19,6 +19,7 @@ PUBLIC = [
     "__version__",
     "available_resources",
     "cancel",
+    "cloudpickle",
     "cluster_resources",
     "exceptions",
     "get",

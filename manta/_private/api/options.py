@@ -39,9 +39,7 @@ def _check_amount(name: str, value: float) -> None:
         raise ValueError(f"The quantity of resource {name} cannot be negative")
     scaled = value * PRECISION
     if abs(scaled - round(scaled)) > 1e-6:
-        raise ValueError(
-            f"The precision of resource {name} cannot go beyond {1 / PRECISION}: got {value}"
-        )
+        raise ValueError(f"The precision of resource {name} cannot go beyond {1 / PRECISION}: got {value}")
 
 
 def _resources(name: str, value: Any) -> None:

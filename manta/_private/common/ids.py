@@ -120,7 +120,8 @@ class TaskID(BaseID):
 
     @classmethod
     def for_driver(cls, job_id: JobID) -> TaskID:
-        return cls(b"\x00" * 8 + b"\xff" * 12 + job_id)
+        # Random like any task: the ids of a driver's puts must not repeat across sessions.
+        return cls(random_bytes(8) + _NIL_ACTOR_PART + job_id)
 
     def job_id(self) -> JobID:
         return JobID(self[20:])

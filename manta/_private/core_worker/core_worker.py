@@ -491,8 +491,14 @@ class CoreWorker:
             conn = await self.connect_worker(owner)
             status = await conn.call(m.GetObject(oid, True))
         except (ConnectionLost, OSError) as e:
+            detail = str(e)
+            if owner.pid == os.getpid():
+                detail = (
+                    "It belongs to an earlier session of this process: manta.shutdown() ends a "
+                    "session and frees the objects it owned."
+                )
             error: RayError = OwnerDiedError(
-                oid.hex(), f"{owner.host}:{owner.port} pid={owner.pid}", detail=str(e)
+                oid.hex(), f"{owner.host}:{owner.port} pid={owner.pid}", detail=detail
             )
             self.memory_store.put(oid, self._error_object(error))
             return

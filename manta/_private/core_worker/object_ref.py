@@ -71,6 +71,21 @@ class ObjectRef:
     def owner_address(self) -> Address | None:
         return self._owner
 
+    def call_site(self) -> str:
+        return ""
+
+    @classmethod
+    def from_binary(cls, raw: bytes) -> ObjectRef:
+        return cls(raw)
+
+    @classmethod
+    def nil(cls) -> ObjectRef:
+        return cls(ObjectID.nil(), _add_ref=False)
+
+    @classmethod
+    def from_random(cls) -> ObjectRef:
+        return cls(ObjectID.from_random(), _add_ref=False)
+
     @property
     def id(self) -> ObjectID:
         return self._id
@@ -95,8 +110,12 @@ class ObjectRef:
         worker = _require_worker()
         return worker.object_future(self)
 
+    def as_future(self) -> asyncio.Future[Any]:
+        """An asyncio future for the value, on the running event loop."""
+        return asyncio.wrap_future(self.future())
+
     def __await__(self) -> Generator[Any, None, Any]:
-        return asyncio.wrap_future(self.future()).__await__()
+        return self.as_future().__await__()
 
     def _on_completed(self, callback: Any) -> None:
         self.future().add_done_callback(lambda f: callback(f.result()))
