@@ -1,0 +1,154 @@
+"""Run the workloads of ``bench/workloads.py`` for Manta and Ray and compare them.
+
+    python bench/run.py [--framework manta|ray|both] [--only NAME,...] [--quick]
+                        [--repeat N] [--json OUT] [--ray-python PATH]
+
+Every run of every workload is a fresh subprocess; the table shows the median of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from workloads import WORKLOADS  # noqa: E402
+
+FRAMEWORKS = ("manta", "ray")
+ENV = {"RAY_DEDUP_LOGS": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+Results = dict[str, dict[str, dict[str, Any]]]  # framework -> workload -> metric -> value
+
+
+def run_once(python: str, framework: str, workload: str, quick: bool, timeout_s: float) -> dict[str, Any]:
+    """One workload in a fresh process; its metrics, or ``{"error": ...}``."""
+    cmd = [python, str(HERE / "workloads.py"), "--framework", framework, "--workload", workload]
+    # A session of its own, so that on a timeout the whole group the run started can be killed.
+    proc = subprocess.Popen(
+        [*cmd, *(["--quick"] if quick else [])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ENV},
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {"error": f"timed out after {timeout_s:g} s"}
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (err.strip().splitlines() or ["(no stderr)"])[-1]
+        return {"error": f"exit {proc.returncode}: {tail}"}
+    return dict(json.loads(lines[-1]))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of each numeric metric; anything else is taken from the first good run."""
+    good = [r for r in runs if "error" not in r]
+    if not good:
+        return runs[0]
+    merged = dict(good[0])
+    for key, value in merged.items():
+        if _number(value):
+            merged[key] = statistics.median(r[key] for r in good)
+    if len(good) < len(runs):
+        merged["failed_runs"] = len(runs) - len(good)
+    return merged
+
+
+def can_import_ray(python: str) -> bool:
+    try:
+        return subprocess.run([python, "-c", "import ray"], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def table(results: Results, workloads: list[str]) -> str:
+    rows = ["| workload | metric | Manta | Ray | Manta/Ray |", "| --- | --- | ---: | ---: | ---: |"]
+    for w in workloads:
+        m, r = results.get("manta", {}).get(w, {}), results.get("ray", {}).get(w, {})
+        keys = [k for k in dict.fromkeys([*m, *r]) if not isinstance(m.get(k, r.get(k)), list)]
+        for k in keys:
+            a, b = m.get(k), r.get(k)
+            ratio = f"{a / b:.2f}x" if _number(a) and _number(b) and b else ""
+            rows.append(f"| {w} | {k} | {fmt(a)} | {fmt(b)} | {ratio} |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--framework", choices=[*FRAMEWORKS, "both"], default="both")
+    parser.add_argument("--only", help="comma-separated workload names")
+    parser.add_argument("--quick", action="store_true", help="20,000 tasks instead of 100,000 in queued_100k")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--ray-python", default="/tmp/rayref/bin/python")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per workload run")
+    args = parser.parse_args()
+
+    workloads = args.only.split(",") if args.only else list(WORKLOADS)
+    unknown = set(workloads) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workloads {sorted(unknown)}; choose from {', '.join(WORKLOADS)}")
+    frameworks = list(FRAMEWORKS) if args.framework == "both" else [args.framework]
+    pythons = {"manta": sys.executable, "ray": args.ray_python}
+    if "ray" in frameworks and not can_import_ray(args.ray_python):
+        print(f"skipping ray: {args.ray_python} cannot `import ray` (set --ray-python)", file=sys.stderr)
+        frameworks.remove("ray")
+
+    results: Results = {}
+    for fw in frameworks:
+        for w in workloads:
+            runs = []
+            for i in range(args.repeat):
+                runs.append(run_once(pythons[fw], fw, w, args.quick, args.timeout))
+                print(f"{fw:5} {w:22} run {i + 1}/{args.repeat}: {runs[-1]}", file=sys.stderr, flush=True)
+            results.setdefault(fw, {})[w] = median_of(runs)
+        if fw == "ray" and any("error" in r or r.get("failed_runs") for r in results[fw].values()):
+            # A crashed Ray driver can leave raylet and gcs_server behind.
+            subprocess.run([str(Path(args.ray_python).with_name("ray")), "stop", "--force"], check=False)
+
+    print(table(results, workloads))
+    for fw, by_workload in results.items():
+        procs = by_workload.get("idle_footprint", {}).get("process_list")
+        if procs:
+            print(f"\n{fw} idle processes: " + ", ".join(f"{p['name']} {p['rss_mb']} MB" for p in procs))
+        for w, metrics in by_workload.items():
+            if metrics.get("leftover_processes"):
+                print(f"\nWARNING {fw} {w}: survived shutdown: {metrics['leftover_processes']}")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"quick": args.quick, "repeat": args.repeat, "results": results}, indent=2)
+        )
+    failed = any("error" in m for by_w in results.values() for m in by_w.values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

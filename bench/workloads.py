@@ -1,0 +1,230 @@
+"""Benchmark workloads, written once against a module object ``ray`` (``manta`` or ``ray``).
+
+Run one workload per fresh process, so that no workload disturbs another:
+    python bench/workloads.py --framework manta --workload tasks_sync [--quick]
+It prints one JSON line of metrics on stdout. ``bench/run.py`` drives it.
+
+This file must import under Ray's interpreter too, so it never imports ``manta`` directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+Metrics = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Startup:
+    """What the shell measured and started before the workload runs."""
+
+    t0: float  # perf_counter() just before the framework's import
+    import_s: float
+    init_s: float
+    session_dir: str
+    quick: bool
+
+
+def _noop() -> None:
+    return None
+
+
+def _echo(x: Any) -> Any:
+    return x
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1)
+
+
+def init_to_first_result(ray: ModuleType, s: Startup) -> Metrics:
+    ray.get(ray.remote(_noop).remote())
+    return {"import_s": s.import_s, "init_s": s.init_s, "total_s": round(time.perf_counter() - s.t0, 3)}
+
+
+def tasks_sync(ray: ModuleType, s: Startup, n: int = 2000) -> Metrics:
+    f = ray.remote(_noop)
+    for _ in range(100):
+        ray.get(f.remote())
+    t = time.perf_counter()
+    for _ in range(n):
+        ray.get(f.remote())
+    return {"tasks_per_s": _rate(n, time.perf_counter() - t)}
+
+
+def _async_rate(ray: ModuleType, f: Any, args: tuple[Any, ...], n: int) -> float:
+    ray.get([f.remote(*args) for _ in range(200)])
+    t = time.perf_counter()
+    ray.get([f.remote(*args) for _ in range(n)])
+    return _rate(n, time.perf_counter() - t)
+
+
+def tasks_async(ray: ModuleType, s: Startup, n: int = 5000) -> Metrics:
+    return {"tasks_per_s": _async_rate(ray, ray.remote(_noop), (), n)}
+
+
+def tasks_1kib_arg(ray: ModuleType, s: Startup, n: int = 5000) -> Metrics:
+    return {"tasks_per_s": _async_rate(ray, ray.remote(_echo), (b"x" * 1024,), n)}
+
+
+def nested_tasks(ray: ModuleType, s: Startup, outer: int = 20, inner: int = 50) -> Metrics:
+    leaf = ray.remote(_noop)
+
+    def run_children(m: int) -> int:
+        return len(ray.get([leaf.remote() for _ in range(m)]))
+
+    parent = ray.remote(run_children)
+    ray.get([parent.remote(5) for _ in range(2)])
+    t = time.perf_counter()
+    assert sum(ray.get([parent.remote(inner) for _ in range(outer)])) == outer * inner
+    return {"tasks_per_s": _rate(outer * (inner + 1), time.perf_counter() - t)}
+
+
+def put_get_small(ray: ModuleType, s: Startup, n: int = 5000) -> Metrics:
+    for i in range(100):
+        ray.get(ray.put(i))
+    t = time.perf_counter()
+    for i in range(n):
+        assert ray.get(ray.put(i)) == i
+    return {"round_trips_per_s": _rate(n, time.perf_counter() - t)}
+
+
+def put_get_100mb(ray: ModuleType, s: Startup, rounds: int = 5) -> Metrics:
+    import numpy as np
+
+    arr = np.arange(100_000_000 // 8, dtype=np.float64)  # 100 MB, pages already touched
+    put_s = get_s = 0.0
+    zero_copy = True
+    for _ in range(rounds):
+        t = time.perf_counter()
+        ref = ray.put(arr)
+        put_s += time.perf_counter() - t
+        t = time.perf_counter()
+        out = ray.get(ref)
+        get_s += time.perf_counter() - t
+        assert out.shape == arr.shape and out[-1] == arr[-1]
+        zero_copy = zero_copy and not out.flags.writeable
+        del out, ref
+    gb = rounds * arr.nbytes / 1e9
+    return {
+        "put_gb_per_s": round(gb / put_s, 2),
+        "get_gb_per_s": round(gb / get_s, 2),
+        "get_zero_copy": zero_copy,
+    }
+
+
+def wait(ray: ModuleType, s: Startup, n: int = 200) -> Metrics:
+    refs = [ray.put(i) for i in range(1000)]
+    ray.wait(refs, num_returns=len(refs))
+    t = time.perf_counter()
+    for _ in range(n):
+        ready, _ = ray.wait(refs, num_returns=len(refs))
+        assert len(ready) == len(refs)
+    return {"calls_per_s": _rate(n, time.perf_counter() - t)}
+
+
+def queued_100k(ray: ModuleType, s: Startup) -> Metrics:
+    n = 20_000 if s.quick else 100_000
+    f = ray.remote(_noop)
+    t = time.perf_counter()
+    refs = [f.remote() for _ in range(n)]
+    submit_s = time.perf_counter() - t
+    ray.get(refs)
+    total_s = time.perf_counter() - t
+    return {
+        "tasks": n,
+        "submit_s": round(submit_s, 2),
+        "total_s": round(total_s, 2),
+        "driver_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def idle_footprint(ray: ModuleType, s: Startup) -> Metrics:
+    import psutil
+
+    ray.get(ray.remote(_noop).remote())
+    time.sleep(3)
+    me = psutil.Process()
+    procs = {p.pid: p for p in me.children(recursive=True)}
+    for p in psutil.process_iter(["cmdline"]):
+        # Daemons that re-parent themselves away from the driver still name the session dir.
+        if p.pid != me.pid and s.session_dir in " ".join(p.info["cmdline"] or []):
+            procs.setdefault(p.pid, p)
+    listed = []
+    for p in procs.values():
+        try:
+            listed.append({"name": _label(p), "rss_mb": round(p.memory_info().rss / 2**20, 1)})
+        except psutil.NoSuchProcess:
+            continue
+    listed.sort(key=lambda d: -d["rss_mb"])
+    total = round(sum(d["rss_mb"] for d in listed), 1)
+    return {"processes": len(listed), "rss_mb": total, "process_list": listed}
+
+
+def _label(p: Any) -> str:
+    """``p.name()``, or for a bare interpreter the module or script it runs."""
+    name: str = p.name()
+    if name.startswith("python"):
+        args = p.cmdline()[1:]
+        if args[:1] == ["-m"] and len(args) > 1:
+            return str(args[1])
+        script = next((a for a in args if a.endswith(".py")), "")
+        return script.rsplit("/", 1)[-1] or name
+    return name
+
+
+WORKLOADS: dict[str, Callable[[ModuleType, Startup], Metrics]] = {
+    f.__name__: f
+    for f in (
+        init_to_first_result,
+        tasks_sync,
+        tasks_async,
+        tasks_1kib_arg,
+        nested_tasks,
+        put_get_small,
+        put_get_100mb,
+        wait,
+        queued_100k,
+        idle_footprint,
+    )
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--framework", choices=["manta", "ray"], required=True)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), required=True)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    ray = importlib.import_module(args.framework)
+    t1 = time.perf_counter()
+    ctx = ray.init(num_cpus=2, include_dashboard=False)
+    t2 = time.perf_counter()
+    startup = Startup(t0, round(t1 - t0, 3), round(t2 - t1, 3), ctx.address_info["session_dir"], args.quick)
+    try:
+        metrics = WORKLOADS[args.workload](ray, startup)
+    finally:
+        ray.shutdown()
+    metrics["leftover_processes"] = _leftovers()
+    print(json.dumps(metrics), flush=True)
+
+
+def _leftovers(grace_s: float = 5.0) -> list[str]:
+    """Processes this driver started that outlive ``shutdown`` by more than ``grace_s``."""
+    import psutil
+
+    _, alive = psutil.wait_procs(psutil.Process().children(recursive=True), timeout=grace_s)
+    return [f"{p.pid}:{p.name()}" for p in alive if p.is_running()]
+
+
+if __name__ == "__main__":
+    main()
