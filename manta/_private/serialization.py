@@ -101,8 +101,19 @@ def deserialize(data: bytes | memoryview, buffers: list[Any]) -> Any:
 # -- inline form (in messages and the owner's memory) -----------------------------------
 
 
+class _Packers(threading.local):
+    # A msgpack Packer allocates a large buffer when made: keep one per thread.
+    packer: msgpack.Packer | None = None
+
+
+_packers = _Packers()
+
+
 def to_inline(obj: SerializedObject) -> bytes:
-    return msgpack.packb([obj.flags, obj.data, [bytes(b) for b in obj.buffers]], use_bin_type=True)
+    packer = _packers.packer
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+    return packer.pack([obj.flags, obj.data, [bytes(b) for b in obj.buffers]])
 
 
 def inline_flags(blob: bytes) -> int:

@@ -4,12 +4,46 @@ from __future__ import annotations
 
 import functools
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 from manta._private.api import context
 from manta._private.api.options import TASK_OPTIONS, task_resources, validate
 from manta._private.api.scheduling import strategy_wire
 from manta._private.core_worker.function_manager import FunctionManager
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """Options turned into what a submission needs, once per options dict."""
+
+    resources: dict[str, float]
+    strategy: Any
+    num_returns: int
+    max_retries: int | None
+    retry_exceptions: bool | tuple[type, ...]
+    name: str | None
+    runtime_env: dict[str, Any] | None
+    max_calls: int
+
+
+def _prepare(options: dict[str, Any]) -> _Prepared:
+    validate(options, TASK_OPTIONS, "remote functions")
+    resources = task_resources(options)
+    num_returns = options.get("num_returns")
+    retry_exceptions = options.get("retry_exceptions", False)
+    if isinstance(retry_exceptions, list):
+        retry_exceptions = tuple(retry_exceptions)
+    return _Prepared(
+        resources=resources,
+        strategy=strategy_wire(options.get("scheduling_strategy")),
+        num_returns=1 if num_returns is None else num_returns,
+        max_retries=options.get("max_retries"),
+        retry_exceptions=retry_exceptions,
+        name=options.get("name"),
+        runtime_env=options.get("runtime_env"),
+        max_calls=_max_calls(options, resources),
+    )
 
 
 class RemoteFunction:
@@ -21,65 +55,59 @@ class RemoteFunction:
                 f"{function.__qualname__} is a generator; generator tasks are not supported by "
                 "Manta yet: return a list instead"
             )
-        validate(options, TASK_OPTIONS, "remote functions")
         self._function = function
         self._options = options
+        self._prepared = _prepare(options)
         self._signature = _signature_of(function)
+        self._arity = _simple_arity(self._signature)
         self._pickled: tuple[bytes, bytes] | None = None
+        self._qualified_name = f"{function.__module__}.{function.__qualname__}"
         functools.update_wrapper(self, function)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        name = f"{self._function.__module__}.{self._function.__qualname__}"
         raise TypeError(
-            f"Remote functions cannot be called directly. Instead of running '{name}()', "
-            f"try '{name}.remote()'."
+            f"Remote functions cannot be called directly. Instead of running '{self._qualified_name}()', "
+            f"try '{self._qualified_name}.remote()'."
         )
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return self._remote(args, kwargs, self._options)
+        return self._remote(args, kwargs, self._prepared)
 
     def options(self, **options: Any) -> _BoundOptions:
         """A copy of this function with some options replaced, for one or more calls."""
-        validate(options, TASK_OPTIONS, "remote functions")
         return _BoundOptions(self, {**self._options, **options})
 
-    def _remote(self, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]) -> Any:
-        worker = context.ensure_initialized()
+    def _check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        arity = self._arity
+        if arity is not None and not kwargs and arity[0] <= len(args) <= arity[1]:
+            return  # the common case, without the cost of Signature.bind
         if self._signature is not None:
             try:
                 self._signature.bind(*args, **kwargs)
             except TypeError as e:
                 raise TypeError(f"{self._function.__qualname__}.remote(): {e}") from None
-        resources = task_resources(options)
-        strategy = strategy_wire(options.get("scheduling_strategy"))
-        runtime_env = options.get("runtime_env") or worker.job_runtime_env
-        num_returns = options.get("num_returns")
-        num_returns = 1 if num_returns is None else num_returns
-        max_retries = options.get("max_retries")
-        if max_retries is None:
-            max_retries = worker.config.task_max_retries
-        retry_exceptions = options.get("retry_exceptions", False)
-        if isinstance(retry_exceptions, list):
-            retry_exceptions = tuple(retry_exceptions)
-        function_id = self._export(worker)
-        name = options.get("name") or self._function.__name__
+
+    def _remote(self, args: tuple[Any, ...], kwargs: dict[str, Any], prepared: _Prepared) -> Any:
+        worker = context.ensure_initialized()
+        self._check_arguments(args, kwargs)
+        max_retries = prepared.max_retries
         refs = worker.submit_task(
-            function_id=function_id,
-            function_name=f"{self._function.__module__}.{self._function.__qualname__}",
-            name=name,
+            function_id=self._export(worker),
+            function_name=self._qualified_name,
+            name=prepared.name or self._function.__name__,
             args=args,
             kwargs=kwargs,
-            num_returns=num_returns,
-            resources=resources,
-            max_retries=max_retries,
-            retry_exceptions=retry_exceptions,
-            runtime_env=runtime_env,
-            strategy=strategy,
-            max_calls=_max_calls(options, resources),
+            num_returns=prepared.num_returns,
+            resources=prepared.resources,
+            max_retries=worker.config.task_max_retries if max_retries is None else max_retries,
+            retry_exceptions=prepared.retry_exceptions,
+            runtime_env=prepared.runtime_env or worker.job_runtime_env,
+            strategy=prepared.strategy,
+            max_calls=prepared.max_calls,
         )
-        if num_returns == 1:
+        if prepared.num_returns == 1:
             return refs[0]
-        if num_returns == 0:
+        if prepared.num_returns == 0:
             return None
         return refs
 
@@ -100,16 +128,27 @@ class _BoundOptions:
     def __init__(self, remote_function: RemoteFunction, options: dict[str, Any]) -> None:
         self._remote_function = remote_function
         self._options = options
+        self._prepared = _prepare(options)
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return self._remote_function._remote(args, kwargs, self._options)
+        return self._remote_function._remote(args, kwargs, self._prepared)
 
     def options(self, **options: Any) -> _BoundOptions:
-        validate(options, TASK_OPTIONS, "remote functions")
         return _BoundOptions(self._remote_function, {**self._options, **options})
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._remote_function(*args, **kwargs)
+
+
+def _simple_arity(signature: inspect.Signature | None) -> tuple[int, int] | None:
+    """(min, max) positional arguments when the signature is plain positional parameters."""
+    if signature is None:
+        return None
+    params = list(signature.parameters.values())
+    if any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+        return None
+    required = sum(1 for p in params if p.default is p.empty)
+    return required, len(params)
 
 
 def _signature_of(function: Any) -> inspect.Signature | None:

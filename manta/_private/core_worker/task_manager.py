@@ -64,13 +64,14 @@ class TaskManager:
         self._lock = threading.Lock()
         self.tasks: dict[TaskID, PendingTask] = {}
         # Children submitted by each running task of this process, for recursive cancel.
-        self.children: dict[TaskID, list[TaskID]] = {}
+        # Insertion-ordered dicts used as sets: a driver may have 100k children.
+        self.children: dict[TaskID, dict[TaskID, None]] = {}
 
     def add(self, task: PendingTask) -> None:
         with self._lock:
             self.tasks[task.task_id] = task
             parent = task.spec.parent_task_id
-            self.children.setdefault(parent, []).append(task.task_id)
+            self.children.setdefault(parent, {})[task.task_id] = None
 
     def get(self, task_id: TaskID) -> PendingTask | None:
         return self.tasks.get(task_id)
@@ -140,10 +141,7 @@ class TaskManager:
             self.tasks.pop(task.task_id, None)
             siblings = self.children.get(task.spec.parent_task_id)
             if siblings is not None:
-                try:
-                    siblings.remove(task.task_id)
-                except ValueError:
-                    pass
+                siblings.pop(task.task_id, None)
                 if not siblings:
                     del self.children[task.spec.parent_task_id]
         unwanted = []

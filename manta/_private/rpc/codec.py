@@ -1,9 +1,9 @@
 """The one codec for RPC messages: immutable record classes <-> msgpack.
 
 A message class is declared with ``@message(tag)``; the tag is its stable wire number.
-An instance travels as a msgpack extension holding ``[tag, field1, field2, ...]``, so
-messages nest inside each other and inside plain lists and dicts with no schema
-beyond the class itself. Fields annotated with an id type (``ObjectID``,
+An instance travels as a msgpack array ``[MARK, tag, field1, field2, ...]`` (MARK is a
+reserved empty extension value), so messages nest inside each other and inside plain
+lists and dicts with no schema beyond the class itself. Fields annotated with an id type (``ObjectID``,
 ``ObjectID | None``, ``list[ObjectID]``) are rebuilt as that type on decode.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+import threading
 import types
 import typing
 from collections.abc import Callable
@@ -167,6 +168,20 @@ def _identity(value: Any) -> Any:
     return value
 
 
+# A message travels as a msgpack array ``[MARK, tag, field1, ...]``: MARK is an empty
+# extension value that nothing else produces, so the decoder's list hook recognises
+# messages, and nested messages need no nested pack call (each pack call costs a Packer).
+_MARK = msgpack.ExtType(_EXT_MESSAGE, b"")
+
+
+class _Marker:
+    __slots__ = ()
+
+
+_MARKER = _Marker()
+_local = threading.local()
+
+
 def _default(obj: Any) -> Any:
     entry = _by_type.get(type(obj))
     if entry is None:
@@ -174,24 +189,27 @@ def _default(obj: Any) -> Any:
             return list(obj)
         raise TypeError(f"cannot encode {type(obj).__name__} in an RPC message")
     tag, getter = entry
-    return msgpack.ExtType(
-        _EXT_MESSAGE, msgpack.packb([tag, *getter(obj)], default=_default, use_bin_type=True)
-    )
+    return [_MARK, tag, *getter(obj)]
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
-    if code != _EXT_MESSAGE:
+    if code != _EXT_MESSAGE or data:
         raise DecodeError(f"unknown msgpack extension {code}")
-    values = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
-    if not isinstance(values, list) or not values:
+    return _MARKER
+
+
+def _list_hook(values: list[Any]) -> Any:
+    if not values or values[0] is not _MARKER:
+        return values
+    if len(values) < 2:
         raise DecodeError("malformed message")
-    entry = _by_tag.get(values[0])
+    entry = _by_tag.get(values[1])
     if entry is None:
-        raise DecodeError(f"unknown message tag {values[0]!r}")
+        raise DecodeError(f"unknown message tag {values[1]!r}")
     cls, converters = entry
-    args = values[1:]
+    args = values[2:]
     try:
-        for index, conv in converters or _resolve_converters(values[0]):
+        for index, conv in converters or _resolve_converters(values[1]):
             if index >= 0:
                 args[index] = conv(args[index])
         return cls(*args)
@@ -200,12 +218,21 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 
 def encode(obj: Any) -> bytes:
-    return msgpack.packb(obj, default=_default, use_bin_type=True)
+    packer = getattr(_local, "packer", None)
+    if packer is None:
+        packer = _local.packer = msgpack.Packer(default=_default, use_bin_type=True, autoreset=True)
+    try:
+        return packer.pack(obj)
+    except BaseException:
+        packer.reset()  # a failed pack leaves partial output in the buffer
+        raise
 
 
 def decode(data: bytes | memoryview) -> Any:
     try:
-        return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+        return msgpack.unpackb(
+            data, ext_hook=_ext_hook, list_hook=_list_hook, raw=False, strict_map_key=False
+        )
     except DecodeError:
         raise
     except Exception as e:  # msgpack raises several unrelated types for bad input

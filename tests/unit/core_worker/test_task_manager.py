@@ -252,8 +252,8 @@ def test_children_are_tracked_per_parent() -> None:
     world = World()
     parent = TaskID.for_normal_task(JOB)
     first, second = world.submit(parent=parent), world.submit(parent=parent)
-    assert world.manager.children[parent] == [first.task_id, second.task_id]
+    assert list(world.manager.children[parent]) == [first.task_id, second.task_id]
     world.manager.on_result(first, ok(first))
-    assert world.manager.children[parent] == [second.task_id]
+    assert list(world.manager.children[parent]) == [second.task_id]
     world.manager.on_worker_died(second, "died")
     assert parent not in world.manager.children
