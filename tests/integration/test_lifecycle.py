@@ -314,6 +314,23 @@ def test_cli_start_status_join_stop(tmpdir_env):
         )
         assert joined.returncode == 0, joined.stderr
         assert "joined 2.0" in joined.stdout
+        # Without an address a driver joins the running cluster (as in Ray); "local"
+        # always starts a private one.
+        sessions = run_driver(
+            """
+            import manta
+            print(manta.init().address_info["session_dir"])
+            manta.shutdown()
+            print(manta.init("local", num_cpus=1).address_info["session_dir"])
+            manta.shutdown()
+            """,
+            env=tmpdir_env,
+        )
+        assert sessions.returncode == 0, sessions.stderr
+        joined_dir, local_dir = sessions.stdout.split()
+        with open(os.path.join(tmpdir_env["MANTA_TMPDIR"], "manta_current_cluster")) as f:
+            assert joined_dir == f.read().strip()
+        assert local_dir != joined_dir
         status = subprocess.run(
             [*manta_cmd, "status", "--json"], env=env, capture_output=True, text=True, timeout=60
         )

@@ -62,6 +62,8 @@ def test_value_error_is_ray_task_error_and_value_error(cluster):
     assert "manta::raise_value()" in first_line
     assert "pid=" in first_line
     assert "ip=" in first_line
+    node = ray.get_runtime_context().get_node_id()
+    assert f"node={node[:8]}" in first_line
     assert 'raise ValueError("bad value 42")' in text
     assert "in raise_value" in text
     assert text.rstrip().endswith("ValueError: bad value 42")
