@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from manta._private.common.aio import new_event_loop
 from manta._private.common.config import Config
 from manta._private.common.session import read_token
-from manta._private.rpc.loop import new_event_loop
 from manta._private.rpc.transport import Dispatcher, connect
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -10,6 +11,30 @@ import signal
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from manta._private.common.aio import new_event_loop
+from manta._private.common.config import Config
+
+
+def argument_parser(prog: str) -> argparse.ArgumentParser:
+    """The arguments every daemon takes; callers add their own."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--session-dir", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--config", default="{}", help="the driver's Config, as JSON")
+    parser.add_argument("--ready-fd", type=int, help="pipe to report readiness on")
+    parser.add_argument("--lifeline-fd", type=int, help="pipe whose EOF means: stop")
+    return parser
+
+
+def start(args: argparse.Namespace) -> tuple[Config, asyncio.AbstractEventLoop]:
+    """Parse the config, set up logging and the event loop."""
+    config = Config(**json.loads(args.config))
+    setup_logging(config.log_level)
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    return config, loop
 
 
 def setup_logging(level: str) -> None:

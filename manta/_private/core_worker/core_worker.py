@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manta._private import serialization
+from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import JobID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.common.session import SessionInfo, socket_path
@@ -36,7 +37,6 @@ from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.core_worker.submitter import NormalTaskSubmitter
 from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
-from manta._private.rpc.loop import spawn
 from manta._private.rpc.transport import (
     Connection,
     ConnectionLost,

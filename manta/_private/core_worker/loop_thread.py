@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from manta._private.rpc.loop import new_event_loop
+from manta._private.common.aio import new_event_loop
 
 _T = TypeVar("_T")
 

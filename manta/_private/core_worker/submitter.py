@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from manta._private.common.aio import spawn
 from manta._private.common.ids import LeaseID, WorkerID
 from manta._private.core_worker.memory_store import StoredObject
 from manta._private.core_worker.task_manager import Done, PendingTask, Retry
 from manta._private.rpc import codec
-from manta._private.rpc.loop import spawn
 from manta._private.rpc.messages import (
     Address,
     ArgValue,

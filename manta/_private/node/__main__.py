@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import logging
 
 from manta._private.common import daemon
-from manta._private.common.config import Config
 from manta._private.common.ids import NodeID
 from manta._private.common.session import read_token
 from manta._private.node.service import NodeParams, NodeService
-from manta._private.rpc.loop import new_event_loop
 
 logger = logging.getLogger("manta.node")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="manta-node")
-    parser.add_argument("--session-dir", required=True)
+    parser = daemon.argument_parser("manta-node")
     parser.add_argument("--gcs-address", required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--resources", default="{}")
     parser.add_argument("--labels", default="{}")
     parser.add_argument("--head", action="store_true")
     parser.add_argument("--store-dir", required=True)
     parser.add_argument("--node-id", default="")
-    parser.add_argument("--config", default="{}")
-    parser.add_argument("--ready-fd", type=int)
-    parser.add_argument("--lifeline-fd", type=int)
     args = parser.parse_args()
-    config = Config(**json.loads(args.config))
-    daemon.setup_logging(config.log_level)
-    loop = new_event_loop()
-    asyncio.set_event_loop(loop)
+    config, loop = daemon.start(args)
     params = NodeParams(
         session_dir=args.session_dir,
         gcs_address=args.gcs_address,

@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from manta._private.common.aio import spawn
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
 from manta._private.common.ids import JobID, NodeID, ObjectID, WorkerID
@@ -38,7 +39,6 @@ from manta._private.node.scheduler import (
 )
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
-from manta._private.rpc.loop import spawn
 from manta._private.rpc.transport import Connection, Dispatcher, RpcServer, connect_with_retry
 
 logger = logging.getLogger(__name__)

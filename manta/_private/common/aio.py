@@ -1,4 +1,4 @@
-"""Event loop selection: uvloop where the platform has it, asyncio's otherwise."""
+"""asyncio helpers: the preferred event loop (uvloop where available) and owned background tasks."""
 
 from __future__ import annotations
 
