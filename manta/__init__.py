@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from manta._private.common.version import __version__
 
 if TYPE_CHECKING:
-    from manta import cloudpickle, exceptions, runtime_context, util
+    from manta import actor, cloudpickle, exceptions, runtime_context, util
+    from manta._private.api.actor import get_actor, kill, method
     from manta._private.api.cluster_info import available_resources, cluster_resources, nodes
     from manta._private.api.context import init, is_initialized, shutdown
     from manta._private.api.objects import cancel, get, put, wait
@@ -48,6 +49,9 @@ _EXPORTS = {
     "put": "manta._private.api.objects",
     "wait": "manta._private.api.objects",
     "RemoteFunction": "manta._private.api.remote_function",
+    "get_actor": "manta._private.api.actor",
+    "kill": "manta._private.api.actor",
+    "method": "manta._private.api.actor",
     "remote": "manta._private.api.remote_function",
     "ActorID": "manta._private.common.ids",
     "JobID": "manta._private.common.ids",
@@ -60,7 +64,7 @@ _EXPORTS = {
     "get_gpu_ids": "manta.runtime_context",
     "get_runtime_context": "manta.runtime_context",
 }
-_SUBMODULES = ("cloudpickle", "exceptions", "runtime_context", "util")
+_SUBMODULES = ("actor", "cloudpickle", "exceptions", "runtime_context", "util")
 
 __all__ = [
     "ActorID",
@@ -73,16 +77,20 @@ __all__ = [
     "TaskID",
     "WorkerID",
     "__version__",
+    "actor",
     "available_resources",
     "cancel",
     "cloudpickle",
     "cluster_resources",
     "exceptions",
     "get",
+    "get_actor",
     "get_gpu_ids",
     "get_runtime_context",
     "init",
     "is_initialized",
+    "kill",
+    "method",
     "nodes",
     "put",
     "remote",

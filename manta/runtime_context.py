@@ -37,10 +37,25 @@ class RuntimeContext:
         return self._worker.worker_id.hex()
 
     def get_actor_id(self) -> str | None:
-        return None
+        actor_id = self._worker.actor_id
+        return None if actor_id is None else actor_id.hex()
 
     def get_actor_name(self) -> str | None:
-        return None
+        executor = self._worker.executor
+        actor = executor.actor if executor is not None else None
+        return (actor.spec.name or None) if actor is not None else None
+
+    @property
+    def current_actor(self) -> Any:
+        """A handle to the actor this code runs in."""
+        executor = self._worker.executor
+        actor = executor.actor if executor is not None else None
+        if actor is None:
+            raise RuntimeError("This method is only available in an actor.")
+        from manta._private.api.actor import ActorHandle
+
+        spec = actor.spec
+        return ActorHandle(spec.actor_id, spec.class_name, spec.methods, spec.max_task_retries, spec.is_async)
 
     def get_placement_group_id(self) -> str | None:
         return None

@@ -173,10 +173,9 @@ def remote(*args: Any, **kwargs: Any) -> Any:
 
 def _make_remote(target: Any, options: dict[str, Any]) -> Any:
     if inspect.isclass(target):
-        raise TypeError(
-            f"@remote on the class {target.__qualname__}: actors are not supported by this "
-            "version of Manta yet"
-        )
+        from manta._private.api.actor import ActorClass
+
+        return ActorClass(target, options)
     if not callable(target):
         raise TypeError(f"@remote needs a function, got {type(target).__name__}")
     return RemoteFunction(target, options)

@@ -123,6 +123,10 @@ class TaskID(BaseID):
         # Random like any task: the ids of a driver's puts must not repeat across sessions.
         return cls(random_bytes(8) + _NIL_ACTOR_PART + job_id)
 
+    @classmethod
+    def for_actor_task(cls, actor_id: ActorID) -> TaskID:
+        return cls(random_bytes(8) + actor_id)
+
     def job_id(self) -> JobID:
         return JobID(self[20:])
 

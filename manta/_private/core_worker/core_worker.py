@@ -10,13 +10,12 @@ the loop. Decisions live in the pieces: ``ReferenceCounter``, ``MemoryStore``,
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextvars
 import itertools
 import json
 import logging
 import os
 import sys
-import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,10 +23,13 @@ from typing import Any
 from manta._private import serialization
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
-from manta._private.common.ids import JobID, NodeID, ObjectID, TaskID, WorkerID
+from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, TaskID, WorkerID
+from manta._private.common.runtime_env import runtime_env_key
 from manta._private.common.session import SessionInfo, socket_path
 from manta._private.core_worker import args as argpack
 from manta._private.core_worker import object_ref as object_ref_module
+from manta._private.core_worker.actor_client import ActorClient
+from manta._private.core_worker.actor_submitter import ActorTaskSubmitter
 from manta._private.core_worker.executor import TaskExecutor
 from manta._private.core_worker.function_manager import FunctionManager
 from manta._private.core_worker.loop_thread import EventLoopThread
@@ -104,8 +106,16 @@ class CoreWorker:
         self.dispatcher = Dispatcher()
         self.io = EventLoopThread("manta-io")
         self.submitter = NormalTaskSubmitter(self)
+        self.actor_submitter = ActorTaskSubmitter(self)
+        self.actors = ActorClient(self)
         self.executor: TaskExecutor | None = None if is_driver else TaskExecutor(self)
-        self._context = threading.local()
+        # The running task: per thread and per asyncio task (async actors run many at once).
+        self._context: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
+            "manta_task", default=None
+        )
+        # Set in a worker that hosts an actor.
+        self.actor_id: ActorID | None = None
+        self.actor_instance_ids: dict[str, list[str]] = {}
         self._driver_context: TaskContext | None = None
         self._server: RpcServer | None = None
         self.node_conn: Connection = None  # type: ignore[assignment]  # set by connect()
@@ -150,7 +160,7 @@ class CoreWorker:
             on_close=self._node_connection_lost,
         )
         if self.is_driver:
-            await self._connect_gcs()
+            await self.gcs_connection()
             assert self.gcs_conn is not None
             config = dict(self._job_config)
             config.setdefault("sys_path", [p for p in sys.path if p])
@@ -164,7 +174,7 @@ class CoreWorker:
             await self.node_conn.call(m.RegisterWorker(self.worker_id, self.address))
         self.io.loop.call_later(_COLLECT_INTERVAL_S, self._periodic_collect)
 
-    async def _connect_gcs(self) -> Connection:
+    async def gcs_connection(self) -> Connection:
         if self.gcs_conn is None or self.gcs_conn.closed:
             self.gcs_conn = await connect_with_retry(
                 self.session.gcs_address,
@@ -219,6 +229,7 @@ class CoreWorker:
     def _register_handlers(self) -> None:
         d = self.dispatcher
         d.register(m.PushTask, self._handle_push_task)
+        d.register(m.CreateActor, self._handle_create_actor)
         d.register(m.CancelTask, self._handle_cancel_task)
         d.register(m.GetObject, self._handle_get_object)
         d.register(m.ExitWorker, self._handle_exit)
@@ -230,6 +241,13 @@ class CoreWorker:
             raise RuntimeError("a driver does not execute tasks")
         reply: asyncio.Future[Any] = self.io.loop.create_future()
         self.executor.enqueue(msg, reply)
+        return reply
+
+    def _handle_create_actor(self, _conn: Connection, msg: m.CreateActor) -> asyncio.Future[Any]:
+        if self.executor is None or self.executor.actor is not None:
+            raise RuntimeError("this process cannot host an actor")
+        reply: asyncio.Future[Any] = self.io.loop.create_future()
+        self.executor.enqueue_create(msg, reply)
         return reply
 
     def _handle_cancel_task(self, _conn: Connection, msg: m.CancelTask) -> bool:
@@ -284,6 +302,8 @@ class CoreWorker:
     def _handle_published(self, _conn: Connection, msg: m.Published) -> None:
         if msg.channel == "logs" and isinstance(msg.payload, m.LogBatch):
             self._print_logs(msg.payload)
+        elif msg.channel == "actor" and isinstance(msg.payload, m.ActorInfo):
+            self.actor_submitter.on_info(msg.payload)
 
     def _print_logs(self, batch: m.LogBatch) -> None:
         # Ray's "(name pid=N" start, so tools that grep for it keep working, plus the node.
@@ -323,7 +343,7 @@ class CoreWorker:
         """A blocking gcs request from a non-I/O thread."""
 
         async def call() -> Any:
-            conn = await self._connect_gcs()
+            conn = await self.gcs_connection()
             return await conn.call(msg)
 
         return self.io.run(call(), timeout)
@@ -346,7 +366,7 @@ class CoreWorker:
     # -- task context --------------------------------------------------------------------------
     @property
     def context(self) -> TaskContext:
-        ctx: TaskContext | None = getattr(self._context, "task", None)
+        ctx = self._context.get()
         if ctx is not None:
             return ctx
         if self._driver_context is None:
@@ -354,21 +374,23 @@ class CoreWorker:
             self._driver_context = TaskContext(TaskID.for_driver(self.job_id), self.job_id)
         return self._driver_context
 
-    def enter_task(self, spec: m.TaskSpec, instance_ids: dict[str, list[str]]) -> TaskContext | None:
+    def enter_task(
+        self, spec: m.TaskSpec, instance_ids: dict[str, list[str]]
+    ) -> contextvars.Token[TaskContext | None]:
         if spec.job_id not in self._jobs_set_up:
             self._set_up_job(spec.job_id)
         if spec.runtime_env and self._applied_env is None:
             self._apply_runtime_env(spec.runtime_env)
+        if spec.actor_id is not None and not instance_ids:
+            instance_ids = self.actor_instance_ids  # an actor's devices, from its creation
         gpus = instance_ids.get("GPU")
         if gpus is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         elif "GPU" in spec.resources:
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
-        previous = getattr(self._context, "task", None)
-        self._context.task = TaskContext(
-            spec.task_id, spec.job_id, spec.name, spec.resources, instance_ids, depth=spec.depth
+        return self._context.set(
+            TaskContext(spec.task_id, spec.job_id, spec.name, spec.resources, instance_ids, depth=spec.depth)
         )
-        return previous
 
     def _apply_runtime_env(self, env: dict[str, Any]) -> None:
         # A worker serves one runtime environment for its whole life (the node daemon
@@ -384,8 +406,8 @@ class CoreWorker:
             os.chdir(working_dir)
             sys.path.insert(0, os.path.abspath(working_dir))
 
-    def exit_task(self, previous: TaskContext | None) -> None:
-        self._context.task = previous
+    def exit_task(self, token: contextvars.Token[TaskContext | None]) -> None:
+        self._context.reset(token)
 
     def _set_up_job(self, job_id: JobID) -> None:
         self.job_id = job_id
@@ -452,7 +474,15 @@ class CoreWorker:
         if ids:
             self.io.call_soon(self.node_conn.notify, m.FreeObjects(ids))
 
+    def arg_value(self, ref: ObjectRef) -> m.ArgValue:
+        """A ready object as a resolved argument."""
+        obj = self.memory_store.get(ref.id)
+        if obj is None:
+            raise ObjectFreedError(ref.hex())
+        return m.ArgValue(ref.id, obj.inline, obj.node_id, obj.size)
+
     def collect_references(self) -> None:
+        self.actors.collect()
         freed = self.references.collect()
         if not freed:
             return
@@ -556,7 +586,7 @@ class CoreWorker:
 
     def _notify_blocked(self) -> bool:
         # A task blocked in get/wait lends its CPU back so nested tasks can run.
-        if self.is_driver or getattr(self._context, "task", None) is None:
+        if self.is_driver or self._context.get() is None:
             return False
         self._blocked_depth += 1
         if self._blocked_depth == 1:
@@ -596,7 +626,6 @@ class CoreWorker:
 
     def load_args(self, spec: m.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
         values = [self._load(arg, arg.object_id) for arg in spec.ref_args]
-        assert spec.args is not None
         return argpack.unpack(spec.args, values)
 
     def object_future(self, ref: ObjectRef) -> Any:
@@ -634,10 +663,13 @@ class CoreWorker:
         runtime_env: dict[str, Any] | None,
         strategy: Any,
         max_calls: int = 0,
+        actor_id: ActorID | None = None,
+        method: str = "",
+        concurrency_group: str = "",
     ) -> list[ObjectRef]:
         self.collect_references()
         ctx = self.context
-        task_id = TaskID.for_normal_task(self.job_id)
+        task_id = TaskID.for_normal_task(self.job_id) if actor_id is None else TaskID.for_actor_task(actor_id)
         blob, ref_args, nested = argpack.pack(
             args,
             kwargs,
@@ -654,22 +686,24 @@ class CoreWorker:
         if ref_args:
             self.references.add_submitted([r.id for r in ref_args])
         spec = m.TaskSpec(
-            task_id,
-            self.job_id,
-            ctx.task_id,
-            name,
-            function_id,
-            function_name,
-            blob,
-            None,
-            [],
-            num_returns,
-            self.address,
-            0,
-            resources,
-            runtime_env,
-            ctx.depth + 1,
-            max_calls,
+            task_id=task_id,
+            job_id=self.job_id,
+            parent_task_id=ctx.task_id,
+            name=name,
+            function_id=function_id,
+            function_name=function_name,
+            args=blob,
+            ref_args=[],
+            num_returns=num_returns,
+            owner=self.address,
+            attempt=0,
+            resources=resources,
+            runtime_env=runtime_env,
+            depth=ctx.depth + 1,
+            max_calls=max_calls,
+            actor_id=actor_id,
+            method=method,
+            concurrency_group=concurrency_group,
         )
         sched_key = (
             tuple(sorted(resources.items())),
@@ -691,7 +725,11 @@ class CoreWorker:
         self._inbox_scheduled = False
         inbox = self._inbox
         while inbox:
-            self.submitter.submit(inbox.popleft())
+            task = inbox.popleft()
+            if task.spec.actor_id is None:
+                self.submitter.submit(task)
+            else:
+                self.actor_submitter.submit(task)
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         task = self.task_manager.get(ref.task_id())
@@ -700,9 +738,7 @@ class CoreWorker:
 
     @staticmethod
     def runtime_env_key(runtime_env: dict[str, Any] | None) -> str:
-        if not runtime_env:
-            return ""
-        return hashlib.sha1(json.dumps(runtime_env, sort_keys=True).encode()).hexdigest()[:16]
+        return runtime_env_key(runtime_env)
 
     @property
     def closed(self) -> bool:

@@ -8,6 +8,8 @@ it interrupts sleeps and blocking waits too.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import queue
 import signal
@@ -20,12 +22,18 @@ from typing import TYPE_CHECKING, Any
 from manta._private import serialization
 from manta._private.common.ids import ObjectID, TaskID
 from manta._private.common.session import TASK_MARKER
-from manta._private.rpc.messages import PushTask, ReturnObject, TaskResult, TaskSpec
+from manta._private.core_worker.actor_runtime import ActorExit, ActorRuntime
+from manta._private.rpc.messages import (
+    ActorCreated,
+    CreateActor,
+    PushTask,
+    ReturnObject,
+    TaskResult,
+    TaskSpec,
+)
 from manta.exceptions import RayTaskError, TaskCancelledError, UnserializableException
 
 if TYPE_CHECKING:
-    import asyncio
-
     from manta._private.core_worker.core_worker import CoreWorker
 
 _CANCEL_SIGNAL = signal.SIGUSR1
@@ -34,7 +42,9 @@ _CANCEL_SIGNAL = signal.SIGUSR1
 class TaskExecutor:
     def __init__(self, worker: CoreWorker) -> None:
         self._cw = worker
-        self._queue: queue.SimpleQueue[tuple[PushTask, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[PushTask | CreateActor, asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
         self._running: TaskID | None = None
         self._cancel_requested: TaskID | None = None
         self._cancelled_early: set[TaskID] = set()
@@ -43,10 +53,22 @@ class TaskExecutor:
         # Calls per function, for max_calls; set once the worker must exit.
         self._calls: dict[bytes, int] = {}
         self._exiting = False
+        # The actor this worker hosts, once created.
+        self.actor: ActorRuntime | None = None
 
     # -- I/O thread ---------------------------------------------------------------------------
     def enqueue(self, push: PushTask, reply: asyncio.Future[Any]) -> None:
-        self._queue.put((push, reply))
+        actor = self.actor
+        if actor is not None and actor.concurrent:
+            actor.dispatch(push, reply)
+        else:
+            self._queue.put((push, reply))
+
+    def enqueue_create(self, create: CreateActor, reply: asyncio.Future[Any]) -> None:
+        self._queue.put((create, reply))
+
+    def send_result(self, reply: asyncio.Future[Any], result: Any) -> None:
+        self._cw.io.call_soon(_resolve, reply, result)
 
     def cancel(self, task_id: TaskID) -> bool:
         """Cancel ``task_id`` if it is queued here or running; True if it was found."""
@@ -68,12 +90,17 @@ class TaskExecutor:
             item = self._queue.get()
             if item is None:
                 return
-            push, reply = item
-            if self._exiting:
-                self._cw.io.call_soon(_resolve, reply, TaskResult([], False, 0.0, True, True))
+            work, reply = item
+            if isinstance(work, CreateActor):
+                self.send_result(reply, self._create_actor(work))
+                if self.actor is not None and self.actor.is_async:
+                    self.actor.run_loop()  # serves the actor's methods from now on
                 continue
-            result = self.execute(push)
-            self._cw.io.call_soon(_resolve, reply, result)
+            if self._exiting:
+                self.send_result(reply, TaskResult([], False, 0.0, True, True))
+                continue
+            result = self.execute(work)
+            self.send_result(reply, result)
             if result.worker_exiting:
                 self._exiting = True
                 self._reject_queued()
@@ -86,31 +113,84 @@ class TaskExecutor:
             except queue.Empty:
                 return
             if item is not None:
-                self._cw.io.call_soon(_resolve, item[1], TaskResult([], False, 0.0, True, True))
+                self.send_result(item[1], TaskResult([], False, 0.0, True, True))
 
     def _on_cancel_signal(self, signum: int, frame: Any) -> None:
         if self._running is not None and self._cancel_requested == self._running:
             self._cancel_requested = None
             raise KeyboardInterrupt(f"task {self._running.hex()} was cancelled")
 
+    def _create_actor(self, create: CreateActor) -> ActorCreated:
+        spec = create.spec
+        self._cw.actor_id = spec.actor_id
+        self._mark_task(spec.class_name)
+        task = TaskSpec(
+            task_id=TaskID.for_normal_task(spec.job_id),
+            job_id=spec.job_id,
+            parent_task_id=TaskID.for_driver(spec.job_id),
+            name=f"{spec.class_name}.__init__",
+            function_id=spec.function_id,
+            function_name=f"{spec.module}.{spec.class_name}.__init__",
+            args=spec.args,
+            ref_args=spec.ref_args,
+            num_returns=0,
+            owner=spec.owner,
+            attempt=0,
+            resources=spec.resources,
+            runtime_env=spec.runtime_env,
+            depth=1,
+            actor_id=spec.actor_id,
+        )
+        context = self._cw.enter_task(task, create.instance_ids)
+        try:
+            cls = self._cw.functions.load(spec.job_id, spec.function_id, spec.class_name)
+            args, kwargs = self._cw.load_args(task)
+            instance = cls(*args, **kwargs)
+            self.actor = ActorRuntime(self._cw, self, spec, instance)
+            self._cw.actor_instance_ids = dict(create.instance_ids)
+            self._mark_task(self.actor.display_name)
+            return ActorCreated(True, None)
+        except BaseException as e:
+            return ActorCreated(False, self._error_blob(task, e, e))
+        finally:
+            self._cw.exit_task(context)
+            _flush_std_streams()
+
+    def _begin(self, push: PushTask) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        """The callable and arguments of a pushed task."""
+        spec = push.spec
+        if self.actor is not None and spec.actor_id is not None:
+            fn = self.actor.method(spec.method)
+        else:
+            fn = self._cw.functions.load(spec.job_id, spec.function_id, spec.function_name)
+        args, kwargs = self._cw.load_args(spec)
+        return fn, args, kwargs
+
     def execute(self, push: PushTask) -> TaskResult:
         spec = push.spec
         if spec.task_id in self._cancelled_early:
             self._cancelled_early.discard(spec.task_id)
             return self._error_result(spec, TaskCancelledError(spec.task_id.hex()), None)
-        self._mark_task(spec.name)
+        if self.actor is None:
+            self._mark_task(spec.name)
         started = time.perf_counter()
         context = self._cw.enter_task(spec, push.instance_ids)
+        main = threading.get_ident() == self._main_ident
         try:
-            fn = self._cw.functions.load(spec.job_id, spec.function_id, spec.function_name)
-            args, kwargs = self._cw.load_args(spec)
-            self._running = spec.task_id
+            fn, args, kwargs = self._begin(push)
+            if main:
+                self._running = spec.task_id
             try:
                 value = fn(*args, **kwargs)
             finally:
-                self._running = None
+                if main:
+                    self._running = None
             returns = self._store_returns(spec, value)
             return TaskResult(returns, False, time.perf_counter() - started, self._count_call(spec))
+        except ActorExit as e:
+            assert self.actor is not None
+            self.actor.exit(str(e) or "exit_actor() was called")
+            raise  # not reached: exit() ends the process
         except KeyboardInterrupt as e:
             if self._was_cancel(e):
                 cancelled = TaskCancelledError(spec.task_id.hex())
@@ -120,10 +200,34 @@ class TaskExecutor:
         except BaseException as e:  # SystemExit too: the task failed, the worker lives on
             return self._error_result(spec, e, e)
         finally:
-            self._running = None
-            self._cancel_requested = None
+            if main:
+                self._running = None
+                self._cancel_requested = None
             self._cw.exit_task(context)
             _flush_std_streams()
+
+    async def execute_async(self, push: PushTask) -> TaskResult:
+        """An async actor's method, on the actor's event loop."""
+        spec = push.spec
+        started = time.perf_counter()
+        context = self._cw.enter_task(spec, push.instance_ids)
+        try:
+            fn, args, kwargs = self._begin(push)
+            value = fn(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+            returns = self._store_returns(spec, value)
+            return TaskResult(returns, False, time.perf_counter() - started)
+        except ActorExit as e:
+            assert self.actor is not None
+            self.actor.exit(str(e) or "exit_actor() was called")
+            raise
+        except asyncio.CancelledError as e:
+            return self._error_result(spec, TaskCancelledError(spec.task_id.hex()), e)
+        except BaseException as e:
+            return self._error_result(spec, e, e)
+        finally:
+            self._cw.exit_task(context)
 
     def _count_call(self, spec: TaskSpec) -> bool:
         """Count a finished call; True when the worker must now exit (max_calls)."""
@@ -190,6 +294,8 @@ class TaskExecutor:
             cause,
             pid=os.getpid(),
             ip=self._cw.address.host,
+            actor_repr=self.actor.display_name if self.actor is not None else None,
+            actor_id=spec.actor_id.hex() if spec.actor_id is not None else None,
             node_id=self._cw.node_id.hex(),
         )
         flags = serialization.FLAG_ERROR

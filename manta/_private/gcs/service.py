@@ -14,6 +14,8 @@ from typing import Any
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
 from manta._private.common.ids import JobID, NodeID
+from manta._private.gcs.actor_manager import NodeView
+from manta._private.gcs.actor_shell import ActorDirector
 from manta._private.gcs.node_manager import NodeManager, NodeRecord
 from manta._private.gcs.pubsub import Subscriptions
 from manta._private.gcs.storage import Storage
@@ -42,8 +44,10 @@ class GcsService:
         )
         self._conns: dict[int, Connection] = {}
         self._node_conns: dict[Connection, NodeID] = {}
+        self._conn_of_node: dict[NodeID, Connection] = {}
         self._driver_jobs: dict[Connection, JobID] = {}
         self._stopping = False
+        self.actors = ActorDirector(config, token, self._conn_of_node.get, self._node_views, self._publish)
         self._register_handlers()
 
     async def start(self, host: str, port: int, unix: str | None) -> int:
@@ -82,12 +86,21 @@ class GcsService:
         d.register(m.JobFinished, lambda c, msg: self._finish_job(msg.job_id))
         d.register(m.Subscribe, self._h_subscribe)
         d.register(m.LogBatch, self._h_logs)
+        d.register(
+            m.LeaseInfeasible, lambda c, msg: logger.warning("a node refused an actor lease: %s", msg.message)
+        )
+        self.actors.register_handlers(d)
 
     def _h_register_node(self, conn: Connection, msg: m.RegisterNode) -> None:
         record = self.nodes.register(msg.info)
         self._node_conns[conn] = msg.info.node_id
+        self._conn_of_node[msg.info.node_id] = conn
         logger.info("node %s joined from %s", msg.info.node_id.hex()[:8], conn.peer)
         self._publish("nodes", b"", self._state(record))
+        self.actors.nodes_changed()
+
+    def _node_views(self) -> list[NodeView]:
+        return [NodeView(r.info.node_id, r.info.resources, r.available) for r in self.nodes.alive()]
 
     def _h_unregister_node(self, conn: Connection, msg: m.UnregisterNode) -> None:
         self._node_died(msg.node_id, msg.reason)
@@ -143,6 +156,7 @@ class GcsService:
         self.storage.put(_JOBS, bytes(job_id), codec.encode(info))
         logger.info("job %s finished", job_id.hex())
         self._publish("jobs", b"", info)
+        self.actors.job_finished(job_id)
 
     def _h_subscribe(self, conn: Connection, msg: m.Subscribe) -> None:
         self._conns[id(conn)] = conn
@@ -158,6 +172,7 @@ class GcsService:
         self._conns.pop(id(conn), None)
         node_id = self._node_conns.pop(conn, None)
         if node_id is not None:
+            self._conn_of_node.pop(node_id, None)
             self._node_died(node_id, "its node daemon disconnected")
         job_id = self._driver_jobs.pop(conn, None)
         if job_id is not None:
@@ -168,6 +183,7 @@ class GcsService:
         if record is not None:
             logger.warning("node %s is dead: %s", node_id.hex()[:8], reason)
             self._publish("nodes", b"", self._state(record))
+            self.actors.nodes_changed()
 
     def _health_loop(self) -> None:
         if self._stopping:

@@ -25,6 +25,16 @@ class LeaseRequest:
     units: dict[str, int]
     env_key: str
     reported_infeasible: bool = False
+    # What must be free to place it, when more than it holds (see RequestLease.placement).
+    place: dict[str, int] | None = None
+
+    @property
+    def need(self) -> dict[str, int]:
+        if self.place is None:
+            return self.units
+        return {
+            n: max(self.units.get(n, 0), self.place.get(n, 0)) for n in self.units.keys() | self.place.keys()
+        }
 
 
 @dataclass(slots=True)
@@ -217,24 +227,25 @@ class Scheduler:
         unserved = 0
         virtual = dict(self.resources.available)
         for req in list(self.pending.values()):
-            if not self.resources.is_feasible(req.units):
+            need = req.need
+            if not self.resources.is_feasible(need):
                 if not req.reported_infeasible:
                     req.reported_infeasible = True
-                    actions.append(ReportInfeasible(req, self.resources.shortfall(req.units)))
+                    actions.append(ReportInfeasible(req, self.resources.shortfall(need)))
                 continue
             if req.reported_infeasible:
                 req.reported_infeasible = False  # resources grew (e.g. a reconfigured node)
-            if not self.resources.fits(req.units):
+            if not self.resources.fits(need):
                 continue
             worker = self._idle_worker(req.job_id, req.env_key)
             if worker is None:
-                if all(virtual.get(n, 0) >= u for n, u in req.units.items()):
+                if all(virtual.get(n, 0) >= u for n, u in need.items()):
                     for n, u in req.units.items():
                         virtual[n] = virtual.get(n, 0) - u
                     unserved += 1
                 continue
             allocation = self.resources.allocate(req.units)
-            assert allocation is not None  # fits() held
+            assert allocation is not None  # fits() held for a superset
             for n, u in req.units.items():
                 virtual[n] = virtual.get(n, 0) - u
             lease = Lease(LeaseID.from_random(), worker.worker_id, req.client, allocation)

@@ -247,6 +247,9 @@ class NodeService:
             reason += " (by something outside Manta, e.g. the kernel's OOM killer)"
         proc.exit = m.WorkerExit(proc.worker_id, msg.pid, msg.exit_code, msg.signal, reason)
         proc.exited.set()
+        if self.gcs is not None and not self.gcs.closed:
+            # The gcs restarts the actor it hosted and ends the actors it owned.
+            self.gcs.notify(m.WorkerDied(proc.worker_id, self.node_id, reason))
         self._exited.append(proc.worker_id)
         # Keep the exit reports of recent workers only (owners ask within seconds).
         while len(self._exited) > _EXIT_REPORTS_KEPT:
@@ -374,7 +377,13 @@ class NodeService:
         self._request_conn[key] = conn
         if conn in self._driver_jobs:
             self._driver_jobs[conn].add(msg.job_id)
-        req = LeaseRequest(key, id(conn), msg.job_id, to_unit_map(resources), msg.runtime_env_key)
+        place = None
+        if msg.placement is not None:
+            validate_request(msg.placement, "lease placement")
+            place = to_unit_map(msg.placement)
+        req = LeaseRequest(
+            key, id(conn), msg.job_id, to_unit_map(resources), msg.runtime_env_key, place=place
+        )
         self._execute(self.scheduler.request(req))
         return fut
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from manta._private.common.ids import JobID, LeaseID, NodeID, ObjectID, TaskID, WorkerID
+from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.rpc.codec import message
 
 # -- handshake and shared shapes --------------------------------------------------------
@@ -195,6 +195,107 @@ class GetAllJobs:
     pass
 
 
+@message(27)
+class ActorSpec:
+    """Everything needed to create (and re-create) an actor."""
+
+    actor_id: ActorID
+    job_id: JobID
+    class_name: str
+    module: str
+    function_id: bytes
+    # Constructor arguments, as in TaskSpec.
+    args: bytes
+    ref_args: list[ArgValue]
+    # Held while the actor lives / needed free to place it.
+    resources: dict[str, float]
+    placement: dict[str, float]
+    owner: Address
+    name: str
+    namespace: str
+    detached: bool
+    max_restarts: int
+    max_task_retries: int
+    max_concurrency: int
+    concurrency_groups: dict[str, int]
+    is_async: bool
+    runtime_env: dict[str, Any] | None
+    strategy: Any
+    # method name -> [num_returns, concurrency_group]
+    methods: dict[str, list[Any]]
+    max_pending_calls: int
+
+
+@message(28)
+class RegisterActor:
+    spec: ActorSpec
+    get_if_exists: bool
+
+
+@message(29)
+class ActorInfo:
+    """An actor's state as the gcs publishes it (channel "actor", key: its id)."""
+
+    actor_id: ActorID
+    state: str  # PENDING, ALIVE, RESTARTING, DEAD
+    address: Address | None
+    num_restarts: int
+    # Why it is dead (or why it restarted), for error messages.
+    death_cause: str
+    # A serialized RayTaskError when the constructor raised.
+    creation_error: bytes | None
+    class_name: str
+    name: str
+    namespace: str
+    detached: bool
+    methods: dict[str, list[Any]]
+    max_task_retries: int
+    max_pending_calls: int
+    is_async: bool
+    owner: Address
+
+
+@message(30)
+class GetActorInfo:
+    actor_id: ActorID
+
+
+@message(31)
+class GetNamedActor:
+    name: str
+    namespace: str
+
+
+@message(32)
+class ListNamedActors:
+    namespace: str
+    all_namespaces: bool
+
+
+@message(33)
+class KillActor:
+    actor_id: ActorID
+    no_restart: bool
+    reason: str
+
+
+@message(34)
+class ActorExiting:
+    """Sent by an actor's worker just before it exits on purpose (no restart)."""
+
+    actor_id: ActorID
+    reason: str
+
+
+@message(35)
+class WorkerDied:
+    """Sent by a node daemon when one of its workers exits, for the actors it owned."""
+
+    worker_id: WorkerID
+    node_id: NodeID
+    reason: str
+
+
 # -- node daemon ------------------------------------------------------------------------
 
 
@@ -213,6 +314,9 @@ class RequestLease:
     # Workers are dedicated to one runtime environment; this keys the pool.
     runtime_env_key: str
     strategy: Any
+    # What must be free to place the lease, when more than it holds (an actor without
+    # num_cpus needs a CPU to be placed but holds none while it lives, as in Ray).
+    placement: dict[str, float] | None = None
 
 
 @message(42)
@@ -316,10 +420,9 @@ class TaskSpec:
     name: str
     function_id: bytes
     function_name: str
-    # The pickled (args, kwargs) with top-level refs replaced by slots, inline...
-    args: bytes | None
-    # ...or, when large, in the object store under this id.
-    args_object: ArgValue | None
+    # The pickled (args, kwargs) with top-level refs replaced by slots (large arguments
+    # were put into the store first, so this is always small).
+    args: bytes
     # Values for the slots, in order.
     ref_args: list[ArgValue]
     num_returns: int
@@ -329,7 +432,11 @@ class TaskSpec:
     runtime_env: dict[str, Any] | None
     depth: int
     # The worker exits after running this function this many times (0: never).
-    max_calls: int
+    max_calls: int = 0
+    # Set for actor method calls: which actor, which method, which concurrency group.
+    actor_id: ActorID | None = None
+    method: str = ""
+    concurrency_group: str = ""
 
 
 @message(72)
@@ -387,6 +494,20 @@ class ObjectStatus:
 @message(78)
 class ExitWorker:
     reason: str
+
+
+@message(79)
+class CreateActor:
+    spec: ActorSpec
+    lease_id: LeaseID
+    instance_ids: dict[str, list[str]]
+
+
+@message(80)
+class ActorCreated:
+    ok: bool
+    # A serialized RayTaskError when the constructor raised.
+    error: bytes | None
 
 
 # -- fork server (node daemon <-> its template process) ----------------------------------

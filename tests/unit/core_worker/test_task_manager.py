@@ -10,7 +10,6 @@ from manta._private.core_worker.memory_store import MemoryStore
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.core_worker.task_manager import Done, PendingTask, Retry, TaskManager
-from manta._private.rpc import codec
 from manta._private.rpc.messages import Address, ReturnObject, TaskResult, TaskSpec
 from manta.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
 
@@ -28,7 +27,6 @@ def make_spec(task_id: TaskID, parent: TaskID, num_returns: int) -> TaskSpec:
         "function_id": b"fid",
         "function_name": "mod.f",
         "args": b"",
-        "args_object": None,
         "ref_args": [],
         "num_returns": num_returns,
         "owner": OWNER,
@@ -38,7 +36,7 @@ def make_spec(task_id: TaskID, parent: TaskID, num_returns: int) -> TaskSpec:
         "depth": 0,
         "max_calls": 0,
     }
-    return TaskSpec(**{name: values[name] for name in codec.fields_of(TaskSpec)})
+    return TaskSpec(**values)
 
 
 class World:

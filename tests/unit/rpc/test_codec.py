@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from manta._private.common.ids import JobID, LeaseID, NodeID, ObjectID, TaskID, WorkerID
+from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.rpc import codec
 from manta._private.rpc.codec import DecodeError, message
 from manta._private.rpc.messages import (
@@ -42,7 +42,6 @@ def task_spec() -> TaskSpec:
         function_id=b"fid",
         function_name="mod.f",
         args=b"\x01\x02",
-        args_object=None,
         ref_args=[arg, ArgValue(ObjectID.for_return(task, 1), b"x", None, 1)],
         num_returns=1,
         owner=address(),
@@ -51,6 +50,9 @@ def task_spec() -> TaskSpec:
         runtime_env={"env_vars": {"A": "1"}},
         depth=2,
         max_calls=0,
+        actor_id=ActorID.of(job),
+        method="m",
+        concurrency_group="io",
     )
     # Built by field name so that a field added to TaskSpec fails here, loudly, first.
     return TaskSpec(**{name: values[name] for name in codec.fields_of(TaskSpec)})

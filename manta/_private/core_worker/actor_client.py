@@ -1,0 +1,153 @@
+"""The user thread's side of actors: create them, call them, count handles, kill, look up.
+
+Handles are counted in the process that created the actor (its owner). When the last
+handle there is dropped and no handle ever left the process (pickled into a value or an
+argument), the actor is no longer reachable: the owner sends it ``__ray_terminate__``,
+which runs after the calls already sent. Handles that escaped keep the actor alive until
+its owner or job ends (exact borrower counting comes with the object store work).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from manta._private.common.ids import ActorID
+from manta._private.core_worker import args as argpack
+from manta._private.core_worker.actor_runtime import TERMINATE_METHOD
+from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.rpc import codec
+from manta._private.rpc import messages as m
+from manta._private.rpc.transport import RemoteError
+from manta.exceptions import ActorAlreadyExistsError
+
+if TYPE_CHECKING:
+    from manta._private.core_worker.core_worker import CoreWorker
+
+
+class ActorClient:
+    def __init__(self, worker: CoreWorker) -> None:
+        self._cw = worker
+        self._lock = threading.Lock()
+        self._handles: dict[ActorID, int] = {}
+        # Actors this process created and may end when its handles are gone.
+        self._owned: set[ActorID] = set()
+        self._escaped: set[ActorID] = set()
+        self._drops: deque[ActorID] = deque()
+
+    # -- creation --------------------------------------------------------------------------
+    def create(self, spec: m.ActorSpec, args: tuple[Any, ...], kwargs: dict[str, Any], get_if_exists: bool) -> m.ActorInfo | None:
+        """Register a new actor. Returns the existing actor's info when ``get_if_exists``
+        found one; raises ActorAlreadyExistsError for a taken name."""
+        cw = self._cw
+        blob, ref_args, nested = argpack.pack(
+            args,
+            kwargs,
+            max_inline=cw.config.max_inline_bytes,
+            put=cw.put_serialized,
+            describe=f"the actor {spec.module}.{spec.class_name}.__init__",
+        )
+        if nested:
+            cw.references.mark_escaped([r.id for r in nested])
+        if ref_args:
+            # Constructor arguments live as long as the actor may need to be re-created.
+            cw.references.mark_escaped([r.id for r in ref_args])
+        spec = codec.replace(spec, args=blob)
+        if spec.name:
+            # A name must be claimed before .remote() returns, so a clash raises here.
+            if ref_args:
+                cw.get(ref_args, None)  # wait for the arguments; errors surface at calls
+                spec = codec.replace(spec, ref_args=[cw.arg_value(r) for r in ref_args])
+            try:
+                info: m.ActorInfo = cw.call_gcs(m.RegisterActor(spec, get_if_exists))
+            except RemoteError as e:
+                if "is already taken" in e.text:
+                    raise ActorAlreadyExistsError(e.text) from None
+                raise
+            cw.io.call_soon(cw.actor_submitter.on_info, info)
+            if info.actor_id != spec.actor_id:
+                return info
+        else:
+            cw.io.call_soon(cw.actor_submitter.create, spec, ref_args)
+        if not spec.detached:
+            with self._lock:
+                self._owned.add(spec.actor_id)
+        return None
+
+    # -- handles ---------------------------------------------------------------------------------
+    def add_handle(self, actor_id: ActorID) -> None:
+        with self._lock:
+            self._handles[actor_id] = self._handles.get(actor_id, 0) + 1
+
+    def drop_handle(self, actor_id: ActorID) -> None:
+        self._drops.append(actor_id)  # from __del__: any thread, any time; applied later
+
+    def handle_escaped(self, actor_id: ActorID) -> None:
+        with self._lock:
+            if actor_id in self._owned:
+                self._escaped.add(actor_id)
+
+    def collect(self) -> None:
+        """Apply dropped handles; end owned actors nobody can reach any more."""
+        if not self._drops:
+            return
+        ended = []
+        with self._lock:
+            while self._drops:
+                actor_id = self._drops.popleft()
+                left = self._handles.get(actor_id, 0) - 1
+                if left > 0:
+                    self._handles[actor_id] = left
+                    continue
+                self._handles.pop(actor_id, None)
+                if actor_id in self._owned and actor_id not in self._escaped:
+                    self._owned.discard(actor_id)
+                    ended.append(actor_id)
+        for actor_id in ended:
+            self.call(actor_id, TERMINATE_METHOD, (), {}, num_returns=0, name=f"{TERMINATE_METHOD}")
+
+    # -- calls -------------------------------------------------------------------------------------
+    def call(
+        self,
+        actor_id: ActorID,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        num_returns: int,
+        name: str,
+        concurrency_group: str = "",
+        max_task_retries: int = 0,
+        retry_exceptions: bool | tuple[type, ...] = False,
+    ) -> list[ObjectRef]:
+        return self._cw.submit_task(
+            function_id=b"",
+            function_name=name,
+            name=name,
+            args=args,
+            kwargs=kwargs,
+            num_returns=num_returns,
+            resources={},
+            max_retries=max_task_retries,
+            retry_exceptions=retry_exceptions,
+            runtime_env=None,
+            strategy=None,
+            actor_id=actor_id,
+            method=method,
+            concurrency_group=concurrency_group,
+        )
+
+    # -- the gcs -----------------------------------------------------------------------------------
+    def kill(self, actor_id: ActorID, no_restart: bool) -> None:
+        self._cw.call_gcs(m.KillActor(actor_id, no_restart, "it was killed by `manta.kill`"))
+
+    def lookup(self, name: str, namespace: str) -> m.ActorInfo | None:
+        info: m.ActorInfo | None = self._cw.call_gcs(m.GetNamedActor(name, namespace))
+        if info is not None and info.state != "DEAD":
+            self._cw.io.call_soon(self._cw.actor_submitter.on_info, info)
+            return info
+        return None
+
+    def list_named(self, namespace: str, all_namespaces: bool) -> list[tuple[str, str]]:
+        return [(ns, name) for ns, name in self._cw.call_gcs(m.ListNamedActors(namespace, all_namespaces))]

@@ -1,0 +1,293 @@
+"""The life of every actor, as the gcs sees it: a pure state machine.
+
+    PENDING --lease, constructor ok--> ALIVE --worker died, restarts left--> RESTARTING
+       |                                 |                                      |
+       +--constructor raised--> DEAD <---+--killed / exited / no restarts ------+
+
+Events come in (registered, lease granted, created, worker died, killed, owner died, job
+finished); actions go out (lease a worker, create the actor on it, stop a worker, publish
+the new state). Every (re)creation attempt has a *generation*; events of an older
+generation are stale and ignored, so a slow reply can never revive a dead actor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, WorkerID
+from manta._private.rpc.messages import ActorInfo, ActorSpec, Address, LeaseGrant
+
+PENDING, ALIVE, RESTARTING, DEAD = "PENDING", "ALIVE", "RESTARTING", "DEAD"
+
+
+@dataclass(slots=True)
+class ActorRecord:
+    spec: ActorSpec
+    state: str = PENDING
+    generation: int = 0
+    node_id: NodeID | None = None
+    lease_id: LeaseID | None = None
+    worker_id: WorkerID | None = None
+    address: Address | None = None
+    num_restarts: int = 0
+    death_cause: str = ""
+    creation_error: bytes | None = None
+    # Killed with no_restart, or exiting on purpose: the next death is final.
+    final: bool = False
+    final_cause: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    node_id: NodeID
+    total: dict[str, float]
+    available: dict[str, float]
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseWorker:
+    actor_id: ActorID
+    generation: int
+    node_id: NodeID
+    spec: ActorSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CreateOnWorker:
+    actor_id: ActorID
+    generation: int
+    grant: LeaseGrant
+    spec: ActorSpec
+
+
+@dataclass(frozen=True, slots=True)
+class StopWorker:
+    node_id: NodeID
+    worker_id: WorkerID
+    lease_id: LeaseID
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    info: ActorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Unschedulable:
+    """No live node can ever fit the actor: it stays pending; tell its owner once."""
+
+    actor_id: ActorID
+    message: str
+
+
+Action = LeaseWorker | CreateOnWorker | StopWorker | Publish | Unschedulable
+
+
+class NameTaken(ValueError):
+    pass
+
+
+@dataclass
+class ActorManager:
+    actors: dict[ActorID, ActorRecord] = field(default_factory=dict)
+    named: dict[tuple[str, str], ActorID] = field(default_factory=dict)
+
+    # -- queries ----------------------------------------------------------------------------
+    def info(self, actor_id: ActorID) -> ActorInfo | None:
+        record = self.actors.get(actor_id)
+        return None if record is None else _info(record)
+
+    def lookup(self, name: str, namespace: str) -> ActorInfo | None:
+        actor_id = self.named.get((namespace, name))
+        return None if actor_id is None else self.info(actor_id)
+
+    def list_named(self, namespace: str, all_namespaces: bool) -> list[tuple[str, str]]:
+        return sorted(
+            (ns, name)
+            for (ns, name), actor_id in self.named.items()
+            if (all_namespaces or ns == namespace) and self.actors[actor_id].state != DEAD
+        )
+
+    # -- events -------------------------------------------------------------------------------
+    def register(
+        self, spec: ActorSpec, get_if_exists: bool, nodes: list[NodeView]
+    ) -> tuple[ActorInfo, list[Action]]:
+        if spec.name:
+            existing = self.named.get((spec.namespace, spec.name))
+            if existing is not None and self.actors[existing].state != DEAD:
+                if get_if_exists:
+                    return _info(self.actors[existing]), []
+                raise NameTaken(
+                    f"The name {spec.name} (namespace={spec.namespace}) is already taken. Please use a "
+                    f"different name or get the existing actor using manta.get_actor('{spec.name}', "
+                    f"namespace='{spec.namespace}')"
+                )
+        if spec.actor_id in self.actors:
+            raise ValueError(f"actor {spec.actor_id.hex()} is already registered")
+        record = ActorRecord(spec)
+        self.actors[spec.actor_id] = record
+        if spec.name:
+            self.named[(spec.namespace, spec.name)] = spec.actor_id
+        return _info(record), [Publish(_info(record)), *self._schedule(record, nodes)]
+
+    def lease_granted(
+        self, actor_id: ActorID, generation: int, node_id: NodeID, grant: LeaseGrant
+    ) -> list[Action]:
+        record = self.actors.get(actor_id)
+        if record is None or record.generation != generation or record.state == DEAD:
+            # Nobody wants this worker any more.
+            return [StopWorker(node_id, grant.worker_id, grant.lease_id, "its actor no longer needs it")]
+        record.node_id = node_id
+        record.lease_id = grant.lease_id
+        record.worker_id = grant.worker_id
+        record.address = grant.address
+        return [CreateOnWorker(actor_id, generation, grant, record.spec)]
+
+    def created(self, actor_id: ActorID, generation: int, error: bytes | None) -> list[Action]:
+        record = self.actors.get(actor_id)
+        if record is None or record.generation != generation or record.state == DEAD:
+            return []
+        if error is not None:
+            # A constructor that raised fails every call; restarting would raise again.
+            record.creation_error = error
+            return self._die(record, "the actor's constructor raised an exception")
+        record.state = ALIVE
+        record.death_cause = ""
+        return [Publish(_info(record))]
+
+    def creation_failed(
+        self, actor_id: ActorID, generation: int, reason: str, nodes: list[NodeView]
+    ) -> list[Action]:
+        """The lease or the CreateActor call failed (the worker vanished, the node went)."""
+        record = self.actors.get(actor_id)
+        if record is None or record.generation != generation or record.state == DEAD:
+            return []
+        return self._lost(record, reason, nodes)
+
+    def worker_died(self, worker_id: WorkerID, reason: str, nodes: list[NodeView]) -> list[Action]:
+        """A worker exited: the actor it hosted (if any) is lost, and the non-detached
+        actors it owned die with it."""
+        actions: list[Action] = []
+        for record in list(self.actors.values()):
+            if record.worker_id == worker_id and record.state in (PENDING, ALIVE):
+                actions += self._lost(record, reason, nodes)
+        for record in list(self.actors.values()):
+            if record.spec.owner.worker_id == worker_id and not record.spec.detached and record.state != DEAD:
+                actions += self.kill(record.spec.actor_id, True, "its owner died", nodes)
+        return actions
+
+    def exiting(self, actor_id: ActorID, reason: str) -> list[Action]:
+        record = self.actors.get(actor_id)
+        if record is not None and record.state != DEAD:
+            record.final = True
+            record.final_cause = reason
+        return []
+
+    def kill(self, actor_id: ActorID, no_restart: bool, reason: str, nodes: list[NodeView]) -> list[Action]:
+        record = self.actors.get(actor_id)
+        if record is None or record.state == DEAD:
+            return []
+        if no_restart:
+            record.final = True
+            record.final_cause = reason
+        if record.worker_id is not None and record.node_id is not None and record.lease_id is not None:
+            stop = StopWorker(record.node_id, record.worker_id, record.lease_id, reason)
+            return [stop, *self._lost(record, reason, nodes)]
+        # Not placed yet: nothing to stop.
+        return self._die(record, reason) if no_restart else []
+
+    def owner_died(self, worker_id: WorkerID, nodes: list[NodeView]) -> list[Action]:
+        return self.worker_died(worker_id, "", nodes)
+
+    def job_finished(self, job_id: JobID, nodes: list[NodeView]) -> list[Action]:
+        actions: list[Action] = []
+        for record in list(self.actors.values()):
+            if record.spec.job_id == job_id and not record.spec.detached and record.state != DEAD:
+                actions += self.kill(record.spec.actor_id, True, "its job finished", nodes)
+        return actions
+
+    def retry_pending(self, nodes: list[NodeView]) -> list[Action]:
+        """Nodes changed: try again to place actors that could not be placed."""
+        actions: list[Action] = []
+        for record in self.actors.values():
+            if record.state in (PENDING, RESTARTING) and record.node_id is None and record.worker_id is None:
+                actions += self._schedule(record, nodes)
+        return actions
+
+    # -- transitions -----------------------------------------------------------------------------
+    def _lost(self, record: ActorRecord, reason: str, nodes: list[NodeView]) -> list[Action]:
+        record.worker_id = record.lease_id = record.node_id = None
+        record.address = None
+        restarts = record.spec.max_restarts
+        if record.final or (restarts != -1 and record.num_restarts >= restarts):
+            return self._die(record, record.final_cause if record.final else reason)
+        record.num_restarts += 1
+        record.state = RESTARTING
+        record.death_cause = reason
+        return [Publish(_info(record)), *self._schedule(record, nodes)]
+
+    def _die(self, record: ActorRecord, cause: str) -> list[Action]:
+        actions: list[Action] = []
+        if record.worker_id is not None and record.node_id is not None and record.lease_id is not None:
+            actions.append(StopWorker(record.node_id, record.worker_id, record.lease_id, cause))
+        record.state = DEAD
+        record.death_cause = cause
+        record.worker_id = record.lease_id = record.node_id = None
+        record.address = None
+        if (
+            record.spec.name
+            and self.named.get((record.spec.namespace, record.spec.name)) == record.spec.actor_id
+        ):
+            del self.named[(record.spec.namespace, record.spec.name)]
+        actions.append(Publish(_info(record)))
+        return actions
+
+    def _schedule(self, record: ActorRecord, nodes: list[NodeView]) -> list[Action]:
+        record.generation += 1
+        node = pick_node(record.spec, nodes)
+        if node is None:
+            need = record.spec.placement or record.spec.resources
+            return [
+                Unschedulable(
+                    record.spec.actor_id,
+                    f"The actor {record.spec.class_name} needs {need}, which no node in the cluster "
+                    "can provide. It stays pending until a node that fits joins the cluster.",
+                )
+            ]
+        record.node_id = None
+        return [LeaseWorker(record.spec.actor_id, record.generation, node, record.spec)]
+
+
+def pick_node(spec: ActorSpec, nodes: list[NodeView]) -> NodeID | None:
+    """The node to create the actor on: one that could ever fit it, preferring the one
+    with the most of the requested resources free right now."""
+    need = spec.placement or spec.resources
+    feasible = [n for n in nodes if all(n.total.get(k, 0.0) >= v for k, v in need.items())]
+    if not feasible:
+        return None
+    return max(feasible, key=lambda n: sum(n.available.get(k, 0.0) - v for k, v in need.items())).node_id
+
+
+def _info(record: ActorRecord) -> ActorInfo:
+    spec = record.spec
+    return ActorInfo(
+        actor_id=spec.actor_id,
+        state=record.state,
+        address=record.address if record.state == ALIVE else None,
+        num_restarts=record.num_restarts,
+        death_cause=record.death_cause,
+        creation_error=record.creation_error,
+        class_name=spec.class_name,
+        name=spec.name,
+        namespace=spec.namespace,
+        detached=spec.detached,
+        methods=spec.methods,
+        max_task_retries=spec.max_task_retries,
+        max_pending_calls=spec.max_pending_calls,
+        is_async=spec.is_async,
+        owner=spec.owner,
+    )

@@ -1,0 +1,203 @@
+"""The gcs's actor I/O: carries out what the ActorManager decides.
+
+It leases workers from node daemons (over the connection each node opened to the gcs),
+sends ``CreateActor`` to the leased worker, watches that connection to notice the worker's
+death, stops workers, and publishes every state change on the ``actor`` channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from manta._private.common.aio import spawn
+from manta._private.common.config import Config
+from manta._private.common.ids import ActorID, JobID, NodeID, WorkerID
+from manta._private.common.runtime_env import runtime_env_key
+from manta._private.gcs.actor_manager import (
+    Action,
+    ActorManager,
+    CreateOnWorker,
+    LeaseWorker,
+    NameTaken,
+    NodeView,
+    Publish,
+    StopWorker,
+    Unschedulable,
+)
+from manta._private.rpc import codec
+from manta._private.rpc import messages as m
+from manta._private.rpc.transport import Connection, Dispatcher, connect
+
+logger = logging.getLogger(__name__)
+
+
+class ActorDirector:
+    def __init__(
+        self,
+        config: Config,
+        token: bytes,
+        node_conn: Callable[[NodeID], Connection | None],
+        nodes: Callable[[], list[NodeView]],
+        publish: Callable[[str, bytes, Any], None],
+    ) -> None:
+        self.manager = ActorManager()
+        self._config = config
+        self._token = token
+        self._node_conn = node_conn
+        self._nodes = nodes
+        self._publish = publish
+        self._nonces = itertools.count(1)
+        # The connection to each live actor's worker, by actor.
+        self._worker_conns: dict[ActorID, Connection] = {}
+
+    def register_handlers(self, d: Dispatcher) -> None:
+        d.register(m.RegisterActor, self._h_register)
+        d.register(m.GetActorInfo, lambda c, msg: self.manager.info(msg.actor_id))
+        d.register(m.GetNamedActor, lambda c, msg: self.manager.lookup(msg.name, msg.namespace))
+        d.register(
+            m.ListNamedActors,
+            lambda c, msg: [list(p) for p in self.manager.list_named(msg.namespace, msg.all_namespaces)],
+        )
+        d.register(m.KillActor, self._h_kill)
+        d.register(
+            m.ActorExiting, lambda c, msg: self.execute(self.manager.exiting(msg.actor_id, msg.reason))
+        )
+        d.register(m.WorkerDied, self._h_worker_died)
+
+    # -- handlers ------------------------------------------------------------------------------
+    def _h_register(self, conn: Connection, msg: m.RegisterActor) -> m.ActorInfo:
+        try:
+            info, actions = self.manager.register(msg.spec, msg.get_if_exists, self._nodes())
+        except NameTaken as e:
+            raise ValueError(str(e)) from None
+        self.execute(actions)
+        return info
+
+    def _h_kill(self, conn: Connection, msg: m.KillActor) -> None:
+        if self.manager.info(msg.actor_id) is None:
+            raise ValueError(f"there is no actor {msg.actor_id.hex()}")
+        self.execute(self.manager.kill(msg.actor_id, msg.no_restart, msg.reason, self._nodes()))
+
+    def _h_worker_died(self, conn: Connection, msg: m.WorkerDied) -> None:
+        self.execute(self.manager.worker_died(msg.worker_id, msg.reason, self._nodes()))
+
+    def job_finished(self, job_id: JobID) -> None:
+        self.execute(self.manager.job_finished(job_id, self._nodes()))
+
+    def nodes_changed(self) -> None:
+        self.execute(self.manager.retry_pending(self._nodes()))
+
+    # -- actions ----------------------------------------------------------------------------------
+    def execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Publish):
+                self._publish("actor", bytes(action.info.actor_id), action.info)
+            elif isinstance(action, LeaseWorker):
+                spawn(self._lease(action), "leasing a worker for an actor")
+            elif isinstance(action, CreateOnWorker):
+                spawn(self._create(action), "creating an actor")
+            elif isinstance(action, StopWorker):
+                self._stop_worker(action)
+            elif isinstance(action, Unschedulable):
+                self._unschedulable(action)
+
+    async def _lease(self, action: LeaseWorker) -> None:
+        conn = self._node_conn(action.node_id)
+        spec = action.spec
+        if conn is None:
+            self.execute(
+                self.manager.creation_failed(
+                    action.actor_id, action.generation, "its node is gone", self._nodes()
+                )
+            )
+            return
+        request = m.RequestLease(
+            next(self._nonces),
+            spec.job_id,
+            spec.resources,
+            runtime_env_key(spec.runtime_env),
+            spec.strategy,
+            spec.placement,
+        )
+        try:
+            reply = await conn.call(request)
+        except Exception as e:
+            self.execute(
+                self.manager.creation_failed(
+                    action.actor_id, action.generation, f"leasing failed: {e}", self._nodes()
+                )
+            )
+            return
+        if not isinstance(reply, m.LeaseGrant):
+            self.execute(
+                self.manager.creation_failed(
+                    action.actor_id, action.generation, f"lease refused: {reply}", self._nodes()
+                )
+            )
+            return
+        self.execute(self.manager.lease_granted(action.actor_id, action.generation, action.node_id, reply))
+
+    async def _create(self, action: CreateOnWorker) -> None:
+        grant = action.grant
+        address = f"{grant.address.host}:{grant.address.port}"
+        try:
+            conn = await connect(
+                address, self._token, Dispatcher(), role="gcs", max_frame_bytes=self._config.max_frame_bytes
+            )
+            reply = await conn.call(m.CreateActor(action.spec, grant.lease_id, grant.instance_ids))
+        except Exception as e:
+            reason = await self._exit_reason(action.actor_id, grant.worker_id, f"creating it failed: {e}")
+            self.execute(
+                self.manager.creation_failed(action.actor_id, action.generation, reason, self._nodes())
+            )
+            return
+        if reply.ok:
+            self._worker_conns[action.actor_id] = conn
+            actor_id, generation, worker_id = action.actor_id, action.generation, grant.worker_id
+
+            def on_close(_conn: Connection) -> None:
+                spawn(self._worker_lost(actor_id, generation, worker_id), "handling an actor's death")
+
+            conn.add_close_callback(on_close)
+        else:
+            conn.close()
+        self.execute(
+            self.manager.created(action.actor_id, action.generation, None if reply.ok else reply.error)
+        )
+
+    async def _worker_lost(self, actor_id: ActorID, generation: int, worker_id: WorkerID) -> None:
+        self._worker_conns.pop(actor_id, None)
+        record = self.manager.actors.get(actor_id)
+        if record is None or record.generation != generation or record.worker_id != worker_id:
+            return
+        reason = await self._exit_reason(actor_id, worker_id, "its worker became unreachable")
+        self.execute(self.manager.worker_died(worker_id, reason, self._nodes()))
+
+    async def _exit_reason(self, actor_id: ActorID, worker_id: WorkerID, fallback: str) -> str:
+        record = self.manager.actors.get(actor_id)
+        node = self._node_conn(record.node_id) if record is not None and record.node_id is not None else None
+        if node is None:
+            return fallback
+        try:
+            info = await asyncio.wait_for(node.call(m.GetWorkerExit(worker_id)), 2.0)
+        except Exception:
+            return fallback
+        if isinstance(info, m.WorkerExit):
+            return f"its worker process died: {info.reason}"
+        return fallback
+
+    def _stop_worker(self, action: StopWorker) -> None:
+        conn = self._node_conn(action.node_id)
+        if conn is None or conn.closed:
+            return
+        conn.notify(m.KillWorker(action.worker_id, action.reason))
+        conn.notify(m.ReturnLease(action.lease_id, True))
+
+    def _unschedulable(self, action: Unschedulable) -> None:
+        info = self.manager.info(action.actor_id)
+        if info is not None:
+            self._publish("actor", bytes(action.actor_id), codec.replace(info, death_cause=action.message))
