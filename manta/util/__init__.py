@@ -1,5 +1,6 @@
 """Utilities on top of the core API (Ray's ``ray.util``)."""
 
 from manta._private.api.actor import list_named_actors
+from manta.util.actor_pool import ActorPool
 
-__all__ = ["list_named_actors"]
+__all__ = ["ActorPool", "list_named_actors"]
