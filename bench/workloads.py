@@ -147,6 +147,72 @@ def queued_100k(ray: ModuleType, s: Startup) -> Metrics:
     }
 
 
+class _Echo:
+    def f(self, x: Any = None) -> Any:
+        return x
+
+
+class _AsyncEcho:
+    async def f(self, x: Any = None) -> Any:
+        return x
+
+
+def actor_creation(ray: ModuleType, s: Startup) -> Metrics:
+    n = 10 if s.quick else 30
+    cls = ray.remote(_Echo)
+    t = time.perf_counter()
+    actors = [cls.remote() for _ in range(n)]
+    ray.get([a.f.remote() for a in actors])
+    elapsed = time.perf_counter() - t
+    for a in actors:
+        ray.kill(a)
+    return {"actors_per_s": _rate(n, elapsed)}
+
+
+def actor_calls_sync(ray: ModuleType, s: Startup, n: int = 2000) -> Metrics:
+    a = ray.remote(_Echo).remote()
+    for _ in range(100):
+        ray.get(a.f.remote())
+    t = time.perf_counter()
+    for _ in range(n):
+        ray.get(a.f.remote())
+    return {"calls_per_s": _rate(n, time.perf_counter() - t)}
+
+
+def actor_calls_async(ray: ModuleType, s: Startup, n: int = 5000) -> Metrics:
+    a = ray.remote(_Echo).remote()
+    return {"calls_per_s": _async_rate(ray, a.f, (), n)}
+
+
+def actor_calls_nn(ray: ModuleType, s: Startup, n: int = 2000, callers: int = 2) -> Metrics:
+    """``callers`` tasks, each submitting ``n`` calls to its own actor and getting them."""
+    cls = ray.remote(_Echo)
+
+    def drive(actor: Any, m: int) -> int:
+        return len(ray.get([actor.f.remote() for _ in range(m)]))
+
+    driver = ray.remote(drive)
+    actors = [cls.remote() for _ in range(callers)]
+    ray.get([driver.remote(a, 100) for a in actors])
+    t = time.perf_counter()
+    assert sum(ray.get([driver.remote(a, n) for a in actors])) == n * callers
+    return {"calls_per_s": _rate(n * callers, time.perf_counter() - t)}
+
+
+def async_actor_calls(ray: ModuleType, s: Startup, n: int = 5000) -> Metrics:
+    a = ray.remote(_AsyncEcho).remote()
+    return {"calls_per_s": _async_rate(ray, a.f, (), n)}
+
+
+def actor_calls_1mb_arg(ray: ModuleType, s: Startup, n: int = 200) -> Metrics:
+    a = ray.remote(_Echo).remote()
+    payload = b"x" * (1 << 20)
+    ray.get([a.f.remote(payload) for _ in range(10)])
+    t = time.perf_counter()
+    ray.get([a.f.remote(payload) for _ in range(n)])
+    return {"calls_per_s": _rate(n, time.perf_counter() - t)}
+
+
 def idle_footprint(ray: ModuleType, s: Startup) -> Metrics:
     import psutil
 
@@ -194,6 +260,12 @@ WORKLOADS: dict[str, Callable[[ModuleType, Startup], Metrics]] = {
         wait,
         queued_100k,
         idle_footprint,
+        actor_creation,
+        actor_calls_sync,
+        actor_calls_async,
+        actor_calls_nn,
+        async_actor_calls,
+        actor_calls_1mb_arg,
     )
 }
 

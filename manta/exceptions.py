@@ -168,7 +168,12 @@ class RayTaskError(RayError):
     def as_instanceof_cause(self) -> RayTaskError:
         """This error as an instance of both RayTaskError and the cause's type."""
         cause_cls = type(self.cause)
-        if self.cause is None or issubclass(cause_cls, RayTaskError) or type(self) is not RayTaskError:
+        if (
+            self.cause is None
+            or not issubclass(cause_cls, Exception)  # never a SystemExit or KeyboardInterrupt at get
+            or issubclass(cause_cls, RayTaskError)
+            or type(self) is not RayTaskError
+        ):
             return self
         dual = _dual_classes.get(cause_cls)
         if dual is None:

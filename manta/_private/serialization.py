@@ -150,6 +150,7 @@ def write_store_file(path: str, obj: SerializedObject) -> int:
         table.append((offset, buf.nbytes))
         offset = _aligned(offset + buf.nbytes)
     size = max(offset, 1)
+    _check_space(os.path.dirname(path), size)
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     try:
         os.ftruncate(fd, size)
@@ -170,6 +171,21 @@ def write_store_file(path: str, obj: SerializedObject) -> int:
         raise
     os.close(fd)
     return size
+
+
+def _check_space(directory: str, size: int) -> None:
+    # Writing past the end of a full tmpfs through a mapping is a SIGBUS, not an error:
+    # refuse up front instead.
+    stat = os.statvfs(directory)
+    free = stat.f_bavail * stat.f_frsize
+    if size > free:
+        from manta.exceptions import ObjectStoreFullError
+
+        raise ObjectStoreFullError(
+            f"cannot store an object of {size:,} bytes: {directory} has only {free:,} bytes free. "
+            "Free objects you no longer need, or give the store more room (e.g. a larger "
+            "/dev/shm: docker run --shm-size=...)."
+        )
 
 
 def read_store_file(path: str) -> tuple[int, memoryview, list[memoryview]]:

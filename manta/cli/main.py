@@ -220,7 +220,16 @@ def _pids(session_dir: str) -> dict[str, int]:
 
 def _cluster_alive(session_dir: str) -> bool:
     pids = _pids(session_dir)
-    return bool(pids) and all(_alive(p) for p in pids.values())
+    return bool(pids) and all(_alive(p) and _is_manta(p) for p in pids.values())
+
+
+def _is_manta(pid: int) -> bool:
+    """Whether ``pid`` still runs a Manta daemon (not a stranger that reused the pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"manta._private" in f.read()
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:
@@ -238,6 +247,8 @@ def _alive(pid: int) -> bool:
 
 
 def _signal(pid: int, sig: int) -> None:
+    if not _is_manta(pid):
+        return
     try:
         os.kill(pid, sig)
     except ProcessLookupError:

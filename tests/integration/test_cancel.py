@@ -190,3 +190,51 @@ def test_cancel_rejects_non_refs(cluster):
     ref = ray.put(1)
     with pytest.raises(TypeError, match="only supported for object refs"):
         ray.cancel([ref])
+
+
+def _slow_rebuild(path, value):
+    _touch(path)  # the worker has started loading the arguments
+    time.sleep(2)
+    return value
+
+
+class SlowArgument:
+    """Takes two seconds to unpickle in the worker."""
+
+    def __init__(self, path, value):
+        self.path, self.value = path, value
+
+    def __reduce__(self):
+        return (_slow_rebuild, (self.path, self.value))
+
+
+def test_cancel_while_the_worker_loads_the_arguments(cluster, tmp_path):
+    @ray.remote
+    def take(arg):
+        return "ran to completion"
+
+    loading = str(tmp_path / "loading")
+    ref = take.remote(SlowArgument(loading, 1))
+    _wait_for(loading)
+    ray.cancel(ref)
+    with pytest.raises(TaskCancelledError):
+        ray.get(ref, timeout=30)
+
+
+def test_force_cancel_of_a_task_that_is_not_running_kills_nobody(cluster, tmp_path):
+    @ray.remote(max_retries=0)
+    def quick(x=None):
+        return x
+
+    ray.get([quick.remote() for _ in range(200)])  # short: the owner pipelines it
+    release = str(tmp_path / "release")
+    started = [str(tmp_path / f"b{i}") for i in range(2)]
+    busy = [blocker.remote(s, release) for s in started]
+    _wait_for(*started)
+    waiting = quick.remote("never")  # no free worker: it waits, or sits behind a blocker
+    time.sleep(0.1)
+    ray.cancel(waiting, force=True)
+    with pytest.raises(TaskCancelledError):
+        ray.get(waiting, timeout=30)
+    _touch(release)
+    assert ray.get(busy, timeout=30) == ["released", "released"]  # nobody else was killed

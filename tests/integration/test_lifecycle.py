@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import stat
 import subprocess
@@ -63,22 +65,26 @@ def test_init_starts_few_processes_and_shutdown_stops_them(tmpdir_env):
     assert _wait_gone(started) == []
 
 
-def test_killed_driver_leaves_no_orphans(tmpdir_env):
+def test_killed_driver_leaves_no_orphans(tmpdir_env, tmp_path):
     code = textwrap.dedent(
         """
         import json, sys, time, psutil, manta
         manta.init(num_cpus=2)
         @manta.remote
-        def busy():
+        def busy(flag):
+            open(flag, "w").close()
             time.sleep(60)
-        refs = [busy.remote() for _ in range(2)]
-        time.sleep(1.0)
+        flags = [f"{sys.argv[1]}/busy{i}" for i in range(2)]
+        refs = [busy.remote(f) for f in flags]
+        import os
+        while not all(os.path.exists(f) for f in flags):
+            time.sleep(0.01)
         print(json.dumps([p.pid for p in psutil.Process().children(recursive=True)]), flush=True)
         time.sleep(120)
         """
     )
     env = {**os.environ, **tmpdir_env}
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
         descendants = json.loads(proc.stdout.readline())
@@ -269,7 +275,6 @@ def test_worker_output_streams_to_driver_unless_disabled(tmpdir_env):
             print("from other")
         manta.get(talk.remote())
         manta.get(other.options(name="renamed").remote())
-        import time; time.sleep(0.5)
         manta.shutdown()
     """
     on = run_driver(code.replace("{flag}", "True"), env=tmpdir_env)
@@ -350,3 +355,107 @@ def test_cli_start_status_join_stop(tmpdir_env):
         timeout=60,
     )
     assert bad.returncode != 0 and "--resources must be JSON" in bad.stderr
+
+
+def test_last_output_reaches_the_driver_before_shutdown(tmpdir_env):
+    result = run_driver(
+        """
+        import manta
+        manta.init(num_cpus=1)
+        @manta.remote
+        def say(i):
+            print("line", i)
+        for i in range(3):
+            manta.get(say.remote(i))
+        manta.shutdown()
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    for i in range(3):
+        assert f") line {i}" in result.stdout
+
+
+def test_driver_exiting_with_running_tasks_is_quiet_and_leaves_nothing(tmpdir_env, tmp_path):
+    result = run_driver(
+        f"""
+        import json, os, time, psutil, manta
+        manta.init(num_cpus=2)
+        @manta.remote
+        def busy(flag):
+            open(flag, "w").close()
+            time.sleep(60)
+        flags = [os.path.join({str(tmp_path)!r}, f"f{{i}}") for i in range(2)]
+        refs = [busy.remote(f) for f in flags]
+        while not all(os.path.exists(f) for f in flags):
+            time.sleep(0.01)
+        print(json.dumps([p.pid for p in psutil.Process().children(recursive=True)]))
+        # exits here without shutdown(): the atexit hook stops the cluster
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "retries remain" not in result.stderr
+    started = json.loads(result.stdout.strip().splitlines()[-1])
+    assert _wait_gone(started) == []
+
+
+def test_a_crashed_node_daemon_does_not_leak_its_shared_memory(tmpdir_env):
+    result = run_driver(
+        """
+        import os, signal, time, manta
+        ctx = manta.init(num_cpus=1)
+        worker = manta._private.api.context.current_worker()
+        store = worker.session.store_dir
+        ref = manta.put(b"x" * 1_000_000)  # a file in the store
+        assert os.listdir(store)
+        pid = manta._private.api.context._process.cluster.procs["node"].pid
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        manta.shutdown()
+        print(store, os.path.exists(store))
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    store, exists = result.stdout.split()[-2:]
+    assert store.startswith("/dev/shm/") or "store" in store
+    assert exists == "False"
+
+
+def _can_mount_private_tmpfs() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True, timeout=30
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_private_tmpfs(), reason="needs root and unshare to mount a small private /dev/shm")
+def test_a_large_put_on_a_small_dev_shm_is_a_clear_error_not_a_crash(tmpdir_env):
+    code = textwrap.dedent(
+        """
+        import manta
+        from manta.exceptions import ObjectStoreFullError
+        manta.init(num_cpus=1)
+        try:
+            manta.put(b"x" * 100_000_000)
+        except ObjectStoreFullError as e:
+            print("refused:", e)
+        assert manta.get(manta.put(b"small" * 1000)) == b"small" * 1000
+        manta.shutdown()
+        """
+    )
+    # A private mount namespace with a 64 MiB /dev/shm, as Docker gives containers.
+    script = f"mount -t tmpfs -o size=64m tmpfs /dev/shm && exec {sys.executable} -c {shlex.quote(code)}"
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **tmpdir_env},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "refused: cannot store an object of" in result.stdout
+    assert "--shm-size" in result.stdout

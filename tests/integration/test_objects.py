@@ -330,3 +330,22 @@ def test_ref_from_previous_session_is_not_confused_with_a_new_object(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "RETURNED 'from the second session'" not in result.stdout, result.stdout
     assert "RAISED OwnerDiedError" in result.stdout, result.stdout
+
+
+def test_call_sites_are_recorded_when_asked():
+    result = run_driver(
+        """
+        import manta
+        manta.init(num_cpus=1)
+        put_ref = manta.put(1)
+        task_ref = manta.remote(lambda: 1).remote()
+        print(put_ref.call_site())
+        print(task_ref.call_site())
+        manta.shutdown()
+        """,
+        env={"MANTA_RECORD_CALLSITES": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    put_site, task_site = result.stdout.strip().splitlines()[-2:]
+    assert put_site.startswith("<string>:4 in <module>")
+    assert task_site.startswith("<string>:5 in <module>")

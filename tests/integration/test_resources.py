@@ -6,6 +6,7 @@ Tasks coordinate through flag files in a temporary directory, never through timi
 
 from __future__ import annotations
 
+import ast
 import collections
 import os
 import time
@@ -320,3 +321,64 @@ def test_infeasible_task_stays_pending_and_warns_once(tmp_path):
     assert "FEASIBLE 2" in result.stdout  # infeasible tasks do not block feasible ones
     assert result.stderr.count("no node in the cluster can provide") == 1, result.stderr[-3000:]
     assert result.stderr.count("needs {'CPU': 100.0}") == 1, result.stderr[-3000:]
+
+
+def test_cpu_task_after_a_gpu_task_on_the_same_worker_sees_no_gpus():
+    # One CPU, so one worker runs both tasks in turn.
+    result = run_driver(
+        """
+        import os, manta
+        manta.init(num_cpus=1, num_gpus=1)
+        @manta.remote(num_gpus=1, max_calls=0)
+        def on_gpu():
+            return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")
+        @manta.remote
+        def on_cpu():
+            return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"), manta.get_gpu_ids()
+        print(manta.get(on_gpu.remote()))
+        print(manta.get(on_cpu.remote()))
+        manta.shutdown()
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    gpu_line, cpu_line = result.stdout.strip().splitlines()[-2:]
+    gpu_pid, gpu_visible = ast.literal_eval(gpu_line)
+    cpu_pid, cpu_visible, cpu_ids = ast.literal_eval(cpu_line)
+    assert gpu_visible == "0"
+    assert cpu_pid == gpu_pid, "the test needs both tasks on one worker"
+    assert cpu_ids == [] and cpu_visible in (None, "")
+
+
+def test_a_gpu_worker_that_owns_objects_does_not_exit_after_its_call(resource_cluster):
+    @ray.remote(num_gpus=1)
+    def on_gpu():
+        return [ray.put("computed on the GPU")]  # owned by this worker
+
+    [ref] = ray.get(on_gpu.remote(), timeout=60)
+    assert ray.get(ref, timeout=30) == "computed on the GPU"
+
+
+def test_idle_workers_that_own_objects_are_not_reaped():
+    result = run_driver(
+        """
+        import glob, time, manta
+        ctx = manta.init(num_cpus=1)
+        @manta.remote
+        def inner():
+            return [manta.put("owned by the inner worker")]
+        @manta.remote
+        def outer():
+            return manta.get(inner.remote())  # blocks: a second worker starts for inner
+        [ref] = manta.get(outer.remote())
+        logs = ctx.address_info["session_dir"] + "/logs/worker-*.log"
+        deadline = time.monotonic() + 30
+        while not any("not exiting" in open(p).read() for p in glob.glob(logs)):
+            assert time.monotonic() < deadline, "no worker was asked to exit"
+            time.sleep(0.1)
+        print(manta.get(ref, timeout=10))
+        manta.shutdown()
+        """,
+        env={"MANTA_IDLE_WORKER_TIMEOUT_S": "0.2"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "owned by the inner worker" in result.stdout

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 
 import pytest
 
 import manta as ray
-from manta.exceptions import RayTaskError, UnserializableException, WorkerCrashedError
+from manta.exceptions import RayTaskError, TaskCancelledError, UnserializableException, WorkerCrashedError
 
 
 class MyError(Exception):
@@ -317,3 +318,31 @@ def test_remote_decorator_with_negative_num_cpus():
         @ray.remote(num_cpus=-1)
         def f():
             return 1
+
+
+# -- a task ending its own process or interrupting itself ------------------------------------
+
+
+def test_sys_exit_in_a_task_is_a_worker_crash_not_a_driver_exit(cluster, tmp_path):
+    counter = tmp_path / "exits"
+
+    @ray.remote(max_retries=1)
+    def leave():
+        with open(counter, "a") as f:
+            f.write("x")
+        sys.exit(3)
+
+    with pytest.raises(WorkerCrashedError) as info:
+        ray.get(leave.remote(), timeout=60)
+    assert "exited with code 3" in str(info.value)
+    assert counter.read_text() == "xx"  # one retry, as for any worker death
+
+
+def test_keyboard_interrupt_raised_by_a_task_reports_it_cancelled(cluster):
+    @ray.remote
+    def interrupt():
+        raise KeyboardInterrupt
+
+    with pytest.raises(TaskCancelledError) as info:
+        ray.get(interrupt.remote(), timeout=30)
+    assert isinstance(info.value, RayTaskError)

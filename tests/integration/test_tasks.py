@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -328,3 +330,62 @@ def test_function_from_helper_module_on_sys_path(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RESULT 42" in proc.stdout
     assert "RESULT2 6" in proc.stdout
+
+
+# -- pipelining never costs correctness ---------------------------------------------------
+
+
+@ray.remote
+def rendezvous(flags_dir=None, me=None, other=None, limit_s=30.0):
+    if me is None:
+        return True  # the fast path: teaches the owner this function is short
+    open(os.path.join(flags_dir, me), "w").close()
+    deadline = time.monotonic() + limit_s
+    while not os.path.exists(os.path.join(flags_dir, other)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_tasks_that_wait_for_each_other_do_not_deadlock_behind_pipelining(cluster, tmp_path):
+    # Many short calls make the owner queue several tasks per worker; two that wait for
+    # each other must still both run (the worker sends queued ones back).
+    ray.get([rendezvous.remote() for _ in range(200)])
+    both = [rendezvous.remote(str(tmp_path), "a", "b"), rendezvous.remote(str(tmp_path), "b", "a")]
+    assert ray.get(both, timeout=60) == [True, True]
+
+
+def test_get_with_duplicate_refs_waits_for_all(cluster, tmp_path):
+    release = tmp_path / "release"
+
+    @ray.remote
+    def later():
+        deadline = time.monotonic() + 30
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return "b"
+
+    a = ray.put("a")
+    pending = later.remote()
+    threading.Timer(0.2, release.touch).start()
+    assert ray.get([a, a, pending], timeout=60) == ["a", "a", "b"]
+
+
+def test_a_retried_task_puts_fresh_objects(cluster, tmp_path):
+    attempts = tmp_path / "attempts"
+
+    @ray.remote(max_retries=2, retry_exceptions=True)
+    def put_then_maybe_fail(size):
+        with open(attempts, "a") as f:
+            f.write("x")
+        attempt = len(attempts.read_text())
+        ref = ray.put(f"value of attempt {attempt}".ljust(size))
+        if attempt == 1:
+            raise ValueError("first attempt fails after its put")
+        return [ref]
+
+    for size in (10, 300_000):  # inline and in the store
+        attempts.write_text("")
+        (ref,) = ray.get(put_then_maybe_fail.remote(size), timeout=60)
+        assert ray.get(ref, timeout=60).strip() == "value of attempt 2"

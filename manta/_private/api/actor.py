@@ -23,7 +23,9 @@ def method(**options: Any) -> Any:
     """Set per-method defaults: ``@manta.method(num_returns=2, concurrency_group="io")``."""
     for key in options:
         if key not in _VALID_METHOD_OPTIONS:
-            raise ValueError(f"Invalid option keyword {key} for actor methods. Valid ones are {list(_VALID_METHOD_OPTIONS)}.")
+            raise ValueError(
+                f"Invalid option keyword {key} for actor methods. Valid ones are {list(_VALID_METHOD_OPTIONS)}."
+            )
 
     def decorate(fn: Any) -> Any:
         setattr(fn, _METHOD_OPTIONS, options)
@@ -100,7 +102,9 @@ class ActorClass:
             raise ValueError("get_if_exists=True needs a name: the actor is found by it")
         held = task_resources(options, default_cpus=0)
         # As in Ray: an actor that does not ask for CPUs needs one to be placed, holds none.
-        placement = {**held, "CPU": max(held.get("CPU", 0.0), 1.0)} if options.get("num_cpus") is None else held
+        placement = (
+            {**held, "CPU": max(held.get("CPU", 0.0), 1.0)} if options.get("num_cpus") is None else held
+        )
         is_async = self._meta.is_async
         max_concurrency = options.get("max_concurrency")
         if max_concurrency is None:

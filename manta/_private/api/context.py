@@ -375,7 +375,7 @@ def _join_existing(session_dir: str) -> tuple[SessionInfo, dict[str, Any]]:
         gcs_address="unix:" + info["gcs_unix"],
         store_dir=info["store_dir"],
         host="127.0.0.1",
-        token=read_token(session_dir),
+        token=Config.from_env().auth_token.encode() or read_token(session_dir),
     )
     return session, _address_info(session_dir, info)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -203,6 +204,8 @@ class LocalCluster:
             self._lifeline_w = None
         if self.session_dir and not self.detached:
             remove_socket_dir(self.session_dir)
+            # The node removes its store at exit; if it crashed, the shared memory is ours to free.
+            shutil.rmtree(_store_dir(self.session_dir), ignore_errors=True)
 
 
 def _store_dir(session_dir: str) -> str:

@@ -16,7 +16,7 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     and ``TaskCancelledError``/``WorkerCrashedError``/``ObjectLostError`` when those apply."""
     worker = ensure_initialized()
     if isinstance(object_refs, ObjectRef):
-        return worker.get([object_refs], _timeout(timeout))[0]
+        return worker.objects.get([object_refs], _timeout(timeout))[0]
     if not isinstance(object_refs, list):
         raise ValueError(
             f"Invalid type of object refs, {type(object_refs)}, is given. 'object_refs' must "
@@ -27,7 +27,7 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
             raise TypeError(f"Attempting to call `get` on the value {ref}, which is not an ObjectRef.")
     if not object_refs:
         return []
-    return worker.get(object_refs, _timeout(timeout))
+    return worker.objects.get(object_refs, _timeout(timeout))
 
 
 def _timeout(timeout: float | None) -> float | None:
@@ -46,7 +46,7 @@ def put(value: Any, *, _owner: Any = None) -> ObjectRef:
             "Calling 'put' on an ObjectRef is not allowed. If you really want to do this, you "
             "can wrap the ObjectRef in a list and call 'put' on it."
         )
-    return worker.put(value)
+    return worker.objects.put(value)
 
 
 def wait(
@@ -78,7 +78,7 @@ def wait(
         raise ValueError("Wait requires a list of unique object refs.")
     if num_returns > len(object_refs):
         raise ValueError("num_returns cannot be greater than the number of object refs provided to wait.")
-    ready_ids = worker.wait(object_refs, num_returns, timeout, fetch_local)
+    ready_ids = worker.objects.wait(object_refs, num_returns, timeout, fetch_local)
     ready: list[ObjectRef] = []
     not_ready: list[ObjectRef] = []
     for ref in object_refs:

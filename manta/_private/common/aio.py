@@ -22,16 +22,6 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def run(main: object) -> object:
-    """``asyncio.run`` on the preferred loop."""
-    loop = new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        return loop.run_until_complete(main)  # type: ignore[arg-type]
-    finally:
-        loop.close()
-
-
 def spawn(coro: Coroutine[Any, Any, Any], what: str = "background task") -> asyncio.Task[Any]:
     """Start ``coro`` as a task that is kept alive until done and whose failure is logged."""
     task = asyncio.ensure_future(coro)

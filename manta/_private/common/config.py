@@ -34,6 +34,9 @@ class Config:
     # worker (pipelined) to hide the round trip; longer ones wait for a free worker so a
     # slow task never holds a fast one hostage.
     pipeline_below_s: float = 0.002
+    # A pipelined task still waiting behind a running one after this long is sent back to
+    # its owner to run elsewhere (the running one was slower than predicted, or blocked).
+    pipeline_requeue_after_s: float = 0.02
     # Tasks queued on one worker at most when pipelining.
     max_tasks_in_flight_per_worker: int = 4
     # Default retries for a task whose worker dies.
@@ -51,11 +54,11 @@ class Config:
     # Default object store size when init() does not say: a fraction of RAM, capped.
     object_store_fraction: float = 0.3
     object_store_cap_bytes: int = 200 * 1024**3
-    # Record the user call site of each put/remote call for `manta memory`.
-    record_callsites: bool = False
     # Address of an existing cluster to join when init() is given none.
     address: str = ""
-    # Token for clusters that are not on this host (local sessions read it from disk).
+    # Record where each put/remote call was made (ObjectRef.call_site(), `manta memory`).
+    record_callsites: bool = False
+    # The cluster token, when it is not in this host's session directory.
     auth_token: str = ""
     # Log level of daemons.
     log_level: str = "INFO"

@@ -37,7 +37,9 @@ class ActorClient:
         self._drops: deque[ActorID] = deque()
 
     # -- creation --------------------------------------------------------------------------
-    def create(self, spec: m.ActorSpec, args: tuple[Any, ...], kwargs: dict[str, Any], get_if_exists: bool) -> m.ActorInfo | None:
+    def create(
+        self, spec: m.ActorSpec, args: tuple[Any, ...], kwargs: dict[str, Any], get_if_exists: bool
+    ) -> m.ActorInfo | None:
         """Register a new actor. Returns the existing actor's info when ``get_if_exists``
         found one; raises ActorAlreadyExistsError for a taken name."""
         cw = self._cw
@@ -45,7 +47,7 @@ class ActorClient:
             args,
             kwargs,
             max_inline=cw.config.max_inline_bytes,
-            put=cw.put_serialized,
+            put=cw.objects.put_serialized,
             describe=f"the actor {spec.module}.{spec.class_name}.__init__",
         )
         if nested:
@@ -57,8 +59,8 @@ class ActorClient:
         if spec.name:
             # A name must be claimed before .remote() returns, so a clash raises here.
             if ref_args:
-                cw.get(ref_args, None)  # wait for the arguments; errors surface at calls
-                spec = codec.replace(spec, ref_args=[cw.arg_value(r) for r in ref_args])
+                cw.objects.get(ref_args, None)  # wait for the arguments; errors surface at calls
+                spec = codec.replace(spec, ref_args=[cw.objects.arg_value(r) for r in ref_args])
             try:
                 info: m.ActorInfo = cw.call_gcs(m.RegisterActor(spec, get_if_exists))
             except RemoteError as e:
@@ -82,6 +84,9 @@ class ActorClient:
 
     def drop_handle(self, actor_id: ActorID) -> None:
         self._drops.append(actor_id)  # from __del__: any thread, any time; applied later
+
+    def owns_actors(self) -> bool:
+        return bool(self._owned)
 
     def handle_escaped(self, actor_id: ActorID) -> None:
         with self._lock:

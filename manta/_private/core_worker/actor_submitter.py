@@ -82,7 +82,7 @@ class ActorTaskSubmitter:
                 spawn(self._register(full), "registering an actor")
 
         for index, ref in enumerate(arg_refs):
-            self._cw.request_object(ref)
+            self._cw.objects.request_object(ref)
             self._cw.memory_store.on_ready(ref.id, partial(ready, index, ref))
 
     async def _register(self, spec: m.ActorSpec) -> None:
@@ -138,7 +138,7 @@ class ActorTaskSubmitter:
                 self._send(actor)
 
         for index, ref in enumerate(task.arg_refs):
-            self._cw.request_object(ref)
+            self._cw.objects.request_object(ref)
             self._cw.memory_store.on_ready(ref.id, partial(ready, index, ref))
 
     def _send(self, actor: _Actor) -> None:
@@ -158,7 +158,7 @@ class ActorTaskSubmitter:
             if task.state == "done":
                 continue
             for arg in task.spec.ref_args:
-                if arg.inline is not None and self._cw.is_error_blob(arg.inline):
+                if arg.inline is not None and self._cw.objects.is_error_blob(arg.inline):
                     self._cw.task_manager.fail_with_blob(task, arg.inline)
                     break
             else:

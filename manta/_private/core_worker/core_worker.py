@@ -20,7 +20,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from manta._private import serialization
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, TaskID, WorkerID
@@ -33,33 +32,28 @@ from manta._private.core_worker.actor_submitter import ActorTaskSubmitter
 from manta._private.core_worker.executor import TaskExecutor
 from manta._private.core_worker.function_manager import FunctionManager
 from manta._private.core_worker.loop_thread import EventLoopThread
-from manta._private.core_worker.memory_store import MemoryStore, StoredObject
+from manta._private.core_worker.memory_store import MemoryStore
 from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.core_worker.objects import ObjectManager
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.core_worker.submitter import NormalTaskSubmitter
 from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import (
     Connection,
-    ConnectionLost,
     Dispatcher,
     RpcServer,
     connect,
     connect_with_retry,
 )
 from manta.exceptions import (
-    GetTimeoutError,
     LocalRayletDiedError,
-    ObjectFreedError,
-    ObjectLostError,
-    OwnerDiedError,
     RayError,
-    RayTaskError,
 )
 
 logger = logging.getLogger(__name__)
 
-_COLLECT_INTERVAL_S = 0.5
+_UNSET = object()
 
 
 @dataclass(slots=True)
@@ -102,6 +96,7 @@ class CoreWorker:
         self.memory_store = MemoryStore()
         self.references = ReferenceCounter()
         self.task_manager = TaskManager(self.memory_store, self.references, config.max_inline_bytes)
+        self.objects = ObjectManager(self)
         self.functions = FunctionManager(self.kv_put, self.kv_get)
         self.dispatcher = Dispatcher()
         self.io = EventLoopThread("manta-io")
@@ -116,6 +111,8 @@ class CoreWorker:
         # Set in a worker that hosts an actor.
         self.actor_id: ActorID | None = None
         self.actor_instance_ids: dict[str, list[str]] = {}
+        self.actor_resources: dict[str, float] = {}
+        self._cuda_before: object = _UNSET
         self._driver_context: TaskContext | None = None
         self._server: RpcServer | None = None
         self.node_conn: Connection = None  # type: ignore[assignment]  # set by connect()
@@ -172,7 +169,7 @@ class CoreWorker:
             self.node_conn.notify(m.RegisterWorker(self.worker_id, self.address))
         else:
             await self.node_conn.call(m.RegisterWorker(self.worker_id, self.address))
-        self.io.loop.call_later(_COLLECT_INTERVAL_S, self._periodic_collect)
+        self.objects.start()
 
     async def gcs_connection(self) -> Connection:
         if self.gcs_conn is None or self.gcs_conn.closed:
@@ -201,6 +198,10 @@ class CoreWorker:
     async def _disconnect(self) -> None:
         if self.is_driver and self.gcs_conn is not None and not self.gcs_conn.closed:
             try:
+                if self._log_to_driver and not self.node_conn.closed:
+                    # Print what the workers wrote last before the job (and they) end.
+                    await asyncio.wait_for(self.node_conn.call(m.FlushLogs()), 5.0)
+                    await asyncio.wait_for(self.gcs_conn.call(m.Ping()), 5.0)
                 await asyncio.wait_for(self.gcs_conn.call(m.JobFinished(self.job_id)), 2.0)
             except Exception:
                 pass
@@ -231,7 +232,7 @@ class CoreWorker:
         d.register(m.PushTask, self._handle_push_task)
         d.register(m.CreateActor, self._handle_create_actor)
         d.register(m.CancelTask, self._handle_cancel_task)
-        d.register(m.GetObject, self._handle_get_object)
+        d.register(m.GetObject, self.objects.handle_get_object)
         d.register(m.ExitWorker, self._handle_exit)
         d.register(m.Published, self._handle_published)
         d.register(m.LeaseInfeasible, lambda _c, msg: self.submitter.on_infeasible(msg))
@@ -251,7 +252,10 @@ class CoreWorker:
         return reply
 
     def _handle_cancel_task(self, _conn: Connection, msg: m.CancelTask) -> bool:
-        found = self.executor.cancel(msg.task_id) if self.executor is not None else False
+        found = self.executor.cancel(msg.task_id, msg.force) if self.executor is not None else False
+        if found and msg.force and self.executor is not None:
+            # This worker is about to be killed: hand back what waits behind the task.
+            self.executor.send_back_queued()
         if msg.recursive:
             for child in list(self.task_manager.children.get(msg.task_id, ())):
                 task = self.task_manager.get(child)
@@ -259,28 +263,19 @@ class CoreWorker:
                     self.submitter.cancel(task, msg.force, True)
         return found
 
-    def _handle_get_object(self, _conn: Connection, msg: m.GetObject) -> Any:
-        oid = msg.object_id
-        obj = self.memory_store.get(oid)
-        if obj is not None:
-            return m.ObjectStatus(oid, True, obj.inline, obj.node_id, obj.size, "")
-        if not self.references.is_owned(oid):
-            return m.ObjectStatus(oid, False, None, None, 0, "freed")
-        if not msg.wait:
-            return m.ObjectStatus(oid, False, None, None, 0, "")
-        loop = self.io.loop
-        reply: asyncio.Future[Any] = loop.create_future()
-
-        def ready(o: StoredObject) -> None:
-            status = m.ObjectStatus(oid, True, o.inline, o.node_id, o.size, "")
-            loop.call_soon_threadsafe(_resolve, reply, status)
-
-        self.memory_store.on_ready(oid, ready)
-        return reply
-
-    def _handle_exit(self, _conn: Connection, msg: m.ExitWorker) -> None:
+    def _handle_exit(self, _conn: Connection, msg: m.ExitWorker) -> bool:
+        if msg.if_unused and self.owns_objects():
+            logger.info("not exiting (%s): this worker owns objects still in use", msg.reason)
+            return False
         logger.info("exiting: %s", msg.reason)
-        os._exit(0)
+        spawn(self._flush_and_exit(), "exiting")
+        return True
+
+    def owns_objects(self) -> bool:
+        """Whether others may still need this process: objects or actors it owns, tasks it
+        awaits. Such a worker must not exit quietly (its objects would die with it)."""
+        self.objects.collect_references()
+        return self.references.num_owned() > 0 or bool(self.task_manager.tasks) or self.actors.owns_actors()
 
     async def _flush_and_exit(self) -> None:
         # Let queued replies reach their sockets before the process goes.
@@ -348,14 +343,6 @@ class CoreWorker:
 
         return self.io.run(call(), timeout)
 
-    def call_node(self, msg: Any, timeout: float = 30.0) -> Any:
-        """A blocking request to the local node daemon from a non-I/O thread."""
-
-        async def call() -> Any:
-            return await self.node_conn.call(msg)
-
-        return self.io.run(call(), timeout)
-
     def kv_put(self, namespace: str, key: bytes, value: bytes) -> None:
         self.call_gcs(m.KvPut(namespace, key, value, True))
 
@@ -381,16 +368,31 @@ class CoreWorker:
             self._set_up_job(spec.job_id)
         if spec.runtime_env and self._applied_env is None:
             self._apply_runtime_env(spec.runtime_env)
+        resources = spec.resources
         if spec.actor_id is not None and not instance_ids:
-            instance_ids = self.actor_instance_ids  # an actor's devices, from its creation
-        gpus = instance_ids.get("GPU")
-        if gpus is not None:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-        elif "GPU" in spec.resources:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ""
+            # An actor's method holds what the actor holds, from its creation.
+            instance_ids = self.actor_instance_ids
+            resources = self.actor_resources
+        self._set_visible_devices(instance_ids.get("GPU"))
+        # Each attempt numbers its puts afresh: a retry on this worker must not reuse ids.
+        puts = itertools.count(((spec.attempt % 128) << 24) + 1)
         return self._context.set(
-            TaskContext(spec.task_id, spec.job_id, spec.name, spec.resources, instance_ids, depth=spec.depth)
+            TaskContext(spec.task_id, spec.job_id, spec.name, resources, instance_ids, puts, spec.depth)
         )
+
+    def _set_visible_devices(self, gpus: list[str] | None) -> None:
+        """CUDA_VISIBLE_DEVICES for the task: its GPUs, or what the worker had before a GPU
+        task changed it (a CPU task must not see the previous task's GPUs)."""
+        if gpus is not None:
+            if self._cuda_before is _UNSET:
+                self._cuda_before = os.environ.get("CUDA_VISIBLE_DEVICES")
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        elif self._cuda_before is not _UNSET:
+            if self._cuda_before is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = self._cuda_before  # type: ignore[assignment]
+            self._cuda_before = _UNSET
 
     def _apply_runtime_env(self, env: dict[str, Any]) -> None:
         # A worker serves one runtime environment for its whole life (the node daemon
@@ -423,231 +425,11 @@ class CoreWorker:
                 os.chdir(cwd)
         self._jobs_set_up.add(job_id)
 
-    # -- objects ----------------------------------------------------------------------------------
-    def put(self, value: Any) -> ObjectRef:
-        self.collect_references()
-        try:
-            obj = serialization.serialize(value)
-        except Exception as e:
-            raise TypeError(
-                f"Could not serialize the object {_short_repr(value)} of type {type(value).__name__}: {e}"
-            ) from e
-        return self.put_serialized(obj)
-
-    def put_serialized(self, obj: serialization.SerializedObject) -> ObjectRef:
-        ctx = self.context
-        oid = ObjectID.for_put(ctx.task_id, next(ctx.put_counter))
-        if obj.contained_refs:
-            self.references.mark_escaped([r.id for r in obj.contained_refs])
-        self.references.add_owned(oid)
-        size = obj.total_size
-        if size < self.config.max_inline_bytes:
-            blob = serialization.to_inline(obj)
-            self.memory_store.put(oid, StoredObject(blob, None, len(blob), obj.is_error()))
-        else:
-            size = self._write_store(oid, obj, self.worker_id)
-            self.memory_store.put(oid, StoredObject(None, self.node_id, size, obj.is_error()))
-        return ObjectRef(oid, self.address)
-
-    def store_return(
-        self, object_id: ObjectID, obj: serialization.SerializedObject, owner: WorkerID
-    ) -> m.ReturnObject:
-        """A task's return value: inline if small, else into this node's store."""
-        if obj.contained_refs:
-            self.references.mark_escaped([r.id for r in obj.contained_refs])
-        if obj.total_size < self.config.max_inline_bytes:
-            blob = serialization.to_inline(obj)
-            return m.ReturnObject(object_id, blob, len(blob), None)
-        size = self._write_store(object_id, obj, owner)
-        return m.ReturnObject(object_id, None, size, self.node_id)
-
-    def _write_store(self, object_id: ObjectID, obj: serialization.SerializedObject, owner: WorkerID) -> int:
-        size = serialization.write_store_file(self._store_path(object_id), obj)
-        self.io.call_soon(self.node_conn.notify, m.ObjectSealed(object_id, size, owner))
-        return size
-
-    def _store_path(self, object_id: ObjectID) -> str:
-        return os.path.join(self.session.store_dir, object_id.hex())
-
-    def free_store_copies(self, returns: list[m.ReturnObject]) -> None:
-        ids = [r.object_id for r in returns if r.node_id is not None]
-        if ids:
-            self.io.call_soon(self.node_conn.notify, m.FreeObjects(ids))
-
-    def arg_value(self, ref: ObjectRef) -> m.ArgValue:
-        """A ready object as a resolved argument."""
-        obj = self.memory_store.get(ref.id)
-        if obj is None:
-            raise ObjectFreedError(ref.hex())
-        return m.ArgValue(ref.id, obj.inline, obj.node_id, obj.size)
-
-    def collect_references(self) -> None:
-        self.actors.collect()
-        freed = self.references.collect()
-        if not freed:
-            return
-        in_store = []
-        for f in freed:
-            obj = self.memory_store.get(f.object_id)
-            if f.owned and obj is not None and obj.node_id is not None:
-                in_store.append(f.object_id)
-        self.memory_store.delete(f.object_id for f in freed)
-        if in_store:
-            self.io.call_soon(self.node_conn.notify, m.FreeObjects(in_store))
-
-    def _periodic_collect(self) -> None:
-        if self._closed:
-            return
-        self.collect_references()
-        self.io.loop.call_later(_COLLECT_INTERVAL_S, self._periodic_collect)
-
-    def request_object(self, ref: ObjectRef) -> None:
-        """Make sure the object will arrive in the memory store (fetch it if borrowed)."""
-        oid = ref.id
-        if self.memory_store.contains(oid) or self.references.is_owned(oid) or oid in self._fetching:
-            return
-        owner = ref.owner_address()
-        if owner is None or owner.worker_id == self.worker_id:
-            self.memory_store.put(oid, self._error_object(ObjectFreedError(oid.hex())))
-            return
-        self._fetching.add(oid)
-        self.io.call_soon(self._start_fetch, oid, owner)
-
-    def _start_fetch(self, oid: ObjectID, owner: m.Address) -> None:
-        spawn(self._fetch(oid, owner), "fetching an object from its owner")
-
-    async def _fetch(self, oid: ObjectID, owner: m.Address) -> None:
-        try:
-            conn = await self.connect_worker(owner)
-            status = await conn.call(m.GetObject(oid, True))
-        except (ConnectionLost, OSError) as e:
-            detail = str(e)
-            if owner.pid == os.getpid():
-                detail = (
-                    "It belongs to an earlier session of this process: manta.shutdown() ends a "
-                    "session and frees the objects it owned."
-                )
-            error: RayError = OwnerDiedError(
-                oid.hex(), f"{owner.host}:{owner.port} pid={owner.pid}", detail=detail
-            )
-            self.memory_store.put(oid, self._error_object(error))
-            return
-        except Exception as e:
-            self.memory_store.put(oid, self._error_object(ObjectLostError(oid.hex(), detail=str(e))))
-            return
-        finally:
-            self._fetching.discard(oid)
-        if status.missing:
-            self.memory_store.put(oid, self._error_object(ObjectFreedError(oid.hex())))
-            return
-        is_error = status.inline is not None and self.is_error_blob(status.inline)
-        self.memory_store.put(oid, StoredObject(status.inline, status.node_id, status.size, is_error))
-
-    @staticmethod
-    def _error_object(error: BaseException) -> StoredObject:
-        blob = serialization.to_inline(serialization.serialize(error, serialization.FLAG_ERROR))
-        return StoredObject(blob, None, len(blob), True)
-
-    @staticmethod
-    def is_error_blob(blob: bytes) -> bool:
-        return bool(serialization.inline_flags(blob) & serialization.FLAG_ERROR)
-
-    def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
-        self.collect_references()
-        self._wait_ready(refs, len({r.id for r in refs}), timeout, for_get=True)
-        return [self._materialize(r) for r in refs]
-
-    def wait(
-        self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
-    ) -> set[ObjectID]:
-        return self._wait_ready(refs, num_returns, timeout, for_get=False)
-
-    def _wait_ready(
-        self, refs: list[ObjectRef], num_ready: int, timeout: float | None, for_get: bool
-    ) -> set[ObjectID]:
-        ids = [r.id for r in refs]
-        missing = [r for r in refs if not self.memory_store.contains(r.id)]
-        if len(refs) - len(missing) >= num_ready:
-            return {i for i in ids if self.memory_store.contains(i)}
-        for ref in missing:
-            self.request_object(ref)
-        blocked = self._notify_blocked()
-        try:
-            ready = self.memory_store.wait(ids, num_ready, timeout)
-        finally:
-            if blocked:
-                self._notify_unblocked()
-        if for_get and len(ready) < num_ready:
-            raise GetTimeoutError(
-                f"Get timed out: {num_ready - len(ready)} of {num_ready} object(s) not ready "
-                f"after {timeout} s."
-            )
-        return ready
-
-    def _notify_blocked(self) -> bool:
-        # A task blocked in get/wait lends its CPU back so nested tasks can run.
-        if self.is_driver or self._context.get() is None:
-            return False
-        self._blocked_depth += 1
-        if self._blocked_depth == 1:
-            self.io.call_soon(self.node_conn.notify, m.WorkerBlocked())
-        return True
-
-    def _notify_unblocked(self) -> None:
-        self._blocked_depth -= 1
-        if self._blocked_depth == 0:
-            self.io.call_soon(self.node_conn.notify, m.WorkerUnblocked())
-
-    def _materialize(self, ref: ObjectRef) -> Any:
-        obj = self.memory_store.get(ref.id)
-        if obj is None:  # freed between the wait and now
-            raise ObjectFreedError(ref.hex())
-        value = self._load(obj, ref.id)
-        if obj.is_error:
-            if isinstance(value, RayTaskError):
-                raise value.as_instanceof_cause()
-            if isinstance(value, BaseException):
-                raise value
-        return value
-
-    def _load(self, obj: StoredObject | m.ArgValue, object_id: ObjectID) -> Any:
-        if obj.inline is not None:
-            return serialization.from_inline(obj.inline)
-        if obj.node_id != self.node_id:
-            raise ObjectLostError(
-                object_id.hex(),
-                detail="it lives on another node, and cross-node transfer is not available yet",
-            )
-        try:
-            _flags, data, buffers = serialization.read_store_file(self._store_path(object_id))
-        except FileNotFoundError:
-            raise ObjectFreedError(object_id.hex()) from None
-        return serialization.deserialize(data, buffers)
-
-    def load_args(self, spec: m.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        values = [self._load(arg, arg.object_id) for arg in spec.ref_args]
-        return argpack.unpack(spec.args, values)
-
-    def object_future(self, ref: ObjectRef) -> Any:
-        import concurrent.futures
-
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self.request_object(ref)
-
-        def ready(obj: StoredObject) -> None:
-            if future.cancelled():
-                return
-            try:
-                value = self._materialize(ref)
-            except BaseException as e:
-                future.set_exception(e)
-            else:
-                future.set_result(value)
-
-        self.memory_store.on_ready(ref.id, ready)
-        return future
-
     # -- tasks ---------------------------------------------------------------------------------
+    def task_running(self) -> bool:
+        """Whether the calling thread (or asyncio task) runs a task of this worker."""
+        return self._context.get() is not None
+
     def submit_task(
         self,
         *,
@@ -667,14 +449,14 @@ class CoreWorker:
         method: str = "",
         concurrency_group: str = "",
     ) -> list[ObjectRef]:
-        self.collect_references()
+        self.objects.collect_references()
         ctx = self.context
         task_id = TaskID.for_normal_task(self.job_id) if actor_id is None else TaskID.for_actor_task(actor_id)
         blob, ref_args, nested = argpack.pack(
             args,
             kwargs,
             max_inline=self.config.max_inline_bytes,
-            put=self.put_serialized,
+            put=self.objects.put_serialized,
             describe=f"the task {function_name}",
         )
         if nested:
@@ -682,6 +464,7 @@ class CoreWorker:
         return_ids = [ObjectID.for_return(task_id, i) for i in range(num_returns)]
         for oid in return_ids:
             self.references.add_owned(oid)
+            self.objects.record_call_site(oid)
         refs = [ObjectRef(oid, self.address) for oid in return_ids]
         if ref_args:
             self.references.add_submitted([r.id for r in ref_args])
@@ -758,13 +541,3 @@ def _strategy_key(strategy: Any) -> Any:
     if strategy is None or isinstance(strategy, str):
         return strategy
     return json.dumps(strategy, sort_keys=True, default=str)
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _resolve(fut: asyncio.Future[Any], value: Any) -> None:
-    if not fut.done():
-        fut.set_result(value)

@@ -47,7 +47,11 @@ class TaskExecutor:
         )
         self._running: TaskID | None = None
         self._cancel_requested: TaskID | None = None
-        self._cancelled_early: set[TaskID] = set()
+        # Tasks cancelled before they started here (insertion-ordered, bounded).
+        self._cancelled_early: dict[TaskID, None] = {}
+        # A pipelined task waits behind a running one at most this long, then goes back.
+        self._requeue_after = worker.config.pipeline_requeue_after_s
+        self._requeue_timer: asyncio.TimerHandle | None = None
         self._main_ident = threading.main_thread().ident
         self._marked_name = ""
         # Calls per function, for max_calls; set once the worker must exit.
@@ -61,8 +65,33 @@ class TaskExecutor:
         actor = self.actor
         if actor is not None and actor.concurrent:
             actor.dispatch(push, reply)
-        else:
-            self._queue.put((push, reply))
+            return
+        self._queue.put((push, reply))
+        if actor is None and self._running is not None and self._requeue_timer is None:
+            self._requeue_timer = self._cw.io.loop.call_later(self._requeue_after, self._send_back_queued)
+
+    def send_back_queued(self) -> None:
+        """I/O thread: return every task that has not started to its owner, now."""
+        if self._requeue_timer is not None:
+            self._requeue_timer.cancel()
+        self._send_back_queued()
+
+    def _send_back_queued(self) -> None:
+        """I/O thread: tasks pipelined behind a task that runs long (or blocks in get) go back
+        to their owners to run elsewhere, so a wrong guess never costs more than a moment
+        and tasks that wait for each other never deadlock."""
+        self._requeue_timer = None
+        if self._running is None:
+            return
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is None:
+                self._queue.put(None)
+                return
+            self.send_result(item[1], TaskResult([], False, 0.0, False, True))
 
     def enqueue_create(self, create: CreateActor, reply: asyncio.Future[Any]) -> None:
         self._queue.put((create, reply))
@@ -70,14 +99,18 @@ class TaskExecutor:
     def send_result(self, reply: asyncio.Future[Any], result: Any) -> None:
         self._cw.io.call_soon(_resolve, reply, result)
 
-    def cancel(self, task_id: TaskID) -> bool:
-        """Cancel ``task_id`` if it is queued here or running; True if it was found."""
+    def cancel(self, task_id: TaskID, force: bool) -> bool:
+        """Cancel ``task_id``: True if it is running here (with ``force`` the owner then
+        kills this worker), False if it had not started (it will not)."""
         if self._running == task_id:
-            self._cancel_requested = task_id
-            assert self._main_ident is not None
-            signal.pthread_kill(self._main_ident, _CANCEL_SIGNAL)
+            if not force:
+                self._cancel_requested = task_id
+                assert self._main_ident is not None
+                signal.pthread_kill(self._main_ident, _CANCEL_SIGNAL)
             return True
-        self._cancelled_early.add(task_id)
+        self._cancelled_early[task_id] = None
+        while len(self._cancelled_early) > 1024:
+            del self._cancelled_early[next(iter(self._cancelled_early))]
         return False
 
     def stop(self) -> None:
@@ -144,10 +177,11 @@ class TaskExecutor:
         context = self._cw.enter_task(task, create.instance_ids)
         try:
             cls = self._cw.functions.load(spec.job_id, spec.function_id, spec.class_name)
-            args, kwargs = self._cw.load_args(task)
+            args, kwargs = self._cw.objects.load_args(task)
             instance = cls(*args, **kwargs)
             self.actor = ActorRuntime(self._cw, self, spec, instance)
             self._cw.actor_instance_ids = dict(create.instance_ids)
+            self._cw.actor_resources = dict(spec.resources)
             self._mark_task(self.actor.display_name)
             return ActorCreated(True, None)
         except BaseException as e:
@@ -163,28 +197,26 @@ class TaskExecutor:
             fn = self.actor.method(spec.method)
         else:
             fn = self._cw.functions.load(spec.job_id, spec.function_id, spec.function_name)
-        args, kwargs = self._cw.load_args(spec)
+        args, kwargs = self._cw.objects.load_args(spec)
         return fn, args, kwargs
 
     def execute(self, push: PushTask) -> TaskResult:
         spec = push.spec
-        if spec.task_id in self._cancelled_early:
-            self._cancelled_early.discard(spec.task_id)
+        if self._cancelled_early.pop(spec.task_id, 0) is None:
             return self._error_result(spec, TaskCancelledError(spec.task_id.hex()), None)
         if self.actor is None:
             self._mark_task(spec.name)
         started = time.perf_counter()
-        context = self._cw.enter_task(spec, push.instance_ids)
         main = threading.get_ident() == self._main_ident
+        if main:
+            # Cancellable from here on, also while its function and arguments load.
+            self._running = spec.task_id
+        context = self._cw.enter_task(spec, push.instance_ids)
         try:
             fn, args, kwargs = self._begin(push)
+            value = fn(*args, **kwargs)
             if main:
-                self._running = spec.task_id
-            try:
-                value = fn(*args, **kwargs)
-            finally:
-                if main:
-                    self._running = None
+                self._running = None
             returns = self._store_returns(spec, value)
             return TaskResult(returns, False, time.perf_counter() - started, self._count_call(spec))
         except ActorExit as e:
@@ -192,12 +224,18 @@ class TaskExecutor:
             self.actor.exit(str(e) or "exit_actor() was called")
             raise  # not reached: exit() ends the process
         except KeyboardInterrupt as e:
-            if self._was_cancel(e):
-                cancelled = TaskCancelledError(spec.task_id.hex())
-                cancelled.__traceback__ = e.__traceback__
-                return self._error_result(spec, cancelled, cancelled)
-            return self._error_result(spec, e, e)
-        except BaseException as e:  # SystemExit too: the task failed, the worker lives on
+            # A cancellation, or the task interrupting itself: Ray reports both as cancelled.
+            cancelled = TaskCancelledError(spec.task_id.hex())
+            cancelled.__traceback__ = e.__traceback__
+            return self._error_result(spec, cancelled, cancelled)
+        except SystemExit as e:
+            # As in Ray, a task calling sys.exit() ends its worker (the owner retries it);
+            # in an actor it ends the actor on purpose.
+            if self.actor is not None:
+                self.actor.exit(f"sys.exit({e.code!r}) was called")
+            _flush_std_streams()
+            os._exit(e.code if isinstance(e.code, int) else 1)
+        except Exception as e:
             return self._error_result(spec, e, e)
         finally:
             if main:
@@ -222,9 +260,13 @@ class TaskExecutor:
             assert self.actor is not None
             self.actor.exit(str(e) or "exit_actor() was called")
             raise
-        except asyncio.CancelledError as e:
+        except (asyncio.CancelledError, KeyboardInterrupt) as e:
             return self._error_result(spec, TaskCancelledError(spec.task_id.hex()), e)
-        except BaseException as e:
+        except SystemExit as e:
+            assert self.actor is not None
+            self.actor.exit(f"sys.exit({e.code!r}) was called")
+            raise
+        except Exception as e:
             return self._error_result(spec, e, e)
         finally:
             self._cw.exit_task(context)
@@ -235,11 +277,8 @@ class TaskExecutor:
             return False
         calls = self._calls.get(spec.function_id, 0) + 1
         self._calls[spec.function_id] = calls
-        return calls >= spec.max_calls
-
-    @staticmethod
-    def _was_cancel(error: KeyboardInterrupt) -> bool:
-        return bool(error.args) and "was cancelled" in str(error.args[0])
+        # A worker that owns objects still in use stays (they would die with it).
+        return calls >= spec.max_calls and not self._cw.owns_objects()
 
     def _store_returns(self, spec: TaskSpec, value: Any) -> list[ReturnObject]:
         n = spec.num_returns
@@ -266,7 +305,7 @@ class TaskExecutor:
             raise TypeError(
                 f"could not serialize the return value of {spec.name} ({type(value).__name__}): {e}"
             ) from e
-        return self._cw.store_return(object_id, obj, spec.owner.worker_id)
+        return self._cw.objects.store_return(object_id, obj, spec.owner.worker_id)
 
     def _error_result(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> TaskResult:
         blob = self._error_blob(spec, error, raised)

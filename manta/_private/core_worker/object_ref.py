@@ -72,7 +72,9 @@ class ObjectRef:
         return self._owner
 
     def call_site(self) -> str:
-        return ""
+        """Where the object was created (set MANTA_RECORD_CALLSITES=1 to record it)."""
+        worker = _worker
+        return worker.objects.call_site(self._id) if worker is not None else ""
 
     @classmethod
     def from_binary(cls, raw: bytes) -> ObjectRef:
@@ -108,7 +110,7 @@ class ObjectRef:
     def future(self) -> concurrent.futures.Future[Any]:
         """A ``concurrent.futures.Future`` that resolves to the value (or its error)."""
         worker = _require_worker()
-        return worker.object_future(self)
+        return worker.objects.object_future(self)
 
     def as_future(self) -> asyncio.Future[Any]:
         """An asyncio future for the value, on the running event loop."""
@@ -117,8 +119,6 @@ class ObjectRef:
     def __await__(self) -> Generator[Any, None, Any]:
         return self.as_future().__await__()
 
-    def _on_completed(self, callback: Any) -> None:
-        self.future().add_done_callback(lambda f: callback(f.result()))
 
 
 def _rebuild_ref(raw_id: bytes, owner: Address | None) -> ObjectRef:

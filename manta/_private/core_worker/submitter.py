@@ -61,6 +61,9 @@ class _Lease:
     dead: bool = False
     # The worker said it will exit (max_calls): push nothing more, return it once empty.
     draining: bool = False
+    # The worker sent pipelined tasks back (its task ran long): one task at a time
+    # until it is idle again.
+    no_pipeline: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -97,7 +100,7 @@ class NormalTaskSubmitter:
             return
         waiting = {"left": len(task.arg_refs)}
         for index, ref in enumerate(task.arg_refs):
-            self._cw.request_object(ref)
+            self._cw.objects.request_object(ref)
             self._cw.memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, waiting))
 
     def cancel(self, task: PendingTask, force: bool, recursive: bool) -> None:
@@ -115,18 +118,26 @@ class NormalTaskSubmitter:
         if lease is None or lease.dead or lease.conn is None:
             return
         if force:
-            self._cw.node_conn.call(KillWorker(lease.worker_id, "force-cancelled by its owner"))
+            spawn(self._force_cancel(lease, task, recursive), "force-cancelling a task")
         else:
-            lease.conn.call(CancelTask(task.task_id, False, recursive))
+            lease.conn.notify(CancelTask(task.task_id, False, recursive))
+
+    async def _force_cancel(self, lease: _Lease, task: PendingTask, recursive: bool) -> None:
+        # Kill the worker only if the task runs there: one pipelined behind another task
+        # is simply dropped, and the other task is left alone.
+        assert lease.conn is not None
+        try:
+            running = await lease.conn.call(CancelTask(task.task_id, True, recursive))
+        except Exception:
+            return  # the worker is gone already
+        if running and task.state == "running":
+            self._cw.node_conn.notify(KillWorker(lease.worker_id, "force-cancelled by its owner"))
 
     def on_infeasible(self, msg: LeaseInfeasible) -> None:
         cls = self._by_nonce.get(msg.nonce)
         if cls is not None and not cls.warned_infeasible:
             cls.warned_infeasible = True
             self._cw.warn(msg.message)
-
-    def pending_count(self) -> int:
-        return sum(len(c.queue) for c in self._classes.values())
 
     # -- arguments ---------------------------------------------------------------------------
     def _arg_ready(self, task: PendingTask, index: int, waiting: dict[str, int], obj: StoredObject) -> None:
@@ -143,7 +154,7 @@ class NormalTaskSubmitter:
         if task.state == "done":
             return
         for arg in task.resolved:
-            if arg.inline is not None and self._cw.is_error_blob(arg.inline):
+            if arg.inline is not None and self._cw.objects.is_error_blob(arg.inline):
                 # A failed argument fails the task with the argument's error, unrun.
                 self._cw.task_manager.fail_with_blob(task, arg.inline)
                 return
@@ -163,6 +174,8 @@ class NormalTaskSubmitter:
         self._pump(cls)
 
     def _capacity(self, task: PendingTask) -> int:
+        if task.spec.max_calls:
+            return 1  # its worker may exit after it
         run_time = self._run_time.get(task.spec.function_id)
         if run_time is not None and run_time < self._config.pipeline_below_s:
             return self._config.max_tasks_in_flight_per_worker
@@ -174,7 +187,10 @@ class NormalTaskSubmitter:
             lease = None
             best = capacity
             for candidate in cls.leases:
-                if candidate.conn is not None and not candidate.draining and len(candidate.in_flight) < best:
+                if candidate.conn is None or candidate.draining:
+                    continue
+                limit = 1 if candidate.no_pipeline else capacity
+                if len(candidate.in_flight) < min(best, limit):
                     lease, best = candidate, len(candidate.in_flight)
             if lease is None:
                 break
@@ -280,12 +296,14 @@ class NormalTaskSubmitter:
             spawn(self._worker_failed(cls, lease, task, error), "handling a worker failure")
             return
         result: TaskResult = fut.result()
-        if result.worker_exiting or result.rejected:
+        if result.worker_exiting:
             lease.draining = True
             if not lease.in_flight:
                 self._drop_lease(cls, lease, kill=True)
         if result.rejected:
-            # The worker was exiting (max_calls) and never ran it: not a failure.
+            # It never ran (the worker is exiting, or sent back a pipelined task): not a failure.
+            if not result.worker_exiting and lease.in_flight:
+                lease.no_pipeline = True
             task.state = "queued"
             task.lease = None
             cls.queue.appendleft(task)
@@ -300,6 +318,8 @@ class NormalTaskSubmitter:
         self, cls: _SchedulingClass, lease: _Lease, task: PendingTask, error: BaseException
     ) -> None:
         self._drop_lease(cls, lease, kill=True)
+        if self._cw.closed:
+            return  # the driver is shutting down: nothing to retry for
         why = await self._death_cause(lease, error)
         if task.retries_left != 0 and not task.cancelled:
             left = "infinite" if task.retries_left < 0 else task.retries_left
@@ -323,5 +343,5 @@ class NormalTaskSubmitter:
         if isinstance(outcome, Retry):
             self._enqueue(outcome.task)
         elif outcome.unwanted:
-            self._cw.free_store_copies(outcome.unwanted)
+            self._cw.objects.free_store_copies(outcome.unwanted)
         self._pump(cls)

@@ -48,7 +48,7 @@ class Lease:
 @dataclass(slots=True)
 class WorkerRecord:
     worker_id: WorkerID
-    state: str = "starting"  # starting -> idle <-> leased -> dead
+    state: str = "starting"  # starting -> idle <-> leased (idle -> reaping -> idle | dead) -> dead
     job_id: JobID | None = None
     env_key: str | None = None
     lease: Lease | None = None
@@ -71,6 +71,14 @@ class StopWorker:
 
 
 @dataclass(frozen=True, slots=True)
+class ReapWorker:
+    """Ask an idle worker to exit; it may refuse while it owns objects others use."""
+
+    worker_id: WorkerID
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     request: LeaseRequest
     lease: Lease
@@ -88,7 +96,7 @@ class ReportInfeasible:
     shortfall: dict[str, tuple[float, float]]
 
 
-Action = StartWorker | StopWorker | Grant | Reject | ReportInfeasible
+Action = StartWorker | StopWorker | ReapWorker | Grant | Reject | ReportInfeasible
 
 
 @dataclass
@@ -167,9 +175,13 @@ class Scheduler:
             actions += self.return_lease(lease.lease_id, kill=True)
         return actions + self._schedule()
 
-    def job_finished(self, job_id: JobID) -> list[Action]:
+    def job_finished(self, job_id: JobID, spare_client: Hashable | None = None) -> list[Action]:
+        """Stop the job's workers, except those leased by ``spare_client`` (the gcs, whose
+        actors may outlive their job: it ends the others itself)."""
         actions: list[Action] = []
         for worker in self.workers.values():
+            if worker.lease is not None and spare_client is not None and worker.lease.client == spare_client:
+                continue
             if worker.job_id == job_id and worker.state in ("idle", "leased"):
                 if worker.lease is not None:
                     self.leases.pop(worker.lease.lease_id, None)
@@ -203,9 +215,18 @@ class Scheduler:
         idle = sorted((w for w in alive if w.state == "idle"), key=lambda w: w.idle_since)
         for worker in idle[:excess]:
             if now - worker.idle_since >= self.config.idle_timeout_s:
-                worker.state = "dead"
-                actions.append(StopWorker(worker.worker_id, "idle above the node's worker limit"))
+                worker.state = "reaping"
+                actions.append(ReapWorker(worker.worker_id, "idle above the node's worker limit"))
         return actions
+
+    def reap_refused(self, worker_id: WorkerID) -> list[Action]:
+        """The worker still owns objects in use: it stays, idle, and is asked again later."""
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.state != "reaping":
+            return []
+        worker.state = "idle"
+        worker.idle_since = self.clock.monotonic()
+        return self._schedule()
 
     # -- queries ----------------------------------------------------------------------------
     def pending_shapes(self) -> tuple[list[dict[str, float]], list[dict[str, float]]]:

@@ -30,6 +30,7 @@ from manta._private.node.scheduler import (
     Action,
     Grant,
     LeaseRequest,
+    ReapWorker,
     Reject,
     ReportInfeasible,
     Scheduler,
@@ -271,6 +272,8 @@ class NodeService:
                 self._fork(action.worker_id)
             elif isinstance(action, StopWorker):
                 self._stop_worker(action.worker_id, action.reason)
+            elif isinstance(action, ReapWorker):
+                spawn(self._reap(action), "reaping an idle worker")
             elif isinstance(action, Reject):
                 fut = self._pending_replies.pop(action.request.key, None)
                 self._request_conn.pop(action.request.key, None)
@@ -334,6 +337,20 @@ class NodeService:
         else:
             self._force_kill(proc)
 
+    async def _reap(self, action: ReapWorker) -> None:
+        proc = self._procs.get(action.worker_id)
+        agreed = False
+        if proc is not None and proc.conn is not None and not proc.conn.closed:
+            try:
+                agreed = bool(await asyncio.wait_for(proc.conn.call(m.ExitWorker(action.reason, True)), 5.0))
+            except Exception:
+                agreed = True  # gone or unresponsive: it goes either way
+        if agreed and proc is not None:
+            proc.kill_reason = action.reason
+            asyncio.get_running_loop().call_later(2.0, self._force_kill, proc)
+        else:
+            self._execute(self.scheduler.reap_refused(action.worker_id))
+
     def _force_kill(self, proc: _WorkerProc) -> None:
         if proc.pid and proc.exit is None:
             _kill(proc.pid, signal.SIGKILL)
@@ -352,6 +369,7 @@ class NodeService:
         d.register(m.KillWorker, self._h_kill_worker)
         d.register(m.GetWorkerExit, self._h_get_worker_exit)
         d.register(m.GetNodeStats, self._h_stats)
+        d.register(m.FlushLogs, self._h_flush_logs)
         d.register(m.Published, self._h_published)
 
     def _h_register_worker(self, conn: Connection, msg: m.RegisterWorker) -> None:
@@ -450,9 +468,20 @@ class NodeService:
             "available": self.scheduler.resources.available_amounts(),
         }
 
+    async def _h_flush_logs(self, conn: Connection, msg: m.FlushLogs) -> None:
+        self._publish_logs(self.logs.poll())
+        if self.gcs is not None and not self.gcs.closed:
+            # The gcs handles this connection's messages in order: when it answers, it has
+            # relayed every log batch sent above.
+            await asyncio.wait_for(self.gcs.call(m.Ping()), 5.0)
+
+    def _gcs_client(self) -> int | None:
+        """The gcs as a lease holder (it holds the leases of actors)."""
+        return id(self.gcs) if self.gcs is not None else None
+
     def _h_published(self, conn: Connection, msg: m.Published) -> None:
         if msg.channel == "jobs" and isinstance(msg.payload, m.JobInfo) and not msg.payload.alive:
-            self._execute(self.scheduler.job_finished(msg.payload.job_id))
+            self._execute(self.scheduler.job_finished(msg.payload.job_id, self._gcs_client()))
 
     def _on_disconnect(self, conn: Connection) -> None:
         if self._stopping:
@@ -463,7 +492,7 @@ class NodeService:
             self._request_conn.pop(key, None)
             self._pending_replies.pop(key, None)
         for job_id in self._driver_jobs.pop(conn, ()):
-            self._execute(self.scheduler.job_finished(job_id))
+            self._execute(self.scheduler.job_finished(job_id, self._gcs_client()))
         if worker_id is not None:
             # Objects die with their owner.
             for object_id in [o for o, (_, owner) in self._objects.items() if owner == worker_id]:

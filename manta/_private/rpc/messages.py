@@ -66,10 +66,6 @@ class NodeInfo:
     is_head: bool
     pid: int
 
-    def address_for(self, node_id: NodeID) -> str:
-        if self.unix and node_id == self.node_id:
-            return "unix:" + self.unix
-        return f"{self.host}:{self.port}"
 
 
 # -- gcs ----------------------------------------------------------------------------------
@@ -193,6 +189,11 @@ class UnregisterNode:
 @message(26)
 class GetAllJobs:
     pass
+
+
+@message(36)
+class Ping:
+    """Answered once everything sent before it on the connection has been handled."""
 
 
 @message(27)
@@ -399,6 +400,11 @@ class GetNodeStats:
     pass
 
 
+@message(55)
+class FlushLogs:
+    """Publish all worker output written so far; answered once the gcs has relayed it."""
+
+
 # -- core worker ------------------------------------------------------------------------
 
 
@@ -494,6 +500,9 @@ class ObjectStatus:
 @message(78)
 class ExitWorker:
     reason: str
+    # Only if the worker owns nothing others still use (idle reaping); the reply says
+    # whether it exits. Otherwise it must exit.
+    if_unused: bool = False
 
 
 @message(79)

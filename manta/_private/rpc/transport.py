@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 KIND_REQUEST, KIND_REPLY, KIND_ERROR, KIND_NOTIFY = 0, 1, 2, 3
 _HEADER = 4
 _MAX_HANDSHAKE_FRAME = 64 * 1024
+# A peer must authenticate this soon after connecting, and only so many may be
+# connecting at once: an unauthenticated peer can make a server allocate almost nothing.
+HANDSHAKE_TIMEOUT_S = 10.0
+MAX_PENDING_HANDSHAKES = 256
 
 _M = TypeVar("_M")
 Handler = Callable[["Connection", Any], Any]
@@ -107,18 +111,30 @@ class Connection(asyncio.Protocol):
         self.peer_role = ""
         self.peer_ident = b""
         self.peer_info: dict[str, Any] = {}
+        # Set by the server when it has too many unauthenticated connections already.
+        self.refuse_when_made = False
 
     # -- asyncio.Protocol ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
         sock = transport.get_extra_info("socket")
         peername = transport.get_extra_info("peername")
-        self.peer = _format_peer(peername)
+        self.peer = _format_peer(peername, sock)
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not self._is_server:
             assert self._hello is not None
             self._send(KIND_REQUEST, 0, self._hello)
+        elif self.refuse_when_made:
+            logger.warning("refusing connection from %s: too many unauthenticated connections", self.peer)
+            self.close()
+        else:
+            self._loop.call_later(HANDSHAKE_TIMEOUT_S, self._handshake_deadline)
+
+    def _handshake_deadline(self) -> None:
+        if not self._authenticated and not self.closed:
+            logger.warning("closing connection from %s: no handshake within %.0f s", self.peer, HANDSHAKE_TIMEOUT_S)
+            self.close()
 
     def data_received(self, data: bytes) -> None:
         buf = self._buffer
@@ -349,9 +365,16 @@ def _remote_error(body: Any) -> Exception:
     return RemoteError(str(type_name), str(text), str(tb))
 
 
-def _format_peer(peername: Any) -> str:
+def _format_peer(peername: Any, sock: Any = None) -> str:
     if isinstance(peername, tuple) and len(peername) >= 2:
         return f"{peername[0]}:{peername[1]}"
+    if sock is not None and getattr(sock, "family", None) == socket.AF_UNIX and hasattr(socket, "SO_PEERCRED"):
+        try:
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+            pid, uid, _gid = (int.from_bytes(creds[i : i + 4], "little") for i in (0, 4, 8))
+            return f"unix-socket peer pid={pid} uid={uid}"
+        except OSError:
+            pass
     return str(peername) if peername else "unix-socket peer"
 
 
@@ -374,6 +397,7 @@ class RpcServer:
         self._on_disconnect = on_disconnect
         self._servers: list[asyncio.AbstractServer] = []
         self.connections: set[Connection] = set()
+        self._handshaking: set[Connection] = set()
 
     def _protocol(self) -> Connection:
         conn = Connection(
@@ -384,14 +408,20 @@ class RpcServer:
             on_ready=self._ready,
             on_close=self._closed,
         )
+        self._handshaking.add(conn)
+        if len(self._handshaking) > MAX_PENDING_HANDSHAKES:
+            # Too many peers that have not authenticated: refuse this one at once.
+            conn.refuse_when_made = True
         return conn
 
     def _ready(self, conn: Connection) -> None:
+        self._handshaking.discard(conn)
         self.connections.add(conn)
         if self._on_connect is not None:
             self._on_connect(conn)
 
     def _closed(self, conn: Connection) -> None:
+        self._handshaking.discard(conn)
         if conn in self.connections:
             self.connections.discard(conn)
             if self._on_disconnect is not None:

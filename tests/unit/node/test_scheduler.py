@@ -14,6 +14,7 @@ from manta._private.node.scheduler import (
     Action,
     Grant,
     LeaseRequest,
+    ReapWorker,
     Reject,
     ReportInfeasible,
     Scheduler,
@@ -310,17 +311,33 @@ def test_tick_reaps_idle_workers_above_the_soft_limit_after_the_timeout() -> Non
     newer = idle_workers(s, 3)
     assert s.tick() == []  # nobody has idled long enough
     clock.advance(4)
-    # Two above the limit; only the oldest has idled 5 s.
-    assert s.tick() == [StopWorker(oldest[0], "idle above the node's worker limit")]
+    # Two above the limit; only the oldest has idled 5 s. It is asked to go.
+    assert s.tick() == [ReapWorker(oldest[0], "idle above the node's worker limit")]
+    s.worker_died(oldest[0])
     clock.advance(0.999)
     assert s.tick() == []
     clock.advance(0.001)
     stopped = s.tick()
     assert len(stopped) == 1 and stopped[0].worker_id == newer[0]
+    s.worker_died(newer[0])
     # At the soft limit, idle workers stay however long they idle.
     clock.advance(1000)
     assert s.tick() == []
     assert sum(1 for w in s.workers.values() if w.state != "dead") == 2
+
+
+def test_a_worker_that_refuses_to_be_reaped_stays_idle_and_is_asked_again_later() -> None:
+    s = scheduler(soft_limit=0, idle_timeout_s=5.0)
+    clock: FakeClock = s.clock  # type: ignore[assignment]
+    (worker,) = idle_workers(s, 1)
+    clock.advance(5)
+    assert s.tick() == [ReapWorker(worker, "idle above the node's worker limit")]
+    assert s.tick() == []  # asked once at a time
+    assert s.reap_refused(worker) == []
+    assert s.workers[worker].state == "idle"
+    assert s.tick() == []  # its idle time starts over
+    clock.advance(5)
+    assert s.tick() == [ReapWorker(worker, "idle above the node's worker limit")]
 
 
 def test_tick_never_reaps_leased_or_starting_workers() -> None:

@@ -19,7 +19,7 @@ import pytest
 from manta._private.common.config import PROTOCOL_VERSION
 from manta._private.common.ids import JobID
 from manta._private.common.version import __version__
-from manta._private.rpc import codec
+from manta._private.rpc import codec, transport
 from manta._private.rpc.messages import Hello, JobFinished, KvDel, KvGet, KvPut, Subscribe, Welcome
 from manta._private.rpc.transport import (
     KIND_ERROR,
@@ -509,5 +509,42 @@ def test_server_close_disconnects_clients(tmp_path: Path) -> None:
         server.rpc.close()
         assert await asyncio.wait_for(closed, STEP) is conn
         assert server.rpc.connections == set()
+
+    run(main)
+
+
+def test_a_peer_that_never_authenticates_is_closed_after_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport, "HANDSHAKE_TIMEOUT_S", 0.05)
+
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher).listen("tcp", tmp_path)
+        reader, writer = await server.raw()  # connects and says nothing
+        await assert_closed_by_peer(reader, writer)
+        conn = await server.client()  # others are served as usual
+        assert await conn.call(KvGet("", b"")) == ["", b""]
+        await server.close(conn)
+
+    run(main)
+
+
+def test_unauthenticated_connections_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport, "MAX_PENDING_HANDSHAKES", 2)
+
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        server = await Server(dispatcher).listen("unix", tmp_path)
+        silent = [await server.raw() for _ in range(2)]
+        reader, writer = await server.raw()  # one too many: refused at once
+        await assert_closed_by_peer(reader, writer)
+        for _, w in silent:  # once they go, there is room again
+            w.close()
+            await w.wait_closed()
+        await asyncio.sleep(0.05)
+        conn = await server.client()
+        assert await conn.call(KvGet("", b"")) == ["", b""]
+        await server.close(conn)
 
     run(main)

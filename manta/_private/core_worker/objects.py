@@ -1,0 +1,326 @@
+"""This process's view of objects: put, get, wait, and fetching from owners.
+
+Values it owns live in the memory store (small) or in the node's store (large); values it
+borrows are fetched from their owners and cached until the last local ref goes. Frees are
+batched: refs dropped anywhere are collected on the next API call or every half second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from manta._private import serialization
+from manta._private.common.aio import spawn
+from manta._private.common.ids import ObjectID, WorkerID
+from manta._private.core_worker import args as argpack
+from manta._private.core_worker.memory_store import MemoryStore, StoredObject
+from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.core_worker.reference_counter import ReferenceCounter
+from manta._private.rpc import messages as m
+from manta._private.rpc.transport import Connection, ConnectionLost
+from manta.exceptions import (
+    GetTimeoutError,
+    ObjectFreedError,
+    ObjectLostError,
+    OwnerDiedError,
+    RayError,
+    RayTaskError,
+)
+
+if TYPE_CHECKING:
+    from manta._private.core_worker.core_worker import CoreWorker
+
+COLLECT_INTERVAL_S = 0.5
+
+
+class ObjectManager:
+    def __init__(self, worker: CoreWorker) -> None:
+        self._cw = worker
+        self._config = worker.config
+        self.memory_store: MemoryStore = worker.memory_store
+        self.references: ReferenceCounter = worker.references
+        self._fetching: set[ObjectID] = set()
+        self._blocked_depth = 0
+        # Where owned objects were created, when config.record_callsites is on.
+        self._call_sites: dict[ObjectID, str] = {}
+
+    def start(self) -> None:
+        """Begin collecting dropped refs periodically (I/O thread)."""
+        self._cw.io.loop.call_later(COLLECT_INTERVAL_S, self._periodic_collect)
+
+    def handle_get_object(self, _conn: Connection, msg: m.GetObject) -> Any:
+        oid = msg.object_id
+        obj = self.memory_store.get(oid)
+        if obj is not None:
+            return m.ObjectStatus(oid, True, obj.inline, obj.node_id, obj.size, "")
+        if not self.references.is_owned(oid):
+            return m.ObjectStatus(oid, False, None, None, 0, "freed")
+        if not msg.wait:
+            return m.ObjectStatus(oid, False, None, None, 0, "")
+        loop = self._cw.io.loop
+        reply: asyncio.Future[Any] = loop.create_future()
+
+        def ready(o: StoredObject) -> None:
+            status = m.ObjectStatus(oid, True, o.inline, o.node_id, o.size, "")
+            loop.call_soon_threadsafe(_resolve, reply, status)
+
+        self.memory_store.on_ready(oid, ready)
+        return reply
+
+    def put(self, value: Any) -> ObjectRef:
+        self.collect_references()
+        try:
+            obj = serialization.serialize(value)
+        except Exception as e:
+            raise TypeError(
+                f"Could not serialize the object {_short_repr(value)} of type {type(value).__name__}: {e}"
+            ) from e
+        return self.put_serialized(obj)
+
+    def put_serialized(self, obj: serialization.SerializedObject) -> ObjectRef:
+        ctx = self._cw.context
+        oid = ObjectID.for_put(ctx.task_id, next(ctx.put_counter))
+        self.record_call_site(oid)
+        if obj.contained_refs:
+            self.references.mark_escaped([r.id for r in obj.contained_refs])
+        self.references.add_owned(oid)
+        size = obj.total_size
+        if size < self._config.max_inline_bytes:
+            blob = serialization.to_inline(obj)
+            self.memory_store.put(oid, StoredObject(blob, None, len(blob), obj.is_error()))
+        else:
+            size = self._write_store(oid, obj, self._cw.worker_id)
+            self.memory_store.put(oid, StoredObject(None, self._cw.node_id, size, obj.is_error()))
+        return ObjectRef(oid, self._cw.address)
+
+    def store_return(
+        self, object_id: ObjectID, obj: serialization.SerializedObject, owner: WorkerID
+    ) -> m.ReturnObject:
+        """A task's return value: inline if small, else into this node's store."""
+        if obj.contained_refs:
+            self.references.mark_escaped([r.id for r in obj.contained_refs])
+        if obj.total_size < self._config.max_inline_bytes:
+            blob = serialization.to_inline(obj)
+            return m.ReturnObject(object_id, blob, len(blob), None)
+        size = self._write_store(object_id, obj, owner)
+        return m.ReturnObject(object_id, None, size, self._cw.node_id)
+
+    def _write_store(self, object_id: ObjectID, obj: serialization.SerializedObject, owner: WorkerID) -> int:
+        size = serialization.write_store_file(self._store_path(object_id), obj)
+        self._cw.io.call_soon(self._cw.node_conn.notify, m.ObjectSealed(object_id, size, owner))
+        return size
+
+    def _store_path(self, object_id: ObjectID) -> str:
+        return os.path.join(self._cw.session.store_dir, object_id.hex())
+
+    def free_store_copies(self, returns: list[m.ReturnObject]) -> None:
+        ids = [r.object_id for r in returns if r.node_id is not None]
+        if ids:
+            self._cw.io.call_soon(self._cw.node_conn.notify, m.FreeObjects(ids))
+
+    def arg_value(self, ref: ObjectRef) -> m.ArgValue:
+        """A ready object as a resolved argument."""
+        obj = self.memory_store.get(ref.id)
+        if obj is None:
+            raise ObjectFreedError(ref.hex())
+        return m.ArgValue(ref.id, obj.inline, obj.node_id, obj.size)
+
+    def record_call_site(self, object_id: ObjectID) -> None:
+        if self._config.record_callsites:
+            self._call_sites[object_id] = user_call_site()
+
+    def call_site(self, object_id: ObjectID) -> str:
+        return self._call_sites.get(object_id, "")
+
+    def collect_references(self) -> None:
+        self._cw.actors.collect()
+        freed = self.references.collect()
+        if not freed:
+            return
+        for f in freed:
+            self._call_sites.pop(f.object_id, None)
+        in_store = []
+        for f in freed:
+            obj = self.memory_store.get(f.object_id)
+            if f.owned and obj is not None and obj.node_id is not None:
+                in_store.append(f.object_id)
+        self.memory_store.delete(f.object_id for f in freed)
+        if in_store:
+            self._cw.io.call_soon(self._cw.node_conn.notify, m.FreeObjects(in_store))
+
+    def _periodic_collect(self) -> None:
+        if self._cw.closed:
+            return
+        self.collect_references()
+        self._cw.io.loop.call_later(COLLECT_INTERVAL_S, self._periodic_collect)
+
+    def request_object(self, ref: ObjectRef) -> None:
+        """Make sure the object will arrive in the memory store (fetch it if borrowed)."""
+        oid = ref.id
+        if self.memory_store.contains(oid) or self.references.is_owned(oid) or oid in self._fetching:
+            return
+        owner = ref.owner_address()
+        if owner is None or owner.worker_id == self._cw.worker_id:
+            self.memory_store.put(oid, self._error_object(ObjectFreedError(oid.hex())))
+            return
+        self._fetching.add(oid)
+        self._cw.io.call_soon(self._start_fetch, oid, owner)
+
+    def _start_fetch(self, oid: ObjectID, owner: m.Address) -> None:
+        spawn(self._fetch(oid, owner), "fetching an object from its owner")
+
+    async def _fetch(self, oid: ObjectID, owner: m.Address) -> None:
+        try:
+            conn = await self._cw.connect_worker(owner)
+            status = await conn.call(m.GetObject(oid, True))
+        except (ConnectionLost, OSError) as e:
+            detail = str(e)
+            if owner.pid == os.getpid():
+                detail = (
+                    "It belongs to an earlier session of this process: manta.shutdown() ends a "
+                    "session and frees the objects it owned."
+                )
+            error: RayError = OwnerDiedError(
+                oid.hex(), f"{owner.host}:{owner.port} pid={owner.pid}", detail=detail
+            )
+            self.memory_store.put(oid, self._error_object(error))
+            return
+        except Exception as e:
+            self.memory_store.put(oid, self._error_object(ObjectLostError(oid.hex(), detail=str(e))))
+            return
+        finally:
+            self._fetching.discard(oid)
+        if status.missing:
+            self.memory_store.put(oid, self._error_object(ObjectFreedError(oid.hex())))
+            return
+        is_error = status.inline is not None and self.is_error_blob(status.inline)
+        self.memory_store.put(oid, StoredObject(status.inline, status.node_id, status.size, is_error))
+
+    @staticmethod
+    def _error_object(error: BaseException) -> StoredObject:
+        blob = serialization.to_inline(serialization.serialize(error, serialization.FLAG_ERROR))
+        return StoredObject(blob, None, len(blob), True)
+
+    @staticmethod
+    def is_error_blob(blob: bytes) -> bool:
+        return bool(serialization.inline_flags(blob) & serialization.FLAG_ERROR)
+
+    def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
+        self.collect_references()
+        self._wait_ready(refs, len({r.id for r in refs}), timeout, for_get=True)
+        return [self._materialize(r) for r in refs]
+
+    def wait(
+        self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
+    ) -> set[ObjectID]:
+        return self._wait_ready(refs, num_returns, timeout, for_get=False)
+
+    def _wait_ready(
+        self, refs: list[ObjectRef], num_ready: int, timeout: float | None, for_get: bool
+    ) -> set[ObjectID]:
+        ids = [r.id for r in refs]
+        missing = [r for r in refs if not self.memory_store.contains(r.id)]
+        if len(set(ids)) - len({r.id for r in missing}) >= num_ready:
+            return {i for i in ids if self.memory_store.contains(i)}
+        for ref in missing:
+            self.request_object(ref)
+        blocked = self._notify_blocked()
+        try:
+            ready = self.memory_store.wait(ids, num_ready, timeout)
+        finally:
+            if blocked:
+                self._notify_unblocked()
+        if for_get and len(ready) < num_ready:
+            raise GetTimeoutError(
+                f"Get timed out: some object(s) not ready ({num_ready - len(ready)} of {num_ready} "
+                f"after {timeout} s)."
+            )
+        return ready
+
+    def _notify_blocked(self) -> bool:
+        # A task blocked in get/wait lends its CPU back so nested tasks can run.
+        if self._cw.is_driver or self._cw.task_running() is None:
+            return False
+        self._blocked_depth += 1
+        if self._blocked_depth == 1:
+            self._cw.io.call_soon(self._cw.node_conn.notify, m.WorkerBlocked())
+        return True
+
+    def _notify_unblocked(self) -> None:
+        self._blocked_depth -= 1
+        if self._blocked_depth == 0:
+            self._cw.io.call_soon(self._cw.node_conn.notify, m.WorkerUnblocked())
+
+    def _materialize(self, ref: ObjectRef) -> Any:
+        obj = self.memory_store.get(ref.id)
+        if obj is None:  # freed between the wait and now
+            raise ObjectFreedError(ref.hex())
+        value = self._load(obj, ref.id)
+        if obj.is_error:
+            if isinstance(value, RayTaskError):
+                raise value.as_instanceof_cause()
+            if isinstance(value, BaseException):
+                raise value
+        return value
+
+    def _load(self, obj: StoredObject | m.ArgValue, object_id: ObjectID) -> Any:
+        if obj.inline is not None:
+            return serialization.from_inline(obj.inline)
+        if obj.node_id != self._cw.node_id:
+            raise ObjectLostError(
+                object_id.hex(),
+                detail="it lives on another node, and cross-node transfer is not available yet",
+            )
+        try:
+            _flags, data, buffers = serialization.read_store_file(self._store_path(object_id))
+        except FileNotFoundError:
+            raise ObjectFreedError(object_id.hex()) from None
+        return serialization.deserialize(data, buffers)
+
+    def load_args(self, spec: m.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        values = [self._load(arg, arg.object_id) for arg in spec.ref_args]
+        return argpack.unpack(spec.args, values)
+
+    def object_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.request_object(ref)
+
+        def ready(obj: StoredObject) -> None:
+            if future.cancelled():
+                return
+            try:
+                value = self._materialize(ref)
+            except BaseException as e:
+                future.set_exception(e)
+            else:
+                future.set_result(value)
+
+        self.memory_store.on_ready(ref.id, ready)
+        return future
+
+
+def _resolve(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def user_call_site() -> str:
+    """``file:line in function`` of the innermost caller outside the manta package."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return ""
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"

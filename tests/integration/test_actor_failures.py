@@ -1,0 +1,324 @@
+"""Actor failures: restarts after the process dies, retries of interrupted calls, death
+when restarts run out, constructor errors, kill with restart, and detached actors that
+outlive the driver that made them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+import manta as ray
+from manta.exceptions import ActorDiedError, ActorUnavailableError
+from tests.integration.conftest import run_driver
+
+
+def _touch(path):
+    with open(path, "w") as f:
+        f.write("x")
+
+
+def _wait_for(*paths, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not all(os.path.exists(p) for p in paths):
+        if time.monotonic() > deadline:
+            missing = [str(p) for p in paths if not os.path.exists(p)]
+            raise AssertionError(f"files never appeared: {missing}")
+        time.sleep(0.02)
+
+
+def _wait_until(predicate, timeout=20.0, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} never held within {timeout} s")
+        time.sleep(0.05)
+
+
+def _gone(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _runs(path):
+    """How many times the constructor ran (one line each)."""
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return len(f.read().splitlines())
+
+
+@ray.remote
+class Phoenix:
+    def __init__(self, runs_file):
+        with open(runs_file, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        self.calls = 0
+
+    def pid(self):
+        return os.getpid()
+
+    def incr(self):
+        self.calls += 1
+        return self.calls
+
+    def die(self):
+        os._exit(1)
+
+    def die_once(self, marker):
+        """Dies the first time it runs; a retry after the restart returns."""
+        if not os.path.exists(marker):
+            _touch(marker)
+            os._exit(1)
+        return "survived"
+
+    def hang_once(self, started, marker):
+        """Blocks the first time (until killed from outside); a retry returns."""
+        if os.path.exists(marker):
+            return "retried"
+        _touch(marker)
+        _touch(started)
+        time.sleep(60)
+        return "not killed"
+
+
+def test_actor_restarts_until_max_restarts_then_dies(cluster, tmp_path):
+    runs = str(tmp_path / "runs")
+    actor = Phoenix.options(max_restarts=2, max_task_retries=0).remote(runs)
+    pids = [ray.get(actor.pid.remote(), timeout=30)]
+    assert _runs(runs) == 1
+    for restart in (1, 2):
+        # The call running when the process died: not retried, the actor is restarting.
+        with pytest.raises(ActorUnavailableError) as info:
+            ray.get(actor.die.remote(), timeout=30)
+        assert info.value.actor_id == actor._actor_id.hex()
+        _wait_until(lambda: _gone(pids[-1]), what="the dead actor's process exiting")
+        # A call after the crash reaches the restarted actor: a new process, fresh state.
+        pid = ray.get(actor.pid.remote(), timeout=30)
+        assert pid not in pids
+        pids.append(pid)
+        assert _runs(runs) == 1 + restart
+        assert ray.get(actor.incr.remote(), timeout=30) == 1
+    # No restarts left: the next death is final, and the error names the cause.
+    with pytest.raises(ActorDiedError) as info:
+        ray.get(actor.die.remote(), timeout=30)
+    assert "exited with code 1" in str(info.value), str(info.value)
+    with pytest.raises(ActorDiedError) as info:
+        ray.get(actor.incr.remote(), timeout=30)
+    assert "exited with code 1" in str(info.value), str(info.value)
+    assert "Phoenix" in str(info.value)
+    assert _runs(runs) == 3
+
+
+def test_calls_in_flight_are_retried_with_max_task_retries(cluster, tmp_path):
+    runs = str(tmp_path / "runs")
+    actor = Phoenix.options(max_restarts=1, max_task_retries=1).remote(runs)
+    first_pid = ray.get(actor.pid.remote(), timeout=30)
+    assert ray.get(actor.die_once.remote(str(tmp_path / "marker")), timeout=60) == "survived"
+    assert _runs(runs) == 2
+    assert ray.get(actor.pid.remote(), timeout=30) != first_pid
+
+
+def test_an_externally_killed_call_is_retried(cluster, tmp_path):
+    runs = str(tmp_path / "runs")
+    started = str(tmp_path / "started")
+    actor = Phoenix.options(max_restarts=-1, max_task_retries=-1).remote(runs)
+    pid = ray.get(actor.pid.remote(), timeout=30)
+    ref = actor.hang_once.remote(started, str(tmp_path / "marker"))
+    _wait_for(started)
+    os.kill(pid, signal.SIGKILL)
+    assert ray.get(ref, timeout=60) == "retried"
+    assert _runs(runs) == 2
+    new_pid = ray.get(actor.pid.remote(), timeout=30)
+    assert new_pid != pid
+    ray.kill(actor)
+    _wait_until(lambda: _gone(new_pid), what="the killed actor's process exiting")
+
+
+def test_an_externally_killed_call_without_retries_is_unavailable(cluster, tmp_path):
+    runs = str(tmp_path / "runs")
+    started = str(tmp_path / "started")
+    actor = Phoenix.options(max_restarts=1).remote(runs)
+    pid = ray.get(actor.pid.remote(), timeout=30)
+    ref = actor.hang_once.remote(started, str(tmp_path / "marker"))
+    _wait_for(started)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ActorUnavailableError):
+        ray.get(ref, timeout=60)
+    assert ray.get(actor.incr.remote(), timeout=30) == 1  # the restarted actor serves calls
+    assert _runs(runs) == 2
+    ray.kill(actor)
+
+
+def test_death_without_restarts_names_the_signal(cluster, tmp_path):
+    runs = str(tmp_path / "runs")
+    started = str(tmp_path / "started")
+    actor = Phoenix.remote(runs)
+    pid = ray.get(actor.pid.remote(), timeout=30)
+    ref = actor.hang_once.remote(started, str(tmp_path / "marker"))
+    _wait_for(started)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ActorDiedError) as info:
+        ray.get(ref, timeout=60)
+    assert "SIGKILL" in str(info.value), str(info.value)
+    with pytest.raises(ActorDiedError):
+        ray.get(actor.incr.remote(), timeout=30)
+    assert _runs(runs) == 1
+
+
+def test_kill_with_restart_restarts_the_actor(cluster, tmp_path):
+    runs = str(tmp_path / "runs")
+    actor = Phoenix.options(max_restarts=1).remote(runs)
+    first_pid = ray.get(actor.pid.remote(), timeout=30)
+    ray.get(actor.incr.remote(), timeout=30)
+    ray.kill(actor, no_restart=False)
+    _wait_until(lambda: _gone(first_pid), what="the killed actor's process exiting")
+
+    def restarted():
+        try:
+            return ray.get(actor.pid.remote(), timeout=30)
+        except ActorUnavailableError:
+            return None
+
+    second_pid = _wait_until(restarted, what="the actor answering after its restart")
+    assert second_pid != first_pid
+    assert _runs(runs) == 2
+    assert ray.get(actor.incr.remote(), timeout=30) == 1
+    ray.kill(actor)  # no_restart=True: final, although a restart would be allowed
+    with pytest.raises(ActorDiedError, match=r"manta\.kill"):
+        ray.get(actor.incr.remote(), timeout=30)
+    assert _runs(runs) == 2
+
+
+@ray.remote
+class Broken:
+    def __init__(self, runs_file):
+        with open(runs_file, "a") as f:
+            f.write("ran\n")
+        raise ValueError("constructor-broke-42")
+
+    def f(self):
+        return "unreachable"
+
+
+def test_constructor_exception_fails_every_call(cluster, tmp_path):
+    runs = str(tmp_path / "runs")
+    actor = Broken.options(max_restarts=3).remote(runs)
+    refs = [actor.f.remote() for _ in range(3)]
+    for ref in refs:
+        with pytest.raises(ActorDiedError) as info:
+            ray.get(ref, timeout=30)
+        text = str(info.value)
+        assert "constructor-broke-42" in text, text
+        assert re.search(r'File ".*test_actor_failures\.py", line \d+, in __init__', text), text
+        assert "ValueError: constructor-broke-42" in text, text
+    with pytest.raises(ActorDiedError, match="constructor-broke-42"):
+        ray.get(actor.f.remote(), timeout=30)
+    assert _runs(runs) == 1  # a raising constructor is not restarted
+
+
+def test_named_actor_with_broken_constructor_frees_its_name(cluster, tmp_path):
+    actor = Broken.options(name="broken-one").remote(str(tmp_path / "runs"))
+    with pytest.raises(ActorDiedError):
+        ray.get(actor.f.remote(), timeout=30)
+    _wait_until(lambda: "broken-one" not in ray.util.list_named_actors(), what="the name released")
+    with pytest.raises(ValueError, match="Failed to look up"):
+        ray.get_actor("broken-one")
+
+
+# -- detached actors outlive their driver --------------------------------------------------------------
+
+
+def _manta(args, env):
+    return subprocess.run(
+        [sys.executable, "-m", "manta.cli.main", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_detached_actor_survives_its_driver(tmp_path):
+    tmpdir_env = {"MANTA_TMPDIR": str(tmp_path / "sessions")}
+    env = {**os.environ, **tmpdir_env}
+    started = _manta(["start", "--head", "--num-cpus", "2"], env)
+    try:
+        assert started.returncode == 0, started.stderr
+        first = run_driver(
+            """
+            import json, os
+            import manta
+
+            manta.init(address="auto")
+
+            @manta.remote
+            class Keeper:
+                def __init__(self):
+                    self.items = []
+                def add(self, item):
+                    self.items.append(item)
+                    return list(self.items)
+                def pid(self):
+                    return os.getpid()
+
+            keeper = Keeper.options(name="keeper", namespace="survivors", lifetime="detached").remote()
+            ephemeral = Keeper.options(name="ephemeral", namespace="survivors").remote()
+            keeper.add.remote("from-first-driver")
+            pids = manta.get([keeper.pid.remote(), ephemeral.pid.remote()])
+            print(json.dumps({"keeper": pids[0], "ephemeral": pids[1]}))
+            """,
+            env=tmpdir_env,
+        )
+        assert first.returncode == 0, first.stderr
+        pids = json.loads(first.stdout.strip().splitlines()[-1])
+        # The non-detached actor ends with the driver that created it.
+        _wait_until(lambda: _gone(pids["ephemeral"]), timeout=30, what="the non-detached actor exiting")
+        assert not _gone(pids["keeper"])
+
+        second = run_driver(
+            """
+            import json
+            import manta
+
+            manta.init(address="auto")
+            keeper = manta.get_actor("keeper", namespace="survivors")
+            result = {"items": manta.get(keeper.add.remote("from-second-driver"), timeout=30),
+                      "pid": manta.get(keeper.pid.remote(), timeout=30)}
+            try:
+                manta.get_actor("keeper")
+                result["visible_without_namespace"] = True
+            except ValueError:
+                result["visible_without_namespace"] = False
+            try:
+                manta.get_actor("ephemeral", namespace="survivors")
+                result["ephemeral_found"] = True
+            except ValueError:
+                result["ephemeral_found"] = False
+            result["listed"] = manta.util.list_named_actors(all_namespaces=True)
+            manta.kill(keeper)
+            print(json.dumps(result))
+            manta.shutdown()
+            """,
+            env=tmpdir_env,
+        )
+        assert second.returncode == 0, second.stderr
+        result = json.loads(second.stdout.strip().splitlines()[-1])
+        assert result["items"] == ["from-first-driver", "from-second-driver"]
+        assert result["pid"] == pids["keeper"]
+        assert result["visible_without_namespace"] is False
+        assert result["ephemeral_found"] is False
+        assert {"name": "keeper", "namespace": "survivors"} in result["listed"]
+        assert {"name": "ephemeral", "namespace": "survivors"} not in result["listed"]
+        _wait_until(lambda: _gone(pids["keeper"]), timeout=30, what="the killed detached actor exiting")
+    finally:
+        stopped = _manta(["stop"], env)
+    assert stopped.returncode == 0, stopped.stderr
