@@ -84,7 +84,9 @@ def test_killed_driver_leaves_no_orphans(tmpdir_env, tmp_path):
         """
     )
     env = {**os.environ, **tmpdir_env}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert proc.stdout is not None
         descendants = json.loads(proc.stdout.readline())
@@ -432,7 +434,9 @@ def _can_mount_private_tmpfs() -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not _can_mount_private_tmpfs(), reason="needs root and unshare to mount a small private /dev/shm")
+@pytest.mark.skipif(
+    not _can_mount_private_tmpfs(), reason="needs root and unshare to mount a small private /dev/shm"
+)
 def test_a_large_put_on_a_small_dev_shm_is_a_clear_error_not_a_crash(tmpdir_env):
     code = textwrap.dedent(
         """

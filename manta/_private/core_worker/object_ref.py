@@ -120,7 +120,6 @@ class ObjectRef:
         return self.as_future().__await__()
 
 
-
 def _rebuild_ref(raw_id: bytes, owner: Address | None) -> ObjectRef:
     worker = _worker
     if worker is not None and owner is not None:

@@ -133,7 +133,9 @@ class Connection(asyncio.Protocol):
 
     def _handshake_deadline(self) -> None:
         if not self._authenticated and not self.closed:
-            logger.warning("closing connection from %s: no handshake within %.0f s", self.peer, HANDSHAKE_TIMEOUT_S)
+            logger.warning(
+                "closing connection from %s: no handshake within %.0f s", self.peer, HANDSHAKE_TIMEOUT_S
+            )
             self.close()
 
     def data_received(self, data: bytes) -> None:
@@ -368,7 +370,11 @@ def _remote_error(body: Any) -> Exception:
 def _format_peer(peername: Any, sock: Any = None) -> str:
     if isinstance(peername, tuple) and len(peername) >= 2:
         return f"{peername[0]}:{peername[1]}"
-    if sock is not None and getattr(sock, "family", None) == socket.AF_UNIX and hasattr(socket, "SO_PEERCRED"):
+    if (
+        sock is not None
+        and getattr(sock, "family", None) == socket.AF_UNIX
+        and hasattr(socket, "SO_PEERCRED")
+    ):
         try:
             creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
             pid, uid, _gid = (int.from_bytes(creds[i : i + 4], "little") for i in (0, 4, 8))
