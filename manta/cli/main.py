@@ -35,17 +35,18 @@ def start(
     block: bool,
 ) -> None:
     """Start a Manta cluster on this host that drivers join with init(address="auto")."""
-    from manta._private.api import context
+    from manta._private.api.discovery import current_cluster
     from manta._private.api.local_cluster import ClusterStartError, LocalCluster
+    from manta._private.api.node_resources import node_resources
     from manta._private.common.config import Config
     from manta._private.common.session import remove_socket_dir
 
     custom = _parse_resources(resources)
     try:
-        node_resources = context._node_resources(num_cpus, num_gpus, custom, object_store_memory)
+        offered = node_resources(num_cpus, num_gpus, custom, object_store_memory)
     except (TypeError, ValueError) as e:
         raise click.BadParameter(str(e)) from None
-    current = context._current_cluster()
+    current = current_cluster()
     if current is not None and _cluster_alive(current):
         raise click.ClickException(
             f"a Manta cluster is already running on this host (session {current}); stop it with `manta stop`"
@@ -53,7 +54,7 @@ def start(
     config = Config.from_env()
     cluster = LocalCluster(config, detached=True)
     try:
-        cluster.start(resources=node_resources, labels={})
+        cluster.start(resources=offered, labels={})
     except ClusterStartError as e:
         raise click.ClickException(str(e)) from None
     _write_current(config, cluster.session_dir)
@@ -78,12 +79,12 @@ def start(
 @click.option("--grace-period", type=float, default=5.0, help="Seconds to wait before SIGKILL.")
 def stop(grace_period: float) -> None:
     """Stop the Manta cluster started on this host with `manta start`."""
-    from manta._private.api import context
+    from manta._private.api.discovery import current_cluster
     from manta._private.common.config import Config
     from manta._private.common.session import remove_socket_dir
 
     config = Config.from_env()
-    session_dir = context._current_cluster()
+    session_dir = current_cluster()
     if session_dir is None:
         click.echo("no Manta cluster started with `manta start` is running on this host")
         return
@@ -107,11 +108,11 @@ def stop(grace_period: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Show nodes, resource usage and pending demand of the cluster on this host."""
-    from manta._private.api import context
+    from manta._private.api.discovery import current_cluster
     from manta._private.api.gcs_client import GcsClient
     from manta._private.rpc import messages as m
 
-    session_dir = context._current_cluster()
+    session_dir = current_cluster()
     if session_dir is None or not _cluster_alive(session_dir):
         raise click.ClickException(
             "no Manta cluster is running on this host (start one with `manta start --head`)"
@@ -189,7 +190,7 @@ def _parse_resources(text: str | None) -> dict[str, float] | None:
 
 
 def _write_current(config: Any, session_dir: str) -> None:
-    from manta._private.api.context import CURRENT_CLUSTER_FILE
+    from manta._private.api.discovery import CURRENT_CLUSTER_FILE
 
     path = os.path.join(config.tmpdir, CURRENT_CLUSTER_FILE)
     tmp = path + ".tmp"
@@ -199,7 +200,7 @@ def _write_current(config: Any, session_dir: str) -> None:
 
 
 def _clear_current(config: Any, session_dir: str) -> None:
-    from manta._private.api.context import CURRENT_CLUSTER_FILE
+    from manta._private.api.discovery import CURRENT_CLUSTER_FILE
 
     path = os.path.join(config.tmpdir, CURRENT_CLUSTER_FILE)
     try:

@@ -8,32 +8,29 @@ connected by ``worker_main`` and ``init`` is not needed.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
-import os
-import shutil
-import subprocess
 import sys
 import threading
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import psutil
-
+from manta._private.api.discovery import address_info as discovery_address_info
+from manta._private.api.discovery import join_existing, resolve_address
 from manta._private.api.local_cluster import LocalCluster
+from manta._private.api.node_resources import node_resources
 from manta._private.api.options import validate_runtime_env
 from manta._private.common.config import Config
-from manta._private.common.session import ADDRESS_FILE, SessionInfo, read_token
+from manta._private.common.session import SessionInfo
 from manta._private.common.version import __version__
 from manta._private.core_worker import object_ref as object_ref_module
 from manta._private.core_worker.core_worker import CoreWorker
+from manta.exceptions import RaySystemError
 
 logger = logging.getLogger("manta")
 
-# `manta start --head` records the cluster it started here, for init(address="auto").
-CURRENT_CLUSTER_FILE = "manta_current_cluster"
 
 _lock = threading.RLock()
 _process: _DriverState | None = None
@@ -108,8 +105,6 @@ def ensure_initialized() -> CoreWorker:
 def require_initialized(what: str) -> CoreWorker:
     worker = current_worker()
     if worker is None:
-        from manta.exceptions import RaySystemError
-
         raise RaySystemError(f"Manta has not been started yet: call manta.init() before {what}.")
     return worker
 
@@ -148,41 +143,21 @@ def init(
                 "by passing in 'ignore_reinit_error=True' or by calling 'manta.shutdown()' "
                 "prior to 'manta.init()'."
             )
-        unknown = set(kwargs) - {"_system_config", "_node_ip_address", "_memory", "_redis_password"}
-        if unknown:
-            raise TypeError(f"init() got unexpected keyword arguments: {sorted(unknown)}")
-        if local_mode:
-            warnings.warn("local_mode is not supported by Manta; tasks run in worker processes", stacklevel=2)
-        if namespace is not None and not isinstance(namespace, str):
-            raise TypeError(f"namespace must be a string, got {type(namespace).__name__}")
-        validate_runtime_env(runtime_env)
+        _check_arguments(kwargs, local_mode, namespace, runtime_env, labels)
         config = Config.from_env()
         if _temp_dir:
             config = config.replace(tmpdir=_temp_dir)
         if configure_logging:
             _configure_driver_logging(logging_level, logging_format)
-        target = _resolve_address(address, config)
-        cluster: LocalCluster | None = None
-        if target is None:
-            node_resources = _node_resources(num_cpus, num_gpus, resources, object_store_memory)
-            _check_labels(labels)
-            cluster = LocalCluster(config)
-            session = cluster.start(resources=node_resources, labels=dict(labels or {}))
-            address_info = _address_info(cluster.session_dir, cluster.info)
-        else:
-            if num_cpus is not None or num_gpus is not None or resources:
-                raise ValueError(
-                    "When connecting to an existing cluster, num_cpus, num_gpus and resources "
-                    "must not be provided: they are set when the cluster's nodes start."
-                )
-            session, address_info = _join_existing(target)
-        job_cfg: dict[str, Any] = {"runtime_env": runtime_env, "entrypoint": " ".join(sys.argv)}
+        cluster, session, address_info = _start_or_join(
+            address, config, num_cpus, num_gpus, resources, labels, object_store_memory
+        )
         worker = CoreWorker(
             is_driver=True,
             config=config,
             session=session,
-            namespace=namespace if namespace is not None else _anonymous_namespace(),
-            job_config=job_cfg,
+            namespace=namespace if namespace is not None else str(uuid.uuid4()),
+            job_config={"runtime_env": runtime_env, "entrypoint": " ".join(sys.argv)},
             log_to_driver=True if log_to_driver is None else log_to_driver,
         )
         worker.job_runtime_env = runtime_env
@@ -197,6 +172,54 @@ def init(
         _process = _DriverState(worker, cluster, context)
         _register_atexit()
         return context
+
+
+def _check_arguments(
+    kwargs: dict[str, Any],
+    local_mode: bool,
+    namespace: Any,
+    runtime_env: Any,
+    labels: Any,
+) -> None:
+    """Everything init() can check before it starts anything."""
+    unknown = set(kwargs) - {"_system_config", "_node_ip_address", "_memory", "_redis_password"}
+    if unknown:
+        raise TypeError(f"init() got unexpected keyword arguments: {sorted(unknown)}")
+    if local_mode:
+        warnings.warn("local_mode is not supported by Manta; tasks run in worker processes", stacklevel=3)
+    if namespace is not None and not isinstance(namespace, str):
+        raise TypeError(f"namespace must be a string, got {type(namespace).__name__}")
+    validate_runtime_env(runtime_env)
+    if labels is not None and (
+        not isinstance(labels, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
+    ):
+        raise TypeError(f"labels must be a dict of str to str, got {labels!r}")
+
+
+def _start_or_join(
+    address: str | None,
+    config: Config,
+    num_cpus: float | None,
+    num_gpus: float | None,
+    resources: dict[str, float] | None,
+    labels: dict[str, str] | None,
+    object_store_memory: int | None,
+) -> tuple[LocalCluster | None, SessionInfo, dict[str, Any]]:
+    """Start a private cluster, or find the running one ``address`` names."""
+    target = resolve_address(address, config)
+    if target is None:
+        offered = node_resources(num_cpus, num_gpus, resources, object_store_memory)
+        cluster = LocalCluster(config)
+        session = cluster.start(resources=offered, labels=dict(labels or {}))
+        return cluster, session, discovery_address_info(cluster.session_dir, cluster.info)
+    if num_cpus is not None or num_gpus is not None or resources:
+        raise ValueError(
+            "When connecting to an existing cluster, num_cpus, num_gpus and resources "
+            "must not be provided: they are set when the cluster's nodes start."
+        )
+    session, info = join_existing(target)
+    return None, session, info
 
 
 def shutdown(_exiting_interpreter: bool = False) -> None:
@@ -227,167 +250,3 @@ def _configure_driver_logging(level: int | str, fmt: str | None) -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
-
-
-def _anonymous_namespace() -> str:
-    import uuid
-
-    return str(uuid.uuid4())
-
-
-def _check_labels(labels: Any) -> None:
-    if labels is None:
-        return
-    if not isinstance(labels, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
-    ):
-        raise TypeError(f"labels must be a dict of str to str, got {labels!r}")
-
-
-def _node_resources(
-    num_cpus: float | None,
-    num_gpus: float | None,
-    resources: dict[str, float] | None,
-    object_store_memory: int | None,
-) -> dict[str, float]:
-    for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-        ):
-            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    if resources is not None:
-        if not isinstance(resources, dict):
-            raise TypeError(f"resources must be a dict, got {type(resources).__name__}")
-        for key, amount in resources.items():
-            if key in ("CPU", "GPU"):
-                raise ValueError(
-                    "Use the 'num_cpus' and 'num_gpus' keyword instead of 'CPU' and 'GPU' in 'resources' keyword"
-                )
-            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
-                raise ValueError(f"resource {key!r} must be a non-negative number, got {amount!r}")
-    total_memory = psutil.virtual_memory().total
-    config = Config.from_env()
-    if object_store_memory is None:
-        object_store_memory = int(
-            min(total_memory * config.object_store_fraction, config.object_store_cap_bytes)
-        )
-    elif (
-        isinstance(object_store_memory, bool)
-        or not isinstance(object_store_memory, int)
-        or object_store_memory <= 0
-    ):
-        raise ValueError(
-            f"object_store_memory must be a positive number of bytes, got {object_store_memory!r}"
-        )
-    host = "127.0.0.1"
-    result: dict[str, float] = {
-        "CPU": float(os.cpu_count() or 1) if num_cpus is None else float(num_cpus),
-        "memory": float(max(psutil.virtual_memory().available - object_store_memory, 0) // 1),
-        "object_store_memory": float(object_store_memory),
-        f"node:{host}": 1.0,
-        "node:__internal_head__": 1.0,
-    }
-    gpus = _detect_gpus() if num_gpus is None else num_gpus
-    if gpus:
-        result["GPU"] = float(gpus)
-    result.update({k: float(v) for k, v in (resources or {}).items()})
-    return result
-
-
-def _detect_gpus() -> int:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip()])
-    if shutil.which("nvidia-smi") is None:
-        return 0
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
-
-
-def _resolve_address(address: str | None, config: Config) -> str | None:
-    """None to start a new local cluster; else the session directory to join."""
-    if address == "local":
-        return None
-    if address is None or address == "auto":
-        found = config.address or _current_cluster()
-        if found:
-            return _session_for(found, config)
-        if address == "auto":
-            raise ConnectionError(
-                "Could not find any running Manta instance. Start one with `manta start --head`, "
-                "or pass its address to init() or set MANTA_ADDRESS."
-            )
-        return None
-    if not isinstance(address, str):
-        raise TypeError(f"address must be a string, got {type(address).__name__}")
-    return _session_for(address, config)
-
-
-def _current_cluster() -> str | None:
-    path = os.path.join(Config.from_env().tmpdir, CURRENT_CLUSTER_FILE)
-    try:
-        with open(path) as f:
-            session_dir = f.read().strip()
-    except OSError:
-        return None
-    if not os.path.exists(os.path.join(session_dir, ADDRESS_FILE)):
-        return None
-    return session_dir
-
-
-def _session_for(address: str, config: Config) -> str:
-    """Find the session directory on this host of the cluster at ``address``."""
-    if os.path.isdir(address):
-        return address
-    tmpdir = config.tmpdir
-    try:
-        candidates = sorted(os.listdir(tmpdir), reverse=True)
-    except OSError:
-        candidates = []
-    for name in candidates:
-        path = os.path.join(tmpdir, name, ADDRESS_FILE)
-        try:
-            with open(path) as f:
-                info = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if address in (info.get("gcs_address"), info.get("address")):
-            return os.path.join(tmpdir, name)
-    raise ConnectionError(
-        f"no Manta cluster with address {address!r} runs on this host. Joining a remote "
-        "cluster needs a node on this host: start one with `manta start --address`."
-    )
-
-
-def _join_existing(session_dir: str) -> tuple[SessionInfo, dict[str, Any]]:
-    with open(os.path.join(session_dir, ADDRESS_FILE)) as f:
-        info = json.load(f)
-    pids = info.get("pids", {})
-    if pids and not all(psutil.pid_exists(p) for p in pids.values()):
-        raise ConnectionError(f"the Manta cluster of {session_dir} is not running any more")
-    session = SessionInfo(
-        session_dir=session_dir,
-        node_id=bytes.fromhex(info["node_id"]),
-        node_address="unix:" + info["node_unix"],
-        gcs_address="unix:" + info["gcs_unix"],
-        store_dir=info["store_dir"],
-        host="127.0.0.1",
-        token=Config.from_env().auth_token.encode() or read_token(session_dir),
-    )
-    return session, _address_info(session_dir, info)
-
-
-def _address_info(session_dir: str, info: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "node_ip_address": "127.0.0.1",
-        "address": info["gcs_address"],
-        "gcs_address": info["gcs_address"],
-        "session_dir": session_dir,
-        "node_id": info["node_id"],
-        "raylet_socket_name": info["node_unix"],
-        "object_store_address": info["store_dir"],
-        "webui_url": "",
-    }

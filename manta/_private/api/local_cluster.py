@@ -64,35 +64,30 @@ class LocalCluster:
             self._lifeline_w = lifeline_w
         gcs_unix = socket_path(self.session_dir, "gcs")
         store_dir = _store_dir(self.session_dir)
-        common = {"session-dir": self.session_dir, "host": host, "config": json.dumps(self.config.to_dict())}
+        common: dict[str, str | None] = {
+            "session-dir": self.session_dir,
+            "host": host,
+            "config": json.dumps(self.config.to_dict()),
+        }
         if not self.detached:
             common["lifeline-fd"] = str(lifeline_r)
+        node_options: dict[str, str | None] = {
+            "gcs-address": "unix:" + gcs_unix,
+            "head": None,
+            "resources": json.dumps(resources),
+            "labels": json.dumps(labels),
+            "store-dir": store_dir,
+        }
         readers: dict[int, str] = {}
         try:
-            gcs_ready_r, gcs_ready_w = os.pipe()
-            self._spawn(
-                "gcs",
-                "manta._private.gcs",
-                {**common, "unix": gcs_unix, "ready-fd": str(gcs_ready_w)},
-                (gcs_ready_w, lifeline_r),
-            )
-            readers[gcs_ready_r] = "gcs"
-            node_ready_r, node_ready_w = os.pipe()
-            self._spawn(
-                "node",
-                "manta._private.node",
-                {
-                    **common,
-                    "gcs-address": "unix:" + gcs_unix,
-                    "head": None,
-                    "resources": json.dumps(resources),
-                    "labels": json.dumps(labels),
-                    "store-dir": store_dir,
-                    "ready-fd": str(node_ready_w),
-                },
-                (node_ready_w, lifeline_r),
-            )
-            readers[node_ready_r] = "node"
+            # Both at once: the node finds the gcs at its socket path, retrying until it is up.
+            for name, module, options in (
+                ("gcs", "manta._private.gcs", {**common, "unix": gcs_unix}),
+                ("node", "manta._private.node", {**common, **node_options}),
+            ):
+                ready_r, ready_w = os.pipe()
+                self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, lifeline_r))
+                readers[ready_r] = name
             reports = self._wait_ready(readers)
         except BaseException:
             self.stop()

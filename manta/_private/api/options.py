@@ -6,6 +6,7 @@ Everything is checked when the options are given (before anything is submitted).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -227,8 +228,6 @@ def validate_runtime_env(env: Any) -> dict[str, Any] | None:
                 )
     working_dir = env.get("working_dir")
     if working_dir is not None:
-        import os
-
         if not isinstance(working_dir, str) or not os.path.isdir(working_dir):
             raise ValueError(
                 f"runtime_env['working_dir'] must be an existing local directory, got {working_dir!r}"

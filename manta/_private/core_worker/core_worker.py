@@ -452,22 +452,12 @@ class CoreWorker:
         self.objects.collect_references()
         ctx = self.context
         task_id = TaskID.for_normal_task(self.job_id) if actor_id is None else TaskID.for_actor_task(actor_id)
-        blob, ref_args, nested = argpack.pack(
-            args,
-            kwargs,
-            max_inline=self.config.max_inline_bytes,
-            put=self.objects.put_serialized,
-            describe=f"the task {function_name}",
-        )
-        if nested:
-            self.references.mark_escaped([r.id for r in nested])
+        blob, ref_args = self._pack_arguments(args, kwargs, function_name)
         return_ids = [ObjectID.for_return(task_id, i) for i in range(num_returns)]
         for oid in return_ids:
             self.references.add_owned(oid)
             self.objects.record_call_site(oid)
         refs = [ObjectRef(oid, self.address) for oid in return_ids]
-        if ref_args:
-            self.references.add_submitted([r.id for r in ref_args])
         spec = m.TaskSpec(
             task_id=task_id,
             job_id=self.job_id,
@@ -497,6 +487,24 @@ class CoreWorker:
         self.task_manager.add(task)
         self._hand_to_io(task)
         return refs
+
+    def _pack_arguments(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], function_name: str
+    ) -> tuple[bytes, list[ObjectRef]]:
+        """The inline argument blob and the top-level ref arguments, now counted as used by
+        a pending task; refs nested deeper escape with the arguments."""
+        blob, ref_args, nested = argpack.pack(
+            args,
+            kwargs,
+            max_inline=self.config.max_inline_bytes,
+            put=self.objects.put_serialized,
+            describe=f"the task {function_name}",
+        )
+        if nested:
+            self.references.mark_escaped([r.id for r in nested])
+        if ref_args:
+            self.references.add_submitted([r.id for r in ref_args])
+        return blob, ref_args
 
     def _hand_to_io(self, task: PendingTask) -> None:
         self._inbox.append(task)

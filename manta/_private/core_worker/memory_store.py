@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from manta._private.common.clock import Clock, SystemClock
 from manta._private.common.ids import NodeID, ObjectID
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ class _Waiter:
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._objects: dict[ObjectID, StoredObject] = {}
         self._waiters: dict[ObjectID, list[_Waiter]] = {}
@@ -86,9 +87,9 @@ class MemoryStore:
                 if i not in ready:
                     self._waiters.setdefault(i, []).append(waiter)
         try:
-            deadline = None if timeout is None else time.monotonic() + timeout
+            deadline = None if timeout is None else self._clock.monotonic() + timeout
             while not waiter.event.is_set():
-                left = None if deadline is None else deadline - time.monotonic()
+                left = None if deadline is None else deadline - self._clock.monotonic()
                 if left is not None and left <= 0:
                     break
                 # Wake at least every second so signals (Ctrl-C, cancellation) get through.

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from manta._private import serialization
 from manta._private.common.ids import JobID, ObjectID, TaskID
 from manta._private.rpc.messages import Address
+from manta.exceptions import RaySystemError
 
 if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
@@ -129,7 +130,5 @@ def _rebuild_ref(raw_id: bytes, owner: Address | None) -> ObjectRef:
 
 def _require_worker() -> CoreWorker:
     if _worker is None:
-        from manta.exceptions import RaySystemError
-
         raise RaySystemError("Manta is not initialized in this process: call manta.init() first")
     return _worker

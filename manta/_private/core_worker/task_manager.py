@@ -17,7 +17,7 @@ from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.rpc import codec
 from manta._private.rpc.messages import ArgValue, ReturnObject, TaskResult, TaskSpec
-from manta.exceptions import RayTaskError, TaskCancelledError
+from manta.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
 
 
 @dataclass(slots=True)
@@ -92,8 +92,6 @@ class TaskManager:
             return Done(task)
         if task.retries_left != 0:
             return self._retry(task)
-        from manta.exceptions import WorkerCrashedError
-
         self.fail(task, WorkerCrashedError(why))
         return Done(task)
 

@@ -23,7 +23,7 @@ from manta._private.common.aio import spawn
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
 from manta._private.common.ids import JobID, NodeID, ObjectID, WorkerID
-from manta._private.common.resources import NodeResources, to_unit_map
+from manta._private.common.resources import NodeResources, from_unit_map, to_unit_map, validate_request
 from manta._private.common.session import log_paths, socket_path
 from manta._private.node.log_monitor import LogMonitor
 from manta._private.node.scheduler import (
@@ -312,7 +312,7 @@ class NodeService:
             f"{name}: needs {need:g}, this node has {have:g}"
             for name, (need, have) in action.shortfall.items()
         )
-        requested = {k: v for k, v in _amounts(action.request.units).items()}
+        requested = {k: v for k, v in from_unit_map(action.request.units).items()}
         text = (
             f"A task or actor needs {requested}, which no node in the cluster can provide "
             f"({short}). It stays pending until a node that fits joins the cluster; "
@@ -368,7 +368,7 @@ class NodeService:
         d.register(m.FreeObjects, self._h_free_objects)
         d.register(m.KillWorker, self._h_kill_worker)
         d.register(m.GetWorkerExit, self._h_get_worker_exit)
-        d.register(m.GetNodeStats, self._h_stats)
+        d.register(m.GetNodeStats, lambda c, msg: self.statistics())
         d.register(m.FlushLogs, self._h_flush_logs)
         d.register(m.Published, self._h_published)
 
@@ -386,8 +386,6 @@ class NodeService:
 
     def _h_request_lease(self, conn: Connection, msg: m.RequestLease) -> asyncio.Future[Any]:
         resources = dict(msg.resources)
-        from manta._private.common.resources import validate_request
-
         validate_request(resources, "lease request")
         key = (id(conn), msg.nonce)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -451,22 +449,21 @@ class NodeService:
                 return None
         return proc.exit
 
-    def _h_stats(self, conn: Connection, msg: m.GetNodeStats) -> dict[str, Any]:
-        workers = self.scheduler.workers.values()
-        return {
-            "node_id": self.node_id.hex(),
-            "workers": {
-                w.worker_id.hex(): {
-                    "state": w.state,
-                    "pid": self._procs[w.worker_id].pid if w.worker_id in self._procs else 0,
-                }
-                for w in workers
+    def statistics(self) -> m.NodeStats:
+        return m.NodeStats(
+            node_id=self.node_id,
+            workers={
+                w.worker_id.hex(): [
+                    w.state,
+                    self._procs[w.worker_id].pid if w.worker_id in self._procs else 0,
+                ]
+                for w in self.scheduler.workers.values()
             },
-            "pending_leases": len(self.scheduler.pending),
-            "objects": len(self._objects),
-            "object_bytes": sum(size for size, _ in self._objects.values()),
-            "available": self.scheduler.resources.available_amounts(),
-        }
+            pending_leases=len(self.scheduler.pending),
+            objects=len(self._objects),
+            object_bytes=sum(size for size, _ in self._objects.values()),
+            available=self.scheduler.resources.available_amounts(),
+        )
 
     async def _h_flush_logs(self, conn: Connection, msg: m.FlushLogs) -> None:
         self._publish_logs(self.logs.poll())
@@ -585,9 +582,3 @@ def _kill(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def _amounts(units: dict[str, int]) -> dict[str, float]:
-    from manta._private.common.resources import from_unit_map
-
-    return from_unit_map(units)

@@ -399,6 +399,19 @@ class GetNodeStats:
     pass
 
 
+@message(56)
+class NodeStats:
+    """What a node daemon is doing, for tools, metrics and tests."""
+
+    node_id: NodeID
+    # worker id hex -> [state, pid]
+    workers: dict[str, list[Any]]
+    pending_leases: int
+    objects: int
+    object_bytes: int
+    available: dict[str, float]
+
+
 @message(55)
 class FlushLogs:
     """Publish all worker output written so far; answered once the gcs has relayed it."""

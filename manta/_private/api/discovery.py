@@ -1,0 +1,105 @@
+"""Finding a running cluster on this host and what a driver needs to join it.
+
+``manta start`` records its session directory in ``<tmpdir>/manta_current_cluster``;
+init() with no address (or "auto") joins that cluster, "local" never does, and an explicit
+"host:port" is matched against the address files of this host's sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import psutil
+
+from manta._private.common.config import Config
+from manta._private.common.session import ADDRESS_FILE, SessionInfo, read_token
+
+CURRENT_CLUSTER_FILE = "manta_current_cluster"
+
+
+def resolve_address(address: str | None, config: Config) -> str | None:
+    """None to start a new local cluster; else the session directory to join."""
+    if address == "local":
+        return None
+    if address is None or address == "auto":
+        found = config.address or current_cluster()
+        if found:
+            return session_for(found, config)
+        if address == "auto":
+            raise ConnectionError(
+                "Could not find any running Manta instance. Start one with `manta start --head`, "
+                "or pass its address to init() or set MANTA_ADDRESS."
+            )
+        return None
+    if not isinstance(address, str):
+        raise TypeError(f"address must be a string, got {type(address).__name__}")
+    return session_for(address, config)
+
+
+def current_cluster() -> str | None:
+    path = os.path.join(Config.from_env().tmpdir, CURRENT_CLUSTER_FILE)
+    try:
+        with open(path) as f:
+            session_dir = f.read().strip()
+    except OSError:
+        return None
+    if not os.path.exists(os.path.join(session_dir, ADDRESS_FILE)):
+        return None
+    return session_dir
+
+
+def session_for(address: str, config: Config) -> str:
+    """Find the session directory on this host of the cluster at ``address``."""
+    if os.path.isdir(address):
+        return address
+    tmpdir = config.tmpdir
+    try:
+        candidates = sorted(os.listdir(tmpdir), reverse=True)
+    except OSError:
+        candidates = []
+    for name in candidates:
+        path = os.path.join(tmpdir, name, ADDRESS_FILE)
+        try:
+            with open(path) as f:
+                info = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if address in (info.get("gcs_address"), info.get("address")):
+            return os.path.join(tmpdir, name)
+    raise ConnectionError(
+        f"no Manta cluster with address {address!r} runs on this host. Joining a remote "
+        "cluster needs a node on this host: start one with `manta start --address`."
+    )
+
+
+def join_existing(session_dir: str) -> tuple[SessionInfo, dict[str, Any]]:
+    with open(os.path.join(session_dir, ADDRESS_FILE)) as f:
+        info = json.load(f)
+    pids = info.get("pids", {})
+    if pids and not all(psutil.pid_exists(p) for p in pids.values()):
+        raise ConnectionError(f"the Manta cluster of {session_dir} is not running any more")
+    session = SessionInfo(
+        session_dir=session_dir,
+        node_id=bytes.fromhex(info["node_id"]),
+        node_address="unix:" + info["node_unix"],
+        gcs_address="unix:" + info["gcs_unix"],
+        store_dir=info["store_dir"],
+        host="127.0.0.1",
+        token=Config.from_env().auth_token.encode() or read_token(session_dir),
+    )
+    return session, address_info(session_dir, info)
+
+
+def address_info(session_dir: str, info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "node_ip_address": "127.0.0.1",
+        "address": info["gcs_address"],
+        "gcs_address": info["gcs_address"],
+        "session_dir": session_dir,
+        "node_id": info["node_id"],
+        "raylet_socket_name": info["node_unix"],
+        "object_store_address": info["store_dir"],
+        "webui_url": "",
+    }
