@@ -2,18 +2,17 @@
 
 A serialized value is an in-band pickle stream plus a list of raw buffers (numpy arrays,
 Arrow buffers, bytes-like data). Small values travel as one inline blob; large ones are
-laid out in a store file whose buffers a reader maps and hands to pickle without a copy,
-so a numpy array read from the store is a read-only view of shared memory.
+laid out in the node's arena (``object_store.layout``), whose buffers a reader maps and
+hands to pickle without a copy, so a numpy array read from the store is a read-only view
+of shared memory.
 
-ObjectRefs found inside a value are reported to the active ``RefCollector`` by the ref's
-own ``__reduce__``, so the caller learns which refs escaped into the value.
+ObjectRefs found inside a value are reported by the ref's own ``__reduce__`` (see
+``note_contained_ref``), so the caller learns which refs went into the value.
 """
 
 from __future__ import annotations
 
 import io
-import mmap
-import os
 import pickle
 import threading
 from dataclasses import dataclass, field
@@ -24,10 +23,6 @@ import msgpack
 
 # Metadata flags of a serialized value.
 FLAG_ERROR = 1  # the value is an exception to raise at get
-
-_FILE_MAGIC = b"MNT1"
-_HEADER = 4 + 4 + 8 + 8  # magic, flags, data length, buffer count
-_ALIGN = 64
 
 
 @dataclass(slots=True)
@@ -125,88 +120,3 @@ def inline_flags(blob: bytes) -> int:
 def from_inline(blob: bytes) -> Any:
     _flags, data, buffers = msgpack.unpackb(blob, use_list=True)
     return deserialize(data, buffers)
-
-
-# -- store file form ---------------------------------------------------------------------
-
-
-def _aligned(n: int) -> int:
-    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
-
-
-def store_layout_size(obj: SerializedObject) -> int:
-    size = _aligned(_HEADER + 16 * len(obj.buffers) + len(obj.data))
-    for buf in obj.buffers:
-        size = _aligned(size + buf.nbytes)
-    return size
-
-
-def write_store_file(path: str, obj: SerializedObject) -> int:
-    """Write ``obj`` to a new file at ``path``; returns its size. The file is complete
-    when this returns; readers learn of it only afterwards."""
-    table = []
-    offset = _aligned(_HEADER + 16 * len(obj.buffers) + len(obj.data))
-    for buf in obj.buffers:
-        table.append((offset, buf.nbytes))
-        offset = _aligned(offset + buf.nbytes)
-    size = max(offset, 1)
-    _check_space(os.path.dirname(path), size)
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-    try:
-        os.ftruncate(fd, size)
-        with mmap.mmap(fd, size) as mm:
-            header = bytearray(_FILE_MAGIC)
-            header += obj.flags.to_bytes(4, "little")
-            header += len(obj.data).to_bytes(8, "little")
-            header += len(obj.buffers).to_bytes(8, "little")
-            for off, length in table:
-                header += off.to_bytes(8, "little") + length.to_bytes(8, "little")
-            mm[: len(header)] = header
-            mm[len(header) : len(header) + len(obj.data)] = obj.data
-            for (off, length), buf in zip(table, obj.buffers, strict=True):
-                mm[off : off + length] = buf
-    except BaseException:
-        os.close(fd)
-        os.unlink(path)
-        raise
-    os.close(fd)
-    return size
-
-
-def _check_space(directory: str, size: int) -> None:
-    # Writing past the end of a full tmpfs through a mapping is a SIGBUS, not an error:
-    # refuse up front instead.
-    stat = os.statvfs(directory)
-    free = stat.f_bavail * stat.f_frsize
-    if size > free:
-        from manta.exceptions import ObjectStoreFullError
-
-        raise ObjectStoreFullError(
-            f"cannot store an object of {size:,} bytes: {directory} has only {free:,} bytes free. "
-            "Free objects you no longer need, or give the store more room (e.g. a larger "
-            "/dev/shm: docker run --shm-size=...)."
-        )
-
-
-def read_store_file(path: str) -> tuple[int, memoryview, list[memoryview]]:
-    """Map a store file read-only: (flags, pickle stream, buffers), all views of the map."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)
-    finally:
-        os.close(fd)
-    view = memoryview(mm)
-    if bytes(view[:4]) != _FILE_MAGIC:
-        raise ValueError(f"{path} is not a Manta object file")
-    flags = int.from_bytes(view[4:8], "little")
-    data_len = int.from_bytes(view[8:16], "little")
-    count = int.from_bytes(view[16:24], "little")
-    buffers = []
-    pos = _HEADER
-    for _ in range(count):
-        off = int.from_bytes(view[pos : pos + 8], "little")
-        length = int.from_bytes(view[pos + 8 : pos + 16], "little")
-        buffers.append(view[off : off + length])
-        pos += 16
-    return flags, view[pos : pos + data_len], buffers

@@ -33,7 +33,7 @@ def run(worker_id: WorkerID, params: dict[str, Any]) -> None:
         node_id=bytes.fromhex(params["node_id"]),
         node_address=params["node_address"],
         gcs_address=params["gcs_address"],
-        store_dir=params["store_dir"],
+        arena_path=params["arena_path"],
         host=params["host"],
         token=read_token(params["session_dir"]),
     )

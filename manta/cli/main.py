@@ -106,11 +106,30 @@ def stop(grace_period: float) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(as_json: bool) -> None:
-    """Show nodes, resource usage and pending demand of the cluster on this host."""
-    from manta._private.api.discovery import current_cluster
+def memory(as_json: bool) -> None:
+    """List every object: size, owner, where it lives and why it is still alive."""
+    import asyncio
+    import dataclasses
+
+    from manta._private.api import memory as mem
     from manta._private.api.gcs_client import GcsClient
+    from manta._private.common.config import Config
+    from manta._private.common.session import read_token
     from manta._private.rpc import messages as m
+
+    session_dir, info = _running_cluster()
+    with GcsClient.for_session(session_dir, "unix:" + info["gcs_unix"]) as gcs:
+        states = gcs.call(m.GetNodes())
+    reports = asyncio.run(mem.gather_reports(states, read_token(session_dir), Config.from_env()))
+    nodes = mem.summarize(reports)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(n) for n in nodes], indent=2))
+    else:
+        click.echo(mem.render(nodes))
+
+
+def _running_cluster() -> tuple[str, dict[str, Any]]:
+    from manta._private.api.discovery import current_cluster
 
     session_dir = current_cluster()
     if session_dir is None or not _cluster_alive(session_dir):
@@ -118,7 +137,17 @@ def status(as_json: bool) -> None:
             "no Manta cluster is running on this host (start one with `manta start --head`)"
         )
     with open(os.path.join(session_dir, "address.json")) as f:
-        info = json.load(f)
+        return session_dir, json.load(f)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Show nodes, resource usage and pending demand of the cluster on this host."""
+    from manta._private.api.gcs_client import GcsClient
+    from manta._private.rpc import messages as m
+
+    session_dir, info = _running_cluster()
     with GcsClient.for_session(session_dir, "unix:" + info["gcs_unix"]) as gcs:
         states: list[m.NodeState] = gcs.call(m.GetNodes())
     report = _status_report(states)

@@ -13,27 +13,28 @@ import pytest
 
 import manta as ray
 from manta._private.api.context import current_worker
+from manta._private.rpc.messages import GetMemoryReport, GetNodeStats
 from tests.integration.conftest import run_driver
 
 MB = 1024 * 1024
 
 
-def _store_dir() -> str:
-    return ray._private.api.context.current_worker().session.store_dir
+def _arena_path() -> str:
+    return current_worker().session.arena_path
 
 
-def _store_file(ref) -> str:
-    return os.path.join(_store_dir(), ref.hex())
+def _store_states() -> dict[str, str]:
+    """Object id hex -> its state in this node's store ("in memory", "spilled", ...)."""
+    report = current_worker().call_node(GetMemoryReport())
+    return {obj.object_id.hex(): obj.state for obj in report.objects}
+
+
+def _in_store(ref) -> bool:
+    return ref.hex() in _store_states()
 
 
 def _store_bytes() -> int:
-    total = 0
-    for entry in os.scandir(_store_dir()):
-        try:
-            total += entry.stat().st_size
-        except FileNotFoundError:
-            pass  # freed while we looked
-    return total
+    return current_worker().call_node(GetNodeStats()).object_bytes
 
 
 def _wait_until(predicate, timeout: float = 15.0, interval: float = 0.05) -> bool:
@@ -100,7 +101,7 @@ def test_put_get_nested_structure(cluster):
 def test_large_numpy_put_get_is_zero_copy_and_read_only(cluster):
     arr = np.random.default_rng(0).random(50 * MB // 8)
     ref = ray.put(arr)
-    assert os.path.exists(_store_file(ref)), "a 50 MB value should live in the node store"
+    assert _store_states().get(ref.hex()) == "in memory", "a 50 MB value should live in the node store"
     got = ray.get(ref)
     np.testing.assert_array_equal(got, arr)
     assert got.dtype == arr.dtype
@@ -114,10 +115,10 @@ def test_large_numpy_put_get_is_zero_copy_and_read_only(cluster):
     if isinstance(backing, memoryview):
         assert backing.readonly
         assert isinstance(backing.obj, mmap.mmap), type(backing.obj)
-    # The array's memory lies inside this process's mapping of the object's store file.
-    assert _mapped_from(got, _store_file(ref))
+    # The array's memory lies inside this process's mapping of the node's arena.
+    assert _mapped_from(got, _arena_path())
     again = ray.get(ref)
-    assert _mapped_from(again, _store_file(ref))
+    assert _mapped_from(again, _arena_path())
     assert not np.shares_memory(got, arr)
 
 
@@ -134,7 +135,7 @@ def test_large_array_returned_from_task_is_read_only(cluster):
     assert int(got.sum()) == n * (n - 1) // 2
     assert not got.flags.writeable
     assert isinstance(_backing_buffer(got), (memoryview, mmap.mmap))
-    assert _mapped_from(got, os.path.join(_store_dir(), ref.hex()))
+    assert _mapped_from(got, _arena_path())
 
 
 def test_put_ref_of_large_array_passed_to_several_tasks(cluster):
@@ -156,30 +157,33 @@ def test_put_ref_of_large_array_passed_to_several_tasks(cluster):
     np.testing.assert_array_equal(ray.get(ref), arr)
 
 
-def test_store_file_deleted_when_last_ref_dropped(cluster):
+def test_store_object_freed_when_last_ref_dropped(cluster):
     ref = ray.put(np.ones(5 * MB // 8))
-    path = _store_file(ref)
-    assert os.path.exists(path)
+    key = ref.hex()
+    assert _in_store(ref)
     copy = ray.ObjectRef(ref.binary())  # a second handle to the same object
     del ref
     gc.collect()
     assert ray.get(copy).sum() == 5 * MB // 8
-    assert os.path.exists(path)
+    assert key in _store_states()
     del copy
     gc.collect()
-    assert _wait_until(lambda: not os.path.exists(path), timeout=15), f"{path} outlived its refs"
+    assert _wait_until(lambda: key not in _store_states(), timeout=15), f"{key} outlived its refs"
 
 
-def test_store_file_of_gotten_value_freed_after_value_and_ref_dropped(cluster):
+def test_gotten_value_keeps_its_memory_until_dropped(cluster):
     ref = ray.put(np.ones(5 * MB // 8))
-    path = _store_file(ref)
+    key = ref.hex()
     value = ray.get(ref)
     del ref
     gc.collect()
-    assert float(value.sum()) == 5 * MB // 8  # the mapping stays valid while the value lives
+    current_worker().objects.collect_references()
+    # The owner freed it, but the reader's pin keeps the memory (and the array) valid.
+    assert key in _store_states()
+    assert float(value.sum()) == 5 * MB // 8
     del value
     gc.collect()
-    assert _wait_until(lambda: not os.path.exists(path), timeout=15), f"{path} outlived its refs"
+    assert _wait_until(lambda: key not in _store_states(), timeout=15), f"{key} outlived its last reader"
 
 
 def test_put_and_drop_loop_keeps_store_bounded(cluster):
@@ -256,13 +260,13 @@ def test_object_ref_inside_put_value_round_trips(cluster):
 
 def test_refs_contained_in_put_value_survive_dropping_the_originals(cluster):
     inner = ray.put(np.arange(MB))
-    path = _store_file(inner)
+    key = inner.hex()
     outer = ray.put([inner])
     del inner
     gc.collect()
     # Apply the drop now, as the periodic collection would: the contained ref keeps it.
     current_worker().objects.collect_references()
-    assert os.path.exists(path)
+    assert key in _store_states()
     (inner_again,) = ray.get(outer)
     np.testing.assert_array_equal(ray.get(inner_again), np.arange(MB))
 

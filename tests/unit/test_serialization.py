@@ -1,7 +1,8 @@
-"""Values to bytes and back: inline blobs, store files mapped zero-copy, contained refs."""
+"""Values to bytes and back: inline blobs, the store layout mapped zero-copy, contained refs."""
 
 from __future__ import annotations
 
+import mmap
 import pickle
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from manta._private.common.ids import JobID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.object_store.layout import layout_size, read_object, write_object
 from manta._private.rpc.messages import Address
 from manta._private.serialization import (
     FLAG_ERROR,
@@ -20,11 +22,8 @@ from manta._private.serialization import (
     deserialize,
     from_inline,
     inline_flags,
-    read_store_file,
     serialize,
-    store_layout_size,
     to_inline,
-    write_store_file,
 )
 
 
@@ -32,10 +31,26 @@ def inline_round_trip(value: object) -> object:
     return from_inline(to_inline(serialize(value)))
 
 
+def write_mapped(path: Path, obj: SerializedObject) -> int:
+    """Lay ``obj`` out in a new file the way the node's arena holds it; its size."""
+    size = layout_size(len(obj.data), [b.nbytes for b in obj.buffers])
+    with open(path, "wb+") as f:
+        f.truncate(max(size, 1))
+        with mmap.mmap(f.fileno(), max(size, 1)) as mm:
+            write_object(memoryview(mm)[:size], obj.flags, obj.data, obj.buffers)
+    return size
+
+
+def read_mapped(path: Path) -> tuple[int, memoryview, list[memoryview]]:
+    """Map the file read-only, as a reader maps its piece of the arena."""
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+    return read_object(memoryview(mm))
+
+
 def store_round_trip(path: Path, value: object, flags: int = 0) -> tuple[int, object, list[memoryview]]:
-    obj = serialize(value, flags)
-    write_store_file(str(path), obj)
-    read_flags, data, buffers = read_store_file(str(path))
+    write_mapped(path, serialize(value, flags))
+    read_flags, data, buffers = read_mapped(path)
     return read_flags, deserialize(data, buffers), buffers
 
 
@@ -131,10 +146,9 @@ def test_numpy_from_store_file_is_a_read_only_view_of_the_map(tmp_path: Path) ->
 def test_store_file_buffers_are_aligned(tmp_path: Path) -> None:
     value = [np.ones(3, dtype=np.uint8), np.ones(100, dtype=np.float32), b"x" * 5]
     obj = serialize(value)
-    size = write_store_file(str(tmp_path / "obj"), obj)
-    assert size == store_layout_size(obj)
+    size = write_mapped(tmp_path / "obj", obj)
     assert size % 64 == 0
-    _, data, buffers = read_store_file(str(tmp_path / "obj"))
+    _, data, buffers = read_mapped(tmp_path / "obj")
     assert len(buffers) == 2
     for buf in buffers:
         assert np.frombuffer(buf, dtype=np.uint8).ctypes.data % 64 == 0
@@ -152,25 +166,16 @@ def test_store_file_keeps_flags_and_plain_values(tmp_path: Path) -> None:
 
 def test_store_file_of_an_empty_value(tmp_path: Path) -> None:
     obj = SerializedObject(b"")
-    assert write_store_file(str(tmp_path / "empty"), obj) >= 1
-    flags, data, buffers = read_store_file(str(tmp_path / "empty"))
+    assert write_mapped(tmp_path / "empty", obj) >= 1
+    flags, data, buffers = read_mapped(tmp_path / "empty")
     assert (flags, bytes(data), buffers) == (0, b"", [])
 
 
-def test_store_file_is_never_overwritten(tmp_path: Path) -> None:
-    path = tmp_path / "obj"
-    write_store_file(str(path), serialize(1))
-    with pytest.raises(FileExistsError):
-        write_store_file(str(path), serialize(2))
-    _, data, buffers = read_store_file(str(path))
-    assert deserialize(data, buffers) == 1
-
-
-def test_reading_a_foreign_file_is_refused(tmp_path: Path) -> None:
+def test_reading_foreign_bytes_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "foreign"
     path.write_bytes(b"NOPE" + b"\x00" * 60)
-    with pytest.raises(ValueError, match="is not a Manta object file"):
-        read_store_file(str(path))
+    with pytest.raises(ValueError, match="not a Manta object"):
+        read_mapped(path)
 
 
 @pytest.mark.parametrize("make", [bytearray, memoryview], ids=["bytearray", "memoryview"])

@@ -28,7 +28,7 @@ def nodes() -> list[dict[str, Any]]:
                 "NodeManagerPort": info.port,
                 "NodeName": info.host,
                 "RayletSocketName": info.unix,
-                "ObjectStoreSocketName": info.store_dir,
+                "ObjectStoreSocketName": info.arena_path,
                 "SessionDir": info.session_dir,
                 "IsHead": info.is_head,
                 "DeathReason": 0 if state.alive else 1,

@@ -85,7 +85,7 @@ def join_existing(session_dir: str) -> tuple[SessionInfo, dict[str, Any]]:
         node_id=bytes.fromhex(info["node_id"]),
         node_address="unix:" + info["node_unix"],
         gcs_address="unix:" + info["gcs_unix"],
-        store_dir=info["store_dir"],
+        arena_path=info["arena_path"],
         host="127.0.0.1",
         token=Config.from_env().auth_token.encode() or read_token(session_dir),
     )
@@ -100,6 +100,6 @@ def address_info(session_dir: str, info: dict[str, Any]) -> dict[str, Any]:
         "session_dir": session_dir,
         "node_id": info["node_id"],
         "raylet_socket_name": info["node_unix"],
-        "object_store_address": info["store_dir"],
+        "object_store_address": info["arena_path"],
         "webui_url": "",
     }

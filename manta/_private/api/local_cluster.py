@@ -9,9 +9,9 @@ SIGKILL, they read EOF and shut down, and their workers with them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import selectors
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +30,8 @@ from manta._private.common.session import (
     write_json_atomic,
     write_token,
 )
+
+logger = logging.getLogger("manta")
 
 _START_TIMEOUT_S = 60.0
 
@@ -63,7 +65,6 @@ class LocalCluster:
         else:
             self._lifeline_w = lifeline_w
         gcs_unix = socket_path(self.session_dir, "gcs")
-        store_dir = _store_dir(self.session_dir)
         common: dict[str, str | None] = {
             "session-dir": self.session_dir,
             "host": host,
@@ -76,7 +77,6 @@ class LocalCluster:
             "head": None,
             "resources": json.dumps(resources),
             "labels": json.dumps(labels),
-            "store-dir": store_dir,
         }
         readers: dict[int, str] = {}
         try:
@@ -100,16 +100,18 @@ class LocalCluster:
             "node_id": reports["node"]["node_id"],
             "node_port": reports["node"]["port"],
             "node_unix": reports["node"]["unix"],
-            "store_dir": store_dir,
+            "arena_path": reports["node"]["arena_path"],
             "pids": {name: p.pid for name, p in self.procs.items()},
         }
         write_json_atomic(os.path.join(self.session_dir, ADDRESS_FILE), self.info)
+        if reports["node"].get("store_warning"):
+            logger.warning(reports["node"]["store_warning"])
         return SessionInfo(
             session_dir=self.session_dir,
             node_id=bytes.fromhex(reports["node"]["node_id"]),
             node_address="unix:" + reports["node"]["unix"],
             gcs_address="unix:" + gcs_unix,
-            store_dir=store_dir,
+            arena_path=reports["node"]["arena_path"],
             host=host,
             token=token,
         )
@@ -199,12 +201,7 @@ class LocalCluster:
             self._lifeline_w = None
         if self.session_dir and not self.detached:
             remove_socket_dir(self.session_dir)
-            # The node removes its store at exit; if it crashed, the shared memory is ours to free.
-            shutil.rmtree(_store_dir(self.session_dir), ignore_errors=True)
-
-
-def _store_dir(session_dir: str) -> str:
-    base = os.path.basename(session_dir)
-    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-        return os.path.join("/dev/shm", f"manta-{base}")
-    return os.path.join(session_dir, "store")
+            # The node removes its arena at exit; if it crashed, the shared memory is ours to free.
+            arena = self.info.get("arena_path")
+            if arena and os.path.exists(arena):
+                os.unlink(arena)

@@ -51,6 +51,11 @@ class Config:
     idle_worker_timeout_s: float = 5.0
     # Workers the node keeps starting at once.
     max_starting_workers: int = 4
+    # Where primary copies go when the object store is full (default: <session>/spill).
+    spill_dir: str = ""
+    # How long a put waits for room in a full store (readers unpinning, owners freeing,
+    # spills finishing) before it fails with ObjectStoreFullError.
+    store_full_timeout_s: float = 10.0
     # Default object store size when init() does not say: a fraction of RAM, capped.
     object_store_fraction: float = 0.3
     object_store_cap_bytes: int = 200 * 1024**3

@@ -99,6 +99,6 @@ class SessionInfo:
     node_id: bytes
     node_address: str
     gcs_address: str
-    store_dir: str
+    arena_path: str
     host: str
     token: bytes

@@ -42,18 +42,25 @@ from manta._private.rpc import messages as m
 from manta._private.rpc.transport import (
     Connection,
     Dispatcher,
+    RemoteError,
     RpcServer,
     connect,
     connect_with_retry,
 )
 from manta.exceptions import (
     LocalRayletDiedError,
+    ObjectStoreFullError,
+    OutOfDiskError,
     RayError,
 )
 
 logger = logging.getLogger(__name__)
 
 _UNSET = object()
+_NODE_ERRORS: dict[str, type[Exception]] = {
+    "ObjectStoreFullError": ObjectStoreFullError,
+    "OutOfDiskError": OutOfDiskError,
+}
 
 
 @dataclass(slots=True)
@@ -233,6 +240,7 @@ class CoreWorker:
         d.register(m.CreateActor, self._handle_create_actor)
         d.register(m.CancelTask, self._handle_cancel_task)
         d.register(m.GetObject, self.objects.handle_get_object)
+        d.register(m.GetReferences, lambda c, msg: self.objects.references_report())
         d.register(m.ExitWorker, self._handle_exit)
         d.register(m.Published, self._handle_published)
         d.register(m.LeaseInfeasible, lambda _c, msg: self.submitter.on_infeasible(msg))
@@ -342,6 +350,21 @@ class CoreWorker:
             return await conn.call(msg)
 
         return self.io.run(call(), timeout)
+
+    def call_node(self, msg: Any, timeout: float = 60.0) -> Any:
+        """A blocking request to the local node daemon from a non-I/O thread; store errors
+        come back as themselves (ObjectStoreFullError, OutOfDiskError)."""
+
+        async def call() -> Any:
+            return await self.node_conn.call(msg)
+
+        try:
+            return self.io.run(call(), timeout)
+        except RemoteError as e:
+            translated = _NODE_ERRORS.get(e.type_name)
+            if translated is not None:
+                raise translated(e.text) from None
+            raise
 
     def kv_put(self, namespace: str, key: bytes, value: bytes) -> None:
         self.call_gcs(m.KvPut(namespace, key, value, True))

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import mmap
 import os
 import sys
+import weakref
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from manta._private import serialization
@@ -20,6 +23,8 @@ from manta._private.core_worker import args as argpack
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.reference_counter import ReferenceCounter
+from manta._private.object_store.arena import Arena
+from manta._private.object_store.layout import layout_size, read_object, write_object
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, ConnectionLost
 from manta.exceptions import (
@@ -47,6 +52,10 @@ class ObjectManager:
         self._blocked_depth = 0
         # Where owned objects were created, when config.record_callsites is on.
         self._call_sites: dict[ObjectID, str] = {}
+        self._arena_map: Arena | None = None
+        self._read_fd = -1
+        self._unpins: deque[ObjectID] = deque()
+        self._unpin_scheduled = False
 
     def start(self) -> None:
         """Begin collecting dropped refs periodically (I/O thread)."""
@@ -110,12 +119,56 @@ class ObjectManager:
         return m.ReturnObject(object_id, None, size, self._cw.node_id)
 
     def _write_store(self, object_id: ObjectID, obj: serialization.SerializedObject, owner: WorkerID) -> int:
-        size = serialization.write_store_file(self._store_path(object_id), obj)
-        self._cw.io.call_soon(self._cw.node_conn.notify, m.ObjectSealed(object_id, size, owner))
+        """Copy ``obj`` into the node's arena (one memcpy per buffer) and seal it."""
+        size = layout_size(len(obj.data), [b.nbytes for b in obj.buffers])
+        created: m.ObjectCreated = self._cw.call_node(m.CreateObject(object_id, size, owner))
+        view = self._arena().writable_view(created.offset, created.size)
+        try:
+            write_object(view, obj.flags, obj.data, obj.buffers)
+        except BaseException:
+            self._cw.io.call_soon(self._cw.node_conn.notify, m.AbortObject(object_id))
+            raise
+        finally:
+            view.release()
+        self._cw.io.call_soon(self._cw.node_conn.notify, m.SealObject(object_id))
         return size
 
-    def _store_path(self, object_id: ObjectID) -> str:
-        return os.path.join(self._cw.session.store_dir, object_id.hex())
+    def _arena(self) -> Arena:
+        arena = self._arena_map
+        if arena is None:
+            arena = self._arena_map = Arena.open(self._cw.session.arena_path)
+        return arena
+
+    def _read_store(self, object_id: ObjectID) -> Any:
+        """Map the object read-only and deserialize it without a copy. The object stays
+        pinned in the store while anything made from the mapping (an array) lives."""
+        location: m.ObjectLocation | None = self._cw.call_node(m.PinObject(object_id))
+        if location is None:
+            raise ObjectFreedError(object_id.hex())
+        if self._read_fd < 0:
+            self._read_fd = os.open(self._cw.session.arena_path, os.O_RDONLY)
+        mapping = PinnedMapping.of(self._read_fd, location.offset, location.size)
+        weakref.finalize(mapping, self._unpin, object_id)
+        _flags, data, buffers = read_object(mapping.object_view())
+        return serialization.deserialize(data, buffers)
+
+    def _unpin(self, object_id: ObjectID) -> None:
+        # From a finalizer: any thread, any time. Batched to the node by the I/O thread.
+        self._unpins.append(object_id)
+        if not self._unpin_scheduled and not self._cw.closed:
+            self._unpin_scheduled = True
+            try:
+                self._cw.io.call_soon(self._send_unpins)
+            except RuntimeError:  # the loop is gone: so are this process's pins
+                pass
+
+    def _send_unpins(self) -> None:
+        self._unpin_scheduled = False
+        ids = []
+        while self._unpins:
+            ids.append(self._unpins.popleft())
+        if ids and not self._cw.node_conn.closed:
+            self._cw.node_conn.notify(m.UnpinObjects(ids))
 
     def free_store_copies(self, returns: list[m.ReturnObject]) -> None:
         ids = [r.object_id for r in returns if r.node_id is not None]
@@ -157,6 +210,22 @@ class ObjectManager:
             return
         self.collect_references()
         self._cw.io.loop.call_later(COLLECT_INTERVAL_S, self._periodic_collect)
+
+    def references_report(self) -> list[m.ReferenceInfo]:
+        """Every object this process knows and why it stays alive (for memory reports)."""
+        report = []
+        for object_id, owned, local, submitted, escaped in self.references.snapshot():
+            obj = self.memory_store.get(object_id)
+            if obj is None:
+                where, size = "pending", 0
+            else:
+                where, size = ("store", obj.size) if obj.node_id is not None else ("inline", obj.size)
+            report.append(
+                m.ReferenceInfo(
+                    object_id, owned, local, submitted, escaped, size, where, self.call_site(object_id)
+                )
+            )
+        return report
 
     def request_object(self, ref: ObjectRef) -> None:
         """Make sure the object will arrive in the memory store (fetch it if borrowed)."""
@@ -275,11 +344,7 @@ class ObjectManager:
                 object_id.hex(),
                 detail="it lives on another node, and cross-node transfer is not available yet",
             )
-        try:
-            _flags, data, buffers = serialization.read_store_file(self._store_path(object_id))
-        except FileNotFoundError:
-            raise ObjectFreedError(object_id.hex()) from None
-        return serialization.deserialize(data, buffers)
+        return self._read_store(object_id)
 
     def load_args(self, spec: m.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
         values = [self._load(arg, arg.object_id) for arg in spec.ref_args]
@@ -324,3 +389,24 @@ def user_call_site() -> str:
     if frame is None:
         return ""
     return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+
+
+class PinnedMapping(mmap.mmap):
+    """A read-only mapping of one object's pages of the arena. Views of the object (and
+    arrays made from them) keep it alive; when it goes, the object is unpinned."""
+
+    start: int
+    length: int
+
+    @classmethod
+    def of(cls, fd: int, offset: int, size: int) -> PinnedMapping:
+        page = mmap.ALLOCATIONGRANULARITY
+        base = offset // page * page
+        length = max(offset + size - base, 1)
+        mapping = cls(fd, length, mmap.MAP_SHARED, mmap.PROT_READ, offset=base)
+        mapping.start = offset - base
+        mapping.length = size
+        return mapping
+
+    def object_view(self) -> memoryview:
+        return memoryview(self)[self.start : self.start + self.length]

@@ -112,5 +112,24 @@ class ReferenceCounter:
             pending = sum(1 for d in self._drops if d == object_id)
             return self._local.get(object_id, 0) - pending
 
+    def snapshot(self) -> list[tuple[ObjectID, bool, int, int, bool]]:
+        """(id, owned, local refs, pending tasks using it, escaped) for every object known
+        here, with queued drops applied to the counts."""
+        with self._lock:
+            dropped: dict[ObjectID, int] = {}
+            for object_id in self._drops:
+                dropped[object_id] = dropped.get(object_id, 0) + 1
+            ids = set(self._local) | set(self._submitted) | self._owned
+            return [
+                (
+                    object_id,
+                    object_id in self._owned,
+                    self._local.get(object_id, 0) - dropped.get(object_id, 0),
+                    self._submitted.get(object_id, 0),
+                    object_id in self._escaped,
+                )
+                for object_id in ids
+            ]
+
     def num_owned(self) -> int:
         return len(self._owned)

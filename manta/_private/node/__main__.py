@@ -19,7 +19,6 @@ def main() -> None:
     parser.add_argument("--resources", default="{}")
     parser.add_argument("--labels", default="{}")
     parser.add_argument("--head", action="store_true")
-    parser.add_argument("--store-dir", required=True)
     parser.add_argument("--node-id", default="")
     args = parser.parse_args()
     config, loop = daemon.start(args)
@@ -31,7 +30,6 @@ def main() -> None:
         resources=json.loads(args.resources),
         labels=json.loads(args.labels),
         is_head=args.head,
-        store_dir=args.store_dir,
         token=read_token(args.session_dir),
         config=config,
         node_id=NodeID.from_hex(args.node_id) if args.node_id else NodeID.from_random(),
@@ -51,7 +49,8 @@ def main() -> None:
             "node_id": params.node_id.hex(),
             "port": service.port,
             "unix": service.unix,
-            "store_dir": params.store_dir,
+            "arena_path": service.store.arena.path,
+            "store_warning": service.store.warning or "",
         },
     )
     loop.run_until_complete(service.stopped.wait())

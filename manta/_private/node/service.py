@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +21,7 @@ from typing import Any
 from manta._private.common.aio import spawn
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
-from manta._private.common.ids import JobID, NodeID, ObjectID, WorkerID
+from manta._private.common.ids import JobID, NodeID, WorkerID
 from manta._private.common.resources import NodeResources, from_unit_map, to_unit_map, validate_request
 from manta._private.common.session import log_paths, socket_path
 from manta._private.node.log_monitor import LogMonitor
@@ -38,6 +37,7 @@ from manta._private.node.scheduler import (
     StartWorker,
     StopWorker,
 )
+from manta._private.node.store_service import StoreService
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, Dispatcher, RpcServer, connect_with_retry
@@ -45,6 +45,7 @@ from manta._private.rpc.transport import Connection, Dispatcher, RpcServer, conn
 logger = logging.getLogger(__name__)
 
 _EXIT_REPORTS_KEPT = 1000
+_STATE_NAMES = {"created": "being written", "sealed": "in memory", "spilled": "spilled"}
 
 
 @dataclass
@@ -56,7 +57,6 @@ class NodeParams:
     resources: dict[str, float]
     labels: dict[str, str]
     is_head: bool
-    store_dir: str
     token: bytes
     config: Config
     node_id: NodeID = field(default_factory=NodeID.from_random)
@@ -103,10 +103,10 @@ class NodeService:
         self._exited: deque[WorkerID] = deque()
         self._by_pid: dict[int, _WorkerProc] = {}
         self._conn_worker: dict[Connection, WorkerID] = {}
+        self.objects: StoreService | None = None
         self._pending_replies: dict[Any, asyncio.Future[Any]] = {}
         self._request_conn: dict[Any, Connection] = {}
         self._driver_jobs: dict[Connection, set[JobID]] = {}
-        self._objects: dict[ObjectID, tuple[int, WorkerID]] = {}
         self._fork_writer: asyncio.Transport | None = None
         self._forkserver: subprocess.Popen[bytes] | None = None
         self._heartbeat_due: asyncio.TimerHandle | None = None
@@ -116,7 +116,10 @@ class NodeService:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
-        os.makedirs(self.params.store_dir, mode=0o700, exist_ok=True)
+        capacity = int(self.params.resources.get("object_store_memory", 0)) or 64 * 1024 * 1024
+        self.objects = StoreService(self.config, capacity, self.params.session_dir, self.clock)
+        if self.objects.warning:
+            logger.warning(self.objects.warning)
         await self.server.listen_unix(self.unix)
         self.port = await self.server.listen_tcp(self.params.host, self.params.port)
         await self._start_forkserver()
@@ -133,6 +136,7 @@ class NodeService:
         await self.gcs.call(m.RegisterNode(self.info()))
         await self.gcs.call(m.Subscribe("jobs", b""))
         self._execute(self.scheduler.prestart(int(self.params.resources.get("CPU", 0))))
+        self.store.preallocate(0)  # the first pages, in the background, before the first put
         loop = asyncio.get_running_loop()
         loop.call_later(self.config.heartbeat_interval_s, self._heartbeat_loop)
         loop.call_later(self.config.log_poll_interval_s, self._log_loop)
@@ -146,7 +150,7 @@ class NodeService:
             self.port,
             self.unix,
             socket.gethostname(),
-            p.store_dir,
+            self.store.arena.path,
             p.session_dir,
             p.resources,
             p.labels,
@@ -171,7 +175,8 @@ class NodeService:
         self._publish_logs(self.logs.poll())
         if self.gcs is not None:
             self.gcs.close()
-        shutil.rmtree(self.params.store_dir, ignore_errors=True)
+        if self.objects is not None:
+            self.objects.close()
         self.stopped.set()
 
     def _gcs_lost(self, _conn: Connection) -> None:
@@ -188,7 +193,7 @@ class NodeService:
             "node_id": self.node_id.hex(),
             "node_address": "unix:" + self.unix,
             "gcs_address": p.gcs_address,
-            "store_dir": p.store_dir,
+            "arena_path": self.store.arena.path,
             "host": p.host,
             "config": self.config.to_dict(),
         }
@@ -242,7 +247,9 @@ class NodeService:
         else:
             how = f"exited with code {msg.exit_code}"
         reason = f"the worker process {how}"
-        if proc.kill_reason:
+        # Our stop shows as SIGKILL or a clean exit (ExitWorker); any other end is its own.
+        ours = msg.signal == signal.SIGKILL or msg.exit_code == 0
+        if proc.kill_reason and ours:
             reason += f"; the node daemon had stopped it: {proc.kill_reason}"
         elif msg.signal == signal.SIGKILL:
             reason += " (by something outside Manta, e.g. the kernel's OOM killer)"
@@ -364,12 +371,17 @@ class NodeService:
         d.register(m.ReturnLease, self._h_return_lease)
         d.register(m.WorkerBlocked, lambda c, _m: self._set_blocked(c, True))
         d.register(m.WorkerUnblocked, lambda c, _m: self._set_blocked(c, False))
-        d.register(m.ObjectSealed, self._h_object_sealed)
-        d.register(m.FreeObjects, self._h_free_objects)
+        d.register(m.CreateObject, lambda c, msg: self.store.create(c, msg))
+        d.register(m.SealObject, lambda c, msg: self.store.seal(msg))
+        d.register(m.AbortObject, lambda c, msg: self.store.abort(msg))
+        d.register(m.PinObject, lambda c, msg: self.store.pin(c, msg))
+        d.register(m.UnpinObjects, lambda c, msg: self.store.unpin(c, msg))
+        d.register(m.FreeObjects, lambda c, msg: self.store.free(msg.object_ids))
         d.register(m.KillWorker, self._h_kill_worker)
         d.register(m.GetWorkerExit, self._h_get_worker_exit)
         d.register(m.GetNodeStats, lambda c, msg: self.statistics())
         d.register(m.FlushLogs, self._h_flush_logs)
+        d.register(m.GetMemoryReport, self._h_memory_report)
         d.register(m.Published, self._h_published)
 
     def _h_register_worker(self, conn: Connection, msg: m.RegisterWorker) -> None:
@@ -416,20 +428,6 @@ class NodeService:
             self._execute(self.scheduler.set_blocked(worker_id, blocked))
             self._schedule_heartbeat()
 
-    def _h_object_sealed(self, conn: Connection, msg: m.ObjectSealed) -> None:
-        self._objects[msg.object_id] = (msg.size, msg.owner)
-
-    def _h_free_objects(self, conn: Connection, msg: m.FreeObjects) -> None:
-        for object_id in msg.object_ids:
-            self._free(object_id)
-
-    def _free(self, object_id: ObjectID) -> None:
-        self._objects.pop(object_id, None)
-        try:
-            os.unlink(os.path.join(self.params.store_dir, object_id.hex()))
-        except FileNotFoundError:
-            pass
-
     def _h_kill_worker(self, conn: Connection, msg: m.KillWorker) -> bool:
         proc = self._procs.get(msg.worker_id)
         if proc is None or not proc.pid:
@@ -449,7 +447,13 @@ class NodeService:
                 return None
         return proc.exit
 
+    @property
+    def store(self) -> StoreService:
+        assert self.objects is not None, "the object store starts with the node"
+        return self.objects
+
     def statistics(self) -> m.NodeStats:
+        store = self.store.statistics()
         return m.NodeStats(
             node_id=self.node_id,
             workers={
@@ -460,9 +464,44 @@ class NodeService:
                 for w in self.scheduler.workers.values()
             },
             pending_leases=len(self.scheduler.pending),
-            objects=len(self._objects),
-            object_bytes=sum(size for size, _ in self._objects.values()),
+            objects=store.num_objects,
+            object_bytes=store.used_bytes,
+            spilled_bytes=store.spilled_bytes,
             available=self.scheduler.resources.available_amounts(),
+        )
+
+    async def _h_memory_report(self, conn: Connection, msg: m.GetMemoryReport) -> m.MemoryReport:
+        stats = self.store.statistics()
+        objects = [
+            m.StoreObject(
+                info.object_id,
+                info.size,
+                info.owner,
+                "spilling" if info.spilling else _STATE_NAMES[info.state.value],
+                info.pins,
+                info.spill_path or "",
+            )
+            for info in self.store.store.infos()
+        ]
+
+        async def ask(worker_conn: Connection, worker_id: WorkerID) -> m.ProcessReferences | None:
+            try:
+                refs = await asyncio.wait_for(worker_conn.call(m.GetReferences()), 5.0)
+            except Exception:
+                return None  # busy or gone: the report says what it could learn
+            address = worker_conn.peer_info.get("address")
+            pid = address.pid if isinstance(address, m.Address) else 0
+            return m.ProcessReferences(worker_id, pid, worker_conn.peer_role == "driver", refs)
+
+        answers = await asyncio.gather(*(ask(c, w) for c, w in list(self._conn_worker.items())))
+        return m.MemoryReport(
+            self.node_id,
+            self.params.host,
+            stats.capacity,
+            stats.used_bytes,
+            stats.spilled_bytes,
+            objects,
+            [a for a in answers if a is not None],
         )
 
     async def _h_flush_logs(self, conn: Connection, msg: m.FlushLogs) -> None:
@@ -484,6 +523,8 @@ class NodeService:
         if self._stopping:
             return
         worker_id = self._conn_worker.pop(conn, None)
+        # Its pins go and what it was still writing is aborted: no half-written object stays.
+        self.store.client_gone(conn)
         self._execute(self.scheduler.client_gone(id(conn)))
         for key in [k for k, c in self._request_conn.items() if c is conn]:
             self._request_conn.pop(key, None)
@@ -491,9 +532,7 @@ class NodeService:
         for job_id in self._driver_jobs.pop(conn, ()):
             self._execute(self.scheduler.job_finished(job_id, self._gcs_client()))
         if worker_id is not None:
-            # Objects die with their owner.
-            for object_id in [o for o, (_, owner) in self._objects.items() if owner == worker_id]:
-                self._free(object_id)
+            self.store.owner_gone(worker_id)  # objects die with their owner
             proc = self._procs.get(worker_id)
             if proc is not None and proc.exit is None and proc.pid:
                 # The process may linger (stuck in C code); it has lost its node, so end it.

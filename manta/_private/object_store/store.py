@@ -353,6 +353,10 @@ class ObjectStore:
             entry.freed,
         )
 
+    def infos(self) -> list[ObjectInfo]:
+        """Every object the table knows, in memory or spilled (for memory reports)."""
+        return [info for info in map(self.info, list(self._objects)) if info is not None]
+
     def holders(self, limit: int = 5) -> list[Holder]:
         """The biggest objects in memory, largest first."""
         now = self.clock.monotonic()

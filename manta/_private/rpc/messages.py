@@ -59,7 +59,8 @@ class NodeInfo:
     port: int
     unix: str
     hostname: str
-    store_dir: str
+    # The node's object store arena (a file in /dev/shm, or on disk).
+    arena_path: str
     session_dir: str
     resources: dict[str, float]
     labels: dict[str, str]
@@ -363,7 +364,9 @@ class WorkerUnblocked:
 
 
 @message(49)
-class ObjectSealed:
+class CreateObject:
+    """A writer asks for ``size`` bytes of the arena for a new object of ``owner``."""
+
     object_id: ObjectID
     size: int
     owner: WorkerID
@@ -399,6 +402,78 @@ class GetNodeStats:
     pass
 
 
+@message(57)
+class ObjectCreated:
+    offset: int
+    size: int
+
+
+@message(58)
+class SealObject:
+    object_id: ObjectID
+
+
+@message(59)
+class PinObject:
+    """A reader asks where an object is, and that it stay there until unpinned."""
+
+    object_id: ObjectID
+
+
+@message(60)
+class ObjectLocation:
+    object_id: ObjectID
+    offset: int
+    size: int
+
+
+@message(61)
+class UnpinObjects:
+    object_ids: list[ObjectID]
+
+
+@message(62)
+class AbortObject:
+    """The writer failed midway: free the space, keep nothing of it."""
+
+    object_id: ObjectID
+
+
+@message(63)
+class GetMemoryReport:
+    """What holds memory on a node: its store, and every connected process's references."""
+
+
+@message(64)
+class StoreObject:
+    object_id: ObjectID
+    size: int
+    owner: WorkerID
+    # "in memory", "being written", "spilled" or "spilling"
+    state: str
+    pins: int
+    spill_path: str
+
+
+@message(65)
+class ProcessReferences:
+    worker_id: WorkerID
+    pid: int
+    is_driver: bool
+    references: list[ReferenceInfo]
+
+
+@message(66)
+class MemoryReport:
+    node_id: NodeID
+    host: str
+    capacity: int
+    used_bytes: int
+    spilled_bytes: int
+    objects: list[StoreObject]
+    processes: list[ProcessReferences]
+
+
 @message(56)
 class NodeStats:
     """What a node daemon is doing, for tools, metrics and tests."""
@@ -409,6 +484,7 @@ class NodeStats:
     pending_leases: int
     objects: int
     object_bytes: int
+    spilled_bytes: int
     available: dict[str, float]
 
 
@@ -529,6 +605,28 @@ class ActorCreated:
     ok: bool
     # A serialized RayTaskError when the constructor raised.
     error: bytes | None
+
+
+@message(81)
+class GetReferences:
+    pass
+
+
+@message(82)
+class ReferenceInfo:
+    """One object a process knows, and why it keeps it alive."""
+
+    object_id: ObjectID
+    owned: bool
+    # Live ObjectRefs in the process; pending tasks that take it as an argument.
+    local_refs: int
+    submitted: int
+    # A ref to it left the process inside a value (kept until the job ends).
+    escaped: bool
+    size: int
+    # "inline" (in the owner's memory), "store" (a node's arena), or "pending" (not made yet)
+    where: str
+    call_site: str
 
 
 # -- fork server (node daemon <-> its template process) ----------------------------------

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from manta._private import serialization
 from manta._private.object_store.layout import HEADER_SIZE, layout_size, read_object, write_object
 
 
@@ -38,27 +37,6 @@ def test_read_only_input_gives_read_only_views() -> None:
     assert data.readonly and buf.readonly
     with pytest.raises(TypeError):
         buf[0] = 1
-
-
-def test_same_bytes_as_a_store_file(tmp_path) -> None:
-    value = {"a": np.arange(100_000, dtype=np.int64), "b": b"x" * 200_000}
-    obj = serialization.serialize(value)
-    path = str(tmp_path / "obj")
-    size = serialization.write_store_file(path, obj)
-    assert size == layout_size(len(obj.data), [b.nbytes for b in obj.buffers])
-    with open(path, "rb") as f:
-        file_bytes = f.read()
-    _, data, buffers = read_object(memoryview(file_bytes))
-    got = serialization.deserialize(data, buffers)
-    assert (got["a"] == value["a"]).all() and got["b"] == value["b"]
-    # And the other way: our layout, read by the store-file reader.
-    dest = bytearray(size)
-    write_object(memoryview(dest), obj.flags, obj.data, obj.buffers)
-    other = tmp_path / "ours"
-    other.write_bytes(dest)
-    flags2, data2, buffers2 = serialization.read_store_file(str(other))
-    assert flags2 == obj.flags
-    assert (serialization.deserialize(data2, buffers2)["a"] == value["a"]).all()
 
 
 def test_errors_name_the_problem() -> None:
