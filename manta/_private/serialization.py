@@ -7,7 +7,9 @@ hands to pickle without a copy, so a numpy array read from the store is a read-o
 of shared memory.
 
 ObjectRefs found inside a value are reported by the ref's own ``__reduce__`` (see
-``note_contained_ref``), so the caller learns which refs went into the value.
+``note_contained_ref``), so the caller learns which refs went into the value; refs made
+while loading a value are reported the same way (``note_loaded_ref``), so the loader can
+register as their borrower.
 """
 
 from __future__ import annotations
@@ -42,16 +44,43 @@ class SerializedObject:
 
 class _Collector(threading.local):
     refs: list[Any] | None = None
+    loaded: list[Any] | None = None
 
 
 _collector = _Collector()
 
 
-def note_contained_ref(ref: Any) -> None:
-    """Called by ``ObjectRef.__reduce__``: remember that ``ref`` is inside the value."""
+def note_contained_ref(ref: Any) -> bool:
+    """Called by ``ObjectRef.__reduce__``: remember that ``ref`` is inside the value.
+    False when no Manta serialization is under way (plain pickle of a ref)."""
     refs = _collector.refs
-    if refs is not None:
-        refs.append(ref)
+    if refs is None:
+        return False
+    refs.append(ref)
+    return True
+
+
+def note_loaded_ref(ref: Any) -> None:
+    """Called when a ref is rebuilt from a pickle: remember it for ``loading``."""
+    loaded = _collector.loaded
+    if loaded is not None:
+        loaded.append(ref)
+
+
+def start_loading() -> list[Any] | None:
+    """Collect the refs rebuilt on this thread from now until ``end_loading``."""
+    outer = _collector.loaded
+    _collector.loaded = []
+    return outer
+
+
+def end_loading(outer: list[Any] | None) -> list[Any]:
+    """The refs rebuilt since the matching ``start_loading``."""
+    loaded = _collector.loaded or []
+    _collector.loaded = outer
+    if outer is not None:
+        outer.extend(loaded)
+    return loaded
 
 
 class _AsBytes:

@@ -368,7 +368,9 @@ def test_idle_workers_that_own_objects_are_not_reaped():
             return [manta.put("owned by the inner worker")]
         @manta.remote
         def outer():
-            return manta.get(inner.remote())  # blocks: a second worker starts for inner
+            refs = manta.get(inner.remote())  # blocks: a second worker starts for inner
+            time.sleep(1)  # so inner's worker is the one idle long enough to be asked to exit
+            return refs
         [ref] = manta.get(outer.remote())
         logs = ctx.address_info["session_dir"] + "/logs/worker-*.log"
         deadline = time.monotonic() + 30

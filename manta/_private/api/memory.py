@@ -2,7 +2,7 @@
 
 Every node reports its object store (each object's size, owner, where it is, who pins it)
 and asks every process connected to it for its reference table (live refs, pending tasks,
-refs that left inside values). This module joins the two into one row per object.
+values holding refs, borrowers). This module joins the two into one row per object.
 """
 
 from __future__ import annotations
@@ -130,10 +130,14 @@ def _row(
             why.append(f"local ref x{ref.local_refs}")
         if ref.submitted:
             why.append(f"pending task x{ref.submitted}")
-        if ref.escaped:
-            why.append("inside a value sent elsewhere")
+        if ref.contained:
+            why.append(f"inside a value x{ref.contained}")
+        if ref.borrowers:
+            why.append(f"borrowed by {ref.borrowers} process(es)")
+        if ref.pinned:
+            why.append("pickled outside Manta (kept while its owner lives)")
     if borrowers.get(object_id):
-        why.append(f"borrowed x{borrowers[object_id]}")
+        why.append(f"borrower refs x{borrowers[object_id]}")
     if pins:
         why.append(f"pinned by get x{pins}")
     if ref is None and not why:

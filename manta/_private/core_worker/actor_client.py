@@ -4,7 +4,8 @@ Handles are counted in the process that created the actor (its owner). When the 
 handle there is dropped and no handle ever left the process (pickled into a value or an
 argument), the actor is no longer reachable: the owner sends it ``__ray_terminate__``,
 which runs after the calls already sent. Handles that escaped keep the actor alive until
-its owner or job ends (exact borrower counting comes with the object store work).
+its owner or job ends. Refs among the constructor's arguments stay alive until the actor
+is dead for good, since a restart runs the constructor again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from manta._private.common.ids import ActorID
+from manta._private.common.ids import ActorID, ObjectID
 from manta._private.core_worker import args as argpack
 from manta._private.core_worker.actor_runtime import TERMINATE_METHOD
 from manta._private.core_worker.object_ref import ObjectRef
@@ -35,6 +36,8 @@ class ActorClient:
         self._owned: set[ActorID] = set()
         self._escaped: set[ActorID] = set()
         self._drops: deque[ActorID] = deque()
+        # Ids of the refs among each owned actor's constructor arguments.
+        self._arguments: dict[ActorID, list[ObjectID]] = {}
 
     # -- creation --------------------------------------------------------------------------
     def create(
@@ -50,11 +53,11 @@ class ActorClient:
             put=cw.objects.put_serialized,
             describe=f"the actor {spec.module}.{spec.class_name}.__init__",
         )
-        if nested:
-            cw.references.mark_escaped([r.id for r in nested])
-        if ref_args:
-            # Constructor arguments live as long as the actor may need to be re-created.
-            cw.references.mark_escaped([r.id for r in ref_args])
+        # Constructor arguments live as long as the actor may need to be re-created.
+        held = cw.hold_arguments(ref_args + nested)
+        if held:
+            with self._lock:
+                self._arguments[spec.actor_id] = held
         spec = codec.replace(spec, args=blob)
         if spec.name:
             # A name must be claimed before .remote() returns, so a clash raises here.
@@ -84,6 +87,13 @@ class ActorClient:
 
     def drop_handle(self, actor_id: ActorID) -> None:
         self._drops.append(actor_id)  # from __del__: any thread, any time; applied later
+
+    def actor_dead(self, actor_id: ActorID) -> None:
+        """The actor is dead for good: its constructor arguments are no longer needed."""
+        with self._lock:
+            held = self._arguments.pop(actor_id, None)
+        if held:
+            self._cw.references.remove_submitted(held)
 
     def owns_actors(self) -> bool:
         return bool(self._owned)

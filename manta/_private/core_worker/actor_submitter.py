@@ -233,6 +233,7 @@ class ActorTaskSubmitter:
             actor.warned = True
             self._cw.warn(info.death_cause)
         if info.state == "DEAD":
+            self._cw.actors.actor_dead(info.actor_id)
             self._settle_interrupted(actor, restarted=False)
             while actor.queue:
                 self._fail(actor.queue.popleft(), actor)

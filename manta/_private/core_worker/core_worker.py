@@ -102,7 +102,9 @@ class CoreWorker:
         self._applied_env: str | None = None
         self.memory_store = MemoryStore()
         self.references = ReferenceCounter()
-        self.task_manager = TaskManager(self.memory_store, self.references, config.max_inline_bytes)
+        self.task_manager = TaskManager(
+            self.memory_store, self.references, config.max_inline_bytes, self.worker_id
+        )
         self.objects = ObjectManager(self)
         self.functions = FunctionManager(self.kv_put, self.kv_get)
         self.dispatcher = Dispatcher()
@@ -241,6 +243,8 @@ class CoreWorker:
         d.register(m.CancelTask, self._handle_cancel_task)
         d.register(m.GetObject, self.objects.handle_get_object)
         d.register(m.GetReferences, lambda c, msg: self.objects.references_report())
+        d.register(m.AddBorrower, lambda c, msg: self.objects.add_borrowers(msg.object_ids, msg.borrower))
+        d.register(m.RemoveBorrower, self.objects.handle_remove_borrower)
         d.register(m.ExitWorker, self._handle_exit)
         d.register(m.Published, self._handle_published)
         d.register(m.LeaseInfeasible, lambda _c, msg: self.submitter.on_infeasible(msg))
@@ -307,6 +311,20 @@ class CoreWorker:
             self._print_logs(msg.payload)
         elif msg.channel == "actor" and isinstance(msg.payload, m.ActorInfo):
             self.actor_submitter.on_info(msg.payload)
+        elif msg.channel == "worker_died" and isinstance(msg.payload, m.WorkerGone):
+            self.objects.worker_gone(msg.payload.worker_id)
+        elif msg.channel == "nodes" and isinstance(msg.payload, m.NodeState) and not msg.payload.alive:
+            self.objects.node_gone(msg.payload.info.node_id)
+
+    def watch_deaths(self) -> None:
+        """Hear of dead workers and nodes from now on (an owner's borrowers die with them)."""
+
+        async def subscribe() -> None:
+            conn = await self.gcs_connection()
+            await conn.call(m.Subscribe("worker_died", b""))
+            await conn.call(m.Subscribe("nodes", b""))
+
+        spawn(subscribe(), "subscribing to worker deaths")
 
     def _print_logs(self, batch: m.LogBatch) -> None:
         # Ray's "(name pid=N" start, so tools that grep for it keep working, plus the node.
@@ -475,7 +493,7 @@ class CoreWorker:
         self.objects.collect_references()
         ctx = self.context
         task_id = TaskID.for_normal_task(self.job_id) if actor_id is None else TaskID.for_actor_task(actor_id)
-        blob, ref_args = self._pack_arguments(args, kwargs, function_name)
+        blob, ref_args, held = self._pack_arguments(args, kwargs, function_name)
         return_ids = [ObjectID.for_return(task_id, i) for i in range(num_returns)]
         for oid in return_ids:
             self.references.add_owned(oid)
@@ -506,28 +524,34 @@ class CoreWorker:
             self.runtime_env_key(runtime_env),
             _strategy_key(strategy),
         )
-        task = PendingTask(spec, return_ids, ref_args, max_retries, retry_exceptions, sched_key, strategy)
+        task = PendingTask(
+            spec, return_ids, ref_args, held, max_retries, retry_exceptions, sched_key, strategy
+        )
         self.task_manager.add(task)
         self._hand_to_io(task)
         return refs
 
     def _pack_arguments(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], function_name: str
-    ) -> tuple[bytes, list[ObjectRef]]:
-        """The inline argument blob and the top-level ref arguments, now counted as used by
-        a pending task; refs nested deeper escape with the arguments."""
-        blob, ref_args, nested = argpack.pack(
+    ) -> tuple[bytes, list[ObjectRef], list[ObjectID]]:
+        """The inline argument blob, the top-level ref arguments, and the ids of every ref
+        in the arguments (nested ones too), now counted as used by a pending task."""
+        blob, ref_args, held = argpack.pack(
             args,
             kwargs,
             max_inline=self.config.max_inline_bytes,
             put=self.objects.put_serialized,
             describe=f"the task {function_name}",
         )
-        if nested:
-            self.references.mark_escaped([r.id for r in nested])
-        if ref_args:
-            self.references.add_submitted([r.id for r in ref_args])
-        return blob, ref_args
+        return blob, ref_args, self.hold_arguments(ref_args + held)
+
+    def hold_arguments(self, refs: list[ObjectRef]) -> list[ObjectID]:
+        """Count ``refs`` as used by a pending task (or an actor) until it is done with
+        them (``references.remove_submitted`` of the returned ids)."""
+        if not refs:
+            return []
+        self.references.add_submitted([(r.id, r.owner_address()) for r in refs])
+        return [r.id for r in refs]
 
     def _hand_to_io(self, task: PendingTask) -> None:
         self._inbox.append(task)

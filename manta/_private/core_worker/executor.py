@@ -305,7 +305,7 @@ class TaskExecutor:
             raise TypeError(
                 f"could not serialize the return value of {spec.name} ({type(value).__name__}): {e}"
             ) from e
-        return self._cw.objects.store_return(object_id, obj, spec.owner.worker_id)
+        return self._cw.objects.store_return(object_id, obj, spec.owner)
 
     def _error_result(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> TaskResult:
         blob = self._error_blob(spec, error, raised)

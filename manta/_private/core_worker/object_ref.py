@@ -2,7 +2,10 @@
 
 A ref carries its object's id and its owner's address, so any process can resolve it by
 asking the owner. Creating and dropping refs is counted by the core worker of the process
-(see ``reference_counter``); serializing a ref into a value reports it as contained.
+(see ``reference_counter``); serializing a ref into a value reports it as contained, and
+loading one reports it so the loader registers as a borrower. A ref pickled by plain
+``pickle`` (outside Manta's serializer) may be loaded anywhere, any number of times, so
+its object is then kept for as long as the pickling process lives.
 """
 
 from __future__ import annotations
@@ -104,8 +107,15 @@ class ObjectRef:
 
     # -- pickling: the ref goes with its owner address ---------------------------------
     def __reduce__(self) -> Any:
-        serialization.note_contained_ref(self)
+        if not serialization.note_contained_ref(self) and self._counted is not None:
+            self._counted.references.pin(self._id, self._owner)
         return (_rebuild_ref, (bytes(self._id), self._owner))
+
+    def __copy__(self) -> ObjectRef:
+        return ObjectRef(self._id, self._owner)
+
+    def __deepcopy__(self, _memo: Any) -> ObjectRef:
+        return ObjectRef(self._id, self._owner)
 
     # -- waiting -----------------------------------------------------------------------
     def future(self) -> concurrent.futures.Future[Any]:
@@ -122,10 +132,9 @@ class ObjectRef:
 
 
 def _rebuild_ref(raw_id: bytes, owner: Address | None) -> ObjectRef:
-    worker = _worker
-    if worker is not None and owner is not None:
-        worker.references.note_borrowed(ObjectID(raw_id), owner)
-    return ObjectRef(raw_id, owner)
+    ref = ObjectRef(raw_id, owner)
+    serialization.note_loaded_ref(ref)
+    return ref
 
 
 def _require_worker() -> CoreWorker:

@@ -3,6 +3,11 @@
 Values it owns live in the memory store (small) or in the node's store (large); values it
 borrows are fetched from their owners and cached until the last local ref goes. Frees are
 batched: refs dropped anywhere are collected on the next API call or every half second.
+
+Refs that travel inside values are borrowed (ARCHITECTURE.md section 2): a process that
+loads one registers with the object's owner before it lets go of the value that carried
+it, and a worker returning refs registers the task's owner in the same way before it
+replies. Owners forget borrowers that tell them they are done, and borrowers that die.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from manta._private import serialization
 from manta._private.common.aio import spawn
-from manta._private.common.ids import ObjectID, WorkerID
+from manta._private.common.ids import NodeID, ObjectID, WorkerID
 from manta._private.core_worker import args as argpack
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_ref import ObjectRef
@@ -26,7 +31,7 @@ from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.object_store.arena import Arena
 from manta._private.object_store.layout import layout_size, read_object, write_object
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Connection, ConnectionLost
+from manta._private.rpc.transport import Connection, ConnectionLost, RemoteError
 from manta.exceptions import (
     GetTimeoutError,
     ObjectFreedError,
@@ -40,6 +45,8 @@ if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
 
 COLLECT_INTERVAL_S = 0.5
+# How long registering as a borrower may take before the ref is used unregistered.
+REGISTER_TIMEOUT_S = 30.0
 
 
 class ObjectManager:
@@ -56,6 +63,7 @@ class ObjectManager:
         self._read_fd = -1
         self._unpins: deque[ObjectID] = deque()
         self._unpin_scheduled = False
+        self._watching_deaths = False
 
     def start(self) -> None:
         """Begin collecting dropped refs periodically (I/O thread)."""
@@ -94,9 +102,9 @@ class ObjectManager:
         ctx = self._cw.context
         oid = ObjectID.for_put(ctx.task_id, next(ctx.put_counter))
         self.record_call_site(oid)
-        if obj.contained_refs:
-            self.references.mark_escaped([r.id for r in obj.contained_refs])
         self.references.add_owned(oid)
+        if obj.contained_refs:
+            self.references.add_contained(oid, [(r.id, r.owner_address()) for r in obj.contained_refs])
         size = obj.total_size
         if size < self._config.max_inline_bytes:
             blob = serialization.to_inline(obj)
@@ -107,16 +115,82 @@ class ObjectManager:
         return ObjectRef(oid, self._cw.address)
 
     def store_return(
-        self, object_id: ObjectID, obj: serialization.SerializedObject, owner: WorkerID
+        self, object_id: ObjectID, obj: serialization.SerializedObject, owner: m.Address
     ) -> m.ReturnObject:
-        """A task's return value: inline if small, else into this node's store."""
-        if obj.contained_refs:
-            self.references.mark_escaped([r.id for r in obj.contained_refs])
+        """A task's return value: inline if small, else into this node's store. Refs
+        inside it are lent to the task's owner first."""
+        contained = self._lend(obj.contained_refs, owner) if obj.contained_refs else None
         if obj.total_size < self._config.max_inline_bytes:
             blob = serialization.to_inline(obj)
-            return m.ReturnObject(object_id, blob, len(blob), None)
-        size = self._write_store(object_id, obj, owner)
-        return m.ReturnObject(object_id, None, size, self._cw.node_id)
+            return m.ReturnObject(object_id, blob, len(blob), None, contained)
+        size = self._write_store(object_id, obj, owner.worker_id)
+        return m.ReturnObject(object_id, None, size, self._cw.node_id, contained)
+
+    # -- borrowing -------------------------------------------------------------------------------
+    def _lend(self, refs: list[ObjectRef], borrower: m.Address) -> list[m.NestedRef]:
+        """Register ``borrower`` with the owner of each ref (this process included), so
+        the objects outlive this process's own refs until the borrower takes them over."""
+        nested: dict[ObjectID, m.NestedRef] = {}
+        remote: dict[WorkerID, tuple[m.Address, list[ObjectID]]] = {}
+        for ref in refs:
+            owner = ref.owner_address()
+            if owner is None or ref.id in nested:
+                continue
+            nested[ref.id] = m.NestedRef(ref.id, owner)
+            if owner.worker_id == self._cw.worker_id:
+                self.add_borrowers([ref.id], borrower)
+            else:
+                remote.setdefault(owner.worker_id, (owner, []))[1].append(ref.id)
+        if remote:
+            self._cw.io.run(self._register(list(remote.values()), borrower), REGISTER_TIMEOUT_S)
+        return list(nested.values())
+
+    def register_loaded(self, refs: list[ObjectRef]) -> None:
+        """Refs were just loaded from a value: register this process as their borrower
+        with each owner it has not registered with yet. Blocks (not on the I/O thread)."""
+        groups: dict[WorkerID, tuple[m.Address, list[ObjectID]]] = {}
+        for ref in refs:
+            owner = self.references.needs_registration(ref.id)
+            if owner is not None:
+                ids = groups.setdefault(owner.worker_id, (owner, []))[1]
+                if ref.id not in ids:
+                    ids.append(ref.id)
+        if not groups:
+            return
+        try:
+            self._cw.io.run(self._register(list(groups.values()), self._cw.address), REGISTER_TIMEOUT_S)
+        finally:
+            self.references.mark_registered([i for _owner, ids in groups.values() for i in ids])
+
+    async def _register(self, groups: list[tuple[m.Address, list[ObjectID]]], borrower: m.Address) -> None:
+        async def one(owner: m.Address, ids: list[ObjectID]) -> None:
+            try:
+                conn = await self._cw.connect_worker(owner)
+                await conn.call(m.AddBorrower(ids, borrower))
+            except (ConnectionLost, OSError, RemoteError):
+                pass  # the owner is gone: using the ref reports OwnerDiedError
+
+        await asyncio.gather(*(one(owner, ids) for owner, ids in groups))
+
+    def add_borrowers(self, object_ids: list[ObjectID], borrower: m.Address) -> list[ObjectID]:
+        """Record ``borrower`` for owned objects; returns the ids this process no longer has."""
+        missing = [
+            i for i in object_ids if not self.references.add_borrower(i, borrower.worker_id, borrower.node_id)
+        ]
+        if not self._watching_deaths:
+            self._watching_deaths = True
+            self._cw.io.call_soon(self._cw.watch_deaths)
+        return missing
+
+    def handle_remove_borrower(self, _conn: Connection, msg: m.RemoveBorrower) -> None:
+        for object_id in msg.object_ids:
+            self.references.remove_borrower(object_id, msg.borrower)
+
+    def worker_gone(self, worker_id: WorkerID) -> None:
+        self.references.borrowers_gone(worker_id=worker_id)
+
+    def node_gone(self, node_id: NodeID) -> None:
+        self.references.borrowers_gone(node_id=node_id)
 
     def _write_store(self, object_id: ObjectID, obj: serialization.SerializedObject, owner: WorkerID) -> int:
         """Copy ``obj`` into the node's arena (one memcpy per buffer) and seal it."""
@@ -194,16 +268,31 @@ class ObjectManager:
         freed = self.references.collect()
         if not freed:
             return
+        in_store = []
+        done_borrowing: dict[WorkerID, tuple[m.Address, list[ObjectID]]] = {}
         for f in freed:
             self._call_sites.pop(f.object_id, None)
-        in_store = []
-        for f in freed:
-            obj = self.memory_store.get(f.object_id)
-            if f.owned and obj is not None and obj.node_id is not None:
-                in_store.append(f.object_id)
+            if f.owned:
+                obj = self.memory_store.get(f.object_id)
+                if obj is not None and obj.node_id is not None:
+                    in_store.append(f.object_id)
+            elif f.owner is not None:
+                done_borrowing.setdefault(f.owner.worker_id, (f.owner, []))[1].append(f.object_id)
         self.memory_store.delete(f.object_id for f in freed)
         if in_store:
             self._cw.io.call_soon(self._cw.node_conn.notify, m.FreeObjects(in_store))
+        for owner, ids in done_borrowing.values():
+            self._cw.io.call_soon(self._start_unregister, owner, ids)
+
+    def _start_unregister(self, owner: m.Address, ids: list[ObjectID]) -> None:
+        spawn(self._unregister(owner, ids), "telling an owner this process no longer borrows")
+
+    async def _unregister(self, owner: m.Address, ids: list[ObjectID]) -> None:
+        try:
+            conn = await self._cw.connect_worker(owner)
+            conn.notify(m.RemoveBorrower(ids, self._cw.worker_id))
+        except (ConnectionLost, OSError):
+            pass  # the owner is gone, and its objects with it
 
     def _periodic_collect(self) -> None:
         if self._cw.closed:
@@ -214,7 +303,7 @@ class ObjectManager:
     def references_report(self) -> list[m.ReferenceInfo]:
         """Every object this process knows and why it stays alive (for memory reports)."""
         report = []
-        for object_id, owned, local, submitted, escaped in self.references.snapshot():
+        for object_id, owned, local, submitted, contained, borrowers, pinned in self.references.snapshot():
             obj = self.memory_store.get(object_id)
             if obj is None:
                 where, size = "pending", 0
@@ -222,7 +311,16 @@ class ObjectManager:
                 where, size = ("store", obj.size) if obj.node_id is not None else ("inline", obj.size)
             report.append(
                 m.ReferenceInfo(
-                    object_id, owned, local, submitted, escaped, size, where, self.call_site(object_id)
+                    object_id,
+                    owned,
+                    local,
+                    submitted,
+                    contained,
+                    borrowers,
+                    pinned,
+                    size,
+                    where,
+                    self.call_site(object_id),
                 )
             )
         return report
@@ -281,7 +379,14 @@ class ObjectManager:
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         self.collect_references()
         self._wait_ready(refs, len({r.id for r in refs}), timeout, for_get=True)
-        return [self._materialize(r) for r in refs]
+        outer = serialization.start_loading()
+        try:
+            loaded = [self._load_ref(r) for r in refs]
+        finally:
+            nested = serialization.end_loading(outer)
+        if nested:
+            self.register_loaded(nested)
+        return [_value_or_raise(value, is_error) for value, is_error in loaded]
 
     def wait(
         self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
@@ -324,17 +429,12 @@ class ObjectManager:
         if self._blocked_depth == 0:
             self._cw.io.call_soon(self._cw.node_conn.notify, m.WorkerUnblocked())
 
-    def _materialize(self, ref: ObjectRef) -> Any:
+    def _load_ref(self, ref: ObjectRef) -> tuple[Any, bool]:
+        """(value, whether it is an error to raise) of a ready object."""
         obj = self.memory_store.get(ref.id)
         if obj is None:  # freed between the wait and now
             raise ObjectFreedError(ref.hex())
-        value = self._load(obj, ref.id)
-        if obj.is_error:
-            if isinstance(value, RayTaskError):
-                raise value.as_instanceof_cause()
-            if isinstance(value, BaseException):
-                raise value
-        return value
+        return self._load(obj, ref.id), obj.is_error
 
     def _load(self, obj: StoredObject | m.ArgValue, object_id: ObjectID) -> Any:
         if obj.inline is not None:
@@ -347,25 +447,48 @@ class ObjectManager:
         return self._read_store(object_id)
 
     def load_args(self, spec: m.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        values = [self._load(arg, arg.object_id) for arg in spec.ref_args]
-        return argpack.unpack(spec.args, values)
+        outer = serialization.start_loading()
+        try:
+            values = [self._load(arg, arg.object_id) for arg in spec.ref_args]
+            args = argpack.unpack(spec.args, values)
+        finally:
+            nested = serialization.end_loading(outer)
+        if nested:
+            self.register_loaded(nested)
+        return args
 
     def object_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self.request_object(ref)
 
-        def ready(obj: StoredObject) -> None:
+        def materialize() -> None:
             if future.cancelled():
                 return
             try:
-                value = self._materialize(ref)
+                value = self.get([ref], None)[0]
             except BaseException as e:
                 future.set_exception(e)
             else:
                 future.set_result(value)
 
+        def ready(_obj: StoredObject) -> None:
+            # Loading may wait on the node daemon or on owners: never on the I/O thread.
+            if self._cw.io.in_loop_thread():
+                self._cw.io.loop.run_in_executor(None, materialize)
+            else:
+                materialize()
+
         self.memory_store.on_ready(ref.id, ready)
         return future
+
+
+def _value_or_raise(value: Any, is_error: bool) -> Any:
+    if is_error:
+        if isinstance(value, RayTaskError):
+            raise value.as_instanceof_cause()
+        if isinstance(value, BaseException):
+            raise value
+    return value
 
 
 def _resolve(fut: asyncio.Future[Any], value: Any) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manta._private import serialization
-from manta._private.common.ids import ObjectID, TaskID
+from manta._private.common.ids import ObjectID, TaskID, WorkerID
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.rpc import codec
@@ -24,8 +24,10 @@ from manta.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedErro
 class PendingTask:
     spec: TaskSpec
     return_ids: list[ObjectID]
-    # Top-level ObjectRef arguments (kept alive until the task is done) and their ids.
+    # Top-level ObjectRef arguments, resolved to values before the task is pushed.
     arg_refs: list[Any]
+    # Ids of every ref in the arguments, nested ones too: counted as submitted until done.
+    held: list[ObjectID]
     retries_left: int
     retry_exceptions: bool | tuple[type, ...]
     sched_key: Any
@@ -57,10 +59,13 @@ class Done:
 
 
 class TaskManager:
-    def __init__(self, memory_store: MemoryStore, references: ReferenceCounter, max_inline: int) -> None:
+    def __init__(
+        self, memory_store: MemoryStore, references: ReferenceCounter, max_inline: int, me: WorkerID
+    ) -> None:
         self._store = memory_store
         self._references = references
         self._max_inline = max_inline
+        self._me = me
         self._lock = threading.Lock()
         self.tasks: dict[TaskID, PendingTask] = {}
         # Children submitted by each running task of this process, for recursive cancel.
@@ -144,6 +149,10 @@ class TaskManager:
                     del self.children[task.spec.parent_task_id]
         unwanted = []
         for ret in returns:
+            if ret.contained:
+                # Before the arguments are released below: they may be among these refs.
+                refs = [(n.object_id, n.owner) for n in ret.contained]
+                self._references.add_returned(ret.object_id, refs, self._me)
             if not self._references.is_owned(ret.object_id):
                 unwanted.append(ret)
                 continue
@@ -152,7 +161,8 @@ class TaskManager:
                 and bool(serialization.inline_flags(ret.inline) & serialization.FLAG_ERROR)
             )
             self._store.put(ret.object_id, StoredObject(ret.inline, ret.node_id, ret.size, error))
-        if task.arg_refs:
-            self._references.remove_submitted([r.id for r in task.arg_refs])
-            task.arg_refs = []
+        task.arg_refs = []
+        if task.held:
+            self._references.remove_submitted(task.held)
+            task.held = []
         return unwanted

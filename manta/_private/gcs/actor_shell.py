@@ -83,6 +83,8 @@ class ActorDirector:
         self.execute(self.manager.kill(msg.actor_id, msg.no_restart, msg.reason, self._nodes()))
 
     def _h_worker_died(self, conn: Connection, msg: m.WorkerDied) -> None:
+        # Owners drop the dead worker from their objects' borrowers.
+        self._publish("worker_died", b"", m.WorkerGone(msg.worker_id, msg.node_id))
         self.execute(self.manager.worker_died(msg.worker_id, msg.reason, self._nodes()))
 
     def job_finished(self, job_id: JobID) -> None:

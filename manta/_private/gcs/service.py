@@ -157,6 +157,7 @@ class GcsService:
         self.storage.put(_JOBS, bytes(job_id), codec.encode(info))
         logger.info("job %s finished", job_id.hex())
         self._publish("jobs", b"", info)
+        self._publish("worker_died", b"", m.WorkerGone(info.driver.worker_id, info.driver.node_id))
         self.actors.job_finished(job_id)
 
     def _h_subscribe(self, conn: Connection, msg: m.Subscribe) -> None:

@@ -546,6 +546,9 @@ class ReturnObject:
     inline: bytes | None
     size: int
     node_id: NodeID | None
+    # Refs inside the value. The worker registered the task's owner as a borrower of each
+    # with its owner before replying, so they stay alive until the owner takes them over.
+    contained: list[NestedRef] | None = None
 
 
 @message(74)
@@ -618,15 +621,49 @@ class ReferenceInfo:
 
     object_id: ObjectID
     owned: bool
-    # Live ObjectRefs in the process; pending tasks that take it as an argument.
+    # Live ObjectRefs in the process; pending tasks (or actors) that take it as an argument.
     local_refs: int
     submitted: int
-    # A ref to it left the process inside a value (kept until the job ends).
-    escaped: bool
+    # Values held here with a ref to it inside; processes that borrow it (owned objects).
+    contained: int
+    borrowers: int
+    # A ref to it was pickled outside Manta: kept while this process lives.
+    pinned: bool
     size: int
     # "inline" (in the owner's memory), "store" (a node's arena), or "pending" (not made yet)
     where: str
     call_site: str
+
+
+@message(83)
+class NestedRef:
+    """A ref found inside a value: the object and its owner."""
+
+    object_id: ObjectID
+    owner: Address
+
+
+@message(84)
+class AddBorrower:
+    """To an owner: ``borrower`` holds refs to these objects; keep them until it says
+    otherwise (RemoveBorrower) or dies. Replies the ids the owner no longer has."""
+
+    object_ids: list[ObjectID]
+    borrower: Address
+
+
+@message(85)
+class RemoveBorrower:
+    object_ids: list[ObjectID]
+    borrower: WorkerID
+
+
+@message(86)
+class WorkerGone:
+    """Published on ``worker_died``: a worker or driver ended (its borrows end with it)."""
+
+    worker_id: WorkerID
+    node_id: NodeID
 
 
 # -- fork server (node daemon <-> its template process) ----------------------------------

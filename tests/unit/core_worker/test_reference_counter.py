@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,6 +13,9 @@ from manta._private.rpc.messages import Address
 
 TASK = TaskID.for_driver(JobID.from_int(1))
 OWNER = Address(NodeID.from_random(), WorkerID.from_random(), "127.0.0.1", 1, "", 2)
+ME = WorkerID.from_random()
+B1, B2 = WorkerID.from_random(), WorkerID.from_random()
+N1, N2 = NodeID.from_random(), NodeID.from_random()
 
 
 def oid(i: int) -> ObjectID:
@@ -45,7 +50,7 @@ def test_submitted_tasks_keep_an_object_alive() -> None:
     refs = ReferenceCounter()
     refs.add_owned(oid(0))
     refs.add_local(oid(0), None)
-    refs.add_submitted([oid(0), oid(0)])
+    refs.add_submitted([(oid(0), None), (oid(0), None)])
     refs.drop_local(oid(0))
     assert refs.collect() == []
     refs.remove_submitted([oid(0)])
@@ -58,44 +63,143 @@ def test_local_ref_outlives_finished_task() -> None:
     refs = ReferenceCounter()
     refs.add_owned(oid(0))
     refs.add_local(oid(0), None)
-    refs.add_submitted([oid(0)])
+    refs.add_submitted([(oid(0), None)])
     refs.remove_submitted([oid(0)])
     assert refs.collect() == []
     refs.drop_local(oid(0))
     assert refs.collect() == [Freed(oid(0), owned=True)]
 
 
-def test_escaped_objects_are_never_freed() -> None:
+def test_a_value_holds_the_refs_inside_it_until_it_is_freed() -> None:
+    refs = ReferenceCounter()
+    for i in (0, 1):
+        refs.add_owned(oid(i))
+        refs.add_local(oid(i), None)
+    refs.add_contained(oid(1), [(oid(0), None)])  # put([ref0]) -> ref1
+    refs.drop_local(oid(0))
+    assert refs.collect() == []  # ref1's value still holds it
+    refs.drop_local(oid(1))
+    assert refs.collect() == [Freed(oid(1), owned=True), Freed(oid(0), owned=True)]
+
+
+def test_nested_containers_release_in_one_collect() -> None:
+    refs = ReferenceCounter()
+    for i in range(4):
+        refs.add_owned(oid(i))
+        refs.add_local(oid(i), None)
+    for i in range(1, 4):
+        refs.add_contained(oid(i), [(oid(i - 1), None)])
+    for i in range(4):
+        refs.drop_local(oid(i))
+    assert {f.object_id for f in refs.collect()} == {oid(i) for i in range(4)}
+
+
+def test_contained_in_a_value_not_owned_here_holds_nothing() -> None:
     refs = ReferenceCounter()
     refs.add_owned(oid(0))
     refs.add_local(oid(0), None)
-    refs.mark_escaped([oid(0), oid(9)])  # oid(9) is not owned: ignored
+    refs.add_contained(oid(7), [(oid(0), None)])  # oid(7) unknown here
+    refs.drop_local(oid(0))
+    assert refs.collect() == [Freed(oid(0), owned=True)]
+
+
+def test_borrowers_keep_an_owned_object_until_they_are_done() -> None:
+    refs = ReferenceCounter()
+    refs.add_owned(oid(0))
+    refs.add_local(oid(0), None)
+    assert refs.add_borrower(oid(0), B1, N1)
+    assert refs.add_borrower(oid(0), B1, N1)  # registering twice is once
+    assert refs.add_borrower(oid(0), B2, N2)
+    assert refs.has_borrowers()
     refs.drop_local(oid(0))
     assert refs.collect() == []
-    assert refs.is_owned(oid(0))
+    refs.remove_borrower(oid(0), B1)
+    assert refs.collect() == []
+    refs.remove_borrower(oid(0), B2)
+    assert refs.collect() == [Freed(oid(0), owned=True)]
+    assert not refs.add_borrower(oid(0), B1, N1)  # freed: the borrower is told so
+    assert not refs.has_borrowers()
 
 
-def test_borrowed_object_freed_as_not_owned() -> None:
+def test_dead_borrowers_and_nodes_release_their_objects() -> None:
     refs = ReferenceCounter()
-    refs.note_borrowed(oid(1), OWNER)
+    for i in (0, 1):
+        refs.add_owned(oid(i))
+    refs.add_borrower(oid(0), B1, N1)
+    refs.add_borrower(oid(1), B2, N2)
+    refs.add_borrower(oid(1), B1, N1)
+    refs.borrowers_gone(worker_id=B1)
+    assert refs.collect() == [Freed(oid(0), owned=True)]
+    refs.borrowers_gone(node_id=N2)
+    assert refs.collect() == [Freed(oid(1), owned=True)]
+
+
+def test_only_owners_take_borrowers() -> None:
+    refs = ReferenceCounter()
+    refs.add_local(oid(0), OWNER)  # borrowed
+    assert not refs.add_borrower(oid(0), B1, N1)
+
+
+def test_borrowed_object_registers_once_and_reports_its_owner_when_done() -> None:
+    refs = ReferenceCounter()
+    refs.add_local(oid(1), OWNER)
     refs.add_local(oid(1), OWNER)
     assert refs.owner_of(oid(1)) == OWNER
     assert not refs.is_owned(oid(1))
+    assert refs.needs_registration(oid(1)) == OWNER
+    refs.mark_registered([oid(1)])
+    assert refs.needs_registration(oid(1)) is None
     refs.drop_local(oid(1))
-    assert refs.collect() == [Freed(oid(1), owned=False)]
+    refs.drop_local(oid(1))
+    assert refs.collect() == [Freed(oid(1), owned=False, owner=OWNER)]
     assert refs.owner_of(oid(1)) is None
+    # Loaded again later: a new borrow to register.
+    refs.add_local(oid(1), OWNER)
+    assert refs.needs_registration(oid(1)) == OWNER
 
 
-def test_borrowing_an_owned_object_records_no_owner() -> None:
+def test_unregistered_borrow_ends_silently() -> None:
+    refs = ReferenceCounter()
+    refs.add_local(oid(1), OWNER)
+    refs.drop_local(oid(1))
+    assert refs.collect() == [Freed(oid(1), owned=False, owner=None)]
+
+
+def test_owned_objects_never_need_registration() -> None:
     refs = ReferenceCounter()
     refs.add_owned(oid(0))
-    refs.note_borrowed(oid(0), OWNER)
+    refs.add_local(oid(0), OWNER)
+    assert refs.needs_registration(oid(0)) is None
     assert refs.owner_of(oid(0)) is None
 
 
-def test_drops_from_another_thread_are_applied_by_collect() -> None:
-    import threading
+def test_returned_refs_move_from_borrow_registration_to_the_result() -> None:
+    refs = ReferenceCounter()
+    result, mine, theirs = oid(0), oid(1), oid(2)
+    refs.add_owned(result)
+    refs.add_local(result, None)
+    refs.add_owned(mine)
+    refs.add_borrower(mine, ME, N1)  # the worker registered this process with itself
+    refs.add_returned(result, [(mine, None), (theirs, OWNER)], ME)
+    assert refs.needs_registration(theirs) is None  # the worker registered us with OWNER
+    assert refs.collect() == []
+    refs.drop_local(result)
+    freed = refs.collect()
+    assert freed[0] == Freed(result, owned=True)
+    assert set(freed[1:]) == {Freed(mine, owned=True), Freed(theirs, owned=False, owner=OWNER)}
 
+
+def test_pinned_refs_are_kept_while_the_process_lives() -> None:
+    refs = ReferenceCounter()
+    refs.add_owned(oid(0))
+    refs.add_local(oid(0), None)
+    refs.pin(oid(0), None)
+    refs.drop_local(oid(0))
+    assert refs.collect() == []
+    assert refs.snapshot() == [(oid(0), True, 0, 0, 0, 0, True)]
+
+
+def test_drops_from_another_thread_are_applied_by_collect() -> None:
     refs = ReferenceCounter()
     refs.add_owned(oid(0))
     for _ in range(100):
@@ -110,26 +214,41 @@ def test_drops_from_another_thread_are_applied_by_collect() -> None:
     assert refs.collect() == [Freed(oid(0), owned=True)]
 
 
-# Ops on a few objects: (kind, object index). Drops and task completions only happen
-# when the model says there is something to drop, as the real callers guarantee.
+# Ops on a few owned objects: (kind, object index, other index). Drops, task completions
+# and borrower removals only happen when the model says there is something to remove,
+# as the real callers guarantee. "contain" puts object j inside object i's value.
+_N = 4
 _ops = st.lists(
-    st.tuples(st.sampled_from(["add", "drop", "submit", "finish", "escape", "collect"]), st.integers(0, 3)),
+    st.tuples(
+        st.sampled_from(["add", "drop", "submit", "finish", "contain", "borrow", "unborrow", "collect"]),
+        st.integers(0, _N - 1),
+        st.integers(0, _N - 1),
+    ),
     max_size=60,
 )
 
 
 @given(_ops)
-def test_counts_never_negative_and_freed_objects_have_no_references(ops: list[tuple[str, int]]) -> None:
+def test_freed_exactly_when_nothing_needs_the_object(ops: list[tuple[str, int, int]]) -> None:
     refs = ReferenceCounter()
-    local = dict.fromkeys(range(4), 0)
-    submitted = dict.fromkeys(range(4), 0)
-    escaped: set[int] = set()
+    local = dict.fromkeys(range(_N), 0)
+    submitted = dict.fromkeys(range(_N), 0)
+    borrowers: dict[int, set[int]] = {i: set() for i in range(_N)}
+    inside: dict[int, list[int]] = {i: [] for i in range(_N)}  # what each value holds
     freed: set[int] = set()
-    for i in range(4):
+    workers = [WorkerID.from_random() for _ in range(_N)]
+    for i in range(_N):
         refs.add_owned(oid(i))
         refs.add_local(oid(i), None)
         local[i] = 1
-    for kind, i in ops:
+
+    def held_by_values(j: int) -> int:
+        return sum(inside[i].count(j) for i in range(_N) if i not in freed)
+
+    def needed(j: int) -> bool:
+        return bool(local[j] or submitted[j] or borrowers[j] or held_by_values(j))
+
+    for kind, i, j in ops:
         if i in freed:
             continue
         if kind == "add":
@@ -139,30 +258,36 @@ def test_counts_never_negative_and_freed_objects_have_no_references(ops: list[tu
             refs.drop_local(oid(i))
             local[i] -= 1
         elif kind == "submit":
-            refs.add_submitted([oid(i)])
+            refs.add_submitted([(oid(i), None)])
             submitted[i] += 1
         elif kind == "finish" and submitted[i] > 0:
             refs.remove_submitted([oid(i)])
             submitted[i] -= 1
-        elif kind == "escape":
-            refs.mark_escaped([oid(i)])
-            escaped.add(i)
+        elif kind == "contain" and j not in freed and j != i and i not in inside[j]:
+            refs.add_contained(oid(i), [(oid(j), None)])  # no cycles, as values are immutable
+            inside[i].append(j)
+        elif kind == "borrow":
+            assert refs.add_borrower(oid(i), workers[j], N1)
+            borrowers[i].add(j)
+        elif kind == "unborrow" and j in borrowers[i]:
+            refs.remove_borrower(oid(i), workers[j])
+            borrowers[i].discard(j)
         elif kind == "collect":
             for f in refs.collect():
-                index = next(j for j in range(4) if oid(j) == f.object_id)
+                index = next(k for k in range(_N) if oid(k) == f.object_id)
                 assert f.owned
                 assert index not in freed, "freed twice"
-                assert local[index] == 0 and submitted[index] == 0 and index not in escaped
-                assert not refs.is_owned(f.object_id)
                 freed.add(index)
-        for j in range(4):
-            assert refs.local_count(oid(j)) >= 0
-            if j not in freed:
-                assert refs.local_count(oid(j)) == local[j]
+            for k in range(_N):
+                if k in freed:
+                    assert not needed(k), f"object {k} freed while needed"
+        for k in range(_N):
+            assert refs.local_count(oid(k)) >= 0
+            if k not in freed:
+                assert refs.local_count(oid(k)) == local[k]
     for f in refs.collect():
-        freed.add(next(j for j in range(4) if oid(j) == f.object_id))
+        freed.add(next(k for k in range(_N) if oid(k) == f.object_id))
     # Everything nobody needs is freed by the end; everything else is still owned.
-    for j in range(4):
-        unneeded = local[j] == 0 and submitted[j] == 0 and j not in escaped
-        assert (j in freed) == unneeded
-        assert refs.is_owned(oid(j)) == (j not in freed)
+    for k in range(_N):
+        assert (k in freed) == (not needed(k))
+        assert refs.is_owned(oid(k)) == (k not in freed)

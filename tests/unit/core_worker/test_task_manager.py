@@ -8,14 +8,16 @@ from manta._private import serialization
 from manta._private.common.ids import JobID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.core_worker.memory_store import MemoryStore
 from manta._private.core_worker.object_ref import ObjectRef
-from manta._private.core_worker.reference_counter import ReferenceCounter
+from manta._private.core_worker.reference_counter import Freed, ReferenceCounter
 from manta._private.core_worker.task_manager import Done, PendingTask, Retry, TaskManager
-from manta._private.rpc.messages import Address, ReturnObject, TaskResult, TaskSpec
+from manta._private.rpc.messages import Address, NestedRef, ReturnObject, TaskResult, TaskSpec
 from manta.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
 
 JOB = JobID.from_int(1)
 DRIVER_TASK = TaskID.for_driver(JOB)
 OWNER = Address(NodeID.from_random(), WorkerID.from_random(), "127.0.0.1", 1, "", 2)
+ME, NODE = OWNER.worker_id, OWNER.node_id
+OTHER = Address(NodeID.from_random(), WorkerID.from_random(), "127.0.0.1", 3, "", 4)
 
 
 def make_spec(task_id: TaskID, parent: TaskID, num_returns: int) -> TaskSpec:
@@ -43,7 +45,7 @@ class World:
     def __init__(self) -> None:
         self.store = MemoryStore()
         self.refs = ReferenceCounter()
-        self.manager = TaskManager(self.store, self.refs, max_inline=100 * 1024)
+        self.manager = TaskManager(self.store, self.refs, max_inline=100 * 1024, me=ME)
 
     def submit(
         self,
@@ -59,7 +61,9 @@ class World:
         return_ids = [ObjectID.for_return(task_id, i) for i in range(num_returns)]
         for oid in return_ids:
             self.refs.add_owned(oid)
-        task = PendingTask(spec, return_ids, arg_refs or [], retries, retry_exceptions, sched_key="k")
+        arg_refs = arg_refs or []
+        held = [r.id for r in arg_refs]
+        task = PendingTask(spec, return_ids, arg_refs, held, retries, retry_exceptions, sched_key="k")
         self.manager.add(task)
         return task
 
@@ -238,12 +242,48 @@ def test_completion_releases_argument_refs() -> None:
     world = World()
     arg = ObjectID.for_put(DRIVER_TASK, 0)
     world.refs.add_owned(arg)
-    world.refs.add_submitted([arg])
+    world.refs.add_submitted([(arg, None)])
     task = world.submit(arg_refs=[ObjectRef(arg)])
     assert world.refs.collect() == []
     world.manager.on_result(task, ok(task))
-    assert task.arg_refs == []
+    assert task.arg_refs == [] and task.held == []
     assert [f.object_id for f in world.refs.collect()] == [arg]
+
+
+def _returning(task: PendingTask, nested: list[NestedRef]) -> TaskResult:
+    blob = serialization.to_inline(serialization.serialize("with refs"))
+    rets = [ReturnObject(oid, blob, len(blob), None, nested) for oid in task.return_ids]
+    return TaskResult(rets, False, 0.01)
+
+
+def test_refs_returned_inside_a_result_live_as_long_as_the_result() -> None:
+    world = World()
+    mine = ObjectID.for_put(DRIVER_TASK, 1)  # owned here: the worker registered us as borrower
+    world.refs.add_owned(mine)
+    world.refs.add_borrower(mine, ME, NODE)
+    theirs = ObjectID.for_put(TaskID.for_normal_task(JOB), 0)
+    task = world.submit()
+    world.refs.add_local(task.return_ids[0], None)  # the caller's ref to the result
+    world.manager.on_result(task, _returning(task, [NestedRef(mine, OWNER), NestedRef(theirs, OTHER)]))
+    assert world.refs.collect() == []  # the result holds both
+    assert world.refs.needs_registration(theirs) is None  # registered by the worker for us
+    world.refs.drop_local(task.return_ids[0])
+    freed = {f.object_id: f for f in world.refs.collect()}
+    assert set(freed) == {task.return_ids[0], mine, theirs}
+    assert freed[mine].owned and freed[mine].owner is None
+    assert freed[theirs].owner == OTHER  # tell the owner we no longer borrow it
+
+
+def test_refs_inside_an_unwanted_result_are_released_at_once() -> None:
+    world = World()
+    theirs = ObjectID.for_put(TaskID.for_normal_task(JOB), 0)
+    task = world.submit()
+    world.refs.add_local(task.return_ids[0], None)
+    world.refs.drop_local(task.return_ids[0])  # nobody wants the result any more
+    world.refs.collect()
+    done = world.manager.on_result(task, _returning(task, [NestedRef(theirs, OTHER)]))
+    assert isinstance(done, Done) and len(done.unwanted) == 1
+    assert world.refs.collect() == [Freed(theirs, owned=False, owner=OTHER)]
 
 
 def test_children_are_tracked_per_parent() -> None:

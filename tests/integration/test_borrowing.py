@@ -1,0 +1,247 @@
+"""Refs that travel inside values: their objects live exactly as long as someone holds them.
+
+Each test makes a large (store-resident) object, sends a ref to it somewhere inside a
+value, drops the originals, and checks the object is still there while anyone holds it
+and gone from the store once nobody does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import pickle
+import time
+
+import numpy as np
+import pytest
+
+import manta as ray
+from manta._private.api.context import current_worker
+from manta._private.rpc.messages import GetMemoryReport
+from manta.exceptions import OwnerDiedError
+
+pytestmark = pytest.mark.timeout(120)
+
+MB = 1024 * 1024
+
+
+def _in_store(hex_id: str) -> bool:
+    report = current_worker().call_node(GetMemoryReport())
+    return any(obj.object_id.hex() == hex_id for obj in report.objects)
+
+
+def _eventually(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        gc.collect()
+        current_worker().objects.collect_references()
+        time.sleep(0.05)
+    return True
+
+
+def _stays(predicate, seconds: float = 1.5) -> bool:
+    """``predicate`` holds throughout ``seconds`` (frees are collected every 0.5 s)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        gc.collect()
+        current_worker().objects.collect_references()
+        if not predicate():
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@ray.remote
+class Keeper:
+    def __init__(self):
+        self.kept = None
+
+    def keep(self, box):
+        self.kept = box
+        return True
+
+    def total(self):
+        return float(ray.get(self.kept[0]).sum())
+
+    def drop(self):
+        self.kept = None
+        return True
+
+    def make(self):
+        self.mine = ray.put(np.ones(MB // 8))
+        return [self.mine]
+
+
+def test_ref_nested_in_an_argument_lives_while_an_actor_keeps_it(cluster):
+    ref = ray.put(np.ones(MB // 8))
+    key = ref.hex()
+    keeper = Keeper.remote()
+    assert ray.get(keeper.keep.remote([ref]))
+    del ref
+    assert _stays(lambda: _in_store(key)), "freed while the actor holds a ref to it"
+    assert ray.get(keeper.total.remote()) == MB // 8
+    assert ray.get(keeper.drop.remote())
+    assert _eventually(lambda: not _in_store(key)), "not freed after the actor dropped its ref"
+    ray.kill(keeper)
+
+
+def test_borrower_that_dies_releases_the_object(cluster):
+    ref = ray.put(np.ones(MB // 8))
+    key = ref.hex()
+    keeper = Keeper.remote()
+    assert ray.get(keeper.keep.remote([ref]))
+    del ref
+    assert _stays(lambda: _in_store(key), 1.0)
+    ray.kill(keeper)
+    assert _eventually(lambda: not _in_store(key)), "a dead borrower still keeps the object"
+
+
+def test_ref_created_in_a_task_and_returned_inside_a_list(cluster):
+    @ray.remote
+    def make():
+        return [ray.put(np.full(MB // 8, 3.0))]
+
+    outer = make.remote()
+    (inner,) = ray.get(outer)
+    key = inner.hex()
+    time.sleep(1.0)  # the worker's own ref is long gone: only the returned list holds it
+    assert float(ray.get(inner).sum()) == 3.0 * (MB // 8)
+    del outer
+    assert _stays(lambda: _in_store(key), 1.0), "freed while the driver holds the inner ref"
+    del inner
+    assert _eventually(lambda: not _in_store(key)), "the worker never freed its object"
+
+
+def test_argument_ref_returned_to_its_owner_survives_the_worker_letting_go(cluster):
+    @ray.remote
+    def echo(box):
+        return box
+
+    ref = ray.put(np.ones(MB // 8))
+    key = ref.hex()
+    boxed = echo.remote([ref])
+    del ref
+    (again,) = ray.get(boxed)
+    del boxed
+    assert _stays(lambda: _in_store(key), 1.0)
+    assert float(ray.get(again).sum()) == MB // 8
+    del again
+    assert _eventually(lambda: not _in_store(key))
+
+
+def test_ref_passed_on_through_a_chain_of_tasks(cluster):
+    @ray.remote
+    def last(box):
+        time.sleep(1.0)  # by now the first task and the driver have let go
+        return float(ray.get(box[0]).sum())
+
+    @ray.remote
+    def first(box):
+        return last.remote(box)
+
+    ref = ray.put(np.ones(MB // 8))
+    key = ref.hex()
+    outer = first.remote([ref])
+    del ref
+    inner = ray.get(outer)
+    assert ray.get(inner) == MB // 8
+    del outer, inner
+    assert _eventually(lambda: not _in_store(key))
+
+
+def test_value_holding_refs_releases_them_when_freed(cluster):
+    inner = ray.put(np.ones(MB // 8))
+    key = inner.hex()
+    outer = ray.put({"x": [inner]})
+    del inner
+    assert _stays(lambda: _in_store(key), 1.0)
+    assert float(ray.get(ray.get(outer)["x"][0]).sum()) == MB // 8
+    del outer
+    assert _eventually(lambda: not _in_store(key))
+
+
+def test_worker_put_holding_refs_returned_to_the_driver(cluster):
+    @ray.remote
+    def wrap(box):
+        return ray.put(box)  # a worker-owned value with the driver's ref inside
+
+    ref = ray.put(np.ones(MB // 8))
+    key = ref.hex()
+    wrapped = ray.get(wrap.remote([ref]))
+    del ref
+    assert _stays(lambda: _in_store(key), 1.0)
+    (again,) = ray.get(wrapped)
+    assert float(ray.get(again).sum()) == MB // 8
+    del wrapped, again
+    assert _eventually(lambda: not _in_store(key))
+
+
+def test_ref_pickled_outside_manta_stays_loadable(cluster):
+    ref = ray.put(np.ones(MB // 8))
+    blob = pickle.dumps(ref)
+    key = ref.hex()
+    del ref
+    assert _stays(lambda: _in_store(key), 1.0), "a plainly pickled ref must keep its object"
+
+    @ray.remote
+    def load(raw):
+        return float(ray.get(pickle.loads(raw)).sum())
+
+    assert ray.get(load.remote(blob)) == MB // 8
+
+
+def test_copying_a_ref_does_not_pin_its_object(cluster):
+    import copy
+
+    ref = ray.put(np.ones(MB // 8))
+    key = ref.hex()
+    duplicate = copy.deepcopy(copy.copy(ref))
+    assert duplicate == ref
+    del ref
+    assert ray.get(duplicate).sum() == MB // 8
+    del duplicate
+    assert _eventually(lambda: not _in_store(key))
+
+
+def test_inner_ref_of_a_dead_owner_raises_owner_died(cluster):
+    keeper = Keeper.remote()
+    (inner,) = ray.get(keeper.make.remote())
+    ray.kill(keeper)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(keeper.drop.remote(), timeout=30)  # the actor is gone by now
+    with pytest.raises(OwnerDiedError) as info:
+        ray.get(inner, timeout=30)
+    assert "owner" in str(info.value) and inner.hex() in str(info.value)
+
+
+def test_async_actor_awaits_a_large_result(cluster):
+    @ray.remote
+    def big():
+        return np.ones(MB // 4)
+
+    @ray.remote
+    class Waiter:
+        async def total(self, box):
+            value = await box[0]
+            await asyncio.sleep(0)
+            return float(value.sum())
+
+    waiter = Waiter.remote()
+    assert ray.get(waiter.total.remote([big.remote()]), timeout=30) == MB // 4
+    ray.kill(waiter)
+
+
+def test_memory_report_says_why_an_object_is_alive(cluster):
+    from manta.util import memory_summary
+
+    inner = ray.put(np.ones(MB // 8))
+    outer = ray.put([inner])
+    keeper = Keeper.remote()
+    assert ray.get(keeper.keep.remote([inner]))
+    line = next(line for line in memory_summary().splitlines() if line.startswith(inner.hex()))
+    assert "local ref x1" in line and "inside a value x1" in line, line
+    assert "borrowed by 1 process(es)" in line, line
+    ray.kill(keeper)
+    del outer
