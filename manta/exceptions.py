@@ -343,6 +343,14 @@ class PlasmaObjectNotAvailable(RayError):
     pass
 
 
+class OufOfBandObjectRefSerializationException(RayError):
+    """An ObjectRef was pickled outside Manta while that is switched off. (Ray's name,
+    spelling included, so code that catches it keeps working.)"""
+
+
+OutOfBandObjectRefSerializationException = OufOfBandObjectRefSerializationException
+
+
 class ObjectStoreFullError(RayError):
     pass
 
@@ -384,10 +392,6 @@ class AsyncioActorExit(RayError):
 
 
 class ObjectRefStreamEndOfStreamError(RayError):
-    pass
-
-
-class OufOfBandObjectRefSerializationException(RayError):
     pass
 
 

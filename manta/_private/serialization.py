@@ -60,6 +60,17 @@ def note_contained_ref(ref: Any) -> bool:
     return True
 
 
+def dumps_collecting(value: Any) -> tuple[bytes, list[Any]]:
+    """``cloudpickle.dumps(value)``, and the refs inside it."""
+    outer = _collector.refs
+    refs: list[Any] = []
+    _collector.refs = refs
+    try:
+        return cloudpickle.dumps(value, protocol=5), refs
+    finally:
+        _collector.refs = outer
+
+
 def note_loaded_ref(ref: Any) -> None:
     """Called when a ref is rebuilt from a pickle: remember it for ``loading``."""
     loaded = _collector.loaded

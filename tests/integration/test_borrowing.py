@@ -19,6 +19,7 @@ import manta as ray
 from manta._private.api.context import current_worker
 from manta._private.rpc.messages import GetMemoryReport
 from manta.exceptions import OwnerDiedError
+from tests.integration.conftest import run_driver
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -178,7 +179,7 @@ def test_worker_put_holding_refs_returned_to_the_driver(cluster):
     assert _eventually(lambda: not _in_store(key))
 
 
-def test_ref_pickled_outside_manta_stays_loadable(cluster):
+def test_ref_pickled_outside_manta_is_held_until_the_pickle_is_loaded(cluster):
     ref = ray.put(np.ones(MB // 8))
     blob = pickle.dumps(ref)
     key = ref.hex()
@@ -190,6 +191,42 @@ def test_ref_pickled_outside_manta_stays_loadable(cluster):
         return float(ray.get(pickle.loads(raw)).sum())
 
     assert ray.get(load.remote(blob)) == MB // 8
+    # The loader borrowed it, released the pickle's hold, and let go when it finished.
+    assert _eventually(lambda: not _in_store(key))
+
+
+def test_ref_captured_by_a_remote_function_stays_for_every_worker(cluster):
+    captured = ray.put(np.ones(MB // 8))
+    key = captured.hex()
+
+    @ray.remote
+    def use():
+        return float(ray.get(captured).sum())
+
+    assert ray.get([use.remote() for _ in range(4)]) == [MB // 8] * 4
+    del captured
+    assert _stays(lambda: _in_store(key), 1.0)
+    assert ray.get(use.remote()) == MB // 8
+
+
+def test_out_of_band_pickling_can_be_forbidden():
+    result = run_driver(
+        """
+        import pickle, manta
+        manta.init(num_cpus=1)
+        ref = manta.put(1)
+        try:
+            pickle.dumps(ref)
+        except manta.exceptions.OufOfBandObjectRefSerializationException as e:
+            print("refused:", e)
+        print(manta.get(manta.put([ref]))[0] == ref)  # inside Manta's own pickling: fine
+        manta.shutdown()
+        """,
+        env={"MANTA_ALLOW_OUT_OF_BAND_OBJECT_REF_SERIALIZATION": "0"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "refused: The ObjectRef" in result.stdout and "pickled outside Manta" in result.stdout
+    assert result.stdout.strip().endswith("True")
 
 
 def test_copying_a_ref_does_not_pin_its_object(cluster):

@@ -135,7 +135,7 @@ def _row(
         if ref.borrowers:
             why.append(f"borrowed by {ref.borrowers} process(es)")
         if ref.pinned:
-            why.append("pickled outside Manta (kept while its owner lives)")
+            why.append(f"pickled outside Manta x{ref.pinned}")
     if borrowers.get(object_id):
         why.append(f"borrower refs x{borrowers[object_id]}")
     if pins:

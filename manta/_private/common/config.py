@@ -63,6 +63,9 @@ class Config:
     address: str = ""
     # Record where each put/remote call was made (ObjectRef.call_site(), `manta memory`).
     record_callsites: bool = False
+    # Whether an ObjectRef may be pickled outside Manta (plain pickle, cloudpickle). Such a
+    # ref keeps its object until a process loads it; switch off to find where it happens.
+    allow_out_of_band_object_ref_serialization: bool = True
     # The cluster token, when it is not in this host's session directory.
     auth_token: str = ""
     # Log level of daemons.

@@ -245,6 +245,7 @@ class CoreWorker:
         d.register(m.GetReferences, lambda c, msg: self.objects.references_report())
         d.register(m.AddBorrower, lambda c, msg: self.objects.add_borrowers(msg.object_ids, msg.borrower))
         d.register(m.RemoveBorrower, self.objects.handle_remove_borrower)
+        d.register(m.ReleaseOutOfBand, lambda c, msg: self.references.consume_out_of_band(msg.object_ids))
         d.register(m.ExitWorker, self._handle_exit)
         d.register(m.Published, self._handle_published)
         d.register(m.LeaseInfeasible, lambda _c, msg: self.submitter.on_infeasible(msg))

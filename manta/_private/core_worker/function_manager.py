@@ -14,6 +14,7 @@ from typing import Any
 
 import cloudpickle
 
+from manta._private import serialization
 from manta._private.common.ids import JobID
 
 FUNCTION_NAMESPACE = "fn"
@@ -37,9 +38,12 @@ class FunctionManager:
 
     @staticmethod
     def pickle_function(fn: Any) -> tuple[bytes, bytes]:
-        """(function id, pickled function). Raises TypeError naming what failed to pickle."""
+        """(function id, pickled function). Raises TypeError naming what failed to pickle.
+
+        Refs the function captures are kept for as long as this process lives: any number
+        of workers may load it, at any time."""
         try:
-            pickled = cloudpickle.dumps(fn, protocol=5)
+            pickled, refs = serialization.dumps_collecting(fn)
         except Exception as e:
             name = getattr(fn, "__qualname__", repr(fn))
             raise TypeError(
@@ -47,6 +51,8 @@ class FunctionManager:
                 "uses from the enclosing scope is pickled with it; create unpicklable "
                 "objects (locks, sockets, clients) inside it instead."
             ) from e
+        for ref in refs:
+            ref.pin_for_life()
         return hashlib.sha1(pickled).digest(), pickled
 
     def export(self, job_id: JobID, function_id: bytes, pickled: bytes) -> None:

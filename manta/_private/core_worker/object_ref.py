@@ -3,9 +3,12 @@
 A ref carries its object's id and its owner's address, so any process can resolve it by
 asking the owner. Creating and dropping refs is counted by the core worker of the process
 (see ``reference_counter``); serializing a ref into a value reports it as contained, and
-loading one reports it so the loader registers as a borrower. A ref pickled by plain
-``pickle`` (outside Manta's serializer) may be loaded anywhere, any number of times, so
-its object is then kept for as long as the pickling process lives.
+loading one reports it so the loader registers as a borrower.
+
+A ref pickled outside Manta's serializer (plain ``pickle``, ``cloudpickle``) is *out of
+band*: the pickling process holds the object until a Manta process loads the pickle,
+which registers as a borrower and then releases that hold. Each such pickle holds the
+object once: load it more than once and the later loads may find it freed.
 """
 
 from __future__ import annotations
@@ -107,9 +110,16 @@ class ObjectRef:
 
     # -- pickling: the ref goes with its owner address ---------------------------------
     def __reduce__(self) -> Any:
-        if not serialization.note_contained_ref(self) and self._counted is not None:
+        counted = self._counted
+        if serialization.note_contained_ref(self) or counted is None:
+            return (_rebuild_ref, (bytes(self._id), self._owner))
+        counted.objects.hold_out_of_band(self)
+        return (_rebuild_out_of_band_ref, (bytes(self._id), self._owner, counted.address))
+
+    def pin_for_life(self) -> None:
+        """Keep the object while this process lives (a ref captured by a remote function)."""
+        if self._counted is not None:
             self._counted.references.pin(self._id, self._owner)
-        return (_rebuild_ref, (bytes(self._id), self._owner))
 
     def __copy__(self) -> ObjectRef:
         return ObjectRef(self._id, self._owner)
@@ -134,6 +144,14 @@ class ObjectRef:
 def _rebuild_ref(raw_id: bytes, owner: Address | None) -> ObjectRef:
     ref = ObjectRef(raw_id, owner)
     serialization.note_loaded_ref(ref)
+    return ref
+
+
+def _rebuild_out_of_band_ref(raw_id: bytes, owner: Address | None, holder: Address) -> ObjectRef:
+    ref = ObjectRef(raw_id, owner)
+    worker = _worker
+    if worker is not None:
+        worker.objects.adopt_out_of_band(ref, holder)
     return ref
 
 

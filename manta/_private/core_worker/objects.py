@@ -36,6 +36,7 @@ from manta.exceptions import (
     GetTimeoutError,
     ObjectFreedError,
     ObjectLostError,
+    OufOfBandObjectRefSerializationException,
     OwnerDiedError,
     RayError,
     RayTaskError,
@@ -172,6 +173,32 @@ class ObjectManager:
 
         await asyncio.gather(*(one(owner, ids) for owner, ids in groups))
 
+    def hold_out_of_band(self, ref: ObjectRef) -> None:
+        """``ref`` is being pickled outside Manta: hold its object until a process loads it."""
+        if not self._config.allow_out_of_band_object_ref_serialization:
+            raise OufOfBandObjectRefSerializationException(
+                f"The ObjectRef {ref.hex()} was pickled outside Manta (plain pickle or "
+                "cloudpickle), which MANTA_ALLOW_OUT_OF_BAND_OBJECT_REF_SERIALIZATION=0 forbids. "
+                "Pass refs inside task arguments, return values or put() values instead; if you "
+                "need it, allow it again: the object is then kept until the pickle is loaded."
+                + (f" The ref was created at {self.call_site(ref.id)}." if self.call_site(ref.id) else "")
+            )
+        self.references.add_out_of_band(ref.id, ref.owner_address())
+
+    def adopt_out_of_band(self, ref: ObjectRef, holder: m.Address) -> None:
+        """An out-of-band pickle of ``ref`` was loaded here: borrow it, then release the
+        hold its pickling process kept for it."""
+        if self._cw.io.in_loop_thread():
+            return  # cannot wait here; the hold stays (until the holder exits)
+        self.register_loaded([ref])
+        if holder.worker_id == self._cw.worker_id:
+            self.references.consume_out_of_band([ref.id])
+        else:
+            self._cw.io.call_soon(self._start_release_out_of_band, holder, [ref.id])
+
+    def _start_release_out_of_band(self, holder: m.Address, ids: list[ObjectID]) -> None:
+        spawn(self._notify(holder, m.ReleaseOutOfBand(ids)), "releasing an out-of-band hold")
+
     def add_borrowers(self, object_ids: list[ObjectID], borrower: m.Address) -> list[ObjectID]:
         """Record ``borrower`` for owned objects; returns the ids this process no longer has."""
         missing = [
@@ -285,14 +312,15 @@ class ObjectManager:
             self._cw.io.call_soon(self._start_unregister, owner, ids)
 
     def _start_unregister(self, owner: m.Address, ids: list[ObjectID]) -> None:
-        spawn(self._unregister(owner, ids), "telling an owner this process no longer borrows")
+        msg = m.RemoveBorrower(ids, self._cw.worker_id)
+        spawn(self._notify(owner, msg), "telling an owner this process no longer borrows")
 
-    async def _unregister(self, owner: m.Address, ids: list[ObjectID]) -> None:
+    async def _notify(self, peer: m.Address, msg: Any) -> None:
         try:
-            conn = await self._cw.connect_worker(owner)
-            conn.notify(m.RemoveBorrower(ids, self._cw.worker_id))
+            conn = await self._cw.connect_worker(peer)
+            conn.notify(msg)
         except (ConnectionLost, OSError):
-            pass  # the owner is gone, and its objects with it
+            pass  # the peer is gone, and what it held with it
 
     def _periodic_collect(self) -> None:
         if self._cw.closed:

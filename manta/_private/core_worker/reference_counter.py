@@ -6,8 +6,10 @@ For every object this process knows it counts
   nested) and actors it created that may need it again for a restart;
 - contained: values this process owns (its puts, results it received) with a ref to it
   inside; freeing such a value releases what it contains;
-- pinned: refs pickled outside Manta's serializer, which may be loaded anywhere at any
-  time, so the object stays for as long as this process lives;
+- out of band: refs pickled outside Manta's serializer and not loaded yet (each load
+  releases one);
+- pinned: refs captured by remote functions, which any number of workers may load at
+  any time, so the object stays for as long as this process lives;
 and for objects it *owns*, also
 - borrowers: other processes that registered holding a ref to it.
 An owned object is freed when all of these are zero.
@@ -41,6 +43,7 @@ class _Entry:
     local: int = 0
     submitted: int = 0
     contained: int = 0
+    out_of_band: int = 0
     pinned: bool = False
     # Owned objects: who borrows it, and on which node each borrower runs.
     borrowers: dict[WorkerID, NodeID] = field(default_factory=dict)
@@ -51,7 +54,14 @@ class _Entry:
     registered: bool = False
 
     def needed(self) -> bool:
-        return bool(self.local or self.submitted or self.contained or self.pinned or self.borrowers)
+        return bool(
+            self.local
+            or self.submitted
+            or self.contained
+            or self.out_of_band
+            or self.pinned
+            or self.borrowers
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +147,23 @@ class ReferenceCounter:
         holder.inner = inner
 
     def pin(self, object_id: ObjectID, owner: Address | None) -> None:
-        """A ref left through plain pickle: keep the object while this process lives."""
+        """Keep the object while this process lives."""
         with self._lock:
             self._entry(object_id, owner).pinned = True
+
+    def add_out_of_band(self, object_id: ObjectID, owner: Address | None) -> None:
+        """A ref was pickled outside Manta: hold the object until the pickle is loaded."""
+        with self._lock:
+            self._entry(object_id, owner).out_of_band += 1
+
+    def consume_out_of_band(self, object_ids: list[ObjectID]) -> None:
+        """Out-of-band pickles of these refs were loaded (their loaders hold them now)."""
+        with self._lock:
+            for object_id in object_ids:
+                entry = self._entries.get(object_id)
+                if entry is not None and entry.out_of_band:
+                    entry.out_of_band -= 1
+                    self._candidates.add(object_id)
 
     # -- borrowers (owned objects) -------------------------------------------------------------
     def add_borrower(self, object_id: ObjectID, borrower: WorkerID, node_id: NodeID) -> bool:
@@ -237,9 +261,9 @@ class ReferenceCounter:
         with self._lock:
             return sum(1 for e in self._entries.values() if e.owned)
 
-    def snapshot(self) -> list[tuple[ObjectID, bool, int, int, int, int, bool]]:
-        """(id, owned, local refs, submitted, contained, borrowers, pinned) for every
-        object known here, with queued drops applied to the local counts."""
+    def snapshot(self) -> list[tuple[ObjectID, bool, int, int, int, int, int]]:
+        """(id, owned, local refs, submitted, contained, borrowers, out-of-band holds and
+        pins) for every object known here, with queued drops applied to the local counts."""
         with self._lock:
             dropped: dict[ObjectID, int] = {}
             for object_id in self._drops:
@@ -252,7 +276,7 @@ class ReferenceCounter:
                     e.submitted,
                     e.contained,
                     len(e.borrowers),
-                    e.pinned,
+                    e.out_of_band + e.pinned,
                 )
                 for object_id, e in self._entries.items()
             ]

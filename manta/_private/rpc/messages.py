@@ -627,8 +627,8 @@ class ReferenceInfo:
     # Values held here with a ref to it inside; processes that borrow it (owned objects).
     contained: int
     borrowers: int
-    # A ref to it was pickled outside Manta: kept while this process lives.
-    pinned: bool
+    # Refs to it pickled outside Manta and not loaded yet, or captured by remote functions.
+    pinned: int
     size: int
     # "inline" (in the owner's memory), "store" (a node's arena), or "pending" (not made yet)
     where: str
@@ -656,6 +656,13 @@ class AddBorrower:
 class RemoveBorrower:
     object_ids: list[ObjectID]
     borrower: WorkerID
+
+
+@message(87)
+class ReleaseOutOfBand:
+    """To the process that pickled refs out of band: a pickle of each was loaded."""
+
+    object_ids: list[ObjectID]
 
 
 @message(86)

@@ -196,7 +196,21 @@ def test_pinned_refs_are_kept_while_the_process_lives() -> None:
     refs.pin(oid(0), None)
     refs.drop_local(oid(0))
     assert refs.collect() == []
-    assert refs.snapshot() == [(oid(0), True, 0, 0, 0, 0, True)]
+    assert refs.snapshot() == [(oid(0), True, 0, 0, 0, 0, 1)]
+
+
+def test_out_of_band_pickles_hold_until_each_is_loaded() -> None:
+    refs = ReferenceCounter()
+    refs.add_local(oid(1), OWNER)
+    refs.mark_registered([oid(1)])
+    refs.add_out_of_band(oid(1), OWNER)
+    refs.add_out_of_band(oid(1), OWNER)  # pickled twice
+    refs.drop_local(oid(1))
+    assert refs.collect() == []
+    refs.consume_out_of_band([oid(1)])
+    assert refs.collect() == []
+    refs.consume_out_of_band([oid(1), oid(1), oid(5)])  # extra releases are ignored
+    assert refs.collect() == [Freed(oid(1), owned=False, owner=OWNER)]
 
 
 def test_drops_from_another_thread_are_applied_by_collect() -> None:
