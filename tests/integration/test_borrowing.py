@@ -196,17 +196,19 @@ def test_ref_pickled_outside_manta_is_held_until_the_pickle_is_loaded(cluster):
 
 
 def test_ref_captured_by_a_remote_function_stays_for_every_worker(cluster):
-    captured = ray.put(np.ones(MB // 8))
-    key = captured.hex()
+    def make():
+        captured = ray.put(np.ones(MB // 8))
 
-    @ray.remote
-    def use():
-        return float(ray.get(captured).sum())
+        @ray.remote
+        def use():
+            return float(ray.get(captured).sum())
 
+        return use, captured.hex()
+
+    use, key = make()
     assert ray.get([use.remote() for _ in range(4)]) == [MB // 8] * 4
-    del captured
+    del use  # the last ref in this process: the exported function keeps the object
     assert _stays(lambda: _in_store(key), 1.0)
-    assert ray.get(use.remote()) == MB // 8
 
 
 def test_out_of_band_pickling_can_be_forbidden():

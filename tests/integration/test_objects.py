@@ -58,7 +58,10 @@ def _backing_buffer(arr: np.ndarray):
 def _mapped_from(arr: np.ndarray, path: str) -> bool:
     """Whether ``arr``'s data lies in a mapping of the file ``path`` (per /proc/self/maps)."""
     start = arr.__array_interface__["data"][0]
-    end = start + arr.nbytes
+    return _range_mapped_from(start, start + arr.nbytes, path)
+
+
+def _range_mapped_from(start: int, end: int, path: str) -> bool:
     with open("/proc/self/maps") as f:
         for line in f:
             fields = line.split(maxsplit=5)
@@ -200,6 +203,26 @@ def test_put_and_drop_loop_keeps_store_bounded(cluster):
     assert _wait_until(lambda: _store_bytes() - baseline < size, timeout=15), (
         f"{(_store_bytes() - baseline) / MB:.0f} MB still in the store after every ref was dropped"
     )
+
+
+def test_arrow_table_and_buffer_round_trip_without_a_copy(cluster):
+    pa = pytest.importorskip("pyarrow")
+    n = 1_000_000
+    table = pa.table({"a": np.arange(n), "b": np.ones(n)})
+    got = ray.get(ray.put(table))
+    assert got.equals(table)
+    column = got.column("a").chunks[0].buffers()[1]
+    assert _range_mapped_from(column.address, column.address + column.size, _arena_path())
+    assert not column.is_mutable
+    buffer = ray.get(ray.put(pa.py_buffer(b"z" * MB)))
+    assert isinstance(buffer, pa.Buffer) and buffer.to_pybytes() == b"z" * MB
+    assert _range_mapped_from(buffer.address, buffer.address + buffer.size, _arena_path())
+
+    @ray.remote
+    def total(t):
+        return int(np.asarray(t.column("a")).sum())
+
+    assert ray.get(total.remote(table)) == n * (n - 1) // 2
 
 
 @pytest.mark.parametrize("value", [bytearray(b"abc"), memoryview(b"abc")], ids=["bytearray", "memoryview"])

@@ -10,6 +10,9 @@ import psutil
 
 from manta._private.common.config import Config
 
+# The smallest object store a node may have (as in Ray): below it, ordinary workloads fail.
+MIN_OBJECT_STORE_BYTES = 75 * 1024 * 1024
+
 
 def node_resources(
     num_cpus: float | None,
@@ -46,6 +49,12 @@ def node_resources(
     ):
         raise ValueError(
             f"object_store_memory must be a positive number of bytes, got {object_store_memory!r}"
+        )
+    elif object_store_memory < MIN_OBJECT_STORE_BYTES:
+        raise ValueError(
+            f"Attempting to cap object store memory usage at {object_store_memory} bytes, but the "
+            f"minimum allowed is {MIN_OBJECT_STORE_BYTES} bytes (75 MiB). Give object_store_memory "
+            "at least that, or leave it out to use 30% of RAM."
         )
     host = "127.0.0.1"
     result: dict[str, float] = {

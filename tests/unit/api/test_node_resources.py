@@ -1,0 +1,27 @@
+"""What a new node offers, and the sizes it refuses before anything starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from manta._private.api.node_resources import MIN_OBJECT_STORE_BYTES, node_resources
+
+
+def test_object_store_memory_is_offered_as_given() -> None:
+    offered = node_resources(2, 0, None, 100 * 1024 * 1024)
+    assert offered["object_store_memory"] == 100 * 1024 * 1024
+    assert offered["CPU"] == 2.0
+
+
+@pytest.mark.parametrize("size", [1, 4096, MIN_OBJECT_STORE_BYTES - 1])
+def test_a_too_small_object_store_is_refused_naming_the_minimum(size: int) -> None:
+    with pytest.raises(
+        ValueError, match=f"at {size} bytes, but the minimum allowed is {MIN_OBJECT_STORE_BYTES}"
+    ):
+        node_resources(1, 0, None, size)
+
+
+@pytest.mark.parametrize("size", [0, -5, 1.5, True, "1GB"])
+def test_a_non_size_is_refused(size: object) -> None:
+    with pytest.raises(ValueError, match="must be a positive number of bytes"):
+        node_resources(1, 0, None, size)  # type: ignore[arg-type]
