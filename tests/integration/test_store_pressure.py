@@ -216,3 +216,77 @@ def test_a_disk_that_fills_while_spilling_fails_the_put_and_nothing_else(tmp_pat
     assert f"Spilling to {tiny} failed" in out and "only 16.0 MiB is free" in out, out
     assert "intact: [0, 1]" in out, out
     assert "after: 7 True" in out, out
+
+
+def _spilled_files(refs) -> dict[str, str]:
+    """Object id hex -> spill file, for those of ``refs`` that are only on disk now."""
+    wanted = {r.hex() for r in refs}
+    return {
+        o.object_id.hex(): o.spill_path
+        for o in _report().objects
+        if o.object_id.hex() in wanted and o.state == "spilled" and o.spill_path
+    }
+
+
+def test_a_lost_task_result_is_made_again_from_lineage(small_store, tmp_path):
+    _settle()
+
+    @ray.remote(max_retries=2)
+    def produce(i, log_dir):
+        with open(os.path.join(log_dir, f"{i}-{time.time_ns()}"), "w"):
+            pass
+        return np.full(16 * MB // 8, i, dtype=np.int64)
+
+    refs = [produce.remote(i, str(tmp_path)) for i in range(24)]  # 384 MiB: some must spill
+    ray.wait(refs, num_returns=len(refs), timeout=60)
+    spilled = _spilled_files(refs)
+    assert spilled, "nothing was spilled"
+    victim = next(r for r in refs if r.hex() in spilled)
+    index = refs.index(victim)
+    os.unlink(spilled[victim.hex()])  # the only copy is gone
+    value = ray.get(victim, timeout=60)
+    assert value[0] == index and value[-1] == index
+    runs = [f for f in os.listdir(tmp_path) if f.startswith(f"{index}-")]
+    assert len(runs) == 2, f"produce({index}) ran {len(runs)} times"
+    del value, victim, refs
+    _settle()
+
+
+def test_a_lost_put_cannot_be_made_again_and_says_why(small_store):
+    _settle()
+    refs = [ray.put(np.full(16 * MB // 8, i, dtype=np.int64)) for i in range(24)]
+    spilled = _spilled_files(refs)
+    victim = next(r for r in refs if r.hex() in spilled)
+    os.unlink(spilled[victim.hex()])
+    with pytest.raises(ray.exceptions.ObjectLostError, match=r"made by put\(\)") as info:
+        ray.get(victim, timeout=30)
+    assert isinstance(info.value, ray.exceptions.ObjectReconstructionFailedError)
+    others = [r for r in refs if r != victim]
+    assert [int(ray.get(r)[0]) for r in others[:3]] == [refs.index(r) for r in others[:3]]
+    del refs, others, victim
+    _settle()
+
+
+def test_a_borrower_that_finds_an_object_lost_has_its_owner_rebuild_it(small_store, tmp_path):
+    _settle()
+
+    @ray.remote(max_retries=1)
+    def produce(i, log_dir):
+        with open(os.path.join(log_dir, f"{i}-{time.time_ns()}"), "w"):
+            pass
+        return np.full(16 * MB // 8, i, dtype=np.int64)
+
+    @ray.remote
+    def first_of(box):
+        return int(ray.get(box[0])[0])  # a borrowed ref: the driver owns it
+
+    refs = [produce.remote(i, str(tmp_path)) for i in range(24)]
+    ray.wait(refs, num_returns=len(refs), timeout=60)
+    spilled = _spilled_files(refs)
+    victim = next(r for r in refs if r.hex() in spilled)
+    index = refs.index(victim)
+    os.unlink(spilled[victim.hex()])
+    assert ray.get(first_of.remote([victim]), timeout=60) == index
+    assert len([f for f in os.listdir(tmp_path) if f.startswith(f"{index}-")]) == 2
+    del victim, refs
+    _settle()

@@ -37,7 +37,7 @@ from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.objects import ObjectManager
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.core_worker.submitter import NormalTaskSubmitter
-from manta._private.core_worker.task_manager import PendingTask, TaskManager
+from manta._private.core_worker.task_manager import PendingTask, Retry, TaskManager
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import (
     Connection,
@@ -245,6 +245,7 @@ class CoreWorker:
         d.register(m.GetReferences, lambda c, msg: self.objects.references_report())
         d.register(m.AddBorrower, lambda c, msg: self.objects.add_borrowers(msg.object_ids, msg.borrower))
         d.register(m.RemoveBorrower, self.objects.handle_remove_borrower)
+        d.register(m.ObjectLost, self.objects.handle_object_lost)
         d.register(m.ReleaseOutOfBand, lambda c, msg: self.references.consume_out_of_band(msg.object_ids))
         d.register(m.ExitWorker, self._handle_exit)
         d.register(m.Published, self._handle_published)
@@ -569,6 +570,22 @@ class CoreWorker:
                 self.submitter.submit(task)
             else:
                 self.actor_submitter.submit(task)
+
+    def reconstruct(self, object_id: ObjectID) -> None:
+        """An owned object's only copy is lost: run its task again, or store the reason
+        it cannot be made again as its value."""
+        outcome = self.task_manager.reconstruct(object_id)
+        if outcome is None:
+            return
+        if isinstance(outcome, Retry):
+            logger.warning(
+                "object %s was lost; running %s again to rebuild it", object_id.hex(), outcome.task.spec.name
+            )
+            self.memory_store.delete(outcome.task.return_ids)
+            self._hand_to_io(outcome.task)
+            return
+        self.memory_store.delete([object_id])
+        self.memory_store.put(object_id, self.objects.error_object(outcome))
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         task = self.task_manager.get(ref.task_id())

@@ -109,6 +109,14 @@ class MemoryStore:
             for i in object_ids:
                 self._objects.pop(i, None)
 
+    def discard_if(self, object_id: ObjectID, stale: StoredObject) -> bool:
+        """Forget the object if it is still ``stale`` (not already replaced); True if so."""
+        with self._lock:
+            if self._objects.get(object_id) is not stale:
+                return False
+            del self._objects[object_id]
+            return True
+
     def __len__(self) -> int:
         return len(self._objects)
 

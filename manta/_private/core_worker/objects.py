@@ -17,6 +17,7 @@ import concurrent.futures
 import mmap
 import os
 import sys
+import time
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from manta._private.common.ids import NodeID, ObjectID, WorkerID
 from manta._private.core_worker import args as argpack
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_ref import ObjectRef
-from manta._private.core_worker.reference_counter import ReferenceCounter
+from manta._private.core_worker.reference_counter import Freed, ReferenceCounter
 from manta._private.object_store.arena import Arena
 from manta._private.object_store.layout import layout_size, read_object, write_object
 from manta._private.rpc import messages as m
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 COLLECT_INTERVAL_S = 0.5
 # How long registering as a borrower may take before the ref is used unregistered.
 REGISTER_TIMEOUT_S = 30.0
+# How many times one get() has a lost object made again before it gives up.
+MAX_RECOVERIES = 3
 
 
 class ObjectManager:
@@ -223,6 +226,8 @@ class ObjectManager:
         """Copy ``obj`` into the node's arena (one memcpy per buffer) and seal it."""
         size = layout_size(len(obj.data), [b.nbytes for b in obj.buffers])
         created: m.ObjectCreated = self._cw.call_node(m.CreateObject(object_id, size, owner))
+        if created.exists:  # a task run again to rebuild a lost result: the rest are there
+            return created.size
         view = self._arena().writable_view(created.offset, created.size)
         try:
             write_object(view, obj.flags, obj.data, obj.buffers)
@@ -245,7 +250,7 @@ class ObjectManager:
         pinned in the store while anything made from the mapping (an array) lives."""
         location: m.ObjectLocation | None = self._cw.call_node(m.PinObject(object_id))
         if location is None:
-            raise ObjectFreedError(object_id.hex())
+            raise NotInStore(object_id)
         if self._read_fd < 0:
             self._read_fd = os.open(self._cw.session.arena_path, os.O_RDONLY)
         mapping = PinnedMapping.of(self._read_fd, location.offset, location.size)
@@ -293,8 +298,13 @@ class ObjectManager:
     def collect_references(self) -> None:
         self._cw.actors.collect()
         freed = self.references.collect()
-        if not freed:
-            return
+        while freed:
+            self._free(freed)
+            # Freed results release their tasks' lineage, and with it the tasks' arguments.
+            self._cw.task_manager.release_lineage([f.object_id for f in freed if f.owned])
+            freed = self.references.collect()
+
+    def _free(self, freed: list[Freed]) -> None:
         in_store = []
         done_borrowing: dict[WorkerID, tuple[m.Address, list[ObjectID]]] = {}
         for f in freed:
@@ -360,7 +370,7 @@ class ObjectManager:
             return
         owner = ref.owner_address()
         if owner is None or owner.worker_id == self._cw.worker_id:
-            self.memory_store.put(oid, self._error_object(ObjectFreedError(oid.hex())))
+            self.memory_store.put(oid, self.error_object(ObjectFreedError(oid.hex())))
             return
         self._fetching.add(oid)
         self._cw.io.call_soon(self._start_fetch, oid, owner)
@@ -382,21 +392,21 @@ class ObjectManager:
             error: RayError = OwnerDiedError(
                 oid.hex(), f"{owner.host}:{owner.port} pid={owner.pid}", detail=detail
             )
-            self.memory_store.put(oid, self._error_object(error))
+            self.memory_store.put(oid, self.error_object(error))
             return
         except Exception as e:
-            self.memory_store.put(oid, self._error_object(ObjectLostError(oid.hex(), detail=str(e))))
+            self.memory_store.put(oid, self.error_object(ObjectLostError(oid.hex(), detail=str(e))))
             return
         finally:
             self._fetching.discard(oid)
         if status.missing:
-            self.memory_store.put(oid, self._error_object(ObjectFreedError(oid.hex())))
+            self.memory_store.put(oid, self.error_object(ObjectFreedError(oid.hex())))
             return
         is_error = status.inline is not None and self.is_error_blob(status.inline)
         self.memory_store.put(oid, StoredObject(status.inline, status.node_id, status.size, is_error))
 
     @staticmethod
-    def _error_object(error: BaseException) -> StoredObject:
+    def error_object(error: BaseException) -> StoredObject:
         blob = serialization.to_inline(serialization.serialize(error, serialization.FLAG_ERROR))
         return StoredObject(blob, None, len(blob), True)
 
@@ -406,15 +416,59 @@ class ObjectManager:
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
         self.collect_references()
-        self._wait_ready(refs, len({r.id for r in refs}), timeout, for_get=True)
-        outer = serialization.start_loading()
-        try:
-            loaded = [self._load_ref(r) for r in refs]
-        finally:
-            nested = serialization.end_loading(outer)
-        if nested:
-            self.register_loaded(nested)
-        return [_value_or_raise(value, is_error) for value, is_error in loaded]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        distinct = len({r.id for r in refs})
+        lost_id = refs[0].id if refs else None
+        for _attempt in range(MAX_RECOVERIES + 1):
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            self._wait_ready(refs, distinct, left, for_get=True)
+            outer = serialization.start_loading()
+            try:
+                loaded = [self._load_ref(r) for r in refs]
+            except NotInStore as lost:
+                lost_id = lost.object_id
+                self.recover(next(r for r in refs if r.id == lost_id), lost.stale)
+                continue
+            finally:
+                nested = serialization.end_loading(outer)
+            if nested:
+                self.register_loaded(nested)
+            return [_value_or_raise(value, is_error) for value, is_error in loaded]
+        assert lost_id is not None
+        raise ObjectLostError(
+            lost_id.hex(), detail=f"Its store copy was lost {MAX_RECOVERIES + 1} times in a row."
+        )
+
+    def recover(self, ref: ObjectRef, stale: StoredObject | None) -> None:
+        """The store no longer has ``ref``'s object, which is in use: have its owner make
+        it again (or record why it cannot), and forget the stale location here."""
+        oid = ref.id
+        if stale is not None and not self.memory_store.discard_if(oid, stale):
+            return  # another thread saw the loss first; a new copy is on its way
+        if self.references.is_owned(oid):
+            self._cw.reconstruct(oid)
+            return
+        owner = ref.owner_address()
+        if owner is not None:
+
+            async def report() -> None:
+                try:
+                    conn = await self._cw.connect_worker(owner)
+                    await conn.call(m.ObjectLost(oid))
+                except (ConnectionLost, OSError, RemoteError):
+                    pass  # the owner is gone: the fetch that follows reports it
+
+            self._cw.io.run(report(), REGISTER_TIMEOUT_S)
+
+    def handle_object_lost(self, _conn: Connection, msg: m.ObjectLost) -> None:
+        """A borrower found our object missing from its store."""
+        stale = self.memory_store.get(msg.object_id)
+        if (
+            stale is not None
+            and stale.node_id is not None
+            and self.memory_store.discard_if(msg.object_id, stale)
+        ):
+            self._cw.reconstruct(msg.object_id)
 
     def wait(
         self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
@@ -462,7 +516,11 @@ class ObjectManager:
         obj = self.memory_store.get(ref.id)
         if obj is None:  # freed between the wait and now
             raise ObjectFreedError(ref.hex())
-        return self._load(obj, ref.id), obj.is_error
+        try:
+            return self._load(obj, ref.id), obj.is_error
+        except NotInStore as lost:
+            lost.stale = obj
+            raise
 
     def _load(self, obj: StoredObject | m.ArgValue, object_id: ObjectID) -> Any:
         if obj.inline is not None:
@@ -479,6 +537,10 @@ class ObjectManager:
         try:
             values = [self._load(arg, arg.object_id) for arg in spec.ref_args]
             args = argpack.unpack(spec.args, values)
+        except NotInStore as lost:
+            raise ObjectLostError(
+                lost.object_id.hex(), detail="Its store copy was lost while the task was starting."
+            ) from None
         finally:
             nested = serialization.end_loading(outer)
         if nested:
@@ -508,6 +570,15 @@ class ObjectManager:
 
         self.memory_store.on_ready(ref.id, ready)
         return future
+
+
+class NotInStore(Exception):
+    """The node's store no longer has an object this process was told is there."""
+
+    def __init__(self, object_id: ObjectID) -> None:
+        super().__init__(object_id.hex())
+        self.object_id = object_id
+        self.stale: StoredObject | None = None
 
 
 def _value_or_raise(value: Any, is_error: bool) -> Any:

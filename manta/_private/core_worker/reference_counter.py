@@ -242,6 +242,10 @@ class ReferenceCounter:
         return freed
 
     # -- queries --------------------------------------------------------------------------------
+    def knows(self, object_id: ObjectID) -> bool:
+        """Whether anything here still holds the object (owned or borrowed)."""
+        return object_id in self._entries
+
     def is_owned(self, object_id: ObjectID) -> bool:
         entry = self._entries.get(object_id)
         return entry is not None and entry.owned

@@ -1,8 +1,12 @@
-"""The owner's record of tasks it submitted: retries, cancellation and completion.
+"""The owner's record of tasks it submitted: retries, cancellation, completion, lineage.
 
 Decisions only: the submitter reports what happened (a reply, a dead worker, a cancel)
 and the task manager answers what to do (store these results, retry, fail with this
 error). It touches the memory store and reference counter, never a socket.
+
+Lineage: a finished task whose results went to a node's store is remembered while any of its results is in use, so a result lost with its store copy
+can be made again by running the task once more. Only the record is kept, not the
+arguments' values: a task whose arguments have since been freed cannot be re-run.
 """
 
 from __future__ import annotations
@@ -14,10 +18,16 @@ from typing import Any
 from manta._private import serialization
 from manta._private.common.ids import ObjectID, TaskID, WorkerID
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
+from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.rpc import codec
 from manta._private.rpc.messages import ArgValue, ReturnObject, TaskResult, TaskSpec
-from manta.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
+from manta.exceptions import (
+    ObjectReconstructionFailedError,
+    RayTaskError,
+    TaskCancelledError,
+    WorkerCrashedError,
+)
 
 
 @dataclass(slots=True)
@@ -71,6 +81,8 @@ class TaskManager:
         # Children submitted by each running task of this process, for recursive cancel.
         # Insertion-ordered dicts used as sets: a driver may have 100k children.
         self.children: dict[TaskID, dict[TaskID, None]] = {}
+        # Finished tasks that can make their stored results again (see the module docstring).
+        self.lineage: dict[TaskID, PendingTask] = {}
 
     def add(self, task: PendingTask) -> None:
         with self._lock:
@@ -162,7 +174,72 @@ class TaskManager:
             )
             self._store.put(ret.object_id, StoredObject(ret.inline, ret.node_id, ret.size, error))
         task.arg_refs = []
+        if self._keeps_lineage(task, returns, is_error):
+            with self._lock:
+                self.lineage[task.task_id] = task
         if task.held:
             self._references.remove_submitted(task.held)
-            task.held = []
         return unwanted
+
+    def _keeps_lineage(self, task: PendingTask, returns: list[ReturnObject], is_error: bool) -> bool:
+        return (
+            not is_error
+            and task.spec.actor_id is None
+            and any(r.node_id is not None and self._references.is_owned(r.object_id) for r in returns)
+        )
+
+    # -- lineage ----------------------------------------------------------------------------
+    def release_lineage(self, freed: list[ObjectID]) -> None:
+        """Owned objects were freed: forget the lineage of tasks none of whose results are
+        in use any more, releasing their arguments."""
+        if not self.lineage:
+            return
+        for object_id in freed:
+            task = self.lineage.get(object_id.task_id())
+            if task is not None and not any(self._references.is_owned(r) for r in task.return_ids):
+                with self._lock:
+                    self.lineage.pop(task.task_id, None)
+
+    def reconstruct(self, object_id: ObjectID) -> Retry | ObjectReconstructionFailedError | None:
+        """``object_id``'s only copy is lost: run its task again (Retry), or say why it
+        cannot be made again. None when the task is already running again."""
+        task_id = object_id.task_id()
+        with self._lock:
+            if task_id in self.tasks:
+                return None
+            task = self.lineage.get(task_id)
+            gone = [] if task is None else [i for i in task.held if not self._references.knows(i)]
+            if task is not None and task.retries_left != 0 and not gone:
+                del self.lineage[task_id]
+                self.tasks[task_id] = task
+                self.children.setdefault(task.spec.parent_task_id, {})[task_id] = None
+        if task is None:
+            why = (
+                "it was made by put(), which has no task to run again; return it from a task "
+                "instead if it must survive the loss of its copy"
+                if object_id.is_put()
+                else "the task that made it is no longer known (its results were freed, or it "
+                "ran on an actor, whose methods are not re-run)"
+            )
+            return ObjectReconstructionFailedError(object_id.hex(), detail=f"All copies are lost and {why}.")
+        if task.retries_left == 0:
+            return ObjectReconstructionFailedError(
+                object_id.hex(),
+                detail=f"All copies are lost and its task {task.spec.name} has no retries left "
+                "(max_retries); raise max_retries to let it be made again.",
+            )
+        if gone:
+            return ObjectReconstructionFailedError(
+                object_id.hex(),
+                detail=f"All copies are lost and its task {task.spec.name} cannot run again: its "
+                f"argument {gone[0].hex()} has been freed since. Keep a ref to the arguments of "
+                "tasks whose results must survive the loss of their copy.",
+            )
+        # Its arguments are held again, and resolved afresh (they may have moved).
+        self._references.add_submitted([(i, self._references.owner_of(i)) for i in task.held])
+        task.arg_refs = [
+            ObjectRef(a.object_id, self._references.owner_of(a.object_id)) for a in task.resolved
+        ]
+        task.resolved = []
+        task.cancelled = False
+        return self._retry(task)

@@ -30,6 +30,7 @@ from manta._private.object_store.results import (
     Created,
     DeleteSpillFile,
     NeedsSpace,
+    ObjectState,
     ObjectStatus,
     Pinned,
     Sealed,
@@ -81,6 +82,9 @@ class StoreService:
             if isinstance(result, TooLarge):
                 raise ObjectStoreFullError(result.message)
             if isinstance(result, AlreadyExists):
+                info = self.store.info(msg.object_id)
+                if info is not None and info.state is not ObjectState.CREATED and not info.freed:
+                    return m.ObjectCreated(0, info.size, exists=True)
                 raise ValueError(f"object {msg.object_id.hex()} already exists ({result.state.value})")
             assert isinstance(result, NeedsSpace)
             if not await self._make_room(msg.size, deadline):
@@ -133,14 +137,18 @@ class StoreService:
     def execute(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Sealed):
-                fut = self._sealed.pop(action.object_id, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
+                self._wake(action.object_id)
             elif isinstance(action, Spill):
                 self._spills_in_flight += 1
                 spawn(self._spill(action), "spilling an object")
             elif isinstance(action, DeleteSpillFile):
                 asyncio.get_running_loop().run_in_executor(None, remove_spill_file, action.path)
+
+    def _wake(self, object_id: ObjectID) -> None:
+        """Readers waiting for the object to be sealed look again."""
+        fut = self._sealed.pop(object_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     def _sealed_future(self, object_id: ObjectID) -> asyncio.Future[None]:
         fut = self._sealed.get(object_id)
@@ -191,9 +199,14 @@ class StoreService:
                     await asyncio.get_running_loop().run_in_executor(
                         None, read_spill_file, result.restore_from, dest
                     )
-                except OSError as e:
+                except (OSError, ValueError) as e:
+                    # The only copy is unreadable: the object is lost. Readers are told it
+                    # is not here, and its owner makes it again if it can.
+                    logger.error("object %s is lost: its spill file cannot be read: %s", object_id.hex(), e)
                     self.execute(self.store.abort(object_id))
-                    raise OutOfDiskError(f"restoring object {object_id.hex()} from disk failed: {e}") from e
+                    self.execute(self.store.free([object_id]))
+                    self._wake(object_id)
+                    return
                 finally:
                     dest.release()
                 self.execute(self.store.restored(object_id))

@@ -406,6 +406,9 @@ class GetNodeStats:
 class ObjectCreated:
     offset: int
     size: int
+    # The object is already stored and sealed (a task made again returns the same ids):
+    # nothing to write.
+    exists: bool = False
 
 
 @message(58)
@@ -656,6 +659,14 @@ class AddBorrower:
 class RemoveBorrower:
     object_ids: list[ObjectID]
     borrower: WorkerID
+
+
+@message(88)
+class ObjectLost:
+    """To an owner: the store no longer has this object, though it is still in use. The
+    owner makes it again from lineage, or records why it cannot."""
+
+    object_id: ObjectID
 
 
 @message(87)

@@ -10,8 +10,13 @@ from manta._private.core_worker.memory_store import MemoryStore
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.reference_counter import Freed, ReferenceCounter
 from manta._private.core_worker.task_manager import Done, PendingTask, Retry, TaskManager
-from manta._private.rpc.messages import Address, NestedRef, ReturnObject, TaskResult, TaskSpec
-from manta.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
+from manta._private.rpc.messages import Address, ArgValue, NestedRef, ReturnObject, TaskResult, TaskSpec
+from manta.exceptions import (
+    ObjectReconstructionFailedError,
+    RayTaskError,
+    TaskCancelledError,
+    WorkerCrashedError,
+)
 
 JOB = JobID.from_int(1)
 DRIVER_TASK = TaskID.for_driver(JOB)
@@ -246,7 +251,7 @@ def test_completion_releases_argument_refs() -> None:
     task = world.submit(arg_refs=[ObjectRef(arg)])
     assert world.refs.collect() == []
     world.manager.on_result(task, ok(task))
-    assert task.arg_refs == [] and task.held == []
+    assert task.arg_refs == []
     assert [f.object_id for f in world.refs.collect()] == [arg]
 
 
@@ -295,3 +300,75 @@ def test_children_are_tracked_per_parent() -> None:
     assert list(world.manager.children[parent]) == [second.task_id]
     world.manager.on_worker_died(second, "died")
     assert parent not in world.manager.children
+
+
+def _stored(task: PendingTask) -> TaskResult:
+    """A result that went to a node's store (so it can be lost with it)."""
+    return TaskResult(
+        [ReturnObject(oid, None, 10 * 1024 * 1024, NODE) for oid in task.return_ids], False, 0.01
+    )
+
+
+def test_a_lost_stored_result_is_made_again_by_its_task() -> None:
+    world = World()
+    arg = ObjectID.for_put(DRIVER_TASK, 3)
+    world.refs.add_owned(arg)
+    world.refs.add_local(arg, None)  # the caller still holds the argument
+    world.refs.add_submitted([(arg, None)])
+    task = world.submit(retries=2, arg_refs=[ObjectRef(arg)])
+    task.resolved = [ArgValue(arg, None, NODE, 100)]
+    world.manager.on_result(task, _stored(task))
+    assert world.manager.lineage[task.task_id] is task
+    assert world.refs.collect() == []  # nothing freed: the caller holds both
+    retry = world.manager.reconstruct(task.return_ids[0])
+    assert isinstance(retry, Retry) and retry.task is task
+    assert task.spec.attempt == 1 and task.retries_left == 1
+    assert [r.id for r in task.arg_refs] == [arg] and task.resolved == []  # resolved afresh
+    assert task.task_id in world.manager.tasks and task.task_id not in world.manager.lineage
+    assert world.manager.reconstruct(task.return_ids[0]) is None  # already running again
+    world.manager.on_result(task, _stored(task))
+    assert task.task_id in world.manager.lineage  # and can be rebuilt again
+    world.refs.drop_local(arg)
+    assert [f.object_id for f in world.refs.collect()] == [arg]  # the re-run released it
+
+
+def test_lineage_is_forgotten_once_the_results_are_freed() -> None:
+    world = World()
+    task = world.submit(retries=1)
+    world.manager.on_result(task, _stored(task))
+    assert task.task_id in world.manager.lineage
+    world.refs.add_local(task.return_ids[0], None)
+    world.refs.drop_local(task.return_ids[0])
+    freed = [f.object_id for f in world.refs.collect()]
+    world.manager.release_lineage(freed)
+    assert world.manager.lineage == {}
+
+
+def test_results_held_inline_keep_no_lineage() -> None:
+    world = World()
+    task = world.submit(retries=1)
+    world.manager.on_result(task, ok(task))
+    assert world.manager.lineage == {}
+    error = world.manager.reconstruct(task.return_ids[0])
+    assert isinstance(error, ObjectReconstructionFailedError)
+    assert "no longer known" in str(error)
+
+
+def test_what_cannot_be_made_again_says_why() -> None:
+    world = World()
+    put_error = world.manager.reconstruct(ObjectID.for_put(DRIVER_TASK, 9))
+    assert isinstance(put_error, ObjectReconstructionFailedError) and "made by put()" in str(put_error)
+    no_retries = world.submit(retries=0)
+    world.manager.on_result(no_retries, _stored(no_retries))
+    error = world.manager.reconstruct(no_retries.return_ids[0])
+    assert isinstance(error, ObjectReconstructionFailedError) and "no retries left" in str(error)
+    arg = ObjectID.for_put(DRIVER_TASK, 4)
+    world.refs.add_owned(arg)
+    world.refs.add_submitted([(arg, None)])
+    task = world.submit(retries=3, arg_refs=[ObjectRef(arg)])
+    world.manager.on_result(task, _stored(task))
+    world.refs.collect()  # the argument had no other holder: freed
+    error = world.manager.reconstruct(task.return_ids[0])
+    assert isinstance(error, ObjectReconstructionFailedError)
+    assert f"argument {arg.hex()} has been freed" in str(error)
+    assert task.task_id in world.manager.lineage  # unchanged: still known, still not rebuildable
