@@ -139,6 +139,78 @@ def put_get_1gb(ray: ModuleType, s: Startup) -> Metrics:
     return _put_get(ray, 1_000_000_000, 4)
 
 
+def pass_100mb_to_10_tasks(ray: ModuleType, s: Startup) -> Metrics:
+    """One 100 MB array put once and passed to 10 tasks: on one node each task should map
+    the stored copy, not receive one of its own."""
+    import numpy as np
+
+    ref = ray.put(np.ones(100_000_000 // 8))
+
+    @ray.remote
+    def probe(a: Any) -> tuple[float, bool]:
+        return float(a[::4096].sum()), bool(a.flags.writeable)
+
+    ray.get(probe.remote(ref))  # workers started and warm
+    t = time.perf_counter()
+    out = ray.get([probe.remote(ref) for _ in range(10)])
+    elapsed = time.perf_counter() - t
+    return {
+        "seconds_for_10": round(elapsed, 4),
+        "effective_gb_per_s": round(10 * 0.1 / elapsed, 1),
+        "arg_zero_copy": not any(writeable for _, writeable in out),
+    }
+
+
+SPILL_STORE_BYTES = 512 * 1024 * 1024
+
+
+def spill_restore(ray: ModuleType, s: Startup) -> Metrics:
+    """Put 4x a 512 MiB store in 64 MiB arrays while holding every ref (the excess is
+    spilled), then read them all back (each spilled one is restored, spilling another),
+    next to how fast this disk takes a buffered and a synced sequential write."""
+    import os
+
+    import numpy as np
+
+    chunk = 64 * 1024 * 1024
+    count = 4 * SPILL_STORE_BYTES // chunk
+    arr = np.ones(chunk // 8)
+    t = time.perf_counter()
+    refs = [ray.put(arr) for _ in range(count)]
+    put_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for ref in refs:
+        out = ray.get(ref)
+        assert out[-1] == 1.0
+        del out
+    get_s = time.perf_counter() - t
+    total_gb = count * chunk / 1e9
+    spilled_gb = total_gb - SPILL_STORE_BYTES / 1e9
+    del refs
+    return {
+        "put_gb_per_s": round(total_gb / put_s, 2),
+        "spill_write_gb_per_s": round(spilled_gb / put_s, 2),
+        "get_gb_per_s": round(total_gb / get_s, 2),
+        "disk_buffered_write_gb_per_s": _disk_write(os.path.join(s.session_dir, "disk-probe"), sync=False),
+        "disk_synced_write_gb_per_s": _disk_write(os.path.join(s.session_dir, "disk-probe"), sync=True),
+    }
+
+
+def _disk_write(path: str, sync: bool, nbytes: int = 1 << 30) -> float:
+    import os
+
+    block = b"\1" * (16 << 20)
+    t = time.perf_counter()
+    with open(path, "wb", buffering=0) as f:
+        for _ in range(nbytes // len(block)):
+            f.write(block)
+        if sync:
+            os.fsync(f.fileno())
+    elapsed = time.perf_counter() - t
+    os.unlink(path)
+    return round(nbytes / 1e9 / elapsed, 2)
+
+
 def wait(ray: ModuleType, s: Startup, n: int = 200) -> Metrics:
     refs = [ray.put(i) for i in range(1000)]
     ray.wait(refs, num_returns=len(refs))
@@ -277,6 +349,8 @@ WORKLOADS: dict[str, Callable[[ModuleType, Startup], Metrics]] = {
         put_get_1mb,
         put_get_100mb,
         put_get_1gb,
+        pass_100mb_to_10_tasks,
+        spill_restore,
         wait,
         queued_100k,
         idle_footprint,
@@ -289,6 +363,9 @@ WORKLOADS: dict[str, Callable[[ModuleType, Startup], Metrics]] = {
     )
 }
 
+# init() options a workload needs beyond the common ones.
+INIT_OPTIONS: dict[str, dict[str, Any]] = {"spill_restore": {"object_store_memory": SPILL_STORE_BYTES}}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -299,7 +376,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ray = importlib.import_module(args.framework)
     t1 = time.perf_counter()
-    ctx = ray.init(num_cpus=2, include_dashboard=False)
+    ctx = ray.init(num_cpus=2, include_dashboard=False, **INIT_OPTIONS.get(args.workload, {}))
     t2 = time.perf_counter()
     startup = Startup(t0, round(t1 - t0, 3), round(t2 - t1, 3), ctx.address_info["session_dir"], args.quick)
     try:

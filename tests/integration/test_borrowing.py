@@ -252,7 +252,8 @@ def test_inner_ref_of_a_dead_owner_raises_owner_died(cluster):
         ray.get(keeper.drop.remote(), timeout=30)  # the actor is gone by now
     with pytest.raises(OwnerDiedError) as info:
         ray.get(inner, timeout=30)
-    assert "owner" in str(info.value) and inner.hex() in str(info.value)
+    text = str(info.value)
+    assert inner.hex() in text and "(owner at 127.0.0.1:" in text and "pid=" in text, text
 
 
 def test_async_actor_awaits_a_large_result(cluster):

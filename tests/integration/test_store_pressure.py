@@ -290,3 +290,26 @@ def test_a_borrower_that_finds_an_object_lost_has_its_owner_rebuild_it(small_sto
     assert len([f for f in os.listdir(tmp_path) if f.startswith(f"{index}-")]) == 2
     del victim, refs
     _settle()
+
+
+def test_a_reader_that_dies_holding_a_view_leaves_the_store_working(small_store):
+    _settle()
+    ref = ray.put(np.ones(32 * MB // 8))
+    key = ref.hex()
+
+    @ray.remote(max_retries=0)
+    def read_and_die(box):
+        view = ray.get(box[0])  # pinned by this worker while the view lives
+        assert view[0] == 1.0
+        os._exit(1)
+
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        ray.get(read_and_die.remote([ref]))
+    assert float(ray.get(ref)[-1]) == 1.0  # still readable
+    del ref
+    deadline = time.monotonic() + 15
+    while any(o.object_id.hex() == key for o in _report().objects) and time.monotonic() < deadline:
+        gc.collect()
+        current_worker().objects.collect_references()
+        time.sleep(0.05)
+    assert not any(o.object_id.hex() == key for o in _report().objects), "the dead reader's pin kept it"
