@@ -75,12 +75,16 @@ class Keeper:
         return [self.mine]
 
 
-def test_ref_nested_in_an_argument_lives_while_an_actor_keeps_it(cluster):
+def _kept_by_an_actor():
+    """(an actor holding the only ref to a stored object, the object's id hex)."""
     ref = ray.put(np.ones(MB // 8))
-    key = ref.hex()
     keeper = Keeper.remote()
     assert ray.get(keeper.keep.remote([ref]))
-    del ref
+    return keeper, ref.hex()
+
+
+def test_ref_nested_in_an_argument_lives_while_an_actor_keeps_it(cluster):
+    keeper, key = _kept_by_an_actor()
     assert _stays(lambda: _in_store(key)), "freed while the actor holds a ref to it"
     assert ray.get(keeper.total.remote()) == MB // 8
     assert ray.get(keeper.drop.remote())
@@ -89,11 +93,7 @@ def test_ref_nested_in_an_argument_lives_while_an_actor_keeps_it(cluster):
 
 
 def test_borrower_that_dies_releases_the_object(cluster):
-    ref = ray.put(np.ones(MB // 8))
-    key = ref.hex()
-    keeper = Keeper.remote()
-    assert ray.get(keeper.keep.remote([ref]))
-    del ref
+    keeper, key = _kept_by_an_actor()
     assert _stays(lambda: _in_store(key), 1.0)
     ray.kill(keeper)
     assert _eventually(lambda: not _in_store(key)), "a dead borrower still keeps the object"

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -19,6 +16,7 @@ from manta._private.common.ids import ObjectID
 from manta._private.rpc.messages import CreateObject, GetMemoryReport, GetNodeStats
 from manta.exceptions import ObjectFreedError, ObjectStoreFullError
 from tests.integration.conftest import run_driver
+from tests.tmpfs import needs_unshare, run_on_tiny_tmpfs
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -193,23 +191,11 @@ manta.shutdown()
 """
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="no unshare(1)")
+@needs_unshare
 def test_a_disk_that_fills_while_spilling_fails_the_put_and_nothing_else(tmp_path):
     tiny = tmp_path / "spill"
-    tiny.mkdir()
-    proc = subprocess.run(
-        [
-            "unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-            'mount -t tmpfs -o size=16m tmpfs "$1" || exit 77; exec "$2" -c "$3" "$1"',
-            "sh", str(tiny), sys.executable, _FULL_DISK_DRIVER,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "MANTA_SPILL_DIR": str(tiny), "MANTA_STORE_FULL_TIMEOUT_S": "2"},
-    )  # fmt: skip
-    if proc.returncode == 77 or "unshare:" in proc.stderr:
-        pytest.skip(f"cannot mount a private tmpfs here: {proc.stderr.strip()[:200]}")
+    env = {"MANTA_SPILL_DIR": str(tiny), "MANTA_STORE_FULL_TIMEOUT_S": "2"}
+    proc = run_on_tiny_tmpfs(tiny, "16m", _FULL_DISK_DRIVER, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "error: ObjectStoreFullError" in out, out
@@ -228,15 +214,21 @@ def _spilled_files(refs) -> dict[str, str]:
     }
 
 
+def _produce(i, log_dir):
+    """A 16 MiB result; each run leaves a file in ``log_dir`` (see ``_runs``)."""
+    with open(os.path.join(log_dir, f"{i}-{time.time_ns()}"), "w"):
+        pass
+    return np.full(16 * MB // 8, i, dtype=np.int64)
+
+
+def _runs(log_dir, i) -> int:
+    return len([f for f in os.listdir(log_dir) if f.startswith(f"{i}-")])
+
+
 def test_a_lost_task_result_is_made_again_from_lineage(small_store, tmp_path):
     _settle()
 
-    @ray.remote(max_retries=2)
-    def produce(i, log_dir):
-        with open(os.path.join(log_dir, f"{i}-{time.time_ns()}"), "w"):
-            pass
-        return np.full(16 * MB // 8, i, dtype=np.int64)
-
+    produce = ray.remote(max_retries=2)(_produce)
     refs = [produce.remote(i, str(tmp_path)) for i in range(24)]  # 384 MiB: some must spill
     ray.wait(refs, num_returns=len(refs), timeout=60)
     spilled = _spilled_files(refs)
@@ -246,8 +238,7 @@ def test_a_lost_task_result_is_made_again_from_lineage(small_store, tmp_path):
     os.unlink(spilled[victim.hex()])  # the only copy is gone
     value = ray.get(victim, timeout=60)
     assert value[0] == index and value[-1] == index
-    runs = [f for f in os.listdir(tmp_path) if f.startswith(f"{index}-")]
-    assert len(runs) == 2, f"produce({index}) ran {len(runs)} times"
+    assert _runs(tmp_path, index) == 2, f"produce({index}) ran {_runs(tmp_path, index)} times"
     del value, victim, refs
     _settle()
 
@@ -270,11 +261,7 @@ def test_a_lost_put_cannot_be_made_again_and_says_why(small_store):
 def test_a_borrower_that_finds_an_object_lost_has_its_owner_rebuild_it(small_store, tmp_path):
     _settle()
 
-    @ray.remote(max_retries=1)
-    def produce(i, log_dir):
-        with open(os.path.join(log_dir, f"{i}-{time.time_ns()}"), "w"):
-            pass
-        return np.full(16 * MB // 8, i, dtype=np.int64)
+    produce = ray.remote(max_retries=1)(_produce)
 
     @ray.remote
     def first_of(box):
@@ -287,7 +274,7 @@ def test_a_borrower_that_finds_an_object_lost_has_its_owner_rebuild_it(small_sto
     index = refs.index(victim)
     os.unlink(spilled[victim.hex()])
     assert ray.get(first_of.remote([victim]), timeout=60) == index
-    assert len([f for f in os.listdir(tmp_path) if f.startswith(f"{index}-")]) == 2
+    assert _runs(tmp_path, index) == 2
     del victim, refs
     _settle()
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import signal
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -30,6 +27,7 @@ from manta._private.object_store.spill import (
     write_spill_file,
 )
 from manta.exceptions import OutOfDiskError
+from tests.tmpfs import needs_unshare, run_on_tiny_tmpfs
 
 MiB = 1024 * 1024
 OBJECT = ObjectID.for_put(TaskID.for_normal_task(JobID.from_int(1)), 1)
@@ -140,22 +138,10 @@ _TINY_FS_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="no unshare(1)")
+@needs_unshare
 def test_a_full_tmpfs_is_refused_before_writing(tmp_path) -> None:
     tiny = tmp_path / "tiny"
-    tiny.mkdir()
-    proc = subprocess.run(
-        [
-            "unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-            'mount -t tmpfs -o size=1m tmpfs "$1" || exit 77; exec "$2" -c "$3" "$1"',
-            "sh", str(tiny), sys.executable, _TINY_FS_CHILD,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )  # fmt: skip
-    if proc.returncode == 77 or "unshare:" in proc.stderr:
-        pytest.skip(f"cannot mount a private tmpfs here: {proc.stderr.strip()[:200]}")
+    proc = run_on_tiny_tmpfs(tiny, "1m", _TINY_FS_CHILD, timeout=60)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert "cannot spill an object of 2.0 MiB" in result["error"] and str(tiny) in result["error"]
