@@ -285,3 +285,37 @@ def test_memory_report_says_why_an_object_is_alive(cluster):
     assert "borrowed by 1 process(es)" in line, line
     ray.kill(keeper)
     del outer
+
+
+class Boom(Exception):
+    def __init__(self, ref):
+        super().__init__("boom")
+        self.ref = ref
+
+
+def test_ref_inside_a_task_exception_stays_readable(cluster):
+    @ray.remote(max_retries=0)
+    def fail():
+        raise Boom(ray.put(np.full(MB // 8, 5.0)))
+
+    with pytest.raises(Boom) as info:
+        ray.get(fail.remote())
+    time.sleep(1.0)  # the worker's own ref is long gone
+    assert float(ray.get(info.value.ref)[0]) == 5.0
+
+
+def test_refs_returned_by_two_tasks_stay_until_both_results_go(cluster):
+    @ray.remote
+    def echo(box):
+        return box
+
+    ref = ray.put(np.ones(MB // 8))
+    key = ref.hex()
+    first, second = echo.remote([ref]), echo.remote([ref])
+    del ref
+    ray.get([first, second])
+    del first
+    assert _stays(lambda: _in_store(key), 1.0)
+    assert float(ray.get(ray.get(second)[0]).sum()) == MB // 8
+    del second
+    assert _eventually(lambda: not _in_store(key))

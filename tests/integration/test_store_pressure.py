@@ -300,3 +300,45 @@ def test_a_reader_that_dies_holding_a_view_leaves_the_store_working(small_store)
         current_worker().objects.collect_references()
         time.sleep(0.05)
     assert not any(o.object_id.hex() == key for o in _report().objects), "the dead reader's pin kept it"
+
+
+def test_a_lost_argument_is_made_again_before_its_task_runs_again(small_store, tmp_path):
+    _settle()
+    produce = ray.remote(max_retries=2)(_produce)
+
+    @ray.remote(max_retries=2)
+    def double(a):
+        return a * 2
+
+    source = [produce.remote(i, str(tmp_path)) for i in range(12)]
+    doubled = [double.remote(r) for r in source]
+    ray.wait(doubled, num_returns=len(doubled), timeout=60)
+    spilled = _spilled_files(source + doubled)
+    index = next(i for i in range(12) if source[i].hex() in spilled and doubled[i].hex() in spilled)
+    os.unlink(spilled[source[index].hex()])  # the argument and the result: both gone
+    os.unlink(spilled[doubled[index].hex()])
+    value = ray.get(doubled[index], timeout=60)
+    assert value[0] == 2 * index
+    assert _runs(tmp_path, index) == 2
+    del value, source, doubled
+    _settle()
+
+
+def test_both_lost_results_of_a_two_return_task_come_back_from_one_run(small_store, tmp_path):
+    _settle()
+
+    @ray.remote(num_returns=2, max_retries=1)
+    def pair(i, log_dir):
+        return _produce(i, log_dir), _produce(i, log_dir)
+
+    pairs = [pair.remote(i, str(tmp_path)) for i in range(10)]
+    flat = [r for p in pairs for r in p]
+    ray.wait(flat, num_returns=len(flat), timeout=60)
+    spilled = _spilled_files(flat)
+    index = next(i for i, (a, b) in enumerate(pairs) if a.hex() in spilled and b.hex() in spilled)
+    for ref in pairs[index]:
+        os.unlink(spilled[ref.hex()])
+    assert [int(ray.get(r, timeout=60)[0]) for r in pairs[index]] == [index, index]
+    assert _runs(tmp_path, index) == 4  # two files per run: run once, then once again
+    del pairs, flat
+    _settle()

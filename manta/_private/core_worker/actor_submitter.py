@@ -199,8 +199,16 @@ class ActorTaskSubmitter:
             return  # the connection broke; the close callback decides
         outcome = self._cw.task_manager.on_result(task, fut.result())
         if isinstance(outcome, Retry):
-            actor.queue.appendleft(outcome.task)
+            actor.queue.appendleft(outcome.task)  # later calls wait behind it, in order
+            if outcome.lost_args:
+                spawn(self._resend_when_recovered(actor, outcome), "recovering lost task arguments")
+                return
             self._send(actor)
+
+    async def _resend_when_recovered(self, actor: _Actor, outcome: Retry) -> None:
+        await self._cw.objects.recover_lost_args(outcome.lost_args)
+        self._resolve(actor, outcome.task)  # its arguments again, waiting for the new copies
+        self._send(actor)
 
     def _connection_lost(self, actor: _Actor, conn: Connection) -> None:
         if actor.conn is conn:

@@ -127,6 +127,7 @@ class CoreWorker:
         self.node_conn: Connection = None  # type: ignore[assignment]  # set by connect()
         self.gcs_conn: Connection | None = None
         self._peer_conns: dict[str, asyncio.Future[Connection]] = {}
+        self._deaths_watched: asyncio.Future[None] | None = None
         self._fetching: set[ObjectID] = set()
         self._inbox: deque[PendingTask] = deque()
         self._inbox_scheduled = False
@@ -243,7 +244,7 @@ class CoreWorker:
         d.register(m.CancelTask, self._handle_cancel_task)
         d.register(m.GetObject, self.objects.handle_get_object)
         d.register(m.GetReferences, lambda c, msg: self.objects.references_report())
-        d.register(m.AddBorrower, lambda c, msg: self.objects.add_borrowers(msg.object_ids, msg.borrower))
+        d.register(m.AddBorrower, self._handle_add_borrower)
         d.register(m.RemoveBorrower, self.objects.handle_remove_borrower)
         d.register(m.ObjectLost, self.objects.handle_object_lost)
         d.register(m.ReleaseOutOfBand, lambda c, msg: self.references.consume_out_of_band(msg.object_ids))
@@ -318,15 +319,27 @@ class CoreWorker:
         elif msg.channel == "nodes" and isinstance(msg.payload, m.NodeState) and not msg.payload.alive:
             self.objects.node_gone(msg.payload.info.node_id)
 
-    def watch_deaths(self) -> None:
-        """Hear of dead workers and nodes from now on (an owner's borrowers die with them)."""
+    def watch_deaths(self) -> asyncio.Future[None]:
+        """Hear of dead workers and nodes from now on (an owner's borrowers die with them);
+        done once subscribed (I/O thread)."""
 
         async def subscribe() -> None:
             conn = await self.gcs_connection()
             await conn.call(m.Subscribe("worker_died", b""))
             await conn.call(m.Subscribe("nodes", b""))
 
-        spawn(subscribe(), "subscribing to worker deaths")
+        if self._deaths_watched is None:
+            self._deaths_watched = asyncio.ensure_future(subscribe())
+        return self._deaths_watched
+
+    async def _handle_add_borrower(self, _conn: Connection, msg: m.AddBorrower) -> list[ObjectID]:
+        missing = self.objects.add_borrowers(msg.object_ids, msg.borrower)
+        # Answer once subscribed, so the borrower's death cannot go unheard.
+        try:
+            await asyncio.shield(self.watch_deaths())
+        except Exception as e:
+            logger.warning("cannot watch for dead borrowers: %s", e)
+        return missing
 
     def _print_logs(self, batch: m.LogBatch) -> None:
         # Ray's "(name pid=N" start, so tools that grep for it keep working, plus the node.
@@ -581,7 +594,7 @@ class CoreWorker:
             logger.warning(
                 "object %s was lost; running %s again to rebuild it", object_id.hex(), outcome.task.spec.name
             )
-            self.memory_store.delete(outcome.task.return_ids)
+            self.memory_store.delete([object_id])  # the other results are still good
             self._hand_to_io(outcome.task)
             return
         self.memory_store.delete([object_id])

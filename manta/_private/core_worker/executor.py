@@ -23,6 +23,7 @@ from manta._private import serialization
 from manta._private.common.ids import ObjectID, TaskID
 from manta._private.common.session import TASK_MARKER
 from manta._private.core_worker.actor_runtime import ActorExit, ActorRuntime
+from manta._private.core_worker.objects import ArgumentLost
 from manta._private.rpc.messages import (
     ActorCreated,
     CreateActor,
@@ -228,6 +229,8 @@ class TaskExecutor:
             cancelled = TaskCancelledError(spec.task_id.hex())
             cancelled.__traceback__ = e.__traceback__
             return self._error_result(spec, cancelled, cancelled)
+        except ArgumentLost as e:
+            return TaskResult([], False, 0.0, lost_args=[ObjectID.from_hex(e.object_ref_hex)])
         except SystemExit as e:
             # As in Ray, a task calling sys.exit() ends its worker (the owner retries it);
             # in an actor it ends the actor on purpose.
@@ -262,6 +265,8 @@ class TaskExecutor:
             raise
         except (asyncio.CancelledError, KeyboardInterrupt) as e:
             return self._error_result(spec, TaskCancelledError(spec.task_id.hex()), e)
+        except ArgumentLost as e:
+            return TaskResult([], False, 0.0, lost_args=[ObjectID.from_hex(e.object_ref_hex)])
         except SystemExit as e:
             assert self.actor is not None
             self.actor.exit(f"sys.exit({e.code!r}) was called")
@@ -308,15 +313,23 @@ class TaskExecutor:
         return self._cw.objects.store_return(object_id, obj, spec.owner)
 
     def _error_result(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> TaskResult:
-        blob = self._error_blob(spec, error, raised)
+        obj = self._serialize_error(spec, error, raised)
+        blob = serialization.to_inline(obj)
+        # Refs inside the exception are lent to the owner like those inside a value.
+        contained = self._cw.objects.lend(obj.contained_refs, spec.owner) if obj.contained_refs else None
         returns = [
-            ReturnObject(ObjectID.for_return(spec.task_id, i), blob, len(blob), None)
+            ReturnObject(ObjectID.for_return(spec.task_id, i), blob, len(blob), None, contained)
             for i in range(max(spec.num_returns, 1))
         ]
         return TaskResult(returns, True, 0.0, self._count_call(spec))
 
     def _error_blob(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> bytes:
-        """Serialize the task's failure as a RayTaskError carrying the remote traceback."""
+        return serialization.to_inline(self._serialize_error(spec, error, raised))
+
+    def _serialize_error(
+        self, spec: TaskSpec, error: BaseException, raised: BaseException | None
+    ) -> serialization.SerializedObject:
+        """The task's failure as a RayTaskError carrying the remote traceback."""
         if raised is not None:
             tb = raised.__traceback__
             # Drop this module's frames: the user wants their own code's traceback.
@@ -339,12 +352,11 @@ class TaskExecutor:
         )
         flags = serialization.FLAG_ERROR
         try:
-            blob = serialization.to_inline(serialization.serialize(task_error, flags))
-            serialization.from_inline(blob)  # an exception that pickles may still not unpickle
-            return blob
+            obj = serialization.serialize(task_error, flags)
+            serialization.deserialize(obj.data, obj.buffers)  # what pickles may still not unpickle
+            return obj
         except Exception:
-            fallback = UnserializableException(str(task_error))
-            return serialization.to_inline(serialization.serialize(fallback, flags))
+            return serialization.serialize(UnserializableException(str(task_error)), flags)
 
     def _mark_task(self, name: str) -> None:
         if name == self._marked_name:

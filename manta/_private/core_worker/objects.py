@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import mmap
 import os
 import sys
@@ -45,6 +46,8 @@ from manta.exceptions import (
 
 if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
+
+logger = logging.getLogger(__name__)
 
 COLLECT_INTERVAL_S = 0.5
 # How long registering as a borrower may take before the ref is used unregistered.
@@ -123,7 +126,7 @@ class ObjectManager:
     ) -> m.ReturnObject:
         """A task's return value: inline if small, else into this node's store. Refs
         inside it are lent to the task's owner first."""
-        contained = self._lend(obj.contained_refs, owner) if obj.contained_refs else None
+        contained = self.lend(obj.contained_refs, owner) if obj.contained_refs else None
         if obj.total_size < self._config.max_inline_bytes:
             blob = serialization.to_inline(obj)
             return m.ReturnObject(object_id, blob, len(blob), None, contained)
@@ -131,7 +134,7 @@ class ObjectManager:
         return m.ReturnObject(object_id, None, size, self._cw.node_id, contained)
 
     # -- borrowing -------------------------------------------------------------------------------
-    def _lend(self, refs: list[ObjectRef], borrower: m.Address) -> list[m.NestedRef]:
+    def lend(self, refs: list[ObjectRef], borrower: m.Address) -> list[m.NestedRef]:
         """Register ``borrower`` with the owner of each ref (this process included), so
         the objects outlive this process's own refs until the borrower takes them over."""
         nested: dict[ObjectID, m.NestedRef] = {}
@@ -146,12 +149,13 @@ class ObjectManager:
             else:
                 remote.setdefault(owner.worker_id, (owner, []))[1].append(ref.id)
         if remote:
-            self._cw.io.run(self._register(list(remote.values()), borrower), REGISTER_TIMEOUT_S)
+            self._run_bounded(self._register(list(remote.values()), borrower), "lending refs")
         return list(nested.values())
 
-    def register_loaded(self, refs: list[ObjectRef]) -> None:
+    def register_loaded(self, refs: list[ObjectRef], timeout: float = REGISTER_TIMEOUT_S) -> None:
         """Refs were just loaded from a value: register this process as their borrower
-        with each owner it has not registered with yet. Blocks (not on the I/O thread)."""
+        with each owner it has not registered with yet. Blocks (not on the I/O thread)
+        for at most ``timeout``."""
         groups: dict[WorkerID, tuple[m.Address, list[ObjectID]]] = {}
         for ref in refs:
             owner = self.references.needs_registration(ref.id)
@@ -162,9 +166,21 @@ class ObjectManager:
         if not groups:
             return
         try:
-            self._cw.io.run(self._register(list(groups.values()), self._cw.address), REGISTER_TIMEOUT_S)
+            self._run_bounded(
+                self._register(list(groups.values()), self._cw.address), "borrowing refs", timeout
+            )
         finally:
             self.references.mark_registered([i for _owner, ids in groups.values() for i in ids])
+
+    def _run_bounded(self, coro: Any, what: str, timeout: float = REGISTER_TIMEOUT_S) -> None:
+        """Run ``coro`` on the I/O thread, waiting at most ``timeout``: an owner that does not
+        answer (stopped, overloaded) must not hang the caller."""
+        future = self._cw.io.submit(coro)
+        try:
+            future.result(max(timeout, 0.5))
+        except TimeoutError:
+            future.cancel()
+            logger.warning("%s: an owner did not answer within %.1f s; going on without it", what, timeout)
 
     async def _register(self, groups: list[tuple[m.Address, list[ObjectID]]], borrower: m.Address) -> None:
         async def one(owner: m.Address, ids: list[ObjectID]) -> None:
@@ -197,10 +213,7 @@ class ObjectManager:
         if holder.worker_id == self._cw.worker_id:
             self.references.consume_out_of_band([ref.id])
         else:
-            self._cw.io.call_soon(self._start_release_out_of_band, holder, [ref.id])
-
-    def _start_release_out_of_band(self, holder: m.Address, ids: list[ObjectID]) -> None:
-        spawn(self._notify(holder, m.ReleaseOutOfBand(ids)), "releasing an out-of-band hold")
+            self._cw.io.call_soon(self._start_notify, holder, m.ReleaseOutOfBand([ref.id]))
 
     def add_borrowers(self, object_ids: list[ObjectID], borrower: m.Address) -> list[ObjectID]:
         """Record ``borrower`` for owned objects; returns the ids this process no longer has."""
@@ -209,12 +222,12 @@ class ObjectManager:
         ]
         if not self._watching_deaths:
             self._watching_deaths = True
-            self._cw.io.call_soon(self._cw.watch_deaths)
+            self._cw.io.call_soon(self._cw.watch_deaths)  # (the handler also waits for it)
         return missing
 
     def handle_remove_borrower(self, _conn: Connection, msg: m.RemoveBorrower) -> None:
-        for object_id in msg.object_ids:
-            self.references.remove_borrower(object_id, msg.borrower)
+        for object_id, registrations in zip(msg.object_ids, msg.registrations, strict=False):
+            self.references.remove_borrower(object_id, msg.borrower, registrations)
 
     def worker_gone(self, worker_id: WorkerID) -> None:
         self.references.borrowers_gone(worker_id=worker_id)
@@ -306,7 +319,7 @@ class ObjectManager:
 
     def _free(self, freed: list[Freed]) -> None:
         in_store = []
-        done_borrowing: dict[WorkerID, tuple[m.Address, list[ObjectID]]] = {}
+        done_borrowing: dict[WorkerID, tuple[m.Address, list[Freed]]] = {}
         for f in freed:
             self._call_sites.pop(f.object_id, None)
             if f.owned:
@@ -314,16 +327,18 @@ class ObjectManager:
                 if obj is not None and obj.node_id is not None:
                     in_store.append(f.object_id)
             elif f.owner is not None:
-                done_borrowing.setdefault(f.owner.worker_id, (f.owner, []))[1].append(f.object_id)
+                done_borrowing.setdefault(f.owner.worker_id, (f.owner, []))[1].append(f)
         self.memory_store.delete(f.object_id for f in freed)
         if in_store:
             self._cw.io.call_soon(self._cw.node_conn.notify, m.FreeObjects(in_store))
-        for owner, ids in done_borrowing.values():
-            self._cw.io.call_soon(self._start_unregister, owner, ids)
+        for owner, done in done_borrowing.values():
+            msg = m.RemoveBorrower(
+                [f.object_id for f in done], self._cw.worker_id, [f.registrations for f in done]
+            )
+            self._cw.io.call_soon(self._start_notify, owner, msg)
 
-    def _start_unregister(self, owner: m.Address, ids: list[ObjectID]) -> None:
-        msg = m.RemoveBorrower(ids, self._cw.worker_id)
-        spawn(self._notify(owner, msg), "telling an owner this process no longer borrows")
+    def _start_notify(self, peer: m.Address, msg: Any) -> None:
+        spawn(self._notify(peer, msg), f"sending {type(msg).__name__}")
 
     async def _notify(self, peer: m.Address, msg: Any) -> None:
         try:
@@ -432,7 +447,8 @@ class ObjectManager:
             finally:
                 nested = serialization.end_loading(outer)
             if nested:
-                self.register_loaded(nested)
+                left = REGISTER_TIMEOUT_S if deadline is None else deadline - time.monotonic()
+                self.register_loaded(nested, min(left, REGISTER_TIMEOUT_S))
             return [_value_or_raise(value, is_error) for value, is_error in loaded]
         assert lost_id is not None
         raise ObjectLostError(
@@ -447,28 +463,43 @@ class ObjectManager:
             return  # another thread saw the loss first; a new copy is on its way
         if self.references.is_owned(oid):
             self._cw.reconstruct(oid)
-            return
+        else:
+            self._run_bounded(self._report_lost(ref), "reporting a lost object to its owner")
+
+    async def _report_lost(self, ref: ObjectRef) -> None:
         owner = ref.owner_address()
-        if owner is not None:
+        if owner is None:
+            return
+        try:
+            conn = await self._cw.connect_worker(owner)
+            await conn.call(m.ObjectLost(ref.id))
+        except (ConnectionLost, OSError, RemoteError):
+            pass  # the owner is gone: the fetch that follows reports it
 
-            async def report() -> None:
-                try:
-                    conn = await self._cw.connect_worker(owner)
-                    await conn.call(m.ObjectLost(oid))
-                except (ConnectionLost, OSError, RemoteError):
-                    pass  # the owner is gone: the fetch that follows reports it
+    async def recover_lost_args(self, refs: list[ObjectRef]) -> None:
+        """A worker found these arguments missing from its store (I/O thread)."""
+        for ref in refs:
+            if self.references.is_owned(ref.id):
+                await self.handle_object_lost(None, m.ObjectLost(ref.id))
+                continue
+            stale = self.memory_store.get(ref.id)
+            if stale is not None and self.memory_store.discard_if(ref.id, stale):
+                await self._report_lost(ref)
 
-            self._cw.io.run(report(), REGISTER_TIMEOUT_S)
-
-    def handle_object_lost(self, _conn: Connection, msg: m.ObjectLost) -> None:
-        """A borrower found our object missing from its store."""
-        stale = self.memory_store.get(msg.object_id)
-        if (
-            stale is not None
-            and stale.node_id is not None
-            and self.memory_store.discard_if(msg.object_id, stale)
-        ):
-            self._cw.reconstruct(msg.object_id)
+    async def handle_object_lost(self, _conn: Connection | None, msg: m.ObjectLost) -> None:
+        """A borrower found our object missing from its store. The report may be about an
+        older copy (made again since), so check the store before acting on it."""
+        oid = msg.object_id
+        stale = self.memory_store.get(oid)
+        if stale is None or stale.node_id is None:
+            return
+        if stale.node_id == self._cw.node_id:
+            location = await self._cw.node_conn.call(m.PinObject(oid))
+            if location is not None:
+                self._cw.node_conn.notify(m.UnpinObjects([oid]))
+                return
+        if self.memory_store.discard_if(oid, stale):
+            self._cw.reconstruct(oid)
 
     def wait(
         self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
@@ -538,7 +569,7 @@ class ObjectManager:
             values = [self._load(arg, arg.object_id) for arg in spec.ref_args]
             args = argpack.unpack(spec.args, values)
         except NotInStore as lost:
-            raise ObjectLostError(
+            raise ArgumentLost(
                 lost.object_id.hex(), detail="Its store copy was lost while the task was starting."
             ) from None
         finally:
@@ -570,6 +601,11 @@ class ObjectManager:
 
         self.memory_store.on_ready(ref.id, ready)
         return future
+
+
+class ArgumentLost(ObjectLostError):
+    """A task's argument was lost from the store before the task could run; the task's
+    owner can have it made again and run the task then."""
 
 
 class NotInStore(Exception):

@@ -11,7 +11,9 @@ For every object this process knows it counts
 - pinned: refs captured by remote functions, which any number of workers may load at
   any time, so the object stays for as long as this process lives;
 and for objects it *owns*, also
-- borrowers: other processes that registered holding a ref to it.
+- borrowers: other processes that registered holding a ref to it, each with a count of
+  its registrations (its own, and those a worker made for it when returning the ref), so
+  a late "done" for old registrations cannot cancel a newer one.
 An owned object is freed when all of these are zero.
 
 For an object it *borrows* (owned elsewhere), the process registers with the owner the
@@ -45,13 +47,14 @@ class _Entry:
     contained: int = 0
     out_of_band: int = 0
     pinned: bool = False
-    # Owned objects: who borrows it, and on which node each borrower runs.
-    borrowers: dict[WorkerID, NodeID] = field(default_factory=dict)
+    # Owned objects: who borrows it, on which node each borrower runs, and how many
+    # registrations it holds.
+    borrowers: dict[WorkerID, tuple[NodeID, int]] = field(default_factory=dict)
     # An owned value with refs inside: the objects it holds (released when it is freed).
     inner: list[ObjectID] | None = None
-    # Borrowed objects: the owner, and whether it knows this process borrows it.
+    # Borrowed objects: the owner, and how many registrations it holds for this process.
     owner: Address | None = None
-    registered: bool = False
+    registrations: int = 0
 
     def needed(self) -> bool:
         return bool(
@@ -68,8 +71,10 @@ class _Entry:
 class Freed:
     object_id: ObjectID
     owned: bool
-    # A borrowed object this process had registered for: the owner to tell it is done.
+    # A borrowed object this process had registered for: the owner to tell it is done,
+    # and how many registrations that retires.
     owner: Address | None = None
+    registrations: int = 0
 
 
 class ReferenceCounter:
@@ -122,19 +127,21 @@ class ReferenceCounter:
         with self._lock:
             self._hold_inner(container, refs)
 
-    def add_returned(self, container: ObjectID, refs: Sequence[RefKey], me: WorkerID) -> None:
+    def add_returned(self, container: ObjectID | None, refs: Sequence[RefKey], me: WorkerID) -> None:
         """A task result with ``refs`` inside arrived. The worker that ran the task has
         registered this process as a borrower of each with its owner (this process too);
-        the result now holds them instead, or, when nobody wants the result, nothing does."""
+        the result (``container``) now holds them instead, or, when nobody wants the result
+        (or it is None: a failed attempt to be retried), nothing does."""
         with self._lock:
             for object_id, owner in refs:
                 entry = self._entry(object_id, owner)
                 if entry.owned:
-                    entry.borrowers.pop(me, None)
+                    self._unborrow(object_id, entry, me, 1)
                 else:
-                    entry.registered = True
+                    entry.registrations += 1
                 self._candidates.add(object_id)
-            self._hold_inner(container, refs)
+            if container is not None:
+                self._hold_inner(container, refs)
 
     def _hold_inner(self, container: ObjectID, refs: Sequence[RefKey]) -> None:
         holder = self._entries.get(container)
@@ -173,20 +180,32 @@ class ReferenceCounter:
             entry = self._entries.get(object_id)
             if entry is None or not entry.owned:
                 return False
-            entry.borrowers[borrower] = node_id
+            _node, count = entry.borrowers.get(borrower, (node_id, 0))
+            entry.borrowers[borrower] = (node_id, count + 1)
             return True
 
-    def remove_borrower(self, object_id: ObjectID, borrower: WorkerID) -> None:
+    def remove_borrower(self, object_id: ObjectID, borrower: WorkerID, registrations: int = 1) -> None:
+        """``borrower`` retires ``registrations`` of its registrations for the object."""
         with self._lock:
             entry = self._entries.get(object_id)
-            if entry is not None and entry.borrowers.pop(borrower, None) is not None:
-                self._candidates.add(object_id)
+            if entry is not None:
+                self._unborrow(object_id, entry, borrower, registrations)
+
+    def _unborrow(self, object_id: ObjectID, entry: _Entry, borrower: WorkerID, registrations: int) -> None:
+        held = entry.borrowers.get(borrower)
+        if held is None:
+            return
+        if held[1] > registrations:
+            entry.borrowers[borrower] = (held[0], held[1] - registrations)
+        else:
+            del entry.borrowers[borrower]
+            self._candidates.add(object_id)
 
     def borrowers_gone(self, *, worker_id: WorkerID | None = None, node_id: NodeID | None = None) -> None:
         """A process (or every process of a node) died: it borrows nothing any more."""
         with self._lock:
             for object_id, entry in self._entries.items():
-                gone = [w for w, n in entry.borrowers.items() if w == worker_id or n == node_id]
+                gone = [w for w, (n, _count) in entry.borrowers.items() if w == worker_id or n == node_id]
                 for w in gone:
                     del entry.borrowers[w]
                 if gone:
@@ -201,7 +220,7 @@ class ReferenceCounter:
         """The owner to register with, if this process borrows the object and has not yet."""
         with self._lock:
             entry = self._entries.get(object_id)
-            if entry is None or entry.owned or entry.registered:
+            if entry is None or entry.owned or entry.registrations:
                 return None
             return entry.owner
 
@@ -210,7 +229,7 @@ class ReferenceCounter:
             for object_id in object_ids:
                 entry = self._entries.get(object_id)
                 if entry is not None:
-                    entry.registered = True
+                    entry.registrations += 1
 
     # -- freeing --------------------------------------------------------------------------------
     def collect(self) -> list[Freed]:
@@ -233,7 +252,10 @@ class ReferenceCounter:
                     if entry is None or entry.needed():
                         continue
                     del self._entries[object_id]
-                    freed.append(Freed(object_id, entry.owned, entry.owner if entry.registered else None))
+                    if entry.registrations:
+                        freed.append(Freed(object_id, False, entry.owner, entry.registrations))
+                    else:
+                        freed.append(Freed(object_id, entry.owned))
                     for inner_id in entry.inner or ():
                         inner = self._entries.get(inner_id)
                         if inner is not None:

@@ -103,6 +103,10 @@ class NormalTaskSubmitter:
             self._cw.objects.request_object(ref)
             self._cw.memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, waiting))
 
+    async def _resubmit_when_recovered(self, outcome: Retry) -> None:
+        await self._cw.objects.recover_lost_args(outcome.lost_args)
+        self.submit(outcome.task)  # resolves its arguments again, waiting for the new copies
+
     def cancel(self, task: PendingTask, force: bool, recursive: bool) -> None:
         if task.state == "done":
             return
@@ -340,7 +344,9 @@ class NormalTaskSubmitter:
         return f"The {where} running this task became unreachable: {error}."
 
     def _settle(self, cls: _SchedulingClass, outcome: Retry | Done) -> None:
-        if isinstance(outcome, Retry):
+        if isinstance(outcome, Retry) and outcome.lost_args:
+            spawn(self._resubmit_when_recovered(outcome), "recovering lost task arguments")
+        elif isinstance(outcome, Retry):
             self._enqueue(outcome.task)
         elif outcome.unwanted:
             self._cw.objects.free_store_copies(outcome.unwanted)

@@ -59,6 +59,8 @@ class PendingTask:
 @dataclass(frozen=True, slots=True)
 class Retry:
     task: PendingTask
+    # Arguments (ObjectRefs) the store lost: have them made again, then resolve afresh.
+    lost_args: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,19 @@ class TaskManager:
 
     # -- outcomes -----------------------------------------------------------------------
     def on_result(self, task: PendingTask, result: TaskResult) -> Retry | Done:
+        if result.lost_args:
+            lost = set(result.lost_args)
+            task.resolved = []
+            task.spec = codec.replace(task.spec, attempt=task.spec.attempt + 1)
+            task.state = "pending"
+            task.lease = None
+            return Retry(task, [r for r in task.arg_refs if r.id in lost])
         if result.is_error and not task.cancelled and self._should_retry_error(task, result):
+            for ret in result.returns:  # refs inside the discarded error were lent to us
+                if ret.contained:
+                    self._references.add_returned(
+                        None, [(n.object_id, n.owner) for n in ret.contained], self._me
+                    )
             return self._retry(task)
         return Done(task, self._complete(task, result.returns))
 

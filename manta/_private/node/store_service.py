@@ -82,10 +82,16 @@ class StoreService:
             if isinstance(result, TooLarge):
                 raise ObjectStoreFullError(result.message)
             if isinstance(result, AlreadyExists):
-                info = self.store.info(msg.object_id)
-                if info is not None and info.state is not ObjectState.CREATED and not info.freed:
-                    return m.ObjectCreated(0, info.size, exists=True)
-                raise ValueError(f"object {msg.object_id.hex()} already exists ({result.state.value})")
+                # A task run again to rebuild a lost result writes the same ids again.
+                if result.state is ObjectState.SEALED:
+                    info = self.store.info(msg.object_id)
+                    assert info is not None
+                    return m.ObjectCreated(0, info.size, exists=True)  # that copy will do
+                if result.state is ObjectState.SPILLED:
+                    # Its file may be the lost copy: replace it with the new value.
+                    self.execute(self.store.free([msg.object_id]))
+                    continue
+                raise ValueError(f"object {msg.object_id.hex()} is being written by another process")
             assert isinstance(result, NeedsSpace)
             if not await self._make_room(msg.size, deadline):
                 raise ObjectStoreFullError(self._full_message(msg.object_id, msg.size))

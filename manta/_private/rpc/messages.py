@@ -564,6 +564,9 @@ class TaskResult:
     worker_exiting: bool = False
     # The worker is exiting and did not run this task: run it elsewhere (not a retry).
     rejected: bool = False
+    # The task did not run: the store had lost these arguments. Its owner has them made
+    # again and runs the task once they are back (not a retry).
+    lost_args: list[ObjectID] | None = None
 
 
 @message(75)
@@ -659,6 +662,9 @@ class AddBorrower:
 class RemoveBorrower:
     object_ids: list[ObjectID]
     borrower: WorkerID
+    # How many of the borrower's registrations each id retires (its own, plus those made
+    # for it by workers that returned the ref).
+    registrations: list[int]
 
 
 @message(88)

@@ -108,10 +108,12 @@ def test_borrowers_keep_an_owned_object_until_they_are_done() -> None:
     refs.add_owned(oid(0))
     refs.add_local(oid(0), None)
     assert refs.add_borrower(oid(0), B1, N1)
-    assert refs.add_borrower(oid(0), B1, N1)  # registering twice is once
+    assert refs.add_borrower(oid(0), B1, N1)  # B1 registered twice (e.g. once by a worker for it)
     assert refs.add_borrower(oid(0), B2, N2)
     assert refs.has_borrowers()
     refs.drop_local(oid(0))
+    assert refs.collect() == []
+    refs.remove_borrower(oid(0), B1)  # one of B1's registrations: it still holds the other
     assert refs.collect() == []
     refs.remove_borrower(oid(0), B1)
     assert refs.collect() == []
@@ -151,7 +153,7 @@ def test_borrowed_object_registers_once_and_reports_its_owner_when_done() -> Non
     assert refs.needs_registration(oid(1)) is None
     refs.drop_local(oid(1))
     refs.drop_local(oid(1))
-    assert refs.collect() == [Freed(oid(1), owned=False, owner=OWNER)]
+    assert refs.collect() == [Freed(oid(1), owned=False, owner=OWNER, registrations=1)]
     assert refs.owner_of(oid(1)) is None
     # Loaded again later: a new borrow to register.
     refs.add_local(oid(1), OWNER)
@@ -186,7 +188,10 @@ def test_returned_refs_move_from_borrow_registration_to_the_result() -> None:
     refs.drop_local(result)
     freed = refs.collect()
     assert freed[0] == Freed(result, owned=True)
-    assert set(freed[1:]) == {Freed(mine, owned=True), Freed(theirs, owned=False, owner=OWNER)}
+    assert set(freed[1:]) == {
+        Freed(mine, owned=True),
+        Freed(theirs, owned=False, owner=OWNER, registrations=1),
+    }
 
 
 def test_pinned_refs_are_kept_while_the_process_lives() -> None:
@@ -210,7 +215,7 @@ def test_out_of_band_pickles_hold_until_each_is_loaded() -> None:
     refs.consume_out_of_band([oid(1)])
     assert refs.collect() == []
     refs.consume_out_of_band([oid(1), oid(1), oid(5)])  # extra releases are ignored
-    assert refs.collect() == [Freed(oid(1), owned=False, owner=OWNER)]
+    assert refs.collect() == [Freed(oid(1), owned=False, owner=OWNER, registrations=1)]
 
 
 def test_drops_from_another_thread_are_applied_by_collect() -> None:
@@ -247,7 +252,7 @@ def test_freed_exactly_when_nothing_needs_the_object(ops: list[tuple[str, int, i
     refs = ReferenceCounter()
     local = dict.fromkeys(range(_N), 0)
     submitted = dict.fromkeys(range(_N), 0)
-    borrowers: dict[int, set[int]] = {i: set() for i in range(_N)}
+    borrowers: dict[int, dict[int, int]] = {i: {} for i in range(_N)}  # registrations per borrower
     inside: dict[int, list[int]] = {i: [] for i in range(_N)}  # what each value holds
     freed: set[int] = set()
     workers = [WorkerID.from_random() for _ in range(_N)]
@@ -282,10 +287,12 @@ def test_freed_exactly_when_nothing_needs_the_object(ops: list[tuple[str, int, i
             inside[i].append(j)
         elif kind == "borrow":
             assert refs.add_borrower(oid(i), workers[j], N1)
-            borrowers[i].add(j)
+            borrowers[i][j] = borrowers[i].get(j, 0) + 1
         elif kind == "unborrow" and j in borrowers[i]:
             refs.remove_borrower(oid(i), workers[j])
-            borrowers[i].discard(j)
+            borrowers[i][j] -= 1
+            if not borrowers[i][j]:
+                del borrowers[i][j]
         elif kind == "collect":
             for f in refs.collect():
                 index = next(k for k in range(_N) if oid(k) == f.object_id)
@@ -305,3 +312,46 @@ def test_freed_exactly_when_nothing_needs_the_object(ops: list[tuple[str, int, i
     for k in range(_N):
         assert (k in freed) == (not needed(k))
         assert refs.is_owned(oid(k)) == (k not in freed)
+
+
+def test_a_late_done_for_old_registrations_cannot_cancel_a_newer_one() -> None:
+    refs = ReferenceCounter()
+    refs.add_owned(oid(0))
+    refs.add_borrower(oid(0), B1, N1)  # B1 loaded a ref itself
+    refs.add_borrower(oid(0), B1, N1)  # a worker returned the ref to B1 and registered it
+    refs.remove_borrower(oid(0), B1, 1)  # B1's done for its own registration, arriving late
+    assert refs.collect() == []  # the worker's registration for B1 still holds
+    refs.remove_borrower(oid(0), B1, 1)
+    assert refs.collect() == [Freed(oid(0), owned=True)]
+
+
+def test_borrower_side_counts_its_registrations() -> None:
+    refs = ReferenceCounter()
+    me = WorkerID.from_random()
+    refs.add_local(oid(1), OWNER)
+    refs.mark_registered([oid(1)])  # its own registration
+    refs.add_owned(oid(2))
+    refs.add_local(oid(2), None)
+    refs.add_returned(oid(2), [(oid(1), OWNER)], me)  # and one a worker made for it
+    refs.drop_local(oid(1))
+    refs.drop_local(oid(2))
+    freed = refs.collect()
+    assert Freed(oid(1), owned=False, owner=OWNER, registrations=2) in freed
+
+
+def test_two_results_returning_an_owned_ref_each_hold_it() -> None:
+    refs = ReferenceCounter()
+    me = WorkerID.from_random()
+    for i in (0, 1, 2):
+        refs.add_owned(oid(i))
+    refs.add_local(oid(1), None)
+    refs.add_local(oid(2), None)
+    refs.add_borrower(oid(0), me, N1)  # each worker registered us with ourselves
+    refs.add_borrower(oid(0), me, N1)
+    refs.add_returned(oid(1), [(oid(0), None)], me)
+    assert refs.collect() == []  # the second registration still stands for the second result
+    refs.add_returned(oid(2), [(oid(0), None)], me)
+    refs.drop_local(oid(1))
+    assert refs.collect() == [Freed(oid(1), owned=True)]
+    refs.drop_local(oid(2))
+    assert {f.object_id for f in refs.collect()} == {oid(2), oid(0)}

@@ -288,7 +288,7 @@ def test_refs_inside_an_unwanted_result_are_released_at_once() -> None:
     world.refs.collect()
     done = world.manager.on_result(task, _returning(task, [NestedRef(theirs, OTHER)]))
     assert isinstance(done, Done) and len(done.unwanted) == 1
-    assert world.refs.collect() == [Freed(theirs, owned=False, owner=OTHER)]
+    assert world.refs.collect() == [Freed(theirs, owned=False, owner=OTHER, registrations=1)]
 
 
 def test_children_are_tracked_per_parent() -> None:
