@@ -206,7 +206,7 @@ class ActorTaskSubmitter:
             self._send(actor)
 
     async def _resend_when_recovered(self, actor: _Actor, outcome: Retry) -> None:
-        await self._cw.objects.recover_lost_args(outcome.lost_args)
+        await self._cw.recovery.recover_lost_args(outcome.lost_args)
         self._resolve(actor, outcome.task)  # its arguments again, waiting for the new copies
         self._send(actor)
 

@@ -29,12 +29,14 @@ from manta._private.core_worker import args as argpack
 from manta._private.core_worker import object_ref as object_ref_module
 from manta._private.core_worker.actor_client import ActorClient
 from manta._private.core_worker.actor_submitter import ActorTaskSubmitter
+from manta._private.core_worker.borrowing import Borrowing
 from manta._private.core_worker.executor import TaskExecutor
 from manta._private.core_worker.function_manager import FunctionManager
 from manta._private.core_worker.loop_thread import EventLoopThread
 from manta._private.core_worker.memory_store import MemoryStore
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.objects import ObjectManager
+from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.core_worker.submitter import NormalTaskSubmitter
 from manta._private.core_worker.task_manager import PendingTask, Retry, TaskManager
@@ -106,6 +108,8 @@ class CoreWorker:
             self.memory_store, self.references, config.max_inline_bytes, self.worker_id
         )
         self.objects = ObjectManager(self)
+        self.borrowing = Borrowing(self)
+        self.recovery = LossRecovery(self)
         self.functions = FunctionManager(self.kv_put, self.kv_get)
         self.dispatcher = Dispatcher()
         self.io = EventLoopThread("manta-io")
@@ -245,8 +249,8 @@ class CoreWorker:
         d.register(m.GetObject, self.objects.handle_get_object)
         d.register(m.GetReferences, lambda c, msg: self.objects.references_report())
         d.register(m.AddBorrower, self._handle_add_borrower)
-        d.register(m.RemoveBorrower, self.objects.handle_remove_borrower)
-        d.register(m.ObjectLost, self.objects.handle_object_lost)
+        d.register(m.RemoveBorrower, self.borrowing.handle_remove_borrower)
+        d.register(m.ObjectLost, self.recovery.handle_object_lost)
         d.register(m.ReleaseOutOfBand, lambda c, msg: self.references.consume_out_of_band(msg.object_ids))
         d.register(m.ExitWorker, self._handle_exit)
         d.register(m.Published, self._handle_published)
@@ -315,9 +319,9 @@ class CoreWorker:
         elif msg.channel == "actor" and isinstance(msg.payload, m.ActorInfo):
             self.actor_submitter.on_info(msg.payload)
         elif msg.channel == "worker_died" and isinstance(msg.payload, m.WorkerGone):
-            self.objects.worker_gone(msg.payload.worker_id)
+            self.borrowing.worker_gone(msg.payload.worker_id)
         elif msg.channel == "nodes" and isinstance(msg.payload, m.NodeState) and not msg.payload.alive:
-            self.objects.node_gone(msg.payload.info.node_id)
+            self.borrowing.node_gone(msg.payload.info.node_id)
 
     def watch_deaths(self) -> asyncio.Future[None]:
         """Hear of dead workers and nodes from now on (an owner's borrowers die with them);
@@ -333,7 +337,7 @@ class CoreWorker:
         return self._deaths_watched
 
     async def _handle_add_borrower(self, _conn: Connection, msg: m.AddBorrower) -> list[ObjectID]:
-        missing = self.objects.add_borrowers(msg.object_ids, msg.borrower)
+        missing = self.borrowing.add_borrowers(msg.object_ids, msg.borrower)
         # Answer once subscribed, so the borrower's death cannot go unheard.
         try:
             await asyncio.shield(self.watch_deaths())

@@ -316,7 +316,7 @@ class TaskExecutor:
         obj = self._serialize_error(spec, error, raised)
         blob = serialization.to_inline(obj)
         # Refs inside the exception are lent to the owner like those inside a value.
-        contained = self._cw.objects.lend(obj.contained_refs, spec.owner) if obj.contained_refs else None
+        contained = self._cw.borrowing.lend(obj.contained_refs, spec.owner) if obj.contained_refs else None
         returns = [
             ReturnObject(ObjectID.for_return(spec.task_id, i), blob, len(blob), None, contained)
             for i in range(max(spec.num_returns, 1))

@@ -113,7 +113,7 @@ class ObjectRef:
         counted = self._counted
         if serialization.note_contained_ref(self) or counted is None:
             return (_rebuild_ref, (bytes(self._id), self._owner))
-        counted.objects.hold_out_of_band(self)
+        counted.borrowing.hold_out_of_band(self)
         return (_rebuild_out_of_band_ref, (bytes(self._id), self._owner, counted.address))
 
     def pin_for_life(self) -> None:
@@ -151,7 +151,7 @@ def _rebuild_out_of_band_ref(raw_id: bytes, owner: Address | None, holder: Addre
     ref = ObjectRef(raw_id, owner)
     worker = _worker
     if worker is not None:
-        worker.objects.adopt_out_of_band(ref, holder)
+        worker.borrowing.adopt_out_of_band(ref, holder)
     return ref
 
 

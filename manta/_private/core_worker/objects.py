@@ -4,17 +4,14 @@ Values it owns live in the memory store (small) or in the node's store (large); 
 borrows are fetched from their owners and cached until the last local ref goes. Frees are
 batched: refs dropped anywhere are collected on the next API call or every half second.
 
-Refs that travel inside values are borrowed (ARCHITECTURE.md section 2): a process that
-loads one registers with the object's owner before it lets go of the value that carried
-it, and a worker returning refs registers the task's owner in the same way before it
-replies. Owners forget borrowers that tell them they are done, and borrowers that die.
+Refs found while loading values are registered with their owners (``borrowing``); an
+object the store no longer has is made again by its owner (``recovery``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import mmap
 import os
 import sys
@@ -25,20 +22,20 @@ from typing import TYPE_CHECKING, Any
 
 from manta._private import serialization
 from manta._private.common.aio import spawn
-from manta._private.common.ids import NodeID, ObjectID, WorkerID
+from manta._private.common.ids import ObjectID, WorkerID
 from manta._private.core_worker import args as argpack
+from manta._private.core_worker.borrowing import REGISTER_TIMEOUT_S
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.reference_counter import Freed, ReferenceCounter
 from manta._private.object_store.arena import Arena
 from manta._private.object_store.layout import layout_size, read_object, write_object
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Connection, ConnectionLost, RemoteError
+from manta._private.rpc.transport import Connection, ConnectionLost
 from manta.exceptions import (
     GetTimeoutError,
     ObjectFreedError,
     ObjectLostError,
-    OufOfBandObjectRefSerializationException,
     OwnerDiedError,
     RayError,
     RayTaskError,
@@ -47,11 +44,7 @@ from manta.exceptions import (
 if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
 
-logger = logging.getLogger(__name__)
-
 COLLECT_INTERVAL_S = 0.5
-# How long registering as a borrower may take before the ref is used unregistered.
-REGISTER_TIMEOUT_S = 30.0
 # How many times one get() has a lost object made again before it gives up.
 MAX_RECOVERIES = 3
 
@@ -70,7 +63,6 @@ class ObjectManager:
         self._read_fd = -1
         self._unpins: deque[ObjectID] = deque()
         self._unpin_scheduled = False
-        self._watching_deaths = False
 
     def start(self) -> None:
         """Begin collecting dropped refs periodically (I/O thread)."""
@@ -126,114 +118,12 @@ class ObjectManager:
     ) -> m.ReturnObject:
         """A task's return value: inline if small, else into this node's store. Refs
         inside it are lent to the task's owner first."""
-        contained = self.lend(obj.contained_refs, owner) if obj.contained_refs else None
+        contained = self._cw.borrowing.lend(obj.contained_refs, owner) if obj.contained_refs else None
         if obj.total_size < self._config.max_inline_bytes:
             blob = serialization.to_inline(obj)
             return m.ReturnObject(object_id, blob, len(blob), None, contained)
         size = self._write_store(object_id, obj, owner.worker_id)
         return m.ReturnObject(object_id, None, size, self._cw.node_id, contained)
-
-    # -- borrowing -------------------------------------------------------------------------------
-    def lend(self, refs: list[ObjectRef], borrower: m.Address) -> list[m.NestedRef]:
-        """Register ``borrower`` with the owner of each ref (this process included), so
-        the objects outlive this process's own refs until the borrower takes them over."""
-        nested: dict[ObjectID, m.NestedRef] = {}
-        remote: dict[WorkerID, tuple[m.Address, list[ObjectID]]] = {}
-        for ref in refs:
-            owner = ref.owner_address()
-            if owner is None or ref.id in nested:
-                continue
-            nested[ref.id] = m.NestedRef(ref.id, owner)
-            if owner.worker_id == self._cw.worker_id:
-                self.add_borrowers([ref.id], borrower)
-            else:
-                remote.setdefault(owner.worker_id, (owner, []))[1].append(ref.id)
-        if remote:
-            self._run_bounded(self._register(list(remote.values()), borrower), "lending refs")
-        return list(nested.values())
-
-    def register_loaded(self, refs: list[ObjectRef], timeout: float = REGISTER_TIMEOUT_S) -> None:
-        """Refs were just loaded from a value: register this process as their borrower
-        with each owner it has not registered with yet. Blocks (not on the I/O thread)
-        for at most ``timeout``."""
-        groups: dict[WorkerID, tuple[m.Address, list[ObjectID]]] = {}
-        for ref in refs:
-            owner = self.references.needs_registration(ref.id)
-            if owner is not None:
-                ids = groups.setdefault(owner.worker_id, (owner, []))[1]
-                if ref.id not in ids:
-                    ids.append(ref.id)
-        if not groups:
-            return
-        try:
-            self._run_bounded(
-                self._register(list(groups.values()), self._cw.address), "borrowing refs", timeout
-            )
-        finally:
-            self.references.mark_registered([i for _owner, ids in groups.values() for i in ids])
-
-    def _run_bounded(self, coro: Any, what: str, timeout: float = REGISTER_TIMEOUT_S) -> None:
-        """Run ``coro`` on the I/O thread, waiting at most ``timeout``: an owner that does not
-        answer (stopped, overloaded) must not hang the caller."""
-        future = self._cw.io.submit(coro)
-        try:
-            future.result(max(timeout, 0.5))
-        except TimeoutError:
-            future.cancel()
-            logger.warning("%s: an owner did not answer within %.1f s; going on without it", what, timeout)
-
-    async def _register(self, groups: list[tuple[m.Address, list[ObjectID]]], borrower: m.Address) -> None:
-        async def one(owner: m.Address, ids: list[ObjectID]) -> None:
-            try:
-                conn = await self._cw.connect_worker(owner)
-                await conn.call(m.AddBorrower(ids, borrower))
-            except (ConnectionLost, OSError, RemoteError):
-                pass  # the owner is gone: using the ref reports OwnerDiedError
-
-        await asyncio.gather(*(one(owner, ids) for owner, ids in groups))
-
-    def hold_out_of_band(self, ref: ObjectRef) -> None:
-        """``ref`` is being pickled outside Manta: hold its object until a process loads it."""
-        if not self._config.allow_out_of_band_object_ref_serialization:
-            raise OufOfBandObjectRefSerializationException(
-                f"The ObjectRef {ref.hex()} was pickled outside Manta (plain pickle or "
-                "cloudpickle), which MANTA_ALLOW_OUT_OF_BAND_OBJECT_REF_SERIALIZATION=0 forbids. "
-                "Pass refs inside task arguments, return values or put() values instead; if you "
-                "need it, allow it again: the object is then kept until the pickle is loaded."
-                + (f" The ref was created at {self.call_site(ref.id)}." if self.call_site(ref.id) else "")
-            )
-        self.references.add_out_of_band(ref.id, ref.owner_address())
-
-    def adopt_out_of_band(self, ref: ObjectRef, holder: m.Address) -> None:
-        """An out-of-band pickle of ``ref`` was loaded here: borrow it, then release the
-        hold its pickling process kept for it."""
-        if self._cw.io.in_loop_thread():
-            return  # cannot wait here; the hold stays (until the holder exits)
-        self.register_loaded([ref])
-        if holder.worker_id == self._cw.worker_id:
-            self.references.consume_out_of_band([ref.id])
-        else:
-            self._cw.io.call_soon(self._start_notify, holder, m.ReleaseOutOfBand([ref.id]))
-
-    def add_borrowers(self, object_ids: list[ObjectID], borrower: m.Address) -> list[ObjectID]:
-        """Record ``borrower`` for owned objects; returns the ids this process no longer has."""
-        missing = [
-            i for i in object_ids if not self.references.add_borrower(i, borrower.worker_id, borrower.node_id)
-        ]
-        if not self._watching_deaths:
-            self._watching_deaths = True
-            self._cw.io.call_soon(self._cw.watch_deaths)  # (the handler also waits for it)
-        return missing
-
-    def handle_remove_borrower(self, _conn: Connection, msg: m.RemoveBorrower) -> None:
-        for object_id, registrations in zip(msg.object_ids, msg.registrations, strict=False):
-            self.references.remove_borrower(object_id, msg.borrower, registrations)
-
-    def worker_gone(self, worker_id: WorkerID) -> None:
-        self.references.borrowers_gone(worker_id=worker_id)
-
-    def node_gone(self, node_id: NodeID) -> None:
-        self.references.borrowers_gone(node_id=node_id)
 
     def _write_store(self, object_id: ObjectID, obj: serialization.SerializedObject, owner: WorkerID) -> int:
         """Copy ``obj`` into the node's arena (one memcpy per buffer) and seal it."""
@@ -335,17 +225,7 @@ class ObjectManager:
             msg = m.RemoveBorrower(
                 [f.object_id for f in done], self._cw.worker_id, [f.registrations for f in done]
             )
-            self._cw.io.call_soon(self._start_notify, owner, msg)
-
-    def _start_notify(self, peer: m.Address, msg: Any) -> None:
-        spawn(self._notify(peer, msg), f"sending {type(msg).__name__}")
-
-    async def _notify(self, peer: m.Address, msg: Any) -> None:
-        try:
-            conn = await self._cw.connect_worker(peer)
-            conn.notify(msg)
-        except (ConnectionLost, OSError):
-            pass  # the peer is gone, and what it held with it
+            self._cw.io.call_soon(self._cw.borrowing.start_notify, owner, msg)
 
     def _periodic_collect(self) -> None:
         if self._cw.closed:
@@ -442,64 +322,18 @@ class ObjectManager:
                 loaded = [self._load_ref(r) for r in refs]
             except NotInStore as lost:
                 lost_id = lost.object_id
-                self.recover(next(r for r in refs if r.id == lost_id), lost.stale)
+                self._cw.recovery.recover(next(r for r in refs if r.id == lost_id), lost.stale)
                 continue
             finally:
                 nested = serialization.end_loading(outer)
             if nested:
                 left = REGISTER_TIMEOUT_S if deadline is None else deadline - time.monotonic()
-                self.register_loaded(nested, min(left, REGISTER_TIMEOUT_S))
+                self._cw.borrowing.register_loaded(nested, min(left, REGISTER_TIMEOUT_S))
             return [_value_or_raise(value, is_error) for value, is_error in loaded]
         assert lost_id is not None
         raise ObjectLostError(
             lost_id.hex(), detail=f"Its store copy was lost {MAX_RECOVERIES + 1} times in a row."
         )
-
-    def recover(self, ref: ObjectRef, stale: StoredObject | None) -> None:
-        """The store no longer has ``ref``'s object, which is in use: have its owner make
-        it again (or record why it cannot), and forget the stale location here."""
-        oid = ref.id
-        if stale is not None and not self.memory_store.discard_if(oid, stale):
-            return  # another thread saw the loss first; a new copy is on its way
-        if self.references.is_owned(oid):
-            self._cw.reconstruct(oid)
-        else:
-            self._run_bounded(self._report_lost(ref), "reporting a lost object to its owner")
-
-    async def _report_lost(self, ref: ObjectRef) -> None:
-        owner = ref.owner_address()
-        if owner is None:
-            return
-        try:
-            conn = await self._cw.connect_worker(owner)
-            await conn.call(m.ObjectLost(ref.id))
-        except (ConnectionLost, OSError, RemoteError):
-            pass  # the owner is gone: the fetch that follows reports it
-
-    async def recover_lost_args(self, refs: list[ObjectRef]) -> None:
-        """A worker found these arguments missing from its store (I/O thread)."""
-        for ref in refs:
-            if self.references.is_owned(ref.id):
-                await self.handle_object_lost(None, m.ObjectLost(ref.id))
-                continue
-            stale = self.memory_store.get(ref.id)
-            if stale is not None and self.memory_store.discard_if(ref.id, stale):
-                await self._report_lost(ref)
-
-    async def handle_object_lost(self, _conn: Connection | None, msg: m.ObjectLost) -> None:
-        """A borrower found our object missing from its store. The report may be about an
-        older copy (made again since), so check the store before acting on it."""
-        oid = msg.object_id
-        stale = self.memory_store.get(oid)
-        if stale is None or stale.node_id is None:
-            return
-        if stale.node_id == self._cw.node_id:
-            location = await self._cw.node_conn.call(m.PinObject(oid))
-            if location is not None:
-                self._cw.node_conn.notify(m.UnpinObjects([oid]))
-                return
-        if self.memory_store.discard_if(oid, stale):
-            self._cw.reconstruct(oid)
 
     def wait(
         self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
@@ -575,7 +409,7 @@ class ObjectManager:
         finally:
             nested = serialization.end_loading(outer)
         if nested:
-            self.register_loaded(nested)
+            self._cw.borrowing.register_loaded(nested)
         return args
 
     def object_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:

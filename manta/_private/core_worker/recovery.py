@@ -1,0 +1,72 @@
+"""Lost objects: when a node's store no longer has an object that is still in use.
+
+The process that finds it missing forgets the stale location and has the owner make the
+object again (``CoreWorker.reconstruct``: re-run its task from lineage, or record why it
+cannot). Owners check a borrower's report against their store first, since it may be
+about a copy that has been made again since.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from manta._private.core_worker.memory_store import StoredObject
+from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.rpc import messages as m
+from manta._private.rpc.transport import Connection, ConnectionLost, RemoteError
+
+if TYPE_CHECKING:
+    from manta._private.core_worker.core_worker import CoreWorker
+
+
+class LossRecovery:
+    def __init__(self, worker: CoreWorker) -> None:
+        self._cw = worker
+        self.memory_store = worker.memory_store
+        self.references = worker.references
+
+    def recover(self, ref: ObjectRef, stale: StoredObject | None) -> None:
+        """The store no longer has ``ref``'s object, which is in use: have its owner make
+        it again (or record why it cannot), and forget the stale location here."""
+        oid = ref.id
+        if stale is not None and not self.memory_store.discard_if(oid, stale):
+            return  # another thread saw the loss first; a new copy is on its way
+        if self.references.is_owned(oid):
+            self._cw.reconstruct(oid)
+        else:
+            self._cw.borrowing.run_bounded(self._report_lost(ref), "reporting a lost object to its owner")
+
+    async def _report_lost(self, ref: ObjectRef) -> None:
+        owner = ref.owner_address()
+        if owner is None:
+            return
+        try:
+            conn = await self._cw.connect_worker(owner)
+            await conn.call(m.ObjectLost(ref.id))
+        except (ConnectionLost, OSError, RemoteError):
+            pass  # the owner is gone: the fetch that follows reports it
+
+    async def recover_lost_args(self, refs: list[ObjectRef]) -> None:
+        """A worker found these arguments missing from its store (I/O thread)."""
+        for ref in refs:
+            if self.references.is_owned(ref.id):
+                await self.handle_object_lost(None, m.ObjectLost(ref.id))
+                continue
+            stale = self.memory_store.get(ref.id)
+            if stale is not None and self.memory_store.discard_if(ref.id, stale):
+                await self._report_lost(ref)
+
+    async def handle_object_lost(self, _conn: Connection | None, msg: m.ObjectLost) -> None:
+        """A borrower found our object missing from its store. The report may be about an
+        older copy (made again since), so check the store before acting on it."""
+        oid = msg.object_id
+        stale = self.memory_store.get(oid)
+        if stale is None or stale.node_id is None:
+            return
+        if stale.node_id == self._cw.node_id:
+            location = await self._cw.node_conn.call(m.PinObject(oid))
+            if location is not None:
+                self._cw.node_conn.notify(m.UnpinObjects([oid]))
+                return
+        if self.memory_store.discard_if(oid, stale):
+            self._cw.reconstruct(oid)
