@@ -36,6 +36,7 @@ class Borrowing:
         self._cw = worker
         self.references = worker.references
         self._watching_deaths = False
+        self._deaths_watched: asyncio.Future[None] | None = None
 
     def lend(self, refs: list[ObjectRef], borrower: m.Address) -> list[m.NestedRef]:
         """Register ``borrower`` with the owner of each ref (this process included), so
@@ -129,7 +130,29 @@ class Borrowing:
         ]
         if not self._watching_deaths:
             self._watching_deaths = True
-            self._cw.io.call_soon(self._cw.watch_deaths)  # a dead borrower must be heard of
+            self._cw.io.call_soon(self.watch_deaths)  # a dead borrower must be heard of
+        return missing
+
+    def watch_deaths(self) -> asyncio.Future[None]:
+        """Hear of dead workers and nodes from now on (an owner's borrowers die with them);
+        done once subscribed (I/O thread)."""
+
+        async def subscribe() -> None:
+            conn = await self._cw.gcs_connection()
+            await conn.call(m.Subscribe("worker_died", b""))
+            await conn.call(m.Subscribe("nodes", b""))
+
+        if self._deaths_watched is None:
+            self._deaths_watched = asyncio.ensure_future(subscribe())
+        return self._deaths_watched
+
+    async def handle_add_borrower(self, _conn: Connection, msg: m.AddBorrower) -> list[ObjectID]:
+        missing = self.add_borrowers(msg.object_ids, msg.borrower)
+        # Answer once subscribed, so the borrower's death cannot go unheard.
+        try:
+            await asyncio.shield(self.watch_deaths())
+        except Exception as e:
+            logger.warning("cannot watch for dead borrowers: %s", e)
         return missing
 
     def handle_remove_borrower(self, _conn: Connection, msg: m.RemoveBorrower) -> None:

@@ -39,7 +39,7 @@ from manta._private.core_worker.objects import ObjectManager
 from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.core_worker.submitter import NormalTaskSubmitter
-from manta._private.core_worker.task_manager import PendingTask, Retry, TaskManager
+from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import (
     Connection,
@@ -131,7 +131,6 @@ class CoreWorker:
         self.node_conn: Connection = None  # type: ignore[assignment]  # set by connect()
         self.gcs_conn: Connection | None = None
         self._peer_conns: dict[str, asyncio.Future[Connection]] = {}
-        self._deaths_watched: asyncio.Future[None] | None = None
         self._fetching: set[ObjectID] = set()
         self._inbox: deque[PendingTask] = deque()
         self._inbox_scheduled = False
@@ -248,7 +247,7 @@ class CoreWorker:
         d.register(m.CancelTask, self._handle_cancel_task)
         d.register(m.GetObject, self.objects.handle_get_object)
         d.register(m.GetReferences, lambda c, msg: self.objects.references_report())
-        d.register(m.AddBorrower, self._handle_add_borrower)
+        d.register(m.AddBorrower, self.borrowing.handle_add_borrower)
         d.register(m.RemoveBorrower, self.borrowing.handle_remove_borrower)
         d.register(m.ObjectLost, self.recovery.handle_object_lost)
         d.register(m.ReleaseOutOfBand, lambda c, msg: self.references.consume_out_of_band(msg.object_ids))
@@ -322,28 +321,6 @@ class CoreWorker:
             self.borrowing.worker_gone(msg.payload.worker_id)
         elif msg.channel == "nodes" and isinstance(msg.payload, m.NodeState) and not msg.payload.alive:
             self.borrowing.node_gone(msg.payload.info.node_id)
-
-    def watch_deaths(self) -> asyncio.Future[None]:
-        """Hear of dead workers and nodes from now on (an owner's borrowers die with them);
-        done once subscribed (I/O thread)."""
-
-        async def subscribe() -> None:
-            conn = await self.gcs_connection()
-            await conn.call(m.Subscribe("worker_died", b""))
-            await conn.call(m.Subscribe("nodes", b""))
-
-        if self._deaths_watched is None:
-            self._deaths_watched = asyncio.ensure_future(subscribe())
-        return self._deaths_watched
-
-    async def _handle_add_borrower(self, _conn: Connection, msg: m.AddBorrower) -> list[ObjectID]:
-        missing = self.borrowing.add_borrowers(msg.object_ids, msg.borrower)
-        # Answer once subscribed, so the borrower's death cannot go unheard.
-        try:
-            await asyncio.shield(self.watch_deaths())
-        except Exception as e:
-            logger.warning("cannot watch for dead borrowers: %s", e)
-        return missing
 
     def _print_logs(self, batch: m.LogBatch) -> None:
         # Ray's "(name pid=N" start, so tools that grep for it keep working, plus the node.
@@ -547,7 +524,7 @@ class CoreWorker:
             spec, return_ids, ref_args, held, max_retries, retry_exceptions, sched_key, strategy
         )
         self.task_manager.add(task)
-        self._hand_to_io(task)
+        self.hand_to_io(task)
         return refs
 
     def _pack_arguments(
@@ -572,7 +549,7 @@ class CoreWorker:
         self.references.add_submitted([(r.id, r.owner_address()) for r in refs])
         return [r.id for r in refs]
 
-    def _hand_to_io(self, task: PendingTask) -> None:
+    def hand_to_io(self, task: PendingTask) -> None:
         self._inbox.append(task)
         if not self._inbox_scheduled:
             self._inbox_scheduled = True
@@ -587,22 +564,6 @@ class CoreWorker:
                 self.submitter.submit(task)
             else:
                 self.actor_submitter.submit(task)
-
-    def reconstruct(self, object_id: ObjectID) -> None:
-        """An owned object's only copy is lost: run its task again, or store the reason
-        it cannot be made again as its value."""
-        outcome = self.task_manager.reconstruct(object_id)
-        if outcome is None:
-            return
-        if isinstance(outcome, Retry):
-            logger.warning(
-                "object %s was lost; running %s again to rebuild it", object_id.hex(), outcome.task.spec.name
-            )
-            self.memory_store.delete([object_id])  # the other results are still good
-            self._hand_to_io(outcome.task)
-            return
-        self.memory_store.delete([object_id])
-        self.memory_store.put(object_id, self.objects.error_object(outcome))
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         task = self.task_manager.get(ref.task_id())

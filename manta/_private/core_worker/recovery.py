@@ -8,15 +8,21 @@ about a copy that has been made again since.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
+from manta._private.common.ids import ObjectID
 from manta._private.core_worker.memory_store import StoredObject
 from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.core_worker.task_manager import Retry
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, ConnectionLost, RemoteError
 
 if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
+
+
+logger = logging.getLogger(__name__)
 
 
 class LossRecovery:
@@ -32,7 +38,7 @@ class LossRecovery:
         if stale is not None and not self.memory_store.discard_if(oid, stale):
             return  # another thread saw the loss first; a new copy is on its way
         if self.references.is_owned(oid):
-            self._cw.reconstruct(oid)
+            self.reconstruct(oid)
         else:
             self._cw.borrowing.run_bounded(self._report_lost(ref), "reporting a lost object to its owner")
 
@@ -69,4 +75,19 @@ class LossRecovery:
                 self._cw.node_conn.notify(m.UnpinObjects([oid]))
                 return
         if self.memory_store.discard_if(oid, stale):
-            self._cw.reconstruct(oid)
+            self.reconstruct(oid)
+
+    def reconstruct(self, object_id: ObjectID) -> None:
+        """An owned object's only copy is lost: run its task again, or store the reason
+        it cannot be made again as its value."""
+        outcome = self._cw.task_manager.reconstruct(object_id)
+        if outcome is None:
+            return
+        self.memory_store.delete([object_id])  # its siblings (other results) are still good
+        if isinstance(outcome, Retry):
+            logger.warning(
+                "object %s was lost; running %s again to rebuild it", object_id.hex(), outcome.task.spec.name
+            )
+            self._cw.hand_to_io(outcome.task)
+        else:
+            self.memory_store.put(object_id, self._cw.objects.error_object(outcome))
