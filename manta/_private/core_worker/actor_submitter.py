@@ -206,8 +206,10 @@ class ActorTaskSubmitter:
             self._send(actor)
 
     async def _resend_when_recovered(self, actor: _Actor, outcome: Retry) -> None:
-        await self._cw.recovery.recover_lost_args(outcome.lost_args)
-        self._resolve(actor, outcome.task)  # its arguments again, waiting for the new copies
+        try:
+            await self._cw.recovery.recover_lost_args(outcome.lost_args)
+        finally:
+            self._resolve(actor, outcome.task)  # its arguments again, waiting for the new copies
         self._send(actor)
 
     def _connection_lost(self, actor: _Actor, conn: Connection) -> None:

@@ -70,7 +70,11 @@ class LossRecovery:
         if stale is None or stale.node_id is None:
             return
         if stale.node_id == self._cw.node_id:
-            location = await self._cw.node_conn.call(m.PinObject(oid))
+            try:
+                location = await self._cw.node_conn.call(m.PinObject(oid))
+            except Exception as e:  # e.g. no room to restore it: it is there, not lost
+                logger.warning("cannot check whether object %s is lost: %s", oid.hex(), e)
+                return
             if location is not None:
                 self._cw.node_conn.notify(m.UnpinObjects([oid]))
                 return

@@ -104,8 +104,10 @@ class NormalTaskSubmitter:
             self._cw.memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, waiting))
 
     async def _resubmit_when_recovered(self, outcome: Retry) -> None:
-        await self._cw.recovery.recover_lost_args(outcome.lost_args)
-        self.submit(outcome.task)  # resolves its arguments again, waiting for the new copies
+        try:
+            await self._cw.recovery.recover_lost_args(outcome.lost_args)
+        finally:
+            self.submit(outcome.task)  # resolves its arguments again, waiting for new copies
 
     def cancel(self, task: PendingTask, force: bool, recursive: bool) -> None:
         if task.state == "done":

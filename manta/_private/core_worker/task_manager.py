@@ -23,11 +23,15 @@ from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.rpc import codec
 from manta._private.rpc.messages import ArgValue, ReturnObject, TaskResult, TaskSpec
 from manta.exceptions import (
+    ObjectLostError,
     ObjectReconstructionFailedError,
     RayTaskError,
     TaskCancelledError,
     WorkerCrashedError,
 )
+
+# How many times a task is sent back for arguments the store lost before it fails.
+MAX_LOST_ARG_ROUNDS = 3
 
 
 @dataclass(slots=True)
@@ -50,6 +54,8 @@ class PendingTask:
     force_cancel: bool = False
     # Where it runs now (a submitter lease), for cancellation.
     lease: Any = None
+    # Times it was sent back because the store had lost an argument.
+    lost_arg_rounds: int = 0
 
     @property
     def task_id(self) -> TaskID:
@@ -100,7 +106,15 @@ class TaskManager:
 
     # -- outcomes -----------------------------------------------------------------------
     def on_result(self, task: PendingTask, result: TaskResult) -> Retry | Done:
+        if result.lost_args and task.lost_arg_rounds >= MAX_LOST_ARG_ROUNDS:
+            error = ObjectLostError(
+                result.lost_args[0].hex(),
+                detail=f"The store lost this argument of {task.spec.name} {MAX_LOST_ARG_ROUNDS + 1} times in a row.",
+            )
+            self.fail(task, error)
+            return Done(task)
         if result.lost_args:
+            task.lost_arg_rounds += 1
             lost = set(result.lost_args)
             task.resolved = []
             task.spec = codec.replace(task.spec, attempt=task.spec.attempt + 1)

@@ -9,9 +9,10 @@ from manta._private.common.ids import JobID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.core_worker.memory_store import MemoryStore
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.reference_counter import Freed, ReferenceCounter
-from manta._private.core_worker.task_manager import Done, PendingTask, Retry, TaskManager
+from manta._private.core_worker.task_manager import MAX_LOST_ARG_ROUNDS, Done, PendingTask, Retry, TaskManager
 from manta._private.rpc.messages import Address, ArgValue, NestedRef, ReturnObject, TaskResult, TaskSpec
 from manta.exceptions import (
+    ObjectLostError,
     ObjectReconstructionFailedError,
     RayTaskError,
     TaskCancelledError,
@@ -372,3 +373,18 @@ def test_what_cannot_be_made_again_says_why() -> None:
     assert isinstance(error, ObjectReconstructionFailedError)
     assert f"argument {arg.hex()} has been freed" in str(error)
     assert task.task_id in world.manager.lineage  # unchanged: still known, still not rebuildable
+
+
+def test_a_task_whose_argument_keeps_getting_lost_fails_after_a_few_rounds() -> None:
+    world = World()
+    arg = ObjectID.for_put(DRIVER_TASK, 5)
+    task = world.submit(retries=0, arg_refs=[ObjectRef(arg)])
+    lost = TaskResult([], False, 0.0, lost_args=[arg])
+    for _ in range(MAX_LOST_ARG_ROUNDS):
+        retry = world.manager.on_result(task, lost)
+        assert isinstance(retry, Retry) and [r.id for r in retry.lost_args] == [arg]
+        assert task.retries_left == 0  # not a retry: the task never ran
+    done = world.manager.on_result(task, lost)
+    assert isinstance(done, Done)
+    error = world.value(task.return_ids[0])
+    assert isinstance(error, ObjectLostError) and "lost this argument" in str(error)
