@@ -80,11 +80,12 @@ class Borrowing:
         """Run ``coro`` on the I/O thread, waiting at most ``timeout``: an owner that does not
         answer (stopped, overloaded) must not hang the caller."""
         future = self._cw.io.submit(coro)
+        wait = max(timeout, 0.5)
         try:
-            future.result(max(timeout, 0.5))
+            future.result(wait)
         except TimeoutError:
             future.cancel()
-            logger.warning("%s: an owner did not answer within %.1f s; going on without it", what, timeout)
+            logger.warning("%s: an owner did not answer within %.1f s; going on without it", what, wait)
 
     async def _register(self, groups: list[tuple[m.Address, list[ObjectID]]], borrower: m.Address) -> None:
         async def one(owner: m.Address, ids: list[ObjectID]) -> None:

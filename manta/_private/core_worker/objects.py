@@ -203,7 +203,7 @@ class ObjectManager:
         freed = self.references.collect()
         while freed:
             self._free(freed)
-            # Freed results release their tasks' lineage, and with it the tasks' arguments.
+            # Tasks none of whose results are in use any more need no lineage.
             self._cw.task_manager.release_lineage([f.object_id for f in freed if f.owned])
             freed = self.references.collect()
 

@@ -1,8 +1,7 @@
 """Lost objects: when a node's store no longer has an object that is still in use.
 
 The process that finds it missing forgets the stale location and has the owner make the
-object again (``CoreWorker.reconstruct``: re-run its task from lineage, or record why it
-cannot). Owners check a borrower's report against their store first, since it may be
+object again (``reconstruct``: re-run its task from lineage, or record why it cannot). Owners check a borrower's report against their store first, since it may be
 about a copy that has been made again since.
 """
 

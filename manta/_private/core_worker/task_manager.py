@@ -4,9 +4,10 @@ Decisions only: the submitter reports what happened (a reply, a dead worker, a c
 and the task manager answers what to do (store these results, retry, fail with this
 error). It touches the memory store and reference counter, never a socket.
 
-Lineage: a finished task whose results went to a node's store is remembered while any of its results is in use, so a result lost with its store copy
-can be made again by running the task once more. Only the record is kept, not the
-arguments' values: a task whose arguments have since been freed cannot be re-run.
+Lineage: a finished task whose results went to a node's store is remembered while any of
+its results is in use, so a result lost with its store copy can be made again by running
+the task once more. Only the record is kept, not the arguments' values: a task whose
+arguments have since been freed cannot be re-run.
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ class TaskManager:
     # -- lineage ----------------------------------------------------------------------------
     def release_lineage(self, freed: list[ObjectID]) -> None:
         """Owned objects were freed: forget the lineage of tasks none of whose results are
-        in use any more, releasing their arguments."""
+        in use any more."""
         if not self.lineage:
             return
         for object_id in freed:
