@@ -13,6 +13,7 @@ import pickle
 import time
 
 import numpy as np
+import psutil
 import pytest
 
 import manta as ray
@@ -52,6 +53,13 @@ def _stays(predicate, seconds: float = 1.5) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def _gone(proc: psutil.Process) -> bool:
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 @ray.remote
@@ -248,8 +256,8 @@ def test_inner_ref_of_a_dead_owner_raises_owner_died(cluster):
     keeper = Keeper.remote()
     (inner,) = ray.get(keeper.make.remote())
     ray.kill(keeper)
-    with pytest.raises(ray.exceptions.RayActorError):
-        ray.get(keeper.drop.remote(), timeout=30)  # the actor is gone by now
+    owner = psutil.Process(inner.owner_address().pid)
+    assert _eventually(lambda: _gone(owner)), "the actor's process outlived ray.kill"
     with pytest.raises(OwnerDiedError) as info:
         ray.get(inner, timeout=30)
     text = str(info.value)
