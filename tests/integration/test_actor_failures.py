@@ -12,44 +12,12 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 
 import manta as ray
 from manta.exceptions import ActorDiedError, ActorUnavailableError
 from tests.integration.conftest import run_driver
-
-
-def _touch(path):
-    with open(path, "w") as f:
-        f.write("x")
-
-
-def _wait_for(*paths, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not all(os.path.exists(p) for p in paths):
-        if time.monotonic() > deadline:
-            missing = [str(p) for p in paths if not os.path.exists(p)]
-            raise AssertionError(f"files never appeared: {missing}")
-        time.sleep(0.02)
-
-
-def _wait_until(predicate, timeout=20.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} never held within {timeout} s")
-        time.sleep(0.05)
-
-
-def _gone(pid):
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+from tests.polling import process_gone, touch, wait_for_files, wait_until
 
 
 def _runs(path):
@@ -80,7 +48,7 @@ class Phoenix:
     def die_once(self, marker):
         """Dies the first time it runs; a retry after the restart returns."""
         if not os.path.exists(marker):
-            _touch(marker)
+            touch(marker)
             os._exit(1)
         return "survived"
 
@@ -88,8 +56,8 @@ class Phoenix:
         """Blocks the first time (until killed from outside); a retry returns."""
         if os.path.exists(marker):
             return "retried"
-        _touch(marker)
-        _touch(started)
+        touch(marker)
+        touch(started)
         time.sleep(60)
         return "not killed"
 
@@ -104,7 +72,7 @@ def test_actor_restarts_until_max_restarts_then_dies(cluster, tmp_path):
         with pytest.raises(ActorUnavailableError) as info:
             ray.get(actor.die.remote(), timeout=30)
         assert info.value.actor_id == actor._actor_id.hex()
-        _wait_until(lambda: _gone(pids[-1]), what="the dead actor's process exiting")
+        wait_until(lambda: process_gone(pids[-1]), what="the dead actor's process exiting")
         # A call after the crash reaches the restarted actor: a new process, fresh state.
         pid = ray.get(actor.pid.remote(), timeout=30)
         assert pid not in pids
@@ -137,14 +105,14 @@ def test_an_externally_killed_call_is_retried(cluster, tmp_path):
     actor = Phoenix.options(max_restarts=-1, max_task_retries=-1).remote(runs)
     pid = ray.get(actor.pid.remote(), timeout=30)
     ref = actor.hang_once.remote(started, str(tmp_path / "marker"))
-    _wait_for(started)
+    wait_for_files(started)
     os.kill(pid, signal.SIGKILL)
     assert ray.get(ref, timeout=60) == "retried"
     assert _runs(runs) == 2
     new_pid = ray.get(actor.pid.remote(), timeout=30)
     assert new_pid != pid
     ray.kill(actor)
-    _wait_until(lambda: _gone(new_pid), what="the killed actor's process exiting")
+    wait_until(lambda: process_gone(new_pid), what="the killed actor's process exiting")
 
 
 def test_an_externally_killed_call_without_retries_is_unavailable(cluster, tmp_path):
@@ -153,7 +121,7 @@ def test_an_externally_killed_call_without_retries_is_unavailable(cluster, tmp_p
     actor = Phoenix.options(max_restarts=1).remote(runs)
     pid = ray.get(actor.pid.remote(), timeout=30)
     ref = actor.hang_once.remote(started, str(tmp_path / "marker"))
-    _wait_for(started)
+    wait_for_files(started)
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(ActorUnavailableError):
         ray.get(ref, timeout=60)
@@ -168,7 +136,7 @@ def test_death_without_restarts_names_the_signal(cluster, tmp_path):
     actor = Phoenix.remote(runs)
     pid = ray.get(actor.pid.remote(), timeout=30)
     ref = actor.hang_once.remote(started, str(tmp_path / "marker"))
-    _wait_for(started)
+    wait_for_files(started)
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(ActorDiedError) as info:
         ray.get(ref, timeout=60)
@@ -184,7 +152,7 @@ def test_kill_with_restart_restarts_the_actor(cluster, tmp_path):
     first_pid = ray.get(actor.pid.remote(), timeout=30)
     ray.get(actor.incr.remote(), timeout=30)
     ray.kill(actor, no_restart=False)
-    _wait_until(lambda: _gone(first_pid), what="the killed actor's process exiting")
+    wait_until(lambda: process_gone(first_pid), what="the killed actor's process exiting")
 
     def restarted():
         try:
@@ -192,7 +160,7 @@ def test_kill_with_restart_restarts_the_actor(cluster, tmp_path):
         except ActorUnavailableError:
             return None
 
-    second_pid = _wait_until(restarted, what="the actor answering after its restart")
+    second_pid = wait_until(restarted, what="the actor answering after its restart")
     assert second_pid != first_pid
     assert _runs(runs) == 2
     assert ray.get(actor.incr.remote(), timeout=30) == 1
@@ -233,7 +201,7 @@ def test_named_actor_with_broken_constructor_frees_its_name(cluster, tmp_path):
     actor = Broken.options(name="broken-one").remote(str(tmp_path / "runs"))
     with pytest.raises(ActorDiedError):
         ray.get(actor.f.remote(), timeout=30)
-    _wait_until(lambda: "broken-one" not in ray.util.list_named_actors(), what="the name released")
+    wait_until(lambda: "broken-one" not in ray.util.list_named_actors(), what="the name released")
     with pytest.raises(ValueError, match="Failed to look up"):
         ray.get_actor("broken-one")
 
@@ -281,8 +249,8 @@ def test_detached_actor_survives_its_driver(tmp_path):
         assert first.returncode == 0, first.stderr
         pids = json.loads(first.stdout.strip().splitlines()[-1])
         # The non-detached actor ends with the driver that created it.
-        _wait_until(lambda: _gone(pids["ephemeral"]), timeout=30, what="the non-detached actor exiting")
-        assert not _gone(pids["keeper"])
+        wait_until(lambda: process_gone(pids["ephemeral"]), timeout=30, what="the non-detached actor exiting")
+        assert not process_gone(pids["keeper"])
 
         second = run_driver(
             """
@@ -318,7 +286,7 @@ def test_detached_actor_survives_its_driver(tmp_path):
         assert result["ephemeral_found"] is False
         assert {"name": "keeper", "namespace": "survivors"} in result["listed"]
         assert {"name": "ephemeral", "namespace": "survivors"} not in result["listed"]
-        _wait_until(lambda: _gone(pids["keeper"]), timeout=30, what="the killed detached actor exiting")
+        wait_until(lambda: process_gone(pids["keeper"]), timeout=30, what="the killed detached actor exiting")
     finally:
         stopped = _manta(["stop"], env)
     assert stopped.returncode == 0, stopped.stderr

@@ -10,13 +10,13 @@ import re
 import threading
 import time
 
-import psutil
 import pytest
 
 import manta as ray
 from manta.exceptions import ActorAlreadyExistsError, ActorDiedError
 from manta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tests.integration.conftest import run_driver
+from tests.polling import process_gone, touch, wait_for_files, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -28,38 +28,6 @@ def cluster():
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _touch(path):
-    with open(path, "w") as f:
-        f.write("x")
-
-
-def _wait_for(*paths, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not all(os.path.exists(p) for p in paths):
-        if time.monotonic() > deadline:
-            missing = [str(p) for p in paths if not os.path.exists(p)]
-            raise AssertionError(f"files never appeared: {missing}")
-        time.sleep(0.02)
-
-
-def _wait_until(predicate, timeout=20.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} never held within {timeout} s")
-        time.sleep(0.05)
-
-
-def _gone(pid):
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def _driver_env(tmp_path):
@@ -151,9 +119,9 @@ def test_resource_and_placement_options_take_effect(cluster):
     assert info["node_id"] == node_id
     assert info["gpus"] == []
     # The actor holds its resources while it lives and gives them back when it dies.
-    _wait_until(lambda: ray.available_resources().get("custom") == 1.0, what="the actor holding custom=1")
+    wait_until(lambda: ray.available_resources().get("custom") == 1.0, what="the actor holding custom=1")
     ray.kill(probe)
-    _wait_until(lambda: ray.available_resources().get("custom") == 2.0, what="custom=1 returned")
+    wait_until(lambda: ray.available_resources().get("custom") == 2.0, what="custom=1 returned")
 
 
 def test_assigned_resources_inside_an_actor_method(cluster):
@@ -250,9 +218,9 @@ def test_handles_work_in_tasks_and_other_actors(cluster):
 def test_an_actor_with_no_handles_left_exits(cluster):
     counter = Counter.remote()
     pid = ray.get(counter.pid.remote(), timeout=30)
-    assert not _gone(pid)
+    assert not process_gone(pid)
     del counter
-    _wait_until(lambda: _gone(pid), timeout=30, what=f"the unreferenced actor's process {pid} exiting")
+    wait_until(lambda: process_gone(pid), timeout=30, what=f"the unreferenced actor's process {pid} exiting")
 
 
 @ray.remote
@@ -273,10 +241,10 @@ def test_an_actor_whose_handle_was_passed_on_is_not_ended_early(cluster, tmp_pat
     for _ in range(5):
         ray.get(ray.put(None))
         time.sleep(0.1)
-    assert not _gone(pid)
-    _touch(release)
+    assert not process_gone(pid)
+    touch(release)
     assert ray.get(ref, timeout=30) == (7, pid)
-    assert not _gone(pid)
+    assert not process_gone(pid)
 
 
 # -- async and threaded actors --------------------------------------------------------------------
@@ -405,7 +373,7 @@ def test_concurrency_groups_limit_each_group(cluster, tmp_path, groups, expected
     actor = (Grouped if groups is None else Grouped.options(concurrency_groups=groups)).remote()
     io_refs = [actor.io.remote(release) for _ in range(4)]
     compute_refs = [actor.work.options(concurrency_group="compute").remote(release) for _ in range(2)]
-    _wait_until(
+    wait_until(
         lambda: ray.get(actor.stats.remote(), timeout=30)[0] == expected,
         what=f"{expected} calls inside at once",
     )
@@ -413,7 +381,7 @@ def test_concurrency_groups_limit_each_group(cluster, tmp_path, groups, expected
         inside, most = ray.get(actor.stats.remote(), timeout=30)
         assert most == expected, (inside, most)
         time.sleep(0.05)
-    _touch(release)
+    touch(release)
     assert ray.get(io_refs, timeout=30) == ["io"] * 4
     assert ray.get(compute_refs, timeout=30) == ["compute"] * 2
     assert ray.get(actor.stats.remote(), timeout=30)[1] == expected
@@ -476,7 +444,7 @@ def test_named_actors(cluster):
 
     # A dead actor's name is free again.
     ray.kill(first)
-    _wait_until(
+    wait_until(
         lambda: "named-counter" not in ray.util.list_named_actors(), what="the killed actor's name released"
     )
     with pytest.raises(ValueError, match="Failed to look up"):
@@ -505,7 +473,7 @@ def test_detached_actor_in_a_cluster(cluster):
     for _ in range(5):
         ray.get(ray.put(None))
         time.sleep(0.1)
-    assert not _gone(pid)
+    assert not process_gone(pid)
     detached = ray.get_actor("detached-here", namespace="det")
     assert ray.get(detached.incr.remote(), timeout=30) == 3
     with pytest.raises(ValueError, match="lifetime"):
@@ -523,7 +491,7 @@ def test_kill_ends_the_actor(cluster):
     with pytest.raises(ActorDiedError, match=r"manta\.kill") as info:
         ray.get(counter.incr.remote(), timeout=30)
     assert info.value.actor_id == counter._actor_id.hex()
-    _wait_until(lambda: _gone(pid), what="the killed actor's process exiting")
+    wait_until(lambda: process_gone(pid), what="the killed actor's process exiting")
     with pytest.raises(ActorDiedError, match=r"manta\.kill"):
         ray.get(counter.incr.remote(), timeout=30)
 
@@ -547,7 +515,7 @@ class Graceful:
         return "not reached"
 
     def __ray_shutdown__(self):
-        _touch(self.flag)
+        touch(self.flag)
 
 
 def test_ready_and_terminate(cluster, tmp_path):
@@ -560,8 +528,8 @@ def test_ready_and_terminate(cluster, tmp_path):
     assert ray.get(steps, timeout=30) == list(range(5))  # earlier calls complete
     with pytest.raises(ActorDiedError):
         ray.get(terminate, timeout=30)
-    _wait_for(flag)
-    _wait_until(lambda: _gone(pid), what="the terminated actor's process exiting")
+    wait_for_files(flag)
+    wait_until(lambda: process_gone(pid), what="the terminated actor's process exiting")
     with pytest.raises(ActorDiedError):  # not restarted, although max_restarts=2
         ray.get(actor.step.remote(9), timeout=30)
 
@@ -572,8 +540,8 @@ def test_exit_actor_ends_the_actor_and_runs_the_hook(cluster, tmp_path):
     pid = ray.get(actor.pid.remote(), timeout=30)
     with pytest.raises(ActorDiedError, match="exit_actor"):
         ray.get(actor.leave.remote(), timeout=30)
-    _wait_for(flag)
-    _wait_until(lambda: _gone(pid), what="the exited actor's process exiting")
+    wait_for_files(flag)
+    wait_until(lambda: process_gone(pid), what="the exited actor's process exiting")
     with pytest.raises(ActorDiedError, match="exit_actor"):
         ray.get(actor.step.remote(1), timeout=30)
     with pytest.raises(TypeError, match="inside an actor"):

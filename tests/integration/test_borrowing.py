@@ -13,7 +13,6 @@ import pickle
 import time
 
 import numpy as np
-import psutil
 import pytest
 
 import manta as ray
@@ -21,6 +20,7 @@ from manta._private.api.context import current_worker
 from manta._private.rpc.messages import GetMemoryReport
 from manta.exceptions import OwnerDiedError
 from tests.integration.conftest import run_driver
+from tests.polling import process_gone
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -53,13 +53,6 @@ def _stays(predicate, seconds: float = 1.5) -> bool:
             return False
         time.sleep(0.1)
     return True
-
-
-def _gone(proc: psutil.Process) -> bool:
-    try:
-        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @ray.remote
@@ -256,8 +249,8 @@ def test_inner_ref_of_a_dead_owner_raises_owner_died(cluster):
     keeper = Keeper.remote()
     (inner,) = ray.get(keeper.make.remote())
     ray.kill(keeper)
-    owner = psutil.Process(inner.owner_address().pid)
-    assert _eventually(lambda: _gone(owner)), "the actor's process outlived ray.kill"
+    owner_pid = inner.owner_address().pid
+    assert _eventually(lambda: process_gone(owner_pid)), "the actor's process outlived ray.kill"
     with pytest.raises(OwnerDiedError) as info:
         ray.get(inner, timeout=30)
     text = str(info.value)

@@ -9,26 +9,13 @@ import pytest
 
 import manta as ray
 from manta.exceptions import RayTaskError, TaskCancelledError
-
-
-def _touch(path):
-    with open(path, "w") as f:
-        f.write("x")
-
-
-def _wait_for(*paths, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not all(os.path.exists(p) for p in paths):
-        if time.monotonic() > deadline:
-            missing = [str(p) for p in paths if not os.path.exists(p)]
-            raise AssertionError(f"files never appeared: {missing}")
-        time.sleep(0.02)
+from tests.polling import touch, wait_for_files
 
 
 @ray.remote
 def blocker(started, release, limit=30.0):
     """Holds a CPU until ``release`` exists (or ``limit`` seconds pass)."""
-    _touch(started)
+    touch(started)
     deadline = time.monotonic() + limit
     while not os.path.exists(release) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -38,15 +25,15 @@ def blocker(started, release, limit=30.0):
 @ray.remote
 def sleeper(started, interrupted, done, duration):
     """Sleeps in short steps; records whether it was interrupted or ran to the end."""
-    _touch(started)
+    touch(started)
     try:
         deadline = time.monotonic() + duration
         while time.monotonic() < deadline:
             time.sleep(0.02)
     except KeyboardInterrupt:
-        _touch(interrupted)
+        touch(interrupted)
         raise
-    _touch(done)
+    touch(done)
     return "done"
 
 
@@ -54,7 +41,7 @@ def test_cancel_queued_task(cluster, tmp_path):
     release = str(tmp_path / "release")
     started = [str(tmp_path / f"blocker{i}") for i in range(2)]
     blockers = [blocker.remote(s, release) for s in started]
-    _wait_for(*started)
+    wait_for_files(*started)
 
     ran = str(tmp_path / "queued_ran")
     queued = sleeper.remote(ran, str(tmp_path / "q_int"), str(tmp_path / "q_done"), 0)
@@ -63,7 +50,7 @@ def test_cancel_queued_task(cluster, tmp_path):
         ray.get(queued, timeout=20)
     assert not isinstance(info.value, RayTaskError)
 
-    _touch(release)
+    touch(release)
     assert ray.get(blockers, timeout=30) == ["released", "released"]
     # Run more tasks through the freed CPUs: a cancelled task still queued would run now.
     after = [str(tmp_path / f"after{i}") for i in range(4)]
@@ -74,13 +61,13 @@ def test_cancel_queued_task(cluster, tmp_path):
 def test_cancel_running_task(cluster, tmp_path):
     started, interrupted, done = (str(tmp_path / n) for n in ("started", "interrupted", "done"))
     ref = sleeper.remote(started, interrupted, done, 30)
-    _wait_for(started)
+    wait_for_files(started)
     assert ray.cancel(ref) is None
     with pytest.raises(TaskCancelledError) as info:
         ray.get(ref, timeout=15)
     assert isinstance(info.value, RayTaskError)
     assert type(info.value).__name__ == "RayTaskError(TaskCancelledError)"
-    _wait_for(interrupted, timeout=5)
+    wait_for_files(interrupted, timeout=5)
     assert not os.path.exists(done)
 
 
@@ -89,7 +76,7 @@ def test_task_swallowing_keyboard_interrupt_returns_value(cluster, tmp_path):
 
     @ray.remote
     def swallow(path):
-        _touch(path)
+        touch(path)
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
@@ -99,7 +86,7 @@ def test_task_swallowing_keyboard_interrupt_returns_value(cluster, tmp_path):
         return "finished"
 
     ref = swallow.remote(started)
-    _wait_for(started)
+    wait_for_files(started)
     ray.cancel(ref)
     assert ray.get(ref, timeout=15) == "swallowed"
 
@@ -109,7 +96,7 @@ def test_force_cancel_kills_worker(cluster, tmp_path):
 
     @ray.remote
     def stubborn(path):
-        _touch(path)
+        touch(path)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -119,7 +106,7 @@ def test_force_cancel_kills_worker(cluster, tmp_path):
         return os.getpid()
 
     ref = stubborn.remote(started)
-    _wait_for(started)
+    wait_for_files(started)
     ray.cancel(ref, force=True)
     with pytest.raises(TaskCancelledError):
         ray.get(ref, timeout=15)
@@ -166,21 +153,21 @@ def _child_paths(tmp_path, kind):
 
 def test_recursive_cancel_cancels_children(cluster, tmp_path):
     ref = parent.remote(str(tmp_path), 10)
-    _wait_for(*_child_paths(tmp_path, "started"))
+    wait_for_files(*_child_paths(tmp_path, "started"))
     ray.cancel(ref)  # recursive=True is the default
     with pytest.raises(TaskCancelledError):
         ray.get(ref, timeout=15)
-    _wait_for(*_child_paths(tmp_path, "interrupted"), timeout=8)
+    wait_for_files(*_child_paths(tmp_path, "interrupted"), timeout=8)
     assert not any(os.path.exists(p) for p in _child_paths(tmp_path, "done"))
 
 
 def test_non_recursive_cancel_leaves_children_running(cluster, tmp_path):
     ref = parent.remote(str(tmp_path), 1.5)
-    _wait_for(*_child_paths(tmp_path, "started"))
+    wait_for_files(*_child_paths(tmp_path, "started"))
     ray.cancel(ref, recursive=False)
     with pytest.raises(TaskCancelledError):
         ray.get(ref, timeout=15)
-    _wait_for(*_child_paths(tmp_path, "done"), timeout=20)
+    wait_for_files(*_child_paths(tmp_path, "done"), timeout=20)
     assert not any(os.path.exists(p) for p in _child_paths(tmp_path, "interrupted"))
 
 
@@ -193,7 +180,7 @@ def test_cancel_rejects_non_refs(cluster):
 
 
 def _slow_rebuild(path, value):
-    _touch(path)  # the worker has started loading the arguments
+    touch(path)  # the worker has started loading the arguments
     time.sleep(2)
     return value
 
@@ -215,7 +202,7 @@ def test_cancel_while_the_worker_loads_the_arguments(cluster, tmp_path):
 
     loading = str(tmp_path / "loading")
     ref = take.remote(SlowArgument(loading, 1))
-    _wait_for(loading)
+    wait_for_files(loading)
     ray.cancel(ref)
     with pytest.raises(TaskCancelledError):
         ray.get(ref, timeout=30)
@@ -230,11 +217,11 @@ def test_force_cancel_of_a_task_that_is_not_running_kills_nobody(cluster, tmp_pa
     release = str(tmp_path / "release")
     started = [str(tmp_path / f"b{i}") for i in range(2)]
     busy = [blocker.remote(s, release) for s in started]
-    _wait_for(*started)
+    wait_for_files(*started)
     waiting = quick.remote("never")  # no free worker: it waits, or sits behind a blocker
     time.sleep(0.1)
     ray.cancel(waiting, force=True)
     with pytest.raises(TaskCancelledError):
         ray.get(waiting, timeout=30)
-    _touch(release)
+    touch(release)
     assert ray.get(busy, timeout=30) == ["released", "released"]  # nobody else was killed

@@ -6,7 +6,6 @@ import gc
 import mmap
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import manta as ray
 from manta._private.api.context import current_worker
 from manta._private.rpc.messages import GetMemoryReport, GetNodeStats
 from tests.integration.conftest import run_driver
+from tests.polling import poll
 
 MB = 1024 * 1024
 
@@ -35,16 +35,6 @@ def _in_store(ref) -> bool:
 
 def _store_bytes() -> int:
     return current_worker().call_node(GetNodeStats()).object_bytes
-
-
-def _wait_until(predicate, timeout: float = 15.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
 
 
 def _backing_buffer(arr: np.ndarray):
@@ -171,7 +161,7 @@ def test_store_object_freed_when_last_ref_dropped(cluster):
     assert key in _store_states()
     del copy
     gc.collect()
-    assert _wait_until(lambda: key not in _store_states(), timeout=15), f"{key} outlived its refs"
+    assert poll(lambda: key not in _store_states(), timeout=15), f"{key} outlived its refs"
 
 
 def test_gotten_value_keeps_its_memory_until_dropped(cluster):
@@ -186,11 +176,11 @@ def test_gotten_value_keeps_its_memory_until_dropped(cluster):
     assert float(value.sum()) == 5 * MB // 8
     del value
     gc.collect()
-    assert _wait_until(lambda: key not in _store_states(), timeout=15), f"{key} outlived its last reader"
+    assert poll(lambda: key not in _store_states(), timeout=15), f"{key} outlived its last reader"
 
 
 def test_put_and_drop_loop_keeps_store_bounded(cluster):
-    _wait_until(lambda: _store_bytes() < 5 * MB, timeout=15)
+    poll(lambda: _store_bytes() < 5 * MB, timeout=15)
     baseline = _store_bytes()
     peak = 0
     size = 20 * MB
@@ -200,7 +190,7 @@ def test_put_and_drop_loop_keeps_store_bounded(cluster):
         del ref
     gc.collect()
     assert peak < 10 * size, f"store grew to {peak / MB:.0f} MB over 40 put/drop rounds"
-    assert _wait_until(lambda: _store_bytes() - baseline < size, timeout=15), (
+    assert poll(lambda: _store_bytes() - baseline < size, timeout=15), (
         f"{(_store_bytes() - baseline) / MB:.0f} MB still in the store after every ref was dropped"
     )
 

@@ -15,6 +15,7 @@ import pytest
 
 import manta as ray
 from tests.integration.conftest import run_driver
+from tests.polling import poll, touch
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +23,6 @@ def resource_cluster():
     context = ray.init(num_cpus=2, num_gpus=2, resources={"custom": 1})
     yield context
     ray.shutdown()
-
-
-def _wait_until(predicate, timeout: float = 20.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
 
 
 def _await_file(path: str, timeout: float = 30.0) -> bool:
@@ -48,21 +39,14 @@ def _await_all(directory: str, n: int, timeout: float = 30.0) -> bool:
     return all(_await_file(os.path.join(directory, f"start{i}"), timeout) for i in range(n))
 
 
-def _touch(path) -> None:
-    with open(path, "w"):
-        pass
-
-
 @ray.remote
 def _hold(start_flag: str, release_flag: str) -> bool:
-    _touch(start_flag)
+    touch(start_flag)
     return _await_file(release_flag)
 
 
 def _idle_cpu(timeout: float = 20.0) -> None:
-    assert _wait_until(lambda: ray.available_resources().get("CPU") == 2.0, timeout), (
-        ray.available_resources()
-    )
+    assert poll(lambda: ray.available_resources().get("CPU") == 2.0, timeout), ray.available_resources()
 
 
 def test_cluster_resources(resource_cluster):
@@ -84,10 +68,10 @@ def test_available_resources_track_a_running_task(resource_cluster, tmp_path):
     release = str(tmp_path / "release")
     ref = _hold.remote(str(tmp_path / "start"), release)
     try:
-        assert _wait_until(lambda: ray.available_resources().get("CPU") == 1.0), ray.available_resources()
+        assert poll(lambda: ray.available_resources().get("CPU") == 1.0), ray.available_resources()
         assert ray.cluster_resources()["CPU"] == 2.0  # totals do not change
     finally:
-        _touch(release)
+        touch(release)
     assert ray.get(ref, timeout=30) is True
     _idle_cpu()
 
@@ -97,10 +81,10 @@ def test_exhausted_resource_disappears_from_available(resource_cluster, tmp_path
     release = str(tmp_path / "release")
     refs = [_hold.remote(str(tmp_path / f"start{i}"), release) for i in range(2)]
     try:
-        assert _wait_until(lambda: "CPU" not in ray.available_resources()), ray.available_resources()
+        assert poll(lambda: "CPU" not in ray.available_resources()), ray.available_resources()
         assert "GPU" in ray.available_resources()
     finally:
-        _touch(release)
+        touch(release)
     assert ray.get(refs, timeout=30) == [True, True]
     _idle_cpu()
 
@@ -108,7 +92,7 @@ def test_exhausted_resource_disappears_from_available(resource_cluster, tmp_path
 def test_fractional_cpu_tasks_run_concurrently(resource_cluster, tmp_path):
     @ray.remote(num_cpus=0.5)
     def rendezvous(i, directory, n):
-        _touch(os.path.join(directory, f"start{i}"))
+        touch(os.path.join(directory, f"start{i}"))
         return _await_all(directory, n)
 
     refs = [rendezvous.remote(i, str(tmp_path), 4) for i in range(4)]
@@ -126,9 +110,9 @@ def test_custom_resource_tasks_run_one_at_a_time(resource_cluster, tmp_path):
             for j in range(2)
             if j != i and os.path.exists(os.path.join(directory, f"start{j}"))
         ]
-        _touch(os.path.join(directory, f"start{i}"))
+        touch(os.path.join(directory, f"start{i}"))
         ok = _await_file(os.path.join(directory, f"release{i}"))
-        _touch(os.path.join(directory, f"done{i}"))
+        touch(os.path.join(directory, f"done{i}"))
         return ok, others_done
 
     d = str(tmp_path)
@@ -137,17 +121,17 @@ def test_custom_resource_tasks_run_one_at_a_time(resource_cluster, tmp_path):
     def started() -> list[int]:
         return [i for i in range(2) if os.path.exists(os.path.join(d, f"start{i}"))]
 
-    assert _wait_until(lambda: len(started()) >= 1)
+    assert poll(lambda: len(started()) >= 1)
     (first,) = started()
     second = 1 - first
     # The other task has a free CPU but no "custom": it must not start while the first runs.
-    assert _wait_until(lambda: ray.available_resources().get("CPU") == 1.0)
+    assert poll(lambda: ray.available_resources().get("CPU") == 1.0)
     assert "custom" not in ray.available_resources()
-    assert not _wait_until(lambda: len(started()) > 1, timeout=1.0), "both custom tasks started"
-    _touch(os.path.join(d, f"release{first}"))
+    assert not poll(lambda: len(started()) > 1, timeout=1.0), "both custom tasks started"
+    touch(os.path.join(d, f"release{first}"))
     assert ray.get(refs[first], timeout=30) == (True, [])
-    assert _wait_until(lambda: len(started()) == 2)
-    _touch(os.path.join(d, f"release{second}"))
+    assert poll(lambda: len(started()) == 2)
+    touch(os.path.join(d, f"release{second}"))
     # When the second task started, the first had already finished.
     assert ray.get(refs[second], timeout=30) == (True, [True])
 
@@ -155,7 +139,7 @@ def test_custom_resource_tasks_run_one_at_a_time(resource_cluster, tmp_path):
 @ray.remote(num_gpus=1)
 def _gpu_info(start_flag=None, wait_for=None):
     if start_flag:
-        _touch(start_flag)
+        touch(start_flag)
     if wait_for:
         _await_file(wait_for)
     return ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES"), os.getpid()
