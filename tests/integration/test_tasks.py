@@ -73,21 +73,6 @@ def test_deep_nesting(cluster):
     assert ray.get(level1.remote(7)) == ("l1", ("l2", ("l3", 7)))
 
 
-def test_nested_blocking_fan_out_does_not_deadlock(cluster):
-    # 4 outer tasks of 1 CPU on a 2-CPU node, each blocking in get on 2 inner 1-CPU tasks:
-    # only possible if a task blocked in get lends its CPU back.
-    @ray.remote(num_cpus=1)
-    def inner(x):
-        return x * 10
-
-    @ray.remote(num_cpus=1)
-    def outer(i):
-        return sum(ray.get([inner.remote(i), inner.remote(i + 1)]))
-
-    refs = [outer.remote(i) for i in range(4)]
-    assert ray.get(refs, timeout=60) == [10 * (2 * i + 1) for i in range(4)]
-
-
 def test_top_level_ref_args_are_resolved(cluster):
     @ray.remote
     def describe(x, *, y=None):

@@ -15,7 +15,6 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from manta._private.common.ids import ActorID, ObjectID
-from manta._private.core_worker import args as argpack
 from manta._private.core_worker.actor_runtime import TERMINATE_METHOD
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.rpc import codec
@@ -46,15 +45,10 @@ class ActorClient:
         """Register a new actor. Returns the existing actor's info when ``get_if_exists``
         found one; raises ActorAlreadyExistsError for a taken name."""
         cw = self._cw
-        blob, ref_args, nested = argpack.pack(
-            args,
-            kwargs,
-            max_inline=cw.config.max_inline_bytes,
-            put=cw.objects.put_serialized,
-            describe=f"the actor {spec.module}.{spec.class_name}.__init__",
-        )
         # Constructor arguments live as long as the actor may need to be re-created.
-        held = cw.hold_arguments(ref_args + nested)
+        blob, ref_args, held = cw.pack_arguments(
+            args, kwargs, f"the actor {spec.module}.{spec.class_name}.__init__"
+        )
         if held:
             with self._lock:
                 self._arguments[spec.actor_id] = held

@@ -489,7 +489,7 @@ class CoreWorker:
         self.objects.collect_references()
         ctx = self.context
         task_id = TaskID.for_normal_task(self.job_id) if actor_id is None else TaskID.for_actor_task(actor_id)
-        blob, ref_args, held = self._pack_arguments(args, kwargs, function_name)
+        blob, ref_args, held = self.pack_arguments(args, kwargs, f"the task {function_name}")
         return_ids = [ObjectID.for_return(task_id, i) for i in range(num_returns)]
         for oid in return_ids:
             self.references.add_owned(oid)
@@ -527,27 +527,23 @@ class CoreWorker:
         self.hand_to_io(task)
         return refs
 
-    def _pack_arguments(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], function_name: str
+    def pack_arguments(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], describe: str
     ) -> tuple[bytes, list[ObjectRef], list[ObjectID]]:
         """The inline argument blob, the top-level ref arguments, and the ids of every ref
-        in the arguments (nested ones too), now counted as used by a pending task."""
-        blob, ref_args, held = argpack.pack(
+        in the arguments (nested ones too), now counted as used by a pending task or actor
+        until it is done with them (``references.remove_submitted`` of those ids)."""
+        blob, ref_args, nested = argpack.pack(
             args,
             kwargs,
             max_inline=self.config.max_inline_bytes,
             put=self.objects.put_serialized,
-            describe=f"the task {function_name}",
+            describe=describe,
         )
-        return blob, ref_args, self.hold_arguments(ref_args + held)
-
-    def hold_arguments(self, refs: list[ObjectRef]) -> list[ObjectID]:
-        """Count ``refs`` as used by a pending task (or an actor) until it is done with
-        them (``references.remove_submitted`` of the returned ids)."""
-        if not refs:
-            return []
-        self.references.add_submitted([(r.id, r.owner_address()) for r in refs])
-        return [r.id for r in refs]
+        refs = ref_args + nested
+        if refs:
+            self.references.add_submitted([(r.id, r.owner_address()) for r in refs])
+        return blob, ref_args, [r.id for r in refs]
 
     def hand_to_io(self, task: PendingTask) -> None:
         self._inbox.append(task)
