@@ -97,3 +97,33 @@ def test_garbage_bytes_close_only_that_connection(cluster, target):
 
     asyncio.run(after_handshake())
     _still_serving()
+
+
+def test_messages_with_fields_of_the_wrong_type_are_refused_before_any_handler(cluster):
+    worker = current_worker()
+
+    async def scenario() -> list[str]:
+        node = await _connect(worker.session.node_address)
+        gcs = await _connect(worker.session.gcs_address)
+        errors = []
+        bad = [
+            (node, m.CreateObject(ObjectID.from_random(), float("nan"), WorkerID.from_random())),  # type: ignore[arg-type]
+            (node, m.CreateObject(ObjectID.from_random(), 1.5, WorkerID.from_random())),  # type: ignore[arg-type]
+            (node, m.RequestLease(3, JobID.from_int(1), {"CPU": float("inf")}, "", "DEFAULT")),
+            (gcs, m.KvPut("ns", b"k", "not-bytes", True)),  # type: ignore[arg-type]
+        ]
+        for conn, msg in bad:
+            try:
+                await asyncio.wait_for(conn.call(msg), 10)
+                errors.append(f"ok:{type(msg).__name__}")
+            except RemoteError as e:
+                errors.append(f"{e.type_name}:{e.text}")
+        node.close()
+        gcs.close()
+        return errors
+
+    results = asyncio.run(scenario())
+    assert len(results) == 4 and all(r.startswith("ValueError:malformed ") for r in results), results
+    assert "CreateObject.size" in results[0] and "CreateObject.size" in results[1]
+    assert "RequestLease.resources value" in results[2] and "KvPut.value" in results[3]
+    _still_serving()

@@ -10,6 +10,7 @@ lists and dicts with no schema beyond the class itself. Fields annotated with an
 from __future__ import annotations
 
 import inspect
+import math
 import operator
 import threading
 import types
@@ -33,7 +34,8 @@ _EXT_MESSAGE = 1
 _T = TypeVar("_T")
 
 _by_type: dict[type, tuple[int, Callable[[Any], tuple[Any, ...]]]] = {}
-_by_tag: dict[int, tuple[type, list[tuple[int, Callable[[Any], Any]]]]] = {}
+# tag -> (message class, its checking builder once made; see ``_builder``)
+_by_tag: dict[int, tuple[type, Callable[..., Any] | None]] = {}
 
 
 class DecodeError(ValueError):
@@ -61,7 +63,7 @@ def message(tag: int) -> Callable[[type[_T]], type[_T]]:
         else:
             getter = lambda _obj: ()  # noqa: E731
         _by_type[record] = (tag, getter)
-        _by_tag[tag] = (record, [])
+        _by_tag[tag] = (record, None)
         return record
 
     return register
@@ -135,37 +137,131 @@ def replace(obj: _T, **changes: Any) -> _T:
     return type(obj)(**values)
 
 
-def _converter(annotation: Any) -> Callable[[Any], Any] | None:
-    """How to rebuild a decoded field of this annotation, or None if it decodes as-is."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseID):
-        return annotation
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
-        optional = _converter(next(a for a in args if a is not type(None)))
-        if optional is not None:
-            return lambda v: None if v is None else optional(v)
-    if origin is list and args:
-        element = _converter(args[0])
-        if element is not None:
-            return lambda v: [element(x) for x in v]
-    return None
+class _BuilderSource:
+    """Writes the source of one message class's builder: a function that checks every
+    decoded field against its annotation (a peer's mistake becomes a DecodeError here,
+    not a crash in a handler) and rebuilds id fields, in one call per message."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.scope: dict[str, Any] = {"_bad": _bad, "_finite": math.isfinite}
+        self._temps = 0
+
+    def name(self, value: Any) -> str:
+        name = f"_c{len(self.scope)}"
+        self.scope[name] = value
+        return name
+
+    def _temp(self) -> str:
+        self._temps += 1
+        return f"_t{self._temps}"
+
+    def check(self, var: str, annotation: Any, what: str, indent: str) -> None:
+        """Lines that check (and, for ids, rebuild) ``var`` of type ``annotation``."""
+        add = self.lines.append
+        bad = f"{indent}    raise _bad({what!r}, {var})"
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        if annotation is Any:
+            return
+        if origin in (typing.Union, types.UnionType):
+            inner = [a for a in args if a is not type(None)]
+            if len(inner) != 1 or len(args) != 2:
+                raise TypeError(f"unsupported message field type {annotation!r}")
+            add(f"{indent}if {var} is not None:")
+            self.check(var, inner[0], what, indent + "    ")
+        elif isinstance(annotation, type) and issubclass(annotation, BaseID):
+            add(f"{indent}{var} = {self.name(annotation)}({var})")
+        elif annotation is float:
+            add(f"{indent}if (type({var}) is not float and type({var}) is not int) or not _finite({var}):")
+            add(bad)
+        elif annotation in (int, str, bytes, bool) or annotation in _by_type:
+            add(f"{indent}if type({var}) is not {self.name(annotation)}:")
+            add(bad)
+        elif origin is list:
+            add(f"{indent}if type({var}) is not list:")
+            add(bad)
+            self._elements(var, args[0], what, indent)
+        elif origin is dict:
+            add(f"{indent}if type({var}) is not dict:")
+            add(bad)
+            key, value = args
+            if key is not str:
+                raise TypeError(f"unsupported message field type {annotation!r}")
+            k = self._temp()
+            add(f"{indent}for {k} in {var}:")
+            add(f"{indent}    if type({k}) is not str:")
+            add(f"{indent}        raise _bad({what + ' key'!r}, {k})")
+            if value is not Any:
+                v = self._temp()
+                add(f"{indent}for {v} in {var}.values():")
+                self._no_rebuild(value)
+                self.check(v, value, what + " value", indent + "    ")
+        else:
+            raise TypeError(f"unsupported message field type {annotation!r}")
+
+    def _elements(self, var: str, element: Any, what: str, indent: str) -> None:
+        if element is Any:
+            return
+        if isinstance(element, type) and issubclass(element, BaseID):
+            self.lines.append(f"{indent}{var} = [{self.name(element)}(_e) for _e in {var}]")
+            return
+        e = self._temp()
+        self.lines.append(f"{indent}for {e} in {var}:")
+        self._no_rebuild(element)
+        self.check(e, element, what + " element", indent + "    ")
+
+    @staticmethod
+    def _no_rebuild(annotation: Any) -> None:
+        # Rebuilding inside a loop would rebind the loop variable only.
+        if isinstance(annotation, type) and issubclass(annotation, BaseID):
+            raise TypeError(f"ids are only supported directly or in lists, not in {annotation!r}")
 
 
-def _resolve_converters(tag: int) -> list[tuple[int, Callable[[Any], Any]]]:
-    cls, converters = _by_tag[tag]
-    if not converters:
+class Malformed:
+    """Stands for a message whose fields do not match its class: the frame was sound, so
+    the connection lives on, and the receiver answers a request with this error."""
+
+    __slots__ = ("cls", "reason")
+
+    def __init__(self, cls: type, reason: str) -> None:
+        self.cls = cls
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Malformed({self.reason!r})"
+
+
+def _bad(what: str, value: Any) -> DecodeError:
+    if type(value) is Malformed:  # a nested message was already found wrong: say why
+        return DecodeError(value.reason)
+    return DecodeError(f"field {what} has a value of type {type(value).__name__}: {value!r:.80}")
+
+
+def _builder(tag: int) -> Callable[[list[Any]], Any]:
+    """The checking builder of message ``tag`` (made on first use, then cached)."""
+    cls, builder = _by_tag[tag]
+    if builder is None:
         hints = typing.get_type_hints(cls)
-        for index, name in enumerate(fields_of(cls)):
-            conv = _converter(hints[name])
-            if conv is not None:
-                converters.append((index, conv))
-        converters.append((-1, _identity))  # marks "resolved", skipped when applying
-    return converters
-
-
-def _identity(value: Any) -> Any:
-    return value
+        names = fields_of(cls)
+        source = _BuilderSource()
+        params = [f"a{i}" for i in range(len(names))]
+        for i, name in enumerate(names):
+            source.check(params[i], hints[name], f"{cls.__name__}.{name}", "    ")
+        # Trailing fields with defaults may be left out by the sender, as in __init__.
+        defaults = cls.__init__.__defaults__ or ()  # type: ignore[misc]
+        first_default = len(names) - len(defaults)
+        signature = [
+            p if i < first_default else f"{p}={source.name(defaults[i - first_default])}"
+            for i, p in enumerate(params)
+        ]
+        body = "\n".join(source.lines) or "    pass"
+        source.scope["_cls"] = cls
+        code = f"def build({', '.join(signature)}):\n{body}\n    return _cls({', '.join(params)})\n"
+        exec(code, source.scope)
+        builder = source.scope["build"]
+        _by_tag[tag] = (cls, builder)
+    return builder
 
 
 # A message travels as a msgpack array ``[MARK, tag, field1, ...]``: MARK is an empty
@@ -206,15 +302,11 @@ def _list_hook(values: list[Any]) -> Any:
     entry = _by_tag.get(values[1])
     if entry is None:
         raise DecodeError(f"unknown message tag {values[1]!r}")
-    cls, converters = entry
-    args = values[2:]
+    cls, builder = entry
     try:
-        for index, conv in converters or _resolve_converters(values[1]):
-            if index >= 0:
-                args[index] = conv(args[index])
-        return cls(*args)
+        return (builder or _builder(values[1]))(*values[2:])
     except (TypeError, ValueError, IndexError) as e:
-        raise DecodeError(f"malformed {cls.__name__}: {e}") from None
+        return Malformed(cls, f"malformed {cls.__name__}: {e}")
 
 
 def encode(obj: Any) -> bytes:
@@ -229,11 +321,16 @@ def encode(obj: Any) -> bytes:
 
 
 def decode(data: bytes | memoryview) -> Any:
+    """The value in ``data``. A malformed message raises DecodeError, except one nested
+    in a list (a transport frame), which decodes as ``Malformed`` for the receiver to refuse."""
     try:
-        return msgpack.unpackb(
+        value = msgpack.unpackb(
             data, ext_hook=_ext_hook, list_hook=_list_hook, raw=False, strict_map_key=False
         )
     except DecodeError:
         raise
     except Exception as e:  # msgpack raises several unrelated types for bad input
         raise DecodeError(f"undecodable frame: {type(e).__name__}: {e}") from None
+    if type(value) is Malformed:
+        raise DecodeError(value.reason)
+    return value

@@ -220,7 +220,9 @@ class Connection(asyncio.Protocol):
             fut = self._pending.pop(req_id, None)
             if fut is None or fut.done():
                 return
-            if kind == KIND_REPLY:
+            if type(body) is codec.Malformed:
+                fut.set_exception(RpcError(f"the peer's reply is {body.reason}"))
+            elif kind == KIND_REPLY:
                 fut.set_result(body)
             else:
                 fut.set_exception(_remote_error(body))
@@ -230,9 +232,15 @@ class Connection(asyncio.Protocol):
             self._protocol_error(f"unknown frame kind {kind!r}")
 
     def _handle(self, kind: int, req_id: int, body: Any) -> None:
-        handler = self._dispatcher.handler_for(type(body))
+        malformed = type(body) is codec.Malformed
+        cls = body.cls if malformed else type(body)
+        handler = self._dispatcher.handler_for(cls)
         if handler is None:
-            self._reply_error(kind, req_id, "UnknownMessage", f"no handler for {type(body).__name__}")
+            self._reply_error(kind, req_id, "UnknownMessage", f"no handler for {cls.__name__}")
+            return
+        if malformed:  # its fields do not match its class: refused before any handler sees it
+            logger.info("refused a message from %s: %s", self.peer, body.reason)
+            self._reply_error(kind, req_id, "ValueError", body.reason)
             return
         try:
             result = handler(self, body)

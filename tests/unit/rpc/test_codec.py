@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import msgpack
 import pytest
@@ -266,3 +267,63 @@ def test_trailing_fields_may_have_defaults() -> None:
     assert codec.decode(frame(9001, 3)) == WithDefaults(3)
     with pytest.raises(AttributeError, match="immutable"):
         WithDefaults(1).optional = "changed"  # type: ignore[misc]
+
+
+def grant() -> LeaseGrant:
+    return LeaseGrant(LeaseID.from_random(), WorkerID.from_random(), address(), {"CPU": 1.0}, {})
+
+
+def _raw(msg: object) -> list:
+    """A message as the plain array a peer sends, to tamper with."""
+    return msgpack.unpackb(
+        codec.encode(msg), raw=False, ext_hook=lambda code, data: msgpack.ExtType(code, data)
+    )
+
+
+def _tampered(msg: object, index: int, value: object) -> bytes:
+    raw = _raw(msg)
+    raw[2 + index] = value
+    return msgpack.packb(raw, use_bin_type=True)
+
+
+@pytest.mark.parametrize(
+    ("msg", "index", "value", "field"),
+    [
+        (KvGet("ns", b"k"), 0, 5, "KvGet.namespace"),  # int where a str belongs
+        (KvGet("ns", b"k"), 1, "k", "KvGet.key"),  # str where bytes belong
+        (WorkerExit(WorkerID.from_random(), 1, 0, None, ""), 1, 1.5, "WorkerExit.pid"),
+        (WorkerExit(WorkerID.from_random(), 1, 0, None, ""), 1, True, "WorkerExit.pid"),  # bool is no int
+        (grant(), 3, {"CPU": float("nan")}, "LeaseGrant.resources value"),
+        (grant(), 3, {"CPU": "lots"}, "LeaseGrant.resources value"),
+        (grant(), 3, {1: 1.0}, "LeaseGrant.resources key"),
+        (grant(), 2, None, "LeaseGrant.address"),
+    ],
+)
+def test_fields_of_the_wrong_type_are_refused_naming_the_field(
+    msg: object, index: int, value: object, field: str
+) -> None:
+    with pytest.raises(DecodeError, match=re.escape(field)):
+        codec.decode(_tampered(msg, index, value))
+
+
+def test_a_malformed_nested_message_says_which_field_is_wrong() -> None:
+    raw = _raw(grant())
+    raw[4][7] = "not-a-pid"  # Address.pid inside LeaseGrant.address
+    with pytest.raises(DecodeError, match=r"malformed LeaseGrant: .*Address\.pid"):
+        codec.decode(msgpack.packb(raw, use_bin_type=True))
+
+
+def test_inside_a_frame_a_malformed_message_decodes_as_malformed() -> None:
+    frame_ = [0, 7, _raw(KvGet("ns", b"k"))]
+    frame_[2][3] = 5  # the key
+    body = codec.decode(msgpack.packb(frame_, use_bin_type=True))[2]
+    assert type(body) is codec.Malformed and body.cls is KvGet and "KvGet.key" in body.reason
+
+
+def test_ints_are_accepted_for_floats_and_trailing_defaults_may_be_left_out() -> None:
+    decoded = codec.decode(_tampered(grant(), 3, {"CPU": 2}))
+    assert decoded.resources == {"CPU": 2}
+    raw = _raw(ReturnObject(ObjectID.from_random(), b"x", 1, None))
+    assert len(raw) == 2 + 5
+    shorter = codec.decode(msgpack.packb(raw[:-1], use_bin_type=True))  # no `contained`
+    assert shorter.contained is None

@@ -249,6 +249,24 @@ def test_unknown_message_type(tmp_path: Path) -> None:
     run(main)
 
 
+def test_a_request_with_fields_of_the_wrong_type_is_refused_and_the_connection_lives(tmp_path: Path) -> None:
+    async def main() -> None:
+        dispatcher = Dispatcher()
+        seen: list[KvDel] = []
+        dispatcher.register(KvDel, lambda _conn, msg: seen.append(msg))
+        server = await Server(dispatcher).listen("unix", tmp_path)
+        conn = await server.client()
+        with pytest.raises(RemoteError, match=r"KvDel\.key") as info:
+            await conn.call(KvDel("ns", "a str, not bytes"))  # type: ignore[arg-type]
+        assert info.value.type_name == "ValueError"
+        assert seen == []  # the handler never saw it
+        await conn.call(KvDel("ns", b"k"))
+        assert seen == [KvDel("ns", b"k")]
+        await server.close(conn)
+
+    run(main)
+
+
 @WHERE
 def test_wrong_token_is_refused_and_the_server_stays_up(where: str, tmp_path: Path) -> None:
     async def main() -> None:
