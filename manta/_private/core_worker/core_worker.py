@@ -131,11 +131,9 @@ class CoreWorker:
         self.node_conn: Connection = None  # type: ignore[assignment]  # set by connect()
         self.gcs_conn: Connection | None = None
         self._peer_conns: dict[str, asyncio.Future[Connection]] = {}
-        self._fetching: set[ObjectID] = set()
         self._inbox: deque[PendingTask] = deque()
         self._inbox_scheduled = False
         self._jobs_set_up: set[JobID] = set()
-        self._blocked_depth = 0
         self._warned: set[str] = set()
         self._closed = False
         self.address: m.Address = m.Address(self.node_id, self.worker_id, session.host, 0, "", os.getpid())

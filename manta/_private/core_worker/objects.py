@@ -15,6 +15,7 @@ import concurrent.futures
 import mmap
 import os
 import sys
+import threading
 import time
 import weakref
 from collections import deque
@@ -57,6 +58,7 @@ class ObjectManager:
         self.references: ReferenceCounter = worker.references
         self._fetching: set[ObjectID] = set()
         self._blocked_depth = 0
+        self._blocked_lock = threading.Lock()
         # Where owned objects were created, when config.record_callsites is on.
         self._call_sites: dict[ObjectID, str] = {}
         self._arena_map: Arena | None = None
@@ -364,17 +366,20 @@ class ObjectManager:
 
     def _notify_blocked(self) -> bool:
         # A task blocked in get/wait lends its CPU back so nested tasks can run.
-        if self._cw.is_driver or self._cw.task_running() is None:
+        if self._cw.is_driver or not self._cw.task_running():
             return False
-        self._blocked_depth += 1
-        if self._blocked_depth == 1:
-            self._cw.io.call_soon(self._cw.node_conn.notify, m.WorkerBlocked())
+        # Threaded actors block from several threads: count, and queue the notices in order.
+        with self._blocked_lock:
+            self._blocked_depth += 1
+            if self._blocked_depth == 1:
+                self._cw.io.call_soon(self._cw.node_conn.notify, m.WorkerBlocked())
         return True
 
     def _notify_unblocked(self) -> None:
-        self._blocked_depth -= 1
-        if self._blocked_depth == 0:
-            self._cw.io.call_soon(self._cw.node_conn.notify, m.WorkerUnblocked())
+        with self._blocked_lock:
+            self._blocked_depth -= 1
+            if self._blocked_depth == 0:
+                self._cw.io.call_soon(self._cw.node_conn.notify, m.WorkerUnblocked())
 
     def _load_ref(self, ref: ObjectRef) -> tuple[Any, bool]:
         """(value, whether it is an error to raise) of a ready object."""
