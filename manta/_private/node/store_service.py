@@ -25,6 +25,7 @@ from manta._private.common.ids import ObjectID, WorkerID
 from manta._private.object_store.arena import Arena, choose_path
 from manta._private.object_store.layout import PAGE
 from manta._private.object_store.results import (
+    Aborted,
     Action,
     AlreadyExists,
     Created,
@@ -96,11 +97,11 @@ class StoreService:
             if not await self._make_room(msg.size, deadline):
                 raise ObjectStoreFullError(self._full_message(msg.object_id, msg.size))
 
-    def seal(self, msg: m.SealObject) -> None:
-        self.execute(self.store.seal(msg.object_id))
+    def seal(self, client: Hashable, msg: m.SealObject) -> None:
+        self.execute(self.store.seal(msg.object_id, client))
 
-    def abort(self, msg: m.AbortObject) -> None:
-        self.execute(self.store.abort(msg.object_id))
+    def abort(self, client: Hashable, msg: m.AbortObject) -> None:
+        self.execute(self.store.abort(msg.object_id, client))
         self._room.set()
 
     # -- readers ---------------------------------------------------------------------------
@@ -142,8 +143,8 @@ class StoreService:
     # -- actions ---------------------------------------------------------------------------
     def execute(self, actions: list[Action]) -> None:
         for action in actions:
-            if isinstance(action, Sealed):
-                self._wake(action.object_id)
+            if isinstance(action, (Sealed, Aborted)):
+                self._wake(action.object_id)  # readers waiting for it look again
             elif isinstance(action, Spill):
                 self._spills_in_flight += 1
                 spawn(self._spill(action), "spilling an object")
@@ -209,7 +210,7 @@ class StoreService:
                     # The only copy is unreadable: the object is lost. Readers are told it
                     # is not here, and its owner makes it again if it can.
                     logger.error("object %s is lost: its spill file cannot be read: %s", object_id.hex(), e)
-                    self.execute(self.store.abort(object_id))
+                    self.execute(self.store.abort(object_id, None))
                     self.execute(self.store.free([object_id]))
                     self._wake(object_id)
                     return

@@ -125,8 +125,8 @@ class ObjectStore:
 
         Nothing changes unless the result is ``Created``. On ``NeedsSpace`` the caller
         runs ``evict_for(size)`` and retries; on ``TooLarge`` it never fits."""
-        if size < 0:
-            raise StoreRequestError(f"object {object_id.hex()}: size {size} is negative")
+        if type(size) is not int or size < 0:
+            raise StoreRequestError(f"object {object_id.hex()}: size {size!r} is not a whole number of bytes")
         entry = self._objects.get(object_id)
         if entry is not None:
             return AlreadyExists(object_id, entry.state)
@@ -139,21 +139,25 @@ class ObjectStore:
         self._writing_by.setdefault(client, set()).add(object_id)
         return Created(object_id, offset, size)
 
-    def seal(self, object_id: ObjectID) -> list[Action]:
-        """The writer finished: the object is immutable and readable from now on."""
-        entry = self._expect(object_id, "seal")
-        if entry.state is not ObjectState.CREATED or entry.writer is None:
-            raise StoreRequestError(f"cannot seal object {object_id.hex()}: it is {self._describe(entry)}")
+    def seal(self, object_id: ObjectID, client: Hashable) -> list[Action]:
+        """``client`` finished writing: the object is immutable and readable from now on."""
+        entry = self._expect_writing(object_id, "seal", client)
         self._stop_writing(entry)
         return self._become_sealed(entry)
 
-    def abort(self, object_id: ObjectID) -> list[Action]:
-        """The writer (or a restore) failed midway: free the space; nothing partial stays.
-        An aborted restore leaves the object spilled, as it was."""
-        entry = self._expect(object_id, "abort")
-        if entry.state is not ObjectState.CREATED:
-            raise StoreRequestError(f"cannot abort object {object_id.hex()}: it is {self._describe(entry)}")
-        return self._abort(entry)
+    def abort(self, object_id: ObjectID, client: Hashable | None) -> list[Action]:
+        """``client`` (None: the daemon's own restore) failed midway: free the space; nothing
+        partial stays. An aborted restore leaves the object spilled, as it was."""
+        return self._abort(self._expect_writing(object_id, "abort", client))
+
+    def _expect_writing(self, object_id: ObjectID, verb: str, client: Hashable | None) -> _Entry:
+        entry = self._expect(object_id, verb)
+        if entry.state is not ObjectState.CREATED or entry.writer != client:
+            whose = "" if entry.state is not ObjectState.CREATED else " by someone else"
+            raise StoreRequestError(
+                f"cannot {verb} object {object_id.hex()}: it is {self._describe(entry)}{whose}"
+            )
+        return entry
 
     # -- reading ---------------------------------------------------------------------------
     def pin(self, object_id: ObjectID, client: Hashable) -> PinResult:

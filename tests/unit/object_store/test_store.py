@@ -59,7 +59,7 @@ def put(
 ) -> Created:
     created = store.create(oid(i), size, owner, client, primary=primary)
     assert isinstance(created, Created), created
-    assert store.seal(oid(i)) == [Sealed(oid(i), created.offset, size)]
+    assert store.seal(oid(i), client) == [Sealed(oid(i), created.offset, size)]
     return created
 
 
@@ -68,7 +68,7 @@ def test_create_seal_pin_unpin() -> None:
     created = store.create(oid(1), 1000, OWNER, "w")
     assert created == Created(oid(1), 0, 1000)
     assert store.pin(oid(1), "r") == Unavailable(oid(1), ObjectStatus.UNSEALED)
-    assert store.seal(oid(1)) == [Sealed(oid(1), 0, 1000)]
+    assert store.seal(oid(1), "w") == [Sealed(oid(1), 0, 1000)]
     assert store.pin(oid(1), "r") == Pinned(oid(1), 0, 1000)
     assert store.pin(oid(1), "r") == Pinned(oid(1), 0, 1000)
     info = store.info(oid(1))
@@ -85,12 +85,12 @@ def test_create_seal_pin_unpin() -> None:
 def test_bad_requests_raise_and_change_nothing() -> None:
     store, _ = make()
     with pytest.raises(StoreRequestError, match="not in this store"):
-        store.seal(oid(1))
+        store.seal(oid(1), "w")
     put(store, 1)
     with pytest.raises(StoreRequestError, match="sealed"):
-        store.seal(oid(1))
+        store.seal(oid(1), "w")
     with pytest.raises(StoreRequestError):
-        store.abort(oid(1))
+        store.abort(oid(1), "w")
     with pytest.raises(StoreRequestError):
         store.spilled(oid(1), "/x")
     with pytest.raises(StoreRequestError):
@@ -133,7 +133,7 @@ def test_secondary_copies_are_evicted_in_lru_order() -> None:
     assert store.evict_for(KiB) == [Evicted(oid(1), KiB, None)]
     assert oid(1) not in store
     assert isinstance(store.create(oid(9), KiB, OWNER, "w"), Created)
-    store.seal(oid(9))
+    store.seal(oid(9), "w")
     # The arena is now [0][9][2][3], 9 a primary; LRU order 3, 0, 2. Two contiguous KiB
     # need 3 and 2 gone; 0 came before 2 in LRU order but would not have helped, so it stays.
     assert [a.object_id for a in store.evict_for(2 * KiB)] == [oid(3), oid(2)]
@@ -280,7 +280,7 @@ def test_restore_needs_space_and_a_failed_restore_leaves_it_spilled() -> None:
     store.spilled(oid(2), "/spill/2")
     restore = store.restore(oid(1))
     assert isinstance(restore, Created) and restore.restore_from == "/spill/1"
-    assert store.abort(oid(1)) == []  # reading the file failed
+    assert store.abort(oid(1), None) == []  # reading the file failed
     info = store.info(oid(1))
     assert info is not None and info.state is ObjectState.SPILLED and info.spill_path == "/spill/1"
     assert store.allocator.used_bytes == 0
@@ -307,7 +307,7 @@ def test_client_gone_aborts_its_unsealed_objects_and_drops_its_pins() -> None:
 def test_abort_frees_the_space_of_a_half_written_object() -> None:
     store, _ = make(2 * KiB)
     store.create(oid(1), 2 * KiB, OWNER, "w")
-    assert store.abort(oid(1)) == [Aborted(oid(1))]
+    assert store.abort(oid(1), "w") == [Aborted(oid(1))]
     assert oid(1) not in store and store.allocator.free_bytes == 2 * KiB
     assert isinstance(store.create(oid(1), 2 * KiB, OWNER, "w"), Created)
 
@@ -341,7 +341,7 @@ def test_free_during_io_completes_when_the_io_does() -> None:
     assert isinstance(store.create(oid(2), KiB, OWNER, "w"), Created)  # being written
     assert store.free([oid(1), oid(2), oid(3)]) == []
     assert store.spilled(oid(1), "/spill/1") == [DeleteSpillFile(oid(1), "/spill/1")]
-    assert store.seal(oid(2)) == []
+    assert store.seal(oid(2), "w") == []
     assert store.restored(oid(3)) == [DeleteSpillFile(oid(3), "/spill/3")]
     assert len(store) == 0 and store.allocator.used_bytes == 0
 
@@ -403,11 +403,11 @@ def test_random_events_keep_the_table_consistent(steps: list[tuple[str, int, str
             if kind in ("put", "put2", "create"):
                 created = store.create(object_id, size, OWNER, client, primary=kind != "put2")
                 if isinstance(created, Created) and kind != "create":
-                    check(store.seal(object_id))
+                    check(store.seal(object_id, client))
             elif kind == "seal":
-                check(store.seal(object_id))
+                check(store.seal(object_id, client))
             elif kind == "abort":
-                check(store.abort(object_id))
+                check(store.abort(object_id, client))
             elif kind == "pin":
                 if isinstance(store.pin(object_id, client), Pinned):
                     pins[object_id, client] = pins.get((object_id, client), 0) + 1
@@ -429,7 +429,7 @@ def test_random_events_keep_the_table_consistent(steps: list[tuple[str, int, str
                     check(store.spill_failed(done))
             elif kind == "io" and restoring:
                 done = restoring.pop()
-                check(store.restored(done) if size % 4 else store.abort(done))
+                check(store.restored(done) if size % 4 else store.abort(done, None))
             elif kind == "restore":
                 result = store.restore(object_id)
                 if isinstance(result, Created):
@@ -454,3 +454,29 @@ def test_random_events_keep_the_table_consistent(steps: list[tuple[str, int, str
     check(store.free([oid(i) for i in range(6)]))
     assert len(store) == 0
     assert store.allocator.largest_free() == store.capacity
+
+
+def test_only_the_writer_seals_or_aborts_and_nobody_aborts_a_restore() -> None:
+    store, _ = make(4 * KiB)
+    store.create(oid(1), KiB, OWNER, "w")
+    with pytest.raises(StoreRequestError, match="by someone else"):
+        store.seal(oid(1), "intruder")
+    with pytest.raises(StoreRequestError, match="by someone else"):
+        store.abort(oid(1), "intruder")
+    assert store.seal(oid(1), "w") == [Sealed(oid(1), 0, KiB)]
+    assert of(Spill, store.evict_for(4 * KiB)) == [Spill(oid(1), 0, KiB)]
+    store.spilled(oid(1), "/spill/1")
+    assert isinstance(store.restore(oid(1)), Created)
+    with pytest.raises(StoreRequestError, match="by someone else"):
+        store.abort(oid(1), "w")  # the daemon is reading its file back into that space
+    assert store.restored(oid(1)) == [Sealed(oid(1), 0, KiB)]
+    store.validate()
+
+
+@pytest.mark.parametrize("size", [1.5, float("nan"), True, "10"])
+def test_a_size_that_is_no_whole_number_is_refused(size: object) -> None:
+    store, _ = make()
+    with pytest.raises(StoreRequestError, match="not a whole number of bytes"):
+        store.create(oid(1), size, OWNER, "w")  # type: ignore[arg-type]
+    assert oid(1) not in store
+    store.validate()
