@@ -26,6 +26,7 @@ from manta._private.rpc.messages import ArgValue, ReturnObject, TaskResult, Task
 from manta.exceptions import (
     ObjectLostError,
     ObjectReconstructionFailedError,
+    RaySystemError,
     RayTaskError,
     TaskCancelledError,
     WorkerCrashedError,
@@ -123,13 +124,27 @@ class TaskManager:
             task.lease = None
             return Retry(task, [r for r in task.arg_refs if r.id in lost])
         if result.is_error and not task.cancelled and self._should_retry_error(task, result):
-            for ret in result.returns:  # refs inside the discarded error were lent to us
-                if ret.contained:
-                    self._references.add_returned(
-                        None, [(n.object_id, n.owner) for n in ret.contained], self._me
-                    )
+            self._release_lent(result.returns)  # the error is discarded
             return self._retry(task)
-        return Done(task, self._complete(task, result.returns))
+        # Only this task's results are taken: a reply naming other objects must not set or
+        # free them (an error reply of a task with num_returns=0 carries one it never wants).
+        expected = set(task.return_ids)
+        returns = [r for r in result.returns if r.object_id in expected]
+        self._release_lent([r for r in result.returns if r.object_id not in expected])
+        if len({r.object_id for r in returns}) != len(expected):
+            got = ", ".join(r.object_id.hex() for r in result.returns) or "none"
+            self.fail(
+                task, RaySystemError(f"the worker's reply for {task.spec.name} has the wrong results ({got})")
+            )
+            self._release_lent(returns)
+            return Done(task)
+        return Done(task, self._complete(task, returns))
+
+    def _release_lent(self, returns: list[ReturnObject]) -> None:
+        """Refs inside results nobody will hold were lent to this process: give them back."""
+        for ret in returns:
+            if ret.contained:
+                self._references.add_returned(None, [(n.object_id, n.owner) for n in ret.contained], self._me)
 
     def on_worker_died(self, task: PendingTask, why: str) -> Retry | Done:
         """The worker running ``task`` died (or its connection broke)."""

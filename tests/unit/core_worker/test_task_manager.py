@@ -14,6 +14,7 @@ from manta._private.rpc.messages import Address, ArgValue, NestedRef, ReturnObje
 from manta.exceptions import (
     ObjectLostError,
     ObjectReconstructionFailedError,
+    RaySystemError,
     RayTaskError,
     TaskCancelledError,
     WorkerCrashedError,
@@ -388,3 +389,15 @@ def test_a_task_whose_argument_keeps_getting_lost_fails_after_a_few_rounds() -> 
     assert isinstance(done, Done)
     error = world.value(task.return_ids[0])
     assert isinstance(error, ObjectLostError) and "lost this argument" in str(error)
+
+
+def test_a_reply_with_the_wrong_results_fails_the_task_and_touches_no_other_object() -> None:
+    world = World()
+    bystander = world.submit()
+    task = world.submit()
+    blob = serialization.to_inline(serialization.serialize("forged"))
+    forged = TaskResult([ReturnObject(bystander.return_ids[0], blob, len(blob), None)], False, 0.01)
+    assert isinstance(world.manager.on_result(task, forged), Done)
+    error = world.value(task.return_ids[0])
+    assert isinstance(error, RaySystemError) and "wrong results" in str(error)
+    assert world.store.get(bystander.return_ids[0]) is None  # still pending, not forged
