@@ -130,6 +130,7 @@ class CoreWorker:
         self._server: RpcServer | None = None
         self.node_conn: Connection = None  # type: ignore[assignment]  # set by connect()
         self.gcs_conn: Connection | None = None
+        self._gcs_connecting: asyncio.Future[Connection] | None = None
         self._peer_conns: dict[str, asyncio.Future[Connection]] = {}
         self._inbox: deque[PendingTask] = deque()
         self._inbox_scheduled = False
@@ -183,16 +184,22 @@ class CoreWorker:
         self.objects.start()
 
     async def gcs_connection(self) -> Connection:
-        if self.gcs_conn is None or self.gcs_conn.closed:
-            self.gcs_conn = await connect_with_retry(
-                self.session.gcs_address,
-                self.session.token,
-                self.dispatcher,
-                attempts_s=10.0,
-                role="driver" if self.is_driver else "worker",
-                ident=bytes(self.worker_id),
-                max_frame_bytes=self.config.max_frame_bytes,
+        """The connection to the gcs, made on first use; callers that overlap share one."""
+        if self.gcs_conn is not None and not self.gcs_conn.closed:
+            return self.gcs_conn
+        if self._gcs_connecting is None or self._gcs_connecting.done():
+            self._gcs_connecting = asyncio.ensure_future(
+                connect_with_retry(
+                    self.session.gcs_address,
+                    self.session.token,
+                    self.dispatcher,
+                    attempts_s=10.0,
+                    role="driver" if self.is_driver else "worker",
+                    ident=bytes(self.worker_id),
+                    max_frame_bytes=self.config.max_frame_bytes,
+                )
             )
+        self.gcs_conn = await asyncio.shield(self._gcs_connecting)
         return self.gcs_conn
 
     def shutdown(self) -> None:

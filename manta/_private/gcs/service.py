@@ -183,14 +183,18 @@ class GcsService:
     def _node_died(self, node_id: NodeID, reason: str) -> None:
         record = self.nodes.mark_dead(node_id, reason)
         if record is not None:
-            logger.warning("node %s is dead: %s", node_id.hex()[:8], reason)
+            self._announce_dead([record])
+
+    def _announce_dead(self, records: list[NodeRecord]) -> None:
+        """Nodes were found dead: say so, and let pending actors go elsewhere."""
+        for record in records:
+            logger.warning("node %s is dead: %s", record.info.node_id.hex()[:8], record.death_reason)
             self._publish("nodes", b"", self._state(record))
+        if records:
             self.actors.nodes_changed()
 
     def _health_loop(self) -> None:
         if self._stopping:
             return
-        for record in self.nodes.check():
-            logger.warning("node %s is dead: %s", record.info.node_id.hex()[:8], record.death_reason)
-            self._publish("nodes", b"", self._state(record))
+        self._announce_dead(self.nodes.check())
         asyncio.get_running_loop().call_later(1.0, self._health_loop)
