@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -22,10 +23,12 @@ def node_resources(
 ) -> dict[str, float]:
     """Validate what init()/``manta start`` were given and fill in what they were not."""
     for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-        ):
+        if value is not None and not _is_amount(value):
             raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    if num_gpus is not None and num_gpus != int(num_gpus):
+        raise ValueError(
+            f"num_gpus must be a whole number (GPUs are not split between nodes), got {num_gpus}"
+        )
     if resources is not None:
         if not isinstance(resources, dict):
             raise TypeError(f"resources must be a dict, got {type(resources).__name__}")
@@ -34,7 +37,7 @@ def node_resources(
                 raise ValueError(
                     "Use the 'num_cpus' and 'num_gpus' keyword instead of 'CPU' and 'GPU' in 'resources' keyword"
                 )
-            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+            if not _is_amount(amount):
                 raise ValueError(f"resource {key!r} must be a non-negative number, got {amount!r}")
     total_memory = psutil.virtual_memory().total
     config = Config.from_env()
@@ -69,6 +72,15 @@ def node_resources(
         result["GPU"] = float(gpus)
     result.update({k: float(v) for k, v in (resources or {}).items()})
     return result
+
+
+def _is_amount(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def detect_gpus() -> int:

@@ -8,6 +8,7 @@ and the device indices become the worker's ``CUDA_VISIBLE_DEVICES``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -39,6 +40,8 @@ def validate_request(amounts: Mapping[str, float], what: str = "resources") -> N
             raise ValueError(f"{what}: resource names must be non-empty strings, got {name!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{what}: the amount of {name!r} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{what}: the amount of {name!r} must be finite, got {value}")
         if value < 0:
             raise ValueError(f"{what}: the amount of {name!r} must be >= 0, got {value}")
         if value > 1 and name in INSTANCE_RESOURCES and value != int(value):

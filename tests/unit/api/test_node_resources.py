@@ -25,3 +25,17 @@ def test_a_too_small_object_store_is_refused_naming_the_minimum(size: int) -> No
 def test_a_non_size_is_refused(size: object) -> None:
     with pytest.raises(ValueError, match="must be a positive number of bytes"):
         node_resources(1, 0, None, size)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("num_cpus", "num_gpus", "resources", "message"),
+    [
+        (float("nan"), 0, None, "num_cpus must be a non-negative number"),
+        (float("inf"), 0, None, "num_cpus must be a non-negative number"),
+        (1, 1.5, None, "num_gpus must be a whole number"),
+        (1, 0, {"disk": float("inf")}, "resource 'disk' must be a non-negative number"),
+    ],
+)
+def test_amounts_a_node_could_not_use_are_refused(num_cpus, num_gpus, resources, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        node_resources(num_cpus, num_gpus, resources, 100 * 1024 * 1024)

@@ -167,6 +167,7 @@ def test_feasibility_and_shortfall() -> None:
         ({"CPU": "1"}, "the amount of 'CPU' must be a number, got '1'"),
         ({"CPU": True}, "the amount of 'CPU' must be a number, got True"),
         ({"CPU": None}, "the amount of 'CPU' must be a number"),
+        ({"CPU": float("inf")}, "the amount of 'CPU' must be finite"),
         ({"CPU": -1}, "the amount of 'CPU' must be >= 0, got -1"),
         ({"GPU": 1.5}, "GPU amounts above 1 must be whole numbers, got 1.5"),
     ],
