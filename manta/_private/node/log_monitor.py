@@ -15,6 +15,8 @@ from manta._private.common.ids import JobID, WorkerID
 from manta._private.common.session import TASK_MARKER
 
 _MAX_READ = 1 << 20
+# Longest unfinished line kept waiting for its newline.
+_MAX_PARTIAL = 64 << 10
 
 
 @dataclass(slots=True)
@@ -86,6 +88,11 @@ class LogMonitor:
             text = stream.partial + text
             lines = text.split("\n")
             stream.partial = "" if final else lines.pop()
+            if len(stream.partial) > _MAX_PARTIAL:
+                # Output that never ends a line (progress bars redrawn with \r) goes out
+                # in pieces rather than piling up here.
+                lines.append(stream.partial)
+                stream.partial = ""
             if final and lines and lines[-1] == "":
                 lines.pop()
             current: list[str] = []
@@ -112,6 +119,8 @@ def _size(path: str) -> int:
 
 
 def _read_from(stream: _Stream) -> str:
+    if _size(stream.path) <= stream.offset:  # nothing new: no need to open it
+        return ""
     try:
         with open(stream.path, "rb") as f:
             f.seek(stream.offset)

@@ -184,3 +184,20 @@ def test_multibyte_character_split_across_reads(tmp_path: Path) -> None:
     assert monitor.poll() == []
     worker.write(encoded[2:])
     assert monitor.poll() == [chunk(["héllo"])]
+
+
+def test_output_that_never_ends_a_line_goes_out_in_pieces(tmp_path: Path) -> None:
+    monitor = LogMonitor()
+    worker = Worker(tmp_path, monitor)
+    monitor.set_job(worker.id, JOB)
+    bar = "\r[#####     ] 50%" * 10_000  # 170 KB of a progress bar, no newline
+    worker.write(bar)
+    out = monitor.poll()
+    assert (
+        out
+        and "".join(line for c in out for line in c.lines)
+        == bar[: sum(len(line) for c in out for line in c.lines)]
+    )
+    worker.write("\ndone\n")
+    rest = monitor.poll()
+    assert "".join(line for c in out + rest for line in c.lines) == bar + "done"
