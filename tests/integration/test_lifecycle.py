@@ -9,19 +9,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import shutil
 import signal
 import stat
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.integration.conftest import run_driver
+from tests.tmpfs import needs_unshare, run_on_tiny_tmpfs
 
 
 @pytest.fixture
@@ -425,18 +425,7 @@ def test_a_crashed_node_daemon_does_not_leak_its_shared_memory(tmpdir_env):
     assert exists == "False"
 
 
-def _can_mount_private_tmpfs() -> bool:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(
-        ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True, timeout=30
-    )
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(
-    not _can_mount_private_tmpfs(), reason="needs root and unshare to mount a small private /dev/shm"
-)
+@needs_unshare
 def test_a_small_dev_shm_falls_back_to_a_disk_store_with_one_warning(tmpdir_env):
     code = textwrap.dedent(
         """
@@ -451,14 +440,7 @@ def test_a_small_dev_shm_falls_back_to_a_disk_store_with_one_warning(tmpdir_env)
         """
     )
     # A private mount namespace with a 64 MiB /dev/shm, as Docker gives containers.
-    script = f"mount -t tmpfs -o size=64m tmpfs /dev/shm && exec {sys.executable} -c {shlex.quote(code)}"
-    result = subprocess.run(
-        ["unshare", "-m", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **tmpdir_env},
-    )
+    result = run_on_tiny_tmpfs(Path("/dev/shm"), "64m", code, timeout=120, env=tmpdir_env)
     assert result.returncode == 0, result.stderr
     assert "big put ok" in result.stdout
     arena = result.stdout.split("arena:", 1)[1].split()[0]

@@ -88,7 +88,8 @@ def test_equality_hash_and_repr() -> None:
     assert GetNodes() == GetNodes()
     # Records holding lists and dicts still hash.
     assert hash(FreeObjects([ObjectID.nil()])) == hash(FreeObjects([ObjectID.nil()]))
-    assert hash(task_spec()) is not None
+    spec = task_spec()
+    assert hash(spec) == hash(codec.replace(spec))
 
 
 def test_constructor_takes_keywords_and_checks_arity() -> None:
