@@ -34,3 +34,9 @@ def _finished(task: asyncio.Task[Any], what: str) -> None:
     _tasks.discard(task)
     if not task.cancelled() and task.exception() is not None:
         logger.error("%s failed", what, exc_info=task.exception())
+
+
+def resolve(fut: asyncio.Future[Any], value: Any) -> None:
+    """Set ``fut``'s result unless it is already done (cancelled by its waiter, say)."""
+    if not fut.done():
+        fut.set_result(value)

@@ -90,8 +90,8 @@ def _serialize(
 
 
 def _find_unpicklable(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    named = [(f"#{i} ({_short(v)})", v) for i, v in enumerate(args)]
-    named += [(f"{k!r} ({_short(v)})", v) for k, v in kwargs.items()]
+    named = [(f"#{i} ({short_repr(v)})", v) for i, v in enumerate(args)]
+    named += [(f"{k!r} ({short_repr(v)})", v) for k, v in kwargs.items()]
     for name, value in named:
         try:
             serialization.serialize(value)
@@ -100,7 +100,8 @@ def _find_unpicklable(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return "(one of them)"
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """``repr(value)``, cut to 80 characters for error messages."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 

@@ -20,6 +20,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from manta._private import serialization
+from manta._private.common.aio import resolve
 from manta._private.common.ids import ObjectID, TaskID
 from manta._private.common.session import TASK_MARKER
 from manta._private.core_worker.actor_runtime import ActorExit, ActorRuntime
@@ -98,7 +99,7 @@ class TaskExecutor:
         self._queue.put((create, reply))
 
     def send_result(self, reply: asyncio.Future[Any], result: Any) -> None:
-        self._cw.io.call_soon(_resolve, reply, result)
+        self._cw.io.call_soon(resolve, reply, result)
 
     def cancel(self, task_id: TaskID, force: bool) -> bool:
         """Cancel ``task_id``: True if it is running here (with ``force`` the owner then
@@ -378,8 +379,3 @@ def _flush_std_streams() -> None:
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
-
-
-def _resolve(reply: asyncio.Future[Any], result: TaskResult) -> None:
-    if not reply.done():
-        reply.set_result(result)

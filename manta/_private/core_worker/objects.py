@@ -22,7 +22,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from manta._private import serialization
-from manta._private.common.aio import spawn
+from manta._private.common.aio import resolve, spawn
 from manta._private.common.ids import ObjectID, WorkerID
 from manta._private.core_worker import args as argpack
 from manta._private.core_worker.borrowing import REGISTER_TIMEOUT_S
@@ -84,7 +84,7 @@ class ObjectManager:
 
         def ready(o: StoredObject) -> None:
             status = m.ObjectStatus(oid, True, o.inline, o.node_id, o.size, "")
-            loop.call_soon_threadsafe(_resolve, reply, status)
+            loop.call_soon_threadsafe(resolve, reply, status)
 
         self.memory_store.on_ready(oid, ready)
         return reply
@@ -95,7 +95,7 @@ class ObjectManager:
             obj = serialization.serialize(value)
         except Exception as e:
             raise TypeError(
-                f"Could not serialize the object {_short_repr(value)} of type {type(value).__name__}: {e}"
+                f"Could not serialize the object {argpack.short_repr(value)} of type {type(value).__name__}: {e}"
             ) from e
         return self.put_serialized(obj)
 
@@ -463,16 +463,6 @@ def _value_or_raise(value: Any, is_error: bool) -> Any:
         if isinstance(value, BaseException):
             raise value
     return value
-
-
-def _resolve(fut: asyncio.Future[Any], value: Any) -> None:
-    if not fut.done():
-        fut.set_result(value)
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -22,8 +22,7 @@ from manta._private.common.aio import spawn
 from manta._private.common.clock import Clock
 from manta._private.common.config import Config
 from manta._private.common.ids import ObjectID, WorkerID
-from manta._private.object_store.arena import Arena, choose_path
-from manta._private.object_store.layout import PAGE
+from manta._private.object_store.arena import PAGE, Arena, choose_path
 from manta._private.object_store.results import (
     Aborted,
     Action,

@@ -28,6 +28,7 @@ import mmap
 import os
 import sys
 
+from manta._private.object_store.allocator import aligned
 from manta._private.object_store.buffers import BufferLike, byte_view
 from manta._private.object_store.stats import format_bytes
 
@@ -48,10 +49,6 @@ class ArenaSpaceError(OSError):
 def available_bytes(directory: str) -> int:
     st = os.statvfs(directory)
     return st.f_bavail * st.f_frsize
-
-
-def _page_aligned(n: int) -> int:
-    return (n + PAGE - 1) // PAGE * PAGE
 
 
 def choose_path(session_dir: str, capacity: int, shm_dir: str = SHM_DIR) -> tuple[str, str | None]:
@@ -104,7 +101,7 @@ class Arena:
         small."""
         if capacity <= 0:
             raise ValueError(f"arena capacity must be positive, got {capacity}")
-        capacity = _page_aligned(capacity)
+        capacity = aligned(capacity, PAGE)
         directory = os.path.dirname(os.path.abspath(path))
         reclaimable = 0
         try:

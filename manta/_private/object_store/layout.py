@@ -17,6 +17,7 @@ import struct
 from collections.abc import Sequence
 
 from manta._private.object_store.allocator import ALIGNMENT, aligned
+from manta._private.object_store.arena import PAGE
 from manta._private.object_store.buffers import BufferLike, byte_view, copy_into
 
 MAGIC = b"MNT1"
@@ -29,7 +30,6 @@ HEADER_SIZE = _HEADER.size
 # store places on a page boundary): copying a large buffer to a 64-byte-aligned address
 # that is not page-aligned ran at a third of memcpy speed on this machine.
 PAGE_ALIGN_FROM = 64 * 1024
-PAGE = 4096
 
 
 def _buffer_offsets(data_len: int, buffer_sizes: Sequence[int]) -> tuple[list[int], int]:

@@ -17,6 +17,7 @@ import errno
 import os
 
 from manta._private.common.ids import ObjectID
+from manta._private.object_store.arena import available_bytes
 from manta._private.object_store.buffers import BufferLike, byte_view
 from manta._private.object_store.stats import format_bytes
 from manta.exceptions import OutOfDiskError
@@ -41,7 +42,7 @@ def write_spill_file(path: str, source: BufferLike, *, fsync: bool = False) -> i
     view = byte_view(source)
     size = view.nbytes
     directory = os.path.dirname(os.path.abspath(path))
-    free = _free_bytes(directory)
+    free = available_bytes(directory)
     if size > free:
         raise OutOfDiskError(_disk_full(size, directory, free))
     if os.path.lexists(path):
@@ -62,7 +63,7 @@ def write_spill_file(path: str, source: BufferLike, *, fsync: bool = False) -> i
             os.close(fd)
         _remove(partial)
         if isinstance(err, OSError) and err.errno in _DISK_FULL:
-            raise OutOfDiskError(_disk_full(size, directory, _free_bytes(directory))) from err
+            raise OutOfDiskError(_disk_full(size, directory, available_bytes(directory))) from err
         raise
     return size
 
@@ -95,11 +96,6 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def _free_bytes(directory: str) -> int:
-    st = os.statvfs(directory)
-    return st.f_bavail * st.f_frsize
 
 
 def _disk_full(size: int, directory: str, free: int) -> str:
