@@ -177,6 +177,35 @@ def test_num_returns_by_decorator_and_options(cluster):
     ray.kill(multi)
 
 
+@ray.remote
+class Flaky:
+    def __init__(self):
+        self.calls = 0
+
+    @ray.method(retry_exceptions=[KeyError], max_task_retries=2, name="flaky-call")
+    def fails_twice(self):
+        self.calls += 1
+        if self.calls % 3:  # two failures before every success
+            raise KeyError(f"call {self.calls}")
+        return self.calls
+
+
+def test_method_decorator_retry_options_apply_and_travel_with_handles(cluster):
+    flaky = Flaky.remote()
+    assert ray.get(flaky.fails_twice.remote(), timeout=30) == 3  # retried on KeyError
+
+    @ray.remote
+    def call_through(handle):  # a handle that reached another process keeps the options
+        return ray.get(handle.fails_twice.remote())
+
+    assert ray.get(call_through.remote(flaky), timeout=30) == 6
+    with pytest.raises(TypeError, match="max_task_retries"):
+        flaky.fails_twice.options(max_task_retries="3")
+    with pytest.raises(ValueError, match="retry_exceptions"):
+        ray.method(retry_exceptions=["KeyError"])
+    ray.kill(flaky)
+
+
 # -- handles ----------------------------------------------------------------------------------------
 
 

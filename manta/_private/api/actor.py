@@ -6,8 +6,10 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
+import cloudpickle
+
 from manta._private.api import context
-from manta._private.api.options import ACTOR_OPTIONS, task_resources, validate
+from manta._private.api.options import ACTOR_METHOD_OPTIONS, ACTOR_OPTIONS, task_resources, validate
 from manta._private.api.scheduling import strategy_wire
 from manta._private.common.ids import ActorID
 from manta._private.core_worker.actor_runtime import READY_METHOD, TERMINATE_METHOD, ActorExit
@@ -16,16 +18,11 @@ from manta._private.rpc import messages as m
 
 _SPECIAL_METHODS = (READY_METHOD, TERMINATE_METHOD)
 _METHOD_OPTIONS = "__manta_method_options__"
-_VALID_METHOD_OPTIONS = ("num_returns", "concurrency_group", "max_task_retries", "retry_exceptions", "name")
 
 
 def method(**options: Any) -> Any:
     """Set per-method defaults: ``@manta.method(num_returns=2, concurrency_group="io")``."""
-    for key in options:
-        if key not in _VALID_METHOD_OPTIONS:
-            raise ValueError(
-                f"Invalid option keyword {key} for actor methods. Valid ones are {list(_VALID_METHOD_OPTIONS)}."
-            )
+    validate(options, ACTOR_METHOD_OPTIONS, "actor methods")
 
     def decorate(fn: Any) -> Any:
         setattr(fn, _METHOD_OPTIONS, options)
@@ -36,7 +33,9 @@ def method(**options: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _ClassMeta:
-    methods: dict[str, list[Any]]  # name -> [num_returns, concurrency_group]
+    # name -> [num_returns, concurrency_group, other @method options or None] (the wire form
+    # of ActorSpec.methods; the other options are pickled, as exception classes may be in them)
+    methods: dict[str, list[Any]]
     is_async: bool
 
 
@@ -49,9 +48,11 @@ def _class_meta(cls: type) -> _ClassMeta:
         fn = inspect.unwrap(member) if callable(member) else None
         if fn is None or not (inspect.isfunction(fn) or inspect.ismethod(fn)):
             continue
-        options = getattr(member, _METHOD_OPTIONS, {})
-        num_returns = options.get("num_returns", 1)
-        methods[name] = [1 if num_returns is None else num_returns, options.get("concurrency_group", "")]
+        options = dict(getattr(member, _METHOD_OPTIONS, {}))
+        num_returns = options.pop("num_returns", 1)
+        group = options.pop("concurrency_group", "") or ""
+        others = cloudpickle.dumps(options) if options else None
+        methods[name] = [1 if num_returns is None else num_returns, group, others]
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
             is_async = True
     return _ClassMeta(methods, is_async)
@@ -117,7 +118,7 @@ class ActorClass:
         for group, limit in groups.items():
             if not isinstance(group, str) or not isinstance(limit, int) or limit < 1:
                 raise ValueError(f"concurrency_groups maps names to a positive int, got {group!r}: {limit!r}")
-        for method_name, (_, group) in self._meta.methods.items():
+        for method_name, (_, group, _others) in self._meta.methods.items():
             if group and group not in groups:
                 raise ValueError(
                     f"method {method_name} uses the concurrency group {group!r}, which the actor does "
@@ -208,8 +209,9 @@ class ActorHandle:
 
     def __getattr__(self, name: str) -> ActorMethod:
         if name in self.__dict__.get("_methods", {}) or name in _SPECIAL_METHODS:
-            num_returns, group = self._methods.get(name, [1, ""])
-            return ActorMethod(self, name, {"num_returns": num_returns, "concurrency_group": group})
+            num_returns, group, others = self._methods.get(name, [1, "", None])
+            options = cloudpickle.loads(others) if others else {}
+            return ActorMethod(self, name, {**options, "num_returns": num_returns, "concurrency_group": group})
         if name.startswith("__"):
             raise AttributeError(name)
         raise AttributeError(
@@ -261,19 +263,15 @@ class ActorMethod:
         )
 
     def options(self, **options: Any) -> ActorMethod:
-        for key in options:
-            if key not in _VALID_METHOD_OPTIONS:
-                raise ValueError(
-                    f"Invalid option keyword {key} for actor methods. Valid ones are {list(_VALID_METHOD_OPTIONS)}."
-                )
+        validate(options, ACTOR_METHOD_OPTIONS, "actor methods")
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         worker = context.ensure_initialized()
         options = self._options
         num_returns = options.get("num_returns", 1)
-        if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0:
-            raise ValueError(f"num_returns must be a non-negative int, got {num_returns!r}")
+        if num_returns is None:
+            num_returns = 1
         retry_exceptions = options.get("retry_exceptions", False)
         if isinstance(retry_exceptions, list):
             retry_exceptions = tuple(retry_exceptions)

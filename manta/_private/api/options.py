@@ -157,6 +157,15 @@ ACTOR_OPTIONS: dict[str, _Check] = {
 }
 
 
+ACTOR_METHOD_OPTIONS: dict[str, _Check] = {
+    "num_returns": _num_returns,
+    "concurrency_group": _types(str, type(None)),
+    "max_task_retries": _max_retries,
+    "retry_exceptions": _retry_exceptions,
+    "name": _types(str, type(None)),
+}
+
+
 def validate(options: dict[str, Any], valid: dict[str, _Check], kind: str) -> None:
     for name, value in options.items():
         check = valid.get(name)
