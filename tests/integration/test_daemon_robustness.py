@@ -127,3 +127,24 @@ def test_messages_with_fields_of_the_wrong_type_are_refused_before_any_handler(c
     assert "CreateObject.size" in results[0] and "CreateObject.size" in results[1]
     assert "RequestLease.resources value" in results[2] and "KvPut.value" in results[3]
     _still_serving()
+
+
+def test_a_lease_nonce_still_pending_is_refused_and_a_disconnect_drops_the_requests(cluster):
+    worker = current_worker()
+
+    async def scenario() -> str:
+        conn = await _connect(worker.session.node_address)
+        first = conn.call(m.RequestLease(77, JobID.from_int(1), {"unobtainium": 1.0}, "", "DEFAULT"))
+        try:
+            await asyncio.wait_for(
+                conn.call(m.RequestLease(77, JobID.from_int(1), {"CPU": 1.0}, "", "DEFAULT")), 10
+            )
+            outcome = "accepted"
+        except RemoteError as e:
+            outcome = f"{e.type_name}:{e.text}"
+        assert not first.done()  # the infeasible one still waits
+        conn.close()  # the node drops its requests; nothing waits on them any more
+        return outcome
+
+    assert asyncio.run(scenario()) == "ValueError:lease request 77 is already pending: nonces must be unique"
+    _still_serving()

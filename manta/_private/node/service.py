@@ -400,6 +400,8 @@ class NodeService:
         resources = dict(msg.resources)
         validate_request(resources, "lease request")
         key = (id(conn), msg.nonce)
+        if key in self._pending_replies:
+            raise ValueError(f"lease request {msg.nonce} is already pending: nonces must be unique")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending_replies[key] = fut
         self._request_conn[key] = conn
@@ -528,7 +530,9 @@ class NodeService:
         self._execute(self.scheduler.client_gone(id(conn)))
         for key in [k for k, c in self._request_conn.items() if c is conn]:
             self._request_conn.pop(key, None)
-            self._pending_replies.pop(key, None)
+            fut = self._pending_replies.pop(key, None)
+            if fut is not None:
+                fut.cancel()  # ends the handler waiting on it; there is nobody to answer
         for job_id in self._driver_jobs.pop(conn, ()):
             self._execute(self.scheduler.job_finished(job_id, self._gcs_client()))
         if worker_id is not None:
