@@ -211,7 +211,9 @@ class ActorHandle:
         if name in self.__dict__.get("_methods", {}) or name in _SPECIAL_METHODS:
             num_returns, group, others = self._methods.get(name, [1, "", None])
             options = cloudpickle.loads(others) if others else {}
-            return ActorMethod(self, name, {**options, "num_returns": num_returns, "concurrency_group": group})
+            return ActorMethod(
+                self, name, {**options, "num_returns": num_returns, "concurrency_group": group}
+            )
         if name.startswith("__"):
             raise AttributeError(name)
         raise AttributeError(

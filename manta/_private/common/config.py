@@ -9,6 +9,7 @@ cluster behaves the same whatever environment each process happens to start in.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -71,6 +72,24 @@ class Config:
     # Log level of daemons.
     log_level: str = "INFO"
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", "float") and not (
+                isinstance(value, (int, float)) and math.isfinite(value) and value >= _LOWEST.get(f.name, 0)
+            ):
+                raise ValueError(
+                    f"{_where(f.name)} must be a number of at least {_LOWEST.get(f.name, 0)}, got {value!r}"
+                )
+        if self.object_store_fraction > 1:
+            raise ValueError(
+                f"{_where('object_store_fraction')} must be at most 1, got {self.object_store_fraction}"
+            )
+        if self.log_level.upper() not in _LOG_LEVELS:
+            raise ValueError(
+                f"{_where('log_level')} must be one of {', '.join(_LOG_LEVELS)}, got {self.log_level!r}"
+            )
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Config:
         env = os.environ if environ is None else environ
@@ -87,6 +106,27 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# Fields that must be above zero (or may be -1), where the rest only may not be negative.
+_LOWEST: dict[str, float] = {
+    "max_inline_bytes": 1,
+    "max_frame_bytes": 64 * 1024,
+    "max_pending_leases_per_class": 1,
+    "max_tasks_in_flight_per_worker": 1,
+    "task_max_retries": -1,
+    "heartbeat_interval_s": 0.01,
+    "node_timeout_s": 0.01,
+    "log_poll_interval_s": 0.01,
+    "max_starting_workers": 1,
+    "object_store_fraction": 0.001,
+    "object_store_cap_bytes": 1,
+}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _where(name: str) -> str:
+    return f"the setting {name} (MANTA_{name.upper()})"
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -83,3 +84,27 @@ def test_to_dict_round_trips() -> None:
     assert data["address"] == "10.0.0.1:6379"
     assert Config(**data) == config
     assert set(data) == {f.name for f in dataclasses.fields(Config)}
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("LOG_LEVEL", "verbose", "log_level (MANTA_LOG_LEVEL) must be one of DEBUG"),
+        ("MAX_FRAME_BYTES", "0", "max_frame_bytes (MANTA_MAX_FRAME_BYTES) must be a number of at least"),
+        ("NODE_TIMEOUT_S", "nan", "node_timeout_s (MANTA_NODE_TIMEOUT_S) must be a number"),
+        ("HEARTBEAT_INTERVAL_S", "0", "heartbeat_interval_s"),
+        ("IDLE_WORKER_TIMEOUT_S", "-1", "idle_worker_timeout_s"),
+        (
+            "OBJECT_STORE_FRACTION",
+            "2",
+            "object_store_fraction (MANTA_OBJECT_STORE_FRACTION) must be at most 1",
+        ),
+    ],
+)
+def test_values_no_daemon_could_run_with_are_refused(name: str, raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Config.from_env({f"MANTA_{name}": raw})
+
+
+def test_minus_one_retries_means_forever() -> None:
+    assert Config.from_env({"MANTA_TASK_MAX_RETRIES": "-1"}).task_max_retries == -1
