@@ -34,7 +34,7 @@ class GcsService:
         self.storage = storage
         self.config = config
         self.nodes = NodeManager(SystemClock(), config.node_timeout_s)
-        self.subs = Subscriptions()
+        self.subs: Subscriptions[Connection] = Subscriptions()
         self.dispatcher = Dispatcher()
         self.server = RpcServer(
             self.dispatcher,
@@ -42,7 +42,6 @@ class GcsService:
             max_frame_bytes=config.max_frame_bytes,
             on_disconnect=self._on_disconnect,
         )
-        self._conns: dict[int, Connection] = {}
         self._node_conns: dict[Connection, NodeID] = {}
         self._conn_of_node: dict[NodeID, Connection] = {}
         self._driver_jobs: dict[Connection, JobID] = {}
@@ -64,9 +63,8 @@ class GcsService:
     # -- publishing ------------------------------------------------------------------------------
     def _publish(self, channel: str, key: bytes, payload: Any) -> None:
         msg = m.Published(channel, key, payload)
-        for sub in self.subs.subscribers(channel, key):
-            conn = self._conns.get(sub)  # type: ignore[call-overload]
-            if conn is not None and not conn.closed:
+        for conn in self.subs.subscribers(channel, key):
+            if not conn.closed:
                 conn.notify(msg)
 
     # -- handlers ---------------------------------------------------------------------------------
@@ -161,8 +159,7 @@ class GcsService:
         self.actors.job_finished(job_id)
 
     def _h_subscribe(self, conn: Connection, msg: m.Subscribe) -> None:
-        self._conns[id(conn)] = conn
-        self.subs.subscribe(id(conn), msg.channel, msg.key)
+        self.subs.subscribe(conn, msg.channel, msg.key)
 
     def _h_logs(self, conn: Connection, msg: m.LogBatch) -> None:
         self._publish("logs", bytes(msg.job_id), msg)
@@ -170,8 +167,7 @@ class GcsService:
     def _on_disconnect(self, conn: Connection) -> None:
         if self._stopping:
             return
-        self.subs.drop(id(conn))
-        self._conns.pop(id(conn), None)
+        self.subs.drop(conn)
         node_id = self._node_conns.pop(conn, None)
         if node_id is not None:
             self._conn_of_node.pop(node_id, None)

@@ -43,3 +43,15 @@ def test_returned_sets_are_copies() -> None:
     subs.subscribers("c", b"other").add("intruder")
     assert subs.subscribers("c", b"k") == {"s"}
     assert subs.subscribers("c", b"other") == set()
+
+
+def test_dropping_subscribers_leaves_nothing_behind() -> None:
+    subs = Subscriptions()
+    for i in range(100):
+        subs.subscribe("caller", "actor", bytes([i]))
+        subs.subscribe("other", "actor", bytes([i]))
+    assert len(subs) == 200
+    subs.drop("caller")
+    assert len(subs) == 100 and subs.subscribers("actor", b"\x05") == {"other"}
+    subs.drop("other")
+    assert len(subs) == 0 and subs.subscribers("actor", b"\x05") == set()
