@@ -148,7 +148,7 @@ class ActorClass:
             concurrency_groups=groups,
             is_async=is_async,
             runtime_env=options.get("runtime_env") or worker.job_runtime_env,
-            strategy=strategy_wire(options.get("scheduling_strategy")),
+            strategy=strategy_wire(options.get("scheduling_strategy"), options.get("label_selector")),
             methods=self._meta.methods,
             max_pending_calls=max(options.get("max_pending_calls") or 0, 0),
         )

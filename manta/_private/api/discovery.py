@@ -59,6 +59,7 @@ def session_for(address: str, config: Config) -> str:
         candidates = sorted(os.listdir(tmpdir), reverse=True)
     except OSError:
         candidates = []
+    matches = []
     for name in candidates:
         path = os.path.join(tmpdir, name, ADDRESS_FILE)
         try:
@@ -66,8 +67,12 @@ def session_for(address: str, config: Config) -> str:
                 info = json.load(f)
         except (OSError, ValueError):
             continue
-        if address in (info.get("gcs_address"), info.get("address")):
-            return os.path.join(tmpdir, name)
+        if address in (info.get("gcs_address"), info.get("address")) and _running(info):
+            matches.append((info.get("role") != "head", os.path.join(tmpdir, name)))
+    if matches:
+        # The head's session when it runs here (drivers attach to the head node, as in
+        # Ray), else the newest node of that cluster on this host.
+        return min(matches, key=lambda m: m[0])[1]
     raise ConnectionError(
         f"no Manta cluster with address {address!r} runs on this host. Joining a remote "
         "cluster needs a node on this host: start one with `manta start --address`."
@@ -77,24 +82,28 @@ def session_for(address: str, config: Config) -> str:
 def join_existing(session_dir: str) -> tuple[SessionInfo, dict[str, Any]]:
     with open(os.path.join(session_dir, ADDRESS_FILE)) as f:
         info = json.load(f)
-    pids = info.get("pids", {})
-    if pids and not all(psutil.pid_exists(p) for p in pids.values()):
+    if not _running(info):
         raise ConnectionError(f"the Manta cluster of {session_dir} is not running any more")
     session = SessionInfo(
         session_dir=session_dir,
         node_id=bytes.fromhex(info["node_id"]),
         node_address="unix:" + info["node_unix"],
-        gcs_address="unix:" + info["gcs_unix"],
+        gcs_address="unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"],
         arena_path=info["arena_path"],
-        host="127.0.0.1",
+        host=info.get("host", "127.0.0.1"),
         token=Config.from_env().auth_token.encode() or read_token(session_dir),
     )
     return session, address_info(session_dir, info)
 
 
+def _running(info: dict[str, Any]) -> bool:
+    pids = info.get("pids", {})
+    return all(psutil.pid_exists(p) for p in pids.values())
+
+
 def address_info(session_dir: str, info: dict[str, Any]) -> dict[str, Any]:
     return {
-        "node_ip_address": "127.0.0.1",
+        "node_ip_address": info.get("host", "127.0.0.1"),
         "address": info["gcs_address"],
         "gcs_address": info["gcs_address"],
         "session_dir": session_dir,

@@ -56,9 +56,15 @@ class LocalCluster:
         resources: dict[str, float],
         labels: dict[str, str],
         host: str = "127.0.0.1",
+        join: str | None = None,
+        token: bytes | None = None,
+        gcs_port: int = 0,
+        storage: str = "memory://",
     ) -> SessionInfo:
+        """Start a head (gcs + node daemon), or with ``join`` (the head's gcs ``host:port``)
+        a node daemon that joins that cluster with ``token``."""
         self.session_dir = create_session_dir(self.config.tmpdir)
-        token = write_token(self.session_dir)
+        token = write_token(self.session_dir, token)
         lifeline_r, lifeline_w = os.pipe()
         if self.detached:
             os.close(lifeline_w)
@@ -73,18 +79,20 @@ class LocalCluster:
         if not self.detached:
             common["lifeline-fd"] = str(lifeline_r)
         node_options: dict[str, str | None] = {
-            "gcs-address": "unix:" + gcs_unix,
-            "head": None,
+            "gcs-address": join or "unix:" + gcs_unix,
             "resources": json.dumps(resources),
             "labels": json.dumps(labels),
         }
+        daemons: list[tuple[str, str, dict[str, str | None]]] = []
+        if join is None:
+            node_options["head"] = None
+            gcs_options = {**common, "unix": gcs_unix, "port": str(gcs_port), "storage": storage}
+            daemons.append(("gcs", "manta._private.gcs", gcs_options))
+        daemons.append(("node", "manta._private.node", {**common, **node_options}))
         readers: dict[int, str] = {}
         try:
             # Both at once: the node finds the gcs at its socket path, retrying until it is up.
-            for name, module, options in (
-                ("gcs", "manta._private.gcs", {**common, "unix": gcs_unix}),
-                ("node", "manta._private.node", {**common, **node_options}),
-            ):
+            for name, module, options in daemons:
                 ready_r, ready_w = os.pipe()
                 self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, lifeline_r))
                 readers[ready_r] = name
@@ -94,24 +102,28 @@ class LocalCluster:
             raise
         finally:
             os.close(lifeline_r)
+        node = reports["node"]
         self.info = {
-            "gcs_address": f"{host}:{reports['gcs']['port']}",
-            "gcs_unix": gcs_unix,
-            "node_id": reports["node"]["node_id"],
-            "node_port": reports["node"]["port"],
-            "node_unix": reports["node"]["unix"],
-            "arena_path": reports["node"]["arena_path"],
+            "role": "worker" if join else "head",
+            "host": host,
+            "gcs_address": join or f"{host}:{reports['gcs']['port']}",
+            "node_id": node["node_id"],
+            "node_port": node["port"],
+            "node_unix": node["unix"],
+            "arena_path": node["arena_path"],
             "pids": {name: p.pid for name, p in self.procs.items()},
         }
+        if join is None:
+            self.info["gcs_unix"] = gcs_unix
         write_json_atomic(os.path.join(self.session_dir, ADDRESS_FILE), self.info)
-        if reports["node"].get("store_warning"):
-            logger.warning(reports["node"]["store_warning"])
+        if node.get("store_warning"):
+            logger.warning(node["store_warning"])
         return SessionInfo(
             session_dir=self.session_dir,
-            node_id=bytes.fromhex(reports["node"]["node_id"]),
-            node_address="unix:" + reports["node"]["unix"],
-            gcs_address="unix:" + gcs_unix,
-            arena_path=reports["node"]["arena_path"],
+            node_id=bytes.fromhex(node["node_id"]),
+            node_address="unix:" + node["unix"],
+            gcs_address=join or "unix:" + gcs_unix,
+            arena_path=node["arena_path"],
             host=host,
             token=token,
         )

@@ -20,6 +20,9 @@ def node_resources(
     num_gpus: float | None,
     resources: dict[str, float] | None,
     object_store_memory: int | None,
+    *,
+    host: str = "127.0.0.1",
+    head: bool = True,
 ) -> dict[str, float]:
     """Validate what init()/``manta start`` were given and fill in what they were not."""
     for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
@@ -59,14 +62,14 @@ def node_resources(
             f"minimum allowed is {MIN_OBJECT_STORE_BYTES} bytes (75 MiB). Give object_store_memory "
             "at least that, or leave it out to use 30% of RAM."
         )
-    host = "127.0.0.1"
     result: dict[str, float] = {
         "CPU": float(os.cpu_count() or 1) if num_cpus is None else float(num_cpus),
         "memory": float(max(psutil.virtual_memory().available - object_store_memory, 0) // 1),
         "object_store_memory": float(object_store_memory),
         f"node:{host}": 1.0,
-        "node:__internal_head__": 1.0,
     }
+    if head:
+        result["node:__internal_head__"] = 1.0
     gpus = detect_gpus() if num_gpus is None else num_gpus
     if gpus:
         result["GPU"] = float(gpus)

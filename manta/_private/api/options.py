@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from manta._private.api.scheduling import strategy_wire
+from manta._private.api.scheduling import label_selector_wire, strategy_wire
 from manta._private.common.resources import INSTANCE_RESOURCES, PRECISION
 
 _Check = Callable[[str, Any], None]
@@ -103,6 +103,12 @@ def _strategy(name: str, value: Any) -> None:
     strategy_wire(value)
 
 
+def _label_selector(name: str, value: Any) -> None:
+    _types(dict, type(None))(name, value)
+    if value:
+        label_selector_wire(value)
+
+
 def _runtime_env(name: str, value: Any) -> None:
     _types(dict, type(None))(name, value)
     validate_runtime_env(value)
@@ -113,7 +119,7 @@ def _any(name: str, value: Any) -> None:
 
 
 _COMMON: dict[str, _Check] = {
-    "label_selector": _types(dict, type(None)),
+    "label_selector": _label_selector,
     "fallback_strategy": _any,
     "accelerator_type": _types(str, type(None)),
     "memory": _quantity,

@@ -36,7 +36,7 @@ def _prepare(options: dict[str, Any]) -> _Prepared:
         retry_exceptions = tuple(retry_exceptions)
     return _Prepared(
         resources=resources,
-        strategy=strategy_wire(options.get("scheduling_strategy")),
+        strategy=strategy_wire(options.get("scheduling_strategy"), options.get("label_selector")),
         num_returns=1 if num_returns is None else num_returns,
         max_retries=options.get("max_retries"),
         retry_exceptions=retry_exceptions,

@@ -57,21 +57,95 @@ class PlacementGroupSchedulingStrategy:
         }
 
 
+class In:
+    """The label's value is one of ``values``."""
+
+    def __init__(self, *values: str) -> None:
+        self.values = list(_label_values(values))
+
+    def wire(self) -> list[Any]:
+        return ["in", self.values]
+
+
+class NotIn:
+    """The label is absent, or its value is none of ``values``."""
+
+    def __init__(self, *values: str) -> None:
+        self.values = list(_label_values(values))
+
+    def wire(self) -> list[Any]:
+        return ["not_in", self.values]
+
+
+class Exists:
+    """The node has the label, whatever its value."""
+
+    def wire(self) -> list[Any]:
+        return ["exists", []]
+
+
+class DoesNotExist:
+    """The node does not have the label."""
+
+    def wire(self) -> list[Any]:
+        return ["does_not_exist", []]
+
+
+_OPERATORS = (In, NotIn, Exists, DoesNotExist)
+
+
 class NodeLabelSchedulingStrategy:
-    """Run on a node whose labels match ``hard`` (required) and preferably ``soft``."""
+    """Run on a node whose labels match ``hard`` (required) and preferably ``soft``:
+    dicts of label name to ``In(...)``, ``NotIn(...)``, ``Exists()`` or ``DoesNotExist()``."""
 
     def __init__(self, hard: dict[str, Any], *, soft: dict[str, Any] | None = None) -> None:
-        self.hard = hard
-        self.soft = soft or {}
+        if not hard and not soft:
+            raise ValueError("NodeLabelSchedulingStrategy needs a hard or a soft label selector")
+        self.hard = _selector_wire(hard or {}, "hard")
+        self.soft = _selector_wire(soft or {}, "soft")
 
     def wire(self) -> dict[str, Any]:
-        return {"type": "node_label", "hard": _labels_wire(self.hard), "soft": _labels_wire(self.soft)}
+        return {"type": "node_label", "hard": self.hard, "soft": self.soft}
 
 
-def _labels_wire(selector: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: repr(v) if not isinstance(v, (str, int, float, bool, list)) else v for k, v in selector.items()
-    }
+def _label_values(values: tuple[Any, ...]) -> tuple[str, ...]:
+    if not values or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"label values must be one or more strings, got {values!r}")
+    return values
+
+
+def _selector_wire(selector: Any, which: str) -> dict[str, list[Any]]:
+    if not isinstance(selector, dict):
+        raise TypeError(f"the {which} label selector must be a dict, got {type(selector).__name__}")
+    wire = {}
+    for key, op in selector.items():
+        if not isinstance(key, str) or not isinstance(op, _OPERATORS):
+            raise ValueError(
+                f"the {which} label selector maps label names to In(...), NotIn(...), Exists() or "
+                f"DoesNotExist(); got {key!r}: {op!r}"
+            )
+        wire[key] = op.wire()
+    return wire
+
+
+def label_selector_wire(selector: dict[str, str]) -> dict[str, Any]:
+    """The ``label_selector`` option (Ray 2.x syntax: ``"v"``, ``"!v"``, ``"in(a,b)"``,
+    ``"!in(a,b)"``) as a node-label strategy."""
+    hard: dict[str, list[Any]] = {}
+    for key, text in selector.items():
+        if not isinstance(key, str) or not isinstance(text, str) or not text.strip():
+            raise ValueError(f"label_selector maps label names to value expressions, got {key!r}: {text!r}")
+        text = text.strip()
+        negate = text.startswith("!")
+        body = text[1:].strip() if negate else text
+        if body.startswith("in(") and body.endswith(")"):
+            values = [v.strip() for v in body[3:-1].split(",") if v.strip()]
+        else:
+            values = [body]
+        if not values:
+            raise ValueError(f"label_selector {key!r}: {text!r} names no values")
+        hard[key] = ["not_in" if negate else "in", values]
+    return {"type": "node_label", "hard": hard, "soft": {}}
 
 
 STRATEGY_TYPES = (
@@ -81,8 +155,14 @@ STRATEGY_TYPES = (
 )
 
 
-def strategy_wire(strategy: Any) -> Any:
+def strategy_wire(strategy: Any, label_selector: dict[str, str] | None = None) -> Any:
     """Validate a scheduling_strategy option and return its wire form."""
+    if label_selector:
+        if strategy not in (None, "DEFAULT"):
+            raise ValueError(
+                "label_selector cannot be combined with a scheduling_strategy other than DEFAULT"
+            )
+        return label_selector_wire(label_selector)
     if strategy is None:
         return "DEFAULT"
     if strategy in ("DEFAULT", "SPREAD"):

@@ -52,6 +52,8 @@ class Config:
     idle_worker_timeout_s: float = 5.0
     # Workers the node keeps starting at once.
     max_starting_workers: int = 4
+    # Objects a node daemon pulls from other nodes at once; more wait their turn.
+    max_concurrent_pulls: int = 4
     # Where primary copies go when the object store is full (default: <session>/spill).
     spill_dir: str = ""
     # How long a put waits for room in a full store (readers unpinning, owners freeing,
@@ -119,6 +121,7 @@ _LOWEST: dict[str, float] = {
     "node_timeout_s": 0.01,
     "log_poll_interval_s": 0.01,
     "max_starting_workers": 1,
+    "max_concurrent_pulls": 1,
     "object_store_fraction": 0.001,
     "object_store_cap_bytes": 1,
 }

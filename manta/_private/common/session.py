@@ -61,8 +61,9 @@ def remove_socket_dir(session_dir: str) -> None:
         shutil.rmtree(sockets, ignore_errors=True)
 
 
-def write_token(session_dir: str) -> bytes:
-    token = secrets.token_hex(32).encode()
+def write_token(session_dir: str, token: bytes | None = None) -> bytes:
+    """Store the cluster token (a new one unless given), readable by this user only."""
+    token = token or secrets.token_hex(32).encode()
     path = os.path.join(session_dir, TOKEN_FILE)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:

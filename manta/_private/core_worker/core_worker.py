@@ -43,10 +43,10 @@ from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import (
     Connection,
+    ConnectionPool,
     Dispatcher,
     RemoteError,
     RpcServer,
-    connect,
     connect_with_retry,
 )
 from manta.exceptions import (
@@ -131,7 +131,7 @@ class CoreWorker:
         self.node_conn: Connection = None  # type: ignore[assignment]  # set by connect()
         self.gcs_conn: Connection | None = None
         self._gcs_connecting: asyncio.Future[Connection] | None = None
-        self._peer_conns: dict[str, asyncio.Future[Connection]] = {}
+        self._peers: ConnectionPool | None = None  # made on first use, on the I/O thread
         self._inbox: deque[PendingTask] = deque()
         self._inbox_scheduled = False
         self._jobs_set_up: set[JobID] = set()
@@ -223,9 +223,8 @@ class CoreWorker:
                 await asyncio.wait_for(self.gcs_conn.call(m.JobFinished(self.job_id)), 2.0)
             except Exception:
                 pass
-        for fut in self._peer_conns.values():
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                fut.result().close()
+        if self._peers is not None:
+            self._peers.close()
         if self.gcs_conn is not None:
             self.gcs_conn.close()
         if self.node_conn is not None:
@@ -304,9 +303,8 @@ class CoreWorker:
         # Let queued replies reach their sockets before the process goes.
         for _ in range(3):
             await asyncio.sleep(0)
-        for fut in self._peer_conns.values():
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                fut.result().close()
+        if self._peers is not None:
+            self._peers.close()
         if self._server is not None:
             self._server.close()
         await asyncio.sleep(0.05)
@@ -343,23 +341,22 @@ class CoreWorker:
     # -- connections ----------------------------------------------------------------------------
     async def connect_worker(self, address: m.Address) -> Connection:
         """A pooled connection to another core worker."""
-        key = address.for_peer_on(self.node_id)
-        fut = self._peer_conns.get(key)
-        if fut is not None and fut.done() and (fut.exception() is not None or fut.result().closed):
-            fut = None
-        if fut is None:
-            fut = asyncio.ensure_future(
-                connect(
-                    key,
-                    self.session.token,
-                    self.dispatcher,
-                    role="driver" if self.is_driver else "worker",
-                    ident=bytes(self.worker_id),
-                    max_frame_bytes=self.config.max_frame_bytes,
-                )
+        return await self.connect_peer(address.for_peer_on(self.node_id))
+
+    async def connect_node(self, address: str) -> Connection:
+        """A pooled connection to another node's daemon (``host:port``)."""
+        return await self.connect_peer(address)
+
+    async def connect_peer(self, key: str) -> Connection:
+        if self._peers is None:
+            self._peers = ConnectionPool(
+                self.session.token,
+                self.dispatcher,
+                role="driver" if self.is_driver else "worker",
+                ident=bytes(self.worker_id),
+                max_frame_bytes=self.config.max_frame_bytes,
             )
-            self._peer_conns[key] = fut
-        return await asyncio.shield(fut)
+        return await self._peers.get(key)
 
     def call_gcs(self, msg: Any, timeout: float = 30.0) -> Any:
         """A blocking gcs request from a non-I/O thread."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from manta._private import serialization
 from manta._private.common.aio import resolve, spawn
-from manta._private.common.ids import ObjectID, WorkerID
+from manta._private.common.ids import NodeID, ObjectID, WorkerID
 from manta._private.core_worker import args as argpack
 from manta._private.core_worker.borrowing import REGISTER_TIMEOUT_S
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
@@ -150,10 +150,12 @@ class ObjectManager:
             arena = self._arena_map = Arena.open(self._cw.session.arena_path)
         return arena
 
-    def _read_store(self, object_id: ObjectID) -> Any:
+    def _read_store(self, object_id: ObjectID, node_id: NodeID | None) -> Any:
         """Map the object read-only and deserialize it without a copy. The object stays
-        pinned in the store while anything made from the mapping (an array) lives."""
-        location: m.ObjectLocation | None = self._cw.call_node(m.PinObject(object_id))
+        pinned in the store while anything made from the mapping (an array) lives. One on
+        another node (``node_id``) is copied to this node's store first."""
+        source = node_id if node_id != self._cw.node_id else None
+        location: m.ObjectLocation | None = self._cw.call_node(m.PinObject(object_id, source))
         if location is None:
             raise NotInStore(object_id)
         if self._read_fd < 0:
@@ -182,9 +184,17 @@ class ObjectManager:
             self._cw.node_conn.notify(m.UnpinObjects(ids))
 
     def free_store_copies(self, returns: list[m.ReturnObject]) -> None:
-        ids = [r.object_id for r in returns if r.node_id is not None]
-        if ids:
-            self._cw.io.call_soon(self._cw.node_conn.notify, m.FreeObjects(ids))
+        self._free_in_stores([(r.object_id, r.node_id) for r in returns if r.node_id is not None])
+
+    def _free_in_stores(self, located: list[tuple[ObjectID, NodeID]]) -> None:
+        """Free store objects wherever they live; this node's daemon forwards the frees of
+        other nodes' objects."""
+        by_node: dict[NodeID, list[ObjectID]] = {}
+        for object_id, node_id in located:
+            by_node.setdefault(node_id, []).append(object_id)
+        for node_id, ids in by_node.items():
+            where = None if node_id == self._cw.node_id else node_id
+            self._cw.io.call_soon(self._cw.node_conn.notify, m.FreeObjects(ids, where))
 
     def arg_value(self, ref: ObjectRef) -> m.ArgValue:
         """A ready object as a resolved argument."""
@@ -210,19 +220,19 @@ class ObjectManager:
             freed = self.references.collect()
 
     def _free(self, freed: list[Freed]) -> None:
-        in_store = []
+        in_store: list[tuple[ObjectID, NodeID]] = []
         done_borrowing: dict[WorkerID, tuple[m.Address, list[Freed]]] = {}
         for f in freed:
             self._call_sites.pop(f.object_id, None)
             if f.owned:
                 obj = self.memory_store.get(f.object_id)
                 if obj is not None and obj.node_id is not None:
-                    in_store.append(f.object_id)
+                    in_store.append((f.object_id, obj.node_id))
             elif f.owner is not None:
                 done_borrowing.setdefault(f.owner.worker_id, (f.owner, []))[1].append(f)
         self.memory_store.delete(f.object_id for f in freed)
         if in_store:
-            self._cw.io.call_soon(self._cw.node_conn.notify, m.FreeObjects(in_store))
+            self._free_in_stores(in_store)
         for owner, done in done_borrowing.values():
             msg = m.RemoveBorrower(
                 [f.object_id for f in done], self._cw.worker_id, [f.registrations for f in done]
@@ -395,12 +405,7 @@ class ObjectManager:
     def _load(self, obj: StoredObject | m.ArgValue, object_id: ObjectID) -> Any:
         if obj.inline is not None:
             return serialization.from_inline(obj.inline)
-        if obj.node_id != self._cw.node_id:
-            raise ObjectLostError(
-                object_id.hex(),
-                detail="it lives on another node, and cross-node transfer is not available yet",
-            )
-        return self._read_store(object_id)
+        return self._read_store(object_id, obj.node_id)
 
     def load_args(self, spec: m.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
         outer = serialization.start_loading()

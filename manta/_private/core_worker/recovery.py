@@ -68,15 +68,17 @@ class LossRecovery:
         stale = self.memory_store.get(oid)
         if stale is None or stale.node_id is None:
             return
-        if stale.node_id == self._cw.node_id:
-            try:
-                location = await self._cw.node_conn.call(m.PinObject(oid))
-            except Exception as e:  # e.g. no room to restore it: it is there, not lost
-                logger.warning("cannot check whether object %s is lost: %s", oid.hex(), e)
-                return
-            if location is not None:
-                self._cw.node_conn.notify(m.UnpinObjects([oid]))
-                return
+        # Pinning it here (copying it over if it lives on another node) tells whether the
+        # copy the borrower was told about is still to be had.
+        source = None if stale.node_id == self._cw.node_id else stale.node_id
+        try:
+            location = await self._cw.node_conn.call(m.PinObject(oid, source))
+        except Exception as e:  # e.g. no room to restore it: it is there, not lost
+            logger.warning("cannot check whether object %s is lost: %s", oid.hex(), e)
+            return
+        if location is not None:
+            self._cw.node_conn.notify(m.UnpinObjects([oid]))
+            return
         if self.memory_store.discard_if(oid, stale):
             self.reconstruct(oid)
 

@@ -34,19 +34,24 @@ from manta._private.rpc.messages import (
     LeaseCancelled,
     LeaseGrant,
     LeaseInfeasible,
+    LeaseRefused,
+    LeaseSpillback,
     PushTask,
     RequestLease,
     ReturnLease,
     TaskResult,
     WorkerExit,
 )
-from manta._private.rpc.transport import Connection
-from manta.exceptions import TaskCancelledError
+from manta._private.rpc.transport import Connection, ConnectionLost
+from manta.exceptions import TaskCancelledError, TaskUnschedulableError
 
 if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
 
 logger = logging.getLogger(__name__)
+
+# Hops a lease request may take between node daemons before it starts over at home.
+_MAX_SPILLBACKS = 4
 
 
 @dataclass(eq=False, slots=True)
@@ -55,6 +60,8 @@ class _Lease:
     worker_id: WorkerID
     address: Address
     instance_ids: dict[str, list[str]]
+    # The node daemon that granted it (this node's, or one a request spilled back to).
+    node: Connection
     conn: Connection | None = None
     in_flight: dict[Any, PendingTask] = field(default_factory=dict)
     linger: asyncio.TimerHandle | None = None
@@ -75,6 +82,8 @@ class _SchedulingClass:
     queue: deque[PendingTask] = field(default_factory=deque)
     leases: list[_Lease] = field(default_factory=list)
     requests: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+    # The node daemon each outstanding request waits at.
+    request_nodes: dict[int, Connection] = field(default_factory=dict)
     # Requests we asked the node to drop; they end with LeaseCancelled (or a late grant).
     cancelling: set[int] = field(default_factory=set)
     warned_infeasible: bool = False
@@ -137,7 +146,7 @@ class NormalTaskSubmitter:
         except Exception:
             return  # the worker is gone already
         if running and task.state == "running":
-            self._cw.node_conn.notify(KillWorker(lease.worker_id, "force-cancelled by its owner"))
+            lease.node.notify(KillWorker(lease.worker_id, "force-cancelled by its owner"))
 
     def on_infeasible(self, msg: LeaseInfeasible) -> None:
         cls = self._by_nonce.get(msg.nonce)
@@ -209,7 +218,7 @@ class NormalTaskSubmitter:
         elif wanted < len(active):
             for nonce in active[wanted:]:
                 cls.cancelling.add(nonce)
-                self._cw.node_conn.notify(CancelLeaseRequest(nonce))
+                cls.request_nodes.get(nonce, self._cw.node_conn).notify(CancelLeaseRequest(nonce))
         for lease in cls.leases:
             if not lease.in_flight and lease.linger is None and lease.conn is not None and not lease.draining:
                 lease.linger = self._cw.io.loop.call_later(
@@ -218,14 +227,59 @@ class NormalTaskSubmitter:
 
     def _request_lease(self, cls: _SchedulingClass) -> None:
         nonce = next(self._nonces)
-        request = RequestLease(nonce, self._cw.job_id, cls.resources, cls.runtime_env_key, cls.strategy)
-        fut = self._cw.node_conn.call(request)
+        fut: asyncio.Future[Any] = self._cw.io.loop.create_future()
         cls.requests[nonce] = fut
         self._by_nonce[nonce] = cls
         fut.add_done_callback(partial(self._lease_replied, cls, nonce))
+        spawn(self._follow_spillbacks(cls, nonce, fut), "requesting a lease")
+
+    async def _follow_spillbacks(self, cls: _SchedulingClass, nonce: int, fut: asyncio.Future[Any]) -> None:
+        """Ask this node for a lease; where it says another node should grant it, ask that
+        one (which queues it rather than spill it again). Resolves ``fut`` with the
+        granting node and its reply."""
+        node = self._cw.node_conn
+        spilled = False
+        try:
+            for _hop in range(_MAX_SPILLBACKS):
+                cls.request_nodes[nonce] = node
+                request = RequestLease(
+                    nonce, self._cw.job_id, cls.resources, cls.runtime_env_key, cls.strategy, None, spilled
+                )
+                try:
+                    reply = await node.call(request)
+                except ConnectionLost:
+                    if node is self._cw.node_conn:
+                        raise
+                    # The other node died while our request waited there: the queue pumps
+                    # a new request, which this node places with a fresher view.
+                    reply = LeaseCancelled("the node holding the request died")
+                if not isinstance(reply, LeaseSpillback) or nonce in cls.cancelling:
+                    break
+                try:
+                    node = await self._cw.connect_node(reply.address)
+                    spilled = True
+                except (ConnectionLost, OSError) as e:
+                    # The view that chose it was stale (the node just died): start over at
+                    # home, whose view will have caught up.
+                    logger.info(
+                        "spillback target %s is unreachable (%s); asking this node again", reply.address, e
+                    )
+                    await asyncio.sleep(0.2)
+                    node, spilled = self._cw.node_conn, False
+            else:
+                reply = LeaseCancelled("the lease request was spilled back too many times")
+            if isinstance(reply, LeaseSpillback):
+                reply = LeaseCancelled("cancelled while being spilled back")
+        except BaseException as e:
+            if not fut.done():
+                fut.set_exception(e)
+            return
+        if not fut.done():
+            fut.set_result((node, reply))
 
     def _lease_replied(self, cls: _SchedulingClass, nonce: int, fut: asyncio.Future[Any]) -> None:
         cls.requests.pop(nonce, None)
+        cls.request_nodes.pop(nonce, None)
         cls.cancelling.discard(nonce)
         self._by_nonce.pop(nonce, None)
         if fut.cancelled():
@@ -234,12 +288,15 @@ class NormalTaskSubmitter:
         if error is not None:
             self._lease_request_failed(cls, error)
             return
-        reply = fut.result()
+        node, reply = fut.result()
+        if isinstance(reply, LeaseRefused):
+            self._fail_queued(cls, TaskUnschedulableError(reply.reason))
+            return
         if isinstance(reply, LeaseCancelled):
             self._pump(cls)
             return
         assert isinstance(reply, LeaseGrant)
-        lease = _Lease(reply.lease_id, reply.worker_id, reply.address, reply.instance_ids)
+        lease = _Lease(reply.lease_id, reply.worker_id, reply.address, reply.instance_ids, node)
         cls.leases.append(lease)
         spawn(self._connect_lease(cls, lease), "connecting to a leased worker")
 
@@ -259,9 +316,11 @@ class NormalTaskSubmitter:
         if self._cw.closed:
             return
         logger.error("lease request failed: %s", error)
+        self._fail_queued(cls, self._cw.node_failure_error(error))
+
+    def _fail_queued(self, cls: _SchedulingClass, error: BaseException) -> None:
         while cls.queue:
-            task = cls.queue.popleft()
-            self._cw.task_manager.fail(task, self._cw.node_failure_error(error))
+            self._cw.task_manager.fail(cls.queue.popleft(), error)
 
     def _linger_over(self, cls: _SchedulingClass, lease: _Lease) -> None:
         lease.linger = None
@@ -276,7 +335,7 @@ class NormalTaskSubmitter:
             lease.linger = None
         if not lease.dead:
             lease.dead = True
-            self._cw.node_conn.notify(ReturnLease(lease.lease_id, kill))
+            lease.node.notify(ReturnLease(lease.lease_id, kill))
 
     def _lease_connection_lost(self, cls: _SchedulingClass, lease: _Lease) -> None:
         self._drop_lease(cls, lease, kill=True)
@@ -337,7 +396,7 @@ class NormalTaskSubmitter:
 
     async def _death_cause(self, lease: _Lease, error: BaseException) -> str:
         try:
-            info = await asyncio.wait_for(self._cw.node_conn.call(GetWorkerExit(lease.worker_id)), 2.0)
+            info = await asyncio.wait_for(lease.node.call(GetWorkerExit(lease.worker_id)), 2.0)
         except Exception:
             info = None
         where = f"worker {lease.worker_id.hex()[:8]} (pid={lease.address.pid}, node={lease.address.node_id.hex()[:8]})"

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, WorkerID
+from manta._private.common.placement import Chosen, NodeEntry, Placer
 from manta._private.rpc.messages import ActorInfo, ActorSpec, Address, LeaseGrant
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING", "ALIVE", "RESTARTING", "DEAD"
@@ -42,6 +43,7 @@ class NodeView:
     node_id: NodeID
     total: dict[str, float]
     available: dict[str, float]
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 # -- actions ----------------------------------------------------------------------------------
@@ -95,6 +97,7 @@ class NameTaken(ValueError):
 class ActorManager:
     actors: dict[ActorID, ActorRecord] = field(default_factory=dict)
     named: dict[tuple[str, str], ActorID] = field(default_factory=dict)
+    _placer: Placer = field(default_factory=Placer)
 
     # -- queries ----------------------------------------------------------------------------
     def info(self, actor_id: ActorID) -> ActorInfo | None:
@@ -248,7 +251,7 @@ class ActorManager:
 
     def _schedule(self, record: ActorRecord, nodes: list[NodeView]) -> list[Action]:
         record.generation += 1
-        node = pick_node(record.spec, nodes)
+        node = pick_node(self._placer, record.spec, nodes)
         if node is None:
             need = record.spec.placement or record.spec.resources
             return [
@@ -262,14 +265,12 @@ class ActorManager:
         return [LeaseWorker(record.spec.actor_id, record.generation, node, record.spec)]
 
 
-def pick_node(spec: ActorSpec, nodes: list[NodeView]) -> NodeID | None:
-    """The node to create the actor on: one that could ever fit it, preferring the one
-    with the most of the requested resources free right now."""
-    need = spec.placement or spec.resources
-    feasible = [n for n in nodes if all(n.total.get(k, 0.0) >= v for k, v in need.items())]
-    if not feasible:
-        return None
-    return max(feasible, key=lambda n: sum(n.available.get(k, 0.0) - v for k, v in need.items())).node_id
+def pick_node(placer: Placer, spec: ActorSpec, nodes: list[NodeView]) -> NodeID | None:
+    """The node to create the actor on, by its scheduling strategy; with DEFAULT, the
+    least utilized node that fits it now, else one that could ever fit it."""
+    entries = [NodeEntry(n.node_id, "", n.total, n.available, n.labels) for n in nodes]
+    decision = placer.place(entries, spec.placement or spec.resources, spec.strategy)
+    return decision.node.node_id if isinstance(decision, Chosen) else None
 
 
 def _info(record: ActorRecord) -> ActorInfo:

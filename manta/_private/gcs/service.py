@@ -99,13 +99,24 @@ class GcsService:
         self.actors.nodes_changed()
 
     def _node_views(self) -> list[NodeView]:
-        return [NodeView(r.info.node_id, r.info.resources, r.available) for r in self.nodes.alive()]
+        return [
+            NodeView(r.info.node_id, r.info.resources, r.available, r.info.labels) for r in self.nodes.alive()
+        ]
 
     def _h_unregister_node(self, conn: Connection, msg: m.UnregisterNode) -> None:
         self._node_died(msg.node_id, msg.reason)
 
     def _h_heartbeat(self, conn: Connection, msg: m.Heartbeat) -> None:
-        self.nodes.heartbeat(msg.node_id, msg.available, msg.pending, msg.infeasible)
+        record = self.nodes.nodes.get(msg.node_id)
+        before = None if record is None else record.available
+        if (
+            self.nodes.heartbeat(msg.node_id, msg.available, msg.pending, msg.infeasible)
+            and before != msg.available
+        ):
+            # Node daemons place leases with this view: changes reach them within a
+            # heartbeat's coalescing delay (20 ms).
+            assert record is not None
+            self._publish("resources", b"", self._state(record))
 
     def _h_get_nodes(self, conn: Connection, msg: m.GetNodes) -> list[m.NodeState]:
         return [self._state(r) for r in self.nodes.nodes.values()]

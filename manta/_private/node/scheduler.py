@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from manta._private.common.clock import Clock
 from manta._private.common.ids import JobID, LeaseID, WorkerID
@@ -27,6 +28,8 @@ class LeaseRequest:
     reported_infeasible: bool = False
     # What must be free to place it, when more than it holds (see RequestLease.placement).
     place: dict[str, int] | None = None
+    # The wire form of its scheduling strategy (the node's cluster view reads it).
+    strategy: Any = "DEFAULT"
 
     @property
     def need(self) -> dict[str, int]:
@@ -123,6 +126,10 @@ class Scheduler:
     def request(self, req: LeaseRequest) -> list[Action]:
         self.pending[req.key] = req
         return self._schedule()
+
+    def withdraw(self, key: Hashable) -> LeaseRequest | None:
+        """Take a waiting request back (it goes to another node)."""
+        return self.pending.pop(key, None)
 
     def cancel(self, key: Hashable, reason: str = "cancelled by the requester") -> list[Action]:
         req = self.pending.pop(key, None)

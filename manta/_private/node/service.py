@@ -21,9 +21,11 @@ from typing import Any
 from manta._private.common.aio import spawn
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
-from manta._private.common.ids import JobID, NodeID, WorkerID
+from manta._private.common.ids import JobID, NodeID, ObjectID, WorkerID
+from manta._private.common.placement import Chosen, Infeasible, NodeEntry, Unschedulable
 from manta._private.common.resources import NodeResources, from_unit_map, to_unit_map, validate_request
 from manta._private.common.session import log_paths, socket_path
+from manta._private.node.cluster_view import ClusterView
 from manta._private.node.log_monitor import LogMonitor
 from manta._private.node.scheduler import (
     Action,
@@ -38,9 +40,17 @@ from manta._private.node.scheduler import (
     StopWorker,
 )
 from manta._private.node.store_service import StoreService
+from manta._private.node.transfer import TransferFailed, Transfers
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Connection, Dispatcher, RpcServer, connect_with_retry
+from manta._private.rpc.transport import (
+    Connection,
+    ConnectionLost,
+    ConnectionPool,
+    Dispatcher,
+    RpcServer,
+    connect_with_retry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +114,27 @@ class NodeService:
         self._by_pid: dict[int, _WorkerProc] = {}
         self._conn_worker: dict[Connection, WorkerID] = {}
         self.objects: StoreService | None = None
+        self.transfers: Transfers | None = None
+        # Connections to other nodes' daemons (pulls, forwarded frees).
+        self.peers = ConnectionPool(
+            params.token,
+            self.dispatcher,
+            role="node",
+            ident=bytes(self.node_id),
+            max_frame_bytes=self.config.max_frame_bytes,
+        )
         self._pending_replies: dict[Any, asyncio.Future[Any]] = {}
         self._request_conn: dict[Any, Connection] = {}
         self._driver_jobs: dict[Connection, set[JobID]] = {}
         self._fork_writer: asyncio.Transport | None = None
         self._forkserver: subprocess.Popen[bytes] | None = None
         self._heartbeat_due: asyncio.TimerHandle | None = None
+        self.cluster = ClusterView(
+            NodeEntry(params.node_id, "", dict(params.resources), dict(params.resources), dict(params.labels))
+        )
+        # Requests no live node can fit yet, by key: placed when the cluster changes.
+        self._parked: dict[Any, LeaseRequest] = {}
+        self._rebalance_due: asyncio.TimerHandle | None = None
         self._stopping = False
         self.stopped = asyncio.Event()
         self._register_handlers()
@@ -120,6 +145,10 @@ class NodeService:
         self.objects = StoreService(self.config, capacity, self.params.session_dir, self.clock)
         if self.objects.warning:
             logger.warning(self.objects.warning)
+        self.transfers = Transfers(
+            self.objects, self.peers, self.config.max_concurrent_pulls, self.params.host
+        )
+        await self.transfers.start()
         await self.server.listen_unix(self.unix)
         self.port = await self.server.listen_tcp(self.params.host, self.params.port)
         await self._start_forkserver()
@@ -135,6 +164,11 @@ class NodeService:
         )
         await self.gcs.call(m.RegisterNode(self.info()))
         await self.gcs.call(m.Subscribe("jobs", b""))
+        await self.gcs.call(m.Subscribe("nodes", b""))
+        await self.gcs.call(m.Subscribe("resources", b""))
+        await self.gcs.call(m.Subscribe("worker_died", b""))
+        for state in await self.gcs.call(m.GetNodes()):
+            self.cluster.update(state)
         self._execute(self.scheduler.prestart(int(self.params.resources.get("CPU", 0))))
         self.store.preallocate(0)  # the first pages, in the background, before the first put
         loop = asyncio.get_running_loop()
@@ -175,6 +209,9 @@ class NodeService:
         self._publish_logs(self.logs.poll())
         if self.gcs is not None:
             self.gcs.close()
+        self.peers.close()
+        if self.transfers is not None:
+            self.transfers.close()
         if self.objects is not None:
             self.objects.close()
         self.stopped.set()
@@ -374,9 +411,10 @@ class NodeService:
         d.register(m.CreateObject, lambda c, msg: self.store.create(c, msg))
         d.register(m.SealObject, lambda c, msg: self.store.seal(c, msg))
         d.register(m.AbortObject, lambda c, msg: self.store.abort(c, msg))
-        d.register(m.PinObject, lambda c, msg: self.store.pin(c, msg))
+        d.register(m.PinObject, self._h_pin)
         d.register(m.UnpinObjects, lambda c, msg: self.store.unpin(c, msg))
-        d.register(m.FreeObjects, lambda c, msg: self.store.free(msg.object_ids))
+        d.register(m.FreeObjects, self._h_free)
+        d.register(m.PinForTransfer, lambda c, msg: self.transfer.pin_for_transfer(c, msg))
         d.register(m.KillWorker, self._h_kill_worker)
         d.register(m.GetWorkerExit, self._h_get_worker_exit)
         d.register(m.GetNodeStats, lambda c, msg: self.statistics())
@@ -396,29 +434,100 @@ class NodeService:
         proc.conn = conn
         self._execute(self.scheduler.worker_registered(msg.worker_id))
 
-    def _h_request_lease(self, conn: Connection, msg: m.RequestLease) -> asyncio.Future[Any]:
+    def _h_request_lease(self, conn: Connection, msg: m.RequestLease) -> Any:
         resources = dict(msg.resources)
         validate_request(resources, "lease request")
         key = (id(conn), msg.nonce)
         if key in self._pending_replies:
             raise ValueError(f"lease request {msg.nonce} is already pending: nonces must be unique")
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending_replies[key] = fut
-        self._request_conn[key] = conn
-        if conn in self._driver_jobs:
-            self._driver_jobs[conn].add(msg.job_id)
         place = None
         if msg.placement is not None:
             validate_request(msg.placement, "lease placement")
             place = to_unit_map(msg.placement)
         req = LeaseRequest(
-            key, id(conn), msg.job_id, to_unit_map(resources), msg.runtime_env_key, place=place
+            key,
+            id(conn),
+            msg.job_id,
+            to_unit_map(resources),
+            msg.runtime_env_key,
+            place=place,
+            strategy=msg.strategy,
         )
-        self._execute(self.scheduler.request(req))
+        decision = self.cluster.place(from_unit_map(req.need), msg.strategy, msg.spilled, self._free())
+        if isinstance(decision, Unschedulable):
+            return m.LeaseRefused(decision.reason)
+        if isinstance(decision, Chosen) and decision.node is not self.cluster.local:
+            return m.LeaseSpillback(decision.node.node_id, decision.node.address)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending_replies[key] = fut
+        self._request_conn[key] = conn
+        if conn in self._driver_jobs:
+            self._driver_jobs[conn].add(msg.job_id)
+        if isinstance(decision, Infeasible):
+            self._park(req, decision.reason)
+        else:
+            self._execute(self.scheduler.request(req))
         return fut
 
+    def _free(self) -> dict[str, float]:
+        return self.scheduler.resources.available_amounts()
+
+    def _park(self, req: LeaseRequest, reason: str) -> None:
+        """No live node fits it: it waits here, reported as infeasible, until one joins."""
+        self._parked[req.key] = req
+        conn = self._request_conn.get(req.key)
+        if conn is not None:
+            requested = from_unit_map(req.units)
+            conn.notify(
+                m.LeaseInfeasible(
+                    req.key[1],  # type: ignore[index]
+                    requested,
+                    f"A task or actor needs {requested}, which no node in the cluster can provide "
+                    f"({reason}). It stays pending until a node that fits joins the cluster; "
+                    "`manta status` lists it as infeasible.",
+                )
+            )
+        self._schedule_heartbeat()
+
+    def _reply(self, key: Any, reply: Any) -> None:
+        self._request_conn.pop(key, None)
+        fut = self._pending_replies.pop(key, None)
+        if fut is not None and not fut.done():
+            fut.set_result(reply)
+
+    def _schedule_rebalance(self) -> None:
+        if self._rebalance_due is None and not self._stopping and (self._parked or self.scheduler.pending):
+            self._rebalance_due = asyncio.get_running_loop().call_later(0.05, self._rebalance)
+
+    def _rebalance(self) -> None:
+        """The cluster changed: place parked requests, and send waiting ones that cannot
+        run here now to a node that can take them now."""
+        self._rebalance_due = None
+        free = self._free()
+        for key, req in list(self._parked.items()):
+            decision = self.cluster.place(from_unit_map(req.need), req.strategy, False, free)
+            if isinstance(decision, Chosen):
+                del self._parked[key]
+                if decision.node is self.cluster.local:
+                    self._execute(self.scheduler.request(req))
+                else:
+                    self._reply(key, m.LeaseSpillback(decision.node.node_id, decision.node.address))
+            elif isinstance(decision, Unschedulable):
+                del self._parked[key]
+                self._reply(key, m.LeaseRefused(decision.reason))
+        for req in list(self.scheduler.pending.values()):
+            if self.scheduler.resources.fits(req.need):
+                continue
+            node = self.cluster.better_elsewhere(from_unit_map(req.need), req.strategy, free)
+            if node is not None and self.scheduler.withdraw(req.key) is not None:
+                self._reply(req.key, m.LeaseSpillback(node.node_id, node.address))
+        self._schedule_heartbeat()
+
     def _h_cancel_request(self, conn: Connection, msg: m.CancelLeaseRequest) -> None:
-        self._execute(self.scheduler.cancel((id(conn), msg.nonce)))
+        key = (id(conn), msg.nonce)
+        if self._parked.pop(key, None) is not None:
+            self._reply(key, m.LeaseCancelled("cancelled by the requester"))
+        self._execute(self.scheduler.cancel(key))
 
     def _h_return_lease(self, conn: Connection, msg: m.ReturnLease) -> None:
         self._execute(self.scheduler.return_lease(msg.lease_id, msg.kill_worker))
@@ -453,6 +562,46 @@ class NodeService:
     def store(self) -> StoreService:
         assert self.objects is not None, "the object store starts with the node"
         return self.objects
+
+    @property
+    def transfer(self) -> Transfers:
+        assert self.transfers is not None, "transfers start with the node"
+        return self.transfers
+
+    async def _h_pin(self, conn: Connection, msg: m.PinObject) -> m.ObjectLocation | None:
+        """Pin an object for a local reader, pulling it from ``msg.source`` first if it is
+        not here. None: it is not to be had (the reader's owner rebuilds it)."""
+        location = await self.store.pin(conn, msg)
+        if location is not None or msg.source is None or msg.source == self.node_id:
+            return location
+        source = self.cluster.nodes.get(msg.source)
+        if source is None or not source.alive:
+            return None
+        for _attempt in range(3):  # a fresh copy can be evicted before we pin it
+            try:
+                await self.transfer.pull(msg.object_id, source.address)
+            except TransferFailed as e:
+                logger.info("cannot pull object %s: %s", msg.object_id.hex(), e)
+                return None
+            location = await self.store.pin(conn, msg)
+            if location is not None:
+                return location
+        return None
+
+    def _h_free(self, conn: Connection, msg: m.FreeObjects) -> None:
+        if msg.node_id is not None and msg.node_id != self.node_id:
+            node = self.cluster.nodes.get(msg.node_id)
+            if node is not None and node.alive:
+                spawn(self._forward_free(node.address, msg.object_ids), "forwarding a free")
+            return
+        self.store.free(msg.object_ids)
+        self.transfer.freed(msg.object_ids)
+
+    async def _forward_free(self, address: str, object_ids: list[ObjectID]) -> None:
+        try:
+            (await self.peers.get(address)).notify(m.FreeObjects(object_ids))
+        except ConnectionLost:
+            pass  # that node is gone, and its store with it
 
     def statistics(self) -> m.NodeStats:
         store = self.store.statistics()
@@ -519,7 +668,17 @@ class NodeService:
 
     def _h_published(self, conn: Connection, msg: m.Published) -> None:
         if msg.channel == "jobs" and isinstance(msg.payload, m.JobInfo) and not msg.payload.alive:
-            self._execute(self.scheduler.job_finished(msg.payload.job_id, self._gcs_client()))
+            job_id = msg.payload.job_id
+            for key in [k for k, r in self._parked.items() if r.job_id == job_id]:
+                del self._parked[key]
+                self._reply(key, m.LeaseCancelled("the job finished"))
+            self._execute(self.scheduler.job_finished(job_id, self._gcs_client()))
+        elif msg.channel == "worker_died" and isinstance(msg.payload, m.WorkerGone):
+            if msg.payload.node_id != self.node_id:
+                self.store.owner_gone(msg.payload.worker_id)  # its objects' copies here go too
+        elif msg.channel in ("nodes", "resources") and isinstance(msg.payload, m.NodeState):
+            if self.cluster.update(msg.payload):
+                self._schedule_rebalance()
 
     def _on_disconnect(self, conn: Connection) -> None:
         if self._stopping:
@@ -527,7 +686,10 @@ class NodeService:
         worker_id = self._conn_worker.pop(conn, None)
         # Its pins go and what it was still writing is aborted: no half-written object stays.
         self.store.client_gone(conn)
+        self.transfer.peer_gone(conn)
         self._execute(self.scheduler.client_gone(id(conn)))
+        for key in [k for k, r in self._parked.items() if r.client == id(conn)]:
+            del self._parked[key]
         for key in [k for k, c in self._request_conn.items() if c is conn]:
             self._request_conn.pop(key, None)
             fut = self._pending_replies.pop(key, None)
@@ -561,6 +723,7 @@ class NodeService:
         if self.gcs is None or self.gcs.closed:
             return
         pending, infeasible = self.scheduler.pending_shapes()
+        infeasible += [from_unit_map(r.units) for r in self._parked.values()]
         self.gcs.notify(
             m.Heartbeat(self.node_id, self.scheduler.resources.available_amounts(), pending, infeasible)
         )

@@ -71,11 +71,13 @@ class StoreService:
         self.arena.close()
 
     # -- writers ---------------------------------------------------------------------------
-    async def create(self, client: Hashable, msg: m.CreateObject) -> m.ObjectCreated:
+    async def create(self, client: Hashable, msg: m.CreateObject, *, primary: bool = True) -> m.ObjectCreated:
+        """Space for a new object; a secondary copy (pulled from another node) may be
+        dropped under pressure instead of spilled."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.store_full_timeout_s
         while True:
-            result = self.store.create(msg.object_id, msg.size, msg.owner, client)
+            result = self.store.create(msg.object_id, msg.size, msg.owner, client, primary=primary)
             if isinstance(result, Created):
                 self.preallocate(result.offset + result.size)
                 return m.ObjectCreated(result.offset, result.size)

@@ -318,6 +318,9 @@ class RequestLease:
     # What must be free to place the lease, when more than it holds (an actor without
     # num_cpus needs a CPU to be placed but holds none while it lives, as in Ray).
     placement: dict[str, float] | None = None
+    # Sent here by another node's spillback: queue it here rather than spill it again
+    # (unless this node can never fit it).
+    spilled: bool = False
 
 
 @message(42)
@@ -331,6 +334,21 @@ class LeaseGrant:
 
 @message(43)
 class LeaseCancelled:
+    reason: str
+
+
+@message(89)
+class LeaseSpillback:
+    """Reply to RequestLease: ask the node daemon at ``address`` instead."""
+
+    node_id: NodeID
+    address: str
+
+
+@message(90)
+class LeaseRefused:
+    """Reply to RequestLease: it can never be placed (e.g. hard affinity to a dead node)."""
+
     reason: str
 
 
@@ -375,6 +393,8 @@ class CreateObject:
 @message(50)
 class FreeObjects:
     object_ids: list[ObjectID]
+    # The node whose store holds them, when not the receiver: it forwards them there.
+    node_id: NodeID | None = None
 
 
 @message(51)
@@ -418,9 +438,29 @@ class SealObject:
 
 @message(59)
 class PinObject:
-    """A reader asks where an object is, and that it stay there until unpinned."""
+    """A reader asks where an object is, and that it stay there until unpinned. When it
+    is not here, ``source`` names a node that has it, to copy it from."""
 
     object_id: ObjectID
+    source: NodeID | None = None
+
+
+@message(91)
+class PinForTransfer:
+    """Another node's daemon will read this object: keep it in memory until it unpins."""
+
+    object_id: ObjectID
+
+
+@message(92)
+class TransferSource:
+    """Where to stream a pinned object from: connect to ``port`` on the source node's host
+    and send ``ticket`` (single use, valid for a short while); the bytes follow."""
+
+    size: int
+    owner: WorkerID
+    port: int
+    ticket: bytes
 
 
 @message(60)

@@ -526,3 +526,34 @@ async def connect_with_retry(
                 raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+class ConnectionPool:
+    """One shared, lazily made connection per peer address; concurrent callers share the
+    attempt, and a closed or failed connection is made again on next use."""
+
+    def __init__(self, token: bytes, dispatcher: Dispatcher, **connect_kwargs: Any) -> None:
+        self._token = token
+        self._dispatcher = dispatcher
+        self._kwargs = connect_kwargs
+        self._conns: dict[str, asyncio.Future[Connection]] = {}
+
+    async def get(self, address: str) -> Connection:
+        fut = self._conns.get(address)
+        if fut is not None and fut.done() and (fut.exception() is not None or fut.result().closed):
+            fut = None
+        if fut is None:
+            fut = asyncio.ensure_future(connect(address, self._token, self._dispatcher, **self._kwargs))
+            self._conns[address] = fut
+        return await asyncio.shield(fut)
+
+    def open_connections(self) -> list[Connection]:
+        return [
+            f.result()
+            for f in self._conns.values()
+            if f.done() and not f.cancelled() and f.exception() is None
+        ]
+
+    def close(self) -> None:
+        for conn in self.open_connections():
+            conn.close()

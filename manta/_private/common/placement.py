@@ -1,0 +1,185 @@
+"""Which node a task or actor goes to: the scheduling policies, as pure functions.
+
+Node daemons decide for lease requests (stay here, or spill back to another node); the gcs
+decides for actors. Both see the cluster as a list of ``NodeEntry`` (each node's totals,
+what is free, its labels) and call ``place`` with the request's resource needs and the
+wire form of its scheduling strategy (see ``api/scheduling.py``).
+
+Policies, as Ray documents them:
+- DEFAULT (hybrid): stay on the preferred (local) node while it fits and is under the
+  spread threshold; otherwise the least utilized node that fits now; if none fits now,
+  queue where it could ever fit, the preferred node first.
+- SPREAD: round robin over the nodes that fit now (else that could ever fit).
+- node affinity: that node, whatever its load; if it is dead or can never fit the
+  request, any node (soft) or fail (hard).
+- node labels: DEFAULT among the nodes whose labels match ``hard``, preferring those that
+  also match ``soft``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from manta._private.common.ids import NodeID
+
+# DEFAULT keeps work on the preferred node until it is this busy (Ray's default).
+SPREAD_THRESHOLD = 0.5
+
+
+@dataclass(slots=True)
+class NodeEntry:
+    node_id: NodeID
+    address: str  # host:port of its node daemon
+    total: dict[str, float]
+    available: dict[str, float]
+    labels: dict[str, str] = field(default_factory=dict)
+    alive: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """Place it on this node (queue there if it is busy)."""
+
+    node: NodeEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Infeasible:
+    """No live node can ever fit it: keep it pending until one joins."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unschedulable:
+    """It must fail: a hard constraint names a node that is dead or can never fit it."""
+
+    reason: str
+
+
+Decision = Chosen | Infeasible | Unschedulable
+
+
+class Placer:
+    """``place`` plus the round-robin position SPREAD needs between calls."""
+
+    def __init__(self) -> None:
+        self._spread = itertools.count()
+        self._last_chosen: dict[NodeID, int] = {}
+
+    def place(
+        self,
+        nodes: list[NodeEntry],
+        need: dict[str, float],
+        strategy: Any,
+        preferred: NodeID | None = None,
+    ) -> Decision:
+        alive = [n for n in nodes if n.alive]
+        kind = strategy.get("type") if isinstance(strategy, dict) else strategy
+        if kind == "node_affinity":
+            return self._affinity(alive, need, strategy, preferred)
+        if kind == "node_label":
+            return self._labels(alive, need, strategy, preferred)
+        if kind == "SPREAD":
+            return self._round_robin(alive, need)
+        return hybrid(alive, need, preferred)
+
+    def _affinity(
+        self,
+        alive: list[NodeEntry],
+        need: dict[str, float],
+        strategy: dict[str, Any],
+        preferred: NodeID | None,
+    ) -> Decision:
+        target = next((n for n in alive if n.node_id.hex() == strategy.get("node_id")), None)
+        if target is not None and feasible(target, need):
+            return Chosen(target)
+        if strategy.get("soft"):
+            return hybrid(alive, need, preferred)
+        why = "is not alive" if target is None else f"can never fit {need}"
+        return Unschedulable(
+            f"the node {strategy.get('node_id')} named by a hard NodeAffinitySchedulingStrategy {why}"
+        )
+
+    def _labels(
+        self,
+        alive: list[NodeEntry],
+        need: dict[str, float],
+        strategy: dict[str, Any],
+        preferred: NodeID | None,
+    ) -> Decision:
+        hard = strategy.get("hard") or {}
+        matching = [n for n in alive if labels_match(n.labels, hard)]
+        if not matching:
+            return Infeasible(f"no live node has labels matching {hard}")
+        soft = strategy.get("soft") or {}
+        if soft:
+            better = [n for n in matching if labels_match(n.labels, soft)]
+            if any(fits(n, need) for n in better):
+                matching = better
+        return hybrid(matching, need, preferred)
+
+    def _round_robin(self, alive: list[NodeEntry], need: dict[str, float]) -> Decision:
+        candidates = [n for n in alive if fits(n, need)] or [n for n in alive if feasible(n, need)]
+        if not candidates:
+            return _infeasible(need)
+        # The candidate chosen longest ago (never chosen first): a round robin that stays
+        # fair while the set of candidates changes between calls.
+        node = min(candidates, key=lambda n: (self._last_chosen.get(n.node_id, -1), bytes(n.node_id)))
+        self._last_chosen[node.node_id] = next(self._spread)
+        return Chosen(node)
+
+
+def hybrid(alive: list[NodeEntry], need: dict[str, float], preferred: NodeID | None) -> Decision:
+    local = next((n for n in alive if n.node_id == preferred), None)
+    if local is not None and fits(local, need) and utilization(local, need) <= SPREAD_THRESHOLD:
+        return Chosen(local)
+    now = [n for n in alive if fits(n, need)]
+    if now:
+        # Least utilized after placing; the preferred node wins ties (no network hop).
+        return Chosen(min(now, key=lambda n: (utilization(n, need), n is not local)))
+    if local is not None and feasible(local, need):
+        return Chosen(local)
+    ever = [n for n in alive if feasible(n, need)]
+    if ever:
+        return Chosen(min(ever, key=lambda n: utilization(n, need)))
+    return _infeasible(need)
+
+
+def _infeasible(need: dict[str, float]) -> Infeasible:
+    return Infeasible(f"no live node can ever provide {need}")
+
+
+def feasible(node: NodeEntry, need: dict[str, float]) -> bool:
+    return all(node.total.get(k, 0.0) >= v for k, v in need.items() if v > 0)
+
+
+def fits(node: NodeEntry, need: dict[str, float]) -> bool:
+    return all(node.available.get(k, 0.0) >= v for k, v in need.items() if v > 0)
+
+
+def utilization(node: NodeEntry, need: dict[str, float]) -> float:
+    """The busiest requested resource's used fraction once ``need`` is placed there."""
+    worst = 0.0
+    for name, amount in need.items():
+        total = node.total.get(name, 0.0)
+        if total > 0 and amount > 0:
+            worst = max(worst, (total - node.available.get(name, 0.0) + amount) / total)
+    return worst
+
+
+def labels_match(labels: dict[str, str], selector: dict[str, Any]) -> bool:
+    """Whether node ``labels`` satisfy every ``key: [operator, values]`` of ``selector``."""
+    for key, (op, values) in selector.items():
+        present = key in labels
+        if op == "in" and not (present and labels[key] in values):
+            return False
+        if op == "not_in" and present and labels[key] in values:
+            return False
+        if op == "exists" and not present:
+            return False
+        if op == "does_not_exist" and present:
+            return False
+    return True

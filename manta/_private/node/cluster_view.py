@@ -1,0 +1,59 @@
+"""A node daemon's picture of the cluster, and its lease placement decisions.
+
+The gcs publishes every node's state (on join, on death, and when its free resources
+change); this keeps the latest per node, with this node's own free resources taken live
+from its scheduler rather than from the gcs's echo. Pure: no sockets, no clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from manta._private.common.ids import NodeID
+from manta._private.common.placement import Chosen, Decision, NodeEntry, Placer, feasible
+from manta._private.rpc import messages as m
+
+
+class ClusterView:
+    def __init__(self, local: NodeEntry) -> None:
+        self.local = local
+        self.nodes: dict[NodeID, NodeEntry] = {local.node_id: local}
+        self._placer = Placer()
+
+    def update(self, state: m.NodeState) -> bool:
+        """Apply a published node state; True if it may let waiting requests go elsewhere."""
+        info = state.info
+        if info.node_id == self.local.node_id:
+            return False
+        entry = self.nodes.get(info.node_id)
+        if entry is None:
+            if not state.alive:
+                return False
+            entry = self.nodes[info.node_id] = NodeEntry(
+                info.node_id, f"{info.host}:{info.port}", dict(info.resources), {}, dict(info.labels)
+            )
+        entry.alive = state.alive
+        entry.available = dict(state.available) if state.alive else {}
+        return state.alive
+
+    def alive_remote(self) -> list[NodeEntry]:
+        return [n for n in self.nodes.values() if n.alive and n is not self.local]
+
+    def place(
+        self, need: dict[str, float], strategy: Any, spilled: bool, local_free: dict[str, float]
+    ) -> Decision:
+        """Where a lease request should be granted. A request another node spilled here
+        stays when this node could ever fit it (no ping-pong on stale views)."""
+        self.local.available = local_free
+        if spilled and feasible(self.local, need) and not isinstance(strategy, dict):
+            return Chosen(self.local)
+        return self._placer.place(list(self.nodes.values()), need, strategy, self.local.node_id)
+
+    def better_elsewhere(
+        self, need: dict[str, float], strategy: Any, local_free: dict[str, float]
+    ) -> NodeEntry | None:
+        """For a request waiting here: a remote node that would take it now, if any."""
+        decision = self.place(need, strategy, False, local_free)
+        if isinstance(decision, Chosen) and decision.node is not self.local:
+            return decision.node
+        return None

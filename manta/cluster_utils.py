@@ -1,0 +1,198 @@
+"""``Cluster``: several node daemons on this machine, as one cluster, for tests.
+
+Each node has its own session directory, object store and ports; the first one added is
+the head (it also runs the gcs). Every daemon holds a lifeline to this process, so a test
+that dies leaves nothing running.
+
+    cluster = Cluster()
+    head = cluster.add_node(num_cpus=2)
+    worker = cluster.add_node(num_cpus=2, resources={"gpu_box": 1})
+    manta.init(address=cluster.address)
+    ...
+    cluster.remove_node(worker)       # kills it; its tasks are retried elsewhere
+    cluster.shutdown()
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from manta._private.api import context
+from manta._private.api.gcs_client import GcsClient
+from manta._private.api.local_cluster import LocalCluster
+from manta._private.api.node_resources import node_resources
+from manta._private.common.config import Config
+from manta._private.rpc import messages as m
+
+logger = logging.getLogger("manta")
+
+# Ray's health-check settings, as far as they map onto ours.
+_RAY_SETTINGS = {
+    "health_check_timeout_ms": ("node_timeout_s", 0.001),
+    "health_check_period_ms": ("heartbeat_interval_s", 0.001),
+}
+
+
+class ClusterNode:
+    """One node of a ``Cluster``: its daemons and where they are."""
+
+    def __init__(self, processes: LocalCluster, head: bool) -> None:
+        self._processes = processes
+        self.head = head
+        self.node_id: str = processes.info["node_id"]
+        self.unique_id = self.node_id
+        self.node_ip_address: str = processes.info["host"]
+        self.address: str = processes.info["gcs_address"]
+        self.session_dir = processes.session_dir
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: proc.pid for name, proc in self._processes.procs.items()}
+
+    def alive(self) -> bool:
+        return all(proc.poll() is None for proc in self._processes.procs.values())
+
+    def kill(self) -> None:
+        """SIGKILL this node's daemons (its workers follow their node daemon)."""
+        for proc in self._processes.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self._processes.procs.values():
+            proc.wait()
+        self._processes.stop()
+
+    def stop(self) -> None:
+        self._processes.stop()
+
+    def __repr__(self) -> str:
+        return f"ClusterNode(node_id={self.node_id[:12]}, head={self.head})"
+
+
+class Cluster:
+    def __init__(
+        self,
+        initialize_head: bool = False,
+        connect: bool = False,
+        head_node_args: dict[str, Any] | None = None,
+        shutdown_at_exit: bool = True,
+    ) -> None:
+        self.head_node: ClusterNode | None = None
+        self.worker_nodes: list[ClusterNode] = []
+        self._token = b""
+        self._connected = False
+        if initialize_head:
+            self.add_node(**(head_node_args or {}))
+            if connect:
+                self.connect()
+
+    @property
+    def address(self) -> str:
+        if self.head_node is None:
+            raise RuntimeError("the cluster has no head node yet: call add_node() first")
+        return self.head_node.address
+
+    @property
+    def gcs_address(self) -> str:
+        return self.address
+
+    def add_node(self, wait: bool = True, **node_args: Any) -> ClusterNode:
+        """Start a node (the head, if it is the first) with ``num_cpus``, ``num_gpus``,
+        ``resources``, ``labels``, ``object_store_memory`` and ``_system_config``."""
+        config = _config(node_args.pop("_system_config", None) or {})
+        offered = node_resources(
+            node_args.pop("num_cpus", None),
+            node_args.pop("num_gpus", None),
+            node_args.pop("resources", None),
+            node_args.pop("object_store_memory", None),
+            head=self.head_node is None,
+        )
+        labels = dict(node_args.pop("labels", None) or {})
+        for ignored in (
+            "dashboard_port",
+            "include_dashboard",
+            "node_name",
+            "min_worker_port",
+            "max_worker_port",
+        ):
+            node_args.pop(ignored, None)
+        if node_args:
+            raise TypeError(f"add_node() got unexpected arguments: {sorted(node_args)}")
+        processes = LocalCluster(config)
+        if self.head_node is None:
+            session = processes.start(resources=offered, labels=labels)
+            self._token = session.token
+            node = self.head_node = ClusterNode(processes, head=True)
+        else:
+            processes.start(resources=offered, labels=labels, join=self.address, token=self._token)
+            node = ClusterNode(processes, head=False)
+            self.worker_nodes.append(node)
+        if wait:
+            self._wait_until(lambda alive: node.node_id in alive, 30.0, f"node {node.node_id[:12]} to join")
+        return node
+
+    def remove_node(self, node: ClusterNode, allow_graceful: bool = True) -> None:
+        """Stop ``node`` (SIGTERM, or SIGKILL with ``allow_graceful=False``)."""
+        if allow_graceful:
+            node.stop()
+        else:
+            node.kill()
+        if node is self.head_node:
+            self.head_node = None
+        elif node in self.worker_nodes:
+            self.worker_nodes.remove(node)
+
+    def list_all_nodes(self) -> list[ClusterNode]:
+        return ([self.head_node] if self.head_node is not None else []) + list(self.worker_nodes)
+
+    def wait_for_nodes(self, timeout: float = 30.0) -> None:
+        """Wait until the gcs sees exactly this cluster's nodes alive."""
+        wanted = {n.node_id for n in self.list_all_nodes()}
+        self._wait_until(lambda alive: alive == wanted, timeout, f"the gcs to see nodes {sorted(wanted)}")
+
+    def connect(self, namespace: str | None = None, **init_args: Any) -> Any:
+        result = context.init(address=self.address, namespace=namespace, **init_args)
+        self._connected = True
+        return result
+
+    def shutdown(self) -> None:
+        if self._connected:
+            context.shutdown()
+            self._connected = False
+        for node in reversed(self.list_all_nodes()):
+            node.stop()
+        self.worker_nodes.clear()
+        self.head_node = None
+
+    def alive_node_ids(self) -> set[str]:
+        with GcsClient(self.address, self._token) as gcs:
+            states: list[m.NodeState] = gcs.call(m.GetNodes())
+        return {s.info.node_id.hex() for s in states if s.alive}
+
+    def _wait_until(self, done: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = self.alive_node_ids()
+            if done(alive):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"timed out after {timeout:.0f} s waiting for {what}; alive: {sorted(alive)}"
+                )
+            time.sleep(0.05)
+
+
+def _config(system_config: dict[str, Any]) -> Config:
+    config = Config.from_env()
+    changes: dict[str, Any] = {}
+    known = set(config.to_dict())
+    for key, value in system_config.items():
+        if key in known:
+            changes[key] = value
+        elif key in _RAY_SETTINGS:
+            name, scale = _RAY_SETTINGS[key]
+            changes[name] = value * scale
+        else:
+            logger.debug("_system_config setting %s has no Manta equivalent; ignored", key)
+    return config.replace(**changes)
