@@ -203,5 +203,12 @@ class GcsService:
     def _health_loop(self) -> None:
         if self._stopping:
             return
-        self._announce_dead(self.nodes.check())
+        dead = self.nodes.check()
+        for record in dead:
+            # A node that was only frozen or cut off must not carry on as a member when
+            # it comes back: closing its connection makes it exit.
+            conn = self._conn_of_node.get(record.info.node_id)
+            if conn is not None:
+                conn.close()
+        self._announce_dead(dead)
         asyncio.get_running_loop().call_later(1.0, self._health_loop)
