@@ -218,7 +218,7 @@ def _manta(args, env):
 def test_detached_actor_survives_its_driver(tmp_path):
     tmpdir_env = {"MANTA_TMPDIR": str(tmp_path / "sessions")}
     env = {**os.environ, **tmpdir_env}
-    started = _manta(["start", "--head", "--num-cpus", "2"], env)
+    started = _manta(["start", "--head", "--port", "0", "--num-cpus", "2"], env)
     try:
         assert started.returncode == 0, started.stderr
         first = run_driver(

@@ -52,7 +52,7 @@ def dead_reason(node_hex: str) -> str:
 
 
 def test_tasks_running_on_a_killed_node_are_retried_on_another(cluster, tmp_path) -> None:
-    c, x, y = cluster
+    _c, x, y = cluster
 
     @manta.remote(resources={"w": 1}, max_retries=2)
     def slow(marker: str) -> str:
@@ -69,7 +69,7 @@ def test_tasks_running_on_a_killed_node_are_retried_on_another(cluster, tmp_path
 
 
 def test_objects_lost_with_their_node_are_rebuilt_from_lineage(cluster) -> None:
-    c, x, y = cluster
+    _c, x, _y = cluster
 
     @manta.remote(resources={"w": 0.5})
     def make(seed: int) -> np.ndarray:
@@ -90,7 +90,7 @@ def test_objects_lost_with_their_node_are_rebuilt_from_lineage(cluster) -> None:
 
 
 def test_actors_on_a_killed_node_restart_on_another(cluster) -> None:
-    c, x, y = cluster
+    _c, x, y = cluster
 
     @manta.remote(resources={"w": 0.5}, max_restarts=1, max_task_retries=-1)
     class Where:
@@ -109,7 +109,7 @@ def test_actors_on_a_killed_node_restart_on_another(cluster) -> None:
 
 
 def test_a_frozen_node_is_declared_dead_after_the_timeout_and_exits(cluster, tmp_path) -> None:
-    c, x, y = cluster
+    _c, x, y = cluster
 
     @manta.remote(resources={"w": 1}, max_retries=1)
     def stuck_on(node: str, marker: str) -> str:
@@ -125,7 +125,9 @@ def test_a_frozen_node_is_declared_dead_after_the_timeout_and_exits(cluster, tmp
     os.kill(daemon, signal.SIGSTOP)
     try:
         started = time.monotonic()
-        reason = wait_until(lambda: dead_reason(x.node_id), timeout=15, what="the frozen node to be declared dead")
+        reason = wait_until(
+            lambda: dead_reason(x.node_id), timeout=15, what="the frozen node to be declared dead"
+        )
         detected = time.monotonic() - started
         assert "heartbeat" in reason, reason
         assert detected < 10, f"took {detected:.1f} s with a 1 s timeout"

@@ -105,6 +105,7 @@ class LocalCluster:
         node = reports["node"]
         self.info = {
             "role": "worker" if join else "head",
+            "detached": self.detached,
             "host": host,
             "gcs_address": join or f"{host}:{reports['gcs']['port']}",
             "node_id": node["node_id"],

@@ -46,6 +46,9 @@ class Config:
     # silent node dead.
     heartbeat_interval_s: float = 1.0
     node_timeout_s: float = 10.0
+    # How long node daemons and drivers keep trying to reach the gcs (joining, or after
+    # losing it to a restart) before they give up; a node daemon then exits.
+    gcs_reconnect_timeout_s: float = 60.0
     # How often the node daemon forwards new worker output to drivers.
     log_poll_interval_s: float = 0.1
     # Idle workers above the node's CPU count are stopped after this long.

@@ -9,8 +9,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from manta._private.common.aio import new_event_loop
 from manta._private.common.config import Config
@@ -35,6 +35,23 @@ def start(args: argparse.Namespace) -> tuple[Config, asyncio.AbstractEventLoop]:
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     return config, loop
+
+
+_T = TypeVar("_T")
+
+
+def run_startup(loop: asyncio.AbstractEventLoop, startup: Coroutine[Any, Any, _T], what: str) -> _T:
+    """Run the daemon's startup; an expected failure (a port taken, a gcs that cannot be
+    reached or refuses us) ends the process with one clear line in its log, which the
+    launcher shows, instead of a traceback."""
+    from manta._private.rpc.transport import ConnectionLost
+    from manta.exceptions import AuthenticationError, VersionMismatchError
+
+    try:
+        return loop.run_until_complete(startup)
+    except (OSError, ConnectionLost, AuthenticationError, VersionMismatchError) as e:
+        logging.getLogger("manta").error("%s failed: %s", what, e)
+        sys.exit(1)
 
 
 def setup_logging(level: str) -> None:

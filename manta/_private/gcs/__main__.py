@@ -19,7 +19,9 @@ def main() -> None:
     args = parser.parse_args()
     config, loop = daemon.start(args)
     service = GcsService(open_storage(args.storage), config, read_token(args.session_dir))
-    port = loop.run_until_complete(service.start(args.host, args.port, args.unix or None))
+    port = daemon.run_startup(
+        loop, service.start(args.host, args.port, args.unix or None), "starting the gcs"
+    )
     logger.info("gcs listening on %s:%d", args.host, port)
 
     def stop() -> None:

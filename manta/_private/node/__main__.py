@@ -41,7 +41,7 @@ def main() -> None:
 
     daemon.on_stop_signals(loop, stop)
     daemon.watch_lifeline(loop, args.lifeline_fd, stop)
-    loop.run_until_complete(service.start())
+    daemon.run_startup(loop, service.start(), f"starting the node daemon (gcs at {args.gcs_address})")
     logger.info("node %s up: %s:%d", params.node_id.hex()[:8], params.host, service.port)
     daemon.report_ready(
         args.ready_fd,

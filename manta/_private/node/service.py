@@ -156,7 +156,7 @@ class NodeService:
             self.params.gcs_address,
             self.params.token,
             self.dispatcher,
-            attempts_s=30.0,
+            attempts_s=self.config.gcs_reconnect_timeout_s,
             role="node",
             ident=bytes(self.node_id),
             max_frame_bytes=self.config.max_frame_bytes,

@@ -17,6 +17,7 @@ daemon. Writes are coalesced: frames queued in one loop turn go out in one ``wri
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import inspect
 import logging
@@ -25,6 +26,8 @@ import socket
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+
+import psutil
 
 from manta._private.common.config import PROTOCOL_VERSION
 from manta._private.common.version import __version__
@@ -311,10 +314,12 @@ class Connection(asyncio.Protocol):
                 "(read from the session directory, or MANTA_AUTH_TOKEN for remote clusters)",
             )
             return
-        if hello.protocol != PROTOCOL_VERSION:
+        # Node daemons of one cluster run one Manta version (what they exchange may change
+        # between releases); other clients need the same protocol.
+        if hello.protocol != PROTOCOL_VERSION or (hello.role == "node" and hello.version != __version__):
             self._refuse(
                 "VersionMismatchError",
-                f"protocol version mismatch: this process runs Manta {__version__} "
+                f"version mismatch: this process runs Manta {__version__} "
                 f"(protocol {PROTOCOL_VERSION}), the peer runs Manta {hello.version} "
                 f"(protocol {hello.protocol}); run the same Manta version on every node",
             )
@@ -392,6 +397,18 @@ def _format_peer(peername: Any, sock: Any = None) -> str:
     return str(peername) if peername else "unix-socket peer"
 
 
+def _port_holder(port: int) -> str:
+    """`` by pid N (cmdline)`` for the process listening on ``port``, when it can be seen."""
+    try:
+        for conn in psutil.net_connections(kind="inet"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                cmdline = " ".join(psutil.Process(conn.pid).cmdline())[:100]
+                return f" by pid {conn.pid} ({cmdline})"
+    except (psutil.Error, OSError):
+        pass
+    return ""
+
+
 class RpcServer:
     """Accepts authenticated connections on TCP and/or Unix sockets."""
 
@@ -446,7 +463,10 @@ class RpcServer:
         try:
             server = await loop.create_server(self._protocol, host, port, reuse_address=True)
         except OSError as e:
-            raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror}") from None
+            why = e.strerror or str(e)
+            if e.errno == errno.EADDRINUSE:
+                why = f"the port is already in use{_port_holder(port)}"
+            raise OSError(e.errno, f"cannot listen on {host}:{port}: {why}") from None
         self._servers.append(server)
         return int(server.sockets[0].getsockname()[1])
 
@@ -521,9 +541,9 @@ async def connect_with_retry(
     while True:
         try:
             return await connect(address, token, dispatcher, **kwargs)
-        except ConnectionLost:
+        except ConnectionLost as e:
             if loop.time() + delay > deadline:
-                raise
+                raise ConnectionLost(f"{e} (retried for {attempts_s:g} s)") from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 

@@ -332,6 +332,13 @@ def test_protocol_version_mismatch_names_both_versions(where: str, tmp_path: Pat
         with pytest.raises(VersionMismatchError, match=f"protocol {other}"):
             await asyncio.wait_for(conn.handshake, STEP)
         assert conn.closed
+        # A node daemon must run the very same Manta version, not only the same protocol.
+        reader, writer = await server.raw()
+        writer.write(frame(KIND_REQUEST, 0, Hello(PROTOCOL_VERSION, "0.0.1", TOKEN, "node", b"", {})))
+        kind, _, (type_name, text, _tb) = await read_frame(reader)
+        assert (kind, type_name) == (KIND_ERROR, "VersionMismatchError")
+        assert f"Manta {__version__}" in text and "Manta 0.0.1" in text
+        await assert_closed_by_peer(reader, writer)
         good = await server.client()
         assert await good.call(KvGet("", b"")) == ["", b""]
         await server.close(good)

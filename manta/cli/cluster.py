@@ -1,0 +1,383 @@
+"""``manta start``, ``manta stop``, ``manta status``: running a cluster's nodes on hosts.
+
+A head runs the gcs and a node daemon; other hosts join it with ``--address``. Each node
+records its session directory (pids, addresses, token) under ``MANTA_TMPDIR``; ``stop``
+stops the nodes this host started, by those pids, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import click
+
+_ADDRESS_FILE = "address.json"
+
+
+@click.command()
+@click.option("--head", is_flag=True, help="Start the head node (gcs + node daemon).")
+@click.option("--address", default=None, help="Join the cluster whose head is at HOST:PORT.")
+@click.option(
+    "--port", type=int, default=6379, show_default=True, help="The head's gcs port (0: any free port)."
+)
+@click.option(
+    "--node-ip-address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address this node listens on and other nodes reach it at (loopback unless you say).",
+)
+@click.option("--num-cpus", type=float, default=None, help="CPUs of this node (default: all cores).")
+@click.option("--num-gpus", type=float, default=None, help="GPUs of this node (default: detected).")
+@click.option("--resources", default=None, help="Custom resources as JSON, e.g. '{\"disk\": 2}'.")
+@click.option("--labels", default=None, help="Node labels as k=v,k2=v2.")
+@click.option("--object-store-memory", type=int, default=None, help="Object store size in bytes.")
+@click.option(
+    "--storage",
+    default="memory://",
+    show_default=True,
+    help="Where the gcs keeps its tables: memory://, sqlite:///path or redis://host:port (head only).",
+)
+@click.option("--token-file", default=None, help="The cluster token, when joining (else $MANTA_AUTH_TOKEN).")
+@click.option("--block", is_flag=True, help="Stay in the foreground; Ctrl-C stops this node.")
+def start(
+    head: bool,
+    address: str | None,
+    port: int,
+    node_ip_address: str,
+    num_cpus: float | None,
+    num_gpus: float | None,
+    resources: str | None,
+    labels: str | None,
+    object_store_memory: int | None,
+    storage: str,
+    token_file: str | None,
+    block: bool,
+) -> None:
+    """Start a Manta node on this host: a new cluster's head, or one that joins a head."""
+    from manta._private.api.local_cluster import ClusterStartError, LocalCluster
+    from manta._private.api.node_resources import node_resources
+    from manta._private.common.config import Config
+
+    if head == bool(address):
+        raise click.UsageError("give --head to start a cluster, or --address HEAD:PORT to join one")
+    custom = _parse_resources(resources)
+    node_labels = _parse_labels(labels)
+    try:
+        offered = node_resources(
+            num_cpus, num_gpus, custom, object_store_memory, host=node_ip_address, head=head
+        )
+    except (TypeError, ValueError) as e:
+        raise click.BadParameter(str(e)) from None
+    token = None if head else _join_token(token_file)
+    if head:
+        _check_storage(storage)
+    config = Config.from_env()
+    running = _started_sessions(config.tmpdir)
+    if running:
+        raise click.ClickException(
+            f"a Manta node started with `manta start` already runs on this host (session {running[0]}); "
+            "stop it with `manta stop`, or use another MANTA_TMPDIR"
+        )
+    cluster = LocalCluster(config, detached=True)
+    try:
+        cluster.start(
+            resources=offered,
+            labels=node_labels,
+            host=node_ip_address,
+            join=address,
+            token=token,
+            gcs_port=port,
+            storage=storage,
+        )
+    except ClusterStartError as e:
+        raise click.ClickException(str(e)) from None
+    _write_current(config.tmpdir, cluster.session_dir)
+    _explain(cluster, head)
+    if block:
+        try:
+            while all(p.poll() is None for p in cluster.procs.values()):
+                time.sleep(0.5)
+            click.echo("a Manta daemon exited; stopping this node", err=True)
+        except KeyboardInterrupt:
+            pass
+        cluster.stop()
+        _clear_current(config.tmpdir, cluster.session_dir)
+
+
+def _explain(cluster: Any, head: bool) -> None:
+    info = cluster.info
+    token_path = os.path.join(cluster.session_dir, "token")
+    if head:
+        click.echo(f"Started a Manta head node; session directory {cluster.session_dir}")
+        click.echo(f"  Cluster address: {info['gcs_address']}")
+        click.echo("  To add a node on another host, copy the token file there and run:")
+        click.echo(f"      MANTA_AUTH_TOKEN=$(cat token) manta start --address {info['gcs_address']}")
+        click.echo(
+            f"  The cluster token is in {token_path} (mode 0600): it grants full control, keep it secret."
+        )
+    else:
+        click.echo(
+            f"Joined the Manta cluster at {info['gcs_address']}; session directory {cluster.session_dir}"
+        )
+        click.echo(f"  This node: {info['node_id'][:12]} at {info['host']}")
+    click.echo('  Drivers on this host connect with:  manta.init(address="auto")')
+    click.echo("  Stop this host's node with:  manta stop")
+
+
+def _join_token(token_file: str | None) -> bytes:
+    if token_file:
+        try:
+            with open(token_file, "rb") as f:
+                token = f.read().strip()
+        except OSError as e:
+            raise click.BadParameter(f"cannot read the token file: {e}", param_hint="--token-file") from None
+    else:
+        token = os.environ.get("MANTA_AUTH_TOKEN", "").strip().encode()
+    if not token:
+        raise click.UsageError(
+            "joining a cluster needs its token: set MANTA_AUTH_TOKEN to the contents of the head's "
+            "token file (its path is printed by `manta start --head`), or pass --token-file"
+        )
+    return token
+
+
+def _check_storage(url: str) -> None:
+    from manta._private.gcs.storage import open_storage
+
+    try:
+        open_storage(url).close()
+    except (ValueError, OSError) as e:
+        raise click.BadParameter(str(e), param_hint="--storage") from None
+
+
+@click.command()
+@click.option("--grace-period", type=float, default=5.0, help="Seconds to wait before SIGKILL.")
+def stop(grace_period: float) -> None:
+    """Stop the Manta nodes started on this host with `manta start`."""
+    from manta._private.common.config import Config
+    from manta._private.common.session import remove_socket_dir
+
+    config = Config.from_env()
+    sessions = _started_sessions(config.tmpdir)
+    if not sessions:
+        click.echo("no Manta node started with `manta start` is running on this host")
+        return
+    for session_dir in sessions:
+        pids = _pids(session_dir)
+        for name in ("node", "gcs"):  # the node first, so that it stops its workers
+            if name in pids:
+                _signal(pids[name], signal.SIGTERM)
+        deadline = time.monotonic() + grace_period
+        while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
+            time.sleep(0.1)
+        for pid in pids.values():
+            if _alive(pid):
+                _signal(pid, signal.SIGKILL)
+        _clear_current(config.tmpdir, session_dir)
+        remove_socket_dir(session_dir)
+        click.echo(f"stopped the Manta node of {session_dir} ({len(pids)} daemons)")
+
+
+@click.command()
+@click.option("--address", default=None, help="The cluster's HOST:PORT (default: the one on this host).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(address: str | None, as_json: bool) -> None:
+    """Show nodes, resource usage and pending demand of a cluster."""
+    from manta._private.rpc import messages as m
+
+    with cluster_gcs(address) as gcs:
+        states: list[m.NodeState] = gcs.call(m.GetNodes())
+    report = status_report(states)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    click.echo("======== Manta cluster status ========")
+    for node in report["nodes"]:
+        state = "alive" if node["alive"] else f"DEAD ({node['death_reason']})"
+        role = " (head)" if node["head"] else ""
+        click.echo(f"node {node['node_id'][:12]}{role} {node['address']} {state}")
+        for name in sorted(node["total"]):
+            if name.startswith("node:"):
+                continue
+            total = node["total"][name]
+            used = total - node["available"].get(name, 0.0)
+            click.echo(f"  {_amount(name, used)}/{_amount(name, total)} {name}")
+    for title, key in (("Pending demand:", "pending"), ("Infeasible (fits no node):", "infeasible")):
+        click.echo(title)
+        for shape, count in report[key].items():
+            click.echo(f"  {shape}: {count} waiting")
+        if not report[key]:
+            click.echo("  (none)")
+
+
+def cluster_gcs(address: str | None) -> Any:
+    """A gcs client for the cluster at ``address``, or the one this host's node belongs to."""
+    from manta._private.api.gcs_client import GcsClient
+    from manta._private.common.session import read_token
+
+    session_dir, info = running_session()
+    if address is None:
+        address = "unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"]
+    token = os.environ.get("MANTA_AUTH_TOKEN", "").strip().encode() or read_token(session_dir)
+    try:
+        return GcsClient(address, token)
+    except Exception as e:
+        raise click.ClickException(f"cannot reach the cluster's gcs at {address}: {e}") from None
+
+
+def running_session() -> tuple[str, dict[str, Any]]:
+    from manta._private.api.discovery import current_cluster
+
+    session_dir = current_cluster()
+    if session_dir is None or not _cluster_alive(session_dir):
+        raise click.ClickException("no Manta node is running on this host (start one with `manta start`)")
+    with open(os.path.join(session_dir, _ADDRESS_FILE)) as f:
+        return session_dir, json.load(f)
+
+
+def status_report(states: list[Any]) -> dict[str, Any]:
+    nodes = []
+    pending: dict[str, int] = {}
+    infeasible: dict[str, int] = {}
+    for state in states:
+        nodes.append(
+            {
+                "node_id": state.info.node_id.hex(),
+                "address": f"{state.info.host}:{state.info.port}",
+                "head": state.info.is_head,
+                "alive": state.alive,
+                "death_reason": state.death_reason,
+                "total": dict(state.info.resources),
+                "available": dict(state.available),
+                "labels": dict(state.info.labels),
+            }
+        )
+        if not state.alive:
+            continue
+        for shapes, into in ((state.pending, pending), (state.infeasible, infeasible)):
+            for shape in shapes:
+                key = json.dumps(shape, sort_keys=True)
+                into[key] = into.get(key, 0) + 1
+    return {"nodes": nodes, "pending": pending, "infeasible": infeasible}
+
+
+def _amount(name: str, value: float) -> str:
+    if name in ("memory", "object_store_memory"):
+        return f"{value / 2**30:.2f}GiB"
+    return f"{value:g}"
+
+
+def _parse_resources(text: str | None) -> dict[str, float] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise click.BadParameter(f"--resources must be JSON, e.g. '{{\"disk\": 2}}': {e}") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("--resources must be a JSON object of resource name to amount")
+    return value
+
+
+def _parse_labels(text: str | None) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(
+                f"labels are k=v pairs separated by commas, got {item!r}", param_hint="--labels"
+            )
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def _write_current(tmpdir: str, session_dir: str) -> None:
+    from manta._private.api.discovery import CURRENT_CLUSTER_FILE
+
+    path = os.path.join(tmpdir, CURRENT_CLUSTER_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(session_dir)
+    os.replace(tmp, path)
+
+
+def _clear_current(tmpdir: str, session_dir: str) -> None:
+    from manta._private.api.discovery import CURRENT_CLUSTER_FILE
+
+    path = os.path.join(tmpdir, CURRENT_CLUSTER_FILE)
+    try:
+        with open(path) as f:
+            if f.read().strip() == session_dir:
+                os.unlink(path)
+    except OSError:
+        pass
+
+
+def _started_sessions(tmpdir: str) -> list[str]:
+    """Session directories of nodes `manta start` started here whose daemons still run."""
+    try:
+        names = sorted(os.listdir(tmpdir), reverse=True)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        path = os.path.join(tmpdir, name)
+        try:
+            with open(os.path.join(path, _ADDRESS_FILE)) as f:
+                detached = bool(json.load(f).get("detached"))
+        except (OSError, ValueError):
+            continue
+        if detached and any(_alive(p) and _is_manta(p) for p in _pids(path).values()):
+            found.append(path)
+    return found
+
+
+def _pids(session_dir: str) -> dict[str, int]:
+    try:
+        with open(os.path.join(session_dir, _ADDRESS_FILE)) as f:
+            return {k: int(v) for k, v in json.load(f).get("pids", {}).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def _cluster_alive(session_dir: str) -> bool:
+    pids = _pids(session_dir)
+    return bool(pids) and all(_alive(p) and _is_manta(p) for p in pids.values())
+
+
+def _is_manta(pid: int) -> bool:
+    """Whether ``pid`` still runs a Manta daemon (not a stranger that reused the pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"manta._private" in f.read()
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _signal(pid: int, sig: int) -> None:
+    if not _is_manta(pid):
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,160 @@
+"""`manta start --head` / `manta start --address` / `manta status` / `manta stop` with two
+"hosts" on this machine (each its own MANTA_TMPDIR), and the ways joining goes wrong."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from tests.integration.conftest import run_driver
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+MANTA = [sys.executable, "-m", "manta.cli.main"]
+
+
+def manta_cli(args: list[str], tmpdir: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "MANTA_TMPDIR": tmpdir, "MANTA_GCS_RECONNECT_TIMEOUT_S": "2", **env}
+    return subprocess.run([*MANTA, *args], env=full, capture_output=True, text=True, timeout=90)
+
+
+def session_info(tmpdir: str) -> tuple[str, dict]:
+    [path] = glob.glob(os.path.join(tmpdir, "session_*", "address.json"))
+    with open(path) as f:
+        return os.path.dirname(path), json.load(f)
+
+
+def daemon_pids(tmpdir: str) -> list[int]:
+    pids = []
+    for path in glob.glob(os.path.join(tmpdir, "session_*", "address.json")):
+        with open(path) as f:
+            pids += json.load(f)["pids"].values()
+    return pids
+
+
+@pytest.fixture
+def hosts(tmp_path):
+    """Two host directories; whatever `manta start` left running is stopped at the end."""
+    head, worker = str(tmp_path / "head"), str(tmp_path / "worker")
+    yield head, worker
+    for tmpdir in (worker, head):
+        pids = daemon_pids(tmpdir)
+        manta_cli(["stop"], tmpdir)
+        wait_until(lambda pids=pids: not any(psutil.pid_exists(p) for p in pids), what="the daemons to stop")
+
+
+def test_a_node_joins_a_head_and_runs_its_tasks(hosts) -> None:
+    head_dir, worker_dir = hosts
+    started = manta_cli(["start", "--head", "--port", "0", "--num-cpus", "1", "--labels", "zone=h"], head_dir)
+    assert started.returncode == 0, started.stderr
+    session, info = session_info(head_dir)
+    address = info["gcs_address"]
+    assert f"manta start --address {address}" in started.stdout
+    with open(os.path.join(session, "token")) as f:
+        token = f.read().strip()
+    assert oct(os.stat(os.path.join(session, "token")).st_mode & 0o777) == "0o600"
+
+    joined = manta_cli(
+        ["start", "--address", address, "--num-cpus", "1", "--resources", '{"w": 2}', "--labels", "zone=w"],
+        worker_dir,
+        MANTA_AUTH_TOKEN=token,
+    )
+    assert joined.returncode == 0, joined.stderr
+    assert "Joined the Manta cluster" in joined.stdout
+    _wsession, winfo = session_info(worker_dir)
+
+    status = manta_cli(["status", "--json"], head_dir)
+    assert status.returncode == 0, status.stderr
+    nodes = {n["node_id"]: n for n in json.loads(status.stdout)["nodes"]}
+    assert nodes[info["node_id"]]["head"] and not nodes[winfo["node_id"]]["head"]
+    assert nodes[winfo["node_id"]]["total"]["w"] == 2.0 and nodes[winfo["node_id"]]["labels"] == {"zone": "w"}
+    human = manta_cli(["status"], worker_dir)  # from the joined host too
+    assert human.returncode == 0 and "(head)" in human.stdout, human.stderr
+
+    # A driver on the worker's host attaches to its node; its tasks run anywhere.
+    driver = run_driver(
+        """
+        import manta
+        manta.init(address="auto")
+        @manta.remote
+        def where():
+            return manta.get_runtime_context().get_node_id()
+        print(manta.get_runtime_context().get_node_id())
+        print(manta.get(where.options(resources={"w": 1}).remote()))
+        print(manta.get(where.options(label_selector={"zone": "h"}).remote()))
+        manta.shutdown()
+        """,
+        env={"MANTA_TMPDIR": worker_dir},
+    )
+    assert driver.returncode == 0, driver.stderr
+    assert driver.stdout.split() == [winfo["node_id"], winfo["node_id"], info["node_id"]]
+
+    stopped = manta_cli(["stop"], worker_dir)
+    assert "stopped the Manta node" in stopped.stdout
+
+    def worker_alive() -> bool:
+        report = json.loads(manta_cli(["status", "--json"], head_dir).stdout)
+        return {n["node_id"]: n["alive"] for n in report["nodes"]}[winfo["node_id"]]
+
+    wait_until(lambda: not worker_alive(), what="the head to see the stopped node dead")
+
+
+def test_joining_with_a_wrong_token_is_refused_on_both_sides(hosts) -> None:
+    head_dir, worker_dir = hosts
+    assert manta_cli(["start", "--head", "--port", "0"], head_dir).returncode == 0
+    session, info = session_info(head_dir)
+    joined = manta_cli(
+        ["start", "--address", info["gcs_address"]], worker_dir, MANTA_AUTH_TOKEN="not-the-token"
+    )
+    assert joined.returncode != 0
+    assert "token is missing or wrong" in joined.stderr
+    with open(os.path.join(session, "logs", "gcs.err")) as f:
+        assert "refused connection from 127.0.0.1:" in f.read()
+    missing = manta_cli(["start", "--address", info["gcs_address"]], worker_dir, MANTA_AUTH_TOKEN="")
+    assert missing.returncode != 0 and "MANTA_AUTH_TOKEN" in missing.stderr
+
+
+def test_joining_a_head_that_is_not_there_fails_after_retrying(hosts) -> None:
+    _head_dir, worker_dir = hosts
+    joined = manta_cli(["start", "--address", "127.0.0.1:1"], worker_dir, MANTA_AUTH_TOKEN="x")
+    assert joined.returncode != 0
+    assert "cannot connect to 127.0.0.1:1" in joined.stderr and "retried for 2 s" in joined.stderr
+
+
+def test_a_taken_port_is_named_with_its_process(hosts) -> None:
+    head_dir, other_dir = hosts
+    assert manta_cli(["start", "--head", "--port", "0"], head_dir).returncode == 0
+    _session, info = session_info(head_dir)
+    port = info["gcs_address"].rsplit(":", 1)[1]
+    clash = manta_cli(["start", "--head", "--port", port], other_dir)
+    assert clash.returncode != 0
+    assert (
+        f"cannot listen on 127.0.0.1:{port}: the port is already in use by pid {info['pids']['gcs']}"
+        in clash.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--head", "--resources", "{not json"], "--resources must be JSON"),
+        (["--head", "--resources", '{"disk": -1}'], "must be a non-negative number"),
+        (["--head", "--resources", "[1]"], "JSON object"),
+        (["--head", "--labels", "novalue"], "k=v pairs"),
+        (["--head", "--address", "127.0.0.1:1"], "give --head to start a cluster, or --address"),
+        ([], "give --head to start a cluster, or --address"),
+        (["--head", "--storage", "mysql://x"], "sqlite:///"),
+    ],
+)
+def test_bad_start_arguments_are_refused_before_anything_starts(hosts, args, message) -> None:
+    head_dir, _ = hosts
+    result = manta_cli(["start", "--port", "0", *args], head_dir)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+    assert daemon_pids(head_dir) == []
