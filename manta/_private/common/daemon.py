@@ -44,12 +44,11 @@ def run_startup(loop: asyncio.AbstractEventLoop, startup: Coroutine[Any, Any, _T
     """Run the daemon's startup; an expected failure (a port taken, a gcs that cannot be
     reached or refuses us) ends the process with one clear line in its log, which the
     launcher shows, instead of a traceback."""
-    from manta._private.rpc.transport import ConnectionLost
-    from manta.exceptions import AuthenticationError, VersionMismatchError
+    from manta.exceptions import AuthenticationError, RpcError, VersionMismatchError
 
     try:
         return loop.run_until_complete(startup)
-    except (OSError, ConnectionLost, AuthenticationError, VersionMismatchError) as e:
+    except (OSError, RpcError, AuthenticationError, VersionMismatchError) as e:
         logging.getLogger("manta").error("%s failed: %s", what, e)
         sys.exit(1)
 
