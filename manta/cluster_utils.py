@@ -66,6 +66,13 @@ class ClusterNode:
     def stop(self) -> None:
         self._processes.stop()
 
+    def restart_gcs(self) -> None:
+        """SIGKILL the head's gcs and start it again on the same port and storage (what a
+        supervisor does after a crash); the cluster keeps running through the gap."""
+        if not self.head:
+            raise ValueError("only the head node runs the gcs")
+        self._processes.restart("gcs")
+
     def __repr__(self) -> str:
         return f"ClusterNode(node_id={self.node_id[:12]}, head={self.head})"
 
@@ -99,7 +106,8 @@ class Cluster:
 
     def add_node(self, wait: bool = True, **node_args: Any) -> ClusterNode:
         """Start a node (the head, if it is the first) with ``num_cpus``, ``num_gpus``,
-        ``resources``, ``labels``, ``object_store_memory`` and ``_system_config``."""
+        ``resources``, ``labels``, ``object_store_memory``, ``_system_config`` and, for the
+        head, ``storage`` (where the gcs keeps its tables: memory://, sqlite:///..., redis://...)."""
         config = _config(node_args.pop("_system_config", None) or {})
         offered = node_resources(
             node_args.pop("num_cpus", None),
@@ -109,6 +117,7 @@ class Cluster:
             head=self.head_node is None,
         )
         labels = dict(node_args.pop("labels", None) or {})
+        storage = node_args.pop("storage", "memory://")
         for ignored in (
             "dashboard_port",
             "include_dashboard",
@@ -121,7 +130,7 @@ class Cluster:
             raise TypeError(f"add_node() got unexpected arguments: {sorted(node_args)}")
         processes = LocalCluster(config)
         if self.head_node is None:
-            session = processes.start(resources=offered, labels=labels)
+            session = processes.start(resources=offered, labels=labels, storage=storage)
             self._token = session.token
             node = self.head_node = ClusterNode(processes, head=True)
         else:

@@ -22,7 +22,8 @@ from tests.polling import wait_until
 pytestmark = [
     pytest.mark.timeout(240),
     pytest.mark.skipif(
-        os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 for network namespaces"
+        os.geteuid() != 0 or shutil.which("ip") is None,
+        reason="needs root and iproute2 for network namespaces",
     ),
 ]
 
@@ -64,7 +65,12 @@ def hosts(tmp_path):
 def in_ns(ns: str, tmpdir: str, cmd: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "MANTA_TMPDIR": tmpdir, **env}
     return subprocess.run(
-        ["ip", "netns", "exec", ns, *cmd], env=full, capture_output=True, text=True, timeout=120, cwd=os.getcwd()
+        ["ip", "netns", "exec", ns, *cmd],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.getcwd(),
     )
 
 
@@ -90,7 +96,16 @@ def test_the_readme_cluster_steps_across_two_network_namespaces(hosts) -> None:
     joined = in_ns(
         worker_ns,
         dirs[worker_ns],
-        [*manta, "start", "--address", f"{HEAD_IP}:6379", "--node-ip-address", WORKER_IP, "--resources", '{"w": 1}'],
+        [
+            *manta,
+            "start",
+            "--address",
+            f"{HEAD_IP}:6379",
+            "--node-ip-address",
+            WORKER_IP,
+            "--resources",
+            '{"w": 1}',
+        ],
         MANTA_AUTH_TOKEN=token,
         MANTA_HEARTBEAT_INTERVAL_S="0.2",
     )
@@ -126,7 +141,10 @@ def test_the_readme_cluster_steps_across_two_network_namespaces(hosts) -> None:
 
     status = in_ns(worker_ns, dirs[worker_ns], [*manta, "status", "--json"])
     assert status.returncode == 0, status.stderr
-    assert sorted(n["address"].split(":")[0] for n in json.loads(status.stdout)["nodes"]) == [HEAD_IP, WORKER_IP]
+    assert sorted(n["address"].split(":")[0] for n in json.loads(status.stdout)["nodes"]) == [
+        HEAD_IP,
+        WORKER_IP,
+    ]
 
     # A partition: the worker's link goes down, so no connection closes; the head notices
     # the silence and declares the node dead after its 2 s timeout.

@@ -49,6 +49,9 @@ class LocalCluster:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     _lifeline_w: int | None = None
+    _lifeline_r: int | None = None
+    # How each daemon was started, to start it again (``restart``).
+    _commands: dict[str, tuple[str, dict[str, str | None]]] = field(default_factory=dict)
 
     def start(
         self,
@@ -93,15 +96,19 @@ class LocalCluster:
         try:
             # Both at once: the node finds the gcs at its socket path, retrying until it is up.
             for name, module, options in daemons:
+                self._commands[name] = (module, options)
                 ready_r, ready_w = os.pipe()
                 self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, lifeline_r))
                 readers[ready_r] = name
             reports = self._wait_ready(readers)
         except BaseException:
+            os.close(lifeline_r)
             self.stop()
             raise
-        finally:
+        if self.detached:
             os.close(lifeline_r)
+        else:
+            self._lifeline_r = lifeline_r  # kept to start a daemon again (restart)
         node = reports["node"]
         self.info = {
             "role": "worker" if join else "head",
@@ -128,6 +135,23 @@ class LocalCluster:
             host=host,
             token=token,
         )
+
+    def restart(self, name: str) -> None:
+        """Kill one daemon (SIGKILL) and start it again as before, on the same port: how
+        tests play a crashed gcs that its supervisor brings back."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        module, options = self._commands[name]
+        if name == "gcs":
+            options = {**options, "port": self.info["gcs_address"].rsplit(":", 1)[1]}
+        assert self._lifeline_r is not None, "only clusters tied to this process restart daemons"
+        ready_r, ready_w = os.pipe()
+        self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, self._lifeline_r))
+        self._wait_ready({ready_r: name})
+        self.info["pids"][name] = self.procs[name].pid
+        write_json_atomic(os.path.join(self.session_dir, ADDRESS_FILE), self.info)
 
     def _spawn(
         self, name: str, module: str, options: dict[str, str | None], pass_fds: tuple[int, ...]
@@ -212,6 +236,9 @@ class LocalCluster:
         if self._lifeline_w is not None:
             os.close(self._lifeline_w)
             self._lifeline_w = None
+        if self._lifeline_r is not None:
+            os.close(self._lifeline_r)
+            self._lifeline_r = None
         if self.session_dir and not self.detached:
             remove_socket_dir(self.session_dir)
             # The node removes its arena at exit; if it crashed, the shared memory is ours to free.

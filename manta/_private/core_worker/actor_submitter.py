@@ -324,9 +324,21 @@ class ActorTaskSubmitter:
 
     async def _subscribe(self, actor: _Actor) -> None:
         try:
-            gcs = await self._cw.gcs_connection()
-            await gcs.call(m.Subscribe("actor", bytes(actor.actor_id)))
-            info = await gcs.call(m.GetActorInfo(actor.actor_id))
+            await self._cw.subscribe_gcs("actor", bytes(actor.actor_id))
+        except Exception as e:
+            logger.warning("cannot follow actor %s: %s", actor.actor_id.hex(), e)
+            return
+        await self._refresh(actor)
+
+    def refresh_all(self) -> None:
+        """Ask the gcs for the state of every actor followed here (after a reconnection:
+        what changed meanwhile was published to nobody)."""
+        for actor in list(self._actors.values()):
+            spawn(self._refresh(actor), "refreshing an actor's state")
+
+    async def _refresh(self, actor: _Actor) -> None:
+        try:
+            info = await (await self._cw.gcs_connection()).call(m.GetActorInfo(actor.actor_id))
         except Exception as e:
             logger.warning("cannot follow actor %s: %s", actor.actor_id.hex(), e)
             return

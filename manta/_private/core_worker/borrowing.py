@@ -139,9 +139,8 @@ class Borrowing:
         done once subscribed (I/O thread)."""
 
         async def subscribe() -> None:
-            conn = await self._cw.gcs_connection()
-            await conn.call(m.Subscribe("worker_died", b""))
-            await conn.call(m.Subscribe("nodes", b""))
+            await self._cw.subscribe_gcs("worker_died", b"")
+            await self._cw.subscribe_gcs("nodes", b"")
 
         if self._deaths_watched is None:
             self._deaths_watched = asyncio.ensure_future(subscribe())

@@ -131,6 +131,8 @@ class CoreWorker:
         self.node_conn: Connection = None  # type: ignore[assignment]  # set by connect()
         self.gcs_conn: Connection | None = None
         self._gcs_connecting: asyncio.Future[Connection] | None = None
+        # (channel, key) subscriptions to renew on a restarted gcs.
+        self._gcs_topics: set[tuple[str, bytes]] = set()
         self._peers: ConnectionPool | None = None  # made on first use, on the I/O thread
         self._inbox: deque[PendingTask] = deque()
         self._inbox_scheduled = False
@@ -177,7 +179,7 @@ class CoreWorker:
             raw = await self.gcs_conn.call(m.RegisterJob(self.address, self.namespace, config))
             self.job_id = JobID(raw)
             if self._log_to_driver:
-                await self.gcs_conn.call(m.Subscribe("logs", bytes(self.job_id)))
+                await self.subscribe_gcs("logs", bytes(self.job_id))
             self.node_conn.notify(m.RegisterWorker(self.worker_id, self.address))
         else:
             await self.node_conn.call(m.RegisterWorker(self.worker_id, self.address))
@@ -193,14 +195,41 @@ class CoreWorker:
                     self.session.gcs_address,
                     self.session.token,
                     self.dispatcher,
-                    attempts_s=10.0,
+                    attempts_s=self.config.gcs_reconnect_timeout_s,
                     role="driver" if self.is_driver else "worker",
                     ident=bytes(self.worker_id),
                     max_frame_bytes=self.config.max_frame_bytes,
+                    on_close=self._gcs_lost,
                 )
             )
         self.gcs_conn = await asyncio.shield(self._gcs_connecting)
         return self.gcs_conn
+
+    async def subscribe_gcs(self, channel: str, key: bytes) -> None:
+        """Subscribe, and again after every reconnection to a restarted gcs."""
+        self._gcs_topics.add((channel, key))
+        await (await self.gcs_connection()).call(m.Subscribe(channel, key))
+
+    def _gcs_lost(self, _conn: Connection) -> None:
+        if not self._closed:
+            spawn(self._regain_gcs(), "reconnecting to the gcs")
+
+    async def _regain_gcs(self) -> None:
+        """The gcs went away (restarting, with its tables in durable storage): tasks and
+        actor calls go on without it; reconnect, say who we are, and subscribe again."""
+        logger.warning("lost the connection to the gcs; reconnecting")
+        try:
+            conn = await self.gcs_connection()
+            if self.is_driver:
+                await conn.call(m.ReattachDriver(self.job_id))
+            for channel, key in list(self._gcs_topics):
+                await conn.call(m.Subscribe(channel, key))
+        except Exception as e:
+            if not self._closed:
+                logger.error("cannot reconnect to the gcs at %s: %s", self.session.gcs_address, e)
+            return
+        logger.info("reconnected to the gcs")
+        self.actor_submitter.refresh_all()  # states may have changed while we were away
 
     def shutdown(self) -> None:
         if self._closed:

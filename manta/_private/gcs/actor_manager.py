@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, WorkerID
 from manta._private.common.placement import Chosen, NodeEntry, Placer
+from manta._private.rpc import codec
 from manta._private.rpc.messages import ActorInfo, ActorSpec, Address, LeaseGrant
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING", "ALIVE", "RESTARTING", "DEAD"
@@ -86,7 +87,17 @@ class Unschedulable:
     message: str
 
 
-Action = LeaseWorker | CreateOnWorker | StopWorker | Publish | Unschedulable
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """Follow a live actor's worker (after a gcs restart): its end is the actor's loss."""
+
+    actor_id: ActorID
+    generation: int
+    worker_id: WorkerID
+    address: Address
+
+
+Action = LeaseWorker | CreateOnWorker | StopWorker | Publish | Unschedulable | Watch
 
 
 class NameTaken(ValueError):
@@ -213,6 +224,25 @@ class ActorManager:
                 actions += self.kill(record.spec.actor_id, True, "its job finished", nodes)
         return actions
 
+    def restore(self, records: list[ActorRecord]) -> list[Action]:
+        """Take back the actors a previous gcs stored: live ones are watched again; those
+        that were being placed are placed afresh when nodes register (``retry_pending``)."""
+        actions: list[Action] = []
+        for record in records:
+            self.actors[record.spec.actor_id] = record
+            if record.spec.name and record.state != DEAD:
+                self.named[(record.spec.namespace, record.spec.name)] = record.spec.actor_id
+            if record.state == ALIVE and record.worker_id is not None and record.address is not None:
+                actions.append(
+                    Watch(record.spec.actor_id, record.generation, record.worker_id, record.address)
+                )
+            elif record.state in (PENDING, RESTARTING):
+                # A lease or creation in flight died with the previous gcs: start over.
+                record.generation += 1
+                record.worker_id = record.lease_id = record.node_id = None
+                record.address = None
+        return actions
+
     def retry_pending(self, nodes: list[NodeView]) -> list[Action]:
         """Nodes changed: try again to place actors that could not be placed."""
         actions: list[Action] = []
@@ -292,3 +322,47 @@ def _info(record: ActorRecord) -> ActorInfo:
         is_async=spec.is_async,
         owner=spec.owner,
     )
+
+
+def encode_record(record: ActorRecord) -> bytes:
+    """An actor's record as stored by the gcs (its storage holds bytes)."""
+    return codec.encode(
+        [
+            record.spec,
+            record.state,
+            record.generation,
+            _raw(record.node_id),
+            _raw(record.lease_id),
+            _raw(record.worker_id),
+            record.address,
+            record.num_restarts,
+            record.death_cause,
+            record.creation_error,
+            record.final,
+            record.final_cause,
+        ]
+    )
+
+
+def decode_record(blob: bytes) -> ActorRecord:
+    spec, state, generation, node, lease, worker, address, restarts, cause, error, final, final_cause = (
+        codec.decode(blob)
+    )
+    return ActorRecord(
+        spec,
+        state,
+        generation,
+        None if node is None else NodeID(node),
+        None if lease is None else LeaseID(lease),
+        None if worker is None else WorkerID(worker),
+        address,
+        restarts,
+        cause,
+        error,
+        final,
+        final_cause,
+    )
+
+
+def _raw(value: NodeID | LeaseID | WorkerID | None) -> bytes | None:
+    return None if value is None else bytes(value)

@@ -27,12 +27,18 @@ from manta._private.gcs.actor_manager import (
     Publish,
     StopWorker,
     Unschedulable,
+    Watch,
+    decode_record,
+    encode_record,
 )
+from manta._private.gcs.storage import Storage
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, Dispatcher, connect
 
 logger = logging.getLogger(__name__)
+
+_ACTORS = "actors"
 
 
 class ActorDirector:
@@ -43,8 +49,10 @@ class ActorDirector:
         node_conn: Callable[[NodeID], Connection | None],
         nodes: Callable[[], list[NodeView]],
         publish: Callable[[str, bytes, Any], None],
+        storage: Storage,
     ) -> None:
         self.manager = ActorManager()
+        self._storage = storage
         self._config = config
         self._token = token
         self._node_conn = node_conn
@@ -97,7 +105,10 @@ class ActorDirector:
     def execute(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Publish):
+                self._save(action.info.actor_id)
                 self._publish("actor", bytes(action.info.actor_id), action.info)
+            elif isinstance(action, Watch):
+                spawn(self._watch(action), "watching a restored actor")
             elif isinstance(action, LeaseWorker):
                 spawn(self._lease(action), "leasing a worker for an actor")
             elif isinstance(action, CreateOnWorker):
@@ -143,6 +154,42 @@ class ActorDirector:
             return
         self.execute(self.manager.lease_granted(action.actor_id, action.generation, action.node_id, reply))
 
+    # -- durability -------------------------------------------------------------------------------
+    def _save(self, actor_id: ActorID) -> None:
+        """Every published state is stored: a restarted gcs takes its actors back."""
+        record = self.manager.actors.get(actor_id)
+        if record is not None:
+            self._storage.put(_ACTORS, bytes(actor_id), encode_record(record))
+
+    def restore(self) -> int:
+        records = []
+        for key in self._storage.keys(_ACTORS):
+            blob = self._storage.get(_ACTORS, key)
+            if blob is not None:
+                records.append(decode_record(blob))
+        self.execute(self.manager.restore(records))
+        return len(records)
+
+    async def _watch(self, action: Watch) -> None:
+        address = f"{action.address.host}:{action.address.port}"
+        try:
+            conn = await connect(
+                address, self._token, Dispatcher(), role="gcs", max_frame_bytes=self._config.max_frame_bytes
+            )
+        except Exception:
+            await self._worker_lost(action.actor_id, action.generation, action.worker_id)
+            return
+        self._follow(conn, action.actor_id, action.generation, action.worker_id)
+
+    def _follow(self, conn: Connection, actor_id: ActorID, generation: int, worker_id: WorkerID) -> None:
+        """The actor is lost when the connection to its worker ends."""
+        self._worker_conns[actor_id] = conn
+
+        def on_close(_conn: Connection) -> None:
+            spawn(self._worker_lost(actor_id, generation, worker_id), "handling an actor's death")
+
+        conn.add_close_callback(on_close)
+
     async def _create(self, action: CreateOnWorker) -> None:
         grant = action.grant
         address = f"{grant.address.host}:{grant.address.port}"
@@ -158,13 +205,7 @@ class ActorDirector:
             )
             return
         if reply.ok:
-            self._worker_conns[action.actor_id] = conn
-            actor_id, generation, worker_id = action.actor_id, action.generation, grant.worker_id
-
-            def on_close(_conn: Connection) -> None:
-                spawn(self._worker_lost(actor_id, generation, worker_id), "handling an actor's death")
-
-            conn.add_close_callback(on_close)
+            self._follow(conn, action.actor_id, action.generation, grant.worker_id)
         else:
             conn.close()
         self.execute(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from manta._private.common.clock import Clock
 from manta._private.common.ids import NodeID
-from manta._private.rpc.messages import NodeInfo
+from manta._private.rpc.messages import NodeInfo, NodeState
 
 
 @dataclass(slots=True)
@@ -34,6 +34,21 @@ class NodeManager:
         record = NodeRecord(info, available=dict(info.resources), last_seen=self._clock.monotonic())
         self.nodes[info.node_id] = record
         return record
+
+    def restore(self, states: list[NodeState]) -> None:
+        """Nodes a previous gcs knew: the live ones count as just heard from, so each has
+        a full timeout to reconnect before it is declared dead."""
+        now = self._clock.monotonic()
+        for state in states:
+            self.nodes[state.info.node_id] = NodeRecord(
+                state.info,
+                state.alive,
+                dict(state.available),
+                list(state.pending),
+                list(state.infeasible),
+                now,
+                state.death_reason,
+            )
 
     def heartbeat(
         self,

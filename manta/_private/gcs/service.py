@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 _JOBS = "jobs"
 _META = "meta"
+_NODES = "nodes"
 
 
 class GcsService:
@@ -46,10 +47,13 @@ class GcsService:
         self._conn_of_node: dict[NodeID, Connection] = {}
         self._driver_jobs: dict[Connection, JobID] = {}
         self._stopping = False
-        self.actors = ActorDirector(config, token, self._conn_of_node.get, self._node_views, self._publish)
+        self.actors = ActorDirector(
+            config, token, self._conn_of_node.get, self._node_views, self._publish, storage
+        )
         self._register_handlers()
 
     async def start(self, host: str, port: int, unix: str | None) -> int:
+        self._restore()
         if unix:
             await self.server.listen_unix(unix)
         bound = await self.server.listen_tcp(host, port)
@@ -59,6 +63,23 @@ class GcsService:
     def stop(self) -> None:
         self._stopping = True
         self.server.close()
+        self.storage.close()
+
+    def _restore(self) -> None:
+        """Take back what a previous gcs stored (durable storage): nodes it knew get a
+        health timeout's grace to reconnect, live actors are watched again."""
+        states = []
+        for key in self.storage.keys(_NODES):
+            blob = self.storage.get(_NODES, key)
+            if blob is not None:
+                states.append(codec.decode(blob))
+        self.nodes.restore(states)
+        actors = self.actors.restore()
+        if states or actors:
+            logger.info("restored %d nodes and %d actors from storage", len(states), actors)
+
+    def _save_node(self, record: NodeRecord) -> None:
+        self.storage.put(_NODES, bytes(record.info.node_id), codec.encode(self._state(record)))
 
     # -- publishing ------------------------------------------------------------------------------
     def _publish(self, channel: str, key: bytes, payload: Any) -> None:
@@ -79,6 +100,7 @@ class GcsService:
         d.register(m.KvDel, lambda c, msg: int(self.storage.delete("kv:" + msg.namespace, msg.key)))
         d.register(m.KvKeys, lambda c, msg: self.storage.keys("kv:" + msg.namespace, msg.prefix))
         d.register(m.RegisterJob, self._h_register_job)
+        d.register(m.ReattachDriver, self._h_reattach_driver)
         d.register(m.GetJob, self._h_get_job)
         d.register(m.GetAllJobs, lambda c, msg: self._all_jobs())
         d.register(m.JobFinished, lambda c, msg: self._finish_job(msg.job_id))
@@ -91,7 +113,15 @@ class GcsService:
         self.actors.register_handlers(d)
 
     def _h_register_node(self, conn: Connection, msg: m.RegisterNode) -> None:
+        known = self.nodes.nodes.get(msg.info.node_id)
+        if known is not None and not known.alive:
+            # It was cut off and declared dead; its tasks and actors have moved on.
+            raise ValueError(
+                f"node {msg.info.node_id.hex()} was declared dead ({known.death_reason}); "
+                "restart it to join the cluster again"
+            )
         record = self.nodes.register(msg.info)
+        self._save_node(record)
         self._node_conns[conn] = msg.info.node_id
         self._conn_of_node[msg.info.node_id] = conn
         logger.info("node %s joined from %s", msg.info.node_id.hex()[:8], conn.peer)
@@ -99,8 +129,12 @@ class GcsService:
         self.actors.nodes_changed()
 
     def _node_views(self) -> list[NodeView]:
+        # Only nodes connected to this gcs: after a restart, the ones still reconnecting
+        # cannot be leased from yet.
         return [
-            NodeView(r.info.node_id, r.info.resources, r.available, r.info.labels) for r in self.nodes.alive()
+            NodeView(r.info.node_id, r.info.resources, r.available, r.info.labels)
+            for r in self.nodes.alive()
+            if r.info.node_id in self._conn_of_node
         ]
 
     def _h_unregister_node(self, conn: Connection, msg: m.UnregisterNode) -> None:
@@ -192,10 +226,17 @@ class GcsService:
         if record is not None:
             self._announce_dead([record])
 
+    def _h_reattach_driver(self, conn: Connection, msg: m.ReattachDriver) -> None:
+        info = self._job(msg.job_id)
+        if info is None or not info.alive:
+            raise ValueError(f"job {msg.job_id.hex()} is not running")
+        self._driver_jobs[conn] = msg.job_id
+
     def _announce_dead(self, records: list[NodeRecord]) -> None:
         """Nodes were found dead: say so, and let pending actors go elsewhere."""
         for record in records:
             logger.warning("node %s is dead: %s", record.info.node_id.hex()[:8], record.death_reason)
+            self._save_node(record)
             self._publish("nodes", b"", self._state(record))
         if records:
             self.actors.nodes_changed()

@@ -55,6 +55,7 @@ from manta._private.rpc.transport import (
 logger = logging.getLogger(__name__)
 
 _EXIT_REPORTS_KEPT = 1000
+_GCS_CLIENT = "gcs"
 _STATE_NAMES = {"created": "being written", "sealed": "in memory", "spilled": "spilled"}
 
 
@@ -136,6 +137,7 @@ class NodeService:
         self._parked: dict[Any, LeaseRequest] = {}
         self._rebalance_due: asyncio.TimerHandle | None = None
         self._stopping = False
+        self._joined = False  # registered with the gcs once: losing it means reconnecting
         self.stopped = asyncio.Event()
         self._register_handlers()
 
@@ -152,23 +154,8 @@ class NodeService:
         await self.server.listen_unix(self.unix)
         self.port = await self.server.listen_tcp(self.params.host, self.params.port)
         await self._start_forkserver()
-        self.gcs = await connect_with_retry(
-            self.params.gcs_address,
-            self.params.token,
-            self.dispatcher,
-            attempts_s=self.config.gcs_reconnect_timeout_s,
-            role="node",
-            ident=bytes(self.node_id),
-            max_frame_bytes=self.config.max_frame_bytes,
-            on_close=self._gcs_lost,
-        )
-        await self.gcs.call(m.RegisterNode(self.info()))
-        await self.gcs.call(m.Subscribe("jobs", b""))
-        await self.gcs.call(m.Subscribe("nodes", b""))
-        await self.gcs.call(m.Subscribe("resources", b""))
-        await self.gcs.call(m.Subscribe("worker_died", b""))
-        for state in await self.gcs.call(m.GetNodes()):
-            self.cluster.update(state)
+        await self._join_gcs()
+        self._joined = True
         self._execute(self.scheduler.prestart(int(self.params.resources.get("CPU", 0))))
         self.store.preallocate(0)  # the first pages, in the background, before the first put
         loop = asyncio.get_running_loop()
@@ -216,10 +203,52 @@ class NodeService:
             self.objects.close()
         self.stopped.set()
 
-    def _gcs_lost(self, _conn: Connection) -> None:
-        if not self._stopping:
-            logger.error("lost the gcs; stopping this node")
-            spawn(self.stop(), "stopping the node")
+    async def _join_gcs(self) -> None:
+        """Connect to the gcs (retrying for ``gcs_reconnect_timeout_s``), register this
+        node and follow the cluster."""
+        self.gcs = await connect_with_retry(
+            self.params.gcs_address,
+            self.params.token,
+            self.dispatcher,
+            attempts_s=self.config.gcs_reconnect_timeout_s,
+            role="node",
+            ident=bytes(self.node_id),
+            max_frame_bytes=self.config.max_frame_bytes,
+            on_close=self._gcs_lost,
+        )
+        await self.gcs.call(m.RegisterNode(self.info()))
+        for channel in ("jobs", "nodes", "resources", "worker_died"):
+            await self.gcs.call(m.Subscribe(channel, b""))
+        for state in await self.gcs.call(m.GetNodes()):
+            self.cluster.update(state)
+
+    def _gcs_lost(self, conn: Connection) -> None:
+        if self._stopping or not self._joined:
+            return
+        # Lease requests the old gcs made (for actors) have nobody to answer to: the new
+        # gcs asks again for what it still needs.
+        for key in [k for k, c in self._request_conn.items() if c is conn]:
+            self._execute(self.scheduler.cancel(key))
+            self._parked.pop(key, None)
+            self._request_conn.pop(key, None)
+            fut = self._pending_replies.pop(key, None)
+            if fut is not None:
+                fut.cancel()  # ends the handler waiting on it
+        spawn(self._rejoin(), "reconnecting to the gcs")
+
+    async def _rejoin(self) -> None:
+        """Work goes on without the gcs (leases, tasks and actor calls do not need it);
+        reconnect to it, or, if it stays away past the timeout, stop this node."""
+        timeout = self.config.gcs_reconnect_timeout_s
+        logger.warning("lost the gcs; reconnecting for up to %g s", timeout)
+        try:
+            await self._join_gcs()
+        except Exception as e:
+            logger.error("the gcs did not come back (%s); stopping this node and its workers", e)
+            await self.stop()
+            return
+        logger.info("reconnected to the gcs")
+        self._send_heartbeat()
 
     # -- the worker template --------------------------------------------------------------------
     async def _start_forkserver(self) -> None:
@@ -446,7 +475,7 @@ class NodeService:
             place = to_unit_map(msg.placement)
         req = LeaseRequest(
             key,
-            id(conn),
+            _GCS_CLIENT if conn is self.gcs else id(conn),
             msg.job_id,
             to_unit_map(resources),
             msg.runtime_env_key,
@@ -662,9 +691,10 @@ class NodeService:
             # relayed every log batch sent above.
             await asyncio.wait_for(self.gcs.call(m.Ping()), 5.0)
 
-    def _gcs_client(self) -> int | None:
-        """The gcs as a lease holder (it holds the leases of actors)."""
-        return id(self.gcs) if self.gcs is not None else None
+    def _gcs_client(self) -> str:
+        """The gcs as a lease holder (it holds the leases of actors): one name across its
+        connections, so that its leases outlive a gcs restart."""
+        return _GCS_CLIENT
 
     def _h_published(self, conn: Connection, msg: m.Published) -> None:
         if msg.channel == "jobs" and isinstance(msg.payload, m.JobInfo) and not msg.payload.alive:

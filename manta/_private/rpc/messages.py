@@ -135,6 +135,14 @@ class RegisterJob:
     config: dict[str, Any]
 
 
+@message(94)
+class ReattachDriver:
+    """A driver reconnecting to a restarted gcs: this connection is ``job_id``'s driver
+    again (its job ends when the connection does)."""
+
+    job_id: JobID
+
+
 @message(19)
 class GetJob:
     job_id: JobID

@@ -483,3 +483,36 @@ def test_info_of_an_unknown_actor_is_none() -> None:
     assert manager.lookup("nobody", "ns") is None
     assert manager.kill(ActorID.of(JOB), True, "x", []) == []
     assert manager.exiting(ActorID.of(JOB), "x") == []
+
+
+def test_records_survive_storage_and_a_restored_manager_watches_the_live_ones() -> None:
+    from manta._private.gcs.actor_manager import Watch, decode_record, encode_record
+
+    before = ActorManager()
+    nodes = [node()]
+    alive = spec(name="keeper", detached=True)
+    g = make_alive(before, alive, nodes)
+    placing = spec(name="placing")
+    _, actions = before.register(placing, False, nodes)
+    lease = only(actions, LeaseWorker)
+    before.lease_granted(placing.actor_id, lease.generation, lease.node_id, grant())  # not yet created
+    gone = spec(name="gone")
+    make_alive(before, gone, nodes)
+    before.kill(gone.actor_id, True, "killed", nodes)
+
+    stored = [encode_record(r) for r in before.actors.values()]
+    after = ActorManager()
+    actions = after.restore([decode_record(blob) for blob in stored])
+
+    watch = only(actions, Watch)
+    assert (watch.actor_id, watch.worker_id, watch.address) == (alive.actor_id, g.worker_id, g.address)
+    assert after.lookup("keeper", "ns").state == ALIVE
+    assert after.lookup("gone", "ns") is None and after.info(gone.actor_id).state == DEAD
+    # The one caught mid-creation is placed again, with a new generation, once nodes are back.
+    restored = after.actors[placing.actor_id]
+    assert restored.state == PENDING and restored.worker_id is None and restored.generation > lease.generation
+    again = only(after.retry_pending(nodes), LeaseWorker)
+    assert again.actor_id == placing.actor_id
+    # A late reply for the old attempt is ignored.
+    stale = after.created(placing.actor_id, lease.generation, None)
+    assert stale == []

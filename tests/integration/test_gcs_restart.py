@@ -1,0 +1,151 @@
+"""The head's gcs crashing (SIGKILL) and coming back on durable storage: sqlite, and a
+real redis-server. Work keeps running through the gap; afterwards the tables are back
+(jobs, named and detached actors, nodes) and drivers and node daemons have reconnected."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+import manta
+from manta.cluster_utils import Cluster
+from tests.polling import wait_until
+from tests.redis_server import redis_server
+
+pytestmark = pytest.mark.timeout(180)
+
+STORE = 128 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def storage_url(kind: str, tmp_path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path}/gcs.db"
+    else:
+        with redis_server() as url:
+            yield url + "?namespace=restart-test"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def cluster(request, tmp_path):
+    with storage_url(request.param, tmp_path) as url:
+        c = Cluster()
+        try:
+            head = c.add_node(num_cpus=1, object_store_memory=STORE, storage=url)
+            worker = c.add_node(num_cpus=2, resources={"w": 2}, object_store_memory=STORE)
+            c.connect(namespace="restart")
+            yield c, head, worker
+        finally:
+            c.shutdown()
+
+
+@manta.remote
+class Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def add(self) -> int:
+        self.n += 1
+        return self.n
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def test_the_cluster_works_through_a_gcs_restart_and_finds_its_actors_after(cluster, tmp_path) -> None:
+    _c, head, worker = cluster
+
+    @manta.remote(resources={"w": 1})
+    def slow(i: int) -> int:
+        time.sleep(1.0)
+        return i * i
+
+    named = Counter.options(name="keeper", lifetime="detached", resources={"w": 0.5}).remote()
+    plain = Counter.options(resources={"w": 0.5}).remote()
+    assert manta.get([named.add.remote(), plain.add.remote()]) == [1, 1]
+    named_pid = manta.get(named.pid.remote())
+    running = [slow.remote(i) for i in range(4)]
+
+    killed = time.monotonic()
+    head.restart_gcs()
+    restarted = time.monotonic()
+
+    # Through the gap and after it: running tasks finish, actors answer, new tasks run.
+    assert manta.get(running, timeout=60) == [0, 1, 4, 9]
+    assert manta.get([named.add.remote(), plain.add.remote()], timeout=30) == [2, 2]
+    assert manta.get(slow.remote(5), timeout=60) == 25
+
+    # The gcs's tables came back: the detached actor is found by name (the same process),
+    # both nodes are alive, and new actors (which need the gcs) can be made.
+    found = wait_until(lambda: _lookup("keeper"), timeout=30, what="the named actor to be found again")
+    assert manta.get(found.pid.remote()) == named_pid
+    assert "keeper" in [a["name"] for a in manta.util.list_named_actors(all_namespaces=True)]
+    alive = wait_until(
+        lambda: {n["NodeID"] for n in manta.nodes() if n["Alive"]} == {head.node_id, worker.node_id},
+        timeout=30,
+        what="both nodes to be alive in the restarted gcs",
+    )
+    assert alive
+    fresh = Counter.options(resources={"w": 0.5}).remote()
+    assert manta.get(fresh.add.remote(), timeout=30) == 1
+    # Functions defined after the restart are exported to the new gcs and run.
+
+    @manta.remote
+    def after() -> str:
+        return "after"
+
+    assert manta.get(after.remote(), timeout=30) == "after"
+    print(f"gcs restarted in {restarted - killed:.2f} s")
+    manta.kill(named)
+
+
+def test_an_actor_dying_while_the_gcs_is_down_is_restarted_when_it_is_back(cluster) -> None:
+    _c, head, _worker = cluster
+    actor = Counter.options(max_restarts=1, max_task_retries=-1, resources={"w": 0.5}).remote()
+    first = manta.get(actor.pid.remote())
+    gcs = head._processes.procs["gcs"]
+    gcs.kill()
+    gcs.wait()
+    os.kill(first, 9)  # the actor's worker dies while nobody watches
+    time.sleep(0.5)
+    head.restart_gcs()
+    second = manta.get(actor.pid.remote(), timeout=60)
+    assert second != first and manta.get(actor.add.remote()) == 1
+
+
+def _lookup(name: str):
+    try:
+        return manta.get_actor(name, namespace="restart")
+    except ValueError:
+        return None
+
+
+def test_a_node_that_loses_the_gcs_past_the_timeout_exits_with_its_workers() -> None:
+    c = Cluster()
+    try:
+        head = c.add_node(num_cpus=0, object_store_memory=STORE)
+        worker = c.add_node(
+            num_cpus=1, object_store_memory=STORE, _system_config={"gcs_reconnect_timeout_s": 1.0}
+        )
+        daemon = psutil.Process(worker.pids["node"])
+        workers = [p for p in daemon.children(recursive=True)]
+        assert workers  # the worker template and its prestarted workers
+        gcs = head._processes.procs["gcs"]
+        gcs.kill()
+        gcs.wait()
+        lost = time.monotonic()
+        wait_until(lambda: not worker.alive(), timeout=20, what="the node daemon to give up on the gcs")
+        print(f"node daemon exited {time.monotonic() - lost:.1f} s after losing the gcs")
+        wait_until(
+            lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers),
+            what="its workers to exit with it",
+        )
+        with open(os.path.join(worker.session_dir, "logs", "node.err")) as f:
+            assert "the gcs did not come back" in f.read()
+    finally:
+        c.shutdown()
