@@ -89,6 +89,26 @@ def test_objects_lost_with_their_node_are_rebuilt_from_lineage(cluster) -> None:
     assert np.array_equal(manta.get(base, timeout=60), expected - 1)
 
 
+def test_a_chain_whose_intermediate_results_were_freed_is_rebuilt_recursively(cluster) -> None:
+    _c, x, _y = cluster
+
+    @manta.remote(resources={"w": 0.5})
+    def make() -> np.ndarray:
+        return np.arange(1_000_000, dtype=np.int64)
+
+    @manta.remote(resources={"w": 0.5})
+    def double(a: np.ndarray) -> np.ndarray:
+        return a * 2
+
+    # Only the last result is held: the two before it are freed once used.
+    last = double.options(scheduling_strategy=on(x)).remote(
+        double.options(scheduling_strategy=on(x)).remote(make.options(scheduling_strategy=on(x)).remote())
+    )
+    manta.wait([last], fetch_local=False, timeout=30)
+    x.kill()
+    assert np.array_equal(manta.get(last, timeout=60), np.arange(1_000_000, dtype=np.int64) * 4)
+
+
 def test_actors_on_a_killed_node_restart_on_another(cluster) -> None:
     _c, x, y = cluster
 

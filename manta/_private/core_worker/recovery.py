@@ -90,9 +90,16 @@ class LossRecovery:
             return
         self.memory_store.delete([object_id])  # its siblings (other results) are still good
         if isinstance(outcome, Retry):
-            logger.warning(
-                "object %s was lost; running %s again to rebuild it", object_id.hex(), outcome.task.spec.name
-            )
-            self._cw.hand_to_io(outcome.task)
+            self._rerun(object_id, outcome)
         else:
             self.memory_store.put(object_id, self._cw.objects.error_object(outcome))
+
+    def _rerun(self, object_id: ObjectID, retry: Retry) -> None:
+        for arg, error in retry.failed:
+            self.memory_store.put(arg, self._cw.objects.error_object(error))
+        for first in retry.before:  # freed arguments, made again before the task runs
+            self._rerun(first.task.return_ids[0], first)
+        logger.warning(
+            "object %s was lost; running %s again to rebuild it", object_id.hex(), retry.task.spec.name
+        )
+        self._cw.hand_to_io(retry.task)

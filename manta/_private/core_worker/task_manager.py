@@ -6,8 +6,10 @@ error). It touches the memory store and reference counter, never a socket.
 
 Lineage: a finished task whose results went to a node's store is remembered while any of
 its results is in use, so a result lost with its store copy can be made again by running
-the task once more. Only the record is kept, not the arguments' values: a task whose
-arguments have since been freed cannot be re-run.
+the task once more. Only the record is kept, not the arguments' values. A remembered task
+also keeps the records of the tasks that made its (owned) arguments, so an argument freed
+since can itself be made again first: reconstruction is recursive, as in Ray. Arguments
+made by ``put`` or owned by other processes cannot be remade here.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class PendingTask:
     lease: Any = None
     # Times it was sent back because the store had lost an argument.
     lost_arg_rounds: int = 0
+    # Arguments whose producing tasks' records it keeps (see the module docstring).
+    lineage_args: list[ObjectID] | None = None
 
     @property
     def task_id(self) -> TaskID:
@@ -69,6 +73,10 @@ class Retry:
     task: PendingTask
     # Arguments (ObjectRefs) the store lost: have them made again, then resolve afresh.
     lost_args: list[Any] = field(default_factory=list)
+    # Freed arguments to make again first (their tasks' re-runs), and those that cannot
+    # be made again, with why (stored as their values: the task then fails with it).
+    before: list[Retry] = field(default_factory=list)
+    failed: list[tuple[ObjectID, Exception]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,8 @@ class TaskManager:
         self.children: dict[TaskID, dict[TaskID, None]] = {}
         # Finished tasks that can make their stored results again (see the module docstring).
         self.lineage: dict[TaskID, PendingTask] = {}
+        # How many remembered tasks take each remembered task's results as arguments.
+        self._lineage_holds: dict[TaskID, int] = {}
 
     def add(self, task: PendingTask) -> None:
         with self._lock:
@@ -221,6 +231,12 @@ class TaskManager:
         if self._keeps_lineage(task, returns, is_error):
             with self._lock:
                 self.lineage[task.task_id] = task
+                if task.lineage_args is None:  # counted once, not again after a re-run
+                    task.lineage_args = [
+                        i for i in task.held if self._references.is_owned(i) and not i.is_put()
+                    ]
+                    for arg in task.lineage_args:
+                        self._lineage_holds[arg.task_id()] = self._lineage_holds.get(arg.task_id(), 0) + 1
         if task.held:
             self._references.remove_submitted(task.held)
         return unwanted
@@ -235,25 +251,43 @@ class TaskManager:
     # -- lineage ----------------------------------------------------------------------------
     def release_lineage(self, freed: list[ObjectID]) -> None:
         """Owned objects were freed: forget the lineage of tasks none of whose results are
-        in use any more."""
+        in use any more, and which no remembered task needs to remake its arguments."""
         if not self.lineage:
             return
-        for object_id in freed:
-            task = self.lineage.get(object_id.task_id())
-            if task is not None and not any(self._references.is_owned(r) for r in task.return_ids):
-                with self._lock:
-                    self.lineage.pop(task.task_id, None)
+        with self._lock:
+            unheld = [object_id.task_id() for object_id in freed]
+            while unheld:
+                task = self.lineage.get(unheld.pop())
+                if (
+                    task is None
+                    or self._lineage_holds.get(task.task_id, 0) > 0
+                    or any(self._references.is_owned(r) for r in task.return_ids)
+                ):
+                    continue
+                del self.lineage[task.task_id]
+                for arg in task.lineage_args or ():
+                    producer = arg.task_id()
+                    left = self._lineage_holds.get(producer, 0) - 1
+                    if left > 0:
+                        self._lineage_holds[producer] = left
+                    else:
+                        self._lineage_holds.pop(producer, None)
+                        unheld.append(producer)
 
     def reconstruct(self, object_id: ObjectID) -> Retry | ObjectReconstructionFailedError | None:
-        """``object_id``'s only copy is lost: run its task again (Retry), or say why it
-        cannot be made again. None when the task is already running again."""
+        """``object_id``'s only copy is lost: run its task again (Retry, with the re-runs
+        of freed arguments it needs first), or say why it cannot be made again. None when
+        the task is already running again."""
         task_id = object_id.task_id()
         with self._lock:
             if task_id in self.tasks:
                 return None
             task = self.lineage.get(task_id)
             gone = [] if task is None else [i for i in task.held if not self._references.knows(i)]
-            if task is not None and task.retries_left != 0 and not gone:
+            lost_for_good = [
+                i for i in gone if i.task_id() not in self.lineage and i.task_id() not in self.tasks
+            ]
+            if task is not None and task.retries_left != 0 and not lost_for_good:
                 del self.lineage[task_id]
                 self.tasks[task_id] = task
                 self.children.setdefault(task.spec.parent_task_id, {})[task_id] = None
@@ -272,18 +306,30 @@ class TaskManager:
                 detail=f"All copies are lost and its task {task.spec.name} has no retries left "
                 "(max_retries); raise max_retries to let it be made again.",
             )
-        if gone:
+        if lost_for_good:
             return ObjectReconstructionFailedError(
                 object_id.hex(),
                 detail=f"All copies are lost and its task {task.spec.name} cannot run again: its "
-                f"argument {gone[0].hex()} has been freed since. Keep a ref to the arguments of "
-                "tasks whose results must survive the loss of their copy.",
+                f"argument {lost_for_good[0].hex()} has been freed since and cannot be made again "
+                "(a put, or another process's object). Keep a ref to such arguments of tasks "
+                "whose results must survive the loss of their copy.",
             )
-        # Its arguments are held again, and resolved afresh (they may have moved).
+        # Its arguments are held again, and resolved afresh (they may have moved). Freed
+        # ones become ours again, to be made again by their own tasks first.
         self._references.add_submitted([(i, self._references.owner_of(i)) for i in task.held])
+        before: list[Retry] = []
+        failed: list[tuple[ObjectID, Exception]] = []
+        for arg in gone:
+            self._references.add_owned(arg)
+            outcome = self.reconstruct(arg)
+            if isinstance(outcome, Retry):
+                before.append(outcome)
+            elif outcome is not None:
+                failed.append((arg, outcome))
         task.arg_refs = [
             ObjectRef(a.object_id, self._references.owner_of(a.object_id)) for a in task.resolved
         ]
         task.resolved = []
         task.cancelled = False
-        return self._retry(task)
+        retry = self._retry(task)
+        return Retry(retry.task, retry.lost_args, before, failed)

@@ -401,3 +401,34 @@ def test_a_reply_with_the_wrong_results_fails_the_task_and_touches_no_other_obje
     error = world.value(task.return_ids[0])
     assert isinstance(error, RaySystemError) and "wrong results" in str(error)
     assert world.store.get(bystander.return_ids[0]) is None  # still pending, not forged
+
+
+def test_a_freed_argument_made_by_a_task_is_made_again_first() -> None:
+    world = World()
+    first = world.submit(retries=2)  # first() -> a; second(a) -> b; only b is kept
+    world.manager.on_result(first, _stored(first))
+    a = first.return_ids[0]
+    world.refs.add_submitted([(a, None)])
+    second = world.submit(retries=2, arg_refs=[ObjectRef(a)])
+    second.resolved = [ArgValue(a, None, NODE, 100)]
+    world.manager.on_result(second, _stored(second))
+    world.refs.add_local(second.return_ids[0], None)
+    freed = [f.object_id for f in world.refs.collect()]
+    assert freed == [a]  # the driver never held a
+    world.manager.release_lineage(freed)
+    assert first.task_id in world.manager.lineage  # kept: second may need a again
+
+    retry = world.manager.reconstruct(second.return_ids[0])
+    assert isinstance(retry, Retry) and retry.task is second and not retry.failed
+    [before] = retry.before
+    assert before.task is first and first.task_id in world.manager.tasks
+    assert world.refs.is_owned(a) and [r.id for r in second.arg_refs] == [a]
+
+    # Both run again; once b is dropped, both records go.
+    world.manager.on_result(first, _stored(first))
+    world.manager.on_result(second, _stored(second))
+    world.refs.drop_local(second.return_ids[0])
+    freed = [f.object_id for f in world.refs.collect()]
+    world.manager.release_lineage(freed)
+    world.manager.release_lineage([f.object_id for f in world.refs.collect()])
+    assert world.manager.lineage == {}
