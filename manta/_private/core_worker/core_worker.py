@@ -43,6 +43,7 @@ from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import (
     Connection,
+    ConnectionLost,
     ConnectionPool,
     Dispatcher,
     RemoteError,
@@ -133,6 +134,7 @@ class CoreWorker:
         self._gcs_connecting: asyncio.Future[Connection] | None = None
         # (channel, key) subscriptions to renew on a restarted gcs.
         self._gcs_topics: set[tuple[str, bytes]] = set()
+        self._regaining_gcs = False
         self._peers: ConnectionPool | None = None  # made on first use, on the I/O thread
         self._inbox: deque[PendingTask] = deque()
         self._inbox_scheduled = False
@@ -211,22 +213,39 @@ class CoreWorker:
         await (await self.gcs_connection()).call(m.Subscribe(channel, key))
 
     def _gcs_lost(self, _conn: Connection) -> None:
-        if not self._closed:
+        if not self._closed and not self._regaining_gcs:
+            self._regaining_gcs = True
             spawn(self._regain_gcs(), "reconnecting to the gcs")
 
     async def _regain_gcs(self) -> None:
         """The gcs went away (restarting, with its tables in durable storage): tasks and
         actor calls go on without it; reconnect, say who we are, and subscribe again."""
         logger.warning("lost the connection to the gcs; reconnecting")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.gcs_reconnect_timeout_s
         try:
-            conn = await self.gcs_connection()
-            if self.is_driver:
-                await conn.call(m.ReattachDriver(self.job_id))
-            for channel, key in list(self._gcs_topics):
-                await conn.call(m.Subscribe(channel, key))
-        except Exception as e:
-            if not self._closed:
-                logger.error("cannot reconnect to the gcs at %s: %s", self.session.gcs_address, e)
+            while True:
+                try:
+                    conn = await self.gcs_connection()
+                    if self.is_driver:
+                        await conn.call(m.ReattachDriver(self.job_id))
+                    for channel, key in list(self._gcs_topics):
+                        await conn.call(m.Subscribe(channel, key))
+                    break
+                except ConnectionLost as e:  # gone again mid-way: once more, until the deadline
+                    if self._closed or loop.time() >= deadline:
+                        if not self._closed:
+                            logger.error("cannot reconnect to the gcs at %s: %s", self.session.gcs_address, e)
+                        return
+                    await asyncio.sleep(0.05)
+                except Exception as e:
+                    if not self._closed:
+                        logger.error("cannot reconnect to the gcs at %s: %s", self.session.gcs_address, e)
+                    return
+        finally:
+            self._regaining_gcs = False
+        if conn.closed:
+            self._gcs_lost(conn)  # it went again just now: start over
             return
         logger.info("reconnected to the gcs")
         self.actor_submitter.refresh_all()  # states may have changed while we were away

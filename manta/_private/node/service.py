@@ -48,9 +48,11 @@ from manta._private.rpc.transport import (
     ConnectionLost,
     ConnectionPool,
     Dispatcher,
+    RemoteError,
     RpcServer,
     connect_with_retry,
 )
+from manta.exceptions import AuthenticationError, RpcError, VersionMismatchError
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +140,7 @@ class NodeService:
         self._rebalance_due: asyncio.TimerHandle | None = None
         self._stopping = False
         self._joined = False  # registered with the gcs once: losing it means reconnecting
+        self._rejoining = False
         self.stopped = asyncio.Event()
         self._register_handlers()
 
@@ -154,7 +157,7 @@ class NodeService:
         await self.server.listen_unix(self.unix)
         self.port = await self.server.listen_tcp(self.params.host, self.params.port)
         await self._start_forkserver()
-        await self._join_gcs()
+        await self._join_gcs(self.config.gcs_reconnect_timeout_s)
         self._joined = True
         self._execute(self.scheduler.prestart(int(self.params.resources.get("CPU", 0))))
         self.store.preallocate(0)  # the first pages, in the background, before the first put
@@ -203,14 +206,14 @@ class NodeService:
             self.objects.close()
         self.stopped.set()
 
-    async def _join_gcs(self) -> None:
-        """Connect to the gcs (retrying for ``gcs_reconnect_timeout_s``), register this
-        node and follow the cluster."""
+    async def _join_gcs(self, within_s: float) -> None:
+        """Connect to the gcs (retrying for ``within_s``), register this node and follow
+        the cluster."""
         self.gcs = await connect_with_retry(
             self.params.gcs_address,
             self.params.token,
             self.dispatcher,
-            attempts_s=self.config.gcs_reconnect_timeout_s,
+            attempts_s=within_s,
             role="node",
             ident=bytes(self.node_id),
             max_frame_bytes=self.config.max_frame_bytes,
@@ -223,7 +226,7 @@ class NodeService:
             self.cluster.update(state)
 
     def _gcs_lost(self, conn: Connection) -> None:
-        if self._stopping or not self._joined:
+        if self._stopping or not self._joined or self._rejoining:
             return
         # Lease requests the old gcs made (for actors) have nobody to answer to: the new
         # gcs asks again for what it still needs.
@@ -241,11 +244,28 @@ class NodeService:
         reconnect to it, or, if it stays away past the timeout, stop this node."""
         timeout = self.config.gcs_reconnect_timeout_s
         logger.warning("lost the gcs; reconnecting for up to %g s", timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._rejoining = True
         try:
-            await self._join_gcs()
-        except Exception as e:
-            logger.error("the gcs did not come back (%s); stopping this node and its workers", e)
-            await self.stop()
+            while True:
+                try:
+                    await self._join_gcs(max(deadline - loop.time(), 0.0))
+                    break
+                except (RemoteError, AuthenticationError, VersionMismatchError) as e:  # it refused us
+                    logger.error("the gcs refused this node (%s); stopping it and its workers", e)
+                    await self.stop()
+                    return
+                except (RpcError, OSError) as e:  # gone again mid-registration: once more
+                    if loop.time() >= deadline:
+                        logger.error("the gcs did not come back (%s); stopping this node and its workers", e)
+                        await self.stop()
+                        return
+                    await asyncio.sleep(0.05)
+        finally:
+            self._rejoining = False
+        if self.gcs is not None and self.gcs.closed:
+            self._gcs_lost(self.gcs)  # it went again just now: start over
             return
         logger.info("reconnected to the gcs")
         self._send_heartbeat()
