@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 import manta
+from manta._private.api.gcs_client import GcsClient
+from manta._private.rpc import messages as m
 from manta.cluster_utils import Cluster
 from manta.exceptions import GetTimeoutError, TaskUnschedulableError
 from manta.util.scheduling_strategies import (
@@ -198,9 +200,27 @@ def test_infeasible_work_waits_for_a_node_that_fits(cluster) -> None:
     ref = where.options(resources={"late": 1}).remote()
     with pytest.raises(GetTimeoutError):
         manta.get(ref, timeout=1.0)
+    # The gcs (and so `manta status`) lists it as infeasible demand meanwhile.
+    wait_until(
+        lambda: any({"late": 1.0}.items() <= shape.items() for shape in infeasible(c)), what="it to be listed"
+    )
     late = c.add_node(num_cpus=1, resources={"late": 1}, object_store_memory=STORE)
     try:
         assert manta.get(ref, timeout=30) == late.node_id
     finally:
         c.remove_node(late)
     wait_until(lambda: late.node_id not in c.alive_node_ids(), what="the removed node to be dead")
+
+
+def test_every_resource_is_free_again_when_the_work_is_done(cluster) -> None:
+    # Leases granted by other nodes (spillback) went back to those nodes.
+    total = manta.cluster_resources()
+    wait_until(
+        lambda: all(manta.available_resources().get(k, 0) == total[k] for k in ("CPU", "a", "b")),
+        what="every node's CPUs and custom resources to be free",
+    )
+
+
+def infeasible(c: Cluster) -> list[dict[str, float]]:
+    with GcsClient(c.address, c._token) as gcs:
+        return [shape for state in gcs.call(m.GetNodes()) if state.alive for shape in state.infeasible]

@@ -22,10 +22,11 @@ from manta._private.common.aio import spawn
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
 from manta._private.common.ids import JobID, NodeID, ObjectID, WorkerID
-from manta._private.common.placement import Chosen, Infeasible, NodeEntry, Unschedulable
+from manta._private.common.placement import NodeEntry
 from manta._private.common.resources import NodeResources, from_unit_map, to_unit_map, validate_request
 from manta._private.common.session import log_paths, socket_path
 from manta._private.node.cluster_view import ClusterView
+from manta._private.node.lease_desk import LeaseDesk
 from manta._private.node.log_monitor import LogMonitor
 from manta._private.node.scheduler import (
     Action,
@@ -126,8 +127,6 @@ class NodeService:
             ident=bytes(self.node_id),
             max_frame_bytes=self.config.max_frame_bytes,
         )
-        self._pending_replies: dict[Any, asyncio.Future[Any]] = {}
-        self._request_conn: dict[Any, Connection] = {}
         self._driver_jobs: dict[Connection, set[JobID]] = {}
         self._fork_writer: asyncio.Transport | None = None
         self._forkserver: subprocess.Popen[bytes] | None = None
@@ -135,9 +134,7 @@ class NodeService:
         self.cluster = ClusterView(
             NodeEntry(params.node_id, "", dict(params.resources), dict(params.resources), dict(params.labels))
         )
-        # Requests no live node can fit yet, by key: placed when the cluster changes.
-        self._parked: dict[Any, LeaseRequest] = {}
-        self._rebalance_due: asyncio.TimerHandle | None = None
+        self.leases = LeaseDesk(self.scheduler, self.cluster, self._execute, self._schedule_heartbeat)
         self._stopping = False
         self._joined = False  # registered with the gcs once: losing it means reconnecting
         self._rejoining = False
@@ -186,6 +183,7 @@ class NodeService:
         if self._stopping:
             return
         self._stopping = True
+        self.leases.close()
         self.server.close()
         for proc in list(self._procs.values()):
             if proc.pid:
@@ -230,13 +228,7 @@ class NodeService:
             return
         # Lease requests the old gcs made (for actors) have nobody to answer to: the new
         # gcs asks again for what it still needs.
-        for key in [k for k, c in self._request_conn.items() if c is conn]:
-            self._execute(self.scheduler.cancel(key))
-            self._parked.pop(key, None)
-            self._request_conn.pop(key, None)
-            fut = self._pending_replies.pop(key, None)
-            if fut is not None:
-                fut.cancel()  # ends the handler waiting on it
+        self.leases.requester_gone(conn, _GCS_CLIENT)
         spawn(self._rejoin(), "reconnecting to the gcs")
 
     async def _rejoin(self) -> None:
@@ -368,10 +360,7 @@ class NodeService:
             elif isinstance(action, ReapWorker):
                 spawn(self._reap(action), "reaping an idle worker")
             elif isinstance(action, Reject):
-                fut = self._pending_replies.pop(action.request.key, None)
-                self._request_conn.pop(action.request.key, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(m.LeaseCancelled(action.reason))
+                self.leases.reply(action.request.key, m.LeaseCancelled(action.reason))
             elif isinstance(action, ReportInfeasible):
                 self._report_infeasible(action)
         if actions:
@@ -379,8 +368,7 @@ class NodeService:
 
     def _grant(self, action: Grant) -> None:
         req, lease = action.request, action.lease
-        fut = self._pending_replies.pop(req.key, None)
-        self._request_conn.pop(req.key, None)
+        fut = self.leases.take(req.key)
         proc = self._procs.get(lease.worker_id)
         if fut is None or fut.done() or proc is None or proc.conn is None:
             self._execute(self.scheduler.return_lease(lease.lease_id, kill=False))
@@ -398,7 +386,7 @@ class NodeService:
         )
 
     def _report_infeasible(self, action: ReportInfeasible) -> None:
-        conn = self._request_conn.get(action.request.key)
+        conn = self.leases.requester(action.request.key)
         if conn is None:
             return
         short = ", ".join(
@@ -486,15 +474,12 @@ class NodeService:
     def _h_request_lease(self, conn: Connection, msg: m.RequestLease) -> Any:
         resources = dict(msg.resources)
         validate_request(resources, "lease request")
-        key = (id(conn), msg.nonce)
-        if key in self._pending_replies:
-            raise ValueError(f"lease request {msg.nonce} is already pending: nonces must be unique")
         place = None
         if msg.placement is not None:
             validate_request(msg.placement, "lease placement")
             place = to_unit_map(msg.placement)
         req = LeaseRequest(
-            key,
+            (id(conn), msg.nonce),
             _GCS_CLIENT if conn is self.gcs else id(conn),
             msg.job_id,
             to_unit_map(resources),
@@ -502,81 +487,12 @@ class NodeService:
             place=place,
             strategy=msg.strategy,
         )
-        decision = self.cluster.place(from_unit_map(req.need), msg.strategy, msg.spilled, self._free())
-        if isinstance(decision, Unschedulable):
-            return m.LeaseRefused(decision.reason)
-        if isinstance(decision, Chosen) and decision.node is not self.cluster.local:
-            return m.LeaseSpillback(decision.node.node_id, decision.node.address)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending_replies[key] = fut
-        self._request_conn[key] = conn
         if conn in self._driver_jobs:
             self._driver_jobs[conn].add(msg.job_id)
-        if isinstance(decision, Infeasible):
-            self._park(req, decision.reason)
-        else:
-            self._execute(self.scheduler.request(req))
-        return fut
-
-    def _free(self) -> dict[str, float]:
-        return self.scheduler.resources.available_amounts()
-
-    def _park(self, req: LeaseRequest, reason: str) -> None:
-        """No live node fits it: it waits here, reported as infeasible, until one joins."""
-        self._parked[req.key] = req
-        conn = self._request_conn.get(req.key)
-        if conn is not None:
-            requested = from_unit_map(req.units)
-            conn.notify(
-                m.LeaseInfeasible(
-                    req.key[1],  # type: ignore[index]
-                    requested,
-                    f"A task or actor needs {requested}, which no node in the cluster can provide "
-                    f"({reason}). It stays pending until a node that fits joins the cluster; "
-                    "`manta status` lists it as infeasible.",
-                )
-            )
-        self._schedule_heartbeat()
-
-    def _reply(self, key: Any, reply: Any) -> None:
-        self._request_conn.pop(key, None)
-        fut = self._pending_replies.pop(key, None)
-        if fut is not None and not fut.done():
-            fut.set_result(reply)
-
-    def _schedule_rebalance(self) -> None:
-        if self._rebalance_due is None and not self._stopping and (self._parked or self.scheduler.pending):
-            self._rebalance_due = asyncio.get_running_loop().call_later(0.05, self._rebalance)
-
-    def _rebalance(self) -> None:
-        """The cluster changed: place parked requests, and send waiting ones that cannot
-        run here now to a node that can take them now."""
-        self._rebalance_due = None
-        free = self._free()
-        for key, req in list(self._parked.items()):
-            decision = self.cluster.place(from_unit_map(req.need), req.strategy, False, free)
-            if isinstance(decision, Chosen):
-                del self._parked[key]
-                if decision.node is self.cluster.local:
-                    self._execute(self.scheduler.request(req))
-                else:
-                    self._reply(key, m.LeaseSpillback(decision.node.node_id, decision.node.address))
-            elif isinstance(decision, Unschedulable):
-                del self._parked[key]
-                self._reply(key, m.LeaseRefused(decision.reason))
-        for req in list(self.scheduler.pending.values()):
-            if self.scheduler.resources.fits(req.need):
-                continue
-            node = self.cluster.better_elsewhere(from_unit_map(req.need), req.strategy, free)
-            if node is not None and self.scheduler.withdraw(req.key) is not None:
-                self._reply(req.key, m.LeaseSpillback(node.node_id, node.address))
-        self._schedule_heartbeat()
+        return self.leases.request(conn, req, msg.strategy, msg.spilled)
 
     def _h_cancel_request(self, conn: Connection, msg: m.CancelLeaseRequest) -> None:
-        key = (id(conn), msg.nonce)
-        if self._parked.pop(key, None) is not None:
-            self._reply(key, m.LeaseCancelled("cancelled by the requester"))
-        self._execute(self.scheduler.cancel(key))
+        self.leases.cancel((id(conn), msg.nonce))
 
     def _h_return_lease(self, conn: Connection, msg: m.ReturnLease) -> None:
         self._execute(self.scheduler.return_lease(msg.lease_id, msg.kill_worker))
@@ -719,16 +635,14 @@ class NodeService:
     def _h_published(self, conn: Connection, msg: m.Published) -> None:
         if msg.channel == "jobs" and isinstance(msg.payload, m.JobInfo) and not msg.payload.alive:
             job_id = msg.payload.job_id
-            for key in [k for k, r in self._parked.items() if r.job_id == job_id]:
-                del self._parked[key]
-                self._reply(key, m.LeaseCancelled("the job finished"))
+            self.leases.job_finished(job_id)
             self._execute(self.scheduler.job_finished(job_id, self._gcs_client()))
         elif msg.channel == "worker_died" and isinstance(msg.payload, m.WorkerGone):
             if msg.payload.node_id != self.node_id:
                 self.store.owner_gone(msg.payload.worker_id)  # its objects' copies here go too
         elif msg.channel in ("nodes", "resources") and isinstance(msg.payload, m.NodeState):
-            if self.cluster.update(msg.payload):
-                self._schedule_rebalance()
+            if self.cluster.update(msg.payload) and not self._stopping:
+                self.leases.schedule_rebalance()
 
     def _on_disconnect(self, conn: Connection) -> None:
         if self._stopping:
@@ -738,13 +652,7 @@ class NodeService:
         self.store.client_gone(conn)
         self.transfer.peer_gone(conn)
         self._execute(self.scheduler.client_gone(id(conn)))
-        for key in [k for k, r in self._parked.items() if r.client == id(conn)]:
-            del self._parked[key]
-        for key in [k for k, c in self._request_conn.items() if c is conn]:
-            self._request_conn.pop(key, None)
-            fut = self._pending_replies.pop(key, None)
-            if fut is not None:
-                fut.cancel()  # ends the handler waiting on it; there is nobody to answer
+        self.leases.requester_gone(conn, id(conn))
         for job_id in self._driver_jobs.pop(conn, ()):
             self._execute(self.scheduler.job_finished(job_id, self._gcs_client()))
         if worker_id is not None:
@@ -773,7 +681,7 @@ class NodeService:
         if self.gcs is None or self.gcs.closed:
             return
         pending, infeasible = self.scheduler.pending_shapes()
-        infeasible += [from_unit_map(r.units) for r in self._parked.values()]
+        infeasible += self.leases.infeasible_shapes()
         self.gcs.notify(
             m.Heartbeat(self.node_id, self.scheduler.resources.available_amounts(), pending, infeasible)
         )
