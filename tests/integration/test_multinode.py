@@ -13,7 +13,7 @@ import manta
 from manta._private.api.gcs_client import GcsClient
 from manta._private.rpc import messages as m
 from manta.cluster_utils import Cluster
-from manta.exceptions import GetTimeoutError, TaskUnschedulableError
+from manta.exceptions import ActorDiedError, GetTimeoutError, TaskUnschedulableError
 from manta.util.scheduling_strategies import (
     In,
     NodeAffinitySchedulingStrategy,
@@ -144,6 +144,24 @@ def test_actors_go_to_the_node_with_their_resources(cluster) -> None:
     assert [n for n, _ in results] == [sum(range(1, i + 1)) for i in range(1, 11)]
     assert {place for _, place in results} == {a.node_id}
     manta.kill(counter)
+
+
+def test_an_actor_with_hard_affinity_to_a_missing_node_fails_instead_of_waiting(cluster) -> None:
+    @manta.remote
+    class Anywhere:
+        def where(self) -> str:
+            return node_id()
+
+    missing = "cd" * 28
+    stuck = Anywhere.options(scheduling_strategy=NodeAffinitySchedulingStrategy(missing, soft=False)).remote()
+    with pytest.raises(ActorDiedError, match="not schedulable"):
+        manta.get(stuck.where.remote(), timeout=30)
+    _c, _head, _a, b = cluster
+    pinned = Anywhere.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(b.node_id, soft=False)
+    ).remote()
+    assert manta.get(pinned.where.remote()) == b.node_id
+    manta.kill(pinned)
 
 
 def test_large_objects_move_between_nodes(cluster) -> None:

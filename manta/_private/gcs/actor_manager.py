@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, WorkerID
 from manta._private.common.placement import Chosen, NodeEntry, Placer
+from manta._private.common.placement import Unschedulable as PlacementRefused
 from manta._private.rpc import codec
 from manta._private.rpc.messages import ActorInfo, ActorSpec, Address, LeaseGrant
 
@@ -281,8 +282,13 @@ class ActorManager:
 
     def _schedule(self, record: ActorRecord, nodes: list[NodeView]) -> list[Action]:
         record.generation += 1
-        node = pick_node(self._placer, record.spec, nodes)
-        if node is None:
+        entries = [NodeEntry(n.node_id, "", n.total, n.available, n.labels) for n in nodes]
+        decision = self._placer.place(entries, record.spec.placement or record.spec.resources, record.spec.strategy)
+        if isinstance(decision, PlacementRefused):
+            # A hard constraint that cannot hold (node affinity to a dead node): fail now
+            # rather than wait forever.
+            return self._die(record, f"The actor is not schedulable: {decision.reason}.")
+        if not isinstance(decision, Chosen):
             need = record.spec.placement or record.spec.resources
             return [
                 Unschedulable(
@@ -292,15 +298,7 @@ class ActorManager:
                 )
             ]
         record.node_id = None
-        return [LeaseWorker(record.spec.actor_id, record.generation, node, record.spec)]
-
-
-def pick_node(placer: Placer, spec: ActorSpec, nodes: list[NodeView]) -> NodeID | None:
-    """The node to create the actor on, by its scheduling strategy; with DEFAULT, the
-    least utilized node that fits it now, else one that could ever fit it."""
-    entries = [NodeEntry(n.node_id, "", n.total, n.available, n.labels) for n in nodes]
-    decision = placer.place(entries, spec.placement or spec.resources, spec.strategy)
-    return decision.node.node_id if isinstance(decision, Chosen) else None
+        return [LeaseWorker(record.spec.actor_id, record.generation, decision.node.node_id, record.spec)]
 
 
 def _info(record: ActorRecord) -> ActorInfo:

@@ -46,6 +46,7 @@ class GcsService:
         self._node_conns: dict[Connection, NodeID] = {}
         self._conn_of_node: dict[NodeID, Connection] = {}
         self._driver_jobs: dict[Connection, JobID] = {}
+        self._awaiting_nodes: set[NodeID] = set()
         self._stopping = False
         self.actors = ActorDirector(
             config, token, self._conn_of_node.get, self._node_views, self._publish, storage
@@ -74,6 +75,9 @@ class GcsService:
             if blob is not None:
                 states.append(codec.decode(blob))
         self.nodes.restore(states)
+        # Actors are placed again only once the nodes that were alive have reconnected
+        # (or been declared dead): before, a partial view would misplace them.
+        self._awaiting_nodes = {state.info.node_id for state in states if state.alive}
         actors = self.actors.restore()
         if states or actors:
             logger.info("restored %d nodes and %d actors from storage", len(states), actors)
@@ -126,7 +130,8 @@ class GcsService:
         self._conn_of_node[msg.info.node_id] = conn
         logger.info("node %s joined from %s", msg.info.node_id.hex()[:8], conn.peer)
         self._publish("nodes", b"", self._state(record))
-        self.actors.nodes_changed()
+        self._awaiting_nodes.discard(msg.info.node_id)
+        self._nodes_changed()
 
     def _node_views(self) -> list[NodeView]:
         # Only nodes connected to this gcs: after a restart, the ones still reconnecting
@@ -239,6 +244,11 @@ class GcsService:
             self._save_node(record)
             self._publish("nodes", b"", self._state(record))
         if records:
+            self._awaiting_nodes.difference_update(r.info.node_id for r in records)
+            self._nodes_changed()
+
+    def _nodes_changed(self) -> None:
+        if not self._awaiting_nodes:
             self.actors.nodes_changed()
 
     def _health_loop(self) -> None:
