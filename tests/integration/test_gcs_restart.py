@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -149,3 +151,91 @@ def test_a_node_that_loses_the_gcs_past_the_timeout_exits_with_its_workers() -> 
             assert "the gcs did not come back" in f.read()
     finally:
         c.shutdown()
+
+
+def test_a_driver_that_exits_while_the_gcs_is_down_has_its_job_ended(tmp_path) -> None:
+    c = Cluster()
+    try:
+        head = c.add_node(
+            num_cpus=1,
+            object_store_memory=STORE,
+            storage=f"sqlite:///{tmp_path}/gcs.db",
+            _system_config={"gcs_reconnect_timeout_s": 3.0},
+        )
+        c.add_node(num_cpus=1, object_store_memory=STORE)
+        go = tmp_path / "go"
+        child = subprocess.Popen(
+            [sys.executable, "-c", _EXITING_DRIVER, c.address, str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            actor_pid = int(child.stdout.readline().split()[1])
+            gcs = head._processes.procs["gcs"]
+            gcs.kill()
+            gcs.wait()
+            go.touch()  # the driver shuts down while nobody can hear it
+            assert child.wait(30) == 0
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stdout.close()
+        head.restart_gcs()
+        # Its job is ended once it has not come back in time, and with it its actor.
+        wait_until(
+            lambda: not psutil.pid_exists(actor_pid), timeout=30, what="the orphaned actor to be stopped"
+        )
+        c.connect()
+        wait_until(lambda: manta.available_resources().get("CPU") == 2, what="its CPU to be free again")
+    finally:
+        c.shutdown()
+
+
+_EXITING_DRIVER = """
+import os, sys, time, manta
+manta.init(address=sys.argv[1])
+
+@manta.remote(num_cpus=1)
+class Holder:
+    def pid(self):
+        return os.getpid()
+
+holder = Holder.remote()
+print("ACTOR", manta.get(holder.pid.remote()), flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+manta.shutdown()
+"""
+
+
+def test_actors_cut_off_mid_creation_or_killed_right_after_a_restart_leave_nothing_behind(cluster) -> None:
+    _c, head, _worker = cluster
+
+    @manta.remote(num_cpus=1, resources={"w": 0.5})
+    class Slow:
+        def __init__(self) -> None:
+            time.sleep(2.0)
+
+        def pid(self) -> int:
+            return os.getpid()
+
+    slow = Slow.remote()
+    time.sleep(0.7)  # its constructor runs when the gcs goes
+    head.restart_gcs()
+    assert manta.get(slow.pid.remote(), timeout=60)  # made again; the first attempt's worker ended
+    victim = Counter.options(resources={"w": 0.5}).remote()
+    victim_pid = manta.get(victim.pid.remote())
+    head.restart_gcs()
+    manta.kill(victim)  # may reach the gcs before the worker's node has reconnected to it
+    manta.kill(slow)
+    wait_until(lambda: not psutil.pid_exists(victim_pid), what="the killed actor's process to end")
+    total = manta.cluster_resources()
+    wait_until(
+        lambda: (
+            manta.available_resources().get("CPU") == total["CPU"]
+            and manta.available_resources().get("w") == total["w"]
+        ),
+        timeout=30,
+        what="every CPU and w to be free again",
+    )

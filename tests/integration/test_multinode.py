@@ -164,6 +164,22 @@ def test_an_actor_with_hard_affinity_to_a_missing_node_fails_instead_of_waiting(
     manta.kill(pinned)
 
 
+def test_actors_holding_cpus_fill_every_node(cluster) -> None:
+    _c, head, a, b = cluster
+
+    @manta.remote(num_cpus=1)
+    class Busy:
+        def where(self) -> str:
+            return node_id()
+
+    wait_until(lambda: manta.available_resources().get("CPU") == 4, what="every CPU to be free")
+    actors = [Busy.remote() for _ in range(4)]  # one per CPU: the gcs and the nodes must agree
+    places = manta.get([x.where.remote() for x in actors], timeout=30)
+    assert sorted(places) == sorted([head.node_id, a.node_id, a.node_id, b.node_id])
+    for x in actors:
+        manta.kill(x)
+
+
 def test_large_objects_move_between_nodes(cluster) -> None:
     _c, _head, _a, b = cluster
 

@@ -9,6 +9,7 @@ import signal
 import time
 
 import numpy as np
+import psutil
 import pytest
 
 import manta
@@ -156,3 +157,61 @@ def test_a_frozen_node_is_declared_dead_after_the_timeout_and_exits(cluster, tmp
     # Thawed, it finds itself out of the cluster and exits, taking its workers along.
     wait_until(lambda: not x.alive(), timeout=20, what="the node declared dead to exit")
     assert manta.get(ref, timeout=60) == y.node_id
+
+
+def test_work_on_a_cut_off_node_fails_over_once_it_is_declared_dead(cluster, tmp_path) -> None:
+    _c, x, y = cluster
+
+    @manta.remote(resources={"w": 0.5}, max_retries=1)
+    def stuck_on(node: str, marker: str) -> str:
+        with open(f"{marker}-{node_id()}", "w"):
+            pass
+        if node_id() == node:
+            time.sleep(60)
+        return node_id()
+
+    @manta.remote(resources={"w": 0.25}, max_restarts=1, max_task_retries=-1)
+    class Where:
+        def node(self) -> str:
+            return node_id()
+
+    actor = Where.options(scheduling_strategy=on(x)).remote()
+    assert manta.get(actor.node.remote()) == x.node_id
+    ref = stuck_on.options(scheduling_strategy=on(x)).remote(x.node_id, str(tmp_path / "started"))
+    wait_for_files(tmp_path / f"started-{x.node_id}")
+    # Freeze every process of the node: no connection closes, as when a host drops off
+    # the network; only the missed heartbeats tell.
+    daemon = psutil.Process(x.pids["node"])
+    frozen = [daemon, *daemon.children(recursive=True)]
+    for proc in frozen:
+        proc.suspend()
+    try:
+        assert manta.get(ref, timeout=30) == y.node_id
+        assert manta.get(actor.node.remote(), timeout=30) == y.node_id
+        assert dead_reason(x.node_id)
+    finally:
+        for proc in frozen:
+            proc.resume()
+    wait_until(lambda: not x.alive(), timeout=20, what="the node declared dead to exit once thawed")
+
+
+def test_copies_pulled_from_a_node_that_died_are_dropped(cluster) -> None:
+    _c, x, _y = cluster
+
+    @manta.remote(resources={"w": 0.5})
+    def make() -> np.ndarray:
+        return np.ones(2_000_000)
+
+    ref = make.options(scheduling_strategy=on(x, soft=False)).remote()
+    assert manta.get(ref).sum() == 2_000_000  # the head now holds a secondary copy
+    assert ref.hex() in head_store()
+    x.kill()
+    wait_until(lambda: ref.hex() not in head_store(), what="the copy of the dead node's object to go")
+
+
+def head_store() -> set[str]:
+    """Ids of the objects in the head node's store (the driver's node)."""
+    from manta._private.api.memory import memory_report
+
+    here = node_id()
+    return {row.object_id for n in memory_report() if n.node_id == here for row in n.rows if row.node}

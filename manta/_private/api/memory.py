@@ -16,7 +16,7 @@ from manta._private.common.config import Config
 from manta._private.common.ids import NodeID, ObjectID
 from manta._private.object_store.stats import format_bytes
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Dispatcher, connect
+from manta._private.rpc.transport import ConnectionLost, Dispatcher, connect
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +56,16 @@ async def gather_reports(
                 address, token, Dispatcher(), role="cli", max_frame_bytes=config.max_frame_bytes
             )
         except Exception:
-            conn = await connect(
-                f"{info.host}:{info.port}",
-                token,
-                Dispatcher(),
-                role="cli",
-                max_frame_bytes=config.max_frame_bytes,
-            )
+            try:
+                conn = await connect(
+                    f"{info.host}:{info.port}",
+                    token,
+                    Dispatcher(),
+                    role="cli",
+                    max_frame_bytes=config.max_frame_bytes,
+                )
+            except ConnectionLost:
+                return None  # it died and the gcs has not noticed yet: nothing to report
         try:
             return await asyncio.wait_for(conn.call(m.GetMemoryReport()), 30)
         finally:

@@ -132,6 +132,19 @@ class Placer:
         return Chosen(node)
 
 
+def allows(node: NodeEntry, need: dict[str, float], strategy: Any) -> bool:
+    """Whether ``node`` could ever run the request under its strategy's hard rules: for a
+    request another decision-maker already placed there, which stays rather than bounce."""
+    if not node.alive or not feasible(node, need):
+        return False
+    if isinstance(strategy, dict):
+        if strategy.get("type") == "node_affinity" and not strategy.get("soft"):
+            return node.node_id.hex() == strategy.get("node_id")
+        if strategy.get("type") == "node_label":
+            return labels_match(node.labels, strategy.get("hard") or {})
+    return True
+
+
 def hybrid(alive: list[NodeEntry], need: dict[str, float], preferred: NodeID | None) -> Decision:
     local = next((n for n in alive if n.node_id == preferred), None)
     if local is not None and fits(local, need) and utilization(local, need) <= SPREAD_THRESHOLD:

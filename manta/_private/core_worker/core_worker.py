@@ -136,6 +136,7 @@ class CoreWorker:
         self._gcs_topics: set[tuple[str, bytes]] = set()
         self._regaining_gcs = False
         self._peers: ConnectionPool | None = None  # made on first use, on the I/O thread
+        self._peer_nodes: dict[str, NodeID] = {}  # the node each pooled peer is on
         self._inbox: deque[PendingTask] = deque()
         self._inbox_scheduled = False
         self._jobs_set_up: set[JobID] = set()
@@ -371,6 +372,7 @@ class CoreWorker:
         elif msg.channel == "worker_died" and isinstance(msg.payload, m.WorkerGone):
             self.borrowing.worker_gone(msg.payload.worker_id)
         elif msg.channel == "nodes" and isinstance(msg.payload, m.NodeState) and not msg.payload.alive:
+            self.node_died(msg.payload.info.node_id)
             self.borrowing.node_gone(msg.payload.info.node_id)
 
     def _print_logs(self, batch: m.LogBatch) -> None:
@@ -389,13 +391,22 @@ class CoreWorker:
     # -- connections ----------------------------------------------------------------------------
     async def connect_worker(self, address: m.Address) -> Connection:
         """A pooled connection to another core worker."""
-        return await self.connect_peer(address.for_peer_on(self.node_id))
+        return await self.connect_peer(address.for_peer_on(self.node_id), address.node_id)
 
-    async def connect_node(self, address: str) -> Connection:
+    async def connect_node(self, address: str, node_id: NodeID) -> Connection:
         """A pooled connection to another node's daemon (``host:port``)."""
-        return await self.connect_peer(address)
+        return await self.connect_peer(address, node_id)
 
-    async def connect_peer(self, key: str) -> Connection:
+    def node_died(self, node_id: NodeID) -> None:
+        """The gcs declared a node dead (it may only be cut off, so its connections need not
+        close): drop ours to it and its workers, so that what waits on them fails over now."""
+        if self._peers is None:
+            return
+        for key in [k for k, n in self._peer_nodes.items() if n == node_id]:
+            del self._peer_nodes[key]
+            self._peers.drop(key)
+
+    async def connect_peer(self, key: str, node_id: NodeID) -> Connection:
         if self._peers is None:
             self._peers = ConnectionPool(
                 self.session.token,
@@ -404,6 +415,11 @@ class CoreWorker:
                 ident=bytes(self.worker_id),
                 max_frame_bytes=self.config.max_frame_bytes,
             )
+        self._peer_nodes[key] = node_id
+        if node_id != self.node_id and ("nodes", b"") not in self._gcs_topics:
+            # Work on other nodes: hear when one dies (see node_died).
+            self._gcs_topics.add(("nodes", b""))
+            spawn(self.subscribe_gcs("nodes", b""), "following node deaths")
         return await self._peers.get(key)
 
     def call_gcs(self, msg: Any, timeout: float = 30.0) -> Any:

@@ -256,7 +256,7 @@ class NormalTaskSubmitter:
                 if not isinstance(reply, LeaseSpillback) or nonce in cls.cancelling:
                     break
                 try:
-                    node = await self._cw.connect_node(reply.address)
+                    node = await self._cw.connect_node(reply.address, reply.node_id)
                     spilled = True
                 except (ConnectionLost, OSError) as e:
                     # The view that chose it was stale (the node just died): start over at

@@ -238,7 +238,21 @@ class ActorManager:
                     Watch(record.spec.actor_id, record.generation, record.worker_id, record.address)
                 )
             elif record.state in (PENDING, RESTARTING):
-                # A lease or creation in flight died with the previous gcs: start over.
+                # A lease or creation in flight died with the previous gcs: end the worker
+                # it had leased, if any, and start over.
+                if (
+                    record.worker_id is not None
+                    and record.node_id is not None
+                    and record.lease_id is not None
+                ):
+                    actions.append(
+                        StopWorker(
+                            record.node_id,
+                            record.worker_id,
+                            record.lease_id,
+                            "its actor's creation was cut off by a gcs restart",
+                        )
+                    )
                 record.generation += 1
                 record.worker_id = record.lease_id = record.node_id = None
                 record.address = None
@@ -283,7 +297,9 @@ class ActorManager:
     def _schedule(self, record: ActorRecord, nodes: list[NodeView]) -> list[Action]:
         record.generation += 1
         entries = [NodeEntry(n.node_id, "", n.total, n.available, n.labels) for n in nodes]
-        decision = self._placer.place(entries, record.spec.placement or record.spec.resources, record.spec.strategy)
+        decision = self._placer.place(
+            entries, record.spec.placement or record.spec.resources, record.spec.strategy
+        )
         if isinstance(decision, PlacementRefused):
             # A hard constraint that cannot hold (node affinity to a dead node): fail now
             # rather than wait forever.

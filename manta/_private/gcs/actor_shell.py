@@ -39,6 +39,7 @@ from manta._private.rpc.transport import Connection, Dispatcher, connect
 logger = logging.getLogger(__name__)
 
 _ACTORS = "actors"
+_MAX_SPILLBACKS = 4
 
 
 class ActorDirector:
@@ -50,9 +51,13 @@ class ActorDirector:
         nodes: Callable[[], list[NodeView]],
         publish: Callable[[str, bytes, Any], None],
         storage: Storage,
+        reserve: Callable[[NodeID, dict[str, float]], None],
     ) -> None:
         self.manager = ActorManager()
         self._storage = storage
+        # Counts a lease about to be asked for against the node's free resources, so the
+        # next actor is placed knowing it (the node's heartbeat brings the truth later).
+        self._reserve = reserve
         self._config = config
         self._token = token
         self._node_conn = node_conn
@@ -61,6 +66,8 @@ class ActorDirector:
         self._nonces = itertools.count(1)
         # The connection to each live actor's worker, by actor.
         self._worker_conns: dict[ActorID, Connection] = {}
+        # Workers to stop on nodes that have not reconnected to this gcs yet.
+        self._pending_stops: dict[NodeID, list[StopWorker]] = {}
 
     def register_handlers(self, d: Dispatcher) -> None:
         d.register(m.RegisterActor, self._h_register)
@@ -95,6 +102,15 @@ class ActorDirector:
         self._publish("worker_died", b"", m.WorkerGone(msg.worker_id, msg.node_id))
         self.execute(self.manager.worker_died(msg.worker_id, msg.reason, self._nodes()))
 
+    def node_died(self, node_id: NodeID) -> None:
+        """A node was declared dead (it may only be cut off, its connections still open):
+        close the connections to its actors' workers, so they are restarted elsewhere now."""
+        self._pending_stops.pop(node_id, None)  # its workers are gone with it
+        for actor_id, conn in list(self._worker_conns.items()):
+            record = self.manager.actors.get(actor_id)
+            if record is not None and record.node_id == node_id:
+                conn.close()
+
     def job_finished(self, job_id: JobID) -> None:
         self.execute(self.manager.job_finished(job_id, self._nodes()))
 
@@ -112,6 +128,7 @@ class ActorDirector:
             elif isinstance(action, LeaseWorker):
                 spawn(self._lease(action), "leasing a worker for an actor")
             elif isinstance(action, CreateOnWorker):
+                self._save(action.actor_id)  # a restarted gcs must know the lease to end it
                 spawn(self._create(action), "creating an actor")
             elif isinstance(action, StopWorker):
                 self._stop_worker(action)
@@ -128,16 +145,31 @@ class ActorDirector:
                 )
             )
             return
-        request = m.RequestLease(
-            next(self._nonces),
-            spec.job_id,
-            spec.resources,
-            runtime_env_key(spec.runtime_env),
-            spec.strategy,
-            spec.placement,
-        )
+        node_id = action.node_id
+        self._reserve(node_id, spec.placement or spec.resources)
+        hops = 0
         try:
-            reply = await conn.call(request)
+            while True:
+                request = m.RequestLease(
+                    next(self._nonces),
+                    spec.job_id,
+                    spec.resources,
+                    runtime_env_key(spec.runtime_env),
+                    spec.strategy,
+                    spec.placement,
+                    hops > 0,  # a node it was sent on to keeps it if it can
+                )
+                reply = await conn.call(request)
+                if not isinstance(reply, m.LeaseSpillback) or not self._still_wanted(action):
+                    break
+                # The node knows better (its view is fresher than ours): lease where it
+                # says, without counting a restart; after a few hops, pause and ask anew.
+                hops += 1
+                if hops % _MAX_SPILLBACKS == 0:
+                    await asyncio.sleep(0.2)
+                target = self._node_conn(reply.node_id)
+                if target is not None:
+                    conn, node_id = target, reply.node_id
         except Exception as e:
             self.execute(
                 self.manager.creation_failed(
@@ -152,7 +184,11 @@ class ActorDirector:
                 )
             )
             return
-        self.execute(self.manager.lease_granted(action.actor_id, action.generation, action.node_id, reply))
+        self.execute(self.manager.lease_granted(action.actor_id, action.generation, node_id, reply))
+
+    def _still_wanted(self, action: LeaseWorker) -> bool:
+        record = self.manager.actors.get(action.actor_id)
+        return record is not None and record.generation == action.generation
 
     # -- durability -------------------------------------------------------------------------------
     def _save(self, actor_id: ActorID) -> None:
@@ -197,8 +233,10 @@ class ActorDirector:
             conn = await connect(
                 address, self._token, Dispatcher(), role="gcs", max_frame_bytes=self._config.max_frame_bytes
             )
+            self._worker_conns[action.actor_id] = conn  # closed if its node is declared dead
             reply = await conn.call(m.CreateActor(action.spec, grant.lease_id, grant.instance_ids))
         except Exception as e:
+            self._worker_conns.pop(action.actor_id, None)
             reason = await self._exit_reason(action.actor_id, grant.worker_id, f"creating it failed: {e}")
             self.execute(
                 self.manager.creation_failed(action.actor_id, action.generation, reason, self._nodes())
@@ -207,6 +245,7 @@ class ActorDirector:
         if reply.ok:
             self._follow(conn, action.actor_id, action.generation, grant.worker_id)
         else:
+            self._worker_conns.pop(action.actor_id, None)
             conn.close()
         self.execute(
             self.manager.created(action.actor_id, action.generation, None if reply.ok else reply.error)
@@ -236,9 +275,15 @@ class ActorDirector:
     def _stop_worker(self, action: StopWorker) -> None:
         conn = self._node_conn(action.node_id)
         if conn is None or conn.closed:
+            # Its node has not reconnected yet (this gcs just restarted): stop it then.
+            self._pending_stops.setdefault(action.node_id, []).append(action)
             return
         conn.notify(m.KillWorker(action.worker_id, action.reason))
         conn.notify(m.ReturnLease(action.lease_id, True))
+
+    def node_registered(self, node_id: NodeID) -> None:
+        for action in self._pending_stops.pop(node_id, ()):
+            self._stop_worker(action)
 
     def _unschedulable(self, action: Unschedulable) -> None:
         info = self.manager.info(action.actor_id)

@@ -66,6 +66,13 @@ class NodeManager:
         record.last_seen = self._clock.monotonic()
         return True
 
+    def reserve(self, node_id: NodeID, need: dict[str, float]) -> None:
+        """Count ``need`` as taken on the node until its next heartbeat says otherwise."""
+        record = self.nodes.get(node_id)
+        if record is not None and record.alive:
+            for name, amount in need.items():
+                record.available[name] = record.available.get(name, 0.0) - amount
+
     def mark_dead(self, node_id: NodeID, reason: str) -> NodeRecord | None:
         record = self.nodes.get(node_id)
         if record is None or not record.alive:

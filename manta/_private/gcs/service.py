@@ -47,9 +47,16 @@ class GcsService:
         self._conn_of_node: dict[NodeID, Connection] = {}
         self._driver_jobs: dict[Connection, JobID] = {}
         self._awaiting_nodes: set[NodeID] = set()
+        self._unclaimed_jobs: set[JobID] = set()
         self._stopping = False
         self.actors = ActorDirector(
-            config, token, self._conn_of_node.get, self._node_views, self._publish, storage
+            config,
+            token,
+            self._conn_of_node.get,
+            self._node_views,
+            self._publish,
+            storage,
+            self.nodes.reserve,
         )
         self._register_handlers()
 
@@ -79,6 +86,12 @@ class GcsService:
         # (or been declared dead): before, a partial view would misplace them.
         self._awaiting_nodes = {state.info.node_id for state in states if state.alive}
         actors = self.actors.restore()
+        # Jobs whose drivers do not reconnect in time ended while the gcs was away.
+        self._unclaimed_jobs = {info.job_id for info in self._all_jobs() if info.alive}
+        if self._unclaimed_jobs:
+            asyncio.get_running_loop().call_later(
+                self.config.gcs_reconnect_timeout_s, self._end_unclaimed_jobs
+            )
         if states or actors:
             logger.info("restored %d nodes and %d actors from storage", len(states), actors)
 
@@ -131,6 +144,7 @@ class GcsService:
         logger.info("node %s joined from %s", msg.info.node_id.hex()[:8], conn.peer)
         self._publish("nodes", b"", self._state(record))
         self._awaiting_nodes.discard(msg.info.node_id)
+        self.actors.node_registered(msg.info.node_id)
         self._nodes_changed()
 
     def _node_views(self) -> list[NodeView]:
@@ -236,6 +250,13 @@ class GcsService:
         if info is None or not info.alive:
             raise ValueError(f"job {msg.job_id.hex()} is not running")
         self._driver_jobs[conn] = msg.job_id
+        self._unclaimed_jobs.discard(msg.job_id)
+
+    def _end_unclaimed_jobs(self) -> None:
+        for job_id in sorted(self._unclaimed_jobs):
+            logger.warning("job %s ends: its driver did not reconnect after the gcs restarted", job_id.hex())
+            self._finish_job(job_id)
+        self._unclaimed_jobs.clear()
 
     def _announce_dead(self, records: list[NodeRecord]) -> None:
         """Nodes were found dead: say so, and let pending actors go elsewhere."""
@@ -243,6 +264,8 @@ class GcsService:
             logger.warning("node %s is dead: %s", record.info.node_id.hex()[:8], record.death_reason)
             self._save_node(record)
             self._publish("nodes", b"", self._state(record))
+        for record in records:
+            self.actors.node_died(record.info.node_id)
         if records:
             self._awaiting_nodes.difference_update(r.info.node_id for r in records)
             self._nodes_changed()

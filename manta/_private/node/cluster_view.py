@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from manta._private.common.ids import NodeID
-from manta._private.common.placement import Chosen, Decision, NodeEntry, Placer, feasible
+from manta._private.common.placement import Chosen, Decision, NodeEntry, Placer, allows
 from manta._private.rpc import messages as m
 
 
@@ -42,10 +42,11 @@ class ClusterView:
     def place(
         self, need: dict[str, float], strategy: Any, spilled: bool, local_free: dict[str, float]
     ) -> Decision:
-        """Where a lease request should be granted. A request another node spilled here
-        stays when this node could ever fit it (no ping-pong on stale views)."""
+        """Where a lease request should be granted. A request already placed here (spilled
+        back by another node, or sent by the gcs for an actor) stays when this node could
+        ever run it: views differ between decision-makers, so no ping-pong."""
         self.local.available = local_free
-        if spilled and feasible(self.local, need) and not isinstance(strategy, dict):
+        if spilled and allows(self.local, need, strategy):
             return Chosen(self.local)
         return self._placer.place(list(self.nodes.values()), need, strategy, self.local.node_id)
 

@@ -40,11 +40,12 @@ class LeaseDesk:
         self._parked: dict[Hashable, LeaseRequest] = {}
         self._rebalance_due: asyncio.TimerHandle | None = None
 
-    def request(self, conn: Connection, req: LeaseRequest, strategy: Any, spilled: bool) -> Any:
-        """The answer to a RequestLease: a reply now, or a future the grant resolves."""
+    def request(self, conn: Connection, req: LeaseRequest, strategy: Any, placed: bool) -> Any:
+        """The answer to a RequestLease: a reply now, or a future the grant resolves.
+        ``placed``: someone already chose this node (a spillback, the gcs for an actor)."""
         if req.key in self._replies:
             raise ValueError(f"lease request {req.key[1]} is already pending: nonces must be unique")  # type: ignore[index]
-        decision = self._cluster.place(from_unit_map(req.need), strategy, spilled, self._free())
+        decision = self._cluster.place(from_unit_map(req.need), strategy, placed, self._free())
         if isinstance(decision, Unschedulable):
             return m.LeaseRefused(decision.reason)
         if isinstance(decision, Chosen) and decision.node is not self._cluster.local:
@@ -56,6 +57,8 @@ class LeaseDesk:
             self._park(req, decision.reason)
         else:
             self._execute(self._scheduler.request(req))
+            if req.key in self._scheduler.pending:
+                self.schedule_rebalance()  # it waits: another node may take it sooner
         return fut
 
     def take(self, key: Hashable) -> asyncio.Future[Any] | None:

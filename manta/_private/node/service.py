@@ -641,6 +641,8 @@ class NodeService:
             if msg.payload.node_id != self.node_id:
                 self.store.owner_gone(msg.payload.worker_id)  # its objects' copies here go too
         elif msg.channel in ("nodes", "resources") and isinstance(msg.payload, m.NodeState):
+            if not msg.payload.alive:
+                self.transfer.source_died(f"{msg.payload.info.host}:{msg.payload.info.port}")
             if self.cluster.update(msg.payload) and not self._stopping:
                 self.leases.schedule_rebalance()
 
@@ -712,6 +714,7 @@ class NodeService:
         if self._stopping:
             return
         self._execute(self.scheduler.tick())
+        self.leases.schedule_rebalance()  # waiting requests look for room elsewhere again
         asyncio.get_running_loop().call_later(1.0, self._tick_loop)
 
 

@@ -54,6 +54,8 @@ class Transfers:
         # Nodes that pulled a copy of each object served from here (their connections).
         self._copies: dict[ObjectID, set[Connection]] = {}
         self._tickets: dict[bytes, tuple[ObjectID, float]] = {}
+        # Where each secondary copy here came from (its primary's node daemon).
+        self._sources: dict[ObjectID, str] = {}
         self._listener: socket.socket | None = None
         self.port = 0
 
@@ -90,6 +92,7 @@ class Transfers:
                 raise TransferFailed(f"the node at {address} does not have it")
             try:
                 await self._copy(peer, object_id, source, address)
+                self._sources[object_id] = address
             finally:
                 peer.notify(m.UnpinObjects([object_id]))
 
@@ -182,10 +185,20 @@ class Transfers:
                 return object_id if expiry >= time.monotonic() else None
         return None
 
+    def source_died(self, address: str) -> None:
+        """The node holding the primaries of some copies here died: their owners will make
+        those objects again elsewhere and can no longer free these copies through it."""
+        ids = [o for o, source in self._sources.items() if source == address]
+        for object_id in ids:
+            del self._sources[object_id]
+        if ids:
+            self._store.free(ids)
+
     def freed(self, object_ids: list[ObjectID]) -> None:
         """The owner freed these: so go the copies other nodes took from here."""
         by_conn: dict[Connection, list[ObjectID]] = {}
         for object_id in object_ids:
+            self._sources.pop(object_id, None)
             for conn in self._copies.pop(object_id, ()):
                 by_conn.setdefault(conn, []).append(object_id)
         for conn, ids in by_conn.items():

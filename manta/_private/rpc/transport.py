@@ -567,6 +567,13 @@ class ConnectionPool:
             self._conns[address] = fut
         return await asyncio.shield(fut)
 
+    def drop(self, address: str) -> None:
+        """Close the connection to ``address`` (its peer is known to be gone): calls waiting
+        on it fail now instead of when TCP gives up."""
+        fut = self._conns.pop(address, None)
+        if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+            fut.result().close()
+
     def open_connections(self) -> list[Connection]:
         return [
             f.result()
