@@ -241,6 +241,9 @@ class NormalTaskSubmitter:
         spilled = False
         try:
             for _hop in range(_MAX_SPILLBACKS):
+                if nonce in cls.cancelling:  # cancelled while we were on our way here
+                    reply = LeaseCancelled("cancelled by the requester")
+                    break
                 cls.request_nodes[nonce] = node
                 request = RequestLease(
                     nonce, self._cw.job_id, cls.resources, cls.runtime_env_key, cls.strategy, None, spilled

@@ -50,6 +50,12 @@ class ClusterView:
             return Chosen(self.local)
         return self._placer.place(list(self.nodes.values()), need, strategy, self.local.node_id)
 
+    def reserve(self, node: NodeEntry, need: dict[str, float]) -> None:
+        """A request was just sent to ``node``: count it there until the gcs publishes
+        that node's next state, so a burst of requests does not all go to one node."""
+        for name, amount in need.items():
+            node.available[name] = node.available.get(name, 0.0) - amount
+
     def better_elsewhere(
         self, need: dict[str, float], strategy: Any, local_free: dict[str, float]
     ) -> NodeEntry | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from manta._private.common.ids import JobID
-from manta._private.common.placement import Chosen, Infeasible, Unschedulable
+from manta._private.common.placement import Chosen, Infeasible, NodeEntry, Unschedulable
 from manta._private.common.resources import from_unit_map
 from manta._private.node.cluster_view import ClusterView
 from manta._private.node.scheduler import Action, LeaseRequest, Scheduler
@@ -49,7 +49,7 @@ class LeaseDesk:
         if isinstance(decision, Unschedulable):
             return m.LeaseRefused(decision.reason)
         if isinstance(decision, Chosen) and decision.node is not self._cluster.local:
-            return m.LeaseSpillback(decision.node.node_id, decision.node.address)
+            return self._spill(decision.node, req)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._replies[req.key] = fut
         self._conns[req.key] = conn
@@ -60,6 +60,10 @@ class LeaseDesk:
             if req.key in self._scheduler.pending:
                 self.schedule_rebalance()  # it waits: another node may take it sooner
         return fut
+
+    def _spill(self, node: NodeEntry, req: LeaseRequest) -> m.LeaseSpillback:
+        self._cluster.reserve(node, from_unit_map(req.need))
+        return m.LeaseSpillback(node.node_id, node.address)
 
     def take(self, key: Hashable) -> asyncio.Future[Any] | None:
         """The reply future of a request being answered (granted, rejected)."""
@@ -77,6 +81,7 @@ class LeaseDesk:
     def cancel(self, key: Hashable) -> None:
         if self._parked.pop(key, None) is not None:
             self.reply(key, m.LeaseCancelled("cancelled by the requester"))
+            self._changed()  # no longer infeasible demand
         self._execute(self._scheduler.cancel(key))
 
     def job_finished(self, job_id: JobID) -> None:
@@ -137,7 +142,7 @@ class LeaseDesk:
                 if decision.node is self._cluster.local:
                     self._execute(self._scheduler.request(req))
                 else:
-                    self.reply(key, m.LeaseSpillback(decision.node.node_id, decision.node.address))
+                    self.reply(key, self._spill(decision.node, req))
             elif isinstance(decision, Unschedulable):
                 del self._parked[key]
                 self.reply(key, m.LeaseRefused(decision.reason))
@@ -146,5 +151,5 @@ class LeaseDesk:
                 continue
             node = self._cluster.better_elsewhere(from_unit_map(req.need), req.strategy, free)
             if node is not None and self._scheduler.withdraw(req.key) is not None:
-                self.reply(req.key, m.LeaseSpillback(node.node_id, node.address))
+                self.reply(req.key, self._spill(node, req))
         self._changed()
