@@ -251,7 +251,7 @@ def status_report(states: list[Any]) -> dict[str, Any]:
                 "head": state.info.is_head,
                 "alive": state.alive,
                 "death_reason": state.death_reason,
-                "total": dict(state.info.resources),
+                "total": dict(state.total or state.info.resources),
                 "available": dict(state.available),
                 "labels": dict(state.info.labels),
             }

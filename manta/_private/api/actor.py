@@ -10,7 +10,7 @@ import cloudpickle
 
 from manta._private.api import context
 from manta._private.api.options import ACTOR_METHOD_OPTIONS, ACTOR_OPTIONS, task_resources, validate
-from manta._private.api.scheduling import strategy_wire
+from manta._private.api.scheduling import PlacementGroupSchedulingStrategy, in_placement_group, strategy_wire
 from manta._private.common.ids import ActorID
 from manta._private.core_worker.actor_runtime import READY_METHOD, TERMINATE_METHOD, ActorExit
 from manta._private.core_worker.function_manager import FunctionManager
@@ -102,10 +102,15 @@ class ActorClass:
         if options.get("get_if_exists") and not name:
             raise ValueError("get_if_exists=True needs a name: the actor is found by it")
         held = task_resources(options, default_cpus=0)
-        # As in Ray: an actor that does not ask for CPUs needs one to be placed, holds none.
+        # As in Ray: an actor that does not ask for CPUs needs one to be placed, holds none
+        # (inside a placement group, its bundle was placed already: it needs only that).
         placement = (
             {**held, "CPU": max(held.get("CPU", 0.0), 1.0)} if options.get("num_cpus") is None else held
         )
+        strategy = options.get("scheduling_strategy")
+        if isinstance(strategy, PlacementGroupSchedulingStrategy):
+            held = in_placement_group(held, strategy)
+            placement = held
         is_async = self._meta.is_async
         max_concurrency = options.get("max_concurrency")
         if max_concurrency is None:

@@ -33,7 +33,7 @@ def nodes() -> list[dict[str, Any]]:
                 "IsHead": info.is_head,
                 "DeathReason": 0 if state.alive else 1,
                 "DeathReasonMessage": state.death_reason,
-                "Resources": dict(info.resources) if state.alive else {},
+                "Resources": dict(state.total or info.resources) if state.alive else {},
                 "Labels": {"ray.io/node-id": info.node_id.hex(), **info.labels},
             }
         )
@@ -45,7 +45,7 @@ def cluster_resources() -> dict[str, float]:
     total: dict[str, float] = {}
     for state in _node_states():
         if state.alive:
-            for name, amount in state.info.resources.items():
+            for name, amount in (state.total or state.info.resources).items():
                 total[name] = total.get(name, 0.0) + amount
     return total
 

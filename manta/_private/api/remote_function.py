@@ -9,7 +9,7 @@ from typing import Any
 
 from manta._private.api import context
 from manta._private.api.options import TASK_OPTIONS, task_resources, validate
-from manta._private.api.scheduling import strategy_wire
+from manta._private.api.scheduling import in_placement_group, strategy_wire
 from manta._private.core_worker.function_manager import FunctionManager
 
 
@@ -29,7 +29,7 @@ class _Prepared:
 
 def _prepare(options: dict[str, Any]) -> _Prepared:
     validate(options, TASK_OPTIONS, "remote functions")
-    resources = task_resources(options)
+    resources = in_placement_group(task_resources(options), options.get("scheduling_strategy"))
     num_returns = options.get("num_returns")
     retry_exceptions = options.get("retry_exceptions", False)
     if isinstance(retry_exceptions, list):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from manta._private.common.resources import BUNDLE_MARKER, BUNDLE_MARKER_REQUEST, group_resource
+
 
 class NodeAffinitySchedulingStrategy:
     """Run on the node with ``node_id`` (hex). With ``soft=True`` fall back to any node
@@ -146,6 +148,33 @@ def label_selector_wire(selector: dict[str, str]) -> dict[str, Any]:
             raise ValueError(f"label_selector {key!r}: {text!r} names no values")
         hard[key] = ["not_in" if negate else "in", values]
     return {"type": "node_label", "hard": hard, "soft": {}}
+
+
+def in_placement_group(resources: dict[str, float], strategy: Any) -> dict[str, float]:
+    """A task's or actor's resources as its placement group bundle offers them (the group's
+    own resource names, which exist only on the nodes holding its bundles), or unchanged
+    when it is not placed in a group."""
+    if not isinstance(strategy, PlacementGroupSchedulingStrategy):
+        return resources
+    pg = strategy.placement_group
+    pg_id = getattr(pg, "id", None)
+    if pg_id is None:
+        raise ValueError(f"placement_group must be a PlacementGroup, got {pg!r}")
+    if getattr(pg, "_removed", False):
+        raise ValueError(
+            f"placement group {pg_id.hex()} was removed; tasks and actors cannot use it any more"
+        )
+    index = strategy.placement_group_bundle_index
+    count = len(pg.bundle_specs)
+    if not isinstance(index, int) or isinstance(index, bool) or not -1 <= index < count:
+        raise ValueError(
+            f"placement_group_bundle_index must be -1 (any bundle) or in [0, {count}) for this "
+            f"group of {count} bundles, got {index!r}"
+        )
+    pg_hex = pg_id.hex()
+    inside = {group_resource(name, pg_hex, index): v for name, v in resources.items() if v > 0}
+    inside[group_resource(BUNDLE_MARKER, pg_hex, index)] = BUNDLE_MARKER_REQUEST
+    return inside
 
 
 STRATEGY_TYPES = (

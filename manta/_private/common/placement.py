@@ -196,3 +196,104 @@ def labels_match(labels: dict[str, str], selector: dict[str, Any]) -> bool:
         if op == "does_not_exist" and present:
             return False
     return True
+
+
+# -- placement groups ---------------------------------------------------------------------------
+
+PG_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+
+
+@dataclass(frozen=True, slots=True)
+class BundlesWait:
+    """The bundles cannot all be reserved now; ``infeasible``: not even on an idle cluster."""
+
+    reason: str
+    infeasible: bool
+
+
+def place_bundles(
+    nodes: list[NodeEntry],
+    bundles: list[dict[str, float]],
+    strategy: str,
+    selectors: list[dict[str, Any]] | None = None,
+) -> list[NodeEntry] | BundlesWait:
+    """A node for every bundle, all reservable now, obeying the strategy: STRICT_PACK all
+    on one node, STRICT_SPREAD each on its own node, PACK on as few nodes as it can,
+    SPREAD on as many. Bundles are placed largest first onto what is still free."""
+    alive = [n for n in nodes if n.alive]
+    allowed = [
+        [n for n in alive if labels_match(n.labels, (selectors or [{}] * len(bundles))[i] or {})]
+        for i in range(len(bundles))
+    ]
+    ever = _assign(bundles, strategy, allowed, lambda n: dict(n.total))
+    if ever is None:
+        return BundlesWait(_bundles_short(alive, bundles, strategy), True)
+    now = _assign(bundles, strategy, allowed, lambda n: dict(n.available))
+    if now is None:
+        return BundlesWait("not enough free resources yet; waiting for running work to finish", False)
+    return now
+
+
+def _assign(
+    bundles: list[dict[str, float]],
+    strategy: str,
+    allowed: list[list[NodeEntry]],
+    capacity: Any,
+) -> list[NodeEntry] | None:
+    free = {n.node_id: capacity(n) for candidates in allowed for n in candidates}
+
+    def fits_in(node: NodeEntry, need: dict[str, float]) -> bool:
+        return all(free[node.node_id].get(k, 0.0) >= v for k, v in need.items() if v > 0)
+
+    def take(node: NodeEntry, need: dict[str, float]) -> None:
+        for k, v in need.items():
+            free[node.node_id][k] = free[node.node_id].get(k, 0.0) - v
+
+    if strategy == "STRICT_PACK":
+        total: dict[str, float] = {}
+        for bundle in bundles:
+            for k, v in bundle.items():
+                total[k] = total.get(k, 0.0) + v
+        common = [n for n in allowed[0] if all(n in candidates for candidates in allowed)]
+        fitting = [n for n in common if fits_in(n, total)]
+        if not fitting:
+            return None
+        node = max(fitting, key=lambda n: sum(free[n.node_id].values()))
+        return [node] * len(bundles)
+    order = sorted(range(len(bundles)), key=lambda i: -sum(bundles[i].values()))
+    chosen: dict[int, NodeEntry] = {}
+    used: list[NodeEntry] = []
+    for i in order:
+        candidates = [n for n in allowed[i] if fits_in(n, bundles[i])]
+        if strategy == "STRICT_SPREAD":
+            candidates = [n for n in candidates if n not in used]
+        elif strategy == "PACK":
+            candidates = [n for n in candidates if n in used] or candidates
+        elif strategy == "SPREAD":
+            candidates = [n for n in candidates if n not in used] or candidates
+        if not candidates:
+            return None
+        # The roomiest candidate: PACK then keeps filling it; SPREAD balances load.
+        node = max(candidates, key=lambda n: (sum(free[n.node_id].values()), bytes(n.node_id)))
+        take(node, bundles[i])
+        chosen[i] = node
+        if node not in used:
+            used.append(node)
+    return [chosen[i] for i in range(len(bundles))]
+
+
+def _bundles_short(alive: list[NodeEntry], bundles: list[dict[str, float]], strategy: str) -> str:
+    """Which resource the cluster lacks for the group, for its one warning."""
+    for bundle in bundles:
+        if not any(feasible(n, bundle) for n in alive):
+            short = [
+                f"{k}: {v:g} (the largest node has {max((n.total.get(k, 0.0) for n in alive), default=0):g})"
+                for k, v in bundle.items()
+                if not any(n.total.get(k, 0.0) >= v for n in alive)
+            ]
+            return f"a bundle {bundle} fits no node: it needs {', '.join(short) or 'more than any node has'}"
+    if strategy == "STRICT_SPREAD":
+        return f"STRICT_SPREAD needs {len(bundles)} nodes that can each hold a bundle; the cluster has fewer"
+    if strategy == "STRICT_PACK":
+        return "STRICT_PACK needs one node that holds every bundle; no node is that large"
+    return "the bundles together exceed what the cluster has"

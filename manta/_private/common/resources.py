@@ -15,6 +15,32 @@ from dataclasses import dataclass, field
 PRECISION = 10_000
 # Resources handed out per device index rather than as one pool.
 INSTANCE_RESOURCES = ("GPU",)
+# Every committed bundle also offers this much of a marker resource, so that work with no
+# resources of its own can still be steered into the bundle (Ray's names and amount).
+BUNDLE_MARKER = "bundle"
+BUNDLE_MARKER_AMOUNT = 1000.0
+# What a task in a group asks of the marker.
+BUNDLE_MARKER_REQUEST = 0.001
+
+
+def group_resource(name: str, pg_hex: str, index: int | None = None) -> str:
+    """The name a resource takes inside a placement group (``index`` None: any bundle)."""
+    return f"{name}_group_{pg_hex}" if index is None or index < 0 else f"{name}_group_{index}_{pg_hex}"
+
+
+def in_group(name: str, pg_hex: str) -> bool:
+    """Whether resource ``name`` is one of the group's (any bundle's, or one bundle's)."""
+    return "_group_" in name and name.endswith("_" + pg_hex)
+
+
+def bundle_capacity(pg_hex: str, index: int, bundle: Mapping[str, float]) -> dict[str, float]:
+    """What a committed bundle adds to its node: each resource under the group's names
+    (for this bundle, and for any bundle), and the bundle markers."""
+    added: dict[str, float] = {}
+    for name, amount in {**bundle, BUNDLE_MARKER: BUNDLE_MARKER_AMOUNT}.items():
+        for target in (group_resource(name, pg_hex), group_resource(name, pg_hex, index)):
+            added[target] = added.get(target, 0.0) + amount
+    return added
 
 
 def to_units(amount: float) -> int:
@@ -152,6 +178,23 @@ class NodeResources:
         if len(whole) < need:
             return None
         return [(i, PRECISION) for i in whole[:need]]
+
+    def add_capacity(self, amounts: Mapping[str, float]) -> None:
+        """New resources on the node (a committed bundle's)."""
+        for name, units in to_unit_map(amounts).items():
+            self.total[name] = self.total.get(name, 0) + units
+            self.available[name] = self.available.get(name, 0) + units
+
+    def remove_capacity(self, amounts: Mapping[str, float]) -> None:
+        """Resources the node no longer offers (a released bundle's); their holders must
+        have been stopped first."""
+        for name, units in to_unit_map(amounts).items():
+            for table in (self.total, self.available):
+                left = table.get(name, 0) - units
+                if left > 0:
+                    table[name] = left
+                else:
+                    table.pop(name, None)
 
     def available_amounts(self) -> dict[str, float]:
         return {name: from_units(max(v, 0)) for name, v in self.available.items()}

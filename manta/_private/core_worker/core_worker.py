@@ -156,7 +156,9 @@ class CoreWorker:
     async def _connect(self) -> None:
         cfg = self.config
         token = self.session.token
-        self._server = RpcServer(self.dispatcher, token, max_frame_bytes=cfg.max_frame_bytes)
+        self._server = RpcServer(
+            self.dispatcher, token, max_frame_bytes=cfg.max_frame_bytes, ident=bytes(self.worker_id)
+        )
         unix = socket_path(self.session.session_dir, f"w-{self.worker_id.hex()[:16]}")
         await self._server.listen_unix(unix)
         port = await self._server.listen_tcp(self.session.host, 0)
@@ -391,7 +393,9 @@ class CoreWorker:
     # -- connections ----------------------------------------------------------------------------
     async def connect_worker(self, address: m.Address) -> Connection:
         """A pooled connection to another core worker."""
-        return await self.connect_peer(address.for_peer_on(self.node_id), address.node_id)
+        return await self.connect_peer(
+            address.for_peer_on(self.node_id), address.node_id, bytes(address.worker_id)
+        )
 
     async def connect_node(self, address: str, node_id: NodeID) -> Connection:
         """A pooled connection to another node's daemon (``host:port``)."""
@@ -406,7 +410,7 @@ class CoreWorker:
             del self._peer_nodes[key]
             self._peers.drop(key)
 
-    async def connect_peer(self, key: str, node_id: NodeID) -> Connection:
+    async def connect_peer(self, key: str, node_id: NodeID, ident: bytes = b"") -> Connection:
         if self._peers is None:
             self._peers = ConnectionPool(
                 self.session.token,
@@ -420,7 +424,7 @@ class CoreWorker:
             # Work on other nodes: hear when one dies (see node_died).
             self._gcs_topics.add(("nodes", b""))
             spawn(self.subscribe_gcs("nodes", b""), "following node deaths")
-        return await self._peers.get(key)
+        return await self._peers.get(key, ident)
 
     def call_gcs(self, msg: Any, timeout: float = 30.0) -> Any:
         """A blocking gcs request from a non-I/O thread."""

@@ -16,6 +16,7 @@ from typing import Any
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, JobID, NodeID, WorkerID
+from manta._private.common.resources import in_group
 from manta._private.common.runtime_env import runtime_env_key
 from manta._private.gcs.actor_manager import (
     Action,
@@ -110,6 +111,17 @@ class ActorDirector:
             record = self.manager.actors.get(actor_id)
             if record is not None and record.node_id == node_id:
                 conn.close()
+
+    def group_removed(self, pg_hex: str) -> None:
+        """Actors placed in a removed placement group die (they cannot run elsewhere)."""
+        for record in list(self.manager.actors.values()):
+            needs = {**record.spec.resources, **(record.spec.placement or {})}
+            if any(in_group(name, pg_hex) for name in needs):
+                self.execute(
+                    self.manager.kill(
+                        record.spec.actor_id, True, "its placement group was removed", self._nodes()
+                    )
+                )
 
     def job_finished(self, job_id: JobID) -> None:
         self.execute(self.manager.job_finished(job_id, self._nodes()))

@@ -22,6 +22,8 @@ class NodeRecord:
     infeasible: list[dict[str, float]] = field(default_factory=list)
     last_seen: float = 0.0
     death_reason: str = ""
+    # Totals with placement group bundles; None: as registered.
+    total: dict[str, float] | None = None
 
 
 class NodeManager:
@@ -56,11 +58,13 @@ class NodeManager:
         available: dict[str, float],
         pending: list[dict[str, float]],
         infeasible: list[dict[str, float]],
+        total: dict[str, float] | None = None,
     ) -> bool:
         record = self.nodes.get(node_id)
         if record is None or not record.alive:
             return False
         record.available = available
+        record.total = total
         record.pending = pending
         record.infeasible = infeasible
         record.last_seen = self._clock.monotonic()

@@ -13,10 +13,12 @@ from typing import Any
 
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
-from manta._private.common.ids import JobID, NodeID
+from manta._private.common.ids import JobID, NodeID, PlacementGroupID
+from manta._private.common.placement import NodeEntry
 from manta._private.gcs.actor_manager import NodeView
 from manta._private.gcs.actor_shell import ActorDirector
 from manta._private.gcs.node_manager import NodeManager, NodeRecord
+from manta._private.gcs.pg_shell import PlacementGroupDirector
 from manta._private.gcs.pubsub import Subscriptions
 from manta._private.gcs.storage import Storage
 from manta._private.rpc import codec
@@ -58,6 +60,7 @@ class GcsService:
             storage,
             self.nodes.reserve,
         )
+        self.pgs = PlacementGroupDirector(self._conn_of_node.get, self._node_entries, self._pg_removed)
         self._register_handlers()
 
     async def start(self, host: str, port: int, unix: str | None) -> int:
@@ -128,6 +131,7 @@ class GcsService:
             m.LeaseInfeasible, lambda c, msg: logger.warning("a node refused an actor lease: %s", msg.message)
         )
         self.actors.register_handlers(d)
+        self.pgs.register_handlers(d)
 
     def _h_register_node(self, conn: Connection, msg: m.RegisterNode) -> None:
         known = self.nodes.nodes.get(msg.info.node_id)
@@ -147,11 +151,17 @@ class GcsService:
         self.actors.node_registered(msg.info.node_id)
         self._nodes_changed()
 
+    def _node_entries(self) -> list[NodeEntry]:
+        return [NodeEntry(v.node_id, "", v.total, v.available, v.labels) for v in self._node_views()]
+
+    def _pg_removed(self, pg_id: PlacementGroupID) -> None:
+        self.actors.group_removed(pg_id.hex())
+
     def _node_views(self) -> list[NodeView]:
         # Only nodes connected to this gcs: after a restart, the ones still reconnecting
         # cannot be leased from yet.
         return [
-            NodeView(r.info.node_id, r.info.resources, r.available, r.info.labels)
+            NodeView(r.info.node_id, r.total or r.info.resources, r.available, r.info.labels)
             for r in self.nodes.alive()
             if r.info.node_id in self._conn_of_node
         ]
@@ -161,11 +171,9 @@ class GcsService:
 
     def _h_heartbeat(self, conn: Connection, msg: m.Heartbeat) -> None:
         record = self.nodes.nodes.get(msg.node_id)
-        before = None if record is None else record.available
-        if (
-            self.nodes.heartbeat(msg.node_id, msg.available, msg.pending, msg.infeasible)
-            and before != msg.available
-        ):
+        before = None if record is None else (record.available, record.total)
+        accepted = self.nodes.heartbeat(msg.node_id, msg.available, msg.pending, msg.infeasible, msg.total)
+        if accepted and before != (msg.available, msg.total):
             # Node daemons place leases with this view: changes reach them within a
             # heartbeat's coalescing delay (20 ms).
             assert record is not None
@@ -183,6 +191,7 @@ class GcsService:
             record.death_reason,
             record.pending,
             record.infeasible,
+            record.total,
         )
 
     def _h_kv_put(self, conn: Connection, msg: m.KvPut) -> bool:
@@ -221,6 +230,7 @@ class GcsService:
         self._publish("jobs", b"", info)
         self._publish("worker_died", b"", m.WorkerGone(info.driver.worker_id, info.driver.node_id))
         self.actors.job_finished(job_id)
+        self.pgs.job_finished(job_id)
 
     def _h_subscribe(self, conn: Connection, msg: m.Subscribe) -> None:
         self.subs.subscribe(conn, msg.channel, msg.key)
@@ -266,6 +276,7 @@ class GcsService:
             self._publish("nodes", b"", self._state(record))
         for record in records:
             self.actors.node_died(record.info.node_id)
+            self.pgs.node_died(record.info.node_id)
         if records:
             self._awaiting_nodes.difference_update(r.info.node_id for r in records)
             self._nodes_changed()
@@ -273,6 +284,7 @@ class GcsService:
     def _nodes_changed(self) -> None:
         if not self._awaiting_nodes:
             self.actors.nodes_changed()
+            self.pgs.retry()
 
     def _health_loop(self) -> None:
         if self._stopping:
@@ -285,4 +297,6 @@ class GcsService:
             if conn is not None:
                 conn.close()
         self._announce_dead(dead)
+        if not self._awaiting_nodes:
+            self.pgs.retry()  # groups waiting for resources to come free
         asyncio.get_running_loop().call_later(1.0, self._health_loop)

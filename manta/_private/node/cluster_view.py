@@ -34,18 +34,26 @@ class ClusterView:
             )
         entry.alive = state.alive
         entry.available = dict(state.available) if state.alive else {}
+        entry.total = dict(state.total or info.resources)
         return state.alive
 
     def alive_remote(self) -> list[NodeEntry]:
         return [n for n in self.nodes.values() if n.alive and n is not self.local]
 
     def place(
-        self, need: dict[str, float], strategy: Any, spilled: bool, local_free: dict[str, float]
+        self,
+        need: dict[str, float],
+        strategy: Any,
+        spilled: bool,
+        local_free: dict[str, float],
+        local_total: dict[str, float] | None = None,
     ) -> Decision:
         """Where a lease request should be granted. A request already placed here (spilled
         back by another node, or sent by the gcs for an actor) stays when this node could
         ever run it: views differ between decision-makers, so no ping-pong."""
         self.local.available = local_free
+        if local_total is not None:
+            self.local.total = local_total
         if spilled and allows(self.local, need, strategy):
             return Chosen(self.local)
         return self._placer.place(list(self.nodes.values()), need, strategy, self.local.node_id)

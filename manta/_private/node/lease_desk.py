@@ -45,7 +45,9 @@ class LeaseDesk:
         ``placed``: someone already chose this node (a spillback, the gcs for an actor)."""
         if req.key in self._replies:
             raise ValueError(f"lease request {req.key[1]} is already pending: nonces must be unique")  # type: ignore[index]
-        decision = self._cluster.place(from_unit_map(req.need), strategy, placed, self._free())
+        decision = self._cluster.place(
+            from_unit_map(req.need), strategy, placed, self._free(), self._scheduler.resources.total_amounts()
+        )
         if isinstance(decision, Unschedulable):
             return m.LeaseRefused(decision.reason)
         if isinstance(decision, Chosen) and decision.node is not self._cluster.local:
@@ -135,8 +137,9 @@ class LeaseDesk:
         run here now to a node that can take them now."""
         self._rebalance_due = None
         free = self._free()
+        total = self._scheduler.resources.total_amounts()
         for key, req in list(self._parked.items()):
-            decision = self._cluster.place(from_unit_map(req.need), req.strategy, False, free)
+            decision = self._cluster.place(from_unit_map(req.need), req.strategy, False, free, total)
             if isinstance(decision, Chosen):
                 del self._parked[key]
                 if decision.node is self._cluster.local:

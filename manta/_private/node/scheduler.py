@@ -15,7 +15,14 @@ from typing import Any
 
 from manta._private.common.clock import Clock
 from manta._private.common.ids import JobID, LeaseID, WorkerID
-from manta._private.common.resources import Allocation, NodeResources, from_unit_map
+from manta._private.common.resources import (
+    Allocation,
+    NodeResources,
+    bundle_capacity,
+    from_unit_map,
+    in_group,
+    to_unit_map,
+)
 
 
 @dataclass(slots=True)
@@ -110,6 +117,15 @@ class SchedulerConfig:
     idle_timeout_s: float
 
 
+@dataclass(slots=True)
+class Bundle:
+    """A placement group bundle held on this node: reserved (prepared), then committed."""
+
+    allocation: Allocation
+    resources: dict[str, float]
+    committed: bool = False
+
+
 @dataclass
 class Scheduler:
     resources: NodeResources
@@ -118,6 +134,8 @@ class Scheduler:
     pending: dict[Hashable, LeaseRequest] = field(default_factory=dict)
     workers: dict[WorkerID, WorkerRecord] = field(default_factory=dict)
     leases: dict[LeaseID, Lease] = field(default_factory=dict)
+    # Placement group bundles here, by (group id hex, bundle index).
+    bundles: dict[tuple[str, int], Bundle] = field(default_factory=dict)
 
     # -- events ----------------------------------------------------------------------------
     def prestart(self, count: int) -> list[Action]:
@@ -135,7 +153,9 @@ class Scheduler:
         req = self.pending.pop(key, None)
         return [Reject(req, reason)] if req is not None else []
 
-    def return_lease(self, lease_id: LeaseID, kill: bool) -> list[Action]:
+    def return_lease(
+        self, lease_id: LeaseID, kill: bool, reason: str = "its lease holder reported it broken"
+    ) -> list[Action]:
         lease = self.leases.pop(lease_id, None)
         if lease is None:
             return []  # already released (the worker died first)
@@ -147,7 +167,7 @@ class Scheduler:
             worker.blocked = False
             if kill:
                 worker.state = "dead"
-                actions.append(StopWorker(worker.worker_id, "its lease holder reported it broken"))
+                actions.append(StopWorker(worker.worker_id, reason))
             else:
                 worker.state = "idle"
                 worker.idle_since = self.clock.monotonic()
@@ -234,6 +254,48 @@ class Scheduler:
         worker.state = "idle"
         worker.idle_since = self.clock.monotonic()
         return self._schedule()
+
+    # -- placement group bundles ----------------------------------------------------------
+    def prepare_bundles(self, pg: str, bundles: list[tuple[int, dict[str, float]]]) -> bool:
+        """Reserve every bundle's resources now, or none of them (phase one)."""
+        reserved: list[tuple[tuple[str, int], Bundle]] = []
+        for index, amounts in bundles:
+            if (pg, index) in self.bundles:
+                continue  # asked again (a retried prepare): it holds already
+            allocation = self.resources.allocate(to_unit_map(amounts))
+            if allocation is None:
+                for _key, bundle in reserved:
+                    self.resources.release(bundle.allocation)
+                return False
+            reserved.append(((pg, index), Bundle(allocation, dict(amounts))))
+        self.bundles.update(reserved)
+        return True
+
+    def commit_bundles(self, pg: str, indices: list[int]) -> list[Action]:
+        """The whole group is reserved: its bundles become resources work can ask for."""
+        for index in indices:
+            bundle = self.bundles.get((pg, index))
+            if bundle is not None and not bundle.committed:
+                bundle.committed = True
+                self.resources.add_capacity(bundle_capacity(pg, index, bundle.resources))
+        return self._schedule()
+
+    def release_bundles(self, pg: str, indices: list[int] | None) -> list[Action]:
+        """Give bundles back: work holding the group's resources here is stopped first."""
+        keys = [k for k in self.bundles if k[0] == pg and (indices is None or k[1] in indices)]
+        if not keys:
+            return []
+        actions: list[Action] = []
+        for lease in [
+            lease for lease in self.leases.values() if any(in_group(n, pg) for n in lease.allocation.units)
+        ]:
+            actions += self.return_lease(lease.lease_id, kill=True, reason="its placement group was removed")
+        for key in keys:
+            bundle = self.bundles.pop(key)
+            if bundle.committed:
+                self.resources.remove_capacity(bundle_capacity(pg, key[1], bundle.resources))
+            self.resources.release(bundle.allocation)
+        return actions + self._schedule()
 
     # -- queries ----------------------------------------------------------------------------
     def pending_shapes(self) -> tuple[list[dict[str, float]], list[dict[str, float]]]:

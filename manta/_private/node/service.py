@@ -452,6 +452,9 @@ class NodeService:
         d.register(m.UnpinObjects, lambda c, msg: self.store.unpin(c, msg))
         d.register(m.FreeObjects, self._h_free)
         d.register(m.PinForTransfer, lambda c, msg: self.transfer.pin_for_transfer(c, msg))
+        d.register(m.PrepareBundles, self._h_prepare_bundles)
+        d.register(m.CommitBundles, self._h_commit_bundles)
+        d.register(m.ReleaseBundles, self._h_release_bundles)
         d.register(m.KillWorker, self._h_kill_worker)
         d.register(m.GetWorkerExit, self._h_get_worker_exit)
         d.register(m.GetNodeStats, lambda c, msg: self.statistics())
@@ -493,6 +496,26 @@ class NodeService:
 
     def _h_cancel_request(self, conn: Connection, msg: m.CancelLeaseRequest) -> None:
         self.leases.cancel((id(conn), msg.nonce))
+
+    def _h_prepare_bundles(self, conn: Connection, msg: m.PrepareBundles) -> bool:
+        bundles = []
+        for index, amounts in msg.bundles:
+            if not isinstance(index, int) or not isinstance(amounts, dict):
+                raise ValueError("bundles are [index, resources] pairs")
+            validate_request(amounts, "placement group bundle")
+            bundles.append((index, dict(amounts)))
+        ok = self.scheduler.prepare_bundles(msg.pg_id.hex(), bundles)
+        self._schedule_heartbeat()
+        return ok
+
+    def _h_commit_bundles(self, conn: Connection, msg: m.CommitBundles) -> None:
+        self._execute(self.scheduler.commit_bundles(msg.pg_id.hex(), list(msg.indices)))
+        self._send_heartbeat()  # the cluster learns of the group's resources at once
+
+    def _h_release_bundles(self, conn: Connection, msg: m.ReleaseBundles) -> None:
+        indices = None if msg.indices is None else list(msg.indices)
+        self._execute(self.scheduler.release_bundles(msg.pg_id.hex(), indices))
+        self._send_heartbeat()
 
     def _h_return_lease(self, conn: Connection, msg: m.ReturnLease) -> None:
         self._execute(self.scheduler.return_lease(msg.lease_id, msg.kill_worker))
@@ -684,8 +707,11 @@ class NodeService:
             return
         pending, infeasible = self.scheduler.pending_shapes()
         infeasible += self.leases.infeasible_shapes()
+        total = self.scheduler.resources.total_amounts() if self.scheduler.bundles else None
         self.gcs.notify(
-            m.Heartbeat(self.node_id, self.scheduler.resources.available_amounts(), pending, infeasible)
+            m.Heartbeat(
+                self.node_id, self.scheduler.resources.available_amounts(), pending, infeasible, total
+            )
         )
 
     def _log_loop(self) -> None:

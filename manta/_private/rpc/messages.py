@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, ObjectID, TaskID, WorkerID
+from manta._private.common.ids import (
+    ActorID,
+    JobID,
+    LeaseID,
+    NodeID,
+    ObjectID,
+    PlacementGroupID,
+    TaskID,
+    WorkerID,
+)
 from manta._private.rpc.codec import message
 
 # -- handshake and shared shapes --------------------------------------------------------
@@ -83,6 +92,8 @@ class Heartbeat:
     # Resource shapes waiting for a lease on this node, and which of them fit no node.
     pending: list[dict[str, float]]
     infeasible: list[dict[str, float]]
+    # The node's totals when they differ from its registration (placement group bundles).
+    total: dict[str, float] | None = None
 
 
 @message(12)
@@ -99,6 +110,8 @@ class NodeState:
     # Resource shapes waiting for a lease there, and those no node can fit.
     pending: list[dict[str, float]]
     infeasible: list[dict[str, float]]
+    # Totals now (with placement group bundles), when not ``info.resources``.
+    total: dict[str, float] | None = None
 
 
 @message(14)
@@ -760,3 +773,90 @@ class ChildExited:
     pid: int
     exit_code: int | None
     signal: int | None
+
+
+# -- placement groups ----------------------------------------------------------------------
+
+
+@message(95)
+class PlacementGroupSpec:
+    pg_id: PlacementGroupID
+    name: str
+    namespace: str
+    job_id: JobID
+    bundles: list[dict[str, float]]
+    strategy: str
+    detached: bool
+    # Per bundle: labels the node must have (``bundle_label_selector``), or None.
+    label_selectors: list[dict[str, Any]] | None = None
+
+
+@message(96)
+class PlacementGroupInfo:
+    pg_id: PlacementGroupID
+    name: str
+    namespace: str
+    state: str  # PENDING, CREATED, RESCHEDULING, REMOVED
+    bundles: list[dict[str, float]]
+    strategy: str
+    # The node of each bundle (hex), "" while unplaced.
+    nodes: list[str]
+    detached: bool
+    # Why it waits, while it waits.
+    message: str
+    # It waits because the cluster could never hold it (not only because it is busy).
+    infeasible: bool = False
+
+
+@message(97)
+class CreatePlacementGroup:
+    spec: PlacementGroupSpec
+
+
+@message(98)
+class RemovePlacementGroup:
+    pg_id: PlacementGroupID
+
+
+@message(99)
+class GetPlacementGroup:
+    pg_id: PlacementGroupID | None
+    name: str
+    namespace: str
+
+
+@message(103)
+class ListPlacementGroups:
+    pass
+
+
+@message(104)
+class WaitPlacementGroup:
+    pg_id: PlacementGroupID
+    timeout_s: float
+
+
+@message(105)
+class PrepareBundles:
+    """Phase one: reserve these bundles' resources on this node, all or none (True)."""
+
+    pg_id: PlacementGroupID
+    # [index, resources] per bundle.
+    bundles: list[list[Any]]
+
+
+@message(106)
+class CommitBundles:
+    """Phase two: the reserved bundles become the group's resources on this node."""
+
+    pg_id: PlacementGroupID
+    indices: list[int]
+
+
+@message(107)
+class ReleaseBundles:
+    """Give back bundles (prepared or committed; None: all of the group's); work using
+    them is stopped."""
+
+    pg_id: PlacementGroupID
+    indices: list[int] | None

@@ -89,8 +89,10 @@ class Connection(asyncio.Protocol):
         on_ready: Callable[[Connection], None] | None = None,
         on_close: Callable[[Connection], None] | None = None,
         hello: Hello | None = None,
+        ident: bytes = b"",
     ) -> None:
         self._dispatcher = dispatcher
+        self._ident = ident  # who a server says it is in its Welcome
         self._token = token
         self._is_server = is_server
         self._max_frame = max_frame_bytes
@@ -328,7 +330,7 @@ class Connection(asyncio.Protocol):
         self.peer_role = hello.role
         self.peer_ident = hello.ident
         self.peer_info = hello.info
-        self._send(KIND_REPLY, 0, Welcome(PROTOCOL_VERSION, __version__, "server", b"", {}))
+        self._send(KIND_REPLY, 0, Welcome(PROTOCOL_VERSION, __version__, "server", self._ident, {}))
         if not self.handshake.done():
             self.handshake.set_result(
                 Welcome(hello.protocol, hello.version, hello.role, hello.ident, hello.info)
@@ -420,9 +422,11 @@ class RpcServer:
         max_frame_bytes: int,
         on_connect: Callable[[Connection], None] | None = None,
         on_disconnect: Callable[[Connection], None] | None = None,
+        ident: bytes = b"",
     ) -> None:
         self._dispatcher = dispatcher
         self._token = token
+        self._ident = ident  # told to every peer at the handshake
         self._max_frame = max_frame_bytes
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
@@ -438,6 +442,7 @@ class RpcServer:
             max_frame_bytes=self._max_frame,
             on_ready=self._ready,
             on_close=self._closed,
+            ident=self._ident,
         )
         self._handshaking.add(conn)
         if len(self._handshaking) > MAX_PENDING_HANDSHAKES:
@@ -558,14 +563,19 @@ class ConnectionPool:
         self._kwargs = connect_kwargs
         self._conns: dict[str, asyncio.Future[Connection]] = {}
 
-    async def get(self, address: str) -> Connection:
+    async def get(self, address: str, ident: bytes = b"") -> Connection:
+        """The connection to ``address``; with ``ident``, only if the process there says it
+        is that one (a port can be reused by another process after its owner exited)."""
         fut = self._conns.get(address)
         if fut is not None and fut.done() and (fut.exception() is not None or fut.result().closed):
             fut = None
         if fut is None:
             fut = asyncio.ensure_future(connect(address, self._token, self._dispatcher, **self._kwargs))
             self._conns[address] = fut
-        return await asyncio.shield(fut)
+        conn = await asyncio.shield(fut)
+        if ident and conn.peer_ident != ident:
+            raise ConnectionLost(f"the process at {address} is not the one sought (it has exited)")
+        return conn
 
     def drop(self, address: str) -> None:
         """Close the connection to ``address`` (its peer is known to be gone): calls waiting

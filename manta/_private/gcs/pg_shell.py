@@ -1,0 +1,156 @@
+"""The gcs's placement group I/O: two-phase reservation on node daemons, and the RPCs.
+
+Phase one asks every chosen node to reserve its bundles (``PrepareBundles``, all or none
+per node); phase two, only once all said yes, tells them to commit (``CommitBundles``).
+A no, an error or a lost node rolls back what was reserved (``ReleaseBundles``) and the
+group waits: it is tried again when nodes join or die, and every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from manta._private.common.aio import resolve, spawn
+from manta._private.common.ids import JobID, NodeID, PlacementGroupID
+from manta._private.common.placement import BundlesWait, NodeEntry
+from manta._private.gcs.pg_manager import NameTaken, PgManager, Reserve
+from manta._private.rpc import messages as m
+from manta._private.rpc.transport import Connection, Dispatcher
+
+logger = logging.getLogger(__name__)
+
+
+class PlacementGroupDirector:
+    def __init__(
+        self,
+        node_conn: Callable[[NodeID], Connection | None],
+        nodes: Callable[[], list[NodeEntry]],
+        removed: Callable[[PlacementGroupID], None],
+    ) -> None:
+        self.manager = PgManager()
+        self._node_conn = node_conn
+        self._nodes = nodes
+        self._removed = removed  # the actors in it end
+        self._waiters: dict[PlacementGroupID, list[asyncio.Future[bool]]] = {}
+
+    def register_handlers(self, d: Dispatcher) -> None:
+        d.register(m.CreatePlacementGroup, self._h_create)
+        d.register(m.RemovePlacementGroup, lambda c, msg: self.remove(msg.pg_id))
+        d.register(m.GetPlacementGroup, self._h_get)
+        d.register(
+            m.ListPlacementGroups, lambda c, msg: [self.manager.info(pg_id) for pg_id in self.manager.groups]
+        )
+        d.register(m.WaitPlacementGroup, self._h_wait)
+
+    # -- handlers ------------------------------------------------------------------------------
+    def _h_create(self, conn: Connection, msg: m.CreatePlacementGroup) -> m.PlacementGroupInfo:
+        spec = msg.spec
+        try:
+            self.manager.create(spec)
+        except NameTaken as e:
+            raise ValueError(str(e)) from None
+        self._try(spec.pg_id)
+        info = self.manager.info(spec.pg_id)
+        assert info is not None
+        return info
+
+    def _h_get(self, conn: Connection, msg: m.GetPlacementGroup) -> m.PlacementGroupInfo | None:
+        pg_id = msg.pg_id if msg.pg_id is not None else self.manager.lookup(msg.name, msg.namespace)
+        return None if pg_id is None else self.manager.info(pg_id)
+
+    async def _h_wait(self, conn: Connection, msg: m.WaitPlacementGroup) -> bool:
+        info = self.manager.info(msg.pg_id)
+        if info is None:
+            raise ValueError(f"there is no placement group {msg.pg_id.hex()}")
+        if info.state in ("CREATED", "REMOVED"):
+            return info.state == "CREATED"
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(msg.pg_id, []).append(fut)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), max(msg.timeout_s, 0.0))
+        except asyncio.TimeoutError:
+            return False
+
+    # -- events --------------------------------------------------------------------------------
+    def remove(self, pg_id: PlacementGroupID) -> None:
+        if pg_id not in self.manager.groups:
+            raise ValueError(f"there is no placement group {pg_id.hex()}")
+        for node_id in self.manager.remove(pg_id):
+            self._release(node_id, pg_id, None)
+        self._removed(pg_id)
+        self._settle(pg_id, False)
+
+    def job_finished(self, job_id: JobID) -> None:
+        for pg_id in self.manager.job_finished(job_id):
+            self.remove(pg_id)
+
+    def node_died(self, node_id: NodeID) -> None:
+        for pg_id, holders in self.manager.node_died(node_id):
+            logger.warning(
+                "placement group %s lost bundles with node %s; placing it again",
+                pg_id.hex(),
+                node_id.hex()[:8],
+            )
+            for holder in holders:
+                self._release(holder, pg_id, None)
+        self.retry()
+
+    def retry(self) -> None:
+        """Try every waiting group again (the cluster changed, or a second passed)."""
+        for pg_id in self.manager.waiting():
+            self._try(pg_id)
+
+    # -- reservation ------------------------------------------------------------------------------
+    def _try(self, pg_id: PlacementGroupID) -> None:
+        decision = self.manager.schedule(pg_id, self._nodes())
+        if isinstance(decision, Reserve):
+            spawn(self._reserve(decision), "reserving a placement group")
+        elif isinstance(decision, BundlesWait) and decision.infeasible:
+            record = self.manager.groups[pg_id]
+            if not record.warned:
+                record.warned = True
+                logger.warning("placement group %s cannot be placed: %s", pg_id.hex(), decision.reason)
+
+    async def _reserve(self, action: Reserve) -> None:
+        prepared: list[NodeID] = []
+
+        async def prepare(node_id: NodeID, bundles: list[list[object]]) -> bool:
+            conn = self._node_conn(node_id)
+            if conn is None:
+                return False
+            try:
+                ok = bool(await conn.call(m.PrepareBundles(action.pg_id, bundles)))
+            except Exception as e:
+                logger.info(
+                    "preparing bundles of %s on %s failed: %s", action.pg_id.hex(), node_id.hex()[:8], e
+                )
+                return False
+            if ok:
+                prepared.append(node_id)
+            return ok
+
+        answers = await asyncio.gather(*(prepare(n, b) for n, b in action.per_node.items()))
+        ok = all(answers)
+        if self.manager.reserved(action.pg_id, action.attempt, ok):
+            for node_id, bundles in action.per_node.items():
+                conn = self._node_conn(node_id)
+                if conn is not None:
+                    conn.notify(m.CommitBundles(action.pg_id, [int(b[0]) for b in bundles]))  # type: ignore[call-overload]
+            logger.info("placement group %s created", action.pg_id.hex())
+            self._settle(action.pg_id, True)
+            return
+        # Refused somewhere, removed meanwhile, or superseded: give back what was reserved.
+        for node_id in prepared:
+            indices = [int(b[0]) for b in action.per_node[node_id]]  # type: ignore[call-overload]
+            self._release(node_id, action.pg_id, indices)
+
+    def _release(self, node_id: NodeID, pg_id: PlacementGroupID, indices: list[int] | None) -> None:
+        conn = self._node_conn(node_id)
+        if conn is not None and not conn.closed:
+            conn.notify(m.ReleaseBundles(pg_id, indices))
+
+    def _settle(self, pg_id: PlacementGroupID, created: bool) -> None:
+        for fut in self._waiters.pop(pg_id, []):
+            resolve(fut, created)

@@ -1,0 +1,230 @@
+"""Placement groups on a three-node cluster: every strategy, tasks and actors inside
+bundles, removal, pending groups picked up by a node that joins, a node dying under a
+group, and the inputs that are refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import manta
+from manta.cluster_utils import Cluster
+from manta.exceptions import ActorDiedError, GetTimeoutError
+from manta.util.placement_group import (
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
+from manta.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+STORE = 128 * 1024 * 1024
+FAST = {"node_timeout_s": 1.0, "heartbeat_interval_s": 0.2}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster()
+    try:
+        for _ in range(3):
+            c.add_node(num_cpus=2, object_store_memory=STORE, _system_config=FAST)
+        c.connect()
+        yield c
+    finally:
+        c.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def all_free(cluster):
+    """Each test starts, and must end, with every CPU free (groups removed)."""
+    yield
+    wait_until(lambda: manta.available_resources().get("CPU") == 6, what="every CPU to be free again")
+
+
+def node_id() -> str:
+    return manta.get_runtime_context().get_node_id()
+
+
+@manta.remote(num_cpus=1)
+def where() -> str:
+    return node_id()
+
+
+def in_bundle(pg, index: int = -1) -> PlacementGroupSchedulingStrategy:
+    return PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=index)
+
+
+def nodes_of(pg) -> list[str]:
+    table = placement_group_table(pg)
+    return [table["bundles_to_node_id"][i] for i in range(len(table["bundles"]))]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "bundles", "distinct"),
+    [
+        ("STRICT_PACK", [{"CPU": 1}, {"CPU": 1}], 1),
+        ("PACK", [{"CPU": 1}, {"CPU": 1}], 1),
+        ("STRICT_SPREAD", [{"CPU": 1}] * 3, 3),
+        ("SPREAD", [{"CPU": 1}] * 3, 3),
+    ],
+)
+def test_strategies_place_bundles_as_defined(cluster, strategy, bundles, distinct) -> None:
+    pg = placement_group(bundles, strategy=strategy)
+    assert manta.get(pg.ready(), timeout=30) == pg
+    assert pg.wait(5) and placement_group_table(pg)["state"] == "CREATED"
+    placed = nodes_of(pg)
+    assert len(set(placed)) == distinct
+    # A task in bundle i runs on bundle i's node.
+    assert [
+        manta.get(where.options(scheduling_strategy=in_bundle(pg, i)).remote()) for i in range(len(bundles))
+    ] == placed
+    assert manta.available_resources().get("CPU") == 6 - len(bundles)
+    remove_placement_group(pg)
+    assert placement_group_table(pg)["state"] == "REMOVED"
+
+
+def test_pack_spills_to_a_second_node_only_when_it_must(cluster) -> None:
+    pg = placement_group([{"CPU": 2}, {"CPU": 1}], strategy="PACK")
+    assert pg.wait(30)
+    assert len(set(nodes_of(pg))) == 2  # 3 CPUs cannot fit one 2-CPU node
+    with pytest.warns(UserWarning, match="STRICT_PACK needs one node that holds every bundle"):
+        strict = placement_group([{"CPU": 2}, {"CPU": 1}], strategy="STRICT_PACK")
+    assert not strict.wait(1)  # never on one node: pending, not half-placed
+    assert placement_group_table(strict)["state"] == "PENDING"
+    assert manta.available_resources().get("CPU") == 3  # only the first group holds CPUs
+    remove_placement_group(pg)
+    remove_placement_group(strict)
+
+
+def test_work_in_a_bundle_uses_only_that_bundles_resources(cluster) -> None:
+    pg = placement_group([{"CPU": 1}], strategy="STRICT_PACK")
+    assert pg.wait(30)
+    too_big = where.options(num_cpus=2, scheduling_strategy=in_bundle(pg, 0)).remote()
+    with pytest.raises(GetTimeoutError):
+        manta.get(too_big, timeout=1.5)  # the node has 2 CPUs, the bundle only 1
+    manta.cancel(too_big)
+    free = where.options(num_cpus=0, scheduling_strategy=in_bundle(pg)).remote()
+    assert manta.get(free, timeout=30) == nodes_of(pg)[0]  # no resources: still inside it
+    remove_placement_group(pg)
+
+
+def test_removing_a_group_kills_its_actors_and_frees_its_resources(cluster) -> None:
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD", name="gang")
+    assert pg.wait(30)
+    assert get_placement_group("gang") == pg
+
+    @manta.remote(num_cpus=1, max_restarts=3)
+    class Member:
+        def where(self) -> str:
+            return node_id()
+
+    members = [Member.options(scheduling_strategy=in_bundle(pg, i)).remote() for i in range(2)]
+    assert manta.get([x.where.remote() for x in members]) == nodes_of(pg)
+    assert manta.available_resources().get("CPU") == 4
+    remove_placement_group(pg)
+
+    def death_of(member) -> str:
+        try:
+            manta.get(member.where.remote(), timeout=10)
+        except ActorDiedError as e:
+            return str(e)
+        return ""  # a call that got in before the kill
+
+    for member in members:
+        assert "placement group was removed" in wait_until(
+            lambda m=member: death_of(m), what="the member to die"
+        )
+    wait_until(lambda: manta.available_resources().get("CPU") == 6, what="the group's CPUs back")
+    with pytest.raises(ValueError, match="Failed to look up"):
+        get_placement_group("gang")
+    with pytest.raises(ValueError, match="was removed"):
+        where.options(scheduling_strategy=in_bundle(pg, 0)).remote()
+
+
+def test_a_group_too_big_for_the_cluster_waits_warns_and_is_placed_when_a_node_joins(cluster) -> None:
+    with pytest.warns(UserWarning, match="CPU: 4 .the largest node has 2"):
+        pg = placement_group([{"CPU": 4}], strategy="STRICT_PACK")
+    assert not pg.wait(0.5)
+    assert placement_group_table(pg)["state"] == "PENDING"
+    big = cluster.add_node(num_cpus=4, object_store_memory=STORE, _system_config=FAST)
+    try:
+        assert pg.wait(30)
+        assert nodes_of(pg) == [big.node_id]
+        remove_placement_group(pg)
+    finally:
+        cluster.remove_node(big)
+        wait_until(lambda: big.node_id not in cluster.alive_node_ids(), what="the big node gone")
+
+
+def test_bundles_on_a_dead_node_are_placed_again(cluster) -> None:
+    extra = cluster.add_node(num_cpus=2, object_store_memory=STORE, _system_config=FAST)
+    pg = placement_group([{"CPU": 2}] * 4, strategy="STRICT_SPREAD")
+    assert pg.wait(30)
+    assert extra.node_id in nodes_of(pg)
+    cluster.remove_node(extra, allow_graceful=False)
+    # Three nodes cannot hold four STRICT_SPREAD bundles: it waits, holding nothing.
+    wait_until(lambda: placement_group_table(pg)["state"] in ("RESCHEDULING", "PENDING"), what="rescheduling")
+    wait_until(lambda: manta.available_resources().get("CPU") == 6, what="its other bundles released")
+    again = cluster.add_node(num_cpus=2, object_store_memory=STORE, _system_config=FAST)
+    try:
+        assert pg.wait(30)
+        assert extra.node_id not in nodes_of(pg) and again.node_id in nodes_of(pg)
+        remove_placement_group(pg)
+    finally:
+        cluster.remove_node(again)
+        wait_until(lambda: again.node_id not in cluster.alive_node_ids(), what="the extra node gone")
+
+
+def test_a_group_ends_with_its_job_unless_detached(cluster) -> None:
+    script = """
+import sys, manta
+from manta.util.placement_group import placement_group
+manta.init(address=sys.argv[1], namespace="pg-jobs")
+placement_group([{"CPU": 1}], name="mine").wait(30)
+placement_group([{"CPU": 1}], name="kept", lifetime="detached").wait(30)
+manta.shutdown()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, cluster.address], capture_output=True, text=True, timeout=90
+    )
+    assert done.returncode == 0, done.stderr
+    states = {row["name"]: row["state"] for row in placement_group_table().values()}
+    wait_until(
+        lambda: {r["name"]: r["state"] for r in placement_group_table().values()}.get("mine") == "REMOVED"
+    )
+    assert states.get("kept") == "CREATED"
+    # The detached group outlived its job; it is found by name in its namespace.
+    kept = next(r for r in placement_group_table().values() if r["name"] == "kept")
+    manta.shutdown()
+    manta.init(address=cluster.address, namespace="pg-jobs")
+    found = get_placement_group("kept")
+    assert found.id.hex() == kept["placement_group_id"]
+    remove_placement_group(found)
+
+
+@pytest.mark.parametrize(
+    ("bundles", "kwargs", "message"),
+    [
+        ([], {}, "non-empty list"),
+        ([{}], {}, "empty dictionary or resources with only 0 values"),
+        ([{"CPU": 0}], {}, "only 0 values"),
+        ([{"CPU": -1}], {}, "negative"),
+        ([{"CPU": 1}], {"strategy": "TIGHT"}, "Supported strategies are: \\['PACK', 'SPREAD'"),
+        ([{"CPU": 1}], {"lifetime": "forever"}, "lifetime"),
+    ],
+)
+def test_bad_groups_are_refused(cluster, bundles, kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        placement_group(bundles, **kwargs)
+
+
+def test_a_bundle_index_out_of_range_is_refused(cluster) -> None:
+    pg = placement_group([{"CPU": 1}])
+    with pytest.raises(ValueError, match="placement_group_bundle_index"):
+        where.options(scheduling_strategy=in_bundle(pg, 1)).remote()
+    remove_placement_group(pg)

@@ -1,0 +1,122 @@
+"""Placement groups, decided on hand-made clusters: bundle placement per strategy, and the
+group's life (two-phase reservation outcomes, removal, node death, job end)."""
+
+from __future__ import annotations
+
+import pytest
+
+from manta._private.common.ids import JobID, NodeID, PlacementGroupID
+from manta._private.common.placement import BundlesWait, NodeEntry, place_bundles
+from manta._private.gcs.pg_manager import (
+    CREATED,
+    PENDING,
+    REMOVED,
+    RESCHEDULING,
+    NameTaken,
+    PgManager,
+    Reserve,
+)
+from manta._private.rpc.messages import PlacementGroupSpec
+
+JOB = JobID.from_int(1)
+
+
+def node(name: str, cpus: float, free: float | None = None, **labels: str) -> NodeEntry:
+    return NodeEntry(
+        NodeID(name.encode().ljust(28, b"\0")),
+        f"{name}:1",
+        {"CPU": cpus},
+        {"CPU": cpus if free is None else free},
+        labels,
+    )
+
+
+def names(placed: object) -> list[str]:
+    assert isinstance(placed, list), placed
+    return [bytes(n.node_id).rstrip(b"\0").decode() for n in placed]
+
+
+def test_each_strategy_places_bundles_as_it_says() -> None:
+    nodes = [node("a", 4), node("b", 4), node("c", 4)]
+    two = [{"CPU": 1}, {"CPU": 1}]
+    assert len(set(names(place_bundles(nodes, two, "STRICT_PACK")))) == 1
+    assert len(set(names(place_bundles(nodes, two, "PACK")))) == 1
+    assert len(set(names(place_bundles(nodes, [{"CPU": 1}] * 3, "STRICT_SPREAD")))) == 3
+    assert len(set(names(place_bundles(nodes, [{"CPU": 1}] * 3, "SPREAD")))) == 3
+    # PACK overflows onto a second node when it must; SPREAD doubles up when it must.
+    assert len(set(names(place_bundles(nodes, [{"CPU": 3}, {"CPU": 3}], "PACK")))) == 2
+    assert len(set(names(place_bundles(nodes, [{"CPU": 1}] * 4, "SPREAD")))) == 3
+
+
+def test_what_cannot_be_placed_waits_and_says_whether_it_ever_could() -> None:
+    nodes = [node("a", 2, free=0), node("b", 2)]
+    busy = place_bundles(nodes, [{"CPU": 2}, {"CPU": 2}], "STRICT_SPREAD")
+    assert isinstance(busy, BundlesWait) and not busy.infeasible
+    never = place_bundles(nodes, [{"CPU": 1}] * 3, "STRICT_SPREAD")
+    assert isinstance(never, BundlesWait) and never.infeasible and "3 nodes" in never.reason
+    too_big = place_bundles(nodes, [{"CPU": 8}], "PACK")
+    assert isinstance(too_big, BundlesWait) and too_big.infeasible and "CPU: 8" in too_big.reason
+    one_node = place_bundles(nodes, [{"CPU": 2}, {"CPU": 1}], "STRICT_PACK")
+    assert isinstance(one_node, BundlesWait) and one_node.infeasible
+    dead = node("c", 64)
+    dead.alive = False
+    assert isinstance(place_bundles([dead], [{"CPU": 1}], "PACK"), BundlesWait)
+
+
+def test_bundle_label_selectors_choose_nodes() -> None:
+    nodes = [node("a", 2, zone="x"), node("b", 2, zone="y")]
+    placed = place_bundles(nodes, [{"CPU": 1}, {"CPU": 1}], "PACK", [{"zone": ["in", ["y"]]}, {}])
+    assert names(placed)[0] == "b"
+
+
+def spec(
+    name: str = "", bundles: list[dict[str, float]] | None = None, detached: bool = False
+) -> PlacementGroupSpec:
+    return PlacementGroupSpec(
+        PlacementGroupID.from_random(),
+        name,
+        "ns",
+        JOB,
+        bundles or [{"CPU": 1}, {"CPU": 1}],
+        "SPREAD",
+        detached,
+    )
+
+
+def test_a_group_is_created_only_when_every_bundle_was_reserved() -> None:
+    manager = PgManager()
+    nodes = [node("a", 2), node("b", 2)]
+    s = spec()
+    manager.create(s)
+    first = manager.schedule(s.pg_id, nodes)
+    assert isinstance(first, Reserve) and len(first.per_node) == 2
+    assert manager.schedule(s.pg_id, nodes) is None  # one reservation at a time
+    assert not manager.reserved(s.pg_id, first.attempt, ok=False)  # a node said no
+    assert manager.info(s.pg_id).state == PENDING and manager.info(s.pg_id).nodes == ["", ""]
+    second = manager.schedule(s.pg_id, nodes)
+    assert isinstance(second, Reserve) and second.attempt > first.attempt
+    assert not manager.reserved(s.pg_id, first.attempt, ok=True)  # a stale answer changes nothing
+    assert manager.reserved(s.pg_id, second.attempt, ok=True)
+    assert manager.info(s.pg_id).state == CREATED
+
+
+def test_removal_node_death_and_job_end() -> None:
+    manager = PgManager()
+    a, b = node("a", 2), node("b", 2)
+    s = spec(name="g")
+    manager.create(s)
+    reserve = manager.schedule(s.pg_id, [a, b])
+    assert isinstance(reserve, Reserve)
+    manager.reserved(s.pg_id, reserve.attempt, ok=True)
+    with pytest.raises(NameTaken):
+        manager.create(spec(name="g"))
+    # A node with one of its bundles dies: the other bundles are released and all placed again.
+    [(pg_id, release)] = manager.node_died(a.node_id)
+    assert pg_id == s.pg_id and release == [b.node_id]
+    assert manager.info(s.pg_id).state == RESCHEDULING and s.pg_id in manager.waiting()
+    detached = spec(detached=True)
+    manager.create(detached)
+    assert manager.job_finished(JOB) == [s.pg_id]  # the detached one outlives its job
+    assert manager.remove(s.pg_id) == []  # nothing reserved any more
+    assert manager.info(s.pg_id).state == REMOVED and manager.lookup("g", "ns") is None
+    manager.create(spec(name="g"))  # the name is free again
