@@ -191,7 +191,8 @@ def status(address: str | None, as_json: bool) -> None:
 
     with cluster_gcs(address) as gcs:
         states: list[m.NodeState] = gcs.call(m.GetNodes())
-    report = status_report(states)
+        groups: list[m.PlacementGroupInfo] = gcs.call(m.ListPlacementGroups())
+    report = status_report(states, groups)
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
         return
@@ -212,6 +213,12 @@ def status(address: str | None, as_json: bool) -> None:
             click.echo(f"  {shape}: {count} waiting")
         if not report[key]:
             click.echo("  (none)")
+    click.echo("Placement groups:")
+    for group in report["placement_groups"]:
+        line = f"  {group['id'][:12]} {group['name'] or '-'} {group['strategy']} {group['state']} {group['bundles']}"
+        click.echo(line + (f" -- {group['waiting_because']}" if group["waiting_because"] else ""))
+    if not report["placement_groups"]:
+        click.echo("  (none)")
 
 
 def cluster_gcs(address: str | None) -> Any:
@@ -219,10 +226,12 @@ def cluster_gcs(address: str | None) -> Any:
     from manta._private.api.gcs_client import GcsClient
     from manta._private.common.session import read_token
 
-    session_dir, info = running_session()
-    if address is None:
-        address = "unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"]
-    token = os.environ.get("MANTA_AUTH_TOKEN", "").strip().encode() or read_token(session_dir)
+    token = os.environ.get("MANTA_AUTH_TOKEN", "").strip().encode()
+    if address is None or not token:  # this host's node knows where the gcs is, and the token
+        session_dir, info = running_session()
+        if address is None:
+            address = "unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"]
+        token = token or read_token(session_dir)
     try:
         return GcsClient(address, token)
     except Exception as e:
@@ -239,7 +248,7 @@ def running_session() -> tuple[str, dict[str, Any]]:
         return session_dir, json.load(f)
 
 
-def status_report(states: list[Any]) -> dict[str, Any]:
+def status_report(states: list[Any], groups: tuple[Any, ...] | list[Any] = ()) -> dict[str, Any]:
     nodes = []
     pending: dict[str, int] = {}
     infeasible: dict[str, int] = {}
@@ -262,7 +271,29 @@ def status_report(states: list[Any]) -> dict[str, Any]:
             for shape in shapes:
                 key = json.dumps(shape, sort_keys=True)
                 into[key] = into.get(key, 0) + 1
-    return {"nodes": nodes, "pending": pending, "infeasible": infeasible}
+    placement_groups = [
+        {
+            "id": g.pg_id.hex(),
+            "name": g.name,
+            "strategy": g.strategy,
+            "state": g.state,
+            "bundles": [dict(b) for b in g.bundles],
+            "nodes": list(g.nodes),
+            "waiting_because": g.message,
+        }
+        for g in groups
+        if g.state != "REMOVED"
+    ]
+    for g in placement_groups:
+        if g["state"] in ("PENDING", "RESCHEDULING"):  # groups waiting are demand too
+            key = json.dumps({"placement_group": g["bundles"], "strategy": g["strategy"]}, sort_keys=True)
+            pending[key] = pending.get(key, 0) + 1
+    return {
+        "nodes": nodes,
+        "pending": pending,
+        "infeasible": infeasible,
+        "placement_groups": placement_groups,
+    }
 
 
 def _amount(name: str, value: float) -> str:

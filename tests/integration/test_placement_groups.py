@@ -4,14 +4,17 @@ group, and the inputs that are refused."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import manta
 from manta.cluster_utils import Cluster
-from manta.exceptions import ActorDiedError, GetTimeoutError
+from manta.exceptions import ActorDiedError, GetTimeoutError, TaskPlacementGroupRemoved
 from manta.util.placement_group import (
     get_placement_group,
     placement_group,
@@ -166,6 +169,15 @@ def test_bundles_on_a_dead_node_are_placed_again(cluster) -> None:
     pg = placement_group([{"CPU": 2}] * 4, strategy="STRICT_SPREAD")
     assert pg.wait(30)
     assert extra.node_id in nodes_of(pg)
+    index = nodes_of(pg).index(extra.node_id)
+
+    @manta.remote(num_cpus=1, max_restarts=1, max_task_retries=-1)
+    class Member:
+        def where(self) -> str:
+            return node_id()
+
+    member = Member.options(scheduling_strategy=in_bundle(pg, index)).remote()
+    assert manta.get(member.where.remote()) == extra.node_id
     cluster.remove_node(extra, allow_graceful=False)
     # Three nodes cannot hold four STRICT_SPREAD bundles: it waits, holding nothing.
     wait_until(lambda: placement_group_table(pg)["state"] in ("RESCHEDULING", "PENDING"), what="rescheduling")
@@ -174,6 +186,8 @@ def test_bundles_on_a_dead_node_are_placed_again(cluster) -> None:
     try:
         assert pg.wait(30)
         assert extra.node_id not in nodes_of(pg) and again.node_id in nodes_of(pg)
+        # The actor restarted in its bundle, wherever that is now.
+        assert manta.get(member.where.remote(), timeout=60) == nodes_of(pg)[index]
         remove_placement_group(pg)
     finally:
         cluster.remove_node(again)
@@ -228,3 +242,74 @@ def test_a_bundle_index_out_of_range_is_refused(cluster) -> None:
     with pytest.raises(ValueError, match="placement_group_bundle_index"):
         where.options(scheduling_strategy=in_bundle(pg, 1)).remote()
     remove_placement_group(pg)
+
+
+def test_child_tasks_are_captured_only_when_asked(cluster) -> None:
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
+    assert pg.wait(30)
+
+    @manta.remote(num_cpus=0)
+    def child() -> tuple[str | None, str]:
+        current = manta.util.get_current_placement_group()
+        return (current.id.hex() if current else None), node_id()
+
+    @manta.remote(num_cpus=1)
+    def parent() -> tuple[str | None, list]:
+        current = manta.util.get_current_placement_group()
+        return (current.id.hex() if current else None), manta.get([child.remote() for _ in range(4)])
+
+    captured = PlacementGroupSchedulingStrategy(pg, 0, placement_group_capture_child_tasks=True)
+    group, children = manta.get(parent.options(scheduling_strategy=captured).remote())
+    assert group == pg.id.hex()
+    assert {c[0] for c in children} == {pg.id.hex()}
+    assert {c[1] for c in children} <= set(nodes_of(pg))  # inside the group's bundles
+    group, children = manta.get(parent.options(scheduling_strategy=in_bundle(pg, 0)).remote())
+    assert group == pg.id.hex() and {c[0] for c in children} == {None}  # not captured
+    assert manta.util.get_current_placement_group() is None  # a driver is in no group
+    remove_placement_group(pg)
+
+
+def test_manta_status_lists_groups_and_waiting_ones_as_demand(cluster) -> None:
+    placed = placement_group([{"CPU": 1}], name="placed")
+    assert placed.wait(30)
+    with pytest.warns(UserWarning):
+        waiting = placement_group([{"CPU": 1}] * 4, strategy="STRICT_SPREAD", name="waiting")
+    env = {**os.environ, "MANTA_AUTH_TOKEN": cluster._token.decode()}
+    status = subprocess.run(
+        [sys.executable, "-m", "manta.cli.main", "status", "--address", cluster.address, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    states = {g["name"]: g["state"] for g in report["placement_groups"]}
+    assert states == {"placed": "CREATED", "waiting": "PENDING"}
+    assert any("placement_group" in shape for shape in report["pending"])
+    remove_placement_group(placed)
+    remove_placement_group(waiting)
+
+
+def test_tasks_waiting_for_a_removed_group_fail(cluster) -> None:
+    pg = placement_group([{"CPU": 1}])
+    assert pg.wait(30)
+    waiting = where.options(num_cpus=2, scheduling_strategy=in_bundle(pg, 0)).remote()  # never fits it
+    with pytest.raises(GetTimeoutError):
+        manta.get(waiting, timeout=0.5)
+    remove_placement_group(pg)
+    with pytest.raises(TaskPlacementGroupRemoved, match=pg.id.hex()):
+        manta.get(waiting, timeout=30)
+
+
+def test_the_readme_gang_scheduling_example_runs(cluster, capsys) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Gang scheduling with placement groups", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    fourth = cluster.add_node(num_cpus=2, object_store_memory=STORE, _system_config=FAST)
+    try:
+        exec(compile(code, "README.md", "exec"), {"ray": manta})
+        assert capsys.readouterr().out.strip() == "[0, 1, 2, 3]"
+    finally:
+        cluster.remove_node(fourth)
+        wait_until(lambda: fourth.node_id not in cluster.alive_node_ids(), what="the fourth node gone")

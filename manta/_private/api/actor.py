@@ -10,7 +10,13 @@ import cloudpickle
 
 from manta._private.api import context
 from manta._private.api.options import ACTOR_METHOD_OPTIONS, ACTOR_OPTIONS, task_resources, validate
-from manta._private.api.scheduling import PlacementGroupSchedulingStrategy, in_placement_group, strategy_wire
+from manta._private.api.scheduling import (
+    PlacementGroupSchedulingStrategy,
+    group_context,
+    group_request,
+    in_placement_group,
+    strategy_wire,
+)
 from manta._private.common.ids import ActorID
 from manta._private.core_worker.actor_runtime import READY_METHOD, TERMINATE_METHOD, ActorExit
 from manta._private.core_worker.function_manager import FunctionManager
@@ -108,9 +114,14 @@ class ActorClass:
             {**held, "CPU": max(held.get("CPU", 0.0), 1.0)} if options.get("num_cpus") is None else held
         )
         strategy = options.get("scheduling_strategy")
+        in_group = group_context(strategy)
         if isinstance(strategy, PlacementGroupSchedulingStrategy):
-            held = in_placement_group(held, strategy)
-            placement = held
+            held = placement = in_placement_group(held, strategy)
+        elif strategy is None and worker.context.placement_group and worker.context.placement_group[2]:
+            # Made by a task in a group that captures its children: placed there too.
+            pg_id = worker.context.placement_group[0]
+            in_group = [pg_id, -1, True]
+            held = placement = group_request(held, pg_id.hex(), -1)
         is_async = self._meta.is_async
         max_concurrency = options.get("max_concurrency")
         if max_concurrency is None:
@@ -156,6 +167,7 @@ class ActorClass:
             strategy=strategy_wire(options.get("scheduling_strategy"), options.get("label_selector")),
             methods=self._meta.methods,
             max_pending_calls=max(options.get("max_pending_calls") or 0, 0),
+            placement_group=in_group,
         )
 
 

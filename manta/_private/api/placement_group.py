@@ -13,7 +13,7 @@ import math
 import warnings
 from typing import Any
 
-from manta._private.api.context import ensure_initialized, require_initialized
+from manta._private.api.context import current_worker, ensure_initialized, require_initialized
 from manta._private.api.remote_function import RemoteFunction
 from manta._private.api.scheduling import PlacementGroupSchedulingStrategy
 from manta._private.common.ids import PlacementGroupID
@@ -188,9 +188,12 @@ def placement_group_table(placement_group: PlacementGroup | None = None) -> dict
 
 
 def get_current_placement_group() -> PlacementGroup | None:
-    """The group the current task or actor runs in (None in a driver, and for now in
-    tasks too: capturing the group of the caller is not tracked yet)."""
-    return None
+    """The group the current task or actor runs in; None in a driver or outside groups."""
+    worker = current_worker()
+    if worker is None or worker.is_driver:
+        return None
+    group = worker.context.placement_group
+    return None if group is None else PlacementGroup(PlacementGroupID(group[0]))
 
 
 def _info(pg_id: PlacementGroupID) -> m.PlacementGroupInfo | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from manta._private.api import context
 from manta._private.api.options import TASK_OPTIONS, task_resources, validate
-from manta._private.api.scheduling import in_placement_group, strategy_wire
+from manta._private.api.scheduling import group_context, group_request, in_placement_group, strategy_wire
 from manta._private.core_worker.function_manager import FunctionManager
 
 
@@ -25,11 +25,16 @@ class _Prepared:
     name: str | None
     runtime_env: dict[str, Any] | None
     max_calls: int
+    # Its resources outside any group, and the group it is placed in, if any.
+    own_resources: dict[str, float]
+    placement_group: list[Any] | None
+    explicit_strategy: bool
 
 
 def _prepare(options: dict[str, Any]) -> _Prepared:
     validate(options, TASK_OPTIONS, "remote functions")
-    resources = in_placement_group(task_resources(options), options.get("scheduling_strategy"))
+    own = task_resources(options)
+    resources = in_placement_group(own, options.get("scheduling_strategy"))
     num_returns = options.get("num_returns")
     retry_exceptions = options.get("retry_exceptions", False)
     if isinstance(retry_exceptions, list):
@@ -43,6 +48,9 @@ def _prepare(options: dict[str, Any]) -> _Prepared:
         name=options.get("name"),
         runtime_env=options.get("runtime_env"),
         max_calls=_max_calls(options, resources),
+        own_resources=own,
+        placement_group=group_context(options.get("scheduling_strategy")),
+        explicit_strategy=options.get("scheduling_strategy") is not None,
     )
 
 
@@ -91,6 +99,13 @@ class RemoteFunction:
         worker = context.ensure_initialized()
         self._check_arguments(args, kwargs)
         max_retries = prepared.max_retries
+        resources, group = prepared.resources, prepared.placement_group
+        if group is None and not prepared.explicit_strategy:
+            current = worker.context.placement_group
+            if current is not None and current[2]:
+                # Submitted from a task in a group that captures its children: placed there too.
+                group = [current[0], -1, True]
+                resources = group_request(prepared.own_resources, current[0].hex(), -1)
         refs = worker.submit_task(
             function_id=self._export(worker),
             function_name=self._qualified_name,
@@ -98,12 +113,13 @@ class RemoteFunction:
             args=args,
             kwargs=kwargs,
             num_returns=prepared.num_returns,
-            resources=prepared.resources,
+            resources=resources,
             max_retries=worker.config.task_max_retries if max_retries is None else max_retries,
             retry_exceptions=prepared.retry_exceptions,
             runtime_env=prepared.runtime_env or worker.job_runtime_env,
             strategy=prepared.strategy,
             max_calls=prepared.max_calls,
+            placement_group=group,
         )
         if prepared.num_returns == 1:
             return refs[0]

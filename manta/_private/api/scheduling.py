@@ -171,10 +171,24 @@ def in_placement_group(resources: dict[str, float], strategy: Any) -> dict[str, 
             f"placement_group_bundle_index must be -1 (any bundle) or in [0, {count}) for this "
             f"group of {count} bundles, got {index!r}"
         )
-    pg_hex = pg_id.hex()
+    return group_request(resources, pg_id.hex(), index)
+
+
+def group_request(resources: dict[str, float], pg_hex: str, index: int) -> dict[str, float]:
     inside = {group_resource(name, pg_hex, index): v for name, v in resources.items() if v > 0}
     inside[group_resource(BUNDLE_MARKER, pg_hex, index)] = BUNDLE_MARKER_REQUEST
     return inside
+
+
+def group_context(strategy: Any) -> list[Any] | None:
+    """What a task records of the placement group it is placed in: [id, index, capture]."""
+    if not isinstance(strategy, PlacementGroupSchedulingStrategy):
+        return None
+    return [
+        strategy.placement_group.id,
+        strategy.placement_group_bundle_index,
+        bool(strategy.placement_group_capture_child_tasks),
+    ]
 
 
 STRATEGY_TYPES = (

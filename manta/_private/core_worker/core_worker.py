@@ -77,6 +77,8 @@ class TaskContext:
     instance_ids: dict[str, list[str]] = field(default_factory=dict)
     put_counter: Any = field(default_factory=lambda: itertools.count(1))
     depth: int = 0
+    # [group id, bundle index, capture child tasks] when it runs in a placement group.
+    placement_group: list[Any] | None = None
 
 
 class CoreWorker:
@@ -126,6 +128,7 @@ class CoreWorker:
         self.actor_id: ActorID | None = None
         self.actor_instance_ids: dict[str, list[str]] = {}
         self.actor_resources: dict[str, float] = {}
+        self.actor_placement_group: list[Any] | None = None  # an actor's, for its methods
         self._cuda_before: object = _UNSET
         self._driver_context: TaskContext | None = None
         self._server: RpcServer | None = None
@@ -484,7 +487,16 @@ class CoreWorker:
         # Each attempt numbers its puts afresh: a retry on this worker must not reuse ids.
         puts = itertools.count(((spec.attempt % 128) << 24) + 1)
         return self._context.set(
-            TaskContext(spec.task_id, spec.job_id, spec.name, resources, instance_ids, puts, spec.depth)
+            TaskContext(
+                spec.task_id,
+                spec.job_id,
+                spec.name,
+                resources,
+                instance_ids,
+                puts,
+                spec.depth,
+                spec.placement_group if spec.actor_id is None else self.actor_placement_group,
+            )
         )
 
     def _set_visible_devices(self, gpus: list[str] | None) -> None:
@@ -555,6 +567,7 @@ class CoreWorker:
         actor_id: ActorID | None = None,
         method: str = "",
         concurrency_group: str = "",
+        placement_group: list[Any] | None = None,
     ) -> list[ObjectRef]:
         self.objects.collect_references()
         ctx = self.context
@@ -584,6 +597,7 @@ class CoreWorker:
             actor_id=actor_id,
             method=method,
             concurrency_group=concurrency_group,
+            placement_group=placement_group,
         )
         sched_key = (
             tuple(sorted(resources.items())),

@@ -158,6 +158,7 @@ class TaskExecutor:
     def _create_actor(self, create: CreateActor) -> ActorCreated:
         spec = create.spec
         self._cw.actor_id = spec.actor_id
+        self._cw.actor_placement_group = spec.placement_group
         self._mark_task(spec.class_name)
         task = TaskSpec(
             task_id=TaskID.for_normal_task(spec.job_id),

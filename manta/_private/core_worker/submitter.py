@@ -43,7 +43,7 @@ from manta._private.rpc.messages import (
     WorkerExit,
 )
 from manta._private.rpc.transport import Connection, ConnectionLost
-from manta.exceptions import TaskCancelledError, TaskUnschedulableError
+from manta.exceptions import TaskCancelledError, TaskPlacementGroupRemoved, TaskUnschedulableError
 
 if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
@@ -293,7 +293,12 @@ class NormalTaskSubmitter:
             return
         node, reply = fut.result()
         if isinstance(reply, LeaseRefused):
-            self._fail_queued(cls, TaskUnschedulableError(reply.reason))
+            kind = (
+                TaskPlacementGroupRemoved
+                if reply.error == "TaskPlacementGroupRemoved"
+                else TaskUnschedulableError
+            )
+            self._fail_queued(cls, kind(reply.reason))
             return
         if isinstance(reply, LeaseCancelled):
             self._pump(cls)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from manta._private.common.aio import resolve, spawn
 from manta._private.common.ids import JobID, NodeID, PlacementGroupID
@@ -28,11 +29,13 @@ class PlacementGroupDirector:
         node_conn: Callable[[NodeID], Connection | None],
         nodes: Callable[[], list[NodeEntry]],
         removed: Callable[[PlacementGroupID], None],
+        publish: Callable[[str, bytes, Any], None],
     ) -> None:
         self.manager = PgManager()
         self._node_conn = node_conn
         self._nodes = nodes
         self._removed = removed  # the actors in it end
+        self._publish = publish
         self._waiters: dict[PlacementGroupID, list[asyncio.Future[bool]]] = {}
 
     def register_handlers(self, d: Dispatcher) -> None:
@@ -80,6 +83,7 @@ class PlacementGroupDirector:
         for node_id in self.manager.remove(pg_id):
             self._release(node_id, pg_id, None)
         self._removed(pg_id)
+        self._publish("placement_groups", bytes(pg_id), self.manager.info(pg_id))
         self._settle(pg_id, False)
 
     def job_finished(self, job_id: JobID) -> None:

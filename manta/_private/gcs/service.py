@@ -60,7 +60,9 @@ class GcsService:
             storage,
             self.nodes.reserve,
         )
-        self.pgs = PlacementGroupDirector(self._conn_of_node.get, self._node_entries, self._pg_removed)
+        self.pgs = PlacementGroupDirector(
+            self._conn_of_node.get, self._node_entries, self._pg_removed, self._publish
+        )
         self._register_handlers()
 
     async def start(self, host: str, port: int, unix: str | None) -> int:
@@ -297,6 +299,7 @@ class GcsService:
             if conn is not None:
                 conn.close()
         self._announce_dead(dead)
-        if not self._awaiting_nodes:
-            self.pgs.retry()  # groups waiting for resources to come free
+        # Actors and groups waiting for resources to come free (or for a group's bundles
+        # to exist) look again.
+        self._nodes_changed()
         asyncio.get_running_loop().call_later(1.0, self._health_loop)

@@ -15,11 +15,17 @@ from typing import Any
 
 from manta._private.common.ids import JobID
 from manta._private.common.placement import Chosen, Infeasible, NodeEntry, Unschedulable
-from manta._private.common.resources import from_unit_map
+from manta._private.common.resources import from_unit_map, in_group
 from manta._private.node.cluster_view import ClusterView
 from manta._private.node.scheduler import Action, LeaseRequest, Scheduler
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection
+
+_REMOVED_GROUPS_KEPT = 10_000
+
+
+def _group_removed(pg_hex: str) -> m.LeaseRefused:
+    return m.LeaseRefused(f"placement group {pg_hex} was removed", "TaskPlacementGroupRemoved")
 
 
 class LeaseDesk:
@@ -39,12 +45,17 @@ class LeaseDesk:
         # Requests no live node can fit yet: placed when the cluster changes.
         self._parked: dict[Hashable, LeaseRequest] = {}
         self._rebalance_due: asyncio.TimerHandle | None = None
+        # Placement groups removed (hex ids): work asking for their resources fails.
+        self._removed_groups: set[str] = set()
 
     def request(self, conn: Connection, req: LeaseRequest, strategy: Any, placed: bool) -> Any:
         """The answer to a RequestLease: a reply now, or a future the grant resolves.
         ``placed``: someone already chose this node (a spillback, the gcs for an actor)."""
         if req.key in self._replies:
             raise ValueError(f"lease request {req.key[1]} is already pending: nonces must be unique")  # type: ignore[index]
+        removed = self._removed_group_of(req)
+        if removed:
+            return _group_removed(removed)
         decision = self._cluster.place(
             from_unit_map(req.need), strategy, placed, self._free(), self._scheduler.resources.total_amounts()
         )
@@ -90,6 +101,28 @@ class LeaseDesk:
         for key in [k for k, r in self._parked.items() if r.job_id == job_id]:
             del self._parked[key]
             self.reply(key, m.LeaseCancelled("the job finished"))
+
+    def group_removed(self, pg_hex: str) -> None:
+        """A placement group was removed: requests waiting for its resources fail."""
+        if len(self._removed_groups) >= _REMOVED_GROUPS_KEPT:
+            self._removed_groups.clear()  # old ones: their requesters asked long ago
+        self._removed_groups.add(pg_hex)
+        waiting = [
+            r
+            for r in (*self._parked.values(), *self._scheduler.pending.values())
+            if self._removed_group_of(r)
+        ]
+        for req in waiting:
+            self._parked.pop(req.key, None)
+            self._scheduler.withdraw(req.key)
+            self.reply(req.key, _group_removed(pg_hex))
+        if waiting:
+            self._changed()
+
+    def _removed_group_of(self, req: LeaseRequest) -> str | None:
+        if not self._removed_groups:
+            return None
+        return next((g for g in self._removed_groups for n in req.units if in_group(n, g)), None)
 
     def requester_gone(self, conn: Connection, client: Hashable) -> None:
         """Nobody will read the answers to ``conn``'s requests: drop them (the scheduler

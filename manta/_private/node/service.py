@@ -218,7 +218,7 @@ class NodeService:
             on_close=self._gcs_lost,
         )
         await self.gcs.call(m.RegisterNode(self.info()))
-        for channel in ("jobs", "nodes", "resources", "worker_died"):
+        for channel in ("jobs", "nodes", "resources", "worker_died", "placement_groups"):
             await self.gcs.call(m.Subscribe(channel, b""))
         for state in await self.gcs.call(m.GetNodes()):
             self.cluster.update(state)
@@ -660,6 +660,9 @@ class NodeService:
             job_id = msg.payload.job_id
             self.leases.job_finished(job_id)
             self._execute(self.scheduler.job_finished(job_id, self._gcs_client()))
+        elif msg.channel == "placement_groups" and isinstance(msg.payload, m.PlacementGroupInfo):
+            if msg.payload.state == "REMOVED":
+                self.leases.group_removed(msg.payload.pg_id.hex())
         elif msg.channel == "worker_died" and isinstance(msg.payload, m.WorkerGone):
             if msg.payload.node_id != self.node_id:
                 self.store.owner_gone(msg.payload.worker_id)  # its objects' copies here go too

@@ -246,6 +246,8 @@ class ActorSpec:
     # method name -> [num_returns, concurrency_group]
     methods: dict[str, list[Any]]
     max_pending_calls: int
+    # The placement group it runs in: [group id, bundle index, capture child tasks].
+    placement_group: list[Any] | None = None
 
 
 @message(28)
@@ -371,6 +373,8 @@ class LeaseRefused:
     """Reply to RequestLease: it can never be placed (e.g. hard affinity to a dead node)."""
 
     reason: str
+    # The error the waiting tasks fail with (a name from manta.exceptions).
+    error: str = "TaskUnschedulableError"
 
 
 @message(44)
@@ -595,6 +599,8 @@ class TaskSpec:
     actor_id: ActorID | None = None
     method: str = ""
     concurrency_group: str = ""
+    # The placement group it runs in: [group id, bundle index, capture child tasks].
+    placement_group: list[Any] | None = None
 
 
 @message(72)

@@ -425,3 +425,31 @@ def test_bookkeeping_invariants_hold_under_any_event_sequence(events: list[tuple
     for lease_id in list(s.leases):
         assert s.return_lease(lease_id, kill=False) == []
     assert s.resources.available == s.resources.total
+
+
+def test_bundles_are_reserved_all_or_none_then_become_group_resources() -> None:
+    s = scheduler(cpus=4)
+    assert not s.prepare_bundles("pg", [(0, {"CPU": 2}), (1, {"CPU": 3})])  # 5 > 4: nothing held
+    assert s.resources.available_amounts()["CPU"] == 4 and s.bundles == {}
+    assert s.prepare_bundles("pg", [(0, {"CPU": 1}), (1, {"CPU": 2})])
+    assert s.resources.available_amounts()["CPU"] == 1
+    assert "CPU_group_pg" not in s.resources.available_amounts()  # not usable before the commit
+    s.commit_bundles("pg", [0, 1])
+    free = s.resources.available_amounts()
+    assert free["CPU_group_pg"] == 3 and free["CPU_group_0_pg"] == 1 and free["CPU_group_1_pg"] == 2
+    assert free["bundle_group_pg"] == 2000 and free["bundle_group_1_pg"] == 1000
+
+
+def test_releasing_a_group_stops_its_work_and_gives_everything_back() -> None:
+    s = scheduler(cpus=4)
+    [worker] = idle_workers(s, 1)
+    assert s.prepare_bundles("pg", [(0, {"CPU": 2})])
+    s.commit_bundles("pg", [0])
+    [grant] = of(Grant, s.request(request(1, CPU_group_0_pg=1)))
+    assert grant.lease.worker_id == worker
+    actions = s.release_bundles("pg", None)
+    [stop] = of(StopWorker, actions)
+    assert stop.worker_id == worker and "placement group" in stop.reason
+    assert s.resources.available_amounts() == {"CPU": 4.0} and s.resources.total_amounts() == {"CPU": 4.0}
+    assert s.leases == {} and s.bundles == {}
+    assert s.release_bundles("pg", None) == []  # twice: nothing more

@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, ObjectID, TaskID, WorkerID
+from manta._private.common.ids import (
+    ActorID,
+    JobID,
+    LeaseID,
+    NodeID,
+    ObjectID,
+    PlacementGroupID,
+    TaskID,
+    WorkerID,
+)
 from manta._private.rpc import codec
 from manta._private.rpc.codec import DecodeError, message
 from manta._private.rpc.messages import (
@@ -54,6 +63,7 @@ def task_spec() -> TaskSpec:
         actor_id=ActorID.of(job),
         method="m",
         concurrency_group="io",
+        placement_group=[PlacementGroupID.from_random(), 1, True],
     )
     # Built by field name so that a field added to TaskSpec fails here, loudly, first.
     return TaskSpec(**{name: values[name] for name in codec.fields_of(TaskSpec)})
