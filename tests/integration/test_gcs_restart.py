@@ -239,3 +239,44 @@ def test_actors_cut_off_mid_creation_or_killed_right_after_a_restart_leave_nothi
         timeout=30,
         what="every CPU and w to be free again",
     )
+
+
+def test_placement_groups_survive_a_gcs_restart(cluster) -> None:
+    from manta.util.placement_group import get_placement_group, placement_group, remove_placement_group
+    from manta.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    c, head, worker = cluster
+    pg = placement_group([{"CPU": 1}, {"w": 1}], strategy="PACK", name="kept")
+    assert pg.wait(30)
+    head.restart_gcs()
+    found = wait_until(lambda: _group("kept"), timeout=30, what="the group to be found again")
+    assert found == pg and found.wait(5)
+
+    @manta.remote(num_cpus=1)
+    def inside() -> str:
+        return manta.get_runtime_context().get_node_id()
+
+    strategy = PlacementGroupSchedulingStrategy(pg, 0)
+    placed = manta.util.placement_group_table(pg)["bundles_to_node_id"][0]
+    assert manta.get(inside.options(scheduling_strategy=strategy).remote(), timeout=30) == placed
+    assert placed == worker.node_id  # PACK: both bundles on the one node that holds them
+    remove_placement_group(found)
+    total = manta.cluster_resources()
+    wait_until(
+        lambda: (
+            manta.available_resources().get("w") == total["w"]
+            and manta.available_resources().get("CPU") == total["CPU"]
+        ),
+        what="the group's resources back after removal",
+    )
+    with pytest.raises(ValueError):
+        get_placement_group("kept")
+
+
+def _group(name: str):
+    from manta.util.placement_group import get_placement_group
+
+    try:
+        return get_placement_group(name)
+    except ValueError:
+        return None

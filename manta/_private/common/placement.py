@@ -245,21 +245,33 @@ def _assign(
     def fits_in(node: NodeEntry, need: dict[str, float]) -> bool:
         return all(free[node.node_id].get(k, 0.0) >= v for k, v in need.items() if v > 0)
 
+    def busy(node: NodeEntry, need: dict[str, float]) -> float:
+        """How full the node would be in the resources ``need`` asks for, once placed."""
+        left = free[node.node_id]
+        return max(
+            (
+                (node.total.get(k, 0.0) - left.get(k, 0.0) + v) / node.total[k]
+                for k, v in need.items()
+                if v > 0 and node.total.get(k)
+            ),
+            default=0.0,
+        )
+
     def take(node: NodeEntry, need: dict[str, float]) -> None:
         for k, v in need.items():
             free[node.node_id][k] = free[node.node_id].get(k, 0.0) - v
 
-    if strategy == "STRICT_PACK":
+    if strategy in ("STRICT_PACK", "PACK"):
         total: dict[str, float] = {}
         for bundle in bundles:
             for k, v in bundle.items():
                 total[k] = total.get(k, 0.0) + v
         common = [n for n in allowed[0] if all(n in candidates for candidates in allowed)]
         fitting = [n for n in common if fits_in(n, total)]
-        if not fitting:
+        if fitting:  # PACK's first choice too: all on one node
+            return [min(fitting, key=lambda n: (busy(n, total), bytes(n.node_id)))] * len(bundles)
+        if strategy == "STRICT_PACK":
             return None
-        node = max(fitting, key=lambda n: sum(free[n.node_id].values()))
-        return [node] * len(bundles)
     order = sorted(range(len(bundles)), key=lambda i: -sum(bundles[i].values()))
     chosen: dict[int, NodeEntry] = {}
     used: list[NodeEntry] = []
@@ -274,7 +286,7 @@ def _assign(
         if not candidates:
             return None
         # The roomiest candidate: PACK then keeps filling it; SPREAD balances load.
-        node = max(candidates, key=lambda n: (sum(free[n.node_id].values()), bytes(n.node_id)))
+        node = min(candidates, key=lambda n: (busy(n, bundles[i]), bytes(n.node_id)))
         take(node, bundles[i])
         chosen[i] = node
         if node not in used:

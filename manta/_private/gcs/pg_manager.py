@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from manta._private.common.ids import JobID, NodeID, PlacementGroupID
 from manta._private.common.placement import BundlesWait, NodeEntry, place_bundles
+from manta._private.rpc import codec
 from manta._private.rpc.messages import PlacementGroupInfo, PlacementGroupSpec
 
 PENDING, CREATED, RESCHEDULING, REMOVED = "PENDING", "CREATED", "RESCHEDULING", "REMOVED"
@@ -68,6 +69,24 @@ class PgManager:
         record = GroupRecord(spec, nodes=[None] * len(spec.bundles))
         self.groups[spec.pg_id] = record
         return record
+
+    def restore(self, records: list[GroupRecord]) -> list[tuple[PlacementGroupID, list[NodeID]]]:
+        """Take back a previous gcs's groups. Created ones stay where they are (their nodes
+        kept the bundles); ones caught mid-reservation start over: (group, nodes whose
+        partial reservation of it must be released)."""
+        release = []
+        for record in records:
+            self.groups[record.spec.pg_id] = record
+            if record.spec.name and record.state != REMOVED:
+                self.named[(record.spec.namespace, record.spec.name)] = record.spec.pg_id
+            if record.state in (PENDING, RESCHEDULING):
+                holders = sorted({n for n in record.nodes if n is not None})
+                record.reserving = False
+                record.attempt += 1
+                record.nodes = [None] * len(record.spec.bundles)
+                if holders:
+                    release.append((record.spec.pg_id, holders))
+        return release
 
     def schedule(self, pg_id: PlacementGroupID, nodes: list[NodeEntry]) -> Reserve | BundlesWait | None:
         """Where to reserve a waiting group now; None if it is not waiting (or a reservation
@@ -169,3 +188,15 @@ class PgManager:
             record.message,
             record.infeasible,
         )
+
+
+def encode_group(record: GroupRecord) -> bytes:
+    """A group's record as the gcs stores it."""
+    return codec.encode(
+        [record.spec, record.state, [None if n is None else bytes(n) for n in record.nodes], record.attempt]
+    )
+
+
+def decode_group(blob: bytes) -> GroupRecord:
+    spec, state, nodes, attempt = codec.decode(blob)
+    return GroupRecord(spec, state, [None if n is None else NodeID(n) for n in nodes], attempt)

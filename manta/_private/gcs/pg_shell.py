@@ -16,11 +16,14 @@ from typing import Any
 from manta._private.common.aio import resolve, spawn
 from manta._private.common.ids import JobID, NodeID, PlacementGroupID
 from manta._private.common.placement import BundlesWait, NodeEntry
-from manta._private.gcs.pg_manager import NameTaken, PgManager, Reserve
+from manta._private.gcs.pg_manager import NameTaken, PgManager, Reserve, decode_group, encode_group
+from manta._private.gcs.storage import Storage
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, Dispatcher
 
 logger = logging.getLogger(__name__)
+
+_GROUPS = "placement_groups"
 
 
 class PlacementGroupDirector:
@@ -30,12 +33,16 @@ class PlacementGroupDirector:
         nodes: Callable[[], list[NodeEntry]],
         removed: Callable[[PlacementGroupID], None],
         publish: Callable[[str, bytes, Any], None],
+        storage: Storage,
     ) -> None:
         self.manager = PgManager()
         self._node_conn = node_conn
         self._nodes = nodes
         self._removed = removed  # the actors in it end
         self._publish = publish
+        self._storage = storage
+        # Releases for nodes that have not reconnected to this gcs yet (after a restart).
+        self._pending_releases: dict[NodeID, list[m.ReleaseBundles]] = {}
         self._waiters: dict[PlacementGroupID, list[asyncio.Future[bool]]] = {}
 
     def register_handlers(self, d: Dispatcher) -> None:
@@ -54,6 +61,7 @@ class PlacementGroupDirector:
             self.manager.create(spec)
         except NameTaken as e:
             raise ValueError(str(e)) from None
+        self._save(spec.pg_id)
         self._try(spec.pg_id)
         info = self.manager.info(spec.pg_id)
         assert info is not None
@@ -82,6 +90,7 @@ class PlacementGroupDirector:
             raise ValueError(f"there is no placement group {pg_id.hex()}")
         for node_id in self.manager.remove(pg_id):
             self._release(node_id, pg_id, None)
+        self._save(pg_id)
         self._removed(pg_id)
         self._publish("placement_groups", bytes(pg_id), self.manager.info(pg_id))
         self._settle(pg_id, False)
@@ -91,7 +100,9 @@ class PlacementGroupDirector:
             self.remove(pg_id)
 
     def node_died(self, node_id: NodeID) -> None:
+        self._pending_releases.pop(node_id, None)  # its bundles went with it
         for pg_id, holders in self.manager.node_died(node_id):
+            self._save(pg_id)
             logger.warning(
                 "placement group %s lost bundles with node %s; placing it again",
                 pg_id.hex(),
@@ -110,6 +121,7 @@ class PlacementGroupDirector:
     def _try(self, pg_id: PlacementGroupID) -> None:
         decision = self.manager.schedule(pg_id, self._nodes())
         if isinstance(decision, Reserve):
+            self._save(pg_id)  # where it is being reserved: a restarted gcs releases that
             spawn(self._reserve(decision), "reserving a placement group")
         elif isinstance(decision, BundlesWait) and decision.infeasible:
             record = self.manager.groups[pg_id]
@@ -137,7 +149,9 @@ class PlacementGroupDirector:
 
         answers = await asyncio.gather(*(prepare(n, b) for n, b in action.per_node.items()))
         ok = all(answers)
-        if self.manager.reserved(action.pg_id, action.attempt, ok):
+        created = self.manager.reserved(action.pg_id, action.attempt, ok)
+        self._save(action.pg_id)
+        if created:
             for node_id, bundles in action.per_node.items():
                 conn = self._node_conn(node_id)
                 if conn is not None:
@@ -154,6 +168,31 @@ class PlacementGroupDirector:
         conn = self._node_conn(node_id)
         if conn is not None and not conn.closed:
             conn.notify(m.ReleaseBundles(pg_id, indices))
+        else:
+            self._pending_releases.setdefault(node_id, []).append(m.ReleaseBundles(pg_id, indices))
+
+    def node_registered(self, node_id: NodeID) -> None:
+        conn = self._node_conn(node_id)
+        for msg in self._pending_releases.pop(node_id, ()):
+            if conn is not None:
+                conn.notify(msg)
+
+    # -- durability -------------------------------------------------------------------------------
+    def _save(self, pg_id: PlacementGroupID) -> None:
+        record = self.manager.groups.get(pg_id)
+        if record is not None:
+            self._storage.put(_GROUPS, bytes(pg_id), encode_group(record))
+
+    def restore(self) -> int:
+        records = []
+        for key in self._storage.keys(_GROUPS):
+            blob = self._storage.get(_GROUPS, key)
+            if blob is not None:
+                records.append(decode_group(blob))
+        for pg_id, holders in self.manager.restore(records):
+            for node_id in holders:
+                self._release(node_id, pg_id, None)
+        return len(records)
 
     def _settle(self, pg_id: PlacementGroupID, created: bool) -> None:
         for fut in self._waiters.pop(pg_id, []):

@@ -61,7 +61,7 @@ class GcsService:
             self.nodes.reserve,
         )
         self.pgs = PlacementGroupDirector(
-            self._conn_of_node.get, self._node_entries, self._pg_removed, self._publish
+            self._conn_of_node.get, self._node_entries, self._pg_removed, self._publish, storage
         )
         self._register_handlers()
 
@@ -91,14 +91,20 @@ class GcsService:
         # (or been declared dead): before, a partial view would misplace them.
         self._awaiting_nodes = {state.info.node_id for state in states if state.alive}
         actors = self.actors.restore()
+        groups = self.pgs.restore()
         # Jobs whose drivers do not reconnect in time ended while the gcs was away.
         self._unclaimed_jobs = {info.job_id for info in self._all_jobs() if info.alive}
         if self._unclaimed_jobs:
             asyncio.get_running_loop().call_later(
                 self.config.gcs_reconnect_timeout_s, self._end_unclaimed_jobs
             )
-        if states or actors:
-            logger.info("restored %d nodes and %d actors from storage", len(states), actors)
+        if states or actors or groups:
+            logger.info(
+                "restored %d nodes, %d actors and %d placement groups from storage",
+                len(states),
+                actors,
+                groups,
+            )
 
     def _save_node(self, record: NodeRecord) -> None:
         self.storage.put(_NODES, bytes(record.info.node_id), codec.encode(self._state(record)))
@@ -151,6 +157,7 @@ class GcsService:
         self._publish("nodes", b"", self._state(record))
         self._awaiting_nodes.discard(msg.info.node_id)
         self.actors.node_registered(msg.info.node_id)
+        self.pgs.node_registered(msg.info.node_id)
         self._nodes_changed()
 
     def _node_entries(self) -> list[NodeEntry]:

@@ -120,3 +120,25 @@ def test_removal_node_death_and_job_end() -> None:
     assert manager.remove(s.pg_id) == []  # nothing reserved any more
     assert manager.info(s.pg_id).state == REMOVED and manager.lookup("g", "ns") is None
     manager.create(spec(name="g"))  # the name is free again
+
+
+def test_groups_survive_storage_and_half_reserved_ones_start_over() -> None:
+    from manta._private.gcs.pg_manager import decode_group, encode_group
+
+    before = PgManager()
+    a, b = node("a", 2), node("b", 2)
+    done, half = spec(name="done"), spec(name="half")
+    for s in (done, half):
+        before.create(s)
+    first = before.schedule(done.pg_id, [a, b])
+    assert isinstance(first, Reserve)
+    before.reserved(done.pg_id, first.attempt, ok=True)
+    assert isinstance(before.schedule(half.pg_id, [a, b]), Reserve)  # caught mid-reservation
+
+    after = PgManager()
+    release = after.restore([decode_group(encode_group(r)) for r in before.groups.values()])
+    assert after.info(done.pg_id).state == CREATED and after.lookup("done", "ns") == done.pg_id
+    assert after.info(done.pg_id).nodes == before.info(done.pg_id).nodes
+    [(pg_id, holders)] = release
+    assert pg_id == half.pg_id and set(holders) == {a.node_id, b.node_id}
+    assert after.info(half.pg_id).state == PENDING and half.pg_id in after.waiting()
