@@ -245,7 +245,7 @@ def test_placement_groups_survive_a_gcs_restart(cluster) -> None:
     from manta.util.placement_group import get_placement_group, placement_group, remove_placement_group
     from manta.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    c, head, worker = cluster
+    _c, head, worker = cluster
     pg = placement_group([{"CPU": 1}, {"w": 1}], strategy="PACK", name="kept")
     assert pg.wait(30)
     head.restart_gcs()
