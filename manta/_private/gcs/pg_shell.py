@@ -15,7 +15,8 @@ from typing import Any
 
 from manta._private.common.aio import resolve, spawn
 from manta._private.common.ids import JobID, NodeID, PlacementGroupID
-from manta._private.common.placement import BundlesWait, NodeEntry
+from manta._private.common.placement import PG_STRATEGIES, BundlesWait, NodeEntry
+from manta._private.common.resources import validate_request
 from manta._private.gcs.pg_manager import NameTaken, PgManager, Reserve, decode_group, encode_group
 from manta._private.gcs.storage import Storage
 from manta._private.rpc import messages as m
@@ -57,6 +58,23 @@ class PlacementGroupDirector:
     # -- handlers ------------------------------------------------------------------------------
     def _h_create(self, conn: Connection, msg: m.CreatePlacementGroup) -> m.PlacementGroupInfo:
         spec = msg.spec
+        # Clients check all this first; a peer that did not is refused, not believed.
+        if spec.strategy not in PG_STRATEGIES:
+            raise ValueError(
+                f"unknown placement group strategy {spec.strategy!r}; use one of {PG_STRATEGIES}"
+            )
+        if not spec.bundles:
+            raise ValueError("a placement group needs at least one bundle")
+        for bundle in spec.bundles:
+            validate_request(bundle, "placement group bundle")
+            if not any(v > 0 for v in bundle.values()):
+                raise ValueError(f"bundle {bundle} asks for nothing")
+        if spec.label_selectors is not None:
+            if len(spec.label_selectors) != len(spec.bundles):
+                raise ValueError("bundle label selectors must be one per bundle")
+            for selector in spec.label_selectors:
+                if not isinstance(selector, dict) or not all(_is_condition(c) for c in selector.values()):
+                    raise ValueError(f"a bundle label selector maps labels to [operator, values]: {selector!r}")
         try:
             self.manager.create(spec)
         except NameTaken as e:
@@ -197,3 +215,12 @@ class PlacementGroupDirector:
     def _settle(self, pg_id: PlacementGroupID, created: bool) -> None:
         for fut in self._waiters.pop(pg_id, []):
             resolve(fut, created)
+
+
+def _is_condition(condition: Any) -> bool:
+    return (
+        isinstance(condition, list)
+        and len(condition) == 2
+        and condition[0] in ("in", "not_in", "exists", "does_not_exist")
+        and isinstance(condition[1], list)
+    )

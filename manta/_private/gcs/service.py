@@ -298,6 +298,8 @@ class GcsService:
     def _health_loop(self) -> None:
         if self._stopping:
             return
+        # The next check comes whatever happens in this one.
+        asyncio.get_running_loop().call_later(1.0, self._health_loop)
         dead = self.nodes.check()
         for record in dead:
             # A node that was only frozen or cut off must not carry on as a member when
@@ -309,4 +311,3 @@ class GcsService:
         # Actors and groups waiting for resources to come free (or for a group's bundles
         # to exist) look again.
         self._nodes_changed()
-        asyncio.get_running_loop().call_later(1.0, self._health_loop)

@@ -142,3 +142,39 @@ def test_groups_survive_storage_and_half_reserved_ones_start_over() -> None:
     [(pg_id, holders)] = release
     assert pg_id == half.pg_id and set(holders) == {a.node_id, b.node_id}
     assert after.info(half.pg_id).state == PENDING and half.pg_id in after.waiting()
+
+
+def test_the_gcs_refuses_malformed_groups_from_a_peer() -> None:
+    import asyncio
+
+    from manta._private.gcs.pg_shell import PlacementGroupDirector
+    from manta._private.gcs.storage import MemoryStorage
+    from manta._private.rpc.messages import CreatePlacementGroup
+
+    director = PlacementGroupDirector(
+        lambda n: None, lambda: [], lambda p: None, lambda *a: None, MemoryStorage()
+    )
+
+    def create(**changes: object) -> None:
+        base = spec()
+        values = {
+            n: getattr(base, n)
+            for n in ("pg_id", "name", "namespace", "job_id", "bundles", "strategy", "detached")
+        }
+        values.update(changes)
+        director._h_create(None, CreatePlacementGroup(PlacementGroupSpec(**values)))  # type: ignore[arg-type]
+
+    async def main() -> None:
+        for bad, message in (
+            ({"strategy": "TIGHT"}, "unknown placement group strategy"),
+            ({"bundles": []}, "at least one bundle"),
+            ({"bundles": [{"CPU": -1.0}]}, "must be >= 0"),
+            ({"bundles": [{"CPU": 0.0}]}, "asks for nothing"),
+            ({"label_selectors": [{}, {}, {}]}, "one per bundle"),
+            ({"label_selectors": [{"zone": "x"}, {"zone": ["in", ["a"]]}]}, "operator, values"),
+        ):
+            with pytest.raises(ValueError, match=message):
+                create(**bad)
+        assert director.manager.groups == {}
+
+    asyncio.run(main())
