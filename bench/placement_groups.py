@@ -238,7 +238,8 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 def _ratio(a: float | None, b: float | None, higher_is_better: bool = True) -> str:
     if not a or not b:
         return ""
-    return f"{a / b:.1f}x" if higher_is_better else f"{b / a:.1f}x"
+    ratio = a / b if higher_is_better else b / a  # above 1x: Manta is faster
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
 
 
 def table(summary: dict[str, dict[str, Metrics]]) -> str:
@@ -247,6 +248,8 @@ def table(summary: dict[str, dict[str, Metrics]]) -> str:
         "| --- | --- | --- | ---: | ---: | ---: |",
     ]
     for layout, spec in LAYOUTS.items():
+        if not any(layout in by_layout for by_layout in summary.values()):
+            continue
         group = f"{len(spec['bundles'])} x CPU:1 {spec['strategy']}"
         m = summary.get("manta", {}).get(layout, {})
         r = summary.get("ray", {}).get(layout, {})
@@ -261,6 +264,7 @@ def table(summary: dict[str, dict[str, Metrics]]) -> str:
             rows.append(
                 f"| {name} | {group} | {label} | {_fmt(a, 2)} | {_fmt(b, 2)} | {_ratio(a, b, False)} |"
             )
+    rows.append("\nManta/Ray above 1x: Manta is faster (for ms rows, Ray's time over Manta's).")
     return "\n".join(rows)
 
 

@@ -107,10 +107,8 @@ def test_pack_spills_to_a_second_node_only_when_it_must(cluster) -> None:
 def test_work_in_a_bundle_uses_only_that_bundles_resources(cluster) -> None:
     pg = placement_group([{"CPU": 1}], strategy="STRICT_PACK")
     assert pg.wait(30)
-    too_big = where.options(num_cpus=2, scheduling_strategy=in_bundle(pg, 0)).remote()
-    with pytest.raises(GetTimeoutError):
-        manta.get(too_big, timeout=1.5)  # the node has 2 CPUs, the bundle only 1
-    manta.cancel(too_big)
+    with pytest.raises(ValueError, match="cannot fit into any bundle"):
+        where.options(num_cpus=2, scheduling_strategy=in_bundle(pg, 0)).remote()  # the node has 2
     free = where.options(num_cpus=0, scheduling_strategy=in_bundle(pg)).remote()
     assert manta.get(free, timeout=30) == nodes_of(pg)[0]  # no resources: still inside it
     remove_placement_group(pg)
@@ -176,18 +174,30 @@ def test_bundles_on_a_dead_node_are_placed_again(cluster) -> None:
         def where(self) -> str:
             return node_id()
 
-    member = Member.options(scheduling_strategy=in_bundle(pg, index)).remote()
-    assert manta.get(member.where.remote()) == extra.node_id
+        def pid(self) -> int:
+            return os.getpid()
+
+    members = [Member.options(scheduling_strategy=in_bundle(pg, i)).remote() for i in range(4)]
+    before = manta.get([x.where.remote() for x in members])
+    assert before == nodes_of(pg)
+    survivor = (index + 1) % 4
+    survivor_pid = manta.get(members[survivor].pid.remote())
     cluster.remove_node(extra, allow_graceful=False)
-    # Three nodes cannot hold four STRICT_SPREAD bundles: it waits, holding nothing.
-    wait_until(lambda: placement_group_table(pg)["state"] in ("RESCHEDULING", "PENDING"), what="rescheduling")
-    wait_until(lambda: manta.available_resources().get("CPU") == 6, what="its other bundles released")
+    # Only the lost bundle is placed again; three nodes cannot take a fourth STRICT_SPREAD
+    # bundle, so it waits, while the other bundles (and their actors) stay as they were.
+    wait_until(lambda: placement_group_table(pg)["state"] == "RESCHEDULING", what="rescheduling")
+    assert manta.get(members[survivor].pid.remote()) == survivor_pid
     again = cluster.add_node(num_cpus=2, object_store_memory=STORE, _system_config=FAST)
     try:
         assert pg.wait(30)
-        assert extra.node_id not in nodes_of(pg) and again.node_id in nodes_of(pg)
-        # The actor restarted in its bundle, wherever that is now.
-        assert manta.get(member.where.remote(), timeout=60) == nodes_of(pg)[index]
+        placed = nodes_of(pg)
+        assert placed[index] == again.node_id
+        assert [p for i, p in enumerate(placed) if i != index] == [
+            p for i, p in enumerate(before) if i != index
+        ]
+        # The lost actor restarted in its bundle on the new node; the others never moved.
+        assert manta.get(members[index].where.remote(), timeout=60) == again.node_id
+        assert manta.get(members[survivor].pid.remote()) == survivor_pid
         remove_placement_group(pg)
     finally:
         cluster.remove_node(again)
@@ -292,14 +302,29 @@ def test_manta_status_lists_groups_and_waiting_ones_as_demand(cluster) -> None:
 
 
 def test_tasks_waiting_for_a_removed_group_fail(cluster) -> None:
-    pg = placement_group([{"CPU": 1}])
-    assert pg.wait(30)
-    waiting = where.options(num_cpus=2, scheduling_strategy=in_bundle(pg, 0)).remote()  # never fits it
+    with pytest.warns(UserWarning):
+        pg = placement_group([{"CPU": 1}] * 4, strategy="STRICT_SPREAD")  # 3 nodes: never placed
+    waiting = where.options(scheduling_strategy=in_bundle(pg, 0)).remote()
+    ready = pg.ready()
     with pytest.raises(GetTimeoutError):
-        manta.get(waiting, timeout=0.5)
+        manta.get([waiting, ready], timeout=0.5)
     remove_placement_group(pg)
-    with pytest.raises(TaskPlacementGroupRemoved, match=pg.id.hex()):
-        manta.get(waiting, timeout=30)
+    for ref in (waiting, ready):
+        with pytest.raises(TaskPlacementGroupRemoved, match=pg.id.hex()):
+            manta.get(ref, timeout=30)
+
+
+def test_bundle_label_selectors_use_rays_syntax(cluster) -> None:
+    # No node has a zone label: "!a" holds everywhere, "in(a,b)" nowhere.
+    anywhere = placement_group([{"CPU": 1}], bundle_label_selector=[{"zone": "!a"}])
+    assert anywhere.wait(30)
+    with pytest.warns(UserWarning, match="cannot be placed"):
+        nowhere = placement_group([{"CPU": 1}], bundle_label_selector=[{"zone": "in(a,b)"}])
+    assert not nowhere.wait(0.5)
+    remove_placement_group(anywhere)
+    remove_placement_group(nowhere)
+    with pytest.raises(ValueError, match="one dict per bundle"):
+        placement_group([{"CPU": 1}], bundle_label_selector=[{}, {}])
 
 
 def test_the_readme_gang_scheduling_example_runs(cluster, capsys) -> None:

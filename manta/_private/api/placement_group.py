@@ -15,7 +15,7 @@ from typing import Any
 
 from manta._private.api.context import current_worker, ensure_initialized, require_initialized
 from manta._private.api.remote_function import RemoteFunction
-from manta._private.api.scheduling import PlacementGroupSchedulingStrategy
+from manta._private.api.scheduling import PlacementGroupSchedulingStrategy, label_selector_wire
 from manta._private.common.ids import PlacementGroupID
 from manta._private.common.placement import PG_STRATEGIES
 from manta._private.rpc import messages as m
@@ -157,7 +157,7 @@ def _selectors(selectors: Any, count: int) -> list[dict[str, Any]] | None:
     for selector in selectors:
         if not isinstance(selector, dict):
             raise ValueError(f"each bundle label selector must be a dict, got {selector!r}")
-        wire.append({k: ["in", [v]] for k, v in selector.items()})
+        wire.append(label_selector_wire(selector)["hard"] if selector else {})  # Ray's "!v", "in(a,b)"
     return wire
 
 

@@ -165,11 +165,19 @@ def in_placement_group(resources: dict[str, float], strategy: Any) -> dict[str, 
             f"placement group {pg_id.hex()} was removed; tasks and actors cannot use it any more"
         )
     index = strategy.placement_group_bundle_index
-    count = len(pg.bundle_specs)
+    bundles = pg.bundle_specs
+    count = len(bundles)
     if not isinstance(index, int) or isinstance(index, bool) or not -1 <= index < count:
         raise ValueError(
             f"placement_group_bundle_index must be -1 (any bundle) or in [0, {count}) for this "
             f"group of {count} bundles, got {index!r}"
+        )
+    candidates = bundles if index == -1 else [bundles[index]]
+    if not any(all(b.get(k, 0.0) >= v for k, v in resources.items() if v > 0) for b in candidates):
+        raise ValueError(
+            f"the resource request {resources} cannot fit into any bundle of the placement group "
+            f"{pg_id.hex()} ({candidates if index == -1 else f'bundle {index}: {candidates[0]}'}); "
+            "ask for less, or make the bundles larger"
         )
     return group_request(resources, pg_id.hex(), index)
 

@@ -216,19 +216,30 @@ def place_bundles(
     bundles: list[dict[str, float]],
     strategy: str,
     selectors: list[dict[str, Any]] | None = None,
-) -> list[NodeEntry] | BundlesWait:
-    """A node for every bundle, all reservable now, obeying the strategy: STRICT_PACK all
-    on one node, STRICT_SPREAD each on its own node, PACK on as few nodes as it can,
-    SPREAD on as many. Bundles are placed largest first onto what is still free."""
+    kept: dict[int, NodeID] | None = None,
+) -> dict[int, NodeEntry] | BundlesWait:
+    """A node for every bundle not in ``kept`` (bundles already reserved, which stay where
+    they are), all reservable now, obeying the strategy over the whole group: STRICT_PACK
+    all on one node, STRICT_SPREAD each on its own node, PACK on as few nodes as it can,
+    SPREAD on as many."""
     alive = [n for n in nodes if n.alive]
+    by_id = {n.node_id: n for n in alive}
+    kept = {i: node for i, node in (kept or {}).items() if node in by_id}
     allowed = [
         [n for n in alive if labels_match(n.labels, (selectors or [{}] * len(bundles))[i] or {})]
         for i in range(len(bundles))
     ]
-    ever = _assign(bundles, strategy, allowed, lambda n: dict(n.total))
+    todo = [i for i in range(len(bundles)) if i not in kept]
+    fixed = {i: by_id[node] for i, node in kept.items()}
+    ever = _assign(bundles, todo, strategy, allowed, {}, lambda n: dict(n.total))
     if ever is None:
-        return BundlesWait(_bundles_short(alive, bundles, strategy), True)
-    now = _assign(bundles, strategy, allowed, lambda n: dict(n.available))
+        unmatched = [i for i in range(len(bundles)) if not allowed[i]]
+        if unmatched and selectors:
+            reason = f"no live node has the labels bundle {unmatched[0]} asks for ({selectors[unmatched[0]]})"
+        else:
+            reason = _bundles_short(alive, bundles, strategy)
+        return BundlesWait(reason, True)
+    now = _assign(bundles, todo, strategy, allowed, fixed, lambda n: dict(n.available))
     if now is None:
         return BundlesWait("not enough free resources yet; waiting for running work to finish", False)
     return now
@@ -236,10 +247,14 @@ def place_bundles(
 
 def _assign(
     bundles: list[dict[str, float]],
+    todo: list[int],
     strategy: str,
     allowed: list[list[NodeEntry]],
+    fixed: dict[int, NodeEntry],
     capacity: Any,
-) -> list[NodeEntry] | None:
+) -> dict[int, NodeEntry] | None:
+    """Nodes for the bundles in ``todo`` with ``fixed`` ones already placed (their
+    resources are no longer in ``capacity``), or None."""
     free = {n.node_id: capacity(n) for candidates in allowed for n in candidates}
 
     def fits_in(node: NodeEntry, need: dict[str, float]) -> bool:
@@ -261,25 +276,32 @@ def _assign(
         for k, v in need.items():
             free[node.node_id][k] = free[node.node_id].get(k, 0.0) - v
 
+    used: list[NodeEntry] = []
+    for kept_node in fixed.values():
+        if kept_node not in used:
+            used.append(kept_node)
     if strategy in ("STRICT_PACK", "PACK"):
         total: dict[str, float] = {}
-        for bundle in bundles:
-            for k, v in bundle.items():
+        for i in todo:
+            for k, v in bundles[i].items():
                 total[k] = total.get(k, 0.0) + v
-        common = [n for n in allowed[0] if all(n in candidates for candidates in allowed)]
+        common = [n for n in allowed[todo[0]] if all(n in allowed[i] for i in todo)] if todo else []
+        if used and strategy == "STRICT_PACK":
+            common = [n for n in common if n is used[0]]
+        elif used:
+            common = [n for n in common if n in used] or common
         fitting = [n for n in common if fits_in(n, total)]
-        if fitting:  # PACK's first choice too: all on one node
-            return [min(fitting, key=lambda n: (busy(n, total), bytes(n.node_id)))] * len(bundles)
+        if fitting:  # PACK's first choice too: all on one node (the kept ones' if it can)
+            node = min(fitting, key=lambda n: (n not in used, busy(n, total), bytes(n.node_id)))
+            return dict.fromkeys(todo, node)
         if strategy == "STRICT_PACK":
             return None
-    order = sorted(range(len(bundles)), key=lambda i: -sum(bundles[i].values()))
+    if strategy == "STRICT_SPREAD":
+        return _distinct_nodes(bundles, todo, allowed, used, fits_in)
     chosen: dict[int, NodeEntry] = {}
-    used: list[NodeEntry] = []
-    for i in order:
+    for i in sorted(todo, key=lambda i: -sum(bundles[i].values())):
         candidates = [n for n in allowed[i] if fits_in(n, bundles[i])]
-        if strategy == "STRICT_SPREAD":
-            candidates = [n for n in candidates if n not in used]
-        elif strategy == "PACK":
+        if strategy == "PACK":
             candidates = [n for n in candidates if n in used] or candidates
         elif strategy == "SPREAD":
             candidates = [n for n in candidates if n not in used] or candidates
@@ -291,7 +313,36 @@ def _assign(
         chosen[i] = node
         if node not in used:
             used.append(node)
-    return [chosen[i] for i in range(len(bundles))]
+    return chosen
+
+
+def _distinct_nodes(
+    bundles: list[dict[str, float]],
+    todo: list[int],
+    allowed: list[list[NodeEntry]],
+    used: list[NodeEntry],
+    fits_in: Any,
+) -> dict[int, NodeEntry] | None:
+    """One node per bundle, none shared (nor one of ``used``): a bipartite matching, so a
+    bundle that fits few nodes is never crowded out by one that fits many."""
+    options = {i: [n for n in allowed[i] if n not in used and fits_in(n, bundles[i])] for i in todo}
+    holder: dict[NodeID, int] = {}
+
+    def place(i: int, seen: set[NodeID]) -> bool:
+        for node in options[i]:
+            if node.node_id in seen:
+                continue
+            seen.add(node.node_id)
+            if node.node_id not in holder or place(holder[node.node_id], seen):
+                holder[node.node_id] = i
+                return True
+        return False
+
+    for i in sorted(todo, key=lambda i: len(options[i])):
+        if not place(i, set()):
+            return None
+    by_id = {n.node_id: n for i in todo for n in options[i]}
+    return {i: by_id[node_id] for node_id, i in holder.items()}
 
 
 def _bundles_short(alive: list[NodeEntry], bundles: list[dict[str, float]], strategy: str) -> str:

@@ -31,7 +31,8 @@ class GroupRecord:
     # The node of each bundle, while reserved or being reserved.
     nodes: list[NodeID | None] = field(default_factory=list)
     attempt: int = 0
-    reserving: bool = False
+    # The bundles of the reservation under way (the rest stay where they are).
+    reserving: list[int] = field(default_factory=list)
     message: str = ""
     # Whether the cluster could never hold it, and whether the gcs log said so (once).
     infeasible: bool = False
@@ -45,6 +46,10 @@ class Reserve:
     pg_id: PlacementGroupID
     attempt: int
     per_node: dict[NodeID, list[list[object]]]
+
+
+# What a reservation's outcome asks of the shell.
+COMMIT, ROLL_BACK = "commit", "roll back"
 
 
 class NameTaken(ValueError):
@@ -70,58 +75,64 @@ class PgManager:
         self.groups[spec.pg_id] = record
         return record
 
-    def restore(self, records: list[GroupRecord]) -> list[tuple[PlacementGroupID, list[NodeID]]]:
-        """Take back a previous gcs's groups. Created ones stay where they are (their nodes
-        kept the bundles); ones caught mid-reservation start over: (group, nodes whose
-        partial reservation of it must be released)."""
+    def restore(self, records: list[GroupRecord]) -> list[tuple[PlacementGroupID, list[NodeID], int]]:
+        """Take back a previous gcs's groups. Reserved bundles stay where they are (their
+        nodes kept them); a reservation caught half-way starts over: (group, nodes whose
+        part of it must be released, the attempt that made it)."""
         release = []
         for record in records:
             self.groups[record.spec.pg_id] = record
             if record.spec.name and record.state != REMOVED:
                 self.named[(record.spec.namespace, record.spec.name)] = record.spec.pg_id
-            if record.state in (PENDING, RESCHEDULING):
-                holders = sorted({n for n in record.nodes if n is not None})
-                record.reserving = False
-                record.attempt += 1
-                record.nodes = [None] * len(record.spec.bundles)
+            if record.state in (PENDING, RESCHEDULING) and record.reserving:
+                holders = sorted({n for i in record.reserving if (n := record.nodes[i]) is not None})
+                for i in record.reserving:
+                    record.nodes[i] = None
+                record.reserving = []
                 if holders:
-                    release.append((record.spec.pg_id, holders))
+                    release.append((record.spec.pg_id, holders, record.attempt))
+                record.attempt += 1
         return release
 
     def schedule(self, pg_id: PlacementGroupID, nodes: list[NodeEntry]) -> Reserve | BundlesWait | None:
-        """Where to reserve a waiting group now; None if it is not waiting (or a reservation
-        is already under way)."""
+        """Where to reserve a waiting group's unplaced bundles now; None if it is not
+        waiting (or a reservation is already under way)."""
         record = self.groups.get(pg_id)
         if record is None or record.reserving or record.state not in (PENDING, RESCHEDULING):
             return None
         spec = record.spec
-        placed = place_bundles(nodes, spec.bundles, spec.strategy, spec.label_selectors)
+        kept = {i: n for i, n in enumerate(record.nodes) if n is not None}
+        placed = place_bundles(nodes, spec.bundles, spec.strategy, spec.label_selectors, kept)
         if isinstance(placed, BundlesWait):
             record.message = placed.reason
             record.infeasible = placed.infeasible
             return placed
         record.infeasible = False
         record.attempt += 1
-        record.reserving = True
-        record.nodes = [n.node_id for n in placed]
+        record.reserving = sorted(placed)
         per_node: dict[NodeID, list[list[object]]] = {}
-        for index, node in enumerate(placed):
+        for index, node in sorted(placed.items()):
+            record.nodes[index] = node.node_id
             per_node.setdefault(node.node_id, []).append([index, spec.bundles[index]])
         return Reserve(pg_id, record.attempt, per_node)
 
-    def reserved(self, pg_id: PlacementGroupID, attempt: int, ok: bool) -> bool:
-        """The outcome of a reservation; True if the group is now CREATED (commit it)."""
+    def reserved(self, pg_id: PlacementGroupID, attempt: int, ok: bool) -> str | None:
+        """The outcome of a reservation: COMMIT (the group is CREATED), ROLL_BACK (a node
+        said no, or the group was removed or moved on meanwhile: release this attempt's
+        bundles), or None."""
         record = self.groups.get(pg_id)
         if record is None or record.attempt != attempt or record.state == REMOVED:
-            return False
-        record.reserving = False
+            return ROLL_BACK  # superseded: only this attempt's own bundles are released
         if not ok:
-            record.nodes = [None] * len(record.spec.bundles)
+            for i in record.reserving:
+                record.nodes[i] = None
+            record.reserving = []
             record.message = "a node refused its bundles (its resources were taken meanwhile); trying again"
-            return False
+            return ROLL_BACK
+        record.reserving = []
         record.state = CREATED
         record.message = ""
-        return True
+        return COMMIT
 
     def remove(self, pg_id: PlacementGroupID) -> list[NodeID]:
         """Removed: the nodes that hold (or are reserving) its bundles, to release them."""
@@ -129,25 +140,26 @@ class PgManager:
         if record is None or record.state == REMOVED:
             return []
         record.state = REMOVED
-        record.reserving = False
+        record.reserving = []
         record.message = ""
         holders = sorted({n for n in record.nodes if n is not None})
         record.nodes = [None] * len(record.spec.bundles)
         return holders
 
-    def node_died(self, node_id: NodeID) -> list[tuple[PlacementGroupID, list[NodeID]]]:
-        """Groups with bundles on the dead node are placed again, whole: (group, the live
-        nodes whose bundles of it must be released first)."""
+    def node_died(self, node_id: NodeID) -> list[PlacementGroupID]:
+        """Groups with bundles on the dead node: those bundles (and a reservation under
+        way) are placed again; bundles on live nodes stay, with the work using them."""
         affected = []
         for pg_id, record in self.groups.items():
             if record.state == REMOVED or node_id not in record.nodes:
                 continue
-            others = sorted({n for n in record.nodes if n is not None and n != node_id})
+            for i in record.reserving:
+                record.nodes[i] = None  # its outcome will be stale; it releases itself
+            record.reserving = []
+            record.attempt += 1
+            record.nodes = [None if n == node_id else n for n in record.nodes]
             record.state = RESCHEDULING if record.state == CREATED else PENDING
-            record.reserving = False
-            record.attempt += 1  # answers to a reservation in flight are stale now
-            record.nodes = [None] * len(record.spec.bundles)
-            affected.append((pg_id, others))
+            affected.append(pg_id)
         return affected
 
     def job_finished(self, job_id: JobID) -> list[PlacementGroupID]:
@@ -193,10 +205,18 @@ class PgManager:
 def encode_group(record: GroupRecord) -> bytes:
     """A group's record as the gcs stores it."""
     return codec.encode(
-        [record.spec, record.state, [None if n is None else bytes(n) for n in record.nodes], record.attempt]
+        [
+            record.spec,
+            record.state,
+            [None if n is None else bytes(n) for n in record.nodes],
+            record.attempt,
+            record.reserving,
+        ]
     )
 
 
 def decode_group(blob: bytes) -> GroupRecord:
-    spec, state, nodes, attempt = codec.decode(blob)
-    return GroupRecord(spec, state, [None if n is None else NodeID(n) for n in nodes], attempt)
+    spec, state, nodes, attempt, reserving = codec.decode(blob)
+    return GroupRecord(
+        spec, state, [None if n is None else NodeID(n) for n in nodes], attempt, list(reserving)
+    )

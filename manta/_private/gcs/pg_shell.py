@@ -17,7 +17,7 @@ from manta._private.common.aio import resolve, spawn
 from manta._private.common.ids import JobID, NodeID, PlacementGroupID
 from manta._private.common.placement import PG_STRATEGIES, BundlesWait, NodeEntry
 from manta._private.common.resources import validate_request
-from manta._private.gcs.pg_manager import NameTaken, PgManager, Reserve, decode_group, encode_group
+from manta._private.gcs.pg_manager import COMMIT, NameTaken, PgManager, Reserve, decode_group, encode_group
 from manta._private.gcs.storage import Storage
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, Dispatcher
@@ -74,7 +74,9 @@ class PlacementGroupDirector:
                 raise ValueError("bundle label selectors must be one per bundle")
             for selector in spec.label_selectors:
                 if not isinstance(selector, dict) or not all(_is_condition(c) for c in selector.values()):
-                    raise ValueError(f"a bundle label selector maps labels to [operator, values]: {selector!r}")
+                    raise ValueError(
+                        f"a bundle label selector maps labels to [operator, values]: {selector!r}"
+                    )
         try:
             self.manager.create(spec)
         except NameTaken as e:
@@ -119,15 +121,13 @@ class PlacementGroupDirector:
 
     def node_died(self, node_id: NodeID) -> None:
         self._pending_releases.pop(node_id, None)  # its bundles went with it
-        for pg_id, holders in self.manager.node_died(node_id):
+        for pg_id in self.manager.node_died(node_id):
             self._save(pg_id)
             logger.warning(
-                "placement group %s lost bundles with node %s; placing it again",
+                "placement group %s lost bundles with node %s; placing them again",
                 pg_id.hex(),
                 node_id.hex()[:8],
             )
-            for holder in holders:
-                self._release(holder, pg_id, None)
         self.retry()
 
     def retry(self) -> None:
@@ -155,7 +155,7 @@ class PlacementGroupDirector:
             if conn is None:
                 return False
             try:
-                ok = bool(await conn.call(m.PrepareBundles(action.pg_id, bundles)))
+                ok = bool(await conn.call(m.PrepareBundles(action.pg_id, bundles, action.attempt)))
             except Exception as e:
                 logger.info(
                     "preparing bundles of %s on %s failed: %s", action.pg_id.hex(), node_id.hex()[:8], e
@@ -167,27 +167,32 @@ class PlacementGroupDirector:
 
         answers = await asyncio.gather(*(prepare(n, b) for n, b in action.per_node.items()))
         ok = all(answers)
-        created = self.manager.reserved(action.pg_id, action.attempt, ok)
+        outcome = self.manager.reserved(action.pg_id, action.attempt, ok)
         self._save(action.pg_id)
-        if created:
+        if outcome == COMMIT:
             for node_id, bundles in action.per_node.items():
                 conn = self._node_conn(node_id)
                 if conn is not None:
-                    conn.notify(m.CommitBundles(action.pg_id, [int(b[0]) for b in bundles]))  # type: ignore[call-overload]
+                    indices = [int(b[0]) for b in bundles]  # type: ignore[call-overload]
+                    conn.notify(m.CommitBundles(action.pg_id, indices, action.attempt))
             logger.info("placement group %s created", action.pg_id.hex())
             self._settle(action.pg_id, True)
             return
-        # Refused somewhere, removed meanwhile, or superseded: give back what was reserved.
+        # Refused somewhere, removed meanwhile, or superseded: give back what this attempt
+        # reserved (and only that: a newer attempt may hold the same bundles by now).
         for node_id in prepared:
             indices = [int(b[0]) for b in action.per_node[node_id]]  # type: ignore[call-overload]
-            self._release(node_id, action.pg_id, indices)
+            self._release(node_id, action.pg_id, indices, action.attempt)
 
-    def _release(self, node_id: NodeID, pg_id: PlacementGroupID, indices: list[int] | None) -> None:
+    def _release(
+        self, node_id: NodeID, pg_id: PlacementGroupID, indices: list[int] | None, attempt: int | None = None
+    ) -> None:
+        msg = m.ReleaseBundles(pg_id, indices, attempt)
         conn = self._node_conn(node_id)
         if conn is not None and not conn.closed:
-            conn.notify(m.ReleaseBundles(pg_id, indices))
+            conn.notify(msg)
         else:
-            self._pending_releases.setdefault(node_id, []).append(m.ReleaseBundles(pg_id, indices))
+            self._pending_releases.setdefault(node_id, []).append(msg)
 
     def node_registered(self, node_id: NodeID) -> None:
         conn = self._node_conn(node_id)
@@ -207,9 +212,9 @@ class PlacementGroupDirector:
             blob = self._storage.get(_GROUPS, key)
             if blob is not None:
                 records.append(decode_group(blob))
-        for pg_id, holders in self.manager.restore(records):
+        for pg_id, holders, attempt in self.manager.restore(records):
             for node_id in holders:
-                self._release(node_id, pg_id, None)
+                self._release(node_id, pg_id, None, attempt)
         return len(records)
 
     def _settle(self, pg_id: PlacementGroupID, created: bool) -> None:

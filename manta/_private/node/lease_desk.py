@@ -136,7 +136,10 @@ class LeaseDesk:
                 fut.cancel()  # ends the handler waiting on it
 
     def infeasible_shapes(self) -> list[dict[str, float]]:
-        return [from_unit_map(r.units) for r in self._parked.values()]
+        # Work waiting for a placement group's bundles is not demand the cluster lacks.
+        return [
+            from_unit_map(r.units) for r in self._parked.values() if not any("_group_" in n for n in r.units)
+        ]
 
     def _free(self) -> dict[str, float]:
         return self._scheduler.resources.available_amounts()
@@ -144,7 +147,9 @@ class LeaseDesk:
     def _park(self, req: LeaseRequest, reason: str) -> None:
         self._parked[req.key] = req
         conn = self._conns.get(req.key)
-        if conn is not None:
+        # Work for a placement group waits for its bundles to be committed (or the group to
+        # be removed): that is not the cluster lacking resources, so no warning.
+        if conn is not None and not any("_group_" in name for name in req.units):
             requested = from_unit_map(req.units)
             conn.notify(
                 m.LeaseInfeasible(

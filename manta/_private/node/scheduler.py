@@ -123,6 +123,7 @@ class Bundle:
 
     allocation: Allocation
     resources: dict[str, float]
+    attempt: int = 0
     committed: bool = False
 
 
@@ -256,39 +257,52 @@ class Scheduler:
         return self._schedule()
 
     # -- placement group bundles ----------------------------------------------------------
-    def prepare_bundles(self, pg: str, bundles: list[tuple[int, dict[str, float]]]) -> bool:
+    def prepare_bundles(self, pg: str, bundles: list[tuple[int, dict[str, float]]], attempt: int = 0) -> bool:
         """Reserve every bundle's resources now, or none of them (phase one)."""
         reserved: list[tuple[tuple[str, int], Bundle]] = []
         for index, amounts in bundles:
-            if (pg, index) in self.bundles:
-                continue  # asked again (a retried prepare): it holds already
+            held = self.bundles.get((pg, index))
+            if held is not None:
+                if not held.committed:
+                    held.attempt = attempt  # an older attempt's reservation serves this one
+                continue
             allocation = self.resources.allocate(to_unit_map(amounts))
             if allocation is None:
                 for _key, bundle in reserved:
                     self.resources.release(bundle.allocation)
                 return False
-            reserved.append(((pg, index), Bundle(allocation, dict(amounts))))
+            reserved.append(((pg, index), Bundle(allocation, dict(amounts), attempt)))
         self.bundles.update(reserved)
         return True
 
-    def commit_bundles(self, pg: str, indices: list[int]) -> list[Action]:
+    def commit_bundles(self, pg: str, indices: list[int], attempt: int = 0) -> list[Action]:
         """The whole group is reserved: its bundles become resources work can ask for."""
         for index in indices:
             bundle = self.bundles.get((pg, index))
-            if bundle is not None and not bundle.committed:
+            if bundle is not None and not bundle.committed and bundle.attempt == attempt:
                 bundle.committed = True
                 self.resources.add_capacity(bundle_capacity(pg, index, bundle.resources))
         return self._schedule()
 
-    def release_bundles(self, pg: str, indices: list[int] | None) -> list[Action]:
-        """Give bundles back: work holding the group's resources here is stopped first."""
-        keys = [k for k in self.bundles if k[0] == pg and (indices is None or k[1] in indices)]
+    def release_bundles(self, pg: str, indices: list[int] | None, attempt: int | None = None) -> list[Action]:
+        """Give bundles back (with ``attempt``: only the uncommitted ones that attempt
+        reserved, a rollback that must not undo a newer reservation); work holding the
+        group's resources here is stopped first."""
+        keys = [
+            k
+            for k, b in self.bundles.items()
+            if k[0] == pg
+            and (indices is None or k[1] in indices)
+            and (attempt is None or (b.attempt == attempt and not b.committed))
+        ]
         if not keys:
             return []
         actions: list[Action] = []
-        for lease in [
+        committed = any(self.bundles[k].committed for k in keys)
+        users = [
             lease for lease in self.leases.values() if any(in_group(n, pg) for n in lease.allocation.units)
-        ]:
+        ]
+        for lease in users if committed else []:
             actions += self.return_lease(lease.lease_id, kill=True, reason="its placement group was removed")
         for key in keys:
             bundle = self.bundles.pop(key)

@@ -504,17 +504,17 @@ class NodeService:
                 raise ValueError("bundles are [index, resources] pairs")
             validate_request(amounts, "placement group bundle")
             bundles.append((index, dict(amounts)))
-        ok = self.scheduler.prepare_bundles(msg.pg_id.hex(), bundles)
+        ok = self.scheduler.prepare_bundles(msg.pg_id.hex(), bundles, msg.attempt)
         self._schedule_heartbeat()
         return ok
 
     def _h_commit_bundles(self, conn: Connection, msg: m.CommitBundles) -> None:
-        self._execute(self.scheduler.commit_bundles(msg.pg_id.hex(), list(msg.indices)))
+        self._execute(self.scheduler.commit_bundles(msg.pg_id.hex(), list(msg.indices), msg.attempt))
         self._send_heartbeat()  # the cluster learns of the group's resources at once
 
     def _h_release_bundles(self, conn: Connection, msg: m.ReleaseBundles) -> None:
         indices = None if msg.indices is None else list(msg.indices)
-        self._execute(self.scheduler.release_bundles(msg.pg_id.hex(), indices))
+        self._execute(self.scheduler.release_bundles(msg.pg_id.hex(), indices, msg.attempt))
         self._send_heartbeat()
 
     def _h_return_lease(self, conn: Connection, msg: m.ReturnLease) -> None:

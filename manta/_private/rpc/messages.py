@@ -849,6 +849,8 @@ class PrepareBundles:
     pg_id: PlacementGroupID
     # [index, resources] per bundle.
     bundles: list[list[Any]]
+    # Which reservation attempt of the group this is (a commit or rollback names it).
+    attempt: int = 0
 
 
 @message(106)
@@ -857,6 +859,7 @@ class CommitBundles:
 
     pg_id: PlacementGroupID
     indices: list[int]
+    attempt: int = 0
 
 
 @message(107)
@@ -866,3 +869,5 @@ class ReleaseBundles:
 
     pg_id: PlacementGroupID
     indices: list[int] | None
+    # Only bundles that attempt reserved (a rollback); None: whatever is held.
+    attempt: int | None = None

@@ -8,10 +8,12 @@ import pytest
 from manta._private.common.ids import JobID, NodeID, PlacementGroupID
 from manta._private.common.placement import BundlesWait, NodeEntry, place_bundles
 from manta._private.gcs.pg_manager import (
+    COMMIT,
     CREATED,
     PENDING,
     REMOVED,
     RESCHEDULING,
+    ROLL_BACK,
     NameTaken,
     PgManager,
     Reserve,
@@ -32,8 +34,8 @@ def node(name: str, cpus: float, free: float | None = None, **labels: str) -> No
 
 
 def names(placed: object) -> list[str]:
-    assert isinstance(placed, list), placed
-    return [bytes(n.node_id).rstrip(b"\0").decode() for n in placed]
+    assert isinstance(placed, dict), placed
+    return [bytes(placed[i].node_id).rstrip(b"\0").decode() for i in sorted(placed)]
 
 
 def test_each_strategy_places_bundles_as_it_says() -> None:
@@ -91,12 +93,14 @@ def test_a_group_is_created_only_when_every_bundle_was_reserved() -> None:
     first = manager.schedule(s.pg_id, nodes)
     assert isinstance(first, Reserve) and len(first.per_node) == 2
     assert manager.schedule(s.pg_id, nodes) is None  # one reservation at a time
-    assert not manager.reserved(s.pg_id, first.attempt, ok=False)  # a node said no
+    assert manager.reserved(s.pg_id, first.attempt, ok=False) == ROLL_BACK  # a node said no
     assert manager.info(s.pg_id).state == PENDING and manager.info(s.pg_id).nodes == ["", ""]
     second = manager.schedule(s.pg_id, nodes)
     assert isinstance(second, Reserve) and second.attempt > first.attempt
-    assert not manager.reserved(s.pg_id, first.attempt, ok=True)  # a stale answer changes nothing
-    assert manager.reserved(s.pg_id, second.attempt, ok=True)
+    # A stale answer changes nothing (its own reservation is rolled back).
+    assert manager.reserved(s.pg_id, first.attempt, ok=True) == ROLL_BACK
+    assert manager.info(s.pg_id).state == PENDING
+    assert manager.reserved(s.pg_id, second.attempt, ok=True) == COMMIT
     assert manager.info(s.pg_id).state == CREATED
 
 
@@ -110,14 +114,19 @@ def test_removal_node_death_and_job_end() -> None:
     manager.reserved(s.pg_id, reserve.attempt, ok=True)
     with pytest.raises(NameTaken):
         manager.create(spec(name="g"))
-    # A node with one of its bundles dies: the other bundles are released and all placed again.
-    [(pg_id, release)] = manager.node_died(a.node_id)
-    assert pg_id == s.pg_id and release == [b.node_id]
+    # A node with one of its bundles dies: only that bundle is placed again, the other stays.
+    placed_before = manager.info(s.pg_id).nodes
+    assert manager.node_died(a.node_id) == [s.pg_id]
     assert manager.info(s.pg_id).state == RESCHEDULING and s.pg_id in manager.waiting()
+    kept = [n for n in manager.info(s.pg_id).nodes if n]
+    assert kept == [n for n in placed_before if n != a.node_id.hex()]
+    again = manager.schedule(s.pg_id, [b, node("c", 2)])
+    assert isinstance(again, Reserve) and sum(len(v) for v in again.per_node.values()) == 1
     detached = spec(detached=True)
     manager.create(detached)
     assert manager.job_finished(JOB) == [s.pg_id]  # the detached one outlives its job
-    assert manager.remove(s.pg_id) == []  # nothing reserved any more
+    holders = manager.remove(s.pg_id)  # the kept bundle's node, and the new one's
+    assert b.node_id in holders
     assert manager.info(s.pg_id).state == REMOVED and manager.lookup("g", "ns") is None
     manager.create(spec(name="g"))  # the name is free again
 
@@ -137,6 +146,7 @@ def test_groups_survive_storage_and_half_reserved_ones_start_over() -> None:
 
     after = PgManager()
     release = after.restore([decode_group(encode_group(r)) for r in before.groups.values()])
+    release = [(pg_id, holders) for pg_id, holders, _attempt in release]
     assert after.info(done.pg_id).state == CREATED and after.lookup("done", "ns") == done.pg_id
     assert after.info(done.pg_id).nodes == before.info(done.pg_id).nodes
     [(pg_id, holders)] = release
@@ -178,3 +188,24 @@ def test_the_gcs_refuses_malformed_groups_from_a_peer() -> None:
         assert director.manager.groups == {}
 
     asyncio.run(main())
+
+
+def test_strict_spread_matches_bundles_to_nodes_instead_of_greedily() -> None:
+    # The big bundle fits both nodes, the x bundle only the big node: greedy placement of
+    # the big bundle first would take the big node and leave x nowhere.
+    small = node("small", 2)
+    big = NodeEntry(NodeID(b"big".ljust(28, b"\0")), "big:1", {"CPU": 4, "x": 1}, {"CPU": 4, "x": 1})
+    placed = place_bundles([small, big], [{"CPU": 2}, {"x": 1}], "STRICT_SPREAD")
+    assert names(placed) == ["small", "big"]
+
+
+def test_bundles_placed_again_respect_the_kept_ones() -> None:
+    a, b, c = node("a", 2), node("b", 2), node("c", 2)
+    again = place_bundles([a, b, c], [{"CPU": 1}] * 2, "STRICT_SPREAD", kept={0: a.node_id})
+    assert isinstance(again, dict) and list(again) == [1] and again[1] is not a
+    packed = place_bundles([a, b, c], [{"CPU": 1}] * 2, "STRICT_PACK", kept={0: b.node_id})
+    assert isinstance(packed, dict) and packed == {1: b}
+    b.available = {"CPU": 0}
+    assert isinstance(
+        place_bundles([a, b, c], [{"CPU": 1}] * 2, "STRICT_PACK", kept={0: b.node_id}), BundlesWait
+    )
