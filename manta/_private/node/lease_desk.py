@@ -162,9 +162,14 @@ class LeaseDesk:
             )
         self._changed()
 
-    def schedule_rebalance(self) -> None:
-        if self._rebalance_due is None and (self._parked or self._scheduler.pending):
-            self._rebalance_due = asyncio.get_running_loop().call_later(0.05, self._rebalance)
+    def schedule_rebalance(self, delay: float = 0.05) -> None:
+        """Look again soon (updates come in bursts: one look serves them all)."""
+        if self._parked or self._scheduler.pending:
+            if self._rebalance_due is not None and delay == 0:
+                self._rebalance_due.cancel()
+                self._rebalance_due = None
+            if self._rebalance_due is None:
+                self._rebalance_due = asyncio.get_running_loop().call_later(delay, self._rebalance)
 
     def close(self) -> None:
         if self._rebalance_due is not None:

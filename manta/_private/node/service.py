@@ -511,6 +511,7 @@ class NodeService:
     def _h_commit_bundles(self, conn: Connection, msg: m.CommitBundles) -> None:
         self._execute(self.scheduler.commit_bundles(msg.pg_id.hex(), list(msg.indices), msg.attempt))
         self._send_heartbeat()  # the cluster learns of the group's resources at once
+        self.leases.schedule_rebalance(delay=0)  # work parked here waiting for them is placed now
 
     def _h_release_bundles(self, conn: Connection, msg: m.ReleaseBundles) -> None:
         indices = None if msg.indices is None else list(msg.indices)
