@@ -35,7 +35,6 @@ import hashlib
 import importlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,7 +43,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-ENV = {"RAY_DEDUP_LOGS": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+sys.path.insert(0, str(HERE))
+from fresh import can_import_ray, ray_daemons, run_fresh  # noqa: E402
+
 WARMUP = 5
 ISOLATED_ROUNDS = 10
 PAUSE_S = 0.5
@@ -160,50 +161,14 @@ def measure(framework: str, layout: str, iterations: int) -> Metrics:
 
 
 # -- the runner ---------------------------------------------------------------------------------
-def _session_pids(sid: int) -> list[tuple[int, str]]:
-    """Processes still in session ``sid`` (the child's own, so: what it left behind)."""
-    ps = subprocess.run(["ps", "-eo", "pid=,sid=,comm="], capture_output=True, text=True).stdout
-    left = []
-    for line in ps.splitlines():
-        pid, proc_sid, comm = line.split(None, 2)
-        if int(proc_sid) == sid:
-            left.append((int(pid), comm))
-    return left
-
-
-def _ray_daemons() -> list[str]:
-    ps = subprocess.run(["ps", "-eo", "pid=,comm="], capture_output=True, text=True).stdout
-    names = ("raylet", "gcs_server", "plasma_store")
-    return [line.strip() for line in ps.splitlines() if line.split(None, 1)[1].startswith(names)]
-
-
 def run_child(python: str, framework: str, layout: str, iterations: int, timeout_s: float) -> Metrics:
     cmd = [python, str(Path(__file__).resolve()), "--child", framework, layout, str(iterations)]
     load_1min = os.getloadavg()[0]  # anything else running skews the numbers
-    env = {**os.environ, **ENV}
-    if framework == "manta":
-        repo = str(HERE.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        err += f"\ntimed out after {timeout_s:g} s"
-    time.sleep(2)  # daemons exit shortly after shutdown(); count only what stays
-    left = _session_pids(proc.pid)
-    for pid, _ in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    returncode, out, err, left = run_fresh(cmd, framework, timeout_s)
     lines = [line for line in out.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
+    if returncode != 0 or not lines:
         tail = err.strip().splitlines()[-15:] or ["(no stderr)"]
-        result: Metrics = {"error": f"exit {proc.returncode}", "stderr_tail": tail}
+        result: Metrics = {"error": f"exit {returncode}", "stderr_tail": tail}
     else:
         result = dict(json.loads(lines[-1]))
     # Manta warns when a task needs a group's resources that no node offers (yet).
@@ -283,13 +248,6 @@ def _manta_tree() -> Metrics:
     }
 
 
-def can_import_ray(python: str) -> bool:
-    try:
-        return subprocess.run([python, "-c", "import ray"], capture_output=True, timeout=120).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -327,9 +285,9 @@ def main() -> int:
                 print(f"{framework} {layout} run {i + 1}: {json.dumps(result)}", file=sys.stderr, flush=True)
                 if result["leftover_processes"]:
                     print(f"WARNING {framework}: killed after shutdown: {result['leftover_processes']}")
-        if framework == "ray" and _ray_daemons():
+        if framework == "ray" and ray_daemons():
             # Daemons that left the child's session would survive the kill by session above.
-            print(f"WARNING ray: daemons left: {_ray_daemons()}; running `ray stop --force`")
+            print(f"WARNING ray: daemons left: {ray_daemons()}; running `ray stop --force`")
             ray_cli = Path(args.ray_python).with_name("ray")
             subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, check=False)
 

@@ -30,7 +30,6 @@ import importlib
 import json
 import mmap
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -40,9 +39,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from fresh import can_import_ray, ray_daemons, run_fresh  # noqa: E402
+
 SIZES = {"100MiB": 100 * 2**20, "1GiB": 2**30}
 NODE = {"num_cpus": 1, "object_store_memory": 3 * 2**30}
-ENV = {"RAY_DEDUP_LOGS": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 CHUNK = 8 * 2**20  # what Manta reads per recv_into, too
 Metrics = dict[str, Any]
 
@@ -185,49 +186,13 @@ def measure_tcp(rounds: int) -> Metrics:
 
 
 # -- the runner ---------------------------------------------------------------------------------
-def _session_pids(sid: int) -> list[tuple[int, str]]:
-    """Processes still in session ``sid`` (the child's own, so: what it left behind)."""
-    ps = subprocess.run(["ps", "-eo", "pid=,sid=,comm="], capture_output=True, text=True).stdout
-    left = []
-    for line in ps.splitlines():
-        pid, proc_sid, comm = line.split(None, 2)
-        if int(proc_sid) == sid:
-            left.append((int(pid), comm))
-    return left
-
-
-def _ray_daemons() -> list[str]:
-    ps = subprocess.run(["ps", "-eo", "pid=,comm="], capture_output=True, text=True).stdout
-    names = ("raylet", "gcs_server", "plasma_store", "ray::")
-    return [line.strip() for line in ps.splitlines() if line.split(None, 1)[1].startswith(names)]
-
-
 def run_child(python: str, what: str, rounds: int, timeout_s: float) -> Metrics:
     cmd = [python, str(Path(__file__).resolve()), "--child", what, "--rounds", str(rounds)]
-    env = {**os.environ, **ENV}
-    if what == "manta":
-        repo = str(HERE.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        err += f"\ntimed out after {timeout_s:g} s"
-    time.sleep(2)  # daemons exit shortly after shutdown(); count only what stays
-    left = _session_pids(proc.pid)
-    for pid, _ in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    returncode, out, err, left = run_fresh(cmd, what, timeout_s)
     lines = [line for line in out.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
+    if returncode != 0 or not lines:
         tail = (err.strip().splitlines() or ["(no stderr)"])[-1]
-        result: Metrics = {"error": f"exit {proc.returncode}: {tail}"}
+        result: Metrics = {"error": f"exit {returncode}: {tail}"}
     else:
         result = dict(json.loads(lines[-1]))
     result["leftover_processes"] = [f"{comm} ({pid})" for pid, comm in left]
@@ -263,13 +228,6 @@ def table(results: dict[str, Metrics]) -> str:
     return "\n".join(rows)
 
 
-def can_import_ray(python: str) -> bool:
-    try:
-        return subprocess.run([python, "-c", "import ray"], capture_output=True, timeout=120).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -297,9 +255,9 @@ def main() -> int:
     for what in [*frameworks, *([] if args.no_tcp else ["tcp"])]:
         results[what] = run_child(pythons[what], what, args.rounds, args.timeout)
         print(f"{what}: {json.dumps(results[what])}", file=sys.stderr, flush=True)
-        if what == "ray" and _ray_daemons():
+        if what == "ray" and ray_daemons():
             # Daemons that left the child's session would survive the kill by session above.
-            print(f"WARNING ray: daemons left: {_ray_daemons()}; running `ray stop --force`")
+            print(f"WARNING ray: daemons left: {ray_daemons()}; running `ray stop --force`")
             ray_cli = Path(args.ray_python).with_name("ray")
             subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, check=False)
         if results[what]["leftover_processes"]:
