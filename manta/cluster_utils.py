@@ -9,7 +9,7 @@ that dies leaves nothing running.
     worker = cluster.add_node(num_cpus=2, resources={"gpu_box": 1})
     manta.init(address=cluster.address)
     ...
-    cluster.remove_node(worker)       # kills it; its tasks are retried elsewhere
+    cluster.remove_node(worker)       # stops it (allow_graceful=False: SIGKILL)
     cluster.shutdown()
 """
 

@@ -50,7 +50,7 @@ class LeaseDesk:
 
     def request(self, conn: Connection, req: LeaseRequest, strategy: Any, placed: bool) -> Any:
         """The answer to a RequestLease: a reply now, or a future the grant resolves.
-        ``placed``: someone already chose this node (a spillback, the gcs for an actor)."""
+        ``placed``: another node already chose this one (a spillback)."""
         if req.key in self._replies:
             raise ValueError(f"lease request {req.key[1]} is already pending: nonces must be unique")  # type: ignore[index]
         removed = self._removed_group_of(req)
@@ -122,7 +122,12 @@ class LeaseDesk:
     def _removed_group_of(self, req: LeaseRequest) -> str | None:
         if not self._removed_groups:
             return None
-        return next((g for g in self._removed_groups for n in req.units if in_group(n, g)), None)
+        for name in req.units:
+            if "_group_" in name:
+                pg_hex = name.rsplit("_", 1)[1]  # group resource names end with the group's id
+                if pg_hex in self._removed_groups and in_group(name, pg_hex):
+                    return pg_hex
+        return None
 
     def requester_gone(self, conn: Connection, client: Hashable) -> None:
         """Nobody will read the answers to ``conn``'s requests: drop them (the scheduler
