@@ -99,13 +99,32 @@ def start(
     _explain(cluster, head)
     if block:
         try:
-            while all(p.poll() is None for p in cluster.procs.values()):
-                time.sleep(0.5)
-            click.echo("a Manta daemon exited; stopping this node", err=True)
+            _supervise(cluster, durable=head and storage not in ("", "memory", "memory://"))
         except KeyboardInterrupt:
             pass
         cluster.stop()
         _clear_current(config.tmpdir, cluster.session_dir)
+
+
+def _supervise(cluster: Any, durable: bool) -> None:
+    """Stay in the foreground until a daemon exits. A gcs with durable storage that exits
+    is started again (its tables reload; nodes and drivers reconnect); any other exit ends
+    this node."""
+    from manta._private.api.local_cluster import ClusterStartError
+
+    while True:
+        time.sleep(0.5)
+        gcs = cluster.procs.get("gcs")
+        if durable and gcs is not None and gcs.poll() is not None and cluster.procs["node"].poll() is None:
+            click.echo(f"the gcs exited (code {gcs.returncode}); starting it again from its storage", err=True)
+            try:
+                cluster.restart("gcs")
+                continue
+            except ClusterStartError as e:
+                click.echo(str(e), err=True)
+        if any(p.poll() is not None for p in cluster.procs.values()):
+            click.echo("a Manta daemon exited; stopping this node", err=True)
+            return
 
 
 def _explain(cluster: Any, head: bool) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -158,3 +159,53 @@ def test_bad_start_arguments_are_refused_before_anything_starts(hosts, args, mes
     result = manta_cli(["start", "--port", "0", *args], head_dir)
     assert result.returncode != 0 and message in result.stderr, result.stderr
     assert daemon_pids(head_dir) == []
+
+
+def test_a_blocking_head_with_durable_storage_restarts_its_gcs(hosts, tmp_path) -> None:
+    head_dir, _ = hosts
+    env = {**os.environ, "MANTA_TMPDIR": head_dir}
+    args = [
+        "start",
+        "--head",
+        "--port",
+        "0",
+        "--num-cpus",
+        "1",
+        "--storage",
+        f"sqlite:///{tmp_path}/gcs.db",
+        "--block",
+    ]
+    head = subprocess.Popen(
+        [*MANTA, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until(
+            lambda: glob.glob(os.path.join(head_dir, "session_*", "address.json")), what="the head to start"
+        )
+        _session, info = session_info(head_dir)
+        first_gcs = info["pids"]["gcs"]
+        os.kill(first_gcs, signal.SIGKILL)
+        wait_until(
+            lambda: session_info(head_dir)[1]["pids"]["gcs"] != first_gcs,
+            timeout=30,
+            what="the gcs to be restarted",
+        )
+        driver = run_driver(
+            """
+            import manta
+            manta.init(address="auto")
+            @manta.remote
+            def f():
+                return "after the restart"
+            print(manta.get(f.remote()))
+            manta.shutdown()
+            """,
+            env={"MANTA_TMPDIR": head_dir},
+        )
+        assert driver.returncode == 0, driver.stderr
+        assert "after the restart" in driver.stdout
+    finally:
+        head.send_signal(signal.SIGINT)  # Ctrl-C: the blocking head stops its node
+        _out, err = head.communicate(timeout=60)
+    assert "starting it again from its storage" in err
+    assert not any(psutil.pid_exists(p) for p in daemon_pids(head_dir))

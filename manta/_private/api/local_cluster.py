@@ -146,9 +146,9 @@ class LocalCluster:
         module, options = self._commands[name]
         if name == "gcs":
             options = {**options, "port": self.info["gcs_address"].rsplit(":", 1)[1]}
-        assert self._lifeline_r is not None, "only clusters tied to this process restart daemons"
         ready_r, ready_w = os.pipe()
-        self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, self._lifeline_r))
+        keep = () if self._lifeline_r is None else (self._lifeline_r,)  # detached: no lifeline
+        self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, *keep))
         self._wait_ready({ready_r: name})
         self.info["pids"][name] = self.procs[name].pid
         write_json_atomic(os.path.join(self.session_dir, ADDRESS_FILE), self.info)
