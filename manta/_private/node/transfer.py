@@ -36,6 +36,8 @@ _TICKET_BYTES = 32
 # A ticket not used within this long is void (the puller died between asking and reading).
 _TICKET_TTL_S = 30.0
 _SOCKET_BUFFER = 4 * 1024 * 1024
+# Longest wait for the next bytes of a stream before the pull is given up.
+_STALL_S = 30.0
 
 
 class TransferFailed(Exception):
@@ -116,7 +118,10 @@ class Transfers:
             await loop.sock_sendall(sock, source.ticket)
             received = 0
             while received < source.size:
-                n = await loop.sock_recv_into(sock, view[received : min(received + CHUNK_BYTES, source.size)])
+                chunk = view[received : min(received + CHUNK_BYTES, source.size)]
+                # A source that stops sending (frozen, cut off) fails the pull instead of
+                # holding its readers forever.
+                n = await asyncio.wait_for(loop.sock_recv_into(sock, chunk), _STALL_S)
                 if n == 0:
                     raise ConnectionLost(f"the stream ended after {received} of {source.size} bytes")
                 received += n
