@@ -116,7 +116,9 @@ def _supervise(cluster: Any, durable: bool) -> None:
         time.sleep(0.5)
         gcs = cluster.procs.get("gcs")
         if durable and gcs is not None and gcs.poll() is not None and cluster.procs["node"].poll() is None:
-            click.echo(f"the gcs exited (code {gcs.returncode}); starting it again from its storage", err=True)
+            click.echo(
+                f"the gcs exited (code {gcs.returncode}); starting it again from its storage", err=True
+            )
             try:
                 cluster.restart("gcs")
                 continue

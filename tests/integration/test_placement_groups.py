@@ -338,3 +338,23 @@ def test_the_readme_gang_scheduling_example_runs(cluster, capsys) -> None:
     finally:
         cluster.remove_node(fourth)
         wait_until(lambda: fourth.node_id not in cluster.alive_node_ids(), what="the fourth node gone")
+
+
+def test_work_in_a_gpu_bundle_sees_that_bundles_gpus(cluster) -> None:
+    gpus = cluster.add_node(num_cpus=2, num_gpus=2, object_store_memory=STORE, _system_config=FAST)
+    try:
+        pg = placement_group([{"GPU": 1, "CPU": 1}, {"GPU": 1, "CPU": 1}], strategy="STRICT_PACK")
+        assert pg.wait(30) and nodes_of(pg) == [gpus.node_id] * 2
+
+        @manta.remote(num_gpus=1, num_cpus=1)
+        def visible() -> tuple[list, str | None]:
+            return manta.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+        first = manta.get(visible.options(scheduling_strategy=in_bundle(pg, 0)).remote())
+        second = manta.get(visible.options(scheduling_strategy=in_bundle(pg, 1)).remote())
+        assert len(first[0]) == 1 and len(second[0]) == 1 and first[0] != second[0]
+        assert first[1] == str(first[0][0]) and second[1] == str(second[0][0])
+        remove_placement_group(pg)
+    finally:
+        cluster.remove_node(gpus)
+        wait_until(lambda: gpus.node_id not in cluster.alive_node_ids(), what="the GPU node gone")

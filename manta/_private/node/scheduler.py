@@ -16,6 +16,7 @@ from typing import Any
 from manta._private.common.clock import Clock
 from manta._private.common.ids import JobID, LeaseID, WorkerID
 from manta._private.common.resources import (
+    INSTANCE_RESOURCES,
     Allocation,
     NodeResources,
     bundle_capacity,
@@ -310,6 +311,31 @@ class Scheduler:
                 self.resources.remove_capacity(bundle_capacity(pg, key[1], bundle.resources))
             self.resources.release(bundle.allocation)
         return actions + self._schedule()
+
+    def bundle_devices(self, units: dict[str, int]) -> dict[str, list[str]]:
+        """Device ids (GPUs) of the committed bundles a lease draws group resources from:
+        work in a GPU bundle sees that bundle's devices (one bundle's, or, for "any
+        bundle", those of the group's bundles on this node)."""
+        found: dict[str, list[str]] = {}
+        for name in units:
+            for device in INSTANCE_RESOURCES:
+                prefix = f"{device}_group_"
+                if not name.startswith(prefix):
+                    continue
+                index, _, pg = name[len(prefix) :].partition("_")
+                if pg and index.isdigit():
+                    keys = [(pg, int(index))]
+                else:  # no index: the group's id alone
+                    keys = [k for k in self.bundles if k[0] == index]
+                for key in keys:
+                    bundle = self.bundles.get(key)
+                    if bundle is None or not bundle.committed:
+                        continue
+                    ids = found.setdefault(device, [])
+                    for device_index, _part in bundle.allocation.instances.get(device, []):
+                        if str(device_index) not in ids:
+                            ids.append(str(device_index))
+        return found
 
     # -- queries ----------------------------------------------------------------------------
     def pending_shapes(self) -> tuple[list[dict[str, float]], list[dict[str, float]]]:

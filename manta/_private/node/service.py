@@ -375,13 +375,16 @@ class NodeService:
             return
         worker_address: m.Address = proc.conn.peer_info["address"]
         self.logs.set_job(lease.worker_id, req.job_id)
+        devices = lease.allocation.instance_ids()
+        for name, ids in self.scheduler.bundle_devices(lease.allocation.units).items():
+            devices.setdefault(name, ids)  # in a placement group bundle: its devices
         fut.set_result(
             m.LeaseGrant(
                 lease.lease_id,
                 lease.worker_id,
                 worker_address,
                 lease.allocation.amounts(),
-                lease.allocation.instance_ids(),
+                devices,
             )
         )
 

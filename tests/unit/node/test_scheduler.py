@@ -453,3 +453,15 @@ def test_releasing_a_group_stops_its_work_and_gives_everything_back() -> None:
     assert s.resources.available_amounts() == {"CPU": 4.0} and s.resources.total_amounts() == {"CPU": 4.0}
     assert s.leases == {} and s.bundles == {}
     assert s.release_bundles("pg", None) == []  # twice: nothing more
+
+
+def test_work_in_a_gpu_bundle_is_given_that_bundles_devices() -> None:
+    s = scheduler(cpus=2, GPU=2)
+    assert s.prepare_bundles("pg", [(0, {"GPU": 1}), (1, {"GPU": 1})])
+    assert s.bundle_devices(to_unit_map({"GPU_group_0_pg": 1})) == {}  # not committed yet
+    s.commit_bundles("pg", [0, 1])
+    first = s.bundle_devices(to_unit_map({"GPU_group_0_pg": 1}))
+    second = s.bundle_devices(to_unit_map({"GPU_group_1_pg": 0.5}))
+    assert len(first["GPU"]) == 1 and len(second["GPU"]) == 1 and first != second
+    assert sorted(s.bundle_devices(to_unit_map({"GPU_group_pg": 1}))["GPU"]) == ["0", "1"]
+    assert s.bundle_devices(to_unit_map({"CPU_group_0_pg": 1})) == {}
