@@ -28,9 +28,22 @@ def group_resource(name: str, pg_hex: str, index: int | None = None) -> str:
     return f"{name}_group_{pg_hex}" if index is None or index < 0 else f"{name}_group_{index}_{pg_hex}"
 
 
+def split_group_resource(name: str) -> tuple[str, int | None, str] | None:
+    """(resource, bundle index or None for any bundle, group id hex) of a name made by
+    ``group_resource``; None for an ordinary resource."""
+    base, sep, rest = name.rpartition("_group_")
+    if not sep:
+        return None
+    index, _, pg_hex = rest.partition("_")  # group ids are hex: no "_" in them
+    if pg_hex and index.isdigit():
+        return base, int(index), pg_hex
+    return base, None, rest
+
+
 def in_group(name: str, pg_hex: str) -> bool:
     """Whether resource ``name`` is one of the group's (any bundle's, or one bundle's)."""
-    return "_group_" in name and name.endswith("_" + pg_hex)
+    parts = split_group_resource(name)
+    return parts is not None and parts[2] == pg_hex
 
 
 def bundle_capacity(pg_hex: str, index: int, bundle: Mapping[str, float]) -> dict[str, float]:

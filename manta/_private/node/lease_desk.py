@@ -15,13 +15,17 @@ from typing import Any
 
 from manta._private.common.ids import JobID
 from manta._private.common.placement import Chosen, Infeasible, NodeEntry, Unschedulable
-from manta._private.common.resources import from_unit_map, in_group
+from manta._private.common.resources import from_unit_map, split_group_resource
 from manta._private.node.cluster_view import ClusterView
 from manta._private.node.scheduler import Action, LeaseRequest, Scheduler
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection
 
 _REMOVED_GROUPS_KEPT = 10_000
+
+
+def _in_a_group(req: LeaseRequest) -> bool:
+    return any(split_group_resource(name) is not None for name in req.units)
 
 
 def _group_removed(pg_hex: str) -> m.LeaseRefused:
@@ -123,10 +127,9 @@ class LeaseDesk:
         if not self._removed_groups:
             return None
         for name in req.units:
-            if "_group_" in name:
-                pg_hex = name.rsplit("_", 1)[1]  # group resource names end with the group's id
-                if pg_hex in self._removed_groups and in_group(name, pg_hex):
-                    return pg_hex
+            parts = split_group_resource(name)
+            if parts is not None and parts[2] in self._removed_groups:
+                return parts[2]
         return None
 
     def requester_gone(self, conn: Connection, client: Hashable) -> None:
@@ -142,9 +145,7 @@ class LeaseDesk:
 
     def infeasible_shapes(self) -> list[dict[str, float]]:
         # Work waiting for a placement group's bundles is not demand the cluster lacks.
-        return [
-            from_unit_map(r.units) for r in self._parked.values() if not any("_group_" in n for n in r.units)
-        ]
+        return [from_unit_map(r.units) for r in self._parked.values() if not _in_a_group(r)]
 
     def _free(self) -> dict[str, float]:
         return self._scheduler.resources.available_amounts()
@@ -154,7 +155,7 @@ class LeaseDesk:
         conn = self._conns.get(req.key)
         # Work for a placement group waits for its bundles to be committed (or the group to
         # be removed): that is not the cluster lacking resources, so no warning.
-        if conn is not None and not any("_group_" in name for name in req.units):
+        if conn is not None and not _in_a_group(req):
             requested = from_unit_map(req.units)
             conn.notify(
                 m.LeaseInfeasible(

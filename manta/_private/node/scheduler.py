@@ -22,6 +22,7 @@ from manta._private.common.resources import (
     bundle_capacity,
     from_unit_map,
     in_group,
+    split_group_resource,
     to_unit_map,
 )
 
@@ -318,23 +319,19 @@ class Scheduler:
         bundle", those of the group's bundles on this node)."""
         found: dict[str, list[str]] = {}
         for name in units:
-            for device in INSTANCE_RESOURCES:
-                prefix = f"{device}_group_"
-                if not name.startswith(prefix):
+            parts = split_group_resource(name)
+            if parts is None or parts[0] not in INSTANCE_RESOURCES:
+                continue
+            device, index, pg = parts
+            keys = [(pg, index)] if index is not None else [k for k in self.bundles if k[0] == pg]
+            for key in keys:
+                bundle = self.bundles.get(key)
+                if bundle is None or not bundle.committed:
                     continue
-                index, _, pg = name[len(prefix) :].partition("_")
-                if pg and index.isdigit():
-                    keys = [(pg, int(index))]
-                else:  # no index: the group's id alone
-                    keys = [k for k in self.bundles if k[0] == index]
-                for key in keys:
-                    bundle = self.bundles.get(key)
-                    if bundle is None or not bundle.committed:
-                        continue
-                    ids = found.setdefault(device, [])
-                    for device_index, _part in bundle.allocation.instances.get(device, []):
-                        if str(device_index) not in ids:
-                            ids.append(str(device_index))
+                ids = found.setdefault(device, [])
+                for device_index, _part in bundle.allocation.instances.get(device, []):
+                    if str(device_index) not in ids:
+                        ids.append(str(device_index))
         return found
 
     # -- queries ----------------------------------------------------------------------------

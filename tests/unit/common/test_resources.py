@@ -218,3 +218,12 @@ def test_allocate_release_round_trip_restores_availability(requests: list, rnd) 
         node.release(allocation)
     assert node.available == node.total
     assert node.devices["GPU"] == [PRECISION] * 3
+
+
+def test_group_resource_names_come_apart_again() -> None:
+    from manta._private.common.resources import group_resource, in_group, split_group_resource
+
+    assert split_group_resource(group_resource("CPU", "ab12", 3)) == ("CPU", 3, "ab12")
+    assert split_group_resource(group_resource("my_custom", "ab12")) == ("my_custom", None, "ab12")
+    assert split_group_resource("CPU") is None
+    assert in_group("GPU_group_0_ab12", "ab12") and not in_group("GPU_group_0_ab12", "cd34")
