@@ -46,14 +46,11 @@ class ClusterView:
         strategy: Any,
         spilled: bool,
         local_free: dict[str, float],
-        local_total: dict[str, float] | None = None,
     ) -> Decision:
         """Where a lease request should be granted. A request already placed here (spilled
         back by another node, or sent by the gcs for an actor) stays when this node could
         ever run it: views differ between decision-makers, so no ping-pong."""
         self.local.available = local_free
-        if local_total is not None:
-            self.local.total = local_total
         if spilled and allows(self.local, need, strategy):
             return Chosen(self.local)
         return self._placer.place(list(self.nodes.values()), need, strategy, self.local.node_id)

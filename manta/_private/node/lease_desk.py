@@ -60,9 +60,7 @@ class LeaseDesk:
         removed = self._removed_group_of(req)
         if removed:
             return _group_removed(removed)
-        decision = self._cluster.place(
-            from_unit_map(req.need), strategy, placed, self._free(), self._scheduler.resources.total_amounts()
-        )
+        decision = self._cluster.place(from_unit_map(req.need), strategy, placed, self._free())
         if isinstance(decision, Unschedulable):
             return m.LeaseRefused(decision.reason)
         if isinstance(decision, Chosen) and decision.node is not self._cluster.local:
@@ -186,9 +184,8 @@ class LeaseDesk:
         run here now to a node that can take them now."""
         self._rebalance_due = None
         free = self._free()
-        total = self._scheduler.resources.total_amounts()
         for key, req in list(self._parked.items()):
-            decision = self._cluster.place(from_unit_map(req.need), req.strategy, False, free, total)
+            decision = self._cluster.place(from_unit_map(req.need), req.strategy, False, free)
             if isinstance(decision, Chosen):
                 del self._parked[key]
                 if decision.node is self._cluster.local:

@@ -376,8 +376,9 @@ class NodeService:
         worker_address: m.Address = proc.conn.peer_info["address"]
         self.logs.set_job(lease.worker_id, req.job_id)
         devices = lease.allocation.instance_ids()
-        for name, ids in self.scheduler.bundle_devices(lease.allocation.units).items():
-            devices.setdefault(name, ids)  # in a placement group bundle: its devices
+        if self.scheduler.bundles:
+            for name, ids in self.scheduler.bundle_devices(lease.allocation.units).items():
+                devices.setdefault(name, ids)  # in a placement group bundle: its devices
         fut.set_result(
             m.LeaseGrant(
                 lease.lease_id,
@@ -513,12 +514,18 @@ class NodeService:
 
     def _h_commit_bundles(self, conn: Connection, msg: m.CommitBundles) -> None:
         self._execute(self.scheduler.commit_bundles(msg.pg_id.hex(), list(msg.indices), msg.attempt))
-        self._send_heartbeat()  # the cluster learns of the group's resources at once
+        self._bundles_changed()  # the cluster learns of the group's resources at once
         self.leases.schedule_rebalance(delay=0)  # work parked here waiting for them is placed now
 
     def _h_release_bundles(self, conn: Connection, msg: m.ReleaseBundles) -> None:
         indices = None if msg.indices is None else list(msg.indices)
         self._execute(self.scheduler.release_bundles(msg.pg_id.hex(), indices, msg.attempt))
+        self._bundles_changed()
+
+    def _bundles_changed(self) -> None:
+        """This node's totals changed (group resources came or went): its own placement
+        view and, at once, the cluster's."""
+        self.cluster.local.total = self.scheduler.resources.total_amounts()
         self._send_heartbeat()
 
     def _h_return_lease(self, conn: Connection, msg: m.ReturnLease) -> None:
