@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,34 +277,31 @@ def test_bad_redis_url_is_refused(url: str) -> None:
 # redis: connections, namespaces, databases.
 
 
+@pytest.mark.timeout(10)  # a hang fails the test; no timing is asserted
 def test_unreachable_redis_fails_fast_and_says_where() -> None:
     port = free_port()
-    started = time.monotonic()
     with pytest.raises(ConnectionError, match=f"cannot reach redis at 127.0.0.1:{port}: .*refused"):
         open_storage(f"redis://127.0.0.1:{port}")
-    assert time.monotonic() - started < 3
 
 
+@pytest.mark.timeout(10)  # a hang fails the test; no timing is asserted
 def test_silent_redis_times_out_instead_of_hanging() -> None:
     # A socket that accepts connections (the kernel's backlog) but never answers.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         port = silent.getsockname()[1]
-        started = time.monotonic()
         with pytest.raises(ConnectionError, match=f"cannot reach redis at 127.0.0.1:{port}: .*[Tt]imeout"):
             RedisStorage(port=port, timeout=0.3)
-        assert time.monotonic() - started < 3
 
 
+@pytest.mark.timeout(10)  # a hang fails the test; no timing is asserted
 def test_redis_that_dies_makes_calls_fail() -> None:
     with redis_server() as url:
         storage = open_storage(url)
         storage.put("t", b"k", b"v")
-    started = time.monotonic()
     with pytest.raises(ConnectionError, match=r"redis at 127.0.0.1:"):
         storage.get("t", b"k")
-    assert time.monotonic() - started < 3
     storage.close()
 
 
