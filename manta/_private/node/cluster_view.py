@@ -37,9 +37,6 @@ class ClusterView:
         entry.total = dict(state.total or info.resources)
         return state.alive
 
-    def alive_remote(self) -> list[NodeEntry]:
-        return [n for n in self.nodes.values() if n.alive and n is not self.local]
-
     def place(
         self,
         need: dict[str, float],

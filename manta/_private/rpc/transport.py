@@ -584,13 +584,6 @@ class ConnectionPool:
         if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
             fut.result().close()
 
-    def open_connections(self) -> list[Connection]:
-        return [
-            f.result()
-            for f in self._conns.values()
-            if f.done() and not f.cancelled() and f.exception() is None
-        ]
-
     def close(self) -> None:
-        for conn in self.open_connections():
-            conn.close()
+        for address in list(self._conns):
+            self.drop(address)

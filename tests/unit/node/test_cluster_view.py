@@ -18,11 +18,11 @@ def test_updates_add_nodes_mark_deaths_and_ignore_echoes_of_itself() -> None:
     view = ClusterView(local)
     other = NodeID.from_random()
     assert view.update(state(other, 4, 4))
-    assert view.nodes[other].address == "10.0.0.2:7000" and view.alive_remote()[0].available == {"CPU": 4}
+    assert view.nodes[other].address == "10.0.0.2:7000" and view.nodes[other].available == {"CPU": 4}
     assert not view.update(state(local.node_id, 2, 0))  # its own state comes from its scheduler
     assert local.available == {"CPU": 2}
     assert not view.update(state(other, 4, 0, alive=False))
-    assert view.alive_remote() == [] and view.nodes[other].available == {}
+    assert not view.nodes[other].alive and view.nodes[other].available == {}
     assert not view.update(state(NodeID.from_random(), 4, 4, alive=False))  # unknown and dead: ignored
 
 
