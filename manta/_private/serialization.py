@@ -15,8 +15,11 @@ register as their borrower.
 from __future__ import annotations
 
 import io
+import marshal
 import pickle
 import threading
+import types
+from collections import ChainMap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +43,30 @@ class SerializedObject:
 
     def is_error(self) -> bool:
         return bool(self.flags & FLAG_ERROR)
+
+
+def _load_code(marshalled: bytes) -> types.CodeType:
+    return marshal.loads(marshalled)  # type: ignore[no-any-return]
+
+
+def _reduce_code(code: types.CodeType) -> tuple[Any, tuple[bytes]]:
+    # cloudpickle 3.1 replaces a code object's file name with "<dynamic-code>", so remote
+    # tracebacks lose the file and the source line. Code objects marshal whole (that is
+    # what .pyc files are), file names included; every process of a cluster runs the same
+    # Python, which marshal's format needs.
+    return _load_code, (marshal.dumps(code),)
+
+
+class Pickler(cloudpickle.Pickler):
+    """cloudpickle, keeping the file names of pickled functions' code."""
+
+    dispatch_table = ChainMap({types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table)
+
+
+def dumps(value: Any) -> bytes:
+    stream = io.BytesIO()
+    Pickler(stream, protocol=5).dump(value)
+    return stream.getvalue()
 
 
 class _Collector(threading.local):
@@ -66,7 +93,7 @@ def dumps_collecting(value: Any) -> tuple[bytes, list[Any]]:
     refs: list[Any] = []
     _collector.refs = refs
     try:
-        return cloudpickle.dumps(value, protocol=5), refs
+        return dumps(value), refs
     finally:
         _collector.refs = outer
 
@@ -119,9 +146,7 @@ def serialize(value: Any, flags: int = 0) -> SerializedObject:
     _collector.refs = refs
     try:
         stream = io.BytesIO()
-        cloudpickle.CloudPickler(stream, protocol=5, buffer_callback=lambda b: buffers.append(b.raw())).dump(
-            value
-        )
+        Pickler(stream, protocol=5, buffer_callback=lambda b: buffers.append(b.raw())).dump(value)
     finally:
         _collector.refs = outer
     if outer is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mmap
 import pickle
 import threading
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,21 @@ def test_functions_round_trip_by_value() -> None:
     offset = 10
     back = inline_round_trip(lambda x: x + offset)
     assert back(1) == 11  # type: ignore[operator]
+
+
+def test_functions_by_value_keep_their_file_and_line() -> None:
+    # Remote tracebacks show the file and source line (cloudpickle >= 3.1 drops the file).
+    def fails() -> None:
+        raise ValueError("here")
+
+    back = inline_round_trip(fails)
+    assert back is not fails
+    try:
+        back()  # type: ignore[operator]
+    except ValueError:
+        text = traceback.format_exc()
+    assert f'File "{__file__}"' in text
+    assert 'raise ValueError("here")' in text
 
 
 def test_unpicklable_value_raises() -> None:
