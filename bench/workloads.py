@@ -303,6 +303,42 @@ def actor_calls_1mb_arg(ray: ModuleType, s: Startup, n: int = 200) -> Metrics:
     return {"calls_per_s": _rate(n, time.perf_counter() - t)}
 
 
+def _small_items(n: int) -> Any:
+    yield from range(n)
+
+
+def _mb_items(n: int) -> Any:
+    import numpy as np
+
+    for i in range(n):
+        yield np.full(1 << 20, i % 256, dtype=np.uint8)
+
+
+def _drain_generator(ray: ModuleType, fn: Any, n: int) -> float:
+    """Seconds to stream ``n`` items from a generator task, getting each as it arrives."""
+    gen_task = ray.remote(fn)
+    for ref in gen_task.remote(10):  # warm up: a worker, the function exported
+        ray.get(ref)
+    t = time.perf_counter()
+    got = 0
+    for ref in gen_task.remote(n):
+        ray.get(ref)
+        got += 1
+    assert got == n
+    return time.perf_counter() - t
+
+
+def generator_small_items(ray: ModuleType, s: Startup, n: int = 10_000) -> Metrics:
+    """A streaming generator task yielding small ints; the driver gets each item."""
+    return {"items_per_s": _rate(n, _drain_generator(ray, _small_items, n))}
+
+
+def generator_1mb_items(ray: ModuleType, s: Startup, n: int = 500) -> Metrics:
+    """A streaming generator task yielding 1 MiB numpy arrays (through the object store)."""
+    seconds = _drain_generator(ray, _mb_items, n)
+    return {"items_per_s": _rate(n, seconds), "gb_per_s": round(n * (1 << 20) / seconds / 1e9, 2)}
+
+
 def idle_footprint(ray: ModuleType, s: Startup) -> Metrics:
     import psutil
 
@@ -360,6 +396,8 @@ WORKLOADS: dict[str, Callable[[ModuleType, Startup], Metrics]] = {
         actor_calls_nn,
         async_actor_calls,
         actor_calls_1mb_arg,
+        generator_small_items,
+        generator_1mb_items,
     )
 }
 

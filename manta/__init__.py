@@ -34,6 +34,8 @@ if TYPE_CHECKING:
         WorkerID,
     )
     from manta._private.core_worker.object_ref import ObjectRef
+    from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
+    from manta._private.core_worker.streams import DynamicObjectRefGenerator
     from manta.runtime_context import get_gpu_ids, get_runtime_context
 
 # Public name -> the module that defines it.
@@ -61,6 +63,8 @@ _EXPORTS = {
     "TaskID": "manta._private.common.ids",
     "WorkerID": "manta._private.common.ids",
     "ObjectRef": "manta._private.core_worker.object_ref",
+    "ObjectRefGenerator": "manta._private.core_worker.object_ref_generator",
+    "DynamicObjectRefGenerator": "manta._private.core_worker.streams",
     "get_gpu_ids": "manta.runtime_context",
     "get_runtime_context": "manta.runtime_context",
 }
@@ -68,10 +72,12 @@ _SUBMODULES = ("actor", "cloudpickle", "exceptions", "runtime_context", "util")
 
 __all__ = [
     "ActorID",
+    "DynamicObjectRefGenerator",
     "JobID",
     "NodeID",
     "ObjectID",
     "ObjectRef",
+    "ObjectRefGenerator",
     "PlacementGroupID",
     "RemoteFunction",
     "TaskID",

@@ -170,6 +170,106 @@ def test_kill_with_restart_restarts_the_actor(cluster, tmp_path):
     assert _runs(runs) == 2
 
 
+def test_kill_fails_the_call_running_on_the_actor(cluster, tmp_path):
+    actor = Phoenix.remote(str(tmp_path / "runs"))
+    started = tmp_path / "started"
+    running = actor.hang_once.remote(str(started), str(tmp_path / "marker"))
+    wait_for_files(started)
+    ray.kill(actor)
+    # Before, the running call's ref was never resolved (get timed out here).
+    with pytest.raises(ActorDiedError, match=r"manta\.kill"):
+        ray.get(running, timeout=30)
+
+
+@ray.remote
+class AtExit:
+    def __init__(self, path):
+        import atexit
+
+        atexit.register(touch, path)
+
+    def pid(self):
+        return os.getpid()
+
+    def leave(self):
+        ray.actor.exit_actor()
+
+
+def test_a_chosen_exit_runs_atexit_handlers_and_a_kill_does_not(cluster, tmp_path):
+    left = tmp_path / "left"
+    actor = AtExit.remote(str(left))
+    with pytest.raises(ActorDiedError):
+        ray.get(actor.leave.remote(), timeout=30)
+    wait_for_files(left)
+
+    dropped = tmp_path / "dropped"
+    actor = AtExit.remote(str(dropped))
+    ray.get(actor.pid.remote(), timeout=30)
+    del actor  # its last handle: the actor is terminated (``__ray_terminate__``)
+    wait_for_files(dropped)
+
+    killed = tmp_path / "killed"
+    actor = AtExit.remote(str(killed))
+    pid = ray.get(actor.pid.remote(), timeout=30)
+    ray.kill(actor)
+    wait_until(lambda: process_gone(pid), what="the killed actor's process exiting")
+    assert not killed.exists()
+
+
+@ray.remote
+class Dependent:
+    def __init__(self, dependency):
+        self.dependency = dependency
+
+    def f(self):
+        return self.dependency
+
+
+@ray.remote
+class Keeper:
+    def __init__(self):
+        self.kept = None
+
+    def keep(self, box):
+        self.kept = box
+
+    def kept_handle(self):
+        return self.kept
+
+
+@ray.remote(num_cpus=0)
+class Sleeper:
+    def sleep(self):
+        time.sleep(600)
+
+
+@ray.remote(max_retries=0)
+def create_then_die(keeper):
+    never = Sleeper.remote().sleep.remote()
+    handle = Dependent.remote(never)  # waits for an argument that will never be ready
+    ray.get(keeper.keep.remote([handle]))
+    os._exit(0)
+
+
+def test_an_actor_waiting_for_arguments_dies_with_its_owner(cluster):
+    keeper = Keeper.remote()
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        ray.get(create_then_die.remote(keeper), timeout=60)
+    [handle] = ray.get(keeper.kept_handle.remote(), timeout=30)
+    with pytest.raises(ActorDiedError, match="owner"):
+        ray.get(handle.f.remote(), timeout=30)
+
+
+def test_a_named_actor_does_not_wait_for_its_arguments_at_creation(cluster):
+    sleeper = Sleeper.remote()
+    actor = Dependent.options(name="waits-for-args").remote(sleeper.sleep.remote())  # returns at once
+    assert ray.get_actor("waits-for-args")._actor_id == actor._actor_id
+    with pytest.raises(ValueError, match="already taken"):
+        Dependent.options(name="waits-for-args").remote(1)
+    ray.kill(actor)
+    ray.kill(sleeper)
+
+
 @ray.remote
 class Broken:
     def __init__(self, runs_file):

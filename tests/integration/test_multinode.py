@@ -229,6 +229,32 @@ def test_refs_inside_values_resolve_across_nodes(cluster) -> None:
     assert manta.get(outer.remote([inner.remote()])) == 1_000_000.0
 
 
+def test_generators_stream_across_nodes(cluster) -> None:
+    _c, _head, _a, b = cluster
+
+    @manta.remote(resources={"b": 0.1})
+    def chunks(n: int):
+        for i in range(n):
+            yield np.full(1_000_000, i, dtype=np.uint8)  # 1 MB each: in B's store
+
+    @manta.remote(resources={"a": 0.1})
+    def total(x: np.ndarray) -> int:
+        return int(x.sum())
+
+    gen = chunks.remote(4)
+    sums = [manta.get(total.remote(ref)) for ref in gen]  # B's items read on A
+    assert sums == [i * 1_000_000 for i in range(4)]
+    assert [int(manta.get(r)[0]) for r in chunks.remote(3)] == [0, 1, 2]  # and on the head
+
+    @manta.remote(resources={"b": 0.1})
+    class Source:
+        def where(self):
+            for _ in range(2):
+                yield node_id()
+
+    assert [manta.get(r) for r in Source.remote().where.remote()] == [b.node_id] * 2
+
+
 def test_infeasible_work_waits_for_a_node_that_fits(cluster) -> None:
     c = cluster[0]
     ref = where.options(resources={"late": 1}).remote()

@@ -8,10 +8,12 @@ import manta
 
 PUBLIC = [
     "ActorID",
+    "DynamicObjectRefGenerator",
     "JobID",
     "NodeID",
     "ObjectID",
     "ObjectRef",
+    "ObjectRefGenerator",
     "PlacementGroupID",
     "RemoteFunction",
     "TaskID",

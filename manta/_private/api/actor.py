@@ -9,7 +9,13 @@ from typing import Any
 import cloudpickle
 
 from manta._private.api import context
-from manta._private.api.options import ACTOR_METHOD_OPTIONS, ACTOR_OPTIONS, task_resources, validate
+from manta._private.api.options import (
+    ACTOR_METHOD_OPTIONS,
+    ACTOR_OPTIONS,
+    generator_mode,
+    task_resources,
+    validate,
+)
 from manta._private.api.scheduling import (
     PlacementGroupSchedulingStrategy,
     group_context,
@@ -20,6 +26,7 @@ from manta._private.api.scheduling import (
 from manta._private.common.ids import ActorID
 from manta._private.core_worker.actor_runtime import READY_METHOD, TERMINATE_METHOD, ActorExit
 from manta._private.core_worker.function_manager import FunctionManager
+from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
 from manta._private.rpc import messages as m
 
 _SPECIAL_METHODS = (READY_METHOD, TERMINATE_METHOD)
@@ -39,8 +46,9 @@ def method(**options: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _ClassMeta:
-    # name -> [num_returns, concurrency_group, other @method options or None] (the wire form
-    # of ActorSpec.methods; the other options are pickled, as exception classes may be in them)
+    # name -> [num_returns, concurrency_group, other @method options or None, is a generator]
+    # (the wire form of ActorSpec.methods; the other options are pickled, as exception
+    # classes may be in them)
     methods: dict[str, list[Any]]
     is_async: bool
 
@@ -55,10 +63,11 @@ def _class_meta(cls: type) -> _ClassMeta:
         if fn is None or not (inspect.isfunction(fn) or inspect.ismethod(fn)):
             continue
         options = dict(getattr(member, _METHOD_OPTIONS, {}))
-        num_returns = options.pop("num_returns", 1)
+        num_returns = options.pop("num_returns", None)
         group = options.pop("concurrency_group", "") or ""
         others = cloudpickle.dumps(options) if options else None
-        methods[name] = [1 if num_returns is None else num_returns, group, others]
+        is_generator = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+        methods[name] = [num_returns, group, others, is_generator]
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
             is_async = True
     return _ClassMeta(methods, is_async)
@@ -134,7 +143,7 @@ class ActorClass:
         for group, limit in groups.items():
             if not isinstance(group, str) or not isinstance(limit, int) or limit < 1:
                 raise ValueError(f"concurrency_groups maps names to a positive int, got {group!r}: {limit!r}")
-        for method_name, (_, group, _others) in self._meta.methods.items():
+        for method_name, (_, group, _others, _generator) in self._meta.methods.items():
             if group and group not in groups:
                 raise ValueError(
                     f"method {method_name} uses the concurrency group {group!r}, which the actor does "
@@ -226,10 +235,10 @@ class ActorHandle:
 
     def __getattr__(self, name: str) -> ActorMethod:
         if name in self.__dict__.get("_methods", {}) or name in _SPECIAL_METHODS:
-            num_returns, group, others = self._methods.get(name, [1, "", None])
+            num_returns, group, others, is_generator = self._methods.get(name, [None, "", None, False])
             options = cloudpickle.loads(others) if others else {}
             return ActorMethod(
-                self, name, {**options, "num_returns": num_returns, "concurrency_group": group}
+                self, name, {**options, "num_returns": num_returns, "concurrency_group": group}, is_generator
             )
         if name.startswith("__"):
             raise AttributeError(name)
@@ -270,10 +279,13 @@ def handle_from_info(info: m.ActorInfo) -> ActorHandle:
 class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``; ``.options(num_returns=...)``."""
 
-    def __init__(self, handle: ActorHandle, name: str, options: dict[str, Any]) -> None:
+    def __init__(
+        self, handle: ActorHandle, name: str, options: dict[str, Any], is_generator: bool = False
+    ) -> None:
         self._handle = handle
         self._name = name
         self._options = options
+        self._is_generator = is_generator
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -283,13 +295,14 @@ class ActorMethod:
 
     def options(self, **options: Any) -> ActorMethod:
         validate(options, ACTOR_METHOD_OPTIONS, "actor methods")
-        return ActorMethod(self._handle, self._name, {**self._options, **options})
+        return ActorMethod(self._handle, self._name, {**self._options, **options}, self._is_generator)
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         worker = context.ensure_initialized()
         options = self._options
-        num_returns = options.get("num_returns", 1)
-        if num_returns is None:
+        num_returns = options.get("num_returns")
+        generator = generator_mode(self._name, self._is_generator, num_returns)
+        if num_returns is None or generator:
             num_returns = 1
         retry_exceptions = options.get("retry_exceptions", False)
         if isinstance(retry_exceptions, list):
@@ -306,7 +319,11 @@ class ActorMethod:
             concurrency_group=options.get("concurrency_group") or "",
             max_task_retries=handle._max_task_retries if max_task_retries is None else max_task_retries,
             retry_exceptions=retry_exceptions,
+            generator=generator,
+            backpressure=max(options.get("_generator_backpressure_num_objects") or 0, 0),
         )
+        if generator == m.GENERATOR_STREAMING:
+            return ObjectRefGenerator(refs[0], worker)
         if num_returns == 1:
             return refs[0]
         if num_returns == 0:

@@ -6,6 +6,7 @@ from typing import Any
 
 from manta._private.api.context import ensure_initialized
 from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
 
 
 def get(object_refs: Any, *, timeout: float | None = None) -> Any:
@@ -17,6 +18,8 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     worker = ensure_initialized()
     if isinstance(object_refs, ObjectRef):
         return worker.objects.get([object_refs], _timeout(timeout))[0]
+    if isinstance(object_refs, ObjectRefGenerator):
+        return object_refs  # as Ray does: its items are read by iterating it
     if not isinstance(object_refs, list):
         raise ValueError(
             f"Invalid type of object refs, {type(object_refs)}, is given. 'object_refs' must "
@@ -55,18 +58,25 @@ def wait(
     num_returns: int = 1,
     timeout: float | None = None,
     fetch_local: bool = True,
-) -> tuple[list[ObjectRef], list[ObjectRef]]:
+) -> tuple[list[Any], list[Any]]:
     """Wait until ``num_returns`` refs are ready or ``timeout`` passes.
 
+    Refs and ``ObjectRefGenerator``s may be mixed: a generator is ready when ``next`` on it
+    would not block (its next item exists, or it has ended).
     Returns ``(ready, not_ready)``, each in the order the refs were given."""
     worker = ensure_initialized()
-    if isinstance(object_refs, ObjectRef):
-        raise TypeError("wait() expected a list of ObjectRef, got a single ObjectRef " + repr(object_refs))
+    if isinstance(object_refs, (ObjectRef, ObjectRefGenerator)):
+        raise TypeError(
+            "wait() expected a list of ObjectRef or ObjectRefGenerator, got a single ObjectRef or "
+            f"ObjectRefGenerator {object_refs!r}"
+        )
     if not isinstance(object_refs, list):
-        raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs)}")
+        raise TypeError(f"wait() expected a list of ObjectRef or ObjectRefGenerator, got {type(object_refs)}")
     for ref in object_refs:
-        if not isinstance(ref, ObjectRef):
-            raise TypeError(f"wait() expected a list of ObjectRef, got list containing {type(ref)}")
+        if not isinstance(ref, (ObjectRef, ObjectRefGenerator)):
+            raise TypeError(
+                f"wait() expected a list of ObjectRef or ObjectRefGenerator, got list containing {type(ref)}"
+            )
     if timeout is not None and timeout < 0:
         raise ValueError(f"The 'timeout' argument must be nonnegative. Received {timeout}")
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns <= 0:
@@ -78,11 +88,14 @@ def wait(
         raise ValueError("Wait requires a list of unique object refs.")
     if num_returns > len(object_refs):
         raise ValueError("num_returns cannot be greater than the number of object refs provided to wait.")
-    ready_ids = worker.objects.wait(object_refs, num_returns, timeout, fetch_local)
-    ready: list[ObjectRef] = []
-    not_ready: list[ObjectRef] = []
-    for ref in object_refs:
-        if ref.id in ready_ids and len(ready) < num_returns:
+    refs = [r for r in object_refs if isinstance(r, ObjectRef)]
+    ids = [r.id if isinstance(r, ObjectRef) else r._next_id() for r in object_refs]
+    stream_ids = tuple(i for r, i in zip(object_refs, ids, strict=True) if isinstance(r, ObjectRefGenerator))
+    ready_ids = worker.objects.wait(refs, num_returns, timeout, fetch_local, stream_ids)
+    ready: list[Any] = []
+    not_ready: list[Any] = []
+    for ref, object_id in zip(object_refs, ids, strict=True):
+        if object_id in ready_ids and len(ready) < num_returns:
             ready.append(ref)
         else:
             not_ready.append(ref)
@@ -97,6 +110,8 @@ def cancel(object_ref: Any, *, force: bool = False, recursive: bool = True) -> N
     ``TaskCancelledError``. With ``recursive`` the tasks it submitted are cancelled too.
     Cancelling a finished task does nothing."""
     worker = ensure_initialized()
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref.completed()
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(
             "manta.cancel() only supported for object refs. For actors, try manta.kill(). "

@@ -7,11 +7,13 @@ Everything is checked when the options are given (before anything is submitted).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from manta._private.api.scheduling import label_selector_wire, strategy_wire
 from manta._private.common.resources import INSTANCE_RESOURCES, PRECISION
+from manta._private.rpc.messages import GENERATOR_DYNAMIC, GENERATOR_STREAMING
 
 _Check = Callable[[str, Any], None]
 
@@ -63,18 +65,48 @@ def _resources(name: str, value: Any) -> None:
 
 
 def _num_returns(name: str, value: Any) -> None:
-    if value is None:
-        return
-    if value in ("streaming", "dynamic"):
-        raise ValueError(
-            f"num_returns={value!r} can only be used with generator functions (functions that "
-            "use 'yield'); Manta does not support generator tasks yet"
-        )
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if value is None or value in ("streaming", "dynamic"):
+        return  # whether the function is a generator is checked with the function
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        raise ValueError(f"num_returns must be >= 0, but got {value}.")
+    if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(
             "The keyword 'num_returns' only accepts None, a non-negative integer, 'streaming' "
             "(for generators), or 'dynamic'."
         )
+
+
+def _backpressure(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {value!r}")
+    if value == 0:
+        raise ValueError(
+            f"{name}=0 is not allowed. Use a value > 0 (1 makes the generator produce one item "
+            "each time `next` is called, like a Python generator), or -1 to disable it."
+        )
+
+
+def generator_mode(name: str, is_generator: bool, num_returns: Any) -> int:
+    """The wire form of a function's generator mode (messages.GENERATOR_*), checking that
+    'streaming' and 'dynamic' go with generator functions, as Ray does."""
+    if num_returns in ("streaming", "dynamic") and not is_generator:
+        raise ValueError(
+            f"num_returns='{num_returns}' can only be used with generator functions (functions "
+            f"that use 'yield'). The decorated function {name} is not a generator function."
+        )
+    if num_returns == "dynamic":
+        warnings.warn(
+            "num_returns='dynamic' is deprecated and will be removed in a future release. Use "
+            "num_returns='streaming' instead.",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        return GENERATOR_DYNAMIC
+    if is_generator and num_returns in (None, "streaming"):
+        return GENERATOR_STREAMING
+    return 0
 
 
 def _max_retries(name: str, value: Any) -> None:
@@ -143,7 +175,7 @@ TASK_OPTIONS: dict[str, _Check] = {
     "max_retries": _max_retries,
     "num_returns": _num_returns,
     "retry_exceptions": _retry_exceptions,
-    "_generator_backpressure_num_objects": _any,
+    "_generator_backpressure_num_objects": _backpressure,
     "_num_objects_per_yield": _any,
 }
 
@@ -165,6 +197,7 @@ ACTOR_OPTIONS: dict[str, _Check] = {
 
 ACTOR_METHOD_OPTIONS: dict[str, _Check] = {
     "num_returns": _num_returns,
+    "_generator_backpressure_num_objects": _backpressure,
     "concurrency_group": _types(str, type(None)),
     "max_task_retries": _max_retries,
     "retry_exceptions": _retry_exceptions,

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from manta._private.api import context
-from manta._private.api.options import TASK_OPTIONS, task_resources, validate
+from manta._private.api.options import TASK_OPTIONS, generator_mode, task_resources, validate
 from manta._private.api.scheduling import group_context, group_request, in_placement_group, strategy_wire
 from manta._private.core_worker.function_manager import FunctionManager
+from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
+from manta._private.rpc.messages import GENERATOR_STREAMING
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +31,15 @@ class _Prepared:
     own_resources: dict[str, float]
     placement_group: list[Any] | None
     explicit_strategy: bool
+    # messages.GENERATOR_* for generator tasks, and their backpressure (0: none).
+    generator: int
+    backpressure: int
 
 
-def _prepare(options: dict[str, Any]) -> _Prepared:
+def _prepare(options: dict[str, Any], function: Any) -> _Prepared:
     validate(options, TASK_OPTIONS, "remote functions")
+    is_generator = inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function)
+    generator = generator_mode(function.__qualname__, is_generator, options.get("num_returns"))
     own = task_resources(options)
     resources = in_placement_group(own, options.get("scheduling_strategy"))
     num_returns = options.get("num_returns")
@@ -42,7 +49,7 @@ def _prepare(options: dict[str, Any]) -> _Prepared:
     return _Prepared(
         resources=resources,
         strategy=strategy_wire(options.get("scheduling_strategy"), options.get("label_selector")),
-        num_returns=1 if num_returns is None else num_returns,
+        num_returns=1 if num_returns is None or generator else num_returns,
         max_retries=options.get("max_retries"),
         retry_exceptions=retry_exceptions,
         name=options.get("name"),
@@ -51,6 +58,8 @@ def _prepare(options: dict[str, Any]) -> _Prepared:
         own_resources=own,
         placement_group=group_context(options.get("scheduling_strategy")),
         explicit_strategy=options.get("scheduling_strategy") is not None,
+        generator=generator,
+        backpressure=max(options.get("_generator_backpressure_num_objects") or 0, 0),
     )
 
 
@@ -58,14 +67,9 @@ class RemoteFunction:
     """A function that runs as a task. Call ``.remote(*args, **kwargs)`` to submit it."""
 
     def __init__(self, function: Any, options: dict[str, Any]) -> None:
-        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
-            raise TypeError(
-                f"{function.__qualname__} is a generator; generator tasks are not supported by "
-                "Manta yet: return a list instead"
-            )
         self._function = function
         self._options = options
-        self._prepared = _prepare(options)
+        self._prepared = _prepare(options, function)
         self._signature = _signature_of(function)
         self._arity = _simple_arity(self._signature)
         self._pickled: tuple[bytes, bytes] | None = None
@@ -120,7 +124,11 @@ class RemoteFunction:
             strategy=prepared.strategy,
             max_calls=prepared.max_calls,
             placement_group=group,
+            generator=prepared.generator,
+            backpressure=prepared.backpressure,
         )
+        if prepared.generator == GENERATOR_STREAMING:
+            return ObjectRefGenerator(refs[0], worker)
         if prepared.num_returns == 1:
             return refs[0]
         if prepared.num_returns == 0:
@@ -144,7 +152,7 @@ class _BoundOptions:
     def __init__(self, remote_function: RemoteFunction, options: dict[str, Any]) -> None:
         self._remote_function = remote_function
         self._options = options
-        self._prepared = _prepare(options)
+        self._prepared = _prepare(options, remote_function._function)
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._remote_function._remote(args, kwargs, self._prepared)

@@ -54,12 +54,10 @@ class ActorClient:
                 self._arguments[spec.actor_id] = held
         spec = codec.replace(spec, args=blob)
         if spec.name:
-            # A name must be claimed before .remote() returns, so a clash raises here.
-            if ref_args:
-                cw.objects.get(ref_args, None)  # wait for the arguments; errors surface at calls
-                spec = codec.replace(spec, ref_args=[cw.objects.arg_value(r) for r in ref_args])
+            # A name must be claimed before .remote() returns, so a clash raises here. Ref
+            # arguments follow once ready (ActorArgsReady); .remote() does not wait for them.
             try:
-                info: m.ActorInfo = cw.call_gcs(m.RegisterActor(spec, get_if_exists))
+                info: m.ActorInfo = cw.call_gcs(m.RegisterActor(spec, get_if_exists, bool(ref_args)))
             except RemoteError as e:
                 if "is already taken" in e.text:
                     raise ActorAlreadyExistsError(e.text) from None
@@ -67,6 +65,8 @@ class ActorClient:
             cw.io.call_soon(cw.actor_submitter.on_info, info)
             if info.actor_id != spec.actor_id:
                 return info
+            if ref_args:
+                cw.io.call_soon(cw.actor_submitter.resolve_constructor_args, spec.actor_id, ref_args)
         else:
             cw.io.call_soon(cw.actor_submitter.create, spec, ref_args)
         if not spec.detached:
@@ -129,6 +129,8 @@ class ActorClient:
         concurrency_group: str = "",
         max_task_retries: int = 0,
         retry_exceptions: bool | tuple[type, ...] = False,
+        generator: int = 0,
+        backpressure: int = 0,
     ) -> list[ObjectRef]:
         return self._cw.submit_task(
             function_id=b"",
@@ -145,6 +147,8 @@ class ActorClient:
             actor_id=actor_id,
             method=method,
             concurrency_group=concurrency_group,
+            generator=generator,
+            backpressure=backpressure,
         )
 
     # -- the gcs -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ An actor exits on purpose through ``__ray_terminate__`` or ``exit_actor()``: it 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import logging
 import os
@@ -121,6 +122,9 @@ class ActorRuntime:
                 self._cw.call_gcs(ActorExiting(self.spec.actor_id, reason), timeout=5)
             except Exception as e:
                 logger.warning("could not tell the gcs that the actor exits: %s", e)
+            # A chosen exit runs the process's atexit handlers, as a normal interpreter exit
+            # does (and as in Ray); a kill does not.
+            atexit._run_exitfuncs()
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()

@@ -63,11 +63,24 @@ class ActorTaskSubmitter:
 
     # -- creation ----------------------------------------------------------------------------
     def create(self, spec: m.ActorSpec, arg_refs: list[Any]) -> None:
-        """Resolve the constructor's ref arguments, then register the actor (I/O thread)."""
+        """Register the actor, then hand the gcs its constructor's ref arguments once they
+        are ready (I/O thread). Registered at once, it dies with its owner even while it
+        waits for them."""
         self._track(spec.actor_id)
-        if not arg_refs:
-            spawn(self._register(spec), "registering an actor")
+        spawn(self._register(spec, arg_refs), "registering an actor")
+
+    async def _register(self, spec: m.ActorSpec, arg_refs: list[Any]) -> None:
+        try:
+            info = await (await self._cw.gcs_connection()).call(m.RegisterActor(spec, False, bool(arg_refs)))
+        except Exception as e:
+            self.on_info(self._dead_info(spec, f"registering it with the gcs failed: {e}"))
             return
+        self.on_info(info)
+        if arg_refs:
+            self.resolve_constructor_args(spec.actor_id, arg_refs)
+
+    def resolve_constructor_args(self, actor_id: ActorID, arg_refs: list[Any]) -> None:
+        """Send the actor's constructor arguments to the gcs once all are ready (I/O thread)."""
         resolved: list[m.ArgValue | None] = [None] * len(arg_refs)
         left = {"n": len(arg_refs)}
 
@@ -78,20 +91,17 @@ class ActorTaskSubmitter:
             resolved[index] = m.ArgValue(ref.id, obj.inline, obj.node_id, obj.size)
             left["n"] -= 1
             if left["n"] == 0:
-                full = codec.replace(spec, ref_args=list(resolved))
-                spawn(self._register(full), "registering an actor")
+                spawn(self._args_ready(actor_id, list(resolved)), "sending an actor's arguments")  # type: ignore[arg-type]
 
         for index, ref in enumerate(arg_refs):
             self._cw.objects.request_object(ref)
             self._cw.memory_store.on_ready(ref.id, partial(ready, index, ref))
 
-    async def _register(self, spec: m.ActorSpec) -> None:
+    async def _args_ready(self, actor_id: ActorID, ref_args: list[m.ArgValue]) -> None:
         try:
-            info = await (await self._cw.gcs_connection()).call(m.RegisterActor(spec, False))
+            await (await self._cw.gcs_connection()).call(m.ActorArgsReady(actor_id, ref_args))
         except Exception as e:
-            self.on_info(self._dead_info(spec, f"registering it with the gcs failed: {e}"))
-            return
-        self.on_info(info)
+            logger.error("cannot hand actor %s its constructor arguments: %s", actor_id.hex(), e)
 
     def _dead_info(self, spec: m.ActorSpec, cause: str) -> m.ActorInfo:
         return m.ActorInfo(
@@ -244,6 +254,10 @@ class ActorTaskSubmitter:
             self._cw.warn(info.death_cause)
         if info.state == "DEAD":
             self._cw.actors.actor_dead(info.actor_id)
+            # Calls running on it now will never reply (it was killed, or exited): they
+            # fail at once, as in Ray, rather than wait for the connection to break.
+            actor.interrupted.extend(actor.in_flight.values())
+            actor.in_flight.clear()
             self._settle_interrupted(actor, restarted=False)
             while actor.queue:
                 self._fail(actor.queue.popleft(), actor)

@@ -38,6 +38,7 @@ from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.objects import ObjectManager
 from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.reference_counter import ReferenceCounter
+from manta._private.core_worker.streams import StreamTable
 from manta._private.core_worker.submitter import NormalTaskSubmitter
 from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
@@ -107,15 +108,23 @@ class CoreWorker:
         self._applied_env: str | None = None
         self.memory_store = MemoryStore()
         self.references = ReferenceCounter()
-        self.task_manager = TaskManager(
-            self.memory_store, self.references, config.max_inline_bytes, self.worker_id
-        )
+        self.io = EventLoopThread("manta-io")
         self.objects = ObjectManager(self)
+        self.streams = StreamTable(
+            self.memory_store,
+            self.references,
+            self.worker_id,
+            lambda: self.address,
+            self.objects.free_store_copies,
+            self.io.call_soon,
+        )
+        self.task_manager = TaskManager(
+            self.memory_store, self.references, config.max_inline_bytes, self.worker_id, self.streams
+        )
         self.borrowing = Borrowing(self)
         self.recovery = LossRecovery(self)
         self.functions = FunctionManager(self.kv_put, self.kv_get)
         self.dispatcher = Dispatcher()
-        self.io = EventLoopThread("manta-io")
         self.submitter = NormalTaskSubmitter(self)
         self.actor_submitter = ActorTaskSubmitter(self)
         self.actors = ActorClient(self)
@@ -312,6 +321,7 @@ class CoreWorker:
         d.register(m.ExitWorker, self._handle_exit)
         d.register(m.Published, self._handle_published)
         d.register(m.LeaseInfeasible, lambda _c, msg: self.submitter.on_infeasible(msg))
+        d.register(m.GeneratorItem, lambda _c, msg: self.streams.on_item(msg.task_id, msg.index, msg.item))
 
     def _handle_push_task(self, _conn: Connection, msg: m.PushTask) -> asyncio.Future[Any]:
         if self.executor is None:
@@ -568,7 +578,11 @@ class CoreWorker:
         method: str = "",
         concurrency_group: str = "",
         placement_group: list[Any] | None = None,
+        generator: int = 0,
+        backpressure: int = 0,
     ) -> list[ObjectRef]:
+        """Submit a task (or actor call); the refs of its returns. A generator task has one
+        return, its completion ref; its items stream in through ``streams``."""
         self.objects.collect_references()
         ctx = self.context
         task_id = TaskID.for_normal_task(self.job_id) if actor_id is None else TaskID.for_actor_task(actor_id)
@@ -598,7 +612,11 @@ class CoreWorker:
             method=method,
             concurrency_group=concurrency_group,
             placement_group=placement_group,
+            generator=generator,
+            backpressure=backpressure,
         )
+        if generator:
+            self.streams.open(task_id, generator == m.GENERATOR_DYNAMIC, backpressure)
         sched_key = (
             tuple(sorted(resources.items())),
             self.runtime_env_key(runtime_env),

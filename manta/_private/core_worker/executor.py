@@ -9,6 +9,7 @@ it interrupts sleeps and blocking waits too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import queue
@@ -17,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from manta._private import serialization
@@ -25,6 +27,8 @@ from manta._private.common.ids import ObjectID, TaskID
 from manta._private.common.session import TASK_MARKER
 from manta._private.core_worker.actor_runtime import ActorExit, ActorRuntime
 from manta._private.core_worker.objects import ArgumentLost
+from manta._private.core_worker.stream_sender import ItemSender
+from manta._private.core_worker.streams import item_id
 from manta._private.rpc.messages import (
     ActorCreated,
     CreateActor,
@@ -218,6 +222,9 @@ class TaskExecutor:
         try:
             fn, args, kwargs = self._begin(push)
             value = fn(*args, **kwargs)
+            if spec.generator:
+                self._stream_items(spec, value)  # cancellable until its last item
+                value = None  # the completion ref's value
             if main:
                 self._running = None
             returns = self._store_returns(spec, value)
@@ -257,7 +264,10 @@ class TaskExecutor:
         try:
             fn, args, kwargs = self._begin(push)
             value = fn(*args, **kwargs)
-            if inspect.isawaitable(value):
+            if spec.generator:
+                await self._stream_items_async(spec, value)
+                value = None
+            elif inspect.isawaitable(value):
                 value = await value
             returns = self._store_returns(spec, value)
             return TaskResult(returns, False, time.perf_counter() - started)
@@ -287,10 +297,45 @@ class TaskExecutor:
         # A worker that owns objects still in use stays (they would die with it).
         return calls >= spec.max_calls and not self._cw.owns_objects()
 
+    def _stream_items(self, spec: TaskSpec, items: Any) -> None:
+        """Send each item of a generator task to its owner as it is made."""
+        if inspect.isasyncgen(items):
+            items = _drive_async_generator(items)
+        _check_generator(spec, items)
+        sender = ItemSender(self._cw.io, self._cw.connect_worker, spec)
+        try:
+            for index, item in enumerate(items):
+                sender.send(index, self._store_return(spec, item_id(spec.task_id, index), item))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                sender.flush()  # the items before the error reach the owner before it does
+            raise
+        sender.flush()
+
+    async def _stream_items_async(self, spec: TaskSpec, items: Any) -> None:
+        if not inspect.isasyncgen(items):
+            _check_generator(spec, items)
+            items = _as_async(items)
+        sender = ItemSender(self._cw.io, self._cw.connect_worker, spec)
+        try:
+            index = 0
+            async for item in items:
+                await sender.send_async(index, self._store_return(spec, item_id(spec.task_id, index), item))
+                index += 1
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await sender.flush_async()
+            raise
+        await sender.flush_async()
+
     def _store_returns(self, spec: TaskSpec, value: Any) -> list[ReturnObject]:
         n = spec.num_returns
         if n == 0:
             return []
+        if inspect.isgenerator(value) and not spec.generator:
+            value = list(value)  # a generator function with a fixed num_returns: one per yield
+            if n == 1 and len(value) == 1:
+                value = value[0]
         if n == 1:
             values = [value]
         else:
@@ -372,6 +417,32 @@ class TaskExecutor:
                 os.write(fd, (("\n" if needs_newline else "") + TASK_MARKER + name + "\n").encode())
             except (OSError, ValueError, AttributeError):
                 pass  # not a regular file (e.g. a terminal in tests): nothing to label
+
+
+def _check_generator(spec: TaskSpec, items: Any) -> None:
+    if not isinstance(items, Iterator):
+        raise TypeError(
+            f"{spec.name} was called as a generator task (num_returns='streaming' or 'dynamic') "
+            f"but returned {type(items).__name__}, not a generator: use 'yield' in it"
+        )
+
+
+def _drive_async_generator(items: Any) -> Iterator[Any]:
+    """The items of an async generator task, on an event loop of its own."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(items.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.close()
+
+
+async def _as_async(items: Iterator[Any]) -> Any:
+    for item in items:
+        yield item
 
 
 def _flush_std_streams() -> None:

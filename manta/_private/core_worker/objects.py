@@ -348,31 +348,50 @@ class ObjectManager:
         )
 
     def wait(
-        self, refs: list[ObjectRef], num_returns: int, timeout: float | None, fetch_local: bool
+        self,
+        refs: list[ObjectRef],
+        num_returns: int,
+        timeout: float | None,
+        fetch_local: bool,
+        stream_ids: tuple[ObjectID, ...] = (),
     ) -> set[ObjectID]:
-        return self._wait_ready(refs, num_returns, timeout, for_get=False)
+        """The ids (of ``refs``, and of generators' next items ``stream_ids``) ready once
+        ``num_returns`` of them are, or ``timeout`` passes."""
+        return self._wait_ready(refs, num_returns, timeout, for_get=False, stream_ids=stream_ids)
 
     def _wait_ready(
-        self, refs: list[ObjectRef], num_ready: int, timeout: float | None, for_get: bool
+        self,
+        refs: list[ObjectRef],
+        num_ready: int,
+        timeout: float | None,
+        for_get: bool,
+        stream_ids: tuple[ObjectID, ...] = (),
     ) -> set[ObjectID]:
-        ids = [r.id for r in refs]
-        missing = [r for r in refs if not self.memory_store.contains(r.id)]
-        if len(set(ids)) - len({r.id for r in missing}) >= num_ready:
-            return {i for i in ids if self.memory_store.contains(i)}
-        for ref in missing:
-            self.request_object(ref)
-        blocked = self._notify_blocked()
-        try:
-            ready = self.memory_store.wait(ids, num_ready, timeout)
-        finally:
-            if blocked:
-                self._notify_unblocked()
+        ids = [*(r.id for r in refs), *stream_ids]
+        if sum(self.memory_store.contains(i) for i in set(ids)) < num_ready:
+            for ref in refs:
+                if not self.memory_store.contains(ref.id):
+                    self.request_object(ref)
+        ready = self.wait_local(ids, num_ready, timeout)
         if for_get and len(ready) < num_ready:
             raise GetTimeoutError(
                 f"Get timed out: some object(s) not ready ({num_ready - len(ready)} of {num_ready} "
                 f"after {timeout} s)."
             )
         return ready
+
+    def wait_local(self, ids: list[ObjectID], num_ready: int, timeout: float | None) -> set[ObjectID]:
+        """Wait for objects to reach this process's memory store (lending the task's CPU
+        while blocked), without asking anyone for them."""
+        ready = {i for i in ids if self.memory_store.contains(i)}
+        if len(ready) >= num_ready:
+            return ready
+        blocked = self._notify_blocked()
+        try:
+            return self.memory_store.wait(ids, num_ready, timeout)
+        finally:
+            if blocked:
+                self._notify_unblocked()
 
     def _notify_blocked(self) -> bool:
         # A task blocked in get/wait lends its CPU back so nested tasks can run.

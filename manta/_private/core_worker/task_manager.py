@@ -23,8 +23,16 @@ from manta._private.common.ids import ObjectID, TaskID, WorkerID
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.reference_counter import ReferenceCounter
+from manta._private.core_worker.streams import StreamTable
 from manta._private.rpc import codec
-from manta._private.rpc.messages import ArgValue, ReturnObject, TaskResult, TaskSpec
+from manta._private.rpc.messages import (
+    GENERATOR_DYNAMIC,
+    GENERATOR_STREAMING,
+    ArgValue,
+    ReturnObject,
+    TaskResult,
+    TaskSpec,
+)
 from manta.exceptions import (
     ObjectLostError,
     ObjectReconstructionFailedError,
@@ -88,10 +96,16 @@ class Done:
 
 class TaskManager:
     def __init__(
-        self, memory_store: MemoryStore, references: ReferenceCounter, max_inline: int, me: WorkerID
+        self,
+        memory_store: MemoryStore,
+        references: ReferenceCounter,
+        max_inline: int,
+        me: WorkerID,
+        streams: StreamTable,
     ) -> None:
         self._store = memory_store
         self._references = references
+        self._streams = streams
         self._max_inline = max_inline
         self._me = me
         self._lock = threading.Lock()
@@ -213,6 +227,12 @@ class TaskManager:
                 siblings.pop(task.task_id, None)
                 if not siblings:
                     del self.children[task.spec.parent_task_id]
+        generator = task.spec.generator
+        if generator == GENERATOR_DYNAMIC:
+            if self._references.is_owned(task.return_ids[0]):
+                returns = self._streams.dynamic_returns(task.task_id, returns)
+            else:
+                self._streams.drop(task.task_id)
         unwanted = []
         for ret in returns:
             if ret.contained:
@@ -227,6 +247,8 @@ class TaskManager:
                 and bool(serialization.inline_flags(ret.inline) & serialization.FLAG_ERROR)
             )
             self._store.put(ret.object_id, StoredObject(ret.inline, ret.node_id, ret.size, error))
+        if generator == GENERATOR_STREAMING:
+            self._streams.finish(task.task_id)  # after the completion ref is set
         task.arg_refs = []
         if self._keeps_lineage(task, returns, is_error):
             with self._lock:

@@ -18,7 +18,7 @@ from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, WorkerID
 from manta._private.common.placement import Chosen, NodeEntry, Placer
 from manta._private.common.placement import Unschedulable as PlacementRefused
 from manta._private.rpc import codec
-from manta._private.rpc.messages import ActorInfo, ActorSpec, Address, LeaseGrant
+from manta._private.rpc.messages import ActorInfo, ActorSpec, Address, ArgValue, LeaseGrant
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING", "ALIVE", "RESTARTING", "DEAD"
 
@@ -38,6 +38,8 @@ class ActorRecord:
     # Killed with no_restart, or exiting on purpose: the next death is final.
     final: bool = False
     final_cause: str = ""
+    # Registered before its constructor's ref arguments were ready: placed once they are.
+    waiting_args: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,7 @@ class ActorManager:
 
     # -- events -------------------------------------------------------------------------------
     def register(
-        self, spec: ActorSpec, get_if_exists: bool, nodes: list[NodeView]
+        self, spec: ActorSpec, get_if_exists: bool, nodes: list[NodeView], args_pending: bool = False
     ) -> tuple[ActorInfo, list[Action]]:
         if spec.name:
             existing = self.named.get((spec.namespace, spec.name))
@@ -143,11 +145,21 @@ class ActorManager:
                 )
         if spec.actor_id in self.actors:
             raise ValueError(f"actor {spec.actor_id.hex()} is already registered")
-        record = ActorRecord(spec)
+        record = ActorRecord(spec, waiting_args=args_pending)
         self.actors[spec.actor_id] = record
         if spec.name:
             self.named[(spec.namespace, spec.name)] = spec.actor_id
-        return _info(record), [Publish(_info(record)), *self._schedule(record, nodes)]
+        placing = [] if args_pending else self._schedule(record, nodes)
+        return _info(record), [Publish(_info(record)), *placing]
+
+    def args_ready(self, actor_id: ActorID, ref_args: list[ArgValue], nodes: list[NodeView]) -> list[Action]:
+        """An actor registered before its arguments were ready can be placed now."""
+        record = self.actors.get(actor_id)
+        if record is None or record.state == DEAD or not record.waiting_args:
+            return []
+        record.spec = codec.replace(record.spec, ref_args=ref_args)
+        record.waiting_args = False
+        return self._schedule(record, nodes)
 
     def lease_granted(
         self, actor_id: ActorID, generation: int, node_id: NodeID, grant: LeaseGrant
@@ -262,7 +274,12 @@ class ActorManager:
         """Nodes changed: try again to place actors that could not be placed."""
         actions: list[Action] = []
         for record in self.actors.values():
-            if record.state in (PENDING, RESTARTING) and record.node_id is None and record.worker_id is None:
+            if (
+                record.state in (PENDING, RESTARTING)
+                and record.node_id is None
+                and record.worker_id is None
+                and not record.waiting_args
+            ):
                 actions += self._schedule(record, nodes)
         return actions
 
@@ -354,14 +371,27 @@ def encode_record(record: ActorRecord) -> bytes:
             record.creation_error,
             record.final,
             record.final_cause,
+            record.waiting_args,
         ]
     )
 
 
 def decode_record(blob: bytes) -> ActorRecord:
-    spec, state, generation, node, lease, worker, address, restarts, cause, error, final, final_cause = (
-        codec.decode(blob)
-    )
+    (
+        spec,
+        state,
+        generation,
+        node,
+        lease,
+        worker,
+        address,
+        restarts,
+        cause,
+        error,
+        final,
+        final_cause,
+        waiting,
+    ) = codec.decode(blob)
     return ActorRecord(
         spec,
         state,
@@ -375,6 +405,7 @@ def decode_record(blob: bytes) -> ActorRecord:
         error,
         final,
         final_cause,
+        waiting,
     )
 
 

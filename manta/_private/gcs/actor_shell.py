@@ -79,6 +79,7 @@ class ActorDirector:
             lambda c, msg: [list(p) for p in self.manager.list_named(msg.namespace, msg.all_namespaces)],
         )
         d.register(m.KillActor, self._h_kill)
+        d.register(m.ActorArgsReady, self._h_args_ready)
         d.register(
             m.ActorExiting, lambda c, msg: self.execute(self.manager.exiting(msg.actor_id, msg.reason))
         )
@@ -87,11 +88,18 @@ class ActorDirector:
     # -- handlers ------------------------------------------------------------------------------
     def _h_register(self, conn: Connection, msg: m.RegisterActor) -> m.ActorInfo:
         try:
-            info, actions = self.manager.register(msg.spec, msg.get_if_exists, self._nodes())
+            info, actions = self.manager.register(
+                msg.spec, msg.get_if_exists, self._nodes(), msg.args_pending
+            )
         except NameTaken as e:
             raise ValueError(str(e)) from None
         self.execute(actions)
         return info
+
+    def _h_args_ready(self, conn: Connection, msg: m.ActorArgsReady) -> None:
+        actions = self.manager.args_ready(msg.actor_id, msg.ref_args, self._nodes())
+        self._save(msg.actor_id)  # a restarted gcs must place it with these arguments
+        self.execute(actions)
 
     def _h_kill(self, conn: Connection, msg: m.KillActor) -> None:
         if self.manager.info(msg.actor_id) is None:

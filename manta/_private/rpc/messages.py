@@ -254,6 +254,17 @@ class ActorSpec:
 class RegisterActor:
     spec: ActorSpec
     get_if_exists: bool
+    # Its constructor's ref arguments are not ready yet: record it (so its name is taken,
+    # and it dies with its owner) but place it only at ActorArgsReady.
+    args_pending: bool = False
+
+
+@message(37)
+class ActorArgsReady:
+    """The constructor arguments of an actor registered with ``args_pending`` are ready."""
+
+    actor_id: ActorID
+    ref_args: list[ArgValue]
 
 
 @message(29)
@@ -601,6 +612,15 @@ class TaskSpec:
     concurrency_group: str = ""
     # The placement group it runs in: [group id, bundle index, capture child tasks].
     placement_group: list[Any] | None = None
+    # A generator task: its items are sent to the owner one by one as GeneratorItem
+    # (GENERATOR_STREAMING or GENERATOR_DYNAMIC; 0 for a plain task). With backpressure > 0
+    # the worker pauses while that many items wait unconsumed.
+    generator: int = 0
+    backpressure: int = 0
+
+
+GENERATOR_STREAMING = 1
+GENERATOR_DYNAMIC = 2
 
 
 @message(72)
@@ -732,6 +752,16 @@ class RemoveBorrower:
     # How many of the borrower's registrations each id retires (its own, plus those made
     # for it by workers that returned the ref).
     registrations: list[int]
+
+
+@message(93)
+class GeneratorItem:
+    """To an owner: item ``index`` (from 0) of a generator task's output. The reply (True)
+    comes once the worker may produce the next item (at once, unless backpressure holds it)."""
+
+    task_id: TaskID
+    index: int
+    item: ReturnObject
 
 
 @message(88)

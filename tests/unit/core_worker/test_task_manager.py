@@ -9,6 +9,7 @@ from manta._private.common.ids import JobID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.core_worker.memory_store import MemoryStore
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.reference_counter import Freed, ReferenceCounter
+from manta._private.core_worker.streams import StreamTable
 from manta._private.core_worker.task_manager import MAX_LOST_ARG_ROUNDS, Done, PendingTask, Retry, TaskManager
 from manta._private.rpc.messages import Address, ArgValue, NestedRef, ReturnObject, TaskResult, TaskSpec
 from manta.exceptions import (
@@ -52,7 +53,10 @@ class World:
     def __init__(self) -> None:
         self.store = MemoryStore()
         self.refs = ReferenceCounter()
-        self.manager = TaskManager(self.store, self.refs, max_inline=100 * 1024, me=ME)
+        self.streams = StreamTable(
+            self.store, self.refs, ME, lambda: OWNER, lambda _r: None, lambda f, *a: f(*a)
+        )
+        self.manager = TaskManager(self.store, self.refs, max_inline=100 * 1024, me=ME, streams=self.streams)
 
     def submit(
         self,

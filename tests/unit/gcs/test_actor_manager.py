@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, WorkerID
+from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.gcs.actor_manager import (
     ALIVE,
     DEAD,
@@ -516,3 +516,35 @@ def test_records_survive_storage_and_a_restored_manager_watches_the_live_ones() 
     # A late reply for the old attempt is ignored.
     stale = after.created(placing.actor_id, lease.generation, None)
     assert stale == []
+
+
+def test_an_actor_waiting_for_its_arguments_is_placed_only_once_they_are_ready() -> None:
+    from manta._private.gcs.actor_manager import decode_record, encode_record
+    from manta._private.rpc.messages import ArgValue
+
+    manager = ActorManager()
+    nodes = [node()]
+    waiting = spec(name="later")
+    info, actions = manager.register(waiting, False, nodes, args_pending=True)
+    assert info.state == PENDING and not of_type(actions, LeaseWorker)
+    assert manager.retry_pending(nodes) == []  # nodes changing does not place it either
+    assert manager.lookup("later", "ns").actor_id == waiting.actor_id  # its name is taken now
+    # It survives a gcs restart still waiting.
+    restored = ActorManager()
+    restored.restore([decode_record(encode_record(manager.actors[waiting.actor_id]))])
+    assert restored.retry_pending(nodes) == []
+    arg = ArgValue(ObjectID.for_put(TaskID.for_driver(JOB), 1), b"x", None, 1)
+    lease = only(manager.args_ready(waiting.actor_id, [arg], nodes), LeaseWorker)
+    assert lease.spec.ref_args == [arg]
+    assert manager.args_ready(waiting.actor_id, [arg], nodes) == []  # once only
+
+
+def test_an_actor_waiting_for_its_arguments_dies_with_its_owner() -> None:
+    manager = ActorManager()
+    nodes = [node()]
+    owner = address()
+    waiting = spec(owner=owner)
+    manager.register(waiting, False, nodes, args_pending=True)
+    actions = manager.owner_died(owner.worker_id, nodes)
+    assert published_states(actions) == [DEAD]
+    assert manager.args_ready(waiting.actor_id, [], nodes) == []
