@@ -225,3 +225,52 @@ def test_force_cancel_of_a_task_that_is_not_running_kills_nobody(cluster, tmp_pa
         ray.get(waiting, timeout=30)
     touch(release)
     assert ray.get(busy, timeout=30) == ["released", "released"]  # nobody else was killed
+
+
+@ray.remote
+def passthrough(x):
+    return x
+
+
+def test_cancel_in_a_dependency_chain_fails_the_dependents(cluster, tmp_path):
+    started = tmp_path / "started"
+    head = sleeper.options(max_retries=0).remote(
+        str(started), str(tmp_path / "int"), str(tmp_path / "done"), 60
+    )
+    middle = passthrough.remote(head)
+    last = passthrough.remote(middle)
+    wait_for_files(started)
+    ray.cancel(head)
+    for ref in (head, middle, last):
+        with pytest.raises(TaskCancelledError):
+            ray.get(ref, timeout=30)
+
+
+def test_cancel_a_task_waiting_for_its_arguments(cluster, tmp_path):
+    started, release = tmp_path / "started", tmp_path / "release"
+    head = blocker.remote(str(started), str(release))
+    waiting = passthrough.remote(head)
+    wait_for_files(started)
+    ray.cancel(waiting)
+    with pytest.raises(TaskCancelledError):
+        ray.get(waiting, timeout=30)
+    touch(release)
+    assert ray.get(head, timeout=30) == "released"  # the argument's own task is untouched
+    assert ray.get(passthrough.remote(head), timeout=30) == "released"
+
+
+@ray.remote
+class OwnsATask:
+    def submit(self, started, release):
+        self.ref = blocker.remote(started, release)
+        return [self.ref]
+
+
+def test_cancel_of_a_ref_owned_by_another_worker_reaches_its_owner(cluster, tmp_path):
+    started = tmp_path / "started"
+    owner = OwnsATask.remote()
+    [ref] = ray.get(owner.submit.remote(str(started), str(tmp_path / "never")), timeout=30)
+    wait_for_files(started)
+    ray.cancel(ref)  # the driver only borrows it: its owner, the actor, cancels it
+    with pytest.raises(TaskCancelledError):
+        ray.get(ref, timeout=30)

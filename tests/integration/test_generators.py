@@ -296,7 +296,7 @@ def test_streaming_needs_a_generator_function():
 
     with pytest.raises(ValueError, match="can only be used with generator functions"):
         ray.remote(num_returns="streaming")(plain)
-    with pytest.raises(ValueError, match="num_returns must be >= 0"):
+    with pytest.raises(ValueError, match="The keyword 'num_returns' only accepts None"):
         ray.remote(num_returns=-1)(plain)
 
 

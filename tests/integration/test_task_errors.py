@@ -11,6 +11,7 @@ import pytest
 
 import manta as ray
 from manta.exceptions import RayTaskError, TaskCancelledError, UnserializableException, WorkerCrashedError
+from tests.integration.conftest import run_driver
 
 
 class MyError(Exception):
@@ -346,3 +347,51 @@ def test_keyboard_interrupt_raised_by_a_task_reports_it_cancelled(cluster):
     with pytest.raises(TaskCancelledError) as info:
         ray.get(interrupt.remote(), timeout=30)
     assert isinstance(info.value, RayTaskError)
+
+
+def test_a_dropped_failed_ref_is_reported_once_unless_it_was_read():
+    result = run_driver(
+        """
+        import time
+        import manta as ray
+
+        ray.init(num_cpus=1)
+
+        @ray.remote(max_retries=0)
+        def fails(tag):
+            raise ValueError("failed-" + tag)
+
+        dropped = fails.remote("dropped")
+        ray.wait([dropped])
+        del dropped
+        read = fails.remote("read")
+        try:
+            ray.get(read)
+        except ValueError:
+            pass
+        del read
+        time.sleep(1.5)  # two collection rounds
+        ray.shutdown()
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("Unhandled error") == 1, result.stderr
+    assert ", in fails\n" in result.stderr  # with the remote traceback
+    assert "failed-dropped" in result.stderr and "failed-read" not in result.stderr
+    quiet = run_driver(
+        """
+        import time
+        import manta as ray
+        ray.init(num_cpus=1)
+
+        @ray.remote(max_retries=0)
+        def fails():
+            raise ValueError("x")
+
+        ray.wait([fails.remote()])
+        time.sleep(1.5)  # as above: it would have been reported by now
+        ray.shutdown()
+        """,
+        env={"MANTA_IGNORE_UNHANDLED_ERRORS": "1"},
+    )
+    assert quiet.returncode == 0 and "Unhandled error" not in quiet.stderr

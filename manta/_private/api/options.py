@@ -67,9 +67,7 @@ def _resources(name: str, value: Any) -> None:
 def _num_returns(name: str, value: Any) -> None:
     if value is None or value in ("streaming", "dynamic"):
         return  # whether the function is a generator is checked with the function
-    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-        raise ValueError(f"num_returns must be >= 0, but got {value}.")
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(
             "The keyword 'num_returns' only accepts None, a non-negative integer, 'streaming' "
             "(for generators), or 'dynamic'."

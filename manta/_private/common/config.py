@@ -72,6 +72,9 @@ class Config:
     # Whether an ObjectRef may be pickled outside Manta (plain pickle, cloudpickle). Such a
     # ref keeps its object until a process loads it; switch off to find where it happens.
     allow_out_of_band_object_ref_serialization: bool = True
+    # Whether the error of a failed task whose ref is dropped without a get goes unreported
+    # (by default it is logged once, with its traceback, as Ray does).
+    ignore_unhandled_errors: bool = False
     # The cluster token, when it is not in this host's session directory.
     auth_token: str = ""
     # Log level of daemons.

@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from manta._private.common import worker_setup
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, TaskID, WorkerID
@@ -193,6 +194,7 @@ class CoreWorker:
             config = dict(self._job_config)
             config.setdefault("sys_path", [p for p in sys.path if p])
             config.setdefault("cwd", os.getcwd())
+            config.setdefault("worker_setup", worker_setup.registered())
             raw = await self.gcs_conn.call(m.RegisterJob(self.address, self.namespace, config))
             self.job_id = JobID(raw)
             if self._log_to_driver:
@@ -312,6 +314,7 @@ class CoreWorker:
         d.register(m.PushTask, self._handle_push_task)
         d.register(m.CreateActor, self._handle_create_actor)
         d.register(m.CancelTask, self._handle_cancel_task)
+        d.register(m.CancelOwnedTask, self._handle_cancel_owned)
         d.register(m.GetObject, self.objects.handle_get_object)
         d.register(m.GetReferences, lambda c, msg: self.objects.references_report())
         d.register(m.AddBorrower, self.borrowing.handle_add_borrower)
@@ -552,6 +555,7 @@ class CoreWorker:
             cwd = info.config.get("cwd")
             if cwd and os.path.isdir(cwd):
                 os.chdir(cwd)
+            worker_setup.run(info.config.get("worker_setup", ()))
         self._jobs_set_up.add(job_id)
 
     # -- tasks ---------------------------------------------------------------------------------
@@ -667,6 +671,23 @@ class CoreWorker:
         task = self.task_manager.get(ref.task_id())
         if task is not None:
             self.io.call_soon(self.submitter.cancel, task, force, recursive)
+            return
+        owner = ref.owner_address()
+        if owner is not None and owner.worker_id != self.worker_id:
+            # Another process owns it: only its owner can cancel it.
+            msg = m.CancelOwnedTask(ref.task_id(), force, recursive)
+            self.io.run(self._send_to_owner(owner, msg), timeout=30)
+
+    async def _send_to_owner(self, owner: m.Address, msg: Any) -> None:
+        try:
+            (await self.connect_worker(owner)).notify(msg)
+        except (ConnectionLost, OSError) as e:
+            logger.info("cannot reach the owner at %s to cancel a task: %s", owner.host, e)
+
+    def _handle_cancel_owned(self, _conn: Connection, msg: m.CancelOwnedTask) -> None:
+        task = self.task_manager.get(msg.task_id)
+        if task is not None and task.spec.actor_id is None:
+            self.submitter.cancel(task, msg.force, msg.recursive)
 
     @staticmethod
     def runtime_env_key(runtime_env: dict[str, Any] | None) -> str:

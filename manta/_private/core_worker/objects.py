@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import mmap
 import os
 import sys
@@ -40,10 +41,13 @@ from manta.exceptions import (
     OwnerDiedError,
     RayError,
     RayTaskError,
+    TaskCancelledError,
 )
 
 if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
+
+logger = logging.getLogger(__name__)
 
 COLLECT_INTERVAL_S = 0.5
 # How many times one get() has a lost object made again before it gives up.
@@ -65,6 +69,8 @@ class ObjectManager:
         self._read_fd = -1
         self._unpins: deque[ObjectID] = deque()
         self._unpin_scheduled = False
+        # Owned errors a get has raised: the others are reported when they are freed.
+        self._seen_errors: set[ObjectID] = set()
 
     def start(self) -> None:
         """Begin collecting dropped refs periodically (I/O thread)."""
@@ -228,6 +234,8 @@ class ObjectManager:
                 obj = self.memory_store.get(f.object_id)
                 if obj is not None and obj.node_id is not None:
                     in_store.append((f.object_id, obj.node_id))
+                if obj is not None and obj.is_error:
+                    self._report_unhandled(f.object_id, obj)
             elif f.owner is not None:
                 done_borrowing.setdefault(f.owner.worker_id, (f.owner, []))[1].append(f)
         self.memory_store.delete(f.object_id for f in freed)
@@ -238,6 +246,20 @@ class ObjectManager:
                 [f.object_id for f in done], self._cw.worker_id, [f.registrations for f in done]
             )
             self._cw.io.call_soon(self._cw.borrowing.start_notify, owner, msg)
+
+    def _report_unhandled(self, object_id: ObjectID, obj: StoredObject) -> None:
+        """A failed task's error nobody looked at is logged once, as it goes (as in Ray)."""
+        if object_id in self._seen_errors:
+            self._seen_errors.discard(object_id)
+            return
+        if self._config.ignore_unhandled_errors or obj.inline is None:
+            return
+        try:
+            error = serialization.from_inline(obj.inline)
+        except Exception:
+            return
+        if isinstance(error, RayTaskError) and not isinstance(error, TaskCancelledError):
+            logger.error("Unhandled error (suppress with 'MANTA_IGNORE_UNHANDLED_ERRORS=1'): %s", error)
 
     def _periodic_collect(self) -> None:
         if self._cw.closed:
@@ -341,6 +363,9 @@ class ObjectManager:
             if nested:
                 left = REGISTER_TIMEOUT_S if deadline is None else deadline - time.monotonic()
                 self._cw.borrowing.register_loaded(nested, min(left, REGISTER_TIMEOUT_S))
+            for ref, (_value, is_error) in zip(refs, loaded, strict=True):
+                if is_error and self.references.is_owned(ref.id):
+                    self._seen_errors.add(ref.id)
             return [_value_or_raise(value, is_error) for value, is_error in loaded]
         assert lost_id is not None
         raise ObjectLostError(

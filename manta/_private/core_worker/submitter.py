@@ -159,14 +159,14 @@ class NormalTaskSubmitter:
         if not self._cw.io.in_loop_thread():
             self._cw.io.call_soon(self._arg_ready, task, index, waiting, obj)
             return
+        if task.state == "done":
+            return  # cancelled (or failed) while it waited: its arguments are released
         if not task.resolved:
             task.resolved = [None] * len(task.arg_refs)  # type: ignore[list-item]
         ref = task.arg_refs[index]
         task.resolved[index] = ArgValue(ref.id, obj.inline, obj.node_id, obj.size)
         waiting["left"] -= 1
         if waiting["left"]:
-            return
-        if task.state == "done":
             return
         for arg in task.resolved:
             if arg.inline is not None and self._cw.objects.is_error_blob(arg.inline):

@@ -2,7 +2,7 @@
 
 Tags are wire numbers: never reuse or renumber one; add new messages at the end of
 their group. Groups: 1-9 handshake and shared shapes, 10-39 gcs, 40-69 node daemon,
-70-99 core worker, 100-119 node-internal (fork server).
+70-99 and 120-149 core worker, 100-119 node-internal (fork server).
 """
 
 from __future__ import annotations
@@ -762,6 +762,15 @@ class GeneratorItem:
     task_id: TaskID
     index: int
     item: ReturnObject
+
+
+@message(120)
+class CancelOwnedTask:
+    """To a task's owner, from another process holding a ref to its result: cancel it."""
+
+    task_id: TaskID
+    force: bool
+    recursive: bool
 
 
 @message(88)

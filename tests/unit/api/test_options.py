@@ -11,6 +11,7 @@ import pytest
 from manta._private.api.options import (
     ACTOR_OPTIONS,
     TASK_OPTIONS,
+    generator_mode,
     task_resources,
     validate,
     validate_runtime_env,
@@ -128,7 +129,8 @@ def test_bad_num_returns(value: Any) -> None:
 @pytest.mark.parametrize("value", ["streaming", "dynamic"])
 def test_generator_num_returns_is_explained(value: str) -> None:
     with pytest.raises(ValueError, match="can only be used with generator functions"):
-        check_task(num_returns=value)
+        generator_mode("plain", False, value)
+    check_task(num_returns=value)  # fine on its own: the function decides
 
 
 def test_bad_max_calls() -> None:

@@ -64,6 +64,8 @@ def task_spec() -> TaskSpec:
         method="m",
         concurrency_group="io",
         placement_group=[PlacementGroupID.from_random(), 1, True],
+        generator=1,
+        backpressure=2,
     )
     # Built by field name so that a field added to TaskSpec fails here, loudly, first.
     return TaskSpec(**{name: values[name] for name in codec.fields_of(TaskSpec)})

@@ -1,0 +1,175 @@
+"""``ray._private.test_utils``: what Ray's tests import from it. The common helpers are
+``ray._common.test_utils``'s (older Ray versions kept ``SignalActor`` and
+``wait_for_condition`` here, and tests still import them from here); the rest are the
+ones that make sense on Manta: drivers in subprocesses, process and placement-group
+checks, and node lists of a ``cluster_utils.Cluster``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+import manta
+from manta.compat.ray_common.test_utils import (
+    DEFAULT_DRIVER_TIMEOUT_SECONDS,
+    DRIVER_COMMAND,
+    Semaphore,
+    SignalActor,
+    _communicate,
+    async_wait_for_condition,
+    run_string_as_driver,
+    wait_for_condition,
+)
+from manta.compat.ray_private.worker import global_worker
+
+__all__ = [
+    "DEFAULT_DRIVER_TIMEOUT_SECONDS",
+    "Semaphore",
+    "SignalActor",
+    "async_wait_for_condition",
+    "client_test_enabled",
+    "get_non_head_nodes",
+    "get_other_nodes",
+    "is_placement_group_removed",
+    "placement_group_assert_no_leak",
+    "run_string_as_driver",
+    "run_string_as_driver_nonblocking",
+    "run_string_as_driver_stdout_stderr",
+    "wait_for_assertion",
+    "wait_for_condition",
+    "wait_for_pid_to_exit",
+]
+
+
+def run_string_as_driver_stdout_stderr(
+    driver_script: str,
+    env: dict[str, str] | None = None,
+    encode: str = "utf-8",
+    timeout: float | None = DEFAULT_DRIVER_TIMEOUT_SECONDS,
+) -> tuple[str, str]:
+    """``run_string_as_driver``, with stdout and stderr apart."""
+    with subprocess.Popen(
+        DRIVER_COMMAND,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        out_bytes, err_bytes = _communicate(proc, driver_script.encode(encode), timeout, encode)
+        out, err = out_bytes.decode(encode), err_bytes.decode(encode)
+        if proc.returncode:
+            print(out)
+            print(err)
+            raise subprocess.CalledProcessError(proc.returncode, proc.args, out, err)
+    return out, err
+
+
+def run_string_as_driver_nonblocking(driver_script: str, env: dict[str, str] | None = None) -> Any:
+    """Start ``driver_script`` in a new Python process and return its ``Popen`` at once
+    (stdout and stderr are pipes; the caller waits for and reads them)."""
+    proc = subprocess.Popen(
+        DRIVER_COMMAND,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(driver_script.encode("ascii"))
+    proc.stdin.close()
+    return proc
+
+
+def wait_for_pid_to_exit(pid: int, timeout: float = 20) -> None:
+    """Raises TimeoutError if process ``pid`` still runs after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"Timed out while waiting for process {pid} to exit.")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for_assertion(
+    assertion_predictor: Callable[..., Any],
+    timeout: float = 10,
+    retry_interval_ms: float = 100,
+    raise_exceptions: bool = False,
+    **kwargs: Any,
+) -> None:
+    """Call ``assertion_predictor(**kwargs)`` until it stops raising AssertionError; after
+    ``timeout`` seconds, call it once more so that its AssertionError reaches the caller."""
+
+    def holds() -> bool:
+        try:
+            assertion_predictor(**kwargs)
+        except AssertionError:
+            return False
+        return True
+
+    try:
+        wait_for_condition(
+            holds, timeout=timeout, retry_interval_ms=retry_interval_ms, raise_exceptions=raise_exceptions
+        )
+    except RuntimeError:
+        assertion_predictor(**kwargs)
+
+
+def client_test_enabled() -> bool:
+    """Whether tests run through Ray Client: never, Manta has none."""
+    return False
+
+
+def is_placement_group_removed(pg: Any) -> bool:
+    table = manta.util.placement_group_table(pg)
+    return bool(table.get("state") == "REMOVED")
+
+
+def placement_group_assert_no_leak(pgs_created: list[Any]) -> None:
+    """Remove the given placement groups, then wait until every group is removed and
+    the cluster's resources are all available again (no bundle resources left)."""
+    for pg in pgs_created:
+        manta.util.remove_placement_group(pg)
+
+    def all_removed() -> bool:
+        return all(entry["state"] == "REMOVED" for entry in manta.util.placement_group_table().values())
+
+    wait_for_condition(all_removed)
+    total = manta.cluster_resources()
+    total.pop("memory", None)
+    total.pop("object_store_memory", None)
+
+    def all_available() -> bool:
+        for name, value in manta.available_resources().items():
+            if "_group_" in name or (name in total and total[name] != value):
+                return False
+        return True
+
+    wait_for_condition(all_available)
+
+
+def get_other_nodes(cluster: Any, exclude_head: bool = False) -> list[Any]:
+    """The nodes of ``cluster`` except the one this process is connected through."""
+    own = global_worker.node
+    own_id = None if own is None else own.node_id
+    return [
+        node
+        for node in cluster.list_all_nodes()
+        if node.node_id != own_id and not (exclude_head and node.head)
+    ]
+
+
+def get_non_head_nodes(cluster: Any) -> list[Any]:
+    return [node for node in cluster.list_all_nodes() if not node.head]

@@ -1,0 +1,36 @@
+"""``ray._raylet``: where Ray's compiled core exposes its classes. Here, the names
+programs and tests import from it: ``ObjectRef``, the generator classes once Manta has
+them, and the typed ids. ``ObjectID`` is Manta's, as ``ray.ObjectID`` is (in Ray both are
+``ObjectRef``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import manta
+from manta._private.common.ids import (
+    ActorID,
+    JobID,
+    NodeID,
+    ObjectID,
+    PlacementGroupID,
+    TaskID,
+    WorkerID,
+)
+from manta._private.core_worker.object_ref import ObjectRef
+
+__all__ = ["ActorID", "JobID", "NodeID", "ObjectID", "ObjectRef", "PlacementGroupID", "TaskID", "WorkerID"]
+
+# Names Manta's facade defines once it has streaming generators.
+_FROM_MANTA = {
+    "ObjectRefGenerator": "ObjectRefGenerator",
+    "DynamicObjectRefGenerator": "DynamicObjectRefGenerator",
+    "StreamingObjectRefGenerator": "ObjectRefGenerator",  # Ray's older name of the same class
+}
+
+
+def __getattr__(name: str) -> Any:
+    value = getattr(manta, _FROM_MANTA[name], None) if name in _FROM_MANTA else None
+    if value is None:
+        raise AttributeError(f"Manta does not provide ray._raylet.{name}")
+    return value
