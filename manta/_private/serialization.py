@@ -26,6 +26,8 @@ from typing import Any
 import cloudpickle
 import msgpack
 
+from manta._private import custom_serializers
+
 # Metadata flags of a serialized value.
 FLAG_ERROR = 1  # the value is an exception to raise at get
 
@@ -58,9 +60,12 @@ def _reduce_code(code: types.CodeType) -> tuple[Any, tuple[bytes]]:
 
 
 class Pickler(cloudpickle.Pickler):
-    """cloudpickle, keeping the file names of pickled functions' code."""
+    """cloudpickle, keeping the file names of pickled functions' code, and using the
+    serializers users registered (``manta.util.register_serializer``) first."""
 
-    dispatch_table = ChainMap({types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table)
+    dispatch_table = ChainMap(
+        custom_serializers.REDUCERS, {types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table
+    )
 
 
 def dumps(value: Any) -> bytes:

@@ -72,3 +72,40 @@ def test_star_import_gives_exactly_the_public_names() -> None:
     namespace: dict[str, object] = {}
     exec("from manta import *", namespace)
     assert sorted(k for k in namespace if k != "__builtins__") == sorted(PUBLIC)
+
+
+UTIL_PUBLIC = [
+    "ActorPool",
+    "PlacementGroup",
+    "deregister_serializer",
+    "get_current_placement_group",
+    "get_placement_group",
+    "inspect_serializability",
+    "list_named_actors",
+    "memory_report",
+    "memory_summary",
+    "placement_group",
+    "placement_group_table",
+    "register_serializer",
+    "remove_placement_group",
+]
+
+
+def test_util_names_are_pinned() -> None:
+    import manta.util
+
+    assert manta.util.__all__ == UTIL_PUBLIC
+    for name in UTIL_PUBLIC:
+        assert getattr(manta.util, name) is not None
+
+
+def test_util_library_submodules_load_on_first_use() -> None:
+    import manta.util
+
+    # Reachable as attributes, as in Ray; outside __all__, so a star import cannot shadow
+    # the standard library's multiprocessing or the joblib package.
+    assert manta.util.multiprocessing.Pool.__module__ == "manta.util.multiprocessing.pool"
+    assert callable(manta.util.joblib.register_manta)
+    assert callable(manta.util.joblib.register_ray)
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        _ = manta.util.nope  # type: ignore[attr-defined]
