@@ -7,7 +7,7 @@ that dies leaves nothing running.
     cluster = Cluster()
     head = cluster.add_node(num_cpus=2)
     worker = cluster.add_node(num_cpus=2, resources={"gpu_box": 1})
-    manta.init(address=cluster.address)
+    manta.init(address=cluster.address)   # or address="auto", here or in a child process
     ...
     cluster.remove_node(worker)       # stops it (allow_graceful=False: SIGKILL)
     cluster.shutdown()
@@ -16,6 +16,7 @@ that dies leaves nothing running.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -23,10 +24,16 @@ from manta._private.api import context
 from manta._private.api.gcs_client import GcsClient
 from manta._private.api.local_cluster import LocalCluster
 from manta._private.api.node_resources import node_resources
-from manta._private.common.config import Config
+from manta._private.common.config import Config, env_name
 from manta._private.rpc import messages as m
 
 logger = logging.getLogger("manta")
+
+# Where init(address="auto") (or no address) looks first: set to the head's address while
+# the cluster runs, for this process and the processes it starts (Ray writes a file that
+# every process on the host reads; an environment variable keeps concurrent test runs on
+# one host out of each other's clusters).
+_ADDRESS_ENV = env_name("address")
 
 # Ray's health-check settings, as far as they map onto ours.
 _RAY_SETTINGS = {
@@ -89,20 +96,26 @@ class Cluster:
         self.worker_nodes: list[ClusterNode] = []
         self._token = b""
         self._connected = False
+        self._advertised: str | None = None  # the address this cluster put in _ADDRESS_ENV
+        self._address_env_before: str | None = None
         if initialize_head:
             self.add_node(**(head_node_args or {}))
             if connect:
                 self.connect()
 
     @property
-    def address(self) -> str:
+    def address(self) -> str | None:
+        """The head's gcs address; None until the first node is added (as in Ray)."""
+        return None if self.head_node is None else self.head_node.address
+
+    @property
+    def gcs_address(self) -> str | None:
+        return self.address
+
+    def _head_address(self) -> str:
         if self.head_node is None:
             raise RuntimeError("the cluster has no head node yet: call add_node() first")
         return self.head_node.address
-
-    @property
-    def gcs_address(self) -> str:
-        return self.address
 
     def add_node(self, wait: bool = True, **node_args: Any) -> ClusterNode:
         """Start a node (the head, if it is the first) with ``num_cpus``, ``num_gpus``,
@@ -133,8 +146,9 @@ class Cluster:
             session = processes.start(resources=offered, labels=labels, storage=storage)
             self._token = session.token
             node = self.head_node = ClusterNode(processes, head=True)
+            self._advertise(node.address)
         else:
-            processes.start(resources=offered, labels=labels, join=self.address, token=self._token)
+            processes.start(resources=offered, labels=labels, join=self._head_address(), token=self._token)
             node = ClusterNode(processes, head=False)
             self.worker_nodes.append(node)
         if wait:
@@ -149,6 +163,7 @@ class Cluster:
             node.kill()
         if node is self.head_node:
             self.head_node = None
+            self._withdraw()
         elif node in self.worker_nodes:
             self.worker_nodes.remove(node)
 
@@ -161,7 +176,7 @@ class Cluster:
         self._wait_until(lambda alive: alive == wanted, timeout, f"the gcs to see nodes {sorted(wanted)}")
 
     def connect(self, namespace: str | None = None, **init_args: Any) -> Any:
-        result = context.init(address=self.address, namespace=namespace, **init_args)
+        result = context.init(address=self._head_address(), namespace=namespace, **init_args)
         self._connected = True
         return result
 
@@ -173,9 +188,24 @@ class Cluster:
             node.stop()
         self.worker_nodes.clear()
         self.head_node = None
+        self._withdraw()
+
+    def _advertise(self, address: str) -> None:
+        self._advertised = address
+        self._address_env_before = os.environ.get(_ADDRESS_ENV)
+        os.environ[_ADDRESS_ENV] = address
+
+    def _withdraw(self) -> None:
+        """Undo ``_advertise``, unless the variable was pointed elsewhere since."""
+        if self._advertised is not None and os.environ.get(_ADDRESS_ENV) == self._advertised:
+            if self._address_env_before is None:
+                del os.environ[_ADDRESS_ENV]
+            else:
+                os.environ[_ADDRESS_ENV] = self._address_env_before
+        self._advertised = None
 
     def alive_node_ids(self) -> set[str]:
-        with GcsClient(self.address, self._token) as gcs:
+        with GcsClient(self._head_address(), self._token) as gcs:
             states: list[m.NodeState] = gcs.call(m.GetNodes())
         return {s.info.node_id.hex() for s in states if s.alive}
 

@@ -16,7 +16,8 @@
     │   ├── ObjectReconstructionFailedError
     │   └── ReferenceCountingAssertionError (also AssertionError)
     ├── GetTimeoutError          (also TimeoutError)
-    ├── ObjectStoreFullError, OutOfMemoryError, OutOfDiskError
+    ├── ObjectStoreFullError, OutOfDiskError
+    ├── OutOfMemoryError         the node's memory monitor killed the task's worker
     ├── TaskUnschedulableError, ActorUnschedulableError
     ├── TaskPlacementGroupRemoved, ActorPlacementGroupRemoved
     ├── RuntimeEnvSetupError
@@ -360,7 +361,16 @@ class OutOfDiskError(RayError):
 
 
 class OutOfMemoryError(RayError):
-    pass
+    """The node's memory monitor killed the worker running the task (the node was nearly
+    out of memory), and the task's retries are spent. The message names the node, the
+    worker's pid, the memory in use and the threshold, and what to change."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message or "Task was killed due to the node running low on memory."
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class TaskUnschedulableError(RayError):

@@ -204,7 +204,11 @@ def stop(grace_period: float) -> None:
 
 
 @click.command()
-@click.option("--address", default=None, help="The cluster's HOST:PORT (default: the one on this host).")
+@click.option(
+    "--address",
+    default=None,
+    help="The cluster's HOST:PORT (default: $MANTA_ADDRESS, else the newest cluster on this host).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(address: str | None, as_json: bool) -> None:
     """Show nodes, resource usage and pending demand of a cluster."""
@@ -249,7 +253,7 @@ def cluster_gcs(address: str | None) -> Any:
 
     token = os.environ.get("MANTA_AUTH_TOKEN", "").strip().encode()
     if address is None or not token:  # this host's node knows where the gcs is, and the token
-        session_dir, info = running_session()
+        session_dir, info = running_session(address)
         if address is None:
             address = "unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"]
         token = token or read_token(session_dir)
@@ -259,12 +263,23 @@ def cluster_gcs(address: str | None) -> Any:
         raise click.ClickException(f"cannot reach the cluster's gcs at {address}: {e}") from None
 
 
-def running_session() -> tuple[str, dict[str, Any]]:
-    from manta._private.api.discovery import current_cluster
+def running_session(address: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The session directory (where the token is) and address file of the cluster at
+    ``address``, else of $MANTA_ADDRESS's, else of the newest running on this host: one
+    `manta start` began or a driver's private one, as `ray status` finds a `ray.init()`."""
+    from manta._private.api.discovery import latest_cluster, session_for
+    from manta._private.common.config import Config
 
-    session_dir = current_cluster()
+    config = Config.from_env()
+    address = address or config.address
+    try:
+        session_dir = session_for(address, config) if address else latest_cluster(config)
+    except ConnectionError as e:
+        raise click.ClickException(str(e)) from None
     if session_dir is None or not _cluster_alive(session_dir):
-        raise click.ClickException("no Manta node is running on this host (start one with `manta start`)")
+        raise click.ClickException(
+            "no Manta cluster is running on this host (start one with `manta start --head` or manta.init())"
+        )
     with open(os.path.join(session_dir, _ADDRESS_FILE)) as f:
         return session_dir, json.load(f)
 

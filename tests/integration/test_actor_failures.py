@@ -181,6 +181,18 @@ def test_kill_fails_the_call_running_on_the_actor(cluster, tmp_path):
         ray.get(running, timeout=30)
 
 
+def test_calls_made_right_after_a_restarting_kill_resolve(cluster, tmp_path):
+    actor = Phoenix.options(max_restarts=-1).remote(str(tmp_path / "runs"))
+    ray.get(actor.pid.remote(), timeout=30)
+    for _ in range(5):
+        ray.kill(actor, no_restart=False)
+        call = actor.incr.remote()  # it may reach the old instance, or wait for the new one
+        try:
+            assert ray.get(call, timeout=30) >= 1
+        except ActorUnavailableError:
+            pass  # it was cut off by the restart: also an answer, not a hang
+
+
 @ray.remote
 class AtExit:
     def __init__(self, path):

@@ -573,8 +573,69 @@ def test_exit_actor_ends_the_actor_and_runs_the_hook(cluster, tmp_path):
     wait_until(lambda: process_gone(pid), what="the exited actor's process exiting")
     with pytest.raises(ActorDiedError, match="exit_actor"):
         ray.get(actor.step.remote(1), timeout=30)
-    with pytest.raises(TypeError, match="inside an actor"):
+    # Ray's type and the start of its message, which its users match on.
+    with pytest.raises(TypeError, match="exit_actor API is called on a non-actor worker"):
         ray.actor.exit_actor()  # not in an actor
+    assert "non-actor worker (a task)" in ray.get(_exit_actor_in_a_task.remote(), timeout=30)
+
+
+@ray.remote
+def _exit_actor_in_a_task():
+    try:
+        ray.actor.exit_actor()
+    except TypeError as e:
+        return str(e)
+    return "no error"
+
+
+# -- the invocation decorator --------------------------------------------------------------------------
+
+
+def _split_first_argument(invoke):
+    """Caller side: send the first argument twice, and hand the kwargs back untouched."""
+
+    def invocation(args, kwargs):
+        return invoke([args[0], args[0]], {}), kwargs
+
+    return invocation
+
+
+def _two_into_one(method):
+    """Actor side: add two arguments up into one."""
+
+    def execution(self, b, c):
+        return method(self, b + c)
+
+    execution.__ray_invocation_decorator__ = _split_first_argument
+    return execution
+
+
+@ray.remote
+class Decorated:
+    @_two_into_one
+    def plus_one(self, x):
+        return x + 1
+
+    def plain(self, x):
+        return x
+
+
+def test_an_invocation_decorator_wraps_the_callers_side(cluster):
+    actor = Decorated.remote()
+    ref, extra = actor.plus_one.remote(3, kwarg=3)  # what the decorator returns, as in Ray
+    assert isinstance(ref, ray.ObjectRef) and extra == {"kwarg": 3}
+    assert ray.get(ref, timeout=30) == 7  # 3 + 3 + 1
+    ref, _ = actor.plus_one.options(name="named").remote(5)  # options keep the decorator
+    assert ray.get(ref, timeout=30) == 11
+    assert ray.get(actor.plain.remote(2), timeout=30) == 2
+
+    @ray.remote
+    def through_a_task(handle):  # a handle passed to a task keeps it too
+        ref, _ = handle.plus_one.remote(1)
+        return ray.get(ref)
+
+    assert ray.get(through_a_task.remote(actor), timeout=30) == 3
+    ray.kill(actor)
 
 
 # -- bad input -------------------------------------------------------------------------------------------

@@ -209,3 +209,55 @@ def test_a_blocking_head_with_durable_storage_restarts_its_gcs(hosts, tmp_path) 
         _out, err = head.communicate(timeout=60)
     assert "starting it again from its storage" in err
     assert not any(psutil.pid_exists(p) for p in daemon_pids(head_dir))
+
+
+_WAITING_DRIVER = """
+import sys, manta
+manta.init(num_cpus=1)
+ref = manta.put(b"x" * 4096)
+print("ready", manta.get_runtime_context().get_node_id(), flush=True)
+sys.stdin.read()  # until the test closes our stdin
+manta.shutdown()
+"""
+
+
+def test_status_and_memory_find_a_cluster_that_a_driver_started(tmp_path) -> None:
+    # As `ray status` finds the cluster of a `ray.init()`: the newest one on this host,
+    # reached with the token in its session directory.
+    tmpdir = str(tmp_path / "sessions")
+    env = {k: v for k, v in os.environ.items() if k not in ("MANTA_ADDRESS", "MANTA_AUTH_TOKEN")}
+    driver = subprocess.Popen(
+        [sys.executable, "-c", _WAITING_DRIVER],
+        env={**env, "MANTA_TMPDIR": tmpdir},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = driver.stdout.readline().split()
+        assert line[:1] == ["ready"], line
+        node_id = line[1]
+        session, _info = session_info(tmpdir)
+        assert oct(os.stat(os.path.join(session, "token")).st_mode & 0o777) == "0o600"
+
+        status = manta_cli(["status", "--json"], tmpdir)
+        assert status.returncode == 0, status.stderr
+        [node] = json.loads(status.stdout)["nodes"]
+        assert node["node_id"] == node_id and node["head"] and node["total"]["CPU"] == 1.0
+        memory = manta_cli(["memory", "--json"], tmpdir)
+        assert memory.returncode == 0, memory.stderr
+        [report] = json.loads(memory.stdout)
+        assert report["node_id"] == node_id
+        assert any(row["owner_pid"] == driver.pid for row in report["rows"])  # the driver's put
+        human = manta_cli(["memory"], tmpdir)
+        assert human.returncode == 0 and str(driver.pid) in human.stdout, human.stderr
+    finally:
+        driver.stdin.close()
+        try:
+            driver.wait(30)
+        except subprocess.TimeoutExpired:
+            os.kill(driver.pid, signal.SIGKILL)
+            driver.wait()
+        driver.stdout.close()
+    gone = manta_cli(["status"], tmpdir)
+    assert gone.returncode != 0 and "no Manta cluster is running" in gone.stderr

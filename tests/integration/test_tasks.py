@@ -73,6 +73,19 @@ def test_deep_nesting(cluster):
     assert ray.get(level1.remote(7)) == ("l1", ("l2", ("l3", 7)))
 
 
+@ray.remote
+def _countdown(n, step=1):
+    return n if n <= 0 else ray.get(_countdown.remote(n - step))
+
+
+def test_a_recursive_task_keeps_its_default_arguments(cluster):
+    # The worker unpickles the function together with the remote function that refers to
+    # it; its defaults must count when it calls itself.
+    assert ray.get(_countdown.remote(3), timeout=30) == 0
+    with pytest.raises(TypeError, match=r"_countdown\.remote\(\): missing a required argument: 'n'"):
+        _countdown.remote()
+
+
 def test_top_level_ref_args_are_resolved(cluster):
     @ray.remote
     def describe(x, *, y=None):

@@ -31,6 +31,11 @@ from manta._private.rpc import messages as m
 
 _SPECIAL_METHODS = (READY_METHOD, TERMINATE_METHOD)
 _METHOD_OPTIONS = "__manta_method_options__"
+# A method attribute (Ray's name): a function that wraps the caller's side of ``.remote()``,
+# ``decorator(invoke)(args, kwargs)``, where ``invoke(args, kwargs)`` submits the call.
+# It travels with the @method options, so handles made anywhere (get_actor, a handle
+# passed to a task) apply it.
+_INVOCATION_DECORATOR = "__ray_invocation_decorator__"
 
 
 def method(**options: Any) -> Any:
@@ -63,6 +68,9 @@ def _class_meta(cls: type) -> _ClassMeta:
         if fn is None or not (inspect.isfunction(fn) or inspect.ismethod(fn)):
             continue
         options = dict(getattr(member, _METHOD_OPTIONS, {}))
+        decorator = getattr(member, _INVOCATION_DECORATOR, None)
+        if decorator is not None:
+            options[_INVOCATION_DECORATOR] = decorator
         num_returns = options.pop("num_returns", None)
         group = options.pop("concurrency_group", "") or ""
         others = cloudpickle.dumps(options) if options else None
@@ -125,7 +133,9 @@ class ActorClass:
         strategy = options.get("scheduling_strategy")
         in_group = group_context(strategy)
         if isinstance(strategy, PlacementGroupSchedulingStrategy):
-            held = placement = in_placement_group(held, strategy)
+            # Its bundle must also fit what it needs to be created (Ray checks this too).
+            needs = placement if placement != held else None
+            held = placement = in_placement_group(held, strategy, self._cls.__name__, needs)
         elif strategy is None and worker.context.placement_group and worker.context.placement_group[2]:
             # Made by a task in a group that captures its children: placed there too.
             pg_id = worker.context.placement_group[0]
@@ -152,7 +162,7 @@ class ActorClass:
         if self._pickled is None:
             self._pickled = FunctionManager.pickle_function(self._cls)
         function_id, pickled = self._pickled
-        worker.functions.export(worker.job_id, function_id, pickled)
+        worker.functions.export(worker.job_id, function_id, pickled, self._cls)
         return m.ActorSpec(
             actor_id=ActorID.of(worker.job_id),
             job_id=worker.job_id,
@@ -298,6 +308,12 @@ class ActorMethod:
         return ActorMethod(self._handle, self._name, {**self._options, **options}, self._is_generator)
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
+        decorator = self._options.get(_INVOCATION_DECORATOR)
+        if decorator is not None:
+            return decorator(self._invoke)(args, kwargs)
+        return self._invoke(args, kwargs)
+
+    def _invoke(self, args: Any, kwargs: Any) -> Any:
         worker = context.ensure_initialized()
         options = self._options
         num_returns = options.get("num_returns")
@@ -312,8 +328,8 @@ class ActorMethod:
         refs = worker.actors.call(
             handle._actor_id,
             self._name,
-            args,
-            kwargs,
+            tuple(args or ()),
+            dict(kwargs or {}),
             num_returns=num_returns,
             name=options.get("name") or f"{handle._class_name}.{self._name}",
             concurrency_group=options.get("concurrency_group") or "",
@@ -369,5 +385,9 @@ def exit_actor() -> None:
     is not restarted. Pending and future calls fail with ``ActorDiedError``."""
     worker = context.current_worker()
     if worker is None or worker.actor_id is None:
-        raise TypeError("exit_actor() can only be called inside an actor's method")
+        where = "a task" if worker is not None and not worker.is_driver else "the driver"
+        raise TypeError(
+            f"exit_actor API is called on a non-actor worker ({where}). Call it inside an actor "
+            "method to exit the actor gracefully."
+        )
     raise ActorExit("exit_actor() was called")

@@ -12,7 +12,6 @@ import logging
 import sys
 import threading
 import uuid
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -143,7 +142,7 @@ def init(
                 "by passing in 'ignore_reinit_error=True' or by calling 'manta.shutdown()' "
                 "prior to 'manta.init()'."
             )
-        _check_arguments(kwargs, local_mode, namespace, runtime_env, labels)
+        _check_arguments(kwargs, namespace, runtime_env, labels)
         config = Config.from_env()
         if _temp_dir:
             config = config.replace(tmpdir=_temp_dir)
@@ -159,6 +158,7 @@ def init(
             namespace=namespace if namespace is not None else str(uuid.uuid4()),
             job_config={"runtime_env": runtime_env, "entrypoint": " ".join(sys.argv)},
             log_to_driver=True if log_to_driver is None else log_to_driver,
+            local_mode=local_mode,
         )
         worker.job_runtime_env = runtime_env
         try:
@@ -176,7 +176,6 @@ def init(
 
 def _check_arguments(
     kwargs: dict[str, Any],
-    local_mode: bool,
     namespace: Any,
     runtime_env: Any,
     labels: Any,
@@ -185,8 +184,6 @@ def _check_arguments(
     unknown = set(kwargs) - {"_system_config", "_node_ip_address", "_memory", "_redis_password"}
     if unknown:
         raise TypeError(f"init() got unexpected keyword arguments: {sorted(unknown)}")
-    if local_mode:
-        warnings.warn("local_mode is not supported by Manta; tasks run in worker processes", stacklevel=3)
     if namespace is not None and not isinstance(namespace, str):
         raise TypeError(f"namespace must be a string, got {type(namespace).__name__}")
     validate_runtime_env(runtime_env)

@@ -2,7 +2,8 @@
 
 ``manta start`` records its session directory in ``<tmpdir>/manta_current_cluster``;
 init() with no address (or "auto") joins that cluster, "local" never does, and an explicit
-"host:port" is matched against the address files of this host's sessions.
+"host:port" is matched against the address files of this host's sessions. The CLI also
+finds the private clusters drivers started with init() (``latest_cluster``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import psutil
 
 from manta._private.common.config import Config
-from manta._private.common.session import ADDRESS_FILE, SessionInfo, read_token
+from manta._private.common.session import ADDRESS_FILE, TOKEN_FILE, SessionInfo, read_token
 
 CURRENT_CLUSTER_FILE = "manta_current_cluster"
 
@@ -48,6 +49,48 @@ def current_cluster() -> str | None:
     if not os.path.exists(os.path.join(session_dir, ADDRESS_FILE)):
         return None
     return session_dir
+
+
+def latest_cluster(config: Config) -> str | None:
+    """The session directory of the newest cluster running on this host that a tool may
+    inspect: one `manta start` began, or a driver's private one (as `ray status` finds the
+    cluster of a `ray.init()`); nodes that joined a cluster count only when `manta start`
+    recorded them. None when nothing runs."""
+    found = []
+    current = current_cluster()
+    for name in _session_names(config.tmpdir):
+        path = os.path.join(config.tmpdir, name)
+        info = _address_info(path)
+        if info is None or not _running(info):
+            continue
+        if info.get("role") == "head" or path == current:
+            found.append(path)
+    # The token is written once, as the session starts (address.json is rewritten when a
+    # daemon restarts): its age orders the sessions.
+    return max(found, key=_started_at, default=None)
+
+
+def _session_names(tmpdir: str) -> list[str]:
+    try:
+        return [name for name in os.listdir(tmpdir) if name.startswith("session_")]
+    except OSError:
+        return []
+
+
+def _address_info(session_dir: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(session_dir, ADDRESS_FILE)) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _started_at(session_dir: str) -> float:
+    try:
+        return os.stat(os.path.join(session_dir, TOKEN_FILE)).st_mtime
+    except OSError:
+        return 0.0
 
 
 def session_for(address: str, config: Config) -> str:

@@ -19,7 +19,7 @@ def node_resources(
     num_cpus: float | None,
     num_gpus: float | None,
     resources: dict[str, float] | None,
-    object_store_memory: int | None,
+    object_store_memory: float | None,
     *,
     host: str = "127.0.0.1",
     head: bool = True,
@@ -44,6 +44,8 @@ def node_resources(
                 raise ValueError(f"resource {key!r} must be a non-negative number, got {amount!r}")
     total_memory = psutil.virtual_memory().total
     config = Config.from_env()
+    if isinstance(object_store_memory, float) and math.isfinite(object_store_memory):
+        object_store_memory = int(object_store_memory)  # 1e9 is a fine size, as in Ray
     if object_store_memory is None:
         object_store_memory = int(
             min(total_memory * config.object_store_fraction, config.object_store_cap_bytes)

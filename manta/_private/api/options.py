@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from manta._private.api.scheduling import label_selector_wire, strategy_wire
-from manta._private.common.resources import INSTANCE_RESOURCES, PRECISION
+from manta._private.common.deprecation import RayDeprecationWarning
+from manta._private.common.resources import BUNDLE_MARKER, INSTANCE_RESOURCES, PRECISION
 from manta._private.rpc.messages import GENERATOR_DYNAMIC, GENERATOR_STREAMING
 
 _Check = Callable[[str, Any], None]
@@ -57,6 +58,12 @@ def _resources(name: str, value: Any) -> None:
             raise ValueError(
                 "Use the 'num_cpus' and 'num_gpus' keyword instead of 'CPU' and 'GPU' in 'resources' keyword"
             )
+        if key == BUNDLE_MARKER:
+            # Placement groups steer work into their bundles with it.
+            raise ValueError(
+                f"The resource should not include `{BUNDLE_MARKER}` which is reserved for Ray-compatible "
+                f"placement groups. resources: {value}"
+            )
         if not isinstance(key, str):
             raise TypeError(f"resource names must be strings, got {key!r}")
         if isinstance(amount, bool) or not isinstance(amount, (int, float)):
@@ -98,7 +105,7 @@ def generator_mode(name: str, is_generator: bool, num_returns: Any) -> int:
         warnings.warn(
             "num_returns='dynamic' is deprecated and will be removed in a future release. Use "
             "num_returns='streaming' instead.",
-            DeprecationWarning,
+            RayDeprecationWarning,
             stacklevel=4,
         )
         return GENERATOR_DYNAMIC

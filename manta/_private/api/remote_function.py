@@ -41,7 +41,7 @@ def _prepare(options: dict[str, Any], function: Any) -> _Prepared:
     is_generator = inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function)
     generator = generator_mode(function.__qualname__, is_generator, options.get("num_returns"))
     own = task_resources(options)
-    resources = in_placement_group(own, options.get("scheduling_strategy"))
+    resources = in_placement_group(own, options.get("scheduling_strategy"), function.__name__)
     num_returns = options.get("num_returns")
     retry_exceptions = options.get("retry_exceptions", False)
     if isinstance(retry_exceptions, list):
@@ -70,8 +70,11 @@ class RemoteFunction:
         self._function = function
         self._options = options
         self._prepared = _prepare(options, function)
-        self._signature = _signature_of(function)
-        self._arity = _simple_arity(self._signature)
+        # Read at the first call, not here: unpickling a function that refers to itself
+        # (a recursive task) builds this object before the function has its defaults.
+        self._signature: inspect.Signature | None = None
+        self._arity: tuple[int, int] | None = None
+        self._signature_read = False
         self._pickled: tuple[bytes, bytes] | None = None
         self._qualified_name = f"{function.__module__}.{function.__qualname__}"
         functools.update_wrapper(self, function)
@@ -90,6 +93,10 @@ class RemoteFunction:
         return _BoundOptions(self, {**self._options, **options})
 
     def _check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if not self._signature_read:
+            self._signature = _signature_of(self._function)
+            self._arity = _simple_arity(self._signature)
+            self._signature_read = True
         arity = self._arity
         if arity is not None and not kwargs and arity[0] <= len(args) <= arity[1]:
             return  # the common case, without the cost of Signature.bind
@@ -139,7 +146,7 @@ class RemoteFunction:
         if self._pickled is None:
             self._pickled = FunctionManager.pickle_function(self._function)
         function_id, pickled = self._pickled
-        worker.functions.export(worker.job_id, function_id, pickled)
+        worker.functions.export(worker.job_id, function_id, pickled, self._function)
         return function_id
 
     def __reduce__(self) -> Any:

@@ -150,10 +150,16 @@ def label_selector_wire(selector: dict[str, str]) -> dict[str, Any]:
     return {"type": "node_label", "hard": hard, "soft": {}}
 
 
-def in_placement_group(resources: dict[str, float], strategy: Any) -> dict[str, float]:
+def in_placement_group(
+    resources: dict[str, float],
+    strategy: Any,
+    what: str = "the task",
+    placement: dict[str, float] | None = None,
+) -> dict[str, float]:
     """A task's or actor's resources as its placement group bundle offers them (the group's
     own resource names, which exist only on the nodes holding its bundles), or unchanged
-    when it is not placed in a group."""
+    when it is not placed in a group. ``what`` names the task or actor class in errors;
+    ``placement`` is what an actor needs to be created, when that is more than it holds."""
     if not isinstance(strategy, PlacementGroupSchedulingStrategy):
         return resources
     pg = strategy.placement_group
@@ -173,13 +179,26 @@ def in_placement_group(resources: dict[str, float], strategy: Any) -> dict[str, 
             f"group of {count} bundles, got {index!r}"
         )
     candidates = bundles if index == -1 else [bundles[index]]
-    if not any(all(b.get(k, 0.0) >= v for k, v in resources.items() if v > 0) for b in candidates):
+    # Ray's wording, which its users match on; unlike Ray, a request for one bundle must fit
+    # that bundle (Ray would leave it pending for ever).
+    chosen = "" if index == -1 else f" (it asks for bundle {index}: {bundles[index]})"
+    if not _fits_one(resources, candidates):
         raise ValueError(
-            f"the resource request {resources} cannot fit into any bundle of the placement group "
-            f"{pg_id.hex()} ({candidates if index == -1 else f'bundle {index}: {candidates[0]}'}); "
-            "ask for less, or make the bundles larger"
+            f"Cannot schedule {what} with the placement group because the resource request "
+            f"{resources} cannot fit into any bundles for the placement group, {bundles}.{chosen}"
+        )
+    if placement is not None and not _fits_one(placement, candidates):
+        raise ValueError(
+            f"Cannot schedule {what} with the placement group because the actor requires "
+            f"{placement.get('CPU', 0)} CPU for creation, but it cannot fit into any bundles for "
+            f"the placement group, {bundles}.{chosen} Give the bundles CPUs, or create the actor "
+            "with num_cpus=0."
         )
     return group_request(resources, pg_id.hex(), index)
+
+
+def _fits_one(resources: dict[str, float], bundles: list[dict[str, float]]) -> bool:
+    return any(all(b.get(k, 0.0) >= v for k, v in resources.items() if v > 0) for b in bundles)
 
 
 def group_request(resources: dict[str, float], pg_hex: str, index: int) -> dict[str, float]:

@@ -62,6 +62,13 @@ class Config:
     # How long a put waits for room in a full store (readers unpinning, owners freeing,
     # spills finishing) before it fails with ObjectStoreFullError.
     store_full_timeout_s: float = 10.0
+    # The node memory monitor: when the node's memory in use (its container's limit, if
+    # it runs in one, else the host's RAM) reaches this fraction, the node daemon kills the
+    # worker of the newest task (actors last) before the kernel's OOM killer picks a victim
+    # at random; the task fails with OutOfMemoryError once its retries are spent. Checked
+    # every memory_monitor_refresh_ms; 0 turns the monitor off.
+    memory_usage_threshold: float = 0.95
+    memory_monitor_refresh_ms: int = 250
     # Default object store size when init() does not say: a fraction of RAM, capped.
     object_store_fraction: float = 0.3
     object_store_cap_bytes: int = 200 * 1024**3
@@ -89,6 +96,10 @@ class Config:
                 raise ValueError(
                     f"{_where(f.name)} must be a number of at least {_LOWEST.get(f.name, 0)}, got {value!r}"
                 )
+        if self.memory_usage_threshold > 1:
+            raise ValueError(
+                f"{_where('memory_usage_threshold')} must be at most 1, got {self.memory_usage_threshold}"
+            )
         if self.object_store_fraction > 1:
             raise ValueError(
                 f"{_where('object_store_fraction')} must be at most 1, got {self.object_store_fraction}"
@@ -103,7 +114,7 @@ class Config:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = env.get("MANTA_" + f.name.upper())
+            raw = env.get(env_name(f.name))
             if raw is not None:
                 values[f.name] = _parse(f.name, f.type, raw)
         values.update(overrides)
@@ -129,13 +140,19 @@ _LOWEST: dict[str, float] = {
     "max_starting_workers": 1,
     "max_concurrent_pulls": 1,
     "object_store_fraction": 0.001,
+    "memory_usage_threshold": 0.01,
     "object_store_cap_bytes": 1,
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+def env_name(name: str) -> str:
+    """The environment variable that sets ``name``."""
+    return "MANTA_" + name.upper()
+
+
 def _where(name: str) -> str:
-    return f"the setting {name} (MANTA_{name.upper()})"
+    return f"the setting {name} ({env_name(name)})"
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:

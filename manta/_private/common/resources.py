@@ -40,6 +40,18 @@ def split_group_resource(name: str) -> tuple[str, int | None, str] | None:
     return base, None, rest
 
 
+def outside_group(amounts: Mapping[str, float]) -> dict[str, float]:
+    """What a request made inside a placement group asks for under the resources' own names
+    (``CPU_group_0_<id>`` -> ``CPU``), without the bundle marker: what users asked for."""
+    result: dict[str, float] = {}
+    for name, amount in amounts.items():
+        parts = split_group_resource(name)
+        base = name if parts is None else parts[0]
+        if base != BUNDLE_MARKER or parts is None:
+            result[base] = amount
+    return result
+
+
 def in_group(name: str, pg_hex: str) -> bool:
     """Whether resource ``name`` is one of the group's (any bundle's, or one bundle's)."""
     parts = split_group_resource(name)

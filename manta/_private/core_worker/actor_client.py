@@ -53,7 +53,11 @@ class ActorClient:
             with self._lock:
                 self._arguments[spec.actor_id] = held
         spec = codec.replace(spec, args=blob)
-        if spec.name:
+        if cw.local is not None:
+            existing = cw.local.create_actor(spec, ref_args, get_if_exists)
+            if existing is not None:
+                return existing
+        elif spec.name:
             # A name must be claimed before .remote() returns, so a clash raises here. Ref
             # arguments follow once ready (ActorArgsReady); .remote() does not wait for them.
             try:
@@ -153,9 +157,14 @@ class ActorClient:
 
     # -- the gcs -----------------------------------------------------------------------------------
     def kill(self, actor_id: ActorID, no_restart: bool) -> None:
+        if self._cw.local is not None:
+            self._cw.local.kill(actor_id)
+            return
         self._cw.call_gcs(m.KillActor(actor_id, no_restart, "it was killed by `manta.kill`"))
 
     def lookup(self, name: str, namespace: str) -> m.ActorInfo | None:
+        if self._cw.local is not None:
+            return self._cw.local.lookup(name, namespace)
         info: m.ActorInfo | None = self._cw.call_gcs(m.GetNamedActor(name, namespace))
         if info is not None and info.state != "DEAD":
             self._cw.io.call_soon(self._cw.actor_submitter.on_info, info)
@@ -163,4 +172,6 @@ class ActorClient:
         return None
 
     def list_named(self, namespace: str, all_namespaces: bool) -> list[tuple[str, str]]:
+        if self._cw.local is not None:
+            return self._cw.local.list_named(namespace, all_namespaces)
         return [(ns, name) for ns, name in self._cw.call_gcs(m.ListNamedActors(namespace, all_namespaces))]

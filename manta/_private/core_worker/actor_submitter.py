@@ -223,17 +223,27 @@ class ActorTaskSubmitter:
         self._send(actor)
 
     def _connection_lost(self, actor: _Actor, conn: Connection) -> None:
-        if actor.conn is conn:
+        current = actor.conn is conn
+        if current:
             actor.conn = None
         # Everything in flight may or may not have run; the gcs's next word decides.
         actor.interrupted.extend(actor.in_flight.values())
         actor.in_flight.clear()
         if self._cw.closed:
             return
+        if not current and actor.info is not None and actor.info.num_restarts > actor.connected_generation:
+            # The gcs's word came first: this is an earlier instance's connection, and the
+            # actor has restarted since. Its calls were cut off by that restart.
+            self._settle_interrupted(actor, restarted=True)
+            self._send(actor)
+            return
         self._cw.io.loop.call_later(_CHECK_AFTER_S, lambda: spawn(self._check(actor), "actor check"))
 
     async def _check(self, actor: _Actor) -> None:
         if actor.conn is not None and not actor.conn.closed:
+            if actor.interrupted:  # cut off on an earlier instance's connection
+                self._settle_interrupted(actor, restarted=True)
+                self._send(actor)
             return
         try:
             info = await (await self._cw.gcs_connection()).call(m.GetActorInfo(actor.actor_id))
@@ -303,31 +313,7 @@ class ActorTaskSubmitter:
 
     def death_error(self, actor_id: ActorID) -> RayActorError:
         actor = self._actors.get(actor_id)
-        info = actor.info if actor is not None else None
-        if info is None:
-            return ActorDiedError(error_msg=f"The actor {actor_id.hex()} is dead.", actor_id=actor_id.hex())
-        if info.creation_error is not None:
-            try:
-                error = serialization.from_inline(info.creation_error)
-                text = str(error)
-            except Exception as e:
-                error, text = None, f"(the error could not be decoded: {e})"
-            return ActorDiedError(
-                error,
-                error_msg=f"The actor died because of an error raised in its creation task, {text}",
-                actor_id=actor_id.hex(),
-            )
-        return ActorDiedError(
-            error_msg=(
-                "The actor died unexpectedly before finishing this task.\n"
-                f"\tclass_name: {info.class_name}\n"
-                f"\tactor_id: {actor_id.hex()}\n"
-                f"\tname: {info.name or '(none)'}\n"
-                f"\tnamespace: {info.namespace}\n"
-                f"The actor is dead because {info.death_cause or 'it exited'}."
-            ),
-            actor_id=actor_id.hex(),
-        )
+        return death_error(actor_id, actor.info if actor is not None else None)
 
     def _track(self, actor_id: ActorID) -> _Actor:
         actor = self._actors.get(actor_id)
@@ -362,6 +348,34 @@ class ActorTaskSubmitter:
     def pending_calls(self, actor_id: ActorID) -> int:
         actor = self._actors.get(actor_id)
         return 0 if actor is None else len(actor.queue) + len(actor.in_flight)
+
+
+def death_error(actor_id: ActorID, info: m.ActorInfo | None) -> RayActorError:
+    """The error a call to a dead actor raises, saying why it died."""
+    if info is None:
+        return ActorDiedError(error_msg=f"The actor {actor_id.hex()} is dead.", actor_id=actor_id.hex())
+    if info.creation_error is not None:
+        try:
+            error = serialization.from_inline(info.creation_error)
+            text = str(error)
+        except Exception as e:
+            error, text = None, f"(the error could not be decoded: {e})"
+        return ActorDiedError(
+            error,
+            error_msg=f"The actor died because of an error raised in its creation task, {text}",
+            actor_id=actor_id.hex(),
+        )
+    return ActorDiedError(
+        error_msg=(
+            "The actor died unexpectedly before finishing this task.\n"
+            f"\tclass_name: {info.class_name}\n"
+            f"\tactor_id: {actor_id.hex()}\n"
+            f"\tname: {info.name or '(none)'}\n"
+            f"\tnamespace: {info.namespace}\n"
+            f"The actor is dead because {info.death_cause or 'it exited'}."
+        ),
+        actor_id=actor_id.hex(),
+    )
 
 
 def _older(new: m.ActorInfo, old: m.ActorInfo) -> bool:

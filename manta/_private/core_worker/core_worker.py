@@ -14,6 +14,7 @@ import contextvars
 import itertools
 import json
 import logging
+import math
 import os
 import sys
 from collections import deque
@@ -24,6 +25,7 @@ from manta._private.common import worker_setup
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, TaskID, WorkerID
+from manta._private.common.resources import outside_group
 from manta._private.common.runtime_env import runtime_env_key
 from manta._private.common.session import SessionInfo, socket_path
 from manta._private.core_worker import args as argpack
@@ -33,6 +35,7 @@ from manta._private.core_worker.actor_submitter import ActorTaskSubmitter
 from manta._private.core_worker.borrowing import Borrowing
 from manta._private.core_worker.executor import TaskExecutor
 from manta._private.core_worker.function_manager import FunctionManager
+from manta._private.core_worker.local_mode import LocalRunner
 from manta._private.core_worker.loop_thread import EventLoopThread
 from manta._private.core_worker.memory_store import MemoryStore
 from manta._private.core_worker.object_ref import ObjectRef
@@ -94,6 +97,7 @@ class CoreWorker:
         namespace: str = "",
         job_config: dict[str, Any] | None = None,
         log_to_driver: bool = True,
+        local_mode: bool = False,
     ) -> None:
         self.is_driver = is_driver
         self.config = config
@@ -130,6 +134,8 @@ class CoreWorker:
         self.actor_submitter = ActorTaskSubmitter(self)
         self.actors = ActorClient(self)
         self.executor: TaskExecutor | None = None if is_driver else TaskExecutor(self)
+        # init(local_mode=True): tasks and actors run in this (the driver's) process.
+        self.local: LocalRunner | None = LocalRunner(self) if local_mode else None
         # The running task: per thread and per asyncio task (async actors run many at once).
         self._context: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
             "manta_task", default=None
@@ -140,6 +146,7 @@ class CoreWorker:
         self.actor_resources: dict[str, float] = {}
         self.actor_placement_group: list[Any] | None = None  # an actor's, for its methods
         self._cuda_before: object = _UNSET
+        self._omp_ours = False  # whether this worker, not its user, set OMP_NUM_THREADS
         self._driver_context: TaskContext | None = None
         self._server: RpcServer | None = None
         self.node_conn: Connection = None  # type: ignore[assignment]  # set by connect()
@@ -271,6 +278,8 @@ class CoreWorker:
         if self._closed:
             return
         self._closed = True
+        if self.local is not None:
+            self.local.shutdown()
         object_ref_module.bind_worker(None)
         try:
             self.io.run(self._disconnect(), timeout=5)
@@ -497,6 +506,7 @@ class CoreWorker:
             instance_ids = self.actor_instance_ids
             resources = self.actor_resources
         self._set_visible_devices(instance_ids.get("GPU"))
+        self._set_omp_threads(resources)
         # Each attempt numbers its puts afresh: a retry on this worker must not reuse ids.
         puts = itertools.count(((spec.attempt % 128) << 24) + 1)
         return self._context.set(
@@ -526,6 +536,14 @@ class CoreWorker:
                 os.environ["CUDA_VISIBLE_DEVICES"] = self._cuda_before  # type: ignore[assignment]
             self._cuda_before = _UNSET
 
+    def _set_omp_threads(self, resources: dict[str, float]) -> None:
+        """OMP_NUM_THREADS for the task, as in Ray: its whole CPUs, at least 1, unless the
+        user's environment (or runtime_env) sets it. Never in a driver (local mode)."""
+        if not self.is_driver and (self._omp_ours or "OMP_NUM_THREADS" not in os.environ):
+            cpus = outside_group(resources).get("CPU", 1.0)
+            os.environ["OMP_NUM_THREADS"] = str(max(math.floor(cpus), 1))
+            self._omp_ours = True
+
     def _apply_runtime_env(self, env: dict[str, Any]) -> None:
         # A worker serves one runtime environment for its whole life (the node daemon
         # keys its pool by it), so the environment is applied once, at the first task.
@@ -542,6 +560,9 @@ class CoreWorker:
 
     def exit_task(self, token: contextvars.Token[TaskContext | None]) -> None:
         self._context.reset(token)
+        if self._omp_ours and self.actor_id is None:  # an actor keeps its own for its life
+            os.environ.pop("OMP_NUM_THREADS", None)
+            self._omp_ours = False
 
     def _set_up_job(self, job_id: JobID) -> None:
         self.job_id = job_id
@@ -630,7 +651,10 @@ class CoreWorker:
             spec, return_ids, ref_args, held, max_retries, retry_exceptions, sched_key, strategy
         )
         self.task_manager.add(task)
-        self.hand_to_io(task)
+        if self.local is not None:
+            self.local.submit(task)
+        else:
+            self.hand_to_io(task)
         return refs
 
     def pack_arguments(

@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from manta._private import serialization
 from manta._private.common.aio import resolve
@@ -46,6 +46,9 @@ _CANCEL_SIGNAL = signal.SIGUSR1
 
 
 class TaskExecutor:
+    # How an actor hosted here runs (local mode hosts actors in the driver: see local_mode).
+    runtime_class: type[ActorRuntime] = ActorRuntime
+
     def __init__(self, worker: CoreWorker) -> None:
         self._cw = worker
         self._queue: queue.SimpleQueue[tuple[PushTask | CreateActor, asyncio.Future[Any]] | None] = (
@@ -186,7 +189,7 @@ class TaskExecutor:
             cls = self._cw.functions.load(spec.job_id, spec.function_id, spec.class_name)
             args, kwargs = self._cw.objects.load_args(task)
             instance = cls(*args, **kwargs)
-            self.actor = ActorRuntime(self._cw, self, spec, instance)
+            self.actor = self.runtime_class(self._cw, self, spec, instance)
             self._cw.actor_instance_ids = dict(create.instance_ids)
             self._cw.actor_resources = dict(spec.resources)
             self._mark_task(self.actor.display_name)
@@ -246,7 +249,7 @@ class TaskExecutor:
             if self.actor is not None:
                 self.actor.exit(f"sys.exit({e.code!r}) was called")
             _flush_std_streams()
-            os._exit(e.code if isinstance(e.code, int) else 1)
+            self._end_process(e)
         except Exception as e:
             return self._error_result(spec, e, e)
         finally:
@@ -404,6 +407,9 @@ class TaskExecutor:
             return obj
         except Exception:
             return serialization.serialize(UnserializableException(str(task_error)), flags)
+
+    def _end_process(self, exiting: SystemExit) -> NoReturn:
+        os._exit(exiting.code if isinstance(exiting.code, int) else 1)
 
     def _mark_task(self, name: str) -> None:
         if name == self._marked_name:

@@ -55,9 +55,13 @@ class FunctionManager:
             ref.pin_for_life()
         return hashlib.sha1(pickled).digest(), pickled
 
-    def export(self, job_id: JobID, function_id: bytes, pickled: bytes) -> None:
-        """Store the function for this job unless it already is. Blocks until stored."""
+    def export(self, job_id: JobID, function_id: bytes, pickled: bytes, original: Any = None) -> None:
+        """Store the function for this job unless it already is. Blocks until stored.
+        ``original``, the function itself, is what this process runs for that id (local
+        mode runs tasks in the driver: with the driver's own function and its globals)."""
         key = (job_id, function_id)
+        if original is not None:
+            self._loaded.setdefault(key, original)
         if key in self._exported:
             return
         with self._lock:

@@ -393,24 +393,27 @@ class NormalTaskSubmitter:
         self._drop_lease(cls, lease, kill=True)
         if self._cw.closed:
             return  # the driver is shutting down: nothing to retry for
-        why = await self._death_cause(lease, error)
+        why, out_of_memory = await self._death_cause(lease, error)
         if task.retries_left != 0 and not task.cancelled:
             left = "infinite" if task.retries_left < 0 else task.retries_left
             self._cw.warn(
                 f"Task {task.spec.name} failed; {left} retries remain, so it will be retried. {why}",
                 once=False,
             )
-        self._settle(cls, self._cw.task_manager.on_worker_died(task, why))
+        self._settle(cls, self._cw.task_manager.on_worker_died(task, why, out_of_memory))
 
-    async def _death_cause(self, lease: _Lease, error: BaseException) -> str:
+    async def _death_cause(self, lease: _Lease, error: BaseException) -> tuple[str, bool]:
+        """Why the worker died, from its node; and whether the node killed it for memory."""
         try:
             info = await asyncio.wait_for(lease.node.call(GetWorkerExit(lease.worker_id)), 2.0)
         except Exception:
             info = None
         where = f"worker {lease.worker_id.hex()[:8]} (pid={lease.address.pid}, node={lease.address.node_id.hex()[:8]})"
+        if isinstance(info, WorkerExit) and info.out_of_memory:
+            return info.reason, True  # the node's message says it all, and names the worker
         if isinstance(info, WorkerExit):
-            return f"The {where} running this task died: {info.reason}."
-        return f"The {where} running this task became unreachable: {error}."
+            return f"The {where} running this task died: {info.reason}.", False
+        return f"The {where} running this task became unreachable: {error}.", False
 
     def _settle(self, cls: _SchedulingClass, outcome: Retry | Done) -> None:
         if isinstance(outcome, Retry) and outcome.lost_args:

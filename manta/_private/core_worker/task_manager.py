@@ -36,6 +36,7 @@ from manta._private.rpc.messages import (
 from manta.exceptions import (
     ObjectLostError,
     ObjectReconstructionFailedError,
+    OutOfMemoryError,
     RaySystemError,
     RayTaskError,
     TaskCancelledError,
@@ -170,14 +171,15 @@ class TaskManager:
             if ret.contained:
                 self._references.add_returned(None, [(n.object_id, n.owner) for n in ret.contained], self._me)
 
-    def on_worker_died(self, task: PendingTask, why: str) -> Retry | Done:
-        """The worker running ``task`` died (or its connection broke)."""
+    def on_worker_died(self, task: PendingTask, why: str, out_of_memory: bool = False) -> Retry | Done:
+        """The worker running ``task`` died (or its connection broke); ``out_of_memory``:
+        its node's memory monitor killed it, and ``why`` is the node's whole message."""
         if task.cancelled:
             self.fail(task, TaskCancelledError(task.task_id.hex()))
             return Done(task)
         if task.retries_left != 0:
             return self._retry(task)
-        self.fail(task, WorkerCrashedError(why))
+        self.fail(task, OutOfMemoryError(why) if out_of_memory else WorkerCrashedError(why))
         return Done(task)
 
     def fail(self, task: PendingTask, error: BaseException) -> None:

@@ -55,6 +55,8 @@ class Lease:
     worker_id: WorkerID
     client: Hashable
     allocation: Allocation
+    # When it was granted (clock.monotonic()): the memory monitor kills the newest first.
+    granted_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -375,7 +377,9 @@ class Scheduler:
             assert allocation is not None  # fits() held for a superset
             for n, u in req.units.items():
                 virtual[n] = virtual.get(n, 0) - u
-            lease = Lease(LeaseID.from_random(), worker.worker_id, req.client, allocation)
+            lease = Lease(
+                LeaseID.from_random(), worker.worker_id, req.client, allocation, self.clock.monotonic()
+            )
             worker.state = "leased"
             worker.job_id = req.job_id
             worker.env_key = req.env_key

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,15 @@ from manta._private.common.session import log_paths, socket_path
 from manta._private.node.cluster_view import ClusterView
 from manta._private.node.lease_desk import LeaseDesk
 from manta._private.node.log_monitor import LogMonitor
+from manta._private.node.memory_monitor import (
+    KillForMemory,
+    MemoryMonitor,
+    MemoryReader,
+    MonitorConfig,
+    NothingToKill,
+    RunningWorker,
+    process_rss,
+)
 from manta._private.node.scheduler import (
     Action,
     Grant,
@@ -82,6 +92,8 @@ class _WorkerProc:
     pid: int = 0
     conn: Connection | None = None
     kill_reason: str = ""
+    # Set when the memory monitor kills it: the owner's whole message.
+    oom_message: str = ""
     exit: m.WorkerExit | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -135,6 +147,12 @@ class NodeService:
             NodeEntry(params.node_id, "", dict(params.resources), dict(params.resources), dict(params.labels))
         )
         self.leases = LeaseDesk(self.scheduler, self.cluster, self._execute, self._schedule_heartbeat)
+        self.memory = MemoryMonitor(
+            MonitorConfig(self.config.memory_usage_threshold),
+            self.clock,
+            f"{self.node_id.hex()[:8]} ({params.host})",
+        )
+        self._memory_reader = MemoryReader()
         self._stopping = False
         self._joined = False  # registered with the gcs once: losing it means reconnecting
         self._rejoining = False
@@ -162,6 +180,8 @@ class NodeService:
         loop.call_later(self.config.heartbeat_interval_s, self._heartbeat_loop)
         loop.call_later(self.config.log_poll_interval_s, self._log_loop)
         loop.call_later(1.0, self._tick_loop)
+        if self.config.memory_monitor_refresh_ms > 0:
+            loop.call_later(self.config.memory_monitor_refresh_ms / 1000, self._memory_loop)
 
     def info(self) -> m.NodeInfo:
         p = self.params
@@ -327,15 +347,20 @@ class NodeService:
         reason = f"the worker process {how}"
         # Our stop shows as SIGKILL or a clean exit (ExitWorker); any other end is its own.
         ours = msg.signal == signal.SIGKILL or msg.exit_code == 0
-        if proc.kill_reason and ours:
+        out_of_memory = bool(proc.oom_message) and msg.signal == signal.SIGKILL
+        if out_of_memory:
+            reason = proc.oom_message
+        elif proc.kill_reason and ours:
             reason += f"; the node daemon had stopped it: {proc.kill_reason}"
         elif msg.signal == signal.SIGKILL:
             reason += " (by something outside Manta, e.g. the kernel's OOM killer)"
-        proc.exit = m.WorkerExit(proc.worker_id, msg.pid, msg.exit_code, msg.signal, reason)
+        proc.exit = m.WorkerExit(proc.worker_id, msg.pid, msg.exit_code, msg.signal, reason, out_of_memory)
+        self.memory.worker_exited(proc.worker_id)
         proc.exited.set()
         if self.gcs is not None and not self.gcs.closed:
             # The gcs restarts the actor it hosted and ends the actors it owned.
-            self.gcs.notify(m.WorkerDied(proc.worker_id, self.node_id, reason))
+            # (An actor's death cause is rendered as a clause: no full stop of its own.)
+            self.gcs.notify(m.WorkerDied(proc.worker_id, self.node_id, reason.rstrip(".")))
         self._exited.append(proc.worker_id)
         # Keep the exit reports of recent workers only (owners ask within seconds).
         while len(self._exited) > _EXIT_REPORTS_KEPT:
@@ -756,6 +781,50 @@ class NodeService:
         self._execute(self.scheduler.tick())
         self.leases.schedule_rebalance()  # waiting requests look for room elsewhere again
         asyncio.get_running_loop().call_later(1.0, self._tick_loop)
+
+    def _memory_loop(self) -> None:
+        if self._stopping:
+            return
+        try:
+            self._check_memory()
+        except Exception:  # a bad reading must not end the checks (or the daemon)
+            logger.exception("the memory monitor failed to check the node's memory")
+        asyncio.get_running_loop().call_later(self.config.memory_monitor_refresh_ms / 1000, self._memory_loop)
+
+    def _check_memory(self) -> None:
+        # The workers (and their RSS) are only gathered when the monitor looks at them.
+        decision = self.memory.decide(self._memory_reader.read(), self._running_workers())
+        if isinstance(decision, NothingToKill):
+            logger.warning(decision.message)
+        elif isinstance(decision, KillForMemory):
+            proc = self._procs.get(decision.worker_id)
+            if proc is None or proc.exit is not None:
+                self.memory.worker_exited(decision.worker_id)
+                return
+            logger.warning(
+                "memory monitor: killing worker %s: %s", decision.worker_id.hex()[:8], decision.message
+            )
+            proc.kill_reason = "the node was running low on memory"
+            proc.oom_message = decision.message
+            _kill(decision.pid, signal.SIGKILL)
+
+    def _running_workers(self) -> Iterator[RunningWorker]:
+        """The workers that hold a lease, for the memory monitor's choice."""
+        for worker in self.scheduler.workers.values():
+            lease = worker.lease
+            proc = self._procs.get(worker.worker_id)
+            if lease is None or proc is None or not proc.pid or proc.exit is not None:
+                continue
+            # The gcs leases actors' workers; owners lease task workers. Whether a task may
+            # be retried is its owner's to know: the node treats it as retriable.
+            yield RunningWorker(
+                worker.worker_id,
+                proc.pid,
+                lease.client,
+                lease.granted_at,
+                is_actor=lease.client == _GCS_CLIENT,
+                rss=process_rss(proc.pid),
+            )
 
 
 class _ForkProtocol(asyncio.Protocol):

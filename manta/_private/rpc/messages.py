@@ -451,6 +451,9 @@ class WorkerExit:
     exit_code: int | None
     signal: int | None
     reason: str
+    # The node's memory monitor killed it: ``reason`` is the whole message for the owner,
+    # whose task then fails with OutOfMemoryError (once its retries are spent).
+    out_of_memory: bool = False
 
 
 @message(54)

@@ -21,7 +21,13 @@ def test_a_too_small_object_store_is_refused_naming_the_minimum(size: int) -> No
         node_resources(1, 0, None, size)
 
 
-@pytest.mark.parametrize("size", [0, -5, 1.5, True, "1GB"])
+def test_a_float_size_is_taken_in_whole_bytes() -> None:
+    # As in Ray: object_store_memory=1e8 is a size like any other.
+    assert node_resources(1, 0, None, 1e8)["object_store_memory"] == 100_000_000
+    assert node_resources(1, 0, None, 1e8 + 0.5)["object_store_memory"] == 100_000_000
+
+
+@pytest.mark.parametrize("size", [0, -5, -1e9, float("nan"), float("inf"), True, "1GB"])
 def test_a_non_size_is_refused(size: object) -> None:
     with pytest.raises(ValueError, match="must be a positive number of bytes"):
         node_resources(1, 0, None, size)  # type: ignore[arg-type]

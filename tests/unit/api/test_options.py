@@ -90,6 +90,14 @@ def test_resources_option_errors() -> None:
         check_task(resources={"custom": "1"})
 
 
+def test_the_bundle_resource_is_reserved() -> None:
+    # Placement groups use it to steer work into their bundles; Ray refuses it too.
+    for check in (check_task, lambda **o: validate(o, ACTOR_OPTIONS, "actors")):
+        with pytest.raises(ValueError, match=r"should not include `bundle` which is reserved for Ray"):
+            check(resources={"bundle": 1})
+    check_task(resources={"bundle_size": 1})  # only the exact name
+
+
 def test_retry_exceptions_errors() -> None:
     with pytest.raises(TypeError) as info:
         check_task(retry_exceptions="yes")

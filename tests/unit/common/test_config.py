@@ -99,6 +99,13 @@ def test_to_dict_round_trips() -> None:
             "2",
             "object_store_fraction (MANTA_OBJECT_STORE_FRACTION) must be at most 1",
         ),
+        (
+            "MEMORY_USAGE_THRESHOLD",
+            "1.5",
+            "memory_usage_threshold (MANTA_MEMORY_USAGE_THRESHOLD) must be at most 1",
+        ),
+        ("MEMORY_USAGE_THRESHOLD", "0", "memory_usage_threshold"),
+        ("MEMORY_MONITOR_REFRESH_MS", "-1", "memory_monitor_refresh_ms"),
     ],
 )
 def test_values_no_daemon_could_run_with_are_refused(name: str, raw: str, message: str) -> None:
@@ -108,3 +115,10 @@ def test_values_no_daemon_could_run_with_are_refused(name: str, raw: str, messag
 
 def test_minus_one_retries_means_forever() -> None:
     assert Config.from_env({"MANTA_TASK_MAX_RETRIES": "-1"}).task_max_retries == -1
+
+
+def test_memory_monitor_defaults_and_switch() -> None:
+    config = Config()
+    assert (config.memory_usage_threshold, config.memory_monitor_refresh_ms) == (0.95, 250)
+    off = Config.from_env({"MANTA_MEMORY_MONITOR_REFRESH_MS": "0", "MANTA_MEMORY_USAGE_THRESHOLD": "0.5"})
+    assert (off.memory_usage_threshold, off.memory_monitor_refresh_ms) == (0.5, 0)

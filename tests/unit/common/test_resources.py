@@ -227,3 +227,16 @@ def test_group_resource_names_come_apart_again() -> None:
     assert split_group_resource(group_resource("my_custom", "ab12")) == ("my_custom", None, "ab12")
     assert split_group_resource("CPU") is None
     assert in_group("GPU_group_0_ab12", "ab12") and not in_group("GPU_group_0_ab12", "cd34")
+
+
+def test_a_request_inside_a_group_reads_under_its_own_names() -> None:
+    from manta._private.common.resources import BUNDLE_MARKER, group_resource, outside_group
+
+    inside = {
+        group_resource("CPU", "ab12", 0): 1.0,
+        group_resource("my_custom", "ab12", 0): 2.0,
+        group_resource(BUNDLE_MARKER, "ab12", 0): 0.001,
+    }
+    assert outside_group(inside) == {"CPU": 1.0, "my_custom": 2.0}  # the bundle marker is dropped
+    assert outside_group({group_resource("GPU", "ab12"): 1.0}) == {"GPU": 1.0}  # any bundle
+    assert outside_group({"CPU": 2.0, "memory": 5.0}) == {"CPU": 2.0, "memory": 5.0}

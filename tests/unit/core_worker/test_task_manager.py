@@ -15,6 +15,7 @@ from manta._private.rpc.messages import Address, ArgValue, NestedRef, ReturnObje
 from manta.exceptions import (
     ObjectLostError,
     ObjectReconstructionFailedError,
+    OutOfMemoryError,
     RaySystemError,
     RayTaskError,
     TaskCancelledError,
@@ -172,6 +173,18 @@ def test_worker_death_with_no_retries_left_stores_worker_crashed_error() -> None
         assert str(error) == "worker 1234 died: SIGKILL"
         stored = world.store.get(oid)
         assert stored is not None and stored.is_error
+
+
+def test_a_worker_killed_for_memory_is_retried_then_fails_with_out_of_memory_error() -> None:
+    world = World()
+    task = world.submit(retries=1)
+    why = "Task was killed due to the node running low on memory. Node n1 was using ..."
+    assert world.manager.on_worker_died(task, why, out_of_memory=True) == Retry(task)
+    assert world.manager.on_worker_died(task, why, out_of_memory=True) == Done(task)
+    error = world.value(task.return_ids[0])
+    assert isinstance(error, OutOfMemoryError)
+    assert not isinstance(error, WorkerCrashedError)
+    assert str(error) == why
 
 
 def test_application_error_is_not_retried_by_default() -> None:
