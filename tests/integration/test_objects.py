@@ -236,6 +236,11 @@ def test_put_unpicklable_value_raises_type_error(cluster):
     with pytest.raises(TypeError) as info:
         ray.put({"nested": [threading.Lock()]})
     assert "lock" in str(info.value).lower(), str(info.value)
+    # As in Ray, the message names the member that does not pickle, found by
+    # inspect_serializability.
+    assert "Could not serialize the put value" in str(info.value)
+    assert "!!! FAIL serialization" in str(info.value)
+    assert "non-serializable" in str(info.value)
     # The failure leaves the session usable.
     assert ray.get(ray.put(1)) == 1
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import logging
 import mmap
 import os
@@ -34,6 +35,7 @@ from manta._private.object_store.arena import Arena
 from manta._private.object_store.layout import layout_size, read_object, write_object
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, ConnectionLost
+from manta._private.serializability import inspect_serializability
 from manta.exceptions import (
     GetTimeoutError,
     ObjectFreedError,
@@ -100,8 +102,11 @@ class ObjectManager:
         try:
             obj = serialization.serialize(value)
         except Exception as e:
+            report = io.StringIO()
+            inspect_serializability(value, print_file=report)  # which member does not pickle
             raise TypeError(
-                f"Could not serialize the object {argpack.short_repr(value)} of type {type(value).__name__}: {e}"
+                f"Could not serialize the put value {argpack.short_repr(value)} of type "
+                f"{type(value).__name__}: {e}\n{report.getvalue()}"
             ) from e
         return self.put_serialized(obj)
 
