@@ -38,9 +38,10 @@ _HOMES = {
     "ray._private": "manta.compat.ray_private",
     "ray._common": "manta.compat.ray_common",
     "ray._raylet": "manta.compat.raylet",
+    "ray.tests": "manta.compat.ray_tests",
 }
 # Packages whose submodules are their homes' submodules.
-_HOME_PACKAGES = ("ray._private", "ray._common")
+_HOME_PACKAGES = ("ray._private", "ray._common", "ray.tests")
 # Public Manta packages that are not Ray's.
 _NOT_RAYS = {"compat", "cli"}
 

@@ -1,6 +1,6 @@
 """``ray._raylet``: where Ray's compiled core exposes its classes. Here, the names
-programs and tests import from it: ``ObjectRef``, the generator classes once Manta has
-them, and the typed ids. ``ObjectID`` is Manta's, as ``ray.ObjectID`` is (in Ray both are
+programs and tests import from it: ``ObjectRef``, the generator classes, the stream's end
+error and the typed ids. ``ObjectID`` is Manta's, as ``ray.ObjectID`` is (in Ray both are
 ``ObjectRef``)."""
 
 from __future__ import annotations
@@ -18,8 +18,19 @@ from manta._private.common.ids import (
     WorkerID,
 )
 from manta._private.core_worker.object_ref import ObjectRef
+from manta.exceptions import ObjectRefStreamEndOfStreamError
 
-__all__ = ["ActorID", "JobID", "NodeID", "ObjectID", "ObjectRef", "PlacementGroupID", "TaskID", "WorkerID"]
+__all__ = [
+    "ActorID",
+    "JobID",
+    "NodeID",
+    "ObjectID",
+    "ObjectRef",
+    "ObjectRefStreamEndOfStreamError",
+    "PlacementGroupID",
+    "TaskID",
+    "WorkerID",
+]
 
 # Names Manta's facade defines once it has streaming generators.
 _FROM_MANTA = {

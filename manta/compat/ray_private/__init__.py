@@ -11,7 +11,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("auto_init_hook", "client_mode_hook", "object_ref_generator", "test_utils", "utils", "worker")
+_SUBMODULES = (
+    "auto_init_hook",
+    "client_mode_hook",
+    "object_ref_generator",
+    "ray_constants",
+    "test_utils",
+    "utils",
+    "worker",
+)
 
 
 def __getattr__(name: str) -> Any:
