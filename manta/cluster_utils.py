@@ -137,6 +137,8 @@ class Cluster:
             "node_name",
             "min_worker_port",
             "max_worker_port",
+            # Manta always rebuilds lost objects from lineage; Ray makes it a switch.
+            "enable_object_reconstruction",
         ):
             node_args.pop(ignored, None)
         if node_args:

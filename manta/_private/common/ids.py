@@ -154,6 +154,10 @@ class ObjectID(BaseID):
     def task_id(self) -> TaskID:
         return TaskID(self[:24])
 
+    def return_index(self) -> int:
+        """For a return id, the ``index`` it was made with (``for_return(task, index)``)."""
+        return int.from_bytes(self[24:], "little") - 1
+
     def job_id(self) -> JobID:
         return JobID(self[20:24])
 

@@ -169,7 +169,7 @@ class ActorTaskSubmitter:
                 continue
             for arg in task.spec.ref_args:
                 if arg.inline is not None and self._cw.objects.is_error_blob(arg.inline):
-                    self._cw.task_manager.fail_with_blob(task, arg.inline)
+                    self._cw.task_manager.fail_with_argument(task, arg.inline)
                     break
             else:
                 self._push(actor, task)

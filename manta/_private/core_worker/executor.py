@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
 
 _CANCEL_SIGNAL = signal.SIGUSR1
+_EXHAUSTED = object()
 
 
 class TaskExecutor:
@@ -336,9 +337,7 @@ class TaskExecutor:
         if n == 0:
             return []
         if inspect.isgenerator(value) and not spec.generator:
-            value = list(value)  # a generator function with a fixed num_returns: one per yield
-            if n == 1 and len(value) == 1:
-                value = value[0]
+            return self._store_yields(spec, value)
         if n == 1:
             values = [value]
         else:
@@ -352,6 +351,33 @@ class TaskExecutor:
         return [
             self._store_return(spec, ObjectID.for_return(spec.task_id, i), v) for i, v in enumerate(values)
         ]
+
+    def _store_yields(self, spec: TaskSpec, items: Any) -> list[ReturnObject]:
+        """A generator function with a fixed num_returns: each yield is one return, stored
+        as it is made (so no more than one value is held in memory at a time). If the
+        generator raises, or stops short, the values before stay readable and the rest
+        hold the error, as in Ray."""
+        n = spec.num_returns
+        returns: list[ReturnObject] = []
+        try:
+            for index in range(n):
+                item = next(items, _EXHAUSTED)
+                if item is _EXHAUSTED:
+                    raise ValueError(f"{spec.name} yielded {index} values, but num_returns={n}")
+                returns.append(self._store_return(spec, ObjectID.for_return(spec.task_id, index), item))
+            extra = next(items, _EXHAUSTED)
+        except Exception as e:
+            return returns + self._error_result(spec, e, e).returns[len(returns) :]
+        if extra is not _EXHAUSTED:
+            # As in Ray, values past num_returns are an error in the worker's log (and so on
+            # the driver's screen), not a failure of the task.
+            items.close()
+            print(
+                f"Error: {spec.name} yielded more than num_returns={n} values; the values after "
+                f"the first {n} are dropped (yield exactly {n}, or use num_returns='streaming')",
+                file=sys.stderr,
+            )
+        return returns
 
     def _store_return(self, spec: TaskSpec, object_id: ObjectID, value: Any) -> ReturnObject:
         try:

@@ -83,7 +83,7 @@ class LocalRunner:
         for ref in task.arg_refs:
             obj = cw.memory_store.get(ref.id)
             if obj is not None and obj.is_error and obj.inline is not None:
-                cw.task_manager.fail_with_blob(task, obj.inline)  # as a failed argument does
+                cw.task_manager.fail_with_argument(task, obj.inline)  # as a failed argument does
                 return
         if task.arg_refs:
             resolved = [cw.objects.arg_value(ref) for ref in task.arg_refs]

@@ -90,6 +90,9 @@ class StreamTable:
         self._call_soon = call_soon
         self._lock = threading.Lock()
         self._streams: dict[TaskID, _Stream] = {}
+        # Tasks some of whose items went to a node's store, and how many items they had
+        # (see stored_item_ids).
+        self._in_store: dict[TaskID, int] = {}
 
     def open(self, task_id: TaskID, dynamic: bool, backpressure: int) -> None:
         with self._lock:
@@ -108,7 +111,7 @@ class StreamTable:
                 assert stream is not None
                 stream.arrived.add(index)
         if not fresh:
-            self._discard(item)
+            self._repeat(item)
             return True
         oid = item.object_id
         self._references.add_owned(oid)
@@ -124,11 +127,10 @@ class StreamTable:
             if stream.backpressure > 0 and not self._may_continue(stream, index):
                 reply = asyncio.get_running_loop().create_future()
                 stream.held.append((index, reply))
-        is_error = item.inline is not None and bool(
-            serialization.inline_flags(item.inline) & serialization.FLAG_ERROR
-        )
+        if item.node_id is not None:
+            self._note_stored(task_id, oid)
         # After ``unread`` has it: a reader woken by the store finds it there.
-        self._store.put(oid, StoredObject(item.inline, item.node_id, item.size, is_error))
+        self._store.put(oid, StoredObject(item.inline, item.node_id, item.size, self._is_error(item)))
         return reply
 
     @staticmethod
@@ -136,12 +138,51 @@ class StreamTable:
         # After item ``index``, index + 1 - taken items wait unread: fewer than the limit.
         return index + 1 - stream.taken < stream.backpressure
 
-    def _discard(self, item: ReturnObject) -> None:
-        """An item nobody will read (a repeat from a retried attempt, or a dropped stream)."""
-        if item.contained:  # lent to us with the item: give them back
+    def _repeat(self, item: ReturnObject) -> None:
+        """An item that came before (a retried attempt, or a re-run that rebuilds lost
+        items), or that nobody will read (its stream was dropped)."""
+        if item.contained:
+            # Lent to us with the item; the first copy's (or nobody's) hold is the one kept.
             self._references.add_returned(None, [(n.object_id, n.owner) for n in item.contained], self._me)
-        if item.node_id is not None and not self._references.is_owned(item.object_id):
-            self._free_copies([item])  # a repeat of a live item is the same object: keep it
+        oid = item.object_id
+        known = self._store.get(oid) if self._references.is_owned(oid) else None
+        if self._references.is_owned(oid) and (known is None or known.node_id != item.node_id):
+            # Still in use, and this copy is fresh: it takes the place of the one known (lost,
+            # or on a node that may be gone), which is freed wherever it still is.
+            if known is not None and not self._store.discard_if(oid, known):
+                known = None  # replaced meanwhile: keep that one, drop this
+            if known is not None or not self._store.contains(oid):
+                self._store.put(oid, StoredObject(item.inline, item.node_id, item.size, self._is_error(item)))
+                if item.node_id is not None:
+                    self._note_stored(oid.task_id(), oid)
+                if known is not None and known.node_id is not None:
+                    self._free_copies([ReturnObject(oid, None, known.size, known.node_id)])
+                return
+        if item.node_id is not None and known is None:
+            self._free_copies([item])  # nobody reads this copy
+
+    @staticmethod
+    def _is_error(item: ReturnObject) -> bool:
+        return item.inline is not None and bool(
+            serialization.inline_flags(item.inline) & serialization.FLAG_ERROR
+        )
+
+    def _note_stored(self, task_id: TaskID, oid: ObjectID) -> None:
+        count = oid.return_index()  # item index + 1: how many items there are at least
+        with self._lock:
+            self._in_store[task_id] = max(self._in_store.get(task_id, 0), count)
+
+    def stored_item_ids(self, task_id: TaskID) -> list[ObjectID]:
+        """The ids of a task's items when some live in a node's store (the task is then
+        kept in lineage while any is in use, so lost ones can be made again); else none."""
+        with self._lock:
+            count = self._in_store.get(task_id, 0)
+        return [item_id(task_id, index) for index in range(count)]
+
+    def forget(self, task_id: TaskID) -> None:
+        """The task's lineage is released: none of its items is in use any more."""
+        with self._lock:
+            self._in_store.pop(task_id, None)
 
     # -- the task ending (any thread) ----------------------------------------------------------
     def dynamic_returns(self, task_id: TaskID, returns: list[ReturnObject]) -> list[ReturnObject]:

@@ -171,7 +171,7 @@ class NormalTaskSubmitter:
         for arg in task.resolved:
             if arg.inline is not None and self._cw.objects.is_error_blob(arg.inline):
                 # A failed argument fails the task with the argument's error, unrun.
-                self._cw.task_manager.fail_with_blob(task, arg.inline)
+                self._cw.task_manager.fail_with_argument(task, arg.inline)
                 return
         task.spec = codec.replace(task.spec, ref_args=task.resolved)
         self._enqueue(task)

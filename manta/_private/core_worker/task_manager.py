@@ -187,9 +187,24 @@ class TaskManager:
         blob = serialization.to_inline(serialization.serialize(error, serialization.FLAG_ERROR))
         self._finish_with_blob(task, blob)
 
-    def fail_with_blob(self, task: PendingTask, blob: bytes) -> None:
-        """Finish ``task`` with an already serialized error (e.g. a failed argument)."""
-        self._finish_with_blob(task, blob)
+    def fail_with_argument(self, task: PendingTask, blob: bytes) -> None:
+        """Finish ``task``, unrun, because an argument holds an error (``blob``). As in Ray,
+        the error is the task's own (a RayTaskError naming it, and also an instance of the
+        first error's cause), saying that an argument could not be computed."""
+        try:
+            upstream = serialization.from_inline(blob)
+        except Exception:
+            self._finish_with_blob(task, blob)  # keep what there is to say
+            return
+        cause = upstream.cause if isinstance(upstream, RayTaskError) else upstream
+        error = RayTaskError(
+            task.spec.name,
+            f"At least one of the input arguments for this task could not be computed:\n"
+            f"{type(upstream).__module__}.{type(upstream).__name__}: {upstream}",
+            cause,
+            actor_id=task.spec.actor_id.hex() if task.spec.actor_id is not None else None,
+        )
+        self.fail(task, error)
 
     def _finish_with_blob(self, task: PendingTask, blob: bytes) -> None:
         returns = [ReturnObject(oid, blob, len(blob), None) for oid in task.return_ids]
@@ -251,6 +266,8 @@ class TaskManager:
             self._store.put(ret.object_id, StoredObject(ret.inline, ret.node_id, ret.size, error))
         if generator == GENERATOR_STREAMING:
             self._streams.finish(task.task_id)  # after the completion ref is set
+        if generator:
+            self._fail_lost_items(task, returns)
         task.arg_refs = []
         if self._keeps_lineage(task, returns, is_error):
             with self._lock:
@@ -265,12 +282,35 @@ class TaskManager:
             self._references.remove_submitted(task.held)
         return unwanted
 
+    def _fail_lost_items(self, task: PendingTask, returns: list[ReturnObject]) -> None:
+        """A generator task ran again to rebuild lost items: those it did not yield again
+        (it failed, or yielded fewer this time) hold an error rather than never arrive."""
+        lost = [
+            i
+            for i in self._streams.stored_item_ids(task.task_id)
+            if self._references.is_owned(i) and not self._store.contains(i)
+        ]
+        if not lost:
+            return
+        blob = returns[0].inline if returns and returns[0].inline is not None else None
+        if blob is None or not serialization.inline_flags(blob) & serialization.FLAG_ERROR:
+            error = RayTaskError(
+                task.spec.name,
+                f"ValueError: run again to rebuild lost items, {task.spec.name} yielded fewer "
+                "items than the first time (generators must yield the same items each run)",
+                ValueError(f"{task.spec.name} yielded fewer items when run again"),
+            )
+            blob = serialization.to_inline(serialization.serialize(error, serialization.FLAG_ERROR))
+        for object_id in lost:
+            self._store.put(object_id, StoredObject(blob, None, len(blob), True))
+
     def _keeps_lineage(self, task: PendingTask, returns: list[ReturnObject], is_error: bool) -> bool:
-        return (
-            not is_error
-            and task.spec.actor_id is None
-            and any(r.node_id is not None and self._references.is_owned(r.object_id) for r in returns)
-        )
+        if is_error or task.spec.actor_id is not None:
+            return False
+        if any(r.node_id is not None and self._references.is_owned(r.object_id) for r in returns):
+            return True
+        # A generator task's items are not among its returns: ask the streams.
+        return any(self._references.is_owned(i) for i in self._streams.stored_item_ids(task.task_id))
 
     # -- lineage ----------------------------------------------------------------------------
     def release_lineage(self, freed: list[ObjectID]) -> None:
@@ -286,9 +326,11 @@ class TaskManager:
                     task is None
                     or self._lineage_holds.get(task.task_id, 0) > 0
                     or any(self._references.is_owned(r) for r in task.return_ids)
+                    or any(self._references.is_owned(i) for i in self._streams.stored_item_ids(task.task_id))
                 ):
                     continue
                 del self.lineage[task.task_id]
+                self._streams.forget(task.task_id)
                 for arg in task.lineage_args or ():
                     producer = arg.task_id()
                     left = self._lineage_holds.get(producer, 0) - 1

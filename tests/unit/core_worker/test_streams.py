@@ -37,10 +37,12 @@ class Table:
         )
         self.task = TaskID.for_normal_task(JOB)
 
-    def item(self, index: int, value: Any = None, stored: bool = False) -> ReturnObject:
+    def item(
+        self, index: int, value: Any = None, stored: bool = False, node: NodeID | None = None
+    ) -> ReturnObject:
         oid = item_id(self.task, index)
-        if stored:
-            return ReturnObject(oid, None, 1000, NodeID.from_random())
+        if stored or node is not None:
+            return ReturnObject(oid, None, 1000, node or NodeID.from_random())
         blob = serialization.to_inline(serialization.serialize(index if value is None else value))
         return ReturnObject(oid, blob, len(blob), None)
 
@@ -72,12 +74,27 @@ def test_items_are_read_in_order_and_repeats_are_dropped() -> None:
     assert t.table.at_end(t.task)
 
 
-def test_a_repeat_of_a_stored_item_keeps_its_copy() -> None:
+def test_a_repeat_of_a_stored_item_keeps_its_copy_on_the_same_node() -> None:
     t = Table()
     t.table.open(t.task, dynamic=False, backpressure=0)
-    t.send(0, stored=True)
-    t.send(0, stored=True)
+    node = NodeID.from_random()
+    t.send(0, node=node)
+    t.send(0, node=node)
     assert t.freed == []  # the same object: freeing it would lose the first delivery
+
+
+def test_a_fresh_copy_replaces_a_lost_or_distant_one() -> None:
+    t = Table()
+    t.table.open(t.task, dynamic=False, backpressure=0)
+    first, second, third = NodeID.from_random(), NodeID.from_random(), NodeID.from_random()
+    t.send(0, node=first)
+    t.send(0, node=second)  # a re-run elsewhere (the first node may be gone)
+    assert t.store.get(item_id(t.task, 0)).node_id == second
+    assert [(r.object_id, r.node_id) for r in t.freed] == [(item_id(t.task, 0), first)]
+    t.store.delete([item_id(t.task, 0)])  # a reader found it lost
+    t.send(0, node=third)
+    assert t.store.get(item_id(t.task, 0)).node_id == third
+    assert t.table.stored_item_ids(t.task) == [item_id(t.task, 0)]
 
 
 def test_items_after_the_end_or_a_drop_are_freed() -> None:

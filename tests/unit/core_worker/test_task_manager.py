@@ -252,14 +252,25 @@ def test_cancelled_task_error_is_not_retried() -> None:
     assert isinstance(world.manager.on_result(task, raised(task, ValueError())), Done)
 
 
-def test_fail_with_a_serialized_error() -> None:
+def test_a_failed_argument_fails_the_task_with_its_own_error() -> None:
     world = World()
     task = world.submit()
-    blob = serialization.to_inline(serialization.serialize(KeyError("arg failed"), serialization.FLAG_ERROR))
-    world.manager.fail_with_blob(task, blob)
-    assert isinstance(world.value(task.return_ids[0]), KeyError)
+    upstream = RayTaskError("producer", "Traceback...\nKeyError: 'arg failed'", KeyError("arg failed"))
+    blob = serialization.to_inline(serialization.serialize(upstream, serialization.FLAG_ERROR))
+    world.manager.fail_with_argument(task, blob)
+    error = world.value(task.return_ids[0])
+    assert isinstance(error, RayTaskError) and isinstance(error.cause, KeyError)
+    assert error.function_name == task.spec.name  # the task's own error, as in Ray
+    assert "could not be computed" in str(error) and "manta::producer()" in str(error)
     stored = world.store.get(task.return_ids[0])
     assert stored is not None and stored.is_error
+    # A system error upstream (no RayTaskError) becomes the cause itself.
+    other = world.submit()
+    crashed = serialization.to_inline(
+        serialization.serialize(WorkerCrashedError("died"), serialization.FLAG_ERROR)
+    )
+    world.manager.fail_with_argument(other, crashed)
+    assert isinstance(world.value(other.return_ids[0]).cause, WorkerCrashedError)
 
 
 def test_completion_releases_argument_refs() -> None:
