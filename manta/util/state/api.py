@@ -1,0 +1,174 @@
+"""The state listings behind ``manta.util.state``; see its docstring."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from manta._private.api.cluster_info import nodes as cluster_nodes
+from manta._private.api.context import require_initialized
+from manta._private.api.memory import gather_reports
+from manta._private.api.placement_group import placement_group_table
+from manta._private.rpc import messages as m
+
+# Ray's default: at most this many records unless ``limit`` says otherwise.
+DEFAULT_LIMIT = 100
+Filter = tuple[str, str, Any]
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """One process's reference to an object (Ray's ``ObjectState``)."""
+
+    object_id: str
+    object_size: int
+    task_status: str  # "FINISHED" once the value exists, else "PENDING"
+    attempt_number: int
+    reference_type: str  # LOCAL_REFERENCE, USED_BY_PENDING_TASK, CAPTURED_IN_OBJECT, ...
+    call_site: str
+    type: str  # "DRIVER" or "WORKER"
+    pid: int
+    ip: str
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)  # records read as dicts too, as Ray's can
+
+
+def list_objects(
+    address: str | None = None,
+    filters: list[Filter] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    timeout: int = 30,
+    detail: bool = False,
+    raise_on_missing_output: bool = True,
+    _explain: bool = False,
+) -> list[ObjectState]:
+    """Every reference to an object held by a process of the cluster, one record each."""
+    worker = require_initialized("listing objects")
+    states = worker.call_gcs(m.GetNodes())
+
+    async def run() -> list[m.MemoryReport]:
+        return await gather_reports(
+            states, worker.session.token, worker.config, local=(worker.node_id, worker.node_conn)
+        )
+
+    reports: list[m.MemoryReport] = worker.io.run(run(), timeout)
+    records = [
+        _object_state(report.host, process, ref)
+        for report in reports
+        for process in report.processes
+        for ref in process.references
+        if _reference_type(ref) is not None
+    ]
+    return _select(records, filters, limit)
+
+
+def _reference_type(ref: m.ReferenceInfo) -> str | None:
+    if ref.local_refs:
+        return "LOCAL_REFERENCE"
+    if ref.submitted:
+        return "USED_BY_PENDING_TASK"
+    if ref.contained:
+        return "CAPTURED_IN_OBJECT"
+    if ref.pinned:
+        return "PINNED_IN_MEMORY"
+    if ref.borrowers:
+        return "BORROWED"
+    return None  # known, but held by nothing here
+
+
+def _object_state(host: str, process: m.ProcessReferences, ref: m.ReferenceInfo) -> ObjectState:
+    return ObjectState(
+        object_id=ref.object_id.hex(),
+        object_size=ref.size,
+        task_status="PENDING" if ref.where == "pending" else "FINISHED",
+        attempt_number=0,
+        reference_type=_reference_type(ref) or "UNKNOWN",
+        call_site=ref.call_site,
+        type="DRIVER" if process.is_driver else "WORKER",
+        pid=process.pid,
+        ip=host,
+    )
+
+
+def list_nodes(
+    address: str | None = None,
+    filters: list[Filter] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    timeout: int = 30,
+    detail: bool = False,
+    raise_on_missing_output: bool = True,
+    _explain: bool = False,
+) -> list[dict[str, Any]]:
+    """Every node that joined the cluster, alive or dead."""
+    records = [
+        {
+            "node_id": n["NodeID"],
+            "node_ip": n["NodeManagerAddress"],
+            "is_head_node": bool(n["IsHead"]),
+            "state": "ALIVE" if n["Alive"] else "DEAD",
+            "node_name": n.get("NodeName", n["NodeManagerAddress"]),
+            "resources_total": dict(n["Resources"]),
+            "labels": dict(n.get("Labels", {})),
+        }
+        for n in cluster_nodes()
+    ]
+    return _select(records, filters, limit)
+
+
+def list_placement_groups(
+    address: str | None = None,
+    filters: list[Filter] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    timeout: int = 30,
+    detail: bool = False,
+    raise_on_missing_output: bool = True,
+    _explain: bool = False,
+) -> list[dict[str, Any]]:
+    """Every placement group the cluster knows."""
+    records = [
+        {
+            "placement_group_id": group_id,
+            "name": row.get("name", ""),
+            "state": row.get("state", ""),
+            "strategy": row.get("strategy", ""),
+            "bundles": row.get("bundles", {}),
+        }
+        for group_id, row in placement_group_table().items()
+    ]
+    return _select(records, filters, limit)
+
+
+def _needs_task_events(what: str) -> Callable[..., Any]:
+    def listing(*_args: Any, **_kwargs: Any) -> Any:
+        raise NotImplementedError(
+            f"manta.util.state.{what} is not available yet: it needs the task-event store, "
+            "which Manta does not have. `manta status` shows nodes, resources and demand; "
+            "`manta memory` and list_objects() show objects."
+        )
+
+    listing.__name__ = what
+    return listing
+
+
+list_tasks = _needs_task_events("list_tasks")
+list_actors = _needs_task_events("list_actors")
+list_workers = _needs_task_events("list_workers")
+list_jobs = _needs_task_events("list_jobs")
+summarize_tasks = _needs_task_events("summarize_tasks")
+
+
+def _select(records: Iterable[Any], filters: list[Filter] | None, limit: int) -> list[Any]:
+    chosen = [r for r in records if all(_matches(r, f) for f in filters or ())]
+    return chosen[:limit]
+
+
+def _matches(record: Any, condition: Filter) -> bool:
+    key, op, value = condition
+    have = asdict(record).get(key) if isinstance(record, ObjectState) else record.get(key)
+    if op == "=":
+        return str(have) == str(value)
+    if op == "!=":
+        return str(have) != str(value)
+    raise ValueError(f"unsupported filter predicate {op!r}: use '=' or '!='")
