@@ -177,7 +177,7 @@ def test_kill_fails_the_call_running_on_the_actor(cluster, tmp_path):
     wait_for_files(started)
     ray.kill(actor)
     # Before, the running call's ref was never resolved (get timed out here).
-    with pytest.raises(ActorDiedError, match=r"manta\.kill"):
+    with pytest.raises(ActorDiedError, match=r"killed by `ray\.kill` \(manta\.kill\)"):
         ray.get(running, timeout=30)
 
 

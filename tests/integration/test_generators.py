@@ -312,3 +312,14 @@ def test_the_readme_generator_example_runs(cluster, capsys):
     code = readme.split("### Generators", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     exec(compile(code, "README.md", "exec"), {"ray": ray})
     assert capsys.readouterr().out.split() == ["STREAMS", "OF", "REFS"]
+
+
+def test_next_bulk_sync_takes_what_is_ready(cluster):
+    gen = count.remote(4)
+    ray.get(gen.completed())
+    assert gen._next_bulk_sync(0) == []
+    first = gen._next_bulk_sync(3, timeout_s=30)
+    rest = gen._next_bulk_sync(3, timeout_s=30)
+    assert [ray.get(r) for r in first + rest] == [0, 1, 2, 3] and len(first) == 3
+    with pytest.raises(StopIteration):
+        gen._next_bulk_sync(2, timeout_s=0)

@@ -395,3 +395,20 @@ def test_a_dropped_failed_ref_is_reported_once_unless_it_was_read():
         env={"MANTA_IGNORE_UNHANDLED_ERRORS": "1"},
     )
     assert quiet.returncode == 0 and "Unhandled error" not in quiet.stderr
+
+
+class HoldsALock(Exception):
+    def __init__(self):
+        super().__init__("holds a lock")
+        self.lock = threading.Lock()
+
+
+def test_an_exception_that_does_not_pickle_arrives_as_a_plain_task_error(cluster):
+    @ray.remote(max_retries=0)
+    def raise_lock():
+        raise HoldsALock()
+
+    with pytest.raises(RayTaskError) as info:
+        ray.get(raise_lock.remote(), timeout=30)
+    assert info.value.cause is None  # as in Ray: the text travels, the object cannot
+    assert "HoldsALock" in str(info.value)

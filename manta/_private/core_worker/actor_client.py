@@ -160,7 +160,7 @@ class ActorClient:
         if self._cw.local is not None:
             self._cw.local.kill(actor_id)
             return
-        self._cw.call_gcs(m.KillActor(actor_id, no_restart, "it was killed by `manta.kill`"))
+        self._cw.call_gcs(m.KillActor(actor_id, no_restart, "it was killed by `ray.kill` (manta.kill)"))
 
     def lookup(self, name: str, namespace: str) -> m.ActorInfo | None:
         if self._cw.local is not None:

@@ -429,6 +429,12 @@ class TaskExecutor:
         flags = serialization.FLAG_ERROR
         try:
             obj = serialization.serialize(task_error, flags)
+        except Exception:
+            # As in Ray: an exception that does not pickle arrives as a plain RayTaskError
+            # with its traceback, without the original as its cause.
+            task_error.cause = None
+            return serialization.serialize(task_error, flags)
+        try:
             serialization.deserialize(obj.data, obj.buffers)  # what pickles may still not unpickle
             return obj
         except Exception:

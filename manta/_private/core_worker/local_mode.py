@@ -172,7 +172,7 @@ class LocalRunner:
         actor = self._actors.get(actor_id)
         if actor is None:
             raise ValueError(f"there is no actor {actor_id.hex()}")
-        self._end_actor(actor, "it was killed by `manta.kill`")
+        self._end_actor(actor, "it was killed by `ray.kill` (manta.kill)")
 
     def lookup(self, name: str, namespace: str) -> m.ActorInfo | None:
         actor_id = self._named.get((namespace, name))

@@ -114,6 +114,21 @@ class ObjectRefGenerator:
                 return self._generator_ref
         raise StopIteration
 
+    def _next_bulk_sync(self, max_refs: int, timeout_s: float | None = None) -> list[ObjectRef]:
+        """Up to ``max_refs`` refs at once: waits up to ``timeout_s`` for the first, then
+        takes those already here. ``[]`` when none came in time; StopIteration at the end."""
+        if max_refs < 0:
+            raise ValueError(f"max_refs must be >= 0, got {max_refs}")
+        if max_refs == 0:
+            return []
+        first = self._next_sync(timeout_s)
+        if first.is_nil():
+            return []
+        refs = [first]
+        while len(refs) < max_refs and self.next_ready():
+            refs.append(self._next_sync(0))
+        return refs
+
     async def _next_async(self, timeout_s: float | None = None) -> ObjectRef:
         worker = self._live_worker()
         next_id = worker.streams.next_id(self._task_id)
