@@ -38,6 +38,13 @@ class RuntimeContext:
         task = self._task()
         return None if task is None else task.task_id.hex()
 
+    def is_canceled(self) -> bool:
+        """Whether the running task has been cancelled (``manta.cancel``): true inside the
+        ``except KeyboardInterrupt`` a cancellation raises. False outside a task."""
+        task = self._task()
+        executor = self._worker.executor
+        return task is not None and executor is not None and executor.cancelled == task.task_id
+
     def get_task_name(self) -> str | None:
         task = self._task()
         return None if task is None else task.name

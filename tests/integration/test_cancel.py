@@ -274,3 +274,23 @@ def test_cancel_of_a_ref_owned_by_another_worker_reaches_its_owner(cluster, tmp_
     ray.cancel(ref)  # the driver only borrows it: its owner, the actor, cancels it
     with pytest.raises(TaskCancelledError):
         ray.get(ref, timeout=30)
+
+
+def test_a_cancelled_task_knows_it_was_cancelled(cluster, tmp_path):
+    started = tmp_path / "started"
+
+    @ray.remote(max_retries=0)
+    def notices(started_path):
+        assert not ray.get_runtime_context().is_canceled()
+        touch(started_path)
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            return ray.get_runtime_context().is_canceled()
+        return "not cancelled"
+
+    ref = notices.remote(str(started))
+    wait_for_files(started)
+    ray.cancel(ref)
+    assert ray.get(ref, timeout=30) is True  # it swallowed the interrupt and returned
+    assert not ray.get_runtime_context().is_canceled()  # the driver is no task

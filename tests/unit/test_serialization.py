@@ -281,3 +281,10 @@ def test_arrays_round_trip_through_a_store_file(
     _, back, _ = store_round_trip(path, arr)
     np.testing.assert_array_equal(back, arr)
     assert back.dtype == arr.dtype
+
+
+def test_refs_and_generators_are_generic_in_annotations() -> None:
+    from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
+
+    assert ObjectRef[int].__origin__ is ObjectRef  # type: ignore[misc]
+    assert ObjectRefGenerator[str].__origin__ is ObjectRefGenerator  # type: ignore[misc]

@@ -69,6 +69,8 @@ class TaskExecutor:
         self._exiting = False
         # The actor this worker hosts, once created.
         self.actor: ActorRuntime | None = None
+        # The last running task a cancel reached (``RuntimeContext.is_canceled``).
+        self.cancelled: TaskID | None = None
 
     # -- I/O thread ---------------------------------------------------------------------------
     def enqueue(self, push: PushTask, reply: asyncio.Future[Any]) -> None:
@@ -77,7 +79,11 @@ class TaskExecutor:
             actor.dispatch(push, reply)
             return
         self._queue.put((push, reply))
-        if actor is None and self._running is not None and self._requeue_timer is None:
+        if actor is None:
+            self._arm_requeue()
+
+    def _arm_requeue(self) -> None:
+        if self._running is not None and self._requeue_timer is None:
             self._requeue_timer = self._cw.io.loop.call_later(self._requeue_after, self._send_back_queued)
 
     def send_back_queued(self) -> None:
@@ -113,6 +119,7 @@ class TaskExecutor:
         """Cancel ``task_id``: True if it is running here (with ``force`` the owner then
         kills this worker), False if it had not started (it will not)."""
         if self._running == task_id:
+            self.cancelled = task_id
             if not force:
                 self._cancel_requested = task_id
                 assert self._main_ident is not None
@@ -222,6 +229,10 @@ class TaskExecutor:
         if main:
             # Cancellable from here on, also while its function and arguments load.
             self._running = spec.task_id
+            if self.actor is None and not self._queue.empty():
+                # Tasks were pipelined behind this one before it started: they go back if
+                # it runs long, as those queued while it runs do (see enqueue).
+                self._cw.io.call_soon(self._arm_requeue)
         context = self._cw.enter_task(spec, push.instance_ids)
         try:
             fn, args, kwargs = self._begin(push)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import types
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,8 @@ class ObjectRef:
     """A reference to an object. Hashable, picklable, awaitable; see ``future()``."""
 
     __slots__ = ("__weakref__", "_counted", "_id", "_owner")
+    # ``ObjectRef[np.ndarray]`` in annotations, as Ray's generic ref allows.
+    __class_getitem__ = classmethod(types.GenericAlias)
 
     def __init__(
         self, object_id: ObjectID | bytes, owner: Address | None = None, *, _add_ref: bool = True

@@ -10,6 +10,7 @@ can read its stream: a generator cannot be passed to another task.
 from __future__ import annotations
 
 import asyncio
+import types
 from typing import TYPE_CHECKING, Any
 
 from manta._private.common.aio import resolve
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 class ObjectRefGenerator:
     """The refs of a generator task's items, in order, as they are produced."""
+
+    __class_getitem__ = classmethod(types.GenericAlias)
 
     def __init__(self, generator_ref: ObjectRef, worker: CoreWorker) -> None:
         self._generator_ref = generator_ref

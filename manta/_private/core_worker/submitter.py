@@ -377,9 +377,12 @@ class NormalTaskSubmitter:
             # It never ran (the worker is exiting, or sent back a pipelined task): not a failure.
             if not result.worker_exiting and lease.in_flight:
                 lease.no_pipeline = True
-            task.state = "queued"
             task.lease = None
-            cls.queue.appendleft(task)
+            if task.cancelled:  # cancelled while it waited there: it never runs
+                self._cw.task_manager.fail(task, TaskCancelledError(task.task_id.hex()))
+            else:
+                task.state = "queued"
+                cls.queue.appendleft(task)
             self._pump(cls)
             return
         fid = task.spec.function_id

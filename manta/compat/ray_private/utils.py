@@ -3,8 +3,11 @@ Ray versions kept ``ray._common.utils``'s helpers here too, so they are here as 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
+from typing import Any
 
 import psutil
 
@@ -67,3 +70,45 @@ def ensure_str(s: str | bytes, encoding: str = "utf-8", errors: str = "strict") 
 
 def is_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
+
+
+_UNSET: Any = object()
+
+
+class DeferSigint(contextlib.AbstractContextManager):  # type: ignore[type-arg]
+    """Hold SIGINT back for the length of a block: a Ctrl-C during it takes effect when the
+    block is left, once. SIGINT handlers installed inside the block take effect then too
+    (the last one installed wins). Only the main thread receives signals in Python."""
+
+    def __init__(self) -> None:
+        self.signal_received = False
+        self._previous: Any = None
+        self._installed: Any = _UNSET
+        self._real_signal: Any = None
+
+    @classmethod
+    def create_if_main_thread(cls) -> contextlib.AbstractContextManager:  # type: ignore[type-arg]
+        return cls() if threading.current_thread() is threading.main_thread() else contextlib.nullcontext()
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.signal_received = True
+
+    def _intercept(self, signum: int, handler: Any) -> Any:
+        if signum == signal.SIGINT and threading.current_thread() is threading.main_thread():
+            before = self._previous if self._installed is _UNSET else self._installed
+            self._installed = handler
+            return before
+        return self._real_signal(signum, handler)
+
+    def __enter__(self) -> DeferSigint:
+        self._previous = signal.signal(signal.SIGINT, self._note)
+        self._real_signal = signal.signal
+        signal.signal = self._intercept  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal = self._real_signal
+        handler = self._previous if self._installed is _UNSET else self._installed
+        self._real_signal(signal.SIGINT, handler)
+        if self.signal_received:
+            signal.raise_signal(signal.SIGINT)  # delivered to ``handler`` now, once
