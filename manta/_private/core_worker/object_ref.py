@@ -42,7 +42,7 @@ class ObjectRef:
 
     __slots__ = ("__weakref__", "_counted", "_id", "_owner")
     # ``ObjectRef[np.ndarray]`` in annotations, as Ray's generic ref allows.
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__: Any = classmethod(types.GenericAlias)
 
     def __init__(
         self, object_id: ObjectID | bytes, owner: Address | None = None, *, _add_ref: bool = True

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class ObjectRefGenerator:
     """The refs of a generator task's items, in order, as they are produced."""
 
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__: Any = classmethod(types.GenericAlias)
 
     def __init__(self, generator_ref: ObjectRef, worker: CoreWorker) -> None:
         self._generator_ref = generator_ref
