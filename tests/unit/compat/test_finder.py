@@ -111,7 +111,7 @@ def test_generator_names_follow_manta(hook: None) -> None:
         assert ray._raylet.StreamingObjectRefGenerator is manta.ObjectRefGenerator
 
 
-@pytest.mark.parametrize("name", ["ray.serve", "ray.util.state", "ray._private.services", "ray.compat"])
+@pytest.mark.parametrize("name", ["ray.serve", "ray.workflow", "ray._private.services", "ray.compat"])
 def test_missing_modules_say_manta_does_not_provide_them(hook: None, name: str) -> None:
     with pytest.raises(ModuleNotFoundError, match="Manta does not provide it") as info:
         importlib.import_module(name)
