@@ -29,6 +29,9 @@ from manta._private.rpc import messages as m
 
 logger = logging.getLogger("manta")
 
+# Whether Cluster cannot run on this platform (Ray's name; Windows has no fork server).
+cluster_not_supported = os.name == "nt"
+
 # Where init(address="auto") (or no address) looks first: set to the head's address while
 # the cluster runs, for this process and the processes it starts (Ray writes a file that
 # every process on the host reads; an environment variable keeps concurrent test runs on

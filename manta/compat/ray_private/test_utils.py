@@ -33,10 +33,15 @@ __all__ = [
     "SignalActor",
     "async_wait_for_condition",
     "client_test_enabled",
+    "convert_actor_state",
+    "generate_system_config_map",
     "get_non_head_nodes",
     "get_other_nodes",
     "is_placement_group_removed",
+    "kill_actor_and_wait_for_failure",
+    "object_memory_usage",
     "placement_group_assert_no_leak",
+    "put_object",
     "run_string_as_driver",
     "run_string_as_driver_nonblocking",
     "run_string_as_driver_stdout_stderr",
@@ -173,3 +178,51 @@ def get_other_nodes(cluster: Any, exclude_head: bool = False) -> list[Any]:
 
 def get_non_head_nodes(cluster: Any) -> list[Any]:
     return [node for node in cluster.list_all_nodes() if not node.head]
+
+
+# Ray's actor states by their number in its protocol (ActorTableData.ActorState).
+_ACTOR_STATES = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD")
+
+
+def convert_actor_state(state: int | None) -> str | None:
+    """The name of an actor state given by its number (None for none)."""
+    return _ACTOR_STATES[state] if state else None
+
+
+def generate_system_config_map(**kwargs: Any) -> dict[str, Any]:
+    """``init()`` keywords that pass ``kwargs`` as the ``_system_config``."""
+    return {"_system_config": kwargs}
+
+
+@manta.remote
+def _put(obj: Any) -> Any:
+    return obj
+
+
+def put_object(obj: Any, use_ray_put: bool) -> Any:
+    """A ref to ``obj``: from ``put``, or as a task's result."""
+    return manta.put(obj) if use_ray_put else _put.remote(obj)
+
+
+def object_memory_usage() -> float:
+    """Bytes of object store memory in use in the cluster."""
+    total = manta.cluster_resources().get("object_store_memory", 0)
+    return total - manta.available_resources().get("object_store_memory", 0)
+
+
+def kill_actor_and_wait_for_failure(actor: Any, timeout: float = 10, retry_interval_ms: float = 100) -> None:
+    """``kill`` the actor, and wait until it is dead or has restarted."""
+    from manta._private.api.context import require_initialized
+    from manta._private.rpc.messages import GetActorInfo
+
+    worker = require_initialized("killing an actor")
+    before = worker.call_gcs(GetActorInfo(actor._actor_id))
+    restarts = before.num_restarts if before is not None else 0
+    manta.kill(actor)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = worker.call_gcs(GetActorInfo(actor._actor_id))
+        if info is None or info.state == "DEAD" or info.num_restarts > restarts:
+            return
+        time.sleep(retry_interval_ms / 1000)
+    raise RuntimeError(f"It took too much time to kill an actor: {actor._actor_id.hex()}")
