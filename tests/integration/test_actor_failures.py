@@ -402,3 +402,23 @@ def test_detached_actor_survives_its_driver(tmp_path):
     finally:
         stopped = _manta(["stop"], env)
     assert stopped.returncode == 0, stopped.stderr
+
+
+@ray.remote
+class LeavesAtOnce:
+    def __init__(self, path):
+        import atexit
+
+        atexit.register(touch, path)
+        ray.actor.exit_actor()
+
+    def f(self):
+        return "unreachable"
+
+
+def test_exit_actor_in_the_constructor_ends_the_actor_on_purpose(cluster, tmp_path):
+    left = tmp_path / "left"
+    actor = LeavesAtOnce.remote(str(left))
+    wait_for_files(left)  # its atexit handlers ran: a chosen exit
+    with pytest.raises(ActorDiedError, match="exit_actor"):
+        ray.get(actor.f.remote(), timeout=30)

@@ -22,6 +22,11 @@ def test_a_cluster_is_found_by_auto_until_it_shuts_down() -> None:
         cluster.add_node(num_cpus=1, object_store_memory=1e8)  # a float size, as Ray accepts
         address = cluster.address
         assert isinstance(address, str) and address.count(":") == 1
+        # What a running cluster's nodes were started with cannot be given when joining it.
+        with pytest.raises(ValueError, match="_system_config must not be provided"):
+            manta.init(address="auto", _system_config={"object_timeout_milliseconds": 200})
+        with pytest.raises(ValueError, match="object_store_memory must not be provided"):
+            manta.init(address="auto", object_store_memory=10**8)
         manta.init(address="auto")
         try:
             assert manta.cluster_resources()["object_store_memory"] == 100_000_000

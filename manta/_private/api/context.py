@@ -149,7 +149,14 @@ def init(
         if configure_logging:
             _configure_driver_logging(logging_level, logging_format)
         cluster, session, address_info = _start_or_join(
-            address, config, num_cpus, num_gpus, resources, labels, object_store_memory
+            address,
+            config,
+            num_cpus,
+            num_gpus,
+            resources,
+            labels,
+            object_store_memory,
+            kwargs.get("_system_config"),
         )
         worker = CoreWorker(
             is_driver=True,
@@ -202,6 +209,7 @@ def _start_or_join(
     resources: dict[str, float] | None,
     labels: dict[str, str] | None,
     object_store_memory: int | None,
+    system_config: dict[str, Any] | None = None,
 ) -> tuple[LocalCluster | None, SessionInfo, dict[str, Any]]:
     """Start a private cluster, or find the running one ``address`` names."""
     target = resolve_address(address, config)
@@ -214,6 +222,13 @@ def _start_or_join(
         raise ValueError(
             "When connecting to an existing cluster, num_cpus, num_gpus and resources "
             "must not be provided: they are set when the cluster's nodes start."
+        )
+    if object_store_memory is not None:
+        raise ValueError("When connecting to an existing cluster, object_store_memory must not be provided.")
+    if system_config:
+        raise ValueError(
+            "When connecting to an existing cluster, _system_config must not be provided: it "
+            "is set when the cluster's head starts."
         )
     session, info = join_existing(target)
     return None, session, info

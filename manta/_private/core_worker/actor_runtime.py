@@ -57,6 +57,7 @@ class ActorRuntime:
         self.loop: asyncio.AbstractEventLoop | None = None
         if self.is_async:
             self.loop = asyncio.new_event_loop()
+            self.loop.set_exception_handler(self._loop_exception)
             for name, limit in groups.items():
                 self._semaphores[name] = asyncio.Semaphore(limit)
         elif self.concurrent:
@@ -105,6 +106,14 @@ class ActorRuntime:
             return getattr(self.instance, name)
         except AttributeError:
             raise AttributeError(f"'{self.spec.class_name}' actor has no method {name!r}") from None
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """exit_actor() in an asyncio task the actor started itself ends the actor too."""
+        error = context.get("exception")
+        if isinstance(error, ActorExit):
+            self.exit(str(error) or "exit_actor() was called")
+            return
+        loop.default_exception_handler(context)
 
     def _terminate(self) -> None:
         raise ActorExit("__ray_terminate__ was called")

@@ -9,8 +9,10 @@ it interrupts sleeps and blocking waits too.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import inspect
+import logging
 import os
 import queue
 import signal
@@ -31,6 +33,8 @@ from manta._private.core_worker.stream_sender import ItemSender
 from manta._private.core_worker.streams import item_id
 from manta._private.rpc.messages import (
     ActorCreated,
+    ActorExiting,
+    ActorSpec,
     CreateActor,
     PushTask,
     ReturnObject,
@@ -41,6 +45,8 @@ from manta.exceptions import RayTaskError, TaskCancelledError, UnserializableExc
 
 if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
+
+logger = logging.getLogger(__name__)
 
 _CANCEL_SIGNAL = signal.SIGUSR1
 _EXHAUSTED = object()
@@ -71,6 +77,8 @@ class TaskExecutor:
         self.actor: ActorRuntime | None = None
         # The last running task a cancel reached (``RuntimeContext.is_canceled``).
         self.cancelled: TaskID | None = None
+        # Why the actor's constructor called exit_actor(), if it did.
+        self.exited_in_constructor = ""
 
     # -- I/O thread ---------------------------------------------------------------------------
     def enqueue(self, push: PushTask, reply: asyncio.Future[Any]) -> None:
@@ -143,6 +151,10 @@ class TaskExecutor:
             work, reply = item
             if isinstance(work, CreateActor):
                 self.send_result(reply, self._create_actor(work))
+                if self.exited_in_constructor:
+                    atexit._run_exitfuncs()  # a chosen exit, as from a method
+                    _flush_std_streams()
+                    self._cw.exit_after_replies()
                 if self.actor is not None and self.actor.is_async:
                     self.actor.run_loop()  # serves the actor's methods from now on
                 continue
@@ -201,6 +213,12 @@ class TaskExecutor:
             self._cw.actor_instance_ids = dict(create.instance_ids)
             self._cw.actor_resources = dict(spec.resources)
             self._mark_task(self.actor.display_name)
+            return ActorCreated(True, None)
+        except ActorExit as e:
+            # exit_actor() in the constructor: the actor ends on purpose, as if it had been
+            # made and then exited (the gcs hears it first, so it is not restarted).
+            self.exited_in_constructor = str(e) or "exit_actor() was called in its constructor"
+            self._announce_exit(spec, self.exited_in_constructor)
             return ActorCreated(True, None)
         except BaseException as e:
             return ActorCreated(False, self._error_blob(task, e, e))
@@ -450,6 +468,12 @@ class TaskExecutor:
             return obj
         except Exception:
             return serialization.serialize(UnserializableException(str(task_error)), flags)
+
+    def _announce_exit(self, spec: ActorSpec, reason: str) -> None:
+        try:
+            self._cw.call_gcs(ActorExiting(spec.actor_id, reason), timeout=5)
+        except Exception as error:
+            logger.warning("could not tell the gcs that the actor exits: %s", error)
 
     def _end_process(self, exiting: SystemExit) -> NoReturn:
         os._exit(exiting.code if isinstance(exiting.code, int) else 1)

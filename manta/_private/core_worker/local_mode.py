@@ -54,6 +54,9 @@ class LocalExecutor(TaskExecutor):
     def _mark_task(self, name: str) -> None:
         pass  # the driver's output is the user's: no task labels in it
 
+    def _announce_exit(self, spec: m.ActorSpec, reason: str) -> None:
+        pass  # the gcs does not know actors that live in the driver
+
     def _end_process(self, exiting: SystemExit) -> NoReturn:
         raise _ProcessExit(f"sys.exit({exiting.code!r}) was called in the task")
 
@@ -158,6 +161,9 @@ class LocalRunner:
         if not created.ok:
             actor.creation_error = created.error
             self._end_actor(actor, "its constructor raised an exception")
+            return None
+        if actor.executor.exited_in_constructor:
+            self._end_actor(actor, f"it exited: {actor.executor.exited_in_constructor}")
             return None
         runtime = actor.executor.actor
         if runtime is not None and runtime.is_async:

@@ -289,7 +289,7 @@ class ActorDirector:
         except Exception:
             return fallback
         if isinstance(info, m.WorkerExit):
-            return f"its worker process died: {info.reason}"
+            return f"its worker process has died: {info.reason}"
         return fallback
 
     def _stop_worker(self, action: StopWorker) -> None:

@@ -4,7 +4,8 @@ Ray's worker modes; and the core API functions Ray defines in this module.
 
 The views read the current state on every access, so they are right after ``init``,
 ``shutdown`` and a new ``init``. ``global_worker.core_worker`` (Ray's Cython core worker)
-has no counterpart: its methods would have Manta's names and semantics, not Ray's.
+answers the two questions Ray's tests ask it: the reference counts of this process, and
+whether an object still exists here.
 """
 
 from __future__ import annotations
@@ -157,6 +158,10 @@ class Worker:
     def node_ip_address(self) -> str:
         return self._connected().session.host
 
+    @property
+    def core_worker(self) -> CoreWorkerView:
+        return CoreWorkerView(self._connected())
+
     def _connected(self) -> Any:
         worker = current_worker()
         if worker is None:
@@ -166,8 +171,45 @@ class Worker:
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(
             f"ray._private.worker.global_worker.{name} has no counterpart in Manta "
-            "(manta.compat provides mode, connected, node, current_job_id, current_node_id, "
-            "current_task_id, actor_id, worker_id, namespace and node_ip_address)"
+            "(manta.compat provides mode, connected, node, core_worker, current_job_id, "
+            "current_node_id, current_task_id, actor_id, worker_id, namespace and node_ip_address)"
+        )
+
+
+class CoreWorkerView:
+    """The parts of Ray's core worker that Ray's tests read, from Manta's."""
+
+    def __init__(self, worker: Any) -> None:
+        self._worker = worker
+
+    def get_all_reference_counts(self) -> dict[bytes, dict[str, int]]:
+        """Every object this process counts references to: ``{hex id (bytes): {"local":
+        refs in this process (out-of-band pickles count, as in Ray), "submitted": pending
+        tasks that take it}}``, for objects with either."""
+        self._worker.objects.collect_references()
+        counts = {}
+        for (
+            object_id,
+            _owned,
+            local,
+            submitted,
+            _contained,
+            _borrowers,
+            pinned,
+        ) in self._worker.references.snapshot():
+            if local + pinned or submitted:
+                counts[object_id.hex().encode("ascii")] = {"local": local + pinned, "submitted": submitted}
+        return counts
+
+    def object_exists(self, ref: Any) -> bool:
+        """Whether this process still has the object's value or location."""
+        self._worker.objects.collect_references()
+        return bool(self._worker.memory_store.contains(ref.id))
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"ray._private.worker.global_worker.core_worker.{name} has no counterpart in Manta "
+            "(manta.compat provides get_all_reference_counts and object_exists)"
         )
 
 
