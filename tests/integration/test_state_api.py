@@ -6,7 +6,7 @@ import pytest
 
 import manta as ray
 from manta.util.placement_group import placement_group, remove_placement_group
-from manta.util.state import list_nodes, list_objects, list_placement_groups, list_tasks
+from manta.util.state import list_actors, list_nodes, list_objects, list_placement_groups, list_tasks
 from tests.polling import wait_until
 
 
@@ -45,3 +45,25 @@ def test_nodes_and_placement_groups(cluster):
 def test_task_listings_say_they_are_not_there_yet(cluster):
     with pytest.raises(NotImplementedError, match="task-event store"):
         list_tasks()
+
+
+def test_list_actors_has_the_dead_ones_too(cluster):
+    @ray.remote
+    class Named:
+        def pid(self):
+            import os
+
+            return os.getpid()
+
+    alive = Named.options(name="listed").remote()
+    pid = ray.get(alive.pid.remote())
+    gone = Named.remote()
+    ray.get(gone.pid.remote())
+    ray.kill(gone)
+    wait_until(
+        lambda: list_actors(filters=[("actor_id", "=", gone._actor_id.hex()), ("state", "=", "DEAD")]),
+        timeout=30,
+    )
+    [record] = list_actors(filters=[("name", "=", "listed")])
+    assert record["state"] == "ALIVE" and record["pid"] == pid and record["class_name"] == "Named"
+    ray.kill(alive)

@@ -118,6 +118,9 @@ class ActorManager:
         record = self.actors.get(actor_id)
         return None if record is None else _info(record)
 
+    def all_infos(self) -> list[ActorInfo]:
+        return [_info(record) for record in self.actors.values()]
+
     def lookup(self, name: str, namespace: str) -> ActorInfo | None:
         actor_id = self.named.get((namespace, name))
         return None if actor_id is None else self.info(actor_id)

@@ -307,6 +307,11 @@ class ListNamedActors:
     all_namespaces: bool
 
 
+@message(38)
+class ListActors:
+    """Every actor the gcs knows, dead ones too (the state API): a list of ActorInfo."""
+
+
 @message(33)
 class KillActor:
     actor_id: ActorID

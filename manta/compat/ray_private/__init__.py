@@ -14,8 +14,10 @@ from typing import Any
 _SUBMODULES = (
     "auto_init_hook",
     "client_mode_hook",
+    "gcs_utils",
     "object_ref_generator",
     "ray_constants",
+    "state",
     "test_utils",
     "utils",
     "worker",

@@ -1,9 +1,10 @@
 """``manta.util.state`` (Ray's ``ray.util.state``): the cluster's state as lists of records.
 
-``list_objects`` (one record per process that holds a reference to an object), ``list_nodes``
-and ``list_placement_groups`` read what the cluster knows now. Task and actor listings need
-the task-event store, which Manta does not have yet: ``list_tasks``, ``list_actors`` and the
-other listings raise ``NotImplementedError`` saying so, rather than return partial answers.
+``list_objects`` (one record per process that holds a reference to an object), ``list_actors``,
+``list_nodes`` and ``list_placement_groups`` read what the cluster knows now. Task listings
+need the task-event store, which Manta does not have yet: ``list_tasks`` and the other
+task-history listings raise ``NotImplementedError`` saying so, rather than return partial
+answers.
 """
 
 from __future__ import annotations

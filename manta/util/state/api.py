@@ -152,8 +152,39 @@ def _needs_task_events(what: str) -> Callable[..., Any]:
     return listing
 
 
+def list_actors(
+    address: str | None = None,
+    filters: list[Filter] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    timeout: int = 30,
+    detail: bool = False,
+    raise_on_missing_output: bool = True,
+    _explain: bool = False,
+) -> list[dict[str, Any]]:
+    """Every actor the cluster knows, dead ones too (Ray's actor records)."""
+    worker = require_initialized("listing actors")
+    records = [_actor_record(info) for info in worker.call_gcs(m.ListActors(), timeout)]
+    return _select(records, filters, limit)
+
+
+def _actor_record(info: m.ActorInfo) -> dict[str, Any]:
+    address = info.address
+    return {
+        "actor_id": info.actor_id.hex(),
+        "class_name": info.class_name,
+        "state": info.state,
+        "name": info.name,
+        "namespace": info.namespace,
+        "job_id": info.actor_id.job_id().hex(),
+        "pid": address.pid if address is not None else None,
+        "node_id": address.node_id.hex() if address is not None else None,
+        "num_restarts": info.num_restarts,
+        "death_cause": info.death_cause or None,
+        "is_detached": info.detached,
+    }
+
+
 list_tasks = _needs_task_events("list_tasks")
-list_actors = _needs_task_events("list_actors")
 list_workers = _needs_task_events("list_workers")
 list_jobs = _needs_task_events("list_jobs")
 summarize_tasks = _needs_task_events("summarize_tasks")
