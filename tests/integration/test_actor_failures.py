@@ -422,3 +422,28 @@ def test_exit_actor_in_the_constructor_ends_the_actor_on_purpose(cluster, tmp_pa
     wait_for_files(left)  # its atexit handlers ran: a chosen exit
     with pytest.raises(ActorDiedError, match="exit_actor"):
         ray.get(actor.f.remote(), timeout=30)
+
+
+def test_dropping_a_pending_actor_cancels_it_and_frees_its_arguments(cluster):
+    from manta._private.api.context import ensure_initialized
+    from manta._private.rpc.messages import GetActorInfo
+
+    @ray.remote(resources={"no-such-resource": 1})
+    class NeverPlaced:
+        def __init__(self, box):
+            self.box = box
+
+    worker = ensure_initialized()
+    ref = ray.put(bytes(200_000))
+    object_id = ref.id
+    handle = NeverPlaced.remote({"ref": ref})
+    actor_id = handle._actor_id
+    del ref, handle  # nothing can reach the actor: its creation is cancelled
+
+    def released():
+        worker.objects.collect_references()
+        return not worker.references.knows(object_id)
+
+    wait_until(released, what="the constructor's argument released")
+    info = worker.call_gcs(GetActorInfo(actor_id))
+    assert info.state == "DEAD" and "out of scope" in info.death_cause

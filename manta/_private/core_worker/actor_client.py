@@ -118,6 +118,11 @@ class ActorClient:
                     self._owned.discard(actor_id)
                     ended.append(actor_id)
         for actor_id in ended:
+            if self._cw.local is None and not self._cw.actor_submitter.is_created(actor_id):
+                # Not made yet (waiting for resources, say): its creation is cancelled, and
+                # what it holds (its constructor's arguments) is released with it.
+                self._cw.io.call_soon(self._cw.actor_submitter.cancel_creation, actor_id)
+                continue
             self.call(actor_id, TERMINATE_METHOD, (), {}, num_returns=0, name=f"{TERMINATE_METHOD}")
 
     # -- calls -------------------------------------------------------------------------------------

@@ -345,6 +345,23 @@ class ActorTaskSubmitter:
         if info is not None:
             self.on_info(info)
 
+    def is_created(self, actor_id: ActorID) -> bool:
+        """Whether the actor's constructor has run (it is or was alive), as known here."""
+        actor = self._actors.get(actor_id)
+        info = actor.info if actor is not None else None
+        return info is not None and (info.state in ("ALIVE", "RESTARTING") or info.num_restarts > 0)
+
+    def cancel_creation(self, actor_id: ActorID) -> None:
+        """Its owner dropped the last handle before it was made: it is not made at all."""
+        msg = m.KillActor(actor_id, True, "its handle went out of scope before it was created")
+        spawn(self._tell_gcs(msg), "cancelling an actor's creation")
+
+    async def _tell_gcs(self, msg: Any) -> None:
+        try:
+            await (await self._cw.gcs_connection()).call(msg)
+        except Exception as e:
+            logger.warning("cannot reach the gcs (%s): %s", type(msg).__name__, e)
+
     def pending_calls(self, actor_id: ActorID) -> int:
         actor = self._actors.get(actor_id)
         return 0 if actor is None else len(actor.queue) + len(actor.in_flight)

@@ -202,9 +202,19 @@ class CoreWorkerView:
         return counts
 
     def object_exists(self, ref: Any) -> bool:
-        """Whether this process still has the object's value or location."""
-        self._worker.objects.collect_references()
-        return bool(self._worker.memory_store.contains(ref.id))
+        """Whether the object's value is here: in this process's memory, or in this node's
+        store in memory (as in Ray, an object spilled to disk does not count)."""
+        from manta._private.rpc.messages import GetMemoryReport
+
+        worker = self._worker
+        worker.objects.collect_references()
+        known = worker.memory_store.get(ref.id)
+        if known is None:
+            return False
+        if known.node_id is None:
+            return True
+        report = worker.call_node(GetMemoryReport())
+        return any(o.object_id == ref.id and o.state == "in memory" for o in report.objects)
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(
