@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from manta._private.common.version import __version__
 
 if TYPE_CHECKING:
-    from manta import actor, cloudpickle, exceptions, runtime_context, util
+    from manta import actor, cloudpickle, exceptions, job_config, runtime_context, util
     from manta._private.api.actor import get_actor, kill, method
     from manta._private.api.cluster_info import available_resources, cluster_resources, nodes
     from manta._private.api.context import init, is_initialized, shutdown
@@ -68,7 +68,7 @@ _EXPORTS = {
     "get_gpu_ids": "manta.runtime_context",
     "get_runtime_context": "manta.runtime_context",
 }
-_SUBMODULES = ("actor", "cloudpickle", "exceptions", "runtime_context", "util")
+_SUBMODULES = ("actor", "cloudpickle", "exceptions", "job_config", "runtime_context", "util")
 
 __all__ = [
     "ActorID",
@@ -95,6 +95,7 @@ __all__ = [
     "get_runtime_context",
     "init",
     "is_initialized",
+    "job_config",
     "kill",
     "method",
     "nodes",

@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from manta.job_config import JobConfig
 from tests.integration.conftest import run_driver
 from tests.tmpfs import needs_unshare, run_on_tiny_tmpfs
 
@@ -450,3 +451,36 @@ def test_a_small_dev_shm_falls_back_to_a_disk_store_with_one_warning(tmpdir_env)
     arena = result.stdout.split("arena:", 1)[1].split()[0]
     assert not arena.startswith("/dev/shm") and arena.startswith(tmpdir_env["MANTA_TMPDIR"])
     assert result.stderr.count("--shm-size") == 1, result.stderr
+
+
+def test_job_config_code_search_path_namespace_and_runtime_env(tmp_path):
+    code = tmp_path / "a b"  # a path with a space, as Ray's test has
+    code.mkdir()
+    (code / "helper_for_job_config.py").write_text("def answer():\n    return 42\n")
+    result = run_driver(
+        f"""
+        import os
+        import manta
+        from manta.job_config import JobConfig
+
+        config = JobConfig(
+            code_search_path=[{str(code)!r}],
+            ray_namespace="from-job-config",
+            runtime_env={{"env_vars": {{"FROM_JOB_CONFIG": "yes"}}}},
+        )
+        manta.init(num_cpus=1, job_config=config)
+
+        @manta.remote
+        def probe():
+            import helper_for_job_config  # found on the job's code search path
+
+            return helper_for_job_config.answer(), os.environ.get("FROM_JOB_CONFIG")
+
+        print("RESULT", manta.get(probe.remote()), manta.get_runtime_context().namespace)
+        manta.shutdown()
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "RESULT (42, 'yes') from-job-config" in result.stdout
+    with pytest.raises(TypeError, match="code search path"):
+        JobConfig(code_search_path="not-a-list")  # type: ignore[arg-type]

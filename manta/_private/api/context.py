@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 import threading
 import uuid
@@ -143,6 +144,7 @@ def init(
                 "prior to 'manta.init()'."
             )
         _check_arguments(kwargs, namespace, runtime_env, labels)
+        validate_runtime_env(getattr(job_config, "runtime_env", None))
         config = Config.from_env()
         if _temp_dir:
             config = config.replace(tmpdir=_temp_dir)
@@ -162,12 +164,14 @@ def init(
             is_driver=True,
             config=config,
             session=session,
-            namespace=namespace if namespace is not None else str(uuid.uuid4()),
-            job_config={"runtime_env": runtime_env, "entrypoint": " ".join(sys.argv)},
+            namespace=_namespace(namespace, job_config),
+            job_config=_job_settings(job_config, runtime_env),
             log_to_driver=True if log_to_driver is None else log_to_driver,
             local_mode=local_mode,
         )
-        worker.job_runtime_env = runtime_env
+        worker.job_runtime_env = (
+            runtime_env if runtime_env is not None else getattr(job_config, "runtime_env", None)
+        )
         try:
             worker.connect()
         except BaseException:
@@ -179,6 +183,27 @@ def init(
         _process = _DriverState(worker, cluster, context)
         _register_atexit()
         return context
+
+
+def _namespace(namespace: str | None, job_config: Any) -> str:
+    if namespace is None:
+        namespace = getattr(job_config, "ray_namespace", None)
+    return namespace if namespace is not None else str(uuid.uuid4())
+
+
+def _job_settings(job_config: Any, runtime_env: dict[str, Any] | None) -> dict[str, Any]:
+    """What the job is registered with: ``init``'s runtime_env (else the JobConfig's), the
+    JobConfig's code search path ahead of the driver's sys.path, and its metadata."""
+    settings: dict[str, Any] = {"runtime_env": runtime_env, "entrypoint": " ".join(sys.argv)}
+    if job_config is None:
+        return settings
+    if runtime_env is None:
+        settings["runtime_env"] = getattr(job_config, "runtime_env", None)
+    search = [os.path.abspath(p) for p in getattr(job_config, "code_search_path", [])]
+    if search:
+        settings["sys_path"] = search + [p for p in sys.path if p and p not in search]
+    settings["metadata"] = dict(getattr(job_config, "metadata", {}) or {})
+    return settings
 
 
 def _check_arguments(

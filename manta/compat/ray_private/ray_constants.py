@@ -22,3 +22,5 @@ PUT_RECONSTRUCTION_PUSH_ERROR = "put_reconstruction"
 RESOURCE_DEADLOCK_ERROR = "resource_deadlock"
 REMOVED_NODE_ERROR = "node_removed"
 DASHBOARD_AGENT_DIED_ERROR = "dashboard_agent_died"
+# The key-value namespace where Ray keeps exported functions (Manta keeps its own elsewhere).
+KV_NAMESPACE_FUNCTION_TABLE = b"fun"
