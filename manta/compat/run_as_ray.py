@@ -9,6 +9,8 @@ It installs the ``ray`` import hook (``manta.compat.install()``), then runs the 
 as ``python`` would: the program is ``__main__``, ``sys.argv`` is what it would be,
 ``sys.path[0]`` is the script's directory (the current directory for ``-m``, ``-c`` and
 ``-``), its exit status is this process's, and a traceback starts at the program's code.
+Python processes the program starts say ``import ray`` and get Manta's too (see
+``manta/compat/children``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 0 if argv else 2
     manta.compat.install()
+    _children_import_manta()
     first = argv[0]
     if first == "-m":
         if len(argv) < 2:
@@ -52,6 +55,15 @@ def main(argv: list[str]) -> int:
         print(f"{sys.executable}: can't open file {path!r}: [Errno {e.errno}] {e.strerror}", file=sys.stderr)
         return 2
     return _run_source(source, path, argv, os.path.dirname(os.path.realpath(path)))
+
+
+def _children_import_manta() -> None:
+    """Put the stand-in ``ray`` package first on the path of the processes the program
+    starts (their environment inherits PYTHONPATH)."""
+    children = os.path.join(os.path.dirname(os.path.abspath(manta.compat.__file__)), "children")
+    current = os.environ.get("PYTHONPATH", "")
+    if children not in current.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (children, current) if p)
 
 
 def _run_module(module: str, args: list[str]) -> int:

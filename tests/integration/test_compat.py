@@ -185,3 +185,19 @@ def test_install_after_init_warns_that_workers_miss_the_hook(hooked_cluster: Any
     manta.compat.uninstall()
     with pytest.warns(RuntimeWarning, match="after ray.init"):
         manta.compat.install()
+
+
+def test_processes_a_run_as_ray_program_starts_get_mantas_ray_too(tmp_path):
+    child = tmp_path / "child.py"
+    child.write_text("import ray\nimport manta\nprint('CHILD', ray.get is manta.get)\n")
+    parent = tmp_path / "parent.py"
+    parent.write_text(
+        "import subprocess, sys\n"
+        f"out = subprocess.run([sys.executable, {str(child)!r}], capture_output=True, text=True)\n"
+        "print(out.stdout.strip(), out.stderr.strip())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "manta.compat.run_as_ray", str(parent)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "CHILD True" in result.stdout
