@@ -197,7 +197,10 @@ def test_processes_a_run_as_ray_program_starts_get_mantas_ray_too(tmp_path):
         "print(out.stdout.strip(), out.stderr.strip())\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "manta.compat.run_as_ray", str(parent)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "manta.compat.run_as_ray", str(parent)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "CHILD True" in result.stdout

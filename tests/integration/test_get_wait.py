@@ -257,3 +257,23 @@ def test_object_ref_equality_and_hash(cluster):
     refs = [echo.remote(i) for i in range(3)]
     assert len(set(refs)) == 3
     ray.get(refs)
+
+
+def test_get_raises_the_first_error_without_waiting_for_the_rest(cluster, tmp_path):
+    @ray.remote(max_retries=0)
+    def fails():
+        raise ValueError("fails at once")
+
+    @ray.remote
+    def hangs(path):
+        while not os.path.exists(path):
+            time.sleep(0.02)
+        return "released"
+
+    release = tmp_path / "release"
+    hanging = hangs.remote(str(release))
+    # Before, this waited for the hanging task and ended in GetTimeoutError.
+    with pytest.raises(ValueError, match="fails at once"):
+        ray.get([hanging, fails.remote()], timeout=30)
+    release.touch()
+    assert ray.get(hanging, timeout=30) == "released"

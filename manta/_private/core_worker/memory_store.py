@@ -29,10 +29,11 @@ class StoredObject:
 
 
 class _Waiter:
-    __slots__ = ("event", "remaining")
+    __slots__ = ("event", "remaining", "stop_on_error")
 
-    def __init__(self, remaining: int) -> None:
+    def __init__(self, remaining: int, stop_on_error: bool) -> None:
         self.remaining = remaining
+        self.stop_on_error = stop_on_error
         self.event = threading.Event()
 
 
@@ -52,7 +53,7 @@ class MemoryStore:
             waiters = self._waiters.pop(object_id, ())
             for waiter in waiters:
                 waiter.remaining -= 1
-                if waiter.remaining <= 0:
+                if waiter.remaining <= 0 or (obj.is_error and waiter.stop_on_error):
                     waiter.event.set()
             callbacks = self._callbacks.pop(object_id, ())
         for callback in callbacks:
@@ -73,16 +74,22 @@ class MemoryStore:
                 return
         _run_callback(callback, obj)
 
-    def wait(self, object_ids: Iterable[ObjectID], num_ready: int, timeout: float | None) -> set[ObjectID]:
-        """Block until ``num_ready`` of the (distinct) ids are here or ``timeout`` passes;
-        returns the ids that are here."""
+    def wait(
+        self,
+        object_ids: Iterable[ObjectID],
+        num_ready: int,
+        timeout: float | None,
+        stop_on_error: bool = False,
+    ) -> set[ObjectID]:
+        """Block until ``num_ready`` of the (distinct) ids are here, or (``stop_on_error``)
+        one of them is an error, or ``timeout`` passes; returns the ids that are here."""
         ids = list(dict.fromkeys(object_ids))
         with self._lock:
             ready = {i for i in ids if i in self._objects}
             missing = num_ready - len(ready)
-            if missing <= 0:
+            if missing <= 0 or (stop_on_error and any(self._objects[i].is_error for i in ready)):
                 return ready
-            waiter = _Waiter(missing)
+            waiter = _Waiter(missing, stop_on_error)
             for i in ids:
                 if i not in ready:
                     self._waiters.setdefault(i, []).append(waiter)

@@ -355,7 +355,11 @@ class ObjectManager:
         lost_id = refs[0].id if refs else None
         for _attempt in range(MAX_RECOVERIES + 1):
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            self._wait_ready(refs, distinct, left, for_get=True)
+            ready = self._wait_ready(refs, distinct, left, for_get=True)
+            if len(ready) < distinct:  # woken by an error: that is what the get raises
+                failed = self._first_error(refs, ready)
+                assert failed is not None
+                refs = [failed]
             outer = serialization.start_loading()
             try:
                 loaded = [self._load_ref(r) for r in refs]
@@ -402,15 +406,26 @@ class ObjectManager:
             for ref in refs:
                 if not self.memory_store.contains(ref.id):
                     self.request_object(ref)
-        ready = self.wait_local(ids, num_ready, timeout)
-        if for_get and len(ready) < num_ready:
+        # A get raises the first error as soon as there is one, as in Ray, rather than wait
+        # for the other objects (which may never come).
+        ready = self.wait_local(ids, num_ready, timeout, stop_on_error=for_get)
+        if for_get and len(ready) < num_ready and not self._first_error(refs, ready):
             raise GetTimeoutError(
                 f"Get timed out: some object(s) not ready ({num_ready - len(ready)} of {num_ready} "
                 f"after {timeout} s)."
             )
         return ready
 
-    def wait_local(self, ids: list[ObjectID], num_ready: int, timeout: float | None) -> set[ObjectID]:
+    def _first_error(self, refs: list[ObjectRef], ready: set[ObjectID]) -> ObjectRef | None:
+        for ref in refs:
+            obj = self.memory_store.get(ref.id) if ref.id in ready else None
+            if obj is not None and obj.is_error:
+                return ref
+        return None
+
+    def wait_local(
+        self, ids: list[ObjectID], num_ready: int, timeout: float | None, stop_on_error: bool = False
+    ) -> set[ObjectID]:
         """Wait for objects to reach this process's memory store (lending the task's CPU
         while blocked), without asking anyone for them."""
         ready = {i for i in ids if self.memory_store.contains(i)}
@@ -418,7 +433,7 @@ class ObjectManager:
             return ready
         blocked = self._notify_blocked()
         try:
-            return self.memory_store.wait(ids, num_ready, timeout)
+            return self.memory_store.wait(ids, num_ready, timeout, stop_on_error)
         finally:
             if blocked:
                 self._notify_unblocked()
