@@ -132,6 +132,9 @@ class Cluster:
             node_args.pop("object_store_memory", None),
             head=self.head_node is None,
         )
+        memory = node_args.pop("memory", None)
+        if memory is not None:  # the node's "memory" resource, in bytes, as in Ray
+            offered = {**offered, "memory": float(memory)}
         labels = dict(node_args.pop("labels", None) or {})
         storage = node_args.pop("storage", "memory://")
         for ignored in (

@@ -15,6 +15,7 @@ _SUBMODULES = (
     "auto_init_hook",
     "client_mode_hook",
     "gcs_utils",
+    "internal_api",
     "object_ref_generator",
     "ray_constants",
     "state",

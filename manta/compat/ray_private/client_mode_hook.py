@@ -10,7 +10,16 @@ from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["client_mode_hook", "client_mode_should_convert", "client_mode_wrap", "disable_client_hook"]
+__all__ = [
+    "client_mode_hook",
+    "client_mode_should_convert",
+    "client_mode_wrap",
+    "disable_client_hook",
+    "is_client_mode_enabled",
+]
+
+# Whether this process talks to a cluster through Ray Client: never, in Manta.
+is_client_mode_enabled = False
 
 
 def client_mode_hook(func: F | None = None, *, local_only_kwargs: tuple[str, ...] = ()) -> Any:
