@@ -22,6 +22,7 @@ from manta.exceptions import ObjectRefStreamEndOfStreamError
 
 __all__ = [
     "ActorID",
+    "GcsClient",
     "JobID",
     "NodeID",
     "ObjectID",
@@ -38,6 +39,14 @@ _FROM_MANTA = {
     "DynamicObjectRefGenerator": "DynamicObjectRefGenerator",
     "StreamingObjectRefGenerator": "ObjectRefGenerator",  # Ray's older name of the same class
 }
+
+
+class GcsClient:
+    """Ray's client of its gcs; here only its address is kept (helpers that take one, such
+    as ``publish_error_to_driver``, go through this process's own connection)."""
+
+    def __init__(self, address: str | None = None, **_options: Any) -> None:
+        self.address = address
 
 
 def __getattr__(name: str) -> Any:

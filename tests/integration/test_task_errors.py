@@ -412,3 +412,22 @@ def test_an_exception_that_does_not_pickle_arrives_as_a_plain_task_error(cluster
         ray.get(raise_lock.remote(), timeout=30)
     assert info.value.cause is None  # as in Ray: the text travels, the object cannot
     assert "HoldsALock" in str(info.value)
+
+
+def test_a_worker_dying_under_a_task_is_pushed_to_the_driver(cluster):
+    from manta.compat.ray_private.test_utils import get_error_message, init_error_pubsub
+
+    subscriber = init_error_pubsub()
+    try:
+
+        @ray.remote(max_retries=0)
+        def dies():
+            os._exit(3)
+
+        with pytest.raises(WorkerCrashedError):
+            ray.get(dies.remote(), timeout=30)
+        [error] = get_error_message(subscriber, 1, "worker_died", timeout=30)
+        assert "died or was killed while executing" in error["error_message"]
+        assert "exited with code 3" in error["error_message"]
+    finally:
+        subscriber.close()

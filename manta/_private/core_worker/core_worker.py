@@ -157,6 +157,8 @@ class CoreWorker:
         self._regaining_gcs = False
         self._peers: ConnectionPool | None = None  # made on first use, on the I/O thread
         self._peer_nodes: dict[str, NodeID] = {}  # the node each pooled peer is on
+        # Called with each error the system pushes to this driver's job (``ErrorPush``).
+        self.error_listeners: list[Any] = []
         self._inbox: deque[PendingTask] = deque()
         self._inbox_scheduled = False
         self._jobs_set_up: set[JobID] = set()
@@ -206,6 +208,7 @@ class CoreWorker:
             self.job_id = JobID(raw)
             if self._log_to_driver:
                 await self.subscribe_gcs("logs", bytes(self.job_id))
+            await self.subscribe_gcs("errors", bytes(self.job_id))
             self.node_conn.notify(m.RegisterWorker(self.worker_id, self.address))
         else:
             await self.node_conn.call(m.RegisterWorker(self.worker_id, self.address))
@@ -394,6 +397,10 @@ class CoreWorker:
     def _handle_published(self, _conn: Connection, msg: m.Published) -> None:
         if msg.channel == "logs" and isinstance(msg.payload, m.LogBatch):
             self._print_logs(msg.payload)
+        elif msg.channel == "errors" and isinstance(msg.payload, m.ErrorPush):
+            logger.error("%s", msg.payload.message)
+            for listener in list(self.error_listeners):
+                listener(msg.payload)
         elif msg.channel == "actor" and isinstance(msg.payload, m.ActorInfo):
             self.actor_submitter.on_info(msg.payload)
         elif msg.channel == "worker_died" and isinstance(msg.payload, m.WorkerGone):

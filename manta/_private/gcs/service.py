@@ -134,6 +134,7 @@ class GcsService:
         d.register(m.JobFinished, lambda c, msg: self._finish_job(msg.job_id))
         d.register(m.Subscribe, self._h_subscribe)
         d.register(m.LogBatch, self._h_logs)
+        d.register(m.ErrorPush, lambda c, msg: self._publish("errors", bytes(msg.job_id), msg))
         d.register(m.Ping, lambda c, msg: None)
         d.register(
             m.LeaseInfeasible, lambda c, msg: logger.warning("a node refused an actor lease: %s", msg.message)

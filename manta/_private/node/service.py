@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -94,6 +95,8 @@ class _WorkerProc:
     kill_reason: str = ""
     # Set when the memory monitor kills it: the owner's whole message.
     oom_message: str = ""
+    # The job whose work it runs, from a grant until its lease goes back unbroken.
+    running_job: JobID | None = None
     exit: m.WorkerExit | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -361,11 +364,18 @@ class NodeService:
             # The gcs restarts the actor it hosted and ends the actors it owned.
             # (An actor's death cause is rendered as a clause: no full stop of its own.)
             self.gcs.notify(m.WorkerDied(proc.worker_id, self.node_id, reason.rstrip(".")))
+        if not ours and proc.running_job is not None:
+            self._push_error(proc.running_job, "worker_died", _worker_died_text(proc, msg.pid, reason))
         self._exited.append(proc.worker_id)
         # Keep the exit reports of recent workers only (owners ask within seconds).
         while len(self._exited) > _EXIT_REPORTS_KEPT:
             self._procs.pop(self._exited.popleft(), None)
         self._worker_gone(proc.worker_id)
+
+    def _push_error(self, job_id: JobID, kind: str, text: str) -> None:
+        """Tell the job's driver (Ray's error push; its driver prints it)."""
+        if self.gcs is not None and not self.gcs.closed:
+            self.gcs.notify(m.ErrorPush(job_id, kind, text, time.time()))
 
     def _worker_gone(self, worker_id: WorkerID) -> None:
         self._publish_logs(self.logs.remove(worker_id))
@@ -400,6 +410,7 @@ class NodeService:
             return
         worker_address: m.Address = proc.conn.peer_info["address"]
         self.logs.set_job(lease.worker_id, req.job_id)
+        proc.running_job = req.job_id
         devices = lease.allocation.instance_ids()
         if self.scheduler.bundles:
             for name, ids in self.scheduler.bundle_devices(lease.allocation.units).items():
@@ -554,6 +565,10 @@ class NodeService:
         self._send_heartbeat()
 
     def _h_return_lease(self, conn: Connection, msg: m.ReturnLease) -> None:
+        lease = self.scheduler.leases.get(msg.lease_id)
+        proc = self._procs.get(lease.worker_id) if lease is not None else None
+        if proc is not None and not msg.kill_worker:
+            proc.running_job = None  # back in the pool: a later end is not under a task
         self._execute(self.scheduler.return_lease(msg.lease_id, msg.kill_worker))
         self._schedule_heartbeat()
 
@@ -858,3 +873,11 @@ def _kill(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _worker_died_text(proc: _WorkerProc, pid: int, reason: str) -> str:
+    return (
+        "A worker died or was killed while executing a task by an unexpected system error: "
+        f"{reason.rstrip('.')}. Worker ID: {proc.worker_id.hex()}, pid: {pid}. Its task is retried "
+        "if it has retries left; the worker's log is in the session's logs directory."
+    )

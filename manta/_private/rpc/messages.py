@@ -307,6 +307,17 @@ class ListNamedActors:
     all_namespaces: bool
 
 
+@message(39)
+class ErrorPush:
+    """An error the system tells a job's driver about (a worker that died under a task, a
+    very large function, ...), published on the gcs's ``errors`` channel for the job."""
+
+    job_id: JobID
+    type: str  # Ray's names: "worker_died", "pickling_large_object", ...
+    message: str
+    timestamp: float
+
+
 @message(38)
 class ListActors:
     """Every actor the gcs knows, dead ones too (the state API): a list of ActorInfo."""

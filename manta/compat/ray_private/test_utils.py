@@ -8,6 +8,7 @@ checks, and node lists of a ``cluster_utils.Cluster``.
 from __future__ import annotations
 
 import dataclasses
+import queue
 import subprocess
 import time
 from collections.abc import Callable
@@ -37,9 +38,11 @@ __all__ = [
     "client_test_enabled",
     "convert_actor_state",
     "generate_system_config_map",
+    "get_error_message",
     "get_metric_check_condition",
     "get_non_head_nodes",
     "get_other_nodes",
+    "init_error_pubsub",
     "is_placement_group_removed",
     "kill_actor_and_wait_for_failure",
     "object_memory_usage",
@@ -255,3 +258,53 @@ def get_metric_check_condition(metrics_to_check: list[MetricSamplePattern], *arg
         "Manta does not export Prometheus metrics yet (they arrive with the observability work): "
         "metric checks cannot run"
     )
+
+
+class ErrorSubscriber:
+    """The errors pushed to this driver's job, one by one (Ray's ``GcsErrorSubscriber``)."""
+
+    def __init__(self) -> None:
+        from manta._private.api.context import require_initialized
+
+        self._worker = require_initialized("subscribing to errors")
+        self._errors: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._worker.error_listeners.append(self._errors.put)
+
+    def poll(self, timeout: float | None = None) -> tuple[bytes | None, dict[str, Any] | None]:
+        """(job id, {"type", "error_message", "timestamp"}) of the next error, or (None, None)
+        if none comes within ``timeout`` seconds."""
+        try:
+            push = self._errors.get(timeout=timeout)
+        except queue.Empty:
+            return None, None
+        return bytes(push.job_id), {
+            "type": push.type,
+            "error_message": push.message,
+            "timestamp": push.timestamp,
+        }
+
+    def close(self) -> None:
+        if self._errors.put in self._worker.error_listeners:
+            self._worker.error_listeners.remove(self._errors.put)
+
+
+def init_error_pubsub() -> ErrorSubscriber:
+    return ErrorSubscriber()
+
+
+def get_error_message(
+    subscriber: ErrorSubscriber, num: float = 1e6, error_type: str | None = None, timeout: float = 20
+) -> list[dict[str, Any]]:
+    """Up to ``num`` errors (of ``error_type``, if given) that arrive within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    found: list[dict[str, Any]] = []
+    while len(found) < num:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        _job, error = subscriber.poll(timeout=left)
+        if error is None:
+            break
+        if error_type is None or error["type"] == error_type:
+            found.append(error)
+    return found

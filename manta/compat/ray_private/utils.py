@@ -112,3 +112,18 @@ class DeferSigint(contextlib.AbstractContextManager):  # type: ignore[type-arg]
         self._real_signal(signal.SIGINT, handler)
         if self.signal_received:
             signal.raise_signal(signal.SIGINT)  # delivered to ``handler`` now, once
+
+
+def publish_error_to_driver(
+    error_type: str, message: str, gcs_client: Any = None, job_id: Any = None, num_retries: Any = None
+) -> None:
+    """Push an error to a job's driver (this process's job unless ``job_id`` is given)."""
+    import time
+
+    from manta._private.api.context import require_initialized
+    from manta._private.common.ids import JobID
+    from manta._private.rpc.messages import ErrorPush
+
+    worker = require_initialized("publishing an error")
+    job = worker.job_id if job_id is None else JobID(bytes(job_id))
+    worker.call_gcs(ErrorPush(job, error_type, message, time.time()))
