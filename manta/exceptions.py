@@ -163,6 +163,10 @@ class RayTaskError(RayError):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.cause!r})"
 
+    def make_dual_exception_instance(self) -> RayTaskError:
+        """Ray's name for ``as_instanceof_cause``."""
+        return self.as_instanceof_cause()
+
     def __reduce__(self) -> Any:
         return (_rebuild_task_error, (self._fields(), type(self) is not RayTaskError))
 

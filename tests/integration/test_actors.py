@@ -791,3 +791,23 @@ def test_runtime_context_inside_an_actor(cluster):
     assert ray.get(handle.ping.remote(), timeout=30) == "pong"
     assert ray.get_runtime_context().get_actor_id() is None  # the driver is no actor
     ray.kill(actor)
+
+
+def test_wrong_arguments_to_a_method_fail_at_the_call(cluster):
+    @ray.remote
+    class Takes:
+        def one(self, x, y=2):
+            return x + y
+
+        @staticmethod
+        def static(a):
+            return a
+
+    actor = Takes.remote()
+    with pytest.raises(TypeError, match=r"Takes.one.remote\(\): missing a required argument: 'x'"):
+        actor.one.remote()
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        actor.one.remote(1, 2, 3)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'z'"):
+        actor.one.remote(1, z=3)
+    assert ray.get([actor.one.remote(1), actor.one.remote(1, y=5), actor.static.remote(7)]) == [3, 6, 7]

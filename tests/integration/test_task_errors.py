@@ -410,7 +410,9 @@ def test_an_exception_that_does_not_pickle_arrives_as_a_plain_task_error(cluster
 
     with pytest.raises(RayTaskError) as info:
         ray.get(raise_lock.remote(), timeout=30)
-    assert info.value.cause is None  # as in Ray: the text travels, the object cannot
+    # As in Ray: the text travels, the object cannot; a RayError says so in its place.
+    assert isinstance(info.value.cause, ray.exceptions.RayError)
+    assert "isn't serializable" in str(info.value.cause)
     assert "HoldsALock" in str(info.value)
 
 

@@ -161,3 +161,19 @@ def test_errors_pickle(error: BaseException) -> None:
     back = pickle.loads(pickle.dumps(error))
     assert type(back) is type(error)
     assert str(back) == str(error)
+
+
+class TwoArgs(Exception):
+    def __init__(self, one: str, two: str) -> None:
+        super().__init__(one, two)
+        self.one, self.two = one, two
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return TwoArgs, (self.one, self.two)
+
+
+def test_a_dual_error_pickles_with_its_cause_attributes() -> None:
+    dual = RayTaskError("f", "tb", TwoArgs("a", "b")).make_dual_exception_instance()
+    back = pickle.loads(pickle.dumps(dual))
+    assert isinstance(back, RayTaskError) and isinstance(back, TwoArgs)
+    assert (back.one, back.two) == ("a", "b")

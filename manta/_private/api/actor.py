@@ -75,10 +75,40 @@ def _class_meta(cls: type) -> _ClassMeta:
         group = options.pop("concurrency_group", "") or ""
         others = cloudpickle.dumps(options) if options else None
         is_generator = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
-        methods[name] = [num_returns, group, others, is_generator]
+        methods[name] = [num_returns, group, others, is_generator, _parameters(cls, name, member)]
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
             is_async = True
     return _ClassMeta(methods, is_async)
+
+
+def _parameters(cls: type, name: str, member: Any) -> list[list[Any]] | None:
+    """A method's parameters after ``self`` as ``[name, kind, has a default]`` (the wire
+    form), so that callers check their arguments; None when they cannot be read."""
+    try:
+        params = list(inspect.signature(member).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if inspect.isfunction(member) and not isinstance(inspect.getattr_static(cls, name), staticmethod):
+        params = params[1:]  # self
+    return [[p.name, int(p.kind), p.default is not p.empty] for p in params]
+
+
+def _signature(params: list[list[Any]] | None) -> inspect.Signature | None:
+    if params is None:
+        return None
+    try:
+        return inspect.Signature(
+            [
+                inspect.Parameter(
+                    name,
+                    inspect._ParameterKind(kind),
+                    default=None if has_default else inspect.Parameter.empty,
+                )
+                for name, kind, has_default in params
+            ]
+        )
+    except (TypeError, ValueError):
+        return None
 
 
 class ActorClass:
@@ -153,7 +183,7 @@ class ActorClass:
         for group, limit in groups.items():
             if not isinstance(group, str) or not isinstance(limit, int) or limit < 1:
                 raise ValueError(f"concurrency_groups maps names to a positive int, got {group!r}: {limit!r}")
-        for method_name, (_, group, _others, _generator) in self._meta.methods.items():
+        for method_name, (_, group, _others, _generator, _params) in self._meta.methods.items():
             if group and group not in groups:
                 raise ValueError(
                     f"method {method_name} uses the concurrency group {group!r}, which the actor does "
@@ -245,10 +275,16 @@ class ActorHandle:
 
     def __getattr__(self, name: str) -> ActorMethod:
         if name in self.__dict__.get("_methods", {}) or name in _SPECIAL_METHODS:
-            num_returns, group, others, is_generator = self._methods.get(name, [None, "", None, False])
+            num_returns, group, others, is_generator, params = self._methods.get(
+                name, [None, "", None, False, None]
+            )
             options = cloudpickle.loads(others) if others else {}
             return ActorMethod(
-                self, name, {**options, "num_returns": num_returns, "concurrency_group": group}, is_generator
+                self,
+                name,
+                {**options, "num_returns": num_returns, "concurrency_group": group},
+                is_generator,
+                _signature(params),
             )
         if name.startswith("__"):
             raise AttributeError(name)
@@ -290,12 +326,18 @@ class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``; ``.options(num_returns=...)``."""
 
     def __init__(
-        self, handle: ActorHandle, name: str, options: dict[str, Any], is_generator: bool = False
+        self,
+        handle: ActorHandle,
+        name: str,
+        options: dict[str, Any],
+        is_generator: bool = False,
+        signature: inspect.Signature | None = None,
     ) -> None:
         self._handle = handle
         self._name = name
         self._options = options
         self._is_generator = is_generator
+        self._signature = signature
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -305,7 +347,9 @@ class ActorMethod:
 
     def options(self, **options: Any) -> ActorMethod:
         validate(options, ACTOR_METHOD_OPTIONS, "actor methods")
-        return ActorMethod(self._handle, self._name, {**self._options, **options}, self._is_generator)
+        return ActorMethod(
+            self._handle, self._name, {**self._options, **options}, self._is_generator, self._signature
+        )
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         decorator = self._options.get(_INVOCATION_DECORATOR)
@@ -315,6 +359,11 @@ class ActorMethod:
 
     def _invoke(self, args: Any, kwargs: Any) -> Any:
         worker = context.ensure_initialized()
+        if self._signature is not None:
+            try:  # wrong arguments fail here, at the call, as in Ray
+                self._signature.bind(*(args or ()), **(kwargs or {}))
+            except TypeError as e:
+                raise TypeError(f"{self._handle._class_name}.{self._name}.remote(): {e}") from None
         options = self._options
         num_returns = options.get("num_returns")
         generator = generator_mode(self._name, self._is_generator, num_returns)

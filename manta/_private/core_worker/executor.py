@@ -41,7 +41,7 @@ from manta._private.rpc.messages import (
     TaskResult,
     TaskSpec,
 )
-from manta.exceptions import RayTaskError, TaskCancelledError, UnserializableException
+from manta.exceptions import RayError, RayTaskError, TaskCancelledError, UnserializableException
 
 if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
@@ -458,10 +458,13 @@ class TaskExecutor:
         flags = serialization.FLAG_ERROR
         try:
             obj = serialization.serialize(task_error, flags)
-        except Exception:
-            # As in Ray: an exception that does not pickle arrives as a plain RayTaskError
-            # with its traceback, without the original as its cause.
-            task_error.cause = None
+        except Exception as e:
+            # As in Ray: an exception that does not pickle arrives as a RayTaskError with its
+            # traceback, and a RayError saying so in the original's place.
+            task_error.cause = RayError(
+                f"The original cause of the RayTaskError ({type(cause).__name__}) isn't serializable: "
+                f"{e}. Overwriting the cause to a RayError; the traceback above is the original's."
+            )
             return serialization.serialize(task_error, flags)
         try:
             serialization.deserialize(obj.data, obj.buffers)  # what pickles may still not unpickle
