@@ -113,6 +113,8 @@ def test_global_worker_before_init() -> None:
         gw.check_connected()
     with pytest.raises(RaySystemError):
         gw.current_task_id  # noqa: B018
+    with pytest.raises(RaySystemError):
+        gw.core_worker  # noqa: B018  (a view of the connected core worker)
     with pytest.raises(AttributeError, match="no counterpart in Manta"):
-        gw.core_worker  # noqa: B018
+        gw.function_actor_manager  # noqa: B018
     assert worker.get is manta.get and worker.RayContext is manta._private.api.context.InitContext
