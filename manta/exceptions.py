@@ -35,7 +35,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+_logger = logging.getLogger(__name__)
 
 
 class RayError(Exception):
@@ -188,8 +191,16 @@ class RayTaskError(RayError):
                     (RayTaskError, cause_cls),
                     {"__module__": RayTaskError.__module__, "__getattr__": _cause_getattr},
                 )
-            except TypeError:
-                return self  # a layout or metaclass we cannot mix in
+            except TypeError as e:
+                # A layout or metaclass we cannot mix in, or a class that forbids subclasses.
+                _logger.warning(
+                    "The exception %s cannot be subclassed (%s). This exception is raised as "
+                    "RayTaskError only. You can use `ray_task_error.cause` to access the user "
+                    "exception.",
+                    cause_cls.__name__,
+                    e,
+                )
+                return self
             dual.__qualname__ = dual.__name__
             _dual_classes[cause_cls] = dual
         try:

@@ -177,3 +177,16 @@ def test_a_dual_error_pickles_with_its_cause_attributes() -> None:
     back = pickle.loads(pickle.dumps(dual))
     assert isinstance(back, RayTaskError) and isinstance(back, TwoArgs)
     assert (back.one, back.two) == ("a", "b")
+
+
+class NoSubclasses(Exception):
+    def __init_subclass__(cls, /, *args: object, **kwargs: object) -> None:
+        raise TypeError("this class is final")
+
+
+def test_a_cause_that_cannot_be_subclassed_is_raised_as_the_task_error_alone(caplog) -> None:
+    error = RayTaskError("f", "tb", NoSubclasses("from the task"))
+    with caplog.at_level("WARNING"):
+        raised = error.as_instanceof_cause()
+    assert raised is error and isinstance(raised.cause, NoSubclasses)
+    assert "You can use `ray_task_error.cause` to access the user exception." in caplog.text
