@@ -359,6 +359,10 @@ class ObjectManager:
             if len(ready) < distinct:  # woken by an error: that is what the get raises
                 failed = self._first_error(refs, ready)
                 assert failed is not None
+                for ref in refs:  # errors already here count as seen: the caller handled this get
+                    obj = self.memory_store.get(ref.id) if ref.id in ready else None
+                    if obj is not None and obj.is_error and self.references.is_owned(ref.id):
+                        self._seen_errors.add(ref.id)
                 refs = [failed]
             outer = serialization.start_loading()
             try:
