@@ -146,6 +146,16 @@ def allows(node: NodeEntry, need: dict[str, float], strategy: Any) -> bool:
 
 
 def hybrid(alive: list[NodeEntry], need: dict[str, float], preferred: NodeID | None) -> Decision:
+    if not need.get("GPU") and any(n.total.get("GPU", 0.0) > 0 for n in alive):
+        # As Ray does by default: work that needs no GPU goes to a node without GPUs when
+        # one fits it now, keeping GPU nodes for the work that needs them.
+        plain = _hybrid([n for n in alive if not n.total.get("GPU", 0.0)], need, preferred)
+        if isinstance(plain, Chosen) and fits(plain.node, need):
+            return plain
+    return _hybrid(alive, need, preferred)
+
+
+def _hybrid(alive: list[NodeEntry], need: dict[str, float], preferred: NodeID | None) -> Decision:
     local = next((n for n in alive if n.node_id == preferred), None)
     if local is not None and fits(local, need) and utilization(local, need) <= SPREAD_THRESHOLD:
         return Chosen(local)

@@ -105,3 +105,13 @@ def test_utilization_counts_the_request() -> None:
     assert utilization(node("n", 4, 4), {"CPU": 1}) == 0.25
     assert utilization(node("n", 4, 1), {"CPU": 1}) == 1.0
     assert utilization(node("n", 4, 4), {"other": 1}) == 0.0  # resources it lacks do not count
+
+
+def test_work_without_gpus_avoids_gpu_nodes_while_others_fit() -> None:
+    gpu, plain = node("gpu", 4, 4, GPU=1), node("plain", 1, 1)
+    place = Placer().place
+    assert chosen(place([gpu, plain], {"CPU": 1}, "DEFAULT", gpu.node_id)) == "plain"
+    assert chosen(place([gpu, plain], {"CPU": 1, "GPU": 1}, "DEFAULT", gpu.node_id)) == "gpu"
+    full = node("plain", 1, 0)  # nothing without GPUs fits now: the GPU node takes it
+    assert chosen(place([gpu, full], {"CPU": 1}, "DEFAULT", gpu.node_id)) == "gpu"
+    assert chosen(place([gpu], {"CPU": 1}, "DEFAULT", gpu.node_id)) == "gpu"
