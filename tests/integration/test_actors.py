@@ -811,3 +811,31 @@ def test_wrong_arguments_to_a_method_fail_at_the_call(cluster):
     with pytest.raises(TypeError, match="unexpected keyword argument 'z'"):
         actor.one.remote(1, z=3)
     assert ray.get([actor.one.remote(1), actor.one.remote(1, y=5), actor.static.remote(7)]) == [3, 6, 7]
+
+
+def test_calls_piling_up_behind_an_actor_warn_the_driver(cluster, tmp_path):
+    from manta.compat.ray_private.test_utils import get_error_message, init_error_pubsub
+
+    release = tmp_path / "release"
+
+    @ray.remote
+    class Slow:
+        def wait(self, path):
+            while not os.path.exists(path):
+                time.sleep(0.02)
+
+        def f(self):
+            return 1
+
+    subscriber = init_error_pubsub()
+    try:
+        actor = Slow.remote()
+        first = actor.wait.remote(str(release))
+        calls = [actor.f.remote() for _ in range(5001)]
+        [error] = get_error_message(subscriber, 1, "excess_queueing_warning", timeout=30)
+        assert "More than 5000 tasks are pending submission to actor Slow" in error["error_message"]
+        release.touch()
+        ray.get(first, timeout=60)
+        assert sum(ray.get(calls, timeout=120)) == 5001
+    finally:
+        subscriber.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _NO_LEASE = LeaseID(b"\x00" * LeaseID.SIZE)
+# Ray's threshold for warning that calls pile up behind an actor (doubled at each warning).
+_EXCESS_QUEUEING_WARNING_AT = 5000
 # After a broken connection with no word from the gcs, ask it directly.
 _CHECK_AFTER_S = 2.0
 
@@ -54,6 +57,8 @@ class _Actor:
     in_flight: dict[Any, PendingTask] = field(default_factory=dict)
     interrupted: list[PendingTask] = field(default_factory=list)
     warned: bool = False
+    # Calls pending beyond this many earn the caller a warning (then twice as many).
+    warn_pending_at: int = _EXCESS_QUEUEING_WARNING_AT
 
 
 class ActorTaskSubmitter:
@@ -129,9 +134,24 @@ class ActorTaskSubmitter:
             return
         actor.queue.append(task)
         task.state = "queued"
+        pending = len(actor.queue) + len(actor.in_flight)
+        if pending > actor.warn_pending_at:
+            self._warn_excess_queueing(actor, pending)
         if task.arg_refs and not task.resolved:
             self._resolve(actor, task)
         self._send(actor)
+
+    def _warn_excess_queueing(self, actor: _Actor, pending: int) -> None:
+        """Told to the job's driver (as in Ray, an ``excess_queueing_warning`` error push)."""
+        name = actor.info.class_name if actor.info is not None else actor.actor_id.hex()
+        text = (
+            f"Warning: More than {actor.warn_pending_at} tasks are pending submission to actor "
+            f"{name} ({pending} now). To reduce memory use, wait for these calls to finish "
+            "before submitting more."
+        )
+        actor.warn_pending_at *= 2
+        push = m.ErrorPush(self._cw.job_id, "excess_queueing_warning", text, time.time())
+        spawn(self._tell_gcs(push), "warning about queued actor calls")
 
     def _resolve(self, actor: _Actor, task: PendingTask) -> None:
         task.resolved = [None] * len(task.arg_refs)  # type: ignore[list-item]

@@ -24,3 +24,4 @@ REMOVED_NODE_ERROR = "node_removed"
 DASHBOARD_AGENT_DIED_ERROR = "dashboard_agent_died"
 # The key-value namespace where Ray keeps exported functions (Manta keeps its own elsewhere).
 KV_NAMESPACE_FUNCTION_TABLE = b"fun"
+EXCESS_QUEUEING_WARNING = "excess_queueing_warning"
