@@ -839,3 +839,15 @@ def test_calls_piling_up_behind_an_actor_warn_the_driver(cluster, tmp_path):
         assert sum(ray.get(calls, timeout=120)) == 5001
     finally:
         subscriber.close()
+
+
+def test_a_method_is_called_even_where_an_attribute_shadows_its_name(cluster):
+    @ray.remote
+    class Shadowed:
+        def __init__(self):
+            self.flag = True  # an instance attribute with a method's name
+
+        def flag(self):  # Ray calls the class's method
+            return "method"
+
+    assert ray.get(Shadowed.remote().flag.remote(), timeout=30) == "method"

@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import inspect
 import logging
 import os
 import sys
 import threading
+import types
 from typing import TYPE_CHECKING, Any
 
 from manta._private.rpc.messages import ActorExiting, ActorSpec, PushTask
@@ -102,6 +104,16 @@ class ActorRuntime:
             return _ready
         if name == TERMINATE_METHOD:
             return self._terminate
+        cls = type(self.instance)
+        try:
+            static = inspect.getattr_static(cls, name)
+        except AttributeError:
+            static = None
+        if isinstance(static, (staticmethod, classmethod)):
+            return getattr(cls, name)
+        if inspect.isfunction(static):
+            # The class's method, as in Ray, even where an instance attribute shadows its name.
+            return types.MethodType(static, self.instance)
         try:
             return getattr(self.instance, name)
         except AttributeError:
