@@ -433,3 +433,23 @@ def test_a_worker_dying_under_a_task_is_pushed_to_the_driver(cluster):
         assert "exited with code 3" in error["error_message"]
     finally:
         subscriber.close()
+
+
+def test_a_huge_remote_function_warns_the_driver(cluster):
+    import numpy as np
+
+    from manta.compat.ray_private.test_utils import get_error_message, init_error_pubsub
+
+    subscriber = init_error_pubsub()
+    try:
+        captured = np.zeros(2 * 10**7, dtype=np.uint8)
+
+        @ray.remote
+        def huge():
+            return len(captured)
+
+        assert ray.get(huge.remote(), timeout=60) == 2 * 10**7
+        [error] = get_error_message(subscriber, 1, "pickling_large_object", timeout=30)
+        assert "is very large" in error["error_message"] and "huge" in error["error_message"]
+    finally:
+        subscriber.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
@@ -150,8 +149,7 @@ class ActorTaskSubmitter:
             "before submitting more."
         )
         actor.warn_pending_at *= 2
-        push = m.ErrorPush(self._cw.job_id, "excess_queueing_warning", text, time.time())
-        spawn(self._tell_gcs(push), "warning about queued actor calls")
+        self._cw.push_error("excess_queueing_warning", text)
 
     def _resolve(self, actor: _Actor, task: PendingTask) -> None:
         task.resolved = [None] * len(task.arg_refs)  # type: ignore[list-item]

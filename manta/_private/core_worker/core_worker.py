@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,7 +129,7 @@ class CoreWorker:
         )
         self.borrowing = Borrowing(self)
         self.recovery = LossRecovery(self)
-        self.functions = FunctionManager(self.kv_put, self.kv_get)
+        self.functions = FunctionManager(self.kv_put, self.kv_get, self.push_error)
         self.dispatcher = Dispatcher()
         self.submitter = NormalTaskSubmitter(self)
         self.actor_submitter = ActorTaskSubmitter(self)
@@ -481,6 +482,17 @@ class CoreWorker:
             if translated is not None:
                 raise translated(e.text) from None
             raise
+
+    def push_error(self, kind: str, text: str) -> None:
+        """Tell this job's driver (an ``ErrorPush``; the driver logs it), from any thread."""
+
+        async def push() -> None:
+            try:
+                (await self.gcs_connection()).notify(m.ErrorPush(self.job_id, kind, text, time.time()))
+            except Exception as e:
+                logger.warning("could not tell the driver (%s): %s", kind, e)
+
+        self.io.call_soon(spawn, push(), "pushing an error to the driver")
 
     def kv_put(self, namespace: str, key: bytes, value: bytes) -> None:
         self.call_gcs(m.KvPut(namespace, key, value, True))

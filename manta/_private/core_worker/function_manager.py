@@ -24,14 +24,21 @@ def function_key(job_id: JobID, function_id: bytes) -> bytes:
     return bytes(job_id) + function_id
 
 
+# A function (or class) that pickles larger than this earns a warning: it most likely
+# captured a large value from its scope (Ray's threshold).
+LARGE_FUNCTION_BYTES = 10**7
+
+
 class FunctionManager:
     def __init__(
         self,
         kv_put: Callable[[str, bytes, bytes], None],
         kv_get: Callable[[str, bytes], bytes | None],
+        warn: Callable[[str, str], None] = lambda kind, text: None,
     ) -> None:
         self._kv_put = kv_put
         self._kv_get = kv_get
+        self._warn = warn
         self._lock = threading.Lock()
         self._exported: dict[tuple[JobID, bytes], None] = {}
         self._loaded: dict[tuple[JobID, bytes], Any] = {}
@@ -69,6 +76,15 @@ class FunctionManager:
                 return
             self._kv_put(FUNCTION_NAMESPACE, function_key(job_id, function_id), pickled)
             self._exported[key] = None
+        if len(pickled) > LARGE_FUNCTION_BYTES:
+            name = getattr(original, "__qualname__", "a remote function")
+            self._warn(
+                "pickling_large_object",
+                f"Warning: the remote function or class {name} is very large "
+                f"({len(pickled) / 2**20:.1f} MiB pickled). Check that it does not capture a large "
+                "array or other object from its scope: put large values in the object store "
+                "(manta.put) and pass their refs instead.",
+            )
 
     def load(self, job_id: JobID, function_id: bytes, name: str) -> Any:
         key = (job_id, function_id)
