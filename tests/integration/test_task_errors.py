@@ -7,6 +7,7 @@ import re
 import sys
 import threading
 
+import numpy as np
 import pytest
 
 import manta as ray
@@ -436,7 +437,6 @@ def test_a_worker_dying_under_a_task_is_pushed_to_the_driver(cluster):
 
 
 def test_a_huge_remote_function_warns_the_driver(cluster):
-    import numpy as np
 
     from manta.compat.ray_private.test_utils import get_error_message, init_error_pubsub
 
