@@ -447,3 +447,21 @@ def test_dropping_a_pending_actor_cancels_it_and_frees_its_arguments(cluster):
     wait_until(released, what="the constructor's argument released")
     info = worker.call_gcs(GetActorInfo(actor_id))
     assert info.state == "DEAD" and "out of scope" in info.death_cause
+
+
+def test_sys_exit_in_an_actor_method_tells_the_driver(cluster):
+    from manta.compat.ray_private.test_utils import get_error_message, init_error_pubsub
+
+    @ray.remote
+    class Quits:
+        def quit(self):
+            sys.exit(4)
+
+    subscriber = init_error_pubsub()
+    try:
+        with pytest.raises(ActorDiedError, match=r"sys.exit\(4\)"):
+            ray.get(Quits.remote().quit.remote(), timeout=30)
+        [error] = get_error_message(subscriber, 1, "worker_died", timeout=30)
+        assert "died or was killed while executing Quits.quit" in error["error_message"]
+    finally:
+        subscriber.close()

@@ -118,12 +118,24 @@ class ActorClient:
                     self._owned.discard(actor_id)
                     ended.append(actor_id)
         for actor_id in ended:
-            if self._cw.local is None and not self._cw.actor_submitter.is_created(actor_id):
-                # Not made yet (waiting for resources, say): its creation is cancelled, and
-                # what it holds (its constructor's arguments) is released with it.
-                self._cw.io.call_soon(self._cw.actor_submitter.cancel_creation, actor_id)
-                continue
-            self.call(actor_id, TERMINATE_METHOD, (), {}, num_returns=0, name=f"{TERMINATE_METHOD}")
+            if self._cw.local is None:
+                # Decided on the I/O thread, after the calls submitted before are queued.
+                self._cw.io.call_soon(self._end_unreachable, actor_id)
+            else:
+                self._terminate(actor_id)
+
+    def _end_unreachable(self, actor_id: ActorID) -> None:
+        """I/O thread: no handle reaches the actor any more. One not made yet with no calls
+        waiting for it (waiting for resources, say) is not made at all, which releases what
+        it holds; any other ends after the calls sent to it."""
+        submitter = self._cw.actor_submitter
+        if not submitter.is_created(actor_id) and submitter.pending_calls(actor_id) == 0:
+            submitter.cancel_creation(actor_id)
+        else:
+            self._terminate(actor_id)
+
+    def _terminate(self, actor_id: ActorID) -> None:
+        self.call(actor_id, TERMINATE_METHOD, (), {}, num_returns=0, name=f"{TERMINATE_METHOD}")
 
     # -- calls -------------------------------------------------------------------------------------
     def call(

@@ -277,7 +277,7 @@ class TaskExecutor:
             # As in Ray, a task calling sys.exit() ends its worker (the owner retries it);
             # in an actor it ends the actor on purpose.
             if self.actor is not None:
-                self.actor.exit(f"sys.exit({e.code!r}) was called")
+                self._actor_sys_exit(spec, e)
             _flush_std_streams()
             self._end_process(e)
         except Exception as e:
@@ -313,8 +313,7 @@ class TaskExecutor:
         except ArgumentLost as e:
             return TaskResult([], False, 0.0, lost_args=[ObjectID.from_hex(e.object_ref_hex)])
         except SystemExit as e:
-            assert self.actor is not None
-            self.actor.exit(f"sys.exit({e.code!r}) was called")
+            self._actor_sys_exit(spec, e)
             raise
         except Exception as e:
             return self._error_result(spec, e, e)
@@ -471,6 +470,18 @@ class TaskExecutor:
             return obj
         except Exception:
             return serialization.serialize(UnserializableException(str(task_error)), flags)
+
+    def _actor_sys_exit(self, spec: TaskSpec, exiting: SystemExit) -> None:
+        """An actor's method called sys.exit(): the actor ends (on purpose: it is not
+        restarted), and its driver hears that its worker died under a call, as in Ray."""
+        assert self.actor is not None
+        reason = f"sys.exit({exiting.code!r}) was called"
+        self._cw.push_error(
+            "worker_died",
+            f"The worker of actor {self.actor.display_name} died or was killed while executing "
+            f"{spec.name}: {reason} (pid {os.getpid()}).",
+        )
+        self.actor.exit(reason)
 
     def _announce_exit(self, spec: ActorSpec, reason: str) -> None:
         try:
