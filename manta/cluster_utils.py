@@ -36,7 +36,7 @@ cluster_not_supported = os.name == "nt"
 # the cluster runs, for this process and the processes it starts (Ray writes a file that
 # every process on the host reads; an environment variable keeps concurrent test runs on
 # one host out of each other's clusters).
-_ADDRESS_ENV = env_name("address")
+_ADDRESS_ENV = env_name("cluster_address")
 
 # Ray's health-check settings, as far as they map onto ours.
 _RAY_SETTINGS = {

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def test_a_cluster_is_found_by_auto_until_it_shuts_down() -> None:
-    before = os.environ.get("MANTA_ADDRESS")
+    before = os.environ.get("MANTA_CLUSTER_ADDRESS")
     cluster = Cluster()
     try:
         assert cluster.address is None and cluster.gcs_address is None  # no head yet, as in Ray
@@ -43,6 +43,12 @@ def test_a_cluster_is_found_by_auto_until_it_shuts_down() -> None:
         )
         assert child.returncode == 0, child.stderr
         assert "CPUS 1.0" in child.stdout  # this cluster's one node, not a new local cluster
+        # As in Ray, init() with no address starts a cluster of its own beside it.
+        manta.init(num_cpus=2)
+        try:
+            assert manta.cluster_resources()["CPU"] == 2.0
+        finally:
+            manta.shutdown()
     finally:
         cluster.shutdown()
-    assert os.environ.get("MANTA_ADDRESS") == before  # not found any more once it is gone
+    assert os.environ.get("MANTA_CLUSTER_ADDRESS") == before  # not found any more once it is gone

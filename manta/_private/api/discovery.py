@@ -25,7 +25,7 @@ def resolve_address(address: str | None, config: Config) -> str | None:
     if address == "local":
         return None
     if address is None or address == "auto":
-        found = config.address or current_cluster()
+        found = config.address or (config.cluster_address if address == "auto" else "") or current_cluster()
         if found:
             return session_for(found, config)
         if address == "auto":

@@ -74,6 +74,9 @@ class Config:
     object_store_cap_bytes: int = 200 * 1024**3
     # Address of an existing cluster to join when init() is given none.
     address: str = ""
+    # The head of a ``cluster_utils.Cluster`` running in this process (or its parent): what
+    # init(address="auto") joins, as in Ray; init() with no address starts its own.
+    cluster_address: str = ""
     # Record where each put/remote call was made (ObjectRef.call_site(), `manta memory`).
     record_callsites: bool = False
     # Whether an ObjectRef may be pickled outside Manta (plain pickle, cloudpickle). Such a
