@@ -14,6 +14,7 @@ from manta._private.api.actor import list_named_actors
 from manta._private.api.memory import memory_report, memory_summary
 from manta.util.actor_pool import ActorPool
 from manta.util.check_serialize import inspect_serializability
+from manta.util.node_ip import get_node_ip_address
 from manta.util.placement_group import (
     PlacementGroup,
     get_current_placement_group,
@@ -34,6 +35,7 @@ __all__ = [
     "PlacementGroup",
     "deregister_serializer",
     "get_current_placement_group",
+    "get_node_ip_address",
     "get_placement_group",
     "inspect_serializability",
     "list_named_actors",

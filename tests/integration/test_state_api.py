@@ -67,3 +67,10 @@ def test_list_actors_has_the_dead_ones_too(cluster):
     [record] = list_actors(filters=[("name", "=", "listed")])
     assert record["state"] == "ALIVE" and record["pid"] == pid and record["class_name"] == "Named"
     ray.kill(alive)
+
+
+def test_get_node_ip_address_is_the_nodes(cluster):
+    from manta.util import get_node_ip_address
+
+    [node] = list_nodes()
+    assert get_node_ip_address() == node["node_ip"]

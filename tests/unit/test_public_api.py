@@ -80,6 +80,7 @@ UTIL_PUBLIC = [
     "PlacementGroup",
     "deregister_serializer",
     "get_current_placement_group",
+    "get_node_ip_address",
     "get_placement_group",
     "inspect_serializability",
     "list_named_actors",
