@@ -66,6 +66,7 @@ def test_list_actors_has_the_dead_ones_too(cluster):
     )
     [record] = list_actors(filters=[("name", "=", "listed")])
     assert record["state"] == "ALIVE" and record["pid"] == pid and record["class_name"] == "Named"
+    assert record.state == "ALIVE"  # by attribute too, as Ray's records are read
     ray.kill(alive)
 
 

@@ -453,3 +453,23 @@ def test_a_huge_remote_function_warns_the_driver(cluster):
         assert "is very large" in error["error_message"] and "huge" in error["error_message"]
     finally:
         subscriber.close()
+
+
+def test_a_worker_killed_from_outside_under_a_task_is_pushed_too(cluster):
+    from manta.compat.ray_private.test_utils import get_error_message, init_error_pubsub
+
+    subscriber = init_error_pubsub()
+    try:
+
+        @ray.remote(max_retries=0)
+        def killed():
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer or `kill -9` would
+
+        with pytest.raises(WorkerCrashedError):
+            ray.get(killed.remote(), timeout=30)
+        [error] = get_error_message(subscriber, 1, "worker_died", timeout=30)
+        assert "signal 9" in error["error_message"]
+    finally:
+        subscriber.close()

@@ -207,7 +207,7 @@ class ActorManager:
                 actions += self._lost(record, reason, nodes)
         for record in list(self.actors.values()):
             if record.spec.owner.worker_id == worker_id and not record.spec.detached and record.state != DEAD:
-                actions += self.kill(record.spec.actor_id, True, "its owner died", nodes)
+                actions += self.kill(record.spec.actor_id, True, "its owner has died", nodes)
         return actions
 
     def exiting(self, actor_id: ActorID, reason: str) -> list[Action]:

@@ -364,7 +364,9 @@ class NodeService:
             # The gcs restarts the actor it hosted and ends the actors it owned.
             # (An actor's death cause is rendered as a clause: no full stop of its own.)
             self.gcs.notify(m.WorkerDied(proc.worker_id, self.node_id, reason.rstrip(".")))
-        if not ours and proc.running_job is not None:
+        # Ended by neither us nor its own choice (a clean exit): its job's driver hears of it.
+        ended_by_us = msg.signal == signal.SIGKILL and bool(proc.kill_reason or proc.oom_message)
+        if msg.exit_code != 0 and not ended_by_us and proc.running_job is not None:
             self._push_error(proc.running_job, "worker_died", _worker_died_text(proc, msg.pid, reason))
         self._exited.append(proc.worker_id)
         # Keep the exit reports of recent workers only (owners ask within seconds).

@@ -17,6 +17,16 @@ DEFAULT_LIMIT = 100
 Filter = tuple[str, str, Any]
 
 
+class Record(dict):  # type: ignore[type-arg]
+    """A state record read as a dict or by attribute (``actor.state``), as Ray's are."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 @dataclass(frozen=True)
 class ObjectState:
     """One process's reference to an object (Ray's ``ObjectState``)."""
@@ -100,18 +110,20 @@ def list_nodes(
     detail: bool = False,
     raise_on_missing_output: bool = True,
     _explain: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[Record]:
     """Every node that joined the cluster, alive or dead."""
     records = [
-        {
-            "node_id": n["NodeID"],
-            "node_ip": n["NodeManagerAddress"],
-            "is_head_node": bool(n["IsHead"]),
-            "state": "ALIVE" if n["Alive"] else "DEAD",
-            "node_name": n.get("NodeName", n["NodeManagerAddress"]),
-            "resources_total": dict(n["Resources"]),
-            "labels": dict(n.get("Labels", {})),
-        }
+        Record(
+            {
+                "node_id": n["NodeID"],
+                "node_ip": n["NodeManagerAddress"],
+                "is_head_node": bool(n["IsHead"]),
+                "state": "ALIVE" if n["Alive"] else "DEAD",
+                "node_name": n.get("NodeName", n["NodeManagerAddress"]),
+                "resources_total": dict(n["Resources"]),
+                "labels": dict(n.get("Labels", {})),
+            }
+        )
         for n in cluster_nodes()
     ]
     return _select(records, filters, limit)
@@ -125,16 +137,18 @@ def list_placement_groups(
     detail: bool = False,
     raise_on_missing_output: bool = True,
     _explain: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[Record]:
     """Every placement group the cluster knows."""
     records = [
-        {
-            "placement_group_id": group_id,
-            "name": row.get("name", ""),
-            "state": row.get("state", ""),
-            "strategy": row.get("strategy", ""),
-            "bundles": row.get("bundles", {}),
-        }
+        Record(
+            {
+                "placement_group_id": group_id,
+                "name": row.get("name", ""),
+                "state": row.get("state", ""),
+                "strategy": row.get("strategy", ""),
+                "bundles": row.get("bundles", {}),
+            }
+        )
         for group_id, row in placement_group_table().items()
     ]
     return _select(records, filters, limit)
@@ -160,28 +174,30 @@ def list_actors(
     detail: bool = False,
     raise_on_missing_output: bool = True,
     _explain: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[Record]:
     """Every actor the cluster knows, dead ones too (Ray's actor records)."""
     worker = require_initialized("listing actors")
     records = [_actor_record(info) for info in worker.call_gcs(m.ListActors(), timeout)]
     return _select(records, filters, limit)
 
 
-def _actor_record(info: m.ActorInfo) -> dict[str, Any]:
+def _actor_record(info: m.ActorInfo) -> Record:
     address = info.address
-    return {
-        "actor_id": info.actor_id.hex(),
-        "class_name": info.class_name,
-        "state": info.state,
-        "name": info.name,
-        "namespace": info.namespace,
-        "job_id": info.actor_id.job_id().hex(),
-        "pid": address.pid if address is not None else None,
-        "node_id": address.node_id.hex() if address is not None else None,
-        "num_restarts": info.num_restarts,
-        "death_cause": info.death_cause or None,
-        "is_detached": info.detached,
-    }
+    return Record(
+        {
+            "actor_id": info.actor_id.hex(),
+            "class_name": info.class_name,
+            "state": info.state,
+            "name": info.name,
+            "namespace": info.namespace,
+            "job_id": info.actor_id.job_id().hex(),
+            "pid": address.pid if address is not None else None,
+            "node_id": address.node_id.hex() if address is not None else None,
+            "num_restarts": info.num_restarts,
+            "death_cause": info.death_cause or None,
+            "is_detached": info.detached,
+        }
+    )
 
 
 list_tasks = _needs_task_events("list_tasks")
