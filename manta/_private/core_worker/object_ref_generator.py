@@ -163,7 +163,7 @@ class ObjectRefGenerator:
         worker = self._worker
         if worker is not None and not worker.closed:
             try:
-                worker.streams.drop(self._task_id)
+                worker.streams.drop_soon(self._task_id)  # no locks in a finalizer
             except Exception:  # interpreter shutdown
                 pass
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,7 @@ class StreamTable:
         # Tasks some of whose items went to a node's store, and how many items they had
         # (see stored_item_ids).
         self._in_store: dict[TaskID, int] = {}
+        self._dropped: deque[TaskID] = deque()  # see drop_soon
 
     def open(self, task_id: TaskID, dynamic: bool, backpressure: int) -> None:
         with self._lock:
@@ -259,6 +261,20 @@ class StreamTable:
         with self._lock:
             stream = self._streams.get(task_id)
             return stream is None or (stream.end is not None and stream.taken >= stream.end)
+
+    def drop_soon(self, task_id: TaskID) -> None:
+        """``drop`` from a finalizer: that may run in any thread at any allocation, even
+        one that holds this table's or the memory store's lock, so it takes no lock: the
+        drop is queued (deque.append is atomic) and done on the I/O thread."""
+        self._dropped.append(task_id)
+        try:
+            self._call_soon(self._drop_queued)
+        except RuntimeError:
+            pass  # the loop is gone, and the session with it
+
+    def _drop_queued(self) -> None:
+        while self._dropped:
+            self.drop(self._dropped.popleft())
 
     def drop(self, task_id: TaskID) -> None:
         """The caller dropped the generator: forget its items (each freed once unreferenced)."""

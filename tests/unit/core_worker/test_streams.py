@@ -173,3 +173,22 @@ def test_each_item_is_read_once_whatever_the_arrival_order(arrivals: list[int], 
         t.send(index)
     t.table.finish(t.task)
     assert t.read_all() == list(range(n))
+
+
+def test_a_finalizer_drop_takes_no_lock() -> None:
+    # A generator's __del__ can run during any allocation, even one made while this thread
+    # holds the memory store's (or the table's) lock: dropping must then only queue.
+    t = Table()
+    queued: list[Any] = []
+    t.table = StreamTable(
+        t.store, t.refs, ME, lambda: OWNER, t.freed.extend, lambda f, *a: queued.append((f, a))
+    )
+    t.table.open(t.task, dynamic=False, backpressure=0)
+    t.send(0)
+    t.table.finish(t.task)
+    with t.store._lock, t.table._lock:
+        t.table.drop_soon(t.task)  # would deadlock if it took either lock
+    for fn, args in queued:
+        fn(*args)
+    assert len(t.table) == 0
+    assert t.store.get(item_id(t.task, 1)) is None  # the end marker went with it
