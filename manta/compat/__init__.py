@@ -22,6 +22,7 @@ Layering: this package sits on top, beside the CLI; nothing else in Manta import
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 
@@ -49,6 +50,7 @@ def install() -> None:
     _refuse_real_ray()
     _finder = RayFinder()
     sys.meta_path.insert(0, _finder)
+    _alias_ray_logger()
     worker_setup.register(_WORKER_SETUP)
     if _driver_connected():
         warnings.warn(
@@ -57,6 +59,14 @@ def install() -> None:
             RuntimeWarning,
             stacklevel=2,
         )
+
+
+def _alias_ray_logger() -> None:
+    """``logging.getLogger("ray")`` is Manta's logger, so what Ray programs set on Ray's
+    logger (level, handlers, propagation) applies to Manta's messages."""
+    manager = logging.Logger.manager
+    if not isinstance(manager.loggerDict.get("ray"), logging.Logger):
+        manager.loggerDict["ray"] = logging.getLogger("manta")
 
 
 def uninstall() -> None:

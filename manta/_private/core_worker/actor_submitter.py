@@ -400,6 +400,10 @@ def death_error(actor_id: ActorID, info: m.ActorInfo | None) -> RayActorError:
             error_msg=f"The actor died because of an error raised in its creation task, {text}",
             actor_id=actor_id.hex(),
         )
+    if info.death_cause == "its node has died":
+        why = "The actor died because its node has died."  # Ray's words, which people match
+    else:
+        why = f"The actor is dead because {info.death_cause or 'it exited'}."
     return ActorDiedError(
         error_msg=(
             "The actor died unexpectedly before finishing this task.\n"
@@ -407,7 +411,7 @@ def death_error(actor_id: ActorID, info: m.ActorInfo | None) -> RayActorError:
             f"\tactor_id: {actor_id.hex()}\n"
             f"\tname: {info.name or '(none)'}\n"
             f"\tnamespace: {info.namespace}\n"
-            f"The actor is dead because {info.death_cause or 'it exited'}."
+            f"{why}"
         ),
         actor_id=actor_id.hex(),
     )

@@ -21,6 +21,8 @@ from manta._private.rpc import codec
 from manta._private.rpc.messages import ActorInfo, ActorSpec, Address, ArgValue, LeaseGrant
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING", "ALIVE", "RESTARTING", "DEAD"
+# The death cause of an actor whose node died (callers render it in Ray's words).
+NODE_DIED = "its node has died"
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from manta._private.common.ids import ActorID, JobID, NodeID, WorkerID
 from manta._private.common.resources import in_group
 from manta._private.common.runtime_env import runtime_env_key
 from manta._private.gcs.actor_manager import (
+    NODE_DIED,
     Action,
     ActorManager,
     CreateOnWorker,
@@ -35,7 +36,7 @@ from manta._private.gcs.actor_manager import (
 from manta._private.gcs.storage import Storage
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Connection, Dispatcher, connect
+from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, connect
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class ActorDirector:
         self._worker_conns: dict[ActorID, Connection] = {}
         # Workers to stop on nodes that have not reconnected to this gcs yet.
         self._pending_stops: dict[NodeID, list[StopWorker]] = {}
+        self._dead_nodes: set[NodeID] = set()
 
     def register_handlers(self, d: Dispatcher) -> None:
         d.register(m.RegisterActor, self._h_register)
@@ -110,12 +112,15 @@ class ActorDirector:
     def _h_worker_died(self, conn: Connection, msg: m.WorkerDied) -> None:
         # Owners drop the dead worker from their objects' borrowers.
         self._publish("worker_died", b"", m.WorkerGone(msg.worker_id, msg.node_id))
-        self.execute(self.manager.worker_died(msg.worker_id, msg.reason, self._nodes()))
+        # An actor's death cause, in Ray's words (people match on them), then the node's.
+        reason = f"its worker process has died: {msg.reason}" if msg.reason else "its worker process has died"
+        self.execute(self.manager.worker_died(msg.worker_id, reason, self._nodes()))
 
     def node_died(self, node_id: NodeID) -> None:
         """A node was declared dead (it may only be cut off, its connections still open):
         close the connections to its actors' workers, so they are restarted elsewhere now."""
         self._pending_stops.pop(node_id, None)  # its workers are gone with it
+        self._dead_nodes.add(node_id)
         for actor_id, conn in list(self._worker_conns.items()):
             record = self.manager.actors.get(actor_id)
             if record is not None and record.node_id == node_id:
@@ -277,7 +282,10 @@ class ActorDirector:
         record = self.manager.actors.get(actor_id)
         if record is None or record.generation != generation or record.worker_id != worker_id:
             return
-        reason = await self._exit_reason(actor_id, worker_id, "its worker became unreachable")
+        if record.node_id in self._dead_nodes:
+            reason = NODE_DIED  # Ray's words for it
+        else:
+            reason = await self._exit_reason(actor_id, worker_id, "its worker became unreachable")
         self.execute(self.manager.worker_died(worker_id, reason, self._nodes()))
 
     async def _exit_reason(self, actor_id: ActorID, worker_id: WorkerID, fallback: str) -> str:
@@ -287,6 +295,8 @@ class ActorDirector:
             return fallback
         try:
             info = await asyncio.wait_for(node.call(m.GetWorkerExit(worker_id)), 2.0)
+        except ConnectionLost:
+            return NODE_DIED  # the node went with its worker
         except Exception:
             return fallback
         if isinstance(info, m.WorkerExit):

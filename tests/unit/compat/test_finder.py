@@ -160,3 +160,9 @@ def test_install_asks_new_jobs_workers_for_the_hook_and_uninstall_undoes_all() -
     assert "manta.compat:install" not in worker_setup.registered()
     assert not any(type(f).__name__ == "RayFinder" for f in sys.meta_path)
     assert not [name for name in sys.modules if name == "ray" or name.startswith("ray.")]
+
+
+def test_rays_logger_is_mantas_once_installed(hook: None) -> None:
+    import logging
+
+    assert logging.getLogger("ray") is logging.getLogger("manta")
