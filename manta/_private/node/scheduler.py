@@ -49,6 +49,10 @@ class LeaseRequest:
         }
 
 
+# Why a worker is stopped when its lease comes back broken (its owner lost it).
+BROKEN_LEASE_REASON = "its lease holder reported it broken"
+
+
 @dataclass(slots=True)
 class Lease:
     lease_id: LeaseID
@@ -158,9 +162,7 @@ class Scheduler:
         req = self.pending.pop(key, None)
         return [Reject(req, reason)] if req is not None else []
 
-    def return_lease(
-        self, lease_id: LeaseID, kill: bool, reason: str = "its lease holder reported it broken"
-    ) -> list[Action]:
+    def return_lease(self, lease_id: LeaseID, kill: bool, reason: str = BROKEN_LEASE_REASON) -> list[Action]:
         lease = self.leases.pop(lease_id, None)
         if lease is None:
             return []  # already released (the worker died first)

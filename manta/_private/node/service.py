@@ -40,6 +40,7 @@ from manta._private.node.memory_monitor import (
     process_rss,
 )
 from manta._private.node.scheduler import (
+    BROKEN_LEASE_REASON,
     Action,
     Grant,
     LeaseRequest,
@@ -365,7 +366,11 @@ class NodeService:
             # (An actor's death cause is rendered as a clause: no full stop of its own.)
             self.gcs.notify(m.WorkerDied(proc.worker_id, self.node_id, reason.rstrip(".")))
         # Ended by neither us nor its own choice (a clean exit): its job's driver hears of it.
-        ended_by_us = msg.signal == signal.SIGKILL and bool(proc.kill_reason or proc.oom_message)
+        # (An owner that returns a broken worker's lease asks for a kill too, often after
+        # the worker has died on its own: that kill is not why it ended.)
+        ended_by_us = msg.signal == signal.SIGKILL and bool(
+            proc.oom_message or (proc.kill_reason and proc.kill_reason != BROKEN_LEASE_REASON)
+        )
         if msg.exit_code != 0 and not ended_by_us and proc.running_job is not None:
             self._push_error(proc.running_job, "worker_died", _worker_died_text(proc, msg.pid, reason))
         self._exited.append(proc.worker_id)
