@@ -159,6 +159,7 @@ def init(
             labels,
             object_store_memory,
             kwargs.get("_system_config"),
+            _dashboard(include_dashboard, dashboard_host, dashboard_port),
         )
         worker = CoreWorker(
             is_driver=True,
@@ -235,13 +236,14 @@ def _start_or_join(
     labels: dict[str, str] | None,
     object_store_memory: int | None,
     system_config: dict[str, Any] | None = None,
+    dashboard: tuple[str, int] | None = None,
 ) -> tuple[LocalCluster | None, SessionInfo, dict[str, Any]]:
     """Start a private cluster, or find the running one ``address`` names."""
     target = resolve_address(address, config)
     if target is None:
         offered = node_resources(num_cpus, num_gpus, resources, object_store_memory)
         cluster = LocalCluster(config)
-        session = cluster.start(resources=offered, labels=dict(labels or {}))
+        session = cluster.start(resources=offered, labels=dict(labels or {}), dashboard=dashboard)
         return cluster, session, discovery_address_info(cluster.session_dir, cluster.info)
     if num_cpus is not None or num_gpus is not None or resources:
         raise ValueError(
@@ -257,6 +259,20 @@ def _start_or_join(
         )
     session, info = join_existing(target)
     return None, session, info
+
+
+# The dashboard's port when init() is not told one; taken, another free port is used.
+DEFAULT_DASHBOARD_PORT = 8265
+
+
+def _dashboard(include: bool | None, host: str, port: int | None) -> tuple[str, int] | None:
+    """Where a private cluster's HTTP service listens: only when asked for (Ray starts one
+    by default; Manta's init stays lean), on ``port``, or on 8265 when free."""
+    if not include:
+        return None
+    if port is not None and (not isinstance(port, int) or not 0 <= port < 65536):
+        raise ValueError(f"dashboard_port must be a port number (0 for any free one), got {port!r}")
+    return host, -DEFAULT_DASHBOARD_PORT if port is None else port
 
 
 def shutdown(_exiting_interpreter: bool = False) -> None:

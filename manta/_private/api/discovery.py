@@ -153,5 +153,5 @@ def address_info(session_dir: str, info: dict[str, Any]) -> dict[str, Any]:
         "node_id": info["node_id"],
         "raylet_socket_name": info["node_unix"],
         "object_store_address": info["arena_path"],
-        "webui_url": "",
+        "webui_url": info.get("dashboard_url", ""),
     }

@@ -63,9 +63,11 @@ class LocalCluster:
         token: bytes | None = None,
         gcs_port: int = 0,
         storage: str = "memory://",
+        dashboard: tuple[str, int] | None = None,
     ) -> SessionInfo:
-        """Start a head (gcs + node daemon), or with ``join`` (the head's gcs ``host:port``)
-        a node daemon that joins that cluster with ``token``."""
+        """Start a head (gcs + node daemon, and the dashboard's HTTP service on
+        ``dashboard`` = (host, port) if given), or with ``join`` (the head's gcs
+        ``host:port``) a node daemon that joins that cluster with ``token``."""
         self.session_dir = create_session_dir(self.config.tmpdir)
         token = write_token(self.session_dir, token)
         lifeline_r, lifeline_w = os.pipe()
@@ -92,6 +94,9 @@ class LocalCluster:
             gcs_options = {**common, "unix": gcs_unix, "port": str(gcs_port), "storage": storage}
             daemons.append(("gcs", "manta._private.gcs", gcs_options))
         daemons.append(("node", "manta._private.node", {**common, **node_options}))
+        if dashboard is not None and join is None:
+            http = {**common, "host": dashboard[0], "port": str(dashboard[1])}
+            daemons.append(("dashboard", "manta.dashboard", http))
         readers: dict[int, str] = {}
         try:
             # Both at once: the node finds the gcs at its socket path, retrying until it is up.
@@ -123,6 +128,8 @@ class LocalCluster:
         }
         if join is None:
             self.info["gcs_unix"] = gcs_unix
+        if "dashboard" in reports:
+            self.info["dashboard_url"] = f"{dashboard[0] if dashboard else host}:{reports['dashboard']['port']}"
         write_json_atomic(os.path.join(self.session_dir, ADDRESS_FILE), self.info)
         if node.get("store_warning"):
             logger.warning(node["store_warning"])
@@ -224,7 +231,7 @@ class LocalCluster:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the daemons (node first, so it can stop its workers) and wait for them."""
-        for name in ("node", "gcs"):
+        for name in ("dashboard", "node", "gcs"):
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -1,0 +1,83 @@
+"""The dashboard daemon: ``python -m manta.dashboard --session-dir DIR --port 8265 ...``."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from manta._private.common import daemon
+from manta._private.common.session import ADDRESS_FILE, read_token
+from manta.dashboard.auth import Authenticator
+from manta.dashboard.job_manager import JobManager
+from manta.dashboard.routes import all_routes
+from manta.dashboard.server import make_app
+
+logger = logging.getLogger("manta.dashboard")
+
+# Largest upload (a runtime-env package) the service accepts.
+MAX_UPLOAD_BYTES = 512 << 20
+
+
+async def _pick_up_jobs(jobs: JobManager, session_dir: str) -> None:
+    # The cluster's address file appears once every daemon of the head is up.
+    while not os.path.exists(os.path.join(session_dir, ADDRESS_FILE)):
+        await asyncio.sleep(0.1)
+    try:
+        await jobs.start()
+    except Exception:
+        logger.exception("could not pick up the jobs that were running")
+
+
+def main() -> None:
+    parser = daemon.argument_parser("manta-dashboard")
+    args = parser.parse_args()
+    _config, loop = daemon.start(args)
+    auth = Authenticator({read_token(args.session_dir): "admin"})
+    jobs = JobManager(args.session_dir)
+    app = make_app(all_routes(jobs), auth, MAX_UPLOAD_BYTES)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+
+    async def startup() -> int:
+        await runner.setup()
+        # A negative port is a preference: that port if free, else any free one.
+        site = web.TCPSite(runner, args.host, abs(args.port), backlog=128)
+        try:
+            await site.start()
+        except OSError as e:
+            if args.port >= 0 or e.errno != errno.EADDRINUSE:
+                raise
+            logger.info("port %d is taken; listening on a free port instead", -args.port)
+            site = web.TCPSite(runner, args.host, 0, backlog=128)
+            await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else args.port
+
+    port = daemon.run_startup(loop, startup(), f"listening on {args.host}:{args.port}")
+    logger.info("dashboard listening on http://%s:%d", args.host, port)
+    daemon.report_ready(args.ready_fd, {"port": port})
+    stopping = loop.create_future()
+
+    def stop() -> None:
+        if not stopping.done():
+            stopping.set_result(None)
+
+    daemon.watch_lifeline(loop, args.lifeline_fd, stop)
+    daemon.on_stop_signals(loop, stop)
+    pick_up = loop.create_task(_pick_up_jobs(jobs, args.session_dir))
+    loop.run_until_complete(stopping)
+    pick_up.cancel()
+    loop.run_until_complete(jobs.close())
+    loop.run_until_complete(runner.cleanup())
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""The jobs service of the dashboard: job records in the gcs, one supervisor actor per
+running job, and the entrypoint logs.
+
+The dashboard process joins the cluster as a driver the first time it needs to (an idle
+head pays nothing for it) and creates supervisors as detached actors. Records are kept in
+the gcs key-value store, written by the supervisor as the job moves on, so they outlive
+this process and, with persistent gcs storage, a gcs restart. This process only decides
+what nobody else can: a supervisor that died, or a job that was stopped before it began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from manta.dashboard import job_state
+from manta.job_submission.models import JobDetails, JobErrorType, JobInfo, JobStatus, JobType
+
+logger = logging.getLogger("manta.dashboard")
+
+
+class JobError(Exception):
+    """A request the jobs service refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class JobManager:
+    def __init__(self, session_dir: str, clock: Callable[[], float] = time.time) -> None:
+        self._session_dir = session_dir
+        self._cluster_address = ""  # the gcs address the drivers of jobs join, once connected
+        self._clock = clock
+        # Every call into the (blocking) driver API runs on this one thread, in order.
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="manta-jobs")
+        self._connected = False
+        self._head_node_id = ""
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+
+    # -- the driver ----------------------------------------------------------------------
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: self._connected_call(fn, *args, **kwargs))
+
+    def _connected_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self._connected:
+            import manta
+
+            context = manta.init(
+                address=self._session_dir,
+                namespace=job_state.SUPERVISOR_NAMESPACE,
+                configure_logging=False,
+                log_to_driver=False,
+            )
+            self._head_node_id = context["node_id"]
+            self._cluster_address = context["gcs_address"]
+            self._connected = True
+        return fn(*args, **kwargs)
+
+    async def start(self) -> None:
+        """Pick up the jobs that were running when this process started (after a restart
+        of the head's dashboard): watch those whose supervisor lives, fail the others."""
+        for info in await self.list_records():
+            if not info.status.is_terminal() and info.submission_id:
+                self._watchers[info.submission_id] = asyncio.ensure_future(self._rewatch(info.submission_id))
+
+    async def close(self) -> None:
+        for task in self._watchers.values():
+            task.cancel()
+        if self._connected:
+            import manta
+
+            await asyncio.get_running_loop().run_in_executor(self._pool, manta.shutdown)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- records -------------------------------------------------------------------------
+    def _read(self, submission_id: str) -> JobInfo | None:
+        from manta.experimental import internal_kv
+
+        raw = internal_kv._internal_kv_get(
+            job_state.record_key(submission_id), namespace=job_state.KV_NAMESPACE
+        )
+        return None if raw is None else JobInfo.from_json(json.loads(raw))
+
+    def _write(self, submission_id: str, info: JobInfo, overwrite: bool = True) -> bool:
+        from manta.experimental import internal_kv
+
+        existed = internal_kv._internal_kv_put(
+            job_state.record_key(submission_id),
+            json.dumps(info.to_json()),
+            overwrite,
+            namespace=job_state.KV_NAMESPACE,
+        )
+        return overwrite or not existed
+
+    def _advance(self, submission_id: str, status: JobStatus, **changes: Any) -> None:
+        info = self._read(submission_id)
+        if info is None:
+            return
+        new = job_state.advance(info, status, int(self._clock() * 1000), **changes)
+        if new is not None:
+            self._write(submission_id, new)
+
+    @staticmethod
+    def _details(submission_id: str, info: JobInfo) -> JobDetails:
+        return JobDetails(**{**vars(info), "submission_id": submission_id, "type": JobType.SUBMISSION})
+
+    async def get(self, submission_id: str) -> JobDetails:
+        info = await self._call(self._read, submission_id)
+        if info is None:
+            raise JobError(404, f"Job {submission_id} does not exist.")
+        return self._details(submission_id, info)
+
+    async def list_records(self) -> list[JobDetails]:
+        def read_all() -> list[JobDetails]:
+            from manta.experimental import internal_kv
+
+            out = []
+            for key in internal_kv._internal_kv_list(b"", namespace=job_state.KV_NAMESPACE):
+                info = self._read(key.decode())
+                if info is not None:
+                    out.append(self._details(key.decode(), info))
+            return out
+
+        return await self._call(read_all)  # type: ignore[no-any-return]
+
+    # -- submit, stop, delete ------------------------------------------------------------
+    async def submit(self, request: dict[str, Any]) -> str:
+        submission_id = request.get("submission_id") or job_state.new_submission_id()
+        problem = job_state.check_submission_id(submission_id)
+        if problem:
+            raise JobError(400, problem)
+        runtime_env = request.get("runtime_env")
+        try:
+            await self._call(_check_runtime_env, runtime_env)
+        except (TypeError, ValueError) as e:
+            raise JobError(400, f"invalid runtime_env: {e}") from None
+        info = JobInfo(
+            status=JobStatus.PENDING,
+            entrypoint=request["entrypoint"],
+            metadata=request.get("metadata") or {},
+            runtime_env=runtime_env,
+            entrypoint_num_cpus=request.get("entrypoint_num_cpus"),
+            entrypoint_num_gpus=request.get("entrypoint_num_gpus"),
+            entrypoint_memory=request.get("entrypoint_memory"),
+            entrypoint_resources=request.get("entrypoint_resources"),
+        )
+        info.message = job_state.pending_message(info)
+        if not await self._call(self._write, submission_id, info, False):
+            raise JobError(409, f"Job with submission_id {submission_id} already exists. Choose another id.")
+        try:
+            handle, run_ref = await self._call(self._launch, submission_id, info)
+        except Exception as e:
+            await self._call(
+                self._advance,
+                submission_id,
+                JobStatus.FAILED,
+                message=f"Failed to start the job's supervisor: {e}",
+                error_type=JobErrorType.JOB_SUPERVISOR_ACTOR_START_FAILURE.value,
+            )
+            return submission_id
+        self._watchers[submission_id] = asyncio.ensure_future(self._watch(submission_id, handle, run_ref))
+        return submission_id
+
+    def _launch(self, submission_id: str, info: JobInfo) -> tuple[Any, Any]:
+        import manta
+        from manta.dashboard.job_supervisor import JobSupervisor
+
+        options = job_state.supervisor_options(info, submission_id, self._head_node_id)
+        supervisor = manta.remote(JobSupervisor).options(**options)
+        handle = supervisor.remote(submission_id, info.entrypoint, self._cluster_address)
+        return handle, handle.run.remote(info.runtime_env)
+
+    async def _watch(self, submission_id: str, handle: Any, done: Any) -> None:
+        """Wait for the supervisor's ``run`` to end; if it ends by the supervisor's death
+        (or its runtime environment failing), the job failed for that reason."""
+        from manta.exceptions import RayActorError, RuntimeEnvSetupError
+
+        changes: dict[str, Any] | None = None
+        try:
+            await done
+        except RuntimeEnvSetupError as e:
+            changes = {
+                "message": f"Failed to set up the runtime environment:\n{e}",
+                "error_type": JobErrorType.RUNTIME_ENV_SETUP_FAILURE.value,
+            }
+        except RayActorError as e:
+            changes = {
+                "message": f"Job supervisor actor died: {e}",
+                "error_type": JobErrorType.JOB_SUPERVISOR_ACTOR_DIED.value,
+            }
+        except asyncio.CancelledError:
+            return
+        except Exception as e:
+            changes = {"message": f"Job supervisor failed: {e}"}
+        if changes is not None:
+            await self._call(self._advance, submission_id, JobStatus.FAILED, **changes)
+        self._watchers.pop(submission_id, None)
+        await self._call(_kill_quietly, handle)
+
+    async def _rewatch(self, submission_id: str) -> None:
+        handle = await self._call(_find_supervisor, submission_id)
+        if handle is None:
+            await self._call(
+                self._advance,
+                submission_id,
+                JobStatus.FAILED,
+                message="Job supervisor actor is gone: it ended while the dashboard was down.",
+                error_type=JobErrorType.JOB_SUPERVISOR_ACTOR_DIED.value,
+            )
+            return
+        await self._watch(submission_id, handle, await self._call(lambda: handle.wait.remote()))
+
+    async def stop(self, submission_id: str) -> bool:
+        """Stop a job; False when it had already ended."""
+        info = (await self.get(submission_id)).status
+        if info.is_terminal():
+            return False
+        handle = await self._call(_find_supervisor, submission_id)
+        stopped = False
+        if handle is not None:
+            stopped = await self._call(lambda: handle.stop.remote())
+            stopped = await stopped
+        if not stopped:
+            # Not started yet (still being scheduled or set up): end it before it starts.
+            if handle is not None:
+                await self._call(_kill_quietly, handle)
+            await self._call(
+                self._advance, submission_id, JobStatus.STOPPED, message="Job was intentionally stopped."
+            )
+        return True
+
+    async def delete(self, submission_id: str) -> bool:
+        """Forget an ended job: its record and its log."""
+        from manta.experimental import internal_kv
+
+        info = await self.get(submission_id)
+        if not info.status.is_terminal():
+            raise JobError(
+                400,
+                f"Job {submission_id} is still {info.status.value}; stop it before deleting it "
+                "(only a job in a terminal state can be deleted).",
+            )
+        await self._call(
+            internal_kv._internal_kv_del,
+            job_state.record_key(submission_id),
+            namespace=job_state.KV_NAMESPACE,
+        )
+        try:
+            os.unlink(self._local_log(submission_id))
+        except OSError:
+            pass
+        return True
+
+    # -- logs ----------------------------------------------------------------------------
+    def _local_log(self, submission_id: str) -> str:
+        return os.path.join(self._session_dir, "logs", job_state.log_name(submission_id))
+
+    async def read_log(self, details: JobDetails, offset: int, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` of the job's log from ``offset``."""
+        assert details.submission_id is not None
+        if details.driver_node_id in (None, self._head_node_id) or not self._connected:
+            try:
+                with open(self._local_log(details.submission_id), "rb") as f:
+                    f.seek(offset)
+                    return f.read(max_bytes)
+            except OSError:
+                return b""
+        handle = await self._call(_find_supervisor, details.submission_id)
+        if handle is None:
+            return b""
+        return await (await self._call(lambda: handle.read_log.remote(offset, max_bytes)))  # type: ignore[no-any-return]
+
+
+def _check_runtime_env(runtime_env: Any) -> None:
+    from manta._private.api.options import validate_runtime_env
+
+    validate_runtime_env(runtime_env)
+
+
+def _find_supervisor(submission_id: str) -> Any:
+    import manta
+
+    try:
+        return manta.get_actor(
+            job_state.supervisor_name(submission_id), namespace=job_state.SUPERVISOR_NAMESPACE
+        )
+    except ValueError:
+        return None
+
+
+def _kill_quietly(handle: Any) -> None:
+    import manta
+
+    try:
+        manta.kill(handle)
+    except Exception as e:  # already gone
+        logger.debug("killing a job supervisor: %s", e)

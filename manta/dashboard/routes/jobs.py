@@ -1,0 +1,127 @@
+"""``/api/jobs/``: submit, list, inspect, follow, stop and delete jobs (Ray's paths and
+shapes, so Ray's own job client works against it too)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import WSMsgType, web
+
+from manta.dashboard.job_manager import JobError, JobManager
+from manta.dashboard.routing import Field, Route, json_error, json_response, read_json
+
+SUBMIT_FIELDS = (
+    Field(
+        "entrypoint", "string", "the shell command that runs the job's driver", required=True, nullable=False
+    ),
+    Field("submission_id", "string", "the job's id (default: a new unique one)"),
+    Field("job_id", "string", "deprecated spelling of submission_id"),
+    Field("runtime_env", "object", "the job's runtime environment (working_dir, pip, env_vars, ...)"),
+    Field("metadata", "object", "free-form string labels of the job", values="string"),
+    Field("entrypoint_num_cpus", "number", "CPUs reserved for the entrypoint", minimum=0),
+    Field("entrypoint_num_gpus", "number", "GPUs reserved for the entrypoint", minimum=0),
+    Field("entrypoint_memory", "integer", "memory (bytes) reserved for the entrypoint", minimum=0),
+    Field("entrypoint_resources", "object", "custom resources reserved for the entrypoint", values="number"),
+)
+
+# How much of a log one request returns, and how often a follower looks for more.
+MAX_LOG_BYTES = 64 << 20
+TAIL_CHUNK = 1 << 20
+TAIL_POLL_S = 0.2
+
+
+def _error(e: JobError) -> web.Response:
+    return json_error(e.status, str(e))
+
+
+def routes(jobs: JobManager) -> list[Route]:
+    async def submit_job(request: web.Request) -> web.Response:
+        body = await read_json(request, SUBMIT_FIELDS)
+        body["submission_id"] = body["submission_id"] or body.pop("job_id")
+        if not body["entrypoint"].strip():
+            return json_error(400, "entrypoint must be a non-empty shell command")
+        try:
+            submission_id = await jobs.submit(body)
+        except JobError as e:
+            return _error(e)
+        return json_response({"submission_id": submission_id, "job_id": submission_id})
+
+    async def list_jobs(request: web.Request) -> web.Response:
+        return json_response([d.to_json() for d in await jobs.list_records()])
+
+    async def get_job_info(request: web.Request) -> web.Response:
+        try:
+            return json_response((await jobs.get(request.match_info["job_id"])).to_json())
+        except JobError as e:
+            return _error(e)
+
+    async def get_job_logs(request: web.Request) -> web.Response:
+        try:
+            details = await jobs.get(request.match_info["job_id"])
+        except JobError as e:
+            return _error(e)
+        data = await jobs.read_log(details, 0, MAX_LOG_BYTES)
+        return json_response({"logs": data.decode(errors="replace")})
+
+    async def tail_job_logs(request: web.Request) -> web.StreamResponse:
+        try:
+            details = await jobs.get(request.match_info["job_id"])
+        except JobError as e:
+            return _error(e)
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        offset = 0
+        # A follower that goes away is noticed by the reader task; the loop then ends.
+        reader = asyncio.ensure_future(ws.receive())
+        try:
+            while not ws.closed:
+                chunk = await jobs.read_log(details, offset, TAIL_CHUNK)
+                if chunk:
+                    offset += len(chunk)
+                    await ws.send_str(chunk.decode(errors="replace"))
+                    continue
+                if details.status.is_terminal():
+                    break
+                done, _ = await asyncio.wait({reader}, timeout=TAIL_POLL_S)
+                if done and reader.result().type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
+                if done:
+                    reader = asyncio.ensure_future(ws.receive())
+                details = await jobs.get(details.submission_id or "")
+        except (ConnectionResetError, JobError):
+            pass
+        finally:
+            reader.cancel()
+            await ws.close()
+        return ws
+
+    async def stop_job(request: web.Request) -> web.Response:
+        try:
+            return json_response({"stopped": await jobs.stop(request.match_info["job_id"])})
+        except JobError as e:
+            return _error(e)
+
+    async def delete_job(request: web.Request) -> web.Response:
+        try:
+            return json_response({"deleted": await jobs.delete(request.match_info["job_id"])})
+        except JobError as e:
+            return _error(e)
+
+    found = {200: "OK", 404: "no such job"}
+    return [
+        Route(
+            "POST",
+            "/api/jobs/",
+            submit_job,
+            "Submit a job.",
+            "submit",
+            SUBMIT_FIELDS,
+            {200: "OK", 409: "id taken"},
+        ),
+        Route("GET", "/api/jobs/", list_jobs, "List jobs."),
+        Route("GET", "/api/jobs/{job_id}", get_job_info, "A job's details.", responses=found),
+        Route("GET", "/api/jobs/{job_id}/logs", get_job_logs, "A job's log so far.", responses=found),
+        Route("GET", "/api/jobs/{job_id}/logs/tail", tail_job_logs, "Follow a job's log.", websocket=True),
+        Route("POST", "/api/jobs/{job_id}/stop", stop_job, "Stop a job.", "submit", responses=found),
+        Route("DELETE", "/api/jobs/{job_id}", delete_job, "Delete an ended job.", "submit", responses=found),
+    ]

@@ -1,0 +1,89 @@
+"""The aiohttp application: route modules plugged in, cross-cutting rules in middlewares.
+
+Every request is authenticated (bearer token → role) before routing, so an unknown path
+answers 401 to a stranger rather than revealing what exists. Errors are JSON, always:
+bad input is a 4xx naming the problem, and an unexpected failure is a 500 with a short
+message (the traceback goes to the log, never to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+
+from manta.dashboard import openapi
+from manta.dashboard.auth import Authenticator, RateLimitedLog, allows, cross_site
+from manta.dashboard.routing import Handler, Route, json_error, json_response
+
+logger = logging.getLogger("manta.dashboard")
+
+ROUTES_KEY = web.AppKey("routes", dict)
+AUTH_KEY = web.AppKey("auth", Authenticator)
+
+
+def _peer(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def _middlewares(auth: Authenticator, roles: dict[Handler, str]) -> list[Any]:
+    refusals = RateLimitedLog(time.monotonic)
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        role = auth.role_of(request.headers.get("Authorization"))
+        if role is None:
+            refusals.log(f"refused {request.method} {request.path} from {_peer(request)}: no valid token")
+            return json_error(
+                401,
+                "authentication required: send the cluster token as 'Authorization: Bearer <token>' "
+                "(set MANTA_AUTH_TOKEN, or pass --token-file to the CLI)",
+            )
+        if cross_site(
+            request.method, request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"), request.host
+        ):
+            refusals.log(f"refused cross-site {request.method} {request.path} from {_peer(request)}")
+            return json_error(403, "cross-site requests may not change the cluster")
+        route = request.match_info.route
+        needed = roles.get(route.handler)  # None: no route matched (404/405 follow)
+        if needed is not None and not allows(role, needed):
+            return json_error(403, f"this request needs the {needed!r} role; your token has {role!r}")
+        request["role"] = role
+        return await handler(request)
+
+    @web.middleware
+    async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as e:
+            if e.content_type == "application/json" or e.status < 400:
+                raise
+            default = e.text is None or e.text.startswith(f"{e.status}:")  # aiohttp's "404: Not Found"
+            return json_error(e.status, e.reason if default else str(e.text))
+        except Exception:
+            logger.exception("internal error serving %s %s", request.method, request.path)
+            return json_error(500, "internal error; the head's dashboard log has the details")
+
+    return [json_errors, authenticate]
+
+
+def make_app(routes: Iterable[Route], auth: Authenticator, max_upload: int) -> web.Application:
+    """An application serving ``routes``; uploads up to ``max_upload`` bytes are accepted
+    by the routes that declare them (JSON bodies have their own, smaller limit)."""
+    routes = list(routes)
+    roles = {r.handler: r.role for r in routes}
+    app = web.Application(middlewares=_middlewares(auth, roles), client_max_size=max_upload)
+    doc = openapi.document(routes)
+
+    async def openapi_document(request: web.Request) -> web.Response:
+        return json_response(doc)
+
+    roles[openapi_document] = "read"
+    app.router.add_get(openapi.OPENAPI_PATH, openapi_document, allow_head=False)
+    for r in routes:
+        app.router.add_route(r.method, r.path, r.handler)
+    app[AUTH_KEY] = auth
+    return app
