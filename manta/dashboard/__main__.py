@@ -40,7 +40,7 @@ def main() -> None:
     _config, loop = daemon.start(args)
     auth = Authenticator({read_token(args.session_dir): "admin"})
     jobs = JobManager(args.session_dir)
-    app = make_app(all_routes(jobs), auth, MAX_UPLOAD_BYTES)
+    app = make_app(all_routes(jobs, MAX_UPLOAD_BYTES), auth, MAX_UPLOAD_BYTES)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
 
     async def startup() -> int:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE
 from manta.dashboard import job_state
 from manta.job_submission.models import JobDetails, JobErrorType, JobInfo, JobStatus, JobType
 
@@ -258,6 +259,17 @@ class JobManager:
         except OSError:
             pass
         return True
+
+    # -- runtime-env packages ------------------------------------------------------------
+    async def has_package(self, name: str) -> bool:
+        from manta.experimental import internal_kv
+
+        return await self._call(internal_kv._internal_kv_exists, name, namespace=PACKAGE_KV_NAMESPACE)  # type: ignore[no-any-return]
+
+    async def put_package(self, name: str, data: bytes) -> None:
+        from manta.experimental import internal_kv
+
+        await self._call(internal_kv._internal_kv_put, name, data, False, namespace=PACKAGE_KV_NAMESPACE)
 
     # -- logs ----------------------------------------------------------------------------
     def _local_log(self, submission_id: str) -> str:

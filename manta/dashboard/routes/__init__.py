@@ -6,8 +6,8 @@ from manta.dashboard.job_manager import JobManager
 from manta.dashboard.routing import Route
 
 
-def all_routes(jobs: JobManager) -> list[Route]:
+def all_routes(jobs: JobManager, max_upload: int) -> list[Route]:
     from manta.dashboard.routes import jobs as job_routes
-    from manta.dashboard.routes import version
+    from manta.dashboard.routes import packages, version
 
-    return [*version.routes(), *job_routes.routes(jobs)]
+    return [*version.routes(), *job_routes.routes(jobs), *packages.routes(jobs, max_upload)]
