@@ -42,6 +42,19 @@ _ADDRESS_FILE = "address.json"
     help="Where the gcs keeps its tables: memory://, sqlite:///path or redis://host:port (head only).",
 )
 @click.option("--token-file", default=None, help="The cluster token, when joining (else $MANTA_AUTH_TOKEN).")
+@click.option(
+    "--include-dashboard/--no-include-dashboard",
+    default=True,
+    show_default=True,
+    help="Run the head's HTTP service (jobs API, later the web UI).",
+)
+@click.option(
+    "--dashboard-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface the HTTP service listens on (loopback unless you say; 0.0.0.0 for all).",
+)
+@click.option("--dashboard-port", type=int, default=8265, show_default=True, help="Port of the HTTP service.")
 @click.option("--block", is_flag=True, help="Stay in the foreground; Ctrl-C stops this node.")
 def start(
     head: bool,
@@ -55,6 +68,9 @@ def start(
     object_store_memory: int | None,
     storage: str,
     token_file: str | None,
+    include_dashboard: bool,
+    dashboard_host: str,
+    dashboard_port: int,
     block: bool,
 ) -> None:
     """Start a Manta node on this host: a new cluster's head, or one that joins a head."""
@@ -92,6 +108,7 @@ def start(
             token=token,
             gcs_port=port,
             storage=storage,
+            dashboard=(dashboard_host, dashboard_port) if head and include_dashboard else None,
         )
     except ClusterStartError as e:
         raise click.ClickException(str(e)) from None
@@ -140,6 +157,11 @@ def _explain(cluster: Any, head: bool) -> None:
         click.echo(
             f"  The cluster token is in {token_path} (mode 0600): it grants full control, keep it secret."
         )
+        if info.get("dashboard_url"):
+            click.echo(f"  Jobs API and dashboard: http://{info['dashboard_url']}")
+            click.echo(
+                f"  Submit jobs with:  MANTA_ADDRESS=http://{info['dashboard_url']} manta job submit -- python script.py"
+            )
     else:
         click.echo(
             f"Joined the Manta cluster at {info['gcs_address']}; session directory {cluster.session_dir}"
@@ -189,7 +211,7 @@ def stop(grace_period: float) -> None:
         return
     for session_dir in sessions:
         pids = _pids(session_dir)
-        for name in ("node", "gcs"):  # the node first, so that it stops its workers
+        for name in ("dashboard", "node", "gcs"):  # the node before the gcs: it stops its workers
             if name in pids:
                 _signal(pids[name], signal.SIGTERM)
         deadline = time.monotonic() + grace_period
@@ -422,7 +444,8 @@ def _is_manta(pid: int) -> bool:
     """Whether ``pid`` still runs a Manta daemon (not a stranger that reused the pid)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"manta._private" in f.read()
+            cmdline = f.read()
+        return b"manta._private" in cmdline or b"manta.dashboard" in cmdline
     except OSError:
         return False
 

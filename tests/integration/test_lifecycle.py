@@ -221,7 +221,7 @@ def test_bad_runtime_env_fails_before_anything_starts(tmpdir_env):
     result = run_driver(
         """
         import psutil, manta
-        for env in ({"env_vars": {"A": 1}}, {"pip": ["requests"]}, {"bogus": 1}, "notadict"):
+        for env in ({"env_vars": {"A": 1}}, {"conda": ["requests"]}, {"pip": {"pakages": []}}, {"bogus": 1}, "notadict"):
             try:
                 manta.init(runtime_env=env)
             except (TypeError, ValueError) as e:
@@ -234,7 +234,8 @@ def test_bad_runtime_env_fails_before_anything_starts(tmpdir_env):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "TypeError runtime_env['env_vars'] must be of type Dict[str, str]" in out
-    assert "runtime_env['pip'] is not supported" in out
+    assert "runtime_env['conda'] is not supported" in out
+    assert "runtime_env['pip'] has unknown keys ['pakages']" in out
     assert "unknown runtime_env key 'bogus'" in out
     assert "TypeError runtime_env must be a dict" in out
     assert "children: 0" in out

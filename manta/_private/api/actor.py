@@ -8,7 +8,7 @@ from typing import Any
 
 import cloudpickle
 
-from manta._private.api import context
+from manta._private.api import context, runtime_env
 from manta._private.api.options import (
     ACTOR_METHOD_OPTIONS,
     ACTOR_OPTIONS,
@@ -212,7 +212,7 @@ class ActorClass:
             max_concurrency=max_concurrency,
             concurrency_groups=groups,
             is_async=is_async,
-            runtime_env=options.get("runtime_env") or worker.job_runtime_env,
+            runtime_env=runtime_env.for_submission(worker, options.get("runtime_env")),
             strategy=strategy_wire(options.get("scheduling_strategy"), options.get("label_selector")),
             methods=self._meta.methods,
             max_pending_calls=max(options.get("max_pending_calls") or 0, 0),

@@ -8,6 +8,7 @@ connected by ``worker_main`` and ``init`` is not needed.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import sys
@@ -17,16 +18,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from manta._private.api import runtime_env as runtime_env_module
 from manta._private.api.discovery import address_info as discovery_address_info
 from manta._private.api.discovery import join_existing, resolve_address
 from manta._private.api.local_cluster import LocalCluster
 from manta._private.api.node_resources import node_resources
-from manta._private.api.options import validate_runtime_env
 from manta._private.common.config import Config
 from manta._private.common.session import SessionInfo
 from manta._private.common.version import __version__
 from manta._private.core_worker import object_ref as object_ref_module
 from manta._private.core_worker.core_worker import CoreWorker
+from manta._private.runtime_env.validation import validate_runtime_env
 from manta.exceptions import RaySystemError
 
 logger = logging.getLogger("manta")
@@ -146,6 +148,7 @@ def init(
         _check_arguments(kwargs, namespace, runtime_env, labels)
         validate_runtime_env(getattr(job_config, "runtime_env", None))
         config = Config.from_env()
+        job_env = _job_runtime_env(runtime_env, job_config, config)
         if _temp_dir:
             config = config.replace(tmpdir=_temp_dir)
         if configure_logging:
@@ -166,15 +169,13 @@ def init(
             config=config,
             session=session,
             namespace=_namespace(namespace, job_config),
-            job_config=_job_settings(job_config, runtime_env),
+            job_config=_job_settings(job_config, job_env),
             log_to_driver=True if log_to_driver is None else log_to_driver,
             local_mode=local_mode,
         )
-        worker.job_runtime_env = (
-            runtime_env if runtime_env is not None else getattr(job_config, "runtime_env", None)
-        )
         try:
             worker.connect()
+            worker.job_runtime_env = runtime_env_module.resolve(worker, job_env)
         except BaseException:
             worker.shutdown()
             if cluster is not None:
@@ -184,6 +185,18 @@ def init(
         _process = _DriverState(worker, cluster, context)
         _register_atexit()
         return context
+
+
+def _job_runtime_env(runtime_env: Any, job_config: Any, config: Config) -> dict[str, Any] | None:
+    """The job's runtime env: init's, else its JobConfig's, else (in the entrypoint of a
+    submitted job) the one the job was submitted with."""
+    if runtime_env is not None:
+        return runtime_env  # type: ignore[no-any-return]
+    if getattr(job_config, "runtime_env", None) is not None:
+        return job_config.runtime_env  # type: ignore[no-any-return]
+    if config.job_runtime_env:
+        return json.loads(config.job_runtime_env) or None  # type: ignore[no-any-return]
+    return None
 
 
 def _namespace(namespace: str | None, job_config: Any) -> str:

@@ -129,7 +129,9 @@ class LocalCluster:
         if join is None:
             self.info["gcs_unix"] = gcs_unix
         if "dashboard" in reports:
-            self.info["dashboard_url"] = f"{dashboard[0] if dashboard else host}:{reports['dashboard']['port']}"
+            self.info["dashboard_url"] = (
+                f"{dashboard[0] if dashboard else host}:{reports['dashboard']['port']}"
+            )
         write_json_atomic(os.path.join(self.session_dir, ADDRESS_FILE), self.info)
         if node.get("store_warning"):
             logger.warning(node["store_warning"])

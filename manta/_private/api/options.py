@@ -6,7 +6,6 @@ Everything is checked when the options are given (before anything is submitted).
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from manta._private.api.scheduling import label_selector_wire, strategy_wire
 from manta._private.common.deprecation import RayDeprecationWarning
 from manta._private.common.resources import BUNDLE_MARKER, INSTANCE_RESOURCES, PRECISION
 from manta._private.rpc.messages import GENERATOR_DYNAMIC, GENERATOR_STREAMING
+from manta._private.runtime_env.validation import validate_runtime_env
 
 _Check = Callable[[str, Any], None]
 
@@ -236,57 +236,3 @@ def task_resources(options: dict[str, Any], default_cpus: float = 1) -> dict[str
                 f"The specified quantity {amount} is invalid."
             )
     return {k: float(v) for k, v in request.items() if v}
-
-
-# Keys of a runtime_env Manta implements, and those it knows but cannot provide yet.
-_RUNTIME_ENV_SUPPORTED = ("env_vars", "working_dir", "py_modules", "config")
-_RUNTIME_ENV_UNSUPPORTED = (
-    "pip",
-    "conda",
-    "uv",
-    "container",
-    "image_uri",
-    "py_executable",
-    "nsight",
-    "java_jars",
-)
-
-
-def validate_runtime_env(env: Any) -> dict[str, Any] | None:
-    """Check a runtime_env dict; raise a clear error for anything Manta cannot honour."""
-    if env is None:
-        return None
-    if not isinstance(env, dict):
-        raise TypeError(f"runtime_env must be a dict, got {type(env).__name__}")
-    for key in env:
-        if key in _RUNTIME_ENV_UNSUPPORTED:
-            raise ValueError(
-                f"runtime_env[{key!r}] is not supported by Manta yet; install what the job "
-                f"needs on every node instead. Supported keys: {list(_RUNTIME_ENV_SUPPORTED)}"
-            )
-        if key not in _RUNTIME_ENV_SUPPORTED:
-            raise ValueError(
-                f"unknown runtime_env key {key!r}. Supported keys: {list(_RUNTIME_ENV_SUPPORTED)}"
-            )
-    env_vars = env.get("env_vars")
-    if env_vars is not None:
-        if not isinstance(env_vars, dict):
-            raise TypeError(f"runtime_env['env_vars'] must be of type Dict[str, str], got {type(env_vars)}")
-        for k, v in env_vars.items():
-            if not isinstance(k, str) or not isinstance(v, str):
-                bad = k if not isinstance(k, str) else v
-                raise TypeError(
-                    f"runtime_env['env_vars'] must be of type Dict[str, str], but the value "
-                    f"{bad} is of type {type(bad)}"
-                )
-    working_dir = env.get("working_dir")
-    if working_dir is not None:
-        if not isinstance(working_dir, str) or not os.path.isdir(working_dir):
-            raise ValueError(
-                f"runtime_env['working_dir'] must be an existing local directory, got {working_dir!r}"
-            )
-    py_modules = env.get("py_modules")
-    if py_modules is not None:
-        if not isinstance(py_modules, list) or not all(isinstance(p, str) for p in py_modules):
-            raise TypeError("runtime_env['py_modules'] must be a list of local paths")
-    return env

@@ -7,7 +7,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from manta._private.api import context
+from manta._private.api import context, runtime_env
 from manta._private.api.options import TASK_OPTIONS, generator_mode, task_resources, validate
 from manta._private.api.scheduling import group_context, group_request, in_placement_group, strategy_wire
 from manta._private.core_worker.function_manager import FunctionManager
@@ -127,7 +127,7 @@ class RemoteFunction:
             resources=resources,
             max_retries=worker.config.task_max_retries if max_retries is None else max_retries,
             retry_exceptions=prepared.retry_exceptions,
-            runtime_env=prepared.runtime_env or worker.job_runtime_env,
+            runtime_env=runtime_env.for_submission(worker, prepared.runtime_env),
             strategy=prepared.strategy,
             max_calls=prepared.max_calls,
             placement_group=group,

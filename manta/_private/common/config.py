@@ -85,6 +85,9 @@ class Config:
     # Whether the error of a failed task whose ref is dropped without a get goes unreported
     # (by default it is logged once, with its traceback, as Ray does).
     ignore_unhandled_errors: bool = False
+    # A submitted job's runtime env (JSON), set by its supervisor for the entrypoint: what
+    # init() there gives the job when it is given none itself.
+    job_runtime_env: str = ""
     # The cluster token, when it is not in this host's session directory.
     auth_token: str = ""
     # Log level of daemons.

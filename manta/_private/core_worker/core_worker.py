@@ -27,7 +27,7 @@ from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.common.resources import outside_group
-from manta._private.common.runtime_env import runtime_env_key
+from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE, runtime_env_key
 from manta._private.common.session import SessionInfo, socket_path
 from manta._private.core_worker import args as argpack
 from manta._private.core_worker import object_ref as object_ref_module
@@ -111,6 +111,9 @@ class CoreWorker:
         self.job_id = JobID.nil()
         # The runtime_env given to init(); tasks without their own inherit it.
         self.job_runtime_env: dict[str, Any] | None = None
+        # Runtime envs given to submissions, resolved for the cluster (directories
+        # uploaded), by their JSON: a directory is packed once per process.
+        self.resolved_runtime_envs: dict[str, Any] = {}
         self._applied_env: str | None = None
         self.memory_store = MemoryStore()
         self.references = ReferenceCounter()
@@ -517,8 +520,6 @@ class CoreWorker:
     ) -> contextvars.Token[TaskContext | None]:
         if spec.job_id not in self._jobs_set_up:
             self._set_up_job(spec.job_id)
-        if spec.runtime_env and self._applied_env is None:
-            self._apply_runtime_env(spec.runtime_env)
         resources = spec.resources
         if spec.actor_id is not None and not instance_ids:
             # An actor's method holds what the actor holds, from its creation.
@@ -563,19 +564,32 @@ class CoreWorker:
             os.environ["OMP_NUM_THREADS"] = str(max(math.floor(cpus), 1))
             self._omp_ours = True
 
-    def _apply_runtime_env(self, env: dict[str, Any]) -> None:
-        # A worker serves one runtime environment for its whole life (the node daemon
-        # keys its pool by it), so the environment is applied once, at the first task.
+    def ensure_runtime_env(self, env: dict[str, Any] | None) -> None:
+        """Enter the runtime env ``env`` before this worker's first task, setting it up on
+        this host first if needed (packages fetched and unpacked, a venv built). A worker
+        serves one runtime env for its whole life (the node daemon keys its pool by it).
+        Raises ``RuntimeEnvSetupError``; the next task then tries again."""
+        if not env or self._applied_env is not None:
+            return
+        from manta._private.runtime_env import worker_env
+
+        def fetch(uri: str) -> bytes | None:
+            return self.kv_get(PACKAGE_KV_NAMESPACE, uri.split("://", 1)[1].encode())
+
+        ready = worker_env.prepare(
+            env, fetch, self.config.tmpdir, os.path.join(self.session.session_dir, "logs")
+        )
         self._applied_env = self.runtime_env_key(env)
-        os.environ.update(env.get("env_vars") or {})
-        for module in env.get("py_modules") or []:
-            parent = os.path.dirname(os.path.abspath(module))
-            if parent not in sys.path:
-                sys.path.insert(0, parent)
-        working_dir = env.get("working_dir")
-        if working_dir:
-            os.chdir(working_dir)
-            sys.path.insert(0, os.path.abspath(working_dir))
+        # Tasks this worker submits inherit the env it runs in, as in Ray.
+        self.job_runtime_env = env
+        os.environ.update(ready.env_vars)
+        if ready.path:
+            os.environ["PATH"] = os.pathsep.join([*ready.path, os.environ.get("PATH", "")])
+        for path in reversed(ready.sys_path):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        if ready.cwd:
+            os.chdir(ready.cwd)
 
     def exit_task(self, token: contextvars.Token[TaskContext | None]) -> None:
         self._context.reset(token)

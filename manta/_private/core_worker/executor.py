@@ -206,6 +206,7 @@ class TaskExecutor:
         )
         context = self._cw.enter_task(task, create.instance_ids)
         try:
+            self._cw.ensure_runtime_env(spec.runtime_env)
             cls = self._cw.functions.load(spec.job_id, spec.function_id, spec.class_name)
             args, kwargs = self._cw.objects.load_args(task)
             instance = cls(*args, **kwargs)
@@ -232,6 +233,7 @@ class TaskExecutor:
         if self.actor is not None and spec.actor_id is not None:
             fn = self.actor.method(spec.method)
         else:
+            self._cw.ensure_runtime_env(spec.runtime_env)
             fn = self._cw.functions.load(spec.job_id, spec.function_id, spec.function_name)
         args, kwargs = self._cw.objects.load_args(spec)
         return fn, args, kwargs

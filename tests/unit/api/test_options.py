@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from manta._private.api.options import (
     generator_mode,
     task_resources,
     validate,
-    validate_runtime_env,
 )
 from manta._private.api.scheduling import NodeAffinitySchedulingStrategy
 
@@ -153,45 +151,11 @@ def test_bad_scheduling_strategy() -> None:
         check_task(scheduling_strategy="RANDOM")
 
 
-@pytest.mark.parametrize("key", ["pip", "conda", "uv", "container", "image_uri"])
-def test_unsupported_runtime_env_keys(key: str) -> None:
-    with pytest.raises(ValueError) as info:
-        check_task(runtime_env={key: ["requests"]})
-    assert str(info.value).startswith(f"runtime_env[{key!r}] is not supported by Manta yet")
-    assert "Supported keys: ['env_vars', 'working_dir', 'py_modules', 'config']" in str(info.value)
-
-
-def test_unknown_runtime_env_key() -> None:
-    with pytest.raises(ValueError, match=r"^unknown runtime_env key 'envvars'\. Supported keys: "):
-        validate_runtime_env({"envvars": {}})
-
-
-def test_runtime_env_value_errors(tmp_path: Path) -> None:
+def test_runtime_env_option_is_validated() -> None:
     with pytest.raises(TypeError, match="The type of keyword 'runtime_env' must be"):
         check_task(runtime_env="env")
-    with pytest.raises(TypeError, match=r"^runtime_env must be a dict, got list$"):
-        validate_runtime_env([])
-    with pytest.raises(
-        TypeError, match=re.escape("runtime_env['env_vars'] must be of type Dict[str, str], got")
-    ):
-        validate_runtime_env({"env_vars": [("A", "1")]})
-    with pytest.raises(TypeError, match="but the value 1 is of type <class 'int'>"):
-        validate_runtime_env({"env_vars": {"A": 1}})
-    with pytest.raises(TypeError, match="but the value 2 is of type <class 'int'>"):
-        validate_runtime_env({"env_vars": {2: "x"}})
-    with pytest.raises(ValueError, match="must be an existing local directory"):
-        validate_runtime_env({"working_dir": str(tmp_path / "missing")})
-    with pytest.raises(ValueError, match="must be an existing local directory"):
-        validate_runtime_env({"working_dir": 5})
-    with pytest.raises(TypeError, match="must be a list of local paths"):
-        validate_runtime_env({"py_modules": "mod"})
-
-
-def test_valid_runtime_envs(tmp_path: Path) -> None:
-    env = {"env_vars": {"A": "1"}, "working_dir": str(tmp_path), "py_modules": [str(tmp_path)], "config": {}}
-    assert validate_runtime_env(env) is env
-    assert validate_runtime_env(None) is None
-    assert validate_runtime_env({}) == {}
+    with pytest.raises(ValueError, match="runtime_env\\['conda'\\] is not supported by Manta"):
+        check_task(runtime_env={"conda": ["requests"]})
 
 
 def test_task_resources_defaults_to_one_cpu() -> None:

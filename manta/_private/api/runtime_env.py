@@ -1,0 +1,37 @@
+"""The runtime env a submission carries: its own (resolved for the cluster once per
+process) merged over the one its job or parent task gave."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE
+from manta._private.core_worker.core_worker import CoreWorker
+from manta._private.runtime_env import resolve as resolving
+
+_GCS_PREFIX = "gcs://"
+
+
+def resolve(worker: CoreWorker, env: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``env`` with local directories uploaded into the cluster (cached: a directory is
+    packed once per process, so later edits to it are not seen by this driver's tasks)."""
+    if not env:
+        return env
+    key = json.dumps(env, sort_keys=True, default=str)
+    cached = worker.resolved_runtime_envs.get(key)
+    if cached is None:
+
+        def exists(uri: str) -> bool:
+            return worker.kv_get(PACKAGE_KV_NAMESPACE, uri[len(_GCS_PREFIX) :].encode()) is not None
+
+        def upload(uri: str, data: bytes) -> None:
+            worker.kv_put(PACKAGE_KV_NAMESPACE, uri[len(_GCS_PREFIX) :].encode(), data)
+
+        cached = resolving.resolve(env, exists, upload)
+        worker.resolved_runtime_envs[key] = cached
+    return cached
+
+
+def for_submission(worker: CoreWorker, own: dict[str, Any] | None) -> dict[str, Any] | None:
+    return resolving.merge(worker.job_runtime_env, resolve(worker, own))

@@ -1,0 +1,97 @@
+"""What a worker's process looks like inside a runtime env: the decisions, given a way to
+fetch packages; the core worker applies the result to its own process.
+
+A worker serves one runtime env for its whole life (the node keys its pool by it), so
+this runs once, before the worker's first task: packages are fetched from the gcs and
+unpacked once per host, a pip/uv venv is built once per host and spec, and both are
+cached under ``<tmpdir>/runtime_resources`` for every later worker and session.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from manta._private.runtime_env.packaging import is_package_uri, package_dir, unpack_package
+from manta._private.runtime_env.pip_env import (
+    PipEnvError,
+    ensure_venv,
+    env_key,
+    normalize_pip_spec,
+    venv_site_packages,
+)
+from manta._private.runtime_env.validation import setup_timeout_s
+from manta.exceptions import RuntimeEnvSetupError
+
+
+@dataclass
+class WorkerEnv:
+    env_vars: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    # Put first on sys.path (and PATH), in this order.
+    sys_path: list[str] = field(default_factory=list)
+    path: list[str] = field(default_factory=list)
+
+
+def cache_dirs(tmpdir: str) -> tuple[str, str]:
+    """Where this host keeps unpacked packages and venvs (venvs per Python version: a venv
+    belongs to the interpreter that made it)."""
+    root = os.path.join(tmpdir, "runtime_resources")
+    python = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    return os.path.join(root, "packages"), os.path.join(root, "pip", python)
+
+
+def prepare(
+    env: dict[str, Any], fetch: Callable[[str], bytes | None], tmpdir: str, log_dir: str
+) -> WorkerEnv:
+    """Make the runtime env ``env`` ready on this host and say how to enter it; raises
+    ``RuntimeEnvSetupError`` saying what failed."""
+    packages, venvs = cache_dirs(tmpdir)
+    out = WorkerEnv(env_vars=dict(env.get("env_vars") or {}))
+    working_dir = env.get("working_dir")
+    if working_dir:
+        out.cwd = _local_dir(working_dir, fetch, packages)
+        out.sys_path.append(out.cwd)
+    for module in env.get("py_modules") or []:
+        out.sys_path.append(_module_parent(_local_dir(module, fetch, packages), module))
+    for installer in ("pip", "uv"):
+        if env.get(installer) is None:
+            continue
+        spec = normalize_pip_spec(installer, env[installer])
+        log_path = os.path.join(log_dir, f"runtime_env_setup-{env_key(spec)}.log")
+        try:
+            python = ensure_venv(spec, venvs, log_path, setup_timeout_s(env))
+        except PipEnvError as e:
+            raise RuntimeEnvSetupError(
+                f"Failed to set up the runtime env's {installer} packages:\n{e}"
+            ) from None
+        out.sys_path.append(venv_site_packages(python))
+        out.path.append(os.path.dirname(python))
+        out.env_vars["VIRTUAL_ENV"] = os.path.dirname(os.path.dirname(python))
+    return out
+
+
+def _local_dir(source: str, fetch: Callable[[str], bytes | None], cache: str) -> str:
+    if not is_package_uri(source):
+        return os.path.abspath(source)  # a path on this host (a driver's own node)
+    found = package_dir(source, cache)
+    if found is not None:
+        return found
+    data = fetch(source)
+    if data is None:
+        raise RuntimeEnvSetupError(
+            f"the runtime env package {source} is not in the cluster (it was never uploaded, or "
+            "was deleted); submit the job again"
+        )
+    return unpack_package(source, data, cache)
+
+
+def _module_parent(unpacked: str, source: str) -> str:
+    """The directory to put on sys.path for a py_modules entry: a local module directory's
+    parent; an uploaded package holds the module's own directory at its top."""
+    if not is_package_uri(source) and os.path.isdir(source):
+        return os.path.dirname(os.path.abspath(source))
+    return unpacked
