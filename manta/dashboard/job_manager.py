@@ -292,7 +292,7 @@ class JobManager:
 
 
 def _check_runtime_env(runtime_env: Any) -> None:
-    from manta._private.api.options import validate_runtime_env
+    from manta._private.runtime_env.validation import validate_runtime_env
 
     validate_runtime_env(runtime_env)
 
