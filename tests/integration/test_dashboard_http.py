@@ -1,0 +1,199 @@
+"""The head's HTTP service against a real client: authentication, JSON errors for bad
+input, limits, cross-site refusal, the OpenAPI document, and a bounded schemathesis run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import manta
+from tests.polling import wait_until
+
+
+@pytest.fixture(scope="module")
+def head():
+    context = manta.init(num_cpus=1, include_dashboard=True)
+    token = Path(context["session_dir"], "token").read_text().strip()
+    yield {"url": "http://" + context.dashboard_url, "token": token, "session_dir": context["session_dir"]}
+    manta.shutdown()
+
+
+def request(
+    head: dict[str, str],
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = "default",
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+) -> tuple[int, Any]:
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(head["url"] + path, data=data, method=method, headers=dict(headers or {}))
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {head['token'] if token == 'default' else token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        assert e.headers.get("Content-Type", "").startswith("application/json"), text[:200]
+        return e.code, json.loads(text)
+
+
+def dashboard_log(head: dict[str, str]) -> str:
+    return Path(head["session_dir"], "logs", "dashboard.err").read_text()
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token", ""])
+@pytest.mark.parametrize("method,path", [("GET", "/api/version"), ("GET", "/api/jobs/"), ("GET", "/nope")])
+def test_every_route_needs_the_token(head, token, method, path) -> None:
+    status, body = request(head, method, path, token=token)
+    assert status == 401 and "authentication required" in body["error"]
+
+
+def test_refused_submission_runs_nothing_and_is_logged(head, tmp_path) -> None:
+    marker = tmp_path / "ran"
+    status, _ = request(head, "POST", "/api/jobs/", {"entrypoint": f"touch {marker}"}, token="bad")
+    assert status == 401
+    assert request(head, "GET", "/api/jobs/")[1] == []
+    assert not marker.exists()
+    wait_until(lambda: "refused POST /api/jobs/ from 127.0.0.1" in dashboard_log(head))
+
+
+def test_a_flood_of_refusals_is_rate_limited_in_the_log(head) -> None:
+    for _ in range(60):
+        request(head, "GET", "/api/version", token="flood")
+    assert dashboard_log(head).count("refused GET /api/version") <= 25
+    assert request(head, "GET", "/api/version")[0] == 200  # legitimate users still served
+
+
+def test_version_and_openapi(head) -> None:
+    status, version = request(head, "GET", "/api/version")
+    assert status == 200 and version["version"] == "1" and version["manta_version"] == manta.__version__
+    status, doc = request(head, "GET", "/api/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    submit = doc["paths"]["/api/jobs/"]["post"]
+    schema = submit["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["entrypoint"] and "runtime_env" in schema["properties"]
+    assert submit["x-manta-role"] == "submit"
+
+
+def test_unknown_route_is_a_json_404(head) -> None:
+    status, body = request(head, "GET", "/api/nothing-here")
+    assert status == 404 and body["error"] == "Not Found"
+    status, body = request(head, "PATCH", "/api/jobs/")
+    assert status == 405 and "error" in body
+
+
+@pytest.mark.parametrize(
+    "raw,words",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'{"entrypoint": 5}', "field 'entrypoint' must be of type string"),
+        (b"{}", "missing required field 'entrypoint'"),
+        (b'{"entrypoint": "true", "entrypont_num_cpus": 1}', "unknown field(s) ['entrypont_num_cpus']"),
+        (b'{"entrypoint": "true", "entrypoint_num_cpus": -1}', "must be at least 0"),
+        (b'{"entrypoint": "true", "entrypoint_num_cpus": true}', "must be of type number"),
+        (b'{"entrypoint": "true", "metadata": {"a": 1}}', "must map strings to values of type string"),
+        (b'{"entrypoint": "   "}', "non-empty shell command"),
+        (b'{"entrypoint": "true", "submission_id": "../../etc"}', "invalid submission_id"),
+        (b'{"entrypoint": "true", "runtime_env": {"pipp": []}}', "Supported keys: ['env_vars'"),
+        (b'{"entrypoint": "true", "runtime_env": {"env_vars": {"A": 1}}}', "Dict[str, str]"),
+        ("\xff\xfe".encode("latin-1"), "not valid JSON"),
+    ],
+)
+def test_bad_submissions_are_400_naming_the_problem(head, raw, words) -> None:
+    status, body = request(head, "POST", "/api/jobs/", raw=raw)
+    assert status == 400, body
+    assert words in body["error"]
+
+
+def test_valid_fields_are_listed_for_an_unknown_one(head) -> None:
+    _, body = request(head, "POST", "/api/jobs/", {"entrypoint": "true", "bogus": 1})
+    assert "valid fields are ['entrypoint', 'entrypoint_memory'" in body["error"]
+
+
+def test_oversized_body_is_413(head) -> None:
+    status, body = request(head, "POST", "/api/jobs/", raw=b'{"entrypoint": "' + b"x" * (2 << 20) + b'"}')
+    assert status == 413 and "error" in body
+
+
+def test_cross_site_posts_are_refused(head) -> None:
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+        status, body = request(head, "POST", "/api/jobs/", {"entrypoint": "true"}, headers=headers)
+        assert status == 403 and "cross-site" in body["error"], headers
+    assert request(head, "GET", "/api/jobs/")[1] == []
+
+
+def test_unknown_jobs(head) -> None:
+    for method, path in (
+        ("GET", "/api/jobs/nope"),
+        ("POST", "/api/jobs/nope/stop"),
+        ("DELETE", "/api/jobs/nope"),
+    ):
+        status, body = request(head, method, path)
+        assert status == 404 and "does not exist" in body["error"], (method, path)
+    status, _ = request(head, "GET", "/api/jobs/nope/logs")
+    assert status == 404
+
+
+def test_packages_are_checked(head) -> None:
+    name = "_manta_pkg_" + "0" * 32 + ".zip"
+    assert request(head, "GET", f"/api/packages/gcs/{name}")[0] == 404
+    status, body = request(head, "PUT", f"/api/packages/gcs/{name}", raw=b"not a zip")
+    assert status == 400 and "do not match the digest" in body["error"]
+    status, body = request(head, "PUT", "/api/packages/s3/x.zip", raw=b"x")
+    assert status == 400 and "unknown package protocol" in body["error"]
+    status, body = request(head, "PUT", "/api/packages/gcs/..%2F..%2Fetc.zip", raw=b"x")
+    assert status in (400, 404)
+
+
+@pytest.mark.skipif(
+    shutil.which("schemathesis") is None and shutil.which("st") is None,
+    reason="schemathesis is not installed",
+)
+def test_schemathesis_finds_no_server_errors(head, tmp_path) -> None:
+    """Fuzz every documented operation from the OpenAPI document: no 5xx, no crash. The
+    jobs it submits run random strings as shell commands, which fail harmlessly."""
+    exe = shutil.which("schemathesis") or shutil.which("st")
+    assert exe is not None
+    result = subprocess.run(
+        [
+            exe,
+            "run",
+            head["url"] + "/api/openapi.json",
+            "--header",
+            f"Authorization: Bearer {head['token']}",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "8",
+            "--phases",
+            "examples,fuzzing",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.search(r"Test cases:\s+\d+ generated, \d+ passed", result.stdout), result.stdout[-2000:]
+    assert request(head, "GET", "/api/version")[0] == 200  # still serving
+    # Jobs the fuzzer submitted: stop them so the module ends clean.
+    for job in request(head, "GET", "/api/jobs/")[1]:
+        request(head, "POST", f"/api/jobs/{job['submission_id']}/stop")
