@@ -56,6 +56,8 @@ class ClusterNode:
         self.node_ip_address: str = processes.info["host"]
         self.address: str = processes.info["gcs_address"]
         self.session_dir = processes.session_dir
+        # "host:port" of the head's HTTP service when it was asked for (include_dashboard).
+        self.dashboard_url: str | None = processes.info.get("dashboard_url")
 
     @property
     def pids(self) -> dict[str, int]:
@@ -82,6 +84,12 @@ class ClusterNode:
         if not self.head:
             raise ValueError("only the head node runs the gcs")
         self._processes.restart("gcs")
+
+    def restart_dashboard(self) -> None:
+        """SIGKILL the head's HTTP service and start it again on the same port."""
+        if "dashboard" not in self._processes.procs:
+            raise ValueError("this node runs no dashboard (add the head with include_dashboard=True)")
+        self._processes.restart("dashboard")
 
     def __repr__(self) -> str:
         return f"ClusterNode(node_id={self.node_id[:12]}, head={self.head})"
@@ -123,7 +131,8 @@ class Cluster:
     def add_node(self, wait: bool = True, **node_args: Any) -> ClusterNode:
         """Start a node (the head, if it is the first) with ``num_cpus``, ``num_gpus``,
         ``resources``, ``labels``, ``object_store_memory``, ``_system_config`` and, for the
-        head, ``storage`` (where the gcs keeps its tables: memory://, sqlite:///..., redis://...)."""
+        head, ``storage`` (where the gcs keeps its tables: memory://, sqlite:///..., redis://...)
+        and ``include_dashboard``/``dashboard_port`` (its HTTP service)."""
         config = _config(node_args.pop("_system_config", None) or {})
         offered = node_resources(
             node_args.pop("num_cpus", None),
@@ -137,9 +146,9 @@ class Cluster:
             offered = {**offered, "memory": float(memory)}
         labels = dict(node_args.pop("labels", None) or {})
         storage = node_args.pop("storage", "memory://")
+        dashboard_port = node_args.pop("dashboard_port", None)
+        dashboard = ("127.0.0.1", dashboard_port or 0) if node_args.pop("include_dashboard", False) else None
         for ignored in (
-            "dashboard_port",
-            "include_dashboard",
             "node_name",
             "min_worker_port",
             "max_worker_port",
@@ -151,7 +160,7 @@ class Cluster:
             raise TypeError(f"add_node() got unexpected arguments: {sorted(node_args)}")
         processes = LocalCluster(config)
         if self.head_node is None:
-            session = processes.start(resources=offered, labels=labels, storage=storage)
+            session = processes.start(resources=offered, labels=labels, storage=storage, dashboard=dashboard)
             self._token = session.token
             node = self.head_node = ClusterNode(processes, head=True)
             self._advertise(node.address)

@@ -8,6 +8,7 @@ import click
 
 from manta._private.common.version import __version__
 from manta.cli.cluster import cluster_gcs, running_session, start, status, stop
+from manta.cli.job import job
 
 
 @click.group()
@@ -42,6 +43,7 @@ def memory(as_json: bool) -> None:
 cli.add_command(start)
 cli.add_command(stop)
 cli.add_command(status)
+cli.add_command(job)
 
 
 def main() -> None:

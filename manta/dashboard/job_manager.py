@@ -21,9 +21,16 @@ from typing import Any
 
 from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE
 from manta.dashboard import job_state
+from manta.dashboard.job_supervisor import read_range
 from manta.job_submission.models import JobDetails, JobErrorType, JobInfo, JobStatus, JobType
 
 logger = logging.getLogger("manta.dashboard")
+
+# How long reading a log on another node may take before the reader gets nothing.
+_REMOTE_LOG_TIMEOUT_S = 10.0
+# How long a supervisor has to stop its entrypoint (it needs its grace period) before it
+# is killed instead.
+_STOP_TIMEOUT_S = 15.0
 
 
 class JobError(Exception):
@@ -221,21 +228,25 @@ class JobManager:
 
     async def stop(self, submission_id: str) -> bool:
         """Stop a job; False when it had already ended."""
-        info = (await self.get(submission_id)).status
-        if info.is_terminal():
+        status = (await self.get(submission_id)).status
+        if status.is_terminal():
             return False
         handle = await self._call(_find_supervisor, submission_id)
         stopped = False
-        if handle is not None:
-            stopped = await self._call(lambda: handle.stop.remote())
-            stopped = await stopped
+        if handle is not None and status is JobStatus.RUNNING:
+            try:
+                ref = await self._call(lambda: handle.stop.remote())
+                stopped = await asyncio.wait_for(ref, _STOP_TIMEOUT_S)
+            except Exception as e:  # the supervisor died meanwhile, or does not answer
+                logger.warning("job %s: its supervisor did not stop it (%s); killing it", submission_id, e)
         if not stopped:
-            # Not started yet (still being scheduled or set up): end it before it starts.
-            if handle is not None:
-                await self._call(_kill_quietly, handle)
+            # Not started yet (its supervisor is still being placed or set up), or the
+            # supervisor is unresponsive: end it, entrypoint included (it dies with it).
             await self._call(
                 self._advance, submission_id, JobStatus.STOPPED, message="Job was intentionally stopped."
             )
+            if handle is not None:
+                await self._call(_kill_quietly, handle)
         return True
 
     async def delete(self, submission_id: str) -> bool:
@@ -276,19 +287,22 @@ class JobManager:
         return os.path.join(self._session_dir, "logs", job_state.log_name(submission_id))
 
     async def read_log(self, details: JobDetails, offset: int, max_bytes: int) -> bytes:
-        """Up to ``max_bytes`` of the job's log from ``offset``."""
+        """Up to ``max_bytes`` of the job's log from ``offset``: read here when the job ran
+        on the head, else from its supervisor, else by a small task on the job's node."""
         assert details.submission_id is not None
-        if details.driver_node_id in (None, self._head_node_id) or not self._connected:
-            try:
-                with open(self._local_log(details.submission_id), "rb") as f:
-                    f.seek(offset)
-                    return f.read(max_bytes)
-            except OSError:
-                return b""
+        node = details.driver_node_id
+        if node is None or node == self._head_node_id:
+            return read_range(self._local_log(details.submission_id), offset, max_bytes)
         handle = await self._call(_find_supervisor, details.submission_id)
-        if handle is None:
+        if handle is not None:
+            ref = await self._call(lambda: handle.read_log.remote(offset, max_bytes))
+        else:
+            ref = await self._call(_read_on_node, node, details.submission_id, offset, max_bytes)
+        try:
+            return await asyncio.wait_for(ref, _REMOTE_LOG_TIMEOUT_S)  # type: ignore[no-any-return]
+        except Exception as e:  # the node is gone, or the supervisor ended meanwhile
+            logger.info("could not read the log of job %s on node %s: %s", details.submission_id, node, e)
             return b""
-        return await (await self._call(lambda: handle.read_log.remote(offset, max_bytes)))  # type: ignore[no-any-return]
 
 
 def _check_runtime_env(runtime_env: Any) -> None:
@@ -306,6 +320,16 @@ def _find_supervisor(submission_id: str) -> Any:
         )
     except ValueError:
         return None
+
+
+def _read_on_node(node_id: str, submission_id: str, offset: int, max_bytes: int) -> Any:
+    import manta
+    from manta.dashboard.job_supervisor import read_job_log
+    from manta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    task = manta.remote(read_job_log).options(num_cpus=0, scheduling_strategy=strategy, max_retries=0)
+    return task.remote(submission_id, offset, max_bytes)
 
 
 def _kill_quietly(handle: Any) -> None:

@@ -28,14 +28,20 @@ STOP_GRACE_S = 3.0
 
 
 def entrypoint_env(
-    base: dict[str, str], cluster_address: str, submission_id: str, runtime_env: dict[str, Any] | None
+    base: dict[str, str],
+    node_session_dir: str,
+    cluster_address: str,
+    submission_id: str,
+    runtime_env: dict[str, Any] | None,
 ) -> dict[str, str]:
     """The entrypoint's environment: the supervisor's (with the runtime env applied),
-    plus where the cluster is, so its ``init()`` joins it with no address given."""
+    plus where the cluster is, so its ``init()`` joins it with no address given, through
+    the node it runs on."""
     env = dict(base)
     env.pop("OMP_NUM_THREADS", None)  # set for the supervisor's own (0-CPU) task, not the job's
     env["MANTA_ADDRESS"] = cluster_address
     env["RAY_ADDRESS"] = cluster_address
+    env["MANTA_NODE_SESSION_DIR"] = node_session_dir
     env["MANTA_JOB_SUBMISSION_ID"] = submission_id
     env["MANTA_JOB_RUNTIME_ENV"] = json.dumps(runtime_env or {})
     env["PYTHONUNBUFFERED"] = "1"  # so its log follows as lines are printed
@@ -61,6 +67,29 @@ def _tail(path: str, chars: int) -> str:
             return f.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def _log_path(submission_id: str) -> str:
+    from manta._private.api.context import require_initialized
+
+    session_dir = require_initialized("reading a job's log").session.session_dir
+    return os.path.join(session_dir, "logs", job_state.log_name(submission_id))
+
+
+def read_range(path: str, offset: int, max_bytes: int) -> bytes:
+    """Up to ``max_bytes`` of a file from ``offset`` (nothing if it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(max_bytes)
+    except OSError:
+        return b""
+
+
+def read_job_log(submission_id: str, offset: int, max_bytes: int) -> bytes:
+    """Part of a job's log, read on the node it ran on (run there as a task once the job's
+    supervisor is gone)."""
+    return read_range(_log_path(submission_id), offset, max_bytes)
 
 
 def _preexec() -> None:
@@ -100,7 +129,8 @@ class JobSupervisor:
         self._cluster_address = cluster_address
         worker = require_initialized("supervising a job")
         self._node_id = worker.node_id.hex()
-        self.log_path = os.path.join(worker.session.session_dir, "logs", job_state.log_name(submission_id))
+        self._session_dir = worker.session.session_dir
+        self.log_path = _log_path(submission_id)
         self._proc: asyncio.subprocess.Process | None = None
         self._stopping = False
         self._final: asyncio.Future[str] | None = None
@@ -125,7 +155,9 @@ class JobSupervisor:
 
     async def _run(self, runtime_env: dict[str, Any] | None) -> str:
         await asyncio.to_thread(_kv_update, self._id, JobStatus.RUNNING, driver_node_id=self._node_id)
-        env = entrypoint_env(dict(os.environ), self._cluster_address, self._id, runtime_env)
+        env = entrypoint_env(
+            dict(os.environ), self._session_dir, self._cluster_address, self._id, runtime_env
+        )
         with open(self.log_path, "ab") as log:
             try:
                 self._proc = await asyncio.create_subprocess_shell(
@@ -181,9 +213,4 @@ class JobSupervisor:
         return True
 
     def read_log(self, offset: int, max_bytes: int) -> bytes:
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                return f.read(max_bytes)
-        except OSError:
-            return b""
+        return read_range(self.log_path, offset, max_bytes)

@@ -3,19 +3,16 @@ input, limits, cross-site refusal, the OpenAPI document, and a bounded schemathe
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import manta
+from tests.http_api import request
 from tests.polling import wait_until
 
 
@@ -25,30 +22,6 @@ def head():
     token = Path(context["session_dir"], "token").read_text().strip()
     yield {"url": "http://" + context.dashboard_url, "token": token, "session_dir": context["session_dir"]}
     manta.shutdown()
-
-
-def request(
-    head: dict[str, str],
-    method: str,
-    path: str,
-    body: Any = None,
-    token: str | None = "default",
-    headers: dict[str, str] | None = None,
-    raw: bytes | None = None,
-) -> tuple[int, Any]:
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    req = urllib.request.Request(head["url"] + path, data=data, method=method, headers=dict(headers or {}))
-    if token is not None:
-        req.add_header("Authorization", f"Bearer {head['token'] if token == 'default' else token}")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as e:
-        text = e.read()
-        assert e.headers.get("Content-Type", "").startswith("application/json"), text[:200]
-        return e.code, json.loads(text)
 
 
 def dashboard_log(head: dict[str, str]) -> str:

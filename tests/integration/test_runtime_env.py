@@ -40,7 +40,10 @@ def cluster(code_dirs: dict[str, Path]):
 def _inside() -> dict[str, object]:
     import sys
 
-    out: dict[str, object] = {"cwd": os.getcwd(), "env": {k: os.environ.get(k) for k in ("FROM_JOB", "BOTH", "OWN")}}
+    out: dict[str, object] = {
+        "cwd": os.getcwd(),
+        "env": {k: os.environ.get(k) for k in ("FROM_JOB", "BOTH", "OWN")},
+    }
     try:
         import helper_in_wd
 
@@ -91,7 +94,9 @@ def test_actors_get_their_runtime_env(cluster, code_dirs) -> None:
 
             return helper_in_wd.answer(), os.environ.get("OWN")
 
-    actor = Where.options(runtime_env={"working_dir": str(code_dirs["wd"]), "env_vars": {"OWN": "a"}}).remote()
+    actor = Where.options(
+        runtime_env={"working_dir": str(code_dirs["wd"]), "env_vars": {"OWN": "a"}}
+    ).remote()
     assert manta.get(actor.probe.remote()) == ("from working_dir", "a")
 
 

@@ -26,6 +26,8 @@ def resolve_address(address: str | None, config: Config) -> str | None:
         return None
     if address is None or address == "auto":
         found = config.address or (config.cluster_address if address == "auto" else "") or current_cluster()
+        if found and config.node_session_dir and os.path.isdir(config.node_session_dir):
+            return config.node_session_dir
         if found:
             return session_for(found, config)
         if address == "auto":

@@ -155,6 +155,8 @@ class LocalCluster:
         module, options = self._commands[name]
         if name == "gcs":
             options = {**options, "port": self.info["gcs_address"].rsplit(":", 1)[1]}
+        if name == "dashboard":
+            options = {**options, "port": self.info["dashboard_url"].rsplit(":", 1)[1]}
         ready_r, ready_w = os.pipe()
         keep = () if self._lifeline_r is None else (self._lifeline_r,)  # detached: no lifeline
         self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, *keep))

@@ -85,6 +85,10 @@ class Config:
     # Whether the error of a failed task whose ref is dropped without a get goes unreported
     # (by default it is logged once, with its traceback, as Ray does).
     ignore_unhandled_errors: bool = False
+    # The session directory of the node a driver joins through, when several nodes of its
+    # cluster run on this host: set for a submitted job's entrypoint (the node it was
+    # placed on), where the cluster's address alone would pick the head.
+    node_session_dir: str = ""
     # A submitted job's runtime env (JSON), set by its supervisor for the entrypoint: what
     # init() there gives the job when it is given none itself.
     job_runtime_env: str = ""

@@ -588,6 +588,10 @@ class CoreWorker:
         for path in reversed(ready.sys_path):
             if path not in sys.path:
                 sys.path.insert(0, path)
+        if ready.sys_path:  # processes it starts (a job's entrypoint) import from there too
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                [*ready.sys_path, os.environ.get("PYTHONPATH", "")]
+            ).rstrip(os.pathsep)
         if ready.cwd:
             os.chdir(ready.cwd)
 

@@ -29,7 +29,9 @@ def test_unknown_key_lists_the_valid_ones() -> None:
 def test_value_errors(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"^runtime_env must be a dict, got list$"):
         validate_runtime_env([])
-    with pytest.raises(TypeError, match=re.escape("runtime_env['env_vars'] must be of type Dict[str, str], got")):
+    with pytest.raises(
+        TypeError, match=re.escape("runtime_env['env_vars'] must be of type Dict[str, str], got")
+    ):
         validate_runtime_env({"env_vars": [("A", "1")]})
     with pytest.raises(TypeError, match="but the value 1 is of type <class 'int'>"):
         validate_runtime_env({"env_vars": {"A": 1}})
