@@ -89,6 +89,16 @@ def test_exhausted_resource_disappears_from_available(resource_cluster, tmp_path
     _idle_cpu()
 
 
+def test_available_object_store_memory_follows_what_is_stored(resource_cluster):
+    total = ray.cluster_resources()["object_store_memory"]
+    before = ray.available_resources()["object_store_memory"]
+    assert before <= total
+    held = ray.put(b"x" * (8 << 20))
+    assert poll(lambda: ray.available_resources()["object_store_memory"] <= before - (8 << 20), timeout=10)
+    del held
+    assert poll(lambda: ray.available_resources()["object_store_memory"] >= before, timeout=10)
+
+
 def test_fractional_cpu_tasks_run_concurrently(resource_cluster, tmp_path):
     @ray.remote(num_cpus=0.5)
     def rendezvous(i, directory, n):

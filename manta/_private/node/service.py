@@ -664,7 +664,7 @@ class NodeService:
             objects=store.num_objects,
             object_bytes=store.used_bytes,
             spilled_bytes=store.spilled_bytes,
-            available=self.scheduler.resources.available_amounts(),
+            available=self._reported_available(),
         )
 
     async def _h_memory_report(self, conn: Connection, msg: m.GetMemoryReport) -> m.MemoryReport:
@@ -769,11 +769,16 @@ class NodeService:
         pending, infeasible = self.scheduler.pending_shapes()
         infeasible += self.leases.infeasible_shapes()
         total = self.scheduler.resources.total_amounts() if self.scheduler.bundles else None
-        self.gcs.notify(
-            m.Heartbeat(
-                self.node_id, self.scheduler.resources.available_amounts(), pending, infeasible, total
-            )
-        )
+        self.gcs.notify(m.Heartbeat(self.node_id, self._reported_available(), pending, infeasible, total))
+
+    def _reported_available(self) -> dict[str, float]:
+        """Free resources as drivers see them: the scheduler's, with the object store's
+        free bytes (objects, not leases, use it up), as Ray reports it."""
+        available = self.scheduler.resources.available_amounts()
+        if "object_store_memory" in available:
+            store = self.store.statistics()
+            available["object_store_memory"] = float(max(store.capacity - store.used_bytes, 0))
+        return available
 
     def _log_loop(self) -> None:
         if self._stopping:

@@ -25,3 +25,6 @@ DASHBOARD_AGENT_DIED_ERROR = "dashboard_agent_died"
 # The key-value namespace where Ray keeps exported functions (Manta keeps its own elsewhere).
 KV_NAMESPACE_FUNCTION_TABLE = b"fun"
 EXCESS_QUEUEING_WARNING = "excess_queueing_warning"
+# Ray's process-title prefix of an idle worker. Manta's workers do not retitle themselves
+# (they show as python), so tests that look for it find none.
+WORKER_PROCESS_TYPE_IDLE_WORKER = "ray::IDLE"
