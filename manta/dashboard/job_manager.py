@@ -265,6 +265,11 @@ class JobManager:
             job_state.record_key(submission_id),
             namespace=job_state.KV_NAMESPACE,
         )
+        remaining = [d.runtime_env for d in await self.list_records()]
+        for uri in job_state.unused_packages(info.runtime_env, remaining):
+            await self._call(
+                internal_kv._internal_kv_del, uri.split("://", 1)[1], namespace=PACKAGE_KV_NAMESPACE
+            )
         try:
             os.unlink(self._local_log(submission_id))
         except OSError:

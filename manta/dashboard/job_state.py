@@ -107,3 +107,19 @@ def pending_message(info: JobInfo) -> str:
     if info.runtime_env:
         text += " It may be waiting for its runtime environment to be set up."
     return text
+
+
+def packages_of(runtime_env: dict[str, Any] | None) -> set[str]:
+    """The uploaded packages (gcs:// uris) a runtime env uses."""
+    if not runtime_env:
+        return set()
+    sources = [runtime_env.get("working_dir"), *(runtime_env.get("py_modules") or [])]
+    return {s for s in sources if isinstance(s, str) and s.startswith("gcs://")}
+
+
+def unused_packages(deleted: dict[str, Any] | None, remaining: list[dict[str, Any] | None]) -> set[str]:
+    """The packages of a deleted job that no remaining job uses: they can go."""
+    in_use: set[str] = set()
+    for env in remaining:
+        in_use |= packages_of(env)
+    return packages_of(deleted) - in_use

@@ -12,12 +12,14 @@ import textwrap
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import manta
 from manta.job_submission import JobDetails, JobStatus, JobSubmissionClient
+from tests.http_api import request
 from tests.polling import process_gone, touch, wait_for_files, wait_until
 
 PYTHON = shlex.quote(sys.executable)
@@ -285,3 +287,70 @@ def test_address_forms(head, monkeypatch):
         JobSubmissionClient("127.0.0.1:1")
     with pytest.raises(ValueError, match="http"):
         JobSubmissionClient("ray://127.0.0.1:10001")
+
+
+def test_working_dir_over_the_limit_is_refused_naming_the_largest_files(client, tmp_path):
+    work = tmp_path / "big_wd"
+    work.mkdir()
+    (work / "main.py").write_text("print('never')\n")
+    with open(work / "dataset.bin", "wb") as f:
+        f.truncate(101 * 1024 * 1024)  # sparse: nothing is written, but its size counts
+    jobs_before = len(client.list_jobs())
+    with pytest.raises(ValueError) as info:
+        client.submit_job(entrypoint=f"{PYTHON} main.py", runtime_env={"working_dir": str(work)})
+    text = str(info.value)
+    assert "over the limit of 100" in text and "dataset.bin (101" in text and "excludes" in text
+    assert len(client.list_jobs()) == jobs_before  # nothing was submitted
+    # Leaving it out with excludes makes it fit.
+    sid = client.submit_job(
+        entrypoint=f"{PYTHON} main.py", runtime_env={"working_dir": str(work), "excludes": ["*.bin"]}
+    )
+    assert wait_ended(client, sid).status is JobStatus.SUCCEEDED
+
+
+def test_a_follower_that_disconnects_mid_stream_leaves_the_service_healthy(head, client, tmp_path):
+    import aiohttp
+
+    entrypoint = script(
+        tmp_path,
+        """
+        import time
+        for i in range(400):
+            print("line", i, flush=True)
+            time.sleep(0.01)
+        """,
+    )
+    sid = client.submit_job(entrypoint=entrypoint)
+    token = (Path(head["session_dir"]) / "token").read_text().strip()
+
+    async def drop_after_first_message() -> str:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+            ws = await session.ws_connect(f"http://{head.dashboard_url}/api/jobs/{sid}/logs/tail")
+            first = await ws.receive_str()
+            ws._response.connection.transport.abort()  # gone without a close handshake
+            return first
+
+    assert "line" in asyncio.run(asyncio.wait_for(drop_after_first_message(), 30))
+    assert wait_ended(client, sid).status is JobStatus.SUCCEEDED
+    assert "line 399" in client.get_job_logs(sid)
+    log = (Path(head["session_dir"]) / "logs" / "dashboard.err").read_text()
+    assert "Traceback" not in log and "internal error" not in log
+
+
+def test_deleting_the_last_job_of_a_package_removes_the_package(head, client, tmp_path):
+    work = tmp_path / "gc_wd"
+    work.mkdir()
+    (work / "main.py").write_text(f"print('gc {uuid.uuid4().hex}')\n")  # content no other test uploads
+    first = client.submit_job(entrypoint=f"{PYTHON} main.py", runtime_env={"working_dir": str(work)})
+    second = client.submit_job(entrypoint=f"{PYTHON} main.py", runtime_env={"working_dir": str(work)})
+    uri = client.get_job_info(first).runtime_env["working_dir"]
+    assert client.get_job_info(second).runtime_env["working_dir"] == uri  # uploaded once, shared
+    path = "/api/packages/gcs/" + uri.split("://", 1)[1]
+    token = (Path(head["session_dir"]) / "token").read_text().strip()
+    api = {"url": f"http://{head.dashboard_url}", "token": token}
+    for sid in (first, second):
+        assert wait_ended(client, sid).status is JobStatus.SUCCEEDED
+    assert client.delete_job(first)
+    assert request(api, "GET", path)[0] == 200  # the second job still uses it
+    assert client.delete_job(second)
+    assert request(api, "GET", path)[0] == 404
