@@ -54,7 +54,12 @@ _ADDRESS_FILE = "address.json"
     show_default=True,
     help="Interface the HTTP service listens on (loopback unless you say; 0.0.0.0 for all).",
 )
-@click.option("--dashboard-port", type=int, default=8265, show_default=True, help="Port of the HTTP service.")
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port of the HTTP service (default: 8265, or a free port if that one is taken; 0: any free port).",
+)
 @click.option("--block", is_flag=True, help="Stay in the foreground; Ctrl-C stops this node.")
 def start(
     head: bool,
@@ -70,7 +75,7 @@ def start(
     token_file: str | None,
     include_dashboard: bool,
     dashboard_host: str,
-    dashboard_port: int,
+    dashboard_port: int | None,
     block: bool,
 ) -> None:
     """Start a Manta node on this host: a new cluster's head, or one that joins a head."""
@@ -108,7 +113,7 @@ def start(
             token=token,
             gcs_port=port,
             storage=storage,
-            dashboard=(dashboard_host, dashboard_port) if head and include_dashboard else None,
+            dashboard=_dashboard(dashboard_host, dashboard_port) if head and include_dashboard else None,
         )
     except ClusterStartError as e:
         raise click.ClickException(str(e)) from None
@@ -121,6 +126,13 @@ def start(
             pass
         cluster.stop()
         _clear_current(config.tmpdir, cluster.session_dir)
+
+
+def _dashboard(host: str, port: int | None) -> tuple[str, int]:
+    from manta._private.api.context import DEFAULT_DASHBOARD_PORT
+
+    # A negative port asks for that port if free, else any (the default's behaviour).
+    return host, -DEFAULT_DASHBOARD_PORT if port is None else port
 
 
 def _supervise(cluster: Any, durable: bool) -> None:

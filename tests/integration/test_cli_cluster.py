@@ -261,3 +261,28 @@ def test_status_and_memory_find_a_cluster_that_a_driver_started(tmp_path) -> Non
         driver.stdout.close()
     gone = manta_cli(["status"], tmpdir)
     assert gone.returncode != 0 and "no Manta cluster is running" in gone.stderr
+
+
+def test_the_jobs_seed_scenario(hosts) -> None:
+    """README: start a head, then from another shell submit the Monte Carlo example as a
+    job, inline and as a working_dir; the CLI shows the submission, progress, the estimate
+    and the success line, and exits 0."""
+    head_dir, _ = hosts
+    started = manta_cli(["start", "--head", "--port", "0", "--num-cpus", "2"], head_dir)
+    assert started.returncode == 0, started.stderr
+    _session, info = session_info(head_dir)
+    assert f"Jobs API and dashboard: http://{info['dashboard_url']}" in started.stdout
+    examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+    with open(os.path.join(examples, "monte_carlo_pi.py")) as f:
+        source = f.read()
+    env = {"MANTA_ADDRESS": f"http://{info['dashboard_url']}"}
+    for args, cwd in (
+        (["job", "submit", "--", "python", "-c", source], None),
+        (["job", "submit", "--working-dir", ".", "--", "python", "monte_carlo_pi.py"], examples),
+    ):
+        full = {**os.environ, "MANTA_TMPDIR": head_dir, **env}
+        done = subprocess.run([*MANTA, *args], env=full, capture_output=True, text=True, timeout=120, cwd=cwd)
+        assert done.returncode == 0, done.stdout + done.stderr
+        out = done.stdout
+        assert "submitted successfully" in out and "Progress: 100%" in out
+        assert "Estimated value of π is: 3.1" in out and "succeeded" in out.splitlines()[-2]
