@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from manta._private.common.version import __version__
+from manta._private.common.version import RAY_API_VERSION, __version__
 from manta.dashboard.routing import Route, json_response
 
 # The jobs API's own version: bumped when its requests or replies change incompatibly.
@@ -17,7 +17,8 @@ def routes() -> list[Route]:
             {
                 "version": API_VERSION,
                 "manta_version": __version__,
-                "ray_version": __version__,
+                # Ray's job client refuses a server older than Ray 1.9: say which API this is.
+                "ray_version": RAY_API_VERSION,
                 "ray_commit": "",
             }
         )
