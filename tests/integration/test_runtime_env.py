@@ -140,3 +140,29 @@ def test_bad_runtime_env_is_refused_at_submit(cluster) -> None:
 
     with pytest.raises(ValueError, match="unknown runtime_env key 'bogus'"):
         f.options(runtime_env={"bogus": 1}).remote()
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_a_jobs_env_is_set_up_at_init_unless_eager_install_is_off(tmp_path, eager: bool) -> None:
+    from tests.integration.conftest import run_driver
+
+    name = f"tinypkg_{secrets.token_hex(4)}"
+    wheel = make_wheel(tmp_path, name, "VALUE = 1\\n")
+    env = {
+        "pip": {"packages": [str(wheel)], "pip_install_options": ["--no-index"]},
+        "config": {"eager_install": eager},
+    }
+    result = run_driver(
+        f"""
+        import glob, os, time, manta
+        ctx = manta.init(num_cpus=1, runtime_env={env!r})
+        logs = os.path.join(ctx["session_dir"], "logs", "runtime_env_setup-*.log")
+        deadline = time.monotonic() + {30 if eager else 4}  # off: a few seconds show nothing starts
+        while time.monotonic() < deadline and not any({name!r} in open(p).read() for p in glob.glob(logs)):
+            time.sleep(0.1)
+        print("set up before any task:", any({name!r} in open(p).read() for p in glob.glob(logs)))
+        """,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"set up before any task: {eager}" in result.stdout

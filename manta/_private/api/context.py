@@ -176,6 +176,7 @@ def init(
         try:
             worker.connect()
             worker.job_runtime_env = runtime_env_module.resolve(worker, job_env)
+            _install_eagerly(worker.job_runtime_env)
         except BaseException:
             worker.shutdown()
             if cluster is not None:
@@ -197,6 +198,23 @@ def _job_runtime_env(runtime_env: Any, job_config: Any, config: Config) -> dict[
     if config.job_runtime_env:
         return json.loads(config.job_runtime_env) or None  # type: ignore[no-any-return]
     return None
+
+
+def _prepare_runtime_env() -> None:
+    """A task that does nothing: running it sets its runtime env up on a node."""
+
+
+def _install_eagerly(env: dict[str, Any] | None) -> None:
+    """Start setting the job's runtime env up now (as Ray does unless ``config.eager_install``
+    is False) rather than when its first task arrives: a 0-CPU task in that env, not
+    waited for (a failure is reported as its unhandled error)."""
+    if not env or not any(env.get(k) for k in ("pip", "uv", "working_dir", "py_modules")):
+        return
+    if (env.get("config") or {}).get("eager_install", True) is False:
+        return
+    from manta._private.api.remote_function import remote
+
+    remote(num_cpus=0, max_retries=0)(_prepare_runtime_env).remote()
 
 
 def _namespace(namespace: str | None, job_config: Any) -> str:
