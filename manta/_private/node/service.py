@@ -776,8 +776,9 @@ class NodeService:
         free bytes (objects, not leases, use it up), as Ray reports it."""
         available = self.scheduler.resources.available_amounts()
         if "object_store_memory" in available:
-            store = self.store.statistics()
-            available["object_store_memory"] = float(max(store.capacity - store.used_bytes, 0))
+            # Of the amount the node offers (the arena's capacity is that, page-aligned).
+            offered = self.scheduler.resources.total_amounts()["object_store_memory"]
+            available["object_store_memory"] = float(max(offered - self.store.statistics().used_bytes, 0))
         return available
 
     def _log_loop(self) -> None:
