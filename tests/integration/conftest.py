@@ -13,6 +13,22 @@ import manta
 
 
 @pytest.fixture(scope="module")
+def head():
+    """A 2-CPU local cluster with its HTTP service (the jobs API), shared by a module."""
+    context = manta.init(include_dashboard=True, num_cpus=2)
+    yield context
+    manta.shutdown()
+
+
+@pytest.fixture(scope="module")
+def client(head):
+    """A job client for ``head``."""
+    from manta.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(head.dashboard_url)
+
+
+@pytest.fixture(scope="module")
 def cluster():
     """A 2-CPU local cluster shared by the tests of one module."""
     context = manta.init(num_cpus=2, num_gpus=0)

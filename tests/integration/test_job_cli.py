@@ -13,23 +13,10 @@ from typing import Any
 
 import pytest
 
-import manta
-from manta.job_submission import JobStatus, JobSubmissionClient
+from manta.job_submission import JobStatus
 from tests.polling import wait_until
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope="module")
-def head():
-    context = manta.init(include_dashboard=True, num_cpus=2)
-    yield context
-    manta.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(head) -> JobSubmissionClient:
-    return JobSubmissionClient(head.dashboard_url)
 
 
 @pytest.fixture(scope="module")

@@ -11,20 +11,12 @@ import uuid
 
 import pytest
 
-import manta
 from manta.job_submission import JobStatus, JobSubmissionClient
 from tests.polling import wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(300)]
 
 PACKAGE = "emoji==2.14.1"
-
-
-@pytest.fixture(scope="module")
-def client():
-    context = manta.init(num_cpus=2, include_dashboard=True)
-    yield JobSubmissionClient(f"http://{context.dashboard_url}")
-    manta.shutdown()
 
 
 def run(client: JobSubmissionClient, code: str, runtime_env: dict) -> tuple[JobStatus, str, str]:

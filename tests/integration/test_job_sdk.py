@@ -17,24 +17,11 @@ from typing import Any
 
 import pytest
 
-import manta
 from manta.job_submission import JobDetails, JobStatus, JobSubmissionClient
 from tests.http_api import request
 from tests.polling import process_gone, touch, wait_for_files, wait_until
 
 PYTHON = shlex.quote(sys.executable)
-
-
-@pytest.fixture(scope="module")
-def head():
-    context = manta.init(include_dashboard=True, num_cpus=2)
-    yield context
-    manta.shutdown()
-
-
-@pytest.fixture(scope="module")
-def client(head) -> JobSubmissionClient:
-    return JobSubmissionClient(head.dashboard_url)
 
 
 def script(tmp_path: Any, body: str, *args: Any) -> str:

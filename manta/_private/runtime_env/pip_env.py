@@ -1,8 +1,7 @@
 """pip / uv runtime environments: one cached virtualenv per package spec.
 
 ``normalize_pip_spec`` turns the ``pip`` or ``uv`` field of a runtime_env into a canonical
-dict; ``env_key`` names it. ``ensure_venv`` (or ``ensure_venv_async`` from a daemon's
-event loop) builds ``<envs_dir>/<key>/`` once per node and returns its python.
+dict; ``env_key`` names it. ``ensure_venv`` builds ``<envs_dir>/<key>/`` once per node and returns its python.
 
 The venv is made with ``--system-site-packages`` so everything installed beside Manta
 stays importable, and a ``.pth`` file puts the running Manta on its path even when Manta
@@ -12,13 +11,12 @@ builders are serialized by an ``flock`` on ``<key>.lock`` beside the venv and a 
 counts as built only once its ``.manta-ready`` marker exists.
 
 The steps of a build are decided by a generator (``_build``) that yields the command lines
-to run and receives their outcomes; the sync and async entry points differ only in how
-they run a command, so every decision lives in one place.
+to run and receives their outcomes; ``ensure_venv`` only runs the commands, so every
+decision lives in one place (and an asyncio runner could drive the same generator).
 """
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import glob
 import hashlib
@@ -354,27 +352,6 @@ def _run_sync(argv: list[str], log: IO[bytes], log_path: str, timeout_s: float) 
     return _end_step(argv, log, log_path, offset, rc)
 
 
-async def _run_async(argv: list[str], log: IO[bytes], log_path: str, timeout_s: float) -> StepResult:
-    offset = _begin_step(log, argv)
-    rc: int | None = None
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    except OSError as e:
-        rc = _spawn_failed(log, e)
-    else:
-        try:
-            rc = await asyncio.wait_for(proc.wait(), timeout_s)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            if rc is None:  # timed out, or cancelled: leave no installer behind
-                _kill_group(proc.pid)
-                await proc.wait()
-    return _end_step(argv, log, log_path, offset, rc)
-
-
 # -- the entry points ----------------------------------------------------------------------
 
 
@@ -444,40 +421,4 @@ def ensure_venv(
                     build.close()
     finally:
         os.close(fd)  # releases the flock
-    return paths.python
-
-
-async def ensure_venv_async(
-    spec: dict[str, Any], envs_dir: str, log_path: str, timeout_s: float, python: str = sys.executable
-) -> str:
-    """``ensure_venv`` for an asyncio event loop: installers run as asyncio subprocesses.
-
-    Cancelling it kills the running installer and deletes the half-built venv. Small file
-    operations (the log, the marker, deleting a failed venv) still run on the loop.
-    """
-    paths = venv_paths(spec, envs_dir)
-    if os.path.exists(paths.ready):
-        return paths.python
-    fd = _open_lock(paths)
-    try:
-        lock_deadline = time.monotonic() + timeout_s
-        while not _try_lock(fd):
-            if time.monotonic() > lock_deadline:
-                raise _lock_timeout(paths, timeout_s)
-            await asyncio.sleep(_LOCK_POLL_S)
-        build = _start_build(spec, paths, python, log_path, timeout_s)
-        if build is not None:
-            deadline = time.monotonic() + timeout_s
-            with open(log_path, "ab") as log:
-                try:
-                    argv = next(build)
-                    while True:
-                        result = await _run_async(argv, log, log_path, deadline - time.monotonic())
-                        argv = build.send(result)
-                except StopIteration:
-                    pass
-                finally:
-                    build.close()
-    finally:
-        os.close(fd)
     return paths.python

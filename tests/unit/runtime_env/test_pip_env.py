@@ -6,7 +6,6 @@ and no build backend are needed.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import multiprocessing
 import os
@@ -24,7 +23,6 @@ from manta._private.runtime_env.pip_env import (
     PipEnvError,
     build_plan,
     ensure_venv,
-    ensure_venv_async,
     env_key,
     normalize_pip_spec,
     venv_paths,
@@ -211,7 +209,6 @@ def test_venv_has_the_package_manta_and_the_base_environment(tmp_path: Path) -> 
     # Cached: the installer does not run again.
     log.write_text("")
     assert ensure_venv(spec, str(tmp_path / "envs"), str(log), timeout_s=60) == python
-    assert asyncio.run(ensure_venv_async(spec, str(tmp_path / "envs"), str(log), timeout_s=60)) == python
     assert log.read_text() == ""
 
 
@@ -228,22 +225,12 @@ def test_failed_install_quotes_pip_and_leaves_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "envs" / env_key(spec)).exists()
 
 
-def test_failed_async_install_for_a_missing_local_path(tmp_path: Path) -> None:
+def test_failed_install_for_a_missing_local_path(tmp_path: Path) -> None:
     spec = _offline_spec(str(tmp_path / "missing-0.1-py3-none-any.whl"))
     with pytest.raises(PipEnvError) as info:
-        asyncio.run(ensure_venv_async(spec, str(tmp_path / "envs"), str(tmp_path / "log"), timeout_s=60))
+        ensure_venv(spec, str(tmp_path / "envs"), str(tmp_path / "log"), timeout_s=60)
     assert "missing-0.1-py3-none-any.whl" in str(info.value) and "does not exist" in str(info.value)
     assert not (tmp_path / "envs" / env_key(spec)).exists()
-
-
-def test_async_build_then_sync_reuses_it(tmp_path: Path) -> None:
-    wheel = make_wheel(tmp_path, "tinypkg_b", "VALUE = 7\n")
-    spec = _offline_spec(str(wheel))
-    log = tmp_path / "setup.log"
-    python = asyncio.run(ensure_venv_async(spec, str(tmp_path / "envs"), str(log), timeout_s=60))
-    assert _run_python(python, "import tinypkg_b; assert tinypkg_b.VALUE == 7", tmp_path).returncode == 0
-    assert ensure_venv(spec, str(tmp_path / "envs"), str(log), timeout_s=60) == python
-    assert log.read_text().count("pip install") == 1
 
 
 def test_timeout_fails_and_removes_the_venv(tmp_path: Path) -> None:
@@ -327,17 +314,6 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     with open(log, "ab") as f:
         result = pip_env._run_sync(_SPAWNS_GRANDCHILD, f, str(log), timeout_s=0.5)
     assert result.returncode is None
-    assert _gone(_grandchild_pid(log))
-
-
-def test_async_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
-    log = tmp_path / "log"
-
-    async def run() -> pip_env.StepResult:
-        with open(log, "ab") as f:
-            return await pip_env._run_async(_SPAWNS_GRANDCHILD, f, str(log), timeout_s=0.5)
-
-    assert asyncio.run(run()).returncode is None
     assert _gone(_grandchild_pid(log))
 
 
