@@ -15,7 +15,6 @@ that dies leaves nothing running.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import Any
@@ -27,8 +26,6 @@ from manta._private.api.node_resources import node_resources
 from manta._private.common.config import Config, env_name
 from manta._private.rpc import messages as m
 
-logger = logging.getLogger("manta")
-
 # Whether Cluster cannot run on this platform (Ray's name; Windows has no fork server).
 cluster_not_supported = os.name == "nt"
 
@@ -37,12 +34,6 @@ cluster_not_supported = os.name == "nt"
 # every process on the host reads; an environment variable keeps concurrent test runs on
 # one host out of each other's clusters).
 _ADDRESS_ENV = env_name("cluster_address")
-
-# Ray's health-check settings, as far as they map onto ours.
-_RAY_SETTINGS = {
-    "health_check_timeout_ms": ("node_timeout_s", 0.001),
-    "health_check_period_ms": ("heartbeat_interval_s", 0.001),
-}
 
 
 class ClusterNode:
@@ -106,6 +97,8 @@ class Cluster:
         self.head_node: ClusterNode | None = None
         self.worker_nodes: list[ClusterNode] = []
         self._token = b""
+        # The head's _system_config: cluster-wide in Ray, so every later node gets it too.
+        self._system_config: dict[str, Any] = {}
         self._connected = False
         self._advertised: str | None = None  # the address this cluster put in _ADDRESS_ENV
         self._address_env_before: str | None = None
@@ -133,7 +126,10 @@ class Cluster:
         ``resources``, ``labels``, ``object_store_memory``, ``_system_config`` and, for the
         head, ``storage`` (where the gcs keeps its tables: memory://, sqlite:///..., redis://...)
         and ``include_dashboard``/``dashboard_port`` (its HTTP service)."""
-        config = _config(node_args.pop("_system_config", None) or {})
+        own = node_args.pop("_system_config", None) or {}
+        if self.head_node is None:
+            self._system_config = dict(own)
+        config = Config.from_env().with_system_config({**self._system_config, **own})
         offered = node_resources(
             node_args.pop("num_cpus", None),
             node_args.pop("num_gpus", None),
@@ -237,18 +233,3 @@ class Cluster:
                     f"timed out after {timeout:.0f} s waiting for {what}; alive: {sorted(alive)}"
                 )
             time.sleep(0.05)
-
-
-def _config(system_config: dict[str, Any]) -> Config:
-    config = Config.from_env()
-    changes: dict[str, Any] = {}
-    known = set(config.to_dict())
-    for key, value in system_config.items():
-        if key in known:
-            changes[key] = value
-        elif key in _RAY_SETTINGS:
-            name, scale = _RAY_SETTINGS[key]
-            changes[name] = value * scale
-        else:
-            logger.debug("_system_config setting %s has no Manta equivalent; ignored", key)
-    return config.replace(**changes)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import signal
+import socket
 import sys
 
 from aiohttp import web
@@ -36,6 +36,7 @@ async def _pick_up_jobs(jobs: JobManager, session_dir: str) -> None:
 
 def main() -> None:
     parser = daemon.argument_parser("manta-dashboard")
+    parser.add_argument("--listen-fd", type=int, default=None, help="a listening socket to serve on")
     args = parser.parse_args()
     _config, loop = daemon.start(args)
     auth = Authenticator({read_token(args.session_dir): "admin"})
@@ -45,18 +46,12 @@ def main() -> None:
 
     async def startup() -> int:
         await runner.setup()
-        # A negative port is a preference: that port if free, else any free one.
-        site = web.TCPSite(runner, args.host, abs(args.port), backlog=128)
-        try:
-            await site.start()
-        except OSError as e:
-            if args.port >= 0 or e.errno != errno.EADDRINUSE:
-                raise
-            logger.info("port %d is taken; listening on a free port instead", -args.port)
-            site = web.TCPSite(runner, args.host, 0, backlog=128)
-            await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
+        if args.listen_fd is not None:  # bound by the launcher
+            site: web.BaseSite = web.SockSite(runner, socket.socket(fileno=args.listen_fd))
+        else:  # started again on its old port (a restart)
+            site = web.TCPSite(runner, args.host, args.port, backlog=128)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else args.port
 
     port = daemon.run_startup(loop, startup(), f"listening on {args.host}:{args.port}")

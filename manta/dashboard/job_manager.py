@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE
+from manta._private.common.session import ADDRESS_FILE, read_token
 from manta.dashboard import job_state
 from manta.dashboard.job_supervisor import read_range
 from manta.job_submission.models import JobDetails, JobErrorType, JobInfo, JobStatus, JobType
@@ -74,10 +75,34 @@ class JobManager:
 
     async def start(self) -> None:
         """Pick up the jobs that were running when this process started (after a restart
-        of the head's dashboard): watch those whose supervisor lives, fail the others."""
+        of the head's dashboard): watch those whose supervisor lives, fail the others. A
+        head with no job records (a new one) is not joined as a driver until needed."""
+        if not await self._any_records():
+            return
         for info in await self.list_records():
             if not info.status.is_terminal() and info.submission_id:
                 self._watchers[info.submission_id] = asyncio.ensure_future(self._rewatch(info.submission_id))
+
+    async def _any_records(self) -> bool:
+        from manta._private.common.config import Config
+        from manta._private.rpc import messages as m
+        from manta._private.rpc.transport import Dispatcher, connect
+
+        with open(os.path.join(self._session_dir, ADDRESS_FILE)) as f:
+            info = json.load(f)
+        address = "unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"]
+        config = Config.from_env()
+        conn = await connect(
+            address,
+            read_token(self._session_dir),
+            Dispatcher(),
+            role="cli",
+            max_frame_bytes=config.max_frame_bytes,
+        )
+        try:
+            return bool(await conn.call(m.KvKeys(job_state.KV_NAMESPACE, b"")))
+        finally:
+            conn.close()
 
     async def close(self) -> None:
         for task in self._watchers.values():

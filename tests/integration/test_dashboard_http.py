@@ -170,3 +170,27 @@ def test_schemathesis_finds_no_server_errors(head, tmp_path) -> None:
     # Jobs the fuzzer submitted: stop them so the module ends clean.
     for job in request(head, "GET", "/api/jobs/")[1]:
         request(head, "POST", f"/api/jobs/{job['submission_id']}/stop")
+
+
+def test_a_taken_port_is_an_error_only_when_it_was_asked_for(head) -> None:
+    from tests.integration.conftest import run_driver
+
+    taken = int(head["url"].rsplit(":", 1)[1])
+    result = run_driver(
+        f"""
+        import manta
+        from manta._private.api.local_cluster import ClusterStartError
+        try:
+            manta.init(num_cpus=1, include_dashboard=True, dashboard_port={taken})
+        except ClusterStartError as e:
+            print("refused:", e)
+        print("initialized:", manta.is_initialized())
+        ctx = manta.init(num_cpus=1, include_dashboard=True, ignore_reinit_error=True)
+        print("url:", ctx.dashboard_url)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"refused: the dashboard cannot listen on 127.0.0.1:{taken}" in result.stdout
+    assert "initialized: False" in result.stdout
+    url = result.stdout.split("url: ", 1)[1].split()[0]
+    assert url.startswith("127.0.0.1:") and url != f"127.0.0.1:{taken}"

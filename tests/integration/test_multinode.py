@@ -284,3 +284,22 @@ def test_every_resource_is_free_again_when_the_work_is_done(cluster) -> None:
 def infeasible(c: Cluster) -> list[dict[str, float]]:
     with GcsClient(c.address, c._token) as gcs:
         return [shape for state in gcs.call(m.GetNodes()) if state.alive for shape in state.infeasible]
+
+
+def test_tasks_run_where_their_large_arguments_are(cluster) -> None:
+    """Locality-aware leasing: with no constraint of its own, a task whose argument lies in
+    another node's store is leased there (the head, where the driver is, is idle)."""
+    _, _, a, _ = cluster
+
+    @manta.remote(resources={"a": 1})
+    def make() -> bytes:
+        return b"x" * (4 << 20)
+
+    @manta.remote
+    def consume(data: bytes) -> tuple[str, int]:
+        return node_id(), len(data)
+
+    big = make.remote()
+    manta.wait([big])
+    for _ in range(3):
+        assert manta.get(consume.remote(big)) == (a.node_id, 4 << 20)

@@ -147,7 +147,7 @@ def init(
             )
         _check_arguments(kwargs, namespace, runtime_env, labels)
         validate_runtime_env(getattr(job_config, "runtime_env", None))
-        config = Config.from_env()
+        config = Config.from_env().with_system_config(kwargs.get("_system_config") or {})
         job_env = _job_runtime_env(runtime_env, job_config, config)
         if _temp_dir:
             config = config.replace(tmpdir=_temp_dir)

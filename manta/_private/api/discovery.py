@@ -142,7 +142,8 @@ def join_existing(session_dir: str) -> tuple[SessionInfo, dict[str, Any]]:
 
 
 def _running(info: dict[str, Any]) -> bool:
-    pids = info.get("pids", {})
+    # The HTTP service is not needed to run work: a cluster whose dashboard died still runs.
+    pids = {name: pid for name, pid in info.get("pids", {}).items() if name != "dashboard"}
     return all(psutil.pid_exists(p) for p in pids.values())
 
 

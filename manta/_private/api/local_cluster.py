@@ -13,6 +13,7 @@ import logging
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +39,24 @@ _START_TIMEOUT_S = 60.0
 
 class ClusterStartError(RuntimeError):
     """A daemon failed to start; the message carries the tail of its log."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; a negative port is a preference (that
+    port if free, else any free one)."""
+    for candidate in (abs(port), 0) if port < 0 else (port,):
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, candidate))
+        except OSError as e:
+            sock.close()
+            if candidate == 0 or port >= 0:
+                raise ClusterStartError(f"the dashboard cannot listen on {host}:{candidate}: {e}") from None
+            continue
+        sock.listen(128)
+        return sock
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -94,9 +113,6 @@ class LocalCluster:
             gcs_options = {**common, "unix": gcs_unix, "port": str(gcs_port), "storage": storage}
             daemons.append(("gcs", "manta._private.gcs", gcs_options))
         daemons.append(("node", "manta._private.node", {**common, **node_options}))
-        if dashboard is not None and join is None:
-            http = {**common, "host": dashboard[0], "port": str(dashboard[1])}
-            daemons.append(("dashboard", "manta.dashboard", http))
         readers: dict[int, str] = {}
         try:
             # Both at once: the node finds the gcs at its socket path, retrying until it is up.
@@ -105,6 +121,8 @@ class LocalCluster:
                 ready_r, ready_w = os.pipe()
                 self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, lifeline_r))
                 readers[ready_r] = name
+            if dashboard is not None and join is None:
+                self._start_dashboard(dashboard, common, lifeline_r)
             reports = self._wait_ready(readers)
         except BaseException:
             os.close(lifeline_r)
@@ -128,10 +146,9 @@ class LocalCluster:
         }
         if join is None:
             self.info["gcs_unix"] = gcs_unix
-        if "dashboard" in reports:
-            self.info["dashboard_url"] = (
-                f"{dashboard[0] if dashboard else host}:{reports['dashboard']['port']}"
-            )
+        if "dashboard" in self._commands:
+            http = self._commands["dashboard"][1]
+            self.info["dashboard_url"] = f"{http['host']}:{http['port']}"
         write_json_atomic(os.path.join(self.session_dir, ADDRESS_FILE), self.info)
         if node.get("store_warning"):
             logger.warning(node["store_warning"])
@@ -155,8 +172,6 @@ class LocalCluster:
         module, options = self._commands[name]
         if name == "gcs":
             options = {**options, "port": self.info["gcs_address"].rsplit(":", 1)[1]}
-        if name == "dashboard":
-            options = {**options, "port": self.info["dashboard_url"].rsplit(":", 1)[1]}
         ready_r, ready_w = os.pipe()
         keep = () if self._lifeline_r is None else (self._lifeline_r,)  # detached: no lifeline
         self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, *keep))
@@ -164,8 +179,28 @@ class LocalCluster:
         self.info["pids"][name] = self.procs[name].pid
         write_json_atomic(os.path.join(self.session_dir, ADDRESS_FILE), self.info)
 
+    def _start_dashboard(
+        self, where: tuple[str, int], common: dict[str, str | None], lifeline_r: int
+    ) -> None:
+        """Start the HTTP service on a socket bound here, so its address is known (and a
+        taken port reported) at once, and init() need not wait for it to start serving:
+        connections queue on the socket meanwhile."""
+        listener = _listen(*where)
+        options = {**common, "host": where[0], "port": str(listener.getsockname()[1])}
+        self._commands["dashboard"] = ("manta.dashboard", options)
+        with listener:
+            fds = (listener.fileno(), lifeline_r)
+            self._spawn(
+                "dashboard", "manta.dashboard", {**options, "listen-fd": str(fds[0])}, fds, close_first=False
+            )
+
     def _spawn(
-        self, name: str, module: str, options: dict[str, str | None], pass_fds: tuple[int, ...]
+        self,
+        name: str,
+        module: str,
+        options: dict[str, str | None],
+        pass_fds: tuple[int, ...],
+        close_first: bool = True,
     ) -> None:
         args = [sys.executable, "-m", module]
         for key, value in options.items():
@@ -184,7 +219,8 @@ class LocalCluster:
                 # driver, whose exit then stops the daemons in order.
                 start_new_session=True,
             )
-        os.close(pass_fds[0])
+        if close_first:  # the write end of its ready pipe: the child has its own now
+            os.close(pass_fds[0])
 
     def _wait_ready(self, readers: dict[int, str]) -> dict[str, dict[str, Any]]:
         reports: dict[str, dict[str, Any]] = {}

@@ -136,6 +136,20 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def with_system_config(self, system_config: dict[str, Any]) -> Config:
+        """This config with ``init``'s ``_system_config`` applied: Manta's own field names,
+        and the Ray settings that have a Manta equivalent (others are ignored: they tune
+        parts of Ray that Manta does not have)."""
+        known = {f.name for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for key, value in system_config.items():
+            if key in known:
+                changes[key] = value
+            elif key in _RAY_SETTINGS:
+                name, scale = _RAY_SETTINGS[key]
+                changes[name] = max(value * scale, _LOWEST.get(name, 0))
+        return self.replace(**changes)
+
 
 # Fields that must be above zero (or may be -1), where the rest only may not be negative.
 _LOWEST: dict[str, float] = {
@@ -154,6 +168,14 @@ _LOWEST: dict[str, float] = {
     "object_store_cap_bytes": 1,
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Ray's _system_config names with a Manta equivalent: (field, factor to Manta's unit).
+# Values below a field's lowest are raised to it (Ray's 0 for "never inline" is our 1).
+_RAY_SETTINGS: dict[str, tuple[str, float]] = {
+    "health_check_timeout_ms": ("node_timeout_s", 0.001),
+    "health_check_period_ms": ("heartbeat_interval_s", 0.001),
+    "max_direct_call_object_size": ("max_inline_bytes", 1),
+    "worker_lease_timeout_milliseconds": ("lease_linger_s", 0.001),
+}
 
 
 def env_name(name: str) -> str:

@@ -161,6 +161,8 @@ class CoreWorker:
         self._regaining_gcs = False
         self._peers: ConnectionPool | None = None  # made on first use, on the I/O thread
         self._peer_nodes: dict[str, NodeID] = {}  # the node each pooled peer is on
+        # host:port of other live nodes' daemons, learnt from the gcs when first needed.
+        self._node_addresses: dict[NodeID, str] = {}
         # Called with each error the system pushes to this driver's job (``ErrorPush``).
         self.error_listeners: list[Any] = []
         self._inbox: deque[PendingTask] = deque()
@@ -437,9 +439,17 @@ class CoreWorker:
         """A pooled connection to another node's daemon (``host:port``)."""
         return await self.connect_peer(address, node_id)
 
+    async def node_address(self, node_id: NodeID) -> str | None:
+        """The daemon address of a live node (None if the gcs knows no such live node)."""
+        if node_id not in self._node_addresses:
+            states = await (await self.gcs_connection()).call(m.GetNodes())
+            self._node_addresses = {s.info.node_id: f"{s.info.host}:{s.info.port}" for s in states if s.alive}
+        return self._node_addresses.get(node_id)
+
     def node_died(self, node_id: NodeID) -> None:
         """The gcs declared a node dead (it may only be cut off, so its connections need not
         close): drop ours to it and its workers, so that what waits on them fails over now."""
+        self._node_addresses.pop(node_id, None)
         if self._peers is None:
             return
         for key in [k for k, n in self._peer_nodes.items() if n == node_id]:

@@ -20,7 +20,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from manta._private.common.aio import spawn
-from manta._private.common.ids import LeaseID, WorkerID
+from manta._private.common.ids import LeaseID, NodeID, WorkerID
+from manta._private.core_worker.locality import preferred_node
 from manta._private.core_worker.memory_store import StoredObject
 from manta._private.core_worker.task_manager import Done, PendingTask, Retry
 from manta._private.rpc import codec
@@ -237,7 +238,10 @@ class NormalTaskSubmitter:
         """Ask this node for a lease; where it says another node should grant it, ask that
         one (which queues it rather than spill it again). Resolves ``fut`` with the
         granting node and its reply."""
-        node = self._cw.node_conn
+        target = self._locality_target(cls)
+        node, locality = (
+            (self._cw.node_conn, False) if target is None else await self._connect_for_locality(target)
+        )
         spilled = False
         try:
             for _hop in range(_MAX_SPILLBACKS):
@@ -246,8 +250,16 @@ class NormalTaskSubmitter:
                     break
                 cls.request_nodes[nonce] = node
                 request = RequestLease(
-                    nonce, self._cw.job_id, cls.resources, cls.runtime_env_key, cls.strategy, None, spilled
+                    nonce,
+                    self._cw.job_id,
+                    cls.resources,
+                    cls.runtime_env_key,
+                    cls.strategy,
+                    None,
+                    spilled,
+                    locality,
                 )
+                locality = False  # only the first node is the owner's choice
                 try:
                     reply = await node.call(request)
                 except ConnectionLost:
@@ -279,6 +291,24 @@ class NormalTaskSubmitter:
             return
         if not fut.done():
             fut.set_result((node, reply))
+
+    def _locality_target(self, cls: _SchedulingClass) -> NodeID | None:
+        """The node holding most of the next task's argument bytes, when its strategy
+        leaves the choice to us and that is not this node (Ray's locality-aware leasing)."""
+        if cls.strategy != "DEFAULT" or not cls.queue:
+            return None
+        return preferred_node(cls.queue[0].resolved, self._cw.node_id)
+
+    async def _connect_for_locality(self, target: NodeID) -> tuple[Connection, bool]:
+        """A connection to ``target`` to ask for the lease there, or this node's when it
+        cannot be reached (False: not a locality request then)."""
+        try:
+            address = await self._cw.node_address(target)
+            if address is not None:
+                return await self._cw.connect_node(address, target), True
+        except (ConnectionLost, OSError) as e:
+            logger.info("the node holding a task's arguments is unreachable (%s); asking this one", e)
+        return self._cw.node_conn, False
 
     def _lease_replied(self, cls: _SchedulingClass, nonce: int, fut: asyncio.Future[Any]) -> None:
         cls.requests.pop(nonce, None)

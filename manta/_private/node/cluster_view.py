@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from manta._private.common.ids import NodeID
-from manta._private.common.placement import Chosen, Decision, NodeEntry, Placer, allows
+from manta._private.common.placement import Chosen, Decision, NodeEntry, Placer, allows, fits
 from manta._private.rpc import messages as m
 
 
@@ -43,12 +43,16 @@ class ClusterView:
         strategy: Any,
         spilled: bool,
         local_free: dict[str, float],
+        locality: bool = False,
     ) -> Decision:
         """Where a lease request should be granted. A request already placed here (spilled
         back by another node, or sent by the gcs for an actor) stays when this node could
-        ever run it: views differ between decision-makers, so no ping-pong."""
+        ever run it: views differ between decision-makers, so no ping-pong. One sent here
+        for its arguments' sake stays when it fits now."""
         self.local.available = local_free
         if spilled and allows(self.local, need, strategy):
+            return Chosen(self.local)
+        if locality and allows(self.local, need, strategy) and fits(self.local, need):
             return Chosen(self.local)
         return self._placer.place(list(self.nodes.values()), need, strategy, self.local.node_id)
 

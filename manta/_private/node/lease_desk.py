@@ -52,15 +52,18 @@ class LeaseDesk:
         # Placement groups removed (hex ids): work asking for their resources fails.
         self._removed_groups: set[str] = set()
 
-    def request(self, conn: Connection, req: LeaseRequest, strategy: Any, placed: bool) -> Any:
+    def request(
+        self, conn: Connection, req: LeaseRequest, strategy: Any, placed: bool, locality: bool = False
+    ) -> Any:
         """The answer to a RequestLease: a reply now, or a future the grant resolves.
-        ``placed``: another node already chose this one (a spillback)."""
+        ``placed``: another node already chose this one (a spillback); ``locality``: the
+        owner chose this one for the task's arguments."""
         if req.key in self._replies:
             raise ValueError(f"lease request {req.key[1]} is already pending: nonces must be unique")  # type: ignore[index]
         removed = self._removed_group_of(req)
         if removed:
             return _group_removed(removed)
-        decision = self._cluster.place(from_unit_map(req.need), strategy, placed, self._free())
+        decision = self._cluster.place(from_unit_map(req.need), strategy, placed, self._free(), locality)
         if isinstance(decision, Unschedulable):
             return m.LeaseRefused(decision.reason)
         if isinstance(decision, Chosen) and decision.node is not self._cluster.local:

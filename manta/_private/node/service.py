@@ -539,7 +539,7 @@ class NodeService:
         )
         if conn in self._driver_jobs:
             self._driver_jobs[conn].add(msg.job_id)
-        return self.leases.request(conn, req, msg.strategy, msg.spilled)
+        return self.leases.request(conn, req, msg.strategy, msg.spilled, msg.locality)
 
     def _h_cancel_request(self, conn: Connection, msg: m.CancelLeaseRequest) -> None:
         self.leases.cancel((id(conn), msg.nonce))

@@ -371,6 +371,9 @@ class RequestLease:
     # Sent here by another node's spillback: queue it here rather than spill it again
     # (unless this node can never fit it).
     spilled: bool = False
+    # Sent here because this node holds most of the task's argument bytes: granted here
+    # when it fits now, whatever the spread policy would prefer (Ray's locality).
+    locality: bool = False
 
 
 @message(42)

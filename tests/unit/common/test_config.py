@@ -122,3 +122,20 @@ def test_memory_monitor_defaults_and_switch() -> None:
     assert (config.memory_usage_threshold, config.memory_monitor_refresh_ms) == (0.95, 250)
     off = Config.from_env({"MANTA_MEMORY_MONITOR_REFRESH_MS": "0", "MANTA_MEMORY_USAGE_THRESHOLD": "0.5"})
     assert (off.memory_usage_threshold, off.memory_monitor_refresh_ms) == (0.5, 0)
+
+
+def test_system_config_takes_manta_names_and_rays_that_map() -> None:
+    base = Config()
+    changed = base.with_system_config(
+        {
+            "max_direct_call_object_size": 0,
+            "health_check_period_ms": 500,
+            "task_max_retries": 7,
+            "object_timeout_milliseconds": 200,
+        }
+    )
+    assert changed.max_inline_bytes == 1  # Ray's "never inline" is our smallest
+    assert changed.heartbeat_interval_s == 0.5 and changed.task_max_retries == 7
+    assert base.with_system_config({}) == base
+    with pytest.raises(ValueError, match="must be a number of at least"):
+        base.with_system_config({"task_max_retries": -5})

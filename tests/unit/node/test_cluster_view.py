@@ -54,3 +54,16 @@ def test_reserving_spreads_a_burst_of_spillbacks() -> None:
         view.reserve(decision.node, {"CPU": 1})
         chosen.append(decision.node.node_id)
     assert sorted(chosen) == sorted([first, second])
+
+
+def test_a_request_sent_for_locality_stays_when_it_fits_now() -> None:
+    local = NodeEntry(NodeID.from_random(), "", {"CPU": 4}, {"CPU": 1})
+    view = ClusterView(local)
+    idle = NodeID.from_random()
+    view.update(state(idle, 4, 4))
+    spread = view.place({"CPU": 1}, "DEFAULT", False, {"CPU": 1})
+    assert isinstance(spread, Chosen) and spread.node.node_id == idle  # the policy prefers the idle node
+    kept = view.place({"CPU": 1}, "DEFAULT", False, {"CPU": 1}, locality=True)
+    assert isinstance(kept, Chosen) and kept.node is local  # sent here for its arguments, and it fits
+    busy = view.place({"CPU": 1}, "DEFAULT", False, {"CPU": 0}, locality=True)
+    assert isinstance(busy, Chosen) and busy.node.node_id == idle  # does not fit now: placed as usual
