@@ -26,7 +26,10 @@ class Authenticator:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented:
             return None
-        candidate = presented.strip().encode()
+        try:
+            candidate = presented.strip().encode()
+        except UnicodeError:  # not a token we could have issued
+            return None
         found = None
         # Compare with every token in constant time, so timing does not reveal a prefix.
         for token, role in self.tokens.items():

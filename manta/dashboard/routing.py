@@ -115,16 +115,30 @@ def validate_body(body: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
     return out
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole request body, refused (413) as soon as it passes ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    chunks, size = [], 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 async def read_json(request: web.Request, fields: tuple[Field, ...]) -> dict[str, Any]:
     """The request's JSON body, size-limited, decoded and validated."""
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_JSON_BYTES, actual_size=request.content_length)
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_JSON_BYTES, actual_size=len(raw))
+    raw = await read_body(request, MAX_JSON_BYTES)
     try:
-        body = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as e:
+        # NaN and Infinity are not JSON; Python's parser accepts them unless told.
+        body = json.loads(raw or b"{}", parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise RequestError(f"the request body is not valid JSON: {e}") from None
     return validate_body(body, fields)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,12 +32,13 @@ def _peer(request: web.Request) -> str:
 
 def _middlewares(auth: Authenticator, roles: dict[Handler, str]) -> list[Any]:
     refusals = RateLimitedLog(time.monotonic)
+    failures = RateLimitedLog(time.monotonic)
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         role = auth.role_of(request.headers.get("Authorization"))
         if role is None:
-            refusals.log(f"refused {request.method} {request.path} from {_peer(request)}: no valid token")
+            refusals.log(f"refused {request.method} {request.path!r} from {_peer(request)}: no valid token")
             return json_error(
                 401,
                 "authentication required: send the cluster token as 'Authorization: Bearer <token>' "
@@ -45,7 +47,7 @@ def _middlewares(auth: Authenticator, roles: dict[Handler, str]) -> list[Any]:
         if cross_site(
             request.method, request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"), request.host
         ):
-            refusals.log(f"refused cross-site {request.method} {request.path} from {_peer(request)}")
+            refusals.log(f"refused cross-site {request.method} {request.path!r} from {_peer(request)}")
             return json_error(403, "cross-site requests may not change the cluster")
         route = request.match_info.route
         needed = roles.get(route.handler)  # None: no route matched (404/405 follow)
@@ -64,7 +66,10 @@ def _middlewares(auth: Authenticator, roles: dict[Handler, str]) -> list[Any]:
             default = e.text is None or e.text.startswith(f"{e.status}:")  # aiohttp's "404: Not Found"
             return json_error(e.status, e.reason if default else str(e.text))
         except Exception:
-            logger.exception("internal error serving %s %s", request.method, request.path)
+            # Rate-limited like refusals: no request may make the log grow without bound.
+            failures.log(
+                f"internal error serving {request.method} {request.path!r}:\n{traceback.format_exc()}"
+            )
             return json_error(500, "internal error; the head's dashboard log has the details")
 
     return [json_errors, authenticate]

@@ -41,13 +41,13 @@ def test_refused_submission_runs_nothing_and_is_logged(head, tmp_path) -> None:
     assert status == 401
     assert request(head, "GET", "/api/jobs/")[1] == []
     assert not marker.exists()
-    wait_until(lambda: "refused POST /api/jobs/ from 127.0.0.1" in dashboard_log(head))
+    wait_until(lambda: "refused POST '/api/jobs/' from 127.0.0.1" in dashboard_log(head))
 
 
 def test_a_flood_of_refusals_is_rate_limited_in_the_log(head) -> None:
     for _ in range(60):
         request(head, "GET", "/api/version", token="flood")
-    assert dashboard_log(head).count("refused GET /api/version") <= 25
+    assert dashboard_log(head).count("refused GET '/api/version'") <= 25
     assert request(head, "GET", "/api/version")[0] == 200  # legitimate users still served
 
 
@@ -85,6 +85,9 @@ def test_unknown_route_is_a_json_404(head) -> None:
         (b'{"entrypoint": "true", "runtime_env": {"pipp": []}}', "Supported keys: ['env_vars'"),
         (b'{"entrypoint": "true", "runtime_env": {"env_vars": {"A": 1}}}', "Dict[str, str]"),
         ("\xff\xfe".encode("latin-1"), "not valid JSON"),
+        (b'{"entrypoint": "true", "entrypoint_num_cpus": NaN}', "NaN is not a JSON number"),
+        (b'{"entrypoint": "true", "entrypoint_resources": {"x": Infinity}}', "Infinity is not a JSON number"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
     ],
 )
 def test_bad_submissions_are_400_naming_the_problem(head, raw, words) -> None:
@@ -194,3 +197,31 @@ def test_a_taken_port_is_an_error_only_when_it_was_asked_for(head) -> None:
     assert "initialized: False" in result.stdout
     url = result.stdout.split("url: ", 1)[1].split()[0]
     assert url.startswith("127.0.0.1:") and url != f"127.0.0.1:{taken}"
+
+
+def test_bodies_arriving_in_many_pieces_are_read_whole(head) -> None:
+    """Large bodies reach the server in many TCP segments: a 300 KB submission and a 20 MB
+    package upload are read whole (their digest and JSON check out)."""
+    import hashlib
+    import io
+    import zipfile
+
+    env_vars = {f"V{i}": "x" * 100 for i in range(3000)}  # ~300 KB of JSON
+    status, body = request(head, "POST", "/api/jobs/", {"entrypoint": "true", "runtime_env": {"env_vars": env_vars}})
+    assert status == 200, body
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("blob.bin", os.urandom(20 << 20))
+    data = buf.getvalue()
+    name = f"_manta_pkg_{hashlib.sha256(data).hexdigest()[:32]}.zip"
+    assert request(head, "PUT", f"/api/packages/gcs/{name}", raw=data) == (200, {"uploaded": name})
+    assert request(head, "GET", f"/api/packages/gcs/{name}")[0] == 200
+
+
+def test_odd_credentials_and_paths_are_refused_not_failed(head) -> None:
+    status, _ = request(head, "GET", "/api/version", token="\xff\xfe")
+    assert status == 401
+    status, _ = request(head, "GET", "/api/x%0Aforged%20line", token="bad")
+    assert status == 401
+    log = dashboard_log(head)
+    assert "internal error" not in log and "\nforged line" not in log

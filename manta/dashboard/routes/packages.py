@@ -3,6 +3,7 @@ the client) uploaded into the gcs, content-addressed, for nodes to fetch and unp
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import re
@@ -11,7 +12,7 @@ import zipfile
 from aiohttp import web
 
 from manta.dashboard.job_manager import JobManager
-from manta.dashboard.routing import Route, json_error, json_response
+from manta.dashboard.routing import Route, json_error, json_response, read_body
 
 # Ray's protocol name for packages kept by the cluster itself.
 PROTOCOL = "gcs"
@@ -28,7 +29,13 @@ def _check(request: web.Request) -> str | web.Response:
     return name
 
 
+# Uploads held in memory at once; more wait their turn.
+MAX_CONCURRENT_UPLOADS = 2
+
+
 def routes(jobs: JobManager, max_bytes: int) -> list[Route]:
+    uploads = asyncio.Semaphore(MAX_CONCURRENT_UPLOADS)
+
     async def package_exists(request: web.Request) -> web.Response:
         name = _check(request)
         if isinstance(name, web.Response):
@@ -41,13 +48,15 @@ def routes(jobs: JobManager, max_bytes: int) -> list[Route]:
         name = _check(request)
         if isinstance(name, web.Response):
             return name
-        data = await request.content.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            return json_error(
-                413,
-                f"the package is larger than the cluster's limit of {max_bytes:,} bytes; "
-                "leave large files out with runtime_env 'excludes' or a .gitignore",
-            )
+        async with uploads:  # each upload is held in memory whole: a few at a time
+            try:
+                data = await read_body(request, max_bytes)
+            except web.HTTPRequestEntityTooLarge:
+                return json_error(
+                    413,
+                    f"the package is larger than the cluster's limit of {max_bytes:,} bytes; "
+                    "leave large files out with runtime_env 'excludes' or a .gitignore",
+                )
         match = _NAME.fullmatch(name)
         assert match is not None
         if hashlib.sha256(data).hexdigest()[:32] != match.group(1):
