@@ -204,3 +204,40 @@ def test_processes_a_run_as_ray_program_starts_get_mantas_ray_too(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "CHILD True" in result.stdout
+
+
+def test_unhandled_errors_go_to_rays_hook_and_follow_the_env_var_at_runtime(tmp_path: Path) -> None:
+    script = tmp_path / "hook.py"
+    script.write_text(
+        """
+import os, time
+import ray
+
+ray.init(num_cpus=1)
+seen = []
+ray._private.worker._unhandled_error_handler = seen.append
+
+@ray.remote(max_retries=0)
+def fails():
+    raise ValueError("boom")
+
+ray.wait([fails.remote()])
+time.sleep(1.5)  # collected and reported by now
+print("hooked:", [isinstance(e, (ray.exceptions.RayTaskError, ValueError)) and "boom" in str(e) for e in seen])
+os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"
+ray.wait([fails.remote()])
+time.sleep(1.5)
+print("after the env var:", len(seen))
+ray.shutdown()
+"""
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "manta.compat.run_as_ray", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hooked: [True]" in result.stdout
+    assert "after the env var: 1" in result.stdout
+    assert "Unhandled error" not in result.stderr  # the hook replaced the log line

@@ -207,7 +207,9 @@ def test_bodies_arriving_in_many_pieces_are_read_whole(head) -> None:
     import zipfile
 
     env_vars = {f"V{i}": "x" * 100 for i in range(3000)}  # ~300 KB of JSON
-    status, body = request(head, "POST", "/api/jobs/", {"entrypoint": "true", "runtime_env": {"env_vars": env_vars}})
+    status, body = request(
+        head, "POST", "/api/jobs/", {"entrypoint": "true", "runtime_env": {"env_vars": env_vars}}
+    )
     assert status == 200, body
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:

@@ -125,6 +125,8 @@ class Config:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(env_name(f.name))
+            if raw is None and f.name in _RAY_ENV_NAMES:
+                raw = env.get(_RAY_ENV_NAMES[f.name])
             if raw is not None:
                 values[f.name] = _parse(f.name, f.type, raw)
         values.update(overrides)
@@ -168,6 +170,8 @@ _LOWEST: dict[str, float] = {
     "object_store_cap_bytes": 1,
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Ray's environment variables that Ray programs set, read when Manta's own is not set.
+_RAY_ENV_NAMES = {"ignore_unhandled_errors": "RAY_IGNORE_UNHANDLED_ERRORS"}
 # Ray's _system_config names with a Manta equivalent: (field, factor to Manta's unit).
 # Values below a field's lowest are raised to it (Ray's 0 for "never inline" is our 1).
 _RAY_SETTINGS: dict[str, tuple[str, float]] = {

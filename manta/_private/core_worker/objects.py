@@ -21,10 +21,12 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from manta._private import serialization
 from manta._private.common.aio import resolve, spawn
+from manta._private.common.config import Config
 from manta._private.common.ids import NodeID, ObjectID, WorkerID
 from manta._private.core_worker import args as argpack
 from manta._private.core_worker.borrowing import REGISTER_TIMEOUT_S
@@ -50,6 +52,10 @@ if TYPE_CHECKING:
     from manta._private.core_worker.core_worker import CoreWorker
 
 logger = logging.getLogger(__name__)
+
+# Called with each unhandled task error instead of logging it (Ray's
+# ``ray._private.worker._unhandled_error_handler``, which the compat layer sets here).
+unhandled_error_handler: Callable[[Exception], None] | None = None
 
 COLLECT_INTERVAL_S = 0.5
 # How many times one get() has a lost object made again before it gives up.
@@ -257,14 +263,19 @@ class ObjectManager:
         if object_id in self._seen_errors:
             self._seen_errors.discard(object_id)
             return
-        if self._config.ignore_unhandled_errors or obj.inline is None:
+        # Read now, not at start: programs switch it on and off around code they expect to fail.
+        if obj.inline is None or Config.from_env().ignore_unhandled_errors:
             return
         try:
             error = serialization.from_inline(obj.inline)
         except Exception:
             return
         if isinstance(error, RayTaskError) and not isinstance(error, TaskCancelledError):
-            logger.error("Unhandled error (suppress with 'MANTA_IGNORE_UNHANDLED_ERRORS=1'): %s", error)
+            handler = unhandled_error_handler
+            if handler is not None:
+                handler(error)
+            else:
+                logger.error("Unhandled error (suppress with 'MANTA_IGNORE_UNHANDLED_ERRORS=1'): %s", error)
 
     def _periodic_collect(self) -> None:
         if self._cw.closed:

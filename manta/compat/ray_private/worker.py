@@ -11,6 +11,8 @@ whether an object still exists here.
 from __future__ import annotations
 
 import os
+import sys
+import types
 from typing import Any
 
 # Ray defines its core API here: ``from ray._private.worker import get`` is ``manta.get``.
@@ -29,6 +31,7 @@ from manta import (
 )
 from manta._private.api.context import InitContext, current_worker
 from manta._private.common.ids import ActorID, JobID, NodeID, TaskID
+from manta._private.core_worker import objects as objects_module
 from manta.exceptions import RaySystemError
 
 __all__ = [
@@ -230,4 +233,19 @@ def __getattr__(name: str) -> Any:
     # Ray's module global, set by init and cleared by shutdown; here computed per read.
     if name == "_global_node":
         return global_worker.node
+    if name == "_unhandled_error_handler":
+        return objects_module.unhandled_error_handler
     raise AttributeError(f"Manta does not provide ray._private.worker.{name}")
+
+
+class _Module(types.ModuleType):
+    """Assigning Ray's ``_unhandled_error_handler`` here sets Manta's hook."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_unhandled_error_handler":
+            objects_module.unhandled_error_handler = value
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Module
