@@ -238,14 +238,23 @@ class JobSubmissionClient:
         if data is not None and content_type:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(self._address + path, data=data, headers=headers, method=method)
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self._ssl), _RefuseRedirects)
         try:
-            with urllib.request.urlopen(request, timeout=timeout, context=self._ssl) as response:
+            with opener.open(request, timeout=timeout) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as e:
             with e:
                 return e.code, e.read()
         except (urllib.error.URLError, OSError) as e:
             raise _unreachable(self._address, e) from None
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as the error it is here: following it would send the
+    cluster token to wherever it points (urllib keeps the Authorization header)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 # -- where the cluster is ------------------------------------------------------------------

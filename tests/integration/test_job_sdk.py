@@ -341,3 +341,43 @@ def test_deleting_the_last_job_of_a_package_removes_the_package(head, client, tm
     assert request(api, "GET", path)[0] == 200  # the second job still uses it
     assert client.delete_job(second)
     assert request(api, "GET", path)[0] == 404
+
+
+def test_a_redirect_is_refused_so_the_token_never_follows_it():
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    other = http.server.HTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirect(Elsewhere):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{other.server_port}{self.path}")
+            self.end_headers()
+
+    redirecting = http.server.HTTPServer(("127.0.0.1", 0), Redirect)
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (other, redirecting)]
+    for t in threads:
+        t.start()
+    try:
+        with pytest.raises(RuntimeError, match="302"):
+            JobSubmissionClient(
+                f"http://127.0.0.1:{redirecting.server_port}", headers={"Authorization": "Bearer s3cret"}
+            )
+        assert seen == []
+    finally:
+        for server, thread in zip((other, redirecting), threads, strict=True):
+            server.shutdown()
+            server.server_close()
+            thread.join()
