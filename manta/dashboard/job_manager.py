@@ -171,9 +171,12 @@ class JobManager:
         if problem:
             raise JobError(400, problem)
         runtime_env = request.get("runtime_env")
+        problem = job_state.check_remote_runtime_env(runtime_env)
+        if problem:
+            raise JobError(400, f"invalid runtime_env: {problem}")
         try:
             await self._call(_check_runtime_env, runtime_env)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OSError) as e:
             raise JobError(400, f"invalid runtime_env: {e}") from None
         info = JobInfo(
             status=JobStatus.PENDING,

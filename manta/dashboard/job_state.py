@@ -109,6 +109,27 @@ def pending_message(info: JobInfo) -> str:
     return text
 
 
+def check_remote_runtime_env(runtime_env: Any) -> str | None:
+    """What is wrong with a runtime env sent over HTTP, beyond what any runtime env is
+    checked for: it comes from another machine, so it may not name paths on the head
+    (local directories and requirement files are uploaded or read by the client)."""
+    if not isinstance(runtime_env, dict):
+        return None  # None, or a type error the general check reports
+    sources = [runtime_env.get("working_dir"), *(runtime_env.get("py_modules") or [])]
+    for source in sources:
+        if source is not None and not (isinstance(source, str) and source.startswith("gcs://")):
+            return (
+                f"{source!r} is a path; over HTTP, working_dir and py_modules must be uploaded "
+                "packages (gcs://...). JobSubmissionClient and `manta job submit` upload local ones."
+            )
+    for field in ("pip", "uv"):
+        spec = runtime_env.get(field)
+        packages = spec.get("packages") if isinstance(spec, dict) else spec
+        if isinstance(packages, str):
+            return f"runtime_env[{field!r}] names a file; over HTTP give the list of requirements"
+    return None
+
+
 def packages_of(runtime_env: dict[str, Any] | None) -> set[str]:
     """The uploaded packages (gcs:// uris) a runtime env uses."""
     if not runtime_env:
