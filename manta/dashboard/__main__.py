@@ -38,9 +38,9 @@ def main() -> None:
     parser = daemon.argument_parser("manta-dashboard")
     parser.add_argument("--listen-fd", type=int, default=None, help="a listening socket to serve on")
     args = parser.parse_args()
-    _config, loop = daemon.start(args)
+    config, loop = daemon.start(args)
     auth = Authenticator({read_token(args.session_dir): "admin"})
-    jobs = JobManager(args.session_dir)
+    jobs = JobManager(args.session_dir, config.job_start_timeout_s)
     app = make_app(all_routes(jobs, MAX_UPLOAD_BYTES), auth, MAX_UPLOAD_BYTES)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
 

@@ -43,8 +43,11 @@ class JobError(Exception):
 
 
 class JobManager:
-    def __init__(self, session_dir: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, session_dir: str, start_timeout_s: float = 900.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self._session_dir = session_dir
+        self._start_timeout_s = start_timeout_s
         self._cluster_address = ""  # the gcs address the drivers of jobs join, once connected
         self._clock = clock
         # Every call into the (blocking) driver API runs on this one thread, in order.
@@ -220,8 +223,16 @@ class JobManager:
         from manta.exceptions import RayActorError, RuntimeEnvSetupError
 
         changes: dict[str, Any] | None = None
+        ended = asyncio.ensure_future(_awaited(done))
         try:
-            await done
+            if not await self._started_in_time(submission_id, ended):
+                changes = {
+                    "message": f"Job did not start within {self._start_timeout_s:g} s: no node could give it "
+                    "the resources it asked for, or its runtime environment took too long to set up.",
+                    "error_type": JobErrorType.JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE.value,
+                }
+            else:
+                await ended
         except RuntimeEnvSetupError as e:
             changes = {
                 "message": f"Failed to set up the runtime environment:\n{e}",
@@ -233,6 +244,7 @@ class JobManager:
                 "error_type": JobErrorType.JOB_SUPERVISOR_ACTOR_DIED.value,
             }
         except asyncio.CancelledError:
+            ended.cancel()
             return
         except Exception as e:
             changes = {"message": f"Job supervisor failed: {e}"}
@@ -240,6 +252,15 @@ class JobManager:
             await self._call(self._advance, submission_id, JobStatus.FAILED, **changes)
         self._watchers.pop(submission_id, None)
         await self._call(_kill_quietly, handle)
+
+    async def _started_in_time(self, submission_id: str, ended: asyncio.Future[Any]) -> bool:
+        """False when the job is still PENDING after the start timeout (Ray fails such a
+        job rather than let it wait for resources for ever)."""
+        await asyncio.wait({ended}, timeout=self._start_timeout_s)
+        if ended.done():
+            return True
+        info = await self._call(self._read, submission_id)
+        return info is None or info.status is not JobStatus.PENDING
 
     async def _rewatch(self, submission_id: str) -> None:
         handle = await self._call(_find_supervisor, submission_id)
@@ -336,6 +357,10 @@ class JobManager:
         except Exception as e:  # the node is gone, or the supervisor ended meanwhile
             logger.info("could not read the log of job %s on node %s: %s", details.submission_id, node, e)
             return b""
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _check_runtime_env(runtime_env: Any) -> None:

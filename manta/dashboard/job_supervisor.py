@@ -48,16 +48,19 @@ def entrypoint_env(
     return env
 
 
-def _kv_update(submission_id: str, status: JobStatus, **changes: Any) -> None:
+def _kv_update(submission_id: str, status: JobStatus, **changes: Any) -> bool:
+    """Move the job's record to ``status``; False when it may not (it ended already)."""
     from manta.experimental import internal_kv
 
     key = job_state.record_key(submission_id)
     raw = internal_kv._internal_kv_get(key, namespace=job_state.KV_NAMESPACE)
     if raw is None:  # deleted meanwhile: nothing to record
-        return
+        return False
     new = job_state.advance(JobInfo.from_json(json.loads(raw)), status, int(time.time() * 1000), **changes)
-    if new is not None:
-        internal_kv._internal_kv_put(key, json.dumps(new.to_json()), namespace=job_state.KV_NAMESPACE)
+    if new is None:
+        return False
+    internal_kv._internal_kv_put(key, json.dumps(new.to_json()), namespace=job_state.KV_NAMESPACE)
+    return True
 
 
 def _tail(path: str, chars: int) -> str:
@@ -141,9 +144,16 @@ class JobSupervisor:
 
     async def run(self, runtime_env: dict[str, Any] | None) -> str:
         """Run the entrypoint to its end; returns the job's final status."""
-        self._final = asyncio.get_running_loop().create_future()
-        status = await self._run(runtime_env)
-        self._final.set_result(status)
+        final = self._final = asyncio.get_running_loop().create_future()
+        try:
+            status = await self._run(runtime_env)
+        except asyncio.CancelledError:
+            final.cancel()
+            raise
+        except BaseException as e:
+            final.set_exception(e)
+            raise
+        final.set_result(status)
         return status
 
     async def wait(self) -> str:
@@ -154,7 +164,8 @@ class JobSupervisor:
         return await asyncio.shield(self._final)
 
     async def _run(self, runtime_env: dict[str, Any] | None) -> str:
-        await asyncio.to_thread(_kv_update, self._id, JobStatus.RUNNING, driver_node_id=self._node_id)
+        if not await asyncio.to_thread(_kv_update, self._id, JobStatus.RUNNING, driver_node_id=self._node_id):
+            return JobStatus.STOPPED.value  # stopped (or deleted) before it could start
         env = entrypoint_env(
             dict(os.environ), self._session_dir, self._cluster_address, self._id, runtime_env
         )

@@ -20,13 +20,19 @@ from tests.polling import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
+START_TIMEOUT_S = 4
+
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory: pytest.TempPathFactory):
     db = tmp_path_factory.mktemp("gcs") / "gcs.db"
     cluster = Cluster()
     try:
-        node = cluster.add_node(num_cpus=1, include_dashboard=True, storage=f"sqlite:///{db}")
+        # A short start timeout, so that a job no node can place fails within the test.
+        config = {"job_start_timeout_s": START_TIMEOUT_S}
+        node = cluster.add_node(
+            num_cpus=1, include_dashboard=True, storage=f"sqlite:///{db}", _system_config=config
+        )
         worker = cluster.add_node(num_cpus=1, resources={"w": 1})
         token = Path(node.session_dir, "token").read_text().strip()
         yield {
@@ -86,6 +92,13 @@ def test_unplaceable_job_stays_pending_and_can_be_stopped(head) -> None:
     assert pending["status"] == "PENDING" and "waiting for resources" in pending["message"]
     assert request(head, "POST", f"/api/jobs/{job}/stop")[1] == {"stopped": True}
     assert wait_status(head, job, "STOPPED")["end_time"] is not None
+
+
+def test_a_job_that_never_starts_fails_after_the_start_timeout(head) -> None:
+    job = submit(head, "true", entrypoint_resources={"nowhere": 1})
+    failed = wait_status(head, job, "FAILED", timeout=START_TIMEOUT_S + 30)
+    assert failed["error_type"] == "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE"
+    assert f"did not start within {START_TIMEOUT_S} s" in failed["message"]
 
 
 def test_a_killed_supervisor_fails_the_job_and_says_so(head, tmp_path) -> None:

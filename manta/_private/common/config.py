@@ -89,6 +89,9 @@ class Config:
     # cluster run on this host: set for a submitted job's entrypoint (the node it was
     # placed on), where the cluster's address alone would pick the head.
     node_session_dir: str = ""
+    # A submitted job still PENDING after this long (no node can give it its entrypoint
+    # resources, or its runtime env takes that long to set up) fails, as in Ray.
+    job_start_timeout_s: float = 900.0
     # A submitted job's runtime env (JSON), set by its supervisor for the entrypoint: what
     # init() there gives the job when it is given none itself.
     job_runtime_env: str = ""
@@ -171,7 +174,10 @@ _LOWEST: dict[str, float] = {
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Ray's environment variables that Ray programs set, read when Manta's own is not set.
-_RAY_ENV_NAMES = {"ignore_unhandled_errors": "RAY_IGNORE_UNHANDLED_ERRORS"}
+_RAY_ENV_NAMES = {
+    "ignore_unhandled_errors": "RAY_IGNORE_UNHANDLED_ERRORS",
+    "job_start_timeout_s": "RAY_JOB_START_TIMEOUT_SECONDS",
+}
 # Ray's _system_config names with a Manta equivalent: (field, factor to Manta's unit).
 # Values below a field's lowest are raised to it (Ray's 0 for "never inline" is our 1).
 _RAY_SETTINGS: dict[str, tuple[str, float]] = {

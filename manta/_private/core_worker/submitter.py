@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 # Hops a lease request may take between node daemons before it starts over at home.
 _MAX_SPILLBACKS = 4
+# How long finding and reaching the node that holds a task's arguments may take.
+_LOCALITY_LOOKUP_S = 2.0
 
 
 @dataclass(eq=False, slots=True)
@@ -238,12 +240,11 @@ class NormalTaskSubmitter:
         """Ask this node for a lease; where it says another node should grant it, ask that
         one (which queues it rather than spill it again). Resolves ``fut`` with the
         granting node and its reply."""
-        target = self._locality_target(cls)
-        node, locality = (
-            (self._cw.node_conn, False) if target is None else await self._connect_for_locality(target)
-        )
-        spilled = False
+        node, locality, spilled = self._cw.node_conn, False, False
         try:
+            target = self._locality_target(cls)
+            if target is not None:
+                node, locality = await self._connect_for_locality(target)
             for _hop in range(_MAX_SPILLBACKS):
                 if nonce in cls.cancelling:  # cancelled while we were on our way here
                     reply = LeaseCancelled("cancelled by the requester")
@@ -303,11 +304,14 @@ class NormalTaskSubmitter:
         """A connection to ``target`` to ask for the lease there, or this node's when it
         cannot be reached (False: not a locality request then)."""
         try:
-            address = await self._cw.node_address(target)
+            # Locality is an optimisation: it never holds a lease request up for long.
+            address = await asyncio.wait_for(self._cw.node_address(target), _LOCALITY_LOOKUP_S)
             if address is not None:
-                return await self._cw.connect_node(address, target), True
-        except (ConnectionLost, OSError) as e:
-            logger.info("the node holding a task's arguments is unreachable (%s); asking this one", e)
+                return await asyncio.wait_for(
+                    self._cw.connect_node(address, target), _LOCALITY_LOOKUP_S
+                ), True
+        except Exception as e:
+            logger.info("the node holding a task's arguments is not reachable now (%r); asking this one", e)
         return self._cw.node_conn, False
 
     def _lease_replied(self, cls: _SchedulingClass, nonce: int, fut: asyncio.Future[Any]) -> None:

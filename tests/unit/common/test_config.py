@@ -139,3 +139,10 @@ def test_system_config_takes_manta_names_and_rays_that_map() -> None:
     assert base.with_system_config({}) == base
     with pytest.raises(ValueError, match="must be a number of at least"):
         base.with_system_config({"task_max_retries": -5})
+
+
+def test_rays_environment_variables_count_when_mantas_are_not_set() -> None:
+    assert Config.from_env({"RAY_IGNORE_UNHANDLED_ERRORS": "1"}).ignore_unhandled_errors
+    assert Config.from_env({"RAY_JOB_START_TIMEOUT_SECONDS": "30"}).job_start_timeout_s == 30
+    both = {"RAY_JOB_START_TIMEOUT_SECONDS": "30", "MANTA_JOB_START_TIMEOUT_S": "5"}
+    assert Config.from_env(both).job_start_timeout_s == 5
