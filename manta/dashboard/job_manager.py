@@ -342,21 +342,35 @@ class JobManager:
 
     async def read_log(self, details: JobDetails, offset: int, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` of the job's log from ``offset``: read here when the job ran
-        on the head, else from its supervisor, else by a small task on the job's node."""
+        on the head, else by a small task on the job's node (its supervisor may be gone)."""
         assert details.submission_id is not None
         node = details.driver_node_id
         if node is None or node == self._head_node_id:
             return read_range(self._local_log(details.submission_id), offset, max_bytes)
-        handle = await self._call(_find_supervisor, details.submission_id)
-        if handle is not None:
-            ref = await self._call(lambda: handle.read_log.remote(offset, max_bytes))
-        else:
-            ref = await self._call(_read_on_node, node, details.submission_id, offset, max_bytes)
+        ref = await self._call(_read_on_node, node, details.submission_id, offset, max_bytes)
         try:
             return await asyncio.wait_for(ref, _REMOTE_LOG_TIMEOUT_S)  # type: ignore[no-any-return]
-        except Exception as e:  # the node is gone, or the supervisor ended meanwhile
+        except Exception as e:  # the node is gone
             logger.info("could not read the log of job %s on node %s: %s", details.submission_id, node, e)
             return b""
+
+    async def read_tail(self, details: JobDetails, max_bytes: int, chunk: int) -> tuple[bytes, int]:
+        """The last ``max_bytes`` of the job's log (its end is what matters), and how many
+        bytes before them were left out."""
+        kept: list[bytes] = []
+        offset = size = 0
+        while data := await self.read_log(details, offset, chunk):
+            offset += len(data)
+            kept.append(data)
+            size += len(data)
+            while size - len(kept[0]) >= max_bytes:
+                size -= len(kept.pop(0))
+        text = b"".join(kept)
+        omitted = offset - len(text)
+        if len(text) > max_bytes:
+            omitted += len(text) - max_bytes
+            text = text[-max_bytes:]
+        return text, omitted
 
 
 async def _awaited(awaitable: Any) -> Any:

@@ -138,10 +138,6 @@ class JobSupervisor:
         self._stopping = False
         self._final: asyncio.Future[str] | None = None
 
-    def where(self) -> tuple[str, str]:
-        """The node the entrypoint runs on, and its log file there."""
-        return self._node_id, self.log_path
-
     async def run(self, runtime_env: dict[str, Any] | None) -> str:
         """Run the entrypoint to its end; returns the job's final status."""
         final = self._final = asyncio.get_running_loop().create_future()
@@ -222,6 +218,3 @@ class JobSupervisor:
         # Whatever of the tree outlived the grace period (the root may have gone first).
         signal_tree(proc.pid, tree, signal.SIGKILL)
         return True
-
-    def read_log(self, offset: int, max_bytes: int) -> bytes:
-        return read_range(self.log_path, offset, max_bytes)

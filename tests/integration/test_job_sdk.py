@@ -265,6 +265,27 @@ def test_env_vars_reach_the_entrypoint(client):
     assert "value: forty-two" in client.get_job_logs(sid)
 
 
+def test_a_drivers_own_runtime_env_merges_over_the_submitted_one(client, tmp_path):
+    work = tmp_path / "merge_wd"
+    work.mkdir()
+    (work / "shipped_helper.py").write_text("WHERE = 'working_dir'\n")
+    (work / "main.py").write_text(
+        "import os, manta\n"
+        "manta.init(runtime_env={'env_vars': {'OWN': 'own'}})\n"
+        "@manta.remote\n"
+        "def probe():\n"
+        "    import shipped_helper\n"
+        "    return shipped_helper.WHERE, os.environ.get('OWN'), os.environ.get('SUBMITTED')\n"
+        "print('task sees', manta.get(probe.remote()))\n"
+    )
+    sid = client.submit_job(
+        entrypoint=f"{PYTHON} main.py",
+        runtime_env={"working_dir": str(work), "env_vars": {"SUBMITTED": "sub"}},
+    )
+    assert wait_ended(client, sid).status is JobStatus.SUCCEEDED, client.get_job_logs(sid)
+    assert "task sees ('working_dir', 'own', 'sub')" in client.get_job_logs(sid)
+
+
 def test_address_forms(head, monkeypatch):
     assert JobSubmissionClient(f"http://{head.dashboard_url}/").get_version() == "1"
     # A job's entrypoint has MANTA_ADDRESS set to the gcs: the client finds the dashboard.

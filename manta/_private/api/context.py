@@ -28,6 +28,7 @@ from manta._private.common.session import SessionInfo
 from manta._private.common.version import __version__
 from manta._private.core_worker import object_ref as object_ref_module
 from manta._private.core_worker.core_worker import CoreWorker
+from manta._private.runtime_env.resolve import merge
 from manta._private.runtime_env.validation import validate_runtime_env
 from manta.exceptions import RaySystemError
 
@@ -189,15 +190,11 @@ def init(
 
 
 def _job_runtime_env(runtime_env: Any, job_config: Any, config: Config) -> dict[str, Any] | None:
-    """The job's runtime env: init's, else its JobConfig's, else (in the entrypoint of a
-    submitted job) the one the job was submitted with."""
-    if runtime_env is not None:
-        return runtime_env  # type: ignore[no-any-return]
-    if getattr(job_config, "runtime_env", None) is not None:
-        return job_config.runtime_env  # type: ignore[no-any-return]
-    if config.job_runtime_env:
-        return json.loads(config.job_runtime_env) or None  # type: ignore[no-any-return]
-    return None
+    """The job's runtime env: init's, else its JobConfig's, merged (as a task's is over
+    its job's) over the one a submitted job was submitted with, in its entrypoint."""
+    own = runtime_env if runtime_env is not None else getattr(job_config, "runtime_env", None)
+    submitted = json.loads(config.job_runtime_env) if config.job_runtime_env else None
+    return merge(submitted or None, own)
 
 
 def _prepare_runtime_env() -> None:

@@ -73,4 +73,8 @@ def merge(inherited: dict[str, Any] | None, own: dict[str, Any] | None) -> dict[
     merged = {**inherited, **own}
     if "env_vars" in inherited and "env_vars" in own:
         merged["env_vars"] = {**inherited["env_vars"], **own["env_vars"]}
+    # pip and uv are two ways to give one set of packages: its own replaces the other.
+    for field, other in (("pip", "uv"), ("uv", "pip")):
+        if field in own and other not in own:
+            merged.pop(other, None)
     return merged

@@ -4,6 +4,7 @@ shapes, so Ray's own job client works against it too)."""
 from __future__ import annotations
 
 import asyncio
+import codecs
 
 from aiohttp import WSMsgType, web
 
@@ -60,8 +61,14 @@ def routes(jobs: JobManager) -> list[Route]:
             details = await jobs.get(request.match_info["job_id"])
         except JobError as e:
             return _error(e)
-        data = await jobs.read_log(details, 0, MAX_LOG_BYTES)
-        return json_response({"logs": data.decode(errors="replace")})
+        data, omitted = await jobs.read_tail(details, MAX_LOG_BYTES, TAIL_CHUNK)
+        text = data.decode(errors="replace")
+        if omitted:
+            text = (
+                f"[the first {omitted:,} bytes of this log are left out; the file is on the job's node]\n"
+                + text
+            )
+        return json_response({"logs": text})
 
     async def tail_job_logs(request: web.Request) -> web.StreamResponse:
         try:
@@ -71,6 +78,8 @@ def routes(jobs: JobManager) -> list[Route]:
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         offset = 0
+        # Chunks may end inside a character: decode across them.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         # A follower that goes away is noticed by the reader task; the loop then ends.
         reader = asyncio.ensure_future(ws.receive())
         try:
@@ -78,7 +87,9 @@ def routes(jobs: JobManager) -> list[Route]:
                 chunk = await jobs.read_log(details, offset, TAIL_CHUNK)
                 if chunk:
                     offset += len(chunk)
-                    await ws.send_str(chunk.decode(errors="replace"))
+                    text = decoder.decode(chunk)
+                    if text:
+                        await ws.send_str(text)
                     continue
                 if details.status.is_terminal():
                     break

@@ -73,3 +73,11 @@ def test_merge_own_fields_win_and_env_vars_merge() -> None:
     assert merge(job, None) is job
     assert merge(None, own) is own
     assert merge(None, None) is None
+
+
+def test_own_pip_or_uv_replaces_the_inherited_one() -> None:
+    assert merge({"pip": ["a"], "env_vars": {"A": "1"}}, {"uv": ["b"]}) == {
+        "uv": ["b"],
+        "env_vars": {"A": "1"},
+    }
+    assert merge({"uv": ["a"]}, {"pip": ["b"]}) == {"pip": ["b"]}
