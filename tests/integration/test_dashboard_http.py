@@ -134,6 +134,18 @@ def test_packages_are_checked(head) -> None:
     assert request(head, "GET", f"/api/packages/gcs/{name}")[0] == 404
     status, body = request(head, "PUT", f"/api/packages/gcs/{name}", raw=b"not a zip")
     assert status == 400 and "do not match the digest" in body["error"]
+    # Ray's own job client names packages by a hash of their files: taken if a zip.
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("hi.py", "print('hi')\n")
+    ray_name = "_ray_pkg_0123456789abcdef.zip"
+    assert request(head, "PUT", f"/api/packages/gcs/{ray_name}", raw=buf.getvalue())[0] == 200
+    assert request(head, "GET", f"/api/packages/gcs/{ray_name}")[0] == 200
+    status, body = request(head, "PUT", "/api/packages/gcs/_ray_pkg_0123456789abcdef0.zip", raw=b"not a zip")
+    assert status == 400 and "not a zip" in body["error"]
     status, body = request(head, "PUT", "/api/packages/s3/x.zip", raw=b"x")
     assert status == 400 and "unknown package protocol" in body["error"]
     status, body = request(head, "PUT", "/api/packages/gcs/..%2F..%2Fetc.zip", raw=b"x")
