@@ -41,7 +41,7 @@ def main() -> None:
     config, loop = daemon.start(args)
     auth = Authenticator({read_token(args.session_dir): "admin"})
     jobs = JobManager(args.session_dir, config.job_start_timeout_s)
-    app = make_app(all_routes(jobs, MAX_UPLOAD_BYTES), auth, MAX_UPLOAD_BYTES)
+    app = make_app(all_routes(jobs, MAX_UPLOAD_BYTES), auth)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
 
     async def startup() -> int:

@@ -61,7 +61,7 @@ def document(routes: list[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         if route.websocket:
-            continue  # OpenAPI 3.0 cannot describe a websocket; documented in docs/jobs.md
+            continue  # OpenAPI 3.0 cannot describe a websocket (the log tail; see routes/jobs.py)
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.0.3",

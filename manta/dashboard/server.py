@@ -22,9 +22,6 @@ from manta.dashboard.routing import Handler, Route, json_error, json_response
 
 logger = logging.getLogger("manta.dashboard")
 
-ROUTES_KEY = web.AppKey("routes", dict)
-AUTH_KEY = web.AppKey("auth", Authenticator)
-
 
 def _peer(request: web.Request) -> str:
     return request.remote or "unknown"
@@ -75,12 +72,11 @@ def _middlewares(auth: Authenticator, roles: dict[Handler, str]) -> list[Any]:
     return [json_errors, authenticate]
 
 
-def make_app(routes: Iterable[Route], auth: Authenticator, max_upload: int) -> web.Application:
-    """An application serving ``routes``; uploads up to ``max_upload`` bytes are accepted
-    by the routes that declare them (JSON bodies have their own, smaller limit)."""
+def make_app(routes: Iterable[Route], auth: Authenticator) -> web.Application:
+    """An application serving ``routes`` (each route reads its body with its own limit)."""
     routes = list(routes)
     roles = {r.handler: r.role for r in routes}
-    app = web.Application(middlewares=_middlewares(auth, roles), client_max_size=max_upload)
+    app = web.Application(middlewares=_middlewares(auth, roles))
     doc = openapi.document(routes)
 
     async def openapi_document(request: web.Request) -> web.Response:
@@ -90,5 +86,4 @@ def make_app(routes: Iterable[Route], auth: Authenticator, max_upload: int) -> w
     app.router.add_get(openapi.OPENAPI_PATH, openapi_document, allow_head=False)
     for r in routes:
         app.router.add_route(r.method, r.path, r.handler)
-    app[AUTH_KEY] = auth
     return app

@@ -35,7 +35,9 @@ def _internal_kv_get(key: str | bytes, *, namespace: str | bytes | None = None) 
 
 
 def _internal_kv_exists(key: str | bytes, *, namespace: str | bytes | None = None) -> bool:
-    return _internal_kv_get(key, namespace=namespace) is not None
+    # By listing, not reading: a value (an uploaded package) may be hundreds of MB.
+    k = _key(key)
+    return k in _internal_kv_list(k, namespace=namespace)
 
 
 def _internal_kv_put(

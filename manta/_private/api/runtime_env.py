@@ -8,6 +8,7 @@ from typing import Any
 
 from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE
 from manta._private.core_worker.core_worker import CoreWorker
+from manta._private.rpc import messages as m
 from manta._private.runtime_env import resolve as resolving
 
 _GCS_PREFIX = "gcs://"
@@ -23,7 +24,8 @@ def resolve(worker: CoreWorker, env: dict[str, Any] | None) -> dict[str, Any] | 
     if cached is None:
 
         def exists(uri: str) -> bool:
-            return worker.kv_get(PACKAGE_KV_NAMESPACE, uri[len(_GCS_PREFIX) :].encode()) is not None
+            key = uri[len(_GCS_PREFIX) :].encode()  # listed, not read: packages are large
+            return key in worker.call_gcs(m.KvKeys(PACKAGE_KV_NAMESPACE, key))
 
         def upload(uri: str, data: bytes) -> None:
             worker.kv_put(PACKAGE_KV_NAMESPACE, uri[len(_GCS_PREFIX) :].encode(), data)

@@ -386,34 +386,6 @@ def _extract(data: bytes, dest: str) -> None:
             os.chmod(path, mode or 0o644)
 
 
-def gc_packages(cache_dir: str, in_use: set[str]) -> list[str]:
-    """Delete unpacked packages whose uri is not in ``in_use``; return their uris, sorted.
-
-    A package is first renamed to a hidden name and then deleted, so a concurrent
-    ``package_dir`` never sees it half deleted.
-    """
-    try:
-        names = sorted(os.listdir(cache_dir))
-    except FileNotFoundError:
-        return []
-    removed = []
-    for name in names:
-        uri = f"{URI_SCHEME}{name}.zip"
-        path = os.path.join(cache_dir, name)
-        if not is_package_uri(uri) or uri in in_use or not os.path.isdir(path):
-            continue
-        doomed = tempfile.mkdtemp(prefix=f".{name}.gc.", dir=cache_dir)
-        try:
-            os.rename(path, os.path.join(doomed, name))
-        except FileNotFoundError:
-            # Another collector took it.
-            os.rmdir(doomed)
-            continue
-        shutil.rmtree(doomed, ignore_errors=True)
-        removed.append(uri)
-    return removed
-
-
 def _format_bytes(n: int) -> str:
     if n < 1024:
         return f"{n} B"

@@ -4,12 +4,14 @@ fetch packages; the core worker applies the result to its own process.
 A worker serves one runtime env for its whole life (the node keys its pool by it), so
 this runs once, before the worker's first task: packages are fetched from the gcs and
 unpacked once per host, a pip/uv venv is built once per host and spec, and both are
-cached under ``<tmpdir>/runtime_resources`` for every later worker and session.
+cached under ``<tmpdir>/runtime_resources-<uid>`` (private to the user) for every later
+worker and session.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,11 +39,24 @@ class WorkerEnv:
 
 
 def cache_dirs(tmpdir: str) -> tuple[str, str]:
-    """Where this host keeps unpacked packages and venvs (venvs per Python version: a venv
-    belongs to the interpreter that made it)."""
-    root = os.path.join(tmpdir, "runtime_resources")
+    """Where this host keeps unpacked packages and venvs for this user (venvs per Python
+    version: a venv belongs to the interpreter that made it)."""
+    root = _private_dir(os.path.join(tmpdir, f"runtime_resources-{os.getuid()}"))
     python = f"py{sys.version_info[0]}{sys.version_info[1]}"
     return os.path.join(root, "packages"), os.path.join(root, "pip", python)
+
+
+def _private_dir(path: str) -> str:
+    """``path`` as a directory only this user can use: code is imported from it, so one
+    another local user made (or can write to) is refused, not trusted."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise RuntimeEnvSetupError(
+            f"{path} is not a private directory of this user (owner uid {st.st_uid}, mode "
+            f"{stat.S_IMODE(st.st_mode):o}); remove it, or set MANTA_TMPDIR to a directory of your own"
+        )
+    return path
 
 
 def prepare(

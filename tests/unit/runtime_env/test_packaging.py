@@ -15,7 +15,6 @@ import pytest
 from manta._private.runtime_env.packaging import (
     GitIgnore,
     PackageTooLargeError,
-    gc_packages,
     is_package_uri,
     pack_directory,
     package_dir,
@@ -360,21 +359,3 @@ def test_concurrent_unpack_from_processes_yields_one_dir(tmp_path: Path) -> None
     assert os.listdir(cache) == [os.path.basename(target)]  # no temp dirs left behind
     assert sorted(os.listdir(target)) == sorted(f"m{i}.py" for i in range(30))
     assert Path(target, "m7.py").read_text() == "v = 7\n" * 200
-
-
-def test_gc_removes_packages_not_in_use(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    uris = []
-    for i in range(3):
-        data = _zip_with({"f": str(i).encode()})
-        uris.append(package_uri(data))
-        unpack_package(uris[-1], data, str(cache))
-    (cache / "notes.txt").write_text("not a package")
-    (cache / ".in-progress").mkdir()
-    removed = gc_packages(str(cache), {uris[1]})
-    assert removed == sorted([uris[0], uris[2]])
-    assert package_dir(uris[1], str(cache)) is not None
-    assert package_dir(uris[0], str(cache)) is None and package_dir(uris[2], str(cache)) is None
-    assert sorted(os.listdir(cache)) == sorted([".in-progress", "notes.txt", os.path.basename(uris[1])[:-4]])
-    assert gc_packages(str(cache), {uris[1]}) == []
-    assert gc_packages(str(tmp_path / "no-such-dir"), set()) == []

@@ -84,3 +84,18 @@ def test_valid_envs(tmp_path: Path) -> None:
     assert validate_runtime_env(env) is env
     assert validate_runtime_env(None) is None
     assert validate_runtime_env({}) == {}
+
+
+def test_the_host_cache_is_private_to_the_user(tmp_path: Path) -> None:
+    import os
+
+    from manta._private.runtime_env.worker_env import cache_dirs
+    from manta.exceptions import RuntimeEnvSetupError
+
+    packages, venvs = cache_dirs(str(tmp_path))
+    root = os.path.dirname(packages)
+    assert root.endswith(f"runtime_resources-{os.getuid()}") and venvs.startswith(root)
+    assert oct(os.stat(root).st_mode & 0o777) == "0o700"
+    os.chmod(root, 0o777)  # opened up (or made by someone else): not trusted
+    with pytest.raises(RuntimeEnvSetupError, match="not a private directory"):
+        cache_dirs(str(tmp_path))
