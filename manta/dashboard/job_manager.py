@@ -22,12 +22,12 @@ from typing import Any
 from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE
 from manta._private.common.session import ADDRESS_FILE, read_token
 from manta.dashboard import job_state
-from manta.dashboard.job_supervisor import read_range
+from manta.dashboard.job_supervisor import kill_group, read_job_log, read_range
 from manta.job_submission.models import JobDetails, JobErrorType, JobInfo, JobStatus, JobType
 
 logger = logging.getLogger("manta.dashboard")
 
-# How long reading a log on another node may take before the reader gets nothing.
+# How long a small task on a job's node (reading its log, ending its processes) may take.
 _REMOTE_LOG_TIMEOUT_S = 10.0
 # How long a supervisor has to stop its entrypoint (it needs its grace period) before it
 # is killed instead.
@@ -252,6 +252,31 @@ class JobManager:
             await self._call(self._advance, submission_id, JobStatus.FAILED, **changes)
         self._watchers.pop(submission_id, None)
         await self._call(_kill_quietly, handle)
+        if changes is not None:  # its supervisor is gone: end what it had started
+            await self._end_processes(submission_id)
+
+    async def _end_processes(self, submission_id: str) -> None:
+        """Kill what is left of a job's entrypoint, on its node, and forget where it was."""
+        from manta.experimental import internal_kv
+
+        raw = await self._call(
+            internal_kv._internal_kv_get, submission_id, namespace=job_state.GROUPS_NAMESPACE
+        )
+        if raw is None:
+            return
+        group = job_state.ProcessGroup.from_json(raw)
+        if group.node_id == self._head_node_id:
+            kill_group(group)
+        else:
+            try:
+                await asyncio.wait_for(
+                    await self._call(_on_node, kill_group, group.node_id, group), _REMOTE_LOG_TIMEOUT_S
+                )
+            except Exception as e:  # the node is gone, and its processes with it
+                logger.info(
+                    "could not end job %s's processes on node %s: %s", submission_id, group.node_id, e
+                )
+        await self._call(internal_kv._internal_kv_del, submission_id, namespace=job_state.GROUPS_NAMESPACE)
 
     async def _started_in_time(self, submission_id: str, ended: asyncio.Future[Any]) -> bool:
         """False when the job is still PENDING after the start timeout (Ray fails such a
@@ -296,6 +321,7 @@ class JobManager:
             )
             if handle is not None:
                 await self._call(_kill_quietly, handle)
+            await self._end_processes(submission_id)
         return True
 
     async def delete(self, submission_id: str) -> bool:
@@ -347,7 +373,7 @@ class JobManager:
         node = details.driver_node_id
         if node is None or node == self._head_node_id:
             return read_range(self._local_log(details.submission_id), offset, max_bytes)
-        ref = await self._call(_read_on_node, node, details.submission_id, offset, max_bytes)
+        ref = await self._call(_on_node, read_job_log, node, details.submission_id, offset, max_bytes)
         try:
             return await asyncio.wait_for(ref, _REMOTE_LOG_TIMEOUT_S)  # type: ignore[no-any-return]
         except Exception as e:  # the node is gone
@@ -394,14 +420,14 @@ def _find_supervisor(submission_id: str) -> Any:
         return None
 
 
-def _read_on_node(node_id: str, submission_id: str, offset: int, max_bytes: int) -> Any:
+def _on_node(fn: Any, node_id: str, *args: Any) -> Any:
+    """Run ``fn(*args)`` as a 0-CPU task on the node ``node_id`` (where a job's files and
+    processes are)."""
     import manta
-    from manta.dashboard.job_supervisor import read_job_log
     from manta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
-    task = manta.remote(read_job_log).options(num_cpus=0, scheduling_strategy=strategy, max_retries=0)
-    return task.remote(submission_id, offset, max_bytes)
+    return manta.remote(fn).options(num_cpus=0, scheduling_strategy=strategy, max_retries=0).remote(*args)
 
 
 def _kill_quietly(handle: Any) -> None:

@@ -4,6 +4,7 @@ and what its failure says. The job manager and the supervisor carry them out."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import secrets
 import string
@@ -17,9 +18,28 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 
 SUPERVISOR_NAMESPACE = "_manta_jobs"
 KV_NAMESPACE = "job_submission"
+# Where each running entrypoint's process group is recorded (see ProcessGroup).
+GROUPS_NAMESPACE = "job_process_groups"
 
 # How much of a failed entrypoint's output its FAILED message carries.
 FAILURE_LOG_TAIL_CHARS = 20_000
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessGroup:
+    """A job entrypoint's process group: on which node, its id, and its leader's start time
+    (so a reused id is not mistaken for it)."""
+
+    node_id: str
+    pgid: int
+    started: float
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> ProcessGroup:
+        return cls(**json.loads(raw))
 
 
 def new_submission_id() -> str:

@@ -11,6 +11,7 @@ dashboard process that asked for it.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -95,31 +96,66 @@ def read_job_log(submission_id: str, offset: int, max_bytes: int) -> bytes:
     return read_range(_log_path(submission_id), offset, max_bytes)
 
 
+def _record_group(submission_id: str, group: job_state.ProcessGroup) -> None:
+    from manta.experimental import internal_kv
+
+    internal_kv._internal_kv_put(submission_id, group.to_json(), namespace=job_state.GROUPS_NAMESPACE)
+
+
+def _forget_group(submission_id: str) -> None:
+    from manta.experimental import internal_kv
+
+    internal_kv._internal_kv_del(submission_id, namespace=job_state.GROUPS_NAMESPACE)
+
+
+# Looked up here, not in the forked child: a child of a threaded process must not load
+# libraries before it execs.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+_PR_SET_PDEATHSIG = 1
+
+
 def _preexec() -> None:
-    from manta._private.worker_template import die_with_parent
-
-    die_with_parent()
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def process_tree(root_pid: int) -> list[int]:
+def kill_group(group: job_state.ProcessGroup) -> bool:
+    """SIGKILL what is left of a job's entrypoint process group (run on its node). The
+    group's id cannot have been reused while any member lives; its leader, if still there,
+    must be the very process that was started."""
+    try:
+        leader = psutil.Process(group.pgid)
+        if abs(leader.create_time() - group.started) > 0.01:
+            return False  # the id now names an unrelated process
+    except psutil.NoSuchProcess:
+        pass
+    try:
+        os.killpg(group.pgid, signal.SIGKILL)
+    except OSError:
+        return False
+    return True
+
+
+def process_tree(root_pid: int) -> list[psutil.Process]:
     """A process and every descendant (some may have left its process group)."""
     try:
-        return [root_pid, *(p.pid for p in psutil.Process(root_pid).children(recursive=True))]
+        root = psutil.Process(root_pid)
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return [root_pid]
+        return []
 
 
-def signal_tree(root_pid: int, tree: list[int], sig: int) -> None:
+def signal_tree(root_pid: int, tree: list[psutil.Process], sig: int) -> None:
     """Send ``sig`` to ``root_pid``'s process group and to each of ``tree`` (taken before
-    the first signal: once the root exits, its children can no longer be found from it)."""
+    the first signal: once the root exits, its children can no longer be found from it;
+    psutil refuses to signal a process whose pid was reused since)."""
     try:
         os.killpg(root_pid, sig)
     except OSError:
         pass
-    for pid in tree:
+    for process in tree:
         try:
-            os.kill(pid, sig)
-        except OSError:
+            process.send_signal(sig)
+        except psutil.Error:
             pass
 
 
@@ -185,7 +221,14 @@ class JobSupervisor:
                     error_type=JobErrorType.JOB_ENTRYPOINT_COMMAND_START_ERROR.value,
                 )
                 return JobStatus.FAILED.value
+        # Where the entrypoint's process group is, for whoever must end it if this
+        # supervisor dies first (its death kills only the shell, not what the shell started).
+        group = job_state.ProcessGroup(
+            self._node_id, self._proc.pid, psutil.Process(self._proc.pid).create_time()
+        )
+        await asyncio.to_thread(_record_group, self._id, group)
         code = await self._proc.wait()
+        await asyncio.to_thread(_forget_group, self._id)
         if self._stopping:
             status, changes = JobStatus.STOPPED, {"message": "Job was intentionally stopped."}
         elif code == 0:

@@ -16,7 +16,7 @@ import pytest
 
 from manta.cluster_utils import Cluster
 from tests.http_api import request
-from tests.polling import wait_until
+from tests.polling import process_gone, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -101,22 +101,26 @@ def test_a_job_that_never_starts_fails_after_the_start_timeout(head) -> None:
     assert f"did not start within {START_TIMEOUT_S} s" in failed["message"]
 
 
-def test_a_killed_supervisor_fails_the_job_and_says_so(head, tmp_path) -> None:
-    pidfile = tmp_path / "supervisor"
-    # The supervisor is the first ancestor that is not the shell running the entrypoint.
+def test_a_killed_supervisor_fails_the_job_and_its_processes_end(head, tmp_path) -> None:
+    pidfile = tmp_path / "pids"
+    # The supervisor is the first ancestor that is not the shell running the entrypoint;
+    # "; true" keeps the shell from exec-ing python, so python is the shell's child and
+    # outlives the shell when the supervisor's death takes the shell with it.
     code = (
-        "import psutil, time\n"
+        "import os, psutil, time\n"
         "p = psutil.Process().parent()\n"
         "while p.name() in ('sh', 'dash', 'bash'): p = p.parent()\n"
-        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
-        "time.sleep(60)"
+        f"open({str(pidfile)!r}, 'w').write(f'{{p.pid}} {{os.getpid()}}')\n"
+        "time.sleep(120)"
     )
-    job = submit(head, python(code))
+    job = submit(head, python(code) + "; true")
     wait_until(lambda: pidfile.exists() and pidfile.read_text(), 30, "the entrypoint to start")
-    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    supervisor, driver = map(int, pidfile.read_text().split())
+    os.kill(supervisor, signal.SIGKILL)
     failed = wait_status(head, job, "FAILED")
     assert "Job supervisor actor died" in failed["message"]
     assert failed["error_type"] == "JOB_SUPERVISOR_ACTOR_DIED"
+    wait_until(lambda: process_gone(driver), 20, "the orphaned entrypoint to be ended")
 
 
 def test_a_killed_driver_fails_the_job_with_its_exit_code(head, tmp_path) -> None:
