@@ -223,12 +223,16 @@ class JobSupervisor:
                 return JobStatus.FAILED.value
         # Where the entrypoint's process group is, for whoever must end it if this
         # supervisor dies first (its death kills only the shell, not what the shell started).
-        group = job_state.ProcessGroup(
-            self._node_id, self._proc.pid, psutil.Process(self._proc.pid).create_time()
-        )
-        await asyncio.to_thread(_record_group, self._id, group)
+        try:
+            started: float | None = psutil.Process(self._proc.pid).create_time()
+        except psutil.NoSuchProcess:  # already over (a command that does not exist)
+            started = None
+        if started is not None:
+            group = job_state.ProcessGroup(self._node_id, self._proc.pid, started)
+            await asyncio.to_thread(_record_group, self._id, group)
         code = await self._proc.wait()
-        await asyncio.to_thread(_forget_group, self._id)
+        if started is not None:
+            await asyncio.to_thread(_forget_group, self._id)
         if self._stopping:
             status, changes = JobStatus.STOPPED, {"message": "Job was intentionally stopped."}
         elif code == 0:
