@@ -155,6 +155,8 @@ class JobManager:
         return self._details(submission_id, info)
 
     async def list_records(self) -> list[JobDetails]:
+        """The submitted jobs (from their records)."""
+
         def read_all() -> list[JobDetails]:
             from manta.experimental import internal_kv
 
@@ -166,6 +168,32 @@ class JobManager:
             return out
 
         return await self._call(read_all)  # type: ignore[no-any-return]
+
+    async def list_all(self) -> list[JobDetails]:
+        """Submitted jobs (with the ids of their drivers) and drivers started by hand."""
+        submitted = {d.submission_id or "": d for d in await self.list_records()}
+        return [*submitted.values(), *await self._drivers(submitted)]
+
+    async def get_linked(self, job_id: str) -> JobDetails:
+        """A submitted job by its submission id, with its driver's ids; or a driver's job
+        by its job id (as Ray's API answers both)."""
+        try:
+            details = await self.get(job_id)
+        except JobError:
+            drivers = await self._drivers({})
+            found = [d for d in drivers if d.job_id == job_id]
+            if not found:
+                raise
+            return found[0]
+        await self._drivers({job_id: details})
+        return details
+
+    async def _drivers(self, submitted: dict[str, JobDetails]) -> list[JobDetails]:
+        from manta._private.api.context import require_initialized
+        from manta._private.rpc import messages as m
+
+        jobs = await self._call(lambda: require_initialized("listing jobs").call_gcs(m.GetAllJobs()))
+        return [d for job in jobs if (d := job_state.driver_details(job, submitted)) is not None]
 
     # -- submit, stop, delete ------------------------------------------------------------
     async def submit(self, request: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import secrets
 import string
 from typing import Any
 
-from manta.job_submission.models import JobInfo, JobStatus
+from manta.job_submission.models import DriverInfo, JobDetails, JobInfo, JobStatus, JobType
 
 # Submission ids name the job's log file, so they are restricted to a safe alphabet.
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
@@ -148,6 +148,31 @@ def check_remote_runtime_env(runtime_env: Any) -> str | None:
         if isinstance(packages, str):
             return f"runtime_env[{field!r}] names a file; over HTTP give the list of requirements"
     return None
+
+
+def driver_details(job: Any, submitted: dict[str, JobDetails]) -> JobDetails | None:
+    """What the jobs API shows of a driver's job (an ``m.JobInfo``): a DRIVER job of its
+    own, or None when it is the driver of a submitted job (which it then completes with
+    its ids, as Ray does) or this service's own."""
+    if job.namespace == SUPERVISOR_NAMESPACE:
+        return None
+    driver = DriverInfo(job.job_id.hex(), job.driver.host, str(job.driver.pid))
+    submission = submitted.get(job.config.get("submission_id", ""))
+    if submission is not None:
+        submission.job_id = job.job_id.hex()
+        submission.driver_info = driver
+        return None
+    return JobDetails(
+        status=JobStatus.RUNNING if job.alive else JobStatus.SUCCEEDED,
+        entrypoint=job.config.get("entrypoint", ""),
+        start_time=int(job.start_time * 1000),
+        end_time=int(job.end_time * 1000) if not job.alive else None,
+        metadata=job.config.get("metadata") or {},
+        runtime_env=job.config.get("runtime_env"),
+        type=JobType.DRIVER,
+        job_id=job.job_id.hex(),
+        driver_info=driver,
+    )
 
 
 def packages_of(runtime_env: dict[str, Any] | None) -> set[str]:

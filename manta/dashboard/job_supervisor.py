@@ -43,7 +43,7 @@ def entrypoint_env(
     env["MANTA_ADDRESS"] = cluster_address
     env["RAY_ADDRESS"] = cluster_address
     env["MANTA_NODE_SESSION_DIR"] = node_session_dir
-    env["MANTA_JOB_SUBMISSION_ID"] = submission_id
+    env["MANTA_JOB_SUBMISSION_ID"] = submission_id  # recorded with its driver's job
     env["MANTA_JOB_RUNTIME_ENV"] = json.dumps(runtime_env or {})
     env["PYTHONUNBUFFERED"] = "1"  # so its log follows as lines are printed
     return env

@@ -184,6 +184,10 @@ class JobSubmissionClient:
         """The version of the server's jobs API."""
         return self._server_version
 
+    def get_address(self) -> str:
+        """The base url of the server this client talks to."""
+        return self._address
+
     # -- runtime-env packages ---------------------------------------------------------------
     def _resolve_runtime_env(self, runtime_env: dict[str, Any] | None) -> dict[str, Any] | None:
         from manta._private.runtime_env.resolve import resolve

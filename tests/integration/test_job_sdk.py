@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import manta
 from manta.job_submission import JobDetails, JobStatus, JobSubmissionClient
 from tests.http_api import request
 from tests.polling import process_gone, touch, wait_for_files, wait_until
@@ -402,3 +403,20 @@ def test_a_redirect_is_refused_so_the_token_never_follows_it():
             server.shutdown()
             server.server_close()
             thread.join()
+
+
+def test_drivers_are_listed_and_linked_to_their_submissions(client, head):
+    sid = client.submit_job(
+        entrypoint=f"{PYTHON} -c " + shlex.quote("import manta; manta.init(); print('up')")
+    )
+    assert wait_ended(client, sid).status is JobStatus.SUCCEEDED
+    submitted = client.get_job_info(sid)
+    assert submitted.type.value == "SUBMISSION" and submitted.job_id and submitted.driver_info is not None
+    jobs = {(j.type.value, j.submission_id, j.job_id) for j in client.list_jobs()}
+    # This test module's own driver is listed as a DRIVER job; the submitted job's driver
+    # only through its submission; the service's own driver not at all.
+    own = manta.get_runtime_context().get_job_id()
+    assert ("DRIVER", None, own) in jobs
+    assert not any(t == "DRIVER" and j == submitted.job_id for t, _, j in jobs)
+    assert client.get_job_info(own).type.value == "DRIVER"
+    assert client.get_address() == f"http://{head.dashboard_url}"

@@ -170,7 +170,7 @@ def init(
             config=config,
             session=session,
             namespace=_namespace(namespace, job_config),
-            job_config=_job_settings(job_config, job_env),
+            job_config=_job_settings(job_config, job_env, config.job_submission_id),
             log_to_driver=True if log_to_driver is None else log_to_driver,
             local_mode=local_mode,
         )
@@ -220,10 +220,15 @@ def _namespace(namespace: str | None, job_config: Any) -> str:
     return namespace if namespace is not None else str(uuid.uuid4())
 
 
-def _job_settings(job_config: Any, runtime_env: dict[str, Any] | None) -> dict[str, Any]:
+def _job_settings(
+    job_config: Any, runtime_env: dict[str, Any] | None, submission_id: str = ""
+) -> dict[str, Any]:
     """What the job is registered with: ``init``'s runtime_env (else the JobConfig's), the
-    JobConfig's code search path ahead of the driver's sys.path, and its metadata."""
+    JobConfig's code search path ahead of the driver's sys.path, its metadata, and the
+    submitted job it runs for (if any)."""
     settings: dict[str, Any] = {"runtime_env": runtime_env, "entrypoint": " ".join(sys.argv)}
+    if submission_id:
+        settings["submission_id"] = submission_id
     if job_config is None:
         return settings
     if runtime_env is None:

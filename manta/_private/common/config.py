@@ -92,6 +92,9 @@ class Config:
     # A submitted job still PENDING after this long (no node can give it its entrypoint
     # resources, or its runtime env takes that long to set up) fails, as in Ray.
     job_start_timeout_s: float = 900.0
+    # The submission id of the job whose entrypoint this driver is (set by its supervisor):
+    # recorded with the driver's job, so the jobs API links the two.
+    job_submission_id: str = ""
     # A submitted job's runtime env (JSON), set by its supervisor for the entrypoint: what
     # init() there gives the job when it is given none itself.
     job_runtime_env: str = ""

@@ -48,11 +48,11 @@ def routes(jobs: JobManager) -> list[Route]:
         return json_response({"submission_id": submission_id, "job_id": submission_id})
 
     async def list_jobs(request: web.Request) -> web.Response:
-        return json_response([d.to_json() for d in await jobs.list_records()])
+        return json_response([d.to_json() for d in await jobs.list_all()])
 
     async def get_job_info(request: web.Request) -> web.Response:
         try:
-            return json_response((await jobs.get(request.match_info["job_id"])).to_json())
+            return json_response((await jobs.get_linked(request.match_info["job_id"])).to_json())
         except JobError as e:
             return _error(e)
 
