@@ -188,6 +188,14 @@ class JobManager:
         await self._drivers({job_id: details})
         return details
 
+    async def _drivers_may_use_packages(self) -> bool:
+        """Whether a running driver has packages of its own: drivers upload theirs by
+        content too, so one may share a package with a job being deleted."""
+        return any(
+            d.status is JobStatus.RUNNING and job_state.uses_packages(d.runtime_env)
+            for d in await self._drivers({})
+        )
+
     async def _drivers(self, submitted: dict[str, JobDetails]) -> list[JobDetails]:
         from manta._private.api.context import require_initialized
         from manta._private.rpc import messages as m
@@ -369,6 +377,8 @@ class JobManager:
             namespace=job_state.KV_NAMESPACE,
         )
         remaining = [d.runtime_env for d in await self.list_records()]
+        if await self._drivers_may_use_packages():
+            return True  # collected at a later delete, when no running driver might share one
         for uri in job_state.unused_packages(info.runtime_env, remaining):
             await self._call(
                 internal_kv._internal_kv_del, uri.split("://", 1)[1], namespace=PACKAGE_KV_NAMESPACE

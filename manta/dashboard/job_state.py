@@ -183,6 +183,11 @@ def packages_of(runtime_env: dict[str, Any] | None) -> set[str]:
     return {s for s in sources if isinstance(s, str) and s.startswith("gcs://")}
 
 
+def uses_packages(runtime_env: dict[str, Any] | None) -> bool:
+    """Whether a runtime env ships code (a working_dir or py_modules), uploaded or not yet."""
+    return bool(runtime_env and (runtime_env.get("working_dir") or runtime_env.get("py_modules")))
+
+
 def unused_packages(deleted: dict[str, Any] | None, remaining: list[dict[str, Any] | None]) -> set[str]:
     """The packages of a deleted job that no remaining job uses: they can go."""
     in_use: set[str] = set()

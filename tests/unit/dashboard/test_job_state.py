@@ -72,3 +72,8 @@ def test_details_round_trip_through_json() -> None:
         and JobStatus.STOPPED.is_terminal()
         and not JobStatus.RUNNING.is_terminal()
     )
+
+
+def test_what_ships_code() -> None:
+    assert job_state.uses_packages({"working_dir": "/src"}) and job_state.uses_packages({"py_modules": ["m"]})
+    assert not job_state.uses_packages({"env_vars": {"A": "1"}}) and not job_state.uses_packages(None)
