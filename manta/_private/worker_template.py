@@ -11,7 +11,6 @@ Requests: ``ForkWorker`` -> replies ``Forked(pid)``. Whenever a child exits it s
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import selectors
@@ -20,19 +19,9 @@ import socket
 import sys
 from typing import Any
 
+from manta._private.common.pdeathsig import die_with_parent
 from manta._private.rpc import codec
 from manta._private.rpc.messages import ChildExited, Forked, ForkWorker
-
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent exits (best effort)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _send(sock: socket.socket, msg: Any) -> None:

@@ -11,7 +11,6 @@ dashboard process that asked for it.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
 import signal
@@ -21,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from manta._private.common.pdeathsig import die_with_parent
 from manta.dashboard import job_state
 from manta.job_submission.models import JobErrorType, JobInfo, JobStatus
 
@@ -106,16 +106,6 @@ def _forget_group(submission_id: str) -> None:
     from manta.experimental import internal_kv
 
     internal_kv._internal_kv_del(submission_id, namespace=job_state.GROUPS_NAMESPACE)
-
-
-# Looked up here, not in the forked child: a child of a threaded process must not load
-# libraries before it execs.
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-_PR_SET_PDEATHSIG = 1
-
-
-def _preexec() -> None:
-    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def kill_group(group: job_state.ProcessGroup) -> bool:
@@ -210,7 +200,7 @@ class JobSupervisor:
                     stderr=subprocess.STDOUT,
                     env=env,
                     start_new_session=True,
-                    preexec_fn=_preexec,
+                    preexec_fn=die_with_parent,
                 )
             except OSError as e:
                 await asyncio.to_thread(

@@ -33,6 +33,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from manta._private.common.pdeathsig import die_with_parent
+
 # Ray's keys for the dict forms of the two fields, by field.
 _VALID_KEYS = {
     "pip": ("packages", "pip_check", "pip_version", "pip_install_options"),
@@ -335,8 +337,16 @@ def _run_sync(argv: list[str], log: IO[bytes], log_path: str, timeout_s: float) 
     offset = _begin_step(log, argv)
     rc: int | None = None
     try:
+        # Its own group (a timeout kills all of it), and it dies with us: an installer
+        # left running by a killed worker would keep writing into a venv the next
+        # builder starts again.
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     except OSError as e:
         rc = _spawn_failed(log, e)
