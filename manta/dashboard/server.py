@@ -16,8 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
+from manta._private.common.ratelimit import RateLimitedLog
 from manta.dashboard import openapi
-from manta.dashboard.auth import Authenticator, RateLimitedLog, allows, cross_site
+from manta.dashboard.auth import Authenticator, allows, cross_site
 from manta.dashboard.routing import Handler, Route, json_error, json_response
 
 logger = logging.getLogger("manta.dashboard")
@@ -35,7 +36,9 @@ def _middlewares(auth: Authenticator, roles: dict[Handler, str]) -> list[Any]:
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         role = auth.role_of(request.headers.get("Authorization"))
         if role is None:
-            refusals.log(f"refused {request.method} {request.path!r} from {_peer(request)}: no valid token")
+            refusals.log(
+                logger, f"refused {request.method} {request.path!r} from {_peer(request)}: no valid token"
+            )
             return json_error(
                 401,
                 "authentication required: send the cluster token as 'Authorization: Bearer <token>' "
@@ -44,7 +47,9 @@ def _middlewares(auth: Authenticator, roles: dict[Handler, str]) -> list[Any]:
         if cross_site(
             request.method, request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"), request.host
         ):
-            refusals.log(f"refused cross-site {request.method} {request.path!r} from {_peer(request)}")
+            refusals.log(
+                logger, f"refused cross-site {request.method} {request.path!r} from {_peer(request)}"
+            )
             return json_error(403, "cross-site requests may not change the cluster")
         route = request.match_info.route
         needed = roles.get(route.handler)  # None: no route matched (404/405 follow)
@@ -65,7 +70,7 @@ def _middlewares(auth: Authenticator, roles: dict[Handler, str]) -> list[Any]:
         except Exception:
             # Rate-limited like refusals: no request may make the log grow without bound.
             failures.log(
-                f"internal error serving {request.method} {request.path!r}:\n{traceback.format_exc()}"
+                logger, f"internal error serving {request.method} {request.path!r}:\n{traceback.format_exc()}"
             )
             return json_error(500, "internal error; the head's dashboard log has the details")
 

@@ -23,6 +23,7 @@ import inspect
 import logging
 import os
 import socket
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -30,12 +31,16 @@ from typing import Any, TypeVar
 import psutil
 
 from manta._private.common.config import PROTOCOL_VERSION
+from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.common.version import __version__
 from manta._private.rpc import codec
 from manta._private.rpc.messages import Hello, Welcome
 from manta.exceptions import AuthenticationError, RpcError, VersionMismatchError
 
 logger = logging.getLogger(__name__)
+# What peers that fail the handshake or break the protocol make this process log: bounded,
+# so a flood of bad connections cannot fill the disk (the excess is counted and reported).
+_REFUSALS = RateLimitedLog(time.monotonic)
 
 KIND_REQUEST, KIND_REPLY, KIND_ERROR, KIND_NOTIFY = 0, 1, 2, 3
 _HEADER = 4
@@ -339,12 +344,12 @@ class Connection(asyncio.Protocol):
             self._on_ready(self)
 
     def _refuse(self, type_name: str, text: str) -> None:
-        logger.warning("refused connection from %s: %s", self.peer, text)
+        _REFUSALS.log(logger, f"refused connection from {self.peer}: {text}")
         self._send(KIND_ERROR, 0, [type_name, text, ""])
         self.close()
 
     def _protocol_error(self, text: str) -> None:
-        logger.warning("closing connection to %s: %s", self.peer, text)
+        _REFUSALS.log(logger, f"closing connection to {self.peer}: {text}")
         self.close()
 
     def _mark_closed(self, exc: Exception | None) -> None:
