@@ -193,6 +193,48 @@ def utilization(node: NodeEntry, need: dict[str, float]) -> float:
     return worst
 
 
+_LABEL_OPERATORS = ("in", "not_in", "exists", "does_not_exist")
+
+
+def check_strategy(strategy: Any) -> None:
+    """Raise ``ValueError`` unless ``strategy`` is a scheduling strategy's wire form (it
+    comes from a peer: a malformed one must be an error reply, not a failure later)."""
+    if strategy is None or strategy in ("DEFAULT", "SPREAD"):
+        return
+    if not isinstance(strategy, dict):
+        raise ValueError(f"unknown scheduling strategy {strategy!r}")
+    kind = strategy.get("type")
+    if kind == "node_affinity":
+        if not isinstance(strategy.get("node_id"), str) or not isinstance(strategy.get("soft"), bool):
+            raise ValueError(f"a node affinity strategy needs node_id (str) and soft (bool): {strategy!r}")
+    elif kind == "node_label":
+        for part in ("hard", "soft"):
+            _check_selector(strategy.get(part) or {})
+    elif kind == "placement_group":
+        index = strategy.get("bundle_index")
+        if not isinstance(strategy.get("placement_group_id"), (str, type(None))) or not (
+            isinstance(index, int) and not isinstance(index, bool)
+        ):
+            raise ValueError(f"a placement group strategy needs placement_group_id and bundle_index: {strategy!r}")
+    else:
+        raise ValueError(f"unknown scheduling strategy type {kind!r}")
+
+
+def _check_selector(selector: Any) -> None:
+    if not isinstance(selector, dict):
+        raise ValueError(f"a label selector must map label names to [operator, values]: {selector!r}")
+    for key, rule in selector.items():
+        if (
+            not isinstance(key, str)
+            or not isinstance(rule, (list, tuple))
+            or len(rule) != 2
+            or rule[0] not in _LABEL_OPERATORS
+            or not isinstance(rule[1], (list, tuple))
+            or not all(isinstance(v, str) for v in rule[1])
+        ):
+            raise ValueError(f"bad label rule {key!r}: {rule!r} (expected [operator, [values...]])")
+
+
 def labels_match(labels: dict[str, str], selector: dict[str, Any]) -> bool:
     """Whether node ``labels`` satisfy every ``key: [operator, values]`` of ``selector``."""
     for key, (op, values) in selector.items():

@@ -16,6 +16,7 @@ from typing import Any
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, JobID, NodeID, WorkerID
+from manta._private.common.placement import check_strategy
 from manta._private.common.resources import in_group
 from manta._private.common.runtime_env import runtime_env_key
 from manta._private.gcs.actor_manager import (
@@ -90,6 +91,7 @@ class ActorDirector:
 
     # -- handlers ------------------------------------------------------------------------------
     def _h_register(self, conn: Connection, msg: m.RegisterActor) -> m.ActorInfo:
+        check_strategy(msg.spec.strategy)  # a peer's: refused now, not failing at placement
         try:
             info, actions = self.manager.register(
                 msg.spec, msg.get_if_exists, self._nodes(), msg.args_pending

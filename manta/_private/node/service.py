@@ -24,7 +24,7 @@ from manta._private.common.aio import spawn
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
 from manta._private.common.ids import JobID, NodeID, ObjectID, WorkerID
-from manta._private.common.placement import NodeEntry
+from manta._private.common.placement import NodeEntry, check_strategy
 from manta._private.common.resources import NodeResources, from_unit_map, to_unit_map, validate_request
 from manta._private.common.session import log_paths, socket_path
 from manta._private.node.cluster_view import ClusterView
@@ -524,6 +524,7 @@ class NodeService:
     def _h_request_lease(self, conn: Connection, msg: m.RequestLease) -> Any:
         resources = dict(msg.resources)
         validate_request(resources, "lease request")
+        check_strategy(msg.strategy)
         place = None
         if msg.placement is not None:
             validate_request(msg.placement, "lease placement")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from manta._private.common.ids import NodeID
 from manta._private.common.placement import (
     Chosen,
@@ -9,6 +13,7 @@ from manta._private.common.placement import (
     NodeEntry,
     Placer,
     Unschedulable,
+    check_strategy,
     labels_match,
     utilization,
 )
@@ -115,3 +120,43 @@ def test_work_without_gpus_avoids_gpu_nodes_while_others_fit() -> None:
     full = node("plain", 1, 0)  # nothing without GPUs fits now: the GPU node takes it
     assert chosen(place([gpu, full], {"CPU": 1}, "DEFAULT", gpu.node_id)) == "gpu"
     assert chosen(place([gpu], {"CPU": 1}, "DEFAULT", gpu.node_id)) == "gpu"
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        None,
+        "DEFAULT",
+        "SPREAD",
+        {"type": "node_affinity", "node_id": "ab" * 28, "soft": False},
+        {"type": "node_label", "hard": {"zone": ["in", ["a"]]}, "soft": {}},
+        {
+            "type": "placement_group",
+            "placement_group_id": "ff" * 18,
+            "bundle_index": -1,
+            "capture_child_tasks": False,
+        },
+    ],
+)
+def test_strategies_as_sent_pass(strategy: Any) -> None:
+    check_strategy(strategy)
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "PACK",
+        5,
+        ["DEFAULT"],
+        {"type": "teleport"},
+        {"type": "node_affinity", "node_id": 7, "soft": False},
+        {"type": "node_affinity", "node_id": "ab", "soft": "no"},
+        {"type": "node_label", "hard": {"zone": ["near", ["a"]]}},
+        {"type": "node_label", "hard": {"zone": "a"}},
+        {"type": "node_label", "hard": [1]},
+        {"type": "placement_group", "placement_group_id": None, "bundle_index": "0"},
+    ],
+)
+def test_malformed_strategies_are_refused(strategy: Any) -> None:
+    with pytest.raises(ValueError):
+        check_strategy(strategy)
