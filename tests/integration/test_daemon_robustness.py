@@ -40,7 +40,9 @@ def test_bad_messages_get_error_replies(cluster, target):
         bad = [
             m.RequestLease(1, JobID.from_int(1), {"CPU": -1.0}, "", "DEFAULT"),
             m.RequestLease(2, JobID.from_int(1), {"CPU": "lots"}, "", "DEFAULT"),  # type: ignore[dict-item]
-            m.RequestLease(4, JobID.from_int(1), {"CPU": 1.0}, "", {"type": "node_label", "hard": {"z": "a"}}),
+            m.RequestLease(
+                4, JobID.from_int(1), {"CPU": 1.0}, "", {"type": "node_label", "hard": {"z": "a"}}
+            ),
             m.KvPut("ns", "not-bytes", b"v", True),  # type: ignore[arg-type]
             m.PushTask(None, LeaseID.from_random(), {}),  # type: ignore[arg-type]
             m.GetWorkerExit(WorkerID.from_random()),

@@ -303,3 +303,60 @@ def test_tasks_run_where_their_large_arguments_are(cluster) -> None:
     manta.wait([big])
     for _ in range(3):
         assert manta.get(consume.remote(big)) == (a.node_id, 4 << 20)
+
+
+def _transfer_port(node) -> int:
+    """The node daemon's object-transfer port: its listening TCP port other than its RPC one."""
+    import json
+    import os
+
+    import psutil
+
+    with open(os.path.join(node.session_dir, "address.json")) as f:
+        rpc_port = json.load(f)["node_port"]
+    daemon = psutil.Process(node.pids["node"])
+    ports = {c.laddr.port for c in daemon.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+    [port] = ports - {rpc_port}
+    return port
+
+
+def test_a_flood_on_the_transfer_port_does_not_stop_transfers(cluster) -> None:
+    """Connections that never present a ticket, first past the daemon's descriptor limit
+    (its accept loop must back off and keep going), then past the cap on such connections:
+    afterwards objects still move off that node."""
+    import socket
+    from pathlib import Path
+
+    import psutil
+
+    from tests.polling import poll
+
+    _c, _head, a, _ = cluster
+    port = _transfer_port(a)
+    daemon = psutil.Process(a.pids["node"])
+    soft, hard = daemon.rlimit(psutil.RLIMIT_NOFILE)
+    flood: list[socket.socket] = []
+    try:
+        daemon.rlimit(psutil.RLIMIT_NOFILE, (daemon.num_fds() + 10, hard))
+        for _ in range(60):
+            flood.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(0.5)  # the daemon is out of descriptors now, its accept loop backing off
+        log = Path(a.session_dir, "logs", "node.err")
+        assert poll(lambda: "object-transfer port cannot accept now" in log.read_text(), timeout=10)
+    finally:
+        for sock in flood:
+            sock.close()
+        daemon.rlimit(psutil.RLIMIT_NOFILE, (soft, hard))
+    flood = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(150)]
+    try:
+        time.sleep(0.5)  # past the cap: the excess is dropped at once
+
+        @manta.remote(resources={"a": 0.1})
+        def make() -> np.ndarray:
+            return np.ones(2_000_000, dtype=np.uint8)
+
+        assert int(manta.get(make.remote(), timeout=30).sum()) == 2_000_000
+    finally:
+        for sock in flood:
+            sock.close()
+    assert daemon.is_running() and daemon.status() != psutil.STATUS_ZOMBIE

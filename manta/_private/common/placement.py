@@ -215,7 +215,9 @@ def check_strategy(strategy: Any) -> None:
         if not isinstance(strategy.get("placement_group_id"), (str, type(None))) or not (
             isinstance(index, int) and not isinstance(index, bool)
         ):
-            raise ValueError(f"a placement group strategy needs placement_group_id and bundle_index: {strategy!r}")
+            raise ValueError(
+                f"a placement group strategy needs placement_group_id and bundle_index: {strategy!r}"
+            )
     else:
         raise ValueError(f"unknown scheduling strategy type {kind!r}")
 

@@ -14,6 +14,7 @@ freeing the object there frees the copies too.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import logging
 import secrets
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from manta._private.common.aio import spawn
 from manta._private.common.ids import ObjectID
+from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, ConnectionLost, ConnectionPool, RemoteError
 
@@ -30,9 +32,18 @@ if TYPE_CHECKING:
     from manta._private.node.store_service import StoreService
 
 logger = logging.getLogger(__name__)
+_REFUSALS = RateLimitedLog(time.monotonic)
 
 CHUNK_BYTES = 8 * 1024 * 1024
 _TICKET_BYTES = 32
+# How long a connection may take to present its ticket, and how many may be waiting to.
+_TICKET_WAIT_S = 10.0
+_MAX_UNPROVEN = 64
+# Errors of accept() that mean "out of descriptors or memory for now", and how long to
+# wait before trying again (doubling up to the cap).
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_ACCEPT_BACKOFF_S = 0.05
+_ACCEPT_BACKOFF_MAX_S = 1.0
 # A ticket not used within this long is void (the puller died between asking and reading).
 _TICKET_TTL_S = 30.0
 _SOCKET_BUFFER = 4 * 1024 * 1024
@@ -60,6 +71,8 @@ class Transfers:
         self._sources: dict[ObjectID, str] = {}
         self._listener: socket.socket | None = None
         self.port = 0
+        # Accepted connections that have not presented their ticket yet, oldest first.
+        self._unproven: dict[socket.socket, None] = {}
 
     async def start(self) -> None:
         """Listen for data streams on an ephemeral port of the node's host."""
@@ -152,22 +165,47 @@ class Transfers:
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        backoff = _ACCEPT_BACKOFF_S
         while self._listener is not None:
             try:
                 sock, peer = await loop.sock_accept(self._listener)
-            except OSError:
-                return  # closed
+            except OSError as e:
+                if self._listener is None:
+                    return  # closed
+                if e.errno in _OUT_OF_RESOURCES:
+                    # Out of file descriptors (a flood, or a busy node): wait for some to
+                    # close and keep serving; never stop accepting for good.
+                    _REFUSALS.log(logger, f"the object-transfer port cannot accept now: {e}; retrying")
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _ACCEPT_BACKOFF_MAX_S)
+                continue
+            backoff = _ACCEPT_BACKOFF_S
+            if len(self._unproven) >= _MAX_UNPROVEN:
+                # Connections that have not presented a ticket yet are capped, and the
+                # oldest goes to make room: a real puller sends its ticket at once, so a
+                # flood of silent connections cannot lock it out.
+                oldest = next(iter(self._unproven))
+                del self._unproven[oldest]
+                _REFUSALS.log(logger, "dropped an object stream that sent no ticket: too many waiting")
+                try:
+                    oldest.shutdown(socket.SHUT_RDWR)  # its reader sees the end and closes it
+                except OSError:
+                    pass  # already gone
             spawn(self._serve(sock, peer), "streaming an object")
 
     async def _serve(self, sock: socket.socket, peer: object) -> None:
         loop = asyncio.get_running_loop()
         sock.setblocking(False)
         _tune(sock)
+        self._unproven[sock] = None
         try:
-            ticket = await asyncio.wait_for(_recv_exactly(loop, sock, _TICKET_BYTES), 10.0)
+            try:
+                ticket = await asyncio.wait_for(_recv_exactly(loop, sock, _TICKET_BYTES), _TICKET_WAIT_S)
+            finally:
+                self._unproven.pop(sock, None)
             entry = self._redeem(ticket)
             if entry is None:
-                logger.warning("refused an object stream from %s: unknown or expired ticket", peer)
+                _REFUSALS.log(logger, f"refused an object stream from {peer}: unknown or expired ticket")
                 return
             info = self._store.store.info(entry)
             if info is None or info.offset is None or info.pins == 0:
