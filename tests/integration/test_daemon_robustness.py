@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import pytest
 
@@ -11,7 +12,7 @@ import manta
 from manta._private.api.context import current_worker
 from manta._private.common.ids import JobID, LeaseID, ObjectID, WorkerID
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Dispatcher, RemoteError, connect
+from manta._private.rpc.transport import MAX_PENDING_HANDSHAKES, Dispatcher, RemoteError, connect
 
 
 async def _connect(address: str) -> object:
@@ -151,3 +152,47 @@ def test_a_lease_nonce_still_pending_is_refused_and_a_disconnect_drops_the_reque
 
     assert asyncio.run(scenario()) == "ValueError:lease request 77 is already pending: nonces must be unique"
     _still_serving()
+
+
+def _open(sock: socket.socket) -> bool:
+    """Whether the server still holds this connection (it has not closed its end)."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def test_a_flood_on_the_tcp_port_leaves_local_clients_served(cluster):
+    """More silent TCP connections than the gcs lets wait for a handshake: new TCP peers are
+    refused meanwhile, but clients on the Unix socket (this host's drivers and nodes) have a
+    budget of their own and are served."""
+    import json
+    import os
+
+    worker = current_worker()
+    with open(os.path.join(worker.session.session_dir, "address.json")) as f:
+        host, port = json.load(f)["gcs_address"].rsplit(":", 1)
+    flood = []
+    try:
+        for _ in range(300):
+            flood.append(socket.create_connection((host, int(port)), timeout=5))
+
+        async def local_client() -> int:
+            conn = await _connect(worker.session.gcs_address)  # unix:...
+            nodes = await asyncio.wait_for(conn.call(m.GetNodes()), 10)
+            conn.close()
+            return len(nodes)
+
+        assert worker.session.gcs_address.startswith("unix:")
+        time.sleep(1.0)  # let the gcs take them all in (each now waits for its handshake)
+        assert asyncio.run(local_client()) >= 1
+        # ... and that was during the flood: the gcs holds as many of the flood's connections
+        # as it lets wait (it closes a silent one after 10 s) and refused the rest.
+        assert sum(_open(s) for s in flood) == MAX_PENDING_HANDSHAKES
+        _still_serving()
+    finally:
+        for sock in flood:
+            sock.close()

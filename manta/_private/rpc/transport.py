@@ -136,15 +136,18 @@ class Connection(asyncio.Protocol):
             assert self._hello is not None
             self._send(KIND_REQUEST, 0, self._hello)
         elif self.refuse_when_made:
-            logger.warning("refusing connection from %s: too many unauthenticated connections", self.peer)
+            _REFUSALS.log(
+                logger, f"refusing connection from {self.peer}: too many unauthenticated connections"
+            )
             self.close()
         else:
             self._loop.call_later(HANDSHAKE_TIMEOUT_S, self._handshake_deadline)
 
     def _handshake_deadline(self) -> None:
         if not self._authenticated and not self.closed:
-            logger.warning(
-                "closing connection from %s: no handshake within %.0f s", self.peer, HANDSHAKE_TIMEOUT_S
+            _REFUSALS.log(
+                logger,
+                f"closing connection from {self.peer}: no handshake within {HANDSHAKE_TIMEOUT_S:.0f} s",
             )
             self.close()
 
@@ -437,9 +440,11 @@ class RpcServer:
         self._on_disconnect = on_disconnect
         self._servers: list[asyncio.AbstractServer] = []
         self.connections: set[Connection] = set()
-        self._handshaking: set[Connection] = set()
+        # Connections still to authenticate, per listener: each listener has its own
+        # budget, so a flood on the TCP port cannot refuse local clients on the Unix socket.
+        self._handshaking: dict[str, set[Connection]] = {"tcp": set(), "unix": set()}
 
-    def _protocol(self) -> Connection:
+    def _protocol(self, listener: str) -> Connection:
         conn = Connection(
             self._dispatcher,
             token=self._token,
@@ -449,20 +454,23 @@ class RpcServer:
             on_close=self._closed,
             ident=self._ident,
         )
-        self._handshaking.add(conn)
-        if len(self._handshaking) > MAX_PENDING_HANDSHAKES:
+        pending = self._handshaking[listener]
+        pending.add(conn)
+        if len(pending) > MAX_PENDING_HANDSHAKES:
             # Too many peers that have not authenticated: refuse this one at once.
             conn.refuse_when_made = True
         return conn
 
     def _ready(self, conn: Connection) -> None:
-        self._handshaking.discard(conn)
+        for pending in self._handshaking.values():
+            pending.discard(conn)
         self.connections.add(conn)
         if self._on_connect is not None:
             self._on_connect(conn)
 
     def _closed(self, conn: Connection) -> None:
-        self._handshaking.discard(conn)
+        for pending in self._handshaking.values():
+            pending.discard(conn)
         if conn in self.connections:
             self.connections.discard(conn)
             if self._on_disconnect is not None:
@@ -471,7 +479,7 @@ class RpcServer:
     async def listen_tcp(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
         try:
-            server = await loop.create_server(self._protocol, host, port, reuse_address=True)
+            server = await loop.create_server(lambda: self._protocol("tcp"), host, port, reuse_address=True)
         except OSError as e:
             why = e.strerror or str(e)
             if e.errno == errno.EADDRINUSE:
@@ -484,7 +492,7 @@ class RpcServer:
         loop = asyncio.get_running_loop()
         if os.path.exists(path):
             os.unlink(path)
-        server = await loop.create_unix_server(self._protocol, path)
+        server = await loop.create_unix_server(lambda: self._protocol("unix"), path)
         os.chmod(path, 0o600)
         self._servers.append(server)
 
