@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +197,24 @@ def test_a_flood_on_the_tcp_port_leaves_local_clients_served(cluster):
     finally:
         for sock in flood:
             sock.close()
+
+
+def test_only_a_node_speaks_for_itself(cluster):
+    """A heartbeat for a real node from another (authenticated) connection is ignored: it
+    cannot make the cluster believe in resources that are not there."""
+    worker = current_worker()
+    before = manta.available_resources().get("CPU")
+
+    async def spoof() -> None:
+        conn = await _connect(worker.session.gcs_address)
+        conn.notify(m.Heartbeat(worker.node_id, {"CPU": 1000.0}, [], [], None))
+        conn.notify(m.Heartbeat(worker.node_id, {"CPU": -5.0}, [], [], None))
+        await asyncio.sleep(0.5)
+        conn.close()
+
+    asyncio.run(spoof())
+    assert manta.available_resources().get("CPU") == before
+    log = Path(worker.session.session_dir, "logs", "gcs.err").read_text()
+    assert f"ignored a heartbeat for node {worker.node_id.hex()[:8]}" in log
+    assert manta.cluster_resources()["CPU"] == 2.0
+    _still_serving()

@@ -84,6 +84,23 @@ def from_unit_map(units: Mapping[str, int]) -> dict[str, float]:
     return {name: from_units(v) for name, v in units.items()}
 
 
+def check_amounts(amounts: Mapping[str, float], what: str) -> None:
+    """Raise ValueError unless ``amounts`` maps resource names to finite amounts >= 0 (what
+    a node reports it has: any such amount, unlike a request)."""
+    if not isinstance(amounts, Mapping):
+        raise ValueError(f"{what}: expected a map of resource amounts, got {type(amounts).__name__}")
+    for name, value in amounts.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{what}: resource names must be non-empty strings, got {name!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(f"{what}: the amount of {name!r} must be a finite number >= 0, got {value!r}")
+
+
 def validate_request(amounts: Mapping[str, float], what: str = "resources") -> None:
     """Raise ValueError for a request no scheduler could ever interpret."""
     for name, value in amounts.items():

@@ -15,6 +15,8 @@ from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
 from manta._private.common.ids import JobID, NodeID, PlacementGroupID
 from manta._private.common.placement import NodeEntry
+from manta._private.common.ratelimit import RateLimitedLog
+from manta._private.common.resources import check_amounts
 from manta._private.gcs.actor_manager import NodeView
 from manta._private.gcs.actor_shell import ActorDirector
 from manta._private.gcs.node_manager import NodeManager, NodeRecord
@@ -26,6 +28,8 @@ from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, Dispatcher, RpcServer
 
 logger = logging.getLogger(__name__)
+# Messages ignored because of who sent them: logged, but a flood cannot fill the disk.
+_IGNORED = RateLimitedLog(time.monotonic)
 
 _JOBS = "jobs"
 _META = "meta"
@@ -180,6 +184,16 @@ class GcsService:
         self._node_died(msg.node_id, msg.reason)
 
     def _h_heartbeat(self, conn: Connection, msg: m.Heartbeat) -> None:
+        if self._conn_of_node.get(msg.node_id) is not conn:
+            # Only a node speaks for itself: from anyone else (or before it registered)
+            # a heartbeat is ignored.
+            _IGNORED.log(logger, f"ignored a heartbeat for node {msg.node_id.hex()[:8]} from {conn.peer}")
+            return
+        check_amounts(msg.available, "heartbeat available")
+        if msg.total is not None:
+            check_amounts(msg.total, "heartbeat total")
+        for shape in (*msg.pending, *msg.infeasible):
+            check_amounts(shape, "heartbeat demand")
         record = self.nodes.nodes.get(msg.node_id)
         before = None if record is None else (record.available, record.total)
         accepted = self.nodes.heartbeat(msg.node_id, msg.available, msg.pending, msg.infeasible, msg.total)

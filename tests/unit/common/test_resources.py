@@ -240,3 +240,20 @@ def test_a_request_inside_a_group_reads_under_its_own_names() -> None:
     assert outside_group(inside) == {"CPU": 1.0, "my_custom": 2.0}  # the bundle marker is dropped
     assert outside_group({group_resource("GPU", "ab12"): 1.0}) == {"GPU": 1.0}  # any bundle
     assert outside_group({"CPU": 2.0, "memory": 5.0}) == {"CPU": 2.0, "memory": 5.0}
+
+
+def test_reported_amounts_are_finite_and_not_negative() -> None:
+    from manta._private.common.resources import check_amounts
+
+    check_amounts({"CPU": 1.5, "GPU": 0.5, "memory": 0}, "report")
+    for bad in (
+        {"CPU": -1.0},
+        {"CPU": float("nan")},
+        {"CPU": float("inf")},
+        {"CPU": True},
+        {"": 1.0},
+        {1: 1.0},
+        [1],
+    ):
+        with pytest.raises(ValueError):
+            check_amounts(bad, "report")  # type: ignore[arg-type]
