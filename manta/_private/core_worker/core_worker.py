@@ -315,9 +315,12 @@ class CoreWorker:
         if self._server is not None:
             self._server.close()
 
-    def _node_connection_lost(self, _conn: Connection) -> None:
+    def _node_connection_lost(self, conn: Connection) -> None:
         if self._closed:
             return
+        handshake = conn.handshake
+        if not handshake.done() or handshake.cancelled() or handshake.exception() is not None:
+            return  # never connected (refused at the handshake): connect() reports why
         if not self.is_driver:
             # Workers live and die with their node daemon.
             os._exit(0)
