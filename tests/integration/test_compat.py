@@ -231,12 +231,7 @@ print("after the env var:", len(seen))
 ray.shutdown()
 """
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "manta.compat.run_as_ray", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    result = run_as_ray([str(script)], tmp_path, timeout=90)
     assert result.returncode == 0, result.stderr
     assert "hooked: [True]" in result.stdout
     assert "after the env var: 1" in result.stdout
