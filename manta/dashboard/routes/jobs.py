@@ -35,33 +35,38 @@ def _error(e: JobError) -> web.Response:
     return json_error(e.status, str(e))
 
 
-def routes(jobs: JobManager) -> list[Route]:
-    async def submit_job(request: web.Request) -> web.Response:
+class _JobRoutes:
+    """The handlers, around the job manager they act on."""
+
+    def __init__(self, jobs: JobManager) -> None:
+        self.jobs = jobs
+
+    async def submit_job(self, request: web.Request) -> web.Response:
         body = await read_json(request, SUBMIT_FIELDS)
         body["submission_id"] = body["submission_id"] or body.pop("job_id")
         if not body["entrypoint"].strip():
             return json_error(400, "entrypoint must be a non-empty shell command")
         try:
-            submission_id = await jobs.submit(body)
+            submission_id = await self.jobs.submit(body)
         except JobError as e:
             return _error(e)
         return json_response({"submission_id": submission_id, "job_id": submission_id})
 
-    async def list_jobs(request: web.Request) -> web.Response:
-        return json_response([d.to_json() for d in await jobs.list_all()])
+    async def list_jobs(self, request: web.Request) -> web.Response:
+        return json_response([d.to_json() for d in await self.jobs.list_all()])
 
-    async def get_job_info(request: web.Request) -> web.Response:
+    async def get_job_info(self, request: web.Request) -> web.Response:
         try:
-            return json_response((await jobs.get_linked(request.match_info["job_id"])).to_json())
+            return json_response((await self.jobs.get_linked(request.match_info["job_id"])).to_json())
         except JobError as e:
             return _error(e)
 
-    async def get_job_logs(request: web.Request) -> web.Response:
+    async def get_job_logs(self, request: web.Request) -> web.Response:
         try:
-            details = await jobs.get(request.match_info["job_id"])
+            details = await self.jobs.get(request.match_info["job_id"])
         except JobError as e:
             return _error(e)
-        data, omitted = await jobs.read_tail(details, MAX_LOG_BYTES, TAIL_CHUNK)
+        data, omitted = await self.jobs.read_tail(details, MAX_LOG_BYTES, TAIL_CHUNK)
         text = data.decode(errors="replace")
         if omitted:
             text = (
@@ -70,9 +75,9 @@ def routes(jobs: JobManager) -> list[Route]:
             )
         return json_response({"logs": text})
 
-    async def tail_job_logs(request: web.Request) -> web.StreamResponse:
+    async def tail_job_logs(self, request: web.Request) -> web.StreamResponse:
         try:
-            details = await jobs.get(request.match_info["job_id"])
+            details = await self.jobs.get(request.match_info["job_id"])
         except JobError as e:
             return _error(e)
         ws = web.WebSocketResponse(heartbeat=30)
@@ -84,7 +89,7 @@ def routes(jobs: JobManager) -> list[Route]:
         reader = asyncio.ensure_future(ws.receive())
         try:
             while not ws.closed:
-                chunk = await jobs.read_log(details, offset, TAIL_CHUNK)
+                chunk = await self.jobs.read_log(details, offset, TAIL_CHUNK)
                 if chunk:
                     offset += len(chunk)
                     text = decoder.decode(chunk)
@@ -98,7 +103,7 @@ def routes(jobs: JobManager) -> list[Route]:
                     break
                 if done:
                     reader = asyncio.ensure_future(ws.receive())
-                details = await jobs.get(details.submission_id or "")
+                details = await self.jobs.get(details.submission_id or "")
         except (ConnectionResetError, JobError):
             pass
         finally:
@@ -106,33 +111,38 @@ def routes(jobs: JobManager) -> list[Route]:
             await ws.close()
         return ws
 
-    async def stop_job(request: web.Request) -> web.Response:
+    async def stop_job(self, request: web.Request) -> web.Response:
         try:
-            return json_response({"stopped": await jobs.stop(request.match_info["job_id"])})
+            return json_response({"stopped": await self.jobs.stop(request.match_info["job_id"])})
         except JobError as e:
             return _error(e)
 
-    async def delete_job(request: web.Request) -> web.Response:
+    async def delete_job(self, request: web.Request) -> web.Response:
         try:
-            return json_response({"deleted": await jobs.delete(request.match_info["job_id"])})
+            return json_response({"deleted": await self.jobs.delete(request.match_info["job_id"])})
         except JobError as e:
             return _error(e)
 
+
+def routes(jobs: JobManager) -> list[Route]:
+    h = _JobRoutes(jobs)
     found = {200: "OK", 404: "no such job"}
     return [
         Route(
             "POST",
             "/api/jobs/",
-            submit_job,
+            h.submit_job,
             "Submit a job.",
             "submit",
             SUBMIT_FIELDS,
             {200: "OK", 409: "id taken"},
         ),
-        Route("GET", "/api/jobs/", list_jobs, "List jobs."),
-        Route("GET", "/api/jobs/{job_id}", get_job_info, "A job's details.", responses=found),
-        Route("GET", "/api/jobs/{job_id}/logs", get_job_logs, "A job's log so far.", responses=found),
-        Route("GET", "/api/jobs/{job_id}/logs/tail", tail_job_logs, "Follow a job's log.", websocket=True),
-        Route("POST", "/api/jobs/{job_id}/stop", stop_job, "Stop a job.", "submit", responses=found),
-        Route("DELETE", "/api/jobs/{job_id}", delete_job, "Delete an ended job.", "submit", responses=found),
+        Route("GET", "/api/jobs/", h.list_jobs, "List jobs."),
+        Route("GET", "/api/jobs/{job_id}", h.get_job_info, "A job's details.", responses=found),
+        Route("GET", "/api/jobs/{job_id}/logs", h.get_job_logs, "A job's log so far.", responses=found),
+        Route("GET", "/api/jobs/{job_id}/logs/tail", h.tail_job_logs, "Follow a job's log.", websocket=True),
+        Route("POST", "/api/jobs/{job_id}/stop", h.stop_job, "Stop a job.", "submit", responses=found),
+        Route(
+            "DELETE", "/api/jobs/{job_id}", h.delete_job, "Delete an ended job.", "submit", responses=found
+        ),
     ]
