@@ -28,10 +28,17 @@ async def _pick_up_jobs(jobs: JobManager, session_dir: str) -> None:
     # The cluster's address file appears once every daemon of the head is up.
     while not os.path.exists(os.path.join(session_dir, ADDRESS_FILE)):
         await asyncio.sleep(0.1)
-    try:
-        await jobs.start()
-    except Exception:
-        logger.exception("could not pick up the jobs that were running")
+    delay = 1.0
+    while True:  # the gcs may be restarting too: keep trying, less and less often
+        try:
+            await jobs.start()
+            return
+        except Exception as e:
+            logger.warning(
+                "could not pick up the jobs that were running (%s); trying again in %.0f s", e, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
 
 
 def main() -> None:

@@ -83,8 +83,9 @@ class JobManager:
         if not await self._any_records():
             return
         for info in await self.list_records():
-            if not info.status.is_terminal() and info.submission_id:
-                self._watchers[info.submission_id] = asyncio.ensure_future(self._rewatch(info.submission_id))
+            sid = info.submission_id
+            if not info.status.is_terminal() and sid and sid not in self._watchers:
+                self._watchers[sid] = asyncio.ensure_future(self._rewatch(sid))
 
     async def _any_records(self) -> bool:
         from manta._private.common.config import Config
