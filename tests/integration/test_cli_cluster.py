@@ -298,3 +298,23 @@ def test_a_driver_with_the_wrong_token_is_told_so_and_nothing_else(hosts) -> Non
         result.stdout
     )
     assert "the cluster is gone" not in result.stderr and "not running" not in result.stderr, result.stderr
+
+
+def test_the_token_never_appears_on_a_command_line(hosts) -> None:
+    """Every local user can read process command lines: a node joined with MANTA_AUTH_TOKEN
+    set must not pass it on to its daemons or workers there."""
+    head_dir, worker_dir = hosts
+    assert manta_cli(["start", "--head", "--port", "0"], head_dir).returncode == 0
+    session, info = session_info(head_dir)
+    with open(os.path.join(session, "token")) as f:
+        token = f.read().strip()
+    joined = manta_cli(
+        ["start", "--address", info["gcs_address"], "--num-cpus", "1"], worker_dir, MANTA_AUTH_TOKEN=token
+    )
+    assert joined.returncode == 0, joined.stderr
+    pids = daemon_pids(head_dir) + daemon_pids(worker_dir)
+    procs = [psutil.Process(p) for p in pids]
+    everything = procs + [c for p in procs for c in p.children(recursive=True)]
+    assert len(everything) >= 6
+    for proc in everything:
+        assert token not in " ".join(proc.cmdline()), proc.cmdline()[:3]

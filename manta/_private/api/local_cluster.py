@@ -98,7 +98,9 @@ class LocalCluster:
         common: dict[str, str | None] = {
             "session-dir": self.session_dir,
             "host": host,
-            "config": json.dumps(self.config.to_dict()),
+            # Command lines are readable by every local user: never put the token there
+            # (daemons read it from the session directory, mode 0600).
+            "config": json.dumps(self.config.replace(auth_token="").to_dict()),
         }
         if not self.detached:
             common["lifeline-fd"] = str(lifeline_r)
