@@ -266,14 +266,10 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 
 def _resolve_address(address: str | None) -> tuple[str, str | None]:
     """The dashboard's base url, and the local session directory serving it (if any)."""
-    from manta._private.common.config import Config
+    from manta._private.common.config import Config, ray_jobs_address
 
     if address in (None, "", "auto"):
-        address = (
-            Config.from_env().address
-            or os.environ.get("RAY_API_SERVER_ADDRESS", "")
-            or os.environ.get("RAY_ADDRESS", "")
-        )
+        address = Config.from_env().address or ray_jobs_address()
     if address in ("", "auto", "local"):
         return _local_dashboard()
     assert address is not None

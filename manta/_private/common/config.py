@@ -191,6 +191,12 @@ _RAY_SETTINGS: dict[str, tuple[str, float]] = {
 }
 
 
+def ray_jobs_address(environ: dict[str, str] | None = None) -> str:
+    """Where Ray's job tools look for the jobs API when Manta's MANTA_ADDRESS is unset."""
+    env = os.environ if environ is None else environ
+    return env.get("RAY_API_SERVER_ADDRESS", "") or env.get("RAY_ADDRESS", "")
+
+
 def env_name(name: str) -> str:
     """The environment variable that sets ``name``."""
     return "MANTA_" + name.upper()
