@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from pathlib import Path
@@ -216,4 +217,38 @@ def test_only_a_node_speaks_for_itself(cluster):
     log = Path(worker.session.session_dir, "logs", "gcs.err").read_text()
     assert f"ignored a heartbeat for node {worker.node_id.hex()[:8]}" in log
     assert manta.cluster_resources()["CPU"] == 2.0
+    _still_serving()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
+def test_another_local_user_is_refused_on_the_unix_socket(cluster, tmp_path):
+    """The sockets are 0600, so only root could let another user in: opened up here on
+    purpose, the daemon still refuses a peer of another uid before its first byte."""
+    import subprocess
+    import sys
+
+    worker = current_worker()
+    path = worker.session.gcs_address.split(":", 1)[1]
+    # Let the other user reach the socket: its directories are 0700 too.
+    opened = [path, *(d for d in Path(path).parents if not os.stat(d).st_mode & 0o001)]
+    modes = {p: os.stat(p).st_mode & 0o777 for p in map(str, opened)}
+    for p in modes:
+        os.chmod(p, modes[p] | (0o666 if p == path else 0o711))
+    try:
+        code = (
+            "import os, socket, sys\n"
+            "os.setgid(65534); os.setuid(65534)\n"
+            "s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])\n"
+            "print('closed' if s.recv(1) == b'' else 'open')\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code, path], capture_output=True, text=True, timeout=30
+        )
+    finally:
+        for p, mode in modes.items():
+            os.chmod(p, mode)
+    # Closed at once: a peer let in would have been given 10 s to shake hands (the client
+    # waits 5), and nothing else refuses a lone new connection. (The log line may be
+    # rate-limited away after the floods above.)
+    assert result.stdout.strip() == "closed", result.stderr
     _still_serving()

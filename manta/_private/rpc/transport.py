@@ -140,6 +140,11 @@ class Connection(asyncio.Protocol):
                 logger, f"refusing connection from {self.peer}: too many unauthenticated connections"
             )
             self.close()
+        elif (uid := foreign_local_user(sock)) is not None:
+            _REFUSALS.log(
+                logger, f"refusing connection from {self.peer}: another user (uid {uid}) on this host"
+            )
+            self.close()
         else:
             self._loop.call_later(HANDSHAKE_TIMEOUT_S, self._handshake_deadline)
 
@@ -390,21 +395,35 @@ def _remote_error(body: Any) -> Exception:
     return RemoteError(str(type_name), str(text), str(tb))
 
 
+def _peer_credentials(sock: Any) -> tuple[int, int] | None:
+    """(pid, uid) of the process at the other end of a Unix socket, where the OS says."""
+    if sock is None or getattr(sock, "family", None) != socket.AF_UNIX or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    except OSError:
+        return None
+    pid, uid, _gid = (int.from_bytes(creds[i : i + 4], "little") for i in (0, 4, 8))
+    return pid, uid
+
+
 def _format_peer(peername: Any, sock: Any = None) -> str:
     if isinstance(peername, tuple) and len(peername) >= 2:
         return f"{peername[0]}:{peername[1]}"
-    if (
-        sock is not None
-        and getattr(sock, "family", None) == socket.AF_UNIX
-        and hasattr(socket, "SO_PEERCRED")
-    ):
-        try:
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-            pid, uid, _gid = (int.from_bytes(creds[i : i + 4], "little") for i in (0, 4, 8))
-            return f"unix-socket peer pid={pid} uid={uid}"
-        except OSError:
-            pass
+    creds = _peer_credentials(sock)
+    if creds is not None:
+        return f"unix-socket peer pid={creds[0]} uid={creds[1]}"
     return str(peername) if peername else "unix-socket peer"
+
+
+def foreign_local_user(sock: Any) -> int | None:
+    """The uid of a Unix-socket peer that is another (non-root) user, else None. Sockets
+    are made 0600, so only root could connect as someone else; checked anyway, before the
+    peer may say anything."""
+    creds = _peer_credentials(sock)
+    if creds is None or creds[1] in (os.getuid(), 0):
+        return None
+    return creds[1]
 
 
 def _port_holder(port: int) -> str:
