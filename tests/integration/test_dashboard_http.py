@@ -17,11 +17,22 @@ from tests.polling import wait_until
 
 
 @pytest.fixture(scope="module")
-def head():
-    context = manta.init(num_cpus=1, include_dashboard=True)
-    token = Path(context["session_dir"], "token").read_text().strip()
-    yield {"url": "http://" + context.dashboard_url, "token": token, "session_dir": context["session_dir"]}
-    manta.shutdown()
+def head(tmp_path_factory: pytest.TempPathFactory):
+    # Jobs without a working_dir run in the directory the cluster was started from, and the
+    # fuzzer's jobs run random text as shell commands (one wrote a file): start it elsewhere.
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("jobs_cwd"))
+    try:
+        context = manta.init(num_cpus=1, include_dashboard=True)
+        token = Path(context["session_dir"], "token").read_text().strip()
+        yield {
+            "url": "http://" + context.dashboard_url,
+            "token": token,
+            "session_dir": context["session_dir"],
+        }
+        manta.shutdown()
+    finally:
+        os.chdir(here)
 
 
 def submitted_jobs(head: dict[str, str]) -> list[dict]:
