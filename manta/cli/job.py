@@ -215,12 +215,13 @@ def list_jobs(address: str | None, token_file: str | None, as_json: bool) -> Non
         click.echo(json.dumps([j.to_json() for j in jobs], indent=2))
         return
     jobs.sort(key=lambda j: j.start_time or 0)
-    rows = [("SUBMISSION ID", "STATUS", "STARTED", "ENTRYPOINT")]
+    rows = [("SUBMISSION ID (or DRIVER JOB ID)", "STATUS", "STARTED", "ENTRYPOINT")]
     for j in jobs:
         started = (
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.start_time / 1000)) if j.start_time else "-"
         )
-        rows.append((j.submission_id or "-", j.status.value, started, _shorten(j.entrypoint, 60)))
+        name = j.submission_id or f"driver {j.job_id}"
+        rows.append((name, j.status.value, started, _shorten(j.entrypoint, 60)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(r[:3], widths, strict=True)) + "  " + r[3])

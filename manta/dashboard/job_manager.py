@@ -15,14 +15,13 @@ import concurrent.futures
 import json
 import logging
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
 from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE
 from manta._private.common.session import ADDRESS_FILE, read_token
 from manta.dashboard import job_state
-from manta.dashboard.job_supervisor import kill_group, read_job_log, read_range
+from manta.dashboard.job_supervisor import advance_record, kill_group, read_job_log, read_range
 from manta.job_submission.models import JobDetails, JobErrorType, JobInfo, JobStatus, JobType
 
 logger = logging.getLogger("manta.dashboard")
@@ -43,13 +42,10 @@ class JobError(Exception):
 
 
 class JobManager:
-    def __init__(
-        self, session_dir: str, start_timeout_s: float = 900.0, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, session_dir: str, start_timeout_s: float = 900.0) -> None:
         self._session_dir = session_dir
         self._start_timeout_s = start_timeout_s
         self._cluster_address = ""  # the gcs address the drivers of jobs join, once connected
-        self._clock = clock
         # Every call into the (blocking) driver API runs on this one thread, in order.
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="manta-jobs")
         self._connected = False
@@ -136,14 +132,6 @@ class JobManager:
             namespace=job_state.KV_NAMESPACE,
         )
         return overwrite or not existed
-
-    def _advance(self, submission_id: str, status: JobStatus, **changes: Any) -> None:
-        info = self._read(submission_id)
-        if info is None:
-            return
-        new = job_state.advance(info, status, int(self._clock() * 1000), **changes)
-        if new is not None:
-            self._write(submission_id, new)
 
     @staticmethod
     def _details(submission_id: str, info: JobInfo) -> JobDetails:
@@ -235,7 +223,7 @@ class JobManager:
             handle, run_ref = await self._call(self._launch, submission_id, info)
         except Exception as e:
             await self._call(
-                self._advance,
+                advance_record,
                 submission_id,
                 JobStatus.FAILED,
                 message=f"Failed to start the job's supervisor: {e}",
@@ -263,6 +251,7 @@ class JobManager:
         ended = asyncio.ensure_future(_awaited(done))
         try:
             if not await self._started_in_time(submission_id, ended):
+                ended.cancel()
                 changes = {
                     "message": f"Job did not start within {self._start_timeout_s:g} s: no node could give it "
                     "the resources it asked for, or its runtime environment took too long to set up.",
@@ -286,7 +275,7 @@ class JobManager:
         except Exception as e:
             changes = {"message": f"Job supervisor failed: {e}"}
         if changes is not None:
-            await self._call(self._advance, submission_id, JobStatus.FAILED, **changes)
+            await self._call(advance_record, submission_id, JobStatus.FAILED, **changes)
         self._watchers.pop(submission_id, None)
         await self._call(_kill_quietly, handle)
         if changes is not None:  # its supervisor is gone: end what it had started
@@ -328,7 +317,7 @@ class JobManager:
         handle = await self._call(_find_supervisor, submission_id)
         if handle is None:
             await self._call(
-                self._advance,
+                advance_record,
                 submission_id,
                 JobStatus.FAILED,
                 message="Job supervisor actor is gone: it ended while the dashboard was down.",
@@ -354,7 +343,7 @@ class JobManager:
             # Not started yet (its supervisor is still being placed or set up), or the
             # supervisor is unresponsive: end it, entrypoint included (it dies with it).
             await self._call(
-                self._advance, submission_id, JobStatus.STOPPED, message="Job was intentionally stopped."
+                advance_record, submission_id, JobStatus.STOPPED, message="Job was intentionally stopped."
             )
             if handle is not None:
                 await self._call(_kill_quietly, handle)
@@ -377,13 +366,14 @@ class JobManager:
             job_state.record_key(submission_id),
             namespace=job_state.KV_NAMESPACE,
         )
-        remaining = [d.runtime_env for d in await self.list_records()]
-        if await self._drivers_may_use_packages():
-            return True  # collected at a later delete, when no running driver might share one
-        for uri in job_state.unused_packages(info.runtime_env, remaining):
-            await self._call(
-                internal_kv._internal_kv_del, uri.split("://", 1)[1], namespace=PACKAGE_KV_NAMESPACE
-            )
+        # A running driver that ships code of its own may share a package (drivers upload
+        # by content too): then the packages wait for a later delete.
+        if not await self._drivers_may_use_packages():
+            remaining = [d.runtime_env for d in await self.list_records()]
+            for uri in job_state.unused_packages(info.runtime_env, remaining):
+                await self._call(
+                    internal_kv._internal_kv_del, uri.split("://", 1)[1], namespace=PACKAGE_KV_NAMESPACE
+                )
         try:
             os.unlink(self._local_log(submission_id))
         except OSError:

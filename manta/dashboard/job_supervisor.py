@@ -49,8 +49,9 @@ def entrypoint_env(
     return env
 
 
-def _kv_update(submission_id: str, status: JobStatus, **changes: Any) -> bool:
-    """Move the job's record to ``status``; False when it may not (it ended already)."""
+def advance_record(submission_id: str, status: JobStatus, **changes: Any) -> bool:
+    """Move the job's record to ``status`` (in the gcs); False when it may not (it ended
+    already, or was deleted). The supervisor and the dashboard both change records so."""
     from manta.experimental import internal_kv
 
     key = job_state.record_key(submission_id)
@@ -186,7 +187,9 @@ class JobSupervisor:
         return await asyncio.shield(self._final)
 
     async def _run(self, runtime_env: dict[str, Any] | None) -> str:
-        if not await asyncio.to_thread(_kv_update, self._id, JobStatus.RUNNING, driver_node_id=self._node_id):
+        if not await asyncio.to_thread(
+            advance_record, self._id, JobStatus.RUNNING, driver_node_id=self._node_id
+        ):
             return JobStatus.STOPPED.value  # stopped (or deleted) before it could start
         env = entrypoint_env(
             dict(os.environ), self._session_dir, self._cluster_address, self._id, runtime_env
@@ -204,7 +207,7 @@ class JobSupervisor:
                 )
             except OSError as e:
                 await asyncio.to_thread(
-                    _kv_update,
+                    advance_record,
                     self._id,
                     JobStatus.FAILED,
                     message=f"the entrypoint could not be started: {e}",
@@ -236,7 +239,7 @@ class JobSupervisor:
                     "error_type": JobErrorType.JOB_ENTRYPOINT_COMMAND_ERROR.value,
                 },
             )
-        await asyncio.to_thread(_kv_update, self._id, status, driver_exit_code=code, **changes)
+        await asyncio.to_thread(advance_record, self._id, status, driver_exit_code=code, **changes)
         return status.value
 
     async def stop(self) -> bool:

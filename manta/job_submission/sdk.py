@@ -17,12 +17,11 @@ address. Ray's dashboard has no token; Manta's refuses every request without one
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from manta.job_submission.models import JobDetails, JobStatus
@@ -148,7 +147,8 @@ class JobSubmissionClient:
         return _details(self._get(_job_path(job_id)))
 
     def list_jobs(self) -> list[JobDetails]:
-        """Every job the cluster knows, submitted through this API."""
+        """Every job the cluster knows: those submitted through this API, and drivers
+        started by hand (``type`` DRIVER), as Ray lists them."""
         return [_details(d) for d in self._get("/api/jobs/")]
 
     def get_job_status(self, job_id: str) -> JobStatus:
@@ -275,7 +275,9 @@ def _resolve_address(address: str | None) -> tuple[str, str | None]:
     assert address is not None
     url = _normalize(address)
     endpoint = _endpoint(url)
-    sessions = list(_local_sessions())
+    from manta._private.api.discovery import running_sessions
+
+    sessions = list(running_sessions(Config.from_env()))
     for session_dir, info in sessions:
         if _same_endpoint(endpoint, _endpoint("http://" + info.get("dashboard_url", ""))):
             return url, session_dir
@@ -315,27 +317,15 @@ def _same_endpoint(a: tuple[str, int | None], b: tuple[str, int | None]) -> bool
     return a[0] == b[0] or (a[0] in _LOCAL_HOSTS and b[0] in _LOCAL_HOSTS)
 
 
-def _local_sessions() -> Iterator[tuple[str, dict[str, Any]]]:
-    """Running sessions on this host, newest first, with their address files."""
-    from manta._private.api.discovery import _address_info, _running, _session_names
-    from manta._private.common.config import Config
-
-    tmpdir = Config.from_env().tmpdir
-    for name in sorted(_session_names(tmpdir), reverse=True):
-        session_dir = os.path.join(tmpdir, name)
-        info = _address_info(session_dir)
-        if info is not None and _running(info):
-            yield session_dir, info
-
-
 def _local_dashboard() -> tuple[str, str]:
-    from manta._private.api.discovery import _address_info, latest_cluster
+    from manta._private.api.discovery import latest_cluster, running_sessions
     from manta._private.common.config import Config
 
-    session_dir = latest_cluster(Config.from_env())
+    config = Config.from_env()
+    session_dir = latest_cluster(config)
     if session_dir is None:
         raise ConnectionError(f"no Manta cluster is running on this host to submit jobs to; {_HOW_TO_SET}")
-    url = (_address_info(session_dir) or {}).get("dashboard_url")
+    url = dict(running_sessions(config)).get(session_dir, {}).get("dashboard_url")
     if not url:
         raise ConnectionError(
             f"the Manta cluster running on this host ({session_dir}) has no dashboard: start it "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import psutil
@@ -58,18 +59,20 @@ def latest_cluster(config: Config) -> str | None:
     inspect: one `manta start` began, or a driver's private one (as `ray status` finds the
     cluster of a `ray.init()`); nodes that joined a cluster count only when `manta start`
     recorded them. None when nothing runs."""
-    found = []
     current = current_cluster()
-    for name in _session_names(config.tmpdir):
-        path = os.path.join(config.tmpdir, name)
-        info = _address_info(path)
-        if info is None or not _running(info):
-            continue
-        if info.get("role") == "head" or path == current:
-            found.append(path)
+    found = [path for path, info in running_sessions(config) if info.get("role") == "head" or path == current]
     # The token is written once, as the session starts (address.json is rewritten when a
     # daemon restarts): its age orders the sessions.
     return max(found, key=_started_at, default=None)
+
+
+def running_sessions(config: Config) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The sessions of this host whose daemons run, newest first, with their address files."""
+    for name in sorted(_session_names(config.tmpdir), reverse=True):
+        path = os.path.join(config.tmpdir, name)
+        info = _address_info(path)
+        if info is not None and _running(info):
+            yield path, info
 
 
 def _session_names(tmpdir: str) -> list[str]:

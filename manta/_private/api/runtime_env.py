@@ -36,4 +36,15 @@ def resolve(worker: CoreWorker, env: dict[str, Any] | None) -> dict[str, Any] | 
 
 
 def for_submission(worker: CoreWorker, own: dict[str, Any] | None) -> dict[str, Any] | None:
-    return resolving.merge(worker.job_runtime_env, resolve(worker, own))
+    """The env a submission carries. On the submit path: the result for the same two env
+    objects (a function's options, its job's env) is reused, not worked out per task."""
+    if not own:
+        return worker.job_runtime_env
+    inherited = worker.job_runtime_env
+    last = worker.submission_envs.get(id(own))
+    if last is not None and last[0] is own and last[1] is inherited:
+        return last[2]
+    merged = resolving.merge(inherited, resolve(worker, own))
+    # The objects themselves are kept, so their ids are not reused while cached.
+    worker.submission_envs[id(own)] = (own, inherited, merged)
+    return merged

@@ -114,6 +114,9 @@ class CoreWorker:
         # Runtime envs given to submissions, resolved for the cluster (directories
         # uploaded), by their JSON: a directory is packed once per process.
         self.resolved_runtime_envs: dict[str, Any] = {}
+        # id(own env) -> (own env, inherited env, what a submission carries): see
+        # api/runtime_env.for_submission.
+        self.submission_envs: dict[int, tuple[Any, Any, Any]] = {}
         self._applied_env: str | None = None
         self.memory_store = MemoryStore()
         self.references = ReferenceCounter()
