@@ -223,7 +223,7 @@ def _namespace(namespace: str | None, job_config: Any) -> str:
 def _job_settings(
     job_config: Any, runtime_env: dict[str, Any] | None, submission_id: str = ""
 ) -> dict[str, Any]:
-    """What the job is registered with: ``init``'s runtime_env (else the JobConfig's), the
+    """What the job is registered with: its runtime env (see ``_job_runtime_env``), the
     JobConfig's code search path ahead of the driver's sys.path, its metadata, and the
     submitted job it runs for (if any)."""
     settings: dict[str, Any] = {"runtime_env": runtime_env, "entrypoint": " ".join(sys.argv)}
@@ -231,8 +231,6 @@ def _job_settings(
         settings["submission_id"] = submission_id
     if job_config is None:
         return settings
-    if runtime_env is None:
-        settings["runtime_env"] = getattr(job_config, "runtime_env", None)
     search = [os.path.abspath(p) for p in getattr(job_config, "code_search_path", [])]
     if search:
         settings["sys_path"] = search + [p for p in sys.path if p and p not in search]
