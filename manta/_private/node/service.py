@@ -779,7 +779,10 @@ class NodeService:
         if "object_store_memory" in available:
             # Of the amount the node offers (the arena's capacity is that, page-aligned).
             offered = self.scheduler.resources.total_amounts()["object_store_memory"]
-            available["object_store_memory"] = float(max(offered - self.store.statistics().used_bytes, 0))
+            # The allocator's counter, not store statistics (a pass over every object):
+            # this runs at every heartbeat.
+            used = self.store.store.allocator.used_bytes
+            available["object_store_memory"] = float(max(offered - used, 0))
         return available
 
     def _log_loop(self) -> None:
