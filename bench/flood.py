@@ -28,7 +28,7 @@ async def hammer(stop):
     n = 0
     while time.monotonic() < stop:
         try:
-            await connect(f"{host}:{port}", b"wrong", Dispatcher(), role="cli", max_frame_bytes=1 << 16, timeout=2)
+            await connect(f"{host}:{port}", b"wrong", Dispatcher(), kind="cli", max_frame_bytes=1 << 16, timeout=2)
         except Exception:
             n += 1
     return n

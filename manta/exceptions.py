@@ -25,6 +25,7 @@
     ├── AsyncioActorExit
     ├── UnserializableException  a task's exception could not be sent back as itself
     ├── AuthenticationError      a connection was refused at the handshake
+    ├── PermissionDeniedError    the caller's token lacks the role a request needs (also PermissionError)
     ├── VersionMismatchError     peers run incompatible Manta versions
     ├── RpcError                 a transport failure (internal; translated at the edges)
     └── RaySystemError
@@ -74,6 +75,11 @@ class RpcError(RayError):
 
 class AuthenticationError(RayError):
     """The peer refused the connection: the cluster token is missing or wrong."""
+
+
+class PermissionDeniedError(RayError, PermissionError):
+    """The caller's credential is valid but its role does not allow the request (a
+    ``read`` token asking to run code, a user token acting as a node)."""
 
 
 class VersionMismatchError(RayError):

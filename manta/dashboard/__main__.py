@@ -8,12 +8,16 @@ import os
 import signal
 import socket
 import sys
+import time
 
 from aiohttp import web
 
 from manta._private.common import daemon
 from manta._private.common.session import ADDRESS_FILE, read_token
-from manta.dashboard.auth import Authenticator
+from manta._private.rpc import access_messages as a
+from manta._private.rpc.auth import Grant
+from manta.dashboard.auth import Authenticator, allowed_hosts
+from manta.dashboard.gcs_link import GcsLink
 from manta.dashboard.job_manager import JobManager
 from manta.dashboard.routes import all_routes
 from manta.dashboard.server import make_app
@@ -46,9 +50,20 @@ def main() -> None:
     parser.add_argument("--listen-fd", type=int, default=None, help="a listening socket to serve on")
     args = parser.parse_args()
     config, loop = daemon.start(args)
-    auth = Authenticator({read_token(args.session_dir): "admin"})
+    gcs = GcsLink(args.session_dir, config)
+
+    async def ask_gcs(token: bytes) -> Grant | None:
+        answer = await gcs.call(a.VerifyToken(token))
+        return None if answer is None else Grant(*answer)
+
+    auth = Authenticator(read_token(args.session_dir), ask_gcs, time.monotonic)
     jobs = JobManager(args.session_dir, config.job_start_timeout_s)
-    app = make_app(all_routes(jobs, MAX_UPLOAD_BYTES), auth)
+    app = make_app(
+        all_routes(jobs, gcs, MAX_UPLOAD_BYTES),
+        auth,
+        allowed_hosts(config.dashboard_allowed_hosts),
+        gcs.audit,
+    )
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
 
     async def startup() -> int:
@@ -76,6 +91,7 @@ def main() -> None:
     loop.run_until_complete(stopping)
     pick_up.cancel()
     loop.run_until_complete(jobs.close())
+    loop.run_until_complete(gcs.close())
     loop.run_until_complete(runner.cleanup())
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     sys.exit(0)

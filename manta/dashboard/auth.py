@@ -1,44 +1,69 @@
-"""Who is calling: the bearer token decides the role, and refusals are logged without
-letting a flood of them fill the disk."""
+"""Who is calling: the bearer token decides the role. The cluster's own credential is
+``admin`` here; user tokens are checked with the gcs, whose answers are kept for a second
+(a revoked token stops working within that)."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import ipaddress
 import logging
-from dataclasses import dataclass
+import socket
+from collections.abc import Awaitable, Callable
 
-from manta.dashboard.routing import ROLES
+from manta._private.rpc.auth import USER_TOKEN, Grant
 
 logger = logging.getLogger("manta.dashboard")
 
+# How long an answer of the gcs about a token is trusted, and how many are kept.
+CACHE_S = 1.0
+CACHE_SIZE = 4096
 
-@dataclass
+
+def bearer(header: str | None) -> bytes | None:
+    """The token in an ``Authorization: Bearer`` header."""
+    if not header:
+        return None
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return None
+    try:
+        return presented.strip().encode("ascii")
+    except UnicodeError:  # not a token anyone could have been issued
+        return None
+
+
 class Authenticator:
-    """Maps a presented token to its role. Today the cluster token is the only credential
-    and it is ``admin``; scoped tokens are added here, never decided by the client."""
+    def __init__(
+        self,
+        cluster_token: bytes,
+        ask_gcs: Callable[[bytes], Awaitable[Grant | None]],
+        clock: Callable[[], float],
+    ) -> None:
+        self._cluster_token = cluster_token
+        self._ask_gcs = ask_gcs
+        self._clock = clock
+        self._cache: dict[bytes, tuple[Grant | None, float]] = {}
 
-    tokens: dict[bytes, str]
-
-    def role_of(self, header: str | None) -> str | None:
-        if not header:
+    async def grant_of(self, header: str | None) -> Grant | None:
+        """What the request's token grants; raises when the gcs cannot be asked."""
+        token = bearer(header)
+        if token is None:
             return None
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not presented:
+        if hmac.compare_digest(token, self._cluster_token):
+            return Grant("admin", "cluster")
+        if not USER_TOKEN.fullmatch(token.decode()):
             return None
-        try:
-            candidate = presented.strip().encode()
-        except UnicodeError:  # not a token we could have issued
-            return None
-        found = None
-        # Compare with every token in constant time, so timing does not reveal a prefix.
-        for token, role in self.tokens.items():
-            if hmac.compare_digest(candidate, token):
-                found = role
-        return found
-
-
-def allows(role: str, needed: str) -> bool:
-    return ROLES.index(role) >= ROLES.index(needed)
+        key = hashlib.sha256(token).digest()
+        now = self._clock()
+        cached = self._cache.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        grant = await self._ask_gcs(token)
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = (grant, now + CACHE_S)
+        return grant
 
 
 def cross_site(method: str, origin: str | None, fetch_site: str | None, host: str | None) -> bool:
@@ -51,3 +76,29 @@ def cross_site(method: str, origin: str | None, fetch_site: str | None, host: st
     if origin is not None and origin != "null" and host is not None:
         return origin.split("://", 1)[-1] != host
     return origin == "null"
+
+
+def own_host(host_header: str | None, allowed: frozenset[str]) -> bool:
+    """Whether a request's Host names this server: an IP address, localhost, this
+    machine's names, or one the operator allowed. Any other name reached us through DNS
+    that someone else controls (DNS rebinding), and is refused. Browsers always send a
+    Host, so a request without one is no rebinding attack."""
+    if not host_header:
+        return True
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        host = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    return host.rstrip(".") in allowed
+
+
+def allowed_hosts(extra: str) -> frozenset[str]:
+    names = {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
+    names.update(n.strip().lower() for n in extra.split(",") if n.strip())
+    return frozenset(names)

@@ -96,7 +96,7 @@ class JobManager:
             address,
             read_token(self._session_dir),
             Dispatcher(),
-            role="cli",
+            kind="cli",
             max_frame_bytes=config.max_frame_bytes,
         )
         try:

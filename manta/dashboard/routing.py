@@ -12,10 +12,8 @@ from typing import Any
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-# Roles in increasing power; a route names the least it needs. The cluster token is
-# ``admin``; narrower credentials come with the security work (ARCHITECTURE.md §9).
-ROLES = ("read", "submit", "admin")
+# Records an event in the head's audit log: (event, **fields).
+Audit = Callable[..., None]
 
 # Largest JSON body a route accepts (uploads declare their own limit).
 MAX_JSON_BYTES = 1 << 20
@@ -63,7 +61,7 @@ class Route:
     path: str
     handler: Handler
     summary: str
-    role: str = "read"
+    role: str = "read"  # the least role a caller needs (rpc.auth.USER_ROLES)
     body: tuple[Field, ...] | None = None
     # Responses besides 401/403 (added to every route): status -> description.
     responses: dict[int, str] = field(default_factory=lambda: {200: "OK"})
@@ -149,3 +147,8 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def caller(request: web.Request) -> dict[str, str]:
+    """Who made a request, as the audit log records it (set by the auth middleware)."""
+    return {"by": request["token_name"], "role": request["role"], "peer": request.remote or "unknown"}

@@ -1,7 +1,8 @@
 """The aiohttp application: route modules plugged in, cross-cutting rules in middlewares.
 
-Every request is authenticated (bearer token → role) before routing, so an unknown path
-answers 401 to a stranger rather than revealing what exists. Errors are JSON, always:
+Every request is checked before routing — its Host must name this server (DNS
+rebinding), and its bearer token decides its role — so an unknown path answers 401 to a
+stranger rather than revealing what exists. Errors are JSON, always:
 bad input is a 4xx naming the problem, and an unexpected failure is a 500 with a short
 message (the traceback goes to the log, never to the client).
 """
@@ -17,9 +18,10 @@ from typing import Any
 from aiohttp import web
 
 from manta._private.common.ratelimit import RateLimitedLog
+from manta._private.rpc.auth import allows
 from manta.dashboard import openapi
-from manta.dashboard.auth import Authenticator, allows, cross_site
-from manta.dashboard.routing import Handler, Route, json_error, json_response
+from manta.dashboard.auth import Authenticator, cross_site, own_host
+from manta.dashboard.routing import Audit, Handler, Route, json_error, json_response
 
 logger = logging.getLogger("manta.dashboard")
 
@@ -28,20 +30,46 @@ def _peer(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def _middlewares(auth: Authenticator, roles: dict[Handler, str]) -> list[Any]:
+def _host_check(hosts: frozenset[str], refusals: RateLimitedLog) -> Any:
+    @web.middleware
+    async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not own_host(request.headers.get("Host"), hosts):
+            refusals.log(
+                logger, f"refused {request.method} {request.path!r} from {_peer(request)}: foreign Host"
+            )
+            return json_error(
+                421,
+                f"this service does not answer to the host name {request.headers.get('Host')!r}: use its IP "
+                "address, or add the name to MANTA_DASHBOARD_ALLOWED_HOSTS on the head",
+            )
+        return await handler(request)
+
+    return check_host
+
+
+def _middlewares(
+    auth: Authenticator, roles: dict[Handler, str], hosts: frozenset[str], audit: Audit
+) -> list[Any]:
     refusals = RateLimitedLog(time.monotonic)
     failures = RateLimitedLog(time.monotonic)
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        role = auth.role_of(request.headers.get("Authorization"))
-        if role is None:
-            refusals.log(
-                logger, f"refused {request.method} {request.path!r} from {_peer(request)}: no valid token"
+        try:
+            grant = await auth.grant_of(request.headers.get("Authorization"))
+        except Exception as e:
+            failures.log(logger, f"could not check a token with the gcs: {e}")
+            return json_error(
+                503, "the cluster's gcs cannot be reached to check the token; try again shortly"
             )
+        if grant is None:
+            why = f"refused {request.method} {request.path!r} from {_peer(request)}: no valid token"
+            for line in refusals.lines(why):
+                logger.warning("%s", line)
+                audit("auth_failed", peer=_peer(request), reason=line)
             return json_error(
                 401,
-                "authentication required: send the cluster token as 'Authorization: Bearer <token>' "
+                "authentication required: send a token of this cluster as 'Authorization: Bearer <token>' "
                 "(set MANTA_AUTH_TOKEN, or pass --token-file to the CLI)",
             )
         if cross_site(
@@ -53,9 +81,10 @@ def _middlewares(auth: Authenticator, roles: dict[Handler, str]) -> list[Any]:
             return json_error(403, "cross-site requests may not change the cluster")
         route = request.match_info.route
         needed = roles.get(route.handler)  # None: no route matched (404/405 follow)
-        if needed is not None and not allows(role, needed):
-            return json_error(403, f"this request needs the {needed!r} role; your token has {role!r}")
-        request["role"] = role
+        if needed is not None and not allows(grant.role, needed):
+            return json_error(403, f"this request needs the {needed!r} role; your token has {grant.role!r}")
+        request["role"] = grant.role
+        request["token_name"] = grant.name
         return await handler(request)
 
     @web.middleware
@@ -74,14 +103,17 @@ def _middlewares(auth: Authenticator, roles: dict[Handler, str]) -> list[Any]:
             )
             return json_error(500, "internal error; the head's dashboard log has the details")
 
-    return [json_errors, authenticate]
+    return [json_errors, _host_check(hosts, refusals), authenticate]
 
 
-def make_app(routes: Iterable[Route], auth: Authenticator) -> web.Application:
-    """An application serving ``routes`` (each route reads its body with its own limit)."""
+def make_app(
+    routes: Iterable[Route], auth: Authenticator, hosts: frozenset[str], audit: Audit
+) -> web.Application:
+    """An application serving ``routes`` (each route reads its body with its own limit)
+    to callers whose Host is one of ``hosts`` (or an IP address)."""
     routes = list(routes)
     roles = {r.handler: r.role for r in routes}
-    app = web.Application(middlewares=_middlewares(auth, roles))
+    app = web.Application(middlewares=_middlewares(auth, roles, hosts, audit))
     doc = openapi.document(routes)
 
     async def openapi_document(request: web.Request) -> web.Response:

@@ -294,9 +294,7 @@ def test_a_driver_with_the_wrong_token_is_told_so_and_nothing_else(hosts) -> Non
     code = "import manta\ntry:\n    manta.init(address='auto')\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
     env = {**os.environ, "MANTA_TMPDIR": head_dir, "MANTA_AUTH_TOKEN": "wrong"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert result.stdout.startswith("AuthenticationError the cluster token is missing or wrong"), (
-        result.stdout
-    )
+    assert result.stdout.startswith("AuthenticationError the token is missing or wrong"), result.stdout
     assert "the cluster is gone" not in result.stderr and "not running" not in result.stderr, result.stderr
 
 

@@ -20,7 +20,7 @@ from manta._private.rpc.transport import MAX_PENDING_HANDSHAKES, Dispatcher, Rem
 async def _connect(address: str) -> object:
     worker = current_worker()
     assert worker is not None
-    return await connect(address, worker.session.token, Dispatcher(), role="cli", max_frame_bytes=1 << 20)
+    return await connect(address, worker.session.token, Dispatcher(), kind="cli", max_frame_bytes=1 << 20)
 
 
 def _still_serving() -> None:

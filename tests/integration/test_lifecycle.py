@@ -195,7 +195,7 @@ def test_wrong_token_is_refused_and_logged(tmpdir_env):
 
         async def attempt():
             try:
-                await connect(worker.session.gcs_address, b"not-the-token", Dispatcher(), role="cli",
+                await connect(worker.session.gcs_address, b"not-the-token", Dispatcher(), kind="cli",
                               max_frame_bytes=1 << 20)
             except AuthenticationError as e:
                 return f"refused: {e}"
@@ -213,7 +213,7 @@ def test_wrong_token_is_refused_and_logged(tmpdir_env):
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[-2].startswith("refused: the cluster token is missing or wrong")
+    assert lines[-2].startswith("refused: the token is missing or wrong")
     with open(os.path.join(lines[-1], "logs", "gcs.err")) as f:
         log = f.read()
     assert "token is missing or wrong" in log

@@ -22,7 +22,7 @@ class GcsClient:
                 address,
                 token,
                 Dispatcher(),
-                role="cli",
+                kind="cli",
                 max_frame_bytes=self._config.max_frame_bytes,
             )
         )

@@ -53,7 +53,7 @@ async def gather_reports(
         address = "unix:" + info.unix if info.unix else f"{info.host}:{info.port}"
         try:
             conn = await connect(
-                address, token, Dispatcher(), role="cli", max_frame_bytes=config.max_frame_bytes
+                address, token, Dispatcher(), kind="cli", max_frame_bytes=config.max_frame_bytes
             )
         except Exception:
             try:
@@ -61,7 +61,7 @@ async def gather_reports(
                     f"{info.host}:{info.port}",
                     token,
                     Dispatcher(),
-                    role="cli",
+                    kind="cli",
                     max_frame_bytes=config.max_frame_bytes,
                 )
             except ConnectionLost:

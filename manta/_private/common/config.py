@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,10 @@ class Config:
     job_runtime_env: str = ""
     # The cluster token, when it is not in this host's session directory.
     auth_token: str = ""
+    # Host names (comma-separated) the HTTP service answers to besides IP addresses,
+    # localhost and this host's own names: any other Host header is refused, so a web
+    # page cannot reach the service through a DNS name that points at it (DNS rebinding).
+    dashboard_allowed_hosts: str = ""
     # Log level of daemons.
     log_level: str = "INFO"
 

@@ -47,6 +47,7 @@ from manta._private.core_worker.streams import StreamTable
 from manta._private.core_worker.submitter import NormalTaskSubmitter
 from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
+from manta._private.rpc.auth import cluster_only
 from manta._private.rpc.transport import (
     Connection,
     ConnectionLost,
@@ -188,19 +189,22 @@ class CoreWorker:
         cfg = self.config
         token = self.session.token
         self._server = RpcServer(
-            self.dispatcher, token, max_frame_bytes=cfg.max_frame_bytes, ident=bytes(self.worker_id)
+            self.dispatcher,
+            cluster_only(token),
+            max_frame_bytes=cfg.max_frame_bytes,
+            ident=bytes(self.worker_id),
         )
         unix = socket_path(self.session.session_dir, f"w-{self.worker_id.hex()[:16]}")
         await self._server.listen_unix(unix)
         port = await self._server.listen_tcp(self.session.host, 0)
         self.address = m.Address(self.node_id, self.worker_id, self.session.host, port, unix, os.getpid())
-        role = "driver" if self.is_driver else "worker"
+        kind = "driver" if self.is_driver else "worker"
         self.node_conn = await connect_with_retry(
             self.session.node_address,
             token,
             self.dispatcher,
             attempts_s=10.0,
-            role=role,
+            kind=kind,
             ident=bytes(self.worker_id),
             info={"pid": os.getpid()},
             max_frame_bytes=cfg.max_frame_bytes,
@@ -234,7 +238,7 @@ class CoreWorker:
                     self.session.token,
                     self.dispatcher,
                     attempts_s=self.config.gcs_reconnect_timeout_s,
-                    role="driver" if self.is_driver else "worker",
+                    kind="driver" if self.is_driver else "worker",
                     ident=bytes(self.worker_id),
                     max_frame_bytes=self.config.max_frame_bytes,
                     on_close=self._gcs_lost,
@@ -467,7 +471,7 @@ class CoreWorker:
             self._peers = ConnectionPool(
                 self.session.token,
                 self.dispatcher,
-                role="driver" if self.is_driver else "worker",
+                kind="driver" if self.is_driver else "worker",
                 ident=bytes(self.worker_id),
                 max_frame_bytes=self.config.max_frame_bytes,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from manta._private.common import daemon
 from manta._private.common.session import read_token
@@ -18,7 +19,12 @@ def main() -> None:
     parser.add_argument("--storage", default="memory://")
     args = parser.parse_args()
     config, loop = daemon.start(args)
-    service = GcsService(open_storage(args.storage), config, read_token(args.session_dir))
+    service = GcsService(
+        open_storage(args.storage),
+        config,
+        read_token(args.session_dir),
+        os.path.join(args.session_dir, "logs"),
+    )
     port = daemon.run_startup(
         loop, service.start(args.host, args.port, args.unix or None), "starting the gcs"
     )

@@ -238,7 +238,7 @@ class ActorDirector:
         address = f"{action.address.host}:{action.address.port}"
         try:
             conn = await connect(
-                address, self._token, Dispatcher(), role="gcs", max_frame_bytes=self._config.max_frame_bytes
+                address, self._token, Dispatcher(), kind="gcs", max_frame_bytes=self._config.max_frame_bytes
             )
         except Exception:
             await self._worker_lost(action.actor_id, action.generation, action.worker_id)
@@ -259,7 +259,7 @@ class ActorDirector:
         address = f"{grant.address.host}:{grant.address.port}"
         try:
             conn = await connect(
-                address, self._token, Dispatcher(), role="gcs", max_frame_bytes=self._config.max_frame_bytes
+                address, self._token, Dispatcher(), kind="gcs", max_frame_bytes=self._config.max_frame_bytes
             )
             self._worker_conns[action.actor_id] = conn  # closed if its node is declared dead
             reply = await conn.call(m.CreateActor(action.spec, grant.lease_id, grant.instance_ids))

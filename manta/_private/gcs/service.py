@@ -17,8 +17,10 @@ from manta._private.common.ids import JobID, NodeID, PlacementGroupID
 from manta._private.common.placement import NodeEntry
 from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.common.resources import check_amounts
+from manta._private.gcs.access_shell import AccessService, who
 from manta._private.gcs.actor_manager import NodeView
 from manta._private.gcs.actor_shell import ActorDirector
+from manta._private.gcs.audit import AuditLog
 from manta._private.gcs.node_manager import NodeManager, NodeRecord
 from manta._private.gcs.pg_shell import PlacementGroupDirector
 from manta._private.gcs.pubsub import Subscriptions
@@ -37,17 +39,19 @@ _NODES = "nodes"
 
 
 class GcsService:
-    def __init__(self, storage: Storage, config: Config, token: bytes) -> None:
+    def __init__(self, storage: Storage, config: Config, token: bytes, audit_dir: str) -> None:
         self.storage = storage
         self.config = config
         self.nodes = NodeManager(SystemClock(), config.node_timeout_s)
         self.subs: Subscriptions[Connection] = Subscriptions()
         self.dispatcher = Dispatcher()
+        self.access = AccessService(storage, token, AuditLog(audit_dir, SystemClock()), SystemClock())
         self.server = RpcServer(
             self.dispatcher,
-            token,
+            self.access.verify,
             max_frame_bytes=config.max_frame_bytes,
             on_disconnect=self._on_disconnect,
+            on_refused=self.access.audit.refused,
         )
         self._node_conns: dict[Connection, NodeID] = {}
         self._conn_of_node: dict[NodeID, Connection] = {}
@@ -81,6 +85,7 @@ class GcsService:
         self._stopping = True
         self.server.close()
         self.storage.close()
+        self.access.audit.close()
 
     def _restore(self) -> None:
         """Take back what a previous gcs stored (durable storage): nodes it knew get a
@@ -145,6 +150,13 @@ class GcsService:
         )
         self.actors.register_handlers(d)
         self.pgs.register_handlers(d)
+        self.access.register_handlers(d)
+        self.access.audit_named_lookups(d, self._namespace_of)
+
+    def _namespace_of(self, conn: Connection) -> str | None:
+        job_id = self._driver_jobs.get(conn)
+        info = None if job_id is None else self._job(job_id)
+        return None if info is None else info.namespace
 
     def _h_register_node(self, conn: Connection, msg: m.RegisterNode) -> None:
         known = self.nodes.nodes.get(msg.info.node_id)
@@ -159,6 +171,7 @@ class GcsService:
         self._node_conns[conn] = msg.info.node_id
         self._conn_of_node[msg.info.node_id] = conn
         logger.info("node %s joined from %s", msg.info.node_id.hex()[:8], conn.peer)
+        self.access.audit.record("node_join", **who(conn), node_id=msg.info.node_id.hex())
         self._publish("nodes", b"", self._state(record))
         self._awaiting_nodes.discard(msg.info.node_id)
         self.actors.node_registered(msg.info.node_id)
@@ -296,6 +309,9 @@ class GcsService:
         """Nodes were found dead: say so, and let pending actors go elsewhere."""
         for record in records:
             logger.warning("node %s is dead: %s", record.info.node_id.hex()[:8], record.death_reason)
+            self.access.audit.record(
+                "node_leave", node_id=record.info.node_id.hex(), reason=record.death_reason
+            )
             self._save_node(record)
             self._publish("nodes", b"", self._state(record))
         for record in records:

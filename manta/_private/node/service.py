@@ -56,6 +56,7 @@ from manta._private.node.store_service import StoreService
 from manta._private.node.transfer import TransferFailed, Transfers
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
+from manta._private.rpc.auth import cluster_only
 from manta._private.rpc.transport import (
     Connection,
     ConnectionLost,
@@ -121,7 +122,7 @@ class NodeService:
         self.dispatcher = Dispatcher()
         self.server = RpcServer(
             self.dispatcher,
-            params.token,
+            cluster_only(params.token),
             max_frame_bytes=self.config.max_frame_bytes,
             on_disconnect=self._on_disconnect,
         )
@@ -139,7 +140,7 @@ class NodeService:
         self.peers = ConnectionPool(
             params.token,
             self.dispatcher,
-            role="node",
+            kind="node",
             ident=bytes(self.node_id),
             max_frame_bytes=self.config.max_frame_bytes,
         )
@@ -236,7 +237,7 @@ class NodeService:
             self.params.token,
             self.dispatcher,
             attempts_s=within_s,
-            role="node",
+            kind="node",
             ident=bytes(self.node_id),
             max_frame_bytes=self.config.max_frame_bytes,
             on_close=self._gcs_lost,
@@ -514,7 +515,7 @@ class NodeService:
         conn.peer_info["address"] = msg.address
         proc = self._procs.get(msg.worker_id)
         if proc is None:
-            if conn.peer_role != "driver":
+            if conn.peer_kind != "driver":
                 raise ValueError(f"unknown worker {msg.worker_id.hex()}")
             self._driver_jobs.setdefault(conn, set())
             return
@@ -689,7 +690,7 @@ class NodeService:
                 return None  # busy or gone: the report says what it could learn
             address = worker_conn.peer_info.get("address")
             pid = address.pid if isinstance(address, m.Address) else 0
-            return m.ProcessReferences(worker_id, pid, worker_conn.peer_role == "driver", refs)
+            return m.ProcessReferences(worker_id, pid, worker_conn.peer_kind == "driver", refs)
 
         answers = await asyncio.gather(*(ask(c, w) for c, w in list(self._conn_worker.items())))
         return m.MemoryReport(

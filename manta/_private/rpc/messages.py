@@ -29,7 +29,7 @@ class Hello:
     protocol: int
     version: str
     token: bytes
-    role: str  # "driver", "worker", "node", "cli", ...
+    kind: str  # what the client says it is: "driver", "worker", "node", "cli", ...
     ident: bytes
     info: dict[str, Any]
 
@@ -38,7 +38,7 @@ class Hello:
 class Welcome:
     protocol: int
     version: str
-    role: str
+    role: str  # what the server grants the client (decided from its token)
     ident: bytes
     info: dict[str, Any]
 

@@ -5,20 +5,22 @@ Wire format: each frame is a 4-byte big-endian length and a msgpack array
 ``codec``); of a reply, the handler's return value; of an error, ``[type, text, traceback]``.
 
 Every connection starts with a handshake: the client's first frame is ``Hello`` with the
-protocol version and the cluster token; the server compares the token in constant time
-and answers ``Welcome`` or an error frame, then closes. Until then a peer may send at most
-one small frame, so an unauthenticated peer can make the server allocate almost nothing.
+protocol version and a token; the server's verifier decides the role the token grants
+(``auth``) and the server answers ``Welcome`` or an error frame, then closes. Until then a
+peer may send at most one small frame, so an unauthenticated peer can make the server
+allocate almost nothing.
 
 Both ends can send requests on one connection; handlers are looked up by message type in
-a ``Dispatcher``. A handler's exception becomes an error reply and a log line, never a dead
-daemon. Writes are coalesced: frames queued in one loop turn go out in one ``writelines``.
+a ``Dispatcher``, which also names the least role each message needs (``cluster`` unless
+registered otherwise). A handler's exception becomes an error reply and a log line, never
+a dead daemon. Writes are coalesced: frames queued in one loop turn go out in one
+``writelines``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import hmac
 import inspect
 import logging
 import os
@@ -33,9 +35,9 @@ import psutil
 from manta._private.common.config import PROTOCOL_VERSION
 from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.common.version import __version__
-from manta._private.rpc import codec
+from manta._private.rpc import auth, codec
 from manta._private.rpc.messages import Hello, Welcome
-from manta.exceptions import AuthenticationError, RpcError, VersionMismatchError
+from manta.exceptions import AuthenticationError, PermissionDeniedError, RpcError, VersionMismatchError
 
 logger = logging.getLogger(__name__)
 # What peers that fail the handshake or break the protocol make this process log: bounded,
@@ -69,15 +71,17 @@ class ConnectionLost(RpcError):
 
 
 class Dispatcher:
-    """Maps message types to handlers. Handlers take ``(connection, message)``."""
+    """Maps message types to handlers (which take ``(connection, message)``) and to the
+    least role a peer needs to send each; ``cluster`` unless a server opens one up."""
 
     def __init__(self) -> None:
-        self._handlers: dict[type, Handler] = {}
+        self._handlers: dict[type, tuple[Handler, str]] = {}
 
-    def register(self, message_type: type, handler: Handler) -> None:
-        self._handlers[message_type] = handler
+    def register(self, message_type: type, handler: Handler, role: str = "cluster") -> None:
+        assert role in auth.ROLES, role
+        self._handlers[message_type] = (handler, role)
 
-    def handler_for(self, message_type: type) -> Handler | None:
+    def handler_for(self, message_type: type) -> tuple[Handler, str] | None:
         return self._handlers.get(message_type)
 
 
@@ -88,18 +92,20 @@ class Connection(asyncio.Protocol):
         self,
         dispatcher: Dispatcher,
         *,
-        token: bytes,
-        is_server: bool,
+        verifier: auth.Verifier | None = None,
         max_frame_bytes: int,
         on_ready: Callable[[Connection], None] | None = None,
         on_close: Callable[[Connection], None] | None = None,
+        on_refused: Callable[[str, str], None] | None = None,
         hello: Hello | None = None,
         ident: bytes = b"",
     ) -> None:
+        assert (verifier is None) != (hello is None), "a server verifies, a client says hello"
+        self._on_refused = on_refused  # told (peer, why) of each refused handshake
         self._dispatcher = dispatcher
         self._ident = ident  # who a server says it is in its Welcome
-        self._token = token
-        self._is_server = is_server
+        self._verifier = verifier
+        self._is_server = verifier is not None
         self._max_frame = max_frame_bytes
         self._on_ready = on_ready
         self._close_callbacks: list[Callable[[Connection], None]] = []
@@ -117,8 +123,12 @@ class Connection(asyncio.Protocol):
         self.handshake: asyncio.Future[Welcome] = self._loop.create_future()
         self.closed = False
         self.peer = "?"
-        # Who is on the other side, from the handshake.
+        # Who is on the other side, from the handshake: on a server, the role its token
+        # earned and the kind it says it is; on a client, the role the server granted us.
         self.peer_role = ""
+        self.peer_name = ""
+        self.peer_kind = ""
+        self.granted_role = ""
         self.peer_ident = b""
         self.peer_info: dict[str, Any] = {}
         # Set by the server when it has too many unauthenticated connections already.
@@ -144,6 +154,8 @@ class Connection(asyncio.Protocol):
             _REFUSALS.log(
                 logger, f"refusing connection from {self.peer}: another user (uid {uid}) on this host"
             )
+            if self._on_refused is not None:
+                self._on_refused(self.peer, f"another user (uid {uid}) on this host")
             self.close()
         else:
             self._loop.call_later(HANDSHAKE_TIMEOUT_S, self._handshake_deadline)
@@ -252,9 +264,19 @@ class Connection(asyncio.Protocol):
     def _handle(self, kind: int, req_id: int, body: Any) -> None:
         malformed = type(body) is codec.Malformed
         cls = body.cls if malformed else type(body)
-        handler = self._dispatcher.handler_for(cls)
-        if handler is None:
+        entry = self._dispatcher.handler_for(cls)
+        if entry is None:
             self._reply_error(kind, req_id, "UnknownMessage", f"no handler for {cls.__name__}")
+            return
+        handler, needed = entry
+        if self._is_server and not auth.allows(self.peer_role, needed):
+            _REFUSALS.log(logger, f"refused {cls.__name__} from {self.peer}: role {self.peer_role!r}")
+            self._reply_error(
+                kind,
+                req_id,
+                "PermissionDeniedError",
+                f"{cls.__name__} needs the {needed!r} role; this connection's token has {self.peer_role!r}",
+            )
             return
         if malformed:  # its fields do not match its class: refused before any handler sees it
             logger.info("refused a message from %s: %s", self.peer, body.reason)
@@ -307,7 +329,8 @@ class Connection(asyncio.Protocol):
             self._server_handshake(body)
         elif kind == KIND_REPLY and isinstance(body, Welcome):
             self._authenticated = True
-            self.peer_role = body.role
+            self.granted_role = body.role
+            self.peer_kind = "server"
             self.peer_ident = body.ident
             self.peer_info = body.info
             if not self.handshake.done():
@@ -319,40 +342,29 @@ class Connection(asyncio.Protocol):
             self.close()
 
     def _server_handshake(self, hello: Any) -> None:
-        if not isinstance(hello, Hello):
-            self._refuse("AuthenticationError", "the first frame must be a handshake")
-            return
-        if not isinstance(hello.token, bytes) or not hmac.compare_digest(hello.token, self._token):
-            self._refuse(
-                "AuthenticationError",
-                "the cluster token is missing or wrong: use the token of this cluster "
-                "(read from the session directory, or MANTA_AUTH_TOKEN for remote clusters)",
-            )
-            return
-        # Node daemons of one cluster run one Manta version (what they exchange may change
-        # between releases); other clients need the same protocol.
-        if hello.protocol != PROTOCOL_VERSION or (hello.role == "node" and hello.version != __version__):
-            self._refuse(
-                "VersionMismatchError",
-                f"version mismatch: this process runs Manta {__version__} "
-                f"(protocol {PROTOCOL_VERSION}), the peer runs Manta {hello.version} "
-                f"(protocol {hello.protocol}); run the same Manta version on every node",
-            )
+        assert self._verifier is not None
+        admitted = auth.admit(hello, self._verifier)
+        if isinstance(admitted, auth.Refusal):
+            self._refuse(admitted.type_name, admitted.text)
             return
         self._authenticated = True
-        self.peer_role = hello.role
+        self.peer_role = admitted.role
+        self.peer_name = admitted.name
+        self.peer_kind = hello.kind
         self.peer_ident = hello.ident
         self.peer_info = hello.info
-        self._send(KIND_REPLY, 0, Welcome(PROTOCOL_VERSION, __version__, "server", self._ident, {}))
+        self._send(KIND_REPLY, 0, Welcome(PROTOCOL_VERSION, __version__, admitted.role, self._ident, {}))
         if not self.handshake.done():
             self.handshake.set_result(
-                Welcome(hello.protocol, hello.version, hello.role, hello.ident, hello.info)
+                Welcome(hello.protocol, hello.version, admitted.role, hello.ident, hello.info)
             )
         if self._on_ready is not None:
             self._on_ready(self)
 
     def _refuse(self, type_name: str, text: str) -> None:
         _REFUSALS.log(logger, f"refused connection from {self.peer}: {text}")
+        if self._on_refused is not None:
+            self._on_refused(self.peer, text)
         self._send(KIND_ERROR, 0, [type_name, text, ""])
         self.close()
 
@@ -392,6 +404,8 @@ def _remote_error(body: Any) -> Exception:
         return AuthenticationError(text)
     if type_name == "VersionMismatchError":
         return VersionMismatchError(text)
+    if type_name == "PermissionDeniedError":
+        return PermissionDeniedError(text)
     return RemoteError(str(type_name), str(text), str(tb))
 
 
@@ -444,15 +458,17 @@ class RpcServer:
     def __init__(
         self,
         dispatcher: Dispatcher,
-        token: bytes,
+        verifier: auth.Verifier,
         *,
         max_frame_bytes: int,
         on_connect: Callable[[Connection], None] | None = None,
         on_disconnect: Callable[[Connection], None] | None = None,
+        on_refused: Callable[[str, str], None] | None = None,
         ident: bytes = b"",
     ) -> None:
         self._dispatcher = dispatcher
-        self._token = token
+        self._verifier = verifier
+        self._on_refused = on_refused
         self._ident = ident  # told to every peer at the handshake
         self._max_frame = max_frame_bytes
         self._on_connect = on_connect
@@ -466,8 +482,8 @@ class RpcServer:
     def _protocol(self, listener: str) -> Connection:
         conn = Connection(
             self._dispatcher,
-            token=self._token,
-            is_server=True,
+            verifier=self._verifier,
+            on_refused=self._on_refused,
             max_frame_bytes=self._max_frame,
             on_ready=self._ready,
             on_close=self._closed,
@@ -527,22 +543,21 @@ async def connect(
     token: bytes,
     dispatcher: Dispatcher,
     *,
-    role: str,
+    kind: str,
     ident: bytes = b"",
     info: dict[str, Any] | None = None,
     max_frame_bytes: int,
     timeout: float = 10.0,
     on_close: Callable[[Connection], None] | None = None,
 ) -> Connection:
-    """Open and authenticate a connection to ``unix:/path`` or ``host:port``."""
+    """Open and authenticate a connection to ``unix:/path`` or ``host:port``; ``kind`` says
+    what this process is (the server decides what it may do from ``token``)."""
     loop = asyncio.get_running_loop()
-    hello = Hello(PROTOCOL_VERSION, __version__, token, role, ident, info or {})
+    hello = Hello(PROTOCOL_VERSION, __version__, token, kind, ident, info or {})
 
     def factory() -> Connection:
         return Connection(
             dispatcher,
-            token=token,
-            is_server=False,
             max_frame_bytes=max_frame_bytes,
             on_close=on_close,
             hello=hello,
@@ -556,6 +571,8 @@ async def connect(
             coro = loop.create_connection(factory, host, int(port))
         _, conn = await asyncio.wait_for(coro, timeout)
         await asyncio.wait_for(asyncio.shield(conn.handshake), timeout)
+    except PermissionDeniedError:  # also an OSError, but final: the server said no
+        raise
     except (OSError, asyncio.TimeoutError, ValueError) as e:
         raise ConnectionLost(f"cannot connect to {address}: {e or type(e).__name__}") from None
     return conn

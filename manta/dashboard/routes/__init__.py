@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from manta.dashboard.gcs_link import GcsLink
 from manta.dashboard.job_manager import JobManager
 from manta.dashboard.routing import Route
 
 
-def all_routes(jobs: JobManager, max_upload: int) -> list[Route]:
+def all_routes(jobs: JobManager, gcs: GcsLink, max_upload: int) -> list[Route]:
+    from manta.dashboard.routes import audit, packages, tokens, version
     from manta.dashboard.routes import jobs as job_routes
-    from manta.dashboard.routes import packages, version
 
-    return [*version.routes(), *job_routes.routes(jobs), *packages.routes(jobs, max_upload)]
+    return [
+        *version.routes(),
+        *job_routes.routes(jobs, gcs.audit),
+        *packages.routes(jobs, max_upload),
+        *tokens.routes(gcs),
+        *audit.routes(gcs),
+    ]

@@ -9,7 +9,7 @@ import codecs
 from aiohttp import WSMsgType, web
 
 from manta.dashboard.job_manager import JobError, JobManager
-from manta.dashboard.routing import Field, Route, json_error, json_response, read_json
+from manta.dashboard.routing import Audit, Field, Route, caller, json_error, json_response, read_json
 
 SUBMIT_FIELDS = (
     Field(
@@ -38,8 +38,9 @@ def _error(e: JobError) -> web.Response:
 class _JobRoutes:
     """The handlers, around the job manager they act on."""
 
-    def __init__(self, jobs: JobManager) -> None:
+    def __init__(self, jobs: JobManager, audit: Audit) -> None:
         self.jobs = jobs
+        self.audit = audit
 
     async def submit_job(self, request: web.Request) -> web.Response:
         body = await read_json(request, SUBMIT_FIELDS)
@@ -50,6 +51,13 @@ class _JobRoutes:
             submission_id = await self.jobs.submit(body)
         except JobError as e:
             return _error(e)
+        self.audit(
+            "job_submit",
+            **caller(request),
+            submission_id=submission_id,
+            entrypoint=body["entrypoint"][:1000],
+            runtime_env=body["runtime_env"],
+        )
         return json_response({"submission_id": submission_id, "job_id": submission_id})
 
     async def list_jobs(self, request: web.Request) -> web.Response:
@@ -112,20 +120,26 @@ class _JobRoutes:
         return ws
 
     async def stop_job(self, request: web.Request) -> web.Response:
+        job_id = request.match_info["job_id"]
         try:
-            return json_response({"stopped": await self.jobs.stop(request.match_info["job_id"])})
+            stopped = await self.jobs.stop(job_id)
         except JobError as e:
             return _error(e)
+        self.audit("job_stop", **caller(request), submission_id=job_id, stopped=stopped)
+        return json_response({"stopped": stopped})
 
     async def delete_job(self, request: web.Request) -> web.Response:
+        job_id = request.match_info["job_id"]
         try:
-            return json_response({"deleted": await self.jobs.delete(request.match_info["job_id"])})
+            deleted = await self.jobs.delete(job_id)
         except JobError as e:
             return _error(e)
+        self.audit("job_delete", **caller(request), submission_id=job_id, deleted=deleted)
+        return json_response({"deleted": deleted})
 
 
-def routes(jobs: JobManager) -> list[Route]:
-    h = _JobRoutes(jobs)
+def routes(jobs: JobManager, audit: Audit) -> list[Route]:
+    h = _JobRoutes(jobs, audit)
     found = {200: "OK", 404: "no such job"}
     return [
         Route(

@@ -2,23 +2,79 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from manta.dashboard.auth import Authenticator, allows, cross_site
+from manta._private.rpc.auth import Grant, allows
+from manta.dashboard.auth import Authenticator, allowed_hosts, bearer, cross_site, own_host
 from manta.dashboard.routing import Field, RequestError, validate_body
 
+USER = "mt_0123456789ab_" + "f" * 64
 
-def test_bearer_tokens_map_to_roles() -> None:
-    auth = Authenticator({b"secret": "admin", b"viewer": "read"})
-    assert auth.role_of("Bearer secret") == "admin"
-    assert auth.role_of("bearer viewer") == "read"
-    for bad in (None, "", "Bearer", "Bearer ", "Basic secret", "Bearer secre", "Bearer secret2", "secret"):
-        assert auth.role_of(bad) is None, bad
+
+def test_bearer_header_parsing() -> None:
+    assert bearer("Bearer secret") == b"secret" and bearer("bearer  secret ") == b"secret"
+    for bad in (None, "", "Bearer", "Bearer ", "Basic secret", "secret", "Bearer \u00e9t\u00e9"):
+        assert bearer(bad) is None, bad
+
+
+def test_tokens_map_to_grants_and_the_gcs_answer_is_kept_a_second() -> None:
+    asked: list[bytes] = []
+    now = [0.0]
+
+    async def ask(token: bytes) -> Grant | None:
+        asked.append(token)
+        return Grant("read", "viewer") if token == USER.encode() else None
+
+    auth = Authenticator(b"cluster-secret", ask, lambda: now[0])
+
+    async def main() -> None:
+        assert await auth.grant_of("Bearer cluster-secret") == Grant("admin", "cluster")
+        assert await auth.grant_of(f"Bearer {USER}") == Grant("read", "viewer")
+        assert await auth.grant_of(f"Bearer {USER}") == Grant("read", "viewer")
+        assert asked == [USER.encode()]  # the second answer came from the cache
+        now[0] += 1.5  # a revocation is seen within the cache's second
+        await auth.grant_of(f"Bearer {USER}")
+        assert len(asked) == 2
+        # Text that is no token at all never reaches the gcs.
+        for bad in (
+            "Bearer cluster-secre",
+            "Bearer cluster-secret2",
+            "Bearer ../../etc/passwd",
+            "Bearer mt_x_y",
+        ):
+            assert await auth.grant_of(bad) is None, bad
+        assert len(asked) == 2
+
+    asyncio.run(main())
 
 
 def test_roles_are_ordered() -> None:
     assert allows("admin", "submit") and allows("submit", "read") and allows("read", "read")
     assert not allows("read", "submit") and not allows("submit", "admin")
+
+
+def test_host_header_must_name_this_server() -> None:
+    hosts = allowed_hosts("dash.example.org, Other.Example")
+    for ok in (
+        None,
+        "127.0.0.1:8265",
+        "[::1]:8265",
+        "10.0.0.5",
+        "localhost:8265",
+        "dash.example.org",
+        "other.example:80",
+        "LOCALHOST",
+    ):
+        assert own_host(ok, hosts), ok
+    for bad in (
+        "evil.example:8265",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example",
+        "dash.example.org.evil",
+    ):
+        assert not own_host(bad, hosts), bad
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from manta._private.common.config import PROTOCOL_VERSION
 from manta._private.common.ids import JobID
 from manta._private.common.version import __version__
 from manta._private.rpc import codec, transport
+from manta._private.rpc.auth import cluster_only
 from manta._private.rpc.messages import Hello, JobFinished, KvDel, KvGet, KvPut, Subscribe, Welcome
 from manta._private.rpc.transport import (
     KIND_ERROR,
@@ -54,7 +55,7 @@ class Server:
         self.disconnected: asyncio.Queue[Connection] = asyncio.Queue()
         self.rpc = RpcServer(
             dispatcher,
-            TOKEN,
+            cluster_only(TOKEN),
             max_frame_bytes=max_frame,
             on_connect=self.connected.append,
             on_disconnect=self.disconnected.put_nowait,
@@ -83,7 +84,7 @@ class Server:
             self.address,
             kwargs.pop("token", TOKEN),
             dispatcher or Dispatcher(),
-            role=kwargs.pop("role", "driver"),
+            kind=kwargs.pop("kind", "driver"),
             max_frame_bytes=MAX_FRAME,
             timeout=STEP,
             **kwargs,
@@ -140,8 +141,10 @@ def test_dispatcher_lookup() -> None:
         return None
 
     dispatcher.register(KvGet, handler)
-    assert dispatcher.handler_for(KvGet) is handler
-    assert dispatcher.handler_for(KvPut) is None
+    dispatcher.register(KvPut, handler, "submit")
+    assert dispatcher.handler_for(KvGet) == (handler, "cluster")  # closed to users unless opened
+    assert dispatcher.handler_for(KvPut) == (handler, "submit")
+    assert dispatcher.handler_for(KvDel) is None
 
 
 @WHERE
@@ -149,20 +152,20 @@ def test_request_reply(where: str, tmp_path: Path) -> None:
     async def main() -> None:
         dispatcher, _ = echo_dispatcher()
         server = await Server(dispatcher).listen(where, tmp_path)
-        conn = await server.client(role="driver", ident=b"me", info={"pid": 1})
+        conn = await server.client(kind="driver", ident=b"me", info={"pid": 1})
         assert await conn.call(KvGet("ns", b"k")) == ["ns", b"k"]
         assert await conn.call(KvPut("ns", b"k", b"v", True)) is True
         # Many calls in flight on one connection each get their own reply.
         replies = await asyncio.gather(*(conn.call(KvGet(str(i), b"")) for i in range(50)))
         assert replies == [[str(i), b""] for i in range(50)]
-        # The handshake told each side who the other is.
-        assert conn.peer_role == "server"
+        # The handshake told each side who the other is: the server decided the role.
+        assert conn.peer_kind == "server" and conn.granted_role == "cluster"
         [server_side] = server.connected
-        assert server_side.peer_role == "driver"
+        assert server_side.peer_kind == "driver" and server_side.peer_role == "cluster"
         assert server_side.peer_ident == b"me"
         assert server_side.peer_info == {"pid": 1}
         welcome = await server_side.handshake
-        assert isinstance(welcome, Welcome) and welcome.role == "driver"
+        assert isinstance(welcome, Welcome) and welcome.role == "cluster"
         await server.close(conn)
 
     run(main)
@@ -321,9 +324,7 @@ def test_protocol_version_mismatch_names_both_versions(where: str, tmp_path: Pat
         hello = Hello(other, "9.9.9", TOKEN, "driver", b"", {})
 
         def factory() -> Connection:
-            return Connection(
-                Dispatcher(), token=TOKEN, is_server=False, max_frame_bytes=MAX_FRAME, hello=hello
-            )
+            return Connection(Dispatcher(), max_frame_bytes=MAX_FRAME, hello=hello)
 
         if where == "unix":
             _, conn = await loop.create_unix_connection(factory, server.unix_path)
@@ -515,11 +516,11 @@ def test_connect_to_nothing_is_connection_lost(tmp_path: Path) -> None:
                 "unix:" + str(tmp_path / "none.sock"),
                 TOKEN,
                 Dispatcher(),
-                role="driver",
+                kind="driver",
                 max_frame_bytes=MAX_FRAME,
             )
         with pytest.raises(ConnectionLost, match="cannot connect to"):
-            await connect("no-port-here", TOKEN, Dispatcher(), role="driver", max_frame_bytes=MAX_FRAME)
+            await connect("no-port-here", TOKEN, Dispatcher(), kind="driver", max_frame_bytes=MAX_FRAME)
 
     run(main)
 
