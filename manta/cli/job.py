@@ -12,49 +12,12 @@ from typing import Any
 
 import click
 
+from manta.cli import head
 from manta.job_submission.models import JobDetails, JobStatus
 from manta.job_submission.sdk import JobSubmissionClient
 
 # How often `stop` looks whether the job has ended.
 _STOP_POLL_S = 0.25
-
-_address_option = click.option(
-    "--address",
-    default=None,
-    help="The head's dashboard, http://HOST:PORT (else $MANTA_ADDRESS, $RAY_ADDRESS, or the "
-    "cluster running on this host).",
-)
-_token_option = click.option(
-    "--token-file",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="File holding the cluster token (else $MANTA_AUTH_TOKEN, or this host's session).",
-)
-
-
-def _client(address: str | None, token_file: str | None) -> JobSubmissionClient:
-    headers = None
-    if token_file:
-        try:
-            with open(token_file) as f:
-                token = f.read().strip()
-        except OSError as e:
-            raise click.BadParameter(f"cannot read the token file: {e}", param_hint="--token-file") from None
-        if not token:
-            raise click.BadParameter(f"the token file {token_file} is empty", param_hint="--token-file")
-        headers = {"Authorization": f"Bearer {token}"}
-    try:
-        return JobSubmissionClient(address, headers=headers)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-
-
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """``fn``'s result, with the client's errors shown as one line and exit status 1."""
-    try:
-        return fn(*args, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError, TypeError) as e:
-        raise click.ClickException(str(e)) from None
 
 
 def _json_option(text: str | None, option: str) -> Any:
@@ -102,7 +65,7 @@ def _runtime_env(file: str | None, as_json: str | None, working_dir: str | None)
 
 def _report(client: JobSubmissionClient, job_id: str) -> JobStatus:
     """Print how the job stands (as its final words when it has ended); returns its status."""
-    info: JobDetails = _call(client.get_job_info, job_id)
+    info: JobDetails = head.call(client.get_job_info, job_id)
     rule = "-" * 40
     if info.status is JobStatus.SUCCEEDED:
         click.echo(f"{rule}\nJob '{job_id}' succeeded\n{rule}")
@@ -137,8 +100,8 @@ def job() -> None:
 
 
 @job.command(context_settings={"ignore_unknown_options": True})
-@_address_option
-@_token_option
+@head.address_option
+@head.token_option
 @click.option(
     "--working-dir", default=None, help="Local directory (or .zip) uploaded as the job's working_dir."
 )
@@ -179,9 +142,9 @@ def submit(
     env = _runtime_env(runtime_env, runtime_env_json, working_dir)
     metadata = _json_option(metadata_json, "--metadata-json")
     resources = _json_option(entrypoint_resources, "--entrypoint-resources")
-    client = _client(address, token_file)
+    client = head.client(address, token_file, JobSubmissionClient)
     click.echo(f"Job submission server address: {client.address}")
-    job_id: str = _call(
+    job_id: str = head.call(
         client.submit_job,
         # Each word quoted, as Ray does: `-- python -c "print(1)"` runs exactly that.
         entrypoint=shlex.join(entrypoint),
@@ -205,12 +168,12 @@ def submit(
 
 
 @job.command(name="list")
-@_address_option
-@_token_option
+@head.address_option
+@head.token_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_jobs(address: str | None, token_file: str | None, as_json: bool) -> None:
     """List the cluster's jobs."""
-    jobs: list[JobDetails] = _call(_client(address, token_file).list_jobs)
+    jobs: list[JobDetails] = head.call(head.client(address, token_file, JobSubmissionClient).list_jobs)
     if as_json:
         click.echo(json.dumps([j.to_json() for j in jobs], indent=2))
         return
@@ -233,51 +196,51 @@ def _shorten(text: str, width: int) -> str:
 
 
 @job.command()
-@_address_option
-@_token_option
+@head.address_option
+@head.token_option
 @click.argument("job_id")
 def status(address: str | None, token_file: str | None, job_id: str) -> None:
     """Print a job's status and status message."""
-    _report(_client(address, token_file), job_id)
+    _report(head.client(address, token_file, JobSubmissionClient), job_id)
 
 
 @job.command()
-@_address_option
-@_token_option
+@head.address_option
+@head.token_option
 @click.option("-f", "--follow", is_flag=True, help="Keep printing output as it comes, until the job ends.")
 @click.argument("job_id")
 def logs(address: str | None, token_file: str | None, follow: bool, job_id: str) -> None:
     """Print a job's output (stdout and stderr)."""
-    client = _client(address, token_file)
+    client = head.client(address, token_file, JobSubmissionClient)
     if follow:
         _follow(client, job_id)
     else:
-        click.echo(_call(client.get_job_logs, job_id), nl=False)
+        click.echo(head.call(client.get_job_logs, job_id), nl=False)
 
 
 @job.command()
-@_address_option
-@_token_option
+@head.address_option
+@head.token_option
 @click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for the job to end.")
 @click.argument("job_id")
 def stop(address: str | None, token_file: str | None, no_wait: bool, job_id: str) -> None:
     """Stop a job: SIGTERM to its processes, SIGKILL after a grace period."""
-    client = _client(address, token_file)
+    client = head.client(address, token_file, JobSubmissionClient)
     click.echo(f"Attempting to stop job '{job_id}'")
-    if not _call(client.stop_job, job_id):
+    if not head.call(client.stop_job, job_id):
         click.echo(f"Job '{job_id}' had already ended")
     if no_wait:
         return
-    while not _call(client.get_job_status, job_id).is_terminal():
+    while not head.call(client.get_job_status, job_id).is_terminal():
         time.sleep(_STOP_POLL_S)
     _report(client, job_id)
 
 
 @job.command()
-@_address_option
-@_token_option
+@head.address_option
+@head.token_option
 @click.argument("job_id")
 def delete(address: str | None, token_file: str | None, job_id: str) -> None:
     """Forget an ended job: its record and its log."""
-    _call(_client(address, token_file).delete_job, job_id)
+    head.call(head.client(address, token_file, JobSubmissionClient).delete_job, job_id)
     click.echo(f"Job '{job_id}' deleted successfully")

@@ -7,6 +7,7 @@ import json
 import click
 
 from manta._private.common.version import __version__
+from manta.cli.access import audit, token
 from manta.cli.cluster import cluster_gcs, running_session, start, status, stop
 from manta.cli.job import job
 
@@ -44,6 +45,8 @@ cli.add_command(start)
 cli.add_command(stop)
 cli.add_command(status)
 cli.add_command(job)
+cli.add_command(token)
+cli.add_command(audit)
 
 
 def main() -> None:

@@ -38,8 +38,10 @@ _HOW_TO_SET = (
 )
 
 
-class JobSubmissionClient:
-    """Submit and manage jobs on a Manta cluster (Ray's ``JobSubmissionClient``).
+class SubmissionClient:
+    """An authenticated client of the head's HTTP service (the base of
+    ``JobSubmissionClient``, as in Ray): finds the address and the token, checks the
+    server's version on creation, and sends JSON requests.
 
     Args:
         address: The head's dashboard, ``http://host:port`` (``host:port`` means http);
@@ -47,10 +49,101 @@ class JobSubmissionClient:
         create_cluster_if_needed: Accepted for Ray compatibility; as in Ray, no cluster is
             started by the client.
         cookies: Cookies sent with every request.
-        metadata: Labels added to every job this client submits (a job's own win).
         headers: HTTP headers sent with every request; an ``Authorization`` entry here
             replaces the cluster token.
         verify: For https: False skips certificate checks, a string is a CA bundle path.
+
+    Raises:
+        ConnectionError: Nothing answers at the address, or no address was found.
+        RuntimeError: The server refused the version check (a missing or wrong token).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        create_cluster_if_needed: bool = False,
+        cookies: dict[str, Any] | None = None,
+        headers: dict[str, Any] | None = None,
+        verify: str | bool | None = True,
+    ) -> None:
+        for name, value in (("cookies", cookies), ("headers", headers)):
+            if value is not None and not isinstance(value, dict):
+                raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
+        if address is not None and not isinstance(address, str):
+            raise TypeError(f"address must be a string, got {type(address).__name__}")
+        self._address, session_dir = _resolve_address(address)
+        self._cookies = {str(k): str(v) for k, v in (cookies or {}).items()}
+        self._headers = {str(k): str(v) for k, v in (headers or {}).items()}
+        if not any(k.lower() == "authorization" for k in self._headers):
+            token = _find_token(session_dir)
+            if token:
+                self._headers["Authorization"] = f"Bearer {token}"
+        self._ssl = _ssl_context(verify)
+        # Checked now, as Ray does, so a wrong address or token fails here and not later.
+        self._server_version = str(self._get("/api/version").get("version", ""))
+
+    @property
+    def address(self) -> str:
+        """The dashboard this client talks to (``http://host:port``)."""
+        return self._address
+
+    def get_version(self) -> str:
+        """The version of the server's API."""
+        return self._server_version
+
+    def get_address(self) -> str:
+        """The base url of the server this client talks to."""
+        return self._address
+
+    # -- HTTP -------------------------------------------------------------------------------
+    def _get(self, path: str) -> Any:
+        return self._request_json("GET", path)
+
+    def _request_json(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        status, reply = self._send(method, path, data, "application/json")
+        if not 200 <= status < 300:
+            raise RuntimeError(_failure(method, path, status, reply))
+        try:
+            return json.loads(reply)
+        except ValueError:
+            raise RuntimeError(
+                f"{method} {path} answered status {status} with a body that is not JSON: {reply[:200]!r}"
+            ) from None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        timeout: float = _REQUEST_TIMEOUT_S,
+    ) -> tuple[int, bytes]:
+        """Status and body of one request; a refusal (4xx/5xx) is returned, not raised."""
+        headers = dict(self._headers)
+        if self._cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self._cookies.items())
+        if data is not None and content_type:
+            headers["Content-Type"] = content_type
+        request = urllib.request.Request(self._address + path, data=data, headers=headers, method=method)
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self._ssl), _RefuseRedirects)
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, e.read()
+        except (urllib.error.URLError, OSError) as e:
+            raise _unreachable(self._address, e) from None
+
+
+class JobSubmissionClient(SubmissionClient):
+    """Submit and manage jobs on a Manta cluster (Ray's ``JobSubmissionClient``).
+
+    Args:
+        address, create_cluster_if_needed, cookies, headers, verify: as for
+            ``SubmissionClient``.
+        metadata: Labels added to every job this client submits (a job's own win).
 
     Raises:
         ConnectionError: Nothing answers at the address, or no address was found.
@@ -66,27 +159,10 @@ class JobSubmissionClient:
         headers: dict[str, Any] | None = None,
         verify: str | bool | None = True,
     ) -> None:
-        for name, value in (("cookies", cookies), ("metadata", metadata), ("headers", headers)):
-            if value is not None and not isinstance(value, dict):
-                raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
-        if address is not None and not isinstance(address, str):
-            raise TypeError(f"address must be a string, got {type(address).__name__}")
-        self._address, session_dir = _resolve_address(address)
-        self._cookies = {str(k): str(v) for k, v in (cookies or {}).items()}
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+        super().__init__(address, create_cluster_if_needed, cookies, headers, verify)
         self._default_metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
-        self._headers = {str(k): str(v) for k, v in (headers or {}).items()}
-        if not any(k.lower() == "authorization" for k in self._headers):
-            token = _find_token(session_dir)
-            if token:
-                self._headers["Authorization"] = f"Bearer {token}"
-        self._ssl = _ssl_context(verify)
-        # Checked now, as Ray does, so a wrong address or token fails here and not later.
-        self._server_version = str(self._get("/api/version").get("version", ""))
-
-    @property
-    def address(self) -> str:
-        """The dashboard this client talks to (``http://host:port``)."""
-        return self._address
 
     # -- jobs -------------------------------------------------------------------------------
     def submit_job(
@@ -180,14 +256,6 @@ class JobSubmissionClient:
                     elif msg.type == aiohttp.WSMsgType.ERROR:
                         raise RuntimeError(f"the log stream of job {job_id} failed: {ws.exception()}")
 
-    def get_version(self) -> str:
-        """The version of the server's jobs API."""
-        return self._server_version
-
-    def get_address(self) -> str:
-        """The base url of the server this client talks to."""
-        return self._address
-
     # -- runtime-env packages ---------------------------------------------------------------
     def _resolve_runtime_env(self, runtime_env: dict[str, Any] | None) -> dict[str, Any] | None:
         from manta._private.runtime_env.resolve import resolve
@@ -210,47 +278,6 @@ class JobSubmissionClient:
         status, reply = self._send("PUT", path, data, "application/zip", timeout=_UPLOAD_TIMEOUT_S)
         if not 200 <= status < 300:
             raise RuntimeError(_failure("PUT", path, status, reply))
-
-    # -- HTTP -------------------------------------------------------------------------------
-    def _get(self, path: str) -> Any:
-        return self._request_json("GET", path)
-
-    def _request_json(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        status, reply = self._send(method, path, data, "application/json")
-        if not 200 <= status < 300:
-            raise RuntimeError(_failure(method, path, status, reply))
-        try:
-            return json.loads(reply)
-        except ValueError:
-            raise RuntimeError(
-                f"{method} {path} answered status {status} with a body that is not JSON: {reply[:200]!r}"
-            ) from None
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        data: bytes | None = None,
-        content_type: str | None = None,
-        timeout: float = _REQUEST_TIMEOUT_S,
-    ) -> tuple[int, bytes]:
-        """Status and body of one request; a refusal (4xx/5xx) is returned, not raised."""
-        headers = dict(self._headers)
-        if self._cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self._cookies.items())
-        if data is not None and content_type:
-            headers["Content-Type"] = content_type
-        request = urllib.request.Request(self._address + path, data=data, headers=headers, method=method)
-        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self._ssl), _RefuseRedirects)
-        try:
-            with opener.open(request, timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as e:
-            with e:
-                return e.code, e.read()
-        except (urllib.error.URLError, OSError) as e:
-            raise _unreachable(self._address, e) from None
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):

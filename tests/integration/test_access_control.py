@@ -11,6 +11,8 @@ import json
 import os
 import secrets
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +301,48 @@ def test_every_listening_socket_refuses_strangers_and_readers(cluster, tmp_path)
         assert all(host in ("127.0.0.1", "::1") for host, _ in tcp), tcp  # loopback only
     finally:
         request(cluster, "POST", f"/api/jobs/{job}/stop")
+
+
+def manta_cli(cluster, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MANTA_AUTH_TOKEN": token or cluster["token"]}
+    return subprocess.run(
+        [sys.executable, "-m", "manta.cli.main", *args, "--address", cluster["url"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_token_and_audit_commands(cluster, tmp_path) -> None:
+    made = manta_cli(cluster, "token", "create", "--role", "read", "--name", "cli-viewer")
+    assert made.returncode == 0, made.stderr
+    viewer = made.stdout.strip().splitlines()[-1]
+    assert viewer.startswith("mt_") and "not shown again" in made.stderr
+    assert request(cluster, "GET", "/api/jobs/", token=viewer)[0] == 200
+    listed = manta_cli(cluster, "token", "list")
+    assert listed.returncode == 0 and "cli-viewer" in listed.stdout and viewer not in listed.stdout
+    # Rotation: the successor works at once, the old one until it is revoked.
+    rotated = manta_cli(cluster, "token", "rotate", "cli-viewer")
+    assert rotated.returncode == 0, rotated.stderr
+    successor = rotated.stdout.strip().splitlines()[-1]
+    assert "keeps working until you revoke it" in rotated.stderr
+    assert request(cluster, "GET", "/api/jobs/", token=successor)[0] == 200
+    assert request(cluster, "GET", "/api/jobs/", token=viewer)[0] == 200
+    old_id = viewer.split("_")[1]
+    assert manta_cli(cluster, "token", "revoke", old_id).returncode == 0
+    wait_until(lambda: request(cluster, "GET", "/api/jobs/", token=viewer)[0] == 401, 5, "the revocation")
+    # The audit log, as text and as JSON lines; a read token may not see it.
+    shown = manta_cli(cluster, "audit", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    events = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert {"token_create", "token_rotate", "token_revoke"} <= {e["event"] for e in events}
+    text = manta_cli(cluster, "audit", "--after", str(events[-2]["seq"]))
+    assert text.returncode == 0 and len(text.stdout.splitlines()) == 1
+    refused = manta_cli(cluster, "audit", token=successor)
+    assert refused.returncode == 1 and "needs the 'admin' role; your token has 'read'" in refused.stderr
+    bad = manta_cli(cluster, "token", "create", "--role", "root")
+    assert bad.returncode == 2 and "'root' is not one of" in bad.stderr
+    missing = manta_cli(cluster, "token", "revoke", "no-such-token")
+    assert missing.returncode == 1 and "no token has the id or active name" in missing.stderr
