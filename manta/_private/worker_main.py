@@ -11,6 +11,7 @@ from manta._private.common.config import Config
 from manta._private.common.ids import WorkerID
 from manta._private.common.session import SessionInfo, read_token
 from manta._private.core_worker.core_worker import CoreWorker
+from manta._private.rpc import tls
 
 
 def run(worker_id: WorkerID, params: dict[str, Any]) -> None:
@@ -21,6 +22,7 @@ def run(worker_id: WorkerID, params: dict[str, Any]) -> None:
         except (AttributeError, ValueError):
             pass
     config = Config(**params["config"])
+    tls.use(config)
     # Manta's own log lines go to a file of their own: stdout and stderr are the user's,
     # and stream to the driver.
     logging.basicConfig(

@@ -60,6 +60,13 @@ _ADDRESS_FILE = "address.json"
     default=None,
     help="Port of the HTTP service (default: 8265, or a free port if that one is taken; 0: any free port).",
 )
+@click.option(
+    "--tls-ca", default=None, help="The cluster CA's certificate: turns on TLS (else $MANTA_TLS_CA)."
+)
+@click.option(
+    "--tls-cert", default=None, help="This node's certificate, signed by the CA (else $MANTA_TLS_CERT)."
+)
+@click.option("--tls-key", default=None, help="The key of --tls-cert (else $MANTA_TLS_KEY).")
 @click.option("--block", is_flag=True, help="Stay in the foreground; Ctrl-C stops this node.")
 def start(
     head: bool,
@@ -76,6 +83,9 @@ def start(
     include_dashboard: bool,
     dashboard_host: str,
     dashboard_port: int | None,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
     block: bool,
 ) -> None:
     """Start a Manta node on this host: a new cluster's head, or one that joins a head."""
@@ -96,7 +106,8 @@ def start(
     token = None if head else _join_token(token_file)
     if head:
         _check_storage(storage)
-    config = Config.from_env()
+    config = _node_config(Config.from_env(), tls_ca, tls_cert, tls_key)
+    _warn_if_exposed(config, node_ip_address, dashboard_host if head and include_dashboard else None)
     running = _started_sessions(config.tmpdir)
     if running:
         raise click.ClickException(
@@ -126,6 +137,44 @@ def start(
             pass
         cluster.stop()
         _clear_current(config.tmpdir, cluster.session_dir)
+
+
+def _node_config(config: Any, tls_ca: str | None, tls_cert: str | None, tls_key: str | None) -> Any:
+    """The config with the TLS files given on the command line, checked now so a bad one
+    is named here rather than in a daemon's log."""
+    from manta._private.rpc import tls
+
+    given = {"tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key}
+    config = config.replace(**{k: os.path.abspath(v) for k, v in given.items() if v})
+    try:
+        tls.load(config)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    return config
+
+
+def _warn_if_exposed(config: Any, node_ip: str, dashboard_host: str | None) -> None:
+    """Say so when this node listens beyond loopback with nothing encrypted."""
+    if config.tls_ca:
+        return
+    exposed = [h for h in (node_ip, dashboard_host) if h and not _is_loopback(h)]
+    if exposed:
+        click.echo(
+            f"WARNING: listening on {', '.join(sorted(set(exposed)))} without TLS: tokens and data cross "
+            "the network in the clear. Give --tls-ca/--tls-cert/--tls-key (see `manta cert`).",
+            err=True,
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _dashboard(host: str, port: int | None) -> tuple[str, int]:
@@ -169,10 +218,14 @@ def _explain(cluster: Any, head: bool) -> None:
         click.echo(
             f"  The cluster token is in {token_path} (mode 0600): it grants full control, keep it secret."
         )
+        click.echo("  Give others narrower tokens with:  manta token create --role read|submit")
         if info.get("dashboard_url"):
-            click.echo(f"  Jobs API and dashboard: http://{info['dashboard_url']}")
+            url = ("https://" if cluster.config.tls_ca else "http://") + info["dashboard_url"]
+            click.echo(f"  Jobs API and dashboard: {url}")
+            click.echo(f"  Submit jobs with:  MANTA_ADDRESS={url} manta job submit -- python script.py")
+        if cluster.config.tls_ca:
             click.echo(
-                f"  Submit jobs with:  MANTA_ADDRESS=http://{info['dashboard_url']} manta job submit -- python script.py"
+                "  TLS is on: nodes, drivers and clients need MANTA_TLS_CA/CERT/KEY (see `manta cert`)."
             )
     else:
         click.echo(

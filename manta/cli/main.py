@@ -8,6 +8,7 @@ import click
 
 from manta._private.common.version import __version__
 from manta.cli.access import audit, token
+from manta.cli.cert import cert
 from manta.cli.cluster import cluster_gcs, running_session, start, status, stop
 from manta.cli.job import job
 
@@ -47,6 +48,7 @@ cli.add_command(status)
 cli.add_command(job)
 cli.add_command(token)
 cli.add_command(audit)
+cli.add_command(cert)
 
 
 def main() -> None:

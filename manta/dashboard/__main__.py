@@ -15,6 +15,7 @@ from aiohttp import web
 from manta._private.common import daemon
 from manta._private.common.session import ADDRESS_FILE, read_token
 from manta._private.rpc import access_messages as a
+from manta._private.rpc import tls
 from manta._private.rpc.auth import Grant
 from manta.dashboard.auth import Authenticator, allowed_hosts
 from manta.dashboard.gcs_link import GcsLink
@@ -50,6 +51,8 @@ def main() -> None:
     parser.add_argument("--listen-fd", type=int, default=None, help="a listening socket to serve on")
     args = parser.parse_args()
     config, loop = daemon.start(args)
+    settings = daemon.or_exit(tls.use, config)
+    https = None if settings is None else settings.http
     gcs = GcsLink(args.session_dir, config)
 
     async def ask_gcs(token: bytes) -> Grant | None:
@@ -69,15 +72,15 @@ def main() -> None:
     async def startup() -> int:
         await runner.setup()
         if args.listen_fd is not None:  # bound by the launcher
-            site: web.BaseSite = web.SockSite(runner, socket.socket(fileno=args.listen_fd))
+            site: web.BaseSite = web.SockSite(runner, socket.socket(fileno=args.listen_fd), ssl_context=https)
         else:  # started again on its old port (a restart)
-            site = web.TCPSite(runner, args.host, args.port, backlog=128)
+            site = web.TCPSite(runner, args.host, args.port, backlog=128, ssl_context=https)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else args.port
 
     port = daemon.run_startup(loop, startup(), f"listening on {args.host}:{args.port}")
-    logger.info("dashboard listening on http://%s:%d", args.host, port)
+    logger.info("dashboard listening on %s://%s:%d", "http" if https is None else "https", args.host, port)
     daemon.report_ready(args.ready_fd, {"port": port})
     stopping = loop.create_future()
 

@@ -28,6 +28,7 @@ from manta._private.common.session import SessionInfo
 from manta._private.common.version import __version__
 from manta._private.core_worker import object_ref as object_ref_module
 from manta._private.core_worker.core_worker import CoreWorker
+from manta._private.rpc import tls
 from manta._private.runtime_env.resolve import merge
 from manta._private.runtime_env.validation import validate_runtime_env
 from manta.exceptions import RaySystemError
@@ -152,6 +153,7 @@ def init(
         job_env = _job_runtime_env(runtime_env, job_config, config)
         if _temp_dir:
             config = config.replace(tmpdir=_temp_dir)
+        tls.use(config)  # ValueError naming the setting when its files cannot be loaded
         if configure_logging:
             _configure_driver_logging(logging_level, logging_format)
         cluster, session, address_info = _start_or_join(

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from manta._private.common.config import Config
+from manta._private.common.config import Config, env_name
 from manta._private.common.session import (
     ADDRESS_FILE,
     SessionInfo,
@@ -213,6 +213,7 @@ class LocalCluster:
         with open(out, "ab") as fout, open(err, "ab") as ferr:
             self.procs[name] = subprocess.Popen(
                 args,
+                env=_child_env(self.config),
                 pass_fds=pass_fds,
                 stdin=subprocess.DEVNULL,
                 stdout=fout,
@@ -294,3 +295,13 @@ class LocalCluster:
             arena = self.info.get("arena_path")
             if arena and os.path.exists(arena):
                 os.unlink(arena)
+
+
+def _child_env(config: Config) -> dict[str, str]:
+    """The daemons' environment: this one's, plus the TLS settings, so every process they
+    start (workers, and the drivers of submitted jobs) has them too."""
+    env = dict(os.environ)
+    for name in ("tls_ca", "tls_cert", "tls_key"):
+        if getattr(config, name):
+            env[env_name(name)] = getattr(config, name)
+    return env

@@ -100,6 +100,13 @@ class Config:
     job_runtime_env: str = ""
     # The cluster token, when it is not in this host's session directory.
     auth_token: str = ""
+    # TLS for every TCP channel (RPC, object transfers, HTTP), on when all three are set:
+    # the cluster CA's certificate, and this node's certificate and key signed by it.
+    # Peers must present a certificate signed by the CA (mutual TLS); Unix sockets, which
+    # only this user on this host can open, stay plain.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
     # Host names (comma-separated) the HTTP service answers to besides IP addresses,
     # localhost and this host's own names: any other Host header is refused, so a web
     # page cannot reach the service through a DNS name that points at it (DNS rebinding).
@@ -184,6 +191,9 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _RAY_ENV_NAMES = {
     "ignore_unhandled_errors": "RAY_IGNORE_UNHANDLED_ERRORS",
     "job_start_timeout_s": "RAY_JOB_START_TIMEOUT_SECONDS",
+    "tls_ca": "RAY_TLS_CA_CERT",
+    "tls_cert": "RAY_TLS_SERVER_CERT",
+    "tls_key": "RAY_TLS_SERVER_KEY",
 }
 # Ray's _system_config names with a Manta equivalent: (field, factor to Manta's unit).
 # Values below a field's lowest are raised to it (Ray's 0 for "never inline" is our 1).

@@ -40,6 +40,15 @@ def start(args: argparse.Namespace) -> tuple[Config, asyncio.AbstractEventLoop]:
 _T = TypeVar("_T")
 
 
+def or_exit(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)``; a ValueError (bad settings) ends the process with one clear line."""
+    try:
+        return fn(*args)
+    except ValueError as e:
+        logging.getLogger("manta").error("cannot start: %s", e)
+        sys.exit(1)
+
+
 def run_startup(loop: asyncio.AbstractEventLoop, startup: Coroutine[Any, Any, _T], what: str) -> _T:
     """Run the daemon's startup; an expected failure (a port taken, a gcs that cannot be
     reached or refuses us) ends the process with one clear line in its log, which the

@@ -9,6 +9,7 @@ from manta._private.common import daemon
 from manta._private.common.session import read_token
 from manta._private.gcs.service import GcsService
 from manta._private.gcs.storage import open_storage
+from manta._private.rpc import tls
 
 logger = logging.getLogger("manta.gcs")
 
@@ -19,6 +20,7 @@ def main() -> None:
     parser.add_argument("--storage", default="memory://")
     args = parser.parse_args()
     config, loop = daemon.start(args)
+    daemon.or_exit(tls.use, config)
     service = GcsService(
         open_storage(args.storage),
         config,

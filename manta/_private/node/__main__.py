@@ -9,6 +9,7 @@ from manta._private.common import daemon
 from manta._private.common.ids import NodeID
 from manta._private.common.session import read_token
 from manta._private.node.service import NodeParams, NodeService
+from manta._private.rpc import tls
 
 logger = logging.getLogger("manta.node")
 
@@ -22,6 +23,7 @@ def main() -> None:
     parser.add_argument("--node-id", default="")
     args = parser.parse_args()
     config, loop = daemon.start(args)
+    daemon.or_exit(tls.use, config)
     params = NodeParams(
         session_dir=args.session_dir,
         gcs_address=args.gcs_address,

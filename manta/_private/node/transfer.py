@@ -3,8 +3,8 @@
 A reader asks its own node daemon to pin an object and names a node that holds it; when
 it is not here, the daemon *pulls* it. Over the authenticated RPC connection it asks the
 source to pin the object for the length of the transfer and gets a single-use ticket;
-then it opens a plain TCP stream to the source's data port, presents the ticket, and the
-source streams the object's bytes straight out of its arena into the new secondary copy's
+then it opens a TCP stream (TLS when the cluster has TLS settings) to the source's data
+port, presents the ticket, and the source streams the object's bytes straight out of its arena into the new secondary copy's
 pages here (read in chunks of ``CHUNK_BYTES``, no copies in Python). Pulls of one object
 share one transfer, and at most ``max_concurrent_pulls`` run at once, so a burst of gets
 cannot exhaust memory or sockets. The source remembers which nodes took copies, so
@@ -19,6 +19,7 @@ import hmac
 import logging
 import secrets
 import socket
+import ssl
 import time
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from manta._private.common.aio import spawn
 from manta._private.common.ids import ObjectID
 from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.rpc import messages as m
+from manta._private.rpc import tls
 from manta._private.rpc.transport import Connection, ConnectionLost, ConnectionPool, RemoteError
 
 if TYPE_CHECKING:
@@ -73,6 +75,7 @@ class Transfers:
         self.port = 0
         # Accepted connections that have not presented their ticket yet, oldest first.
         self._unproven: dict[socket.socket, None] = {}
+        self._tls = tls.current()  # object streams are encrypted when RPC is
 
     async def start(self) -> None:
         """Listen for data streams on an ephemeral port of the node's host."""
@@ -128,13 +131,19 @@ class Transfers:
         try:
             host = address.rpartition(":")[0]
             await asyncio.wait_for(loop.sock_connect(sock, (host, source.port)), 10.0)
-            await loop.sock_sendall(sock, source.ticket)
+            stream = await asyncio.wait_for(
+                tls.Stream.open(
+                    loop, sock, self._tls, server_side=False, server_hostname=tls.hostname_of(address)
+                ),
+                _STALL_S,
+            )
+            await stream.sendall(source.ticket)
             received = 0
             while received < source.size:
                 chunk = view[received : min(received + CHUNK_BYTES, source.size)]
                 # A source that stops sending (frozen, cut off) fails the pull instead of
                 # holding its readers forever.
-                n = await asyncio.wait_for(loop.sock_recv_into(sock, chunk), _STALL_S)
+                n = await asyncio.wait_for(stream.recv_into(chunk), _STALL_S)
                 if n == 0:
                     raise ConnectionLost(f"the stream ended after {received} of {source.size} bytes")
                 received += n
@@ -200,7 +209,12 @@ class Transfers:
         self._unproven[sock] = None
         try:
             try:
-                ticket = await asyncio.wait_for(_recv_exactly(loop, sock, _TICKET_BYTES), _TICKET_WAIT_S)
+                stream, ticket = await asyncio.wait_for(self._open_stream(loop, sock), _TICKET_WAIT_S)
+            except ssl.SSLError as e:
+                _REFUSALS.log(
+                    logger, f"refused an object stream from {peer}: TLS handshake failed: {e.reason or e}"
+                )
+                return
             finally:
                 self._unproven.pop(sock, None)
             entry = self._redeem(ticket)
@@ -213,13 +227,28 @@ class Transfers:
                 return
             view = self._store.arena.view(info.offset, info.size)
             try:
-                await loop.sock_sendall(sock, view)
+                await stream.sendall(view)
             finally:
                 view.release()
         except (OSError, asyncio.TimeoutError, ConnectionLost) as e:
             logger.info("an object stream to %s broke off: %s", peer, e)
         finally:
             sock.close()
+
+    async def _open_stream(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket
+    ) -> tuple[tls.Stream, bytes]:
+        """The stream (after TLS, when on) and the ticket its puller presents."""
+        stream = await tls.Stream.open(loop, sock, self._tls, server_side=True)
+        ticket = bytearray(_TICKET_BYTES)
+        view = memoryview(ticket)
+        got = 0
+        while got < _TICKET_BYTES:
+            n = await stream.recv_into(view[got:])
+            if n == 0:
+                raise ConnectionLost("the peer closed the stream")
+            got += n
+        return stream, bytes(ticket)
 
     def _redeem(self, ticket: bytes) -> ObjectID | None:
         for known in list(self._tickets):
@@ -268,13 +297,3 @@ def _tune(sock: socket.socket) -> None:
             sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
         except OSError:
             pass  # the kernel's limit applies
-
-
-async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = await loop.sock_recv(sock, size - len(data))
-        if not chunk:
-            raise ConnectionLost("the peer closed the stream")
-        data += chunk
-    return bytes(data)

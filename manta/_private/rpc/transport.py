@@ -25,6 +25,7 @@ import inspect
 import logging
 import os
 import socket
+import ssl
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from manta._private.common.config import PROTOCOL_VERSION
 from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.common.version import __version__
 from manta._private.rpc import auth, codec
+from manta._private.rpc import tls as tls_
 from manta._private.rpc.messages import Hello, Welcome
 from manta.exceptions import AuthenticationError, PermissionDeniedError, RpcError, VersionMismatchError
 
@@ -45,6 +47,8 @@ logger = logging.getLogger(__name__)
 _REFUSALS = RateLimitedLog(time.monotonic)
 
 KIND_REQUEST, KIND_REPLY, KIND_ERROR, KIND_NOTIFY = 0, 1, 2, 3
+# The refusal a plaintext client of a TLS server gets, as an error frame it can read.
+_NEEDS_TLS = ("AuthenticationError", tls_.NEEDS_TLS)
 _HEADER = 4
 _MAX_HANDSHAKE_FRAME = 64 * 1024
 # A peer must authenticate this soon after connecting, and only so many may be
@@ -99,9 +103,15 @@ class Connection(asyncio.Protocol):
         on_refused: Callable[[str, str], None] | None = None,
         hello: Hello | None = None,
         ident: bytes = b"",
+        tls: tls_.Tls | None = None,
+        server_hostname: str | None = None,
     ) -> None:
         assert (verifier is None) != (hello is None), "a server verifies, a client says hello"
         self._on_refused = on_refused  # told (peer, why) of each refused handshake
+        # TLS settings, used on TCP (a Unix socket stays plain); the session once made.
+        self._tls_settings = tls
+        self._server_hostname = server_hostname
+        self._tls: tls_.TlsPump | None = None
         self._dispatcher = dispatcher
         self._ident = ident  # who a server says it is in its Welcome
         self._verifier = verifier
@@ -115,6 +125,7 @@ class Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
+        self._seen_bytes = False
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._next_id = 1
@@ -140,11 +151,18 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         peername = transport.get_extra_info("peername")
         self.peer = _format_peer(peername, sock)
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        is_tcp = sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
+        if is_tcp:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls_settings is not None:
+                settings = self._tls_settings
+                context = settings.server if self._is_server else settings.client
+                self._tls = tls_.TlsPump(context, self._is_server, self._server_hostname)
         if not self._is_server:
             assert self._hello is not None
-            self._send(KIND_REQUEST, 0, self._hello)
+            self._send(KIND_REQUEST, 0, self._hello)  # goes out once TLS is up, if any
+            if self._tls is not None:
+                self._tls_step(b"")
         elif self.refuse_when_made:
             _REFUSALS.log(
                 logger, f"refusing connection from {self.peer}: too many unauthenticated connections"
@@ -169,6 +187,57 @@ class Connection(asyncio.Protocol):
             self.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._tls is not None:
+            self._tls_step(data)
+        elif self._is_server and not self._authenticated and not self._buffer and data[:1] == b"\x16":
+            self._refuse_plain(tls_.NO_TLS_HERE)  # a TLS ClientHello: we cannot answer it
+        else:
+            self._frames_received(data)
+
+    def _tls_step(self, data: bytes) -> None:
+        """Feed TLS bytes in; send what TLS answers; handle the plaintext that came out."""
+        assert self._tls is not None and self._transport is not None
+        if self._is_server and not self._tls.handshaken and data and not self._seen_bytes:
+            self._seen_bytes = True
+            if data[0] != tls_.HANDSHAKE_RECORD:  # a client without TLS: tell it so, plainly
+                self._tls = None
+                self._refuse(*_NEEDS_TLS)
+                return
+        was_handshaken = self._tls.handshaken
+        try:
+            plain, to_send = self._tls.feed(data)
+        except ssl.SSLError as e:
+            self._tls_failed(e)
+            return
+        if to_send:
+            self._transport.write(to_send)
+        if self._tls.handshaken and not was_handshaken:
+            self._flush()  # what waited for the handshake (a client's Hello)
+        if plain:
+            self._frames_received(plain)
+
+    def _tls_failed(self, error: ssl.SSLError) -> None:
+        why = f"TLS handshake failed: {error.reason or error}"
+        if self._is_server:
+            _REFUSALS.log(logger, f"refused connection from {self.peer}: {why}")
+            if self._on_refused is not None:
+                self._on_refused(self.peer, why)
+        elif not self.handshake.done():
+            self.handshake.set_exception(AuthenticationError(f"{why} (with {self.peer})"))
+        self._out = []  # a client's Hello, with its token, must never go out in the clear
+        alert = self._tls.pending() if self._tls is not None else b""
+        if alert and self._transport is not None:
+            self._transport.write(alert)  # tells the peer why (its log names the alert)
+        self._tls = None
+        self.close()
+
+    def _refuse_plain(self, why: str) -> None:
+        _REFUSALS.log(logger, f"refused connection from {self.peer}: {why}")
+        if self._on_refused is not None:
+            self._on_refused(self.peer, why)
+        self.close()
+
+    def _frames_received(self, data: bytes) -> None:
         buf = self._buffer
         buf += data
         pos = 0
@@ -190,6 +259,19 @@ class Connection(asyncio.Protocol):
             del buf[:pos]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if (
+            self._tls is not None
+            and not self._tls.handshaken
+            and not self._is_server
+            and not self.handshake.done()
+        ):
+            # Final, not worth retrying: the two ends disagree about TLS.
+            self.handshake.set_exception(
+                AuthenticationError(
+                    f"{self.peer} closed the connection during the TLS handshake: does the server "
+                    "have TLS settings (MANTA_TLS_CA/CERT/KEY), and a certificate this client's CA signed?"
+                )
+            )
         self._mark_closed(exc)
 
     # -- sending ---------------------------------------------------------------------
@@ -232,8 +314,15 @@ class Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._out and self._transport is not None and not self._transport.is_closing():
+        if not self._out or self._transport is None or self._transport.is_closing():
+            self._out = []
+            return
+        if self._tls is None:
             self._transport.writelines(self._out)
+        elif self._tls.handshaken:
+            self._transport.write(self._tls.encrypt(b"".join(self._out)))
+        else:
+            return  # kept until the handshake is done
         self._out = []
 
     # -- receiving -------------------------------------------------------------------
@@ -465,10 +554,13 @@ class RpcServer:
         on_disconnect: Callable[[Connection], None] | None = None,
         on_refused: Callable[[str, str], None] | None = None,
         ident: bytes = b"",
+        tls: tls_.Tls | str | None = "process",
     ) -> None:
         self._dispatcher = dispatcher
         self._verifier = verifier
         self._on_refused = on_refused
+        # TLS on the TCP listener: this process's settings unless told otherwise.
+        self._tls = tls_.current() if isinstance(tls, str) else tls
         self._ident = ident  # told to every peer at the handshake
         self._max_frame = max_frame_bytes
         self._on_connect = on_connect
@@ -484,6 +576,7 @@ class RpcServer:
             self._dispatcher,
             verifier=self._verifier,
             on_refused=self._on_refused,
+            tls=self._tls if listener == "tcp" else None,
             max_frame_bytes=self._max_frame,
             on_ready=self._ready,
             on_close=self._closed,
@@ -549,11 +642,14 @@ async def connect(
     max_frame_bytes: int,
     timeout: float = 10.0,
     on_close: Callable[[Connection], None] | None = None,
+    tls: tls_.Tls | str | None = "process",
 ) -> Connection:
     """Open and authenticate a connection to ``unix:/path`` or ``host:port``; ``kind`` says
-    what this process is (the server decides what it may do from ``token``)."""
+    what this process is (the server decides what it may do from ``token``). Over TCP,
+    TLS is used when this process has TLS settings (unless ``tls`` says otherwise)."""
     loop = asyncio.get_running_loop()
     hello = Hello(PROTOCOL_VERSION, __version__, token, kind, ident, info or {})
+    settings = tls_.current() if isinstance(tls, str) else tls
 
     def factory() -> Connection:
         return Connection(
@@ -561,6 +657,8 @@ async def connect(
             max_frame_bytes=max_frame_bytes,
             on_close=on_close,
             hello=hello,
+            tls=None if address.startswith("unix:") else settings,
+            server_hostname=tls_.hostname_of(address),
         )
 
     try:
