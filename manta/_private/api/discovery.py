@@ -145,9 +145,13 @@ def join_existing(session_dir: str) -> tuple[SessionInfo, dict[str, Any]]:
 
 
 def _running(info: dict[str, Any]) -> bool:
-    # The HTTP service is not needed to run work: a cluster whose dashboard died still runs.
-    pids = {name: pid for name, pid in info.get("pids", {}).items() if name != "dashboard"}
-    return all(psutil.pid_exists(p) for p in pids.values())
+    # A driver joins through the node daemon: while it lives, the cluster runs. A gcs being
+    # restarted (its new pid not yet written) is reconnected to by the driver as by the
+    # node; the HTTP service is not needed to run work at all.
+    pids = info.get("pids", {})
+    if "node" in pids:
+        return psutil.pid_exists(pids["node"])
+    return all(psutil.pid_exists(p) for name, p in pids.items() if name != "dashboard")
 
 
 def address_info(session_dir: str, info: dict[str, Any]) -> dict[str, Any]:
