@@ -1,5 +1,6 @@
 """``manta job``: submit jobs to a cluster's head and follow, inspect, stop and delete them
-(Ray's ``ray job`` commands, over the same HTTP API as ``JobSubmissionClient``)."""
+(Ray's ``ray job`` commands, over the same HTTP API as ``JobSubmissionClient``), and show a
+job's provenance (``describe``, Manta's own)."""
 
 from __future__ import annotations
 
@@ -244,3 +245,69 @@ def delete(address: str | None, token_file: str | None, job_id: str) -> None:
     """Forget an ended job: its record and its log."""
     head.call(head.client(address, token_file, JobSubmissionClient).delete_job, job_id)
     click.echo(f"Job '{job_id}' deleted successfully")
+
+
+@job.command()
+@head.address_option
+@head.token_option
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json"]), default="text", help="Output format."
+)
+@click.argument("job_id")
+def describe(address: str | None, token_file: str | None, output_format: str, job_id: str) -> None:
+    """Print a job's provenance: who submitted it, what it asked for, where and on what it
+    ran (versions, a hash of its installed packages), what it consumed and how it ended."""
+    provenance = head.call(head.client(address, token_file, JobSubmissionClient).get_job_provenance, job_id)
+    if output_format == "json":
+        click.echo(json.dumps(provenance, indent=2, sort_keys=True))
+    else:
+        click.echo("\n".join(describe_lines(provenance)))
+
+
+def describe_lines(p: dict[str, Any]) -> list[str]:
+    """A provenance record as aligned ``label: value`` lines; "-" for what is not known."""
+
+    def when(ms: int | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
+
+    status = p.get("status") or "-"
+    if p.get("exit_code") is not None:
+        status += f" (exit code {p['exit_code']})"
+    requested = {
+        "cpus": p.get("entrypoint_num_cpus"),
+        "gpus": p.get("entrypoint_num_gpus"),
+        "memory": p.get("entrypoint_memory"),
+        "resources": p.get("entrypoint_resources"),
+    }
+    consumed = "-"
+    if p.get("cpu_seconds") is not None:
+        consumed = f"{p['cpu_seconds']:.2f} CPU seconds, peak memory {_mib(p.get('peak_memory_bytes'))}"
+    log = p.get("log_path") or {}
+    packages = "-"
+    if p.get("packages_hash"):
+        packages = f"{p.get('packages_count')} installed, sha256 {p['packages_hash']}"
+    rows = [
+        ("Job", p.get("submission_id") or "-"),
+        ("Status", status),
+        ("Entrypoint", p.get("entrypoint") or "-"),
+        (
+            "Submitted",
+            f"{when(p.get('submit_time'))} by {p.get('submitter')} (role {p.get('submitter_role')})",
+        ),
+        ("Started", when(p.get("start_time"))),
+        ("Ended", when(p.get("end_time"))),
+        ("Runtime env", json.dumps(p.get("runtime_env"), sort_keys=True) if p.get("runtime_env") else "-"),
+        ("Requested", ", ".join(f"{k}={v}" for k, v in requested.items() if v) or "nothing reserved"),
+        ("Consumed", consumed),
+        ("Nodes used", ", ".join(p.get("nodes_used") or []) or "-"),
+        ("Log", f"{log['path']} on node {log['node_id']}" if log else "-"),
+        ("Manta", p.get("manta_version") or "-"),
+        ("Python", p.get("python_version") or "-"),
+        ("Packages", packages),
+    ]
+    width = max(len(label) for label, _ in rows) + 1
+    return [f"{(label + ':').ljust(width)} {value}" for label, value in rows]
+
+
+def _mib(size: int | None) -> str:
+    return "-" if size is None else f"{size / (1 << 20):.1f} MiB"

@@ -15,6 +15,7 @@ import concurrent.futures
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -133,6 +134,34 @@ class JobManager:
         )
         return overwrite or not existed
 
+    def _read_provenance(self, submission_id: str) -> dict[str, Any] | None:
+        from manta.experimental import internal_kv
+
+        raw = internal_kv._internal_kv_get(
+            job_state.record_key(submission_id), namespace=job_state.PROVENANCE_NAMESPACE
+        )
+        return None if raw is None else job_state.JobProvenance.from_json(json.loads(raw)).to_json()
+
+    def _write_provenance(self, submission_id: str, provenance: job_state.JobProvenance) -> None:
+        from manta.experimental import internal_kv
+
+        internal_kv._internal_kv_put(
+            job_state.record_key(submission_id),
+            json.dumps(provenance.to_json()),
+            namespace=job_state.PROVENANCE_NAMESPACE,
+        )
+
+    async def get_provenance(self, submission_id: str) -> dict[str, Any]:
+        """The provenance record of a submitted job (as JSON)."""
+        await self.get(submission_id)  # a 404 for no such job
+        provenance = await self._call(self._read_provenance, submission_id)
+        if provenance is None:
+            raise JobError(
+                404,
+                f"Job {submission_id} has no provenance record: it was submitted before the head kept one.",
+            )
+        return provenance  # type: ignore[no-any-return]
+
     @staticmethod
     def _details(submission_id: str, info: JobInfo) -> JobDetails:
         return JobDetails(**{**vars(info), "submission_id": submission_id, "type": JobType.SUBMISSION})
@@ -193,7 +222,9 @@ class JobManager:
         return [d for job in jobs if (d := job_state.driver_details(job, submitted)) is not None]
 
     # -- submit, stop, delete ------------------------------------------------------------
-    async def submit(self, request: dict[str, Any]) -> str:
+    async def submit(self, request: dict[str, Any], submitter: str, submitter_role: str) -> str:
+        """Record and start a job; ``submitter`` is the name of the token that asked (with
+        its role), kept in the job's provenance."""
         submission_id = request.get("submission_id") or job_state.new_submission_id()
         problem = job_state.check_submission_id(submission_id)
         if problem:
@@ -219,6 +250,10 @@ class JobManager:
         info.message = job_state.pending_message(info)
         if not await self._call(self._write, submission_id, info, False):
             raise JobError(409, f"Job with submission_id {submission_id} already exists. Choose another id.")
+        provenance = job_state.provenance_at_submit(
+            submission_id, info, submitter, submitter_role, int(time.time() * 1000)
+        )
+        await self._call(self._write_provenance, submission_id, provenance)
         try:
             handle, run_ref = await self._call(self._launch, submission_id, info)
         except Exception as e:
@@ -351,7 +386,7 @@ class JobManager:
         return True
 
     async def delete(self, submission_id: str) -> bool:
-        """Forget an ended job: its record and its log."""
+        """Forget an ended job: its record, its provenance and its log."""
         from manta.experimental import internal_kv
 
         info = await self.get(submission_id)
@@ -361,11 +396,12 @@ class JobManager:
                 f"Job {submission_id} is still {info.status.value}; stop it before deleting it "
                 "(only a job in a terminal state can be deleted).",
             )
-        await self._call(
-            internal_kv._internal_kv_del,
-            job_state.record_key(submission_id),
-            namespace=job_state.KV_NAMESPACE,
-        )
+        # The provenance first: a failure between the two leaves the job's record, which can
+        # be deleted again; a provenance left alone would be an orphan that nothing shows.
+        for namespace in (job_state.PROVENANCE_NAMESPACE, job_state.KV_NAMESPACE):
+            await self._call(
+                internal_kv._internal_kv_del, job_state.record_key(submission_id), namespace=namespace
+            )
         # A running driver that ships code of its own may share a package (drivers upload
         # by content too): then the packages wait for a later delete.
         if not await self._drivers_may_use_packages():

@@ -1,13 +1,16 @@
 """Decisions about submitted jobs, without I/O: ids, status changes, how a job is placed,
-and what its failure says. The job manager and the supervisor carry them out."""
+what its failure says, and its provenance record (what folds into it). The job manager and
+the supervisor carry them out."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import secrets
 import string
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from manta.job_submission.models import DriverInfo, JobDetails, JobInfo, JobStatus, JobType
@@ -20,6 +23,9 @@ SUPERVISOR_NAMESPACE = "_manta_jobs"
 KV_NAMESPACE = "job_submission"
 # Where each running entrypoint's process group is recorded (see ProcessGroup).
 GROUPS_NAMESPACE = "job_process_groups"
+# Each job's provenance record, keyed like its job record. Not in KV_NAMESPACE: every key
+# there is read as a JobInfo, and Ray's JobInfo/JobDetails must not gain members.
+PROVENANCE_NAMESPACE = "job_provenance"
 
 # How much of a failed entrypoint's output its FAILED message carries.
 FAILURE_LOG_TAIL_CHARS = 20_000
@@ -194,3 +200,136 @@ def unused_packages(deleted: dict[str, Any] | None, remaining: list[dict[str, An
     for env in remaining:
         in_use |= packages_of(env)
     return packages_of(deleted) - in_use
+
+
+# -- provenance ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class JobProvenance:
+    """Who submitted a job, what it asked for, where and on what it ran, what it consumed
+    and how it ended (a Manta extension; Ray has no such record). Times are Unix
+    milliseconds, as in JobInfo. A field is None until it is known: the submit writes who
+    asked for what, the supervisor the rest as the job starts and ends."""
+
+    submission_id: str
+    entrypoint: str
+    runtime_env: dict[str, Any] | None
+    submitter: str  # the name of the token that submitted it ("cluster": the cluster's own)
+    submitter_role: str
+    submit_time: int
+    entrypoint_num_cpus: float | None = None
+    entrypoint_num_gpus: float | None = None
+    entrypoint_memory: int | None = None
+    entrypoint_resources: dict[str, float] | None = None
+    # How it stands: a copy of its job record's, written with each change of the record.
+    status: str = "PENDING"
+    start_time: int | None = None
+    end_time: int | None = None
+    exit_code: int | None = None
+    # The supervisor's process, which runs in the job's runtime env on the entrypoint's node.
+    manta_version: str | None = None
+    python_version: str | None = None
+    packages_hash: str | None = None
+    packages_count: int | None = None
+    # The entrypoint's process tree; the workers that ran its tasks and actors are not its
+    # descendants, and are not counted.
+    cpu_seconds: float | None = None
+    peak_memory_bytes: int | None = None
+    nodes_used: list[str] = dataclasses.field(default_factory=list)
+    log_path: dict[str, str] | None = None  # {"node_id": ..., "path": ...}
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobProvenance:
+        # A field this version does not know (written by a newer head) is left out.
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def amended(self, changes: Mapping[str, Any]) -> JobProvenance:
+        """This record with ``changes``; nodes only add up (each writer knows some)."""
+        changes = dict(changes)
+        if "nodes_used" in changes:
+            changes["nodes_used"] = list(dict.fromkeys([*self.nodes_used, *changes["nodes_used"]]))
+        return dataclasses.replace(self, **changes)
+
+
+def provenance_at_submit(
+    submission_id: str, info: JobInfo, submitter: str, submitter_role: str, now_ms: int
+) -> JobProvenance:
+    return JobProvenance(
+        submission_id=submission_id,
+        entrypoint=info.entrypoint,
+        runtime_env=info.runtime_env,
+        submitter=submitter,
+        submitter_role=submitter_role,
+        submit_time=now_ms,
+        entrypoint_num_cpus=info.entrypoint_num_cpus,
+        entrypoint_num_gpus=info.entrypoint_num_gpus,
+        entrypoint_memory=info.entrypoint_memory,
+        entrypoint_resources=info.entrypoint_resources,
+        status=info.status.value,
+    )
+
+
+def record_facts(info: JobInfo) -> dict[str, Any]:
+    """What a provenance record copies from its job's record whenever that changes."""
+    return {
+        "status": info.status.value,
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+        "exit_code": info.driver_exit_code,
+    }
+
+
+def packages_digest(distributions: Iterable[tuple[str, str]]) -> tuple[str, int]:
+    """SHA-256 (hex) over the sorted ``name==version`` lines of the installed
+    distributions, and how many there are. ``distributions`` come in import order: a name
+    installed twice (a venv over the system's site-packages) counts as the one found first,
+    which is the one imported. Names are compared and written in PEP 503 normal form, so the
+    same environment hashes the same however its metadata spells them."""
+    versions: dict[str, str] = {}
+    for name, version in distributions:
+        versions.setdefault(re.sub(r"[-_.]+", "-", name).lower(), version)
+    lines = sorted(f"{name}=={version}" for name, version in versions.items())
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest(), len(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessSample:
+    """One process of a tree, as seen once: its pid and start time (a reused pid is another
+    process), its CPU time so far (user + system, seconds) and its resident memory."""
+
+    pid: int
+    started: float
+    cpu_seconds: float
+    rss_bytes: int
+
+
+class UsageTally:
+    """What a process tree consumed, folded from samples of it taken while it ran.
+
+    CPU time only grows, so each process's largest sample is its best known total; their sum
+    counts the children that ended between samples. Memory is the largest sum of RSS over
+    one sample. Both miss what happened after the last sample: ``usage`` lets the caller
+    raise them to figures from another source (the reaped tree's rusage)."""
+
+    def __init__(self) -> None:
+        self._cpu: dict[tuple[int, float], float] = {}
+        self._peak_rss = 0
+
+    def observe(self, samples: Iterable[ProcessSample]) -> None:
+        rss = 0
+        for s in samples:
+            key = (s.pid, s.started)
+            self._cpu[key] = max(self._cpu.get(key, 0.0), s.cpu_seconds)
+            rss += s.rss_bytes
+        self._peak_rss = max(self._peak_rss, rss)
+
+    def usage(self, reaped_cpu_seconds: float = 0.0, reaped_peak_rss: int = 0) -> dict[str, Any]:
+        """The provenance fields, each the larger of two lower bounds: the samples', and
+        the one measured when the tree was reaped."""
+        cpu = max(sum(self._cpu.values()), reaped_cpu_seconds)
+        return {"cpu_seconds": round(cpu, 3), "peak_memory_bytes": max(self._peak_rss, reaped_peak_rss)}

@@ -227,6 +227,23 @@ class JobSubmissionClient(SubmissionClient):
         started by hand (``type`` DRIVER), as Ray lists them."""
         return [_details(d) for d in self._get("/api/jobs/")]
 
+    def get_job_provenance(self, job_id: str) -> dict[str, Any]:
+        """The provenance record of a submitted job (a Manta extension; Ray's client has
+        no such call): ``submission_id``, ``entrypoint``, ``runtime_env`` as submitted,
+        ``submitter`` (the name of the token that submitted it) and ``submitter_role``;
+        ``manta_version``, ``python_version``, ``packages_hash`` (SHA-256 over the sorted
+        ``name==version`` lines of the entrypoint's installed distributions) and
+        ``packages_count``; the ``entrypoint_*`` resources requested; ``cpu_seconds`` and
+        ``peak_memory_bytes`` consumed by the entrypoint's process tree; ``nodes_used``;
+        ``submit_time``, ``start_time``, ``end_time`` (Unix ms), ``status``, ``exit_code``
+        and ``log_path`` (``{"node_id", "path"}``). Fields not known yet are None.
+
+        Raises:
+            RuntimeError: There is no such job (404), or it was submitted before the head
+                kept provenance records.
+        """
+        return dict(self._get(f"{_job_path(job_id)}/provenance"))
+
     def get_job_status(self, job_id: str) -> JobStatus:
         return self.get_job_info(job_id).status
 

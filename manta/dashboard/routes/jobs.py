@@ -1,5 +1,6 @@
 """``/api/jobs/``: submit, list, inspect, follow, stop and delete jobs (Ray's paths and
-shapes, so Ray's own job client works against it too)."""
+shapes, so Ray's own job client works against it too), and a job's provenance (Manta's
+own path: who submitted it, what it ran on, what it consumed)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class _JobRoutes:
         if not body["entrypoint"].strip():
             return json_error(400, "entrypoint must be a non-empty shell command")
         try:
-            submission_id = await self.jobs.submit(body)
+            submission_id = await self.jobs.submit(body, request["token_name"], request["role"])
         except JobError as e:
             return _error(e)
         self.audit(
@@ -66,6 +67,12 @@ class _JobRoutes:
     async def get_job_info(self, request: web.Request) -> web.Response:
         try:
             return json_response((await self.jobs.get_linked(request.match_info["job_id"])).to_json())
+        except JobError as e:
+            return _error(e)
+
+    async def get_job_provenance(self, request: web.Request) -> web.Response:
+        try:
+            return json_response(await self.jobs.get_provenance(request.match_info["job_id"]))
         except JobError as e:
             return _error(e)
 
@@ -153,6 +160,13 @@ def routes(jobs: JobManager, audit: Audit) -> list[Route]:
         ),
         Route("GET", "/api/jobs/", h.list_jobs, "List jobs."),
         Route("GET", "/api/jobs/{job_id}", h.get_job_info, "A job's details.", responses=found),
+        Route(
+            "GET",
+            "/api/jobs/{job_id}/provenance",
+            h.get_job_provenance,
+            "Who submitted a job, what it ran on and what it consumed.",
+            responses=found,
+        ),
         Route("GET", "/api/jobs/{job_id}/logs", h.get_job_logs, "A job's log so far.", responses=found),
         Route("GET", "/api/jobs/{job_id}/logs/tail", h.tail_job_logs, "Follow a job's log.", websocket=True),
         Route("POST", "/api/jobs/{job_id}/stop", h.stop_job, "Stop a job.", "submit", responses=found),
