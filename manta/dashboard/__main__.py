@@ -13,6 +13,7 @@ import time
 from aiohttp import web
 
 from manta._private.common import daemon
+from manta._private.common.ratelimit import RequestBuckets
 from manta._private.common.session import ADDRESS_FILE, read_token
 from manta._private.rpc import access_messages as a
 from manta._private.rpc import tls
@@ -61,11 +62,13 @@ def main() -> None:
 
     auth = Authenticator(read_token(args.session_dir), ask_gcs, time.monotonic)
     jobs = JobManager(args.session_dir, config.job_start_timeout_s)
+    limits = RequestBuckets(time.monotonic, config.http_requests_per_s, 2 * config.http_requests_per_s)
     app = make_app(
         all_routes(jobs, gcs, MAX_UPLOAD_BYTES),
         auth,
         allowed_hosts(config.dashboard_allowed_hosts),
         gcs.audit,
+        limits,
     )
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from manta._private.common.ratelimit import RateLimitedLog
+from manta._private.common.ratelimit import RateLimitedLog, RequestBuckets
 from manta._private.rpc.auth import allows
 from manta.dashboard import openapi
 from manta.dashboard.auth import Authenticator, cross_site, own_host
@@ -47,11 +47,21 @@ def _host_check(hosts: frozenset[str], refusals: RateLimitedLog) -> Any:
     return check_host
 
 
-def _middlewares(
-    auth: Authenticator, roles: dict[Handler, str], hosts: frozenset[str], audit: Audit
-) -> list[Any]:
-    refusals = RateLimitedLog(time.monotonic)
-    failures = RateLimitedLog(time.monotonic)
+def _too_many(wait_s: float) -> web.Response:
+    response = json_error(429, f"too many requests: slow down (try again in {wait_s:.1f} s)")
+    response.headers["Retry-After"] = str(max(1, round(wait_s)))
+    return response
+
+
+def _authentication(
+    auth: Authenticator,
+    roles: dict[Handler, str],
+    audit: Audit,
+    limits: RequestBuckets,
+    refusals: RateLimitedLog,
+    failures: RateLimitedLog,
+) -> Any:
+    """Bearer token to role; a rate limit per token; cross-site refusal; the route's role."""
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -62,6 +72,11 @@ def _middlewares(
             return json_error(
                 503, "the cluster's gcs cannot be reached to check the token; try again shortly"
             )
+        # One token, or one connection before its token is known, cannot take the service
+        # for itself; others are not slowed (a shared address is no shared budget).
+        wait = limits.wait(f"token:{grant.name}" if grant else f"connection:{id(request.transport)}")
+        if wait:
+            return _too_many(wait)
         if grant is None:
             why = f"refused {request.method} {request.path!r} from {_peer(request)}: no valid token"
             for line in refusals.lines(why):
@@ -87,6 +102,10 @@ def _middlewares(
         request["token_name"] = grant.name
         return await handler(request)
 
+    return authenticate
+
+
+def _json_errors(failures: RateLimitedLog) -> Any:
     @web.middleware
     async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
@@ -103,17 +122,37 @@ def _middlewares(
             )
             return json_error(500, "internal error; the head's dashboard log has the details")
 
-    return [json_errors, _host_check(hosts, refusals), authenticate]
+    return json_errors
+
+
+def _middlewares(
+    auth: Authenticator,
+    roles: dict[Handler, str],
+    hosts: frozenset[str],
+    audit: Audit,
+    limits: RequestBuckets,
+) -> list[Any]:
+    refusals = RateLimitedLog(time.monotonic)
+    failures = RateLimitedLog(time.monotonic)
+    return [
+        _json_errors(failures),
+        _host_check(hosts, refusals),
+        _authentication(auth, roles, audit, limits, refusals, failures),
+    ]
 
 
 def make_app(
-    routes: Iterable[Route], auth: Authenticator, hosts: frozenset[str], audit: Audit
+    routes: Iterable[Route],
+    auth: Authenticator,
+    hosts: frozenset[str],
+    audit: Audit,
+    limits: RequestBuckets,
 ) -> web.Application:
     """An application serving ``routes`` (each route reads its body with its own limit)
     to callers whose Host is one of ``hosts`` (or an IP address)."""
     routes = list(routes)
     roles = {r.handler: r.role for r in routes}
-    app = web.Application(middlewares=_middlewares(auth, roles, hosts, audit))
+    app = web.Application(middlewares=_middlewares(auth, roles, hosts, audit, limits))
     doc = openapi.document(routes)
 
     async def openapi_document(request: web.Request) -> web.Response:

@@ -35,6 +35,10 @@ from tests.polling import wait_until
 def cluster(tmp_path_factory: pytest.TempPathFactory):
     here = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("jobs_cwd"))
+    # A low request rate per token (bursts of 50), so test_a_flooding_token_is_slowed_alone
+    # can exceed it quickly; every other test stays well below.
+    rate_before = os.environ.get("MANTA_HTTP_REQUESTS_PER_S")
+    os.environ["MANTA_HTTP_REQUESTS_PER_S"] = "25"
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": True})
     try:
         c.add_node(num_cpus=1)
@@ -52,6 +56,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     finally:
         c.shutdown()
         os.chdir(here)
+        if rate_before is None:
+            del os.environ["MANTA_HTTP_REQUESTS_PER_S"]
+        else:
+            os.environ["MANTA_HTTP_REQUESTS_PER_S"] = rate_before
 
 
 def issue(head: dict[str, Any], role: str, name: str, token: str = "default") -> str:
@@ -346,3 +354,13 @@ def test_token_and_audit_commands(cluster, tmp_path) -> None:
     assert bad.returncode == 2 and "'root' is not one of" in bad.stderr
     missing = manta_cli(cluster, "token", "revoke", "no-such-token")
     assert missing.returncode == 1 and "no token has the id or active name" in missing.stderr
+
+
+def test_a_flooding_token_is_slowed_alone(cluster) -> None:
+    flooder = issue(cluster, "read", "flooder")
+    calm = issue(cluster, "read", "calm")
+    statuses = [request(cluster, "GET", "/api/version", token=flooder)[0] for _ in range(120)]
+    assert statuses[:40] == [200] * 40 and 429 in statuses
+    status, body = request(cluster, "GET", "/api/version", token=flooder)
+    assert status == 429 and "too many requests" in body["error"]
+    assert request(cluster, "GET", "/api/version", token=calm)[0] == 200  # others are served

@@ -107,6 +107,9 @@ class Config:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    # Requests a second one token (or, before it is known, one address) may make of the
+    # HTTP service on average; twice as many may come in a burst. More get 429.
+    http_requests_per_s: float = 100.0
     # Host names (comma-separated) the HTTP service answers to besides IP addresses,
     # localhost and this host's own names: any other Host header is refused, so a web
     # page cannot reach the service through a DNS name that points at it (DNS rebinding).
@@ -172,6 +175,7 @@ class Config:
 
 # Fields that must be above zero (or may be -1), where the rest only may not be negative.
 _LOWEST: dict[str, float] = {
+    "http_requests_per_s": 0.01,
     "max_inline_bytes": 1,
     "max_frame_bytes": 64 * 1024,
     "max_pending_leases_per_class": 1,

@@ -1,4 +1,5 @@
-"""Log lines a peer can cause, bounded: a flood of refusals must not fill the disk."""
+"""Bounds on what a peer can cause: log lines (a flood of refusals must not fill the disk)
+and requests (one token or address cannot take the service for itself)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,37 @@ class RateLimitedLog:
     def log(self, logger: logging.Logger, line: str) -> None:
         for text in self.lines(line):
             logger.warning("%s", text)
+
+
+@dataclass
+class RequestBuckets:
+    """A token bucket per key (a token's name, a peer's address): ``rate`` requests a second
+    on average, bursts of up to ``burst``. Keys idle long enough to be full again are
+    forgotten when the table is full, so a flood of new keys cannot grow it without bound."""
+
+    clock: Callable[[], float]
+    rate: float
+    burst: float
+    max_keys: int = 10_000
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict, init=False)
+
+    def wait(self, key: str) -> float:
+        """0 when a request under ``key`` may go now (and counts it), else seconds until one may."""
+        now = self.clock()
+        level, then = self._buckets.get(key, (self.burst, now))
+        level = min(self.burst, level + (now - then) * self.rate)
+        if level < 1.0:
+            self._buckets[key] = (level, now)
+            return (1.0 - level) / self.rate
+        if key not in self._buckets and len(self._buckets) >= self.max_keys:
+            self._forget_full(now)
+        self._buckets[key] = (level - 1.0, now)
+        return 0.0
+
+    def _forget_full(self, now: float) -> None:
+        refill = self.burst / self.rate
+        for key in [k for k, (_level, then) in self._buckets.items() if now - then >= refill]:
+            del self._buckets[key]
+        if len(self._buckets) >= self.max_keys:  # all busy: drop the oldest half
+            for key in sorted(self._buckets, key=lambda k: self._buckets[k][1])[: self.max_keys // 2]:
+                del self._buckets[key]
