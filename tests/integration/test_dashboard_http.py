@@ -172,18 +172,25 @@ def test_packages_are_checked(head) -> None:
     shutil.which("schemathesis") is None and shutil.which("st") is None,
     reason="schemathesis is not installed",
 )
-def test_schemathesis_finds_no_server_errors(head, tmp_path) -> None:
-    """Fuzz every documented operation from the OpenAPI document: no 5xx, no crash. The
-    jobs it submits run random strings as shell commands, which fail harmlessly."""
+@pytest.mark.parametrize("role", ["admin", "submit", "read"])
+def test_schemathesis_finds_no_server_errors(head, tmp_path, role) -> None:
+    """Fuzz every documented operation from the OpenAPI document with a token of each
+    role: no 5xx, no crash (a weaker role gets its 403s). The jobs it submits run random
+    strings as shell commands, which fail harmlessly."""
     exe = shutil.which("schemathesis") or shutil.which("st")
     assert exe is not None
+    token = head["token"]
+    if role != "admin":
+        status, issued = request(head, "POST", "/api/tokens", {"role": role, "name": f"schemathesis-{role}"})
+        assert status == 200, issued
+        token = issued["token"]
     result = subprocess.run(
         [
             exe,
             "run",
             head["url"] + "/api/openapi.json",
             "--header",
-            f"Authorization: Bearer {head['token']}",
+            f"Authorization: Bearer {token}",
             "--checks",
             "not_a_server_error",
             "--max-examples",
@@ -259,3 +266,53 @@ def test_odd_credentials_and_paths_are_refused_not_failed(head) -> None:
     assert status == 401
     log = dashboard_log(head)
     assert "internal error" not in log and "\nforged line" not in log
+
+
+TRAVERSALS = [
+    "..%2F..%2F..%2Fetc%2Fpasswd",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "..%252F..%252Fetc%252Fpasswd",
+    "%2Fetc%2Fpasswd",
+    "..%5C..%5Cetc%5Cpasswd",
+    "name%00.zip",
+    "....%2F%2F....%2F%2Fetc%2Fpasswd",
+]
+NAMED_ROUTES = [
+    ("GET", "/api/jobs/{}"),
+    ("GET", "/api/jobs/{}/logs"),
+    ("GET", "/api/jobs/{}/provenance"),
+    ("POST", "/api/jobs/{}/stop"),
+    ("DELETE", "/api/jobs/{}"),
+    ("GET", "/api/packages/gcs/{}"),
+    ("PUT", "/api/packages/gcs/{}"),
+    ("DELETE", "/api/tokens/{}"),
+    ("POST", "/api/tokens/{}/rotate"),
+]
+
+
+@pytest.mark.parametrize("method,template", NAMED_ROUTES)
+def test_names_that_climb_out_are_refused_on_every_route(head, method, template) -> None:
+    """No route that takes a name serves, writes or touches anything outside its own
+    records: encoded, double-encoded, absolute and backslashed paths are 4xx."""
+    for name in TRAVERSALS:
+        raw = b"x" if method == "PUT" else (b"{}" if method == "POST" else None)
+        status, body = request(head, method, template.format(name), raw=raw)
+        assert 400 <= status < 500, (method, name, status, body)
+        assert "root:" not in str(body)
+
+
+def test_tokens_never_reach_a_log(head) -> None:
+    """After requests with good, user and wrong tokens, no log of the session holds any
+    token's text (refusals name the peer, never what it sent)."""
+    status, issued = request(head, "POST", "/api/tokens", {"role": "read", "name": "never-logged"})
+    assert status == 200
+    wrong = "mt_0123456789ab_" + "e" * 64
+    for token in (issued["token"], wrong, "plain-wrong-token", head["token"]):
+        request(head, "GET", "/api/jobs/", token=token)
+        request(head, "POST", "/api/jobs/", {"entrypoint": 5}, token=token)
+    request(head, "DELETE", "/api/tokens/never-logged")
+    secrets = (head["token"], issued["token"], wrong, "plain-wrong-token")
+    for path in Path(head["session_dir"], "logs").iterdir():
+        text = path.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"a token is in {path}"
