@@ -338,7 +338,9 @@ def _normalize(address: str) -> str:
     address = address.strip().rstrip("/")
     scheme, sep, _ = address.partition("://")
     if not sep:
-        return "http://" + address
+        from manta._private.rpc import tls
+
+        return ("https://" if tls.current() is not None else "http://") + address
     if scheme not in ("http", "https"):
         raise ValueError(
             f"the jobs API is served over http or https, so address {address!r} cannot be used; "
@@ -392,16 +394,23 @@ def _find_token(session_dir: str | None) -> str:
 
 
 def _ssl_context(verify: str | bool | None) -> ssl.SSLContext | None:
+    """How https is checked: as ``verify`` says; with the cluster's TLS settings in this
+    process (MANTA_TLS_*), the server is checked against the cluster CA and this process's
+    certificate is presented (the cluster's mutual TLS)."""
+    from manta._private.rpc import tls
+
+    settings = tls.current()
     if verify is None or verify is True:
-        return None
+        return None if settings is None else settings.client
+    if not isinstance(verify, (bool, str)):
+        raise TypeError(f"verify must be a bool or a CA bundle path, got {type(verify).__name__}")
+    context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
     if verify is False:
-        context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        return context
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    raise TypeError(f"verify must be a bool or a CA bundle path, got {type(verify).__name__}")
+    if settings is not None:
+        context.load_cert_chain(settings.files[1], settings.files[2])
+    return context
 
 
 def _details(data: dict[str, Any]) -> JobDetails:

@@ -146,3 +146,26 @@ def test_a_mutual_tls_cluster(hosts, pki) -> None:  # noqa: F811 - the fixture
     )
     with urllib.request.urlopen(request, context=context, timeout=30) as reply:
         assert reply.status == 200
+    # The CLI and the job client speak https with the cluster's certificates; the job's
+    # driver (started by the cluster) has them too, and its task runs on the other node.
+    url = f"https://{info['dashboard_url']}"
+    job = manta_cli(
+        [
+            "job",
+            "submit",
+            "--address",
+            url,
+            "--",
+            "python",
+            "-c",
+            "import manta; manta.init(); print('answer', manta.get(manta.remote(resources={'w': 1})(lambda: 42).remote()))",
+        ],
+        head_dir,
+        MANTA_AUTH_TOKEN=token,
+        **tls,
+    )
+    assert job.returncode == 0 and "answer 42" in job.stdout, job.stdout + job.stderr
+    made = manta_cli(
+        ["token", "create", "--role", "read", "--address", url], head_dir, MANTA_AUTH_TOKEN=token, **tls
+    )
+    assert made.returncode == 0 and made.stdout.strip().splitlines()[-1].startswith("mt_"), made.stderr
