@@ -459,7 +459,9 @@ class NodeService:
             # of ours goes into its exit report. Make sure it does go.
             asyncio.get_running_loop().call_later(1.0, self._force_kill, proc)
             return
-        proc.kill_reason = reason
+        # A reason given first (the gcs killing an actor's worker says why, then returns its
+        # lease as broken) is the one that explains the exit.
+        proc.kill_reason = proc.kill_reason or reason
         if proc.conn is not None:
             proc.conn.notify(m.ExitWorker(reason))
             asyncio.get_running_loop().call_later(2.0, self._force_kill, proc)
