@@ -67,6 +67,12 @@ _ADDRESS_FILE = "address.json"
     "--tls-cert", default=None, help="This node's certificate, signed by the CA (else $MANTA_TLS_CERT)."
 )
 @click.option("--tls-key", default=None, help="The key of --tls-cert (else $MANTA_TLS_KEY).")
+@click.option(
+    "--max-actors-per-job",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Live actors one job may have at once (head only; 0: no limit, the default).",
+)
 @click.option("--block", is_flag=True, help="Stay in the foreground; Ctrl-C stops this node.")
 def start(
     head: bool,
@@ -86,6 +92,7 @@ def start(
     tls_ca: str | None,
     tls_cert: str | None,
     tls_key: str | None,
+    max_actors_per_job: int | None,
     block: bool,
 ) -> None:
     """Start a Manta node on this host: a new cluster's head, or one that joins a head."""
@@ -107,6 +114,8 @@ def start(
     if head:
         _check_storage(storage)
     config = _node_config(Config.from_env(), tls_ca, tls_cert, tls_key)
+    if max_actors_per_job is not None:
+        config = config.replace(max_actors_per_job=max_actors_per_job)
     _warn_if_exposed(config, node_ip_address, dashboard_host if head and include_dashboard else None)
     running = _started_sessions(config.tmpdir)
     if running:

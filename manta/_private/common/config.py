@@ -107,6 +107,9 @@ class Config:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    # Live actors one job may have at once across the cluster (0: no limit); more are
+    # refused at creation with an error that says so. Read by the gcs.
+    max_actors_per_job: int = 0
     # Requests a second one token (or, before it is known, one address) may make of the
     # HTTP service on average; twice as many may come in a burst. More get 429.
     http_requests_per_s: float = 100.0

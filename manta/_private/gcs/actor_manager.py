@@ -109,11 +109,17 @@ class NameTaken(ValueError):
     pass
 
 
+class QuotaExceeded(ValueError):
+    """A job has as many live actors as the cluster allows one job."""
+
+
 @dataclass
 class ActorManager:
     actors: dict[ActorID, ActorRecord] = field(default_factory=dict)
     named: dict[tuple[str, str], ActorID] = field(default_factory=dict)
     _placer: Placer = field(default_factory=Placer)
+    # Live actors one job may have at once (0: no limit).
+    max_actors_per_job: int = 0
 
     # -- queries ----------------------------------------------------------------------------
     def info(self, actor_id: ActorID) -> ActorInfo | None:
@@ -150,12 +156,22 @@ class ActorManager:
                 )
         if spec.actor_id in self.actors:
             raise ValueError(f"actor {spec.actor_id.hex()} is already registered")
+        self._check_quota(spec)
         record = ActorRecord(spec, waiting_args=args_pending)
         self.actors[spec.actor_id] = record
         if spec.name:
             self.named[(spec.namespace, spec.name)] = spec.actor_id
         placing = [] if args_pending else self._schedule(record, nodes)
         return _info(record), [Publish(_info(record)), *placing]
+
+    def _check_quota(self, spec: ActorSpec) -> None:
+        limit = self.max_actors_per_job
+        if limit and sum(r.spec.job_id == spec.job_id and r.state != DEAD for r in self.actors.values()) >= limit:
+            raise QuotaExceeded(
+                f"job {spec.job_id.hex()} already has {limit} live actors, the most one job may have on this "
+                f"cluster (manta start --max-actors-per-job / MANTA_MAX_ACTORS_PER_JOB): kill some, or ask the "
+                "cluster's operator to raise the limit"
+            )
 
     def args_ready(self, actor_id: ActorID, ref_args: list[ArgValue], nodes: list[NodeView]) -> list[Action]:
         """An actor registered before its arguments were ready can be placed now."""

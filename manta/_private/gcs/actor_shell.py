@@ -56,7 +56,7 @@ class ActorDirector:
         storage: Storage,
         reserve: Callable[[NodeID, dict[str, float]], None],
     ) -> None:
-        self.manager = ActorManager()
+        self.manager = ActorManager(max_actors_per_job=config.max_actors_per_job)
         self._storage = storage
         # Counts a lease about to be asked for against the node's free resources, so the
         # next actor is placed knowing it (the node's heartbeat brings the truth later).

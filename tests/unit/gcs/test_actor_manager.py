@@ -548,3 +548,18 @@ def test_an_actor_waiting_for_its_arguments_dies_with_its_owner() -> None:
     actions = manager.owner_died(owner.worker_id, nodes)
     assert published_states(actions) == [DEAD]
     assert manager.args_ready(waiting.actor_id, [], nodes) == []
+
+
+def test_a_job_past_its_actor_quota_is_refused_and_others_are_not() -> None:
+    from manta._private.gcs.actor_manager import QuotaExceeded
+
+    manager = ActorManager(max_actors_per_job=2)
+    nodes = [node(8.0)]
+    first, other_job = spec(), JobID.from_random()
+    manager.register(first, False, nodes)
+    manager.register(spec(), False, nodes)
+    with pytest.raises(QuotaExceeded, match="already has 2 live actors"):
+        manager.register(spec(), False, nodes)
+    manager.register(spec(job_id=other_job), False, nodes)  # another job has its own quota
+    manager.kill(first.actor_id, True, "done", nodes)  # a dead actor frees its place
+    manager.register(spec(), False, nodes)
