@@ -1,7 +1,7 @@
 """What TLS costs: cross-node task rate and a 1 GiB object pulled between two node
 daemons on this machine, with TLS off and with mutual TLS on (same run, fresh processes).
 
-    python bench/tls.py [--rounds 3] [--json OUT]
+    python bench/tls.py [--rounds 3] [--repeat 3] [--json OUT]
 
 Layout as in bench/transfer.py: a head and a second node (``resources={"b": 1}``), one CPU
 and a 3 GiB store each; the driver attaches to the head. Tasks pinned to the second node
@@ -94,16 +94,18 @@ def _certs(where: str) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="fresh runs per mode, alternating")
     parser.add_argument("--json", default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.rounds)))
         return
-    results: dict[str, Any] = {}
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as where:
         tls_env = _certs(where)
-        for mode, extra in (("off", {}), ("on", tls_env)):
+        # Alternated, so the machine's drift over the run falls on both alike.
+        for mode, extra in [("off", {}), ("on", tls_env)] * args.repeat:
             saved = {k: os.environ.get(k) for k in tls_env}
             os.environ.update(extra)
             try:
@@ -118,15 +120,18 @@ def main() -> None:
                         os.environ[k] = v
             if code != 0:
                 raise SystemExit(f"TLS {mode}: exit {code}\n{err[-3000:]}")
-            results[mode] = json.loads(out.strip().splitlines()[-1])
+            runs[mode].append(json.loads(out.strip().splitlines()[-1]))
             if left:
-                results[mode]["left_behind"] = left
+                print(f"TLS {mode}: left behind {left}", file=sys.stderr)
+    keys = ("tasks_sync_per_s", "tasks_async_per_s", "pull_1GiB_s", "pull_1GiB_gbps")
+    results = {mode: {k: statistics.median(r[k] for r in rs) for k in keys} for mode, rs in runs.items()}
+    print(f"medians of {args.repeat} alternating runs per mode")
     print(f"{'':24}{'TLS off':>12}{'TLS on':>12}{'on/off':>9}")
-    for key in ("tasks_sync_per_s", "tasks_async_per_s", "pull_1GiB_s", "pull_1GiB_gbps"):
+    for key in keys:
         off, on = results["off"][key], results["on"][key]
         print(f"{key:24}{off:>12}{on:>12}{on / off:>9.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({"medians": results, "runs": runs}, indent=2))
 
 
 if __name__ == "__main__":

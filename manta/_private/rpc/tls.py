@@ -25,7 +25,11 @@ from manta._private.common.config import Config, env_name
 
 # The first byte of every TLS record that opens a connection (a handshake record).
 HANDSHAKE_RECORD = 0x16
-_READ_CHUNK = 256 * 1024
+# Plaintext taken out of TLS per read on an RPC connection (most messages are small), and
+# the encrypted bytes an object stream receives per system call (large: fewer, bigger
+# steps through Python measured 2x faster on a 1 GiB pull than 256 KiB ones).
+_READ_CHUNK = 64 * 1024
+_STREAM_CHUNK = 2 * 1024 * 1024
 
 NEEDS_TLS = (
     "this server requires TLS: give the client the cluster's CA and a certificate signed by it "
@@ -175,7 +179,7 @@ class Stream:
         self._loop = loop
         self._sock = sock
         self._pump = pump
-        self._scratch = bytearray(_READ_CHUNK) if pump is not None else None
+        self._scratch = bytearray(_STREAM_CHUNK) if pump is not None else None
 
     @classmethod
     async def open(
@@ -208,7 +212,7 @@ class Stream:
                 raise ConnectionResetError("the peer closed the stream during the TLS handshake")
             self._pump.received(memoryview(self._scratch)[:n])
 
-    async def sendall(self, data: bytes | memoryview, chunk: int = 1 << 20) -> None:
+    async def sendall(self, data: bytes | memoryview, chunk: int = _STREAM_CHUNK) -> None:
         if self._pump is None:
             await self._loop.sock_sendall(self._sock, data)
             return
