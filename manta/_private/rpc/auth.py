@@ -77,13 +77,28 @@ BAD_TOKEN = Refusal(
 )
 
 
+USER_TOKEN_REFUSED = Refusal(
+    "AuthenticationError",
+    "this user token is not accepted here: it is revoked or retired, or this is a node daemon or "
+    "worker, which accept only the cluster's own credential (drivers on a cluster host run with the "
+    "session's token file; user tokens are for the gcs, the HTTP API and `manta` commands)",
+)
+
+
+def _looks_like_user_token(token: Any) -> bool:
+    try:
+        return isinstance(token, bytes) and USER_TOKEN.fullmatch(token.decode("ascii")) is not None
+    except UnicodeDecodeError:
+        return False
+
+
 def admit(hello: Any, verify: Verifier) -> Grant | Refusal:
     """What a ``Hello`` earns, or why it earns nothing."""
     if not isinstance(hello, Hello):
         return Refusal("AuthenticationError", "the first frame must be a handshake")
     grant = verify(hello.token) if isinstance(hello.token, bytes) else None
     if grant is None:
-        return BAD_TOKEN
+        return USER_TOKEN_REFUSED if _looks_like_user_token(hello.token) else BAD_TOKEN
     # Nodes of one cluster run one Manta version (what they exchange may change between
     # releases); other clients need the same protocol.
     if hello.protocol != PROTOCOL_VERSION or (hello.kind == "node" and hello.version != __version__):

@@ -55,6 +55,9 @@ _MAX_HANDSHAKE_FRAME = 64 * 1024
 # connecting at once: an unauthenticated peer can make a server allocate almost nothing.
 HANDSHAKE_TIMEOUT_S = 10.0
 MAX_PENDING_HANDSHAKES = 256
+# Replies and notifications a server keeps queued for a peer with a user token that does
+# not read them (cluster components are trusted to read theirs).
+MAX_UNREAD_BYTES = 64 << 20
 
 _M = TypeVar("_M")
 Handler = Callable[["Connection", Any], Any]
@@ -324,6 +327,18 @@ class Connection(asyncio.Protocol):
         else:
             return  # kept until the handshake is done
         self._out = []
+        if (
+            self._is_server
+            and self.peer_role != "cluster"
+            and self._transport.get_write_buffer_size() > MAX_UNREAD_BYTES
+        ):
+            # A user's client that asks and does not read the answers would make this
+            # process buffer them without end: it is cut off instead.
+            _REFUSALS.log(
+                logger, f"closing connection from {self.peer}: it left {MAX_UNREAD_BYTES >> 20} MiB unread"
+            )
+            self._transport.abort()
+            self._mark_closed(ConnectionLost("the peer did not read its replies"))
 
     # -- receiving -------------------------------------------------------------------
     def _on_frame(self, frame: bytes) -> None:

@@ -49,3 +49,9 @@ def test_bad_handshakes_are_refused() -> None:
     # Nodes must match the version exactly; other clients only the protocol.
     assert isinstance(admit(hello(CLUSTER_TOKEN, kind="node", version="0.0.1"), verifier), Refusal)
     assert admit(hello(CLUSTER_TOKEN, kind="cli", version="0.0.1"), verifier) == auth.CLUSTER
+
+
+def test_a_user_token_where_only_the_cluster_credential_goes_is_told_so() -> None:
+    user = b"mt_0123456789ab_" + b"a" * 64
+    refused = admit(hello(user), cluster_only(CLUSTER_TOKEN))
+    assert refused == auth.USER_TOKEN_REFUSED and "accept only the cluster's own credential" in refused.text

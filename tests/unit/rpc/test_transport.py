@@ -20,7 +20,7 @@ from manta._private.common.config import PROTOCOL_VERSION
 from manta._private.common.ids import JobID
 from manta._private.common.version import __version__
 from manta._private.rpc import codec, transport
-from manta._private.rpc.auth import cluster_only
+from manta._private.rpc.auth import Grant, cluster_only
 from manta._private.rpc.messages import Hello, JobFinished, KvDel, KvGet, KvPut, Subscribe, Welcome
 from manta._private.rpc.transport import (
     KIND_ERROR,
@@ -572,5 +572,47 @@ def test_unauthenticated_connections_are_capped(tmp_path: Path, monkeypatch: pyt
         conn = await server.client()
         assert await conn.call(KvGet("", b"")) == ["", b""]
         await server.close(conn)
+
+    run(main)
+
+
+def test_a_user_client_that_does_not_read_its_replies_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client with a user token that asks and never reads would make the server buffer
+    replies without end: past the limit it is disconnected, and others are served."""
+    monkeypatch.setattr(transport, "MAX_UNREAD_BYTES", 4 << 20)
+    reader_token = b"r" * 64
+
+    def verify(token: bytes) -> Grant | None:
+        return Grant("read", "viewer") if token == reader_token else cluster_only(TOKEN)(token)
+
+    async def main() -> None:
+        dispatcher = Dispatcher()
+        dispatcher.register(KvGet, lambda _conn, msg: b"x" * (1 << 20), "read")
+        server = RpcServer(dispatcher, verify, max_frame_bytes=MAX_FRAME * 4, tls=None)
+        port = await server.listen_tcp("127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            frame(KIND_REQUEST, 0, Hello(PROTOCOL_VERSION, __version__, reader_token, "cli", b"", {}))
+        )
+        assert (await read_frame(reader))[0] == KIND_REPLY
+        for i in range(1, 200):  # ~200 MiB of replies asked for, none read
+            writer.write(frame(KIND_REQUEST, i, KvGet("", b"")))
+        await writer.drain()
+
+        async def cut_off() -> None:
+            while server.connections:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(cut_off(), STEP)
+        writer.close()
+        # The server still serves everyone else.
+        conn = await connect(
+            f"127.0.0.1:{port}", TOKEN, Dispatcher(), kind="driver", max_frame_bytes=MAX_FRAME * 4
+        )
+        assert len(await conn.call(KvGet("", b""))) == 1 << 20
+        conn.close()
+        server.close()
 
     run(main)
