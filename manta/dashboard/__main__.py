@@ -15,9 +15,9 @@ from aiohttp import web
 from manta._private.common import daemon
 from manta._private.common.ratelimit import RequestBuckets
 from manta._private.common.session import ADDRESS_FILE, read_token
-from manta._private.rpc import access_messages as a
 from manta._private.rpc import tls
 from manta._private.rpc.auth import Grant
+from manta._private.rpc.messages import access as a
 from manta.dashboard.auth import Authenticator, allowed_hosts
 from manta.dashboard.gcs_link import GcsLink
 from manta.dashboard.job_manager import JobManager

@@ -12,7 +12,7 @@ from typing import Any
 
 from manta._private.common.config import Config
 from manta._private.common.session import ADDRESS_FILE, read_token
-from manta._private.rpc import access_messages as a
+from manta._private.rpc.messages import access as a
 from manta._private.rpc.transport import Connection, Dispatcher, connect_with_retry
 
 logger = logging.getLogger("manta.dashboard")

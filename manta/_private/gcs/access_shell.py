@@ -12,9 +12,9 @@ from manta._private.common.clock import Clock
 from manta._private.gcs.audit import AuditLog
 from manta._private.gcs.storage import Storage
 from manta._private.gcs.tokens import TokenRegistry
-from manta._private.rpc import access_messages as a
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import CLUSTER, Grant
+from manta._private.rpc.messages import access as a
 from manta._private.rpc.transport import Connection, Dispatcher, Handler
 
 logger = logging.getLogger(__name__)

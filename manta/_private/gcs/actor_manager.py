@@ -166,7 +166,10 @@ class ActorManager:
 
     def _check_quota(self, spec: ActorSpec) -> None:
         limit = self.max_actors_per_job
-        if limit and sum(r.spec.job_id == spec.job_id and r.state != DEAD for r in self.actors.values()) >= limit:
+        if (
+            limit
+            and sum(r.spec.job_id == spec.job_id and r.state != DEAD for r in self.actors.values()) >= limit
+        ):
             raise QuotaExceeded(
                 f"job {spec.job_id.hex()} already has {limit} live actors, the most one job may have on this "
                 f"cluster (manta start --max-actors-per-job / MANTA_MAX_ACTORS_PER_JOB): kill some, or ask the "

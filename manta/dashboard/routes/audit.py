@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from manta._private.rpc import access_messages as a
+from manta._private.rpc.messages import access as a
 from manta.dashboard.gcs_link import GcsLink
 from manta.dashboard.routing import RequestError, Route, json_response
 

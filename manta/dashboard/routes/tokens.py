@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from manta._private.rpc import access_messages as a
 from manta._private.rpc.auth import USER_ROLES
+from manta._private.rpc.messages import access as a
 from manta._private.rpc.transport import RemoteError
 from manta.dashboard.gcs_link import GcsLink
 from manta.dashboard.routing import Field, Route, json_error, json_response, read_json

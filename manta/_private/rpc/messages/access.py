@@ -1,8 +1,7 @@
 """Messages of the gcs's access service: user tokens and the audit log (tags 150-169).
 
-Kept apart from ``messages`` (which holds the task path's), as each service's messages
-will be. Token requests come from the head's HTTP service on behalf of an admin; the
-audit log is written by the gcs and by the HTTP service.
+Token requests come from the head's HTTP service on behalf of an admin; the audit log is
+written by the gcs and by the HTTP service.
 """
 
 from __future__ import annotations
