@@ -7,15 +7,10 @@ process events into scheduler events and carries out the actions it returns.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +35,6 @@ from manta._private.node.memory_monitor import (
     process_rss,
 )
 from manta._private.node.scheduler import (
-    BROKEN_LEASE_REASON,
     Action,
     Grant,
     LeaseRequest,
@@ -54,7 +48,7 @@ from manta._private.node.scheduler import (
 )
 from manta._private.node.store_service import StoreService
 from manta._private.node.transfer import TransferFailed, Transfers
-from manta._private.rpc import codec
+from manta._private.node.worker_processes import ExitExplained, WorkerProc, WorkerProcesses, died_text
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import cluster_only
 from manta._private.rpc.transport import (
@@ -70,7 +64,6 @@ from manta.exceptions import AuthenticationError, RpcError, VersionMismatchError
 
 logger = logging.getLogger(__name__)
 
-_EXIT_REPORTS_KEPT = 1000
 _GCS_CLIENT = "gcs"
 _STATE_NAMES = {"created": "being written", "sealed": "in memory", "spilled": "spilled"}
 
@@ -87,20 +80,6 @@ class NodeParams:
     token: bytes
     config: Config
     node_id: NodeID = field(default_factory=NodeID.from_random)
-
-
-@dataclass(slots=True)
-class _WorkerProc:
-    worker_id: WorkerID
-    pid: int = 0
-    conn: Connection | None = None
-    kill_reason: str = ""
-    # Set when the memory monitor kills it: the owner's whole message.
-    oom_message: str = ""
-    # The job whose work it runs, from a grant until its lease goes back unbroken.
-    running_job: JobID | None = None
-    exit: m.WorkerExit | None = None
-    exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class NodeService:
@@ -130,9 +109,9 @@ class NodeService:
         self.gcs: Connection | None = None
         self.port = 0
         self.unix = socket_path(params.session_dir, "node")
-        self._procs: dict[WorkerID, _WorkerProc] = {}
-        self._exited: deque[WorkerID] = deque()
-        self._by_pid: dict[int, _WorkerProc] = {}
+        self.workers = WorkerProcesses(
+            params.session_dir, self._worker_started, self._worker_exited, self._template_lost
+        )
         self._conn_worker: dict[Connection, WorkerID] = {}
         self.objects: StoreService | None = None
         self.transfers: Transfers | None = None
@@ -145,8 +124,6 @@ class NodeService:
             max_frame_bytes=self.config.max_frame_bytes,
         )
         self._driver_jobs: dict[Connection, set[JobID]] = {}
-        self._fork_writer: asyncio.Transport | None = None
-        self._forkserver: subprocess.Popen[bytes] | None = None
         self._heartbeat_due: asyncio.TimerHandle | None = None
         self.cluster = ClusterView(
             NodeEntry(params.node_id, "", dict(params.resources), dict(params.resources), dict(params.labels))
@@ -176,7 +153,7 @@ class NodeService:
         await self.transfers.start()
         await self.server.listen_unix(self.unix)
         self.port = await self.server.listen_tcp(self.params.host, self.params.port)
-        await self._start_forkserver()
+        await self.workers.start_template(self._worker_params())
         await self._join_gcs(self.config.gcs_reconnect_timeout_s)
         self._joined = True
         self._execute(self.scheduler.prestart(int(self.params.resources.get("CPU", 0))))
@@ -210,15 +187,7 @@ class NodeService:
         self._stopping = True
         self.leases.close()
         self.server.close()
-        for proc in list(self._procs.values()):
-            if proc.pid:
-                _kill(proc.pid, signal.SIGKILL)
-        if self._forkserver is not None:
-            self._forkserver.kill()
-            try:
-                self._forkserver.wait(2)
-            except subprocess.TimeoutExpired:
-                pass
+        self.workers.stop_all()
         self._publish_logs(self.logs.poll())
         if self.gcs is not None:
             self.gcs.close()
@@ -287,11 +256,11 @@ class NodeService:
         logger.info("reconnected to the gcs")
         self._send_heartbeat()
 
-    # -- the worker template --------------------------------------------------------------------
-    async def _start_forkserver(self) -> None:
-        parent, child = socket.socketpair()
+    # -- worker processes -------------------------------------------------------------------
+    def _worker_params(self) -> dict[str, Any]:
+        """What the worker template (and every worker forked from it) is started with."""
         p = self.params
-        worker_params = {
+        return {
             "session_dir": p.session_dir,
             "node_id": self.node_id.hex(),
             "node_address": "unix:" + self.unix,
@@ -300,85 +269,26 @@ class NodeService:
             "host": p.host,
             "config": self.config.to_dict(),
         }
-        out, err = log_paths(p.session_dir, "worker-template")
-        with open(out, "ab") as fout, open(err, "ab") as ferr:
-            self._forkserver = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "manta._private.worker_template",
-                    str(child.fileno()),
-                    json.dumps(worker_params),
-                ],
-                pass_fds=[child.fileno()],
-                stdin=subprocess.DEVNULL,
-                stdout=fout,
-                stderr=ferr,
-            )
-        child.close()
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_connection(lambda: _ForkProtocol(self), sock=parent)
-        self._fork_writer = transport  # type: ignore[assignment]
 
-    def _fork(self, worker_id: WorkerID) -> None:
+    def _worker_started(self, worker_id: WorkerID, pid: int) -> None:
         out, err = log_paths(self.params.session_dir, f"worker-{worker_id.hex()[:12]}")
-        self._procs[worker_id] = _WorkerProc(worker_id)
-        payload = codec.encode(m.ForkWorker(worker_id, {}, out, err))
-        assert self._fork_writer is not None
-        self._fork_writer.write(len(payload).to_bytes(4, "big") + payload)
+        self.logs.add(worker_id, pid, out, err)
 
-    def on_forked(self, msg: m.Forked) -> None:
-        proc = self._procs.get(msg.worker_id)
-        if proc is None:
-            _kill(msg.pid, signal.SIGKILL)
-            return
-        proc.pid = msg.pid
-        self._by_pid[msg.pid] = proc
-        out, err = log_paths(self.params.session_dir, f"worker-{msg.worker_id.hex()[:12]}")
-        self.logs.add(msg.worker_id, msg.pid, out, err)
-
-    def on_child_exited(self, msg: m.ChildExited) -> None:
-        proc = self._by_pid.pop(msg.pid, None)
-        if proc is None:
-            return
-        if msg.signal is not None:
-            try:
-                name = signal.Signals(msg.signal).name
-            except ValueError:
-                name = str(msg.signal)
-            how = f"killed by signal {msg.signal} ({name})"
-        else:
-            how = f"exited with code {msg.exit_code}"
-        reason = f"the worker process {how}"
-        # Our stop shows as SIGKILL or a clean exit (ExitWorker); any other end is its own.
-        ours = msg.signal == signal.SIGKILL or msg.exit_code == 0
-        out_of_memory = bool(proc.oom_message) and msg.signal == signal.SIGKILL
-        if out_of_memory:
-            reason = proc.oom_message
-        elif proc.kill_reason and ours:
-            reason += f"; the node daemon had stopped it: {proc.kill_reason}"
-        elif msg.signal == signal.SIGKILL:
-            reason += " (by something outside Manta, e.g. the kernel's OOM killer)"
-        proc.exit = m.WorkerExit(proc.worker_id, msg.pid, msg.exit_code, msg.signal, reason, out_of_memory)
+    def _worker_exited(self, proc: WorkerProc, explained: ExitExplained) -> None:
         self.memory.worker_exited(proc.worker_id)
-        proc.exited.set()
+        reason = explained.exit.reason
         if self.gcs is not None and not self.gcs.closed:
             # The gcs restarts the actor it hosted and ends the actors it owned.
             # (An actor's death cause is rendered as a clause: no full stop of its own.)
             self.gcs.notify(m.WorkerDied(proc.worker_id, self.node_id, reason.rstrip(".")))
-        # Ended by neither us nor its own choice (a clean exit): its job's driver hears of it.
-        # (An owner that returns a broken worker's lease asks for a kill too, often after
-        # the worker has died on its own: that kill is not why it ended.)
-        ended_by_us = msg.signal == signal.SIGKILL and bool(
-            proc.oom_message or (proc.kill_reason and proc.kill_reason != BROKEN_LEASE_REASON)
-        )
-        if msg.exit_code != 0 and not ended_by_us and proc.running_job is not None:
-            self._push_error(proc.running_job, "worker_died", _worker_died_text(proc, msg.pid, reason))
-        self._exited.append(proc.worker_id)
-        # Keep the exit reports of recent workers only (owners ask within seconds).
-        while len(self._exited) > _EXIT_REPORTS_KEPT:
-            self._procs.pop(self._exited.popleft(), None)
+        if explained.tell_driver and proc.running_job is not None:
+            self._push_error(proc.running_job, "worker_died", died_text(proc, explained.exit.pid, reason))
         self._worker_gone(proc.worker_id)
+
+    def _template_lost(self) -> None:
+        if not self._stopping:
+            logger.error("the worker template exited; stopping this node")
+            spawn(self.stop(), "stopping the node")
 
     def _push_error(self, job_id: JobID, kind: str, text: str) -> None:
         """Tell the job's driver (Ray's error push; its driver prints it)."""
@@ -397,9 +307,9 @@ class NodeService:
             if isinstance(action, Grant):
                 self._grant(action)
             elif isinstance(action, StartWorker):
-                self._fork(action.worker_id)
+                self.workers.fork(action.worker_id)
             elif isinstance(action, StopWorker):
-                self._stop_worker(action.worker_id, action.reason)
+                self.workers.stop(action.worker_id, action.reason)
             elif isinstance(action, ReapWorker):
                 spawn(self._reap(action), "reaping an idle worker")
             elif isinstance(action, Reject):
@@ -412,7 +322,7 @@ class NodeService:
     def _grant(self, action: Grant) -> None:
         req, lease = action.request, action.lease
         fut = self.leases.take(req.key)
-        proc = self._procs.get(lease.worker_id)
+        proc = self.workers.procs.get(lease.worker_id)
         if fut is None or fut.done() or proc is None or proc.conn is None:
             self._execute(self.scheduler.return_lease(lease.lease_id, kill=False))
             return
@@ -450,41 +360,9 @@ class NodeService:
         nonce = action.request.key[1]  # type: ignore[index]
         conn.notify(m.LeaseInfeasible(nonce, requested, text))
 
-    def _stop_worker(self, worker_id: WorkerID, reason: str) -> None:
-        proc = self._procs.get(worker_id)
-        if proc is None or proc.exit is not None:
-            return
-        if proc.conn is not None and proc.conn.closed:
-            # It is already going (it dropped its connection): not our doing, so no reason
-            # of ours goes into its exit report. Make sure it does go.
-            asyncio.get_running_loop().call_later(1.0, self._force_kill, proc)
-            return
-        # A reason given first (the gcs killing an actor's worker says why, then returns its
-        # lease as broken) is the one that explains the exit.
-        proc.kill_reason = proc.kill_reason or reason
-        if proc.conn is not None:
-            proc.conn.notify(m.ExitWorker(reason))
-            asyncio.get_running_loop().call_later(2.0, self._force_kill, proc)
-        else:
-            self._force_kill(proc)
-
     async def _reap(self, action: ReapWorker) -> None:
-        proc = self._procs.get(action.worker_id)
-        agreed = False
-        if proc is not None and proc.conn is not None and not proc.conn.closed:
-            try:
-                agreed = bool(await asyncio.wait_for(proc.conn.call(m.ExitWorker(action.reason, True)), 5.0))
-            except Exception:
-                agreed = True  # gone or unresponsive: it goes either way
-        if agreed and proc is not None:
-            proc.kill_reason = action.reason
-            asyncio.get_running_loop().call_later(2.0, self._force_kill, proc)
-        else:
+        if not await self.workers.reap(action.worker_id, action.reason):
             self._execute(self.scheduler.reap_refused(action.worker_id))
-
-    def _force_kill(self, proc: _WorkerProc) -> None:
-        if proc.pid and proc.exit is None:
-            _kill(proc.pid, signal.SIGKILL)
 
     # -- RPC handlers -------------------------------------------------------------------------------
     def _register_handlers(self) -> None:
@@ -515,7 +393,7 @@ class NodeService:
     def _h_register_worker(self, conn: Connection, msg: m.RegisterWorker) -> None:
         self._conn_worker[conn] = msg.worker_id
         conn.peer_info["address"] = msg.address
-        proc = self._procs.get(msg.worker_id)
+        proc = self.workers.procs.get(msg.worker_id)
         if proc is None:
             if conn.peer_kind != "driver":
                 raise ValueError(f"unknown worker {msg.worker_id.hex()}")
@@ -577,7 +455,7 @@ class NodeService:
 
     def _h_return_lease(self, conn: Connection, msg: m.ReturnLease) -> None:
         lease = self.scheduler.leases.get(msg.lease_id)
-        proc = self._procs.get(lease.worker_id) if lease is not None else None
+        proc = self.workers.procs.get(lease.worker_id) if lease is not None else None
         if proc is not None and not msg.kill_worker:
             proc.running_job = None  # back in the pool: a later end is not under a task
         self._execute(self.scheduler.return_lease(msg.lease_id, msg.kill_worker))
@@ -590,23 +468,10 @@ class NodeService:
             self._schedule_heartbeat()
 
     def _h_kill_worker(self, conn: Connection, msg: m.KillWorker) -> bool:
-        proc = self._procs.get(msg.worker_id)
-        if proc is None or not proc.pid:
-            return False
-        proc.kill_reason = msg.reason
-        _kill(proc.pid, signal.SIGKILL)
-        return True
+        return self.workers.kill(msg.worker_id, msg.reason)
 
     async def _h_get_worker_exit(self, conn: Connection, msg: m.GetWorkerExit) -> m.WorkerExit | None:
-        proc = self._procs.get(msg.worker_id)
-        if proc is None:
-            return None
-        if proc.exit is None:
-            try:
-                await asyncio.wait_for(proc.exited.wait(), 1.0)
-            except asyncio.TimeoutError:
-                return None
-        return proc.exit
+        return await self.workers.exit_report(msg.worker_id)
 
     @property
     def store(self) -> StoreService:
@@ -660,7 +525,7 @@ class NodeService:
             workers={
                 w.worker_id.hex(): [
                     w.state,
-                    self._procs[w.worker_id].pid if w.worker_id in self._procs else 0,
+                    self.workers.procs[w.worker_id].pid if w.worker_id in self.workers.procs else 0,
                 ]
                 for w in self.scheduler.workers.values()
             },
@@ -747,10 +612,10 @@ class NodeService:
             self._execute(self.scheduler.job_finished(job_id, self._gcs_client()))
         if worker_id is not None:
             self.store.owner_gone(worker_id)  # objects die with their owner
-            proc = self._procs.get(worker_id)
+            proc = self.workers.procs.get(worker_id)
             if proc is not None and proc.exit is None and proc.pid:
                 # The process may linger (stuck in C code); it has lost its node, so end it.
-                asyncio.get_running_loop().call_later(1.0, self._force_kill, proc)
+                self.workers.kill_later(proc, 1.0)
 
     # -- periodic work -------------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
@@ -832,22 +697,18 @@ class NodeService:
         if isinstance(decision, NothingToKill):
             logger.warning(decision.message)
         elif isinstance(decision, KillForMemory):
-            proc = self._procs.get(decision.worker_id)
-            if proc is None or proc.exit is not None:
-                self.memory.worker_exited(decision.worker_id)
-                return
-            logger.warning(
-                "memory monitor: killing worker %s: %s", decision.worker_id.hex()[:8], decision.message
-            )
-            proc.kill_reason = "the node was running low on memory"
-            proc.oom_message = decision.message
-            _kill(decision.pid, signal.SIGKILL)
+            if self.workers.kill(decision.worker_id, "the node was running low on memory", decision.message):
+                logger.warning(
+                    "memory monitor: killed worker %s: %s", decision.worker_id.hex()[:8], decision.message
+                )
+            else:
+                self.memory.worker_exited(decision.worker_id)  # it had ended already
 
     def _running_workers(self) -> Iterator[RunningWorker]:
         """The workers that hold a lease, for the memory monitor's choice."""
         for worker in self.scheduler.workers.values():
             lease = worker.lease
-            proc = self._procs.get(worker.worker_id)
+            proc = self.workers.procs.get(worker.worker_id)
             if lease is None or proc is None or not proc.pid or proc.exit is not None:
                 continue
             # The gcs leases actors' workers; owners lease task workers. Whether a task may
@@ -860,44 +721,3 @@ class NodeService:
                 is_actor=lease.client == _GCS_CLIENT,
                 rss=process_rss(proc.pid),
             )
-
-
-class _ForkProtocol(asyncio.Protocol):
-    """Frames from the worker template: ``Forked`` and ``ChildExited``."""
-
-    def __init__(self, service: NodeService) -> None:
-        self._service = service
-        self._buf = bytearray()
-
-    def data_received(self, data: bytes) -> None:
-        self._buf += data
-        while len(self._buf) >= 4:
-            size = int.from_bytes(self._buf[:4], "big")
-            if len(self._buf) < 4 + size:
-                return
-            msg = codec.decode(bytes(self._buf[4 : 4 + size]))
-            del self._buf[: 4 + size]
-            if isinstance(msg, m.Forked):
-                self._service.on_forked(msg)
-            elif isinstance(msg, m.ChildExited):
-                self._service.on_child_exited(msg)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self._service._stopping:
-            logger.error("the worker template exited; stopping this node")
-            spawn(self._service.stop(), "stopping the node")
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _worker_died_text(proc: _WorkerProc, pid: int, reason: str) -> str:
-    return (
-        "A worker died or was killed while executing a task by an unexpected system error: "
-        f"{reason.rstrip('.')}. Worker ID: {proc.worker_id.hex()}, pid: {pid}. Its task is retried "
-        "if it has retries left; the worker's log is in the session's logs directory."
-    )

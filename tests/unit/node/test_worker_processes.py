@@ -1,0 +1,61 @@
+"""How a worker's end is explained (pure): the reason owners and the gcs are told, whether
+the memory monitor caused it, and whether its job's driver must hear of it."""
+
+from __future__ import annotations
+
+import signal
+
+from manta._private.common.ids import JobID, WorkerID
+from manta._private.node.scheduler import BROKEN_LEASE_REASON
+from manta._private.node.worker_processes import WorkerProc, explain_exit
+from manta._private.rpc import messages as m
+
+JOB = JobID.from_int(7)
+
+
+def proc(**kwargs: object) -> WorkerProc:
+    return WorkerProc(WorkerID.from_random(), pid=42, running_job=JOB, **kwargs)  # type: ignore[arg-type]
+
+
+def ended(exit_code: int = 0, sig: int | None = None) -> m.ChildExited:
+    return m.ChildExited(42, exit_code, sig)
+
+
+def test_a_crash_under_a_task_is_told_to_the_driver() -> None:
+    explained = explain_exit(proc(), ended(exit_code=1))
+    assert explained.exit.reason == "the worker process exited with code 1"
+    assert explained.tell_driver and not explained.exit.out_of_memory
+
+
+def test_a_kill_from_outside_is_named_and_told() -> None:
+    explained = explain_exit(proc(), ended(exit_code=-9, sig=signal.SIGKILL))
+    assert "(by something outside Manta, e.g. the kernel's OOM killer)" in explained.exit.reason
+    assert explained.tell_driver
+
+
+def test_the_nodes_own_stops_are_explained_and_not_told() -> None:
+    stopped = explain_exit(proc(kill_reason="its actor was killed"), ended(exit_code=-9, sig=signal.SIGKILL))
+    assert stopped.exit.reason.endswith("; the node daemon had stopped it: its actor was killed")
+    assert not stopped.tell_driver
+    clean = explain_exit(proc(kill_reason="idle"), ended(exit_code=0))
+    assert not clean.tell_driver and "had stopped it: idle" in clean.exit.reason
+
+
+def test_the_memory_monitor_gives_the_whole_reason() -> None:
+    explained = explain_exit(
+        proc(kill_reason="low memory", oom_message="Task was killed due to the node running low on memory."),
+        ended(exit_code=-9, sig=signal.SIGKILL),
+    )
+    assert explained.exit.out_of_memory and explained.exit.reason.startswith("Task was killed")
+    assert not explained.tell_driver
+
+
+def test_a_broken_lease_kill_does_not_hide_a_crash() -> None:
+    # An owner returns a broken worker's lease (and asks for a kill) often after the worker
+    # died on its own: the driver still hears of the death.
+    explained = explain_exit(proc(kill_reason=BROKEN_LEASE_REASON), ended(exit_code=-9, sig=signal.SIGKILL))
+    assert explained.tell_driver
+
+
+def test_idle_workers_ending_are_nobodys_business() -> None:
+    assert not explain_exit(WorkerProc(WorkerID.from_random(), pid=42), ended(exit_code=1)).tell_driver
