@@ -25,6 +25,7 @@ from manta._private.common.session import log_paths, socket_path
 from manta._private.node.cluster_view import ClusterView
 from manta._private.node.lease_desk import LeaseDesk
 from manta._private.node.log_monitor import LogMonitor
+from manta._private.node.membership import GcsMembership
 from manta._private.node.memory_monitor import (
     KillForMemory,
     MemoryMonitor,
@@ -56,11 +57,8 @@ from manta._private.rpc.transport import (
     ConnectionLost,
     ConnectionPool,
     Dispatcher,
-    RemoteError,
     RpcServer,
-    connect_with_retry,
 )
-from manta.exceptions import AuthenticationError, RpcError, VersionMismatchError
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +104,6 @@ class NodeService:
             on_disconnect=self._on_disconnect,
         )
         self.logs = LogMonitor()
-        self.gcs: Connection | None = None
         self.port = 0
         self.unix = socket_path(params.session_dir, "node")
         self.workers = WorkerProcesses(
@@ -124,7 +121,6 @@ class NodeService:
             max_frame_bytes=self.config.max_frame_bytes,
         )
         self._driver_jobs: dict[Connection, set[JobID]] = {}
-        self._heartbeat_due: asyncio.TimerHandle | None = None
         self.cluster = ClusterView(
             NodeEntry(params.node_id, "", dict(params.resources), dict(params.resources), dict(params.labels))
         )
@@ -136,8 +132,20 @@ class NodeService:
         )
         self._memory_reader = MemoryReader()
         self._stopping = False
-        self._joined = False  # registered with the gcs once: losing it means reconnecting
-        self._rejoining = False
+        self.membership = GcsMembership(
+            gcs_address=params.gcs_address,
+            token=params.token,
+            node_id=self.node_id,
+            config=self.config,
+            dispatcher=self.dispatcher,
+            cluster=self.cluster,
+            info=self.info,
+            heartbeat=self._heartbeat_message,
+            # Lease requests the old gcs made (for actors) have nobody to answer to: the
+            # new gcs asks again for what it still needs.
+            on_lost=lambda conn: self.leases.requester_gone(conn, _GCS_CLIENT),
+            stop_node=self.stop,
+        )
         self.stopped = asyncio.Event()
         self._register_handlers()
 
@@ -154,12 +162,11 @@ class NodeService:
         await self.server.listen_unix(self.unix)
         self.port = await self.server.listen_tcp(self.params.host, self.params.port)
         await self.workers.start_template(self._worker_params())
-        await self._join_gcs(self.config.gcs_reconnect_timeout_s)
-        self._joined = True
+        await self.membership.join(self.config.gcs_reconnect_timeout_s)
         self._execute(self.scheduler.prestart(int(self.params.resources.get("CPU", 0))))
         self.store.preallocate(0)  # the first pages, in the background, before the first put
         loop = asyncio.get_running_loop()
-        loop.call_later(self.config.heartbeat_interval_s, self._heartbeat_loop)
+        self.membership.start_heartbeats()
         loop.call_later(self.config.log_poll_interval_s, self._log_loop)
         loop.call_later(1.0, self._tick_loop)
         if self.config.memory_monitor_refresh_ms > 0:
@@ -189,72 +196,13 @@ class NodeService:
         self.server.close()
         self.workers.stop_all()
         self._publish_logs(self.logs.poll())
-        if self.gcs is not None:
-            self.gcs.close()
+        self.membership.close()
         self.peers.close()
         if self.transfers is not None:
             self.transfers.close()
         if self.objects is not None:
             self.objects.close()
         self.stopped.set()
-
-    async def _join_gcs(self, within_s: float) -> None:
-        """Connect to the gcs (retrying for ``within_s``), register this node and follow
-        the cluster."""
-        self.gcs = await connect_with_retry(
-            self.params.gcs_address,
-            self.params.token,
-            self.dispatcher,
-            attempts_s=within_s,
-            kind="node",
-            ident=bytes(self.node_id),
-            max_frame_bytes=self.config.max_frame_bytes,
-            on_close=self._gcs_lost,
-        )
-        await self.gcs.call(m.RegisterNode(self.info()))
-        for channel in ("jobs", "nodes", "resources", "worker_died", "placement_groups"):
-            await self.gcs.call(m.Subscribe(channel, b""))
-        for state in await self.gcs.call(m.GetNodes()):
-            self.cluster.update(state)
-
-    def _gcs_lost(self, conn: Connection) -> None:
-        if self._stopping or not self._joined or self._rejoining:
-            return
-        # Lease requests the old gcs made (for actors) have nobody to answer to: the new
-        # gcs asks again for what it still needs.
-        self.leases.requester_gone(conn, _GCS_CLIENT)
-        spawn(self._rejoin(), "reconnecting to the gcs")
-
-    async def _rejoin(self) -> None:
-        """Work goes on without the gcs (leases, tasks and actor calls do not need it);
-        reconnect to it, or, if it stays away past the timeout, stop this node."""
-        timeout = self.config.gcs_reconnect_timeout_s
-        logger.warning("lost the gcs; reconnecting for up to %g s", timeout)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        self._rejoining = True
-        try:
-            while True:
-                try:
-                    await self._join_gcs(max(deadline - loop.time(), 0.0))
-                    break
-                except (RemoteError, AuthenticationError, VersionMismatchError) as e:  # it refused us
-                    logger.error("the gcs refused this node (%s); stopping it and its workers", e)
-                    await self.stop()
-                    return
-                except (RpcError, OSError) as e:  # gone again mid-registration: once more
-                    if loop.time() >= deadline:
-                        logger.error("the gcs did not come back (%s); stopping this node and its workers", e)
-                        await self.stop()
-                        return
-                    await asyncio.sleep(0.05)
-        finally:
-            self._rejoining = False
-        if self.gcs is not None and self.gcs.closed:
-            self._gcs_lost(self.gcs)  # it went again just now: start over
-            return
-        logger.info("reconnected to the gcs")
-        self._send_heartbeat()
 
     # -- worker processes -------------------------------------------------------------------
     def _worker_params(self) -> dict[str, Any]:
@@ -277,10 +225,9 @@ class NodeService:
     def _worker_exited(self, proc: WorkerProc, explained: ExitExplained) -> None:
         self.memory.worker_exited(proc.worker_id)
         reason = explained.exit.reason
-        if self.gcs is not None and not self.gcs.closed:
-            # The gcs restarts the actor it hosted and ends the actors it owned.
-            # (An actor's death cause is rendered as a clause: no full stop of its own.)
-            self.gcs.notify(m.WorkerDied(proc.worker_id, self.node_id, reason.rstrip(".")))
+        # The gcs restarts the actor it hosted and ends the actors it owned. (An actor's
+        # death cause is rendered as a clause: no full stop of its own.)
+        self.membership.notify(m.WorkerDied(proc.worker_id, self.node_id, reason.rstrip(".")))
         if explained.tell_driver and proc.running_job is not None:
             self._push_error(proc.running_job, "worker_died", died_text(proc, explained.exit.pid, reason))
         self._worker_gone(proc.worker_id)
@@ -292,8 +239,7 @@ class NodeService:
 
     def _push_error(self, job_id: JobID, kind: str, text: str) -> None:
         """Tell the job's driver (Ray's error push; its driver prints it)."""
-        if self.gcs is not None and not self.gcs.closed:
-            self.gcs.notify(m.ErrorPush(job_id, kind, text, time.time()))
+        self.membership.notify(m.ErrorPush(job_id, kind, text, time.time()))
 
     def _worker_gone(self, worker_id: WorkerID) -> None:
         self._publish_logs(self.logs.remove(worker_id))
@@ -412,7 +358,7 @@ class NodeService:
             place = to_unit_map(msg.placement)
         req = LeaseRequest(
             (id(conn), msg.nonce),
-            _GCS_CLIENT if conn is self.gcs else id(conn),
+            _GCS_CLIENT if conn is self.membership.conn else id(conn),
             msg.job_id,
             to_unit_map(resources),
             msg.runtime_env_key,
@@ -572,10 +518,11 @@ class NodeService:
 
     async def _h_flush_logs(self, conn: Connection, msg: m.FlushLogs) -> None:
         self._publish_logs(self.logs.poll())
-        if self.gcs is not None and not self.gcs.closed:
+        gcs = self.membership.conn
+        if gcs is not None and not gcs.closed:
             # The gcs handles this connection's messages in order: when it answers, it has
             # relayed every log batch sent above.
-            await asyncio.wait_for(self.gcs.call(m.Ping()), 5.0)
+            await asyncio.wait_for(gcs.call(m.Ping()), 5.0)
 
     def _gcs_client(self) -> str:
         """The gcs as a lease holder (it holds the leases of actors): one name across its
@@ -618,27 +565,17 @@ class NodeService:
                 self.workers.kill_later(proc, 1.0)
 
     # -- periodic work -------------------------------------------------------------------------------
-    def _heartbeat_loop(self) -> None:
-        if self._stopping:
-            return
-        self._send_heartbeat()
-        asyncio.get_running_loop().call_later(self.config.heartbeat_interval_s, self._heartbeat_loop)
-
     def _schedule_heartbeat(self) -> None:
-        # Resource changes reach the gcs promptly, but at most every 20 ms.
-        if self._heartbeat_due is None and not self._stopping:
-            self._heartbeat_due = asyncio.get_running_loop().call_later(0.02, self._send_heartbeat)
+        self.membership.schedule_heartbeat()
 
     def _send_heartbeat(self) -> None:
-        if self._heartbeat_due is not None:
-            self._heartbeat_due.cancel()
-            self._heartbeat_due = None
-        if self.gcs is None or self.gcs.closed:
-            return
+        self.membership.send_heartbeat()
+
+    def _heartbeat_message(self) -> m.Heartbeat:
         pending, infeasible = self.scheduler.pending_shapes()
         infeasible += self.leases.infeasible_shapes()
         total = self.scheduler.resources.total_amounts() if self.scheduler.bundles else None
-        self.gcs.notify(m.Heartbeat(self.node_id, self._reported_available(), pending, infeasible, total))
+        return m.Heartbeat(self.node_id, self._reported_available(), pending, infeasible, total)
 
     def _reported_available(self) -> dict[str, float]:
         """Free resources as drivers see them: the scheduler's, with the object store's
@@ -660,10 +597,10 @@ class NodeService:
         asyncio.get_running_loop().call_later(self.config.log_poll_interval_s, self._log_loop)
 
     def _publish_logs(self, chunks: list[Any]) -> None:
-        if not chunks or self.gcs is None or self.gcs.closed:
+        if not chunks or not self.membership.connected:
             return
         for chunk in chunks:
-            self.gcs.notify(
+            self.membership.notify(
                 m.LogBatch(
                     chunk.job_id,
                     self.node_id,
