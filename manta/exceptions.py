@@ -27,6 +27,7 @@
     ├── AuthenticationError      a connection was refused at the handshake
     ├── PermissionDeniedError    the caller's token lacks the role a request needs (also PermissionError)
     ├── VersionMismatchError     peers run incompatible Manta versions
+    ├── ClusterStartError        a local cluster's daemon failed to start (also RuntimeError)
     ├── RpcError                 a transport failure (internal; translated at the edges)
     └── RaySystemError
         └── InternalError        an invariant broke inside Manta: a bug, please report it
@@ -80,6 +81,11 @@ class AuthenticationError(RayError):
 class PermissionDeniedError(RayError, PermissionError):
     """The caller's credential is valid but its role does not allow the request (a
     ``read`` token asking to run code, a user token acting as a node)."""
+
+
+class ClusterStartError(RayError, RuntimeError):
+    """A daemon of a cluster being started here (``init()``, ``manta start``) failed to
+    start; the message carries the tail of its log."""
 
 
 class VersionMismatchError(RayError):

@@ -31,14 +31,11 @@ from manta._private.common.session import (
     write_json_atomic,
     write_token,
 )
+from manta.exceptions import ClusterStartError
 
 logger = logging.getLogger("manta")
 
 _START_TIMEOUT_S = 60.0
-
-
-class ClusterStartError(RuntimeError):
-    """A daemon failed to start; the message carries the tail of its log."""
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -132,9 +132,14 @@ class NodeService:
         )
         self._memory_reader = MemoryReader()
         self._stopping = False
-        self.membership = GcsMembership(
-            gcs_address=params.gcs_address,
-            token=params.token,
+        self.membership = self._membership()
+        self.stopped = asyncio.Event()
+        self._register_handlers()
+
+    def _membership(self) -> GcsMembership:
+        return GcsMembership(
+            gcs_address=self.params.gcs_address,
+            token=self.params.token,
             node_id=self.node_id,
             config=self.config,
             dispatcher=self.dispatcher,
@@ -146,8 +151,6 @@ class NodeService:
             on_lost=lambda conn: self.leases.requester_gone(conn, _GCS_CLIENT),
             stop_node=self.stop,
         )
-        self.stopped = asyncio.Event()
-        self._register_handlers()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -156,7 +159,7 @@ class NodeService:
         if self.objects.warning:
             logger.warning(self.objects.warning)
         self.transfers = Transfers(
-            self.objects, self.peers, self.config.max_concurrent_pulls, self.params.host
+            self.objects, self.peers, self.config.max_concurrent_pulls, self.params.host, self.clock
         )
         await self.transfers.start()
         await self.server.listen_unix(self.unix)

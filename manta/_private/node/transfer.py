@@ -24,6 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from manta._private.common.aio import spawn
+from manta._private.common.clock import Clock
 from manta._private.common.ids import ObjectID
 from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.rpc import messages as m
@@ -59,9 +60,10 @@ class TransferFailed(Exception):
 
 class Transfers:
     def __init__(
-        self, store: StoreService, peers: ConnectionPool, max_concurrent_pulls: int, host: str
+        self, store: StoreService, peers: ConnectionPool, max_concurrent_pulls: int, host: str, clock: Clock
     ) -> None:
         self._store = store
+        self._clock = clock  # tickets expire by it
         self._peers = peers
         self._host = host
         self._pulls: dict[ObjectID, asyncio.Future[None]] = {}
@@ -165,7 +167,7 @@ class Transfers:
         info = self._store.store.info(msg.object_id)
         assert info is not None
         self._copies.setdefault(msg.object_id, set()).add(conn)
-        now = time.monotonic()
+        now = self._clock.monotonic()
         for stale in [t for t, (_o, expiry) in self._tickets.items() if expiry < now]:
             del self._tickets[stale]
         ticket = secrets.token_bytes(_TICKET_BYTES)
@@ -254,7 +256,7 @@ class Transfers:
         for known in list(self._tickets):
             if hmac.compare_digest(known, ticket):
                 object_id, expiry = self._tickets.pop(known)
-                return object_id if expiry >= time.monotonic() else None
+                return object_id if expiry >= self._clock.monotonic() else None
         return None
 
     def source_died(self, address: str) -> None:
