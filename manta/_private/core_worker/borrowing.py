@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from manta._private.common.aio import spawn
 from manta._private.common.ids import NodeID, ObjectID, WorkerID
 from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.core_worker.peers import Peers
+from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, ConnectionLost, RemoteError
 from manta.exceptions import OufOfBandObjectRefSerializationException
-
-if TYPE_CHECKING:
-    from manta._private.core_worker.core_worker import CoreWorker
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +32,17 @@ REGISTER_TIMEOUT_S = 30.0
 
 
 class Borrowing:
-    def __init__(self, worker: CoreWorker) -> None:
-        self._cw = worker
-        self.references = worker.references
+    def __init__(
+        self,
+        peers: Peers,
+        references: ReferenceCounter,
+        out_of_band_allowed: bool,
+        call_site: Callable[[ObjectID], str | None],
+    ) -> None:
+        self._cw = peers
+        self.references = references
+        self._out_of_band_allowed = out_of_band_allowed
+        self._call_site = call_site  # where an owned ref was made, when recorded
         self._watching_deaths = False
         self._deaths_watched: asyncio.Future[None] | None = None
 
@@ -99,17 +107,13 @@ class Borrowing:
 
     def hold_out_of_band(self, ref: ObjectRef) -> None:
         """``ref`` is being pickled outside Manta: hold its object until a process loads it."""
-        if not self._cw.config.allow_out_of_band_object_ref_serialization:
+        if not self._out_of_band_allowed:
             raise OufOfBandObjectRefSerializationException(
                 f"The ObjectRef {ref.hex()} was pickled outside Manta (plain pickle or "
                 "cloudpickle), which MANTA_ALLOW_OUT_OF_BAND_OBJECT_REF_SERIALIZATION=0 forbids. "
                 "Pass refs inside task arguments, return values or put() values instead; if you "
                 "need it, allow it again: the object is then kept until the pickle is loaded."
-                + (
-                    f" The ref was created at {where}."
-                    if (where := self._cw.objects.call_site(ref.id))
-                    else ""
-                )
+                + (f" The ref was created at {where}." if (where := self._call_site(ref.id)) else "")
             )
         self.references.add_out_of_band(ref.id, ref.owner_address())
 

@@ -14,7 +14,6 @@ import contextvars
 import itertools
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -26,7 +25,6 @@ from manta._private.common import worker_setup
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, TaskID, WorkerID
-from manta._private.common.resources import outside_group
 from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE, runtime_env_key
 from manta._private.common.session import SessionInfo, socket_path
 from manta._private.core_worker import args as argpack
@@ -45,6 +43,7 @@ from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.core_worker.streams import StreamTable
 from manta._private.core_worker.submitter import NormalTaskSubmitter
+from manta._private.core_worker.task_environment import TaskEnvironment
 from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import cluster_only
@@ -66,7 +65,6 @@ from manta.exceptions import (
 
 logger = logging.getLogger(__name__)
 
-_UNSET = object()
 _NODE_ERRORS: dict[str, type[Exception]] = {
     "ObjectStoreFullError": ObjectStoreFullError,
     "OutOfDiskError": OutOfDiskError,
@@ -119,31 +117,7 @@ class CoreWorker:
         # api/runtime_env.for_submission.
         self.submission_envs: dict[int, tuple[Any, Any, Any]] = {}
         self._applied_env: str | None = None
-        self.memory_store = MemoryStore()
-        self.references = ReferenceCounter()
-        self.io = EventLoopThread("manta-io")
-        self.objects = ObjectManager(self)
-        self.streams = StreamTable(
-            self.memory_store,
-            self.references,
-            self.worker_id,
-            lambda: self.address,
-            self.objects.free_store_copies,
-            self.io.call_soon,
-        )
-        self.task_manager = TaskManager(
-            self.memory_store, self.references, config.max_inline_bytes, self.worker_id, self.streams
-        )
-        self.borrowing = Borrowing(self)
-        self.recovery = LossRecovery(self)
-        self.functions = FunctionManager(self.kv_put, self.kv_get, self.push_error)
-        self.dispatcher = Dispatcher()
-        self.submitter = NormalTaskSubmitter(self)
-        self.actor_submitter = ActorTaskSubmitter(self)
-        self.actors = ActorClient(self)
-        self.executor: TaskExecutor | None = None if is_driver else TaskExecutor(self)
-        # init(local_mode=True): tasks and actors run in this (the driver's) process.
-        self.local: LocalRunner | None = LocalRunner(self) if local_mode else None
+        self._make_helpers(is_driver, local_mode)
         # The running task: per thread and per asyncio task (async actors run many at once).
         self._context: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
             "manta_task", default=None
@@ -153,8 +127,7 @@ class CoreWorker:
         self.actor_instance_ids: dict[str, list[str]] = {}
         self.actor_resources: dict[str, float] = {}
         self.actor_placement_group: list[Any] | None = None  # an actor's, for its methods
-        self._cuda_before: object = _UNSET
-        self._omp_ours = False  # whether this worker, not its user, set OMP_NUM_THREADS
+        self.task_env = TaskEnvironment(is_driver)
         self._driver_context: TaskContext | None = None
         self._server: RpcServer | None = None
         self.node_conn: Connection = None  # type: ignore[assignment]  # set by connect()
@@ -178,6 +151,46 @@ class CoreWorker:
         self._register_handlers()
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def _make_helpers(self, is_driver: bool, local_mode: bool) -> None:
+        """The core worker's parts, wired together (borrowing and loss recovery get only what
+        they use; the others still take the whole core worker)."""
+        config = self.config
+        self.memory_store = MemoryStore()
+        self.references = ReferenceCounter()
+        self.io = EventLoopThread("manta-io")
+        self.objects = ObjectManager(self)
+        self.streams = StreamTable(
+            self.memory_store,
+            self.references,
+            self.worker_id,
+            lambda: self.address,
+            self.objects.free_store_copies,
+            self.io.call_soon,
+        )
+        self.task_manager = TaskManager(
+            self.memory_store, self.references, config.max_inline_bytes, self.worker_id, self.streams
+        )
+        self.borrowing = Borrowing(
+            self, self.references, config.allow_out_of_band_object_ref_serialization, self.objects.call_site
+        )
+        self.recovery = LossRecovery(
+            self,
+            self.memory_store,
+            self.references,
+            self.borrowing,
+            self.task_manager,
+            self.objects.error_object,
+            self.hand_to_io,
+        )
+        self.functions = FunctionManager(self.kv_put, self.kv_get, self.push_error)
+        self.dispatcher = Dispatcher()
+        self.submitter = NormalTaskSubmitter(self)
+        self.actor_submitter = ActorTaskSubmitter(self)
+        self.actors = ActorClient(self)
+        self.executor: TaskExecutor | None = None if is_driver else TaskExecutor(self)
+        # init(local_mode=True): tasks and actors run in this (the driver's) process.
+        self.local: LocalRunner | None = LocalRunner(self) if local_mode else None
+
     def connect(self) -> None:
         """Start serving, join the node and the gcs; for a driver, register the job."""
         self.io.run(self._connect(), timeout=60)
@@ -545,8 +558,7 @@ class CoreWorker:
             # An actor's method holds what the actor holds, from its creation.
             instance_ids = self.actor_instance_ids
             resources = self.actor_resources
-        self._set_visible_devices(instance_ids.get("GPU"))
-        self._set_omp_threads(resources)
+        self.task_env.enter(instance_ids.get("GPU"), resources)
         # Each attempt numbers its puts afresh: a retry on this worker must not reuse ids.
         puts = itertools.count(((spec.attempt % 128) << 24) + 1)
         return self._context.set(
@@ -561,28 +573,6 @@ class CoreWorker:
                 spec.placement_group if spec.actor_id is None else self.actor_placement_group,
             )
         )
-
-    def _set_visible_devices(self, gpus: list[str] | None) -> None:
-        """CUDA_VISIBLE_DEVICES for the task: its GPUs, or what the worker had before a GPU
-        task changed it (a CPU task must not see the previous task's GPUs)."""
-        if gpus is not None:
-            if self._cuda_before is _UNSET:
-                self._cuda_before = os.environ.get("CUDA_VISIBLE_DEVICES")
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-        elif self._cuda_before is not _UNSET:
-            if self._cuda_before is None:
-                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-            else:
-                os.environ["CUDA_VISIBLE_DEVICES"] = self._cuda_before  # type: ignore[assignment]
-            self._cuda_before = _UNSET
-
-    def _set_omp_threads(self, resources: dict[str, float]) -> None:
-        """OMP_NUM_THREADS for the task, as in Ray: its whole CPUs, at least 1, unless the
-        user's environment (or runtime_env) sets it. Never in a driver (local mode)."""
-        if not self.is_driver and (self._omp_ours or "OMP_NUM_THREADS" not in os.environ):
-            cpus = outside_group(resources).get("CPU", 1.0)
-            os.environ["OMP_NUM_THREADS"] = str(max(math.floor(cpus), 1))
-            self._omp_ours = True
 
     def ensure_runtime_env(self, env: dict[str, Any] | None) -> None:
         """Enter the runtime env ``env`` before this worker's first task, setting it up on
@@ -617,9 +607,7 @@ class CoreWorker:
 
     def exit_task(self, token: contextvars.Token[TaskContext | None]) -> None:
         self._context.reset(token)
-        if self._omp_ours and self.actor_id is None:  # an actor keeps its own for its life
-            os.environ.pop("OMP_NUM_THREADS", None)
-            self._omp_ours = False
+        self.task_env.leave(keep=self.actor_id is not None)
 
     def _set_up_job(self, job_id: JobID) -> None:
         self.job_id = job_id

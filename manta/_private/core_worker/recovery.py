@@ -8,27 +8,39 @@ about a copy that has been made again since.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from manta._private.common.ids import ObjectID
-from manta._private.core_worker.memory_store import StoredObject
+from manta._private.core_worker.borrowing import Borrowing
+from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_ref import ObjectRef
-from manta._private.core_worker.task_manager import Retry
+from manta._private.core_worker.peers import Peers
+from manta._private.core_worker.reference_counter import ReferenceCounter
+from manta._private.core_worker.task_manager import PendingTask, Retry, TaskManager
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, ConnectionLost, RemoteError
-
-if TYPE_CHECKING:
-    from manta._private.core_worker.core_worker import CoreWorker
-
 
 logger = logging.getLogger(__name__)
 
 
 class LossRecovery:
-    def __init__(self, worker: CoreWorker) -> None:
-        self._cw = worker
-        self.memory_store = worker.memory_store
-        self.references = worker.references
+    def __init__(
+        self,
+        peers: Peers,
+        memory_store: MemoryStore,
+        references: ReferenceCounter,
+        borrowing: Borrowing,
+        task_manager: TaskManager,
+        error_object: Callable[[BaseException], StoredObject],
+        resubmit: Callable[[PendingTask], None],
+    ) -> None:
+        self._cw = peers
+        self.memory_store = memory_store
+        self.references = references
+        self._borrowing = borrowing
+        self._task_manager = task_manager
+        self._error_object = error_object  # the stored value that raises ``error`` at get
+        self._resubmit = resubmit  # a task to run again (from the I/O thread)
 
     def recover(self, ref: ObjectRef, stale: StoredObject | None) -> None:
         """The store no longer has ``ref``'s object, which is in use: have its owner make
@@ -39,7 +51,7 @@ class LossRecovery:
         if self.references.is_owned(oid):
             self.reconstruct(oid)
         else:
-            self._cw.borrowing.run_bounded(self._report_lost(ref), "reporting a lost object to its owner")
+            self._borrowing.run_bounded(self._report_lost(ref), "reporting a lost object to its owner")
 
     async def _report_lost(self, ref: ObjectRef) -> None:
         owner = ref.owner_address()
@@ -85,21 +97,21 @@ class LossRecovery:
     def reconstruct(self, object_id: ObjectID) -> None:
         """An owned object's only copy is lost: run its task again, or store the reason
         it cannot be made again as its value."""
-        outcome = self._cw.task_manager.reconstruct(object_id)
+        outcome = self._task_manager.reconstruct(object_id)
         if outcome is None:
             return
         self.memory_store.delete([object_id])  # its siblings (other results) are still good
         if isinstance(outcome, Retry):
             self._rerun(object_id, outcome)
         else:
-            self.memory_store.put(object_id, self._cw.objects.error_object(outcome))
+            self.memory_store.put(object_id, self._error_object(outcome))
 
     def _rerun(self, object_id: ObjectID, retry: Retry) -> None:
         for arg, error in retry.failed:
-            self.memory_store.put(arg, self._cw.objects.error_object(error))
+            self.memory_store.put(arg, self._error_object(error))
         for first in retry.before:  # freed arguments, made again before the task runs
             self._rerun(first.task.return_ids[0], first)
         logger.warning(
             "object %s was lost; running %s again to rebuild it", object_id.hex(), retry.task.spec.name
         )
-        self._cw.hand_to_io(retry.task)
+        self._resubmit(retry.task)
