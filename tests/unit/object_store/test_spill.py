@@ -49,6 +49,7 @@ def test_round_trip_is_byte_exact(arena: Arena, tmp_path) -> None:
     assert path.endswith(OBJECT.hex() + ".spill")
     assert write_spill_file(path, arena.view(64, len(payload)), fsync=True) == len(payload)
     assert os.listdir(spill_dir) == [os.path.basename(path)]
+    assert os.stat(path).st_mode & 0o777 == 0o600  # spilled data is the user's alone
     with open(path, "rb") as f:
         assert f.read() == payload
     assert read_spill_file(path, arena.writable_view(8 * MiB, 6 * MiB)) == len(payload)
