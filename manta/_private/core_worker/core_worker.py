@@ -184,7 +184,9 @@ class CoreWorker:
         )
         self.functions = FunctionManager(self.kv_put, self.kv_get, self.push_error)
         self.dispatcher = Dispatcher()
-        self.submitter = NormalTaskSubmitter(self)
+        self.submitter = NormalTaskSubmitter(
+            self, config, self.task_manager, self.objects, self.memory_store, self.recovery
+        )
         self.actor_submitter = ActorTaskSubmitter(self)
         self.actors = ActorClient(self)
         self.executor: TaskExecutor | None = None if is_driver else TaskExecutor(self)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from manta._private.common.ids import NodeID, WorkerID
+from manta._private.common.ids import JobID, NodeID, WorkerID
 from manta._private.core_worker.loop_thread import EventLoopThread
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection
+from manta.exceptions import RayError
 
 
 class Peers(Protocol):
@@ -18,6 +19,16 @@ class Peers(Protocol):
 
     @property
     def node_id(self) -> NodeID: ...
+
+    @property
+    def job_id(self) -> JobID:
+        """The job this process works for now (a worker's changes with its tasks)."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """Whether this process is shutting down (failures then are expected)."""
+        ...
 
     @property
     def address(self) -> m.Address:
@@ -38,6 +49,22 @@ class Peers(Protocol):
         """The connection to the core worker at ``address`` (shared, made on first use)."""
         ...
 
+    async def connect_node(self, address: str, node_id: NodeID) -> Connection:
+        """A pooled connection to another node's daemon (``host:port``)."""
+        ...
+
+    async def node_address(self, node_id: NodeID) -> str | None:
+        """The daemon address of a live node (None if the gcs knows no such live node)."""
+        ...
+
     async def subscribe_gcs(self, channel: str, key: bytes) -> None:
         """Follow a gcs channel (renewed on a restarted gcs)."""
+        ...
+
+    def node_failure_error(self, error: BaseException) -> RayError:
+        """What tasks fail with when this node's daemon is gone."""
+        ...
+
+    def warn(self, text: str, once: bool = True) -> None:
+        """Tell the user (once per text, unless ``once`` is false)."""
         ...

@@ -17,13 +17,18 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from manta._private.common.aio import spawn
+from manta._private.common.config import Config
 from manta._private.common.ids import LeaseID, NodeID, WorkerID
+from manta._private.common.runtime_env import runtime_env_key
 from manta._private.core_worker.locality import preferred_node
-from manta._private.core_worker.memory_store import StoredObject
-from manta._private.core_worker.task_manager import Done, PendingTask, Retry
+from manta._private.core_worker.memory_store import MemoryStore, StoredObject
+from manta._private.core_worker.objects import ObjectManager
+from manta._private.core_worker.peers import Peers
+from manta._private.core_worker.recovery import LossRecovery
+from manta._private.core_worker.task_manager import Done, PendingTask, Retry, TaskManager
 from manta._private.rpc import codec
 from manta._private.rpc.messages import (
     Address,
@@ -45,9 +50,6 @@ from manta._private.rpc.messages import (
 )
 from manta._private.rpc.transport import Connection, ConnectionLost
 from manta.exceptions import TaskCancelledError, TaskPlacementGroupRemoved, TaskUnschedulableError
-
-if TYPE_CHECKING:
-    from manta._private.core_worker.core_worker import CoreWorker
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +95,21 @@ class _SchedulingClass:
 
 
 class NormalTaskSubmitter:
-    def __init__(self, worker: CoreWorker) -> None:
-        self._cw = worker
-        self._config = worker.config
+    def __init__(
+        self,
+        peers: Peers,
+        config: Config,
+        task_manager: TaskManager,
+        objects: ObjectManager,
+        memory_store: MemoryStore,
+        recovery: LossRecovery,
+    ) -> None:
+        self._cw = peers
+        self._config = config
+        self._tasks = task_manager
+        self._objects = objects
+        self._memory_store = memory_store
+        self._recovery = recovery
         self._classes: dict[Hashable, _SchedulingClass] = {}
         self._by_nonce: dict[int, _SchedulingClass] = {}
         self._nonces = itertools.count(1)
@@ -105,19 +119,19 @@ class NormalTaskSubmitter:
     # -- entry points (I/O thread) --------------------------------------------------------
     def submit(self, task: PendingTask) -> None:
         if task.cancelled:
-            self._cw.task_manager.fail(task, TaskCancelledError(task.task_id.hex()))
+            self._tasks.fail(task, TaskCancelledError(task.task_id.hex()))
             return
         if not task.arg_refs or task.resolved:
             self._enqueue(task)
             return
         waiting = {"left": len(task.arg_refs)}
         for index, ref in enumerate(task.arg_refs):
-            self._cw.objects.request_object(ref)
-            self._cw.memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, waiting))
+            self._objects.request_object(ref)
+            self._memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, waiting))
 
     async def _resubmit_when_recovered(self, outcome: Retry) -> None:
         try:
-            await self._cw.recovery.recover_lost_args(outcome.lost_args)
+            await self._recovery.recover_lost_args(outcome.lost_args)
         finally:
             self.submit(outcome.task)  # resolves its arguments again, waiting for new copies
 
@@ -130,7 +144,7 @@ class NormalTaskSubmitter:
             cls = self._classes.get(task.sched_key)
             if cls is not None and task in cls.queue:
                 cls.queue.remove(task)
-            self._cw.task_manager.fail(task, TaskCancelledError(task.task_id.hex()))
+            self._tasks.fail(task, TaskCancelledError(task.task_id.hex()))
             return
         lease: _Lease | None = task.lease
         if lease is None or lease.dead or lease.conn is None:
@@ -172,9 +186,9 @@ class NormalTaskSubmitter:
         if waiting["left"]:
             return
         for arg in task.resolved:
-            if arg.inline is not None and self._cw.objects.is_error_blob(arg.inline):
+            if arg.inline is not None and self._objects.is_error_blob(arg.inline):
                 # A failed argument fails the task with the argument's error, unrun.
-                self._cw.task_manager.fail_with_argument(task, arg.inline)
+                self._tasks.fail_with_argument(task, arg.inline)
                 return
         task.spec = codec.replace(task.spec, ref_args=task.resolved)
         self._enqueue(task)
@@ -184,7 +198,7 @@ class NormalTaskSubmitter:
         cls = self._classes.get(task.sched_key)
         if cls is None:
             spec = task.spec
-            env_key = self._cw.runtime_env_key(spec.runtime_env)
+            env_key = runtime_env_key(spec.runtime_env)
             cls = _SchedulingClass(task.sched_key, spec.resources, env_key, task.strategy)
             self._classes[task.sched_key] = cls
         task.state = "queued"
@@ -362,7 +376,7 @@ class NormalTaskSubmitter:
 
     def _fail_queued(self, cls: _SchedulingClass, error: BaseException) -> None:
         while cls.queue:
-            self._cw.task_manager.fail(cls.queue.popleft(), error)
+            self._tasks.fail(cls.queue.popleft(), error)
 
     def _linger_over(self, cls: _SchedulingClass, lease: _Lease) -> None:
         lease.linger = None
@@ -413,7 +427,7 @@ class NormalTaskSubmitter:
                 lease.no_pipeline = True
             task.lease = None
             if task.cancelled:  # cancelled while it waited there: it never runs
-                self._cw.task_manager.fail(task, TaskCancelledError(task.task_id.hex()))
+                self._tasks.fail(task, TaskCancelledError(task.task_id.hex()))
             else:
                 task.state = "queued"
                 cls.queue.appendleft(task)
@@ -422,7 +436,7 @@ class NormalTaskSubmitter:
         fid = task.spec.function_id
         previous = self._run_time.get(fid)
         self._run_time[fid] = result.exec_s if previous is None else 0.7 * previous + 0.3 * result.exec_s
-        self._settle(cls, self._cw.task_manager.on_result(task, result))
+        self._settle(cls, self._tasks.on_result(task, result))
 
     async def _worker_failed(
         self, cls: _SchedulingClass, lease: _Lease, task: PendingTask, error: BaseException
@@ -437,7 +451,7 @@ class NormalTaskSubmitter:
                 f"Task {task.spec.name} failed; {left} retries remain, so it will be retried. {why}",
                 once=False,
             )
-        self._settle(cls, self._cw.task_manager.on_worker_died(task, why, out_of_memory))
+        self._settle(cls, self._tasks.on_worker_died(task, why, out_of_memory))
 
     async def _death_cause(self, lease: _Lease, error: BaseException) -> tuple[str, bool]:
         """Why the worker died, from its node; and whether the node killed it for memory."""
@@ -458,5 +472,5 @@ class NormalTaskSubmitter:
         elif isinstance(outcome, Retry):
             self._enqueue(outcome.task)
         elif outcome.unwanted:
-            self._cw.objects.free_store_copies(outcome.unwanted)
+            self._objects.free_store_copies(outcome.unwanted)
         self._pump(cls)
