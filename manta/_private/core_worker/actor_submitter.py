@@ -13,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from manta._private import serialization
 from manta._private.common.aio import spawn
 from manta._private.common.ids import ActorID, LeaseID
-from manta._private.core_worker.memory_store import StoredObject
-from manta._private.core_worker.task_manager import PendingTask, Retry
+from manta._private.core_worker.memory_store import MemoryStore, StoredObject
+from manta._private.core_worker.objects import ObjectManager
+from manta._private.core_worker.peers import Peers
+from manta._private.core_worker.recovery import LossRecovery
+from manta._private.core_worker.task_manager import PendingTask, Retry, TaskManager
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection
@@ -31,9 +35,6 @@ from manta.exceptions import (
     PendingCallsLimitExceeded,
     RayActorError,
 )
-
-if TYPE_CHECKING:
-    from manta._private.core_worker.core_worker import CoreWorker
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,21 @@ class _Actor:
 
 
 class ActorTaskSubmitter:
-    def __init__(self, worker: CoreWorker) -> None:
-        self._cw = worker
+    def __init__(
+        self,
+        peers: Peers,
+        task_manager: TaskManager,
+        objects: ObjectManager,
+        memory_store: MemoryStore,
+        recovery: LossRecovery,
+        actor_dead: Callable[[ActorID], None],
+    ) -> None:
+        self._cw = peers
+        self._tasks = task_manager
+        self._objects = objects
+        self._memory_store = memory_store
+        self._recovery = recovery
+        self._actor_dead = actor_dead  # the actor is dead for good (its owner's handles)
         self._actors: dict[ActorID, _Actor] = {}
 
     # -- creation ----------------------------------------------------------------------------
@@ -98,8 +112,8 @@ class ActorTaskSubmitter:
                 spawn(self._args_ready(actor_id, list(resolved)), "sending an actor's arguments")  # type: ignore[arg-type]
 
         for index, ref in enumerate(arg_refs):
-            self._cw.objects.request_object(ref)
-            self._cw.memory_store.on_ready(ref.id, partial(ready, index, ref))
+            self._objects.request_object(ref)
+            self._memory_store.on_ready(ref.id, partial(ready, index, ref))
 
     async def _args_ready(self, actor_id: ActorID, ref_args: list[m.ArgValue]) -> None:
         try:
@@ -124,7 +138,7 @@ class ActorTaskSubmitter:
             return
         limit = info.max_pending_calls if info is not None else 0
         if limit > 0 and len(actor.queue) + len(actor.in_flight) >= limit:
-            self._cw.task_manager.fail(
+            self._tasks.fail(
                 task,
                 PendingCallsLimitExceeded(
                     f"the actor {actor_id.hex()} already has {limit} calls pending (max_pending_calls)"
@@ -166,8 +180,8 @@ class ActorTaskSubmitter:
                 self._send(actor)
 
         for index, ref in enumerate(task.arg_refs):
-            self._cw.objects.request_object(ref)
-            self._cw.memory_store.on_ready(ref.id, partial(ready, index, ref))
+            self._objects.request_object(ref)
+            self._memory_store.on_ready(ref.id, partial(ready, index, ref))
 
     def _send(self, actor: _Actor) -> None:
         info = actor.info
@@ -186,8 +200,8 @@ class ActorTaskSubmitter:
             if task.state == "done":
                 continue
             for arg in task.spec.ref_args:
-                if arg.inline is not None and self._cw.objects.is_error_blob(arg.inline):
-                    self._cw.task_manager.fail_with_argument(task, arg.inline)
+                if arg.inline is not None and self._objects.is_error_blob(arg.inline):
+                    self._tasks.fail_with_argument(task, arg.inline)
                     break
             else:
                 self._push(actor, task)
@@ -225,7 +239,7 @@ class ActorTaskSubmitter:
         if error is not None:
             actor.interrupted.append(task)
             return  # the connection broke; the close callback decides
-        outcome = self._cw.task_manager.on_result(task, fut.result())
+        outcome = self._tasks.on_result(task, fut.result())
         if isinstance(outcome, Retry):
             actor.queue.appendleft(outcome.task)  # later calls wait behind it, in order
             if outcome.lost_args:
@@ -235,7 +249,7 @@ class ActorTaskSubmitter:
 
     async def _resend_when_recovered(self, actor: _Actor, outcome: Retry) -> None:
         try:
-            await self._cw.recovery.recover_lost_args(outcome.lost_args)
+            await self._recovery.recover_lost_args(outcome.lost_args)
         finally:
             self._resolve(actor, outcome.task)  # its arguments again, waiting for the new copies
         self._send(actor)
@@ -281,7 +295,7 @@ class ActorTaskSubmitter:
             actor.warned = True
             self._cw.warn(info.death_cause)
         if info.state == "DEAD":
-            self._cw.actors.actor_dead(info.actor_id)
+            self._actor_dead(info.actor_id)
             # Calls running on it now will never reply (it was killed, or exited): they
             # fail at once, as in Ray, rather than wait for the connection to break.
             actor.interrupted.extend(actor.in_flight.values())
@@ -313,7 +327,7 @@ class ActorTaskSubmitter:
                 task.state = "queued"
                 retry.append(task)
             elif restarted:
-                self._cw.task_manager.fail(
+                self._tasks.fail(
                     task,
                     ActorUnavailableError(
                         error_msg=f"The actor {actor.actor_id.hex()} is unavailable: its worker died "
@@ -327,7 +341,7 @@ class ActorTaskSubmitter:
         actor.queue.extendleft(reversed(retry))
 
     def _fail(self, task: PendingTask, actor: _Actor) -> None:
-        self._cw.task_manager.fail(task, self.death_error(actor.actor_id))
+        self._tasks.fail(task, self.death_error(actor.actor_id))
 
     def death_error(self, actor_id: ActorID) -> RayActorError:
         actor = self._actors.get(actor_id)

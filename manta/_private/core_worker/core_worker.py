@@ -187,7 +187,14 @@ class CoreWorker:
         self.submitter = NormalTaskSubmitter(
             self, config, self.task_manager, self.objects, self.memory_store, self.recovery
         )
-        self.actor_submitter = ActorTaskSubmitter(self)
+        self.actor_submitter = ActorTaskSubmitter(
+            self,
+            self.task_manager,
+            self.objects,
+            self.memory_store,
+            self.recovery,
+            lambda actor_id: self.actors.actor_dead(actor_id),  # the client is made next
+        )
         self.actors = ActorClient(self)
         self.executor: TaskExecutor | None = None if is_driver else TaskExecutor(self)
         # init(local_mode=True): tasks and actors run in this (the driver's) process.

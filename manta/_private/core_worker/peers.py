@@ -57,12 +57,20 @@ class Peers(Protocol):
         """The daemon address of a live node (None if the gcs knows no such live node)."""
         ...
 
+    async def gcs_connection(self) -> Connection:
+        """The connection to the gcs (made on first use, made again after it restarts)."""
+        ...
+
     async def subscribe_gcs(self, channel: str, key: bytes) -> None:
         """Follow a gcs channel (renewed on a restarted gcs)."""
         ...
 
     def node_failure_error(self, error: BaseException) -> RayError:
         """What tasks fail with when this node's daemon is gone."""
+        ...
+
+    def push_error(self, kind: str, text: str) -> None:
+        """Tell this job's driver of a system error (from any thread)."""
         ...
 
     def warn(self, text: str, once: bool = True) -> None:
