@@ -7,6 +7,7 @@ stops the nodes this host started, by those pids, and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -296,6 +297,7 @@ def stop(grace_period: float) -> None:
                 _signal(pid, signal.SIGKILL)
         _clear_current(config.tmpdir, session_dir)
         remove_socket_dir(session_dir)
+        _remove_arena(session_dir, pids)
         click.echo(f"stopped the Manta node of {session_dir} ({len(pids)} daemons)")
 
 
@@ -507,6 +509,20 @@ def _pids(session_dir: str) -> dict[str, int]:
             return {k: int(v) for k, v in json.load(f).get("pids", {}).items()}
     except (OSError, ValueError):
         return {}
+
+
+def _remove_arena(session_dir: str, pids: dict[str, int]) -> None:
+    """A node daemon removes its shared-memory arena when it exits; one that was killed
+    (or had crashed) leaves it behind, for whoever stops the node to free."""
+    try:
+        with open(os.path.join(session_dir, _ADDRESS_FILE)) as f:
+            arena = json.load(f).get("arena_path")
+    except (OSError, ValueError):
+        return
+    node = pids.get("node")
+    if arena and (node is None or not _alive(node)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(arena)
 
 
 def _cluster_alive(session_dir: str) -> bool:

@@ -116,6 +116,9 @@ def test_joining_with_a_wrong_token_is_refused_on_both_sides(hosts) -> None:
     )
     assert joined.returncode != 0
     assert "token is missing or wrong" in joined.stderr
+    # The refused node left nothing behind: its shared-memory arena is gone with it.
+    for refused in glob.glob(os.path.join(worker_dir, "session_*")):
+        assert not os.path.exists(f"/dev/shm/manta_{os.path.basename(refused)}.arena")
     with open(os.path.join(session, "logs", "gcs.err")) as f:
         assert "refused connection from 127.0.0.1:" in f.read()
     missing = manta_cli(["start", "--address", info["gcs_address"]], worker_dir, MANTA_AUTH_TOKEN="")
@@ -316,3 +319,19 @@ def test_the_token_never_appears_on_a_command_line(hosts) -> None:
     assert len(everything) >= 6
     for proc in everything:
         assert token not in " ".join(proc.cmdline()), proc.cmdline()[:3]
+
+
+def test_stop_frees_the_arena_of_a_node_that_was_killed(hosts) -> None:
+    head_dir, _ = hosts
+    assert manta_cli(["start", "--head", "--port", "0", "--num-cpus", "1"], head_dir).returncode == 0
+    _, info = session_info(head_dir)
+    assert os.path.exists(info["arena_path"])
+    os.kill(info["pids"]["node"], signal.SIGKILL)  # a crash: it cannot remove its own
+    wait_until(
+        lambda: (
+            not psutil.pid_exists(info["pids"]["node"])
+            or psutil.Process(info["pids"]["node"]).status() == psutil.STATUS_ZOMBIE
+        )
+    )
+    assert manta_cli(["stop"], head_dir).returncode == 0
+    assert not os.path.exists(info["arena_path"])

@@ -165,7 +165,11 @@ class NodeService:
         await self.server.listen_unix(self.unix)
         self.port = await self.server.listen_tcp(self.params.host, self.params.port)
         await self.workers.start_template(self._worker_params())
-        await self.membership.join(self.config.gcs_reconnect_timeout_s)
+        try:
+            await self.membership.join(self.config.gcs_reconnect_timeout_s)
+        except BaseException:
+            await self.stop()  # refused or unreachable: nothing half-started stays (its arena)
+            raise
         self._execute(self.scheduler.prestart(int(self.params.resources.get("CPU", 0))))
         self.store.preallocate(0)  # the first pages, in the background, before the first put
         loop = asyncio.get_running_loop()
