@@ -11,7 +11,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 
-from manta._private.rpc.auth import USER_TOKEN, Grant
+from manta._private.rpc.auth import Grant, user_token_id
 
 logger = logging.getLogger("manta.dashboard")
 
@@ -52,7 +52,7 @@ class Authenticator:
             return None
         if hmac.compare_digest(token, self._cluster_token):
             return Grant("admin", "cluster")
-        if not USER_TOKEN.fullmatch(token.decode()):
+        if user_token_id(token) is None:
             return None
         key = hashlib.sha256(token).digest()
         now = self._clock()

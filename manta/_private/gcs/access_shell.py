@@ -4,7 +4,6 @@ audit log (its own events, and those the head's HTTP service sends)."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 
@@ -13,7 +12,7 @@ from manta._private.gcs.audit import AuditLog
 from manta._private.gcs.storage import Storage
 from manta._private.gcs.tokens import TokenRegistry
 from manta._private.rpc import messages as m
-from manta._private.rpc.auth import CLUSTER, Grant
+from manta._private.rpc.auth import Grant, cluster_only
 from manta._private.rpc.messages import access as a
 from manta._private.rpc.transport import Connection, Dispatcher, Handler
 
@@ -78,15 +77,13 @@ def who(conn: Connection) -> dict[str, Any]:
 
 class AccessService:
     def __init__(self, storage: Storage, cluster_token: bytes, audit: AuditLog, clock: Clock) -> None:
-        self._cluster_token = cluster_token
+        self._cluster = cluster_only(cluster_token)
         self._clock = clock
         self.tokens = TokenRegistry(storage, clock)
         self.audit = audit
 
     def verify(self, token: bytes) -> Grant | None:
-        if hmac.compare_digest(token, self._cluster_token):
-            return CLUSTER
-        return self.tokens.verify(token)
+        return self._cluster(token) or self.tokens.verify(token)
 
     def register_handlers(self, d: Dispatcher) -> None:
         """After every other handler is in: opens requests to user roles, wraps audited ones."""
@@ -95,7 +92,10 @@ class AccessService:
         d.register(a.ListTokens, lambda c, msg: self.tokens.listing())
         d.register(a.RevokeToken, self._h_revoke)
         d.register(a.RotateToken, self._h_rotate)
-        d.register(a.AuditAppend, lambda c, msg: self.audit.record(msg.event, **msg.fields))
+        d.register(
+            a.AuditAppend,
+            lambda c, msg: self.audit.record(msg.event, **{str(k): v for k, v in msg.fields.items()}),
+        )
         d.register(a.ReadAudit, lambda c, msg: self.audit.read(msg.after, max(0, min(msg.limit, 10_000))))
         for message_type, role in USER_REQUESTS.items():
             entry = d.handler_for(message_type)

@@ -68,9 +68,11 @@ class AuditLog:
         os.replace(self._path, f"{self._path}.1")
         self._file = self._open()
 
-    def record(self, event: str, **fields: Any) -> None:
+    def record(self, event: str, /, **fields: Any) -> None:
         self._seq += 1
-        entry = {"seq": self._seq, "time": round(self._clock.time(), 3), "event": event, **fields}
+        entry = {"seq": self._seq, "time": round(self._clock.time(), 3), "event": event}
+        # A field may not pass for the log's own (a forged sequence number or time).
+        entry.update((k, v) for k, v in fields.items() if k not in entry)
         line = json.dumps(entry, default=str, separators=(",", ":")) + "\n"
         try:
             if self._file.tell() + len(line) > self._max_bytes:
@@ -84,7 +86,7 @@ class AuditLog:
     def refused(self, peer: str, reason: str) -> None:
         """A failed authentication: recorded at most 20 times a minute, then summarised."""
         for text in self._refusals.lines(reason):
-            if text is reason:
+            if text == reason:
                 self.record("auth_failed", peer=peer, reason=reason)
             else:
                 self.record("auth_failed_suppressed", summary=text)

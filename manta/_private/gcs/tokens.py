@@ -19,7 +19,7 @@ from typing import Any
 
 from manta._private.common.clock import Clock
 from manta._private.gcs.storage import Storage
-from manta._private.rpc.auth import USER_ROLES, USER_TOKEN, Grant
+from manta._private.rpc.auth import USER_ROLES, Grant, user_token_id
 
 _TABLE = "tokens"
 _ID_BYTES = 6
@@ -78,17 +78,15 @@ class TokenRegistry:
         self._storage.put(_TABLE, record.token_id.encode(), json.dumps(asdict(record)).encode())
 
     def verify(self, token: bytes) -> Grant | None:
-        try:
-            match = USER_TOKEN.fullmatch(token.decode("ascii"))
-        except UnicodeDecodeError:
-            return None
-        record = self._records.get(match.group(1)) if match else None
+        token_id = user_token_id(token)
+        record = None if token_id is None else self._records.get(token_id)
         if record is None or not hmac.compare_digest(record.digest, _digest(token)):
             return None
         return Grant(record.role, record.name) if record.active(self._clock.time()) else None
 
-    def issue(self, role: str, name: str = "") -> tuple[TokenRecord, str]:
-        """A new token; the text is returned once and never stored."""
+    def issue(self, role: str, name: str = "", succeeding: str | None = None) -> tuple[TokenRecord, str]:
+        """A new token; the text is returned once and never stored. ``succeeding``: the id
+        of the token it replaces, which may hold the same name meanwhile."""
         if role not in USER_ROLES:
             raise TokenError(f"unknown role {role!r}: choose one of {', '.join(USER_ROLES)}")
         self._check_room()
@@ -98,7 +96,7 @@ class TokenRegistry:
             raise TokenError(
                 f"bad token name {name!r}: use 1-64 letters, digits and . _ @ -, starting with a letter or digit"
             )
-        if self._active_named(name):
+        if any(r.token_id != succeeding for r in self._active_named(name)):
             raise TokenError(
                 f"an active token is already named {name!r}: rotate or revoke it, or pick another name"
             )
@@ -149,11 +147,8 @@ class TokenRegistry:
             )
         if retire_after_s is not None and not 0 <= retire_after_s < float("inf"):
             raise TokenError("retire_after_s must be a non-negative number of seconds")
-        self._check_room()
-        # The successor is issued under the name while the old one is set aside.
-        old = replace(old, rotated_to="", retire_at=None if retire_after_s is None else now + retire_after_s)
-        self._records[old.token_id] = old
-        new, text = self.issue(old.role, old.name)
-        old = replace(old, rotated_to=new.token_id)
+        new, text = self.issue(old.role, old.name, succeeding=old.token_id)
+        retire_at = None if retire_after_s is None else now + retire_after_s
+        old = replace(old, rotated_to=new.token_id, retire_at=retire_at)
         self._save(old)
         return old, new, text

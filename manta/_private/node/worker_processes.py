@@ -227,6 +227,10 @@ class WorkerProcesses:
                 return None
         return proc.exit
 
+    def template_lost(self) -> None:
+        """The worker template exited on its own: no worker can be started any more."""
+        self._on_template_lost()
+
     def stop_all(self) -> None:
         """The node is stopping: every worker and the template go at once."""
         self.stopping = True
@@ -263,7 +267,7 @@ class _TemplateProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._workers.stopping:
-            self._workers._on_template_lost()
+            self._workers.template_lost()
 
 
 def _kill(pid: int, sig: int) -> None:

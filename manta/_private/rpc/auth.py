@@ -26,11 +26,12 @@ from manta._private.common.version import __version__
 from manta._private.rpc.messages import Hello
 
 # What a user token looks like: ``mt_<id>_<secret>`` (issued by the gcs's registry).
-USER_TOKEN = re.compile(r"mt_([0-9a-f]{12})_[0-9a-f]{64}")
+_USER_TOKEN = re.compile(r"mt_([0-9a-f]{12})_[0-9a-f]{64}")
 
 # In increasing power; ``allows`` reads this order.
 USER_ROLES = ("read", "submit", "admin")
 ROLES = (*USER_ROLES, "cluster")
+RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ Verifier = Callable[[bytes], "Grant | None"]
 
 def allows(role: str, needed: str) -> bool:
     """Whether ``role`` may do what needs ``needed``."""
-    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
+    return RANK.get(role, -1) >= RANK[needed]
 
 
 def cluster_only(cluster_token: bytes) -> Verifier:
@@ -85,11 +86,15 @@ USER_TOKEN_REFUSED = Refusal(
 )
 
 
-def _looks_like_user_token(token: Any) -> bool:
+def user_token_id(token: Any) -> str | None:
+    """The id of ``token`` when it is shaped like a user token (whether or not it is one)."""
+    if not isinstance(token, bytes):
+        return None
     try:
-        return isinstance(token, bytes) and USER_TOKEN.fullmatch(token.decode("ascii")) is not None
+        match = _USER_TOKEN.fullmatch(token.decode("ascii"))
     except UnicodeDecodeError:
-        return False
+        return None
+    return None if match is None else match.group(1)
 
 
 def admit(hello: Any, verify: Verifier) -> Grant | Refusal:
@@ -98,7 +103,7 @@ def admit(hello: Any, verify: Verifier) -> Grant | Refusal:
         return Refusal("AuthenticationError", "the first frame must be a handshake")
     grant = verify(hello.token) if isinstance(hello.token, bytes) else None
     if grant is None:
-        return USER_TOKEN_REFUSED if _looks_like_user_token(hello.token) else BAD_TOKEN
+        return USER_TOKEN_REFUSED if user_token_id(hello.token) is not None else BAD_TOKEN
     # Nodes of one cluster run one Manta version (what they exchange may change between
     # releases); other clients need the same protocol.
     if hello.protocol != PROTOCOL_VERSION or (hello.kind == "node" and hello.version != __version__):

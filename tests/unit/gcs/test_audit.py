@@ -65,3 +65,11 @@ def test_a_flood_of_refusals_is_summarised(tmp_path: Path) -> None:
     events = lines(tmp_path / audit.AUDIT_FILE)
     assert 1 <= len(events) <= 21
     assert events[0]["event"] == "auth_failed" and events[0]["peer"] == "127.0.0.1:0"
+
+
+def test_fields_cannot_forge_the_logs_own(tmp_path: Path) -> None:
+    log = AuditLog(str(tmp_path), FakeClock(5.0))
+    log.record("job_stop", **{"seq": 999, "time": 0, "event": "token_create", "by": "x"})
+    log.close()
+    [entry] = lines(tmp_path / audit.AUDIT_FILE)
+    assert entry == {"seq": 1, "time": 5.0, "event": "job_stop", "by": "x"}
