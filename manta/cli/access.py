@@ -78,9 +78,7 @@ def list_tokens(fmt: str, address: str | None, token_file: str | None) -> None:
                 note,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    head.echo_table(rows)
 
 
 @token.command("revoke")

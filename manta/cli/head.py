@@ -3,6 +3,7 @@ token to send, and errors shown as one line with exit status 1."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import click
@@ -42,6 +43,15 @@ def client(address: str | None, token_file: str | None, kind: type[C]) -> C:
         return kind(address, headers=headers)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise click.ClickException(str(e)) from None
+
+
+def echo_table(rows: Sequence[Sequence[str]]) -> None:
+    """Rows as aligned columns (the first row is the header); the last column is not padded."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo(
+            "  ".join([*(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)), r[-1]]).rstrip()
+        )
 
 
 def call(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -186,9 +186,7 @@ def list_jobs(address: str | None, token_file: str | None, as_json: bool) -> Non
         )
         name = j.submission_id or f"driver {j.job_id}"
         rows.append((name, j.status.value, started, _shorten(j.entrypoint, 60)))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for r in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+    head.echo_table(rows)
 
 
 def _shorten(text: str, width: int) -> str:

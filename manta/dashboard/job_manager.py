@@ -22,7 +22,14 @@ from typing import Any
 from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE
 from manta._private.common.session import ADDRESS_FILE, read_token
 from manta.dashboard import job_state
-from manta.dashboard.job_supervisor import advance_record, kill_group, read_job_log, read_range
+from manta.dashboard.job_supervisor import (
+    advance_record,
+    kill_group,
+    read_job_log,
+    read_provenance,
+    read_range,
+    write_provenance,
+)
 from manta.job_submission.models import JobDetails, JobErrorType, JobInfo, JobStatus, JobType
 
 logger = logging.getLogger("manta.dashboard")
@@ -134,33 +141,16 @@ class JobManager:
         )
         return overwrite or not existed
 
-    def _read_provenance(self, submission_id: str) -> dict[str, Any] | None:
-        from manta.experimental import internal_kv
-
-        raw = internal_kv._internal_kv_get(
-            job_state.record_key(submission_id), namespace=job_state.PROVENANCE_NAMESPACE
-        )
-        return None if raw is None else job_state.JobProvenance.from_json(json.loads(raw)).to_json()
-
-    def _write_provenance(self, submission_id: str, provenance: job_state.JobProvenance) -> None:
-        from manta.experimental import internal_kv
-
-        internal_kv._internal_kv_put(
-            job_state.record_key(submission_id),
-            json.dumps(provenance.to_json()),
-            namespace=job_state.PROVENANCE_NAMESPACE,
-        )
-
     async def get_provenance(self, submission_id: str) -> dict[str, Any]:
         """The provenance record of a submitted job (as JSON)."""
         await self.get(submission_id)  # a 404 for no such job
-        provenance = await self._call(self._read_provenance, submission_id)
+        provenance = await self._call(read_provenance, submission_id)
         if provenance is None:
             raise JobError(
                 404,
                 f"Job {submission_id} has no provenance record: it was submitted before the head kept one.",
             )
-        return provenance  # type: ignore[no-any-return]
+        return provenance.to_json()
 
     @staticmethod
     def _details(submission_id: str, info: JobInfo) -> JobDetails:
@@ -253,7 +243,7 @@ class JobManager:
         provenance = job_state.provenance_at_submit(
             submission_id, info, submitter, submitter_role, int(time.time() * 1000)
         )
-        await self._call(self._write_provenance, submission_id, provenance)
+        await self._call(write_provenance, submission_id, provenance)
         try:
             handle, run_ref = await self._call(self._launch, submission_id, info)
         except Exception as e:

@@ -89,17 +89,29 @@ def advance_record(
     return True
 
 
-def amend_provenance(submission_id: str, changes: Mapping[str, Any]) -> None:
-    """Add ``changes`` to the job's provenance record; nothing when it has none (deleted,
-    or submitted to a head that did not record provenance yet)."""
+def read_provenance(submission_id: str) -> job_state.JobProvenance | None:
     from manta.experimental import internal_kv
 
     key = job_state.record_key(submission_id)
     raw = internal_kv._internal_kv_get(key, namespace=job_state.PROVENANCE_NAMESPACE)
-    if raw is None:
-        return
-    new = job_state.JobProvenance.from_json(json.loads(raw)).amended(changes)
-    internal_kv._internal_kv_put(key, json.dumps(new.to_json()), namespace=job_state.PROVENANCE_NAMESPACE)
+    return None if raw is None else job_state.JobProvenance.from_json(json.loads(raw))
+
+
+def write_provenance(submission_id: str, provenance: job_state.JobProvenance) -> None:
+    from manta.experimental import internal_kv
+
+    key = job_state.record_key(submission_id)
+    internal_kv._internal_kv_put(
+        key, json.dumps(provenance.to_json()), namespace=job_state.PROVENANCE_NAMESPACE
+    )
+
+
+def amend_provenance(submission_id: str, changes: Mapping[str, Any]) -> None:
+    """Add ``changes`` to the job's provenance record; nothing when it has none (deleted,
+    or submitted to a head that did not record provenance yet)."""
+    old = read_provenance(submission_id)
+    if old is not None:
+        write_provenance(submission_id, old.amended(changes))
 
 
 def environment_facts() -> dict[str, Any]:
