@@ -5,7 +5,8 @@ of one that already has costs a few. The node daemon starts this process once an
 to it over a socket pair with the RPC framing (no handshake: the pair is private). It
 stays single-threaded and never runs an event loop, so forking it is safe.
 
-Requests: ``ForkWorker`` -> replies ``Forked(pid)``. Whenever a child exits it sends
+The node starts it before the node itself is set up, so its first frame, ``TemplateParams``,
+brings what the workers start with. Requests: ``ForkWorker`` -> replies ``Forked(pid)``. Whenever a child exits it sends
 ``ChildExited`` with the exit code or signal. It exits when the node daemon does.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 
 from manta._private.common.pdeathsig import die_with_parent
 from manta._private.rpc import codec
-from manta._private.rpc.messages import ChildExited, Forked, ForkWorker
+from manta._private.rpc.messages import ChildExited, Forked, ForkWorker, TemplateParams
 
 
 def _send(sock: socket.socket, msg: Any) -> None:
@@ -43,13 +44,24 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def serve(fd: int, worker_params: dict[str, Any]) -> None:
+def _recv_frame(sock: socket.socket) -> Any:
+    """The next message from the node daemon, or None once it has closed the pair."""
+    header = _recv_exact(sock, 4)
+    body = None if header is None else _recv_exact(sock, int.from_bytes(header, "big"))
+    return None if body is None else codec.decode(body)
+
+
+def serve(fd: int) -> None:
     """Run the template loop on the inherited socket ``fd``. Never returns in children."""
     die_with_parent()
     # Import what every worker needs now, once, so forks inherit it.
     from manta._private import worker_main
 
     sock = socket.socket(fileno=fd)
+    first = _recv_frame(sock)
+    if not isinstance(first, TemplateParams):
+        os._exit(0)  # the node daemon is gone (or broke the protocol) before it set us up
+    worker_params = first.params
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -63,13 +75,9 @@ def serve(fd: int, worker_params: dict[str, Any]) -> None:
                 os.read(wake_r, 4096)
                 _reap(sock)
                 continue
-            header = _recv_exact(sock, 4)
-            if header is None:
+            msg = _recv_frame(sock)
+            if msg is None:
                 os._exit(0)  # the node daemon is gone
-            body = _recv_exact(sock, int.from_bytes(header, "big"))
-            if body is None:
-                os._exit(0)
-            msg = codec.decode(body)
             if isinstance(msg, ForkWorker):
                 pid = os.fork()
                 if pid == 0:
@@ -121,6 +129,4 @@ def _child(msg: ForkWorker, params: dict[str, Any], close_fds: list[int], worker
 
 
 if __name__ == "__main__":
-    import json
-
-    serve(int(sys.argv[1]), json.loads(sys.argv[2]))
+    serve(int(sys.argv[1]))

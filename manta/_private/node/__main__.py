@@ -6,10 +6,7 @@ import json
 import logging
 
 from manta._private.common import daemon
-from manta._private.common.ids import NodeID
-from manta._private.common.session import read_token
-from manta._private.node.service import NodeParams, NodeService
-from manta._private.rpc import tls
+from manta._private.node.template_launch import launch_template
 
 logger = logging.getLogger("manta.node")
 
@@ -22,6 +19,14 @@ def main() -> None:
     parser.add_argument("--head", action="store_true")
     parser.add_argument("--node-id", default="")
     args = parser.parse_args()
+    # The worker template imports the core worker while this process imports the rest of
+    # the node daemon (below), rather than after it: the first worker is ready sooner.
+    template = launch_template(args.session_dir)
+    from manta._private.common.ids import NodeID
+    from manta._private.common.session import read_token
+    from manta._private.node.service import NodeParams, NodeService
+    from manta._private.rpc import tls
+
     config, loop = daemon.start(args)
     daemon.or_exit(tls.use, config)
     params = NodeParams(
@@ -36,7 +41,7 @@ def main() -> None:
         config=config,
         node_id=NodeID.from_hex(args.node_id) if args.node_id else NodeID.from_random(),
     )
-    service = NodeService(params)
+    service = NodeService(params, template)
 
     def stop() -> None:
         loop.create_task(service.stop())

@@ -48,6 +48,7 @@ from manta._private.node.scheduler import (
     StopWorker,
 )
 from manta._private.node.store_service import StoreService
+from manta._private.node.template_launch import Launched
 from manta._private.node.transfer import TransferFailed, Transfers
 from manta._private.node.worker_processes import ExitExplained, WorkerProc, WorkerProcesses, died_text
 from manta._private.rpc import messages as m
@@ -81,7 +82,7 @@ class NodeParams:
 
 
 class NodeService:
-    def __init__(self, params: NodeParams) -> None:
+    def __init__(self, params: NodeParams, template: Launched | None = None) -> None:
         self.params = params
         self.config = params.config
         self.node_id = params.node_id
@@ -107,7 +108,7 @@ class NodeService:
         self.port = 0
         self.unix = socket_path(params.session_dir, "node")
         self.workers = WorkerProcesses(
-            params.session_dir, self._worker_started, self._worker_exited, self._template_lost
+            params.session_dir, self._worker_started, self._worker_exited, self._template_lost, template
         )
         self._conn_worker: dict[Connection, WorkerID] = {}
         self.objects: StoreService | None = None

@@ -9,13 +9,10 @@ of it. ``WorkerProcesses`` is the I/O around it: the template, signals, exit rep
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
-import socket
 import subprocess
-import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +21,7 @@ from typing import Any
 from manta._private.common.ids import JobID, WorkerID
 from manta._private.common.session import log_paths
 from manta._private.node.scheduler import BROKEN_LEASE_REASON
+from manta._private.node.template_launch import Launched, launch_template
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection
@@ -101,6 +99,7 @@ class WorkerProcesses:
         on_started: Callable[[WorkerID, int], None],
         on_exit: Callable[[WorkerProc, ExitExplained], None],
         on_template_lost: Callable[[], None],
+        launched: Launched | None = None,
     ) -> None:
         self._session_dir = session_dir
         self._on_started = on_started
@@ -110,36 +109,29 @@ class WorkerProcesses:
         self._by_pid: dict[int, WorkerProc] = {}
         self._ended: deque[WorkerID] = deque()
         self._fork_writer: asyncio.Transport | None = None
-        self._template: subprocess.Popen[bytes] | None = None
+        # A template the node started before it was set up (see template_launch).
+        self._launched = launched
+        self._template: subprocess.Popen[bytes] | None = launched[0] if launched else None
         self.stopping = False
 
     async def start_template(self, worker_params: dict[str, Any]) -> None:
-        """Start the worker template, which forks workers when told to."""
-        parent, child = socket.socketpair()
-        out, err = log_paths(self._session_dir, "worker-template")
-        with open(out, "ab") as fout, open(err, "ab") as ferr:
-            self._template = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "manta._private.worker_template",
-                    str(child.fileno()),
-                    json.dumps(worker_params),
-                ],
-                pass_fds=[child.fileno()],
-                stdin=subprocess.DEVNULL,
-                stdout=fout,
-                stderr=ferr,
-            )
-        child.close()
+        """Start the worker template (unless it was launched early) and send it the
+        settings its workers start with."""
+        proc, sock = self._launched or launch_template(self._session_dir)
+        self._launched = None
+        self._template = proc
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_connection(lambda: _TemplateProtocol(self), sock=parent)
+        transport, _ = await loop.create_connection(lambda: _TemplateProtocol(self), sock=sock)
         self._fork_writer = transport  # type: ignore[assignment]
+        self._write(m.TemplateParams(worker_params))
 
     def fork(self, worker_id: WorkerID) -> None:
         out, err = log_paths(self._session_dir, f"worker-{worker_id.hex()[:12]}")
         self.procs[worker_id] = WorkerProc(worker_id)
-        payload = codec.encode(m.ForkWorker(worker_id, {}, out, err))
+        self._write(m.ForkWorker(worker_id, {}, out, err))
+
+    def _write(self, msg: Any) -> None:
+        payload = codec.encode(msg)
         assert self._fork_writer is not None
         self._fork_writer.write(len(payload).to_bytes(4, "big") + payload)
 

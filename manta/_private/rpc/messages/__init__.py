@@ -93,6 +93,9 @@ from manta._private.rpc.messages.fork import (
 from manta._private.rpc.messages.fork import (
     ForkWorker as ForkWorker,
 )
+from manta._private.rpc.messages.fork import (
+    TemplateParams as TemplateParams,
+)
 from manta._private.rpc.messages.gcs import (
     ActorArgsReady as ActorArgsReady,
 )

@@ -1,6 +1,8 @@
-"""Between a node daemon and its worker template (the fork server) (tags 100-119)."""
+"""Between a node daemon and its worker template (the fork server) (tags 100-102 and 108)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from manta._private.common.ids import WorkerID
 from manta._private.rpc.codec import message
@@ -25,3 +27,10 @@ class ChildExited:
     pid: int
     exit_code: int | None
     signal: int | None
+
+
+@message(108)
+class TemplateParams:
+    # What every worker the template forks starts with (session, node, addresses, config);
+    # the node's first frame to a template it started before knowing them.
+    params: dict[str, Any]
