@@ -1,9 +1,11 @@
-"""Run the workloads of ``bench/workloads.py`` for Manta and Ray and compare them.
+"""Run the workloads of ``bench/workloads.py`` for Manta, Ray and a plain
+``multiprocessing.Pool`` and compare them.
 
-    python bench/run.py [--framework manta|ray|both] [--only NAME,...] [--quick]
+    python bench/run.py [--framework manta|ray|pool|both|all] [--only NAME,...] [--quick]
                         [--repeat N] [--json OUT] [--ray-python PATH]
 
 Every run of every workload is a fresh subprocess; the table shows the median of the runs.
+The pool runs only the task workloads (``POOL_WORKLOADS``); the table shows "—" for the rest.
 """
 
 from __future__ import annotations
@@ -20,10 +22,15 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from workloads import WORKLOADS  # noqa: E402
+from workloads import POOL_WORKLOADS, WORKLOADS  # noqa: E402
 
-FRAMEWORKS = ("manta", "ray")
+FRAMEWORKS = ("manta", "ray", "pool")
+CHOICES = {"both": ["manta", "ray"], "all": list(FRAMEWORKS)} | {fw: [fw] for fw in FRAMEWORKS}
 ENV = {"RAY_DEDUP_LOGS": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# The machine sets PYTHONDONTWRITEBYTECODE=1, so Manta (run from its source tree) would
+# compile every module it imports in every run, while Ray's installed package ships with
+# bytecode. Runs go without it, so __pycache__ is written once and reused.
+UNSET_ENV = ("PYTHONDONTWRITEBYTECODE",)
 Results = dict[str, dict[str, dict[str, Any]]]  # framework -> workload -> metric -> value
 
 
@@ -36,7 +43,7 @@ def run_once(python: str, framework: str, workload: str, quick: bool, timeout_s:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **ENV},
+        env=bench_env(),
         start_new_session=True,
     )
     try:
@@ -50,6 +57,18 @@ def run_once(python: str, framework: str, workload: str, quick: bool, timeout_s:
         tail = (err.strip().splitlines() or ["(no stderr)"])[-1]
         return {"error": f"exit {proc.returncode}: {tail}"}
     return dict(json.loads(lines[-1]))
+
+
+def bench_env() -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k not in UNSET_ENV}, **ENV}
+
+
+def precompile(python: str) -> None:
+    """Write the bytecode of Manta's whole package, as installing a package does, so that
+    the first run does not pay for compiling what later runs read from ``__pycache__``."""
+    code = "import compileall, os, manta; compileall.compile_dir(os.path.dirname(manta.__file__), quiet=1)"
+    if subprocess.run([python, "-c", code], env=bench_env(), check=False, timeout=300).returncode:
+        print("warning: could not precompile manta; its first run compiles its sources", file=sys.stderr)
 
 
 def _number(value: Any) -> bool:
@@ -87,15 +106,24 @@ def fmt(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _ratio(a: Any, b: Any) -> str:
+    return f"{a / b:.2f}x" if _number(a) and _number(b) and b else ""
+
+
 def table(results: Results, workloads: list[str]) -> str:
-    rows = ["| workload | metric | Manta | Ray | Manta/Ray |", "| --- | --- | ---: | ---: | ---: |"]
+    """Manta and Ray side by side, and the pool with a Manta/Pool column when it was asked for."""
+    pool = "pool" in results
+    head = ["workload", "metric", "Manta", "Ray", *(["Pool"] if pool else []), "Manta/Ray"]
+    head += ["Manta/Pool"] if pool else []
+    rows = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
     for w in workloads:
-        m, r = results.get("manta", {}).get(w, {}), results.get("ray", {}).get(w, {})
-        keys = [k for k in dict.fromkeys([*m, *r]) if not isinstance(m.get(k, r.get(k)), list)]
+        m, r, p = (results.get(fw, {}).get(w, {}) for fw in FRAMEWORKS)
+        keys = [k for k in dict.fromkeys([*m, *r, *p]) if not isinstance(m.get(k, r.get(k, p.get(k))), list)]
         for k in keys:
-            a, b = m.get(k), r.get(k)
-            ratio = f"{a / b:.2f}x" if _number(a) and _number(b) and b else ""
-            rows.append(f"| {w} | {k} | {fmt(a)} | {fmt(b)} | {ratio} |")
+            a, b, c = m.get(k), r.get(k), p.get(k)
+            cells = [w, k, fmt(a), fmt(b), *([fmt(c)] if pool else []), _ratio(a, b)]
+            cells += [_ratio(a, c)] if pool else []
+            rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -103,7 +131,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--framework", choices=[*FRAMEWORKS, "both"], default="both")
+    parser.add_argument(
+        "--framework", choices=list(CHOICES), default="all", help="both = manta and ray; all = the three"
+    )
     parser.add_argument("--only", help="comma-separated workload names")
     parser.add_argument("--quick", action="store_true", help="20,000 tasks instead of 100,000 in queued_100k")
     parser.add_argument("--repeat", type=int, default=3)
@@ -116,20 +146,24 @@ def main() -> int:
     unknown = set(workloads) - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workloads {sorted(unknown)}; choose from {', '.join(WORKLOADS)}")
-    frameworks = list(FRAMEWORKS) if args.framework == "both" else [args.framework]
-    pythons = {"manta": sys.executable, "ray": args.ray_python}
+    frameworks = list(CHOICES[args.framework])
+    pythons = {"manta": sys.executable, "ray": args.ray_python, "pool": sys.executable}
     if "ray" in frameworks and not can_import_ray(args.ray_python):
         print(f"skipping ray: {args.ray_python} cannot `import ray` (set --ray-python)", file=sys.stderr)
         frameworks.remove("ray")
+    if "manta" in frameworks:
+        precompile(pythons["manta"])
 
-    results: Results = {}
+    results: Results = {fw: {} for fw in frameworks}
     for fw in frameworks:
         for w in workloads:
+            if fw == "pool" and w not in POOL_WORKLOADS:
+                continue
             runs = []
             for i in range(args.repeat):
                 runs.append(run_once(pythons[fw], fw, w, args.quick, args.timeout))
                 print(f"{fw:5} {w:22} run {i + 1}/{args.repeat}: {runs[-1]}", file=sys.stderr, flush=True)
-            results.setdefault(fw, {})[w] = median_of(runs)
+            results[fw][w] = median_of(runs)
         if fw == "ray" and any("error" in r or r.get("failed_runs") for r in results[fw].values()):
             # A crashed Ray driver can leave raylet and gcs_server behind.
             subprocess.run([str(Path(args.ray_python).with_name("ray")), "stop", "--force"], check=False)

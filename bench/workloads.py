@@ -4,6 +4,9 @@ Run one workload per fresh process, so that no workload disturbs another:
     python bench/workloads.py --framework manta --workload tasks_sync [--quick]
 It prints one JSON line of metrics on stdout. ``bench/run.py`` drives it.
 
+A third framework, ``pool``, runs the task workloads in ``POOL_WORKLOADS`` on a plain
+``multiprocessing.Pool`` through ``PoolShim``: the floor for per-task IPC in Python here.
+
 This file must import under Ray's interpreter too, so it never imports ``manta`` directly.
 """
 
@@ -16,10 +19,11 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 Metrics = dict[str, Any]
+# The ``manta`` or ``ray`` module, or a ``PoolShim``; workloads call the Ray API on it.
+Framework = Any
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,38 @@ class Startup:
     init_s: float
     session_dir: str
     quick: bool
+
+
+class _PoolFunction:
+    def __init__(self, pool: Any, fn: Callable[..., Any]) -> None:
+        self._pool, self._fn = pool, fn
+
+    def remote(self, *args: Any) -> Any:
+        return self._pool.apply_async(self._fn, args)
+
+
+class PoolShim:
+    """The part of the Ray API the task workloads use, on a ``multiprocessing.Pool`` of
+    ``num_cpus`` processes (the default start method): ``f.remote(*args)`` is
+    ``apply_async`` and ``get`` waits on its ``AsyncResult``. ``init`` builds the pool."""
+
+    def __init__(self) -> None:
+        self._pool: Any = None
+
+    def init(self, num_cpus: int, **ignored: Any) -> None:
+        import multiprocessing
+
+        self._pool = multiprocessing.Pool(num_cpus)
+
+    def remote(self, fn: Callable[..., Any]) -> _PoolFunction:
+        return _PoolFunction(self._pool, fn)
+
+    def get(self, refs: Any) -> Any:
+        return [r.get() for r in refs] if isinstance(refs, list) else refs.get()
+
+    def shutdown(self) -> None:
+        self._pool.close()
+        self._pool.join()
 
 
 def _noop() -> None:
@@ -45,12 +81,12 @@ def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1)
 
 
-def init_to_first_result(ray: ModuleType, s: Startup) -> Metrics:
+def init_to_first_result(ray: Framework, s: Startup) -> Metrics:
     ray.get(ray.remote(_noop).remote())
     return {"import_s": s.import_s, "init_s": s.init_s, "total_s": round(time.perf_counter() - s.t0, 3)}
 
 
-def tasks_sync(ray: ModuleType, s: Startup, n: int = 2000) -> Metrics:
+def tasks_sync(ray: Framework, s: Startup, n: int = 2000) -> Metrics:
     f = ray.remote(_noop)
     for _ in range(100):
         ray.get(f.remote())
@@ -60,22 +96,22 @@ def tasks_sync(ray: ModuleType, s: Startup, n: int = 2000) -> Metrics:
     return {"tasks_per_s": _rate(n, time.perf_counter() - t)}
 
 
-def _async_rate(ray: ModuleType, f: Any, args: tuple[Any, ...], n: int) -> float:
+def _async_rate(ray: Framework, f: Any, args: tuple[Any, ...], n: int) -> float:
     ray.get([f.remote(*args) for _ in range(200)])
     t = time.perf_counter()
     ray.get([f.remote(*args) for _ in range(n)])
     return _rate(n, time.perf_counter() - t)
 
 
-def tasks_async(ray: ModuleType, s: Startup, n: int = 5000) -> Metrics:
+def tasks_async(ray: Framework, s: Startup, n: int = 5000) -> Metrics:
     return {"tasks_per_s": _async_rate(ray, ray.remote(_noop), (), n)}
 
 
-def tasks_1kib_arg(ray: ModuleType, s: Startup, n: int = 5000) -> Metrics:
+def tasks_1kib_arg(ray: Framework, s: Startup, n: int = 5000) -> Metrics:
     return {"tasks_per_s": _async_rate(ray, ray.remote(_echo), (b"x" * 1024,), n)}
 
 
-def nested_tasks(ray: ModuleType, s: Startup, outer: int = 20, inner: int = 50) -> Metrics:
+def nested_tasks(ray: Framework, s: Startup, outer: int = 20, inner: int = 50) -> Metrics:
     leaf = ray.remote(_noop)
 
     def run_children(m: int) -> int:
@@ -88,7 +124,7 @@ def nested_tasks(ray: ModuleType, s: Startup, outer: int = 20, inner: int = 50) 
     return {"tasks_per_s": _rate(outer * (inner + 1), time.perf_counter() - t)}
 
 
-def put_get_small(ray: ModuleType, s: Startup, n: int = 5000) -> Metrics:
+def put_get_small(ray: Framework, s: Startup, n: int = 5000) -> Metrics:
     for i in range(100):
         ray.get(ray.put(i))
     t = time.perf_counter()
@@ -97,7 +133,7 @@ def put_get_small(ray: ModuleType, s: Startup, n: int = 5000) -> Metrics:
     return {"round_trips_per_s": _rate(n, time.perf_counter() - t)}
 
 
-def _put_get(ray: ModuleType, nbytes: int, rounds: int) -> Metrics:
+def _put_get(ray: Framework, nbytes: int, rounds: int) -> Metrics:
     """GB/s of put and get of a float64 array of ``nbytes``: the first put (which maps
     fresh store pages) and the median of the rounds after it (the steady state)."""
     import statistics
@@ -127,19 +163,19 @@ def _put_get(ray: ModuleType, nbytes: int, rounds: int) -> Metrics:
     }
 
 
-def put_get_1mb(ray: ModuleType, s: Startup) -> Metrics:
+def put_get_1mb(ray: Framework, s: Startup) -> Metrics:
     return _put_get(ray, 1_000_000, 50)
 
 
-def put_get_100mb(ray: ModuleType, s: Startup) -> Metrics:
+def put_get_100mb(ray: Framework, s: Startup) -> Metrics:
     return _put_get(ray, 100_000_000, 6)
 
 
-def put_get_1gb(ray: ModuleType, s: Startup) -> Metrics:
+def put_get_1gb(ray: Framework, s: Startup) -> Metrics:
     return _put_get(ray, 1_000_000_000, 4)
 
 
-def pass_100mb_to_10_tasks(ray: ModuleType, s: Startup) -> Metrics:
+def pass_100mb_to_10_tasks(ray: Framework, s: Startup) -> Metrics:
     """One 100 MB array put once and passed to 10 tasks: on one node each task should map
     the stored copy, not receive one of its own."""
     import numpy as np
@@ -164,7 +200,7 @@ def pass_100mb_to_10_tasks(ray: ModuleType, s: Startup) -> Metrics:
 SPILL_STORE_BYTES = 512 * 1024 * 1024
 
 
-def spill_restore(ray: ModuleType, s: Startup) -> Metrics:
+def spill_restore(ray: Framework, s: Startup) -> Metrics:
     """Put 4x a 512 MiB store in 64 MiB arrays while holding every ref (the excess is
     spilled), then read them all back (each spilled one is restored, spilling another),
     next to how fast this disk takes a buffered and a synced sequential write."""
@@ -211,9 +247,11 @@ def _disk_write(path: str, sync: bool, nbytes: int = 1 << 30) -> float:
     return round(nbytes / 1e9 / elapsed, 2)
 
 
-def wait(ray: ModuleType, s: Startup, n: int = 200) -> Metrics:
-    refs = [ray.put(i) for i in range(1000)]
-    ray.wait(refs, num_returns=len(refs))
+def _wait_rate(ray: Framework, count: int, n: int, warmup: int) -> Metrics:
+    """Calls/s of ``wait`` for all of ``count`` ready refs from ``put``, after ``warmup`` calls."""
+    refs = [ray.put(i) for i in range(count)]
+    for _ in range(warmup):
+        ray.wait(refs, num_returns=len(refs))
     t = time.perf_counter()
     for _ in range(n):
         ready, _ = ray.wait(refs, num_returns=len(refs))
@@ -221,7 +259,36 @@ def wait(ray: ModuleType, s: Startup, n: int = 200) -> Metrics:
     return {"calls_per_s": _rate(n, time.perf_counter() - t)}
 
 
-def queued_100k(ray: ModuleType, s: Startup) -> Metrics:
+def wait(ray: Framework, s: Startup) -> Metrics:
+    return _wait_rate(ray, 1000, 200, warmup=1)
+
+
+def wait_100(ray: Framework, s: Startup) -> Metrics:
+    return _wait_rate(ray, 100, 2000, warmup=100)
+
+
+def get_256mib(ray: Framework, s: Startup, gets: int = 20) -> Metrics:
+    """Median ms of ``get`` of one stored 256 MiB float64 array, each result dropped
+    before the next ``get``; a zero-copy result comes back read-only."""
+    import statistics
+
+    import numpy as np
+
+    arr = np.arange((256 << 20) // 8, dtype=np.float64)
+    ref = ray.put(arr)
+    times: list[float] = []
+    zero_copy = True
+    for _ in range(gets):
+        t = time.perf_counter()
+        out = ray.get(ref)
+        times.append(time.perf_counter() - t)
+        assert out.shape == arr.shape and out[-1] == arr[-1]
+        zero_copy = zero_copy and not out.flags.writeable
+        del out
+    return {"get_ms": round(statistics.median(times) * 1000, 3), "get_zero_copy": zero_copy}
+
+
+def queued_100k(ray: Framework, s: Startup) -> Metrics:
     n = 20_000 if s.quick else 100_000
     f = ray.remote(_noop)
     t = time.perf_counter()
@@ -247,7 +314,7 @@ class _AsyncEcho:
         return x
 
 
-def actor_creation(ray: ModuleType, s: Startup) -> Metrics:
+def actor_creation(ray: Framework, s: Startup) -> Metrics:
     n = 10 if s.quick else 30
     cls = ray.remote(_Echo)
     t = time.perf_counter()
@@ -259,7 +326,7 @@ def actor_creation(ray: ModuleType, s: Startup) -> Metrics:
     return {"actors_per_s": _rate(n, elapsed)}
 
 
-def actor_calls_sync(ray: ModuleType, s: Startup, n: int = 2000) -> Metrics:
+def actor_calls_sync(ray: Framework, s: Startup, n: int = 2000) -> Metrics:
     a = ray.remote(_Echo).remote()
     for _ in range(100):
         ray.get(a.f.remote())
@@ -269,12 +336,12 @@ def actor_calls_sync(ray: ModuleType, s: Startup, n: int = 2000) -> Metrics:
     return {"calls_per_s": _rate(n, time.perf_counter() - t)}
 
 
-def actor_calls_async(ray: ModuleType, s: Startup, n: int = 5000) -> Metrics:
+def actor_calls_async(ray: Framework, s: Startup, n: int = 5000) -> Metrics:
     a = ray.remote(_Echo).remote()
     return {"calls_per_s": _async_rate(ray, a.f, (), n)}
 
 
-def actor_calls_nn(ray: ModuleType, s: Startup, n: int = 2000, callers: int = 2) -> Metrics:
+def actor_calls_nn(ray: Framework, s: Startup, n: int = 2000, callers: int = 2) -> Metrics:
     """``callers`` tasks, each submitting ``n`` calls to its own actor and getting them."""
     cls = ray.remote(_Echo)
 
@@ -289,12 +356,12 @@ def actor_calls_nn(ray: ModuleType, s: Startup, n: int = 2000, callers: int = 2)
     return {"calls_per_s": _rate(n * callers, time.perf_counter() - t)}
 
 
-def async_actor_calls(ray: ModuleType, s: Startup, n: int = 5000) -> Metrics:
+def async_actor_calls(ray: Framework, s: Startup, n: int = 5000) -> Metrics:
     a = ray.remote(_AsyncEcho).remote()
     return {"calls_per_s": _async_rate(ray, a.f, (), n)}
 
 
-def actor_calls_1mb_arg(ray: ModuleType, s: Startup, n: int = 200) -> Metrics:
+def actor_calls_1mb_arg(ray: Framework, s: Startup, n: int = 200) -> Metrics:
     a = ray.remote(_Echo).remote()
     payload = b"x" * (1 << 20)
     ray.get([a.f.remote(payload) for _ in range(10)])
@@ -315,7 +382,7 @@ def _mb_items(n: int) -> Any:
         yield np.full(1 << 20, i % 256, dtype=np.uint8)
 
 
-def _drain_generator(ray: ModuleType, fn: Any, n: int) -> float:
+def _drain_generator(ray: Framework, fn: Any, n: int) -> float:
     """Seconds to stream ``n`` items from a generator task, getting each as it arrives."""
     gen_task = ray.remote(fn)
     for ref in gen_task.remote(10):  # warm up: a worker, the function exported
@@ -329,18 +396,18 @@ def _drain_generator(ray: ModuleType, fn: Any, n: int) -> float:
     return time.perf_counter() - t
 
 
-def generator_small_items(ray: ModuleType, s: Startup, n: int = 10_000) -> Metrics:
+def generator_small_items(ray: Framework, s: Startup, n: int = 10_000) -> Metrics:
     """A streaming generator task yielding small ints; the driver gets each item."""
     return {"items_per_s": _rate(n, _drain_generator(ray, _small_items, n))}
 
 
-def generator_1mb_items(ray: ModuleType, s: Startup, n: int = 500) -> Metrics:
+def generator_1mb_items(ray: Framework, s: Startup, n: int = 500) -> Metrics:
     """A streaming generator task yielding 1 MiB numpy arrays (through the object store)."""
     seconds = _drain_generator(ray, _mb_items, n)
     return {"items_per_s": _rate(n, seconds), "gb_per_s": round(n * (1 << 20) / seconds / 1e9, 2)}
 
 
-def idle_footprint(ray: ModuleType, s: Startup) -> Metrics:
+def idle_footprint(ray: Framework, s: Startup) -> Metrics:
     import psutil
 
     ray.get(ray.remote(_noop).remote())
@@ -374,7 +441,7 @@ def _label(p: Any) -> str:
     return name
 
 
-WORKLOADS: dict[str, Callable[[ModuleType, Startup], Metrics]] = {
+WORKLOADS: dict[str, Callable[[Framework, Startup], Metrics]] = {
     f.__name__: f
     for f in (
         init_to_first_result,
@@ -389,6 +456,8 @@ WORKLOADS: dict[str, Callable[[ModuleType, Startup], Metrics]] = {
         pass_100mb_to_10_tasks,
         spill_restore,
         wait,
+        wait_100,
+        get_256mib,
         queued_100k,
         idle_footprint,
         actor_creation,
@@ -402,22 +471,34 @@ WORKLOADS: dict[str, Callable[[ModuleType, Startup], Metrics]] = {
     )
 }
 
+# The workloads that make sense for a plain ``multiprocessing.Pool`` (framework "pool").
+POOL_WORKLOADS = frozenset(
+    {"init_to_first_result", "tasks_sync", "tasks_async", "tasks_1kib_arg", "queued_100k"}
+)
+
 # init() options a workload needs beyond the common ones.
 INIT_OPTIONS: dict[str, dict[str, Any]] = {"spill_restore": {"object_store_memory": SPILL_STORE_BYTES}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--framework", choices=["manta", "ray"], required=True)
+    parser.add_argument("--framework", choices=["manta", "ray", "pool"], required=True)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), required=True)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if args.framework == "pool" and args.workload not in POOL_WORKLOADS:
+        parser.error(f"pool runs only {', '.join(sorted(POOL_WORKLOADS))}")
     t0 = time.perf_counter()
-    ray = importlib.import_module(args.framework)
+    if args.framework == "pool":
+        importlib.import_module("multiprocessing.pool")
+        ray: Framework = PoolShim()
+    else:
+        ray = importlib.import_module(args.framework)
     t1 = time.perf_counter()
     ctx = ray.init(num_cpus=2, include_dashboard=False, **INIT_OPTIONS.get(args.workload, {}))
     t2 = time.perf_counter()
-    startup = Startup(t0, round(t1 - t0, 3), round(t2 - t1, 3), ctx.address_info["session_dir"], args.quick)
+    session_dir = ctx.address_info["session_dir"] if ctx is not None else ""
+    startup = Startup(t0, round(t1 - t0, 3), round(t2 - t1, 3), session_dir, args.quick)
     try:
         metrics = WORKLOADS[args.workload](ray, startup)
     finally:
