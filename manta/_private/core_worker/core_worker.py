@@ -616,7 +616,6 @@ class CoreWorker:
 
     def exit_task(self, token: contextvars.Token[TaskContext | None]) -> None:
         self._context.reset(token)
-        self.task_env.leave(keep=self.actor_id is not None)
 
     def _set_up_job(self, job_id: JobID) -> None:
         self.job_id = job_id

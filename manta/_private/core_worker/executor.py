@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -79,6 +80,9 @@ class TaskExecutor:
         self.cancelled: TaskID | None = None
         # Why the actor's constructor called exit_actor(), if it did.
         self.exited_in_constructor = ""
+        # Results on their way to the I/O thread (see send_result).
+        self._outbox: deque[tuple[asyncio.Future[Any], Any]] = deque()
+        self._outbox_armed = False
 
     # -- I/O thread ---------------------------------------------------------------------------
     def enqueue(self, push: PushTask, reply: asyncio.Future[Any]) -> None:
@@ -121,7 +125,18 @@ class TaskExecutor:
         self._queue.put((create, reply))
 
     def send_result(self, reply: asyncio.Future[Any], result: Any) -> None:
-        self._cw.io.call_soon(resolve, reply, result)
+        """Any thread: answer a pushed task. Results made while the I/O thread has not yet
+        woken for the last one go with it: one wake-up (and one write) for them all."""
+        self._outbox.append((reply, result))
+        if not self._outbox_armed:
+            self._outbox_armed = True
+            self._cw.io.call_soon(self._deliver_results)
+
+    def _deliver_results(self) -> None:
+        # Disarmed before draining: a result added after the drain arms a new delivery.
+        self._outbox_armed = False
+        while self._outbox:
+            resolve(*self._outbox.popleft())
 
     def cancel(self, task_id: TaskID, force: bool) -> bool:
         """Cancel ``task_id``: True if it is running here (with ``force`` the owner then

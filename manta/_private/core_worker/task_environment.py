@@ -1,6 +1,6 @@
-"""The environment variables a worker sets around each task, as Ray does:
-``CUDA_VISIBLE_DEVICES`` (the task's GPUs) and ``OMP_NUM_THREADS`` (its whole CPUs), and
-putting back what was there before when the next task needs none."""
+"""The environment variables a worker sets for each task, as Ray does:
+``CUDA_VISIBLE_DEVICES`` (the task's GPUs, and what was there before once a task needs
+none) and ``OMP_NUM_THREADS`` (its whole CPUs, unless the user set it)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,12 @@ class TaskEnvironment:
     def __init__(self, is_driver: bool) -> None:
         self._is_driver = is_driver
         self._cuda_before: object = _UNSET
-        self._omp_ours = False  # whether this worker, not its user, set OMP_NUM_THREADS
+        # The OMP_NUM_THREADS this worker set; another value there is the user's to keep.
+        self._omp_set: str | None = None
 
     def enter(self, gpus: list[str] | None, resources: dict[str, float]) -> None:
         self._set_visible_devices(gpus)
         self._set_omp_threads(resources)
-
-    def leave(self, keep: bool) -> None:
-        """After a task; ``keep`` (an actor keeps its settings for its life)."""
-        if self._omp_ours and not keep:
-            os.environ.pop("OMP_NUM_THREADS", None)
-            self._omp_ours = False
 
     def _set_visible_devices(self, gpus: list[str] | None) -> None:
         """The task's GPUs, or what the worker had before a GPU task changed it (a CPU task
@@ -44,8 +39,15 @@ class TaskEnvironment:
 
     def _set_omp_threads(self, resources: dict[str, float]) -> None:
         """Its whole CPUs, at least 1, unless the user's environment (or runtime_env) sets
-        it. Never in a driver (local mode)."""
-        if not self._is_driver and (self._omp_ours or "OMP_NUM_THREADS" not in os.environ):
-            cpus = outside_group(resources).get("CPU", 1.0)
-            os.environ["OMP_NUM_THREADS"] = str(max(math.floor(cpus), 1))
-            self._omp_ours = True
+        it. Never in a driver (local mode). Left set between tasks, as a Ray worker's is:
+        the next task of the same shape (nearly always) then costs nothing here."""
+        if self._is_driver:
+            return
+        current = os.environ.get("OMP_NUM_THREADS")
+        if current is not None and current != self._omp_set:
+            self._omp_set = None  # the user's (or their runtime_env's) from now on
+            return
+        value = str(max(math.floor(outside_group(resources).get("CPU", 1.0)), 1))
+        if value != current:
+            os.environ["OMP_NUM_THREADS"] = value
+            self._omp_set = value
