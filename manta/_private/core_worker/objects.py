@@ -32,6 +32,7 @@ from manta._private.core_worker import args as argpack
 from manta._private.core_worker.borrowing import REGISTER_TIMEOUT_S
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.core_worker.recent_pins import RecentPins
 from manta._private.core_worker.reference_counter import Freed, ReferenceCounter
 from manta._private.object_store.arena import Arena
 from manta._private.object_store.layout import layout_size, read_object, write_object
@@ -60,6 +61,11 @@ unhandled_error_handler: Callable[[Exception], None] | None = None
 COLLECT_INTERVAL_S = 0.5
 # How many times one get() has a lost object made again before it gives up.
 MAX_RECOVERIES = 3
+# Store objects read lately stay mapped this long after their last read, at most this
+# many and this share of the store's bytes (see recent_pins).
+RECENT_PINS_KEEP_S = 1.0
+RECENT_PINS_MAX = 32
+RECENT_PINS_STORE_SHARE = 16
 
 
 class ObjectManager:
@@ -77,6 +83,8 @@ class ObjectManager:
         self._read_fd = -1
         self._unpins: deque[ObjectID] = deque()
         self._unpin_scheduled = False
+        # Made with the first store read, sized by the store (see recent_pins).
+        self._recent: RecentPins | None = None
         # Owned errors a get has raised: the others are reported when they are freed.
         self._seen_errors: set[ObjectID] = set()
 
@@ -171,16 +179,35 @@ class ObjectManager:
         """Map the object read-only and deserialize it without a copy. The object stays
         pinned in the store while anything made from the mapping (an array) lives. One on
         another node (``node_id``) is copied to this node's store first."""
-        source = node_id if node_id != self._cw.node_id else None
-        location: m.ObjectLocation | None = self._cw.call_node(m.PinObject(object_id, source))
-        if location is None:
-            raise NotInStore(object_id)
-        if self._read_fd < 0:
-            self._read_fd = os.open(self._cw.session.arena_path, os.O_RDONLY)
-        mapping = PinnedMapping.of(self._read_fd, location.offset, location.size)
-        weakref.finalize(mapping, self._unpin, object_id)
+        mapping = self._recent.get(object_id) if self._recent is not None else None
+        if mapping is None:
+            source = node_id if node_id != self._cw.node_id else None
+            location: m.ObjectLocation | None = self._cw.call_node(m.PinObject(object_id, source))
+            if location is None:
+                raise NotInStore(object_id)
+            if self._read_fd < 0:
+                self._read_fd = os.open(self._cw.session.arena_path, os.O_RDONLY)
+                store_bytes = os.fstat(self._read_fd).st_size
+                self._recent = RecentPins(
+                    RECENT_PINS_KEEP_S,
+                    RECENT_PINS_MAX,
+                    store_bytes // RECENT_PINS_STORE_SHARE,
+                    time.monotonic,
+                )
+            mapping = PinnedMapping.of(self._read_fd, location.offset, location.size)
+            weakref.finalize(mapping, self._unpin, object_id)
+            assert self._recent is not None
+            if self._recent.add(object_id, mapping, location.size):
+                self._cw.io.call_soon(self._expire_recent)
         _flags, data, buffers = read_object(mapping.object_view())
         return serialization.deserialize(data, buffers)
+
+    def _expire_recent(self) -> None:
+        # I/O thread: armed when the first mapping is kept, again while any is.
+        assert self._recent is not None
+        due = self._recent.expire()
+        if due is not None:
+            self._cw.io.loop.call_later(due, self._expire_recent)
 
     def _unpin(self, object_id: ObjectID) -> None:
         # From a finalizer: any thread, any time. Batched to the node by the I/O thread.
@@ -250,6 +277,8 @@ class ObjectManager:
             elif f.owner is not None:
                 done_borrowing.setdefault(f.owner.worker_id, (f.owner, []))[1].append(f)
         self.memory_store.delete(f.object_id for f in freed)
+        if self._recent is not None:
+            self._recent.drop(f.object_id for f in freed)
         if in_store:
             self._free_in_stores(in_store)
         for owner, done in done_borrowing.values():
