@@ -1,6 +1,6 @@
 """The node daemon's object store I/O: the arena file, spilling, and the store's RPCs.
 
-The decisions are ``object_store.store.ObjectStore``'s; this shell answers writers
+The decisions are ``object_store.object_table.ObjectTable``'s; this shell answers writers
 (``CreateObject`` -> space in the arena, ``SealObject``), readers (``PinObject`` -> where
 to map it, ``UnpinObjects``) and owners (``FreeObjects``), and carries out spills and
 restores on a thread so the event loop never waits for a disk.
@@ -39,7 +39,7 @@ from manta._private.object_store.results import (
     Unavailable,
 )
 from manta._private.object_store.spill import read_spill_file, remove_spill_file, spill_path, write_spill_file
-from manta._private.object_store.store import ObjectStore
+from manta._private.object_store.object_table import ObjectTable
 from manta._private.rpc import messages as m
 from manta.exceptions import ObjectStoreFullError, OutOfDiskError
 
@@ -53,7 +53,7 @@ class StoreService:
     def __init__(self, config: Config, capacity: int, session_dir: str, clock: Clock) -> None:
         self._config = config
         # Objects start on page boundaries, and so do their large buffers (see layout).
-        self.store = ObjectStore(capacity, clock, alignment=PAGE)
+        self.store = ObjectTable(capacity, clock, alignment=PAGE)
         # In /dev/shm when it has room; on disk (slower, with a warning) otherwise.
         path, self.warning = choose_path(session_dir, capacity)
         self.arena = Arena.create(path, capacity, fallocate=False)

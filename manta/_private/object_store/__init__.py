@@ -6,14 +6,14 @@ sockets, threads or asyncio, and reads time only through an injected ``Clock``. 
 daemon (owner of the arena and the table) and core workers (writers and readers) import
 it; it imports neither.
 
-    allocator   best-fit byte ranges of one arena, coalescing on free
-    store       the object table: create/seal/pin/free, eviction and spill decisions
-    results     what the store's events return: results and actions
-    stats       frozen snapshots of the store, and the text of a store-full error
-    arena       the shared-memory file and its writable and read-only mappings
-    layout      the bytes of one object: header, pickle stream, aligned buffers
-    spill       spill files: arena bytes to disk and back
-    buffers     any buffer-protocol object as a flat byte view
+    allocator     best-fit byte ranges of one arena, coalescing on free
+    object_table  the object table: create/seal/pin/free, eviction and spill decisions
+    results       what the store's events return: results and actions
+    stats         frozen snapshots of the store, and the text of a store-full error
+    arena         the shared-memory file and its writable and read-only mappings
+    layout        the bytes of one object: header, pickle stream, aligned buffers
+    spill         spill files: arena bytes to disk and back
+    buffers       any buffer-protocol object as a flat byte view
 """
 
 from manta._private.object_store.allocator import ALIGNMENT, Allocator, AllocatorStats
@@ -39,7 +39,7 @@ from manta._private.object_store.results import (
 )
 from manta._private.object_store.spill import read_spill_file, remove_spill_file, spill_path, write_spill_file
 from manta._private.object_store.stats import Holder, OwnerUsage, StoreStats
-from manta._private.object_store.store import ObjectStore
+from manta._private.object_store.object_table import ObjectTable
 
 __all__ = [
     "ALIGNMENT",
@@ -58,7 +58,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectState",
     "ObjectStatus",
-    "ObjectStore",
+    "ObjectTable",
     "OwnerUsage",
     "Pinned",
     "Sealed",

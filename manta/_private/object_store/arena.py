@@ -18,7 +18,7 @@ fresh tmpfs pages, ~12 GB/s for a warm memcpy). So:
   On disk (the fallback) a read leaves pages write-protected for dirty tracking, so there
   MADV_POPULATE_WRITE it is.
 
-The arena never decides where objects go; ``store.ObjectStore`` does.
+The arena never decides where objects go; ``object_table.ObjectTable`` does.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the arena (``layout`` format), so a restore is one sequential read into fresh ar
 Writes go to ``<path>.partial`` and are renamed into place only when complete, so a spill
 file that exists is whole: a failed spill (disk full, I/O error, a crash) leaves no file
 under the final name, and the store keeps the object in memory as before
-(``ObjectStore.spill_failed``). A full disk is reported as OutOfDiskError naming the
+(``ObjectTable.spill_failed``). A full disk is reported as OutOfDiskError naming the
 directory and the sizes.
 """
 

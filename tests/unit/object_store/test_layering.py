@@ -50,7 +50,7 @@ def test_exported_names() -> None:
     assert set(object_store.__all__) == {
         "ALIGNMENT", "Aborted", "Action", "Allocator", "AllocatorStats", "AlreadyExists",
         "Arena", "ArenaSpaceError", "Created", "DeleteSpillFile", "Evicted", "Holder",
-        "NeedsSpace", "ObjectInfo", "ObjectState", "ObjectStatus", "ObjectStore", "OwnerUsage",
+        "NeedsSpace", "ObjectInfo", "ObjectState", "ObjectStatus", "ObjectTable", "OwnerUsage",
         "Pinned", "Sealed", "Spill", "StoreRequestError", "StoreStats", "TooLarge",
         "Unavailable", "choose_path", "layout_size", "read_object", "read_spill_file",
         "remove_spill_file", "spill_path", "write_object", "write_spill_file",

@@ -27,7 +27,7 @@ from manta._private.object_store.results import (
     TooLarge,
     Unavailable,
 )
-from manta._private.object_store.store import ObjectStore
+from manta._private.object_store.object_table import ObjectTable
 
 KiB = 1024
 OWNER = WorkerID(b"\x01" * 28)
@@ -43,13 +43,13 @@ def of(kind: type, actions: list[Action]) -> list:
     return [a for a in actions if isinstance(a, kind)]
 
 
-def make(capacity: int = 8 * KiB) -> tuple[ObjectStore, FakeClock]:
+def make(capacity: int = 8 * KiB) -> tuple[ObjectTable, FakeClock]:
     clock = FakeClock()
-    return ObjectStore(capacity, clock), clock
+    return ObjectTable(capacity, clock), clock
 
 
 def put(
-    store: ObjectStore,
+    store: ObjectTable,
     i: int,
     size: int = KiB,
     *,
@@ -248,7 +248,7 @@ def test_an_object_pinned_during_its_spill_stays_in_memory_until_evicted() -> No
     store.validate()
 
 
-def spilled_object(store: ObjectStore, i: int, size: int = KiB, path: str = "/spill/x") -> None:
+def spilled_object(store: ObjectTable, i: int, size: int = KiB, path: str = "/spill/x") -> None:
     put(store, i, size)
     assert of(Spill, store.evict_for(store.capacity))
     store.spilled(oid(i), path)

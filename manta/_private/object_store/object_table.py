@@ -99,7 +99,7 @@ def _writing_status(entry: _Entry) -> ObjectStatus:
     return ObjectStatus.RESTORING if entry.restoring else ObjectStatus.UNSEALED
 
 
-class ObjectStore:
+class ObjectTable:
     """The object table of one arena of ``capacity`` bytes."""
 
     def __init__(self, capacity: int, clock: Clock, alignment: int = ALIGNMENT) -> None:
