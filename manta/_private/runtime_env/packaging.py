@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from manta.exceptions import RayError
+
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 URI_SCHEME = "gcs://"
 _PACKAGE_PREFIX = "_manta_pkg_"
@@ -37,8 +39,9 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _ALWAYS_SKIPPED = frozenset({".git", "__pycache__"})
 
 
-class PackageTooLargeError(ValueError):
-    """The files to upload add up to more than the package size limit."""
+class PackageTooLargeError(RayError, ValueError):
+    """The files to upload add up to more than the package size limit. Raised to users by
+    ``init`` and job submission: in the error tree, and a ValueError as before."""
 
     def __init__(self, path: str, size: int, limit: int, largest: list[tuple[str, int]]) -> None:
         self.path = path
