@@ -12,23 +12,44 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from manta._private.common.ids import ActorID, ObjectID
 from manta._private.core_worker.actor_runtime import TERMINATE_METHOD
+from manta._private.core_worker.actor_submitter import ActorTaskSubmitter
+from manta._private.core_worker.local_mode import LocalRunner
 from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.core_worker.peers import Peers
+from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import RemoteError
 from manta.exceptions import ActorAlreadyExistsError
 
-if TYPE_CHECKING:
-    from manta._private.core_worker.core_worker import CoreWorker
+# (args, kwargs, what they are for) -> (inline blob, ref arguments, ids of every ref in them,
+# now held for the caller): ``CoreWorker.pack_arguments``.
+PackArguments = Callable[
+    [tuple[Any, ...], dict[str, Any], str], tuple[bytes, list[ObjectRef], list[ObjectID]]
+]
 
 
 class ActorClient:
-    def __init__(self, worker: CoreWorker) -> None:
-        self._cw = worker
+    def __init__(
+        self,
+        peers: Peers,
+        references: ReferenceCounter,
+        pack_arguments: PackArguments,
+        submit_task: Callable[..., list[ObjectRef]],
+        actor_submitter: ActorTaskSubmitter,
+        local: LocalRunner | None,
+    ) -> None:
+        self._peers = peers
+        self._references = references
+        self._pack_arguments = pack_arguments
+        self._submit_task = submit_task  # ``CoreWorker.submit_task``: method calls are tasks
+        self._submitter = actor_submitter
+        self._local = local  # init(local_mode=True): actors live in this process
         self._lock = threading.Lock()
         self._handles: dict[ActorID, int] = {}
         # Actors this process created and may end when its handles are gone.
@@ -44,35 +65,34 @@ class ActorClient:
     ) -> m.ActorInfo | None:
         """Register a new actor. Returns the existing actor's info when ``get_if_exists``
         found one; raises ActorAlreadyExistsError for a taken name."""
-        cw = self._cw
         # Constructor arguments live as long as the actor may need to be re-created.
-        blob, ref_args, held = cw.pack_arguments(
+        blob, ref_args, held = self._pack_arguments(
             args, kwargs, f"the actor {spec.module}.{spec.class_name}.__init__"
         )
         if held:
             with self._lock:
                 self._arguments[spec.actor_id] = held
         spec = codec.replace(spec, args=blob)
-        if cw.local is not None:
-            existing = cw.local.create_actor(spec, ref_args, get_if_exists)
+        if self._local is not None:
+            existing = self._local.create_actor(spec, ref_args, get_if_exists)
             if existing is not None:
                 return existing
         elif spec.name:
             # A name must be claimed before .remote() returns, so a clash raises here. Ref
             # arguments follow once ready (ActorArgsReady); .remote() does not wait for them.
             try:
-                info: m.ActorInfo = cw.call_gcs(m.RegisterActor(spec, get_if_exists, bool(ref_args)))
+                info: m.ActorInfo = self._peers.call_gcs(m.RegisterActor(spec, get_if_exists, bool(ref_args)))
             except RemoteError as e:
                 if "is already taken" in e.text:
                     raise ActorAlreadyExistsError(e.text) from None
                 raise
-            cw.io.call_soon(cw.actor_submitter.on_info, info)
+            self._peers.io.call_soon(self._submitter.on_info, info)
             if info.actor_id != spec.actor_id:
                 return info
             if ref_args:
-                cw.io.call_soon(cw.actor_submitter.resolve_constructor_args, spec.actor_id, ref_args)
+                self._peers.io.call_soon(self._submitter.resolve_constructor_args, spec.actor_id, ref_args)
         else:
-            cw.io.call_soon(cw.actor_submitter.create, spec, ref_args)
+            self._peers.io.call_soon(self._submitter.create, spec, ref_args)
         if not spec.detached:
             with self._lock:
                 self._owned.add(spec.actor_id)
@@ -91,7 +111,7 @@ class ActorClient:
         with self._lock:
             held = self._arguments.pop(actor_id, None)
         if held:
-            self._cw.references.remove_submitted(held)
+            self._references.remove_submitted(held)
 
     def owns_actors(self) -> bool:
         return bool(self._owned)
@@ -118,9 +138,9 @@ class ActorClient:
                     self._owned.discard(actor_id)
                     ended.append(actor_id)
         for actor_id in ended:
-            if self._cw.local is None:
+            if self._local is None:
                 # Decided on the I/O thread, after the calls submitted before are queued.
-                self._cw.io.call_soon(self._end_unreachable, actor_id)
+                self._peers.io.call_soon(self._end_unreachable, actor_id)
             else:
                 self._terminate(actor_id)
 
@@ -128,7 +148,7 @@ class ActorClient:
         """I/O thread: no handle reaches the actor any more. One not made yet with no calls
         waiting for it (waiting for resources, say) is not made at all, which releases what
         it holds; any other ends after the calls sent to it."""
-        submitter = self._cw.actor_submitter
+        submitter = self._submitter
         if not submitter.is_created(actor_id) and submitter.pending_calls(actor_id) == 0:
             submitter.cancel_creation(actor_id)
         else:
@@ -153,7 +173,7 @@ class ActorClient:
         generator: int = 0,
         backpressure: int = 0,
     ) -> list[ObjectRef]:
-        return self._cw.submit_task(
+        return self._submit_task(
             function_id=b"",
             function_name=name,
             name=name,
@@ -174,21 +194,21 @@ class ActorClient:
 
     # -- the gcs -----------------------------------------------------------------------------------
     def kill(self, actor_id: ActorID, no_restart: bool) -> None:
-        if self._cw.local is not None:
-            self._cw.local.kill(actor_id)
+        if self._local is not None:
+            self._local.kill(actor_id)
             return
-        self._cw.call_gcs(m.KillActor(actor_id, no_restart, "it was killed by `ray.kill` (manta.kill)"))
+        self._peers.call_gcs(m.KillActor(actor_id, no_restart, "it was killed by `ray.kill` (manta.kill)"))
 
     def lookup(self, name: str, namespace: str) -> m.ActorInfo | None:
-        if self._cw.local is not None:
-            return self._cw.local.lookup(name, namespace)
-        info: m.ActorInfo | None = self._cw.call_gcs(m.GetNamedActor(name, namespace))
+        if self._local is not None:
+            return self._local.lookup(name, namespace)
+        info: m.ActorInfo | None = self._peers.call_gcs(m.GetNamedActor(name, namespace))
         if info is not None and info.state != "DEAD":
-            self._cw.io.call_soon(self._cw.actor_submitter.on_info, info)
+            self._peers.io.call_soon(self._submitter.on_info, info)
             return info
         return None
 
     def list_named(self, namespace: str, all_namespaces: bool) -> list[tuple[str, str]]:
-        if self._cw.local is not None:
-            return self._cw.local.list_named(namespace, all_namespaces)
-        return [(ns, name) for ns, name in self._cw.call_gcs(m.ListNamedActors(namespace, all_namespaces))]
+        if self._local is not None:
+            return self._local.list_named(namespace, all_namespaces)
+        return [(ns, name) for ns, name in self._peers.call_gcs(m.ListNamedActors(namespace, all_namespaces))]

@@ -25,10 +25,10 @@ import threading
 import types
 from typing import TYPE_CHECKING, Any
 
+from manta._private.core_worker.peers import Peers
 from manta._private.rpc.messages import ActorExiting, ActorSpec, PushTask
 
 if TYPE_CHECKING:
-    from manta._private.core_worker.core_worker import CoreWorker
     from manta._private.core_worker.executor import TaskExecutor
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ class ActorExit(BaseException):
 
 
 class ActorRuntime:
-    def __init__(self, worker: CoreWorker, executor: TaskExecutor, spec: ActorSpec, instance: Any) -> None:
-        self._cw = worker
+    def __init__(self, peers: Peers, executor: TaskExecutor, spec: ActorSpec, instance: Any) -> None:
+        self._peers = peers
         self._executor = executor
         self.spec = spec
         self.instance = instance
@@ -140,7 +140,7 @@ class ActorRuntime:
                 except Exception:
                     logger.exception("%s.%s raised", self.spec.class_name, SHUTDOWN_HOOK)
             try:
-                self._cw.call_gcs(ActorExiting(self.spec.actor_id, reason), timeout=5)
+                self._peers.call_gcs(ActorExiting(self.spec.actor_id, reason), timeout=5)
             except Exception as e:
                 logger.warning("could not tell the gcs that the actor exits: %s", e)
             # A chosen exit runs the process's atexit handlers, as a normal interpreter exit

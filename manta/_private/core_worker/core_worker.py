@@ -18,7 +18,6 @@ import os
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from manta._private.common import worker_setup
@@ -43,6 +42,7 @@ from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.core_worker.streams import StreamTable
 from manta._private.core_worker.submitter import NormalTaskSubmitter
+from manta._private.core_worker.task_context import TaskContext
 from manta._private.core_worker.task_environment import TaskEnvironment
 from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
@@ -69,21 +69,6 @@ _NODE_ERRORS: dict[str, type[Exception]] = {
     "ObjectStoreFullError": ObjectStoreFullError,
     "OutOfDiskError": OutOfDiskError,
 }
-
-
-@dataclass(slots=True)
-class TaskContext:
-    """What the running task (or the driver) is, for nested submission and the runtime context."""
-
-    task_id: TaskID
-    job_id: JobID
-    name: str = ""
-    resources: dict[str, float] = field(default_factory=dict)
-    instance_ids: dict[str, list[str]] = field(default_factory=dict)
-    put_counter: Any = field(default_factory=lambda: itertools.count(1))
-    depth: int = 0
-    # [group id, bundle index, capture child tasks] when it runs in a placement group.
-    placement_group: list[Any] | None = None
 
 
 class CoreWorker:
@@ -152,53 +137,65 @@ class CoreWorker:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _make_helpers(self, is_driver: bool, local_mode: bool) -> None:
-        """The core worker's parts, wired together (borrowing and loss recovery get only what
-        they use; the others still take the whole core worker)."""
-        config = self.config
-        self.memory_store = MemoryStore()
-        self.references = ReferenceCounter()
+        """The core worker's parts, wired together: each gets the parts it uses, and this
+        core worker only as ``Peers`` (reaching other processes) or ``TaskHost`` (the
+        running task). A part is made after those it uses; where two use each other, the
+        one made first reaches the other through a lambda (on paths that are not hot) or,
+        for the object manager's collection on every call, an attribute set at the end."""
+        config, store, refs = self.config, MemoryStore(), ReferenceCounter()
+        self.memory_store, self.references = store, refs
         self.io = EventLoopThread("manta-io")
-        self.objects = ObjectManager(self)
         self.streams = StreamTable(
-            self.memory_store,
-            self.references,
+            store,
+            refs,
             self.worker_id,
             lambda: self.address,
-            self.objects.free_store_copies,
+            lambda returns: self.objects.free_store_copies(returns),
             self.io.call_soon,
         )
-        self.task_manager = TaskManager(
-            self.memory_store, self.references, config.max_inline_bytes, self.worker_id, self.streams
+        task_manager = self.task_manager = TaskManager(
+            store, refs, config.max_inline_bytes, self.worker_id, self.streams
         )
         self.borrowing = Borrowing(
-            self, self.references, config.allow_out_of_band_object_ref_serialization, self.objects.call_site
+            self,
+            refs,
+            config.allow_out_of_band_object_ref_serialization,
+            lambda object_id: self.objects.call_site(object_id),
         )
         self.recovery = LossRecovery(
+            self, store, refs, self.borrowing, task_manager, ObjectManager.error_object, self.hand_to_io
+        )
+        objects = self.objects = ObjectManager(
             self,
-            self.memory_store,
-            self.references,
+            self,
+            config,
+            store,
+            refs,
             self.borrowing,
-            self.task_manager,
-            self.objects.error_object,
-            self.hand_to_io,
+            task_manager,
+            self.recovery,
+            self.session.arena_path,
         )
         self.functions = FunctionManager(self.kv_put, self.kv_get, self.push_error)
         self.dispatcher = Dispatcher()
-        self.submitter = NormalTaskSubmitter(
-            self, config, self.task_manager, self.objects, self.memory_store, self.recovery
-        )
+        self.submitter = NormalTaskSubmitter(self, config, task_manager, objects, store, self.recovery)
+
+        def actor_dead(actor_id: ActorID) -> None:  # the actor client is made last
+            self.actors.actor_dead(actor_id)
+
         self.actor_submitter = ActorTaskSubmitter(
-            self,
-            self.task_manager,
-            self.objects,
-            self.memory_store,
-            self.recovery,
-            lambda actor_id: self.actors.actor_dead(actor_id),  # the client is made next
+            self, task_manager, objects, store, self.recovery, actor_dead
         )
-        self.actors = ActorClient(self)
-        self.executor: TaskExecutor | None = None if is_driver else TaskExecutor(self)
+        # What an executor is made of (local mode makes one per actor, too).
+        parts = (self, self, objects, self.functions, self.borrowing, config.pipeline_requeue_after_s)
+        self.executor: TaskExecutor | None = None if is_driver else TaskExecutor(*parts)
         # init(local_mode=True): tasks and actors run in this (the driver's) process.
-        self.local: LocalRunner | None = LocalRunner(self) if local_mode else None
+        self.local = LocalRunner(*parts, store, task_manager, actor_dead) if local_mode else None
+        self.actors = ActorClient(
+            self, refs, self.pack_arguments, self.submit_task, self.actor_submitter, self.local
+        )
+        # Dropped actor handles are applied with dropped refs, on every collection.
+        objects.collect_actor_handles = self.actors.collect
 
     def connect(self) -> None:
         """Start serving, join the node and the gcs; for a driver, register the job."""

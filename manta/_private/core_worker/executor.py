@@ -22,16 +22,20 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from manta._private import serialization
 from manta._private.common.aio import resolve
 from manta._private.common.ids import ObjectID, TaskID
 from manta._private.common.session import TASK_MARKER
 from manta._private.core_worker.actor_runtime import ActorExit, ActorRuntime
-from manta._private.core_worker.objects import ArgumentLost
+from manta._private.core_worker.borrowing import Borrowing
+from manta._private.core_worker.function_manager import FunctionManager
+from manta._private.core_worker.objects import ArgumentLost, ObjectManager
+from manta._private.core_worker.peers import Peers
 from manta._private.core_worker.stream_sender import ItemSender
 from manta._private.core_worker.streams import item_id
+from manta._private.core_worker.task_context import TaskHost
 from manta._private.rpc.messages import (
     ActorCreated,
     ActorExiting,
@@ -44,9 +48,6 @@ from manta._private.rpc.messages import (
 )
 from manta.exceptions import RayError, RayTaskError, TaskCancelledError, UnserializableException
 
-if TYPE_CHECKING:
-    from manta._private.core_worker.core_worker import CoreWorker
-
 logger = logging.getLogger(__name__)
 
 _CANCEL_SIGNAL = signal.SIGUSR1
@@ -57,8 +58,20 @@ class TaskExecutor:
     # How an actor hosted here runs (local mode hosts actors in the driver: see local_mode).
     runtime_class: type[ActorRuntime] = ActorRuntime
 
-    def __init__(self, worker: CoreWorker) -> None:
-        self._cw = worker
+    def __init__(
+        self,
+        peers: Peers,
+        host: TaskHost,
+        objects: ObjectManager,
+        functions: FunctionManager,
+        borrowing: Borrowing,
+        requeue_after_s: float,
+    ) -> None:
+        self._peers = peers
+        self._host = host  # enters each task's context; knows the actor hosted here
+        self._objects = objects
+        self._functions = functions
+        self._borrowing = borrowing
         self._queue: queue.SimpleQueue[tuple[PushTask | CreateActor, asyncio.Future[Any]] | None] = (
             queue.SimpleQueue()
         )
@@ -67,7 +80,7 @@ class TaskExecutor:
         # Tasks cancelled before they started here (insertion-ordered, bounded).
         self._cancelled_early: dict[TaskID, None] = {}
         # A pipelined task waits behind a running one at most this long, then goes back.
-        self._requeue_after = worker.config.pipeline_requeue_after_s
+        self._requeue_after = requeue_after_s
         self._requeue_timer: asyncio.TimerHandle | None = None
         self._main_ident = threading.main_thread().ident
         self._marked_name = ""
@@ -96,7 +109,7 @@ class TaskExecutor:
 
     def _arm_requeue(self) -> None:
         if self._running is not None and self._requeue_timer is None:
-            self._requeue_timer = self._cw.io.loop.call_later(self._requeue_after, self._send_back_queued)
+            self._requeue_timer = self._peers.io.loop.call_later(self._requeue_after, self._send_back_queued)
 
     def send_back_queued(self) -> None:
         """I/O thread: return every task that has not started to its owner, now."""
@@ -130,7 +143,7 @@ class TaskExecutor:
         self._outbox.append((reply, result))
         if not self._outbox_armed:
             self._outbox_armed = True
-            self._cw.io.call_soon(self._deliver_results)
+            self._peers.io.call_soon(self._deliver_results)
 
     def _deliver_results(self) -> None:
         # Disarmed before draining: a result added after the drain arms a new delivery.
@@ -169,7 +182,7 @@ class TaskExecutor:
                 if self.exited_in_constructor:
                     atexit._run_exitfuncs()  # a chosen exit, as from a method
                     _flush_std_streams()
-                    self._cw.exit_after_replies()
+                    self._host.exit_after_replies()
                 if self.actor is not None and self.actor.is_async:
                     self.actor.run_loop()  # serves the actor's methods from now on
                 continue
@@ -181,7 +194,7 @@ class TaskExecutor:
             if result.worker_exiting:
                 self._exiting = True
                 self._reject_queued()
-                self._cw.exit_after_replies()
+                self._host.exit_after_replies()
 
     def _reject_queued(self) -> None:
         while True:
@@ -199,8 +212,8 @@ class TaskExecutor:
 
     def _create_actor(self, create: CreateActor) -> ActorCreated:
         spec = create.spec
-        self._cw.actor_id = spec.actor_id
-        self._cw.actor_placement_group = spec.placement_group
+        self._host.actor_id = spec.actor_id
+        self._host.actor_placement_group = spec.placement_group
         self._mark_task(spec.class_name)
         task = TaskSpec(
             task_id=TaskID.for_normal_task(spec.job_id),
@@ -219,15 +232,15 @@ class TaskExecutor:
             depth=1,
             actor_id=spec.actor_id,
         )
-        context = self._cw.enter_task(task, create.instance_ids)
+        context = self._host.enter_task(task, create.instance_ids)
         try:
-            self._cw.ensure_runtime_env(spec.runtime_env)
-            cls = self._cw.functions.load(spec.job_id, spec.function_id, spec.class_name)
-            args, kwargs = self._cw.objects.load_args(task)
+            self._host.ensure_runtime_env(spec.runtime_env)
+            cls = self._functions.load(spec.job_id, spec.function_id, spec.class_name)
+            args, kwargs = self._objects.load_args(task)
             instance = cls(*args, **kwargs)
-            self.actor = self.runtime_class(self._cw, self, spec, instance)
-            self._cw.actor_instance_ids = dict(create.instance_ids)
-            self._cw.actor_resources = dict(spec.resources)
+            self.actor = self.runtime_class(self._peers, self, spec, instance)
+            self._host.actor_instance_ids = dict(create.instance_ids)
+            self._host.actor_resources = dict(spec.resources)
             self._mark_task(self.actor.display_name)
             return ActorCreated(True, None)
         except ActorExit as e:
@@ -239,7 +252,7 @@ class TaskExecutor:
         except BaseException as e:
             return ActorCreated(False, self._error_blob(task, e, e))
         finally:
-            self._cw.exit_task(context)
+            self._host.exit_task(context)
             _flush_std_streams()
 
     def _begin(self, push: PushTask) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
@@ -248,9 +261,9 @@ class TaskExecutor:
         if self.actor is not None and spec.actor_id is not None:
             fn = self.actor.method(spec.method)
         else:
-            self._cw.ensure_runtime_env(spec.runtime_env)
-            fn = self._cw.functions.load(spec.job_id, spec.function_id, spec.function_name)
-        args, kwargs = self._cw.objects.load_args(spec)
+            self._host.ensure_runtime_env(spec.runtime_env)
+            fn = self._functions.load(spec.job_id, spec.function_id, spec.function_name)
+        args, kwargs = self._objects.load_args(spec)
         return fn, args, kwargs
 
     def execute(self, push: PushTask) -> TaskResult:
@@ -267,8 +280,8 @@ class TaskExecutor:
             if self.actor is None and not self._queue.empty():
                 # Tasks were pipelined behind this one before it started: they go back if
                 # it runs long, as those queued while it runs do (see enqueue).
-                self._cw.io.call_soon(self._arm_requeue)
-        context = self._cw.enter_task(spec, push.instance_ids)
+                self._peers.io.call_soon(self._arm_requeue)
+        context = self._host.enter_task(spec, push.instance_ids)
         try:
             fn, args, kwargs = self._begin(push)
             value = fn(*args, **kwargs)
@@ -303,14 +316,14 @@ class TaskExecutor:
             if main:
                 self._running = None
                 self._cancel_requested = None
-            self._cw.exit_task(context)
+            self._host.exit_task(context)
             _flush_std_streams()
 
     async def execute_async(self, push: PushTask) -> TaskResult:
         """An async actor's method, on the actor's event loop."""
         spec = push.spec
         started = time.perf_counter()
-        context = self._cw.enter_task(spec, push.instance_ids)
+        context = self._host.enter_task(spec, push.instance_ids)
         try:
             fn, args, kwargs = self._begin(push)
             value = fn(*args, **kwargs)
@@ -335,7 +348,7 @@ class TaskExecutor:
         except Exception as e:
             return self._error_result(spec, e, e)
         finally:
-            self._cw.exit_task(context)
+            self._host.exit_task(context)
 
     def _count_call(self, spec: TaskSpec) -> bool:
         """Count a finished call; True when the worker must now exit (max_calls)."""
@@ -344,14 +357,14 @@ class TaskExecutor:
         calls = self._calls.get(spec.function_id, 0) + 1
         self._calls[spec.function_id] = calls
         # A worker that owns objects still in use stays (they would die with it).
-        return calls >= spec.max_calls and not self._cw.owns_objects()
+        return calls >= spec.max_calls and not self._host.owns_objects()
 
     def _stream_items(self, spec: TaskSpec, items: Any) -> None:
         """Send each item of a generator task to its owner as it is made."""
         if inspect.isasyncgen(items):
             items = _drive_async_generator(items)
         _check_generator(spec, items)
-        sender = ItemSender(self._cw.io, self._cw.connect_worker, spec)
+        sender = ItemSender(self._peers.io, self._peers.connect_worker, spec)
         try:
             for index, item in enumerate(items):
                 sender.send(index, self._store_return(spec, item_id(spec.task_id, index), item))
@@ -365,7 +378,7 @@ class TaskExecutor:
         if not inspect.isasyncgen(items):
             _check_generator(spec, items)
             items = _as_async(items)
-        sender = ItemSender(self._cw.io, self._cw.connect_worker, spec)
+        sender = ItemSender(self._peers.io, self._peers.connect_worker, spec)
         try:
             index = 0
             async for item in items:
@@ -431,13 +444,13 @@ class TaskExecutor:
             raise TypeError(
                 f"could not serialize the return value of {spec.name} ({type(value).__name__}): {e}"
             ) from e
-        return self._cw.objects.store_return(object_id, obj, spec.owner)
+        return self._objects.store_return(object_id, obj, spec.owner)
 
     def _error_result(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> TaskResult:
         obj = self._serialize_error(spec, error, raised)
         blob = serialization.to_inline(obj)
         # Refs inside the exception are lent to the owner like those inside a value.
-        contained = self._cw.borrowing.lend(obj.contained_refs, spec.owner) if obj.contained_refs else None
+        contained = self._borrowing.lend(obj.contained_refs, spec.owner) if obj.contained_refs else None
         returns = [
             ReturnObject(ObjectID.for_return(spec.task_id, i), blob, len(blob), None, contained)
             for i in range(max(spec.num_returns, 1))
@@ -466,10 +479,10 @@ class TaskExecutor:
             tb_text,
             cause,
             pid=os.getpid(),
-            ip=self._cw.address.host,
+            ip=self._peers.address.host,
             actor_repr=self.actor.display_name if self.actor is not None else None,
             actor_id=spec.actor_id.hex() if spec.actor_id is not None else None,
-            node_id=self._cw.node_id.hex(),
+            node_id=self._peers.node_id.hex(),
         )
         flags = serialization.FLAG_ERROR
         try:
@@ -493,7 +506,7 @@ class TaskExecutor:
         restarted), and its driver hears that its worker died under a call, as in Ray."""
         assert self.actor is not None
         reason = f"sys.exit({exiting.code!r}) was called"
-        self._cw.push_error(
+        self._peers.push_error(
             "worker_died",
             f"The worker of actor {self.actor.display_name} died or was killed while executing "
             f"{spec.name}: {reason} (pid {os.getpid()}).",
@@ -502,7 +515,7 @@ class TaskExecutor:
 
     def _announce_exit(self, spec: ActorSpec, reason: str) -> None:
         try:
-            self._cw.call_gcs(ActorExiting(spec.actor_id, reason), timeout=5)
+            self._peers.call_gcs(ActorExiting(spec.actor_id, reason), timeout=5)
         except Exception as error:
             logger.warning("could not tell the gcs that the actor exits: %s", error)
 

@@ -18,20 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from manta._private.common.ids import ActorID, LeaseID
 from manta._private.core_worker.actor_runtime import ActorExit, ActorRuntime
 from manta._private.core_worker.actor_submitter import death_error
+from manta._private.core_worker.borrowing import Borrowing
 from manta._private.core_worker.executor import TaskExecutor
-from manta._private.core_worker.task_manager import Done, PendingTask
+from manta._private.core_worker.function_manager import FunctionManager
+from manta._private.core_worker.memory_store import MemoryStore
+from manta._private.core_worker.objects import ObjectManager
+from manta._private.core_worker.peers import Peers
+from manta._private.core_worker.task_context import TaskHost
+from manta._private.core_worker.task_manager import Done, PendingTask, TaskManager
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
 from manta.exceptions import ActorAlreadyExistsError, RayActorError, WorkerCrashedError
-
-if TYPE_CHECKING:
-    from manta._private.core_worker.core_worker import CoreWorker
 
 _NO_LEASE = LeaseID(b"\x00" * LeaseID.SIZE)
 
@@ -71,35 +75,53 @@ class _LocalActor:
 
 
 class LocalRunner:
-    def __init__(self, worker: CoreWorker) -> None:
-        self._cw = worker
-        self._tasks = LocalExecutor(worker)
+    def __init__(
+        self,
+        peers: Peers,
+        host: TaskHost,
+        objects: ObjectManager,
+        functions: FunctionManager,
+        borrowing: Borrowing,
+        requeue_after_s: float,
+        memory_store: MemoryStore,
+        task_manager: TaskManager,
+        actor_dead: Callable[[ActorID], None],
+    ) -> None:
+        self._peers = peers
+        self._host = host  # its actor_id is the actor whose method runs, while one does
+        self._objects = objects
+        self._memory_store = memory_store
+        self._task_manager = task_manager
+        self._actor_dead = actor_dead  # an actor ended for good (its owner's handles)
+        # What each executor (one for tasks, one per actor) is made of.
+        self._executor_parts = (peers, host, objects, functions, borrowing, requeue_after_s)
+        self._tasks = LocalExecutor(*self._executor_parts)
         self._actors: dict[ActorID, _LocalActor] = {}
         self._named: dict[tuple[str, str], ActorID] = {}
 
     # -- tasks and actor calls ------------------------------------------------------------------
     def submit(self, task: PendingTask) -> None:
         """Run ``task`` now, in this thread, and settle it (retrying as the cluster would)."""
-        cw = self._cw
+        objects, task_manager = self._objects, self._task_manager
         if task.arg_refs:
-            cw.objects.wait(task.arg_refs, len({r.id for r in task.arg_refs}), None, True)
+            objects.wait(task.arg_refs, len({r.id for r in task.arg_refs}), None, True)
         for ref in task.arg_refs:
-            obj = cw.memory_store.get(ref.id)
+            obj = self._memory_store.get(ref.id)
             if obj is not None and obj.is_error and obj.inline is not None:
-                cw.task_manager.fail_with_argument(task, obj.inline)  # as a failed argument does
+                task_manager.fail_with_argument(task, obj.inline)  # as a failed argument does
                 return
         if task.arg_refs:
-            resolved = [cw.objects.arg_value(ref) for ref in task.arg_refs]
+            resolved = [objects.arg_value(ref) for ref in task.arg_refs]
             task.spec = codec.replace(task.spec, ref_args=resolved)
         task.spec = codec.replace(task.spec, backpressure=0)
         while True:
             result = self._run(task)
             if result is None:
                 return
-            outcome = cw.task_manager.on_result(task, result)
+            outcome = task_manager.on_result(task, result)
             if isinstance(outcome, Done):
                 if outcome.unwanted:
-                    cw.objects.free_store_copies(outcome.unwanted)
+                    objects.free_store_copies(outcome.unwanted)
                 return
 
     def _run(self, task: PendingTask) -> m.TaskResult | None:
@@ -109,14 +131,14 @@ class LocalRunner:
             try:
                 return self._tasks.execute(push)
             except _ProcessExit as e:
-                self._cw.task_manager.fail(task, WorkerCrashedError(str(e)))
+                self._task_manager.fail(task, WorkerCrashedError(str(e)))
                 return None
         actor = self._actors.get(actor_id)
         if actor is None or actor.death:
-            self._cw.task_manager.fail(task, self._death_error(actor_id, actor))
+            self._task_manager.fail(task, self._death_error(actor_id, actor))
             return None
-        outer = self._cw.actor_id
-        self._cw.actor_id = actor_id
+        outer = self._host.actor_id
+        self._host.actor_id = actor_id
         try:
             runtime = actor.executor.actor
             assert runtime is not None
@@ -128,10 +150,10 @@ class LocalRunner:
             return actor.executor.execute(push)
         except (ActorExit, _ProcessExit) as e:
             self._end_actor(actor, f"it exited: {e or 'exit_actor() was called'}")
-            self._cw.task_manager.fail(task, self._death_error(actor_id, actor))
+            self._task_manager.fail(task, self._death_error(actor_id, actor))
             return None
         finally:
-            self._cw.actor_id = outer
+            self._host.actor_id = outer
 
     # -- actors -------------------------------------------------------------------------------------
     def create_actor(self, spec: m.ActorSpec, arg_refs: list[Any], get_if_exists: bool) -> m.ActorInfo | None:
@@ -147,17 +169,17 @@ class LocalRunner:
                 f"namespace='{spec.namespace}')"
             )
         if arg_refs:
-            self._cw.objects.wait(arg_refs, len(arg_refs), None, True)
-            spec = codec.replace(spec, ref_args=[self._cw.objects.arg_value(r) for r in arg_refs])
-        actor = _LocalActor(spec, LocalExecutor(self._cw))
+            self._objects.wait(arg_refs, len(arg_refs), None, True)
+            spec = codec.replace(spec, ref_args=[self._objects.arg_value(r) for r in arg_refs])
+        actor = _LocalActor(spec, LocalExecutor(*self._executor_parts))
         self._actors[spec.actor_id] = actor
         if spec.name:
             self._named[key] = spec.actor_id
-        outer = self._cw.actor_id
+        outer = self._host.actor_id
         try:
             created = actor.executor._create_actor(m.CreateActor(spec, _NO_LEASE, {}))
         finally:
-            self._cw.actor_id = outer
+            self._host.actor_id = outer
         if not created.ok:
             actor.creation_error = created.error
             self._end_actor(actor, "its constructor raised an exception")
@@ -201,7 +223,7 @@ class LocalRunner:
             if thread is not threading.current_thread():
                 thread.join(5)
                 runtime.loop.close()
-        self._cw.actors.actor_dead(actor.spec.actor_id)
+        self._actor_dead(actor.spec.actor_id)
 
     def shutdown(self) -> None:
         """The driver is leaving: its actors end with it (no hooks run, as for a kill)."""
@@ -214,7 +236,7 @@ class LocalRunner:
     def _info(self, actor: _LocalActor) -> m.ActorInfo:
         spec = actor.spec
         return m.ActorInfo(
-            spec.actor_id, "DEAD" if actor.death else "ALIVE", self._cw.address, 0, actor.death, actor.creation_error,
+            spec.actor_id, "DEAD" if actor.death else "ALIVE", self._peers.address, 0, actor.death, actor.creation_error,
             spec.class_name, spec.name, spec.namespace, spec.detached, spec.methods, spec.max_task_retries,
             spec.max_pending_calls, spec.is_async, spec.owner,
         )  # fmt: skip

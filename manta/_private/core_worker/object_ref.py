@@ -17,22 +17,59 @@ import asyncio
 import concurrent.futures
 import types
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from manta._private import serialization
 from manta._private.common.ids import JobID, ObjectID, TaskID
 from manta._private.rpc.messages import Address
 from manta.exceptions import RaySystemError
 
-if TYPE_CHECKING:
-    from manta._private.core_worker.core_worker import CoreWorker
+
+class _Counts(Protocol):  # the reference counter
+    def add_local(self, object_id: ObjectID, owner: Address | None) -> None: ...
+
+    def drop_local(self, object_id: ObjectID) -> None: ...
+
+    def pin(self, object_id: ObjectID, owner: Address | None) -> None: ...
+
+
+class _OutOfBand(Protocol):  # borrowing
+    def hold_out_of_band(self, ref: ObjectRef) -> None: ...
+
+    def adopt_out_of_band(self, ref: ObjectRef, holder: Address) -> None: ...
+
+
+class _Objects(Protocol):  # the object manager
+    def call_site(self, object_id: ObjectID) -> str: ...
+
+    def object_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]: ...
+
+
+class RefWorker(Protocol):
+    """What refs use of this process's core worker: its parts that count, lend and read
+    objects. Structural, so that this module (near the bottom) imports none of them."""
+
+    @property
+    def references(self) -> _Counts: ...
+
+    @property
+    def borrowing(self) -> _OutOfBand: ...
+
+    @property
+    def objects(self) -> _Objects: ...
+
+    @property
+    def address(self) -> Address: ...
+
 
 # The core worker of this process, bound at connect time. A module global rather than a
-# lookup because refs are created and dropped on the hot path.
-_worker: CoreWorker | None = None
+# lookup because refs are created and dropped on the hot path. Typed ``Any`` because the
+# API reads it back as the ``CoreWorker`` it is (``api.context.current_worker``); this
+# module uses only ``RefWorker``'s members of it.
+_worker: Any = None
 
 
-def bind_worker(worker: CoreWorker | None) -> None:
+def bind_worker(worker: RefWorker | None) -> None:
     global _worker
     _worker = worker
 
@@ -49,7 +86,7 @@ class ObjectRef:
     ) -> None:
         self._id = object_id if type(object_id) is ObjectID else ObjectID(object_id)
         self._owner = owner
-        worker = _worker
+        worker: RefWorker | None = _worker
         self._counted = worker if (_add_ref and worker is not None) else None
         if self._counted is not None:
             self._counted.references.add_local(self._id, owner)
@@ -83,7 +120,7 @@ class ObjectRef:
 
     def call_site(self) -> str:
         """Where the object was created (set MANTA_RECORD_CALLSITES=1 to record it)."""
-        worker = _worker
+        worker: RefWorker | None = _worker
         return worker.objects.call_site(self._id) if worker is not None else ""
 
     @classmethod
@@ -152,13 +189,14 @@ def _rebuild_ref(raw_id: bytes, owner: Address | None) -> ObjectRef:
 
 def _rebuild_out_of_band_ref(raw_id: bytes, owner: Address | None, holder: Address) -> ObjectRef:
     ref = ObjectRef(raw_id, owner)
-    worker = _worker
+    worker: RefWorker | None = _worker
     if worker is not None:
         worker.borrowing.adopt_out_of_band(ref, holder)
     return ref
 
 
-def _require_worker() -> CoreWorker:
-    if _worker is None:
+def _require_worker() -> RefWorker:
+    worker: RefWorker | None = _worker
+    if worker is None:
         raise RaySystemError("Manta is not initialized in this process: call manta.init() first")
-    return _worker
+    return worker

@@ -11,14 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from manta._private.common.aio import resolve
 from manta._private.core_worker.object_ref import ObjectRef
 from manta.exceptions import RaySystemError
 
-if TYPE_CHECKING:
-    from manta._private.core_worker.core_worker import CoreWorker
+if TYPE_CHECKING:  # at run time this module needs only ObjectRef
+    from manta._private.core_worker.memory_store import MemoryStore
+    from manta._private.core_worker.objects import ObjectManager
+    from manta._private.core_worker.streams import StreamTable
+
+
+class StreamReader(Protocol):
+    """What a generator reads its task's items through: the core worker that called it."""
+
+    @property
+    def memory_store(self) -> MemoryStore: ...
+
+    @property
+    def streams(self) -> StreamTable: ...
+
+    @property
+    def objects(self) -> ObjectManager: ...
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session that ran the task has been shut down."""
+        ...
 
 
 class ObjectRefGenerator:
@@ -26,10 +46,10 @@ class ObjectRefGenerator:
 
     __class_getitem__: Any = classmethod(types.GenericAlias)
 
-    def __init__(self, generator_ref: ObjectRef, worker: CoreWorker) -> None:
+    def __init__(self, generator_ref: ObjectRef, worker: StreamReader) -> None:
         self._generator_ref = generator_ref
         self._task_id = generator_ref.task_id()
-        self._worker: CoreWorker | None = worker
+        self._worker: StreamReader | None = worker
         # Set once the task's error has been handed out (as the last ref).
         self._generator_task_exception: BaseException | None = None
 
@@ -152,7 +172,7 @@ class ObjectRefGenerator:
         except StopIteration:
             raise StopAsyncIteration from None
 
-    def _live_worker(self) -> CoreWorker:
+    def _live_worker(self) -> StreamReader:
         worker = self._worker
         if worker is None or worker.closed:
             raise RaySystemError("the session that ran this generator task has been shut down")

@@ -22,18 +22,22 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from manta._private import serialization
 from manta._private.common.aio import resolve, spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import NodeID, ObjectID, WorkerID
 from manta._private.core_worker import args as argpack
-from manta._private.core_worker.borrowing import REGISTER_TIMEOUT_S
+from manta._private.core_worker.borrowing import REGISTER_TIMEOUT_S, Borrowing
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.core_worker.peers import Peers
 from manta._private.core_worker.recent_pins import RecentPins
+from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.reference_counter import Freed, ReferenceCounter
+from manta._private.core_worker.task_context import TaskHost
+from manta._private.core_worker.task_manager import TaskManager
 from manta._private.object_store.arena import Arena
 from manta._private.object_store.layout import layout_size, read_object, write_object
 from manta._private.rpc import messages as m
@@ -48,9 +52,6 @@ from manta.exceptions import (
     RayTaskError,
     TaskCancelledError,
 )
-
-if TYPE_CHECKING:
-    from manta._private.core_worker.core_worker import CoreWorker
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +70,30 @@ RECENT_PINS_STORE_SHARE = 16
 
 
 class ObjectManager:
-    def __init__(self, worker: CoreWorker) -> None:
-        self._cw = worker
-        self._config = worker.config
-        self.memory_store: MemoryStore = worker.memory_store
-        self.references: ReferenceCounter = worker.references
+    def __init__(
+        self,
+        peers: Peers,
+        host: TaskHost,
+        config: Config,
+        memory_store: MemoryStore,
+        references: ReferenceCounter,
+        borrowing: Borrowing,
+        task_manager: TaskManager,
+        recovery: LossRecovery,
+        arena_path: str,
+    ) -> None:
+        self._peers = peers
+        self._host = host  # the running task: its puts are numbered, its CPU lent while blocked
+        self._config = config
+        self.memory_store = memory_store
+        self.references = references
+        self._borrowing = borrowing
+        self._task_manager = task_manager
+        self._recovery = recovery
+        self._arena_path = arena_path
+        # Dropped actor handles are applied with dropped refs: the actor client's
+        # ``collect``, set once the client is made (it is made after this, from its parts).
+        self.collect_actor_handles: Callable[[], None] = _nothing
         self._fetching: set[ObjectID] = set()
         self._blocked_depth = 0
         self._blocked_lock = threading.Lock()
@@ -90,7 +110,7 @@ class ObjectManager:
 
     def start(self) -> None:
         """Begin collecting dropped refs periodically (I/O thread)."""
-        self._cw.io.loop.call_later(COLLECT_INTERVAL_S, self._periodic_collect)
+        self._peers.io.loop.call_later(COLLECT_INTERVAL_S, self._periodic_collect)
 
     def handle_get_object(self, _conn: Connection, msg: m.GetObject) -> Any:
         oid = msg.object_id
@@ -101,7 +121,7 @@ class ObjectManager:
             return m.ObjectStatus(oid, False, None, None, 0, "freed")
         if not msg.wait:
             return m.ObjectStatus(oid, False, None, None, 0, "")
-        loop = self._cw.io.loop
+        loop = self._peers.io.loop
         reply: asyncio.Future[Any] = loop.create_future()
 
         def ready(o: StoredObject) -> None:
@@ -125,7 +145,7 @@ class ObjectManager:
         return self.put_serialized(obj)
 
     def put_serialized(self, obj: serialization.SerializedObject) -> ObjectRef:
-        ctx = self._cw.context
+        ctx = self._host.context
         oid = ObjectID.for_put(ctx.task_id, next(ctx.put_counter))
         self.record_call_site(oid)
         self.references.add_owned(oid)
@@ -136,43 +156,43 @@ class ObjectManager:
             blob = serialization.to_inline(obj)
             self.memory_store.put(oid, StoredObject(blob, None, len(blob), obj.is_error()))
         else:
-            size = self._write_store(oid, obj, self._cw.worker_id)
-            self.memory_store.put(oid, StoredObject(None, self._cw.node_id, size, obj.is_error()))
-        return ObjectRef(oid, self._cw.address)
+            size = self._write_store(oid, obj, self._peers.worker_id)
+            self.memory_store.put(oid, StoredObject(None, self._peers.node_id, size, obj.is_error()))
+        return ObjectRef(oid, self._peers.address)
 
     def store_return(
         self, object_id: ObjectID, obj: serialization.SerializedObject, owner: m.Address
     ) -> m.ReturnObject:
         """A task's return value: inline if small, else into this node's store. Refs
         inside it are lent to the task's owner first."""
-        contained = self._cw.borrowing.lend(obj.contained_refs, owner) if obj.contained_refs else None
+        contained = self._borrowing.lend(obj.contained_refs, owner) if obj.contained_refs else None
         if obj.total_size < self._config.max_inline_bytes:
             blob = serialization.to_inline(obj)
             return m.ReturnObject(object_id, blob, len(blob), None, contained)
         size = self._write_store(object_id, obj, owner.worker_id)
-        return m.ReturnObject(object_id, None, size, self._cw.node_id, contained)
+        return m.ReturnObject(object_id, None, size, self._peers.node_id, contained)
 
     def _write_store(self, object_id: ObjectID, obj: serialization.SerializedObject, owner: WorkerID) -> int:
         """Copy ``obj`` into the node's arena (one memcpy per buffer) and seal it."""
         size = layout_size(len(obj.data), [b.nbytes for b in obj.buffers])
-        created: m.ObjectCreated = self._cw.call_node(m.CreateObject(object_id, size, owner))
+        created: m.ObjectCreated = self._peers.call_node(m.CreateObject(object_id, size, owner))
         if created.exists:  # a task run again to rebuild a lost result: the rest are there
             return created.size
         view = self._arena().writable_view(created.offset, created.size)
         try:
             write_object(view, obj.flags, obj.data, obj.buffers)
         except BaseException:
-            self._cw.io.call_soon(self._cw.node_conn.notify, m.AbortObject(object_id))
+            self._peers.io.call_soon(self._peers.node_conn.notify, m.AbortObject(object_id))
             raise
         finally:
             view.release()
-        self._cw.io.call_soon(self._cw.node_conn.notify, m.SealObject(object_id))
+        self._peers.io.call_soon(self._peers.node_conn.notify, m.SealObject(object_id))
         return size
 
     def _arena(self) -> Arena:
         arena = self._arena_map
         if arena is None:
-            arena = self._arena_map = Arena.open(self._cw.session.arena_path)
+            arena = self._arena_map = Arena.open(self._arena_path)
         return arena
 
     def _read_store(self, object_id: ObjectID, node_id: NodeID | None) -> Any:
@@ -181,12 +201,12 @@ class ObjectManager:
         another node (``node_id``) is copied to this node's store first."""
         mapping = self._recent.get(object_id) if self._recent is not None else None
         if mapping is None:
-            source = node_id if node_id != self._cw.node_id else None
-            location: m.ObjectLocation | None = self._cw.call_node(m.PinObject(object_id, source))
+            source = node_id if node_id != self._peers.node_id else None
+            location: m.ObjectLocation | None = self._peers.call_node(m.PinObject(object_id, source))
             if location is None:
                 raise NotInStore(object_id)
             if self._read_fd < 0:
-                self._read_fd = os.open(self._cw.session.arena_path, os.O_RDONLY)
+                self._read_fd = os.open(self._arena_path, os.O_RDONLY)
                 store_bytes = os.fstat(self._read_fd).st_size
                 self._recent = RecentPins(
                     RECENT_PINS_KEEP_S,
@@ -198,7 +218,7 @@ class ObjectManager:
             weakref.finalize(mapping, self._unpin, object_id)
             assert self._recent is not None
             if self._recent.add(object_id, mapping, location.size):
-                self._cw.io.call_soon(self._expire_recent)
+                self._peers.io.call_soon(self._expire_recent)
         _flags, data, buffers = read_object(mapping.object_view())
         return serialization.deserialize(data, buffers)
 
@@ -207,15 +227,15 @@ class ObjectManager:
         assert self._recent is not None
         due = self._recent.expire()
         if due is not None:
-            self._cw.io.loop.call_later(due, self._expire_recent)
+            self._peers.io.loop.call_later(due, self._expire_recent)
 
     def _unpin(self, object_id: ObjectID) -> None:
         # From a finalizer: any thread, any time. Batched to the node by the I/O thread.
         self._unpins.append(object_id)
-        if not self._unpin_scheduled and not self._cw.closed:
+        if not self._unpin_scheduled and not self._peers.closed:
             self._unpin_scheduled = True
             try:
-                self._cw.io.call_soon(self._send_unpins)
+                self._peers.io.call_soon(self._send_unpins)
             except RuntimeError:  # the loop is gone: so are this process's pins
                 pass
 
@@ -224,8 +244,8 @@ class ObjectManager:
         ids = []
         while self._unpins:
             ids.append(self._unpins.popleft())
-        if ids and not self._cw.node_conn.closed:
-            self._cw.node_conn.notify(m.UnpinObjects(ids))
+        if ids and not self._peers.node_conn.closed:
+            self._peers.node_conn.notify(m.UnpinObjects(ids))
 
     def free_store_copies(self, returns: list[m.ReturnObject]) -> None:
         self._free_in_stores([(r.object_id, r.node_id) for r in returns if r.node_id is not None])
@@ -237,8 +257,8 @@ class ObjectManager:
         for object_id, node_id in located:
             by_node.setdefault(node_id, []).append(object_id)
         for node_id, ids in by_node.items():
-            where = None if node_id == self._cw.node_id else node_id
-            self._cw.io.call_soon(self._cw.node_conn.notify, m.FreeObjects(ids, where))
+            where = None if node_id == self._peers.node_id else node_id
+            self._peers.io.call_soon(self._peers.node_conn.notify, m.FreeObjects(ids, where))
 
     def arg_value(self, ref: ObjectRef) -> m.ArgValue:
         """A ready object as a resolved argument."""
@@ -255,12 +275,12 @@ class ObjectManager:
         return self._call_sites.get(object_id, "")
 
     def collect_references(self) -> None:
-        self._cw.actors.collect()
+        self.collect_actor_handles()
         freed = self.references.collect()
         while freed:
             self._free(freed)
             # Tasks none of whose results are in use any more need no lineage.
-            self._cw.task_manager.release_lineage([f.object_id for f in freed if f.owned])
+            self._task_manager.release_lineage([f.object_id for f in freed if f.owned])
             freed = self.references.collect()
 
     def _free(self, freed: list[Freed]) -> None:
@@ -283,9 +303,9 @@ class ObjectManager:
             self._free_in_stores(in_store)
         for owner, done in done_borrowing.values():
             msg = m.RemoveBorrower(
-                [f.object_id for f in done], self._cw.worker_id, [f.registrations for f in done]
+                [f.object_id for f in done], self._peers.worker_id, [f.registrations for f in done]
             )
-            self._cw.io.call_soon(self._cw.borrowing.start_notify, owner, msg)
+            self._peers.io.call_soon(self._borrowing.start_notify, owner, msg)
 
     def _report_unhandled(self, object_id: ObjectID, obj: StoredObject) -> None:
         """A failed task's error nobody looked at is logged once, as it goes (as in Ray)."""
@@ -307,10 +327,10 @@ class ObjectManager:
                 logger.error("Unhandled error (suppress with 'MANTA_IGNORE_UNHANDLED_ERRORS=1'): %s", error)
 
     def _periodic_collect(self) -> None:
-        if self._cw.closed:
+        if self._peers.closed:
             return
         self.collect_references()
-        self._cw.io.loop.call_later(COLLECT_INTERVAL_S, self._periodic_collect)
+        self._peers.io.loop.call_later(COLLECT_INTERVAL_S, self._periodic_collect)
 
     def references_report(self) -> list[m.ReferenceInfo]:
         """Every object this process knows and why it stays alive (for memory reports)."""
@@ -343,18 +363,18 @@ class ObjectManager:
         if self.memory_store.contains(oid) or self.references.is_owned(oid) or oid in self._fetching:
             return
         owner = ref.owner_address()
-        if owner is None or owner.worker_id == self._cw.worker_id:
+        if owner is None or owner.worker_id == self._peers.worker_id:
             self.memory_store.put(oid, self.error_object(ObjectFreedError(oid.hex())))
             return
         self._fetching.add(oid)
-        self._cw.io.call_soon(self._start_fetch, oid, owner)
+        self._peers.io.call_soon(self._start_fetch, oid, owner)
 
     def _start_fetch(self, oid: ObjectID, owner: m.Address) -> None:
         spawn(self._fetch(oid, owner), "fetching an object from its owner")
 
     async def _fetch(self, oid: ObjectID, owner: m.Address) -> None:
         try:
-            conn = await self._cw.connect_worker(owner)
+            conn = await self._peers.connect_worker(owner)
             status = await conn.call(m.GetObject(oid, True))
         except (ConnectionLost, OSError) as e:
             detail = str(e)
@@ -409,13 +429,13 @@ class ObjectManager:
                 loaded = [self._load_ref(r) for r in refs]
             except NotInStore as lost:
                 lost_id = lost.object_id
-                self._cw.recovery.recover(next(r for r in refs if r.id == lost_id), lost.stale)
+                self._recovery.recover(next(r for r in refs if r.id == lost_id), lost.stale)
                 continue
             finally:
                 nested = serialization.end_loading(outer)
             if nested:
                 left = REGISTER_TIMEOUT_S if deadline is None else deadline - time.monotonic()
-                self._cw.borrowing.register_loaded(nested, min(left, REGISTER_TIMEOUT_S))
+                self._borrowing.register_loaded(nested, min(left, REGISTER_TIMEOUT_S))
             for ref, (_value, is_error) in zip(refs, loaded, strict=True):
                 if is_error and self.references.is_owned(ref.id):
                     self._seen_errors.add(ref.id)
@@ -484,20 +504,20 @@ class ObjectManager:
 
     def _notify_blocked(self) -> bool:
         # A task blocked in get/wait lends its CPU back so nested tasks can run.
-        if self._cw.is_driver or not self._cw.task_running():
+        if self._host.is_driver or not self._host.task_running():
             return False
         # Threaded actors block from several threads: count, and queue the notices in order.
         with self._blocked_lock:
             self._blocked_depth += 1
             if self._blocked_depth == 1:
-                self._cw.io.call_soon(self._cw.node_conn.notify, m.WorkerBlocked())
+                self._peers.io.call_soon(self._peers.node_conn.notify, m.WorkerBlocked())
         return True
 
     def _notify_unblocked(self) -> None:
         with self._blocked_lock:
             self._blocked_depth -= 1
             if self._blocked_depth == 0:
-                self._cw.io.call_soon(self._cw.node_conn.notify, m.WorkerUnblocked())
+                self._peers.io.call_soon(self._peers.node_conn.notify, m.WorkerUnblocked())
 
     def _load_ref(self, ref: ObjectRef) -> tuple[Any, bool]:
         """(value, whether it is an error to raise) of a ready object."""
@@ -527,7 +547,7 @@ class ObjectManager:
         finally:
             nested = serialization.end_loading(outer)
         if nested:
-            self._cw.borrowing.register_loaded(nested)
+            self._borrowing.register_loaded(nested)
         return args
 
     def object_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
@@ -546,13 +566,17 @@ class ObjectManager:
 
         def ready(_obj: StoredObject) -> None:
             # Loading may wait on the node daemon or on owners: never on the I/O thread.
-            if self._cw.io.in_loop_thread():
-                self._cw.io.loop.run_in_executor(None, materialize)
+            if self._peers.io.in_loop_thread():
+                self._peers.io.loop.run_in_executor(None, materialize)
             else:
                 materialize()
 
         self.memory_store.on_ready(ref.id, ready)
         return future
+
+
+def _nothing() -> None:
+    pass
 
 
 class ArgumentLost(ObjectLostError):

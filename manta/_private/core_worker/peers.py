@@ -4,7 +4,7 @@ the whole core worker (and a test can hand it something small)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from manta._private.common.ids import JobID, NodeID, WorkerID
 from manta._private.core_worker.loop_thread import EventLoopThread
@@ -55,6 +55,15 @@ class Peers(Protocol):
 
     async def node_address(self, node_id: NodeID) -> str | None:
         """The daemon address of a live node (None if the gcs knows no such live node)."""
+        ...
+
+    def call_gcs(self, msg: Any, timeout: float = ...) -> Any:
+        """A blocking gcs request, from a thread other than the I/O thread."""
+        ...
+
+    def call_node(self, msg: Any, timeout: float = ...) -> Any:
+        """A blocking request to this node's daemon, from a thread other than the I/O
+        thread (store errors come back as themselves: ``ObjectStoreFullError``, ...)."""
         ...
 
     async def gcs_connection(self) -> Connection:

@@ -23,6 +23,7 @@ from manta._private.common.clock import Clock
 from manta._private.common.config import Config
 from manta._private.common.ids import ObjectID, WorkerID
 from manta._private.object_store.arena import PAGE, Arena, choose_path
+from manta._private.object_store.object_table import ObjectTable
 from manta._private.object_store.results import (
     Aborted,
     Action,
@@ -39,7 +40,6 @@ from manta._private.object_store.results import (
     Unavailable,
 )
 from manta._private.object_store.spill import read_spill_file, remove_spill_file, spill_path, write_spill_file
-from manta._private.object_store.object_table import ObjectTable
 from manta._private.rpc import messages as m
 from manta.exceptions import ObjectStoreFullError, OutOfDiskError
 

@@ -19,6 +19,7 @@ it; it imports neither.
 from manta._private.object_store.allocator import ALIGNMENT, Allocator, AllocatorStats
 from manta._private.object_store.arena import Arena, ArenaSpaceError, choose_path
 from manta._private.object_store.layout import layout_size, read_object, write_object
+from manta._private.object_store.object_table import ObjectTable
 from manta._private.object_store.results import (
     Aborted,
     Action,
@@ -39,7 +40,6 @@ from manta._private.object_store.results import (
 )
 from manta._private.object_store.spill import read_spill_file, remove_spill_file, spill_path, write_spill_file
 from manta._private.object_store.stats import Holder, OwnerUsage, StoreStats
-from manta._private.object_store.object_table import ObjectTable
 
 __all__ = [
     "ALIGNMENT",

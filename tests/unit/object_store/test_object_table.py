@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from manta._private.common.clock import FakeClock
 from manta._private.common.ids import JobID, ObjectID, TaskID, WorkerID
+from manta._private.object_store.object_table import ObjectTable
 from manta._private.object_store.results import (
     Aborted,
     Action,
@@ -27,7 +28,6 @@ from manta._private.object_store.results import (
     TooLarge,
     Unavailable,
 )
-from manta._private.object_store.object_table import ObjectTable
 
 KiB = 1024
 OWNER = WorkerID(b"\x01" * 28)
