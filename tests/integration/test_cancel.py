@@ -282,8 +282,8 @@ def test_a_cancelled_task_knows_it_was_cancelled(cluster, tmp_path):
     @ray.remote(max_retries=0)
     def notices(started_path):
         assert not ray.get_runtime_context().is_canceled()
-        touch(started_path)
         try:
+            touch(started_path)  # inside: the cancel may come as soon as the file is there
             time.sleep(60)
         except KeyboardInterrupt:
             return ray.get_runtime_context().is_canceled()
