@@ -1,28 +1,40 @@
 """Submitting normal tasks: resolve arguments, lease workers, push tasks to them directly.
 
-Runs on the core worker's I/O thread only. Tasks are grouped by *scheduling class*
-(resource shape, runtime environment, strategy); each class has a queue, the leases it
-holds and the lease requests it has outstanding at the local node daemon. A granted
-lease is a worker the owner may push tasks to until it returns the lease; the owner reuses
-it for every queued task of the class, and keeps it for a short linger when the queue
-runs dry so a submit-then-get loop does not pay a lease round trip per task.
+Runs on the core worker's I/O thread only. Which lease runs which task, how many lease
+requests to keep outstanding and when to give a lease back are ``LeasePolicy``'s
+decisions (see lease_policy.py); this module is the shell around it: it resolves
+arguments, feeds the policy events and carries out the actions it returns (requests to
+node daemons, pushes to workers, timers), and settles outcomes through the task manager.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections import deque
-from collections.abc import Hashable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
-from manta._private.common.ids import LeaseID, NodeID, WorkerID
-from manta._private.common.runtime_env import runtime_env_key
+from manta._private.common.ids import NodeID
+from manta._private.core_worker.lease_policy import (
+    Action,
+    ArmLinger,
+    CancelLinger,
+    CancelRequest,
+    Connect,
+    Fail,
+    Interrupt,
+    Lease,
+    LeasePolicy,
+    Push,
+    RequestWorker,
+    ReturnWorker,
+    SchedulingClass,
+    Settle,
+    Warn,
+)
 from manta._private.core_worker.locality import preferred_node
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.objects import ObjectManager
@@ -31,7 +43,6 @@ from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.task_manager import Done, PendingTask, Retry, TaskManager
 from manta._private.rpc import codec
 from manta._private.rpc.messages import (
-    Address,
     ArgValue,
     CancelLeaseRequest,
     CancelTask,
@@ -45,11 +56,10 @@ from manta._private.rpc.messages import (
     PushTask,
     RequestLease,
     ReturnLease,
-    TaskResult,
     WorkerExit,
 )
 from manta._private.rpc.transport import Connection, ConnectionLost
-from manta.exceptions import TaskCancelledError, TaskPlacementGroupRemoved, TaskUnschedulableError
+from manta.exceptions import TaskCancelledError
 
 logger = logging.getLogger(__name__)
 
@@ -57,41 +67,6 @@ logger = logging.getLogger(__name__)
 _MAX_SPILLBACKS = 4
 # How long finding and reaching the node that holds a task's arguments may take.
 _LOCALITY_LOOKUP_S = 2.0
-
-
-@dataclass(eq=False, slots=True)
-class _Lease:
-    lease_id: LeaseID
-    worker_id: WorkerID
-    address: Address
-    instance_ids: dict[str, list[str]]
-    # The node daemon that granted it (this node's, or one a request spilled back to).
-    node: Connection
-    conn: Connection | None = None
-    in_flight: dict[Any, PendingTask] = field(default_factory=dict)
-    linger: asyncio.TimerHandle | None = None
-    dead: bool = False
-    # The worker said it will exit (max_calls): push nothing more, return it once empty.
-    draining: bool = False
-    # The worker sent pipelined tasks back (its task ran long): one task at a time
-    # until it is idle again.
-    no_pipeline: bool = False
-
-
-@dataclass(eq=False, slots=True)
-class _SchedulingClass:
-    key: Hashable
-    resources: dict[str, float]
-    runtime_env_key: str
-    strategy: Any
-    queue: deque[PendingTask] = field(default_factory=deque)
-    leases: list[_Lease] = field(default_factory=list)
-    requests: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
-    # The node daemon each outstanding request waits at.
-    request_nodes: dict[int, Connection] = field(default_factory=dict)
-    # Requests we asked the node to drop; they end with LeaseCancelled (or a late grant).
-    cancelling: set[int] = field(default_factory=set)
-    warned_infeasible: bool = False
 
 
 class NormalTaskSubmitter:
@@ -105,16 +80,33 @@ class NormalTaskSubmitter:
         recovery: LossRecovery,
     ) -> None:
         self._cw = peers
-        self._config = config
         self._tasks = task_manager
         self._objects = objects
         self._memory_store = memory_store
         self._recovery = recovery
-        self._classes: dict[Hashable, _SchedulingClass] = {}
-        self._by_nonce: dict[int, _SchedulingClass] = {}
-        self._nonces = itertools.count(1)
-        # Moving average of each function's run time, to decide whether to pipeline it.
-        self._run_time: dict[bytes, float] = {}
+        # The loop's clock, since linger timers are armed on the loop.
+        self._policy = LeasePolicy(config, lambda: self._cw.io.loop.time())
+        # The node daemon each outstanding lease request waits at.
+        self._request_nodes: dict[int, Connection] = {}
+        self._lingers: dict[Lease, asyncio.TimerHandle] = {}
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            Push: self._push,
+            Settle: self._settle_result,
+            ArmLinger: self._arm_linger,
+            CancelLinger: self._cancel_linger,
+            RequestWorker: self._request_worker,
+            CancelRequest: self._cancel_request,
+            Connect: self._connect,
+            ReturnWorker: self._return_worker,
+            Fail: self._fail,
+            Interrupt: self._interrupt,
+            Warn: self._warn,
+        }
+
+    def _run(self, actions: list[Action]) -> None:
+        handlers = self._handlers
+        for action in actions:
+            handlers[type(action)](action)
 
     # -- entry points (I/O thread) --------------------------------------------------------
     def submit(self, task: PendingTask) -> None:
@@ -122,39 +114,24 @@ class NormalTaskSubmitter:
             self._tasks.fail(task, TaskCancelledError(task.task_id.hex()))
             return
         if not task.arg_refs or task.resolved:
-            self._enqueue(task)
+            self._run(self._policy.enqueue(task))
             return
         waiting = {"left": len(task.arg_refs)}
         for index, ref in enumerate(task.arg_refs):
             self._objects.request_object(ref)
             self._memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, waiting))
 
-    async def _resubmit_when_recovered(self, outcome: Retry) -> None:
-        try:
-            await self._recovery.recover_lost_args(outcome.lost_args)
-        finally:
-            self.submit(outcome.task)  # resolves its arguments again, waiting for new copies
-
     def cancel(self, task: PendingTask, force: bool, recursive: bool) -> None:
-        if task.state == "done":
-            return
-        task.cancelled = True
-        task.force_cancel = force
-        if task.state in ("pending", "queued"):
-            cls = self._classes.get(task.sched_key)
-            if cls is not None and task in cls.queue:
-                cls.queue.remove(task)
-            self._tasks.fail(task, TaskCancelledError(task.task_id.hex()))
-            return
-        lease: _Lease | None = task.lease
-        if lease is None or lease.dead or lease.conn is None:
-            return
-        if force:
-            spawn(self._force_cancel(lease, task, recursive), "force-cancelling a task")
-        else:
-            lease.conn.notify(CancelTask(task.task_id, False, recursive))
+        self._run(self._policy.cancel(task, force, recursive))
 
-    async def _force_cancel(self, lease: _Lease, task: PendingTask, recursive: bool) -> None:
+    def _interrupt(self, action: Interrupt) -> None:
+        lease, task = action.lease, action.task
+        if action.force:
+            spawn(self._force_cancel(lease, task, action.recursive), "force-cancelling a task")
+        else:
+            lease.conn.notify(CancelTask(task.task_id, False, action.recursive))
+
+    async def _force_cancel(self, lease: Lease, task: PendingTask, recursive: bool) -> None:
         # Kill the worker only if the task runs there: one pipelined behind another task
         # is simply dropped, and the other task is left alone.
         assert lease.conn is not None
@@ -166,10 +143,10 @@ class NormalTaskSubmitter:
             lease.node.notify(KillWorker(lease.worker_id, "force-cancelled by its owner"))
 
     def on_infeasible(self, msg: LeaseInfeasible) -> None:
-        cls = self._by_nonce.get(msg.nonce)
-        if cls is not None and not cls.warned_infeasible:
-            cls.warned_infeasible = True
-            self._cw.warn(msg.message)
+        self._run(self._policy.infeasible(msg.nonce, msg.message))
+
+    def _warn(self, action: Warn) -> None:
+        self._cw.warn(action.message)
 
     # -- arguments ---------------------------------------------------------------------------
     def _arg_ready(self, task: PendingTask, index: int, waiting: dict[str, int], obj: StoredObject) -> None:
@@ -191,66 +168,19 @@ class NormalTaskSubmitter:
                 self._tasks.fail_with_argument(task, arg.inline)
                 return
         task.spec = codec.replace(task.spec, ref_args=task.resolved)
-        self._enqueue(task)
+        self._run(self._policy.enqueue(task))
 
-    # -- queueing and leases ---------------------------------------------------------------
-    def _enqueue(self, task: PendingTask) -> None:
-        cls = self._classes.get(task.sched_key)
-        if cls is None:
-            spec = task.spec
-            env_key = runtime_env_key(spec.runtime_env)
-            cls = _SchedulingClass(task.sched_key, spec.resources, env_key, task.strategy)
-            self._classes[task.sched_key] = cls
-        task.state = "queued"
-        cls.queue.append(task)
-        self._pump(cls)
-
-    def _capacity(self, task: PendingTask) -> int:
-        if task.spec.max_calls:
-            return 1  # its worker may exit after it
-        run_time = self._run_time.get(task.spec.function_id)
-        if run_time is not None and run_time < self._config.pipeline_below_s:
-            return self._config.max_tasks_in_flight_per_worker
-        return 1
-
-    def _pump(self, cls: _SchedulingClass) -> None:
-        while cls.queue:
-            capacity = self._capacity(cls.queue[0])
-            lease = None
-            best = capacity
-            for candidate in cls.leases:
-                if candidate.conn is None or candidate.draining:
-                    continue
-                limit = 1 if candidate.no_pipeline else capacity
-                if len(candidate.in_flight) < min(best, limit):
-                    lease, best = candidate, len(candidate.in_flight)
-            if lease is None:
-                break
-            self._push(cls, lease, cls.queue.popleft())
-        wanted = min(len(cls.queue), self._config.max_pending_leases_per_class)
-        active = [nonce for nonce in cls.requests if nonce not in cls.cancelling]
-        if wanted > len(active):
-            for _ in range(wanted - len(active)):
-                self._request_lease(cls)
-        elif wanted < len(active):
-            for nonce in active[wanted:]:
-                cls.cancelling.add(nonce)
-                cls.request_nodes.get(nonce, self._cw.node_conn).notify(CancelLeaseRequest(nonce))
-        for lease in cls.leases:
-            if not lease.in_flight and lease.linger is None and lease.conn is not None and not lease.draining:
-                lease.linger = self._cw.io.loop.call_later(
-                    self._config.lease_linger_s, self._linger_over, cls, lease
-                )
-
-    def _request_lease(self, cls: _SchedulingClass) -> None:
-        nonce = next(self._nonces)
+    # -- lease requests ----------------------------------------------------------------------
+    def _request_worker(self, action: RequestWorker) -> None:
         fut: asyncio.Future[Any] = self._cw.io.loop.create_future()
-        cls.requests[nonce] = fut
-        self._by_nonce[nonce] = cls
-        fut.add_done_callback(partial(self._lease_replied, cls, nonce))
-        spawn(self._follow_spillbacks(cls, nonce, fut), "requesting a lease")
+        fut.add_done_callback(partial(self._lease_replied, action.cls, action.nonce))
+        spawn(self._follow_spillbacks(action.cls, action.nonce, fut), "requesting a lease")
 
-    async def _follow_spillbacks(self, cls: _SchedulingClass, nonce: int, fut: asyncio.Future[Any]) -> None:
+    def _cancel_request(self, action: CancelRequest) -> None:
+        node = self._request_nodes.get(action.nonce, self._cw.node_conn)
+        node.notify(CancelLeaseRequest(action.nonce))
+
+    async def _follow_spillbacks(self, cls: SchedulingClass, nonce: int, fut: asyncio.Future[Any]) -> None:
         """Ask this node for a lease; where it says another node should grant it, ask that
         one (which queues it rather than spill it again). Resolves ``fut`` with the
         granting node and its reply."""
@@ -263,7 +193,7 @@ class NormalTaskSubmitter:
                 if nonce in cls.cancelling:  # cancelled while we were on our way here
                     reply = LeaseCancelled("cancelled by the requester")
                     break
-                cls.request_nodes[nonce] = node
+                self._request_nodes[nonce] = node
                 request = RequestLease(
                     nonce,
                     self._cw.job_id,
@@ -307,7 +237,7 @@ class NormalTaskSubmitter:
         if not fut.done():
             fut.set_result((node, reply))
 
-    def _locality_target(self, cls: _SchedulingClass) -> NodeID | None:
+    def _locality_target(self, cls: SchedulingClass) -> NodeID | None:
         """The node holding most of the next task's argument bytes, when its strategy
         leaves the choice to us and that is not this node (Ray's locality-aware leasing)."""
         if cls.strategy != "DEFAULT" or not cls.queue:
@@ -328,120 +258,80 @@ class NormalTaskSubmitter:
             logger.info("the node holding a task's arguments is not reachable now (%r); asking this one", e)
         return self._cw.node_conn, False
 
-    def _lease_replied(self, cls: _SchedulingClass, nonce: int, fut: asyncio.Future[Any]) -> None:
-        cls.requests.pop(nonce, None)
-        cls.request_nodes.pop(nonce, None)
-        cls.cancelling.discard(nonce)
-        self._by_nonce.pop(nonce, None)
+    def _lease_replied(self, cls: SchedulingClass, nonce: int, fut: asyncio.Future[Any]) -> None:
+        self._request_nodes.pop(nonce, None)
+        self._policy.request_ended(cls, nonce)
         if fut.cancelled():
             return
         error = fut.exception()
         if error is not None:
-            self._lease_request_failed(cls, error)
+            # The node daemon refused or is gone: nothing queued here can run.
+            if self._cw.closed:
+                return
+            logger.error("lease request failed: %s", error)
+            self._run(self._policy.request_failed(cls, self._cw.node_failure_error(error)))
             return
         node, reply = fut.result()
         if isinstance(reply, LeaseRefused):
-            kind = (
-                TaskPlacementGroupRemoved
-                if reply.error == "TaskPlacementGroupRemoved"
-                else TaskUnschedulableError
-            )
-            self._fail_queued(cls, kind(reply.reason))
-            return
-        if isinstance(reply, LeaseCancelled):
-            self._pump(cls)
-            return
-        assert isinstance(reply, LeaseGrant)
-        lease = _Lease(reply.lease_id, reply.worker_id, reply.address, reply.instance_ids, node)
-        cls.leases.append(lease)
-        spawn(self._connect_lease(cls, lease), "connecting to a leased worker")
+            self._run(self._policy.refused(cls, reply.error, reply.reason))
+        elif isinstance(reply, LeaseCancelled):
+            self._run(self._policy.request_cancelled(cls))
+        else:
+            assert isinstance(reply, LeaseGrant)
+            lease = Lease(reply.lease_id, reply.worker_id, reply.address, reply.instance_ids, node)
+            self._run(self._policy.granted(cls, lease))
 
-    async def _connect_lease(self, cls: _SchedulingClass, lease: _Lease) -> None:
+    # -- leases ----------------------------------------------------------------------------------
+    def _connect(self, action: Connect) -> None:
+        spawn(self._connect_lease(action.cls, action.lease), "connecting to a leased worker")
+
+    async def _connect_lease(self, cls: SchedulingClass, lease: Lease) -> None:
         try:
-            lease.conn = await self._cw.connect_worker(lease.address)
+            conn = await self._cw.connect_worker(lease.address)
         except Exception as e:
             logger.warning("cannot reach leased worker %s: %s", lease.address, e)
-            self._drop_lease(cls, lease, kill=True)
-            self._pump(cls)
+            self._run(self._policy.connect_failed(cls, lease))
             return
-        lease.conn.add_close_callback(lambda _c: self._lease_connection_lost(cls, lease))
-        self._pump(cls)
+        conn.add_close_callback(lambda _c: self._run(self._policy.lease_lost(cls, lease)))
+        self._run(self._policy.connected(cls, lease, conn))
 
-    def _lease_request_failed(self, cls: _SchedulingClass, error: BaseException) -> None:
-        # The node daemon refused or is gone: nothing queued here can run.
-        if self._cw.closed:
-            return
-        logger.error("lease request failed: %s", error)
-        self._fail_queued(cls, self._cw.node_failure_error(error))
+    def _return_worker(self, action: ReturnWorker) -> None:
+        action.lease.node.notify(ReturnLease(action.lease.lease_id, action.kill))
 
-    def _fail_queued(self, cls: _SchedulingClass, error: BaseException) -> None:
-        while cls.queue:
-            self._tasks.fail(cls.queue.popleft(), error)
+    def _arm_linger(self, action: ArmLinger) -> None:
+        self._lingers[action.lease] = self._cw.io.loop.call_at(
+            action.at, self._linger_over, action.cls, action.lease, action.at
+        )
 
-    def _linger_over(self, cls: _SchedulingClass, lease: _Lease) -> None:
-        lease.linger = None
-        if not lease.in_flight and not cls.queue:
-            self._drop_lease(cls, lease, kill=False)
+    def _cancel_linger(self, action: CancelLinger) -> None:
+        handle = self._lingers.pop(action.lease, None)
+        if handle is not None:
+            handle.cancel()
 
-    def _drop_lease(self, cls: _SchedulingClass, lease: _Lease, kill: bool) -> None:
-        if lease in cls.leases:
-            cls.leases.remove(lease)
-        if lease.linger is not None:
-            lease.linger.cancel()
-            lease.linger = None
-        if not lease.dead:
-            lease.dead = True
-            lease.node.notify(ReturnLease(lease.lease_id, kill))
-
-    def _lease_connection_lost(self, cls: _SchedulingClass, lease: _Lease) -> None:
-        self._drop_lease(cls, lease, kill=True)
+    def _linger_over(self, cls: SchedulingClass, lease: Lease, at: float) -> None:
+        self._lingers.pop(lease, None)
+        self._run(self._policy.linger_over(cls, lease, at))
 
     # -- pushing -------------------------------------------------------------------------------
-    def _push(self, cls: _SchedulingClass, lease: _Lease, task: PendingTask) -> None:
-        assert lease.conn is not None
-        if lease.linger is not None:
-            lease.linger.cancel()
-            lease.linger = None
-        task.state = "running"
-        task.lease = lease
-        lease.in_flight[task.task_id] = task
+    def _push(self, action: Push) -> None:
+        lease, task = action.lease, action.task
         fut = lease.conn.call(PushTask(task.spec, lease.lease_id, lease.instance_ids))
-        fut.add_done_callback(partial(self._pushed, cls, lease, task))
+        fut.add_done_callback(partial(self._pushed, action.cls, lease, task))
 
     def _pushed(
-        self, cls: _SchedulingClass, lease: _Lease, task: PendingTask, fut: asyncio.Future[Any]
+        self, cls: SchedulingClass, lease: Lease, task: PendingTask, fut: asyncio.Future[Any]
     ) -> None:
-        lease.in_flight.pop(task.task_id, None)
         error = fut.exception()
         if error is not None:
+            self._policy.push_failed(lease, task)
             spawn(self._worker_failed(cls, lease, task, error), "handling a worker failure")
             return
-        result: TaskResult = fut.result()
-        if result.worker_exiting:
-            lease.draining = True
-            if not lease.in_flight:
-                self._drop_lease(cls, lease, kill=True)
-        if result.rejected:
-            # It never ran (the worker is exiting, or sent back a pipelined task): not a failure.
-            if not result.worker_exiting and lease.in_flight:
-                lease.no_pipeline = True
-            task.lease = None
-            if task.cancelled:  # cancelled while it waited there: it never runs
-                self._tasks.fail(task, TaskCancelledError(task.task_id.hex()))
-            else:
-                task.state = "queued"
-                cls.queue.appendleft(task)
-            self._pump(cls)
-            return
-        fid = task.spec.function_id
-        previous = self._run_time.get(fid)
-        self._run_time[fid] = result.exec_s if previous is None else 0.7 * previous + 0.3 * result.exec_s
-        self._settle(cls, self._tasks.on_result(task, result))
+        self._run(self._policy.replied(cls, lease, task, fut.result()))
 
     async def _worker_failed(
-        self, cls: _SchedulingClass, lease: _Lease, task: PendingTask, error: BaseException
+        self, cls: SchedulingClass, lease: Lease, task: PendingTask, error: BaseException
     ) -> None:
-        self._drop_lease(cls, lease, kill=True)
+        self._run(self._policy.lease_lost(cls, lease))
         if self._cw.closed:
             return  # the driver is shutting down: nothing to retry for
         why, out_of_memory = await self._death_cause(lease, error)
@@ -453,7 +343,7 @@ class NormalTaskSubmitter:
             )
         self._settle(cls, self._tasks.on_worker_died(task, why, out_of_memory))
 
-    async def _death_cause(self, lease: _Lease, error: BaseException) -> tuple[str, bool]:
+    async def _death_cause(self, lease: Lease, error: BaseException) -> tuple[str, bool]:
         """Why the worker died, from its node; and whether the node killed it for memory."""
         try:
             info = await asyncio.wait_for(lease.node.call(GetWorkerExit(lease.worker_id)), 2.0)
@@ -466,11 +356,30 @@ class NormalTaskSubmitter:
             return f"The {where} running this task died: {info.reason}.", False
         return f"The {where} running this task became unreachable: {error}.", False
 
-    def _settle(self, cls: _SchedulingClass, outcome: Retry | Done) -> None:
-        if isinstance(outcome, Retry) and outcome.lost_args:
-            spawn(self._resubmit_when_recovered(outcome), "recovering lost task arguments")
-        elif isinstance(outcome, Retry):
-            self._enqueue(outcome.task)
+    # -- settling ------------------------------------------------------------------------------
+    def _settle_result(self, action: Settle) -> None:
+        self._settle(action.cls, self._tasks.on_result(action.task, action.result))
+
+    def _fail(self, action: Fail) -> None:
+        self._tasks.fail(action.task, action.error)
+
+    def _settle(self, cls: SchedulingClass, outcome: Retry | Done) -> None:
+        if isinstance(outcome, Retry):
+            self._retry(outcome)
         elif outcome.unwanted:
             self._objects.free_store_copies(outcome.unwanted)
-        self._pump(cls)
+        self._run(self._policy.pump(cls))
+
+    def _retry(self, outcome: Retry) -> None:
+        """Run a task again (the one place retries are carried out): at once, or once the
+        arguments the store lost are made again."""
+        if outcome.lost_args:
+            spawn(self._resubmit_when_recovered(outcome), "recovering lost task arguments")
+        else:
+            self._run(self._policy.enqueue(outcome.task))
+
+    async def _resubmit_when_recovered(self, outcome: Retry) -> None:
+        try:
+            await self._recovery.recover_lost_args(outcome.lost_args)
+        finally:
+            self.submit(outcome.task)  # resolves its arguments again, waiting for new copies
