@@ -22,7 +22,7 @@ from manta._private import serialization
 from manta._private.common.aio import spawn
 from manta._private.common.ids import ActorID, LeaseID
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
-from manta._private.core_worker.objects import ObjectManager
+from manta._private.core_worker.object_manager import ObjectManager
 from manta._private.core_worker.peers import Peers
 from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.task_manager import PendingTask, Retry, TaskManager

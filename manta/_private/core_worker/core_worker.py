@@ -36,8 +36,8 @@ from manta._private.core_worker.function_manager import FunctionManager
 from manta._private.core_worker.local_mode import LocalRunner
 from manta._private.core_worker.loop_thread import EventLoopThread
 from manta._private.core_worker.memory_store import MemoryStore
+from manta._private.core_worker.object_manager import ObjectManager
 from manta._private.core_worker.object_ref import ObjectRef
-from manta._private.core_worker.objects import ObjectManager
 from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.core_worker.streams import StreamTable

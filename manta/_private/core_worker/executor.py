@@ -31,7 +31,7 @@ from manta._private.common.session import TASK_MARKER
 from manta._private.core_worker.actor_runtime import ActorExit, ActorRuntime
 from manta._private.core_worker.borrowing import Borrowing
 from manta._private.core_worker.function_manager import FunctionManager
-from manta._private.core_worker.objects import ArgumentLost, ObjectManager
+from manta._private.core_worker.object_manager import ArgumentLost, ObjectManager
 from manta._private.core_worker.peers import Peers
 from manta._private.core_worker.stream_sender import ItemSender
 from manta._private.core_worker.streams import item_id

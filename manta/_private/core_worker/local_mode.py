@@ -29,7 +29,7 @@ from manta._private.core_worker.borrowing import Borrowing
 from manta._private.core_worker.executor import TaskExecutor
 from manta._private.core_worker.function_manager import FunctionManager
 from manta._private.core_worker.memory_store import MemoryStore
-from manta._private.core_worker.objects import ObjectManager
+from manta._private.core_worker.object_manager import ObjectManager
 from manta._private.core_worker.peers import Peers
 from manta._private.core_worker.task_context import TaskHost
 from manta._private.core_worker.task_manager import Done, PendingTask, TaskManager

@@ -19,7 +19,7 @@ from manta.exceptions import RaySystemError
 
 if TYPE_CHECKING:  # at run time this module needs only ObjectRef
     from manta._private.core_worker.memory_store import MemoryStore
-    from manta._private.core_worker.objects import ObjectManager
+    from manta._private.core_worker.object_manager import ObjectManager
     from manta._private.core_worker.streams import StreamTable
 
 

@@ -37,7 +37,7 @@ from manta._private.core_worker.lease_policy import (
 )
 from manta._private.core_worker.locality import preferred_node
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
-from manta._private.core_worker.objects import ObjectManager
+from manta._private.core_worker.object_manager import ObjectManager
 from manta._private.core_worker.peers import Peers
 from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.task_manager import Done, PendingTask, Retry, TaskManager

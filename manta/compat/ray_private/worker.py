@@ -31,7 +31,7 @@ from manta import (
 )
 from manta._private.api.context import InitContext, current_worker
 from manta._private.common.ids import ActorID, JobID, NodeID, TaskID
-from manta._private.core_worker import objects as objects_module
+from manta._private.core_worker import object_manager as objects_module
 from manta.exceptions import RaySystemError
 
 __all__ = [
