@@ -29,6 +29,7 @@ import ssl
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import psutil
@@ -394,12 +395,28 @@ class Connection(asyncio.Protocol):
         except Exception as e:
             self._handler_failed(kind, req_id, body, e)
             return
-        if inspect.isawaitable(result):
+        if isinstance(result, asyncio.Future):
+            # A future (a pushed task's reply, say) is answered from its callback: no task
+            # and no coroutine per request, on the path every task takes.
+            result.add_done_callback(partial(self._future_done, kind, req_id, body))
+        elif inspect.isawaitable(result):
             task = self._loop.create_task(self._finish(kind, req_id, body, result))
             _background_tasks.add(task)
             task.add_done_callback(_background_tasks.discard)
         elif kind == KIND_REQUEST:
             self._send(KIND_REPLY, req_id, result)
+
+    def _future_done(self, kind: int, req_id: int, body: Any, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            self._reply_error(kind, req_id, "Cancelled", "the handler was cancelled")
+            return
+        error = fut.exception()
+        if isinstance(error, Exception):
+            self._handler_failed(kind, req_id, body, error)
+        elif error is not None:
+            raise error  # a BaseException (KeyboardInterrupt, SystemExit): not the peer's to see
+        elif kind == KIND_REQUEST:
+            self._send(KIND_REPLY, req_id, fut.result())
 
     async def _finish(self, kind: int, req_id: int, body: Any, pending: Awaitable[Any]) -> None:
         try:

@@ -236,6 +236,38 @@ def test_handler_exception_is_a_remote_error_and_the_server_keeps_serving(where:
     run(main)
 
 
+def test_a_handler_may_answer_with_a_future_resolved_later(tmp_path: Path) -> None:
+    # The task path's handlers return a future that another thread resolves: its result,
+    # its exception, or its cancellation is the reply, whenever it comes.
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        futures: dict[bytes, asyncio.Future[Any]] = {}
+
+        def later(_conn: Connection, msg: KvGet) -> asyncio.Future[Any]:
+            futures[msg.key] = loop.create_future()
+            return futures[msg.key]
+
+        dispatcher = Dispatcher()
+        dispatcher.register(KvGet, later)
+        server = await Server(dispatcher).listen("unix", tmp_path)
+        conn = await server.client()
+        calls = {key: conn.call(KvGet("", key)) for key in (b"ok", b"bad", b"gone")}
+        while len(futures) < 3:
+            await asyncio.sleep(0.001)
+        assert not any(call.done() for call in calls.values())  # nothing answers early
+        futures[b"bad"].set_exception(ValueError("no such key"))
+        futures[b"gone"].cancel()
+        futures[b"ok"].set_result("value")
+        assert await calls[b"ok"] == "value"
+        with pytest.raises(RemoteError, match="ValueError: no such key"):
+            await calls[b"bad"]
+        with pytest.raises(RemoteError, match="Cancelled"):
+            await calls[b"gone"]
+        await server.close(conn)
+
+    run(main)
+
+
 def test_unknown_message_type(tmp_path: Path) -> None:
     async def main() -> None:
         server = await Server(Dispatcher()).listen("unix", tmp_path)
