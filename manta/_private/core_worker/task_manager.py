@@ -151,6 +151,9 @@ class TaskManager:
         if result.is_error and not task.cancelled and self._should_retry_error(task, result):
             self._release_lent(result.returns)  # the error is discarded
             return self._retry(task)
+        returns = result.returns
+        if len(returns) == 1 and task.return_ids == [returns[0].object_id]:
+            return Done(task, self._complete(task, returns))  # the common case, checked cheaply
         # Only this task's results are taken: a reply naming other objects must not set or
         # free them (an error reply of a task with num_returns=0 carries one it never wants).
         expected = set(task.return_ids)
@@ -309,6 +312,8 @@ class TaskManager:
             return False
         if any(r.node_id is not None and self._references.is_owned(r.object_id) for r in returns):
             return True
+        if not task.spec.generator:
+            return False
         # A generator task's items are not among its returns: ask the streams.
         return any(self._references.is_owned(i) for i in self._streams.stored_item_ids(task.task_id))
 
