@@ -70,7 +70,7 @@ def test_killed_driver_leaves_no_orphans(tmpdir_env, tmp_path):
     code = textwrap.dedent(
         """
         import json, sys, time, psutil, manta
-        manta.init(num_cpus=2)
+        ctx = manta.init(num_cpus=2)
         @manta.remote
         def busy(flag):
             open(flag, "w").close()
@@ -81,6 +81,8 @@ def test_killed_driver_leaves_no_orphans(tmpdir_env, tmp_path):
         while not all(os.path.exists(f) for f in flags):
             time.sleep(0.01)
         print(json.dumps([p.pid for p in psutil.Process().children(recursive=True)]), flush=True)
+        sockets = os.path.realpath(os.path.join(ctx.address_info["session_dir"], "sockets"))
+        print(json.dumps([sockets, os.listdir(sockets)]), flush=True)
         time.sleep(120)
         """
     )
@@ -91,10 +93,15 @@ def test_killed_driver_leaves_no_orphans(tmpdir_env, tmp_path):
     try:
         assert proc.stdout is not None
         descendants = json.loads(proc.stdout.readline())
+        sockets, listening = json.loads(proc.stdout.readline())
         assert len(descendants) >= 4  # gcs, node, template, workers
+        assert {"gcs", "node"} <= set(listening)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         assert _wait_gone(descendants) == [], "daemons or workers outlived their driver"
+        # Nobody was left to clean up after them: each daemon removed its own socket and
+        # its workers', and the last one out the (short, private) socket directory.
+        assert not os.path.exists(sockets) or os.listdir(sockets) == [], os.listdir(sockets)
     finally:
         if proc.poll() is None:
             proc.kill()

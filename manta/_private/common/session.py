@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -78,6 +79,27 @@ def read_token(session_dir: str) -> bytes:
 
 def socket_path(session_dir: str, name: str) -> str:
     return os.path.join(_socket_dir(session_dir), name)
+
+
+def worker_socket_path(session_dir: str, worker_id_hex: str) -> str:
+    """Where a worker's (or driver's) core worker listens."""
+    return socket_path(session_dir, f"w-{worker_id_hex[:16]}")
+
+
+def remove_worker_socket(session_dir: str, worker_id_hex: str) -> None:
+    """A worker rarely removes its own socket file (it ends with os._exit, or is killed),
+    nor does a killed driver: their node does, or a long-lived node's files pile up."""
+    with contextlib.suppress(OSError):
+        os.unlink(worker_socket_path(session_dir, worker_id_hex))
+
+
+def remove_socket_dir_if_empty(session_dir: str) -> None:
+    """The last daemon of a session to stop removes its short socket directory (each
+    removes its own socket first); one still in use stays."""
+    sockets = _socket_dir(session_dir)
+    if sockets != os.path.join(session_dir, "sockets"):
+        with contextlib.suppress(OSError):
+            os.rmdir(sockets)
 
 
 def log_paths(session_dir: str, name: str) -> tuple[str, str]:

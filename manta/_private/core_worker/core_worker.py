@@ -25,7 +25,7 @@ from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE, runtime_env_key
-from manta._private.common.session import SessionInfo, socket_path
+from manta._private.common.session import SessionInfo, worker_socket_path
 from manta._private.core_worker import args as argpack
 from manta._private.core_worker import object_ref as object_ref_module
 from manta._private.core_worker.actor_client import ActorClient
@@ -213,7 +213,7 @@ class CoreWorker:
             max_frame_bytes=cfg.max_frame_bytes,
             ident=bytes(self.worker_id),
         )
-        unix = socket_path(self.session.session_dir, f"w-{self.worker_id.hex()[:16]}")
+        unix = worker_socket_path(self.session.session_dir, self.worker_id.hex())
         await self._server.listen_unix(unix)
         port = await self._server.listen_tcp(self.session.host, 0)
         self.address = m.Address(self.node_id, self.worker_id, self.session.host, port, unix, os.getpid())

@@ -6,7 +6,7 @@ import logging
 import os
 
 from manta._private.common import daemon
-from manta._private.common.session import read_token
+from manta._private.common.session import read_token, remove_socket_dir_if_empty
 from manta._private.gcs.service import GcsService
 from manta._private.gcs.storage import open_storage
 from manta._private.rpc import tls
@@ -34,6 +34,7 @@ def main() -> None:
 
     def stop() -> None:
         service.stop()
+        remove_socket_dir_if_empty(args.session_dir)
         loop.stop()
 
     daemon.on_stop_signals(loop, stop)

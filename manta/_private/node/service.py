@@ -21,7 +21,12 @@ from manta._private.common.config import Config
 from manta._private.common.ids import JobID, NodeID, ObjectID, WorkerID
 from manta._private.common.placement import NodeEntry, check_strategy
 from manta._private.common.resources import NodeResources, from_unit_map, to_unit_map, validate_request
-from manta._private.common.session import log_paths, socket_path
+from manta._private.common.session import (
+    log_paths,
+    remove_socket_dir_if_empty,
+    remove_worker_socket,
+    socket_path,
+)
 from manta._private.node.cluster_view import ClusterView
 from manta._private.node.lease_desk import LeaseDesk
 from manta._private.node.log_monitor import LogMonitor
@@ -203,6 +208,9 @@ class NodeService:
         self.leases.close()
         self.server.close()
         self.workers.stop_all()
+        for conn in self._driver_jobs:  # drivers attached here end with their node
+            if conn in self._conn_worker:
+                remove_worker_socket(self.params.session_dir, self._conn_worker[conn].hex())
         self._publish_logs(self.logs.poll())
         self.membership.close()
         self.peers.close()
@@ -210,6 +218,7 @@ class NodeService:
             self.transfers.close()
         if self.objects is not None:
             self.objects.close()
+        remove_socket_dir_if_empty(self.params.session_dir)
         self.stopped.set()
 
     # -- worker processes -------------------------------------------------------------------
@@ -563,8 +572,11 @@ class NodeService:
         self.transfer.peer_gone(conn)
         self._execute(self.scheduler.client_gone(id(conn)))
         self.leases.requester_gone(conn, id(conn))
-        for job_id in self._driver_jobs.pop(conn, ()):
+        driver_jobs = self._driver_jobs.pop(conn, None)
+        for job_id in driver_jobs or ():
             self._execute(self.scheduler.job_finished(job_id, self._gcs_client()))
+        if worker_id is not None and driver_jobs is not None:
+            remove_worker_socket(self.params.session_dir, worker_id.hex())  # a driver's (killed?)
         if worker_id is not None:
             self.store.owner_gone(worker_id)  # objects die with their owner
             proc = self.workers.procs.get(worker_id)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manta._private.common.ids import JobID, WorkerID
-from manta._private.common.session import log_paths
+from manta._private.common.session import log_paths, remove_worker_socket
 from manta._private.node.scheduler import BROKEN_LEASE_REASON
 from manta._private.node.template_launch import Launched, launch_template
 from manta._private.rpc import codec
@@ -151,6 +151,7 @@ class WorkerProcesses:
         explained = explain_exit(proc, msg)
         proc.exit = explained.exit
         proc.exited.set()
+        remove_worker_socket(self._session_dir, proc.worker_id.hex())
         self._ended.append(proc.worker_id)
         while len(self._ended) > EXIT_REPORTS_KEPT:
             self.procs.pop(self._ended.popleft(), None)
@@ -229,6 +230,7 @@ class WorkerProcesses:
         for proc in list(self.procs.values()):
             if proc.pid:
                 _kill(proc.pid, signal.SIGKILL)
+            remove_worker_socket(self._session_dir, proc.worker_id.hex())
         if self._template is not None:
             self._template.kill()
             try:

@@ -20,6 +20,7 @@ a dead daemon. Writes are coalesced: frames queued in one loop turn go out in on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import inspect
 import logging
@@ -602,6 +603,8 @@ class RpcServer:
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._servers: list[asyncio.AbstractServer] = []
+        # Socket files this server made (path, inode): removed when it closes.
+        self._unix_paths: list[tuple[str, int]] = []
         self.connections: set[Connection] = set()
         # Connections still to authenticate, per listener: each listener has its own
         # budget, so a flood on the TCP port cannot refuse local clients on the Unix socket.
@@ -659,12 +662,19 @@ class RpcServer:
         server = await loop.create_unix_server(lambda: self._protocol("unix"), path)
         os.chmod(path, 0o600)
         self._servers.append(server)
+        self._unix_paths.append((path, os.stat(path).st_ino))
 
     def close(self) -> None:
         for server in self._servers:
             server.close()
         for conn in list(self.connections):
             conn.close()
+        for path, inode in self._unix_paths:
+            # Only our own socket file: a successor may already listen at the same path.
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+        self._unix_paths = []
 
 
 async def connect(

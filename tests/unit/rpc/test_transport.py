@@ -9,6 +9,7 @@ callbacks tell the tests when something has happened.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -537,6 +538,24 @@ def test_closing_the_client_fails_its_own_pending_calls(tmp_path: Path) -> None:
         with pytest.raises(ConnectionLost):
             await call
         gate.set_result(None)
+
+    run(main)
+
+
+def test_a_closed_server_removes_its_socket_file_but_not_a_successors(tmp_path: Path) -> None:
+    async def main() -> None:
+        first = await Server(Dispatcher()).listen("unix", tmp_path)
+        first.rpc.close()
+        assert not os.path.exists(first.unix_path)
+        # A successor at the same path (a restarted daemon) keeps its file when an older
+        # server that listened there closes late.
+        older = await Server(Dispatcher()).listen("unix", tmp_path)
+        successor = await Server(Dispatcher()).listen("unix", tmp_path)
+        older.rpc.close()
+        assert os.path.exists(successor.unix_path)
+        conn = await successor.client()
+        await successor.close(conn)
+        assert not os.path.exists(successor.unix_path)
 
     run(main)
 
