@@ -8,6 +8,7 @@ connected by ``worker_main`` and ``init`` is not needed.
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import logging
 import os
@@ -16,9 +17,8 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from manta._private.api import runtime_env as runtime_env_module
 from manta._private.api.discovery import address_info as discovery_address_info
 from manta._private.api.discovery import join_existing, resolve_address
 from manta._private.api.local_cluster import LocalCluster
@@ -27,11 +27,13 @@ from manta._private.common.config import Config
 from manta._private.common.session import SessionInfo
 from manta._private.common.version import __version__
 from manta._private.core_worker import object_ref as object_ref_module
-from manta._private.core_worker.core_worker import CoreWorker
 from manta._private.rpc import tls
 from manta._private.runtime_env.resolve import merge
 from manta._private.runtime_env.validation import validate_runtime_env
 from manta.exceptions import RaySystemError
+
+if TYPE_CHECKING:
+    from manta._private.core_worker.core_worker import CoreWorker
 
 logger = logging.getLogger("manta")
 
@@ -167,28 +169,46 @@ def init(
             kwargs.get("_system_config"),
             _dashboard(include_dashboard, dashboard_host, dashboard_port),
         )
-        worker = CoreWorker(
-            is_driver=True,
-            config=config,
-            session=session,
-            namespace=_namespace(namespace, job_config),
-            job_config=_job_settings(job_config, job_env, config.job_submission_id),
-            log_to_driver=True if log_to_driver is None else log_to_driver,
-            local_mode=local_mode,
-        )
-        try:
-            worker.connect()
-            worker.job_runtime_env = runtime_env_module.resolve(worker, job_env)
-            _install_eagerly(worker.job_runtime_env)
-        except BaseException:
-            worker.shutdown()
-            if cluster is not None:
-                cluster.stop()
-            raise
+        settings = _job_settings(job_config, job_env, config.job_submission_id)
+        driver = dict(namespace=_namespace(namespace, job_config), job_config=settings, local_mode=local_mode)
+        worker = _connect_driver(config, session, cluster, job_env, log_to_driver, driver)
         context = InitContext(address_info)
         _process = _DriverState(worker, cluster, context)
         _register_atexit()
         return context
+
+
+def _connect_driver(
+    config: Config,
+    session: SessionInfo,
+    cluster: LocalCluster | None,
+    job_env: dict[str, Any] | None,
+    log_to_driver: bool | None,
+    options: dict[str, Any],
+) -> CoreWorker:
+    """This process's core worker, connected, with the job's runtime env in place; on a
+    failure the cluster ``init`` started is stopped again."""
+    # Imported while the daemons started (see _start_or_join), not before.
+    from manta._private.api import runtime_env as runtime_env_module
+    from manta._private.core_worker.core_worker import CoreWorker
+
+    worker = CoreWorker(
+        is_driver=True,
+        config=config,
+        session=session,
+        log_to_driver=True if log_to_driver is None else log_to_driver,
+        **options,
+    )
+    try:
+        worker.connect()
+        worker.job_runtime_env = runtime_env_module.resolve(worker, job_env)
+        _install_eagerly(worker.job_runtime_env)
+    except BaseException:
+        worker.shutdown()
+        if cluster is not None:
+            cluster.stop()
+        raise
+    return worker
 
 
 def _job_runtime_env(runtime_env: Any, job_config: Any, config: Config) -> dict[str, Any] | None:
@@ -276,7 +296,13 @@ def _start_or_join(
     if target is None:
         offered = node_resources(num_cpus, num_gpus, resources, object_store_memory)
         cluster = LocalCluster(config)
-        session = cluster.start(resources=offered, labels=dict(labels or {}), dashboard=dashboard)
+        session = cluster.start(
+            resources=offered,
+            labels=dict(labels or {}),
+            dashboard=dashboard,
+            # The driver's own imports (the core worker, the longest) run beside the daemons'.
+            while_starting=lambda: importlib.import_module("manta._private.core_worker.core_worker"),
+        )
         return cluster, session, discovery_address_info(cluster.session_dir, cluster.info)
     if num_cpus is not None or num_gpus is not None or resources:
         raise ValueError(

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,10 +81,12 @@ class LocalCluster:
         gcs_port: int = 0,
         storage: str = "memory://",
         dashboard: tuple[str, int] | None = None,
+        while_starting: Callable[[], object] | None = None,
     ) -> SessionInfo:
         """Start a head (gcs + node daemon, and the dashboard's HTTP service on
         ``dashboard`` = (host, port) if given), or with ``join`` (the head's gcs
-        ``host:port``) a node daemon that joins that cluster with ``token``."""
+        ``host:port``) a node daemon that joins that cluster with ``token``;
+        ``while_starting`` runs once they are launched, before waiting for them."""
         self.session_dir = create_session_dir(self.config.tmpdir)
         token = write_token(self.session_dir, token)
         lifeline_r, lifeline_w = os.pipe()
@@ -112,16 +115,12 @@ class LocalCluster:
             gcs_options = {**common, "unix": gcs_unix, "port": str(gcs_port), "storage": storage}
             daemons.append(("gcs", "manta._private.gcs", gcs_options))
         daemons.append(("node", "manta._private.node", {**common, **node_options}))
-        readers: dict[int, str] = {}
         try:
-            # Both at once: the node finds the gcs at its socket path, retrying until it is up.
-            for name, module, options in daemons:
-                self._commands[name] = (module, options)
-                ready_r, ready_w = os.pipe()
-                self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, lifeline_r))
-                readers[ready_r] = name
+            readers = self._spawn_daemons(daemons, lifeline_r)
             if dashboard is not None and join is None:
                 self._start_dashboard(dashboard, common, lifeline_r)
+            if while_starting is not None:
+                while_starting()  # the caller's own start-up work, beside the daemons'
             reports = self._wait_ready(readers)
         except BaseException:
             os.close(lifeline_r)
@@ -192,6 +191,19 @@ class LocalCluster:
             self._spawn(
                 "dashboard", "manta.dashboard", {**options, "listen-fd": str(fds[0])}, fds, close_first=False
             )
+
+    def _spawn_daemons(
+        self, daemons: list[tuple[str, str, dict[str, str | None]]], lifeline_r: int
+    ) -> dict[int, str]:
+        """Start the daemons all at once (the node finds the gcs at its socket path,
+        retrying until it is up); the read ends of their readiness pipes, by name."""
+        readers: dict[int, str] = {}
+        for name, module, options in daemons:
+            self._commands[name] = (module, options)
+            ready_r, ready_w = os.pipe()
+            self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, lifeline_r))
+            readers[ready_r] = name
+        return readers
 
     def _spawn(
         self,
