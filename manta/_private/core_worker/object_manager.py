@@ -376,28 +376,12 @@ class ObjectManager:
         try:
             conn = await self._peers.connect_worker(owner)
             status = await conn.call(m.GetObject(oid, True))
-        except (ConnectionLost, OSError) as e:
-            detail = str(e)
-            if owner.pid == os.getpid():
-                detail = (
-                    "It belongs to an earlier session of this process: manta.shutdown() ends a "
-                    "session and frees the objects it owned."
-                )
-            error: RayError = OwnerDiedError(
-                oid.hex(), f"{owner.host}:{owner.port} pid={owner.pid}", detail=detail
-            )
-            self.memory_store.put(oid, self.error_object(error))
-            return
         except Exception as e:
-            self.memory_store.put(oid, self.error_object(ObjectLostError(oid.hex(), detail=str(e))))
+            self.memory_store.put(oid, fetch_outcome(oid, owner, e, os.getpid()))
             return
         finally:
             self._fetching.discard(oid)
-        if status.missing:
-            self.memory_store.put(oid, self.error_object(ObjectFreedError(oid.hex())))
-            return
-        is_error = status.inline is not None and self.is_error_blob(status.inline)
-        self.memory_store.put(oid, StoredObject(status.inline, status.node_id, status.size, is_error))
+        self.memory_store.put(oid, fetch_outcome(oid, owner, status, os.getpid()))
 
     @staticmethod
     def error_object(error: BaseException) -> StoredObject:
@@ -634,3 +618,28 @@ class PinnedMapping(mmap.mmap):
 
     def object_view(self) -> memoryview:
         return memoryview(self)[self.start : self.start + self.length]
+
+
+def fetch_outcome(
+    oid: ObjectID, owner: m.Address, reply: m.ObjectStatus | Exception, this_pid: int
+) -> StoredObject:
+    """What a borrower stores for ``oid`` once its owner answered ``GetObject`` with
+    ``reply`` (or asking failed with it): the value, or the error a get of it raises.
+    ``this_pid`` is this process's, to tell an owner that was an earlier session of it."""
+    if isinstance(reply, (ConnectionLost, OSError)):
+        detail = str(reply)
+        if owner.pid == this_pid:
+            detail = (
+                "It belongs to an earlier session of this process: manta.shutdown() ends a "
+                "session and frees the objects it owned."
+            )
+        error: RayError = OwnerDiedError(
+            oid.hex(), f"{owner.host}:{owner.port} pid={owner.pid}", detail=detail
+        )
+        return ObjectManager.error_object(error)
+    if isinstance(reply, Exception):
+        return ObjectManager.error_object(ObjectLostError(oid.hex(), detail=str(reply)))
+    if reply.missing:
+        return ObjectManager.error_object(ObjectFreedError(oid.hex()))
+    is_error = reply.inline is not None and ObjectManager.is_error_blob(reply.inline)
+    return StoredObject(reply.inline, reply.node_id, reply.size, is_error)

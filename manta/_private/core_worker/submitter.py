@@ -18,6 +18,7 @@ from typing import Any
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import NodeID
+from manta._private.core_worker.arg_resolution import ArgResolution
 from manta._private.core_worker.lease_policy import (
     Action,
     ArmLinger,
@@ -43,7 +44,6 @@ from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.task_manager import Done, PendingTask, Retry, TaskManager
 from manta._private.rpc import codec
 from manta._private.rpc.messages import (
-    ArgValue,
     CancelLeaseRequest,
     CancelTask,
     GetWorkerExit,
@@ -116,10 +116,10 @@ class NormalTaskSubmitter:
         if not task.arg_refs or task.resolved:
             self._run(self._policy.enqueue(task))
             return
-        waiting = {"left": len(task.arg_refs)}
+        resolution = ArgResolution(len(task.arg_refs))
         for index, ref in enumerate(task.arg_refs):
             self._objects.request_object(ref)
-            self._memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, waiting))
+            self._memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, resolution))
 
     def cancel(self, task: PendingTask, force: bool, recursive: bool) -> None:
         self._run(self._policy.cancel(task, force, recursive))
@@ -149,24 +149,21 @@ class NormalTaskSubmitter:
         self._cw.warn(action.message)
 
     # -- arguments ---------------------------------------------------------------------------
-    def _arg_ready(self, task: PendingTask, index: int, waiting: dict[str, int], obj: StoredObject) -> None:
+    def _arg_ready(self, task: PendingTask, index: int, resolution: ArgResolution, obj: StoredObject) -> None:
         if not self._cw.io.in_loop_thread():
-            self._cw.io.call_soon(self._arg_ready, task, index, waiting, obj)
+            self._cw.io.call_soon(self._arg_ready, task, index, resolution, obj)
             return
         if task.state == "done":
             return  # cancelled (or failed) while it waited: its arguments are released
         if not task.resolved:
-            task.resolved = [None] * len(task.arg_refs)  # type: ignore[list-item]
-        ref = task.arg_refs[index]
-        task.resolved[index] = ArgValue(ref.id, obj.inline, obj.node_id, obj.size)
-        waiting["left"] -= 1
-        if waiting["left"]:
+            task.resolved = resolution.values  # type: ignore[assignment]
+        if not resolution.ready(index, task.arg_refs[index].id, obj):
             return
-        for arg in task.resolved:
-            if arg.inline is not None and self._objects.is_error_blob(arg.inline):
-                # A failed argument fails the task with the argument's error, unrun.
-                self._tasks.fail_with_argument(task, arg.inline)
-                return
+        failed = resolution.failed_arg()
+        if failed is not None:
+            # A failed argument fails the task with the argument's error, unrun.
+            self._tasks.fail_with_argument(task, failed)
+            return
         task.spec = codec.replace(task.spec, ref_args=task.resolved)
         self._run(self._policy.enqueue(task))
 
