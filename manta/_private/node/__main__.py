@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import logging
+import sys
 
-from manta._private.common import daemon
-from manta._private.node.template_launch import launch_template
-
-logger = logging.getLogger("manta.node")
+from manta._private.node.template_launch import Launched, launch_from_argv
 
 
-def main() -> None:
+def main(template: Launched | None) -> None:
+    """Run the daemon; ``template``: the worker template, launched before these imports."""
+    import json
+    import logging
+
+    from manta._private.common import daemon
+    from manta._private.common.ids import NodeID
+    from manta._private.common.session import read_token
+    from manta._private.node.service import NodeParams, NodeService
+    from manta._private.node.template_launch import launch_template
+    from manta._private.rpc import tls
+
+    logger = logging.getLogger("manta.node")
     parser = daemon.argument_parser("manta-node")
     parser.add_argument("--gcs-address", required=True)
     parser.add_argument("--resources", default="{}")
@@ -19,14 +27,7 @@ def main() -> None:
     parser.add_argument("--head", action="store_true")
     parser.add_argument("--node-id", default="")
     args = parser.parse_args()
-    # The worker template imports the core worker while this process imports the rest of
-    # the node daemon (below), rather than after it: the first worker is ready sooner.
-    template = launch_template(args.session_dir)
-    from manta._private.common.ids import NodeID
-    from manta._private.common.session import read_token
-    from manta._private.node.service import NodeParams, NodeService
-    from manta._private.rpc import tls
-
+    template = template or launch_template(args.session_dir)
     config, loop = daemon.start(args)
     daemon.or_exit(tls.use, config)
     params = NodeParams(
@@ -64,4 +65,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # First thing, before the node's own imports: the worker template's (the whole core
+    # worker, the longest of any process) then run beside them; the first worker is
+    # ready sooner.
+    main(launch_from_argv(sys.argv[1:]))

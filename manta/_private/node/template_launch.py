@@ -36,3 +36,13 @@ def launch_template(session_dir: str) -> Launched:
     finally:
         child.close()
     return proc, parent
+
+
+def launch_from_argv(argv: list[str]) -> Launched | None:
+    """The template of the node whose arguments are ``argv``, launched now; None when they
+    name no session directory (the node's argument parser then says what is wrong)."""
+    try:
+        session_dir = argv[argv.index("--session-dir") + 1]
+    except (ValueError, IndexError):
+        return None
+    return launch_template(session_dir) if os.path.isdir(session_dir) else None
