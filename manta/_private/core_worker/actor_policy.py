@@ -28,7 +28,6 @@ from typing import Any
 from manta._private import serialization
 from manta._private.common.ids import ActorID, TaskID
 from manta._private.core_worker.task_manager import PendingTask
-from manta._private.rpc import codec
 from manta._private.rpc.messages import ActorInfo, TaskResult
 from manta.exceptions import ActorDiedError, ActorUnavailableError, PendingCallsLimitExceeded, RayActorError
 
@@ -378,9 +377,7 @@ class ActorCallPolicy:
             if task.state == "done":
                 continue
             if restarted and task.retries_left != 0:
-                if task.retries_left > 0:
-                    task.retries_left -= 1
-                task.spec = codec.replace(task.spec, attempt=task.spec.attempt + 1)
+                task.next_attempt()
                 task.state = "queued"
                 retry.append(task)
             elif restarted:

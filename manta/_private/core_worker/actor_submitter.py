@@ -220,15 +220,7 @@ class ActorTaskSubmitter:
         self._run(self._policy.check(actor))
 
     def _ask_gcs(self, action: AskGcs) -> None:
-        spawn(self._ask_gcs_now(action.actor), "actor check")
-
-    async def _ask_gcs_now(self, actor: ActorState) -> None:
-        try:
-            info = await (await self._cw.gcs_connection()).call(m.GetActorInfo(actor.actor_id))
-        except Exception:
-            return
-        if info is not None:
-            self.on_info(info, checked=True)
+        spawn(self._refresh(action.actor, checked=True), "actor check")
 
     # -- state from the gcs ----------------------------------------------------------------------
     def on_info(self, info: m.ActorInfo, checked: bool = False) -> None:
@@ -264,14 +256,17 @@ class ActorTaskSubmitter:
         for actor in list(self._policy.actors.values()):
             spawn(self._refresh(actor), "refreshing an actor's state")
 
-    async def _refresh(self, actor: ActorState) -> None:
+    async def _refresh(self, actor: ActorState, checked: bool = False) -> None:
+        """Ask the gcs for the actor's state (``checked``: a check after a broken
+        connection, whose failure the next check retries quietly)."""
         try:
             info = await (await self._cw.gcs_connection()).call(m.GetActorInfo(actor.actor_id))
         except Exception as e:
-            logger.warning("cannot follow actor %s: %s", actor.actor_id.hex(), e)
+            if not checked:
+                logger.warning("cannot follow actor %s: %s", actor.actor_id.hex(), e)
             return
         if info is not None:
-            self.on_info(info)
+            self.on_info(info, checked)
 
     def is_created(self, actor_id: ActorID) -> bool:
         """Whether the actor's constructor has run (it is or was alive), as known here."""

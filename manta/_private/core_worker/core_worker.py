@@ -31,7 +31,7 @@ from manta._private.core_worker import object_ref as object_ref_module
 from manta._private.core_worker.actor_client import ActorClient
 from manta._private.core_worker.actor_submitter import ActorTaskSubmitter
 from manta._private.core_worker.borrowing import Borrowing
-from manta._private.core_worker.executor import TaskExecutor
+from manta._private.core_worker.executor import ExecutorParts, TaskExecutor
 from manta._private.core_worker.function_manager import FunctionManager
 from manta._private.core_worker.local_mode import LocalRunner
 from manta._private.core_worker.loop_thread import EventLoopThread
@@ -176,7 +176,7 @@ class CoreWorker:
             self.recovery,
             self.session.arena_path,
         )
-        self.functions = FunctionManager(self.kv_put, self.kv_get, self.push_error)
+        functions = self.functions = FunctionManager(self.kv_put, self.kv_get, self.push_error)
         self.dispatcher = Dispatcher()
         self.submitter = NormalTaskSubmitter(self, config, task_manager, objects, store, self.recovery)
 
@@ -186,11 +186,10 @@ class CoreWorker:
         self.actor_submitter = ActorTaskSubmitter(
             self, task_manager, objects, store, self.recovery, actor_dead
         )
-        # What an executor is made of (local mode makes one per actor, too).
-        parts = (self, self, objects, self.functions, self.borrowing, config.pipeline_requeue_after_s)
+        parts = ExecutorParts(self, self, objects, functions, self.borrowing, config.pipeline_requeue_after_s)
         self.executor: TaskExecutor | None = None if is_driver else TaskExecutor(*parts)
         # init(local_mode=True): tasks and actors run in this (the driver's) process.
-        self.local = LocalRunner(*parts, store, task_manager, actor_dead) if local_mode else None
+        self.local = LocalRunner(parts, store, task_manager, actor_dead) if local_mode else None
         self.actors = ActorClient(
             self, refs, self.pack_arguments, self.submit_task, self.actor_submitter, self.local
         )

@@ -22,7 +22,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from manta._private import serialization
 from manta._private.common.aio import resolve
@@ -52,6 +52,17 @@ logger = logging.getLogger(__name__)
 
 _CANCEL_SIGNAL = signal.SIGUSR1
 _EXHAUSTED = object()
+
+
+class ExecutorParts(NamedTuple):
+    """What a ``TaskExecutor`` is made of (local mode makes one per actor from the same)."""
+
+    peers: Peers
+    host: TaskHost  # enters each task's context; knows the actor hosted here
+    objects: ObjectManager
+    functions: FunctionManager
+    borrowing: Borrowing
+    requeue_after_s: float
 
 
 class TaskExecutor:

@@ -25,13 +25,8 @@ from typing import Any, NoReturn
 from manta._private.common.ids import ActorID, LeaseID
 from manta._private.core_worker.actor_runtime import ActorExit, ActorRuntime
 from manta._private.core_worker.actor_submitter import death_error
-from manta._private.core_worker.borrowing import Borrowing
-from manta._private.core_worker.executor import TaskExecutor
-from manta._private.core_worker.function_manager import FunctionManager
+from manta._private.core_worker.executor import ExecutorParts, TaskExecutor
 from manta._private.core_worker.memory_store import MemoryStore
-from manta._private.core_worker.object_manager import ObjectManager
-from manta._private.core_worker.peers import Peers
-from manta._private.core_worker.task_context import TaskHost
 from manta._private.core_worker.task_manager import Done, PendingTask, TaskManager
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
@@ -77,25 +72,18 @@ class _LocalActor:
 class LocalRunner:
     def __init__(
         self,
-        peers: Peers,
-        host: TaskHost,
-        objects: ObjectManager,
-        functions: FunctionManager,
-        borrowing: Borrowing,
-        requeue_after_s: float,
+        parts: ExecutorParts,
         memory_store: MemoryStore,
         task_manager: TaskManager,
         actor_dead: Callable[[ActorID], None],
     ) -> None:
-        self._peers = peers
-        self._host = host  # its actor_id is the actor whose method runs, while one does
-        self._objects = objects
+        self._host = parts.host  # its actor_id is the actor whose method runs, while one does
+        self._objects = parts.objects
         self._memory_store = memory_store
         self._task_manager = task_manager
         self._actor_dead = actor_dead  # an actor ended for good (its owner's handles)
-        # What each executor (one for tasks, one per actor) is made of.
-        self._executor_parts = (peers, host, objects, functions, borrowing, requeue_after_s)
-        self._tasks = LocalExecutor(*self._executor_parts)
+        self._parts = parts  # each executor (one for tasks, one per actor) is made of them
+        self._tasks = LocalExecutor(*parts)
         self._actors: dict[ActorID, _LocalActor] = {}
         self._named: dict[tuple[str, str], ActorID] = {}
 
@@ -171,7 +159,7 @@ class LocalRunner:
         if arg_refs:
             self._objects.wait(arg_refs, len(arg_refs), None, True)
             spec = codec.replace(spec, ref_args=[self._objects.arg_value(r) for r in arg_refs])
-        actor = _LocalActor(spec, LocalExecutor(*self._executor_parts))
+        actor = _LocalActor(spec, LocalExecutor(*self._parts))
         self._actors[spec.actor_id] = actor
         if spec.name:
             self._named[key] = spec.actor_id
@@ -236,7 +224,7 @@ class LocalRunner:
     def _info(self, actor: _LocalActor) -> m.ActorInfo:
         spec = actor.spec
         return m.ActorInfo(
-            spec.actor_id, "DEAD" if actor.death else "ALIVE", self._peers.address, 0, actor.death, actor.creation_error,
+            spec.actor_id, "DEAD" if actor.death else "ALIVE", self._parts.peers.address, 0, actor.death, actor.creation_error,
             spec.class_name, spec.name, spec.namespace, spec.detached, spec.methods, spec.max_task_retries,
             spec.max_pending_calls, spec.is_async, spec.owner,
         )  # fmt: skip

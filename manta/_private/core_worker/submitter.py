@@ -117,6 +117,7 @@ class NormalTaskSubmitter:
             self._run(self._policy.enqueue(task))
             return
         resolution = ArgResolution(len(task.arg_refs))
+        task.resolved = resolution.values  # type: ignore[assignment]
         for index, ref in enumerate(task.arg_refs):
             self._objects.request_object(ref)
             self._memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, resolution))
@@ -155,8 +156,6 @@ class NormalTaskSubmitter:
             return
         if task.state == "done":
             return  # cancelled (or failed) while it waited: its arguments are released
-        if not task.resolved:
-            task.resolved = resolution.values  # type: ignore[assignment]
         if not resolution.ready(index, task.arg_refs[index].id, obj):
             return
         failed = resolution.failed_arg()

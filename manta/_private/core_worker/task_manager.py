@@ -76,6 +76,15 @@ class PendingTask:
     def task_id(self) -> TaskID:
         return self.spec.task_id
 
+    def next_attempt(self, spend_retry: bool = True) -> None:
+        """Ready to run again: a new attempt number (its puts and results are told apart
+        from the last one's), and one retry fewer unless they are unlimited (or, with
+        ``spend_retry`` false, it is sent back for lost arguments, which is no failure)."""
+        if spend_retry and self.retries_left > 0:
+            self.retries_left -= 1
+        self.spec = codec.replace(self.spec, attempt=self.spec.attempt + 1)
+        self.lease = None
+
 
 @dataclass(frozen=True, slots=True)
 class Retry:
@@ -144,9 +153,8 @@ class TaskManager:
             task.lost_arg_rounds += 1
             lost = set(result.lost_args)
             task.resolved = []
-            task.spec = codec.replace(task.spec, attempt=task.spec.attempt + 1)
+            task.next_attempt(spend_retry=False)
             task.state = "pending"
-            task.lease = None
             return Retry(task, [r for r in task.arg_refs if r.id in lost])
         if result.is_error and not task.cancelled and self._should_retry_error(task, result):
             self._release_lent(result.returns)  # the error is discarded
@@ -229,11 +237,8 @@ class TaskManager:
         return isinstance(cause, task.retry_exceptions)
 
     def _retry(self, task: PendingTask) -> Retry:
-        if task.retries_left > 0:
-            task.retries_left -= 1
-        task.spec = codec.replace(task.spec, attempt=task.spec.attempt + 1)
+        task.next_attempt()
         task.state = "pending"
-        task.lease = None
         return Retry(task)
 
     def _complete(
