@@ -223,7 +223,7 @@ class ObjectManager:
         return serialization.deserialize(data, buffers)
 
     def _expire_recent(self) -> None:
-        # I/O thread: armed when the first mapping is kept, again while any is.
+        # I/O thread: armed when the cache asks for it (see RecentPins.add), again while it keeps any.
         assert self._recent is not None
         due = self._recent.expire()
         if due is not None:

@@ -33,6 +33,9 @@ class RecentPins:
         # Least recently used first: object id -> (mapping, its size, time of its last use).
         self._entries: OrderedDict[ObjectID, tuple[Any, int, float]] = OrderedDict()
         self._bytes = 0
+        # Whether the caller has an expiry on its way (from ``add`` until ``expire`` finds
+        # nothing left): one timer at a time, however often the cache empties and refills.
+        self._armed = False
 
     def get(self, object_id: ObjectID) -> Any | None:
         with self._lock:
@@ -45,19 +48,19 @@ class RecentPins:
 
     def add(self, object_id: ObjectID, mapping: Any, size: int) -> bool:
         """Keep ``mapping`` (of ``size`` bytes) unless it alone is over the byte budget;
-        True when the cache was empty before (the caller arms an expiry)."""
+        True when the caller must arm an expiry (none is on its way)."""
         if size > self._max_bytes:
             return False
         dropped = []
         with self._lock:
-            was_empty = not self._entries
+            arm, self._armed = not self._armed, True
             old = self._entries.pop(object_id, None)
             self._bytes += size - (old[1] if old else 0)
             self._entries[object_id] = (mapping, size, self._clock())
             while len(self._entries) > self._max or self._bytes > self._max_bytes:
                 dropped.append(self._pop_oldest())
         del dropped  # outside the lock: a dropped mapping's unpin runs now
-        return was_empty
+        return arm
 
     def _pop_oldest(self) -> Any:
         _object_id, entry = self._entries.popitem(last=False)
@@ -86,6 +89,7 @@ class RecentPins:
                 if now - used < self._keep_s:
                     return used + self._keep_s - now
                 dropped.append(self._pop_oldest())
+            self._armed = False
         del dropped
         return None
 

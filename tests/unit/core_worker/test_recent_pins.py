@@ -37,7 +37,7 @@ def _watched(unpinned: list[int], i: int) -> _Mapping:
 def test_kept_until_unused_for_keep_s_and_each_use_extends_it() -> None:
     clock, unpinned = _Clock(), []
     pins = RecentPins(keep_s=1.0, max_entries=8, max_bytes=1000, clock=clock)
-    assert pins.add(_oid(1), _watched(unpinned, 1), 10) is True  # was empty: arm an expiry
+    assert pins.add(_oid(1), _watched(unpinned, 1), 10) is True  # arm an expiry
     assert pins.add(_oid(2), _watched(unpinned, 2), 10) is False
     clock.now += 0.6
     assert pins.get(_oid(1)) is not None
@@ -107,3 +107,14 @@ def test_bounded_in_bytes_and_an_object_over_the_budget_is_not_kept() -> None:
     pins.add(_oid(5), _watched(unpinned, 5), 70)  # 100 bytes: fits exactly
     gc.collect()
     assert unpinned == [1, 2, 3] and len(pins) == 2
+
+
+def test_one_expiry_at_a_time_however_often_the_cache_empties() -> None:
+    clock, unpinned = _Clock(), []
+    pins = RecentPins(keep_s=1.0, max_entries=8, max_bytes=1000, clock=clock)
+    assert pins.add(_oid(1), _watched(unpinned, 1), 10) is True
+    pins.drop([_oid(1)])  # emptied, but the armed expiry is still on its way
+    assert pins.add(_oid(2), _watched(unpinned, 2), 10) is False
+    clock.now += 2
+    assert pins.expire() is None  # that expiry finds nothing left: the next add arms anew
+    assert pins.add(_oid(3), _watched(unpinned, 3), 10) is True
