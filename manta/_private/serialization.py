@@ -20,6 +20,7 @@ import pickle
 import threading
 import types
 from collections import ChainMap
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,10 +145,20 @@ class _AsBytes:
 _PLAIN = frozenset({type(None), bool, int, float, str, bytes})
 
 
+def all_plain(values: Iterable[Any]) -> bool:
+    """Whether every one of ``values`` is of a type the C pickler may write alone."""
+    return all(type(v) in _PLAIN for v in values)
+
+
+def serialize_plain(value: Any, flags: int = 0) -> SerializedObject:
+    """Pickle a plain value, or a tuple or dict of them (``all_plain``), with the C pickler."""
+    return SerializedObject(pickle.dumps(value, protocol=5), [], flags, [])
+
+
 def serialize(value: Any, flags: int = 0) -> SerializedObject:
     """Pickle ``value``; raises whatever pickling raises (callers add context)."""
     if type(value) in _PLAIN:
-        return SerializedObject(pickle.dumps(value, protocol=5), [], flags, [])
+        return serialize_plain(value, flags)
     if type(value) is bytearray:
         value = _AsBytes(value)
     elif type(value) is memoryview:

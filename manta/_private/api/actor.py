@@ -8,7 +8,8 @@ from typing import Any
 
 import cloudpickle
 
-from manta._private.api import context, runtime_env
+from manta._private.api import call_check, context, runtime_env
+from manta._private.api.call_check import CallCheck
 from manta._private.api.options import (
     ACTOR_METHOD_OPTIONS,
     ACTOR_OPTIONS,
@@ -91,24 +92,6 @@ def _parameters(cls: type, name: str, member: Any) -> list[list[Any]] | None:
     if inspect.isfunction(member) and not isinstance(inspect.getattr_static(cls, name), staticmethod):
         params = params[1:]  # self
     return [[p.name, int(p.kind), p.default is not p.empty] for p in params]
-
-
-def _signature(params: list[list[Any]] | None) -> inspect.Signature | None:
-    if params is None:
-        return None
-    try:
-        return inspect.Signature(
-            [
-                inspect.Parameter(
-                    name,
-                    inspect._ParameterKind(kind),
-                    default=None if has_default else inspect.Parameter.empty,
-                )
-                for name, kind, has_default in params
-            ]
-        )
-    except (TypeError, ValueError):
-        return None
 
 
 class ActorClass:
@@ -275,23 +258,28 @@ class ActorHandle:
 
     def __getattr__(self, name: str) -> ActorMethod:
         if name in self.__dict__.get("_methods", {}) or name in _SPECIAL_METHODS:
-            num_returns, group, others, is_generator, params = self._methods.get(
-                name, [None, "", None, False, None]
-            )
-            options = cloudpickle.loads(others) if others else {}
-            return ActorMethod(
-                self,
-                name,
-                {**options, "num_returns": num_returns, "concurrency_group": group},
-                is_generator,
-                _signature(params),
-            )
+            # What a method's table entry means is read once per handle and name: a handle
+            # called in a loop builds only the ActorMethod. (Not the ActorMethod itself:
+            # it refers to the handle, and a cycle would delay the actor's end to a GC.)
+            known = self.__dict__.setdefault("_parts_by_method", {})
+            parts = known.get(name)
+            if parts is None:
+                parts = known[name] = self._method_parts(name)
+            return ActorMethod(self, name, *parts)
         if name.startswith("__"):
             raise AttributeError(name)
         raise AttributeError(
             f"'{self.__dict__.get('_class_name', '?')}' actor has no method '{name}'. Its methods: "
             f"{sorted(self.__dict__.get('_methods', {}))}"
         )
+
+    def _method_parts(self, name: str) -> tuple[dict[str, Any], bool, CallCheck]:
+        num_returns, group, others, is_generator, params = self._methods.get(
+            name, [None, "", None, False, None]
+        )
+        options = cloudpickle.loads(others) if others else {}
+        options = {**options, "num_returns": num_returns, "concurrency_group": group}
+        return options, is_generator, call_check.of_wire(params, f"{self._class_name}.{name}")
 
     def __reduce__(self) -> Any:
         counted = self._counted
@@ -331,13 +319,13 @@ class ActorMethod:
         name: str,
         options: dict[str, Any],
         is_generator: bool = False,
-        signature: inspect.Signature | None = None,
+        call_check: CallCheck | None = None,
     ) -> None:
         self._handle = handle
         self._name = name
-        self._options = options
+        self._options = options  # shared by a handle's methods of this name: never changed
         self._is_generator = is_generator
-        self._signature = signature
+        self._call_check = call_check
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -348,7 +336,7 @@ class ActorMethod:
     def options(self, **options: Any) -> ActorMethod:
         validate(options, ACTOR_METHOD_OPTIONS, "actor methods")
         return ActorMethod(
-            self._handle, self._name, {**self._options, **options}, self._is_generator, self._signature
+            self._handle, self._name, {**self._options, **options}, self._is_generator, self._call_check
         )
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
@@ -359,11 +347,8 @@ class ActorMethod:
 
     def _invoke(self, args: Any, kwargs: Any) -> Any:
         worker = context.ensure_initialized()
-        if self._signature is not None:
-            try:  # wrong arguments fail here, at the call, as in Ray
-                self._signature.bind(*(args or ()), **(kwargs or {}))
-            except TypeError as e:
-                raise TypeError(f"{self._handle._class_name}.{self._name}.remote(): {e}") from None
+        if self._call_check is not None:  # wrong arguments fail here, at the call, as in Ray
+            self._call_check.check(args or (), kwargs or {})
         options = self._options
         num_returns = options.get("num_returns")
         generator = generator_mode(self._name, self._is_generator, num_returns)

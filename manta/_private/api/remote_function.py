@@ -7,7 +7,8 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from manta._private.api import context, runtime_env
+from manta._private.api import call_check, context, runtime_env
+from manta._private.api.call_check import CallCheck
 from manta._private.api.options import TASK_OPTIONS, generator_mode, task_resources, validate
 from manta._private.api.scheduling import group_context, group_request, in_placement_group, strategy_wire
 from manta._private.core_worker.function_manager import FunctionManager
@@ -72,9 +73,7 @@ class RemoteFunction:
         self._prepared = _prepare(options, function)
         # Read at the first call, not here: unpickling a function that refers to itself
         # (a recursive task) builds this object before the function has its defaults.
-        self._signature: inspect.Signature | None = None
-        self._arity: tuple[int, int] | None = None
-        self._signature_read = False
+        self._call_check: CallCheck | None = None
         self._pickled: tuple[bytes, bytes] | None = None
         self._qualified_name = f"{function.__module__}.{function.__qualname__}"
         functools.update_wrapper(self, function)
@@ -93,18 +92,9 @@ class RemoteFunction:
         return _BoundOptions(self, {**self._options, **options})
 
     def _check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if not self._signature_read:
-            self._signature = _signature_of(self._function)
-            self._arity = _simple_arity(self._signature)
-            self._signature_read = True
-        arity = self._arity
-        if arity is not None and not kwargs and arity[0] <= len(args) <= arity[1]:
-            return  # the common case, without the cost of Signature.bind
-        if self._signature is not None:
-            try:
-                self._signature.bind(*args, **kwargs)
-            except TypeError as e:
-                raise TypeError(f"{self._function.__qualname__}.remote(): {e}") from None
+        if self._call_check is None:
+            self._call_check = call_check.of_function(self._function, self._function.__qualname__)
+        self._call_check.check(args, kwargs)
 
     def _remote(self, args: tuple[Any, ...], kwargs: dict[str, Any], prepared: _Prepared) -> Any:
         worker = context.ensure_initialized()
@@ -169,24 +159,6 @@ class _BoundOptions:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._remote_function(*args, **kwargs)
-
-
-def _simple_arity(signature: inspect.Signature | None) -> tuple[int, int] | None:
-    """(min, max) positional arguments when the signature is plain positional parameters."""
-    if signature is None:
-        return None
-    params = list(signature.parameters.values())
-    if any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
-        return None
-    required = sum(1 for p in params if p.default is p.empty)
-    return required, len(params)
-
-
-def _signature_of(function: Any) -> inspect.Signature | None:
-    try:
-        return inspect.signature(function)
-    except (TypeError, ValueError):
-        return None
 
 
 def remote(*args: Any, **kwargs: Any) -> Any:

@@ -41,6 +41,10 @@ def pack(
     """Returns (inline blob, top-level ref args, refs nested inside the arguments)."""
     if not args and not kwargs:
         return EMPTY_ARGS, [], []
+    if serialization.all_plain(args) and serialization.all_plain(kwargs.values()):
+        plain = serialization.serialize_plain((args, kwargs))  # no refs, no slots
+        if plain.total_size < max_inline:
+            return serialization.to_inline(plain), [], []
     refs: list[ObjectRef] = []
 
     def slot(value: Any) -> Any:

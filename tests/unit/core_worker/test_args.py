@@ -48,6 +48,18 @@ def test_plain_arguments_round_trip() -> None:
     assert argpack.unpack(blob, []) == ((1, "two", [3]), {"key": {"k": 4}})
 
 
+def test_plain_scalars_round_trip_and_subclasses_keep_their_type() -> None:
+    # Plain scalars take the C pickler alone; an int subclass must not be mistaken for one.
+    class Code(int):
+        pass
+
+    blob, refs, nested = pack(None, True, 1.5, "s", b"b", Code(7), k=2**70)
+    assert (refs, nested) == ([], [])
+    args, kwargs = argpack.unpack(blob, [])
+    assert args[:5] == (None, True, 1.5, "s", b"b") and kwargs == {"k": 2**70}
+    assert type(args[5]) is Code and args[5] == 7
+
+
 def test_top_level_refs_become_slots() -> None:
     a, b = ref(0), ref(1)
     blob, refs, nested = pack(1, a, "x", k=b)
