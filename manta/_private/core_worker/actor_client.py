@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from manta._private.common.ids import ActorID, ObjectID
@@ -30,7 +30,7 @@ from manta.exceptions import ActorAlreadyExistsError
 # (args, kwargs, what they are for) -> (inline blob, ref arguments, ids of every ref in them,
 # now held for the caller): ``CoreWorker.pack_arguments``.
 PackArguments = Callable[
-    [tuple[Any, ...], dict[str, Any], str], tuple[bytes, list[ObjectRef], list[ObjectID]]
+    [tuple[Any, ...], dict[str, Any], str], tuple[bytes, Sequence[ObjectRef], Sequence[ObjectID]]
 ]
 
 
@@ -57,7 +57,7 @@ class ActorClient:
         self._escaped: set[ActorID] = set()
         self._drops: deque[ActorID] = deque()
         # Ids of the refs among each owned actor's constructor arguments.
-        self._arguments: dict[ActorID, list[ObjectID]] = {}
+        self._arguments: dict[ActorID, Sequence[ObjectID]] = {}
 
     # -- creation --------------------------------------------------------------------------
     def create(

@@ -8,7 +8,7 @@ argument is put into the object store first and passed as a ref, so specs stay s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from manta._private import serialization
@@ -37,14 +37,14 @@ def pack(
     max_inline: int,
     put: Callable[[serialization.SerializedObject], ObjectRef],
     describe: str,
-) -> tuple[bytes, list[ObjectRef], list[ObjectRef]]:
+) -> tuple[bytes, Sequence[ObjectRef], Sequence[ObjectRef]]:
     """Returns (inline blob, top-level ref args, refs nested inside the arguments)."""
     if not args and not kwargs:
-        return EMPTY_ARGS, [], []
+        return EMPTY_ARGS, (), ()
     if serialization.all_plain(args) and serialization.all_plain(kwargs.values()):
         plain = serialization.serialize_plain((args, kwargs))  # no refs, no slots
         if plain.total_size < max_inline:
-            return serialization.to_inline(plain), [], []
+            return serialization.to_inline(plain), (), ()
     refs: list[ObjectRef] = []
 
     def slot(value: Any) -> Any:

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from manta._private.common import worker_setup
@@ -64,6 +65,10 @@ from manta.exceptions import (
 )
 
 logger = logging.getLogger(__name__)
+
+# The ref_args of every new TaskSpec (filled by codec.replace once arguments resolve): one
+# shared empty list, never changed, since specs are immutable.
+NO_REF_ARGS: list[m.ArgValue] = []
 
 _NODE_ERRORS: dict[str, type[Exception]] = {
     "ObjectStoreFullError": ObjectStoreFullError,
@@ -674,7 +679,7 @@ class CoreWorker:
             function_id=function_id,
             function_name=function_name,
             args=blob,
-            ref_args=[],
+            ref_args=NO_REF_ARGS,
             num_returns=num_returns,
             owner=self.address,
             attempt=0,
@@ -708,7 +713,7 @@ class CoreWorker:
 
     def pack_arguments(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], describe: str
-    ) -> tuple[bytes, list[ObjectRef], list[ObjectID]]:
+    ) -> tuple[bytes, Sequence[ObjectRef], Sequence[ObjectID]]:
         """The inline argument blob, the top-level ref arguments, and the ids of every ref
         in the arguments (nested ones too), now counted as used by a pending task or actor
         until it is done with them (``references.remove_submitted`` of those ids)."""
@@ -719,9 +724,10 @@ class CoreWorker:
             put=self.objects.put_serialized,
             describe=describe,
         )
-        refs = ref_args + nested
-        if refs:
-            self.references.add_submitted([(r.id, r.owner_address()) for r in refs])
+        if not ref_args and not nested:
+            return blob, (), ()
+        refs = [*ref_args, *nested]
+        self.references.add_submitted([(r.id, r.owner_address()) for r in refs])
         return blob, ref_args, [r.id for r in refs]
 
     def hand_to_io(self, task: PendingTask) -> None:

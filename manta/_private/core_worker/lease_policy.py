@@ -283,17 +283,20 @@ class LeasePolicy:
             lease.in_flight[task.task_id] = task
             actions.append(Push(cls, lease, task))
         wanted = min(len(queue), self._config.max_pending_leases_per_class)
-        active = [nonce for nonce in cls.requests if nonce not in cls.cancelling]
-        if wanted > len(active):
-            for _ in range(wanted - len(active)):
+        outstanding = len(cls.requests) - len(cls.cancelling)  # cancelling ⊆ requests
+        if wanted > outstanding:
+            for _ in range(wanted - outstanding):
                 nonce = next(self._nonces)
                 cls.requests[nonce] = None
                 self._by_nonce[nonce] = cls
                 actions.append(RequestWorker(cls, nonce))
-        elif wanted < len(active):
+        elif wanted < outstanding:
+            active = [nonce for nonce in cls.requests if nonce not in cls.cancelling]
             for nonce in active[wanted:]:
                 cls.cancelling.add(nonce)
                 actions.append(CancelRequest(cls, nonce))
+        if queue:
+            return actions  # then every lease that can take a task holds one: none lingers
         for lease in cls.leases:
             if (
                 not lease.in_flight

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -92,7 +92,7 @@ class LocalRunner:
         """Run ``task`` now, in this thread, and settle it (retrying as the cluster would)."""
         objects, task_manager = self._objects, self._task_manager
         if task.arg_refs:
-            objects.wait(task.arg_refs, len({r.id for r in task.arg_refs}), None, True)
+            objects.wait(list(task.arg_refs), len({r.id for r in task.arg_refs}), None, True)
         for ref in task.arg_refs:
             obj = self._memory_store.get(ref.id)
             if obj is not None and obj.is_error and obj.inline is not None:
@@ -144,7 +144,7 @@ class LocalRunner:
             self._host.actor_id = outer
 
     # -- actors -------------------------------------------------------------------------------------
-    def create_actor(self, spec: m.ActorSpec, arg_refs: list[Any], get_if_exists: bool) -> m.ActorInfo | None:
+    def create_actor(self, spec: m.ActorSpec, arg_refs: Sequence[Any], get_if_exists: bool) -> m.ActorInfo | None:
         """Make the actor now, in this process; the info of an existing one for get_if_exists."""
         key = (spec.namespace, spec.name)
         if spec.name and key in self._named:
@@ -157,7 +157,7 @@ class LocalRunner:
                 f"namespace='{spec.namespace}')"
             )
         if arg_refs:
-            self._objects.wait(arg_refs, len(arg_refs), None, True)
+            self._objects.wait(list(arg_refs), len(arg_refs), None, True)
             spec = codec.replace(spec, ref_args=[self._objects.arg_value(r) for r in arg_refs])
         actor = _LocalActor(spec, LocalExecutor(*self._parts))
         self._actors[spec.actor_id] = actor

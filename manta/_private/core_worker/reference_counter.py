@@ -114,7 +114,7 @@ class ReferenceCounter:
             for object_id, owner in refs:
                 self._entry(object_id, owner).submitted += 1
 
-    def remove_submitted(self, object_ids: list[ObjectID]) -> None:
+    def remove_submitted(self, object_ids: Sequence[ObjectID]) -> None:
         with self._lock:
             for object_id in object_ids:
                 entry = self._entries.get(object_id)

@@ -18,6 +18,7 @@ class TaskEnvironment:
         self._cuda_before: object = _UNSET
         # The OMP_NUM_THREADS this worker set; another value there is the user's to keep.
         self._omp_set: str | None = None
+        self._omp_resources: dict[str, float] | None = None  # the shape _omp_set is for
 
     def enter(self, gpus: list[str] | None, resources: dict[str, float]) -> None:
         self._set_visible_devices(gpus)
@@ -47,7 +48,10 @@ class TaskEnvironment:
         if current is not None and current != self._omp_set:
             self._omp_set = None  # the user's (or their runtime_env's) from now on
             return
+        if current is not None and resources == self._omp_resources:
+            return  # set for a task of this shape already
         value = str(max(math.floor(outside_group(resources).get("CPU", 1.0)), 1))
         if value != current:
             os.environ["OMP_NUM_THREADS"] = value
             self._omp_set = value
+        self._omp_resources = resources

@@ -144,7 +144,7 @@ class _BuilderSource:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.scope: dict[str, Any] = {"_bad": _bad, "_finite": math.isfinite}
+        self.scope: dict[str, Any] = {"_bad": _bad, "_finite": math.isfinite, "_new_bytes": bytes.__new__}
         self._temps = 0
 
     def name(self, value: Any) -> str:
@@ -171,7 +171,11 @@ class _BuilderSource:
             add(f"{indent}if {var} is not None:")
             self.check(var, inner[0], what, indent + "    ")
         elif isinstance(annotation, type) and issubclass(annotation, BaseID):
-            add(f"{indent}{var} = {self.name(annotation)}({var})")
+            # BaseID's own __new__, inline: a message carries up to a dozen ids.
+            add(f"{indent}if type({var}) is not bytes or len({var}) != {annotation.SIZE}:")
+            add(f"{indent}    {var} = {self.name(annotation)}({var})")  # raises, saying why
+            add(f"{indent}else:")
+            add(f"{indent}    {var} = _new_bytes({self.name(annotation)}, {var})")
         elif annotation is float:
             add(f"{indent}if (type({var}) is not float and type({var}) is not int) or not _finite({var}):")
             add(bad)

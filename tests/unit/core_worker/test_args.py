@@ -38,13 +38,13 @@ def pack(*args: object, max_inline: int = 100 * 1024, store: Store | None = None
 def test_no_arguments() -> None:
     blob, refs, nested = pack()
     assert blob is argpack.EMPTY_ARGS
-    assert (refs, nested) == ([], [])
+    assert not refs and not nested
     assert argpack.unpack(blob, []) == ((), {})
 
 
 def test_plain_arguments_round_trip() -> None:
     blob, refs, nested = pack(1, "two", [3], key={"k": 4})
-    assert (refs, nested) == ([], [])
+    assert not refs and not nested
     assert argpack.unpack(blob, []) == ((1, "two", [3]), {"key": {"k": 4}})
 
 
@@ -54,7 +54,7 @@ def test_plain_scalars_round_trip_and_subclasses_keep_their_type() -> None:
         pass
 
     blob, refs, nested = pack(None, True, 1.5, "s", b"b", Code(7), k=2**70)
-    assert (refs, nested) == ([], [])
+    assert not refs and not nested
     args, kwargs = argpack.unpack(blob, [])
     assert args[:5] == (None, True, 1.5, "s", b"b") and kwargs == {"k": 2**70}
     assert type(args[5]) is Code and args[5] == 7

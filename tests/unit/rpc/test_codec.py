@@ -340,3 +340,8 @@ def test_ints_are_accepted_for_floats_and_trailing_defaults_may_be_left_out() ->
     assert len(raw) == 2 + 5
     shorter = codec.decode(msgpack.packb(raw[:-1], use_bin_type=True))  # no `contained`
     assert shorter.contained is None
+
+
+def test_decoded_ids_are_of_their_id_class() -> None:
+    decoded = codec.decode(codec.encode(JobFinished(JobID.from_int(3))))
+    assert type(decoded.job_id) is JobID and decoded.job_id == JobID.from_int(3)
