@@ -6,7 +6,7 @@ import pytest
 
 import manta as ray
 from manta.util.placement_group import placement_group, remove_placement_group
-from manta.util.state import list_actors, list_nodes, list_objects, list_placement_groups, list_tasks
+from manta.util.state import list_actors, list_nodes, list_objects, list_placement_groups, list_workers
 from tests.polling import wait_until
 
 
@@ -42,9 +42,9 @@ def test_nodes_and_placement_groups(cluster):
     remove_placement_group(group)
 
 
-def test_task_listings_say_they_are_not_there_yet(cluster):
-    with pytest.raises(NotImplementedError, match="task-event store"):
-        list_tasks()
+def test_worker_listings_say_they_are_not_there_yet(cluster):
+    with pytest.raises(NotImplementedError, match="list_workers is not available yet"):
+        list_workers()
 
 
 def test_list_actors_has_the_dead_ones_too(cluster):

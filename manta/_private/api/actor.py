@@ -197,10 +197,20 @@ class ActorClass:
             is_async=is_async,
             runtime_env=runtime_env.for_submission(worker, options.get("runtime_env")),
             strategy=strategy_wire(options.get("scheduling_strategy"), options.get("label_selector")),
-            methods=self._meta.methods,
+            methods=self._meta.methods if options.get("enable_task_events", True) else _untracked(self._meta),
             max_pending_calls=max(options.get("max_pending_calls") or 0, 0),
             placement_group=in_group,
         )
+
+
+def _untracked(meta: _ClassMeta) -> dict[str, list[Any]]:
+    """The methods table of an actor made with enable_task_events=False: its calls record
+    no events, unless a method says otherwise (``@method(enable_task_events=True)``)."""
+    methods = {}
+    for name, (num_returns, group, others, is_generator, params) in meta.methods.items():
+        options = {"enable_task_events": False, **(cloudpickle.loads(others) if others else {})}
+        methods[name] = [num_returns, group, cloudpickle.dumps(options), is_generator, params]
+    return methods
 
 
 class _ActorClassOptions:
@@ -359,13 +369,16 @@ class ActorMethod:
             retry_exceptions = tuple(retry_exceptions)
         handle = self._handle
         max_task_retries = options.get("max_task_retries")
+        qualified = f"{handle._class_name}.{self._name}"
         refs = worker.actors.call(
             handle._actor_id,
             self._name,
             tuple(args or ()),
             dict(kwargs or {}),
             num_returns=num_returns,
-            name=options.get("name") or f"{handle._class_name}.{self._name}",
+            name=options.get("name") or qualified,
+            function_name=qualified,
+            task_events=options.get("enable_task_events", True),
             concurrency_group=options.get("concurrency_group") or "",
             max_task_retries=handle._max_task_retries if max_task_retries is None else max_task_retries,
             retry_exceptions=retry_exceptions,

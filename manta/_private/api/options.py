@@ -207,6 +207,7 @@ ACTOR_METHOD_OPTIONS: dict[str, _Check] = {
     "max_task_retries": _max_retries,
     "retry_exceptions": _retry_exceptions,
     "name": _types(str, type(None)),
+    "enable_task_events": _types(bool),
 }
 
 

@@ -35,6 +35,7 @@ class _Prepared:
     # messages.GENERATOR_* for generator tasks, and their backpressure (0: none).
     generator: int
     backpressure: int
+    task_events: bool
 
 
 def _prepare(options: dict[str, Any], function: Any) -> _Prepared:
@@ -61,6 +62,7 @@ def _prepare(options: dict[str, Any], function: Any) -> _Prepared:
         explicit_strategy=options.get("scheduling_strategy") is not None,
         generator=generator,
         backpressure=max(options.get("_generator_backpressure_num_objects") or 0, 0),
+        task_events=options.get("enable_task_events", True),
     )
 
 
@@ -123,6 +125,7 @@ class RemoteFunction:
             placement_group=group,
             generator=prepared.generator,
             backpressure=prepared.backpressure,
+            task_events=prepared.task_events,
         )
         if prepared.generator == GENERATOR_STREAMING:
             return ObjectRefGenerator(refs[0], worker)

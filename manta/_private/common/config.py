@@ -51,6 +51,12 @@ class Config:
     gcs_reconnect_timeout_s: float = 60.0
     # How often the node daemon forwards new worker output to drivers.
     log_poll_interval_s: float = 0.1
+    # How often a process reports its task events to the gcs; events a process holds at
+    # most before it drops (and counts) new ones; task attempts the gcs's store keeps
+    # (the oldest go first). Ray's names for the last.
+    task_events_report_interval_s: float = 0.1
+    task_events_max_buffered: int = 100_000
+    task_events_max_num_task_in_gcs: int = 100_000
     # Idle workers above the node's CPU count are stopped after this long.
     idle_worker_timeout_s: float = 5.0
     # Workers the node keeps starting at once.

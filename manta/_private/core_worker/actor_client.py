@@ -155,7 +155,15 @@ class ActorClient:
             self._terminate(actor_id)
 
     def _terminate(self, actor_id: ActorID) -> None:
-        self.call(actor_id, TERMINATE_METHOD, (), {}, num_returns=0, name=f"{TERMINATE_METHOD}")
+        self.call(
+            actor_id,
+            TERMINATE_METHOD,
+            (),
+            {},
+            num_returns=0,
+            name=TERMINATE_METHOD,
+            function_name=TERMINATE_METHOD,
+        )
 
     # -- calls -------------------------------------------------------------------------------------
     def call(
@@ -167,15 +175,17 @@ class ActorClient:
         *,
         num_returns: int,
         name: str,
+        function_name: str,
         concurrency_group: str = "",
         max_task_retries: int = 0,
         retry_exceptions: bool | tuple[type, ...] = False,
         generator: int = 0,
         backpressure: int = 0,
+        task_events: bool = True,
     ) -> list[ObjectRef]:
         return self._submit_task(
             function_id=b"",
-            function_name=name,
+            function_name=function_name,
             name=name,
             args=args,
             kwargs=kwargs,
@@ -190,6 +200,7 @@ class ActorClient:
             concurrency_group=concurrency_group,
             generator=generator,
             backpressure=backpressure,
+            task_events=task_events,
         )
 
     # -- the gcs -----------------------------------------------------------------------------------

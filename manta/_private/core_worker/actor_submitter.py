@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from manta._private.common import task_events as te
 from manta._private.common.aio import spawn
 from manta._private.common.ids import ActorID, LeaseID
 from manta._private.core_worker.actor_policy import (
@@ -163,7 +164,10 @@ class ActorTaskSubmitter:
             self._memory_store.on_ready(ref.id, partial(ready, index, ref))
 
     def _send(self, action: Send) -> None:
-        fut = action.actor.conn.call(m.PushTask(action.task.spec, _NO_LEASE, {}))
+        spec = action.task.spec
+        if spec.task_events:
+            self._tasks.events.transition(spec, te.SUBMITTED_TO_WORKER)
+        fut = action.actor.conn.call(m.PushTask(spec, _NO_LEASE, {}))
         fut.add_done_callback(partial(self._replied, action.actor, action.task))
 
     def _replied(self, actor: ActorState, task: PendingTask, fut: asyncio.Future[Any]) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-import json
 import logging
 import os
 import sys
@@ -34,6 +33,7 @@ from manta._private.core_worker.actor_submitter import ActorTaskSubmitter
 from manta._private.core_worker.borrowing import Borrowing
 from manta._private.core_worker.executor import ExecutorParts, TaskExecutor
 from manta._private.core_worker.function_manager import FunctionManager
+from manta._private.core_worker.lease_policy import scheduling_key
 from manta._private.core_worker.local_mode import LocalRunner
 from manta._private.core_worker.loop_thread import EventLoopThread
 from manta._private.core_worker.memory_store import MemoryStore
@@ -45,6 +45,8 @@ from manta._private.core_worker.streams import StreamTable
 from manta._private.core_worker.submitter import NormalTaskSubmitter
 from manta._private.core_worker.task_context import TaskContext
 from manta._private.core_worker.task_environment import TaskEnvironment
+from manta._private.core_worker.task_events import TaskEventBuffer, report_periodically
+from manta._private.core_worker.task_events import report as report_task_events
 from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import cluster_only
@@ -159,8 +161,9 @@ class CoreWorker:
             self.io.call_soon,
         )
         task_manager = self.task_manager = TaskManager(
-            store, refs, config.max_inline_bytes, self.worker_id, self.streams
+            store, refs, TaskEventBuffer(config.task_events_max_buffered), self.worker_id, self.streams
         )
+        self.task_events = task_manager.events
         self.borrowing = Borrowing(
             self,
             refs,
@@ -249,6 +252,9 @@ class CoreWorker:
         else:
             await self.node_conn.call(m.RegisterWorker(self.worker_id, self.address))
         self.objects.start()
+        self.task_events.reporter = [self.node_id, self.worker_id, os.getpid()]
+        interval = cfg.task_events_report_interval_s
+        report_periodically(self.task_events, self.gcs_connection, interval, lambda: self._closed)
 
     async def gcs_connection(self) -> Connection:
         """The connection to the gcs, made on first use; callers that overlap share one."""
@@ -327,6 +333,8 @@ class CoreWorker:
         self.io.stop()
 
     async def _disconnect(self) -> None:
+        if self.gcs_conn is not None and not self.gcs_conn.closed:
+            await report_task_events(self.task_events, self.gcs_connection, 2.0)
         if self.is_driver and self.gcs_conn is not None and not self.gcs_conn.closed:
             try:
                 if self._log_to_driver and not self.node_conn.closed:
@@ -418,6 +426,7 @@ class CoreWorker:
         return self.references.num_owned() > 0 or bool(self.task_manager.tasks) or self.actors.owns_actors()
 
     async def _flush_and_exit(self) -> None:
+        await report_task_events(self.task_events, self.gcs_connection, 1.0)
         # Let queued replies reach their sockets before the process goes.
         for _ in range(3):
             await asyncio.sleep(0)
@@ -659,6 +668,7 @@ class CoreWorker:
         placement_group: list[Any] | None = None,
         generator: int = 0,
         backpressure: int = 0,
+        task_events: bool = True,
     ) -> list[ObjectRef]:
         """Submit a task (or actor call); the refs of its returns. A generator task has one
         return, its completion ref; its items stream in through ``streams``."""
@@ -693,14 +703,11 @@ class CoreWorker:
             placement_group=placement_group,
             generator=generator,
             backpressure=backpressure,
+            task_events=task_events,
         )
         if generator:
             self.streams.open(task_id, generator == m.GENERATOR_DYNAMIC, backpressure)
-        sched_key = (
-            tuple(sorted(resources.items())),
-            self.runtime_env_key(runtime_env),
-            _strategy_key(strategy),
-        )
+        sched_key = scheduling_key(resources, runtime_env, strategy)
         task = PendingTask(
             spec, return_ids, ref_args, held, max_retries, retry_exceptions, sched_key, strategy
         )
@@ -784,9 +791,3 @@ class CoreWorker:
         logger.warning(text)
         if not self.is_driver:
             print(f"Warning: {text}", file=sys.stderr, flush=True)
-
-
-def _strategy_key(strategy: Any) -> Any:
-    if strategy is None or isinstance(strategy, str):
-        return strategy
-    return json.dumps(strategy, sort_keys=True, default=str)

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple, NoReturn
 
 from manta._private import serialization
+from manta._private.common import task_events as te
 from manta._private.common.aio import resolve
 from manta._private.common.ids import ObjectID, TaskID
 from manta._private.common.session import TASK_MARKER
@@ -293,6 +294,7 @@ class TaskExecutor:
                 # it runs long, as those queued while it runs do (see enqueue).
                 self._peers.io.call_soon(self._arm_requeue)
         context = self._host.enter_task(spec, push.instance_ids)
+        self._record_running(spec)
         try:
             fn, args, kwargs = self._begin(push)
             value = fn(*args, **kwargs)
@@ -302,6 +304,8 @@ class TaskExecutor:
             if main:
                 self._running = None
             returns = self._store_returns(spec, value)
+            if spec.task_events:
+                self._host.task_events.transition(spec, te.FINISHED)
             return TaskResult(returns, False, time.perf_counter() - started, self._count_call(spec))
         except ActorExit as e:
             assert self.actor is not None
@@ -335,6 +339,7 @@ class TaskExecutor:
         spec = push.spec
         started = time.perf_counter()
         context = self._host.enter_task(spec, push.instance_ids)
+        self._record_running(spec)
         try:
             fn, args, kwargs = self._begin(push)
             value = fn(*args, **kwargs)
@@ -344,6 +349,8 @@ class TaskExecutor:
             elif inspect.isawaitable(value):
                 value = await value
             returns = self._store_returns(spec, value)
+            if spec.task_events:
+                self._host.task_events.transition(spec, te.FINISHED)
             return TaskResult(returns, False, time.perf_counter() - started)
         except ActorExit as e:
             assert self.actor is not None
@@ -360,6 +367,10 @@ class TaskExecutor:
             return self._error_result(spec, e, e)
         finally:
             self._host.exit_task(context)
+
+    def _record_running(self, spec: TaskSpec) -> None:
+        if spec.task_events:
+            self._host.task_events.transition(spec, te.RUNNING)  # here: each report says where
 
     def _count_call(self, spec: TaskSpec) -> bool:
         """Count a finished call; True when the worker must now exit (max_calls)."""
@@ -458,6 +469,8 @@ class TaskExecutor:
         return self._objects.store_return(object_id, obj, spec.owner)
 
     def _error_result(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> TaskResult:
+        if spec.task_events:
+            self._host.task_events.failed(spec, error)
         obj = self._serialize_error(spec, error, raised)
         blob = serialization.to_inline(obj)
         # Refs inside the exception are lent to the owner like those inside a value.

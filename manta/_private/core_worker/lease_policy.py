@@ -18,6 +18,7 @@ when (``Settle``, ``Fail``).
 from __future__ import annotations
 
 import itertools
+import json
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -176,6 +177,16 @@ Action = (
     | Interrupt
     | Warn
 )
+
+
+def scheduling_key(
+    resources: dict[str, float], runtime_env: dict[str, Any] | None, strategy: Any
+) -> Hashable:
+    """Tasks with equal keys share a scheduling class (and so leases): the same resources,
+    runtime environment and scheduling strategy."""
+    if strategy is not None and not isinstance(strategy, str):
+        strategy = json.dumps(strategy, sort_keys=True, default=str)
+    return (tuple(sorted(resources.items())), runtime_env_key(runtime_env), strategy)
 
 
 class LeasePolicy:

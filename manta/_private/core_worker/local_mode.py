@@ -144,7 +144,9 @@ class LocalRunner:
             self._host.actor_id = outer
 
     # -- actors -------------------------------------------------------------------------------------
-    def create_actor(self, spec: m.ActorSpec, arg_refs: Sequence[Any], get_if_exists: bool) -> m.ActorInfo | None:
+    def create_actor(
+        self, spec: m.ActorSpec, arg_refs: Sequence[Any], get_if_exists: bool
+    ) -> m.ActorInfo | None:
         """Make the actor now, in this process; the info of an existing one for get_if_exists."""
         key = (spec.namespace, spec.name)
         if spec.name and key in self._named:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from manta._private.common import task_events as te
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import NodeID
@@ -164,6 +165,12 @@ class NormalTaskSubmitter:
             self._tasks.fail_with_argument(task, failed)
             return
         task.spec = codec.replace(task.spec, ref_args=task.resolved)
+        self._enqueue(task)
+
+    def _enqueue(self, task: PendingTask) -> None:
+        """Its arguments resolved (or it runs again): it waits for a worker."""
+        if task.spec.task_events:
+            self._tasks.events.transition(task.spec, te.PENDING_NODE_ASSIGNMENT)
         self._run(self._policy.enqueue(task))
 
     # -- lease requests ----------------------------------------------------------------------
@@ -311,6 +318,8 @@ class NormalTaskSubmitter:
     # -- pushing -------------------------------------------------------------------------------
     def _push(self, action: Push) -> None:
         lease, task = action.lease, action.task
+        if task.spec.task_events:
+            self._tasks.events.transition(task.spec, te.SUBMITTED_TO_WORKER)
         fut = lease.conn.call(PushTask(task.spec, lease.lease_id, lease.instance_ids))
         fut.add_done_callback(partial(self._pushed, action.cls, lease, task))
 
@@ -372,7 +381,7 @@ class NormalTaskSubmitter:
         if outcome.lost_args:
             spawn(self._resubmit_when_recovered(outcome), "recovering lost task arguments")
         else:
-            self._run(self._policy.enqueue(outcome.task))
+            self._enqueue(outcome.task)
 
     async def _resubmit_when_recovered(self, outcome: Retry) -> None:
         try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from manta._private.common.ids import ActorID, JobID, TaskID
+from manta._private.core_worker.task_events import TaskEventBuffer
 from manta._private.rpc import messages as m
 
 
@@ -40,6 +41,8 @@ class TaskHost(Protocol):
     actor_placement_group: list[Any] | None
     actor_instance_ids: dict[str, list[str]]
     actor_resources: dict[str, float]
+    # Where the tasks it runs record that they started and how they ended.
+    task_events: TaskEventBuffer
 
     @property
     def is_driver(self) -> bool:

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manta._private import serialization
+from manta._private.common import task_events as te
 from manta._private.common.ids import ObjectID, TaskID, WorkerID
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.core_worker.streams import StreamTable
+from manta._private.core_worker.task_events import TaskEventBuffer
 from manta._private.rpc import codec
 from manta._private.rpc.messages import (
     GENERATOR_DYNAMIC,
@@ -112,14 +114,15 @@ class TaskManager:
         self,
         memory_store: MemoryStore,
         references: ReferenceCounter,
-        max_inline: int,
+        events: TaskEventBuffer,
         me: WorkerID,
         streams: StreamTable,
     ) -> None:
         self._store = memory_store
         self._references = references
         self._streams = streams
-        self._max_inline = max_inline
+        # What tasks this process owns went through, for the gcs's task-event store.
+        self.events = events
         self._me = me
         self._lock = threading.Lock()
         self.tasks: dict[TaskID, PendingTask] = {}
@@ -132,6 +135,11 @@ class TaskManager:
         self._lineage_holds: dict[TaskID, int] = {}
 
     def add(self, task: PendingTask) -> None:
+        spec = task.spec
+        if spec.task_events:
+            # An actor call waits (for the actor, or its arguments) until it is sent.
+            waits = task.arg_refs or spec.actor_id is not None
+            self.events.define(spec, te.PENDING_ARGS_AVAIL if waits else te.PENDING_NODE_ASSIGNMENT)
         with self._lock:
             self.tasks[task.task_id] = task
             parent = task.spec.parent_task_id
@@ -153,6 +161,10 @@ class TaskManager:
             self.fail(task, error)
             return Done(task)
         if result.lost_args:
+            if task.spec.task_events:
+                self.events.transition(
+                    task.spec, te.FAILED, "OBJECT_LOST", "an argument was lost: sent again"
+                )
             task.lost_arg_rounds += 1
             lost = set(result.lost_args)
             task.resolved = []
@@ -191,15 +203,18 @@ class TaskManager:
         if task.cancelled:
             self.fail(task, TaskCancelledError(task.task_id.hex()))
             return Done(task)
+        error = OutOfMemoryError(why) if out_of_memory else WorkerCrashedError(why)
         if task.retries_left != 0:
+            if task.spec.task_events:
+                self.events.failed(task.spec, error)  # this attempt; the next one runs
             return self._retry(task)
-        self.fail(task, OutOfMemoryError(why) if out_of_memory else WorkerCrashedError(why))
+        self.fail(task, error)
         return Done(task)
 
     def fail(self, task: PendingTask, error: BaseException) -> None:
         """Finish ``task`` with ``error`` as the value of every return."""
         blob = serialization.to_inline(serialization.serialize(error, serialization.FLAG_ERROR))
-        self._finish_with_blob(task, blob)
+        self._finish_with_blob(task, blob, error)
 
     def fail_with_argument(self, task: PendingTask, blob: bytes) -> None:
         """Finish ``task``, unrun, because an argument holds an error (``blob``). As in Ray,
@@ -207,8 +222,8 @@ class TaskManager:
         first error's cause), saying that an argument could not be computed."""
         try:
             upstream = serialization.from_inline(blob)
-        except Exception:
-            self._finish_with_blob(task, blob)  # keep what there is to say
+        except Exception as e:
+            self._finish_with_blob(task, blob, e)  # keep what there is to say
             return
         cause = upstream.cause if isinstance(upstream, RayTaskError) else upstream
         error = RayTaskError(
@@ -220,7 +235,9 @@ class TaskManager:
         )
         self.fail(task, error)
 
-    def _finish_with_blob(self, task: PendingTask, blob: bytes) -> None:
+    def _finish_with_blob(self, task: PendingTask, blob: bytes, error: BaseException) -> None:
+        if task.spec.task_events:
+            self.events.failed(task.spec, error)
         returns = [ReturnObject(oid, blob, len(blob), None) for oid in task.return_ids]
         self._complete(task, returns, is_error=True)
 
@@ -279,7 +296,7 @@ class TaskManager:
             self._streams.finish(task.task_id)  # after the completion ref is set
         if generator:
             self._fail_lost_items(task, returns)
-        task.arg_refs = []
+        task.arg_refs = ()
         if self._keeps_lineage(task, returns, is_error):
             with self._lock:
                 self.lineage[task.task_id] = task

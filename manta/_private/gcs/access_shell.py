@@ -35,6 +35,8 @@ USER_REQUESTS: dict[type, str] = {
     m.ListActors: "read",
     m.GetPlacementGroup: "read",
     m.ListPlacementGroups: "read",
+    m.ListTasks: "read",
+    m.SummarizeTasks: "read",
     m.KvPut: "submit",
     m.KvDel: "submit",
     a.ListTokens: "admin",

@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from manta._private.common import task_events as te
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
 from manta._private.common.ids import JobID, NodeID, PlacementGroupID
@@ -25,6 +26,7 @@ from manta._private.gcs.node_manager import NodeManager, NodeRecord
 from manta._private.gcs.pg_shell import PlacementGroupDirector
 from manta._private.gcs.pubsub import Subscriptions
 from manta._private.gcs.storage import Storage
+from manta._private.gcs.task_event_store import TaskEventStore
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, Dispatcher, RpcServer
@@ -71,6 +73,7 @@ class GcsService:
         self.pgs = PlacementGroupDirector(
             self._conn_of_node.get, self._node_entries, self._pg_removed, self._publish, storage
         )
+        self.task_events = TaskEventStore(config.task_events_max_num_task_in_gcs)
         self._register_handlers()
 
     async def start(self, host: str, port: int, unix: str | None) -> int:
@@ -146,6 +149,14 @@ class GcsService:
         d.register(m.ErrorPush, lambda c, msg: self._publish("errors", bytes(msg.job_id), msg))
         d.register(m.Ping, lambda c, msg: None)
         d.register(
+            m.TaskEventBatch,
+            lambda c, msg: self.task_events.add_batch(
+                msg.reporter, msg.definitions, msg.transitions, msg.dropped
+            ),
+        )
+        d.register(m.ListTasks, self._h_list_tasks)
+        d.register(m.SummarizeTasks, lambda c, msg: self.task_events.summary())
+        d.register(
             m.LeaseInfeasible, lambda c, msg: logger.warning("a node refused an actor lease: %s", msg.message)
         )
         self.actors.register_handlers(d)
@@ -157,6 +168,13 @@ class GcsService:
         job_id = self._driver_jobs.get(conn)
         info = None if job_id is None else self._job(job_id)
         return None if info is None else info.namespace
+
+    def _h_list_tasks(self, conn: Connection, msg: m.ListTasks) -> m.TaskListing:
+        filters = [tuple(f) for f in msg.filters if isinstance(f, list) and len(f) == 3]
+        if len(filters) != len(msg.filters):
+            raise ValueError("each filter is [column, operator, value]")
+        listing = self.task_events.list(filters, min(max(msg.limit, 0), te.MAX_LIMIT), msg.detail)
+        return m.TaskListing(listing.records, listing.total, listing.matched, listing.dropped)
 
     def _h_register_node(self, conn: Connection, msg: m.RegisterNode) -> None:
         known = self.nodes.nodes.get(msg.info.node_id)

@@ -1,16 +1,18 @@
 """``manta.util.state`` (Ray's ``ray.util.state``): the cluster's state as lists of records.
 
 ``list_objects`` (one record per process that holds a reference to an object), ``list_actors``,
-``list_nodes`` and ``list_placement_groups`` read what the cluster knows now. Task listings
-need the task-event store, which Manta does not have yet: ``list_tasks`` and the other
-task-history listings raise ``NotImplementedError`` saying so, rather than return partial
-answers.
+``list_nodes`` and ``list_placement_groups`` read what the cluster knows now; ``list_tasks``,
+``get_task`` and ``summarize_tasks`` read the gcs's task-event store, which every process
+reports its tasks' state changes to. ``list_workers`` and ``list_jobs`` raise
+``NotImplementedError`` saying so, rather than return partial answers.
 """
 
 from __future__ import annotations
 
 from manta.util.state.api import (
     ObjectState,
+    TaskState,
+    get_task,
     list_actors,
     list_jobs,
     list_nodes,
@@ -23,6 +25,8 @@ from manta.util.state.api import (
 
 __all__ = [
     "ObjectState",
+    "TaskState",
+    "get_task",
     "list_actors",
     "list_jobs",
     "list_nodes",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -10,7 +11,10 @@ from manta._private.api.cluster_info import nodes as cluster_nodes
 from manta._private.api.context import require_initialized
 from manta._private.api.memory import gather_reports
 from manta._private.api.placement_group import placement_group_table
+from manta._private.common import task_events as te
 from manta._private.rpc import messages as m
+
+logger = logging.getLogger(__name__)
 
 # Ray's default: at most this many records unless ``limit`` says otherwise.
 DEFAULT_LIMIT = 100
@@ -154,18 +158,6 @@ def list_placement_groups(
     return _select(records, filters, limit)
 
 
-def _needs_task_events(what: str) -> Callable[..., Any]:
-    def listing(*_args: Any, **_kwargs: Any) -> Any:
-        raise NotImplementedError(
-            f"manta.util.state.{what} is not available yet: it needs the task-event store, "
-            "which Manta does not have. `manta status` shows nodes, resources and demand; "
-            "`manta memory` and list_objects() show objects."
-        )
-
-    listing.__name__ = what
-    return listing
-
-
 def list_actors(
     address: str | None = None,
     filters: list[Filter] | None = None,
@@ -200,10 +192,113 @@ def _actor_record(info: m.ActorInfo) -> Record:
     )
 
 
-list_tasks = _needs_task_events("list_tasks")
-list_workers = _needs_task_events("list_workers")
-list_jobs = _needs_task_events("list_jobs")
-summarize_tasks = _needs_task_events("summarize_tasks")
+@dataclass(frozen=True)
+class TaskState:
+    """One attempt of a task (Ray's ``TaskState``); the detail fields are None unless
+    listed with ``detail=True``."""
+
+    task_id: str
+    attempt_number: int
+    name: str
+    state: str
+    job_id: str | None
+    actor_id: str | None
+    type: str
+    func_or_class_name: str
+    parent_task_id: str | None
+    node_id: str | None
+    worker_id: str | None
+    worker_pid: int | None
+    error_type: str | None
+    language: str | None = None
+    required_resources: dict[str, float] | None = None
+    runtime_env_info: dict[str, Any] | None = None
+    placement_group_id: str | None = None
+    events: list[dict[str, Any]] | None = None
+    profiling_data: dict[str, Any] | None = None
+    creation_time_ms: int | None = None
+    start_time_ms: int | None = None
+    end_time_ms: int | None = None
+    task_log_info: dict[str, Any] | None = None
+    error_message: str | None = None
+    is_debugger_paused: bool | None = None
+    call_site: str | None = None
+    label_selector: dict[str, Any] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)  # records read as dicts too, as Ray's can
+
+
+def list_tasks(
+    address: str | None = None,
+    filters: list[Filter] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    timeout: int = 30,
+    detail: bool = False,
+    raise_on_missing_output: bool = True,
+    _explain: bool = False,
+) -> list[TaskState]:
+    """Task attempts the cluster recorded (oldest first): running, waiting, and finished
+    ones, until the gcs's store evicts them (``task_events_max_num_task_in_gcs``)."""
+    worker = require_initialized("listing tasks")
+    wire_filters = []
+    for key, op, value in filters or ():
+        te.check_filter(key, op)
+        wire_filters.append([key, op, str(value)])
+    if limit > te.MAX_LIMIT:
+        logger.warning(
+            "list_tasks: limit=%d is more than the most a listing returns; using %d", limit, te.MAX_LIMIT
+        )
+        limit = te.MAX_LIMIT
+    listing: m.TaskListing = worker.call_gcs(m.ListTasks(wire_filters, max(limit, 0), detail), timeout)
+    if listing.dropped and raise_on_missing_output:
+        logger.warning(
+            "list_tasks: %d task events were dropped before they reached the store, so some tasks "
+            "may be missing or out of date (a process recorded more than task_events_max_buffered)",
+            listing.dropped,
+        )
+    return [TaskState(**record) for record in listing.records]
+
+
+def get_task(
+    id: str | Any, address: str | None = None, timeout: int = 30, _explain: bool = False
+) -> TaskState | list[TaskState] | None:
+    """The attempts of one task, by its hex id or an ObjectRef it returns: None if the
+    store has none, the attempt if there is one, else every attempt."""
+    task_id = id.task_id().hex() if hasattr(id, "task_id") else str(id)
+    found = list_tasks(filters=[("task_id", "=", task_id)], limit=te.MAX_LIMIT, timeout=timeout, detail=True)
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else found
+
+
+def summarize_tasks(
+    address: str | None = None,
+    timeout: int = 30,
+    raise_on_missing_output: bool = True,
+    _explain: bool = False,
+) -> dict[str, Any]:
+    """Task attempts counted by function (or actor method) and state, as Ray's summary."""
+    worker = require_initialized("summarizing tasks")
+    summary: dict[str, Any] = worker.call_gcs(m.SummarizeTasks(), timeout)
+    for key in ("dropped", "evicted"):
+        summary.pop(key, None)
+    return {"cluster": summary}
+
+
+def _not_yet(what: str) -> Callable[..., Any]:
+    def listing(*_args: Any, **_kwargs: Any) -> Any:
+        raise NotImplementedError(
+            f"manta.util.state.{what} is not available yet. list_tasks, list_actors, list_nodes, "
+            "list_objects and list_placement_groups are; `manta job list` lists jobs."
+        )
+
+    listing.__name__ = what
+    return listing
+
+
+list_workers = _not_yet("list_workers")
+list_jobs = _not_yet("list_jobs")
 
 
 def _select(records: Iterable[Any], filters: list[Filter] | None, limit: int) -> list[Any]:

@@ -10,6 +10,7 @@ from manta._private.core_worker.memory_store import MemoryStore
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.reference_counter import Freed, ReferenceCounter
 from manta._private.core_worker.streams import StreamTable
+from manta._private.core_worker.task_events import TaskEventBuffer
 from manta._private.core_worker.task_manager import MAX_LOST_ARG_ROUNDS, Done, PendingTask, Retry, TaskManager
 from manta._private.rpc.messages import Address, ArgValue, NestedRef, ReturnObject, TaskResult, TaskSpec
 from manta.exceptions import (
@@ -57,7 +58,8 @@ class World:
         self.streams = StreamTable(
             self.store, self.refs, ME, lambda: OWNER, lambda _r: None, lambda f, *a: f(*a)
         )
-        self.manager = TaskManager(self.store, self.refs, max_inline=100 * 1024, me=ME, streams=self.streams)
+        self.events = TaskEventBuffer(1000)
+        self.manager = TaskManager(self.store, self.refs, self.events, me=ME, streams=self.streams)
 
     def submit(
         self,
@@ -281,7 +283,7 @@ def test_completion_releases_argument_refs() -> None:
     task = world.submit(arg_refs=[ObjectRef(arg)])
     assert world.refs.collect() == []
     world.manager.on_result(task, ok(task))
-    assert task.arg_refs == []
+    assert not task.arg_refs
     assert [f.object_id for f in world.refs.collect()] == [arg]
 
 

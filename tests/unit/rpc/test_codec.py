@@ -66,6 +66,7 @@ def task_spec() -> TaskSpec:
         placement_group=[PlacementGroupID.from_random(), 1, True],
         generator=1,
         backpressure=2,
+        task_events=False,
     )
     # Built by field name so that a field added to TaskSpec fails here, loudly, first.
     return TaskSpec(**{name: values[name] for name in codec.fields_of(TaskSpec)})

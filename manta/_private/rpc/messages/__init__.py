@@ -4,7 +4,8 @@ here (``from manta._private.rpc import messages as m``; ``m.PushTask``).
 Tags are wire numbers: never reuse or renumber one; add new messages at the end of their
 group. Groups: 1-9 handshake and shared shapes, 10-39 gcs, 40-69 node daemon, 70-99 and
 120-149 core worker, 100-119 node-internal (fork server), 150-169 the gcs's access service
-(tokens, audit). Placement groups sit where free tags were when they were added.
+(tokens, audit), 170-179 the gcs's task-event store. Placement groups sit where free tags
+were when they were added.
 """
 
 from __future__ import annotations
@@ -338,4 +339,16 @@ from manta._private.rpc.messages.shared import (
 )
 from manta._private.rpc.messages.shared import (
     Welcome as Welcome,
+)
+from manta._private.rpc.messages.task_events import (
+    ListTasks as ListTasks,
+)
+from manta._private.rpc.messages.task_events import (
+    SummarizeTasks as SummarizeTasks,
+)
+from manta._private.rpc.messages.task_events import (
+    TaskEventBatch as TaskEventBatch,
+)
+from manta._private.rpc.messages.task_events import (
+    TaskListing as TaskListing,
 )

@@ -145,6 +145,8 @@ class TaskSpec:
     # the worker pauses while that many items wait unconsumed.
     generator: int = 0
     backpressure: int = 0
+    # Whether its owner and its worker record its events (enable_task_events).
+    task_events: bool = True
 
 
 GENERATOR_STREAMING = 1

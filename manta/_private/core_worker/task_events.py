@@ -1,0 +1,164 @@
+"""A process's task events on their way to the gcs (shapes: common/task_events.py).
+
+Any thread records (the user's thread submits, the I/O thread settles, the executor runs):
+an event is one list appended to a deque, and a full buffer drops and counts instead of
+growing. The I/O thread takes what is there in one batch every report interval
+(``report_periodically``), and once more as the process leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgpack
+
+from manta._private.common import task_events as te
+from manta._private.common.aio import spawn
+from manta._private.rpc.messages import TaskEventBatch, TaskSpec
+from manta._private.rpc.transport import Connection
+
+
+class TaskEventBuffer:
+    def __init__(self, max_buffered: int) -> None:
+        self._max = max_buffered
+        self._definitions: deque[list[Any]] = deque()
+        self._transitions: deque[list[Any]] = deque()
+        self._dropped = 0  # may miss a count when threads overflow it at once: a tally
+        # This process, as [node_id, worker_id, pid]: where the RUNNING events it reports
+        # happened (set once it has joined its node).
+        self.reporter: list[Any] = [None, None, 0]
+
+    def define(self, spec: TaskSpec, state: int) -> None:
+        """``spec`` was submitted; it waits in ``state``."""
+        if len(self._definitions) + len(self._transitions) >= self._max:
+            self._dropped += 1
+            return
+        if spec.actor_id is None:
+            kind, func = te.NORMAL_TASK, qualified_name(spec.function_name)
+        else:
+            kind, func = te.ACTOR_TASK, spec.function_name  # "Class.method" already
+        pg = spec.placement_group
+        self._definitions.append(
+            [
+                spec.task_id,
+                spec.attempt,
+                state,
+                time.time(),
+                spec.name,
+                func,
+                kind,
+                spec.job_id,
+                spec.parent_task_id,
+                spec.actor_id,
+                spec.resources,
+                pg[0] if pg else None,
+            ]
+        )
+
+    def transition(self, spec: TaskSpec, state: int, *extra: Any) -> None:
+        """``spec``'s attempt moved to ``state`` (with FAILED's extras)."""
+        if len(self._definitions) + len(self._transitions) >= self._max:
+            self._dropped += 1
+            return
+        self._transitions.append([spec.task_id, spec.attempt, state, time.time(), *extra])
+
+    def failed(self, spec: TaskSpec, error: BaseException) -> None:
+        message = f"{type(error).__name__}: {error}"[: te.MAX_ERROR_MESSAGE]
+        self.transition(spec, te.FAILED, error_type(error), message)
+
+    def lost(self, count: int) -> None:
+        """``count`` events taken for a report that could not be sent."""
+        self._dropped += count
+
+    def has_events(self) -> bool:
+        return bool(self._definitions or self._transitions or self._dropped)
+
+    def take(self) -> tuple[bytes, bytes, int, int] | None:
+        """Everything recorded since the last take, packed: (definitions, transitions,
+        dropped, how many events), or None when there is nothing."""
+        if not self.has_events():
+            return None
+        definitions = [self._definitions.popleft() for _ in range(len(self._definitions))]
+        transitions = [self._transitions.popleft() for _ in range(len(self._transitions))]
+        dropped, self._dropped = self._dropped, 0
+        count = len(definitions) + len(transitions)
+        return msgpack.packb(definitions), msgpack.packb(transitions), dropped, count
+
+
+def report_periodically(
+    buffer: TaskEventBuffer,
+    gcs: Callable[[], Awaitable[Connection]],
+    interval: float,
+    stopped: Callable[[], bool],
+) -> None:
+    """On the I/O loop: report what ``buffer`` holds every ``interval`` until ``stopped``
+    (a timer, not a sleeping task: nothing is left pending when the loop closes)."""
+    loop = asyncio.get_running_loop()
+
+    def tick() -> None:
+        if stopped():
+            return
+        if buffer.has_events():
+            spawn(report(buffer, gcs), "reporting task events")
+        loop.call_later(interval, tick)
+
+    loop.call_later(interval, tick)
+
+
+async def report(
+    buffer: TaskEventBuffer,
+    gcs: Callable[[], Awaitable[Connection]],
+    timeout: float | None = None,
+) -> None:
+    """Send what ``buffer`` holds to the gcs (counted as dropped if it cannot be sent)."""
+    batch = buffer.take()
+    if batch is None:
+        return
+    definitions, transitions, dropped, count = batch
+    try:
+        conn = await asyncio.wait_for(gcs(), timeout)
+        conn.notify(TaskEventBatch(buffer.reporter, definitions, transitions, dropped))
+    except Exception:
+        buffer.lost(count + dropped)
+
+
+# Ray's ErrorType names for the ends a task can come to, by exception class name (the
+# first along the class's MRO); anything else is an exception the task itself raised.
+_ERROR_TYPES = {
+    "TaskCancelledError": "TASK_CANCELLED",
+    "WorkerCrashedError": "WORKER_DIED",
+    "OutOfMemoryError": "OUT_OF_MEMORY",
+    "OwnerDiedError": "OWNER_DIED",
+    "ObjectLostError": "OBJECT_LOST",
+    "ObjectReconstructionFailedError": "OBJECT_UNRECONSTRUCTABLE",
+    "ActorDiedError": "ACTOR_DIED",
+    "ActorUnavailableError": "ACTOR_UNAVAILABLE",
+    "TaskPlacementGroupRemoved": "TASK_PLACEMENT_GROUP_REMOVED",
+    "TaskUnschedulableError": "TASK_UNSCHEDULABLE_ERROR",
+    "RuntimeEnvSetupError": "RUNTIME_ENV_SETUP_FAILED",
+}
+
+
+def error_type(error: BaseException) -> str:
+    for cls in type(error).__mro__:
+        name = _ERROR_TYPES.get(cls.__name__)
+        if name is not None:
+            return name
+    return "TASK_EXECUTION_EXCEPTION"
+
+
+@functools.lru_cache(maxsize=1024)
+def qualified_name(function_name: str) -> str:
+    """``module.qualname`` without its module (Ray's func_or_class_name): the longest
+    leading part that names a loaded module is the module."""
+    parts = function_name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        if ".".join(parts[:cut]) in sys.modules:
+            return ".".join(parts[cut:])
+    return function_name

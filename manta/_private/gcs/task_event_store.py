@@ -1,0 +1,308 @@
+"""The gcs's task-event store: one row per task attempt, built from the events every
+process reports (``common/task_events.py``), bounded, and queried by the state API.
+
+Pure: batches in, rows and listings out. A malformed event is counted and skipped, never
+raised: the reports come from every worker of the cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from manta._private.common import task_events as te
+from manta._private.common.ids import ActorID, JobID, NodeID, PlacementGroupID, TaskID, WorkerID
+
+# Filters compare these without regard to case ("running" finds RUNNING), as Ray's do.
+_CASELESS = frozenset({"state", "type", "language"})
+
+Filter = tuple[str, str, Any]
+
+
+class TaskRow:
+    # A plain slotted class: 100,000 of these are made as fast as tasks run.
+    __slots__ = (
+        "actor_id",
+        "attempt",
+        "error_message",
+        "error_type",
+        "events",
+        "func",
+        "job_id",
+        "name",
+        "node_id",
+        "parent_task_id",
+        "pid",
+        "placement_group_id",
+        "resources",
+        "state",
+        "state_time",
+        "task_id",
+        "type",
+        "worker_id",
+    )
+
+    def __init__(self, task_id: bytes, attempt: int) -> None:
+        self.task_id, self.attempt = task_id, attempt
+        self.name = self.func = ""
+        self.type = te.NORMAL_TASK
+        self.job_id: bytes | None = None
+        self.parent_task_id: bytes | None = None
+        self.actor_id: bytes | None = None
+        self.resources: dict[str, Any] = {}
+        self.placement_group_id: bytes | None = None
+        self.state, self.state_time = te.NIL, 0.0
+        self.events: list[tuple[int, float]] = []
+        self.node_id: bytes | None = None
+        self.worker_id: bytes | None = None
+        self.pid: int | None = None
+        self.error_type: str | None = None
+        self.error_message: str | None = None
+
+    def note(self, state: int, at: float) -> None:
+        self.events.append((state, at))
+        if (state, at) >= (self.state, self.state_time):  # the furthest state (see STATES)
+            self.state, self.state_time = state, at
+
+    def first_time(self, state: int) -> float | None:
+        return next((at for s, at in self.events if s == state), None)
+
+    def end_time(self) -> float | None:
+        return self.state_time if self.state >= te.FINISHED else None
+
+
+@dataclass
+class Listing:
+    records: list[dict[str, Any]]
+    total: int  # rows in the store
+    matched: int  # rows that passed the filters, before the limit
+    dropped: int  # events lost before they reached the store (evicted rows are not counted)
+
+
+class TaskEventStore:
+    def __init__(self, max_tasks: int) -> None:
+        self.max_tasks = max_tasks
+        self._rows: dict[tuple[bytes, int], TaskRow] = {}
+        self.dropped_by_reporters = 0
+        self.evicted = 0
+        self.malformed = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    # -- reports -----------------------------------------------------------------------------
+    def add_batch(self, reporter: Any, definitions: Any, transitions: Any, dropped: Any) -> None:
+        """A process's report: its events packed (common/task_events.py)."""
+        try:
+            node_id, worker_id, pid = reporter
+            where = (_id_or_none(node_id, NodeID), _id_or_none(worker_id, WorkerID), int(pid))
+            unpacked = [
+                msgpack.unpackb(blob, raw=False, strict_map_key=False) for blob in (definitions, transitions)
+            ]
+        except (TypeError, ValueError, msgpack.UnpackException):
+            self.malformed += 1
+            return
+        if not all(isinstance(events, list) for events in unpacked):
+            self.malformed += 1
+            return
+        self.add(unpacked[0], unpacked[1], dropped, where)
+
+    def add(
+        self,
+        definitions: Iterable[Any],
+        transitions: Iterable[Any],
+        dropped: Any,
+        where: tuple[bytes | None, bytes | None, int | None] = (None, None, None),
+    ) -> None:
+        """Events already unpacked; ``where`` is the reporter's node, worker and pid, where
+        the RUNNING events among them happened."""
+        if type(dropped) is int and dropped > 0:
+            self.dropped_by_reporters += dropped
+        for entry in definitions:
+            try:
+                self._define(entry)
+            except (TypeError, ValueError, IndexError, AttributeError):
+                self.malformed += 1
+        for entry in transitions:
+            try:
+                self._transition(entry, where)
+            except (TypeError, ValueError, IndexError, AttributeError):
+                self.malformed += 1
+        while len(self._rows) > self.max_tasks:  # the oldest rows go first
+            del self._rows[next(iter(self._rows))]
+            self.evicted += 1
+
+    def _row(self, task_id: Any, attempt: Any) -> TaskRow:
+        row = self._rows.get((task_id, attempt))  # a row found had its key checked
+        return self._new_row(task_id, attempt) if row is None else row
+
+    def _new_row(self, task_id: Any, attempt: Any) -> TaskRow:
+        if type(task_id) is not bytes or len(task_id) != TaskID.SIZE:
+            raise ValueError("task id")
+        if type(attempt) is not int or attempt < 0:
+            raise ValueError("attempt")
+        row = self._rows[(task_id, attempt)] = TaskRow(task_id, attempt)
+        first = self._rows.get((task_id, 0)) if attempt else None
+        if first is not None:  # a retry: what the task is was said once, for attempt 0
+            _copy_definition(first, row)
+        return row
+
+    def _define(self, entry: Any) -> None:
+        task_id, attempt, state, at, name, func, kind, job, parent, actor, resources, pg = entry
+        _check_state(state, at)
+        if not (type(name) is str and type(func) is str and type(kind) is int and 0 <= kind < len(te.TYPES)):
+            raise ValueError("definition")
+        if type(resources) is not dict:
+            raise ValueError("resources")
+        row = self._row(task_id, attempt)
+        row.name, row.func, row.type = name, func, kind
+        row.job_id = _id_or_none(job, JobID)
+        row.parent_task_id = _id_or_none(parent, TaskID)
+        row.actor_id = _id_or_none(actor, ActorID)
+        row.resources = resources  # listed back as it came: any msgpack value is harmless
+        row.placement_group_id = _id_or_none(pg, PlacementGroupID)
+        row.note(state, at)
+
+    def _transition(self, entry: Any, where: tuple[bytes | None, bytes | None, int | None]) -> None:
+        state, at = entry[2], entry[3]
+        _check_state(state, at)
+        row = self._row(entry[0], entry[1])
+        if state == te.RUNNING:
+            row.node_id, row.worker_id, row.pid = where
+        elif state == te.FAILED and len(entry) == 6:
+            row.error_type = str(entry[4])[:200]
+            row.error_message = str(entry[5])[: te.MAX_ERROR_MESSAGE]
+        row.note(state, at)
+
+    # -- queries -----------------------------------------------------------------------------
+    def list(self, filters: list[Filter], limit: int, detail: bool) -> Listing:
+        """Rows passing every filter, oldest first, at most ``limit`` of them as records.
+        Raises ValueError for an unknown column or operator (naming the valid ones)."""
+        tests = [_test(f) for f in filters]
+        matched = 0
+        chosen: list[TaskRow] = []
+        for row in self._rows.values():
+            if all(test(row) for test in tests):
+                matched += 1
+                if len(chosen) < limit:
+                    chosen.append(row)
+        return Listing(
+            [record(row, detail) for row in chosen],
+            len(self._rows),
+            matched,
+            self.dropped_by_reporters,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Rows counted by function (or actor class and method) and state, as Ray's
+        ``summarize_tasks`` shows them."""
+        by_name: dict[str, dict[str, Any]] = {}
+        for row in self._rows.values():
+            entry = by_name.get(row.func)
+            if entry is None:
+                entry = by_name[row.func] = {
+                    "func_or_class_name": row.func,
+                    "type": te.TYPES[row.type],
+                    "state_counts": {},
+                }
+            counts = entry["state_counts"]
+            state = te.STATES[row.state]
+            counts[state] = counts.get(state, 0) + 1
+        return {
+            "summary": by_name,
+            "total_tasks": sum(1 for r in self._rows.values() if r.type == te.NORMAL_TASK),
+            "total_actor_tasks": sum(1 for r in self._rows.values() if r.type == te.ACTOR_TASK),
+            "total_actor_scheduled": sum(1 for r in self._rows.values() if r.type == te.ACTOR_CREATION_TASK),
+            "summary_by": "func_name",
+            "dropped": self.dropped_by_reporters,
+            "evicted": self.evicted,
+        }
+
+
+def _check_state(state: Any, at: Any) -> None:
+    if type(state) is not int or not 0 < state < len(te.STATES):
+        raise ValueError("state")
+    if type(at) is not float and type(at) is not int:
+        raise ValueError("time")
+
+
+def _id_or_none(value: Any, cls: type) -> bytes | None:
+    if value is None:
+        return None
+    if type(value) is not bytes or len(value) != cls.SIZE:  # type: ignore[attr-defined]
+        raise ValueError(cls.__name__)
+    return value
+
+
+def _copy_definition(source: TaskRow, row: TaskRow) -> None:
+    row.name, row.func, row.type = source.name, source.func, source.type
+    row.job_id, row.parent_task_id, row.actor_id = source.job_id, source.parent_task_id, source.actor_id
+    row.resources, row.placement_group_id = source.resources, source.placement_group_id
+
+
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
+
+
+def _ms(at: float | None) -> int | None:
+    return None if at is None else int(at * 1000)
+
+
+# How a filter reads each column of a row.
+_GETTERS: dict[str, Callable[[TaskRow], Any]] = {
+    "task_id": lambda r: r.task_id.hex(),
+    "attempt_number": lambda r: r.attempt,
+    "name": lambda r: r.name,
+    "state": lambda r: te.STATES[r.state],
+    "job_id": lambda r: _hex(r.job_id),
+    "actor_id": lambda r: _hex(r.actor_id),
+    "type": lambda r: te.TYPES[r.type],
+    "func_or_class_name": lambda r: r.func,
+    "parent_task_id": lambda r: _hex(r.parent_task_id),
+    "node_id": lambda r: _hex(r.node_id),
+    "worker_id": lambda r: _hex(r.worker_id),
+    "worker_pid": lambda r: r.pid,
+    "error_type": lambda r: r.error_type,
+    "language": lambda r: "PYTHON",
+    "is_debugger_paused": lambda r: None,
+    "placement_group_id": lambda r: _hex(r.placement_group_id),
+}
+
+
+def _test(condition: Filter) -> Callable[[TaskRow], bool]:
+    key, op, value = condition
+    te.check_filter(key, op)
+    get = _GETTERS[key]
+    want = str(value).upper() if key in _CASELESS else str(value)
+    if op == "=":
+        return lambda row: str(get(row)) == want
+    return lambda row: str(get(row)) != want
+
+
+def record(row: TaskRow, detail: bool) -> dict[str, Any]:
+    """A row as Ray's TaskState fields (the detail ones None without ``detail``)."""
+    out: dict[str, Any] = {name: _GETTERS[name](row) for name in te.COLUMNS}
+    if not detail:
+        out.update(dict.fromkeys(te.DETAIL_COLUMNS))
+        return out
+    events = sorted(row.events, key=lambda e: e[1])  # they arrive from several processes
+    out.update(
+        language="PYTHON",
+        required_resources=dict(row.resources),
+        runtime_env_info=None,
+        placement_group_id=_hex(row.placement_group_id),
+        events=[{"state": te.STATES[s], "created_ms": _ms(at)} for s, at in events],
+        profiling_data=None,
+        creation_time_ms=_ms(events[0][1]) if events else None,
+        start_time_ms=_ms(row.first_time(te.RUNNING)),
+        end_time_ms=_ms(row.end_time()),
+        task_log_info=None,
+        error_message=row.error_message,
+        is_debugger_paused=None,
+        call_site=None,
+        label_selector=None,
+    )
+    return out

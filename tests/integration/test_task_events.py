@@ -1,0 +1,192 @@
+"""Task events on a real cluster: every process reports its tasks' state changes to the
+gcs's store, and ``list_tasks``, ``get_task`` and ``summarize_tasks`` read them."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+import manta as ray
+from manta.util.state import get_task, list_tasks, summarize_tasks
+from tests.polling import touch, wait_for_files, wait_until
+
+
+def record_of(ref, state=None, timeout=20.0):
+    """The task's record once the store has it from its owner (the worker's events may
+    come first) and, if given, in ``state``."""
+
+    def found():
+        record = get_task(ref)
+        complete = record is not None and record.name
+        return record if complete and (state is None or record.state == state) else None
+
+    return wait_until(found, timeout=timeout, what=f"the task record in state {state}")
+
+
+@ray.remote
+def add(x, y):
+    return x + y
+
+
+@ray.remote
+def fail():
+    raise ValueError("deliberately")
+
+
+@ray.remote
+def wait_for(path):
+    import time
+
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return os.getpid()
+
+
+def test_a_finished_task_has_rays_fields_and_its_history(cluster):
+    ref = add.remote(1, 2)
+    assert ray.get(ref) == 3
+    record = record_of(ref, "FINISHED")
+    assert record.task_id == ref.task_id().hex() and record.attempt_number == 0
+    assert (record.name, record.func_or_class_name, record.type) == ("add", "add", "NORMAL_TASK")
+    assert record.job_id == ray.get_runtime_context().get_job_id()
+    assert record.worker_pid and record.node_id == ray.get_runtime_context().get_node_id()
+    assert record.required_resources == {"CPU": 1.0} and record.language == "PYTHON"
+    states = [e["state"] for e in record.events]
+    assert states == ["PENDING_NODE_ASSIGNMENT", "SUBMITTED_TO_WORKER", "RUNNING", "FINISHED"]
+    assert record.creation_time_ms <= record.start_time_ms <= record.end_time_ms
+    assert record["state"] == "FINISHED"  # read as a dict too
+    brief = list_tasks(filters=[("task_id", "=", record.task_id)])[0]
+    assert brief.state == "FINISHED" and brief.events is None  # detail fields only with detail=True
+
+
+def test_a_failed_task_says_why(cluster):
+    ref = fail.remote()
+    with pytest.raises(ValueError):
+        ray.get(ref)
+    record = record_of(ref, "FAILED")
+    assert record.error_type == "TASK_EXECUTION_EXCEPTION"
+    assert "ValueError: deliberately" in record.error_message
+    failed = list_tasks(filters=[("state", "=", "failed"), ("func_or_class_name", "=", "fail")])
+    assert record.task_id in {r.task_id for r in failed}
+
+
+def test_running_and_waiting_tasks_show_where_they_are(cluster, tmp_path):
+    go = str(tmp_path / "go")
+    running = wait_for.remote(go)
+    waiting = add.remote(running, 1)  # its argument is not ready
+    try:
+        record = record_of(running, "RUNNING")
+        assert record.worker_pid and record.worker_id
+        assert record_of(waiting).state == "PENDING_ARGS_AVAIL"
+    finally:
+        touch(go)
+    pid = ray.get(running)
+    assert record_of(running, "FINISHED").worker_pid == pid
+    ray.get(waiting)
+    assert [e["state"] for e in record_of(waiting, "FINISHED").events][:2] == [
+        "PENDING_ARGS_AVAIL",
+        "PENDING_NODE_ASSIGNMENT",
+    ]
+
+
+def test_an_infeasible_task_waits_for_a_node_and_a_cancelled_one_fails(cluster):
+    ref = add.options(num_gpus=1).remote(1, 1)
+    record_of(ref, "PENDING_NODE_ASSIGNMENT")
+    ray.cancel(ref)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref)
+    assert record_of(ref, "FAILED").error_type == "TASK_CANCELLED"
+
+
+def test_actor_calls_are_actor_tasks(cluster):
+    @ray.remote
+    class Counter:
+        def incr(self):
+            return 1
+
+    counter = Counter.remote()
+    ref = counter.incr.remote()
+    ray.get(ref)
+    record = record_of(ref, "FINISHED")
+    assert (record.type, record.func_or_class_name, record.name) == (
+        "ACTOR_TASK",
+        "Counter.incr",
+        "Counter.incr",
+    )
+    assert record.actor_id == counter._actor_id.hex()
+    summary = summarize_tasks()["cluster"]
+    assert summary["summary"]["Counter.incr"]["state_counts"]["FINISHED"] >= 1
+    assert summary["summary"]["Counter.incr"]["type"] == "ACTOR_TASK"
+    assert summary["total_actor_tasks"] >= 1 and summary["summary_by"] == "func_name"
+
+
+def test_enable_task_events_false_records_nothing(cluster):
+    @ray.remote(enable_task_events=False)
+    def quiet():
+        return 1
+
+    @ray.remote(enable_task_events=False)
+    class Quiet:
+        def m(self):
+            return 1
+
+        @ray.method(enable_task_events=True)
+        def loud(self):
+            return 2
+
+    loud_ref = add.remote(0, 0)
+    quiet_ref = quiet.remote()
+    actor = Quiet.remote()
+    calls = [actor.m.remote(), add.options(enable_task_events=False).remote(1, 1)]
+    method_loud = actor.loud.remote()
+    ray.get([loud_ref, quiet_ref, method_loud, *calls])
+    record_of(loud_ref, "FINISHED")
+    record_of(method_loud, "FINISHED")  # a method may say otherwise
+    for ref in (quiet_ref, *calls):
+        assert get_task(ref) is None
+
+
+def test_a_retried_task_has_one_record_per_attempt(cluster, tmp_path):
+    marker = str(tmp_path / "died-once")
+
+    @ray.remote(max_retries=1)
+    def die_once(path):
+        if not os.path.exists(path):
+            with open(path, "w"):
+                pass
+            os._exit(1)
+        return "second time"
+
+    ref = die_once.remote(marker)
+    assert ray.get(ref) == "second time"
+    wait_for_files(marker)
+
+    def both_attempts():
+        found = get_task(ref)
+        if not isinstance(found, list) or len(found) != 2:
+            return None
+        first, second = sorted(found, key=lambda r: r.attempt_number)
+        return (first, second) if second.state == "FINISHED" else None
+
+    first, second = wait_until(both_attempts, what="both attempts, the second finished")
+    assert first.state == "FAILED" and first.error_type == "WORKER_DIED"
+    assert second.name == first.name == "die_once"
+
+
+def test_bad_listings_say_what_to_do(cluster, caplog):
+    with pytest.raises(
+        ValueError, match="Cannot filter tasks by 'colour': the filterable columns are task_id"
+    ):
+        list_tasks(filters=[("colour", "=", "red")])
+    with pytest.raises(ValueError, match="Unsupported filter operator '>'"):
+        list_tasks(filters=[("state", ">", "RUNNING")])
+    manta_logger = logging.getLogger("manta")  # it does not propagate to the root's
+    manta_logger.addHandler(caplog.handler)
+    try:
+        list_tasks(limit=1_000_000)
+    finally:
+        manta_logger.removeHandler(caplog.handler)
+    assert "is more than the most a listing returns; using 10000" in caplog.text
+    assert get_task("ff" * 24) is None

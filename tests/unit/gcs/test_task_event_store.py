@@ -1,0 +1,193 @@
+"""The task-event store: rows from events in any order, bounds, bad events, listings."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from manta._private.common import task_events as te
+from manta._private.common.ids import ActorID, JobID, NodeID, TaskID, WorkerID
+from manta._private.gcs.task_event_store import TaskEventStore
+
+JOB = JobID.from_int(1)
+NODE = NodeID.from_random()
+WORKER = WorkerID.from_random()
+
+
+def task(_i: int = 0) -> bytes:
+    return bytes(TaskID.for_normal_task(JOB))
+
+
+def define(tid: bytes, at: float, name: str = "f", kind: int = te.NORMAL_TASK, attempt: int = 0) -> list:
+    parent = bytes(TaskID.for_driver(JOB))
+    actor = bytes(ActorID.of(JOB)) if kind != te.NORMAL_TASK else None
+    return [
+        tid,
+        attempt,
+        te.PENDING_NODE_ASSIGNMENT,
+        at,
+        name,
+        f"mod.{name}",
+        kind,
+        bytes(JOB),
+        parent,
+        actor,
+        {"CPU": 1.0},
+        None,
+    ]
+
+
+WHERE = (bytes(NODE), bytes(WORKER), 4242)
+
+
+def ran(tid: bytes, at: float, attempt: int = 0) -> list:
+    return [tid, attempt, te.RUNNING, at]
+
+
+def test_a_task_moves_through_its_states() -> None:
+    store = TaskEventStore(100)
+    tid = task(0)
+    store.add(
+        [define(tid, 1.0)],
+        [[tid, 0, te.SUBMITTED_TO_WORKER, 2.0], ran(tid, 3.0), [tid, 0, te.FINISHED, 4.0]],
+        0,
+        WHERE,
+    )
+    [rec] = store.list([], 100, detail=True).records
+    assert rec["state"] == "FINISHED" and rec["name"] == "f" and rec["func_or_class_name"] == "mod.f"
+    assert rec["task_id"] == tid.hex() and rec["job_id"] == bytes(JOB).hex() and rec["type"] == "NORMAL_TASK"
+    assert (
+        rec["node_id"] == bytes(NODE).hex()
+        and rec["worker_id"] == bytes(WORKER).hex()
+        and rec["worker_pid"] == 4242
+    )
+    assert (rec["creation_time_ms"], rec["start_time_ms"], rec["end_time_ms"]) == (1000, 3000, 4000)
+    assert [e["state"] for e in rec["events"]] == [
+        "PENDING_NODE_ASSIGNMENT",
+        "SUBMITTED_TO_WORKER",
+        "RUNNING",
+        "FINISHED",
+    ]
+    assert rec["required_resources"] == {"CPU": 1.0} and rec["language"] == "PYTHON"
+
+
+def test_events_arriving_out_of_order_keep_the_furthest_state() -> None:
+    # The worker's RUNNING and FINISHED can reach the store before the owner's definition.
+    store = TaskEventStore(100)
+    tid = task(0)
+    store.add([], [[tid, 0, te.FINISHED, 4.0], ran(tid, 3.0)], 0, WHERE)
+    store.add([define(tid, 1.0)], [[tid, 0, te.SUBMITTED_TO_WORKER, 2.0]], 0)
+    [rec] = store.list([], 10, detail=False).records
+    assert rec["state"] == "FINISHED" and rec["name"] == "f" and rec["worker_pid"] == 4242
+
+
+def test_a_failure_carries_its_error_and_a_retry_is_its_own_row() -> None:
+    store = TaskEventStore(100)
+    tid = task(0)
+    store.add([define(tid, 1.0)], [[tid, 0, te.FAILED, 2.0, "ValueError", "bad " * 1000]], 0)
+    store.add([], [[tid, 1, te.PENDING_NODE_ASSIGNMENT, 3.0], ran(tid, 4.0, attempt=1)], 0, WHERE)
+    first, retry = store.list([], 10, detail=True).records
+    assert first["state"] == "FAILED" and first["error_type"] == "ValueError"
+    assert len(first["error_message"]) == te.MAX_ERROR_MESSAGE
+    assert retry["attempt_number"] == 1 and retry["state"] == "RUNNING" and retry["name"] == "f"
+
+
+def test_without_detail_the_detail_columns_are_none() -> None:
+    store = TaskEventStore(10)
+    tid = task(0)
+    store.add([define(tid, 1.0)], [], 0)
+    [rec] = store.list([], 10, detail=False).records
+    assert set(rec) == set(te.COLUMNS) | set(te.DETAIL_COLUMNS)
+    assert all(rec[c] is None for c in te.DETAIL_COLUMNS)
+
+
+def test_filters_limit_and_counts() -> None:
+    store = TaskEventStore(100)
+    ids = [task(i) for i in range(10)]
+    store.add([define(t, float(i), name="a" if i % 2 else "b") for i, t in enumerate(ids)], [], 0)
+    store.add([], [[ids[0], 0, te.FINISHED, 20.0]], 0)
+    listing = store.list([("name", "=", "a")], 2, detail=False)
+    assert (listing.total, listing.matched, len(listing.records)) == (10, 5, 2)
+    assert [r["task_id"] for r in listing.records] == [ids[1].hex(), ids[3].hex()]  # oldest first
+    assert store.list([("state", "=", "finished")], 100, False).matched == 1  # any case
+    assert store.list([("state", "!=", "FINISHED")], 100, False).matched == 9
+    assert store.list([("task_id", "=", ids[4].hex())], 100, False).records[0]["name"] == "b"
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (("colour", "=", "red"), "Cannot filter tasks by 'colour': the filterable columns are task_id"),
+        (("state", ">", "RUNNING"), "Unsupported filter operator '>': use one of =, !="),
+    ],
+)
+def test_bad_filters_say_what_is_valid(condition: tuple, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TaskEventStore(10).list([condition], 10, False)
+
+
+def test_the_oldest_rows_are_evicted_and_counted() -> None:
+    store = TaskEventStore(3)
+    ids = [task(i) for i in range(5)]
+    store.add([define(t, float(i)) for i, t in enumerate(ids)], [], dropped=7)
+    listing = store.list([], 10, False)
+    assert [r["task_id"] for r in listing.records] == [t.hex() for t in ids[2:]]
+    assert listing.dropped == 7 and store.evicted == 2 and store.summary()["evicted"] == 2
+
+
+def test_summary_counts_by_function_and_state() -> None:
+    store = TaskEventStore(100)
+    a, b, c = task(0), task(1), task(2)
+    store.add(
+        [define(a, 1.0, "f"), define(b, 1.0, "f"), define(c, 1.0, "m", kind=te.ACTOR_TASK)],
+        [[a, 0, te.FINISHED, 2.0]],
+        0,
+    )
+    summary = store.summary()
+    assert summary["summary"]["mod.f"]["state_counts"] == {"FINISHED": 1, "PENDING_NODE_ASSIGNMENT": 1}
+    assert summary["summary"]["mod.m"]["type"] == "ACTOR_TASK"
+    assert (summary["total_tasks"], summary["total_actor_tasks"]) == (2, 1)
+
+
+def test_malformed_events_are_counted_and_skipped() -> None:
+    store = TaskEventStore(100)
+    good = task(0)
+    bad = [
+        "not a list",
+        [b"short", 0, te.RUNNING, 1.0],
+        [good, -1, te.RUNNING, 1.0],
+        [good, 0, 99, 1.0],
+        [good, 0, te.RUNNING, "noon"],
+        [good, 0],
+    ]
+    bad_definitions = [define(good, 1.0)[:5], [*define(good, 1.0)[:10], "not a dict", None]]
+    store.add(bad_definitions, [*bad, [good, 0, te.RUNNING, 2.0]], dropped="many")  # type: ignore[arg-type]
+    assert store.malformed == len(bad) + len(bad_definitions)
+    assert len(store) == 1 and store.list([], 10, False).records[0]["state"] == "RUNNING"
+
+
+def test_a_packed_batch_is_filed_and_a_bad_one_counted() -> None:
+    store = TaskEventStore(10)
+    tid = task()
+    packed = msgpack.packb([define(tid, 1.0)]), msgpack.packb([ran(tid, 2.0)])
+    store.add_batch([bytes(NODE), bytes(WORKER), 7], *packed, 0)
+    [rec] = store.list([], 10, False).records
+    assert (rec["state"], rec["worker_pid"], rec["node_id"]) == ("RUNNING", 7, bytes(NODE).hex())
+    store.add_batch([bytes(NODE), bytes(WORKER), 7], b"\xc1", packed[1], 0)  # not msgpack
+    store.add_batch([b"short", bytes(WORKER), 7], *packed, 0)  # a bad reporter
+    store.add_batch([bytes(NODE), bytes(WORKER), 7], msgpack.packb({"not": "a list"}), packed[1], 0)
+    assert store.malformed == 3 and len(store) == 1
+
+
+@given(st.lists(st.integers(min_value=1, max_value=len(te.STATES) - 1), min_size=1, max_size=8), st.randoms())
+def test_the_state_does_not_depend_on_arrival_order(states: list[int], rnd) -> None:  # type: ignore[no-untyped-def]
+    tid = task(0)
+    events = [[tid, 0, s, float(i)] for i, s in enumerate(states)]
+    shuffled = list(events)
+    rnd.shuffle(shuffled)
+    one, two = TaskEventStore(10), TaskEventStore(10)
+    one.add([], events, 0)
+    two.add([], shuffled, 0)
+    assert one.list([], 1, False).records[0]["state"] == two.list([], 1, False).records[0]["state"]
