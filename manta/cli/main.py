@@ -11,6 +11,7 @@ from manta.cli.access import audit, token
 from manta.cli.cert import cert
 from manta.cli.cluster import cluster_gcs, running_session, start, status, stop
 from manta.cli.job import job
+from manta.cli.state import get_command, list_command, summary_command
 
 
 @click.group()
@@ -49,6 +50,9 @@ cli.add_command(job)
 cli.add_command(token)
 cli.add_command(audit)
 cli.add_command(cert)
+cli.add_command(list_command)
+cli.add_command(get_command)
+cli.add_command(summary_command)
 
 
 def main() -> None:

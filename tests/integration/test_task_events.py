@@ -3,12 +3,15 @@ gcs's store, and ``list_tasks``, ``get_task`` and ``summarize_tasks`` read them.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
 import pytest
+from click.testing import CliRunner
 
 import manta as ray
+from manta.cli.main import cli
 from manta.util.state import get_task, list_tasks, summarize_tasks
 from tests.polling import touch, wait_for_files, wait_until
 
@@ -190,3 +193,40 @@ def test_bad_listings_say_what_to_do(cluster, caplog):
         manta_logger.removeHandler(caplog.handler)
     assert "is more than the most a listing returns; using 10000" in caplog.text
     assert get_task("ff" * 24) is None
+
+
+def manta_cli(cluster, *args):
+    result = CliRunner().invoke(cli, [*args, "--address", cluster.address_info["address"]])
+    return result.exit_code, result.output
+
+
+def test_the_cli_lists_gets_and_summarizes_tasks(cluster):
+    ref = fail.options(name="cli_failure").remote()
+    with pytest.raises(ValueError):
+        ray.get(ref)
+    task_id = record_of(ref, "FAILED").task_id
+    code, out = manta_cli(cluster, "list", "tasks", "--filter", "name=cli_failure", "--format", "json")
+    assert code == 0, out
+    [row] = json.loads(out)
+    assert (row["task_id"], row["state"], row["error_type"]) == (
+        task_id,
+        "FAILED",
+        "TASK_EXECUTION_EXCEPTION",
+    )
+    code, out = manta_cli(cluster, "list", "tasks", "--filter", "state!=FINISHED")
+    assert code == 0 and task_id in out and "cli_failure" in out  # a table
+    code, out = manta_cli(cluster, "get", "tasks", task_id)
+    assert (
+        code == 0 and "ValueError: deliberately" in out and "SUBMITTED_TO_WORKER" in out
+    )  # YAML, every field
+    code, out = manta_cli(cluster, "summary", "tasks", "--format", "json")
+    assert code == 0 and json.loads(out)["cluster"]["summary"]["fail"]["state_counts"]["FAILED"] >= 1
+
+
+def test_the_cli_refuses_bad_filters_and_unknown_ids(cluster):
+    code, out = manta_cli(cluster, "list", "tasks", "--filter", "colour=red")
+    assert code == 2 and "the filterable columns are task_id" in out
+    code, out = manta_cli(cluster, "list", "tasks", "--filter", "state>RUNNING")
+    assert code == 2 and "write COLUMN=VALUE or COLUMN!=VALUE" in out
+    code, out = manta_cli(cluster, "get", "tasks", "00" * 24)
+    assert code == 1 and "no task 0000" in out
