@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from manta._private.api.context import init, is_initialized, shutdown
     from manta._private.api.objects import cancel, get, put, wait
     from manta._private.api.remote_function import RemoteFunction, remote
+    from manta._private.api.timeline import timeline
     from manta._private.common.ids import (
         ActorID,
         JobID,
@@ -55,6 +56,7 @@ _EXPORTS = {
     "kill": "manta._private.api.actor",
     "method": "manta._private.api.actor",
     "remote": "manta._private.api.remote_function",
+    "timeline": "manta._private.api.timeline",
     "ActorID": "manta._private.common.ids",
     "JobID": "manta._private.common.ids",
     "NodeID": "manta._private.common.ids",
@@ -103,6 +105,7 @@ __all__ = [
     "remote",
     "runtime_context",
     "shutdown",
+    "timeline",
     "util",
     "wait",
 ]

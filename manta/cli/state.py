@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import click
@@ -113,6 +114,28 @@ def summary_command(resource: str, fmt: str, address: str | None) -> None:
         f"({summary['evicted']} older attempts evicted)"
     )
     _table(rows, ("func_or_class_name", "type", "state_counts"), title)
+
+
+@click.command("timeline")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write (default: a new file here).",
+)
+@_ADDRESS
+def timeline_command(output: str | None, address: str | None) -> None:
+    """Write the tasks that ran as a Chrome trace (open it in https://ui.perfetto.dev)."""
+    from manta._private.api.timeline import trace_events
+    from manta._private.rpc import messages as m
+
+    with cluster_gcs(address) as gcs:
+        rows = gcs.call(m.TaskTimeline(), timeout=60)
+    path = output or time.strftime("manta-timeline-%Y-%m-%d_%H-%M-%S.json")
+    with open(path, "w") as f:
+        json.dump(trace_events(rows, now=time.time()), f)
+    click.echo(f"{len(rows)} task attempts written to {path}; open it in https://ui.perfetto.dev")
 
 
 def parse_filter(text: str) -> tuple[str, str, str]:

@@ -230,3 +230,26 @@ def test_the_cli_refuses_bad_filters_and_unknown_ids(cluster):
     assert code == 2 and "write COLUMN=VALUE or COLUMN!=VALUE" in out
     code, out = manta_cli(cluster, "get", "tasks", "00" * 24)
     assert code == 1 and "no task 0000" in out
+
+
+def test_the_timeline_has_a_slice_per_task_run(cluster, tmp_path):
+    @ray.remote
+    def nap():
+        import time
+
+        time.sleep(0.05)
+        return os.getpid()
+
+    refs = [nap.remote() for _ in range(3)]
+    pids = set(ray.get(refs))
+    ids = {record_of(ref, "FINISHED").task_id for ref in refs}
+    slices = [e for e in ray.timeline() if e["args"]["task_id"] in ids]
+    assert len(slices) == 3 and all(e["ph"] == "X" and e["dur"] >= 40_000 for e in slices)
+    assert {e["tid"] for e in slices} == {f"worker pid={pid}" for pid in pids}
+    path = tmp_path / "trace.json"
+    assert ray.timeline(str(path)) is None
+    assert ids <= {e["args"]["task_id"] for e in json.loads(path.read_text())}
+    cli_path = tmp_path / "cli.json"
+    code, out = manta_cli(cluster, "timeline", "--output", str(cli_path))
+    assert code == 0 and "open it in https://ui.perfetto.dev" in out
+    assert ids <= {e["args"]["task_id"] for e in json.loads(cli_path.read_text())}

@@ -39,6 +39,7 @@ PUBLIC = [
     "remote",
     "runtime_context",
     "shutdown",
+    "timeline",
     "util",
     "wait",
 ]

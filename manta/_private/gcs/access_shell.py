@@ -37,6 +37,7 @@ USER_REQUESTS: dict[type, str] = {
     m.ListPlacementGroups: "read",
     m.ListTasks: "read",
     m.SummarizeTasks: "read",
+    m.TaskTimeline: "read",
     m.KvPut: "submit",
     m.KvDel: "submit",
     a.ListTokens: "admin",

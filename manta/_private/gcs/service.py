@@ -156,6 +156,7 @@ class GcsService:
         )
         d.register(m.ListTasks, self._h_list_tasks)
         d.register(m.SummarizeTasks, lambda c, msg: self.task_events.summary())
+        d.register(m.TaskTimeline, lambda c, msg: self.task_events.timeline())
         d.register(
             m.LeaseInfeasible, lambda c, msg: logger.warning("a node refused an actor lease: %s", msg.message)
         )
@@ -173,7 +174,7 @@ class GcsService:
         filters = [tuple(f) for f in msg.filters if isinstance(f, list) and len(f) == 3]
         if len(filters) != len(msg.filters):
             raise ValueError("each filter is [column, operator, value]")
-        listing = self.task_events.list(filters, min(max(msg.limit, 0), te.MAX_LIMIT), msg.detail)
+        listing = self.task_events.query(filters, min(max(msg.limit, 0), te.MAX_LIMIT), msg.detail)
         return m.TaskListing(listing.records, listing.total, listing.matched, listing.dropped)
 
     def _h_register_node(self, conn: Connection, msg: m.RegisterNode) -> None:

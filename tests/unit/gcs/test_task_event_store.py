@@ -55,7 +55,7 @@ def test_a_task_moves_through_its_states() -> None:
         0,
         WHERE,
     )
-    [rec] = store.list([], 100, detail=True).records
+    [rec] = store.query([], 100, detail=True).records
     assert rec["state"] == "FINISHED" and rec["name"] == "f" and rec["func_or_class_name"] == "mod.f"
     assert rec["task_id"] == tid.hex() and rec["job_id"] == bytes(JOB).hex() and rec["type"] == "NORMAL_TASK"
     assert (
@@ -79,7 +79,7 @@ def test_events_arriving_out_of_order_keep_the_furthest_state() -> None:
     tid = task(0)
     store.add([], [[tid, 0, te.FINISHED, 4.0], ran(tid, 3.0)], 0, WHERE)
     store.add([define(tid, 1.0)], [[tid, 0, te.SUBMITTED_TO_WORKER, 2.0]], 0)
-    [rec] = store.list([], 10, detail=False).records
+    [rec] = store.query([], 10, detail=False).records
     assert rec["state"] == "FINISHED" and rec["name"] == "f" and rec["worker_pid"] == 4242
 
 
@@ -88,7 +88,7 @@ def test_a_failure_carries_its_error_and_a_retry_is_its_own_row() -> None:
     tid = task(0)
     store.add([define(tid, 1.0)], [[tid, 0, te.FAILED, 2.0, "ValueError", "bad " * 1000]], 0)
     store.add([], [[tid, 1, te.PENDING_NODE_ASSIGNMENT, 3.0], ran(tid, 4.0, attempt=1)], 0, WHERE)
-    first, retry = store.list([], 10, detail=True).records
+    first, retry = store.query([], 10, detail=True).records
     assert first["state"] == "FAILED" and first["error_type"] == "ValueError"
     assert len(first["error_message"]) == te.MAX_ERROR_MESSAGE
     assert retry["attempt_number"] == 1 and retry["state"] == "RUNNING" and retry["name"] == "f"
@@ -98,7 +98,7 @@ def test_without_detail_the_detail_columns_are_none() -> None:
     store = TaskEventStore(10)
     tid = task(0)
     store.add([define(tid, 1.0)], [], 0)
-    [rec] = store.list([], 10, detail=False).records
+    [rec] = store.query([], 10, detail=False).records
     assert set(rec) == set(te.COLUMNS) | set(te.DETAIL_COLUMNS)
     assert all(rec[c] is None for c in te.DETAIL_COLUMNS)
 
@@ -108,12 +108,12 @@ def test_filters_limit_and_counts() -> None:
     ids = [task(i) for i in range(10)]
     store.add([define(t, float(i), name="a" if i % 2 else "b") for i, t in enumerate(ids)], [], 0)
     store.add([], [[ids[0], 0, te.FINISHED, 20.0]], 0)
-    listing = store.list([("name", "=", "a")], 2, detail=False)
+    listing = store.query([("name", "=", "a")], 2, detail=False)
     assert (listing.total, listing.matched, len(listing.records)) == (10, 5, 2)
     assert [r["task_id"] for r in listing.records] == [ids[1].hex(), ids[3].hex()]  # oldest first
-    assert store.list([("state", "=", "finished")], 100, False).matched == 1  # any case
-    assert store.list([("state", "!=", "FINISHED")], 100, False).matched == 9
-    assert store.list([("task_id", "=", ids[4].hex())], 100, False).records[0]["name"] == "b"
+    assert store.query([("state", "=", "finished")], 100, False).matched == 1  # any case
+    assert store.query([("state", "!=", "FINISHED")], 100, False).matched == 9
+    assert store.query([("task_id", "=", ids[4].hex())], 100, False).records[0]["name"] == "b"
 
 
 @pytest.mark.parametrize(
@@ -125,14 +125,14 @@ def test_filters_limit_and_counts() -> None:
 )
 def test_bad_filters_say_what_is_valid(condition: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        TaskEventStore(10).list([condition], 10, False)
+        TaskEventStore(10).query([condition], 10, False)
 
 
 def test_the_oldest_rows_are_evicted_and_counted() -> None:
     store = TaskEventStore(3)
     ids = [task(i) for i in range(5)]
     store.add([define(t, float(i)) for i, t in enumerate(ids)], [], dropped=7)
-    listing = store.list([], 10, False)
+    listing = store.query([], 10, False)
     assert [r["task_id"] for r in listing.records] == [t.hex() for t in ids[2:]]
     assert listing.dropped == 7 and store.evicted == 2 and store.summary()["evicted"] == 2
 
@@ -165,7 +165,7 @@ def test_malformed_events_are_counted_and_skipped() -> None:
     bad_definitions = [define(good, 1.0)[:5], [*define(good, 1.0)[:10], "not a dict", None]]
     store.add(bad_definitions, [*bad, [good, 0, te.RUNNING, 2.0]], dropped="many")  # type: ignore[arg-type]
     assert store.malformed == len(bad) + len(bad_definitions)
-    assert len(store) == 1 and store.list([], 10, False).records[0]["state"] == "RUNNING"
+    assert len(store) == 1 and store.query([], 10, False).records[0]["state"] == "RUNNING"
 
 
 def test_a_packed_batch_is_filed_and_a_bad_one_counted() -> None:
@@ -173,7 +173,7 @@ def test_a_packed_batch_is_filed_and_a_bad_one_counted() -> None:
     tid = task()
     packed = msgpack.packb([define(tid, 1.0)]), msgpack.packb([ran(tid, 2.0)])
     store.add_batch([bytes(NODE), bytes(WORKER), 7], *packed, 0)
-    [rec] = store.list([], 10, False).records
+    [rec] = store.query([], 10, False).records
     assert (rec["state"], rec["worker_pid"], rec["node_id"]) == ("RUNNING", 7, bytes(NODE).hex())
     store.add_batch([bytes(NODE), bytes(WORKER), 7], b"\xc1", packed[1], 0)  # not msgpack
     store.add_batch([b"short", bytes(WORKER), 7], *packed, 0)  # a bad reporter
@@ -190,4 +190,34 @@ def test_the_state_does_not_depend_on_arrival_order(states: list[int], rnd) -> N
     one, two = TaskEventStore(10), TaskEventStore(10)
     one.add([], events, 0)
     two.add([], shuffled, 0)
-    assert one.list([], 1, False).records[0]["state"] == two.list([], 1, False).records[0]["state"]
+    assert one.query([], 1, False).records[0]["state"] == two.query([], 1, False).records[0]["state"]
+
+
+def test_the_timeline_has_every_attempt_that_ran() -> None:
+    store = TaskEventStore(10)
+    done, failed, running, waiting = task(), task(), task(), task()
+    store.add(
+        [define(t, 1.0, name=n) for t, n in ((done, "a"), (failed, "b"), (running, "c"), (waiting, "d"))],
+        [
+            ran(done, 2.0),
+            [done, 0, te.FINISHED, 3.0],
+            ran(failed, 2.5),
+            [failed, 0, te.FAILED, 2.75, "X", "y"],
+        ],
+        0,
+        WHERE,
+    )
+    store.add([], [ran(running, 4.0)], 0, WHERE)
+    rows = {row[0]: row for row in store.timeline()}
+    assert set(rows) == {done.hex(), failed.hex(), running.hex()}  # the waiting one never ran
+    assert rows[done.hex()][2:] == [
+        "a",
+        "mod.a",
+        "NORMAL_TASK",
+        "FINISHED",
+        bytes(NODE).hex(),
+        4242,
+        2.0,
+        3.0,
+    ]
+    assert rows[failed.hex()][5] == "FAILED" and rows[running.hex()][9] is None

@@ -352,3 +352,6 @@ from manta._private.rpc.messages.task_events import (
 from manta._private.rpc.messages.task_events import (
     TaskListing as TaskListing,
 )
+from manta._private.rpc.messages.task_events import (
+    TaskTimeline as TaskTimeline,
+)

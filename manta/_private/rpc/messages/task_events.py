@@ -39,3 +39,8 @@ class TaskListing:
 @message(173)
 class SummarizeTasks:
     """Task attempts counted by function and state: a dict (see TaskEventStore.summary)."""
+
+
+@message(174)
+class TaskTimeline:
+    """Every task attempt that ran: a list of rows (see TaskEventStore.timeline)."""
