@@ -123,6 +123,35 @@ def test_actor_calls_are_actor_tasks(cluster):
     assert summary["summary"]["Counter.incr"]["state_counts"]["FINISHED"] >= 1
     assert summary["summary"]["Counter.incr"]["type"] == "ACTOR_TASK"
     assert summary["total_actor_tasks"] >= 1 and summary["summary_by"] == "func_name"
+    creation = wait_until(
+        lambda: (lambda r: r if r and r[0].state == "FINISHED" and r[0].name else None)(
+            list_tasks(
+                filters=[("actor_id", "=", counter._actor_id.hex()), ("type", "=", "ACTOR_CREATION_TASK")]
+            )
+        )
+    )[0]
+    assert creation.func_or_class_name == "Counter.__init__" and creation.worker_pid == record.worker_pid
+    assert summarize_tasks()["cluster"]["total_actor_scheduled"] >= 1
+
+
+def test_a_failing_constructor_fails_its_creation_task(cluster):
+    @ray.remote
+    class Broken:
+        def __init__(self):
+            raise RuntimeError("no config")
+
+        def m(self):
+            return 1
+
+    broken = Broken.remote()
+    with pytest.raises(ray.exceptions.ActorDiedError):
+        ray.get(broken.m.remote())
+    only = [("actor_id", "=", broken._actor_id.hex()), ("type", "=", "ACTOR_CREATION_TASK")]
+    [creation] = wait_until(
+        lambda: (lambda r: r if r and r[0].state == "FAILED" else None)(list_tasks(filters=only))
+    )
+    assert creation.error_type == "TASK_EXECUTION_EXCEPTION"
+    assert "RuntimeError: no config" in get_task(creation.task_id).error_message
 
 
 def test_enable_task_events_false_records_nothing(cluster):

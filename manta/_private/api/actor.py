@@ -172,9 +172,7 @@ class ActorClass:
                     f"method {method_name} uses the concurrency group {group!r}, which the actor does "
                     f"not define; defined groups: {sorted(groups)}"
                 )
-        if self._pickled is None:
-            self._pickled = FunctionManager.pickle_function(self._cls)
-        function_id, pickled = self._pickled
+        function_id, pickled = self._pickled = self._pickled or FunctionManager.pickle_function(self._cls)
         worker.functions.export(worker.job_id, function_id, pickled, self._cls)
         return m.ActorSpec(
             actor_id=ActorID.of(worker.job_id),
@@ -200,6 +198,7 @@ class ActorClass:
             methods=self._meta.methods if options.get("enable_task_events", True) else _untracked(self._meta),
             max_pending_calls=max(options.get("max_pending_calls") or 0, 0),
             placement_group=in_group,
+            task_events=options.get("enable_task_events", True),
         )
 
 

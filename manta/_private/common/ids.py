@@ -127,6 +127,11 @@ class TaskID(BaseID):
     def for_actor_task(cls, actor_id: ActorID) -> TaskID:
         return cls(random_bytes(8) + actor_id)
 
+    @classmethod
+    def for_actor_creation(cls, actor_id: ActorID) -> TaskID:
+        """The same for every creation of the actor: its owner and its worker both name it."""
+        return cls(bytes(8) + actor_id)
+
     def job_id(self) -> JobID:
         return JobID(self[20:])
 

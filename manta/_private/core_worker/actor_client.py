@@ -22,6 +22,7 @@ from manta._private.core_worker.local_mode import LocalRunner
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.peers import Peers
 from manta._private.core_worker.reference_counter import ReferenceCounter
+from manta._private.core_worker.task_events import TaskEventBuffer
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import RemoteError
@@ -43,8 +44,10 @@ class ActorClient:
         submit_task: Callable[..., list[ObjectRef]],
         actor_submitter: ActorTaskSubmitter,
         local: LocalRunner | None,
+        events: TaskEventBuffer,
     ) -> None:
         self._peers = peers
+        self._events = events  # an actor's creation is a task too (ACTOR_CREATION_TASK)
         self._references = references
         self._pack_arguments = pack_arguments
         self._submit_task = submit_task  # ``CoreWorker.submit_task``: method calls are tasks
@@ -72,6 +75,8 @@ class ActorClient:
         if held:
             with self._lock:
                 self._arguments[spec.actor_id] = held
+        if spec.task_events:
+            self._events.define_actor_creation(spec, bool(ref_args))
         spec = codec.replace(spec, args=blob)
         if self._local is not None:
             existing = self._local.create_actor(spec, ref_args, get_if_exists)

@@ -151,6 +151,7 @@ class CoreWorker:
         for the object manager's collection on every call, an attribute set at the end."""
         config, store, refs = self.config, MemoryStore(), ReferenceCounter()
         self.memory_store, self.references = store, refs
+        events = self.task_events = TaskEventBuffer(0 if local_mode else config.task_events_max_buffered)
         self.io = EventLoopThread("manta-io")
         self.streams = StreamTable(
             store,
@@ -160,10 +161,7 @@ class CoreWorker:
             lambda returns: self.objects.free_store_copies(returns),
             self.io.call_soon,
         )
-        task_manager = self.task_manager = TaskManager(
-            store, refs, TaskEventBuffer(config.task_events_max_buffered), self.worker_id, self.streams
-        )
-        self.task_events = task_manager.events
+        task_manager = self.task_manager = TaskManager(store, refs, events, self.worker_id, self.streams)
         self.borrowing = Borrowing(
             self,
             refs,
@@ -199,7 +197,7 @@ class CoreWorker:
         # init(local_mode=True): tasks and actors run in this (the driver's) process.
         self.local = LocalRunner(parts, store, task_manager, actor_dead) if local_mode else None
         self.actors = ActorClient(
-            self, refs, self.pack_arguments, self.submit_task, self.actor_submitter, self.local
+            self, refs, self.pack_arguments, self.submit_task, self.actor_submitter, self.local, events
         )
         # Dropped actor handles are applied with dropped refs, on every collection.
         objects.collect_actor_handles = self.actors.collect
@@ -436,6 +434,10 @@ class CoreWorker:
             self._server.close()
         await asyncio.sleep(0.05)
         os._exit(0)
+
+    def report_task_events_now(self) -> None:
+        """Send the recorded task events at once: this worker may be killed next."""
+        self.io.run(report_task_events(self.task_events, self.gcs_connection, 1.0), timeout=2.0)
 
     def exit_after_replies(self) -> None:
         """Exit the worker process once what it has sent is on the wire (max_calls)."""

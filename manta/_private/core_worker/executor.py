@@ -228,7 +228,7 @@ class TaskExecutor:
         self._host.actor_placement_group = spec.placement_group
         self._mark_task(spec.class_name)
         task = TaskSpec(
-            task_id=TaskID.for_normal_task(spec.job_id),
+            task_id=TaskID.for_actor_creation(spec.actor_id),
             job_id=spec.job_id,
             parent_task_id=TaskID.for_driver(spec.job_id),
             name=f"{spec.class_name}.__init__",
@@ -243,8 +243,10 @@ class TaskExecutor:
             runtime_env=spec.runtime_env,
             depth=1,
             actor_id=spec.actor_id,
+            task_events=spec.task_events,
         )
         context = self._host.enter_task(task, create.instance_ids)
+        self._record_running(task)
         try:
             self._host.ensure_runtime_env(spec.runtime_env)
             cls = self._functions.load(spec.job_id, spec.function_id, spec.class_name)
@@ -254,6 +256,8 @@ class TaskExecutor:
             self._host.actor_instance_ids = dict(create.instance_ids)
             self._host.actor_resources = dict(spec.resources)
             self._mark_task(self.actor.display_name)
+            if task.task_events:
+                self._host.task_events.transition(task, te.FINISHED)
             return ActorCreated(True, None)
         except ActorExit as e:
             # exit_actor() in the constructor: the actor ends on purpose, as if it had been
@@ -262,6 +266,9 @@ class TaskExecutor:
             self._announce_exit(spec, self.exited_in_constructor)
             return ActorCreated(True, None)
         except BaseException as e:
+            if task.task_events:
+                self._host.task_events.failed(task, e)
+                self._host.report_task_events_now()  # the gcs ends this worker when it hears
             return ActorCreated(False, self._error_blob(task, e, e))
         finally:
             self._host.exit_task(context)

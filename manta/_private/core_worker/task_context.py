@@ -68,6 +68,10 @@ class TaskHost(Protocol):
         """Leave the task ``enter_task`` entered."""
         ...
 
+    def report_task_events_now(self) -> None:
+        """Send the recorded task events at once (this worker may be killed next)."""
+        ...
+
     def ensure_runtime_env(self, env: dict[str, Any] | None) -> None:
         """Enter the runtime env ``env`` before this worker's first task."""
         ...

@@ -20,13 +20,15 @@ import msgpack
 
 from manta._private.common import task_events as te
 from manta._private.common.aio import spawn
-from manta._private.rpc.messages import TaskEventBatch, TaskSpec
+from manta._private.common.ids import TaskID
+from manta._private.rpc.messages import ActorSpec, TaskEventBatch, TaskSpec
 from manta._private.rpc.transport import Connection
 
 
 class TaskEventBuffer:
     def __init__(self, max_buffered: int) -> None:
-        self._max = max_buffered
+        # 0: nothing is recorded (local mode, which has no gcs to report to).
+        self._max = max(max_buffered, 0)
         self._definitions: deque[list[Any]] = deque()
         self._transitions: deque[list[Any]] = deque()
         self._dropped = 0  # may miss a count when threads overflow it at once: a tally
@@ -61,6 +63,30 @@ class TaskEventBuffer:
             ]
         )
 
+    def define_actor_creation(self, spec: ActorSpec, args_pending: bool) -> None:
+        """The actor ``spec`` was created: its creation task waits to be placed."""
+        if len(self._definitions) + len(self._transitions) >= self._max:
+            self._dropped += 1
+            return
+        name = f"{spec.class_name}.__init__"
+        pg = spec.placement_group
+        self._definitions.append(
+            [
+                TaskID.for_actor_creation(spec.actor_id),
+                0,
+                te.PENDING_ARGS_AVAIL if args_pending else te.PENDING_NODE_ASSIGNMENT,
+                time.time(),
+                name,
+                name,
+                te.ACTOR_CREATION_TASK,
+                spec.job_id,
+                None,
+                spec.actor_id,
+                spec.placement or spec.resources,
+                pg[0] if pg else None,
+            ]
+        )
+
     def transition(self, spec: TaskSpec, state: int, *extra: Any) -> None:
         """``spec``'s attempt moved to ``state`` (with FAILED's extras)."""
         if len(self._definitions) + len(self._transitions) >= self._max:
@@ -77,7 +103,7 @@ class TaskEventBuffer:
         self._dropped += count
 
     def has_events(self) -> bool:
-        return bool(self._definitions or self._transitions or self._dropped)
+        return self._max > 0 and bool(self._definitions or self._transitions or self._dropped)
 
     def take(self) -> tuple[bytes, bytes, int, int] | None:
         """Everything recorded since the last take, packed: (definitions, transitions,

@@ -101,6 +101,8 @@ class ActorSpec:
     max_pending_calls: int
     # The placement group it runs in: [group id, bundle index, capture child tasks].
     placement_group: list[Any] | None = None
+    # Whether its creation records task events (the actor's enable_task_events).
+    task_events: bool = True
 
 
 @message(70)
