@@ -8,7 +8,7 @@ from manta.dashboard.routing import Route
 
 
 def all_routes(jobs: JobManager, gcs: GcsLink, max_upload: int) -> list[Route]:
-    from manta.dashboard.routes import audit, packages, tokens, version
+    from manta.dashboard.routes import audit, packages, state, tokens, version
     from manta.dashboard.routes import jobs as job_routes
 
     return [
@@ -17,4 +17,5 @@ def all_routes(jobs: JobManager, gcs: GcsLink, max_upload: int) -> list[Route]:
         *packages.routes(jobs, max_upload),
         *tokens.routes(gcs),
         *audit.routes(gcs),
+        *state.routes(gcs),
     ]
