@@ -11,7 +11,7 @@ from manta.cli.access import audit, token
 from manta.cli.cert import cert
 from manta.cli.cluster import cluster_gcs, running_session, start, status, stop
 from manta.cli.job import job
-from manta.cli.state import get_command, list_command, summary_command, timeline_command
+from manta.cli.state import get_command, list_command, summary_command, timeline_command, why_command
 
 
 @click.group()
@@ -54,6 +54,7 @@ cli.add_command(list_command)
 cli.add_command(get_command)
 cli.add_command(summary_command)
 cli.add_command(timeline_command)
+cli.add_command(why_command)
 
 
 def main() -> None:

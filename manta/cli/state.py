@@ -138,6 +138,23 @@ def timeline_command(output: str | None, address: str | None) -> None:
     click.echo(f"{len(rows)} task attempts written to {path}; open it in https://ui.perfetto.dev")
 
 
+@click.command("why")
+@click.argument("id")
+@_ADDRESS
+def why_command(id: str, address: str | None) -> None:
+    """Why the task ID (or the task making the object ID) has not finished."""
+    from manta._private.rpc import messages as m
+    from manta.util.state.api import task_id_of
+
+    try:
+        task_id = task_id_of(id)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="ID") from None
+    with cluster_gcs(address) as gcs:
+        lines: list[str] = gcs.call(m.ExplainTask(task_id))
+    click.echo("\n".join(lines))
+
+
 def parse_filter(text: str) -> tuple[str, str, str]:
     """``COLUMN=VALUE`` or ``COLUMN!=VALUE`` as a (column, operator, value) filter."""
     op = "!=" if "!=" in text else "="

@@ -6,26 +6,27 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 import pytest
 from click.testing import CliRunner
 
 import manta as ray
 from manta.cli.main import cli
-from manta.util.state import get_task, list_tasks, summarize_tasks
+from manta.util.state import explain, get_task, list_tasks, summarize_tasks
 from tests.polling import touch, wait_for_files, wait_until
 
 
 def record_of(ref, state=None, timeout=20.0):
     """The task's record once the store has it from its owner (the worker's events may
     come first) and, if given, in ``state``."""
-
-    def found():
+    deadline = time.monotonic() + timeout
+    while True:
         record = get_task(ref)
-        complete = record is not None and record.name
-        return record if complete and (state is None or record.state == state) else None
-
-    return wait_until(found, timeout=timeout, what=f"the task record in state {state}")
+        if record is not None and record.name and (state is None or record.state == state):
+            return record
+        assert time.monotonic() < deadline, f"no record in state {state}; last: {record}; {_store_counts()}"
+        time.sleep(0.05)
 
 
 @ray.remote
@@ -56,6 +57,9 @@ def test_a_finished_task_has_rays_fields_and_its_history(cluster):
     assert record.job_id == ray.get_runtime_context().get_job_id()
     assert record.worker_pid and record.node_id == ray.get_runtime_context().get_node_id()
     assert record.required_resources == {"CPU": 1.0} and record.language == "PYTHON"
+    record = wait_until(
+        lambda: (lambda r: r if len(r.events) == 4 else None)(get_task(ref))
+    )  # every report in
     states = [e["state"] for e in record.events]
     assert states == ["PENDING_NODE_ASSIGNMENT", "SUBMITTED_TO_WORKER", "RUNNING", "FINISHED"]
     assert record.creation_time_ms <= record.start_time_ms <= record.end_time_ms
@@ -88,9 +92,18 @@ def test_running_and_waiting_tasks_show_where_they_are(cluster, tmp_path):
     pid = ray.get(running)
     assert record_of(running, "FINISHED").worker_pid == pid
     ray.get(waiting)
-    assert [e["state"] for e in record_of(waiting, "FINISHED").events][:2] == [
+    # The owner's events and the worker's reach the store in separate reports.
+    history = wait_until(
+        lambda: (lambda r: [e["state"] for e in r.events] if r and len(r.events) == 5 else None)(
+            get_task(waiting)
+        )
+    )
+    assert history == [
         "PENDING_ARGS_AVAIL",
         "PENDING_NODE_ASSIGNMENT",
+        "SUBMITTED_TO_WORKER",
+        "RUNNING",
+        "FINISHED",
     ]
 
 
@@ -282,3 +295,65 @@ def test_the_timeline_has_a_slice_per_task_run(cluster, tmp_path):
     code, out = manta_cli(cluster, "timeline", "--output", str(cli_path))
     assert code == 0 and "open it in https://ui.perfetto.dev" in out
     assert ids <= {e["args"]["task_id"] for e in json.loads(cli_path.read_text())}
+
+
+def _store_counts():
+    from manta._private.api.context import current_worker
+    from manta._private.rpc import messages as m
+
+    summary = current_worker().call_gcs(m.SummarizeTasks(), 10)
+    return {k: summary[k] for k in ("dropped", "evicted", "malformed")}
+
+
+def explained(ref, words, timeout=20.0):
+    """``explain(ref)`` once it says ``words`` (events reach the store every 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    while words not in (text := explain(ref)):
+        assert time.monotonic() < deadline, f"never said {words!r}; last: {text}"
+        time.sleep(0.05)
+    return text
+
+
+def test_why_a_task_waits(cluster, tmp_path):
+    go = str(tmp_path / "go")
+    first, second = wait_for.remote(go), wait_for.remote(go)  # both CPUs
+    consumer = add.remote(first, 1)
+    queued = add.remote(1, 2)
+    never = add.options(num_gpus=1).remote(1, 1)
+    try:
+        chain = explained(consumer, f"task wait_for ({first.task_id().hex()}, attempt 0) is running")
+        assert f"argument {first.hex()} is a result of:" in chain
+        busy = explained(queued, "in use")
+        assert "held by running tasks" in busy and first.task_id().hex() in busy
+        assert "it is infeasible" in explained(never, "no node can ever run it: it needs {CPU: 1, GPU: 1}")
+    finally:
+        touch(go)
+        ray.cancel(never)
+    ray.get([consumer, queued, second])
+    explained(consumer, f"task add ({consumer.task_id().hex()}, attempt 0) finished")
+
+
+def test_why_an_actor_call_waits(cluster):
+    @ray.remote
+    class Broken:
+        def __init__(self):
+            raise RuntimeError("no config")
+
+        def m(self):
+            return 1
+
+    call = Broken.remote().m.remote()
+    with pytest.raises(ray.exceptions.ActorDiedError):
+        ray.get(call)
+    assert "ACTOR_DIED" in explained(call, "failed")
+
+
+def test_manta_why_on_the_command_line(cluster):
+    ref = add.remote(2, 2)
+    ray.get(ref)
+    explained(ref, f"task add ({ref.task_id().hex()}, attempt 0) finished")
+    for id in (ref.task_id().hex(), ref.hex()):  # a task's id, or an object's
+        code, out = manta_cli(cluster, "why", id)
+        assert code == 0 and f"task add ({ref.task_id().hex()}, attempt 0) finished" in out
+    code, out = manta_cli(cluster, "why", "not-an-id")
+    assert code == 2 and "is neither a task id" in out

@@ -11,7 +11,7 @@ as it files it.
 
     definition: [task_id, attempt, state, time, name, func_or_class_name, type, job_id,
                  parent_task_id, actor_id | None, required_resources,
-                 placement_group_id | None]
+                 placement_group_id | None, [ids of its ObjectRef arguments]]
     transition: [task_id, attempt, state, time]
                 [task_id, attempt, FAILED, time, error_type, error_message]
 
@@ -21,9 +21,10 @@ Times are seconds since the epoch, from the recording process's clock.
 from __future__ import annotations
 
 # Ray's task states, in the order a task attempt moves through them; codes are indexes.
-# Events come from several processes, in any order: an attempt's state is the furthest
-# one reported. FAILED comes after FINISHED because a failure outranks success: a worker
-# may finish what its owner then fails (a reply with the wrong results).
+# Events come from several processes, in any order: an attempt's state is the one it
+# ended in (a failure outranking success: a worker may finish what its owner then fails,
+# a reply with the wrong results), else the latest reported (by its time: a task sent
+# back unrun by a busy worker waits for a worker again).
 STATES = (
     "NIL",
     "PENDING_ARGS_AVAIL",
@@ -80,6 +81,11 @@ MAX_LIMIT = 10_000
 # An error message is cut to this many characters on the wire (the full one reaches the
 # caller with the error itself).
 MAX_ERROR_MESSAGE = 2000
+
+
+def precedence(state: int, at: float) -> tuple[int, float]:
+    """Of two events of an attempt, the one with the greater precedence says its state."""
+    return (2 if state == FAILED else 1 if state == FINISHED else 0), at
 
 
 def check_filter(key: object, op: object) -> None:

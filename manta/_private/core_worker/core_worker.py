@@ -252,7 +252,7 @@ class CoreWorker:
         self.objects.start()
         self.task_events.reporter = [self.node_id, self.worker_id, os.getpid()]
         interval = cfg.task_events_report_interval_s
-        report_periodically(self.task_events, self.gcs_connection, interval, lambda: self._closed)
+        report_periodically(self.task_events, lambda: self.node_conn, interval, lambda: self._closed)
 
     async def gcs_connection(self) -> Connection:
         """The connection to the gcs, made on first use; callers that overlap share one."""
@@ -331,8 +331,7 @@ class CoreWorker:
         self.io.stop()
 
     async def _disconnect(self) -> None:
-        if self.gcs_conn is not None and not self.gcs_conn.closed:
-            await report_task_events(self.task_events, self.gcs_connection, 2.0)
+        report_task_events(self.task_events, lambda: self.node_conn)
         if self.is_driver and self.gcs_conn is not None and not self.gcs_conn.closed:
             try:
                 if self._log_to_driver and not self.node_conn.closed:
@@ -424,7 +423,7 @@ class CoreWorker:
         return self.references.num_owned() > 0 or bool(self.task_manager.tasks) or self.actors.owns_actors()
 
     async def _flush_and_exit(self) -> None:
-        await report_task_events(self.task_events, self.gcs_connection, 1.0)
+        report_task_events(self.task_events, lambda: self.node_conn)
         # Let queued replies reach their sockets before the process goes.
         for _ in range(3):
             await asyncio.sleep(0)
@@ -437,7 +436,7 @@ class CoreWorker:
 
     def report_task_events_now(self) -> None:
         """Send the recorded task events at once: this worker may be killed next."""
-        self.io.run(report_task_events(self.task_events, self.gcs_connection, 1.0), timeout=2.0)
+        self.io.call_soon(report_task_events, self.task_events, lambda: self.node_conn)
 
     def exit_after_replies(self) -> None:
         """Exit the worker process once what it has sent is on the wire (max_calls)."""

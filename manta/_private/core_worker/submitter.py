@@ -331,7 +331,10 @@ class NormalTaskSubmitter:
             self._policy.push_failed(lease, task)
             spawn(self._worker_failed(cls, lease, task, error), "handling a worker failure")
             return
-        self._run(self._policy.replied(cls, lease, task, fut.result()))
+        result = fut.result()
+        if result.rejected and task.spec.task_events:  # sent back unrun: it waits for a worker again
+            self._tasks.events.transition(task.spec, te.PENDING_NODE_ASSIGNMENT)
+        self._run(self._policy.replied(cls, lease, task, result))
 
     async def _worker_failed(
         self, cls: SchedulingClass, lease: Lease, task: PendingTask, error: BaseException

@@ -3,7 +3,8 @@
 Any thread records (the user's thread submits, the I/O thread settles, the executor runs):
 an event is one list appended to a deque, and a full buffer drops and counts instead of
 growing. The I/O thread takes what is there in one batch every report interval
-(``report_periodically``), and once more as the process leaves.
+(``report_periodically``), and once more as the process leaves, and sends it to its node
+daemon, which forwards it to the gcs.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import functools
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 
 from manta._private.common import task_events as te
-from manta._private.common.aio import spawn
 from manta._private.common.ids import TaskID
 from manta._private.rpc.messages import ActorSpec, TaskEventBatch, TaskSpec
 from manta._private.rpc.transport import Connection
@@ -36,8 +36,8 @@ class TaskEventBuffer:
         # happened (set once it has joined its node).
         self.reporter: list[Any] = [None, None, 0]
 
-    def define(self, spec: TaskSpec, state: int) -> None:
-        """``spec`` was submitted; it waits in ``state``."""
+    def define(self, spec: TaskSpec, state: int, arg_ids: list[bytes]) -> None:
+        """``spec`` was submitted (with ``arg_ids``, its ref arguments); it waits in ``state``."""
         if len(self._definitions) + len(self._transitions) >= self._max:
             self._dropped += 1
             return
@@ -60,6 +60,7 @@ class TaskEventBuffer:
                 spec.actor_id,
                 spec.resources,
                 pg[0] if pg else None,
+                arg_ids,
             ]
         )
 
@@ -84,6 +85,7 @@ class TaskEventBuffer:
                 spec.actor_id,
                 spec.placement or spec.resources,
                 pg[0] if pg else None,
+                [],
             ]
         )
 
@@ -118,10 +120,7 @@ class TaskEventBuffer:
 
 
 def report_periodically(
-    buffer: TaskEventBuffer,
-    gcs: Callable[[], Awaitable[Connection]],
-    interval: float,
-    stopped: Callable[[], bool],
+    buffer: TaskEventBuffer, node: Callable[[], Connection | None], interval: float, stopped: Callable[[], bool]
 ) -> None:
     """On the I/O loop: report what ``buffer`` holds every ``interval`` until ``stopped``
     (a timer, not a sleeping task: nothing is left pending when the loop closes)."""
@@ -130,28 +129,26 @@ def report_periodically(
     def tick() -> None:
         if stopped():
             return
-        if buffer.has_events():
-            spawn(report(buffer, gcs), "reporting task events")
+        report(buffer, node)
         loop.call_later(interval, tick)
 
     loop.call_later(interval, tick)
 
 
-async def report(
-    buffer: TaskEventBuffer,
-    gcs: Callable[[], Awaitable[Connection]],
-    timeout: float | None = None,
-) -> None:
-    """Send what ``buffer`` holds to the gcs (counted as dropped if it cannot be sent)."""
+def report(buffer: TaskEventBuffer, node: Callable[[], Connection | None]) -> None:
+    """On the I/O loop: send what ``buffer`` holds to this process's node daemon, which
+    passes it on to the gcs (the connection every process has: no process waits to reach
+    the gcs, and the gcs is not reached by every worker). Counted as dropped if the node
+    connection is gone."""
     batch = buffer.take()
     if batch is None:
         return
     definitions, transitions, dropped, count = batch
-    try:
-        conn = await asyncio.wait_for(gcs(), timeout)
-        conn.notify(TaskEventBatch(buffer.reporter, definitions, transitions, dropped))
-    except Exception:
+    conn = node()
+    if conn is None or conn.closed:
         buffer.lost(count + dropped)
+        return
+    conn.notify(TaskEventBatch(buffer.reporter, definitions, transitions, dropped))
 
 
 # Ray's ErrorType names for the ends a task can come to, by exception class name (the

@@ -139,7 +139,8 @@ class TaskManager:
         if spec.task_events:
             # An actor call waits (for the actor, or its arguments) until it is sent.
             waits = task.arg_refs or spec.actor_id is not None
-            self.events.define(spec, te.PENDING_ARGS_AVAIL if waits else te.PENDING_NODE_ASSIGNMENT)
+            state = te.PENDING_ARGS_AVAIL if waits else te.PENDING_NODE_ASSIGNMENT
+            self.events.define(spec, state, [r.id for r in task.arg_refs])
         with self._lock:
             self.tasks[task.task_id] = task
             parent = task.spec.parent_task_id

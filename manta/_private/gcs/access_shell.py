@@ -38,6 +38,7 @@ USER_REQUESTS: dict[type, str] = {
     m.ListTasks: "read",
     m.SummarizeTasks: "read",
     m.TaskTimeline: "read",
+    m.ExplainTask: "read",
     m.KvPut: "submit",
     m.KvDel: "submit",
     a.ListTokens: "admin",

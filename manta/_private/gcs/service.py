@@ -14,7 +14,7 @@ from typing import Any
 from manta._private.common import task_events as te
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
-from manta._private.common.ids import JobID, NodeID, PlacementGroupID
+from manta._private.common.ids import ActorID, JobID, NodeID, PlacementGroupID
 from manta._private.common.placement import NodeEntry
 from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.common.resources import check_amounts
@@ -27,6 +27,7 @@ from manta._private.gcs.pg_shell import PlacementGroupDirector
 from manta._private.gcs.pubsub import Subscriptions
 from manta._private.gcs.storage import Storage
 from manta._private.gcs.task_event_store import TaskEventStore
+from manta._private.gcs.task_why import NodeResources, explain
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, Dispatcher, RpcServer
@@ -157,6 +158,7 @@ class GcsService:
         d.register(m.ListTasks, self._h_list_tasks)
         d.register(m.SummarizeTasks, lambda c, msg: self.task_events.summary())
         d.register(m.TaskTimeline, lambda c, msg: self.task_events.timeline())
+        d.register(m.ExplainTask, self._h_explain_task)
         d.register(
             m.LeaseInfeasible, lambda c, msg: logger.warning("a node refused an actor lease: %s", msg.message)
         )
@@ -169,6 +171,18 @@ class GcsService:
         job_id = self._driver_jobs.get(conn)
         info = None if job_id is None else self._job(job_id)
         return None if info is None else info.namespace
+
+    def _h_explain_task(self, conn: Connection, msg: m.ExplainTask) -> list[str]:
+        views = [
+            NodeResources(n.info.node_id.hex(), n.alive, dict(n.total or n.info.resources), dict(n.available))
+            for n in self.nodes.nodes.values()
+        ]
+
+        def actor_state(actor_id: bytes) -> tuple[str, str] | None:
+            info = self.actors.manager.info(ActorID(actor_id)) if len(actor_id) == ActorID.SIZE else None
+            return None if info is None else (info.state, info.death_cause)
+
+        return explain(self.task_events, msg.task_id, views, actor_state, time.time())
 
     def _h_list_tasks(self, conn: Connection, msg: m.ListTasks) -> m.TaskListing:
         filters = [tuple(f) for f in msg.filters if isinstance(f, list) and len(f) == 3]

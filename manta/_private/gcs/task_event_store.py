@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 
 from manta._private.common import task_events as te
-from manta._private.common.ids import ActorID, JobID, NodeID, PlacementGroupID, TaskID, WorkerID
+from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, PlacementGroupID, TaskID, WorkerID
 
 # Filters compare these without regard to case ("running" finds RUNNING), as Ray's do.
 _CASELESS = frozenset({"state", "type", "language"})
@@ -26,6 +26,7 @@ class TaskRow:
     # A plain slotted class: 100,000 of these are made as fast as tasks run.
     __slots__ = (
         "actor_id",
+        "args",
         "attempt",
         "error_message",
         "error_type",
@@ -53,6 +54,7 @@ class TaskRow:
         self.parent_task_id: bytes | None = None
         self.actor_id: bytes | None = None
         self.resources: dict[str, Any] = {}
+        self.args: list[bytes] = []  # ids of its ObjectRef arguments
         self.placement_group_id: bytes | None = None
         self.state, self.state_time = te.NIL, 0.0
         self.events: list[tuple[int, float]] = []
@@ -64,7 +66,7 @@ class TaskRow:
 
     def note(self, state: int, at: float) -> None:
         self.events.append((state, at))
-        if (state, at) >= (self.state, self.state_time):  # the furthest state (see STATES)
+        if te.precedence(state, at) >= te.precedence(self.state, self.state_time):
             self.state, self.state_time = state, at
 
     def first_time(self, state: int) -> float | None:
@@ -151,12 +153,14 @@ class TaskEventStore:
         return row
 
     def _define(self, entry: Any) -> None:
-        task_id, attempt, state, at, name, func, kind, job, parent, actor, resources, pg = entry
+        task_id, attempt, state, at, name, func, kind, job, parent, actor, resources, pg, args = entry
         _check_state(state, at)
         if not (type(name) is str and type(func) is str and type(kind) is int and 0 <= kind < len(te.TYPES)):
             raise ValueError("definition")
         if type(resources) is not dict:
             raise ValueError("resources")
+        if type(args) is not list or not all(type(a) is bytes and len(a) == ObjectID.SIZE for a in args):
+            raise ValueError("arguments")
         row = self._row(task_id, attempt)
         row.name, row.func, row.type = name, func, kind
         row.job_id = _id_or_none(job, JobID)
@@ -164,6 +168,7 @@ class TaskEventStore:
         row.actor_id = _id_or_none(actor, ActorID)
         row.resources = resources  # listed back as it came: any msgpack value is harmless
         row.placement_group_id = _id_or_none(pg, PlacementGroupID)
+        row.args = args
         row.note(state, at)
 
     def _transition(self, entry: Any, where: tuple[bytes | None, bytes | None, int | None]) -> None:
@@ -178,6 +183,16 @@ class TaskEventStore:
         row.note(state, at)
 
     # -- queries -----------------------------------------------------------------------------
+    def latest(self, task_id: bytes) -> TaskRow | None:
+        """The last attempt the store has of a task."""
+        found, attempt = None, 0
+        while (row := self._rows.get((task_id, attempt))) is not None:
+            found, attempt = row, attempt + 1
+        return found
+
+    def rows(self) -> Iterable[TaskRow]:
+        return self._rows.values()
+
     def query(self, filters: list[Filter], limit: int, detail: bool) -> Listing:
         """Rows passing every filter, oldest first, at most ``limit`` of them as records.
         Raises ValueError for an unknown column or operator (naming the valid ones)."""
@@ -243,6 +258,7 @@ class TaskEventStore:
             "summary_by": "func_name",
             "dropped": self.dropped_by_reporters,
             "evicted": self.evicted,
+            "malformed": self.malformed,
         }
 
 
@@ -265,6 +281,7 @@ def _copy_definition(source: TaskRow, row: TaskRow) -> None:
     row.name, row.func, row.type = source.name, source.func, source.type
     row.job_id, row.parent_task_id, row.actor_id = source.job_id, source.parent_task_id, source.actor_id
     row.resources, row.placement_group_id = source.resources, source.placement_group_id
+    row.args = source.args
 
 
 def _hex(value: bytes | None) -> str | None:

@@ -331,6 +331,8 @@ class NodeService:
     def _register_handlers(self) -> None:
         d = self.dispatcher
         d.register(m.RegisterWorker, self._h_register_worker)
+        # Its processes' task events go on to the gcs as they came (see core_worker/task_events.py).
+        d.register(m.TaskEventBatch, lambda c, msg: self.membership.notify(msg))
         d.register(m.RequestLease, self._h_request_lease)
         d.register(m.CancelLeaseRequest, self._h_cancel_request)
         d.register(m.ReturnLease, self._h_return_lease)

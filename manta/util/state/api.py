@@ -12,6 +12,7 @@ from manta._private.api.context import require_initialized
 from manta._private.api.memory import gather_reports
 from manta._private.api.placement_group import placement_group_table
 from manta._private.common import task_events as te
+from manta._private.common.ids import ObjectID, TaskID
 from manta._private.rpc import messages as m
 
 logger = logging.getLogger(__name__)
@@ -272,6 +273,36 @@ def get_task(
     return found[0] if len(found) == 1 else found
 
 
+def explain(ref_or_task_id: Any, timeout: int = 30) -> str:
+    """Why a task (or the task making an ObjectRef) has not finished, as a chain of reasons
+    with ids: the arguments it waits for and the tasks making them, the resources it needs
+    and who holds them, its actor's state, or where it runs and for how long."""
+    worker = require_initialized("explaining a task")
+    lines: list[str] = worker.call_gcs(m.ExplainTask(task_id_of(ref_or_task_id)), timeout)
+    return "\n".join(lines)
+
+
+def task_id_of(ref_or_id: Any) -> bytes:
+    """The task id an ObjectRef, a TaskID, or a task or object id in hex names."""
+    if hasattr(ref_or_id, "task_id"):
+        return bytes(ref_or_id.task_id())
+    if isinstance(ref_or_id, TaskID):
+        return bytes(ref_or_id)
+    text = str(ref_or_id)
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) == ObjectID.SIZE:
+        return bytes(ObjectID(raw).task_id())
+    if len(raw) != TaskID.SIZE:
+        raise ValueError(
+            f"{text[:80]!r} is neither a task id ({2 * TaskID.SIZE} hex digits) nor an object id "
+            f"({2 * ObjectID.SIZE}); pass an ObjectRef, or an id from list_tasks()"
+        )
+    return raw
+
+
 def summarize_tasks(
     address: str | None = None,
     timeout: int = 30,
@@ -281,7 +312,7 @@ def summarize_tasks(
     """Task attempts counted by function (or actor method) and state, as Ray's summary."""
     worker = require_initialized("summarizing tasks")
     summary: dict[str, Any] = worker.call_gcs(m.SummarizeTasks(), timeout)
-    for key in ("dropped", "evicted"):
+    for key in ("dropped", "evicted", "malformed"):
         summary.pop(key, None)
     return {"cluster": summary}
 

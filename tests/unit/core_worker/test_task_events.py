@@ -29,7 +29,7 @@ def spec(actor: bool = False) -> TaskSpec:
 def test_events_are_taken_once_and_packed() -> None:
     buffer = TaskEventBuffer(100)
     s = spec()
-    buffer.define(s, te.PENDING_NODE_ASSIGNMENT)
+    buffer.define(s, te.PENDING_NODE_ASSIGNMENT, [])
     buffer.transition(s, te.SUBMITTED_TO_WORKER)
     buffer.failed(s, ValueError("bad"))
     definitions, transitions, dropped, count = buffer.take()
@@ -55,7 +55,7 @@ def test_a_full_buffer_drops_and_counts() -> None:
 
 def test_a_buffer_of_nothing_records_nothing() -> None:
     buffer = TaskEventBuffer(0)
-    buffer.define(spec(), te.PENDING_NODE_ASSIGNMENT)
+    buffer.define(spec(), te.PENDING_NODE_ASSIGNMENT, [])
     assert not buffer.has_events() and buffer.take() is None
 
 

@@ -36,6 +36,7 @@ def define(tid: bytes, at: float, name: str = "f", kind: int = te.NORMAL_TASK, a
         actor,
         {"CPU": 1.0},
         None,
+        [],
     ]
 
 
@@ -73,7 +74,7 @@ def test_a_task_moves_through_its_states() -> None:
     assert rec["required_resources"] == {"CPU": 1.0} and rec["language"] == "PYTHON"
 
 
-def test_events_arriving_out_of_order_keep_the_furthest_state() -> None:
+def test_events_arriving_out_of_order_keep_the_end() -> None:
     # The worker's RUNNING and FINISHED can reach the store before the owner's definition.
     store = TaskEventStore(100)
     tid = task(0)
@@ -162,7 +163,11 @@ def test_malformed_events_are_counted_and_skipped() -> None:
         [good, 0, te.RUNNING, "noon"],
         [good, 0],
     ]
-    bad_definitions = [define(good, 1.0)[:5], [*define(good, 1.0)[:10], "not a dict", None]]
+    bad_definitions = [
+        define(good, 1.0)[:5],
+        [*define(good, 1.0)[:10], "not a dict", None, []],
+        [*define(good, 1.0)[:12], [b"not an object id"]],
+    ]
     store.add(bad_definitions, [*bad, [good, 0, te.RUNNING, 2.0]], dropped="many")  # type: ignore[arg-type]
     assert store.malformed == len(bad) + len(bad_definitions)
     assert len(store) == 1 and store.query([], 10, False).records[0]["state"] == "RUNNING"
@@ -221,3 +226,18 @@ def test_the_timeline_has_every_attempt_that_ran() -> None:
         3.0,
     ]
     assert rows[failed.hex()][5] == "FAILED" and rows[running.hex()][9] is None
+
+
+def test_a_task_sent_back_unrun_waits_again_and_an_end_is_final() -> None:
+    store = TaskEventStore(10)
+    tid = task()
+    store.add(
+        [define(tid, 1.0)],
+        [[tid, 0, te.SUBMITTED_TO_WORKER, 2.0], [tid, 0, te.PENDING_NODE_ASSIGNMENT, 3.0]],
+        0,
+    )
+    assert store.query([], 1, False).records[0]["state"] == "PENDING_NODE_ASSIGNMENT"
+    store.add([], [[tid, 0, te.FINISHED, 4.0], [tid, 0, te.SUBMITTED_TO_WORKER, 5.0]], 0)  # a late event
+    assert store.query([], 1, False).records[0]["state"] == "FINISHED"
+    store.add([], [[tid, 0, te.FAILED, 3.5, "WORKER_DIED", "x"]], 0)  # a failure outranks success
+    assert store.query([], 1, False).records[0]["state"] == "FAILED"

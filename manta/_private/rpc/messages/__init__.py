@@ -341,6 +341,9 @@ from manta._private.rpc.messages.shared import (
     Welcome as Welcome,
 )
 from manta._private.rpc.messages.task_events import (
+    ExplainTask as ExplainTask,
+)
+from manta._private.rpc.messages.task_events import (
     ListTasks as ListTasks,
 )
 from manta._private.rpc.messages.task_events import (

@@ -44,3 +44,10 @@ class SummarizeTasks:
 @message(174)
 class TaskTimeline:
     """Every task attempt that ran: a list of rows (see TaskEventStore.timeline)."""
+
+
+@message(175)
+class ExplainTask:
+    """Why a task has not finished: lines of text (see gcs/task_why.py)."""
+
+    task_id: bytes

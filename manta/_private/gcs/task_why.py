@@ -1,0 +1,152 @@
+"""Why a task has not finished: a chain of reasons with ids, from the task-event store,
+the nodes' resources and the actors' states (``manta why``, ``util.state.explain``).
+
+Pure: the store and views of nodes and actors in, lines of text out. A task waiting on
+an argument is explained by the task that makes the argument, and so on down the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from manta._private.common import task_events as te
+from manta._private.common.ids import ObjectID
+from manta._private.gcs.task_event_store import TaskEventStore, TaskRow
+
+# How deep a chain of arguments is followed, and how many tasks holding resources are named.
+MAX_DEPTH = 8
+MAX_HOLDERS = 5
+
+
+@dataclass(frozen=True)
+class NodeResources:
+    node_id: str  # hex
+    alive: bool
+    total: dict[str, float]
+    available: dict[str, float]
+
+
+# An actor's id -> (state, death cause), or None if the gcs does not know it.
+ActorStates = Callable[[bytes], "tuple[str, str] | None"]
+
+
+def explain(
+    store: TaskEventStore, task_id: bytes, nodes: list[NodeResources], actors: ActorStates, now: float
+) -> list[str]:
+    lines: list[str] = []
+    _task(store, task_id, nodes, actors, now, lines, 0, set())
+    return lines
+
+
+def _task(
+    store: TaskEventStore,
+    task_id: bytes,
+    nodes: list[NodeResources],
+    actors: ActorStates,
+    now: float,
+    lines: list[str],
+    depth: int,
+    seen: set[bytes],
+) -> None:
+    pad = "  " * depth
+    row = store.latest(task_id)
+    if row is None:
+        lines.append(
+            f"{pad}task {task_id.hex()}: no record of it (not submitted yet, submitted with "
+            "enable_task_events=False, or evicted from the task-event store)"
+        )
+        return
+    seen.add(task_id)
+    label = f"{pad}task {row.name or row.func or '?'} ({task_id.hex()}, attempt {row.attempt})"
+    state = row.state
+    if state == te.FINISHED:
+        lines.append(f"{label} finished")
+    elif state == te.FAILED:
+        lines.append(f"{label} failed: {row.error_type}: {(row.error_message or '').splitlines()[0][:300]}")
+    elif state == te.RUNNING:
+        start = row.first_time(te.RUNNING) or now
+        where = f"node {row.node_id.hex()[:12] if row.node_id else '?'}, worker pid {row.pid}"
+        lines.append(f"{label} is running, for {max(now - start, 0.0):.1f} s, on {where}")
+    elif state == te.SUBMITTED_TO_WORKER:
+        lines.append(
+            f"{label} was sent to a worker and has not started: it waits behind the task that "
+            "worker is running, or for the worker to start"
+        )
+    elif state == te.PENDING_NODE_ASSIGNMENT:
+        lines.append(f"{label} waits for a worker: {_placement(store, row, nodes)}")
+    else:  # waiting for its arguments, or (an actor call) to be sent to its actor
+        _waiting(store, row, label, nodes, actors, now, lines, depth, seen)
+
+
+def _waiting(
+    store: TaskEventStore,
+    row: TaskRow,
+    label: str,
+    nodes: list[NodeResources],
+    actors: ActorStates,
+    now: float,
+    lines: list[str],
+    depth: int,
+    seen: set[bytes],
+) -> None:
+    pad = "  " * depth
+    if not row.args:
+        if row.actor_id is None:
+            lines.append(f"{label} waits for its arguments")
+            return
+        known = actors(row.actor_id)
+        if known is None:
+            lines.append(f"{label} waits for its actor {row.actor_id.hex()}, which the gcs does not know")
+        elif known[0] == "ALIVE":
+            lines.append(
+                f"{label} waits to be sent to its actor {row.actor_id.hex()}: calls before it go first"
+            )
+        else:
+            cause = f" ({known[1]})" if known[1] else ""
+            lines.append(f"{label} waits for its actor {row.actor_id.hex()}, which is {known[0]}{cause}")
+        return
+    lines.append(f"{label} waits for {len(row.args)} argument(s):")
+    for raw in row.args:
+        arg = ObjectID(raw)
+        if arg.is_put():
+            lines.append(f"{pad}  argument {arg.hex()}: an object put by the process that owns it")
+            continue
+        producer = bytes(arg.task_id())
+        lines.append(f"{pad}  argument {arg.hex()} is a result of:")
+        if producer in seen or depth + 2 > MAX_DEPTH:
+            lines.append(f"{pad}    task {producer.hex()} (explained above, or too deep to follow)")
+        else:
+            _task(store, producer, nodes, actors, now, lines, depth + 2, seen)
+
+
+def _placement(store: TaskEventStore, row: TaskRow, nodes: list[NodeResources]) -> str:
+    need = {k: v for k, v in row.resources.items() if isinstance(v, (int, float)) and v > 0}
+    alive = [n for n in nodes if n.alive]
+    could = [n for n in alive if all(n.total.get(k, 0.0) >= v for k, v in need.items())]
+    if not could:
+        have = "; ".join(f"node {n.node_id[:12]}: {_amounts(n.total)}" for n in alive) or "no node is alive"
+        return f"no node can ever run it: it needs {_amounts(need)} ({have}); it is infeasible"
+    if any(all(n.available.get(k, 0.0) >= v for k, v in need.items()) for n in could):
+        return f"a node has {_amounts(need)} free; its worker is being started or leased"
+    could_ids = {n.node_id for n in could}
+    holders = [
+        r
+        for r in store.rows()
+        if r.state in (te.SUBMITTED_TO_WORKER, te.RUNNING)
+        and (r.node_id is None or r.node_id.hex() in could_ids)
+        and r.task_id != row.task_id
+    ]
+    named = ", ".join(f"{r.name or r.func} ({r.task_id.hex()})" for r in holders[:MAX_HOLDERS])
+    more = f" and {len(holders) - MAX_HOLDERS} more" if len(holders) > MAX_HOLDERS else ""
+    users = f"held by running tasks: {named}{more}" if holders else "held by actors or placement groups"
+    return f"it needs {_amounts(need)}, and every node that could run it has them in use, {users}"
+
+
+def _amounts(resources: dict[str, float]) -> str:
+    shown = {k: v for k, v in resources.items() if not k.startswith("node:")}
+    return "{" + ", ".join(f"{k}: {_number(v)}" for k, v in sorted(shown.items())) + "}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
