@@ -40,6 +40,15 @@ def fail():
 
 
 @ray.remote
+class Broken:
+    def __init__(self):
+        raise RuntimeError("no config")
+
+    def m(self):
+        return 1
+
+
+@ray.remote
 def wait_for(path):
     import time
 
@@ -148,14 +157,6 @@ def test_actor_calls_are_actor_tasks(cluster):
 
 
 def test_a_failing_constructor_fails_its_creation_task(cluster):
-    @ray.remote
-    class Broken:
-        def __init__(self):
-            raise RuntimeError("no config")
-
-        def m(self):
-            return 1
-
     broken = Broken.remote()
     with pytest.raises(ray.exceptions.ActorDiedError):
         ray.get(broken.m.remote())
@@ -334,14 +335,6 @@ def test_why_a_task_waits(cluster, tmp_path):
 
 
 def test_why_an_actor_call_waits(cluster):
-    @ray.remote
-    class Broken:
-        def __init__(self):
-            raise RuntimeError("no config")
-
-        def m(self):
-            return 1
-
     call = Broken.remote().m.remote()
     with pytest.raises(ray.exceptions.ActorDiedError):
         ray.get(call)

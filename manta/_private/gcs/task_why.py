@@ -34,113 +34,105 @@ ActorStates = Callable[[bytes], "tuple[str, str] | None"]
 def explain(
     store: TaskEventStore, task_id: bytes, nodes: list[NodeResources], actors: ActorStates, now: float
 ) -> list[str]:
-    lines: list[str] = []
-    _task(store, task_id, nodes, actors, now, lines, 0, set())
-    return lines
+    explainer = _Explainer(store, nodes, actors, now)
+    explainer.task(task_id, 0)
+    return explainer.lines
 
 
-def _task(
-    store: TaskEventStore,
-    task_id: bytes,
-    nodes: list[NodeResources],
-    actors: ActorStates,
-    now: float,
-    lines: list[str],
-    depth: int,
-    seen: set[bytes],
-) -> None:
-    pad = "  " * depth
-    row = store.latest(task_id)
-    if row is None:
-        lines.append(
-            f"{pad}task {task_id.hex()}: no record of it (not submitted yet, submitted with "
-            "enable_task_events=False, or evicted from the task-event store)"
-        )
-        return
-    seen.add(task_id)
-    label = f"{pad}task {row.name or row.func or '?'} ({task_id.hex()}, attempt {row.attempt})"
-    state = row.state
-    if state == te.FINISHED:
-        lines.append(f"{label} finished")
-    elif state == te.FAILED:
-        lines.append(f"{label} failed: {row.error_type}: {(row.error_message or '').splitlines()[0][:300]}")
-    elif state == te.RUNNING:
-        start = row.first_time(te.RUNNING) or now
-        where = f"node {row.node_id.hex()[:12] if row.node_id else '?'}, worker pid {row.pid}"
-        lines.append(f"{label} is running, for {max(now - start, 0.0):.1f} s, on {where}")
-    elif state == te.SUBMITTED_TO_WORKER:
-        lines.append(
-            f"{label} was sent to a worker and has not started: it waits behind the task that "
-            "worker is running, or for the worker to start"
-        )
-    elif state == te.PENDING_NODE_ASSIGNMENT:
-        lines.append(f"{label} waits for a worker: {_placement(store, row, nodes)}")
-    else:  # waiting for its arguments, or (an actor call) to be sent to its actor
-        _waiting(store, row, label, nodes, actors, now, lines, depth, seen)
+class _Explainer:
+    def __init__(
+        self, store: TaskEventStore, nodes: list[NodeResources], actors: ActorStates, now: float
+    ) -> None:
+        self.store, self.nodes, self.actors, self.now = store, nodes, actors, now
+        self.lines: list[str] = []
+        self.seen: set[bytes] = set()
 
-
-def _waiting(
-    store: TaskEventStore,
-    row: TaskRow,
-    label: str,
-    nodes: list[NodeResources],
-    actors: ActorStates,
-    now: float,
-    lines: list[str],
-    depth: int,
-    seen: set[bytes],
-) -> None:
-    pad = "  " * depth
-    if not row.args:
-        if row.actor_id is None:
-            lines.append(f"{label} waits for its arguments")
-            return
-        known = actors(row.actor_id)
-        if known is None:
-            lines.append(f"{label} waits for its actor {row.actor_id.hex()}, which the gcs does not know")
-        elif known[0] == "ALIVE":
-            lines.append(
-                f"{label} waits to be sent to its actor {row.actor_id.hex()}: calls before it go first"
+    def task(self, task_id: bytes, depth: int) -> None:
+        pad = "  " * depth
+        row = self.store.latest(task_id)
+        if row is None:
+            self.lines.append(
+                f"{pad}task {task_id.hex()}: no record of it (not submitted yet, submitted with "
+                "enable_task_events=False, or evicted from the task-event store)"
             )
-        else:
-            cause = f" ({known[1]})" if known[1] else ""
-            lines.append(f"{label} waits for its actor {row.actor_id.hex()}, which is {known[0]}{cause}")
-        return
-    lines.append(f"{label} waits for {len(row.args)} argument(s):")
-    for raw in row.args:
-        arg = ObjectID(raw)
-        if arg.is_put():
-            lines.append(f"{pad}  argument {arg.hex()}: an object put by the process that owns it")
-            continue
-        producer = bytes(arg.task_id())
-        lines.append(f"{pad}  argument {arg.hex()} is a result of:")
-        if producer in seen or depth + 2 > MAX_DEPTH:
-            lines.append(f"{pad}    task {producer.hex()} (explained above, or too deep to follow)")
-        else:
-            _task(store, producer, nodes, actors, now, lines, depth + 2, seen)
+            return
+        self.seen.add(task_id)
+        label = f"{pad}task {row.name or row.func or '?'} ({task_id.hex()}, attempt {row.attempt})"
+        state = row.state
+        if state == te.FINISHED:
+            self.lines.append(f"{label} finished")
+        elif state == te.FAILED:
+            first_line = (row.error_message or "").splitlines()[0][:300] if row.error_message else ""
+            self.lines.append(f"{label} failed: {row.error_type}: {first_line}")
+        elif state == te.RUNNING:
+            start = row.first_time(te.RUNNING) or self.now
+            where = f"node {row.node_id.hex()[:12] if row.node_id else '?'}, worker pid {row.pid}"
+            self.lines.append(f"{label} is running, for {max(self.now - start, 0.0):.1f} s, on {where}")
+        elif state == te.SUBMITTED_TO_WORKER:
+            self.lines.append(
+                f"{label} was sent to a worker and has not started: it waits behind the task that "
+                "worker is running, or for the worker to start"
+            )
+        elif state == te.PENDING_NODE_ASSIGNMENT:
+            self.lines.append(f"{label} waits for a worker: {self.placement(row)}")
+        else:  # waiting for its arguments, or (an actor call) to be sent to its actor
+            self.waiting(row, label, depth)
 
+    def waiting(self, row: TaskRow, label: str, depth: int) -> None:
+        pad = "  " * depth
+        if not row.args:
+            self.lines.append(
+                self.actor_wait(row, label)
+                if row.actor_id is not None
+                else f"{label} waits for its arguments"
+            )
+            return
+        self.lines.append(f"{label} waits for {len(row.args)} argument(s):")
+        for raw in row.args:
+            arg = ObjectID(raw)
+            if arg.is_put():
+                self.lines.append(f"{pad}  argument {arg.hex()}: an object put by the process that owns it")
+                continue
+            producer = bytes(arg.task_id())
+            self.lines.append(f"{pad}  argument {arg.hex()} is a result of:")
+            if producer in self.seen or depth + 2 > MAX_DEPTH:
+                self.lines.append(f"{pad}    task {producer.hex()} (explained above, or too deep to follow)")
+            else:
+                self.task(producer, depth + 2)
 
-def _placement(store: TaskEventStore, row: TaskRow, nodes: list[NodeResources]) -> str:
-    need = {k: v for k, v in row.resources.items() if isinstance(v, (int, float)) and v > 0}
-    alive = [n for n in nodes if n.alive]
-    could = [n for n in alive if all(n.total.get(k, 0.0) >= v for k, v in need.items())]
-    if not could:
-        have = "; ".join(f"node {n.node_id[:12]}: {_amounts(n.total)}" for n in alive) or "no node is alive"
-        return f"no node can ever run it: it needs {_amounts(need)} ({have}); it is infeasible"
-    if any(all(n.available.get(k, 0.0) >= v for k, v in need.items()) for n in could):
-        return f"a node has {_amounts(need)} free; its worker is being started or leased"
-    could_ids = {n.node_id for n in could}
-    holders = [
-        r
-        for r in store.rows()
-        if r.state in (te.SUBMITTED_TO_WORKER, te.RUNNING)
-        and (r.node_id is None or r.node_id.hex() in could_ids)
-        and r.task_id != row.task_id
-    ]
-    named = ", ".join(f"{r.name or r.func} ({r.task_id.hex()})" for r in holders[:MAX_HOLDERS])
-    more = f" and {len(holders) - MAX_HOLDERS} more" if len(holders) > MAX_HOLDERS else ""
-    users = f"held by running tasks: {named}{more}" if holders else "held by actors or placement groups"
-    return f"it needs {_amounts(need)}, and every node that could run it has them in use, {users}"
+    def actor_wait(self, row: TaskRow, label: str) -> str:
+        assert row.actor_id is not None
+        known = self.actors(row.actor_id)
+        if known is None:
+            return f"{label} waits for its actor {row.actor_id.hex()}, which the gcs does not know"
+        if known[0] == "ALIVE":
+            return f"{label} waits to be sent to its actor {row.actor_id.hex()}: calls before it go first"
+        cause = f" ({known[1]})" if known[1] else ""
+        return f"{label} waits for its actor {row.actor_id.hex()}, which is {known[0]}{cause}"
+
+    def placement(self, row: TaskRow) -> str:
+        need = {k: v for k, v in row.resources.items() if isinstance(v, (int, float)) and v > 0}
+        alive = [n for n in self.nodes if n.alive]
+        could = [n for n in alive if all(n.total.get(k, 0.0) >= v for k, v in need.items())]
+        if not could:
+            have = (
+                "; ".join(f"node {n.node_id[:12]}: {_amounts(n.total)}" for n in alive) or "no node is alive"
+            )
+            return f"no node can ever run it: it needs {_amounts(need)} ({have}); it is infeasible"
+        if any(all(n.available.get(k, 0.0) >= v for k, v in need.items()) for n in could):
+            return f"a node has {_amounts(need)} free; its worker is being started or leased"
+        could_ids = {n.node_id for n in could}
+        holders = [
+            r
+            for r in self.store.rows()
+            if r.state in (te.SUBMITTED_TO_WORKER, te.RUNNING)
+            and (r.node_id is None or r.node_id.hex() in could_ids)
+            and r.task_id != row.task_id
+        ]
+        named = ", ".join(f"{r.name or r.func} ({r.task_id.hex()})" for r in holders[:MAX_HOLDERS])
+        more = f" and {len(holders) - MAX_HOLDERS} more" if len(holders) > MAX_HOLDERS else ""
+        users = f"held by running tasks: {named}{more}" if holders else "held by actors or placement groups"
+        return f"it needs {_amounts(need)}, and every node that could run it has them in use, {users}"
 
 
 def _amounts(resources: dict[str, float]) -> str:

@@ -32,8 +32,15 @@ class Record(dict):  # type: ignore[type-arg]
             raise AttributeError(name) from None
 
 
+class _ReadAsDict:
+    """Records read as dicts too (``record["state"]``), as Ray's can."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
 @dataclass(frozen=True)
-class ObjectState:
+class ObjectState(_ReadAsDict):
     """One process's reference to an object (Ray's ``ObjectState``)."""
 
     object_id: str
@@ -45,9 +52,6 @@ class ObjectState:
     type: str  # "DRIVER" or "WORKER"
     pid: int
     ip: str
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)  # records read as dicts too, as Ray's can
 
 
 def list_objects(
@@ -194,7 +198,7 @@ def _actor_record(info: m.ActorInfo) -> Record:
 
 
 @dataclass(frozen=True)
-class TaskState:
+class TaskState(_ReadAsDict):
     """One attempt of a task (Ray's ``TaskState``); the detail fields are None unless
     listed with ``detail=True``."""
 
@@ -225,9 +229,6 @@ class TaskState:
     is_debugger_paused: bool | None = None
     call_site: str | None = None
     label_selector: dict[str, Any] | None = None
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)  # records read as dicts too, as Ray's can
 
 
 def list_tasks(
