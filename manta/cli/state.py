@@ -1,6 +1,6 @@
-"""``manta list tasks``, ``manta get tasks ID`` and ``manta summary tasks``: the task-event
-store from the command line, as tables or as JSON or YAML (Ray's ``ray list``/``ray get``/
-``ray summary``)."""
+"""``manta list tasks``, ``manta get tasks ID``, ``manta summary tasks``, ``manta why ID`` and
+``manta timeline``: the task-event store from the command line, as tables or as JSON or YAML
+(Ray's ``ray list``/``ray get``/``ray summary``/``ray timeline``)."""
 
 from __future__ import annotations
 

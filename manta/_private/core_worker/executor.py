@@ -264,6 +264,8 @@ class TaskExecutor:
             # made and then exited (the gcs hears it first, so it is not restarted).
             self.exited_in_constructor = str(e) or "exit_actor() was called in its constructor"
             self._announce_exit(spec, self.exited_in_constructor)
+            if task.task_events:
+                self._host.task_events.transition(task, te.FINISHED)  # an end it chose
             return ActorCreated(True, None)
         except BaseException as e:
             if task.task_events:

@@ -14,7 +14,7 @@ from typing import Any
 from manta._private.common import task_events as te
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
-from manta._private.common.ids import ActorID, JobID, NodeID, PlacementGroupID
+from manta._private.common.ids import ActorID, JobID, NodeID, PlacementGroupID, TaskID
 from manta._private.common.placement import NodeEntry
 from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.common.resources import check_amounts
@@ -173,6 +173,8 @@ class GcsService:
         return None if info is None else info.namespace
 
     def _h_explain_task(self, conn: Connection, msg: m.ExplainTask) -> list[str]:
+        if len(msg.task_id) != TaskID.SIZE:
+            raise ValueError(f"a task id is {TaskID.SIZE} bytes, not {len(msg.task_id)}")
         views = [
             NodeResources(n.info.node_id.hex(), n.alive, dict(n.total or n.info.resources), dict(n.available))
             for n in self.nodes.nodes.values()
