@@ -236,6 +236,8 @@ def test_bad_listings_say_what_to_do(cluster, caplog):
         manta_logger.removeHandler(caplog.handler)
     assert "is more than the most a listing returns; using 10000" in caplog.text
     assert get_task("ff" * 24) is None
+    with pytest.raises(ValueError, match="is neither a task id"):
+        get_task("nope")
 
 
 def manta_cli(cluster, *args):

@@ -265,9 +265,9 @@ def list_tasks(
 def get_task(
     id: str | Any, address: str | None = None, timeout: int = 30, _explain: bool = False
 ) -> TaskState | list[TaskState] | None:
-    """The attempts of one task, by its hex id or an ObjectRef it returns: None if the
-    store has none, the attempt if there is one, else every attempt."""
-    task_id = id.task_id().hex() if hasattr(id, "task_id") else str(id)
+    """The attempts of one task, by its id, or an ObjectRef it returns (or that ref's hex
+    id): None if the store has none, the attempt if there is one, else every attempt."""
+    task_id = task_id_of(id).hex()
     found = list_tasks(filters=[("task_id", "=", task_id)], limit=te.MAX_LIMIT, timeout=timeout, detail=True)
     if not found:
         return None
