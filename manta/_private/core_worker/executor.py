@@ -37,6 +37,7 @@ from manta._private.core_worker.peers import Peers
 from manta._private.core_worker.stream_sender import ItemSender
 from manta._private.core_worker.streams import item_id
 from manta._private.core_worker.task_context import TaskHost
+from manta._private.rpc import codec
 from manta._private.rpc.messages import (
     ActorCreated,
     ActorExiting,
@@ -228,7 +229,7 @@ class TaskExecutor:
         self._host.actor_placement_group = spec.placement_group
         self._mark_task(spec.class_name)
         task = TaskSpec(
-            task_id=TaskID.for_actor_creation(spec.actor_id),
+            task_id=TaskID.for_normal_task(spec.job_id),  # fresh per creation: its puts' ids are new
             job_id=spec.job_id,
             parent_task_id=TaskID.for_driver(spec.job_id),
             name=f"{spec.class_name}.__init__",
@@ -246,7 +247,9 @@ class TaskExecutor:
             task_events=spec.task_events,
         )
         context = self._host.enter_task(task, create.instance_ids)
-        self._record_running(task)
+        # Its events go under the id its owner defined it with (the same for every creation).
+        recorded = codec.replace(task, task_id=TaskID.for_actor_creation(spec.actor_id))
+        self._record_running(recorded)
         try:
             self._host.ensure_runtime_env(spec.runtime_env)
             cls = self._functions.load(spec.job_id, spec.function_id, spec.class_name)
@@ -257,7 +260,7 @@ class TaskExecutor:
             self._host.actor_resources = dict(spec.resources)
             self._mark_task(self.actor.display_name)
             if task.task_events:
-                self._host.task_events.transition(task, te.FINISHED)
+                self._host.task_events.transition(recorded, te.FINISHED)
             return ActorCreated(True, None)
         except ActorExit as e:
             # exit_actor() in the constructor: the actor ends on purpose, as if it had been
@@ -265,11 +268,11 @@ class TaskExecutor:
             self.exited_in_constructor = str(e) or "exit_actor() was called in its constructor"
             self._announce_exit(spec, self.exited_in_constructor)
             if task.task_events:
-                self._host.task_events.transition(task, te.FINISHED)  # an end it chose
+                self._host.task_events.transition(recorded, te.FINISHED)  # an end it chose
             return ActorCreated(True, None)
         except BaseException as e:
             if task.task_events:
-                self._host.task_events.failed(task, e)
+                self._host.task_events.failed(recorded, e)
                 self._host.report_task_events_now()  # the gcs ends this worker when it hears
             return ActorCreated(False, self._error_blob(task, e, e))
         finally:
