@@ -14,7 +14,7 @@ import functools
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
@@ -36,7 +36,7 @@ class TaskEventBuffer:
         # happened (set once it has joined its node).
         self.reporter: list[Any] = [None, None, 0]
 
-    def define(self, spec: TaskSpec, state: int, arg_ids: list[bytes]) -> None:
+    def define(self, spec: TaskSpec, state: int, arg_ids: Sequence[bytes]) -> None:
         """``spec`` was submitted (with ``arg_ids``, its ref arguments); it waits in ``state``."""
         if len(self._definitions) + len(self._transitions) >= self._max:
             self._dropped += 1
@@ -119,20 +119,32 @@ class TaskEventBuffer:
         return msgpack.packb(definitions), msgpack.packb(transitions), dropped, count
 
 
+# The longest a process waits between looks at its buffer while it records nothing.
+IDLE_INTERVAL_S = 1.0
+
+
 def report_periodically(
-    buffer: TaskEventBuffer, node: Callable[[], Connection | None], interval: float, stopped: Callable[[], bool]
+    buffer: TaskEventBuffer,
+    node: Callable[[], Connection | None],
+    interval: float,
+    stopped: Callable[[], bool],
 ) -> None:
     """On the I/O loop: report what ``buffer`` holds every ``interval`` until ``stopped``
-    (a timer, not a sleeping task: nothing is left pending when the loop closes)."""
+    (a timer, not a sleeping task: nothing is left pending when the loop closes). While
+    the process records nothing the timer slows, doubling up to a tick a second (an idle
+    worker should not wake ten times a second for nothing); the first events after a
+    quiet spell may so wait up to a second."""
     loop = asyncio.get_running_loop()
 
-    def tick() -> None:
+    def tick(wait: float) -> None:
         if stopped():
             return
+        busy = buffer.has_events()
         report(buffer, node)
-        loop.call_later(interval, tick)
+        after = interval if busy else min(wait * 2, max(interval, IDLE_INTERVAL_S))
+        loop.call_later(after, tick, after)
 
-    loop.call_later(interval, tick)
+    loop.call_later(interval, tick, interval)
 
 
 def report(buffer: TaskEventBuffer, node: Callable[[], Connection | None]) -> None:

@@ -48,6 +48,8 @@ from manta.exceptions import (
 
 # How many times a task is sent back for arguments the store lost before it fails.
 MAX_LOST_ARG_ROUNDS = 3
+# The argument ids of a task without ref arguments, shared (recorded with its definition).
+NO_ARGS: tuple[bytes, ...] = ()
 
 
 @dataclass(slots=True)
@@ -140,7 +142,7 @@ class TaskManager:
             # An actor call waits (for the actor, or its arguments) until it is sent.
             waits = task.arg_refs or spec.actor_id is not None
             state = te.PENDING_ARGS_AVAIL if waits else te.PENDING_NODE_ASSIGNMENT
-            self.events.define(spec, state, [r.id for r in task.arg_refs])
+            self.events.define(spec, state, [r.id for r in task.arg_refs] if task.arg_refs else NO_ARGS)
         with self._lock:
             self.tasks[task.task_id] = task
             parent = task.spec.parent_task_id
