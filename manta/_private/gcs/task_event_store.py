@@ -239,7 +239,9 @@ class TaskEventStore:
         """Rows counted by function (or actor class and method) and state, as Ray's
         ``summarize_tasks`` shows them."""
         by_name: dict[str, dict[str, Any]] = {}
+        by_type = [0] * len(te.TYPES)
         for row in self._rows.values():
+            by_type[row.type] += 1
             entry = by_name.get(row.func)
             if entry is None:
                 entry = by_name[row.func] = {
@@ -252,9 +254,9 @@ class TaskEventStore:
             counts[state] = counts.get(state, 0) + 1
         return {
             "summary": by_name,
-            "total_tasks": sum(1 for r in self._rows.values() if r.type == te.NORMAL_TASK),
-            "total_actor_tasks": sum(1 for r in self._rows.values() if r.type == te.ACTOR_TASK),
-            "total_actor_scheduled": sum(1 for r in self._rows.values() if r.type == te.ACTOR_CREATION_TASK),
+            "total_tasks": by_type[te.NORMAL_TASK],
+            "total_actor_tasks": by_type[te.ACTOR_TASK],
+            "total_actor_scheduled": by_type[te.ACTOR_CREATION_TASK],
             "summary_by": "func_name",
             "dropped": self.dropped_by_reporters,
             "evicted": self.evicted,
