@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         TaskID,
         WorkerID,
     )
+    from manta._private.common.logging_config import LoggingConfig
     from manta._private.core_worker.object_ref import ObjectRef
     from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
     from manta._private.core_worker.streams import DynamicObjectRefGenerator
@@ -64,6 +65,7 @@ _EXPORTS = {
     "PlacementGroupID": "manta._private.common.ids",
     "TaskID": "manta._private.common.ids",
     "WorkerID": "manta._private.common.ids",
+    "LoggingConfig": "manta._private.common.logging_config",
     "ObjectRef": "manta._private.core_worker.object_ref",
     "ObjectRefGenerator": "manta._private.core_worker.object_ref_generator",
     "DynamicObjectRefGenerator": "manta._private.core_worker.streams",
@@ -76,6 +78,7 @@ __all__ = [
     "ActorID",
     "DynamicObjectRefGenerator",
     "JobID",
+    "LoggingConfig",
     "NodeID",
     "ObjectID",
     "ObjectRef",

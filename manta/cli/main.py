@@ -11,6 +11,7 @@ from manta.cli.access import audit, token
 from manta.cli.cert import cert
 from manta.cli.cluster import cluster_gcs, running_session, start, status, stop
 from manta.cli.job import job
+from manta.cli.logs import logs
 from manta.cli.state import get_command, list_command, summary_command, timeline_command, why_command
 
 
@@ -47,6 +48,7 @@ cli.add_command(start)
 cli.add_command(stop)
 cli.add_command(status)
 cli.add_command(job)
+cli.add_command(logs)
 cli.add_command(token)
 cli.add_command(audit)
 cli.add_command(cert)

@@ -19,6 +19,7 @@ from manta._private.rpc import tls
 from manta._private.rpc.auth import Grant
 from manta._private.rpc.messages import access as a
 from manta.dashboard.auth import Authenticator, allowed_hosts
+from manta.dashboard.cluster_metrics import ClusterMetrics
 from manta.dashboard.gcs_link import GcsLink
 from manta.dashboard.job_manager import JobManager
 from manta.dashboard.routes import all_routes
@@ -63,8 +64,9 @@ def main() -> None:
     auth = Authenticator(read_token(args.session_dir), ask_gcs, time.monotonic)
     jobs = JobManager(args.session_dir, config.job_start_timeout_s)
     limits = RequestBuckets(time.monotonic, config.http_requests_per_s, 2 * config.http_requests_per_s)
+    metrics = ClusterMetrics(gcs, read_token(args.session_dir), config)
     app = make_app(
-        all_routes(jobs, gcs, MAX_UPLOAD_BYTES),
+        all_routes(jobs, gcs, MAX_UPLOAD_BYTES, metrics),
         auth,
         allowed_hosts(config.dashboard_allowed_hosts),
         gcs.audit,
@@ -94,8 +96,11 @@ def main() -> None:
     daemon.watch_lifeline(loop, args.lifeline_fd, stop)
     daemon.on_stop_signals(loop, stop)
     pick_up = loop.create_task(_pick_up_jobs(jobs, args.session_dir))
+    sampling = loop.create_task(metrics.sample_loop())
     loop.run_until_complete(stopping)
     pick_up.cancel()
+    sampling.cancel()
+    metrics.close()
     loop.run_until_complete(jobs.close())
     loop.run_until_complete(gcs.close())
     loop.run_until_complete(runner.cleanup())

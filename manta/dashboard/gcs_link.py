@@ -57,6 +57,10 @@ class GcsLink:
         conn = await asyncio.wait_for(self.connection(), timeout)
         return await asyncio.wait_for(conn.call(msg), timeout)
 
+    def node_credential(self) -> tuple[bytes, Config]:
+        """The cluster's credential and settings, for asking node daemons directly."""
+        return read_token(self._session_dir), self._config
+
     def audit(self, event: str, **fields: Any) -> None:
         """Records an event in the head's audit log, without waiting for it."""
 

@@ -152,3 +152,17 @@ def json_error(status: int, message: str) -> web.Response:
 def caller(request: web.Request) -> dict[str, str]:
     """Who made a request, as the audit log records it (set by the auth middleware)."""
     return {"by": request["token_name"], "role": request["role"], "peer": request.remote or "unknown"}
+
+
+def int_query(request: web.Request, name: str, default: int, lowest: int, highest: int) -> int:
+    """An integer query parameter; RequestError saying what was wrong otherwise."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RequestError(f"query parameter {name!r} must be an integer, got {raw[:40]!r}") from None
+    if not lowest <= value <= highest:
+        raise RequestError(f"query parameter {name!r} must be between {lowest} and {highest}, got {value}")
+    return value

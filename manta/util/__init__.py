@@ -28,7 +28,7 @@ from manta.util.serialization import deregister_serializer, register_serializer
 # Submodules reachable as attributes (``manta.util.multiprocessing.Pool``) without an
 # import of their own, as in Ray. Not in __all__: a star import must not shadow the
 # standard library's multiprocessing or the joblib package.
-_LAZY_SUBMODULES = ("joblib", "multiprocessing", "state")
+_LAZY_SUBMODULES = ("joblib", "metrics", "multiprocessing", "state")
 
 __all__ = [
     "ActorPool",

@@ -10,6 +10,7 @@ PUBLIC = [
     "ActorID",
     "DynamicObjectRefGenerator",
     "JobID",
+    "LoggingConfig",
     "NodeID",
     "ObjectID",
     "ObjectRef",

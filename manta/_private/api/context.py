@@ -24,6 +24,7 @@ from manta._private.api.discovery import join_existing, resolve_address
 from manta._private.api.local_cluster import LocalCluster
 from manta._private.api.node_resources import node_resources
 from manta._private.common.config import Config
+from manta._private.common.logging_config import LoggingConfig
 from manta._private.common.session import SessionInfo
 from manta._private.common.version import __version__
 from manta._private.core_worker import object_ref as object_ref_module
@@ -149,7 +150,7 @@ def init(
                 "by passing in 'ignore_reinit_error=True' or by calling 'manta.shutdown()' "
                 "prior to 'manta.init()'."
             )
-        _check_arguments(kwargs, namespace, runtime_env, labels)
+        _check_arguments(kwargs, namespace, runtime_env, labels, logging_config)
         validate_runtime_env(getattr(job_config, "runtime_env", None))
         config = Config.from_env().with_system_config(kwargs.get("_system_config") or {})
         job_env = _job_runtime_env(runtime_env, job_config, config)
@@ -169,7 +170,7 @@ def init(
             kwargs.get("_system_config"),
             _dashboard(include_dashboard, dashboard_host, dashboard_port),
         )
-        settings = _job_settings(job_config, job_env, config.job_submission_id)
+        settings = _job_settings(job_config, job_env, config.job_submission_id, logging_config)
         driver = dict(namespace=_namespace(namespace, job_config), job_config=settings, local_mode=local_mode)
         worker = _connect_driver(config, session, cluster, job_env, log_to_driver, driver)
         context = InitContext(address_info)
@@ -191,6 +192,7 @@ def _connect_driver(
     # Imported while the daemons started (see _start_or_join), not before.
     from manta._private.api import runtime_env as runtime_env_module
     from manta._private.core_worker.core_worker import CoreWorker
+    from manta._private.core_worker.job_logging import apply_job_logging
 
     worker = CoreWorker(
         is_driver=True,
@@ -201,6 +203,8 @@ def _connect_driver(
     )
     try:
         worker.connect()
+        # The job's logging_config, here as in each of its workers (Manta's lines too).
+        apply_job_logging(worker, options["job_config"].get("logging_config"), own_logger="manta")
         worker.job_runtime_env = runtime_env_module.resolve(worker, job_env)
         _install_eagerly(worker.job_runtime_env)
     except BaseException:
@@ -243,14 +247,19 @@ def _namespace(namespace: str | None, job_config: Any) -> str:
 
 
 def _job_settings(
-    job_config: Any, runtime_env: dict[str, Any] | None, submission_id: str = ""
+    job_config: Any,
+    runtime_env: dict[str, Any] | None,
+    submission_id: str = "",
+    logging_config: LoggingConfig | None = None,
 ) -> dict[str, Any]:
     """What the job is registered with: its runtime env (see ``_job_runtime_env``), the
-    JobConfig's code search path ahead of the driver's sys.path, its metadata, and the
-    submitted job it runs for (if any)."""
+    JobConfig's code search path ahead of the driver's sys.path, its metadata, the
+    submitted job it runs for (if any), and its logging_config (its workers apply it)."""
     settings: dict[str, Any] = {"runtime_env": runtime_env, "entrypoint": " ".join(sys.argv)}
     if submission_id:
         settings["submission_id"] = submission_id
+    if logging_config is not None:
+        settings["logging_config"] = logging_config.to_dict()
     if job_config is None:
         return settings
     search = [os.path.abspath(p) for p in getattr(job_config, "code_search_path", [])]
@@ -265,6 +274,7 @@ def _check_arguments(
     namespace: Any,
     runtime_env: Any,
     labels: Any,
+    logging_config: Any = None,
 ) -> None:
     """Everything init() can check before it starts anything."""
     unknown = set(kwargs) - {"_system_config", "_node_ip_address", "_memory", "_redis_password"}
@@ -278,6 +288,8 @@ def _check_arguments(
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
     ):
         raise TypeError(f"labels must be a dict of str to str, got {labels!r}")
+    if logging_config is not None and not isinstance(logging_config, LoggingConfig):
+        raise TypeError(f"logging_config must be a manta.LoggingConfig, got {type(logging_config).__name__}")
 
 
 def _start_or_join(

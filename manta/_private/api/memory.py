@@ -7,16 +7,15 @@ values holding refs, borrowers). This module joins the two into one row per obje
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from manta._private.api.context import require_initialized
+from manta._private.api.node_calls import ask_nodes
 from manta._private.common.config import Config
 from manta._private.common.ids import NodeID, ObjectID
 from manta._private.object_store.stats import format_bytes
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import ConnectionLost, Dispatcher, connect
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,34 +44,7 @@ async def gather_reports(
 ) -> list[m.MemoryReport]:
     """Ask every live node for its memory report (``local``: this process's node and an
     open connection to it, reused when given)."""
-
-    async def one(state: m.NodeState) -> m.MemoryReport | None:
-        info = state.info
-        if local is not None and local[0] == info.node_id:
-            return await asyncio.wait_for(local[1].call(m.GetMemoryReport()), 30)
-        address = "unix:" + info.unix if info.unix else f"{info.host}:{info.port}"
-        try:
-            conn = await connect(
-                address, token, Dispatcher(), kind="cli", max_frame_bytes=config.max_frame_bytes
-            )
-        except Exception:
-            try:
-                conn = await connect(
-                    f"{info.host}:{info.port}",
-                    token,
-                    Dispatcher(),
-                    kind="cli",
-                    max_frame_bytes=config.max_frame_bytes,
-                )
-            except ConnectionLost:
-                return None  # it died and the gcs has not noticed yet: nothing to report
-        try:
-            return await asyncio.wait_for(conn.call(m.GetMemoryReport()), 30)
-        finally:
-            conn.close()
-
-    reports = await asyncio.gather(*(one(s) for s in nodes if s.alive))
-    return [r for r in reports if r is not None]
+    return [report for _node, report in await ask_nodes(nodes, m.GetMemoryReport(), token, config, local)]
 
 
 def summarize(reports: list[m.MemoryReport]) -> list[NodeMemory]:

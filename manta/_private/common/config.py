@@ -57,6 +57,12 @@ class Config:
     task_events_report_interval_s: float = 0.1
     task_events_max_buffered: int = 100_000
     task_events_max_num_task_in_gcs: int = 100_000
+    # How often a process sends the user metrics it recorded (manta.util.metrics) to its
+    # node daemon (Ray's metrics_report_interval_ms); how often the head's HTTP service
+    # samples the cluster's metrics, and how far back it keeps them, for the dashboard's charts.
+    metrics_report_interval_s: float = 5.0
+    metrics_history_interval_s: float = 5.0
+    metrics_history_s: float = 600.0
     # Idle workers above the node's CPU count are stopped after this long.
     idle_worker_timeout_s: float = 5.0
     # Workers the node keeps starting at once.
@@ -125,6 +131,18 @@ class Config:
     dashboard_allowed_hosts: str = ""
     # Log level of daemons.
     log_level: str = "INFO"
+    # Log files of workers and daemons are rotated when they reach rotation_max_bytes,
+    # keeping rotation_backup_count older ones (name.1 the newest); either 0: never rotated
+    # (Python's RotatingFileHandler's rule). Ray's names and defaults.
+    rotation_max_bytes: int = 512 * 1024**2
+    rotation_backup_count: int = 5
+    # A driver collapses a line that many workers print alike (numbers aside) within
+    # dedup_logs_agg_window_s into one "[repeated Nx across cluster]" line; lines matching
+    # the allow regex are always printed, those matching the skip regex never. Ray's names.
+    dedup_logs: bool = True
+    dedup_logs_agg_window_s: float = 5.0
+    dedup_logs_allow_regex: str = ""
+    dedup_logs_skip_regex: str = ""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -193,6 +211,8 @@ _LOWEST: dict[str, float] = {
     "heartbeat_interval_s": 0.01,
     "node_timeout_s": 0.01,
     "log_poll_interval_s": 0.01,
+    "metrics_report_interval_s": 0.01,
+    "metrics_history_interval_s": 0.01,
     "max_starting_workers": 1,
     "max_concurrent_pulls": 1,
     "object_store_fraction": 0.001,
@@ -207,6 +227,12 @@ _RAY_ENV_NAMES = {
     "tls_ca": "RAY_TLS_CA_CERT",
     "tls_cert": "RAY_TLS_SERVER_CERT",
     "tls_key": "RAY_TLS_SERVER_KEY",
+    "rotation_max_bytes": "RAY_ROTATION_MAX_BYTES",
+    "rotation_backup_count": "RAY_ROTATION_BACKUP_COUNT",
+    "dedup_logs": "RAY_DEDUP_LOGS",
+    "dedup_logs_agg_window_s": "RAY_DEDUP_LOGS_AGG_WINDOW_S",
+    "dedup_logs_allow_regex": "RAY_DEDUP_LOGS_ALLOW_REGEX",
+    "dedup_logs_skip_regex": "RAY_DEDUP_LOGS_SKIP_REGEX",
 }
 # Ray's _system_config names with a Manta equivalent: (field, factor to Manta's unit).
 # Values below a field's lowest are raised to it (Ray's 0 for "never inline" is our 1).
@@ -215,6 +241,7 @@ _RAY_SETTINGS: dict[str, tuple[str, float]] = {
     "health_check_period_ms": ("heartbeat_interval_s", 0.001),
     "max_direct_call_object_size": ("max_inline_bytes", 1),
     "worker_lease_timeout_milliseconds": ("lease_linger_s", 0.001),
+    "metrics_report_interval_ms": ("metrics_report_interval_s", 0.001),
 }
 
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from manta._private.common import log_rotation
 from manta._private.common.aio import new_event_loop
 from manta._private.common.config import Config
 
@@ -29,11 +30,13 @@ def argument_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def start(args: argparse.Namespace) -> tuple[Config, asyncio.AbstractEventLoop]:
-    """Parse the config, set up logging and the event loop."""
+    """Parse the config, set up logging (rotated) and the event loop."""
     config = Config(**json.loads(args.config))
     setup_logging(config.log_level)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
+    # Its stdout and stderr (where its log lines go) are capped like workers' files.
+    log_rotation.watch(loop, log_rotation.stdio_targets(), log_rotation.policy_of(config))
     return config, loop
 
 

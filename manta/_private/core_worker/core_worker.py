@@ -33,10 +33,13 @@ from manta._private.core_worker.actor_submitter import ActorTaskSubmitter
 from manta._private.core_worker.borrowing import Borrowing
 from manta._private.core_worker.executor import ExecutorParts, TaskExecutor
 from manta._private.core_worker.function_manager import FunctionManager
+from manta._private.core_worker.job_logging import apply_job_logging
 from manta._private.core_worker.lease_policy import scheduling_key
 from manta._private.core_worker.local_mode import LocalRunner
+from manta._private.core_worker.log_printer import LogPrinter
 from manta._private.core_worker.loop_thread import EventLoopThread
 from manta._private.core_worker.memory_store import MemoryStore
+from manta._private.core_worker.metric_reports import report_metrics, report_metrics_every
 from manta._private.core_worker.object_manager import ObjectManager
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.recovery import LossRecovery
@@ -152,6 +155,7 @@ class CoreWorker:
         config, store, refs = self.config, MemoryStore(), ReferenceCounter()
         self.memory_store, self.references = store, refs
         events = self.task_events = TaskEventBuffer(0 if local_mode else config.task_events_max_buffered)
+        self._log_printer = LogPrinter(config, self.node_id, time.monotonic, self._job_config)
         self.io = EventLoopThread("manta-io")
         self.streams = StreamTable(
             store,
@@ -253,6 +257,7 @@ class CoreWorker:
         self.task_events.reporter = [self.node_id, self.worker_id, os.getpid()]
         interval = cfg.task_events_report_interval_s
         report_periodically(self.task_events, lambda: self.node_conn, interval, lambda: self._closed)
+        report_metrics_every(lambda: self.node_conn, cfg.metrics_report_interval_s, lambda: self._closed)
 
     async def gcs_connection(self) -> Connection:
         """The connection to the gcs, made on first use; callers that overlap share one."""
@@ -332,12 +337,14 @@ class CoreWorker:
 
     async def _disconnect(self) -> None:
         report_task_events(self.task_events, lambda: self.node_conn)
+        report_metrics(lambda: self.node_conn)
         if self.is_driver and self.gcs_conn is not None and not self.gcs_conn.closed:
             try:
                 if self._log_to_driver and not self.node_conn.closed:
                     # Print what the workers wrote last before the job (and they) end.
                     await asyncio.wait_for(self.node_conn.call(m.FlushLogs()), 5.0)
                     await asyncio.wait_for(self.gcs_conn.call(m.Ping()), 5.0)
+                    self._log_printer.flush()
                 await asyncio.wait_for(self.gcs_conn.call(m.JobFinished(self.job_id)), 2.0)
             except Exception:
                 pass
@@ -424,6 +431,7 @@ class CoreWorker:
 
     async def _flush_and_exit(self) -> None:
         report_task_events(self.task_events, lambda: self.node_conn)
+        report_metrics(lambda: self.node_conn)
         # Let queued replies reach their sockets before the process goes.
         for _ in range(3):
             await asyncio.sleep(0)
@@ -445,7 +453,7 @@ class CoreWorker:
 
     def _handle_published(self, _conn: Connection, msg: m.Published) -> None:
         if msg.channel == "logs" and isinstance(msg.payload, m.LogBatch):
-            self._print_logs(msg.payload)
+            self._log_printer.show(msg.payload)
         elif msg.channel == "errors" and isinstance(msg.payload, m.ErrorPush):
             logger.error("%s", msg.payload.message)
             for listener in list(self.error_listeners):
@@ -457,19 +465,6 @@ class CoreWorker:
         elif msg.channel == "nodes" and isinstance(msg.payload, m.NodeState) and not msg.payload.alive:
             self.node_died(msg.payload.info.node_id)
             self.borrowing.node_gone(msg.payload.info.node_id)
-
-    def _print_logs(self, batch: m.LogBatch) -> None:
-        # Ray's "(name pid=N" start, so tools that grep for it keep working, plus the node.
-        where = f"pid={batch.pid}, node={batch.node_id.hex()[:8]}"
-        if batch.node_id != self.node_id:
-            where += f", ip={batch.host}"
-        prefix = f"({batch.task_name} {where}) " if batch.task_name else f"({where}) "
-        stream = sys.stderr if batch.is_err else sys.stdout
-        try:
-            stream.write("".join(prefix + line + "\n" for line in batch.lines))
-            stream.flush()
-        except (OSError, ValueError):
-            pass
 
     # -- connections ----------------------------------------------------------------------------
     async def connect_worker(self, address: m.Address) -> Connection:
@@ -641,6 +636,7 @@ class CoreWorker:
             if cwd and os.path.isdir(cwd):
                 os.chdir(cwd)
             worker_setup.run(info.config.get("worker_setup", ()))
+            apply_job_logging(self, info.config.get("logging_config"))
         self._jobs_set_up.add(job_id)
 
     # -- tasks ---------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from manta._private.gcs.access_shell import AccessService, who
 from manta._private.gcs.actor_manager import NodeView
 from manta._private.gcs.actor_shell import ActorDirector
 from manta._private.gcs.audit import AuditLog
+from manta._private.gcs.metrics import GcsMetrics
 from manta._private.gcs.node_manager import NodeManager, NodeRecord
 from manta._private.gcs.pg_shell import PlacementGroupDirector
 from manta._private.gcs.pubsub import Subscriptions
@@ -30,7 +31,8 @@ from manta._private.gcs.task_event_store import TaskEventStore
 from manta._private.gcs.task_why import NodeResources, explain
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Connection, Dispatcher, RpcServer
+from manta._private.rpc.latency import LatencyHistogram, TimedDispatcher
+from manta._private.rpc.transport import Connection, RpcServer
 
 logger = logging.getLogger(__name__)
 # Messages ignored because of who sent them: logged, but a flood cannot fill the disk.
@@ -47,7 +49,7 @@ class GcsService:
         self.config = config
         self.nodes = NodeManager(SystemClock(), config.node_timeout_s)
         self.subs: Subscriptions[Connection] = Subscriptions()
-        self.dispatcher = Dispatcher()
+        self.dispatcher = TimedDispatcher(LatencyHistogram())
         self.access = AccessService(storage, token, AuditLog(audit_dir, SystemClock()), SystemClock())
         self.server = RpcServer(
             self.dispatcher,
@@ -75,7 +77,15 @@ class GcsService:
             self._conn_of_node.get, self._node_entries, self._pg_removed, self._publish, storage
         )
         self.task_events = TaskEventStore(config.task_events_max_num_task_in_gcs)
+        self.metrics = GcsMetrics(
+            self.task_events,
+            self.actors.manager.actors,
+            self.pgs.manager.groups,
+            self.nodes.nodes,
+            self.dispatcher.histogram,
+        )
         self._register_handlers()
+        self.dispatcher.time_handlers()  # once every handler is in (see rpc/latency.py)
 
     async def start(self, host: str, port: int, unix: str | None) -> int:
         self._restore()
@@ -159,6 +169,7 @@ class GcsService:
         d.register(m.SummarizeTasks, lambda c, msg: self.task_events.summary())
         d.register(m.TaskTimeline, lambda c, msg: self.task_events.timeline())
         d.register(m.ExplainTask, self._h_explain_task)
+        d.register(m.GetMetrics, lambda c, msg: self.metrics.exposition())
         d.register(
             m.LeaseInfeasible, lambda c, msg: logger.warning("a node refused an actor lease: %s", msg.message)
         )

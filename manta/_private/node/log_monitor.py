@@ -3,6 +3,8 @@
 Each worker writes stdout and stderr to its own files in the session's logs directory.
 The executor writes a marker line whenever the running task changes; the monitor uses
 it to label the lines that follow with the task's name and strips it from the output.
+A stream follows its file across rotations (``log_files.read_on``): a line written just
+before the worker rotated its file is read from the rotated copy, not lost.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from manta._private.common.ids import JobID, WorkerID
+from manta._private.common.log_files import Position, read_on
 from manta._private.common.session import TASK_MARKER
 
 _MAX_READ = 1 << 20
@@ -23,7 +26,7 @@ _MAX_PARTIAL = 64 << 10
 class _Stream:
     path: str
     is_err: bool
-    offset: int = 0
+    position: Position = field(default_factory=Position)
     partial: str = ""
     task_name: str = ""
     # Incremental, so a UTF-8 character split across two reads decodes whole.
@@ -63,7 +66,7 @@ class LogMonitor:
         if logs is not None and logs.job_id is None:
             # Output from before the first lease (start-up noise) stays in the file only.
             for stream in logs.streams:
-                stream.offset = _size(stream.path)
+                stream.position = _end(stream.path)
             logs.job_id = job_id
 
     def remove(self, worker_id: WorkerID) -> list[LogChunk]:
@@ -111,21 +114,17 @@ class LogMonitor:
         return chunks
 
 
-def _size(path: str) -> int:
+def _end(path: str) -> Position:
     try:
-        return os.stat(path).st_size
+        st = os.stat(path)
     except OSError:
-        return 0
+        return Position()
+    return Position(st.st_ino, st.st_size)
 
 
 def _read_from(stream: _Stream) -> str:
-    if _size(stream.path) <= stream.offset:  # nothing new: no need to open it
-        return ""
     try:
-        with open(stream.path, "rb") as f:
-            f.seek(stream.offset)
-            data = f.read(_MAX_READ)
+        data, stream.position = read_on(stream.path, stream.position, _MAX_READ)
     except OSError:
         return ""
-    stream.offset += len(data)
     return stream.decoder.decode(data)

@@ -117,6 +117,20 @@ class ReportInfeasible:
 Action = StartWorker | StopWorker | ReapWorker | Grant | Reject | ReportInfeasible
 
 
+@dataclass(frozen=True, slots=True)
+class SchedulerStats:
+    """What the scheduler holds, for metrics and tools."""
+
+    waiting_for_workers: int  # queued requests that fit the free resources, awaiting a worker
+    waiting_for_resources: int  # queued requests that fit the node, not its free resources now
+    infeasible: int  # queued requests the node could never fit
+    leases: int
+    workers: tuple[tuple[str, int], ...]  # (state, count)
+    workers_started: int  # since the node started
+    total: tuple[tuple[str, float], ...]  # (resource, amount)
+    available: tuple[tuple[str, float], ...]
+
+
 @dataclass
 class SchedulerConfig:
     # Idle workers kept around without a reason; above this, idle ones are stopped.
@@ -145,6 +159,7 @@ class Scheduler:
     leases: dict[LeaseID, Lease] = field(default_factory=dict)
     # Placement group bundles here, by (group id hex, bundle index).
     bundles: dict[tuple[str, int], Bundle] = field(default_factory=dict)
+    workers_started: int = 0
 
     # -- events ----------------------------------------------------------------------------
     def prestart(self, count: int) -> list[Action]:
@@ -339,6 +354,32 @@ class Scheduler:
         return found
 
     # -- queries ----------------------------------------------------------------------------
+    def statistics(self) -> SchedulerStats:
+        reasons = {"infeasible": 0, "workers": 0, "resources": 0}
+        free = dict(self.resources.available)  # as _schedule hands it out, in queue order
+        for req in self.pending.values():
+            if req.reported_infeasible:
+                reasons["infeasible"] += 1
+            elif all(free.get(n, 0) >= u for n, u in req.need.items()):
+                for n, u in req.units.items():
+                    free[n] = free.get(n, 0) - u
+                reasons["workers"] += 1
+            else:
+                reasons["resources"] += 1
+        states: dict[str, int] = {}
+        for worker in self.workers.values():
+            states[worker.state] = states.get(worker.state, 0) + 1
+        return SchedulerStats(
+            reasons["workers"],
+            reasons["resources"],
+            reasons["infeasible"],
+            len(self.leases),
+            tuple(sorted(states.items())),
+            self.workers_started,
+            tuple(sorted(self.resources.total_amounts().items())),
+            tuple(sorted(self.resources.available_amounts().items())),
+        )
+
     def pending_shapes(self) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
         pending: list[dict[str, float]] = []
         infeasible: list[dict[str, float]] = []
@@ -408,5 +449,6 @@ class Scheduler:
 
     def _start_worker(self) -> StartWorker:
         worker_id = WorkerID.from_random()
+        self.workers_started += 1
         self.workers[worker_id] = WorkerRecord(worker_id)
         return StartWorker(worker_id)

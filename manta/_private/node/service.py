@@ -29,6 +29,7 @@ from manta._private.common.session import (
 )
 from manta._private.node.cluster_view import ClusterView
 from manta._private.node.lease_desk import LeaseDesk
+from manta._private.node.log_access import LogAccess
 from manta._private.node.log_monitor import LogMonitor
 from manta._private.node.membership import GcsMembership
 from manta._private.node.memory_monitor import (
@@ -40,6 +41,7 @@ from manta._private.node.memory_monitor import (
     RunningWorker,
     process_rss,
 )
+from manta._private.node.metrics import NodeMetrics
 from manta._private.node.scheduler import (
     Action,
     Grant,
@@ -55,14 +57,19 @@ from manta._private.node.scheduler import (
 from manta._private.node.store_service import StoreService
 from manta._private.node.template_launch import Launched
 from manta._private.node.transfer import TransferFailed, Transfers
-from manta._private.node.worker_processes import ExitExplained, WorkerProc, WorkerProcesses, died_text
+from manta._private.node.worker_processes import (
+    ExitExplained,
+    WorkerProc,
+    WorkerProcesses,
+    died_text,
+)
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import cluster_only
+from manta._private.rpc.latency import LatencyHistogram, TimedDispatcher
 from manta._private.rpc.transport import (
     Connection,
     ConnectionLost,
     ConnectionPool,
-    Dispatcher,
     RpcServer,
 )
 
@@ -102,7 +109,7 @@ class NodeService:
                 idle_timeout_s=self.config.idle_worker_timeout_s,
             ),
         )
-        self.dispatcher = Dispatcher()
+        self.dispatcher = TimedDispatcher(LatencyHistogram())
         self.server = RpcServer(
             self.dispatcher,
             cluster_only(params.token),
@@ -137,10 +144,24 @@ class NodeService:
             f"{self.node_id.hex()[:8]} ({params.host})",
         )
         self._memory_reader = MemoryReader()
+        self.metrics = self._metrics()
         self._stopping = False
         self.membership = self._membership()
         self.stopped = asyncio.Event()
         self._register_handlers()
+        self.dispatcher.time_handlers()  # once every handler is in (see rpc/latency.py)
+
+    def _metrics(self) -> NodeMetrics:
+        p = self.params
+        return NodeMetrics(
+            self.node_id,
+            p.host,
+            p.session_dir,
+            self.scheduler,
+            self.memory,
+            lambda: self.objects,
+            self.dispatcher.histogram,
+        )
 
     def _membership(self) -> GcsMembership:
         return GcsMembership(
@@ -353,7 +374,15 @@ class NodeService:
         d.register(m.GetNodeStats, lambda c, msg: self.statistics())
         d.register(m.FlushLogs, self._h_flush_logs)
         d.register(m.GetMemoryReport, self._h_memory_report)
+        d.register(m.ReportMetrics, lambda c, msg: self.metrics.report(self._conn_worker.get(c), msg))
+        d.register(m.GetMetrics, lambda c, msg: self.metrics.exposition())
         d.register(m.Published, self._h_published)
+        procs = self.workers.procs
+        LogAccess(
+            self.node_id,
+            os.path.join(self.params.session_dir, "logs"),
+            lambda: ((p.worker_id.hex(), p.pid) for p in procs.values() if p.pid),
+        ).register(d)
 
     def _h_register_worker(self, conn: Connection, msg: m.RegisterWorker) -> None:
         self._conn_worker[conn] = msg.worker_id
@@ -580,6 +609,7 @@ class NodeService:
         if worker_id is not None and driver_jobs is not None:
             remove_worker_socket(self.params.session_dir, worker_id.hex())  # a driver's (killed?)
         if worker_id is not None:
+            self.metrics.worker_gone(worker_id)  # its metrics stay a while (node/user_metrics.py)
             self.store.owner_gone(worker_id)  # objects die with their owner
             proc = self.workers.procs.get(worker_id)
             if proc is not None and proc.exit is None and proc.pid:

@@ -65,6 +65,9 @@ class StoreService:
         self._preallocated = 0
         self._preallocating = False
         self._last_spill_error = ""
+        # Since the node started, for its metrics: (objects, bytes) spilled and restored.
+        self.spills = [0, 0]
+        self.restores = [0, 0]
 
     def close(self) -> None:
         self.arena.unlink()
@@ -192,6 +195,8 @@ class StoreService:
             self.execute(self.store.spill_failed(action.object_id))
         else:
             self.execute(self.store.spilled(action.object_id, path))
+            self.spills[0] += 1
+            self.spills[1] += action.size
         finally:
             view.release()
             self._spills_in_flight -= 1
@@ -218,6 +223,8 @@ class StoreService:
                 finally:
                     dest.release()
                 self.execute(self.store.restored(object_id))
+                self.restores[0] += 1
+                self.restores[1] += result.size
                 return
             if isinstance(result, Unavailable):
                 if result.status in (ObjectStatus.UNSEALED, ObjectStatus.RESTORING):

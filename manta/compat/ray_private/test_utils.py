@@ -251,13 +251,36 @@ class MetricSamplePattern:
         return all(sample.labels.get(k) == v for k, v in labels.items())
 
 
-def get_metric_check_condition(metrics_to_check: list[MetricSamplePattern], *args: Any, **kwargs: Any) -> Any:
-    """Ray checks these against the Prometheus metrics its components export; Manta does
-    not export them yet, so this says so rather than wait for samples that never come."""
-    raise NotImplementedError(
-        "Manta does not export Prometheus metrics yet (they arrive with the observability work): "
-        "metric checks cannot run"
-    )
+def get_metric_check_condition(
+    metrics_to_check: list[MetricSamplePattern], export_addr: str | None = None
+) -> Callable[[], bool]:
+    """A condition (for ``wait_for_condition``) that holds once every pattern matches a
+    sample of the cluster's metrics: the gcs's and every node's, read over their RPC
+    sockets as the head's ``/metrics`` gathers them (``export_addr`` is Ray's per-node
+    Prometheus port, which Manta does not open; it is ignored)."""
+
+    def check() -> bool:
+        samples = [sample for family in _cluster_metrics() for sample in family.samples]
+        return all(any(p.matches(s) for s in samples) for p in metrics_to_check)
+
+    return check
+
+
+def _cluster_metrics() -> list[Any]:
+    from manta._private.api.context import require_initialized
+    from manta._private.api.node_calls import ask_nodes
+    from manta._private.common import exposition as ex
+    from manta._private.rpc import messages as m
+
+    worker = require_initialized("reading the cluster's metrics")
+
+    async def gather() -> list[str]:
+        conn = await worker.gcs_connection()
+        nodes = await conn.call(m.GetNodes())
+        answers = await ask_nodes(nodes, m.GetMetrics(), worker.session.token, worker.config)
+        return [str(await conn.call(m.GetMetrics())), *(str(text) for _node, text in answers)]
+
+    return [family for text in worker.io.run(gather(), 30) for family in ex.parse(text)]
 
 
 class ErrorSubscriber:

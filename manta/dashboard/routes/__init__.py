@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from manta.dashboard.cluster_metrics import ClusterMetrics
 from manta.dashboard.gcs_link import GcsLink
 from manta.dashboard.job_manager import JobManager
 from manta.dashboard.routing import Route
 
 
-def all_routes(jobs: JobManager, gcs: GcsLink, max_upload: int) -> list[Route]:
-    from manta.dashboard.routes import audit, packages, state, tokens, version
+def all_routes(jobs: JobManager, gcs: GcsLink, max_upload: int, metrics: ClusterMetrics) -> list[Route]:
+    from manta.dashboard.routes import audit, logs, packages, state, tokens, version
     from manta.dashboard.routes import jobs as job_routes
+    from manta.dashboard.routes import metrics as metric_routes
 
     return [
         *version.routes(),
@@ -18,4 +20,6 @@ def all_routes(jobs: JobManager, gcs: GcsLink, max_upload: int) -> list[Route]:
         *tokens.routes(gcs),
         *audit.routes(gcs),
         *state.routes(gcs),
+        *logs.routes(gcs),
+        *metric_routes.routes(metrics),
     ]

@@ -7,28 +7,15 @@ from aiohttp import web
 
 from manta._private.rpc.messages import access as a
 from manta.dashboard.gcs_link import GcsLink
-from manta.dashboard.routing import RequestError, Route, json_response
+from manta.dashboard.routing import Route, int_query, json_response
 
 MAX_EVENTS = 10_000
 
 
-def _int_query(request: web.Request, name: str, default: int, lowest: int, highest: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise RequestError(f"query parameter {name!r} must be an integer, got {raw[:40]!r}") from None
-    if not lowest <= value <= highest:
-        raise RequestError(f"query parameter {name!r} must be between {lowest} and {highest}, got {value}")
-    return value
-
-
 def routes(gcs: GcsLink) -> list[Route]:
     async def read_audit(request: web.Request) -> web.Response:
-        after = _int_query(request, "after", 0, 0, 2**62)
-        limit = _int_query(request, "limit", 1000, 1, MAX_EVENTS)
+        after = int_query(request, "after", 0, 0, 2**62)
+        limit = int_query(request, "limit", 1000, 1, MAX_EVENTS)
         return json_response(await gcs.call(a.ReadAudit(after, limit)))
 
     return [

@@ -198,3 +198,28 @@ def test_output_that_never_ends_a_line_goes_out_in_pieces(tmp_path: Path) -> Non
     worker.write("\ndone\n")
     rest = monitor.poll()
     assert "".join(line for c in out + rest for line in c.lines) == bar + "done"
+
+
+def test_lines_written_just_before_a_rotation_are_not_lost(tmp_path: Path) -> None:
+    """The worker rotates its own output file (log_rotation); the monitor reads the rest
+    of the old file (now .1) before going on into the new one, labels and all."""
+    import os
+
+    from manta._private.common.log_rotation import RotationPolicy, rotate_fd
+
+    monitor = LogMonitor()
+    worker = Worker(tmp_path, monitor)
+    monitor.set_job(worker.id, JOB)
+    fd = os.open(worker.out, os.O_RDWR | os.O_APPEND)
+    try:
+        os.write(fd, f"{TASK_MARKER}f\nfirst\n".encode())
+        assert monitor.poll() == [chunk(["first"], "f")]
+        os.write(fd, b"unread before the rotation\npart")
+        assert rotate_fd(fd, str(worker.out), RotationPolicy(10, 2))
+        os.write(fd, b"ial\nafter\n")
+        lines = [line for c in monitor.poll() + monitor.poll() for line in c.lines]
+        assert lines == ["unread before the rotation", "partial", "after"]
+        os.write(fd, b"more\n")
+        assert monitor.poll() == [chunk(["more"], "f")]
+    finally:
+        os.close(fd)

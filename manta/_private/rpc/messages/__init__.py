@@ -4,7 +4,7 @@ here (``from manta._private.rpc import messages as m``; ``m.PushTask``).
 Tags are wire numbers: never reuse or renumber one; add new messages at the end of their
 group. Groups: 1-9 handshake and shared shapes, 10-39 gcs, 40-69 node daemon, 70-99 and
 120-149 core worker, 100-119 node-internal (fork server), 150-169 the gcs's access service
-(tokens, audit), 170-179 the gcs's task-event store. Placement groups sit where free tags
+(tokens, audit), 170-179 the gcs's task-event store, 180-189 the log API, 190-199 metrics. Placement groups sit where free tags
 were when they were added.
 """
 
@@ -183,6 +183,24 @@ from manta._private.rpc.messages.gcs import (
 )
 from manta._private.rpc.messages.gcs import (
     WorkerDied as WorkerDied,
+)
+from manta._private.rpc.messages.logs import (
+    ListLogFiles as ListLogFiles,
+)
+from manta._private.rpc.messages.logs import (
+    LogFileChunk as LogFileChunk,
+)
+from manta._private.rpc.messages.logs import (
+    LogFileListing as LogFileListing,
+)
+from manta._private.rpc.messages.logs import (
+    ReadLogFile as ReadLogFile,
+)
+from manta._private.rpc.messages.metrics import (
+    GetMetrics as GetMetrics,
+)
+from manta._private.rpc.messages.metrics import (
+    ReportMetrics as ReportMetrics,
 )
 from manta._private.rpc.messages.node import (
     AbortObject as AbortObject,

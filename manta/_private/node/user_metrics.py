@@ -1,0 +1,123 @@
+"""The user metrics of a node's processes, as their reports (``ReportMetrics``) left them.
+
+Pure: reports in, series out. A process's series stay while it lives and for
+``retention_s`` after it has gone (a scrape a little later still sees what a finished
+job recorded); then they go, and so does a metric left with no series, so a later job
+may use its name for another kind. Everything in a report is checked: a bad entry is
+counted and skipped, never raised, and the number of series is bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from manta._private.common import metric_defs as md
+from manta._private.common.user_metrics import Definition, Definitions, check_definition
+
+# Series the node keeps at most across its processes; past it, new ones are dropped.
+MAX_SERIES = 100_000
+MAX_TAG_VALUE = 1_000
+# How long a gone process's series are still exported.
+RETENTION_S = 600.0
+
+SeriesKey = tuple[str, tuple[str, ...]]  # (worker id hex, tag values)
+
+
+@dataclass
+class Report:
+    """What one report changed: problems worth a log line (conflicting definitions)."""
+
+    problems: list[str] = field(default_factory=list)
+
+
+class NodeUserMetrics:
+    def __init__(self, max_series: int = MAX_SERIES, retention_s: float = RETENTION_S) -> None:
+        self._max_series = max_series
+        self._retention_s = retention_s
+        self.definitions = Definitions()
+        self._series: dict[str, dict[SeriesKey, Any]] = {}  # metric name -> series -> value
+        self._count = 0
+        self._gone: dict[str, float] = {}  # worker id hex -> when it left
+        self.dropped = 0
+
+    def apply(self, worker: str, definitions: Any, samples: Any) -> Report:
+        """A report from the process ``worker`` (its id, hex)."""
+        report = Report()
+        refused: set[str] = set()  # names whose definition here was wrong or conflicting
+        for entry in definitions if isinstance(definitions, list) else ():
+            try:
+                definition = check_definition(*entry)
+                self.definitions.add(definition)
+            except (TypeError, ValueError) as e:
+                self.dropped += 1
+                name = entry[0] if isinstance(entry, list) and entry and isinstance(entry[0], str) else "?"
+                refused.add(name)
+                report.problems.append(f"metric {name!r} from worker {worker[:12]}: {e}")
+        for sample in samples if isinstance(samples, list) else ():
+            if not self._apply_sample(worker, sample, refused):
+                self.dropped += 1
+        return report
+
+    def _apply_sample(self, worker: str, sample: Any, refused: set[str]) -> bool:
+        if not isinstance(sample, list) or len(sample) != 3:
+            return False
+        name, tags, value = sample
+        definition = self.definitions.by_name.get(name) if isinstance(name, str) else None
+        if definition is None or name in refused or not _good_tags(tags, definition):
+            return False
+        if not _good_value(value, definition):
+            return False
+        series = self._series.setdefault(name, {})
+        key = (worker, tuple(tags))
+        if key not in series:
+            if self._count >= self._max_series:
+                return False
+            self._count += 1
+        series[key] = list(map(float, value)) if definition.kind == md.HISTOGRAM else float(value)
+        return True
+
+    def worker_gone(self, worker: str, now: float) -> None:
+        self._gone[worker] = now
+
+    def expire(self, now: float) -> None:
+        """Forget the series of processes gone longer than the retention, and metrics
+        left with none."""
+        old = {w for w, at in self._gone.items() if now - at >= self._retention_s}
+        for name in list(self._series) if old else ():
+            series = self._series[name]
+            for key in [k for k in series if k[0] in old]:
+                del series[key]
+                self._count -= 1
+            if not series:
+                del self._series[name]
+        for worker in old:
+            del self._gone[worker]
+        for name in [n for n in self.definitions.by_name if n not in self._series]:
+            self.definitions.remove(name)
+
+    def metrics(self) -> list[tuple[Definition, dict[SeriesKey, Any]]]:
+        """Every metric with its series: {(worker hex, tag values): value}."""
+        return [(self.definitions.by_name[name], series) for name, series in self._series.items()]
+
+
+def _good_tags(tags: Any, definition: Definition) -> bool:
+    return (
+        isinstance(tags, list)
+        and len(tags) == len(definition.tag_keys)
+        and all(isinstance(t, str) and len(t) <= MAX_TAG_VALUE for t in tags)
+    )
+
+
+def _good_value(value: Any, definition: Definition) -> bool:
+    if definition.kind != md.HISTOGRAM:
+        return _number(value)
+    return (
+        isinstance(value, list)
+        and len(value) == len(definition.boundaries) + 2
+        and all(_number(v) for v in value)
+    )
+
+
+def _number(value: Any) -> bool:
+    return type(value) is float or type(value) is int
