@@ -356,3 +356,34 @@ def test_manta_why_on_the_command_line(cluster):
         assert code == 0 and f"task add ({ref.task_id().hex()}, attempt 0) finished" in out
     code, out = manta_cli(cluster, "why", "not-an-id")
     assert code == 2 and "is neither a task id" in out
+
+
+def test_a_long_blocked_get_logs_why_once():
+    """A driver of its own, with a short threshold: its get of a task no node can run
+    logs the explanation once, and a get with a shorter timeout logs nothing."""
+    from tests.integration.conftest import run_driver
+
+    done = run_driver(
+        """
+        import manta as ray
+        from manta.exceptions import GetTimeoutError
+
+        ray.init(num_cpus=1, _system_config={"get_warning_threshold_s": 0.5})
+
+        @ray.remote(num_gpus=1)
+        def needs_a_gpu():
+            return 1
+
+        ref = needs_a_gpu.remote()
+        for timeout in (0.3, 3):
+            try:
+                ray.get(ref, timeout=timeout)
+            except GetTimeoutError:
+                print("timed out", timeout, flush=True)
+        ray.shutdown()
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["timed", "out", "0.3", "timed", "out", "3"]
+    assert done.stderr.count("get() has been blocked for 0.5 s on 1 object(s)") == 1, done.stderr
+    assert "needs_a_gpu" in done.stderr and "GPU" in done.stderr

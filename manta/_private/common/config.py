@@ -57,6 +57,9 @@ class Config:
     task_events_report_interval_s: float = 0.1
     task_events_max_buffered: int = 100_000
     task_events_max_num_task_in_gcs: int = 100_000
+    # A get() still blocked after this long logs, once, why its object is not there yet
+    # (the state API's explain()); 0 turns that off.
+    get_warning_threshold_s: float = 30.0
     # How often a process sends the user metrics it recorded (manta.util.metrics) to its
     # node daemon (Ray's metrics_report_interval_ms); how often the head's HTTP service
     # samples the cluster's metrics, and how far back it keeps them, for the dashboard's charts.

@@ -456,13 +456,42 @@ class ObjectManager:
                     self.request_object(ref)
         # A get raises the first error as soon as there is one, as in Ray, rather than wait
         # for the other objects (which may never come).
-        ready = self.wait_local(ids, num_ready, timeout, stop_on_error=for_get)
+        if for_get:
+            ready = self._wait_for_get(refs, ids, num_ready, timeout)
+        else:
+            ready = self.wait_local(ids, num_ready, timeout)
         if for_get and len(ready) < num_ready and not self._first_error(refs, ready):
             raise GetTimeoutError(
                 f"Get timed out: some object(s) not ready ({num_ready - len(ready)} of {num_ready} "
-                f"after {timeout} s)."
+                f"after {timeout:.3g} s)."
             )
         return ready
+
+    def _wait_for_get(
+        self, refs: list[ObjectRef], ids: list[ObjectID], num_ready: int, timeout: float | None
+    ) -> set[ObjectID]:
+        """Wait as a get does; one still blocked after ``get_warning_threshold_s`` logs,
+        once, why (what ``manta why`` says of the first object missing)."""
+        threshold = self._config.get_warning_threshold_s
+        if threshold <= 0 or (timeout is not None and timeout <= threshold):
+            return self.wait_local(ids, num_ready, timeout, stop_on_error=True)
+        ready = self.wait_local(ids, num_ready, threshold, stop_on_error=True)
+        if len(ready) >= num_ready or self._first_error(refs, ready):
+            return ready
+        missing = next(r for r in refs if r.id not in ready)
+        try:
+            lines = self._peers.call_gcs(m.ExplainTask(bytes(missing.id.task_id())), timeout=10)
+        except Exception as e:  # an explanation is a courtesy: the get goes on without one
+            lines = [f"(no explanation: {e})"]
+        logger.warning(
+            "get() has been blocked for %g s on %d object(s); the first missing, %s:\n  %s",
+            threshold,
+            num_ready - len(ready),
+            missing.id.hex(),
+            "\n  ".join(lines),
+        )
+        left = None if timeout is None else timeout - threshold
+        return self.wait_local(ids, num_ready, left, stop_on_error=True)
 
     def _first_error(self, refs: list[ObjectRef], ready: set[ObjectID]) -> ObjectRef | None:
         for ref in refs:
