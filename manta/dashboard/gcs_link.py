@@ -14,6 +14,7 @@ from manta._private.common.config import Config
 from manta._private.common.session import ADDRESS_FILE, read_token
 from manta._private.rpc.messages import access as a
 from manta._private.rpc.transport import Connection, Dispatcher, connect_with_retry
+from manta.util.state._collect import Gatherer
 
 logger = logging.getLogger("manta.dashboard")
 
@@ -56,6 +57,11 @@ class GcsLink:
     async def call(self, msg: Any, timeout: float = 10.0) -> Any:
         conn = await asyncio.wait_for(self.connection(), timeout)
         return await asyncio.wait_for(conn.call(msg), timeout)
+
+    def gatherer(self) -> Gatherer:
+        """What the state API's listings gather through: this link, and the cluster's
+        credential for asking the nodes."""
+        return Gatherer(self.call, read_token(self._session_dir), self._config)
 
     def node_credential(self) -> tuple[bytes, Config]:
         """The cluster's credential and settings, for asking node daemons directly."""

@@ -13,14 +13,14 @@ import string
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from manta.job_submission.models import DriverInfo, JobDetails, JobInfo, JobStatus, JobType
+from manta._private.api.job_rows import KV_NAMESPACE as KV_NAMESPACE  # re-exported for the job manager
+from manta._private.api.job_rows import SUPERVISOR_NAMESPACE, driver_row
+from manta.job_submission.models import DriverInfo, JobDetails, JobInfo, JobStatus
 
 # Submission ids name the job's log file, so they are restricted to a safe alphabet.
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 _ID_ALPHABET = string.ascii_letters + string.digits
 
-SUPERVISOR_NAMESPACE = "_manta_jobs"
-KV_NAMESPACE = "job_submission"
 # Where each running entrypoint's process group is recorded (see ProcessGroup).
 GROUPS_NAMESPACE = "job_process_groups"
 # Each job's provenance record, keyed like its job record. Not in KV_NAMESPACE: every key
@@ -159,26 +159,17 @@ def check_remote_runtime_env(runtime_env: Any) -> str | None:
 def driver_details(job: Any, submitted: dict[str, JobDetails]) -> JobDetails | None:
     """What the jobs API shows of a driver's job (an ``m.JobInfo``): a DRIVER job of its
     own, or None when it is the driver of a submitted job (which it then completes with
-    its ids, as Ray does) or this service's own."""
-    if job.namespace == SUPERVISOR_NAMESPACE:
+    its ids) or this service's own."""
+    found = driver_row(job)
+    if found is None:
         return None
-    driver = DriverInfo(job.job_id.hex(), job.driver.host, str(job.driver.pid))
-    submission = submitted.get(job.config.get("submission_id", ""))
+    submission_id, row = found
+    submission = submitted.get(submission_id)
     if submission is not None:
-        submission.job_id = job.job_id.hex()
-        submission.driver_info = driver
+        submission.job_id = row["job_id"]
+        submission.driver_info = DriverInfo(**row["driver_info"])
         return None
-    return JobDetails(
-        status=JobStatus.RUNNING if job.alive else JobStatus.SUCCEEDED,
-        entrypoint=job.config.get("entrypoint", ""),
-        start_time=int(job.start_time * 1000),
-        end_time=int(job.end_time * 1000) if not job.alive else None,
-        metadata=job.config.get("metadata") or {},
-        runtime_env=job.config.get("runtime_env"),
-        type=JobType.DRIVER,
-        job_id=job.job_id.hex(),
-        driver_info=driver,
-    )
+    return JobDetails(**row)
 
 
 def packages_of(runtime_env: dict[str, Any] | None) -> set[str]:

@@ -230,7 +230,7 @@ def test_bad_listings_say_what_to_do(cluster, caplog):
         ValueError, match="Cannot filter tasks by 'colour': the filterable columns are task_id"
     ):
         list_tasks(filters=[("colour", "=", "red")])
-    with pytest.raises(ValueError, match="Unsupported filter operator '>'"):
+    with pytest.raises(ValueError, match="Unsupported filter predicate '>'"):
         list_tasks(filters=[("state", ">", "RUNNING")])
     manta_logger = logging.getLogger("manta")  # it does not propagate to the root's
     manta_logger.addHandler(caplog.handler)
@@ -238,7 +238,7 @@ def test_bad_listings_say_what_to_do(cluster, caplog):
         list_tasks(limit=1_000_000)
     finally:
         manta_logger.removeHandler(caplog.handler)
-    assert "is more than the most a listing returns; using 10000" in caplog.text
+    assert "limit=1000000 is more than a listing returns; at most 10000 are" in caplog.text
     assert get_task("ff" * 24) is None
     with pytest.raises(ValueError, match="is neither a task id"):
         get_task("nope")
@@ -278,7 +278,11 @@ def test_the_cli_refuses_bad_filters_and_unknown_ids(cluster):
     code, out = manta_cli(cluster, "list", "tasks", "--filter", "state>RUNNING")
     assert code == 2 and "write COLUMN=VALUE or COLUMN!=VALUE" in out
     code, out = manta_cli(cluster, "get", "tasks", "00" * 24)
-    assert code == 1 and "no task 0000" in out
+    assert code == 1 and "no task with id '0000" in out
+    code, out = manta_cli(cluster, "get", "actors", "feedface")
+    assert code == 1 and "no actor with id 'feedface'" in out
+    code, out = manta_cli(cluster, "list", "workers", "--filter", "colour=red")
+    assert code == 2 and "the filterable columns are worker_id" in out
 
 
 def test_the_timeline_has_a_slice_per_task_run(cluster, tmp_path):

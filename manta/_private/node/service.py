@@ -62,6 +62,7 @@ from manta._private.node.worker_processes import (
     WorkerProc,
     WorkerProcesses,
     died_text,
+    worker_row,
 )
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import cluster_only
@@ -376,6 +377,7 @@ class NodeService:
         d.register(m.GetMemoryReport, self._h_memory_report)
         d.register(m.ReportMetrics, lambda c, msg: self.metrics.report(self._conn_worker.get(c), msg))
         d.register(m.GetMetrics, lambda c, msg: self.metrics.exposition())
+        d.register(m.ListWorkers, lambda c, msg: self.worker_rows())
         d.register(m.Published, self._h_published)
         procs = self.workers.procs
         LogAccess(
@@ -529,6 +531,16 @@ class NodeService:
             spilled_bytes=store.spilled_bytes,
             available=self._reported_available(),
         )
+
+    def worker_rows(self) -> list[list[Any]]:
+        """This node's workers (running and recently ended) and attached drivers, as rows
+        of ``worker_processes.WORKER_ROW``."""
+        rows = [worker_row(proc) for proc in self.workers.procs.values() if proc.pid]
+        for conn in self._driver_jobs:
+            address = conn.peer_info.get("address")
+            if address is not None:
+                rows.append([bytes(address.worker_id).hex(), True, True, address.pid, None, "", 0, 0, 0])
+        return rows
 
     async def _h_memory_report(self, conn: Connection, msg: m.GetMemoryReport) -> m.MemoryReport:
         stats = self.store.statistics()

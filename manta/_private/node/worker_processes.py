@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,10 @@ class WorkerProc:
     running_job: JobID | None = None
     exit: m.WorkerExit | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    # Epoch seconds: asked for, running, ended (for the state API's worker listing).
+    launch_time: float = 0.0
+    start_time: float = 0.0
+    end_time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,34 @@ class ExitExplained:
     exit: m.WorkerExit
     # Ended by neither the node nor its own choice, under a job's work: its driver hears.
     tell_driver: bool
+
+
+# A worker listing row: [worker_id hex, is_driver, alive, pid, exit_type, exit_detail,
+# launch ms, start ms, end ms] (times 0 when unknown).
+WORKER_ROW = ("worker_id", "is_driver", "alive", "pid", "exit_type", "exit_detail", "launch", "start", "end")
+
+
+def worker_row(proc: WorkerProc) -> list[Any]:
+    """How the state API lists a worker: running, or how it ended (Ray's exit types)."""
+    exit_type = None
+    if proc.exit is not None:
+        if proc.exit.out_of_memory:
+            exit_type = "NODE_OUT_OF_MEMORY"
+        elif proc.exit.exit_code == 0 or (proc.kill_reason and proc.exit.signal == signal.SIGKILL):
+            exit_type = "INTENDED_SYSTEM_EXIT"
+        else:
+            exit_type = "SYSTEM_ERROR"
+    return [
+        proc.worker_id.hex(),
+        False,
+        proc.exit is None,
+        proc.pid,
+        exit_type,
+        proc.exit.reason if proc.exit is not None else "",
+        int(proc.launch_time * 1000),
+        int(proc.start_time * 1000),
+        int(proc.end_time * 1000),
+    ]
 
 
 def explain_exit(proc: WorkerProc, msg: m.ChildExited) -> ExitExplained:
@@ -127,7 +160,7 @@ class WorkerProcesses:
 
     def fork(self, worker_id: WorkerID) -> None:
         out, err = log_paths(self._session_dir, f"worker-{worker_id.hex()[:12]}")
-        self.procs[worker_id] = WorkerProc(worker_id)
+        self.procs[worker_id] = WorkerProc(worker_id, launch_time=time.time())
         self._write(m.ForkWorker(worker_id, {}, out, err))
 
     def _write(self, msg: Any) -> None:
@@ -141,6 +174,7 @@ class WorkerProcesses:
             _kill(msg.pid, signal.SIGKILL)
             return
         proc.pid = msg.pid
+        proc.start_time = time.time()
         self._by_pid[msg.pid] = proc
         self._on_started(msg.worker_id, msg.pid)
 
@@ -150,6 +184,7 @@ class WorkerProcesses:
             return
         explained = explain_exit(proc, msg)
         proc.exit = explained.exit
+        proc.end_time = time.time()
         proc.exited.set()
         remove_worker_socket(self._session_dir, proc.worker_id.hex())
         self._ended.append(proc.worker_id)

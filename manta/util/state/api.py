@@ -3,232 +3,160 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from manta._private.api.cluster_info import nodes as cluster_nodes
-from manta._private.api.context import require_initialized
-from manta._private.api.memory import gather_reports
-from manta._private.api.placement_group import placement_group_table
-from manta._private.common import task_events as te
 from manta._private.common.ids import ObjectID, TaskID
 from manta._private.rpc import messages as m
+from manta.util.state import common
+from manta.util.state._collect import Gatherer
+from manta.util.state._source import gather, http_get, is_http
+from manta.util.state.common import (
+    DEFAULT_LIMIT,
+    ActorState,
+    Filter,
+    JobState,
+    NodeState,
+    ObjectState,
+    PlacementGroupState,
+    TaskState,
+    WorkerState,
+)
 
 logger = logging.getLogger(__name__)
-
-# Ray's default: at most this many records unless ``limit`` says otherwise.
-DEFAULT_LIMIT = 100
-Filter = tuple[str, str, Any]
+R = TypeVar("R")
 
 
-class Record(dict):  # type: ignore[type-arg]
-    """A state record read as a dict or by attribute (``actor.state``), as Ray's are."""
+def _listing(resource: str, record: type[R], doc: str) -> Callable[..., list[R]]:
+    def listing(
+        address: str | None = None,
+        filters: list[Filter] | None = None,
+        limit: int = DEFAULT_LIMIT,
+        timeout: int = 30,
+        detail: bool = False,
+        raise_on_missing_output: bool = True,
+        _explain: bool = False,
+    ) -> list[R]:
+        return _list(resource, address, filters, limit, timeout, detail)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    listing.__name__ = listing.__qualname__ = f"list_{resource}"
+    listing.__doc__ = doc + _LISTING_ARGS
+    return listing
 
 
-class _ReadAsDict:
-    """Records read as dicts too (``record["state"]``), as Ray's can."""
+_LISTING_ARGS = """
 
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
+    Args:
+        address: The head's dashboard (``http://HOST:PORT``), or a cluster's address on
+            this host; default: the connected cluster, else the newest on this host.
+        filters: ``(column, "=" or "!=", value)`` triples, all of which a record passes.
+        limit: At most this many records (capped at 10,000, with a warning).
+        timeout: Seconds to wait for the answer.
+        detail: Fill in the detail fields too (None otherwise).
+
+    Raises:
+        ValueError: A filter names a column the records do not have, or an operator other
+            than ``=`` and ``!=`` (the message lists the valid ones).
+    """
 
 
 @dataclass(frozen=True)
-class ObjectState(_ReadAsDict):
-    """One process's reference to an object (Ray's ``ObjectState``)."""
+class Fetched:
+    """A listing's records, with how many records passed its filters (before its limit)
+    and warnings for the caller to show."""
 
-    object_id: str
-    object_size: int
-    task_status: str  # "FINISHED" once the value exists, else "PENDING"
-    attempt_number: int
-    reference_type: str  # LOCAL_REFERENCE, USED_BY_PENDING_TASK, CAPTURED_IN_OBJECT, ...
-    call_site: str
-    type: str  # "DRIVER" or "WORKER"
-    pid: int
-    ip: str
+    records: list[Any]
+    matched: int
+    warnings: list[str]
 
 
-def list_objects(
-    address: str | None = None,
-    filters: list[Filter] | None = None,
-    limit: int = DEFAULT_LIMIT,
-    timeout: int = 30,
-    detail: bool = False,
-    raise_on_missing_output: bool = True,
-    _explain: bool = False,
+def _list(
+    resource: str, address: str | None, filters: Any, limit: int, timeout: float, detail: bool
+) -> list[Any]:
+    fetched = fetch(resource, address, filters, limit, timeout, detail)
+    for warning in fetched.warnings:
+        logger.warning("list_%s: %s", resource, warning)
+    return fetched.records
+
+
+def fetch(
+    resource: str, address: str | None, filters: Any, limit: int, timeout: float, detail: bool
+) -> Fetched:
+    """A listing of ``resource`` (see ``list_actors``), for tools that show more of it."""
+    common.check_resource(resource)
+    checked = common.check_filters(resource, filters)
+    limit, warning = common.capped_limit(limit)
+    warnings = [warning] if warning else []
+    if is_http(address):
+        assert address is not None
+        reply = http_get(address, f"/api/v0/{resource}", _query(checked, limit, detail))
+        rows, matched = reply["result"], reply["num_filtered"]
+        warnings += reply.get("warnings", [])
+    elif resource == "tasks":
+        wire = [[k, op, str(v)] for k, op, v in checked]
+        listing: m.TaskListing = gather(
+            address, lambda g: g.call_gcs(m.ListTasks(wire, limit, detail)), timeout
+        )
+        if listing.dropped:
+            warnings.append(
+                f"{listing.dropped} task events were dropped before they reached the store, so some tasks "
+                "may be missing or out of date (a process recorded more than task_events_max_buffered)"
+            )
+        rows, matched = listing.records, listing.matched
+    else:
+        rows, matched = common.select(gather(address, lambda g: g.rows(resource), timeout), checked, limit)
+    return Fetched(common.to_records(resource, rows, detail), matched, warnings)
+
+
+def _query(filters: list[Filter], limit: int, detail: bool) -> list[tuple[str, Any]]:
+    query: list[tuple[str, Any]] = [("limit", limit), ("detail", str(detail).lower())]
+    for key, op, value in filters:
+        query += [("filter_keys", key), ("filter_predicates", op), ("filter_values", value)]
+    return query
+
+
+list_actors = _listing("actors", ActorState, "Every actor the cluster knows, dead ones too.")
+list_nodes = _listing("nodes", NodeState, "Every node that joined the cluster, alive or dead.")
+list_workers = _listing(
+    "workers",
+    WorkerState,
+    "Every worker and driver process of the live nodes, and the workers that ended lately.",
+)
+list_placement_groups = _listing(
+    "placement_groups", PlacementGroupState, "Every placement group the cluster knows."
+)
+list_objects = _listing(
+    "objects", ObjectState, "Every reference to an object held by a process of the cluster, one record each."
+)
+list_jobs = _listing("jobs", JobState, "Every job: those submitted to the head, and drivers started by hand.")
+
+
+def _getter(resource: str, record: type[R]) -> Callable[..., R | None]:
+    def get(id: str, address: str | None = None, timeout: int = 30, _explain: bool = False) -> R | None:
+        found = _list(resource, address, [(common.ID_COLUMNS[resource], "=", id)], 1, timeout, True)
+        return found[0] if found else None
+
+    name = "get_" + resource.rstrip("s") if resource != "placement_groups" else "get_placement_group"
+    get.__name__ = get.__qualname__ = name
+    get.__doc__ = (
+        f"The {resource[:-1].replace('_', ' ')} with this id (every field), or None if there is none."
+    )
+    return get
+
+
+get_actor = _getter("actors", ActorState)
+get_node = _getter("nodes", NodeState)
+get_worker = _getter("workers", WorkerState)
+get_placement_group = _getter("placement_groups", PlacementGroupState)
+get_job = _getter("jobs", JobState)
+
+
+def get_objects(
+    id: str, address: str | None = None, timeout: int = 30, _explain: bool = False
 ) -> list[ObjectState]:
-    """Every reference to an object held by a process of the cluster, one record each."""
-    worker = require_initialized("listing objects")
-    states = worker.call_gcs(m.GetNodes())
-
-    async def run() -> list[m.MemoryReport]:
-        return await gather_reports(
-            states, worker.session.token, worker.config, local=(worker.node_id, worker.node_conn)
-        )
-
-    reports: list[m.MemoryReport] = worker.io.run(run(), timeout)
-    records = [
-        _object_state(report.host, process, ref)
-        for report in reports
-        for process in report.processes
-        for ref in process.references
-        if _reference_type(ref) is not None
-    ]
-    return _select(records, filters, limit)
-
-
-def _reference_type(ref: m.ReferenceInfo) -> str | None:
-    if ref.local_refs:
-        return "LOCAL_REFERENCE"
-    if ref.submitted:
-        return "USED_BY_PENDING_TASK"
-    if ref.contained:
-        return "CAPTURED_IN_OBJECT"
-    if ref.pinned:
-        return "PINNED_IN_MEMORY"
-    if ref.borrowers:
-        return "BORROWED"
-    return None  # known, but held by nothing here
-
-
-def _object_state(host: str, process: m.ProcessReferences, ref: m.ReferenceInfo) -> ObjectState:
-    return ObjectState(
-        object_id=ref.object_id.hex(),
-        object_size=ref.size,
-        task_status="PENDING" if ref.where == "pending" else "FINISHED",
-        attempt_number=0,
-        reference_type=_reference_type(ref) or "UNKNOWN",
-        call_site=ref.call_site,
-        type="DRIVER" if process.is_driver else "WORKER",
-        pid=process.pid,
-        ip=host,
-    )
-
-
-def list_nodes(
-    address: str | None = None,
-    filters: list[Filter] | None = None,
-    limit: int = DEFAULT_LIMIT,
-    timeout: int = 30,
-    detail: bool = False,
-    raise_on_missing_output: bool = True,
-    _explain: bool = False,
-) -> list[Record]:
-    """Every node that joined the cluster, alive or dead."""
-    records = [
-        Record(
-            {
-                "node_id": n["NodeID"],
-                "node_ip": n["NodeManagerAddress"],
-                "is_head_node": bool(n["IsHead"]),
-                "state": "ALIVE" if n["Alive"] else "DEAD",
-                "node_name": n.get("NodeName", n["NodeManagerAddress"]),
-                "resources_total": dict(n["Resources"]),
-                "labels": dict(n.get("Labels", {})),
-            }
-        )
-        for n in cluster_nodes()
-    ]
-    return _select(records, filters, limit)
-
-
-def list_placement_groups(
-    address: str | None = None,
-    filters: list[Filter] | None = None,
-    limit: int = DEFAULT_LIMIT,
-    timeout: int = 30,
-    detail: bool = False,
-    raise_on_missing_output: bool = True,
-    _explain: bool = False,
-) -> list[Record]:
-    """Every placement group the cluster knows."""
-    records = [
-        Record(
-            {
-                "placement_group_id": group_id,
-                "name": row.get("name", ""),
-                "state": row.get("state", ""),
-                "strategy": row.get("strategy", ""),
-                "bundles": row.get("bundles", {}),
-            }
-        )
-        for group_id, row in placement_group_table().items()
-    ]
-    return _select(records, filters, limit)
-
-
-def list_actors(
-    address: str | None = None,
-    filters: list[Filter] | None = None,
-    limit: int = DEFAULT_LIMIT,
-    timeout: int = 30,
-    detail: bool = False,
-    raise_on_missing_output: bool = True,
-    _explain: bool = False,
-) -> list[Record]:
-    """Every actor the cluster knows, dead ones too (Ray's actor records)."""
-    worker = require_initialized("listing actors")
-    records = [_actor_record(info) for info in worker.call_gcs(m.ListActors(), timeout)]
-    return _select(records, filters, limit)
-
-
-def _actor_record(info: m.ActorInfo) -> Record:
-    address = info.address
-    return Record(
-        {
-            "actor_id": info.actor_id.hex(),
-            "class_name": info.class_name,
-            "state": info.state,
-            "name": info.name,
-            "namespace": info.namespace,
-            "job_id": info.actor_id.job_id().hex(),
-            "pid": address.pid if address is not None else None,
-            "node_id": address.node_id.hex() if address is not None else None,
-            "num_restarts": info.num_restarts,
-            "death_cause": info.death_cause or None,
-            "is_detached": info.detached,
-        }
-    )
-
-
-@dataclass(frozen=True)
-class TaskState(_ReadAsDict):
-    """One attempt of a task (Ray's ``TaskState``); the detail fields are None unless
-    listed with ``detail=True``."""
-
-    task_id: str
-    attempt_number: int
-    name: str
-    state: str
-    job_id: str | None
-    actor_id: str | None
-    type: str
-    func_or_class_name: str
-    parent_task_id: str | None
-    node_id: str | None
-    worker_id: str | None
-    worker_pid: int | None
-    error_type: str | None
-    language: str | None = None
-    required_resources: dict[str, float] | None = None
-    runtime_env_info: dict[str, Any] | None = None
-    placement_group_id: str | None = None
-    events: list[dict[str, Any]] | None = None
-    profiling_data: dict[str, Any] | None = None
-    creation_time_ms: int | None = None
-    start_time_ms: int | None = None
-    end_time_ms: int | None = None
-    task_log_info: dict[str, Any] | None = None
-    error_message: str | None = None
-    is_debugger_paused: bool | None = None
-    call_site: str | None = None
-    label_selector: dict[str, Any] | None = None
+    """Every process's reference to the object with this id (an empty list if none)."""
+    return _list("objects", address, [("object_id", "=", id)], common.MAX_LIMIT, timeout, True)
 
 
 def list_tasks(
@@ -242,24 +170,10 @@ def list_tasks(
 ) -> list[TaskState]:
     """Task attempts the cluster recorded (oldest first): running, waiting, and finished
     ones, until the gcs's store evicts them (``task_events_max_num_task_in_gcs``)."""
-    worker = require_initialized("listing tasks")
-    wire_filters = []
-    for key, op, value in filters or ():
-        te.check_filter(key, op)
-        wire_filters.append([key, op, str(value)])
-    if limit > te.MAX_LIMIT:
-        logger.warning(
-            "list_tasks: limit=%d is more than the most a listing returns; using %d", limit, te.MAX_LIMIT
-        )
-        limit = te.MAX_LIMIT
-    listing: m.TaskListing = worker.call_gcs(m.ListTasks(wire_filters, max(limit, 0), detail), timeout)
-    if listing.dropped and raise_on_missing_output:
-        logger.warning(
-            "list_tasks: %d task events were dropped before they reached the store, so some tasks "
-            "may be missing or out of date (a process recorded more than task_events_max_buffered)",
-            listing.dropped,
-        )
-    return [TaskState(**record) for record in listing.records]
+    return _list("tasks", address, filters, limit, timeout, detail)
+
+
+list_tasks.__doc__ = (list_tasks.__doc__ or "") + _LISTING_ARGS
 
 
 def get_task(
@@ -268,18 +182,22 @@ def get_task(
     """The attempts of one task, by its id, or an ObjectRef it returns (or that ref's hex
     id): None if the store has none, the attempt if there is one, else every attempt."""
     task_id = task_id_of(id).hex()
-    found = list_tasks(filters=[("task_id", "=", task_id)], limit=te.MAX_LIMIT, timeout=timeout, detail=True)
+    found = _list("tasks", address, [("task_id", "=", task_id)], common.MAX_LIMIT, timeout, True)
     if not found:
         return None
     return found[0] if len(found) == 1 else found
 
 
-def explain(ref_or_task_id: Any, timeout: int = 30) -> str:
+def explain(ref_or_task_id: Any, timeout: int = 30, address: str | None = None) -> str:
     """Why a task (or the task making an ObjectRef) has not finished, as a chain of reasons
     with ids: the arguments it waits for and the tasks making them, the resources it needs
     and who holds them, its actor's state, or where it runs and for how long."""
-    worker = require_initialized("explaining a task")
-    lines: list[str] = worker.call_gcs(m.ExplainTask(task_id_of(ref_or_task_id)), timeout)
+    task_id = task_id_of(ref_or_task_id)
+    if is_http(address):
+        assert address is not None
+        lines: list[str] = http_get(address, f"/api/v0/tasks/{task_id.hex()}/explain", [])
+    else:
+        lines = gather(address, lambda g: g.call_gcs(m.ExplainTask(task_id)), timeout)
     return "\n".join(lines)
 
 
@@ -304,45 +222,46 @@ def task_id_of(ref_or_id: Any) -> bytes:
     return raw
 
 
-def summarize_tasks(
-    address: str | None = None,
-    timeout: int = 30,
-    raise_on_missing_output: bool = True,
-    _explain: bool = False,
+def _summary(resource: str, make: Callable[[list[Any]], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    def summarize(
+        address: str | None = None,
+        timeout: int = 30,
+        raise_on_missing_output: bool = True,
+        _explain: bool = False,
+    ) -> dict[str, Any]:
+        if is_http(address):
+            assert address is not None
+            found: dict[str, Any] = http_get(address, f"/api/v0/{resource}/summarize", [])
+            return found["node_id_to_summary"]  # type: ignore[no-any-return]
+        return {"cluster": gather(address, lambda g: _summarized(g, resource, make), timeout)}
+
+    summarize.__name__ = summarize.__qualname__ = f"summarize_{resource}"
+    return summarize
+
+
+async def _summarized(
+    gatherer: Gatherer, resource: str, make: Callable[[list[Any]], dict[str, Any]]
 ) -> dict[str, Any]:
-    """Task attempts counted by function (or actor method) and state, as Ray's summary."""
-    worker = require_initialized("summarizing tasks")
-    summary: dict[str, Any] = worker.call_gcs(m.SummarizeTasks(), timeout)
-    for key in ("dropped", "evicted", "malformed"):
-        summary.pop(key, None)
-    return {"cluster": summary}
+    if resource == "tasks":
+        summary: dict[str, Any] = await gatherer.call_gcs(m.SummarizeTasks())
+        return common.public_task_summary(summary)
+    return make(await gatherer.rows(resource))
 
 
-def _not_yet(what: str) -> Callable[..., Any]:
-    def listing(*_args: Any, **_kwargs: Any) -> Any:
-        raise NotImplementedError(
-            f"manta.util.state.{what} is not available yet. list_tasks, list_actors, list_nodes, "
-            "list_objects and list_placement_groups are; `manta job list` lists jobs."
-        )
-
-    listing.__name__ = what
-    return listing
-
-
-list_workers = _not_yet("list_workers")
-list_jobs = _not_yet("list_jobs")
+summarize_tasks = _summary("tasks", dict)
+summarize_tasks.__doc__ = "Task attempts counted by function (or actor method) and state, as Ray's summary."
+summarize_actors = _summary("actors", common.summarize_actors)
+summarize_actors.__doc__ = "Actors counted by class and state, as Ray's summary."
+summarize_objects = _summary("objects", common.summarize_objects)
+summarize_objects.__doc__ = (
+    "Object references counted by the call site that made their object, as Ray's summary."
+)
 
 
-def _select(records: Iterable[Any], filters: list[Filter] | None, limit: int) -> list[Any]:
-    chosen = [r for r in records if all(_matches(r, f) for f in filters or ())]
-    return chosen[:limit]
-
-
-def _matches(record: Any, condition: Filter) -> bool:
-    key, op, value = condition
-    have = asdict(record).get(key) if isinstance(record, ObjectState) else record.get(key)
-    if op == "=":
-        return str(have) == str(value)
-    if op == "!=":
-        return str(have) != str(value)
-    raise ValueError(f"unsupported filter predicate {op!r}: use '=' or '!='")
+def list_runtime_envs(*_args: Any, **_kwargs: Any) -> list[Any]:
+    """Not available yet: raises NotImplementedError (nodes do not yet record which
+    runtime envs their workers set up)."""
+    raise NotImplementedError(
+        "manta.util.state.list_runtime_envs is not available yet: nodes do not record the runtime "
+        "envs their workers set up. The other listings (list_workers, list_tasks, ...) are."
+    )

@@ -4,7 +4,8 @@ here (``from manta._private.rpc import messages as m``; ``m.PushTask``).
 Tags are wire numbers: never reuse or renumber one; add new messages at the end of their
 group. Groups: 1-9 handshake and shared shapes, 10-39 gcs, 40-69 node daemon, 70-99 and
 120-149 core worker, 100-119 node-internal (fork server), 150-169 the gcs's access service
-(tokens, audit), 170-179 the gcs's task-event store, 180-189 the log API, 190-199 metrics. Placement groups sit where free tags
+(tokens, audit), 170-179 the gcs's task-event store, 180-189 the log API, 190-199 metrics,
+200-209 the state API's listings that nodes answer. Placement groups sit where free tags
 were when they were added.
 """
 
@@ -357,6 +358,9 @@ from manta._private.rpc.messages.shared import (
 )
 from manta._private.rpc.messages.shared import (
     Welcome as Welcome,
+)
+from manta._private.rpc.messages.state import (
+    ListWorkers as ListWorkers,
 )
 from manta._private.rpc.messages.task_events import (
     ExplainTask as ExplainTask,
