@@ -1,5 +1,6 @@
-"""Asking every live node the same question at once (``manta memory``, the state API's
-worker and object listings), over the node's Unix socket where this host has it."""
+"""Reaching node daemons from tools (``manta memory``, ``manta logs``, the state API's
+worker and object listings, the head's metrics): over the node's Unix socket where this
+host has it, else TCP; and asking every live node the same question at once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,18 @@ from typing import Any
 from manta._private.common.config import Config
 from manta._private.common.ids import NodeID
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import ConnectionLost, Dispatcher, connect
+from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, connect
+
+
+async def connect_node(info: m.NodeInfo, token: bytes, config: Config, kind: str = "cli") -> Connection:
+    """A new connection to the node daemon of ``info`` (the caller closes it); raises
+    ConnectionLost when neither its Unix socket nor its TCP port answers."""
+    if info.unix:
+        try:
+            return await _connect("unix:" + info.unix, token, config, kind)
+        except Exception:
+            pass  # another host's node, or its socket is gone: try TCP
+    return await _connect(f"{info.host}:{info.port}", token, config, kind)
 
 
 async def ask_nodes(
@@ -21,31 +33,25 @@ async def ask_nodes(
     timeout: float = 30.0,
 ) -> list[tuple[m.NodeInfo, Any]]:
     """Each live node's answer to ``msg``, with the node (``local``: this process's node
-    and an open connection to it, reused when given). A node that died and the gcs has
-    not yet noticed has nothing to say: it is left out."""
+    and an open connection to it, reused when given). A node that died or hangs, which
+    the gcs has not yet noticed, has nothing to say: it is left out."""
 
     async def one(info: m.NodeInfo) -> tuple[m.NodeInfo, Any] | None:
         if local is not None and local[0] == info.node_id:
             return info, await asyncio.wait_for(local[1].call(msg), timeout)
         conn = None
-        if info.unix:
-            try:
-                conn = await _connect("unix:" + info.unix, token, config)
-            except Exception:
-                conn = None  # another host's node, or its socket is gone: try TCP
-        if conn is None:
-            try:
-                conn = await _connect(f"{info.host}:{info.port}", token, config)
-            except ConnectionLost:
-                return None
         try:
+            conn = await asyncio.wait_for(connect_node(info, token, config), timeout)
             return info, await asyncio.wait_for(conn.call(msg), timeout)
+        except (ConnectionLost, OSError, asyncio.TimeoutError):
+            return None
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     answers = await asyncio.gather(*(one(s.info) for s in nodes if s.alive))
     return [a for a in answers if a is not None]
 
 
-async def _connect(address: str, token: bytes, config: Config) -> Any:
-    return await connect(address, token, Dispatcher(), kind="cli", max_frame_bytes=config.max_frame_bytes)
+async def _connect(address: str, token: bytes, config: Config, kind: str) -> Connection:
+    return await connect(address, token, Dispatcher(), kind=kind, max_frame_bytes=config.max_frame_bytes)
