@@ -25,7 +25,10 @@ As in Ray: an empty name raises ``ValueError``; a name with characters Prometheu
 not allow gives a ``UserWarning`` and a metric that records nothing; ``Counter.inc``
 takes only values above 0; every tag key needs a value (from ``tags`` or
 ``set_default_tags``), and tag values must be strings. Histogram boundaries may come in
-any order.
+any order. A metric captured by a task or an actor is defined again where it runs, with
+its name, description, tag keys (and boundaries) but without its default tags: set
+them there (Ray 2.60 drops them too; keeping them would make code that relies on them
+fail on Ray).
 """
 
 from __future__ import annotations
@@ -130,7 +133,8 @@ class Metric:
         um.process_metrics().record(self._definition, tuple(final[key] for key in self._tag_keys), value)
 
     def __reduce__(self) -> Any:
-        # A metric captured by a task or an actor is defined again where it lands.
+        # A metric captured by a task or an actor is defined again where it lands; its
+        # default tags stay behind, as Ray's do (see the module's docstring).
         return self.__class__, (self._name, self._description, self._tag_keys)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from manta._private.common.user_metrics import ProcessMetrics, process_metrics
 from manta._private.rpc.messages import ReportMetrics
@@ -21,19 +22,21 @@ def report_metrics_every(
     interval: float,
     stopped: Callable[[], bool],
     table: ProcessMetrics | None = None,
+    call_later: Callable[[float, Callable[[], None]], Any] | None = None,
 ) -> None:
     """On the I/O loop: report every ``interval`` until ``stopped`` (a timer, so that
-    nothing is left pending when the loop closes)."""
-    loop = asyncio.get_running_loop()
+    nothing is left pending when the loop closes; ``call_later``: the loop's, unless a
+    test drives the timer itself)."""
+    later = call_later or asyncio.get_running_loop().call_later
     metrics = table or process_metrics()
 
     def tick() -> None:
         if stopped():
             return
         report_metrics(node, metrics)
-        loop.call_later(interval, tick)
+        later(interval, tick)
 
-    loop.call_later(interval, tick)
+    later(interval, tick)
 
 
 def report_metrics(node: Callable[[], Connection | None], table: ProcessMetrics | None = None) -> None:

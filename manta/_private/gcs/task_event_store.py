@@ -3,12 +3,18 @@ process reports (``common/task_events.py``), bounded, and queried by the state A
 
 Pure: batches in, rows and listings out. A malformed event is counted and skipped, never
 raised: the reports come from every worker of the cluster.
+
+The store also keeps the attempts counted by what the gcs's ``ray_tasks`` metric labels
+them with (name, state, retry or not, job), up to date as rows change state, are defined
+or are evicted: a scrape reads those counts (as many as the metric has series) instead
+of walking 100,000 rows (40 ms) every time anyone, or the head's history, asks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import msgpack
@@ -20,6 +26,21 @@ from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, Placemen
 _CASELESS = frozenset({"state", "type", "language"})
 
 Filter = tuple[str, str, Any]
+
+# What ray_tasks labels an attempt with, besides its state: (name, or function where it
+# has none; a retry or not; job id).
+TallyKey = tuple[str, bool, bytes | None]
+
+
+class Tally:
+    """The attempts the store has of one ``TallyKey``, by state code."""
+
+    __slots__ = ("by_state", "key", "rows")
+
+    def __init__(self, key: TallyKey) -> None:
+        self.key = key
+        self.by_state = [0] * len(te.STATES)
+        self.rows = 0
 
 
 class TaskRow:
@@ -41,6 +62,7 @@ class TaskRow:
         "resources",
         "state",
         "state_time",
+        "tally",
         "task_id",
         "type",
         "worker_id",
@@ -63,10 +85,15 @@ class TaskRow:
         self.pid: int | None = None
         self.error_type: str | None = None
         self.error_message: str | None = None
+        self.tally: Tally  # set by the store (_count) before any event is noted
 
     def note(self, state: int, at: float) -> None:
         self.events.append((state, at))
         if te.precedence(state, at) >= te.precedence(self.state, self.state_time):
+            # Two list updates: the only cost the counts add to most events.
+            by_state = self.tally.by_state
+            by_state[self.state] -= 1
+            by_state[state] += 1
             self.state, self.state_time = state, at
 
     def first_time(self, state: int) -> float | None:
@@ -88,6 +115,7 @@ class TaskEventStore:
     def __init__(self, max_tasks: int) -> None:
         self.max_tasks = max_tasks
         self._rows: dict[tuple[bytes, int], TaskRow] = {}
+        self._tallies: dict[TallyKey, Tally] = {}
         self.dropped_by_reporters = 0
         self.evicted = 0
         self.malformed = 0
@@ -133,15 +161,44 @@ class TaskEventStore:
                 self._transition(entry, where)
             except (TypeError, ValueError, IndexError, AttributeError):
                 self.malformed += 1
-        while len(self._rows) > self.max_tasks:  # the oldest rows go first
-            del self._rows[next(iter(self._rows))]
-            self.evicted += 1
+        excess = len(self._rows) - self.max_tasks
+        if excess > 0:
+            self._evict(excess)
+
+    def _evict(self, n: int) -> None:
+        """The ``n`` oldest rows go. One walk from the front for them all: each walk passes
+        the slots that earlier evictions emptied (until the dict resizes), so a
+        ``next(iter(rows))`` per row cost 40 us a row in a full store."""
+        rows = self._rows
+        for key in list(islice(rows, n)):
+            self._uncount(rows.pop(key))
+        self.evicted += n
+
+    def _count(self, row: TaskRow) -> None:
+        key = (row.name or row.func, row.attempt > 0, row.job_id)
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = Tally(key)
+        tally.by_state[row.state] += 1
+        tally.rows += 1
+        row.tally = tally
+
+    def _uncount(self, row: TaskRow) -> None:
+        tally = row.tally
+        tally.by_state[row.state] -= 1
+        tally.rows -= 1
+        if not tally.rows:  # the last of its name and job: its series go
+            del self._tallies[tally.key]
 
     def _row(self, task_id: Any, attempt: Any) -> TaskRow:
         row = self._rows.get((task_id, attempt))  # a row found had its key checked
-        return self._new_row(task_id, attempt) if row is None else row
+        if row is None:
+            row = self._new_row(task_id, attempt)
+            self._count(row)
+        return row
 
     def _new_row(self, task_id: Any, attempt: Any) -> TaskRow:
+        """A row, not yet counted (see _count)."""
         if type(task_id) is not bytes or len(task_id) != TaskID.SIZE:
             raise ValueError("task id")
         if type(attempt) is not int or attempt < 0:
@@ -161,14 +218,23 @@ class TaskEventStore:
             raise ValueError("resources")
         if type(args) is not list or not all(type(a) is bytes and len(a) == ObjectID.SIZE for a in args):
             raise ValueError("arguments")
-        row = self._row(task_id, attempt)
+        ids = (
+            _id_or_none(job, JobID),
+            _id_or_none(parent, TaskID),
+            _id_or_none(actor, ActorID),
+            _id_or_none(pg, PlacementGroupID),
+        )
+        # Checked in full before the row changes: its counts must follow its fields.
+        row = self._rows.get((task_id, attempt))
+        if row is None:
+            row = self._new_row(task_id, attempt)
+        else:  # its transitions came first: counted as a task without a name until now
+            self._uncount(row)
         row.name, row.func, row.type = name, func, kind
-        row.job_id = _id_or_none(job, JobID)
-        row.parent_task_id = _id_or_none(parent, TaskID)
-        row.actor_id = _id_or_none(actor, ActorID)
+        row.job_id, row.parent_task_id, row.actor_id, row.placement_group_id = ids
         row.resources = resources  # listed back as it came: any msgpack value is harmless
-        row.placement_group_id = _id_or_none(pg, PlacementGroupID)
         row.args = args
+        self._count(row)
         row.note(state, at)
 
     def _transition(self, entry: Any, where: tuple[bytes | None, bytes | None, int | None]) -> None:
@@ -192,6 +258,16 @@ class TaskEventStore:
 
     def rows(self) -> Iterable[TaskRow]:
         return self._rows.values()
+
+    def counts(self) -> dict[tuple[str, int, bool, bytes | None], int]:
+        """Attempts by (name or function, state code, retry or not, job id), none of them
+        0: read from the counts kept as rows change, in as many steps as there are."""
+        return {
+            (name, state, retry, job): n
+            for (name, retry, job), tally in self._tallies.items()
+            for state, n in enumerate(tally.by_state)
+            if n
+        }
 
     def query(self, filters: list[Filter], limit: int, detail: bool) -> Listing:
         """Rows passing every filter, oldest first, at most ``limit`` of them as records.

@@ -3,12 +3,15 @@ workers, the user metrics its processes report, and how long its requests take.
 
 Read from the components' ``statistics()`` when asked (``GetMetrics``, from the head's
 HTTP service): nothing is counted on the way, so leases and objects cost nothing more.
+Everything is read on the event loop; an exposition with many user series is rendered
+on a thread (10,000 take ~0.1 s), so requests are not held up meanwhile.
 Every series carries the node's ``NodeId`` and ``NodeAddress``; user metrics also carry
 the ``WorkerId`` of the process that recorded them. Names: ``common/metric_defs.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +35,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 _PROBLEMS = RateLimitedLog(time.monotonic)
 _COMPONENT = "node"
+# Up to this many user series, an exposition is rendered on the loop (~10 ms at most):
+# cheaper than a thread for the usual few.
+_RENDER_ON_LOOP_MAX = 1_000
 
 
 class NodeMetrics:
@@ -61,14 +67,14 @@ class NodeMetrics:
         """A process's report (from its connection: only registered processes report)."""
         if worker_id is None:
             return
-        for problem in self.user.apply(worker_id.hex(), msg.definitions, msg.samples).problems:
+        for problem in self.user.apply(worker_id.hex(), msg.definitions, msg.samples, self._clock()).problems:
             _PROBLEMS.log(logger, f"user metric refused: {problem}")
 
     def worker_gone(self, worker_id: WorkerID) -> None:
         self.user.worker_gone(worker_id.hex(), self._clock())
 
     # -- the exposition --------------------------------------------------------------------
-    def exposition(self) -> str:
+    async def exposition(self) -> str:
         from manta._private.common import exposition as ex  # see its docstring: imported when first asked
 
         self.user.expire(self._clock())
@@ -94,9 +100,11 @@ class NodeMetrics:
                     for method, counts in sorted(self.latency.by_method.items())
                 ),
             ),
-            *ex.user_families(self.user.metrics(), self.labels),
         ]
-        return ex.render(families).decode()
+        user = self.user.metrics()  # copies: reports go on while a thread renders them
+        if len(self.user) <= _RENDER_ON_LOOP_MAX:
+            return _render(ex, families, user, self.labels)
+        return await asyncio.to_thread(_render, ex, families, user, self.labels)
 
     def _host(self, ex: Any) -> Iterator[Metric]:
         d, labels = md.NODE_METRICS, self.labels
@@ -174,3 +182,7 @@ class NodeMetrics:
         )
         yield ex.family(d["ray_internal_num_processes_started"], [((), stats.workers_started)], labels)
         yield ex.family(d["manta_workers"], [((state,), n) for state, n in stats.workers], labels)
+
+
+def _render(ex: Any, families: list[Metric], user: Any, labels: tuple[str, str]) -> str:
+    return str(ex.render([*families, *ex.user_families(user, labels)]).decode())

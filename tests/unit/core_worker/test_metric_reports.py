@@ -3,7 +3,7 @@ something changed, and wait for the next report while the connection is down."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from manta._private.common import metric_defs as md
@@ -52,18 +52,24 @@ def test_reports_go_every_interval_until_stopped() -> None:
     table, conn = ProcessMetrics(), FakeConnection()
     table.define(GAUGE)
     stopped = False
+    timers: list[tuple[float, Callable[[], None]]] = []  # the loop's call_later, driven here
 
-    async def main() -> None:
-        nonlocal stopped
-        report_metrics_every(lambda: conn, 0.001, lambda: stopped, table)  # type: ignore[arg-type, return-value]
-        for value in (1.0, 2.0):
-            table.record(GAUGE, (), value)
-            while not conn.sent or conn.sent[-1].samples[0][2] != value:
-                await asyncio.sleep(0.001)
-        stopped = True
-        table.record(GAUGE, (), 9.0)
-        for _ in range(20):
-            await asyncio.sleep(0.001)
+    def later(delay: float, tick: Callable[[], None]) -> None:
+        timers.append((delay, tick))
 
-    asyncio.run(asyncio.wait_for(main(), 10))
-    assert [msg.samples[0][2] for msg in conn.sent] == [1.0, 2.0]  # nothing after it stopped
+    def fire() -> None:
+        [(delay, tick)] = timers
+        timers.clear()
+        assert delay == 5.0
+        tick()
+
+    report_metrics_every(lambda: conn, 5.0, lambda: stopped, table, later)  # type: ignore[arg-type, return-value]
+    for value in (1.0, 2.0):
+        table.record(GAUGE, (), value)
+        fire()
+    fire()  # nothing changed: nothing sent, and the timer goes on
+    assert [msg.samples[0][2] for msg in conn.sent] == [1.0, 2.0]
+    stopped = True
+    table.record(GAUGE, (), 9.0)
+    fire()
+    assert [msg.samples[0][2] for msg in conn.sent] == [1.0, 2.0] and timers == []  # stopped for good

@@ -33,12 +33,24 @@ def store() -> TaskEventStore:
 
 
 def test_tasks_are_counted_by_name_state_retry_and_job() -> None:
-    assert task_counts(store().rows()) == {
+    assert task_counts(store()) == {
         ("f", "FINISHED", "0", JOB.hex()): 1,
         ("f", "PENDING_NODE_ASSIGNMENT", "0", JOB.hex()): 1,
         ("g", "FAILED", "0", JOB.hex()): 1,
         ("g", "RUNNING", "1", JOB.hex()): 1,
     }
+
+
+def test_a_scrape_reads_the_kept_counts_not_the_rows() -> None:
+    tasks = store()
+
+    def walked() -> None:
+        raise AssertionError("a scrape walked every row")
+
+    tasks.rows = walked  # type: ignore[method-assign, assignment]
+    text = GcsMetrics(tasks, {}, {}, {}, LatencyHistogram()).exposition()
+    running = [s for fam in parse(text) for s in fam.samples if s.labels.get("State") == "RUNNING"]
+    assert [(s.labels["Name"], s.value) for s in running] == [("g", 1.0)]
 
 
 def test_actor_states_are_rays() -> None:

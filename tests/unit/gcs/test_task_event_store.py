@@ -241,3 +241,61 @@ def test_a_task_sent_back_unrun_waits_again_and_an_end_is_final() -> None:
     assert store.query([], 1, False).records[0]["state"] == "FINISHED"
     store.add([], [[tid, 0, te.FAILED, 3.5, "WORKER_DIED", "x"]], 0)  # a failure outranks success
     assert store.query([], 1, False).records[0]["state"] == "FAILED"
+
+
+def recount(store: TaskEventStore) -> dict:
+    """The counts as a pass over every row makes them."""
+    out: dict = {}
+    for row in store.rows():
+        key = (row.name or row.func, row.state, row.attempt > 0, row.job_id)
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_counts_follow_states_late_definitions_retries_and_eviction() -> None:
+    store = TaskEventStore(3)
+    a, b, c = task(), task(), task()
+    job = bytes(JOB)
+    store.add([define(a, 1.0, "f")], [ran(a, 2.0)], 0)
+    assert store.counts() == {("f", te.RUNNING, False, job): 1}
+    store.add([], [[b, 0, te.FINISHED, 3.0]], 0)  # its definition comes later
+    assert store.counts()[("", te.FINISHED, False, None)] == 1
+    store.add([define(b, 1.0, "g")], [[a, 0, te.FAILED, 4.0], [a, 1, te.PENDING_NODE_ASSIGNMENT, 5.0]], 0)
+    assert store.counts() == {
+        ("f", te.FAILED, False, job): 1,
+        ("g", te.FINISHED, False, job): 1,
+        ("f", te.PENDING_NODE_ASSIGNMENT, True, job): 1,  # the retry, named by attempt 0
+    }
+    store.add([define(c, 6.0, "h")], [], 0)  # a's first attempt is evicted
+    assert store.counts() == {
+        ("g", te.FINISHED, False, job): 1,
+        ("f", te.PENDING_NODE_ASSIGNMENT, True, job): 1,
+        ("h", te.PENDING_NODE_ASSIGNMENT, False, job): 1,
+    }
+    assert store.counts() == recount(store)
+
+
+EVENT = st.tuples(
+    st.integers(0, 5),  # which task
+    st.integers(0, 1),  # attempt
+    st.integers(1, len(te.STATES) - 1),
+    st.floats(0, 10),
+    st.sampled_from(["", "f", "g"]) | st.none(),  # a definition's name, or None: a transition
+)
+
+
+def definition(tid: bytes, attempt: int, state: int, at: float, name: str) -> list:
+    out = define(tid, at, name, attempt=attempt)
+    out[2] = state
+    return out
+
+
+@given(st.lists(st.lists(EVENT, max_size=6), max_size=8), st.integers(1, 6))
+def test_the_kept_counts_are_a_recount_of_the_rows(batches: list, max_tasks: int) -> None:
+    ids = [task() for _ in range(6)]
+    store = TaskEventStore(max_tasks)
+    for batch in batches:
+        definitions = [definition(ids[i], a, s, at, name) for i, a, s, at, name in batch if name is not None]
+        transitions = [[ids[i], a, s, at] for i, a, s, at, name in batch if name is None]
+        store.add(definitions, transitions, 0)
+        assert store.counts() == recount(store)

@@ -3,10 +3,13 @@ reports of user metrics, read back through prometheus_client's parser."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 
 import pytest
 
+from manta._private.common import exposition as ex
 from manta._private.common import metric_defs as md
 from manta._private.common.clock import FakeClock
 from manta._private.common.config import Config
@@ -14,6 +17,7 @@ from manta._private.common.exposition import parse
 from manta._private.common.ids import JobID, NodeID, ObjectID, WorkerID
 from manta._private.common.resources import NodeResources, to_unit_map
 from manta._private.common.user_metrics import check_definition
+from manta._private.node import metrics as node_metrics
 from manta._private.node.memory_monitor import MemoryMonitor, MonitorConfig
 from manta._private.node.metrics import NodeMetrics
 from manta._private.node.scheduler import LeaseRequest, Scheduler, SchedulerConfig, StartWorker
@@ -70,7 +74,7 @@ def test_the_node_exports_every_metric_named_for_it_with_its_labels(tmp_path, st
     gauge = check_definition("depth", md.GAUGE, "Depth.", ("queue",))
     node.report(worker, ReportMetrics([gauge.wire()], [["depth", ["q"], 7], ["depth", [1], 1]]))
     node.report(None, ReportMetrics([gauge.wire()], [["depth", ["q"], 99]]))  # not a registered process
-    got = values(node.exposition())
+    got = values(asyncio.run(node.exposition()))
     exported = {name for name, _labels in got}
     for definition in md.NODE_METRICS.values():
         assert exported & set(md.series_names(definition.name, definition.kind)), definition.name
@@ -99,13 +103,15 @@ def test_the_node_exports_every_metric_named_for_it_with_its_labels(tmp_path, st
     # The process leaves; its series stay for the retention (10 minutes), then go.
     node.worker_gone(worker)
     clock[0] += 599
-    assert ("ray_depth", on_node | {("WorkerId", worker.hex()), ("queue", "q")}) in values(node.exposition())
+    assert ("ray_depth", on_node | {("WorkerId", worker.hex()), ("queue", "q")}) in values(
+        asyncio.run(node.exposition())
+    )
     clock[0] += 1
-    assert not any(name == "ray_depth" for name, _labels in values(node.exposition()))
+    assert not any(name == "ray_depth" for name, _labels in values(asyncio.run(node.exposition())))
 
 
-def test_a_node_not_started_yet_has_no_store_metrics(tmp_path) -> None:
-    node = NodeMetrics(
+def bare_node(tmp_path) -> NodeMetrics:
+    return NodeMetrics(
         NODE,
         "h",
         str(tmp_path),
@@ -114,5 +120,35 @@ def test_a_node_not_started_yet_has_no_store_metrics(tmp_path) -> None:
         lambda: None,
         LatencyHistogram(),
     )
-    names = {name for name, _labels in values(node.exposition())}
+
+
+def test_a_node_not_started_yet_has_no_store_metrics(tmp_path) -> None:
+    node = bare_node(tmp_path)
+    names = {name for name, _labels in values(asyncio.run(node.exposition()))}
     assert "ray_node_mem_used" in names and "ray_object_store_used_memory" not in names
+
+
+def test_many_user_series_are_rendered_off_the_loop_and_a_few_on_it(tmp_path, monkeypatch) -> None:
+    node = bare_node(tmp_path)
+    gauge = check_definition("depth", md.GAUGE, "Depth.", ("queue",))
+    node.report(WorkerID.from_random(), ReportMetrics([gauge.wire()], [["depth", [q], 1] for q in "abc"]))
+    rendered_on: list[threading.Thread] = []
+    render = ex.render
+
+    def recording_render(families: list) -> bytes:
+        rendered_on.append(threading.current_thread())
+        return render(families)
+
+    monkeypatch.setattr(ex, "render", recording_render)
+
+    async def scrape() -> str:
+        text = await node.exposition()
+        rendered_on.append(threading.current_thread())  # the loop's
+        return text
+
+    for on_loop_max, off_loop in ((3, False), (2, True)):
+        monkeypatch.setattr(node_metrics, "_RENDER_ON_LOOP_MAX", on_loop_max)
+        rendered_on.clear()
+        text = asyncio.run(scrape())
+        assert sum(s.name == "ray_depth" for fam in ex.parse(text) for s in fam.samples) == 3
+        assert (rendered_on[0] is not rendered_on[1]) == off_loop

@@ -163,3 +163,13 @@ def test_metrics_pickle_as_ray_pickles_them(table: um.ProcessMetrics) -> None:
     counter = pickle.loads(pickle.dumps(Counter("n", tag_keys=("k",))))
     counter.inc(tags={"k": "v"})
     assert reported(table) == {("n", ("v",)): 1.0}
+
+
+def test_a_pickled_metric_leaves_its_default_tags_behind_as_rays_does(table: um.ProcessMetrics) -> None:
+    # Ray 2.60: pickle.loads(pickle.dumps(Counter("c", tag_keys=("a",)).set_default_tags(
+    # {"a": "x"}))).info["default_tags"] == {}
+    counter = Counter("n", tag_keys=("k",)).set_default_tags({"k": "v"})
+    copy = pickle.loads(pickle.dumps(counter))
+    assert copy.info["default_tags"] == {} and copy.info["tag_keys"] == ("k",)
+    with pytest.raises(ValueError, match="Missing value for tag key"):
+        copy.inc()
