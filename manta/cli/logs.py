@@ -198,32 +198,40 @@ async def _print(
     if target.note:
         click.echo(target.note, err=True)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    async with api.node_connection(target.node, token, config) as conn:
+    connections = api.NodeConnections(lambda: (token, config), timeout=timeout)
+    async with connections.connection(target.node) as conn:
         reader = api.LogReader(conn, target, lines, follow, timeout)
         if follow:
             # Ctrl-C ends the follow between reads (a cancelled wait_for may not end it).
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGINT, reader.stop)
         first = True
-        async for chunk in reader.chunks():
-            if first and reader.truncated:
-                click.echo(
-                    f"--- the last {lines} lines of {target.filename} on node {target.node.node_id.hex()[:12]} "
-                    "(--tail -1 for all of it) ---",
-                    err=True,
-                )
-            first = False
-            sys.stdout.write(decoder.decode(chunk))
-            sys.stdout.flush()
+        async with contextlib.aclosing(reader.chunks()) as chunks:
+            async for chunk in chunks:
+                if isinstance(chunk, api.Notice):
+                    sys.stdout.flush()
+                    click.echo(f"--- {chunk.text} ---", err=True)
+                    continue
+                if first and reader.truncated:
+                    # The lines that came, not the number asked for: fewer when they did not fit.
+                    click.echo(
+                        f"--- the last {reader.lines_kept} lines of {target.filename} on node "
+                        f"{target.node.node_id.hex()[:12]} (--tail -1 for all of it) ---",
+                        err=True,
+                    )
+                first = False
+                sys.stdout.write(decoder.decode(chunk))
+                sys.stdout.flush()
 
 
 def _run(address: str | None, body: Callable[[Any, bytes, Any], Awaitable[_T]]) -> _T | None:
     """Run ``body(gcs, token, config)`` against the cluster at ``address`` (this host's),
-    turning lookup failures into one-line errors."""
+    turning lookup failures, and a cluster that does not answer, into one-line errors."""
     from manta._private.api.logs import LogLookupError
     from manta._private.common.config import Config
     from manta._private.common.session import read_token
     from manta._private.rpc.transport import ConnectionLost, Dispatcher, connect
+    from manta.exceptions import AuthenticationError, RpcError
 
     session_dir, info = running_session(address)
     token = read_token(session_dir)
@@ -245,5 +253,12 @@ def _run(address: str | None, body: Callable[[Any, bytes, Any], Awaitable[_T]]) 
         raise click.ClickException(str(e)) from None
     except ConnectionLost as e:
         raise click.ClickException(f"cannot reach the cluster: {e}") from None
+    except (asyncio.TimeoutError, TimeoutError):
+        raise click.ClickException(
+            "the cluster did not answer in time (--timeout seconds per request): is the node busy "
+            "or unreachable? Try again, or with a larger --timeout"
+        ) from None
+    except (RpcError, AuthenticationError) as e:  # a node's handler failed, or refused us
+        raise click.ClickException(f"the cluster could not answer: {e or type(e).__name__}") from None
     except KeyboardInterrupt:  # the end of --follow
         return None

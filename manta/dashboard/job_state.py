@@ -15,6 +15,7 @@ from typing import Any
 
 from manta._private.api.job_rows import KV_NAMESPACE as KV_NAMESPACE  # re-exported for the job manager
 from manta._private.api.job_rows import SUPERVISOR_NAMESPACE, driver_row
+from manta._private.common.session import job_driver_log_name
 from manta.job_submission.models import DriverInfo, JobDetails, JobInfo, JobStatus
 
 # Submission ids name the job's log file, so they are restricted to a safe alphabet.
@@ -65,7 +66,7 @@ def supervisor_name(submission_id: str) -> str:
 
 def log_name(submission_id: str) -> str:
     """The entrypoint's log, in the logs directory of the node it runs on."""
-    return f"job-driver-{submission_id}.log"
+    return job_driver_log_name(submission_id)
 
 
 def record_key(submission_id: str) -> bytes:

@@ -491,3 +491,50 @@ def test_output_rotates_at_its_cap_and_the_driver_gets_every_line():
     assert files >= 2
     got = re.findall(r"\) line (\d{6})$", result.stdout, re.M)
     assert got == [f"{i:06d}" for i in range(count)]
+
+
+def test_a_tasks_lines_are_all_found_across_its_workers_rotations():
+    # The task's marker is in the oldest copy only: its lines are read from there on.
+    result = run_driver(
+        """
+        import os, subprocess, sys, time
+        import manta as ray
+        from manta.util.state import get_task
+
+        @ray.remote
+        def chatty():
+            out = os.readlink("/proc/self/fd/1")
+            i = 0
+            while not os.path.exists(out + ".2") and i < 200_000:
+                print(f"line {i:06d}", flush=True)
+                i += 1
+                time.sleep(0.001)
+            return i
+
+        context = ray.init(num_cpus=1)
+        ref = chatty.remote()
+        count = ray.get(ref)
+        for _ in range(300):  # until the task-event store names its worker and its name
+            record = get_task(ref)
+            if record is not None and record.worker_id and record.name:
+                break
+            time.sleep(0.1)
+        shown = subprocess.run(
+            [sys.executable, "-m", "manta.cli.main", "logs", "task", "--id", ref.task_id().hex(),
+             "--tail", "-1", "--address", context["address"]],
+            capture_output=True, text=True, timeout=60,
+        )
+        print("COUNT", count, "CODE", shown.returncode, "GOT", shown.stdout.count("line "))
+        print("STDERR", shown.stderr[-500:])
+        ray.shutdown()
+        """,
+        env={
+            "MANTA_ROTATION_MAX_BYTES": "4096",
+            "MANTA_ROTATION_BACKUP_COUNT": "100",
+            "MANTA_DEDUP_LOGS": "0",
+        },
+        timeout=150,
+    )
+    assert result.returncode == 0, result.stderr
+    count, code, got = map(int, re.search(r"COUNT (\d+) CODE (\d+) GOT (\d+)", result.stdout).groups())
+    assert code == 0 and got == count, result.stdout[-2000:]

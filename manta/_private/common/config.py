@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -168,6 +169,14 @@ class Config:
             raise ValueError(
                 f"{_where('log_level')} must be one of {', '.join(_LOG_LEVELS)}, got {self.log_level!r}"
             )
+        for name in ("dedup_logs_allow_regex", "dedup_logs_skip_regex"):
+            # Refused here, once, rather than in every driver's log printer.
+            try:
+                re.compile(getattr(self, name))
+            except re.error as e:
+                raise ValueError(
+                    f"{_where(name)} must be a regular expression, got {getattr(self, name)!r}: {e}"
+                ) from None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Config:

@@ -6,11 +6,15 @@ Callers name a file, never a path. A name is one path component: no separators, 
 still here was encoded twice, which nothing legitimate does), printable only. The name
 is then resolved with every symbolic link followed and must still be a regular file
 directly inside the logs directory, so a link planted there cannot lead out of it.
-The audit log sits in the same directory but is the admin's (``manta audit``): it is
-neither listed nor served here, where the read role suffices.
 
-No sockets, threads or clocks: the node daemon serves these over RPC, and its log
-monitor follows worker output with ``read_on``.
+The audit log sits in the same directory but is the admin's (``manta audit``): it is
+neither listed nor served here, where the read role suffices. Its name is refused in any
+case (a case-insensitive file system opens ``AUDIT.JSONL`` too), and since a hard link
+to it has a name of its own, every file is also compared by identity (device and inode)
+with the audit log and its rotated copies, after it is opened.
+
+No sockets, threads or clocks: the node daemon serves these over RPC (from a thread),
+and its log monitor follows worker output with ``read_on``.
 """
 
 from __future__ import annotations
@@ -21,13 +25,24 @@ import os
 import stat
 from dataclasses import dataclass
 
-LOGS_DIR = "logs"
+from manta._private.common.session import AUDIT_FILE, JOB_DRIVER_LOG_PREFIX, WORKER_LOG_PREFIX
+
 MAX_NAME = 255
-# The last bytes a tail returns at most, whatever number of lines is asked for.
+# How far back from a file's end ``tail`` looks when its caller sets no smaller limit:
+# a tail holds the asked-for lines that end within this many bytes, fewer when they do
+# not fit (the node daemon passes its per-read limit instead; api/logs.py reads on
+# backward from there when more lines are wanted).
 MAX_TAIL_BYTES = 64 << 20
 _BLOCK = 64 << 10
 # Not served by the log API (see the module docstring), nor their rotated copies.
-_PRIVATE = ("audit.jsonl",)
+_PRIVATE = (AUDIT_FILE,)
+# Rotated copies of a private file looked for when comparing identities (gcs/audit.py
+# keeps 4).
+_MAX_PRIVATE_COPIES = 32
+# How often ``read_on`` builds its chain of rotated copies again when a rotation moved
+# the files under it mid-read, before it returns what it has.
+_MAX_REBUILDS = 4
+_AUDIT_REFUSAL = "the audit log is not served by the log API: read it with `manta audit` (admin role)"
 
 
 class LogAccessError(ValueError):
@@ -55,12 +70,24 @@ class LogFile:
     mtime: float
 
 
-def logs_dir(session_dir: str) -> str:
-    return os.path.join(session_dir, LOGS_DIR)
-
-
 def _private(name: str) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in _PRIVATE)
+    folded = name.casefold()
+    return any(folded == p or folded.startswith(p + ".") for p in _PRIVATE)
+
+
+def _private_files(directory: str) -> set[tuple[int, int]]:
+    """(device, inode) of the private files of ``directory`` and their rotated copies."""
+    found = set()
+    for base in _PRIVATE:
+        for n in range(_MAX_PRIVATE_COPIES + 1):
+            try:
+                st = os.stat(os.path.join(directory, f"{base}.{n}" if n else base))
+            except OSError:
+                if n:
+                    break  # rotated copies are numbered from 1 without gaps
+                continue
+            found.add((st.st_dev, st.st_ino))
+    return found
 
 
 def check_name(name: str) -> None:
@@ -77,9 +104,7 @@ def check_name(name: str) -> None:
     if name.startswith(".") or not name.isprintable():
         raise LogAccessError(f"{shown} is not a log file name", 400)
     if _private(name):
-        raise LogAccessError(
-            "the audit log is not served by the log API: read it with `manta audit` (admin role)", 403
-        )
+        raise LogAccessError(_AUDIT_REFUSAL, 403)
 
 
 def resolve(directory: str, name: str) -> str:
@@ -98,6 +123,8 @@ def resolve(directory: str, name: str) -> str:
         raise LogAccessError(f"no log file named {name!r} on this node", 404) from None
     if not stat.S_ISREG(st.st_mode):
         raise LogAccessError(f"no log file named {name!r} on this node", 404)
+    if (st.st_dev, st.st_ino) in _private_files(root):
+        raise LogAccessError(_AUDIT_REFUSAL, 403)  # a hard link to it, under another name
     return real
 
 
@@ -109,6 +136,7 @@ def list_files(directory: str, glob: str = "*") -> list[LogFile]:
         entries = list(os.scandir(directory))
     except OSError:
         return []
+    private = _private_files(directory)
     for entry in entries:
         if _private(entry.name) or not fnmatch.fnmatchcase(entry.name, glob):
             continue
@@ -118,7 +146,8 @@ def list_files(directory: str, glob: str = "*") -> list[LogFile]:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue  # removed meanwhile (a rotation)
-        found.append(LogFile(entry.name, st.st_size, st.st_mtime))
+        if (st.st_dev, st.st_ino) not in private:
+            found.append(LogFile(entry.name, st.st_size, st.st_mtime))
     return sorted(found, key=lambda f: f.name)
 
 
@@ -126,14 +155,14 @@ def category(name: str) -> str:
     """The group a file is listed under, with Ray's names where Ray has the same process
     (the node daemon is Ray's raylet, the gcs its gcs_server)."""
     base = _base_name(name)
-    if base.startswith("worker-") and base != "worker-template.out" and base != "worker-template.err":
+    if base.startswith(WORKER_LOG_PREFIX) and base not in ("worker-template.out", "worker-template.err"):
         return {".out": "worker_out", ".err": "worker_err", ".log": "core_worker"}.get(
             os.path.splitext(base)[1], "internal"
         )
     for prefix, group in (("node.", "raylet"), ("gcs.", "gcs_server"), ("dashboard.", "dashboard")):
         if base.startswith(prefix):
             return group
-    if base.startswith("job-driver-"):
+    if base.startswith(JOB_DRIVER_LOG_PREFIX):
         return "job_driver"
     if base.startswith("runtime_env_setup-"):
         return "runtime_env"
@@ -147,16 +176,85 @@ def _base_name(name: str) -> str:
 
 
 def _open(path: str) -> int:
-    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    """A read-only descriptor of the log file ``path``; ``LogAccessError`` (403) when it
+    is the audit log, whatever name it was reached by."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) in _private_files(os.path.dirname(path)):
+            raise LogAccessError(_AUDIT_REFUSAL, 403)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class TailFinder:
+    """Where the last ``lines`` lines of a file begin, found from blocks read backward
+    from its end (pure: the caller reads, here or over RPC). Lines that start with
+    ``skip_prefix`` (task markers) are kept but not counted, and those right above the
+    first kept line are kept with it (they label it). A last line without a newline
+    counts. Each byte is looked at once, however many blocks a line spans.
+
+    ``begin`` is where the kept lines start (``end`` before any is found), ``kept`` how
+    many there are, ``start`` where the blocks added so far start, and ``done`` whether
+    the line above the kept ones was seen (so no more need be read)."""
+
+    def __init__(self, end: int, lines: int, skip_prefix: bytes = b"") -> None:
+        self.start = self.begin = end
+        self.kept = 0
+        self.done = lines <= 0
+        self._lines = lines
+        self._prefix = skip_prefix
+        # The line whose start is not known yet ends here; its first bytes, as far as
+        # they are known (enough to tell a marker).
+        self._line_end = end
+        self._head = b""
+
+    def add(self, block: bytes, starts_a_line: bool = False) -> None:
+        """Add the block that ends where those added so far start. ``starts_a_line``:
+        the caller knows a line starts at its first byte (as at the file's start)."""
+        if self.done:
+            return
+        base = self.start = self.start - len(block)
+        width = len(self._prefix)
+        line_hi = search_hi = len(block)
+        while not self.done:
+            newline = block.rfind(b"\n", 0, search_hi)
+            if newline < 0:
+                break
+            head = block[newline + 1 : min(line_hi, newline + 1 + width)]
+            self._found(base + newline + 1, (head + self._head)[:width] if len(head) < width else head)
+            self._head = b""
+            line_hi, search_hi = newline + 1, newline
+        if not self.done:
+            self._head = (block[: min(line_hi, width)] + self._head)[:width]
+            if base == 0 or starts_a_line:
+                self._found(base, self._head)
+                self._head = b""
+
+    def _found(self, line_start: int, head: bytes) -> None:
+        """The line from ``line_start`` to the one found before it is whole."""
+        if line_start == self._line_end:
+            return  # nothing after a file's last newline: no line
+        if self._prefix and head == self._prefix:
+            self.begin = line_start
+        elif self.kept == self._lines:
+            self.done = True
+            return
+        else:
+            self.kept += 1
+            self.begin = line_start
+        self._line_end = line_start
 
 
 def tail(
     path: str, lines: int, skip_prefix: bytes = b"", max_bytes: int = MAX_TAIL_BYTES
 ) -> tuple[bytes, Position, bool]:
-    """The last ``lines`` lines of ``path`` (all of it when negative), at most ``max_bytes``;
-    the position after them (where a follower goes on); and whether anything before them
-    was left out. Lines starting with ``skip_prefix`` (task markers) are returned but not
-    counted."""
+    """The last ``lines`` lines of ``path`` (all of it when negative) that lie within its
+    last ``max_bytes`` (whole lines only, so fewer when they do not fit); the position
+    after them (where a follower goes on); and whether anything before them was left
+    out. Lines starting with ``skip_prefix`` (task markers) are returned but not counted."""
     fd = _open(path)
     try:
         st = os.fstat(fd)
@@ -164,41 +262,20 @@ def tail(
         if lines < 0:
             start = max(0, end - max_bytes)
             return os.pread(fd, end - start, start), Position(st.st_ino, end), start > 0
-        start, blocks, newlines = end, [], 0
-        while start > 0 and end - start < max_bytes:
-            step = min(_BLOCK, start, max_bytes - (end - start))
-            start -= step
-            blocks.append(os.pread(fd, step, start))
-            newlines += blocks[-1].count(b"\n")
-            # One newline more than lines asked for: the first line read may be cut short.
-            if newlines > lines and _counted(b"".join(reversed(blocks)), skip_prefix) > lines:
-                break
-        kept = _last_lines(b"".join(reversed(blocks)), lines, skip_prefix, whole=start == 0)
-        return kept, Position(st.st_ino, end), len(kept) < end
+        finder = TailFinder(end, lines, skip_prefix)
+        blocks = []
+        while not finder.done and finder.start > 0 and end - finder.start < max_bytes:
+            step = min(_BLOCK, finder.start, max_bytes - (end - finder.start))
+            block = os.pread(fd, step, finder.start - step)
+            if len(block) != step:
+                break  # cut shorter meanwhile: the lines found so far
+            blocks.append(block)
+            finder.add(block)
+        # Joined once: the blocks were counted as they came.
+        kept = b"".join(reversed(blocks))[finder.begin - finder.start :]
+        return kept, Position(st.st_ino, end), finder.begin > 0
     finally:
         os.close(fd)
-
-
-def _counted(data: bytes, skip_prefix: bytes) -> int:
-    count = data.count(b"\n")
-    if skip_prefix:
-        count -= data.count(b"\n" + skip_prefix) + data.startswith(skip_prefix)
-    return count
-
-
-def _last_lines(data: bytes, lines: int, skip_prefix: bytes, whole: bool) -> bytes:
-    parts = data.splitlines(keepends=True)
-    if not whole and parts:
-        parts = parts[1:]  # it began before the data read: not a whole line
-    kept: list[bytes] = []
-    counted = 0
-    for part in reversed(parts):
-        if counted == lines and not (skip_prefix and part.startswith(skip_prefix)):
-            break
-        kept.append(part)
-        if not (skip_prefix and part.startswith(skip_prefix)):
-            counted += 1
-    return b"".join(reversed(kept))
 
 
 def read_on(path: str, position: Position, max_bytes: int) -> tuple[bytes, Position]:
@@ -207,9 +284,11 @@ def read_on(path: str, position: Position, max_bytes: int) -> tuple[bytes, Posit
     A rotation (``log_rotation``) renames the file to ``path.1`` and puts a new one at
     ``path``. A reader still in the old file finds it by its inode among the rotated
     copies, reads it to its end, then goes on into the next newer file: nothing written
-    is skipped as long as the old file still exists. (Only a file the rotation deleted
-    before it was read is lost; the reader then starts the newest file.) A file cut
-    shorter than the position (truncated in place) is read again from its start."""
+    is skipped as long as the old file still exists. Each file is checked to be the one
+    the chain named when it is opened: a rotation landing mid-read shifts the names, and
+    the chain is then built again from where the reader is. (Only a file the rotation
+    deleted before it was read is lost; the reader then starts the newest file.) A file
+    cut shorter than the position (truncated in place) is read again from its start."""
     try:
         st = os.stat(path)
     except OSError:
@@ -223,34 +302,42 @@ def read_on(path: str, position: Position, max_bytes: int) -> tuple[bytes, Posit
         if inode != st.st_ino:
             return b"", position  # rotated between the two looks: the next call follows it
         return data, Position(inode, offset + len(data))
-    chain = _chain(path, position.inode)
-    index = len(chain) - 1
-    offset = position.offset if index > 0 else 0
     parts: list[bytes] = []
     got = 0
-    while True:
-        data, inode = _read_file(chain[index], offset, max_bytes - got)
-        parts.append(data)
-        got += len(data)
-        if inode:
-            position = Position(inode, offset + len(data))
-        if index == 0 or got >= max_bytes:
-            return b"".join(parts), position
-        index, offset = index - 1, 0  # that file is finished: on into the next newer one
+    for _ in range(_MAX_REBUILDS):
+        chain = _chain(path, position.inode)
+        index = len(chain) - 1
+        offset = position.offset if index > 0 else 0
+        while True:
+            name, expected = chain[index]
+            data, inode = _read_file(name, offset, max_bytes - got)
+            if inode != expected:
+                break  # rotated since the chain was built: build it again from `position`
+            parts.append(data)
+            got += len(data)
+            if inode:
+                position = Position(inode, offset + len(data))
+            if index == 0 or got >= max_bytes:
+                return b"".join(parts), position
+            index, offset = index - 1, 0  # that file is finished: on into the next newer one
+    return b"".join(parts), position
 
 
-def _chain(path: str, inode: int) -> list[str]:
-    """``path`` and its rotated copies, newest first, up to the one with ``inode``; just
-    ``[path]`` when none has it (the rotation removed it)."""
-    chain = [path]
+def _chain(path: str, inode: int) -> list[tuple[str, int]]:
+    """``path`` and its rotated copies with their inodes, newest first, up to the one
+    with ``inode``; just ``path``'s when none has it (the rotation removed it)."""
+    try:
+        chain = [(path, os.stat(path).st_ino)]
+    except OSError:
+        chain = [(path, 0)]
     n = 1
     while True:
         older = f"{path}.{n}"
         try:
             st = os.stat(older)
         except OSError:
-            return [path]
-        chain.append(older)
+            return chain[:1]
+        chain.append((older, st.st_ino))
         if st.st_ino == inode:
             return chain
         n += 1

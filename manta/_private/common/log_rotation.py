@@ -15,6 +15,12 @@ the new inode, finds the old file as ``name.1`` by its inode, reads it to the en
 moves on (``log_files.read_on``): since the old file stopped growing before it was
 renamed, no line is lost. Python ``logging`` files use ``RotatingFileHandler`` with the
 same names and caps.
+
+A worker's output carries task markers (the executor writes one when the running task
+changes). The fresh file starts without one: the executor notices the new file at its
+next task and marks it again, even for the same task, and a reader of one task's lines
+starts at the oldest rotated copy, so the label of lines written in between is the last
+marker before them, in an older copy (api/logs.py).
 """
 
 from __future__ import annotations
@@ -57,6 +63,15 @@ def renames(path: str, backup_count: int) -> list[tuple[str, str]]:
     return [*steps, (path, f"{path}.1")]
 
 
+# Rotations this process has made: a writer that labels its file (the executor's task
+# markers) compares it to notice a fresh file, without a system call per task.
+_rotations = 0
+
+
+def rotation_count() -> int:
+    return _rotations
+
+
 def rotate_fd(fd: int, path: str, policy: RotationPolicy) -> bool:
     """Rotate the file at ``path`` that ``fd`` writes to if it has reached the cap;
     whether it did. Left alone when ``path`` is no longer the file ``fd`` writes to."""
@@ -83,6 +98,8 @@ def rotate_fd(fd: int, path: str, policy: RotationPolicy) -> bool:
         except FileNotFoundError:
             pass  # fewer copies than the count so far
     os.replace(fresh, path)
+    global _rotations
+    _rotations += 1
     return True
 
 

@@ -21,6 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 TOKEN_FILE = "token"
+# The directory of a session's log files, and the names in it that more than one layer
+# knows: who writes a file and who finds it again read the name from here.
+LOGS_DIR = "logs"
+# The head's audit log (gcs/audit.py writes it; the log API refuses to serve it).
+AUDIT_FILE = "audit.jsonl"
+WORKER_LOG_PREFIX = "worker-"
+JOB_DRIVER_LOG_PREFIX = "job-driver-"
 # Written by a worker to its stdout/stderr when the running task changes, so the node
 # daemon can label each line with the task that printed it; stripped before drivers see it.
 TASK_MARKER = "\x1e:manta-task:"
@@ -35,7 +42,7 @@ def create_session_dir(tmpdir: str) -> str:
     os.makedirs(tmpdir, mode=0o755, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     path = os.path.join(tmpdir, f"session_{stamp}_{os.getpid()}_{secrets.token_hex(2)}")
-    os.makedirs(os.path.join(path, "logs"))
+    os.makedirs(os.path.join(path, LOGS_DIR))
     os.chmod(path, 0o700)
     sockets = _socket_dir(path)
     os.makedirs(sockets, mode=0o700)
@@ -103,8 +110,18 @@ def remove_socket_dir_if_empty(session_dir: str) -> None:
 
 
 def log_paths(session_dir: str, name: str) -> tuple[str, str]:
-    base = os.path.join(session_dir, "logs", name)
+    base = os.path.join(session_dir, LOGS_DIR, name)
     return base + ".out", base + ".err"
+
+
+def worker_log_name(worker_id_hex: str) -> str:
+    """The base name of a worker's output files (``.out`` and ``.err``) on its node."""
+    return f"{WORKER_LOG_PREFIX}{worker_id_hex[:12]}"
+
+
+def job_driver_log_name(submission_id: str) -> str:
+    """A submitted job's entrypoint output, in the logs directory of the node it runs on."""
+    return f"{JOB_DRIVER_LOG_PREFIX}{submission_id}.log"
 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:

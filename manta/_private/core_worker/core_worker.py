@@ -155,7 +155,7 @@ class CoreWorker:
         config, store, refs = self.config, MemoryStore(), ReferenceCounter()
         self.memory_store, self.references = store, refs
         events = self.task_events = TaskEventBuffer(0 if local_mode else config.task_events_max_buffered)
-        self._log_printer = LogPrinter(config, self.node_id, time.monotonic, self._job_config)
+        self._log_printer: LogPrinter | None = None  # made by a driver's first output to print
         self.io = EventLoopThread("manta-io")
         self.streams = StreamTable(
             store,
@@ -344,10 +344,12 @@ class CoreWorker:
                     # Print what the workers wrote last before the job (and they) end.
                     await asyncio.wait_for(self.node_conn.call(m.FlushLogs()), 5.0)
                     await asyncio.wait_for(self.gcs_conn.call(m.Ping()), 5.0)
-                    self._log_printer.flush()
                 await asyncio.wait_for(self.gcs_conn.call(m.JobFinished(self.job_id)), 2.0)
             except Exception:
                 pass
+            finally:  # what was held back is printed even when the cluster is gone
+                if self._log_printer is not None:
+                    self._log_printer.flush()
         if self._peers is not None:
             self._peers.close()
         if self.gcs_conn is not None:
@@ -453,6 +455,8 @@ class CoreWorker:
 
     def _handle_published(self, _conn: Connection, msg: m.Published) -> None:
         if msg.channel == "logs" and isinstance(msg.payload, m.LogBatch):
+            if self._log_printer is None:
+                self._log_printer = LogPrinter(self.config, self.node_id, time.monotonic, self._job_config)
             self._log_printer.show(msg.payload)
         elif msg.channel == "errors" and isinstance(msg.payload, m.ErrorPush):
             logger.error("%s", msg.payload.message)

@@ -21,10 +21,11 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple, NoReturn
 
 from manta._private import serialization
+from manta._private.common import log_rotation
 from manta._private.common import task_events as te
 from manta._private.common.aio import resolve
 from manta._private.common.ids import ObjectID, TaskID
@@ -96,7 +97,9 @@ class TaskExecutor:
         self._requeue_after = requeue_after_s
         self._requeue_timer: asyncio.TimerHandle | None = None
         self._main_ident = threading.main_thread().ident
-        self._marked_name = ""
+        # Per output descriptor, the task name last marked in it and the rotation count
+        # then: a rotation swaps the file, and the fresh one is marked again.
+        self._marked: dict[int, tuple[str, int]] = {}
         # Calls per function, for max_calls; set once the worker must exit.
         self._calls: dict[bytes, int] = {}
         self._exiting = False
@@ -559,17 +562,28 @@ class TaskExecutor:
         os._exit(exiting.code if isinstance(exiting.code, int) else 1)
 
     def _mark_task(self, name: str) -> None:
-        if name == self._marked_name:
-            return
-        self._marked_name = name
-        for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
-            try:
-                stream.flush()
-                size = os.fstat(fd).st_size
-                needs_newline = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
-                os.write(fd, (("\n" if needs_newline else "") + TASK_MARKER + name + "\n").encode())
-            except (OSError, ValueError, AttributeError):
-                pass  # not a regular file (e.g. a terminal in tests): nothing to label
+        mark_outputs(self._marked, name, ((sys.stdout, 1), (sys.stderr, 2)), log_rotation.rotation_count())
+
+
+def mark_outputs(
+    marked: dict[int, tuple[str, int]], name: str, outputs: Iterable[tuple[Any, int]], rotations: int
+) -> None:
+    """Write a task marker for ``name`` to each (stream, descriptor) of ``outputs`` not
+    last marked with it since this process's ``rotations``-th log rotation. The file
+    counts, not just the name: after a rotation (log_rotation) a fresh file is under the
+    descriptor, and a reader of that file alone (its older copies may be gone) must still
+    see which task wrote it."""
+    for stream, fd in outputs:
+        if marked.get(fd) == (name, rotations):
+            continue
+        marked[fd] = (name, rotations)  # once per file even where marking fails (a terminal)
+        try:
+            stream.flush()
+            size = os.fstat(fd).st_size
+            needs_newline = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+            os.write(fd, (("\n" if needs_newline else "") + TASK_MARKER + name + "\n").encode())
+        except (OSError, ValueError, AttributeError):
+            pass  # not a regular file (e.g. a terminal in tests): nothing to label
 
 
 def _check_generator(spec: TaskSpec, items: Any) -> None:

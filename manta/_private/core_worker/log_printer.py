@@ -157,16 +157,13 @@ class LogPrinter:
         self._ignore_prefix = (job_config or {}).get("logging_config") is not None
         self._clock = clock
         self._dedup: LogDeduplicator | None = None
-        if config.dedup_logs:
-            try:
-                self._dedup = LogDeduplicator(
-                    config.dedup_logs_agg_window_s,
-                    clock,
-                    config.dedup_logs_allow_regex,
-                    config.dedup_logs_skip_regex,
-                )
-            except re.error as e:
-                raise ValueError(f"MANTA_DEDUP_LOGS_ALLOW_REGEX or _SKIP_REGEX is not a regex: {e}") from None
+        if config.dedup_logs:  # its patterns are valid regexes: Config checked them
+            self._dedup = LogDeduplicator(
+                config.dedup_logs_agg_window_s,
+                clock,
+                config.dedup_logs_allow_regex,
+                config.dedup_logs_skip_regex,
+            )
         self._call_later = call_later
         self._timer: Any = None
 

@@ -7,7 +7,7 @@ import logging
 import os
 
 from manta._private.common import daemon
-from manta._private.common.session import read_token, remove_socket_dir_if_empty
+from manta._private.common.session import LOGS_DIR, read_token, remove_socket_dir_if_empty
 from manta._private.gcs.service import GcsService
 from manta._private.gcs.storage import open_storage
 from manta._private.rpc import tls
@@ -30,7 +30,7 @@ def main() -> None:
         open_storage(args.storage),
         config,
         read_token(args.session_dir),
-        os.path.join(args.session_dir, "logs"),
+        os.path.join(args.session_dir, LOGS_DIR),
     )
     port = daemon.run_startup(
         loop, service.start(args.host, args.port, args.unix or None), "starting the gcs"

@@ -18,10 +18,10 @@ from typing import Any
 
 from manta._private.common.clock import Clock
 from manta._private.common.ratelimit import RateLimitedLog
+from manta._private.common.session import AUDIT_FILE
 
 logger = logging.getLogger(__name__)
 
-AUDIT_FILE = "audit.jsonl"
 MAX_BYTES = 16 << 20
 BACKUPS = 4
 # Recent events kept in memory for followers (``manta audit --follow`` polls).

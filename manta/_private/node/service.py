@@ -22,10 +22,12 @@ from manta._private.common.ids import JobID, NodeID, ObjectID, WorkerID
 from manta._private.common.placement import NodeEntry, check_strategy
 from manta._private.common.resources import NodeResources, from_unit_map, to_unit_map, validate_request
 from manta._private.common.session import (
+    LOGS_DIR,
     log_paths,
     remove_socket_dir_if_empty,
     remove_worker_socket,
     socket_path,
+    worker_log_name,
 )
 from manta._private.node.cluster_view import ClusterView
 from manta._private.node.lease_desk import LeaseDesk
@@ -258,7 +260,7 @@ class NodeService:
         }
 
     def _worker_started(self, worker_id: WorkerID, pid: int) -> None:
-        out, err = log_paths(self.params.session_dir, f"worker-{worker_id.hex()[:12]}")
+        out, err = log_paths(self.params.session_dir, worker_log_name(worker_id.hex()))
         self.logs.add(worker_id, pid, out, err)
 
     def _worker_exited(self, proc: WorkerProc, explained: ExitExplained) -> None:
@@ -382,7 +384,7 @@ class NodeService:
         procs = self.workers.procs
         LogAccess(
             self.node_id,
-            os.path.join(self.params.session_dir, "logs"),
+            os.path.join(self.params.session_dir, LOGS_DIR),
             lambda: ((p.worker_id.hex(), p.pid) for p in procs.values() if p.pid),
         ).register(d)
 

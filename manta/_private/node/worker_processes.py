@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manta._private.common.ids import JobID, WorkerID
-from manta._private.common.session import log_paths, remove_worker_socket
+from manta._private.common.session import log_paths, remove_worker_socket, worker_log_name
 from manta._private.node.scheduler import BROKEN_LEASE_REASON
 from manta._private.node.template_launch import Launched, launch_template
 from manta._private.rpc import codec
@@ -159,7 +159,7 @@ class WorkerProcesses:
         self._write(m.TemplateParams(worker_params))
 
     def fork(self, worker_id: WorkerID) -> None:
-        out, err = log_paths(self._session_dir, f"worker-{worker_id.hex()[:12]}")
+        out, err = log_paths(self._session_dir, worker_log_name(worker_id.hex()))
         self.procs[worker_id] = WorkerProc(worker_id, launch_time=time.time())
         self._write(m.ForkWorker(worker_id, {}, out, err))
 

@@ -254,3 +254,110 @@ def test_a_file_truncated_in_place_is_read_from_its_start(tmp_path: Path) -> Non
 def test_read_on_a_missing_file_keeps_its_position(tmp_path: Path) -> None:
     pos = Position(123, 4)
     assert log_files.read_on(str(tmp_path / "none"), pos, 10) == (b"", pos)
+
+
+def test_a_rotation_landing_mid_read_skips_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "w.out"
+    write(path, "a\n")
+    _, pos = log_files.read_on(str(path), Position(), 100)
+    write(path, "b\n")
+    rotate(path)
+    write(path, "c\n")  # the reader is in w.out.1 ("a\nb\n"), w.out holds "c\n"
+    real = log_files._read_file
+    calls = []
+
+    def read_file(name: str, offset: int, max_bytes: int) -> tuple[bytes, int]:
+        answer = real(name, offset, max_bytes)
+        calls.append(name)
+        if len(calls) == 1:  # w.out.1 is read: a second rotation lands before w.out is
+            rotate(path)
+            write(path, "d\n")
+        return answer
+
+    monkeypatch.setattr(log_files, "_read_file", read_file)
+    out = b""
+    for _ in range(5):
+        data, pos = log_files.read_on(str(path), pos, 100)
+        out += data
+    assert out == b"b\nc\nd\n"
+
+
+def test_a_hard_link_to_the_audit_log_is_neither_listed_nor_read(logs: Path) -> None:
+    (logs / "audit.jsonl").write_text("{}\n")
+    (logs / "audit.jsonl.1").write_text("{}\n")
+    os.link(logs / "audit.jsonl", logs / "now.log")
+    os.link(logs / "audit.jsonl.1", logs / "then.log")
+    for name in ("now.log", "then.log", "AUDIT.jsonl", "audit.JSONL.2"):
+        with pytest.raises(LogAccessError) as caught:
+            log_files.resolve(str(logs), name)
+        assert caught.value.status == 403
+    assert [f.name for f in log_files.list_files(str(logs))] == ["node.err"]
+
+
+def test_a_file_swapped_for_the_audit_log_after_it_was_resolved_is_not_read(logs: Path) -> None:
+    (logs / "audit.jsonl").write_text("secret\n")
+    path = log_files.resolve(str(logs), "node.err")
+    os.unlink(path)
+    os.link(logs / "audit.jsonl", path)
+    for read in (lambda: log_files.tail(path, 10), lambda: log_files.read_on(path, Position(), 100)):
+        with pytest.raises(LogAccessError) as caught:
+            read()
+        assert caught.value.status == 403
+
+
+def naive_tail(data: bytes, lines: int, prefix: bytes, max_bytes: int) -> bytes:
+    """The rule, spelled out: whole lines within the last max_bytes; the last `lines`
+    of them not counting marker lines, with the markers right above the first one (none
+    for no lines)."""
+    if lines == 0:
+        return b""
+    window = data[-max_bytes:] if max_bytes < len(data) else data
+    parts = window.splitlines(keepends=True) if b"\n" in window else ([window] if window else [])
+    if len(window) < len(data) and parts:
+        parts = parts[1:]  # it may have begun mid-line: not known to be whole
+    kept: list[bytes] = []
+    counted = 0
+    for part in reversed(parts):
+        marker = bool(prefix) and part.startswith(prefix)
+        if counted == lines and not marker:
+            break
+        kept.append(part)
+        counted += not marker
+    return b"".join(reversed(kept))
+
+
+@given(
+    st.lists(
+        st.sampled_from([b"x\n", b"yy\n", b"\n", MARK + b"f\n", b"z" * 70 + b"\n", b"\r\n", b"end"]),
+        max_size=60,
+    ),
+    st.integers(min_value=0, max_value=30),
+    st.integers(min_value=1, max_value=400),
+    st.booleans(),
+)
+def test_tail_keeps_the_rule_whatever_the_blocks(
+    tmp_path_factory: pytest.TempPathFactory, pieces: list[bytes], lines: int, max_bytes: int, markers: bool
+) -> None:
+    data = b"".join(pieces)
+    path = tmp_path_factory.mktemp("tail") / "f.out"
+    path.write_bytes(data)
+    prefix = MARK if markers else b""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(log_files, "_BLOCK", 7)  # lines across many blocks
+        kept, position, truncated = log_files.tail(str(path), lines, prefix, max_bytes)
+    assert kept == naive_tail(data, lines, prefix, max_bytes)
+    assert position.offset == len(data) and truncated == (len(kept) < len(data))
+
+
+def test_the_tail_finder_counts_lines_across_blocks_without_joining_them() -> None:
+    data = b"old\n" * 10 + b"a\n" + MARK + b"f\n" + b"b" * 50 + b"\nc\nd"
+    finder = log_files.TailFinder(len(data), 3, MARK)
+    for start in range(len(data), 0, -4):
+        finder.add(data[max(0, start - 4) : start])
+        if finder.done:
+            break
+    assert (finder.kept, data[finder.begin :]) == (3, MARK + b"f\n" + b"b" * 50 + b"\nc\nd")
+    assert finder.done and finder.start > 0  # it stopped at the line above: "a"
+    told = log_files.TailFinder(10, 5)
+    told.add(b"p\nq\n", starts_a_line=True)  # a node's answer: whole lines from its first byte
+    assert (told.kept, told.begin, told.done) == (2, 6, False)

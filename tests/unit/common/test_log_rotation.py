@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from manta._private.common import log_files, log_rotation
 from manta._private.common.config import Config
 from manta._private.common.log_rotation import RotationPolicy
+from manta._private.common.session import TASK_MARKER
 
 
 def test_renames_make_room_oldest_first() -> None:
@@ -125,6 +126,31 @@ def test_a_follower_reads_every_byte_written_across_rotations(
     finally:
         w.close()
     assert read == written
+
+
+class Stream:
+    """What the executor flushes before it marks (a worker's sys.stdout)."""
+
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_a_worker_marks_the_fresh_file_again_after_a_rotation(writer: Writer) -> None:
+    from manta._private.core_worker.executor import mark_outputs
+
+    marked: dict[int, tuple[str, int]] = {}
+    outputs = [(Stream(), writer.fd)]
+    mark_outputs(marked, "f", outputs, log_rotation.rotation_count())
+    writer.write("one\n")
+    mark_outputs(marked, "f", outputs, log_rotation.rotation_count())  # the same file: no second marker
+    assert writer.path.read_text() == f"{TASK_MARKER}f\none\n"
+    assert log_rotation.rotate_fd(writer.fd, str(writer.path), RotationPolicy(5, 2))
+    mark_outputs(marked, "f", outputs, log_rotation.rotation_count())  # the same name, a fresh file
+    writer.write("two\n")
+    # The fresh file says whose its lines are without its older copy.
+    assert writer.path.read_text() == f"{TASK_MARKER}f\ntwo\n"
 
 
 def test_watch_rotates_on_the_loop(writer: Writer) -> None:

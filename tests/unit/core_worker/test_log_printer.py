@@ -203,6 +203,12 @@ def test_the_window_ends_on_a_timer_without_more_output(capsys: pytest.CaptureFi
     assert timers.due == [] and "ready [repeated 2x across cluster]" in capsys.readouterr().out
 
 
-def test_a_bad_pattern_is_refused_naming_the_setting() -> None:
-    with pytest.raises(ValueError, match="DEDUP_LOGS"):
-        LogPrinter(Config(dedup_logs_allow_regex="("), NODE, Clock())
+@pytest.mark.parametrize("setting", ["MANTA_DEDUP_LOGS_ALLOW_REGEX", "MANTA_DEDUP_LOGS_SKIP_REGEX"])
+def test_a_bad_pattern_is_a_config_error_naming_the_setting(setting: str) -> None:
+    # Refused where the configuration is read, not later in every driver's core worker.
+    with pytest.raises(ValueError, match=setting):
+        Config.from_env({setting: "("})
+    with pytest.raises(ValueError, match=setting):
+        Config(**{setting.removeprefix("MANTA_").lower(): "[a-"})  # set in code too
+    field = setting.removeprefix("MANTA_").lower()
+    assert getattr(Config.from_env({setting: "^ok$"}), field) == "^ok$"

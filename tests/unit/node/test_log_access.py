@@ -1,11 +1,17 @@
-"""The node daemon's log handlers: listing, refusals as statuses, tails and follow reads."""
+"""The node daemon's log handlers: listing, refusals as statuses, tails and follow reads,
+all off the daemon's event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from manta._private.common import log_files
 from manta._private.common.ids import NodeID
 from manta._private.common.session import TASK_MARKER
 from manta._private.node.log_access import MAX_READ_BYTES, LogAccess
@@ -13,6 +19,14 @@ from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Dispatcher
 
 NODE = NodeID.from_random()
+
+
+def read(access: LogAccess, *args: Any) -> m.LogFileChunk:
+    return asyncio.run(access.read_file(None, m.ReadLogFile(*args)))
+
+
+def listing(access: LogAccess, glob: str) -> m.LogFileListing:
+    return asyncio.run(access.list_files(None, m.ListLogFiles(glob)))
 
 
 @pytest.fixture
@@ -35,13 +49,11 @@ def test_both_messages_are_registered(access: LogAccess) -> None:
 
 
 def test_listing_names_files_and_workers_but_not_the_audit_log(access: LogAccess) -> None:
-    listing = access.list_files(None, m.ListLogFiles("*"))
-    assert listing.node_id == NODE
-    assert [row[0] for row in listing.files] == ["node.err", "worker-aaaaaaaaaaaa.out"]
-    assert listing.workers == [["aaaaaaaaaaaa" + "0" * 44, 4242]]
-    assert [row[0] for row in access.list_files(None, m.ListLogFiles("worker-*")).files] == [
-        "worker-aaaaaaaaaaaa.out"
-    ]
+    found = listing(access, "*")
+    assert found.node_id == NODE
+    assert [row[0] for row in found.files] == ["node.err", "worker-aaaaaaaaaaaa.out"]
+    assert found.workers == [["aaaaaaaaaaaa" + "0" * 44, 4242]]
+    assert [row[0] for row in listing(access, "worker-*").files] == ["worker-aaaaaaaaaaaa.out"]
 
 
 @pytest.mark.parametrize(
@@ -57,23 +69,53 @@ def test_listing_names_files_and_workers_but_not_the_audit_log(access: LogAccess
 def test_refusals_are_answered_with_a_status_not_an_exception(
     access: LogAccess, name: str, status: int
 ) -> None:
-    chunk = access.read_file(None, m.ReadLogFile(name, 10, 0, 0, 1000))
+    chunk = read(access, name, 10, 0, 0, 1000)
     assert (chunk.status, chunk.data) == (status, b"") and chunk.error
 
 
 def test_a_tail_then_a_follow_read(access: LogAccess, tmp_path: Path) -> None:
-    chunk = access.read_file(None, m.ReadLogFile("node.err", 2, 0, 0, 1000))
+    chunk = read(access, "node.err", 2, 0, 0, 1000)
     assert (chunk.status, chunk.data, chunk.truncated) == (0, b"line 3\nline 4\n", True)
     with open(tmp_path / "logs" / "node.err", "a") as f:
         f.write("line 5\n")
-    more = access.read_file(None, m.ReadLogFile("node.err", -1, chunk.inode, chunk.offset, 1000))
+    more = read(access, "node.err", -1, chunk.inode, chunk.offset, 1000)
     assert more.data == b"line 5\n" and more.offset == chunk.offset + 7
-    whole = access.read_file(None, m.ReadLogFile("node.err", -1, 0, 0, 1000))
+    whole = read(access, "node.err", -1, 0, 0, 1000)
     assert whole.data.count(b"\n") == 6 and not whole.truncated
 
 
 def test_a_read_is_capped(access: LogAccess) -> None:
-    chunk = access.read_file(None, m.ReadLogFile("node.err", -1, 0, 0, 4))
+    chunk = read(access, "node.err", -1, 0, 0, 4)
     assert chunk.data == b"line" and chunk.offset == 4
-    huge = access.read_file(None, m.ReadLogFile("node.err", -1, 0, 0, 1 << 40))
+    huge = read(access, "node.err", -1, 0, 0, 1 << 40)
     assert 0 < len(huge.data) <= MAX_READ_BYTES
+
+
+def test_the_file_system_is_read_off_the_event_loop(
+    access: LogAccess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    for name in ("tail", "read_on", "list_files"):
+        real = getattr(log_files, name)
+
+        def spy(*args: Any, _real: Any = real) -> Any:
+            threads.append(threading.current_thread().name)
+            return _real(*args)
+
+        monkeypatch.setattr(log_files, name, spy)
+    assert read(access, "node.err", 2, 0, 0, 1000).data == b"line 3\nline 4\n"
+    assert read(access, "node.err", -1, 0, 0, 1000).data.count(b"\n") == 5
+    assert listing(access, "*").files
+    assert len(threads) == 3 and threading.main_thread().name not in threads
+
+
+def test_a_hard_link_to_the_audit_log_or_its_name_in_capitals_is_refused(
+    access: LogAccess, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    os.link(logs / "audit.jsonl", logs / "innocent.log")
+    for name in ("innocent.log", "AUDIT.JSONL", "Audit.Jsonl.1"):
+        chunk = read(access, name, 10, 0, 0, 1000)
+        assert (chunk.status, chunk.data) == (403, b"") and "manta audit" in chunk.error
+    assert read(access, "innocent.log", -1, 0, 0, 1000).status == 403
+    assert "innocent.log" not in [row[0] for row in listing(access, "*").files]
