@@ -23,7 +23,8 @@ import aiohttp
 import pytest
 
 import manta as ray
-from manta.util.state import get_task
+from manta._private.common.ids import ActorID, TaskID
+from manta.util.state import get_actor, get_task
 from tests.integration.conftest import run_driver
 from tests.polling import wait_until
 
@@ -119,6 +120,18 @@ def test_an_actors_output_by_its_id(api):
     code, out = manta_logs(api, "actor", "--id", speaker._actor_id.hex(), "--err")
     assert code == 0 and token not in out
     ray.kill(speaker)
+
+
+def test_a_dead_actors_output_is_found_where_it_last_ran(api):
+    token = uuid.uuid4().hex
+    speaker = Speaker.remote()
+    ray.get(speaker.say.remote(f"last words {token}"))
+    actor_id = speaker._actor_id.hex()
+    ray.kill(speaker)
+    wait_until(lambda: get_actor(actor_id).state == "DEAD", timeout=30)
+    wait_until(lambda: get_task(TaskID.for_actor_creation(ActorID(bytes.fromhex(actor_id)))))
+    code, out = manta_logs(api, "actor", "--id", actor_id)
+    assert code == 0 and f"last words {token}" in out, out
 
 
 def test_a_tasks_own_lines_by_its_id(api):

@@ -189,11 +189,26 @@ async def actor_target(gcs: Caller, actor_id: str, err: bool) -> LogTarget:
     for info in await gcs.call(m.ListActors()):
         if info.actor_id.hex() != wanted:
             continue
-        if info.address is None:
-            raise LogLookupError(f"actor {wanted} ({info.state}) has not started on a node yet")
-        node = _node(await live_nodes(gcs), info.address.node_id.hex(), f"actor {wanted}")
-        return LogTarget(node, _worker_file(info.address.worker_id.hex(), err))
+        if info.address is not None:
+            node_id, worker_id = info.address.node_id.hex(), info.address.worker_id.hex()
+        else:  # dead or restarting: where it last ran, from its creation task's record
+            where = await _last_worker(gcs, TaskID.for_actor_creation(info.actor_id).hex())
+            if where is None:
+                raise LogLookupError(f"actor {wanted} ({info.state}) has not run on a node that is known")
+            node_id, worker_id = where
+        node = _node(await live_nodes(gcs), node_id, f"actor {wanted}")
+        return LogTarget(node, _worker_file(worker_id, err))
     raise LogLookupError(f"no actor with id {wanted} in this cluster")
+
+
+async def _last_worker(gcs: Caller, task_id: str) -> tuple[str, str] | None:
+    """(node id, worker id) of the latest attempt of a task that reached a worker."""
+    listing: m.TaskListing = await gcs.call(m.ListTasks([["task_id", "=", task_id]], 10_000, False))
+    ran = [r for r in listing.records if r.get("worker_id") and r.get("node_id")]
+    if not ran:
+        return None
+    last = max(ran, key=lambda r: int(r.get("attempt_number") or 0))
+    return str(last["node_id"]), str(last["worker_id"])
 
 
 async def task_target(gcs: Caller, task_id: str, attempt: int, err: bool) -> LogTarget:
