@@ -127,9 +127,12 @@ def test_a_dead_actors_output_is_found_where_it_last_ran(api):
     speaker = Speaker.remote()
     ray.get(speaker.say.remote(f"last words {token}"))
     actor_id = speaker._actor_id.hex()
+    # Its worker's own events (where it ran) are in before it is killed: a killed worker's
+    # last report interval dies with it.
+    creation = TaskID.for_actor_creation(ActorID(bytes.fromhex(actor_id)))
+    wait_until(lambda: (lambda r: r is not None and r.worker_id)(get_task(creation)), timeout=30)
     ray.kill(speaker)
     wait_until(lambda: get_actor(actor_id).state == "DEAD", timeout=30)
-    wait_until(lambda: get_task(TaskID.for_actor_creation(ActorID(bytes.fromhex(actor_id)))))
     code, out = manta_logs(api, "actor", "--id", actor_id)
     assert code == 0 and f"last words {token}" in out, out
 

@@ -193,8 +193,13 @@ async def actor_target(gcs: Caller, actor_id: str, err: bool) -> LogTarget:
             node_id, worker_id = info.address.node_id.hex(), info.address.worker_id.hex()
         else:  # dead or restarting: where it last ran, from its creation task's record
             where = await _last_worker(gcs, TaskID.for_actor_creation(info.actor_id).hex())
+            if where is None and info.state in ("DEAD", "RESTARTING"):
+                raise LogLookupError(
+                    f"actor {wanted} ({info.state}): no record says where it ran (its worker's last "
+                    "events may have died with it, or been evicted from the task-event store)"
+                )
             if where is None:
-                raise LogLookupError(f"actor {wanted} ({info.state}) has not run on a node that is known")
+                raise LogLookupError(f"actor {wanted} ({info.state}) has not started on a node yet")
             node_id, worker_id = where
         node = _node(await live_nodes(gcs), node_id, f"actor {wanted}")
         return LogTarget(node, _worker_file(worker_id, err))

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from manta._private.api import logs as api
 from manta._private.common.config import Config
-from manta._private.common.ids import ActorID, JobID, NodeID, WorkerID
+from manta._private.common.ids import ActorID, JobID, NodeID, TaskID, WorkerID
 from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.common.session import TASK_MARKER
 from manta._private.node.log_access import LogAccess
@@ -102,6 +102,15 @@ def test_unknown_or_unplaced_actors_and_bad_ids_are_named() -> None:
     assert pending.status == 404 and "has not started" in str(pending)
     bad = lookup_error(api.actor_target(FakeGcs(), "xyz", False))
     assert bad.status == 400 and "'xyz'" in str(bad)
+
+
+def test_a_dead_actor_is_found_where_its_creation_last_ran() -> None:
+    creation = TaskID.for_actor_creation(ACTOR).hex()
+    ran = [task(0, task_id=creation, node_id=HEAD.hex()), task(1, task_id=creation, node_id=OTHER.hex())]
+    target = run(api.actor_target(FakeGcs([actor("DEAD", None)], tasks=ran), ACTOR.hex(), True))
+    assert (target.node.node_id, target.filename) == (OTHER, f"worker-{WORKER.hex()[:12]}.err")
+    unknown = lookup_error(api.actor_target(FakeGcs([actor("DEAD", None)]), ACTOR.hex(), False))
+    assert unknown.status == 404 and "no record says where it ran" in str(unknown)
 
 
 def task(attempt: int, **fields: Any) -> dict[str, Any]:
