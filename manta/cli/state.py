@@ -29,7 +29,7 @@ _FORMAT = click.option(
     default="default",
     help="Output format (default: a table, or YAML with --detail).",
 )
-_RESOURCES = ("actors", "jobs", "nodes", "objects", "placement_groups", "tasks", "workers")
+_RESOURCES = ("actors", "jobs", "nodes", "objects", "placement_groups", "runtime_envs", "tasks", "workers")
 # A table's columns (the rest are in --format json/yaml and --detail); ids other than the
 # listed resource's own are cut to their first 12 characters there.
 _TABLE_COLUMNS = {
@@ -40,6 +40,7 @@ _TABLE_COLUMNS = {
     "placement_groups": ("placement_group_id", "name", "state"),
     "objects": ("object_id", "object_size", "reference_type", "task_status", "type", "pid", "ip"),
     "jobs": ("job_id", "submission_id", "type", "status", "entrypoint"),
+    "runtime_envs": ("runtime_env", "success", "creation_time_ms", "node_id"),
 }
 _SHORT = frozenset({"node_id", "worker_id", "job_id", "actor_id", "parent_task_id"})
 
@@ -69,7 +70,7 @@ def list_command(
 
     wanted = [parse_filter(resource, f) for f in filters]
     fetched = _ask(lambda: fetch(resource, _address(address), wanted, limit, 30, detail))
-    _show(resource, [dataclasses.asdict(r) for r in fetched.records], fmt, detail)
+    _show(resource, [_plain(r) for r in fetched.records], fmt, detail)
     if fetched.matched > len(fetched.records):
         click.echo(
             f"({len(fetched.records)} of {fetched.matched} matching; raise --limit to see more)", err=True
@@ -89,6 +90,8 @@ def get_command(resource: str, id: str, fmt: str, address: str | None) -> None:
     from manta.util.state import common
     from manta.util.state.api import fetch, task_id_of
 
+    if resource not in common.ID_COLUMNS:
+        raise click.BadParameter(f"{resource} are listed, not gotten by id: use `manta list {resource}`")
     if resource == "tasks":
         try:
             id = task_id_of(id).hex()
@@ -101,7 +104,7 @@ def get_command(resource: str, id: str, fmt: str, address: str | None) -> None:
         raise click.ClickException(
             f"no {noun} with id {id!r} in the cluster (`manta list {resource}` lists them)"
         )
-    _show(resource, [dataclasses.asdict(r) for r in fetched.records], fmt, True)
+    _show(resource, [_plain(r) for r in fetched.records], fmt, True)
 
 
 @click.command("summary")
@@ -132,6 +135,11 @@ def summary_command(resource: str, fmt: str, address: str | None) -> None:
         for key, entry in sorted(cluster["summary"].items())
     ]
     _table(rows, columns, title, own_id="")
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    """A record as plain JSON/YAML values (a job's has enums and a DriverInfo)."""
+    return record.to_json() if hasattr(record, "to_json") else dataclasses.asdict(record)  # type: ignore[no-any-return]
 
 
 def _counts(counts: dict[str, Any]) -> str:
@@ -210,7 +218,9 @@ def _show(resource: str, records: list[dict[str, Any]], fmt: str, detail: bool) 
     if fmt == "default":
         fmt = "yaml" if detail else "table"
     if fmt == "table":
-        _table(records, _TABLE_COLUMNS[resource], f"{len(records)} records", common.ID_COLUMNS[resource])
+        _table(
+            records, _TABLE_COLUMNS[resource], f"{len(records)} records", common.ID_COLUMNS.get(resource, "")
+        )
     else:
         _dump(records, fmt)
 

@@ -84,7 +84,7 @@ def test_workers_are_listed_running_and_ended(cluster):
 def test_this_driver_is_a_running_job(cluster):
     job_id = ray.get_runtime_context().get_job_id()
     [job] = list_jobs(filters=[("job_id", "=", job_id)])
-    assert job.type == "DRIVER" and job.status == "RUNNING" and job.driver_info["pid"] == str(os.getpid())
+    assert job.type == "DRIVER" and job.status == "RUNNING" and job.driver_info.pid == str(os.getpid())
     assert get_job(job_id) == job
     assert get_job("ffffffff") is None
 
@@ -221,14 +221,37 @@ def test_the_cli_lists_gets_and_summarizes_every_resource(cluster):
     assert code == 0 and json.loads(out)["cluster"]["summary"]["Shown"]["state_counts"] == {"ALIVE": 1}
     code, out = manta("summary", "objects")
     assert code == 0 and "objects" in out
-    for resource in ("nodes", "jobs", "placement_groups", "objects"):
+    for resource in ("nodes", "jobs", "placement_groups", "objects", "runtime_envs"):
         code, out = manta("list", resource)
         assert code == 0, (resource, out)
+    code, out = manta("get", "runtime_envs", "x")
+    assert code == 2 and "listed, not gotten by id" in out
     ray.kill(shown)
 
 
-def test_list_runtime_envs_says_it_is_not_there_yet(cluster):
+def test_runtime_envs_are_listed_per_node_with_their_workers_and_failures(cluster):
+    from manta.exceptions import RuntimeEnvSetupError
     from manta.util.state import list_runtime_envs
 
-    with pytest.raises(NotImplementedError, match="list_runtime_envs is not available yet"):
-        list_runtime_envs()
+    @ray.remote(runtime_env={"env_vars": {"LISTED_ENV": "yes"}})
+    def in_env():
+        return os.environ["LISTED_ENV"]
+
+    def ours(record):
+        return (record.runtime_env.get("env_vars") or {}).get("LISTED_ENV") == "yes"
+
+    assert ray.get(in_env.remote()) == "yes"
+    wait_until(lambda: any(ours(r) for r in list_runtime_envs()), timeout=30)
+    [env] = [r for r in list_runtime_envs(detail=True) if ours(r)]
+    assert env.success and env.ref_cnt == 1 and env.error is None and env.creation_time_ms > 0
+    assert env.node_id == list_nodes()[0].node_id
+
+    @ray.remote(runtime_env={"py_modules": ["gcs://_manta_pkg_0123456789abcdef.zip"]}, max_retries=0)
+    def broken():
+        return 1
+
+    with pytest.raises(RuntimeEnvSetupError):
+        ray.get(broken.remote())
+    failed = lambda: [r for r in list_runtime_envs(detail=True) if not r.success]  # noqa: E731
+    wait_until(failed, timeout=30)
+    assert "RuntimeEnvSetupError" in failed()[0].error and failed()[0].ref_cnt == 0

@@ -93,7 +93,8 @@ def test_a_reader_may_list_and_no_one_else(api):
     status, body = request(api, "POST", "/api/tokens", {"role": "read", "name": "state-viewer"})
     assert status == 200, body
     paths = ["/api/v0/tasks", "/api/v0/tasks/summarize", "/api/v0/tasks/timeline", "/api/v0/actors/summarize"]
-    paths += [f"/api/v0/{r}" for r in ("actors", "nodes", "workers", "placement_groups", "objects", "jobs")]
+    listed = ("actors", "nodes", "workers", "placement_groups", "objects", "jobs", "runtime_envs")
+    paths += [f"/api/v0/{r}" for r in listed]
     for path in paths:
         assert request(api, "GET", path, token=body["token"])[0] == 200
         assert request(api, "GET", path, token=None)[0] == 401
@@ -109,7 +110,7 @@ def test_every_resource_is_listed_gotten_and_summarized(api):
     seen = Seen.options(name="seen-over-http").remote()
     ray.get(seen.ready.remote())
     kept = ray.put(bytes(100_000))
-    for resource in ("actors", "nodes", "workers", "placement_groups", "objects", "jobs"):
+    for resource in ("actors", "nodes", "workers", "placement_groups", "objects", "jobs", "runtime_envs"):
         status, body = request(api, "GET", f"/api/v0/{resource}")
         assert status == 200, (resource, body)
         assert body["data"]["result"]["num_after_truncation"] == len(body["data"]["result"]["result"])

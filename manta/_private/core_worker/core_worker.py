@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
+import json
 import logging
 import os
 import sys
@@ -25,7 +26,7 @@ from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE, runtime_env_key
-from manta._private.common.session import SessionInfo, worker_socket_path
+from manta._private.common.session import LOGS_DIR, SessionInfo, worker_socket_path
 from manta._private.core_worker import args as argpack
 from manta._private.core_worker import object_ref as object_ref_module
 from manta._private.core_worker.actor_client import ActorClient
@@ -605,24 +606,25 @@ class CoreWorker:
         def fetch(uri: str) -> bytes | None:
             return self.kv_get(PACKAGE_KV_NAMESPACE, uri.split("://", 1)[1].encode())
 
-        ready = worker_env.prepare(
-            env, fetch, self.config.tmpdir, os.path.join(self.session.session_dir, "logs")
-        )
-        self._applied_env = self.runtime_env_key(env)
+        key, started = self.runtime_env_key(env), time.time()
+        try:
+            ready = worker_env.prepare(
+                env, fetch, self.config.tmpdir, os.path.join(self.session.session_dir, LOGS_DIR)
+            )
+        except Exception as e:
+            self._report_env(key, env, started, f"{type(e).__name__}: {e}")
+            raise
+        self._report_env(key, env, started, "")
+        self._applied_env = key
         # Tasks this worker submits inherit the env it runs in, as in Ray.
         self.job_runtime_env = env
-        os.environ.update(ready.env_vars)
-        if ready.path:
-            os.environ["PATH"] = os.pathsep.join([*ready.path, os.environ.get("PATH", "")])
-        for path in reversed(ready.sys_path):
-            if path not in sys.path:
-                sys.path.insert(0, path)
-        if ready.sys_path:  # processes it starts (a job's entrypoint) import from there too
-            os.environ["PYTHONPATH"] = os.pathsep.join(
-                [*ready.sys_path, os.environ.get("PYTHONPATH", "")]
-            ).rstrip(os.pathsep)
-        if ready.cwd:
-            os.chdir(ready.cwd)
+        worker_env.enter(ready)
+
+    def _report_env(self, key: str, env: dict[str, Any], started: float, error: str) -> None:
+        """Tell the node which runtime env this worker set up, and how (list_runtime_envs)."""
+        spec = json.dumps(env, sort_keys=True, default=str)
+        report = m.RuntimeEnvReport(key, spec, not error, error[:2000], int(started * 1000))
+        self.io.call_soon(self.node_conn.notify, report)
 
     def exit_task(self, token: contextvars.Token[TaskContext | None]) -> None:
         self._context.reset(token)

@@ -44,6 +44,7 @@ from manta._private.node.memory_monitor import (
     process_rss,
 )
 from manta._private.node.metrics import NodeMetrics
+from manta._private.node.runtime_envs import RuntimeEnvRecords
 from manta._private.node.scheduler import (
     Action,
     Grant,
@@ -147,6 +148,7 @@ class NodeService:
             f"{self.node_id.hex()[:8]} ({params.host})",
         )
         self._memory_reader = MemoryReader()
+        self.runtime_envs = RuntimeEnvRecords()
         self.metrics = self._metrics()
         self._stopping = False
         self.membership = self._membership()
@@ -380,6 +382,8 @@ class NodeService:
         d.register(m.ReportMetrics, lambda c, msg: self.metrics.report(self._conn_worker.get(c), msg))
         d.register(m.GetMetrics, lambda c, msg: self.metrics.exposition())
         d.register(m.ListWorkers, lambda c, msg: self.worker_rows())
+        d.register(m.RuntimeEnvReport, self._h_runtime_env_report)
+        d.register(m.ListRuntimeEnvs, lambda c, msg: self.runtime_envs.rows(self._worker_alive))
         d.register(m.Published, self._h_published)
         procs = self.workers.procs
         LogAccess(
@@ -533,6 +537,15 @@ class NodeService:
             spilled_bytes=store.spilled_bytes,
             available=self._reported_available(),
         )
+
+    def _h_runtime_env_report(self, conn: Connection, msg: m.RuntimeEnvReport) -> None:
+        worker_id = self._conn_worker.get(conn)
+        who = None if worker_id is None else bytes(worker_id)
+        self.runtime_envs.report(who, msg.key, msg.runtime_env, msg.success, msg.error, msg.started_ms)
+
+    def _worker_alive(self, worker_id: bytes) -> bool:
+        proc = self.workers.procs.get(WorkerID(worker_id))
+        return proc is not None and proc.exit is None
 
     def worker_rows(self) -> list[list[Any]]:
         """This node's workers (running and recently ended) and attached drivers, as rows

@@ -89,6 +89,23 @@ def prepare(
     return out
 
 
+def enter(ready: WorkerEnv) -> None:
+    """Make this process run in ``ready``: its variables, its PATH and sys.path first, its
+    working directory."""
+    os.environ.update(ready.env_vars)
+    if ready.path:
+        os.environ["PATH"] = os.pathsep.join([*ready.path, os.environ.get("PATH", "")])
+    for path in reversed(ready.sys_path):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    if ready.sys_path:  # processes it starts (a job's entrypoint) import from there too
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [*ready.sys_path, os.environ.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep)
+    if ready.cwd:
+        os.chdir(ready.cwd)
+
+
 def _local_dir(source: str, fetch: Callable[[str], bytes | None], cache: str) -> str:
     if not is_package_uri(source):
         return os.path.abspath(source)  # a path on this host (a driver's own node)

@@ -18,7 +18,7 @@ from manta.dashboard.routing import Handler, RequestError, Route, int_query, jso
 from manta.util.state import common
 from manta.util.state.api import task_id_of
 
-_LISTED = ("actors", "nodes", "workers", "placement_groups", "objects", "jobs")
+_LISTED = ("actors", "nodes", "workers", "placement_groups", "objects", "jobs", "runtime_envs")
 
 
 def listing_query(resource: str, request: web.Request) -> tuple[list[common.Filter], int, bool, list[str]]:
@@ -169,6 +169,8 @@ def routes(gcs: GcsLink) -> list[Route]:
                     "GET", f"/api/v0/{resource}/summarize", _summarizer(gcs, resource), f"The {noun} counted."
                 )
             )
+        if resource not in common.ID_COLUMNS:
+            continue
         found.append(
             Route(
                 "GET",

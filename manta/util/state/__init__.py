@@ -1,8 +1,8 @@
 """``manta.util.state`` (Ray's ``ray.util.state``): the cluster's state as lists of records.
 
 ``list_*`` return records (dataclasses that read as dicts too, Ray's fields) of actors,
-nodes, workers, jobs, placement groups, objects (one per process holding a reference)
-and tasks; ``get_*`` one by id; ``summarize_*`` counts. Tasks come from the gcs's
+nodes, workers, jobs, placement groups, runtime envs, objects (one per process holding a
+reference) and tasks; ``get_*`` one by id; ``summarize_*`` counts. Tasks come from the gcs's
 task-event store, which every process reports its tasks' state changes to; the rest is
 what the cluster knows now. ``explain`` says why a task has not finished. Each takes
 ``address``: the head's dashboard (``http://HOST:PORT``, the way in from off the
@@ -38,6 +38,7 @@ from manta.util.state.common import (
     NodeState,
     ObjectState,
     PlacementGroupState,
+    RuntimeEnvState,
     TaskState,
     WorkerState,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "NodeState",
     "ObjectState",
     "PlacementGroupState",
+    "RuntimeEnvState",
     "TaskState",
     "WorkerState",
     "explain",

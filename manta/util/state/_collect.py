@@ -60,6 +60,13 @@ class Gatherer:
             if reference_type(ref) is not None
         ]
 
+    async def _runtime_envs(self) -> list[dict[str, Any]]:
+        return [
+            runtime_env_row(info, row)
+            for info, rows in await self._ask_nodes(m.ListRuntimeEnvs())
+            for row in rows
+        ]
+
     async def _jobs(self) -> list[dict[str, Any]]:
         submitted: dict[str, dict[str, Any]] = {}
         for key in await self.call_gcs(m.KvKeys(KV_NAMESPACE, b"")):
@@ -183,4 +190,16 @@ def object_row(host: str, process: m.ProcessReferences, ref: m.ReferenceInfo) ->
         "type": "DRIVER" if process.is_driver else "WORKER",
         "pid": process.pid,
         "ip": host,
+    }
+
+
+def runtime_env_row(node: m.NodeInfo, row: list[Any]) -> dict[str, Any]:
+    spec, success, created_ms, error, workers = row
+    return {
+        "runtime_env": json.loads(spec),
+        "success": success,
+        "creation_time_ms": created_ms or None,
+        "node_id": node.node_id.hex(),
+        "ref_cnt": workers,
+        "error": error or None,
     }

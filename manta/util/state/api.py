@@ -20,6 +20,7 @@ from manta.util.state.common import (
     NodeState,
     ObjectState,
     PlacementGroupState,
+    RuntimeEnvState,
     TaskState,
     WorkerState,
 )
@@ -130,6 +131,11 @@ list_objects = _listing(
     "objects", ObjectState, "Every reference to an object held by a process of the cluster, one record each."
 )
 list_jobs = _listing("jobs", JobState, "Every job: those submitted to the head, and drivers started by hand.")
+list_runtime_envs = _listing(
+    "runtime_envs",
+    RuntimeEnvState,
+    "Every runtime env the live nodes' workers set up, once per env and node.",
+)
 
 
 def _getter(resource: str, record: type[R]) -> Callable[..., R | None]:
@@ -256,12 +262,3 @@ summarize_objects = _summary("objects", common.summarize_objects)
 summarize_objects.__doc__ = (
     "Object references counted by the call site that made their object, as Ray's summary."
 )
-
-
-def list_runtime_envs(*_args: Any, **_kwargs: Any) -> list[Any]:
-    """Not available yet: raises NotImplementedError (nodes do not yet record which
-    runtime envs their workers set up)."""
-    raise NotImplementedError(
-        "manta.util.state.list_runtime_envs is not available yet: nodes do not record the runtime "
-        "envs their workers set up. The other listings (list_workers, list_tasks, ...) are."
-    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manta._private.common import task_events as te
+from manta.job_submission.models import JobDetails
 
 DEFAULT_LIMIT = 100
 # What a listing returns at most, whatever ``limit`` asks (Ray's cap too).
@@ -130,25 +131,22 @@ class ObjectState(ReadAsDict):
 
 
 @dataclass(frozen=True)
-class JobState(ReadAsDict):
-    """A job: one a driver started by hand (DRIVER) or one submitted to the head
-    (SUBMISSION), with the fields of Ray's job records."""
+class RuntimeEnvState(ReadAsDict):
+    """A runtime env a node's workers set up (one record per env and node)."""
 
-    type: str
-    job_id: str | None
-    submission_id: str | None
-    driver_info: dict[str, Any] | None
-    status: str
-    entrypoint: str
-    message: str | None = None
-    error_type: str | None = None
-    start_time: int | None = None
-    end_time: int | None = None
-    metadata: dict[str, str] | None = None
-    runtime_env: dict[str, Any] | None = None
-    driver_agent_http_address: str | None = None
-    driver_node_id: str | None = None
-    driver_exit_code: int | None = None
+    runtime_env: dict[str, Any]
+    success: bool
+    creation_time_ms: int | None
+    node_id: str
+    ref_cnt: int | None = field(default=None, metadata=_DETAIL)  # workers running in it
+    error: str | None = field(default=None, metadata=_DETAIL)
+
+
+@dataclass
+class JobState(JobDetails, ReadAsDict):
+    """A job: one a driver started by hand (``type`` DRIVER) or one submitted to the head
+    (SUBMISSION): the jobs API's record (``status`` a JobStatus, ``driver_info`` a
+    DriverInfo), as Ray's is."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,8 @@ class TaskState(ReadAsDict):
     label_selector: dict[str, Any] | None = field(default=None, metadata=_DETAIL)
 
 
-# Each listable resource (its CLI and HTTP name), its record, and its id column.
+# Each listable resource (its CLI and HTTP name), its record, and its id column (runtime
+# envs have none: they are listed, not gotten, as in Ray).
 RECORDS: dict[str, type[Any]] = {
     "actors": ActorState,
     "nodes": NodeState,
@@ -192,6 +191,7 @@ RECORDS: dict[str, type[Any]] = {
     "placement_groups": PlacementGroupState,
     "objects": ObjectState,
     "jobs": JobState,
+    "runtime_envs": RuntimeEnvState,
     "tasks": TaskState,
 }
 ID_COLUMNS = {

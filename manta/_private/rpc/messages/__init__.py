@@ -360,7 +360,13 @@ from manta._private.rpc.messages.shared import (
     Welcome as Welcome,
 )
 from manta._private.rpc.messages.state import (
+    ListRuntimeEnvs as ListRuntimeEnvs,
+)
+from manta._private.rpc.messages.state import (
     ListWorkers as ListWorkers,
+)
+from manta._private.rpc.messages.state import (
+    RuntimeEnvReport as RuntimeEnvReport,
 )
 from manta._private.rpc.messages.task_events import (
     ExplainTask as ExplainTask,
