@@ -71,8 +71,11 @@ class Gatherer:
         submitted: dict[str, dict[str, Any]] = {}
         for key in await self.call_gcs(m.KvKeys(KV_NAMESPACE, b"")):
             raw = await self.call_gcs(m.KvGet(KV_NAMESPACE, key))
-            if raw is not None:
-                record = json.loads(raw)
+            try:
+                record = json.loads(raw) if raw is not None else None
+            except ValueError:
+                record = None  # not a job record: left out rather than failing the listing
+            if isinstance(record, dict):
                 submission_id = key.decode(errors="replace")
                 submitted[submission_id] = {
                     **record,
