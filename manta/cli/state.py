@@ -97,8 +97,11 @@ def get_command(resource: str, id: str, fmt: str, address: str | None) -> None:
             id = task_id_of(id).hex()
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="ID") from None
-    condition = [(common.ID_COLUMNS[resource], "=", id)]
-    fetched = _ask(lambda: fetch(resource, _address(address), condition, common.MAX_LIMIT, 30, True))
+    for column in common.id_columns(resource):
+        condition = [(column, "=", id)]
+        fetched = _ask(lambda c=condition: fetch(resource, _address(address), c, common.MAX_LIMIT, 30, True))
+        if fetched.records:
+            break
     if not fetched.records:
         noun = resource[:-1].replace("_", " ")
         raise click.ClickException(

@@ -165,3 +165,18 @@ def test_the_python_api_reads_over_http_with_a_user_token(api, monkeypatch):
     monkeypatch.setenv("MANTA_AUTH_TOKEN", "mt_000000000000_" + "0" * 64)
     with pytest.raises(RuntimeError, match="401"):
         list_nodes(address=api["url"])
+
+
+def test_a_submitted_job_is_gotten_by_its_submission_id(api, client):
+    from manta.job_submission import JobStatus
+    from manta.util.state import get_job, list_jobs
+
+    sid = client.submit_job(entrypoint="python -c \"import manta; manta.init(); print('listed')\"")
+    wait_until(lambda: client.get_job_status(sid).is_terminal(), timeout=60)
+    job = get_job(sid)
+    assert job is not None and job.submission_id == sid and job.type.value == "SUBMISSION"
+    assert job.status == JobStatus.SUCCEEDED and job.job_id  # its driver's job id filled in
+    assert get_job(job.job_id) == job
+    assert sid in {j.submission_id for j in list_jobs(filters=[("type", "=", "SUBMISSION")])}
+    status, body = request(api, "GET", f"/api/v0/jobs/{sid}")
+    assert status == 200 and body["data"]["result"]["submission_id"] == sid

@@ -85,8 +85,8 @@ def _getter(gcs: GcsLink, resource: str) -> Handler:
     async def get_resource(request: web.Request) -> web.Response:
         wanted = request.match_info["id"]
         rows = await gcs.gatherer().rows(resource)
-        column = common.ID_COLUMNS[resource]
-        found = [row for row in rows if str(row.get(column)) == wanted]
+        columns = common.id_columns(resource)
+        found = next((hits for c in columns if (hits := [r for r in rows if str(r.get(c)) == wanted])), [])
         if not found:
             noun = resource[:-1].replace("_", " ")
             raise web.HTTPNotFound(text=f"no {noun} has id {wanted[:100]!r}; list_{resource} lists them")

@@ -140,8 +140,11 @@ list_runtime_envs = _listing(
 
 def _getter(resource: str, record: type[R]) -> Callable[..., R | None]:
     def get(id: str, address: str | None = None, timeout: int = 30, _explain: bool = False) -> R | None:
-        found = _list(resource, address, [(common.ID_COLUMNS[resource], "=", id)], 1, timeout, True)
-        return found[0] if found else None
+        for column in common.id_columns(resource):
+            found = _list(resource, address, [(column, "=", id)], 1, timeout, True)
+            if found:
+                return found[0]
+        return None
 
     name = "get_" + resource.rstrip("s") if resource != "placement_groups" else "get_placement_group"
     get.__name__ = get.__qualname__ = name

@@ -205,6 +205,15 @@ ID_COLUMNS = {
 }
 
 
+# A job is gotten by its job id or by its submission id, as in Ray.
+OTHER_ID_COLUMNS = {"jobs": "submission_id"}
+
+
+def id_columns(resource: str) -> list[str]:
+    """The columns an id given to ``get`` may match, in the order they are tried."""
+    return [c for c in (ID_COLUMNS.get(resource), OTHER_ID_COLUMNS.get(resource)) if c]
+
+
 def columns(resource: str) -> list[str]:
     return [f.name for f in dataclasses.fields(RECORDS[resource])]
 
