@@ -174,12 +174,14 @@ def test_list_actors_has_the_dead_ones_too(cluster):
     alive = Named.options(name="listed").remote()
     pid = ray.get(alive.pid.remote())
     gone = Named.remote()
-    ray.get(gone.pid.remote())
+    gone_pid = ray.get(gone.pid.remote())
     ray.kill(gone)
     wait_until(
         lambda: list_actors(filters=[("actor_id", "=", gone._actor_id.hex()), ("state", "=", "DEAD")]),
         timeout=30,
     )
+    [dead] = list_actors(filters=[("actor_id", "=", gone._actor_id.hex())])
+    assert dead.pid == gone_pid and dead.node_id == list_nodes()[0].node_id  # where it ran, as in Ray
     [record] = list_actors(filters=[("name", "=", "listed")])
     assert record["state"] == "ALIVE" and record["pid"] == pid and record["class_name"] == "Named"
     assert record.state == "ALIVE"  # by attribute too, as Ray's records are read

@@ -189,9 +189,10 @@ async def actor_target(gcs: Caller, actor_id: str, err: bool) -> LogTarget:
     for info in await gcs.call(m.ListActors()):
         if info.actor_id.hex() != wanted:
             continue
-        if info.address is not None:
-            node_id, worker_id = info.address.node_id.hex(), info.address.worker_id.hex()
-        else:  # dead or restarting: where it last ran, from its creation task's record
+        address = info.address or info.last_address
+        if address is not None:
+            node_id, worker_id = address.node_id.hex(), address.worker_id.hex()
+        else:  # restarting, or dead before the gcs kept where: its creation task's record
             where = await _last_worker(gcs, TaskID.for_actor_creation(info.actor_id).hex())
             if where is None and info.state in ("DEAD", "RESTARTING"):
                 raise LogLookupError(

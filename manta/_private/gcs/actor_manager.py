@@ -309,8 +309,7 @@ class ActorManager:
 
     # -- transitions -----------------------------------------------------------------------------
     def _lost(self, record: ActorRecord, reason: str, nodes: list[NodeView]) -> list[Action]:
-        record.worker_id = record.lease_id = record.node_id = None
-        record.address = None
+        record.worker_id = record.lease_id = record.node_id = None  # its address is kept: see _die
         restarts = record.spec.max_restarts
         if record.final or (restarts != -1 and record.num_restarts >= restarts):
             return self._die(record, record.final_cause if record.final else reason)
@@ -326,7 +325,7 @@ class ActorManager:
         record.state = DEAD
         record.death_cause = cause
         record.worker_id = record.lease_id = record.node_id = None
-        record.address = None
+        # The address stays (unpublished while dead): where it ran, for the state API and logs.
         if (
             record.spec.name
             and self.named.get((record.spec.namespace, record.spec.name)) == record.spec.actor_id
@@ -364,6 +363,7 @@ def _info(record: ActorRecord) -> ActorInfo:
         actor_id=spec.actor_id,
         state=record.state,
         address=record.address if record.state == ALIVE else None,
+        last_address=record.address if record.state == DEAD else None,
         num_restarts=record.num_restarts,
         death_cause=record.death_cause,
         creation_error=record.creation_error,

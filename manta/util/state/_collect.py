@@ -98,7 +98,7 @@ class Gatherer:
 
 
 def actor_row(info: m.ActorInfo) -> dict[str, Any]:
-    address = info.address
+    address = info.address or info.last_address  # a dead actor's: where it ran, as in Ray
     return {
         "actor_id": info.actor_id.hex(),
         "class_name": info.class_name,

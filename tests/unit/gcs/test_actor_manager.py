@@ -211,7 +211,7 @@ def test_worker_death_with_restarts_left_restarts_with_a_higher_generation() -> 
     assert second.generation > first.generation
     info = manager.info(s.actor_id)
     assert info.state == RESTARTING and info.num_restarts == 1 and info.death_cause == "exit code 1"
-    assert info.address is None
+    assert info.address is None and info.last_address is None
 
     g2 = grant()
     only(manager.lease_granted(s.actor_id, second.generation, n.node_id, g2), CreateOnWorker)
@@ -224,6 +224,8 @@ def test_worker_death_with_restarts_left_restarts_with_a_higher_generation() -> 
     assert not of_type(actions, LeaseWorker)
     info = manager.info(s.actor_id)
     assert info.state == DEAD and info.death_cause == "exit code 7" and info.num_restarts == 1
+    # Where it ran last stays known once it is dead (and only then), as Ray's records show.
+    assert info.address is None and info.last_address == g2.address
 
 
 def test_stale_events_of_an_old_generation_are_ignored() -> None:
@@ -316,6 +318,7 @@ def test_kill_no_restart_stops_the_worker_and_is_dead() -> None:
     assert published_states(actions) == [DEAD]
     info = manager.info(s.actor_id)
     assert info.state == DEAD and "manta.kill" in info.death_cause and info.num_restarts == 0
+    assert info.last_address == g.address
     assert manager.lookup("k", "ns") is None
     # Its worker's death, reported afterwards, changes nothing.
     assert manager.worker_died(g.worker_id, "killed", [n]) == []

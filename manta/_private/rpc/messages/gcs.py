@@ -179,6 +179,8 @@ class ActorInfo:
     max_pending_calls: int
     is_async: bool
     owner: Address
+    # Where a dead actor last ran (None while it is not dead, or if it never ran).
+    last_address: Address | None = None
 
 
 @message(30)
