@@ -257,3 +257,17 @@ def test_runtime_envs_are_listed_per_node_with_their_workers_and_failures(cluste
     failed = lambda: [r for r in list_runtime_envs(detail=True) if not r.success]  # noqa: E731
     wait_until(failed, timeout=30)
     assert "RuntimeEnvSetupError" in failed()[0].error and failed()[0].ref_cnt == 0
+
+
+def test_an_actor_not_yet_created_is_pending_creation_as_in_ray(cluster):
+    @ray.remote(num_gpus=1)
+    class Infeasible:
+        pass
+
+    waiting = Infeasible.remote()
+    wait_until(lambda: list_actors(filters=[("actor_id", "=", waiting._actor_id.hex())]), timeout=30)
+    [record] = list_actors(filters=[("actor_id", "=", waiting._actor_id.hex())])
+    assert record.state == "PENDING_CREATION"
+    counts = summarize_actors()["cluster"]["summary"]["Infeasible"]["state_counts"]
+    assert counts == {"PENDING_CREATION": 1}
+    ray.kill(waiting)

@@ -102,7 +102,8 @@ def actor_row(info: m.ActorInfo) -> dict[str, Any]:
     return {
         "actor_id": info.actor_id.hex(),
         "class_name": info.class_name,
-        "state": info.state,
+        # Ray's name for an actor not yet created (the gcs's PENDING).
+        "state": "PENDING_CREATION" if info.state == "PENDING" else info.state,
         "job_id": info.actor_id.job_id().hex(),
         "name": info.name,
         "node_id": address.node_id.hex() if address is not None else None,
