@@ -38,8 +38,7 @@ class TaskEventBuffer:
 
     def define(self, spec: TaskSpec, state: int, arg_ids: Sequence[bytes]) -> None:
         """``spec`` was submitted (with ``arg_ids``, its ref arguments); it waits in ``state``."""
-        if len(self._definitions) + len(self._transitions) >= self._max:
-            self._dropped += 1
+        if self._full():
             return
         if spec.actor_id is None:
             kind, func = te.NORMAL_TASK, qualified_name(spec.function_name)
@@ -66,8 +65,7 @@ class TaskEventBuffer:
 
     def define_actor_creation(self, spec: ActorSpec, args_pending: bool) -> None:
         """The actor ``spec`` was created: its creation task waits to be placed."""
-        if len(self._definitions) + len(self._transitions) >= self._max:
-            self._dropped += 1
+        if self._full():
             return
         name = f"{spec.class_name}.__init__"
         pg = spec.placement_group
@@ -91,10 +89,16 @@ class TaskEventBuffer:
 
     def transition(self, spec: TaskSpec, state: int, *extra: Any) -> None:
         """``spec``'s attempt moved to ``state`` (with FAILED's extras)."""
-        if len(self._definitions) + len(self._transitions) >= self._max:
-            self._dropped += 1
+        if self._full():
             return
         self._transitions.append([spec.task_id, spec.attempt, state, time.time(), *extra])
+
+    def _full(self) -> bool:
+        """Whether there is no room for another event (it is then counted as dropped)."""
+        if len(self._definitions) + len(self._transitions) < self._max:
+            return False
+        self._dropped += 1
+        return True
 
     def failed(self, spec: TaskSpec, error: BaseException) -> None:
         message = f"{type(error).__name__}: {error}"[: te.MAX_ERROR_MESSAGE]
