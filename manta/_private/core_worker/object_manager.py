@@ -472,26 +472,31 @@ class ObjectManager:
     ) -> set[ObjectID]:
         """Wait as a get does; one still blocked after ``get_warning_threshold_s`` logs,
         once, why (what ``manta why`` says of the first object missing)."""
-        threshold = self._config.get_warning_threshold_s
+        threshold, started = self._config.get_warning_threshold_s, time.monotonic()
         if threshold <= 0 or (timeout is not None and timeout <= threshold):
             return self.wait_local(ids, num_ready, timeout, stop_on_error=True)
         ready = self.wait_local(ids, num_ready, threshold, stop_on_error=True)
         if len(ready) >= num_ready or self._first_error(refs, ready):
             return ready
         missing = next(r for r in refs if r.id not in ready)
+        # Asked on the I/O loop: the get waits on at once, whatever the gcs takes to answer.
+        self._peers.io.submit(self._log_why_blocked(missing.id, num_ready - len(ready), threshold))
+        left = None if timeout is None else max(timeout - (time.monotonic() - started), 0.0)
+        return self.wait_local(ids, num_ready, left, stop_on_error=True)
+
+    async def _log_why_blocked(self, missing: ObjectID, count: int, waited: float) -> None:
         try:
-            lines = self._peers.call_gcs(m.ExplainTask(bytes(missing.id.task_id())), timeout=10)
+            conn = await self._peers.gcs_connection()
+            lines = await asyncio.wait_for(conn.call(m.ExplainTask(bytes(missing.task_id()))), 10)
         except Exception as e:  # an explanation is a courtesy: the get goes on without one
             lines = [f"(no explanation: {e})"]
         logger.warning(
             "get() has been blocked for %g s on %d object(s); the first missing, %s:\n  %s",
-            threshold,
-            num_ready - len(ready),
-            missing.id.hex(),
+            waited,
+            count,
+            missing.hex(),
             "\n  ".join(lines),
         )
-        left = None if timeout is None else timeout - threshold
-        return self.wait_local(ids, num_ready, left, stop_on_error=True)
 
     def _first_error(self, refs: list[ObjectRef], ready: set[ObjectID]) -> ObjectRef | None:
         for ref in refs:
