@@ -29,6 +29,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from manta._private.api.node_calls import UNREACHABLE as UNREACHABLE
 from manta._private.api.node_calls import ask_nodes, connect_node
 from manta._private.common import log_files
 from manta._private.common.config import Config
@@ -37,7 +38,6 @@ from manta._private.common.log_files import Position
 from manta._private.common.session import TASK_MARKER, job_driver_log_name, worker_log_name
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection
-from manta.exceptions import AuthenticationError, RpcError
 
 # Lines printed when no number is asked for (Ray's default).
 DEFAULT_TAIL = 1000
@@ -52,15 +52,6 @@ MAX_ANSWER_BYTES = 64 << 20
 # allows: at the oldest rotated copy when they all fit.
 MAX_TASK_SCAN_BYTES = 256 << 20
 _MARKER = TASK_MARKER.encode()
-# What a node or the gcs that does not answer raises (a lost connection, a timeout, a
-# refused handshake, a handler that failed there): callers answer 503, or end a stream.
-UNREACHABLE: tuple[type[BaseException], ...] = (
-    RpcError,
-    AuthenticationError,
-    OSError,
-    asyncio.TimeoutError,
-    TimeoutError,
-)
 
 
 class LogLookupError(LookupError):
@@ -319,15 +310,22 @@ class TaskLines:
         self._task_name = task_name
         self._label = label  # the running task's name, once a marker said it
         self._partial: list[bytes] = []
+        self._held = 0  # bytes in _partial
 
     def feed(self, data: bytes, final: bool = False) -> list[bytes]:
         cut = len(data) if final else data.rfind(b"\n") + 1
         if not cut and not final:
             if data:
                 self._partial.append(data)
-            return []
+                self._held += len(data)
+            if self._held <= log_files.MAX_PARTIAL_LINE:
+                return []
+            # Output that never ends a line (a progress bar redrawn with \r) goes out in
+            # pieces rather than piling up here.
+            data, cut = b"", 0
         whole = b"".join([*self._partial, data[:cut]])
         self._partial = [data[cut:]] if cut < len(data) else []
+        self._held = len(data) - cut
         kept = []
         for line in whole.splitlines(keepends=True):
             if line.startswith(_MARKER):

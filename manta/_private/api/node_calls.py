@@ -10,7 +10,18 @@ from typing import Any
 from manta._private.common.config import Config
 from manta._private.common.ids import NodeID
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, connect
+from manta._private.rpc.transport import Connection, Dispatcher, connect
+from manta.exceptions import AuthenticationError, RpcError
+
+# What a node (or the gcs) that does not answer raises: a lost connection, a timeout, a
+# refused handshake, a handler that failed there.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    RpcError,
+    AuthenticationError,
+    OSError,
+    asyncio.TimeoutError,
+    TimeoutError,
+)
 
 
 async def connect_node(info: m.NodeInfo, token: bytes, config: Config, kind: str = "cli") -> Connection:
@@ -37,13 +48,13 @@ async def ask_nodes(
     the gcs has not yet noticed, has nothing to say: it is left out."""
 
     async def one(info: m.NodeInfo) -> tuple[m.NodeInfo, Any] | None:
-        if local is not None and local[0] == info.node_id:
-            return info, await asyncio.wait_for(local[1].call(msg), timeout)
         conn = None
         try:
+            if local is not None and local[0] == info.node_id:
+                return info, await asyncio.wait_for(local[1].call(msg), timeout)
             conn = await asyncio.wait_for(connect_node(info, token, config), timeout)
             return info, await asyncio.wait_for(conn.call(msg), timeout)
-        except (ConnectionLost, OSError, asyncio.TimeoutError):
+        except UNREACHABLE:
             return None
         finally:
             if conn is not None:

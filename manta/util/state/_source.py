@@ -6,17 +6,15 @@ newest cluster running on this host."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from manta._private.api.context import current_worker
-from manta._private.api.discovery import latest_cluster, session_for
+from manta._private.api.discovery import join_existing, latest_cluster, session_for
 from manta._private.common.aio import new_event_loop
 from manta._private.common.config import Config
-from manta._private.common.session import ADDRESS_FILE, read_token
+from manta._private.common.session import read_token
 from manta._private.rpc.transport import Dispatcher, connect
 from manta.util.state._collect import Gatherer
 
@@ -45,10 +43,10 @@ def gather(address: str | None, work: Callable[[Gatherer], Awaitable[T]], timeou
             "No Manta cluster runs on this host: call manta.init() first, pass address= a cluster's "
             "address, or the head's dashboard (http://HOST:PORT) from elsewhere."
         )
-    with open(os.path.join(session_dir, ADDRESS_FILE)) as f:
-        info = json.load(f)
-    gcs = "unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"]
-    token = read_token(session_dir)
+    session, _info = join_existing(session_dir)  # raises if it is not running any more
+    # The session's own credential: the gcs answers these only to the cluster's (a user
+    # token in MANTA_AUTH_TOKEN is for the head's HTTP routes).
+    gcs, token = session.gcs_address, read_token(session_dir)
 
     async def from_outside() -> T:
         conn = await connect(gcs, token, Dispatcher(), kind="cli", max_frame_bytes=config.max_frame_bytes)

@@ -27,6 +27,7 @@ from manta._private.rpc import messages as m
 from manta._private.rpc.transport import ConnectionLost
 from manta.dashboard import server
 from manta.dashboard.routes import logs as routes
+from manta.exceptions import RpcError
 
 MARK = TASK_MARKER.encode()
 HEAD, OTHER = NodeID.from_random(), NodeID.from_random()
@@ -203,6 +204,18 @@ def test_task_markers_are_stripped_and_label_the_lines() -> None:
     only_g = api.TaskLines("g")
     assert only_g.feed(b"x\n" + MARK + b"f\ny\n" + MARK + b"g\nz\n" + MARK + b"f\nw\n") == [b"z\n"]
     assert api.TaskLines().feed(b"no newline", final=True) == [b"no newline"]
+
+
+def test_a_line_that_never_ends_goes_out_in_pieces_not_held_whole() -> None:
+    from manta._private.common.log_files import MAX_PARTIAL_LINE
+
+    lines = api.TaskLines()
+    piece = b"\r50%" * 1000
+    out: list[bytes] = []
+    for _ in range(2 * MAX_PARTIAL_LINE // len(piece) + 2):
+        out += lines.feed(piece)
+    assert out and sum(map(len, out)) > MAX_PARTIAL_LINE  # sent on, not piled up
+    assert lines._held <= MAX_PARTIAL_LINE
 
 
 def test_categories_group_names() -> None:
@@ -482,7 +495,7 @@ def test_http_a_node_failing_mid_answer_ends_it_and_before_it_is_a_503(
 
         return before
 
-    for error in (ConnectionLost("gone"), asyncio.TimeoutError(), api.RpcError("RemoteError: boom")):
+    for error in (ConnectionLost("gone"), asyncio.TimeoutError(), RpcError("RemoteError: boom")):
         # The file's end, its first read, then the node goes: the answer has started.
         status, _, body = serve(monkeypatch, NodeOver(logs, fail_at(4, error)))(
             "/api/v0/logs/file?filename=node.err&lines=-1"
