@@ -4,6 +4,7 @@ last try worked (and why not), and the workers that run in it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,9 @@ from typing import Any
 # Envs a node remembers at most (the oldest go first): a flood of distinct envs from one
 # job must not grow the node without bound.
 MAX_ENVS = 1000
+# The longest env description and error kept (a report beyond is cut or refused).
+MAX_SPEC_CHARS = 64 * 1024
+MAX_ERROR_CHARS = 2000
 # A listing row: [runtime_env JSON, success, creation ms, error, workers in it].
 ENV_ROW = ("runtime_env", "success", "creation_time_ms", "error", "ref_cnt")
 
@@ -31,7 +35,12 @@ class RuntimeEnvRecords:
     def report(
         self, worker_id: bytes | None, key: str, spec: str, success: bool, error: str, started_ms: int
     ) -> None:
-        """A worker's setup of ``key`` ended (``success``, or failed with ``error``)."""
+        """A worker's setup of ``key`` ended (``success``, or failed with ``error``). A
+        report whose env is not a JSON object (or too long to keep) is left out: listings
+        must not fail on one peer's bad report."""
+        if len(spec) > MAX_SPEC_CHARS or not _is_json_object(spec):
+            return
+        error = error[:MAX_ERROR_CHARS]
         env = self._envs.get(key)
         if env is None:
             env = self._envs[key] = _Env(spec, started_ms)
@@ -48,3 +57,10 @@ class RuntimeEnvRecords:
             env.workers = {w for w in env.workers if alive(w)}
             rows.append([env.spec, env.success, env.created_ms, env.error, len(env.workers)])
         return rows
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False

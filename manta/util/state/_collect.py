@@ -13,6 +13,7 @@ from manta._private.api.node_calls import ask_nodes
 from manta._private.common.config import Config
 from manta._private.common.ids import NodeID
 from manta._private.rpc import messages as m
+from manta.job_submission.models import JobInfo
 
 CallGcs = Callable[[Any], Awaitable[Any]]
 
@@ -73,9 +74,10 @@ class Gatherer:
             raw = await self.call_gcs(m.KvGet(KV_NAMESPACE, key))
             try:
                 record = json.loads(raw) if raw is not None else None
-            except ValueError:
+                JobInfo.from_json(record)  # type: ignore[arg-type]  # raises for what is not a job's record
+            except (TypeError, ValueError, AttributeError):
                 record = None  # not a job record: left out rather than failing the listing
-            if isinstance(record, dict):
+            if record is not None:
                 submission_id = key.decode(errors="replace")
                 submitted[submission_id] = {
                     **record,

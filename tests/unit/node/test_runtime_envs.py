@@ -8,6 +8,8 @@ from manta._private.node.runtime_envs import RuntimeEnvRecords
 
 def test_an_env_is_kept_once_with_its_live_workers_and_last_outcome():
     records = RuntimeEnvRecords()
+    records.report(b"w0", "bad", "not json", True, "", 50)  # a bad report is left out
+    records.report(b"w0", "big", '{"x": "' + "y" * 70_000 + '"}', True, "", 50)
     records.report(b"w1", "k", '{"pip": ["x"]}', False, "RuntimeEnvSetupError: no x", 100)
     assert records.rows(lambda w: True) == [['{"pip": ["x"]}', False, 100, "RuntimeEnvSetupError: no x", 0]]
     records.report(b"w2", "k", '{"pip": ["x"]}', True, "", 200)
@@ -20,5 +22,5 @@ def test_the_oldest_envs_go_first_past_the_cap(monkeypatch):
     monkeypatch.setattr(runtime_envs, "MAX_ENVS", 2)
     records = RuntimeEnvRecords()
     for key in ("a", "b", "c"):
-        records.report(b"w", key, key, True, "", 1)
-    assert [row[0] for row in records.rows(lambda w: True)] == ["b", "c"]
+        records.report(b"w", key, f'{{"k": "{key}"}}', True, "", 1)
+    assert [row[0] for row in records.rows(lambda w: True)] == ['{"k": "b"}', '{"k": "c"}']

@@ -35,7 +35,13 @@ class FakeGcs:
 
 def test_jobs_join_submissions_with_their_drivers_and_skip_what_is_not_a_record():
     submitted = json.dumps({"status": "RUNNING", "entrypoint": "python x.py"}).encode()
-    records = {b"raysubmit_1": submitted, b"garbage": b"{not json", b"a-list": b"[1, 2]"}
+    records = {
+        b"raysubmit_1": submitted,
+        b"garbage": b"{not json",
+        b"a-list": b"[1, 2]",
+        b"no-status": b'{"entrypoint": "x"}',
+        b"bad-status": b'{"status": "DANCING", "entrypoint": "x"}',
+    }
     jobs = [job(1, submission_id="raysubmit_1"), job(2), job(3, SUPERVISOR_NAMESPACE)]
     gatherer = Gatherer(FakeGcs(records, jobs).call, b"token", Config())
     rows = asyncio.run(gatherer.rows("jobs"))
