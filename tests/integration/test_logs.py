@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import queue
@@ -184,11 +183,13 @@ def test_follow_prints_what_is_written_until_interrupted(api):
     reader.start()
     try:
         # Said again until the follower shows it: it starts following at some point.
-        for n in itertools.count():
+        for n in range(120):
             ray.get(speaker.say.remote(f"followed {n}"))
             with contextlib.suppress(queue.Empty):
                 first = lines.get(timeout=0.5)
                 break
+        else:
+            pytest.fail("the follower printed nothing in a minute")
         assert re.fullmatch(r"followed \d+\n", first), first
         ray.get(speaker.say.remote("and then this"))
         while (line := lines.get(timeout=30)) != "and then this\n":

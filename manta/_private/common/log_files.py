@@ -44,6 +44,10 @@ _MAX_PRIVATE_COPIES = 32
 _MAX_REBUILDS = 4
 _AUDIT_REFUSAL = "the audit log is not served by the log API: read it with `manta audit` (admin role)"
 
+# The longest unfinished line a reader holds waiting for its newline; past it, the piece
+# goes out as a line of its own.
+MAX_PARTIAL_LINE = 64 << 10
+
 
 class LogAccessError(ValueError):
     """A request the log API refuses: ``status`` is the HTTP status that says why (400 a

@@ -14,12 +14,10 @@ import os
 from dataclasses import dataclass, field
 
 from manta._private.common.ids import JobID, WorkerID
-from manta._private.common.log_files import Position, read_on
+from manta._private.common.log_files import MAX_PARTIAL_LINE, Position, read_on
 from manta._private.common.session import TASK_MARKER
 
 _MAX_READ = 1 << 20
-# Longest unfinished line kept waiting for its newline.
-_MAX_PARTIAL = 64 << 10
 
 
 @dataclass(slots=True)
@@ -91,7 +89,7 @@ class LogMonitor:
             text = stream.partial + text
             lines = text.split("\n")
             stream.partial = "" if final else lines.pop()
-            if len(stream.partial) > _MAX_PARTIAL:
+            if len(stream.partial) > MAX_PARTIAL_LINE:
                 # Output that never ends a line (progress bars redrawn with \r) goes out
                 # in pieces rather than piling up here.
                 lines.append(stream.partial)

@@ -179,9 +179,19 @@ def test_python_log_files_get_rays_rotating_handler(tmp_path: Path) -> None:
         plain.close()
 
 
-def test_stdio_targets_are_only_files_of_a_logs_directory() -> None:
-    # Under pytest, stdout and stderr are no files of a logs directory.
-    assert all(os.path.basename(os.path.dirname(p)) == "logs" for _fd, p in log_rotation.stdio_targets())
+def test_stdio_targets_are_only_files_of_a_logs_directory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = "from manta._private.common import log_rotation; print(log_rotation.stdio_targets(), flush=True)"
+    (tmp_path / "logs").mkdir()
+    found = {}
+    for where in ("elsewhere.out", "logs/x.out"):
+        with open(tmp_path / where, "w") as out:
+            subprocess.run([sys.executable, "-c", code], stdout=out, check=True, timeout=60)
+        found[where] = (tmp_path / where).read_text()
+    assert found["elsewhere.out"].strip() == "[]"  # not a file of a logs directory
+    assert f"(1, '{tmp_path / 'logs' / 'x.out'}')" in found["logs/x.out"]
 
 
 def test_a_daemon_rotates_its_own_stdout_when_it_is_a_file_of_a_logs_directory(tmp_path: Path) -> None:
