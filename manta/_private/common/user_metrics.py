@@ -19,6 +19,7 @@ A histogram has one more count than boundaries (the last bucket is everything ab
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ MAX_NAME = 200
 MAX_DESCRIPTION = 2_000
 MAX_TAG_KEYS = 32
 MAX_BOUNDARIES = 100
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,13 @@ class ProcessMetrics:
         with self._lock:
             if key not in self._values and len(self._values) >= self._max_series:
                 self.dropped += 1
+                if self.dropped == 1:  # said once: the process keeps what it has
+                    logger.warning(
+                        "metric %r: this process already has %d series, the most it keeps; new "
+                        "series (new tag values) are dropped",
+                        definition.name,
+                        self._max_series,
+                    )
                 return
             if definition.kind == md.GAUGE:
                 self._values[key] = value

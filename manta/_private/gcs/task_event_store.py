@@ -59,6 +59,7 @@ class TaskRow:
         "parent_task_id",
         "pid",
         "placement_group_id",
+        "rank",
         "resources",
         "state",
         "state_time",
@@ -79,6 +80,7 @@ class TaskRow:
         self.args: list[bytes] = []  # ids of its ObjectRef arguments
         self.placement_group_id: bytes | None = None
         self.state, self.state_time = te.NIL, 0.0
+        self.rank = te.precedence(te.NIL, 0.0)  # of (state, state_time): kept, not recomputed
         self.events: list[tuple[int, float]] = []
         self.node_id: bytes | None = None
         self.worker_id: bytes | None = None
@@ -89,12 +91,13 @@ class TaskRow:
 
     def note(self, state: int, at: float) -> None:
         self.events.append((state, at))
-        if te.precedence(state, at) >= te.precedence(self.state, self.state_time):
+        rank = te.precedence(state, at)
+        if rank >= self.rank:
             # Two list updates: the only cost the counts add to most events.
             by_state = self.tally.by_state
             by_state[self.state] -= 1
             by_state[state] += 1
-            self.state, self.state_time = state, at
+            self.state, self.state_time, self.rank = state, at, rank
 
     def first_time(self, state: int) -> float | None:
         return next((at for s, at in self.events if s == state), None)

@@ -277,7 +277,8 @@ def _cluster_metrics() -> list[Any]:
     async def gather() -> list[str]:
         conn = await worker.gcs_connection()
         nodes = await conn.call(m.GetNodes())
-        answers = await ask_nodes(nodes, m.GetMetrics(), worker.session.token, worker.config)
+        local = (worker.node_id, worker.node_conn)
+        answers = await ask_nodes(nodes, m.GetMetrics(), worker.session.token, worker.config, local)
         return [str(await conn.call(m.GetMetrics())), *(str(text) for _node, text in answers)]
 
     return [family for text in worker.io.run(gather(), 30) for family in ex.parse(text)]

@@ -76,16 +76,25 @@ def test_reports_carry_only_what_changed_with_their_definitions() -> None:
     assert table.take() == ([counter.wire()], [["c", [], 2.0]])
 
 
-def test_series_past_the_limit_are_dropped_and_counted() -> None:
+def test_series_past_the_limit_are_dropped_and_counted(caplog) -> None:
+    import logging
+
     table = ProcessMetrics(max_series=2)
     gauge = check_definition("g", md.GAUGE, "", ("k",))
     table.define(gauge)
-    for key in "abc":
-        table.record(gauge, (key,), 1.0)
+    manta_logger = logging.getLogger("manta")  # it does not propagate to the root's
+    manta_logger.addHandler(caplog.handler)
+    try:
+        for key in "abcd":
+            table.record(gauge, (key,), 1.0)
+    finally:
+        manta_logger.removeHandler(caplog.handler)
+    said = {id(r) for r in caplog.records if "the most it keeps" in r.getMessage()}
+    assert len(said) == 1  # said once, not per dropped sample
     table.record(gauge, ("a",), 5.0)  # a known series still records
     taken = table.take()
     assert taken is not None and sorted(taken[1]) == [["g", ["a"], 5.0], ["g", ["b"], 1.0]]
-    assert table.dropped == 1
+    assert table.dropped == 2
 
 
 def test_counts_from_many_threads_add_up() -> None:
