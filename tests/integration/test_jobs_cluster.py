@@ -153,7 +153,8 @@ def test_a_job_survives_a_gcs_restart_and_its_status_stays_right(head, tmp_path)
     )
     wait_status(head, job, "RUNNING")
     head["node"].restart_gcs()
-    assert info(head, job)["status"] == "RUNNING"  # read back from the restarted gcs's storage
+    after = info(head, job)
+    assert after["status"] == "RUNNING", after  # read back from the restarted gcs's storage
     status, provenance = request(head, "GET", f"/api/jobs/{job}/provenance")  # so is its provenance
     assert status == 200 and provenance["status"] == "RUNNING" and provenance["packages_hash"], provenance
     go.write_text("")
