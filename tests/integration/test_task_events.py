@@ -351,6 +351,38 @@ def test_why_an_actor_call_waits(cluster):
     assert "ACTOR_DIED" in explained(call, "failed")
 
 
+@ray.remote
+class Owner:
+    def submit(self):
+        return [add.options(num_gpus=1).remote(1, 1)]  # nested: this actor owns it
+
+
+def test_why_a_task_whose_owner_died_never_runs(cluster):
+    """An actor owns a task no node can run, and is killed; a driver that submitted one
+    exits. Each task is then explained by its dead owner, not by its resources."""
+    from tests.integration.conftest import run_driver
+
+    owner = Owner.remote()
+    [orphan] = ray.get(owner.submit.remote())
+    explained(orphan, "it is infeasible")
+    ray.kill(owner)
+    text = explained(orphan, "will never finish: its owner, worker ")
+    assert "died on node" in text and "OwnerDiedError" in text, text
+    address = cluster.address_info["address"]
+    done = run_driver(
+        f"""
+        import manta as ray
+
+        ray.init(address={address!r})
+        print(ray.remote(num_gpus=1)(lambda: 1).remote().task_id().hex())
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    task_id = done.stdout.split()[-1]
+    text = explained(task_id, "has exited; the task and its result went with it")
+    assert "the driver of job" in text, text
+
+
 def test_manta_why_on_the_command_line(cluster):
     ref = add.remote(2, 2)
     ray.get(ref)

@@ -87,7 +87,6 @@ class ActorDirector:
         d.register(
             m.ActorExiting, lambda c, msg: self.execute(self.manager.exiting(msg.actor_id, msg.reason))
         )
-        d.register(m.WorkerDied, self._h_worker_died)
 
     # -- handlers ------------------------------------------------------------------------------
     def _h_register(self, conn: Connection, msg: m.RegisterActor) -> m.ActorInfo:
@@ -111,7 +110,7 @@ class ActorDirector:
             raise ValueError(f"there is no actor {msg.actor_id.hex()}")
         self.execute(self.manager.kill(msg.actor_id, msg.no_restart, msg.reason, self._nodes()))
 
-    def _h_worker_died(self, conn: Connection, msg: m.WorkerDied) -> None:
+    def worker_died(self, msg: m.WorkerDied) -> None:
         # Owners drop the dead worker from their objects' borrowers.
         self._publish("worker_died", b"", m.WorkerGone(msg.worker_id, msg.node_id))
         # An actor's death cause, in Ray's words (people match on them), then the node's.

@@ -28,7 +28,7 @@ from manta._private.gcs.pg_shell import PlacementGroupDirector
 from manta._private.gcs.pubsub import Subscriptions
 from manta._private.gcs.storage import Storage
 from manta._private.gcs.task_event_store import TaskEventStore
-from manta._private.gcs.task_why import NodeResources, explain
+from manta._private.gcs.task_why import DeadWorkers, NodeResources, explain
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
 from manta._private.rpc.latency import LatencyHistogram, TimedDispatcher
@@ -77,6 +77,7 @@ class GcsService:
             self._conn_of_node.get, self._node_entries, self._pg_removed, self._publish, storage
         )
         self.task_events = TaskEventStore(config.task_events_max_num_task_in_gcs)
+        self.dead_workers = DeadWorkers()  # for explaining tasks whose owner died
         self.metrics = GcsMetrics(
             self.task_events,
             self.actors.manager.actors,
@@ -169,6 +170,7 @@ class GcsService:
         d.register(m.SummarizeTasks, lambda c, msg: self.task_events.summary())
         d.register(m.TaskTimeline, lambda c, msg: self.task_events.timeline())
         d.register(m.ExplainTask, self._h_explain_task)
+        d.register(m.WorkerDied, self._h_worker_died)
         d.register(m.GetMetrics, lambda c, msg: self.metrics.exposition())
         d.register(
             m.LeaseInfeasible, lambda c, msg: logger.warning("a node refused an actor lease: %s", msg.message)
@@ -195,7 +197,12 @@ class GcsService:
             info = self.actors.manager.info(ActorID(actor_id)) if len(actor_id) == ActorID.SIZE else None
             return None if info is None else (info.state, info.death_cause)
 
-        return explain(self.task_events, msg.task_id, views, actor_state, time.time())
+        return explain(self.task_events, msg.task_id, views, actor_state, self.dead_workers, time.time())
+
+    def _h_worker_died(self, conn: Connection, msg: m.WorkerDied) -> None:
+        how = f"died on node {msg.node_id.hex()[:12]}" + (f" ({msg.reason})" if msg.reason else "")
+        self.dead_workers.add(bytes(msg.worker_id), how)
+        self.actors.worker_died(msg)
 
     def _h_list_tasks(self, conn: Connection, msg: m.ListTasks) -> m.TaskListing:
         filters = [tuple(f) for f in msg.filters if isinstance(f, list) and len(f) == 3]
@@ -312,6 +319,7 @@ class GcsService:
         logger.info("job %s finished", job_id.hex())
         self._publish("jobs", b"", info)
         self._publish("worker_died", b"", m.WorkerGone(info.driver.worker_id, info.driver.node_id))
+        self.dead_workers.add(bytes(info.driver.worker_id), f"the driver of job {job_id.hex()}, has exited")
         self.actors.job_finished(job_id)
         self.pgs.job_finished(job_id)
 

@@ -56,6 +56,7 @@ class TaskRow:
         "job_id",
         "name",
         "node_id",
+        "owner",
         "parent_task_id",
         "pid",
         "placement_group_id",
@@ -84,6 +85,7 @@ class TaskRow:
         self.events: list[tuple[int, float]] = []
         self.node_id: bytes | None = None
         self.worker_id: bytes | None = None
+        self.owner: bytes | None = None  # the worker that reported its definition: its submitter
         self.pid: int | None = None
         self.error_type: str | None = None
         self.error_message: str | None = None
@@ -156,7 +158,7 @@ class TaskEventStore:
             self.dropped_by_reporters += dropped
         for entry in definitions:
             try:
-                self._define(entry)
+                self._define(entry, where[1])
             except (TypeError, ValueError, IndexError, AttributeError):
                 self.malformed += 1
         for entry in transitions:
@@ -212,7 +214,7 @@ class TaskEventStore:
             _copy_definition(first, row)
         return row
 
-    def _define(self, entry: Any) -> None:
+    def _define(self, entry: Any, owner: bytes | None) -> None:
         task_id, attempt, state, at, name, func, kind, job, parent, actor, resources, pg, args = entry
         _check_state(state, at)
         if not (type(name) is str and type(func) is str and type(kind) is int and 0 <= kind < len(te.TYPES)):
@@ -237,6 +239,7 @@ class TaskEventStore:
         row.job_id, row.parent_task_id, row.actor_id, row.placement_group_id = ids
         row.resources = resources  # listed back as it came: any msgpack value is harmless
         row.args = args
+        row.owner = owner
         self._count(row)
         row.note(state, at)
 

@@ -7,6 +7,7 @@ an argument is explained by the task that makes the argument, and so on down the
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,9 @@ from manta._private.gcs.task_event_store import TaskEventStore, TaskRow
 # How deep a chain of arguments is followed, and how many tasks holding resources are named.
 MAX_DEPTH = 8
 MAX_HOLDERS = 5
+# How many dead workers are remembered: far more than die between a task's submission and
+# someone asking why it never ran, at about 150 bytes each.
+MAX_DEAD_WORKERS = 10_000
 
 
 @dataclass(frozen=True)
@@ -31,19 +35,46 @@ class NodeResources:
 ActorStates = Callable[[bytes], "tuple[str, str] | None"]
 
 
+class DeadWorkers:
+    """The workers and drivers the gcs heard have died, the newest kept, each with what
+    happened to it: a task's owner among them took the task's pending work with it."""
+
+    def __init__(self, limit: int = MAX_DEAD_WORKERS) -> None:
+        self._limit = limit
+        self._how: OrderedDict[bytes, str] = OrderedDict()
+
+    def add(self, worker_id: bytes, how: str) -> None:
+        self._how[worker_id] = how
+        if len(self._how) > self._limit:
+            self._how.popitem(last=False)
+
+    def get(self, worker_id: bytes) -> str | None:
+        return self._how.get(worker_id)
+
+
 def explain(
-    store: TaskEventStore, task_id: bytes, nodes: list[NodeResources], actors: ActorStates, now: float
+    store: TaskEventStore,
+    task_id: bytes,
+    nodes: list[NodeResources],
+    actors: ActorStates,
+    dead: DeadWorkers,
+    now: float,
 ) -> list[str]:
-    explainer = _Explainer(store, nodes, actors, now)
+    explainer = _Explainer(store, nodes, actors, dead, now)
     explainer.task(task_id, 0)
     return explainer.lines
 
 
 class _Explainer:
     def __init__(
-        self, store: TaskEventStore, nodes: list[NodeResources], actors: ActorStates, now: float
+        self,
+        store: TaskEventStore,
+        nodes: list[NodeResources],
+        actors: ActorStates,
+        dead: DeadWorkers,
+        now: float,
     ) -> None:
-        self.store, self.nodes, self.actors, self.now = store, nodes, actors, now
+        self.store, self.nodes, self.actors, self.dead, self.now = store, nodes, actors, dead, now
         self.lines: list[str] = []
         self.seen: set[bytes] = set()
 
@@ -64,6 +95,12 @@ class _Explainer:
         elif state == te.FAILED:
             first_line = (row.error_message or "").splitlines()[0][:300] if row.error_message else ""
             self.lines.append(f"{label} failed: {row.error_type}: {first_line}")
+        elif (owner := self.dead_owner(row)) is not None:
+            # Its owner kept it (and would have kept its result): both went with the owner.
+            self.lines.append(
+                f"{label} will never finish: its owner, {owner}; the task and its result went "
+                "with it (getting the result raises OwnerDiedError)"
+            )
         elif state == te.RUNNING:
             start = row.first_time(te.RUNNING) or self.now
             where = f"node {row.node_id.hex()[:12] if row.node_id else '?'}, worker pid {row.pid}"
@@ -77,6 +114,12 @@ class _Explainer:
             self.lines.append(f"{label} waits for a worker: {self.placement(row)}")
         else:  # waiting for its arguments, or (an actor call) to be sent to its actor
             self.waiting(row, label, depth)
+
+    def dead_owner(self, row: TaskRow) -> str | None:
+        if row.owner is None:
+            return None
+        how = self.dead.get(row.owner)
+        return None if how is None else f"worker {row.owner.hex()}, {how}"
 
     def waiting(self, row: TaskRow, label: str, depth: int) -> None:
         pad = "  " * depth

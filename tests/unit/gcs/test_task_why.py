@@ -5,7 +5,7 @@ from __future__ import annotations
 from manta._private.common import task_events as te
 from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.gcs.task_event_store import TaskEventStore
-from manta._private.gcs.task_why import NodeResources, explain
+from manta._private.gcs.task_why import DeadWorkers, NodeResources, explain
 
 JOB = JobID.from_int(1)
 NODE = NodeID.from_random()
@@ -44,8 +44,8 @@ def no_actors(_actor_id: bytes) -> None:
     return None
 
 
-def why(store, tid, nodes=(), actors=no_actors, now=10.0):  # type: ignore[no-untyped-def]
-    return "\n".join(explain(store, tid, list(nodes), actors, now))
+def why(store, tid, nodes=(), actors=no_actors, dead=None, now=10.0):  # type: ignore[no-untyped-def]
+    return "\n".join(explain(store, tid, list(nodes), actors, dead or DeadWorkers(), now))
 
 
 def test_an_argument_chain_is_followed_to_the_running_task() -> None:
@@ -124,3 +124,26 @@ def test_ended_and_unknown_tasks() -> None:
     assert why(store, done).endswith("finished")
     assert why(store, failed).endswith("failed: TASK_EXECUTION_EXCEPTION: KeyError: x")
     assert "no record of it" in why(store, new_task())
+
+
+def test_a_task_whose_owner_died_will_never_finish() -> None:
+    store = TaskEventStore(100)
+    orphan, done = new_task(), new_task()
+    owner = WHERE[1]  # the reporter of a definition is the task's owner
+    define(store, orphan, te.PENDING_NODE_ASSIGNMENT, resources={"GPU": 1.0})
+    define(store, done, te.PENDING_NODE_ASSIGNMENT)
+    store.add([], [[done, 0, te.FINISHED, 2.0]], 0)
+    dead = DeadWorkers()
+    dead.add(owner, "died on node 1234 (killed by signal 9)")
+    text = why(store, orphan, dead=dead)
+    assert f"will never finish: its owner, worker {owner.hex()}, died on node 1234 (killed by signal 9)" in text
+    assert "OwnerDiedError" in text and "infeasible" not in text
+    assert why(store, done, dead=dead).endswith("finished")  # what ended is told as it ended
+    assert "infeasible" in why(store, orphan)  # its owner alive: the usual reason
+
+
+def test_dead_workers_are_bounded_and_keep_the_newest() -> None:
+    dead = DeadWorkers(limit=3)
+    for i in range(5):
+        dead.add(bytes([i]), f"death {i}")
+    assert [dead.get(bytes([i])) for i in range(5)] == [None, None, "death 2", "death 3", "death 4"]
