@@ -209,6 +209,116 @@ manta.shutdown()
 """
 
 
+@pytest.mark.parametrize("cut_at", ["RegisterJob", "Subscribe"])
+def test_a_driver_starting_while_the_gcs_restarts_carries_on_with_the_new_one(cluster, tmp_path, cut_at) -> None:
+    """The gcs restarts while a driver's init() registers its job or subscribes to its
+    logs: init() waits for the new gcs, and the job runs with its workers' output."""
+    c, head, _worker = cluster
+    cut, go = tmp_path / "cut", tmp_path / "go"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CUT_DRIVER, c.address, cut_at, str(cut), str(go)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(cut.exists, timeout=60, what=f"the driver to send {cut_at}")
+        head.restart_gcs()  # the call in flight goes to a gcs that is gone
+        go.touch()
+        out, _ = child.communicate(timeout=90)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, out
+    assert "RESULT 42" in out and "said by a worker" in out, out
+
+
+def test_worker_output_printed_while_the_gcs_is_down_reaches_the_driver_after(cluster, tmp_path) -> None:
+    """Lines printed while the gcs is away are kept by the node and sent once it is back.
+    (A batch already sent when the gcs is killed dies with it: the lines printed within a
+    log poll of the kill are not asserted on.)"""
+    c, head, _worker = cluster
+    started = tmp_path / "started"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _TICKING_DRIVER, c.address, str(started)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(started.exists, timeout=60, what="the ticking task to start")
+        gcs = head._processes.procs["gcs"]
+        gcs.kill()
+        gcs.wait()
+        killed = time.time()
+        time.sleep(1.0)  # ticks printed meanwhile have nowhere to go yet
+        head.restart_gcs()
+        out, _ = child.communicate(timeout=90)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, out
+    ticks = {int(line.split()[-2]): float(line.split()[-1]) for line in out.splitlines() if " tick " in line}
+    late = min(i for i, at in ticks.items() if at > killed + 0.5)
+    assert ticks[late] < killed + 1.0, out  # printed while the gcs was down, and received
+    assert all(i in ticks for i in range(late, 30)), out
+
+
+_TICKING_DRIVER = """
+import sys, time, manta
+manta.init(address=sys.argv[1])
+
+@manta.remote
+def tick(started):
+    open(started, "w").close()
+    for i in range(30):
+        print("tick", i, time.time(), flush=True)
+        time.sleep(0.1)
+
+manta.get(tick.remote(sys.argv[2]))
+time.sleep(1.5)  # for the last lines to reach this driver
+manta.shutdown()
+"""
+
+
+# A driver whose first ``cut_at`` call to the gcs waits (holding the message) until the
+# test has restarted the gcs: the message then goes on the old, closed connection.
+_CUT_DRIVER = """
+import asyncio, os, sys, time
+from manta._private.rpc import messages as m
+from manta._private.rpc.transport import Connection
+
+address, cut_at, cut, go = sys.argv[1:]
+original = Connection.call
+
+async def held(conn, msg, *args, **kwargs):
+    while not os.path.exists(go):
+        await asyncio.sleep(0.02)
+    return await original(conn, msg, *args, **kwargs)
+
+def call(conn, msg, *args, **kwargs):
+    if type(msg).__name__ == cut_at and not os.path.exists(cut):
+        open(cut, "w").close()
+        return asyncio.ensure_future(held(conn, msg, *args, **kwargs))
+    return original(conn, msg, *args, **kwargs)
+
+Connection.call = call
+import manta
+manta.init(address=address)
+
+@manta.remote
+def answer():
+    print("said by a worker", flush=True)
+    return 42
+
+print("RESULT", manta.get(answer.remote()), flush=True)
+time.sleep(1)  # for the worker's line to reach this driver
+manta.shutdown()
+"""
+
+
 def test_actors_cut_off_mid_creation_or_killed_right_after_a_restart_leave_nothing_behind(cluster) -> None:
     _c, head, _worker = cluster
 

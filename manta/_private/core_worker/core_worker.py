@@ -34,6 +34,7 @@ from manta._private.core_worker.actor_submitter import ActorTaskSubmitter
 from manta._private.core_worker.borrowing import Borrowing
 from manta._private.core_worker.executor import ExecutorParts, TaskExecutor
 from manta._private.core_worker.function_manager import FunctionManager
+from manta._private.core_worker.gcs_link import GcsLink
 from manta._private.core_worker.job_logging import apply_job_logging
 from manta._private.core_worker.lease_policy import scheduling_key
 from manta._private.core_worker.local_mode import LocalRunner
@@ -127,11 +128,9 @@ class CoreWorker:
         self._driver_context: TaskContext | None = None
         self._server: RpcServer | None = None
         self.node_conn: Connection = None  # type: ignore[assignment]  # set by connect()
-        self.gcs_conn: Connection | None = None
-        self._gcs_connecting: asyncio.Future[Connection] | None = None
-        # (channel, key) subscriptions to renew on a restarted gcs.
-        self._gcs_topics: set[tuple[str, bytes]] = set()
-        self._regaining_gcs = False
+        # Once a lost gcs is back, actors' states are asked again: they may have changed.
+        self.gcs = GcsLink(session, self.dispatcher, config, self.worker_id, is_driver, lambda: self._closed)
+        self.gcs.regained = lambda: self.actor_submitter.refresh_all()
         self._peers: ConnectionPool | None = None  # made on first use, on the I/O thread
         self._peer_nodes: dict[str, NodeID] = {}  # the node each pooled peer is on
         # host:port of other live nodes' daemons, learnt from the gcs when first needed.
@@ -240,17 +239,13 @@ class CoreWorker:
             on_close=self._node_connection_lost,
         )
         if self.is_driver:
-            await self.gcs_connection()
-            assert self.gcs_conn is not None
             config = dict(self._job_config)
             config.setdefault("sys_path", [p for p in sys.path if p])
             config.setdefault("cwd", os.getcwd())
             config.setdefault("worker_setup", worker_setup.registered())
-            raw = await self.gcs_conn.call(m.RegisterJob(self.address, self.namespace, config))
-            self.job_id = JobID(raw)
-            if self._log_to_driver:
-                await self.subscribe_gcs("logs", bytes(self.job_id))
-            await self.subscribe_gcs("errors", bytes(self.job_id))
+            topics = ["logs", "errors"] if self._log_to_driver else ["errors"]
+            registration = m.RegisterJob(self.address, self.namespace, config)
+            self.job_id = await self.gcs.register_driver(registration, topics)
             self.node_conn.notify(m.RegisterWorker(self.worker_id, self.address))
         else:
             await self.node_conn.call(m.RegisterWorker(self.worker_id, self.address))
@@ -262,66 +257,11 @@ class CoreWorker:
 
     async def gcs_connection(self) -> Connection:
         """The connection to the gcs, made on first use; callers that overlap share one."""
-        if self.gcs_conn is not None and not self.gcs_conn.closed:
-            return self.gcs_conn
-        if self._gcs_connecting is None or self._gcs_connecting.done():
-            self._gcs_connecting = asyncio.ensure_future(
-                connect_with_retry(
-                    self.session.gcs_address,
-                    self.session.token,
-                    self.dispatcher,
-                    attempts_s=self.config.gcs_reconnect_timeout_s,
-                    kind="driver" if self.is_driver else "worker",
-                    ident=bytes(self.worker_id),
-                    max_frame_bytes=self.config.max_frame_bytes,
-                    on_close=self._gcs_lost,
-                )
-            )
-        self.gcs_conn = await asyncio.shield(self._gcs_connecting)
-        return self.gcs_conn
+        return await self.gcs.connection()
 
     async def subscribe_gcs(self, channel: str, key: bytes) -> None:
         """Subscribe, and again after every reconnection to a restarted gcs."""
-        self._gcs_topics.add((channel, key))
-        await (await self.gcs_connection()).call(m.Subscribe(channel, key))
-
-    def _gcs_lost(self, _conn: Connection) -> None:
-        if not self._closed and not self._regaining_gcs:
-            self._regaining_gcs = True
-            spawn(self._regain_gcs(), "reconnecting to the gcs")
-
-    async def _regain_gcs(self) -> None:
-        """The gcs went away (restarting, with its tables in durable storage): tasks and
-        actor calls go on without it; reconnect, say who we are, and subscribe again."""
-        logger.warning("lost the connection to the gcs; reconnecting")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.gcs_reconnect_timeout_s
-        try:
-            while True:
-                try:
-                    conn = await self.gcs_connection()
-                    if self.is_driver:
-                        await conn.call(m.ReattachDriver(self.job_id))
-                    for channel, key in list(self._gcs_topics):
-                        await conn.call(m.Subscribe(channel, key))
-                    break
-                except ConnectionLost as e:  # gone again mid-way: once more, until the deadline
-                    if self._closed or loop.time() >= deadline:
-                        if not self._closed:
-                            logger.error("cannot reconnect to the gcs at %s: %s", self.session.gcs_address, e)
-                        return
-                    await asyncio.sleep(0.05)
-                except Exception as e:
-                    if not self._closed:
-                        logger.error("cannot reconnect to the gcs at %s: %s", self.session.gcs_address, e)
-                    return
-        finally:
-            self._regaining_gcs = False
-        if conn.closed:
-            self._gcs_lost(conn)  # it went again just now: start over
-            return
-        logger.info("reconnected to the gcs")
-        self.actor_submitter.refresh_all()  # states may have changed while we were away
+        await self.gcs.subscribe(channel, key)
 
     def shutdown(self) -> None:
         if self._closed:
@@ -339,13 +279,14 @@ class CoreWorker:
     async def _disconnect(self) -> None:
         report_task_events(self.task_events, lambda: self.node_conn)
         report_metrics(lambda: self.node_conn)
-        if self.is_driver and self.gcs_conn is not None and not self.gcs_conn.closed:
+        gcs_conn = self.gcs.conn
+        if self.is_driver and gcs_conn is not None and not gcs_conn.closed:
             try:
                 if self._log_to_driver and not self.node_conn.closed:
                     # Print what the workers wrote last before the job (and they) end.
                     await asyncio.wait_for(self.node_conn.call(m.FlushLogs()), 5.0)
-                    await asyncio.wait_for(self.gcs_conn.call(m.Ping()), 5.0)
-                await asyncio.wait_for(self.gcs_conn.call(m.JobFinished(self.job_id)), 2.0)
+                    await asyncio.wait_for(gcs_conn.call(m.Ping()), 5.0)
+                await asyncio.wait_for(gcs_conn.call(m.JobFinished(self.job_id)), 2.0)
             except Exception:
                 pass
             finally:  # what was held back is printed even when the cluster is gone
@@ -353,8 +294,7 @@ class CoreWorker:
                     self._log_printer.flush()
         if self._peers is not None:
             self._peers.close()
-        if self.gcs_conn is not None:
-            self.gcs_conn.close()
+        self.gcs.close()
         if self.node_conn is not None:
             self.node_conn.close()
         if self._server is not None:
@@ -509,10 +449,8 @@ class CoreWorker:
                 max_frame_bytes=self.config.max_frame_bytes,
             )
         self._peer_nodes[key] = node_id
-        if node_id != self.node_id and ("nodes", b"") not in self._gcs_topics:
-            # Work on other nodes: hear when one dies (see node_died).
-            self._gcs_topics.add(("nodes", b""))
-            spawn(self.subscribe_gcs("nodes", b""), "following node deaths")
+        if node_id != self.node_id:
+            self.gcs.follow("nodes", b"")  # work on other nodes: hear when one dies (see node_died)
         return await self._peers.get(key, ident)
 
     def call_gcs(self, msg: Any, timeout: float = 30.0) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import os
+from collections import deque
 from dataclasses import dataclass, field
 
 from manta._private.common.ids import JobID, WorkerID
@@ -18,6 +19,8 @@ from manta._private.common.log_files import MAX_PARTIAL_LINE, Position, read_on
 from manta._private.common.session import TASK_MARKER
 
 _MAX_READ = 1 << 20
+# Output kept for the gcs while it is away (restarting); past this, the oldest is dropped.
+MAX_UNSENT_CHARS = 16 << 20
 
 
 @dataclass(slots=True)
@@ -126,3 +129,30 @@ def _read_from(stream: _Stream) -> str:
     except OSError:
         return ""
     return stream.decoder.decode(data)
+
+
+class LogOutbox:
+    """Chunks on their way to the gcs, kept while it is away so that a gcs restart loses
+    no output; bounded, dropping the oldest (and counting the lines dropped)."""
+
+    def __init__(self, max_chars: int = MAX_UNSENT_CHARS) -> None:
+        self._max = max_chars
+        self._chunks: deque[tuple[LogChunk, int]] = deque()
+        self._chars = 0
+        self.dropped_lines = 0
+
+    def add(self, chunks: list[LogChunk]) -> None:
+        for chunk in chunks:
+            size = sum(map(len, chunk.lines))
+            self._chunks.append((chunk, size))
+            self._chars += size
+        while self._chars > self._max:
+            chunk, size = self._chunks.popleft()
+            self._chars -= size
+            self.dropped_lines += len(chunk.lines)
+
+    def take(self) -> list[LogChunk]:
+        chunks = [chunk for chunk, _ in self._chunks]
+        self._chunks.clear()
+        self._chars = 0
+        return chunks

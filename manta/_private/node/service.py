@@ -32,7 +32,7 @@ from manta._private.common.session import (
 from manta._private.node.cluster_view import ClusterView
 from manta._private.node.lease_desk import LeaseDesk
 from manta._private.node.log_access import LogAccess
-from manta._private.node.log_monitor import LogMonitor
+from manta._private.node.log_monitor import LogMonitor, LogOutbox
 from manta._private.node.membership import GcsMembership
 from manta._private.node.memory_monitor import (
     KillForMemory,
@@ -121,6 +121,7 @@ class NodeService:
             on_disconnect=self._on_disconnect,
         )
         self.logs = LogMonitor()
+        self._log_outbox = LogOutbox()
         self.port = 0
         self.unix = socket_path(params.session_dir, "node")
         self.workers = WorkerProcesses(
@@ -676,9 +677,16 @@ class NodeService:
         asyncio.get_running_loop().call_later(self.config.log_poll_interval_s, self._log_loop)
 
     def _publish_logs(self, chunks: list[Any]) -> None:
-        if not chunks or not self.membership.connected:
-            return
-        for chunk in chunks:
+        outbox = self._log_outbox
+        outbox.add(chunks)
+        if not self.membership.connected:
+            return  # kept until the gcs is back: the log loop tries again
+        if outbox.dropped_lines:
+            logger.warning(
+                "%d lines of worker output were dropped while the gcs was away", outbox.dropped_lines
+            )
+            outbox.dropped_lines = 0
+        for chunk in outbox.take():
             self.membership.notify(
                 m.LogBatch(
                     chunk.job_id,

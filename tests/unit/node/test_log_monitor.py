@@ -6,7 +6,7 @@ from pathlib import Path
 
 from manta._private.common.ids import JobID, WorkerID
 from manta._private.common.session import TASK_MARKER
-from manta._private.node.log_monitor import LogChunk, LogMonitor
+from manta._private.node.log_monitor import LogChunk, LogMonitor, LogOutbox
 
 JOB = JobID.from_int(7)
 PID = 4242
@@ -223,3 +223,16 @@ def test_lines_written_just_before_a_rotation_are_not_lost(tmp_path: Path) -> No
         assert monitor.poll() == [chunk(["more"], "f")]
     finally:
         os.close(fd)
+
+
+def test_the_outbox_keeps_chunks_in_order_until_taken_and_drops_the_oldest_past_its_bound() -> None:
+    outbox = LogOutbox(max_chars=10)
+    first, second, third = chunk(["aaaa"]), chunk(["bbbb", "cc"]), chunk(["dddd"])
+    outbox.add([first, second])
+    assert outbox.dropped_lines == 0
+    outbox.add([third])  # 14 chars: the oldest chunk goes
+    assert outbox.dropped_lines == 1
+    assert outbox.take() == [second, third]
+    assert outbox.take() == []
+    outbox.add([chunk(["x" * 11])])  # one chunk past the bound is not kept either
+    assert outbox.take() == [] and outbox.dropped_lines == 2
