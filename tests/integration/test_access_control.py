@@ -359,8 +359,10 @@ def test_token_and_audit_commands(cluster, tmp_path) -> None:
 def test_a_flooding_token_is_slowed_alone(cluster) -> None:
     flooder = issue(cluster, "read", "flooder")
     calm = issue(cluster, "read", "calm")
-    statuses = [request(cluster, "GET", "/api/version", token=flooder)[0] for _ in range(120)]
+    answers = [request(cluster, "GET", "/api/version", token=flooder) for _ in range(120)]
+    statuses = [status for status, _ in answers]
     assert statuses[:40] == [200] * 40 and 429 in statuses
-    status, body = request(cluster, "GET", "/api/version", token=flooder)
-    assert status == 429 and "too many requests" in body["error"]
+    # (Not the next request's: on a slow machine the bucket may have refilled by then.)
+    refused = next(body for status, body in answers if status == 429)
+    assert "too many requests" in refused["error"]
     assert request(cluster, "GET", "/api/version", token=calm)[0] == 200  # others are served

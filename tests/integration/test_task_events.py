@@ -351,6 +351,36 @@ def test_why_an_actor_call_waits(cluster):
     assert "ACTOR_DIED" in explained(call, "failed")
 
 
+@ray.remote(max_restarts=1)
+class SlowToRestart:
+    def __init__(self, restarted, go):
+        if os.path.exists(restarted):  # its second life: wait to be let go
+            touch(restarted + ".again")
+            while not os.path.exists(go):
+                time.sleep(0.02)
+        touch(restarted)
+
+    def pid(self):
+        return os.getpid()
+
+
+def test_why_an_actor_call_waits_for_its_restart(cluster, tmp_path):
+    import signal
+
+    restarted, go = str(tmp_path / "restarted"), str(tmp_path / "go")
+    actor = SlowToRestart.remote(restarted, go)
+    os.kill(ray.get(actor.pid.remote()), signal.SIGKILL)
+    wait_for_files(restarted + ".again")  # its constructor runs again, and waits
+    call = actor.pid.remote()
+    try:
+        text = explained(call, "which is RESTARTING")
+        assert actor._actor_id.hex() in text, text
+    finally:
+        touch(go)
+    assert ray.get(call) > 0
+    explained(call, "finished")
+
+
 @ray.remote
 class Owner:
     def submit(self):
