@@ -231,7 +231,7 @@ def _explain(cluster: Any, head: bool) -> None:
         click.echo("  Give others narrower tokens with:  manta token create --role read|submit")
         if info.get("dashboard_url"):
             url = ("https://" if cluster.config.tls_ca else "http://") + info["dashboard_url"]
-            click.echo(f"  Jobs API and dashboard: {url}")
+            click.echo(f"  Dashboard: open {url} and log in with the token (or one made for you)")
             click.echo(f"  Submit jobs with:  MANTA_ADDRESS={url} manta job submit -- python script.py")
         if cluster.config.tls_ca:
             click.echo(

@@ -24,6 +24,7 @@ from manta.dashboard.gcs_link import GcsLink
 from manta.dashboard.job_manager import JobManager
 from manta.dashboard.routes import all_routes
 from manta.dashboard.server import make_app
+from manta.dashboard.sessions import Sessions
 
 logger = logging.getLogger("manta.dashboard")
 
@@ -71,6 +72,7 @@ def main() -> None:
         allowed_hosts(config.dashboard_allowed_hosts),
         gcs.audit,
         limits,
+        Sessions(time.monotonic),
     )
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
 

@@ -46,8 +46,10 @@ class Authenticator:
         self._cache: dict[bytes, tuple[Grant | None, float]] = {}
 
     async def grant_of(self, header: str | None) -> Grant | None:
-        """What the request's token grants; raises when the gcs cannot be asked."""
-        token = bearer(header)
+        """What the request's bearer token grants; raises when the gcs cannot be asked."""
+        return await self.grant_for(bearer(header))
+
+    async def grant_for(self, token: bytes | None) -> Grant | None:
         if token is None:
             return None
         if hmac.compare_digest(token, self._cluster_token):
@@ -71,11 +73,28 @@ def cross_site(method: str, origin: str | None, fetch_site: str | None, host: st
     browser would send with the user's cookies): such requests are refused."""
     if method in ("GET", "HEAD", "OPTIONS"):
         return False
-    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
-        return True
+    if fetch_site is not None:  # set by the browser itself, never by a page's script
+        return fetch_site not in ("same-origin", "none")
     if origin is not None and origin != "null" and host is not None:
         return origin.split("://", 1)[-1] != host
     return origin == "null"
+
+
+def forged_by_cookie(
+    method: str, origin: str | None, fetch_site: str | None, host: str | None, websocket: bool = False
+) -> bool:
+    """Whether a state-changing request (or a websocket, which a script opens) that a
+    session cookie authenticates lacks a browser's word that this site's own page sent
+    it. Stricter than ``cross_site``: a cookie is sent by the browser on its own, so its
+    requests must prove where they come from (browsers send ``Sec-Fetch-Site`` or
+    ``Origin`` with every such request)."""
+    if method in ("GET", "HEAD", "OPTIONS") and not websocket:
+        return False
+    if fetch_site is not None:
+        return fetch_site != "same-origin"
+    if origin is not None and origin != "null" and host is not None:
+        return origin.split("://", 1)[-1] != host
+    return True
 
 
 def own_host(host_header: str | None, allowed: frozenset[str]) -> bool:

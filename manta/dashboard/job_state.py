@@ -78,7 +78,9 @@ def advance(info: JobInfo, status: JobStatus, now_ms: int, **changes: Any) -> Jo
     that ended stays ended, whatever arrives late."""
     if info.status.is_terminal():
         return None
-    new = dataclasses.replace(info, status=status, **changes)
+    # As in Ray, a move without a message of its own clears the old one ("Job has not
+    # started yet." is no longer true of a running job).
+    new = dataclasses.replace(info, status=status, **{"message": None, **changes})
     if status.is_terminal():
         new.end_time = now_ms
     if status is JobStatus.RUNNING and new.start_time is None:

@@ -19,9 +19,10 @@ from aiohttp import web
 
 from manta._private.common.ratelimit import RateLimitedLog, RequestBuckets
 from manta._private.rpc.auth import allows
-from manta.dashboard import openapi
-from manta.dashboard.auth import Authenticator, cross_site, own_host
+from manta.dashboard import openapi, pages
+from manta.dashboard.auth import Authenticator, bearer, cross_site, forged_by_cookie, own_host
 from manta.dashboard.routing import Audit, Handler, Route, json_error, json_response
+from manta.dashboard.sessions import COOKIE, Sessions
 
 logger = logging.getLogger("manta.dashboard")
 
@@ -55,18 +56,22 @@ def _too_many(wait_s: float) -> web.Response:
 
 def _authentication(
     auth: Authenticator,
+    sessions: Sessions,
     roles: dict[Handler, str],
+    public: set[Handler],
     audit: Audit,
     limits: RequestBuckets,
     refusals: RateLimitedLog,
     failures: RateLimitedLog,
 ) -> Any:
-    """Bearer token to role; a rate limit per token; cross-site refusal; the route's role."""
+    """Bearer token (or a browser session's) to role; a rate limit per token; cross-site
+    refusal; the route's role."""
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        token, by_cookie = _credentials(request, sessions)
         try:
-            grant = await auth.grant_of(request.headers.get("Authorization"))
+            grant = await auth.grant_for(token)
         except Exception as e:
             failures.log(logger, f"could not check a token with the gcs: {e}")
             return json_error(
@@ -77,6 +82,10 @@ def _authentication(
         wait = limits.wait(f"token:{grant.name}" if grant else f"connection:{id(request.transport)}")
         if wait:
             return _too_many(wait)
+        if grant is None and pages.is_public(request, public):
+            return await handler(request)
+        if grant is None and pages.is_page(request):
+            raise web.HTTPSeeOther(pages.LOGIN_PATH)
         if grant is None:
             why = f"refused {request.method} {request.path!r} from {_peer(request)}: no valid token"
             for line in refusals.lines(why):
@@ -87,9 +96,7 @@ def _authentication(
                 "authentication required: send a token of this cluster as 'Authorization: Bearer <token>' "
                 "(set MANTA_AUTH_TOKEN, or pass --token-file to the CLI)",
             )
-        if cross_site(
-            request.method, request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"), request.host
-        ):
+        if _from_another_site(request, by_cookie):
             refusals.log(
                 logger, f"refused cross-site {request.method} {request.path!r} from {_peer(request)}"
             )
@@ -103,6 +110,23 @@ def _authentication(
         return await handler(request)
 
     return authenticate
+
+
+def _credentials(request: web.Request, sessions: Sessions) -> tuple[bytes | None, bool]:
+    """The request's token, and whether a session cookie rather than the request itself
+    presented it."""
+    header = request.headers.get("Authorization")
+    if header is None and COOKIE in request.cookies:
+        return sessions.token(request.cookies[COOKIE]), True
+    return bearer(header), False
+
+
+def _from_another_site(request: web.Request, by_cookie: bool) -> bool:
+    origin, fetch_site = request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site")
+    if cross_site(request.method, origin, fetch_site, request.host):
+        return True
+    websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+    return by_cookie and forged_by_cookie(request.method, origin, fetch_site, request.host, websocket)
 
 
 def _json_errors(failures: RateLimitedLog) -> Any:
@@ -125,20 +149,28 @@ def _json_errors(failures: RateLimitedLog) -> Any:
     return json_errors
 
 
-def _middlewares(
-    auth: Authenticator,
-    roles: dict[Handler, str],
-    hosts: frozenset[str],
-    audit: Audit,
-    limits: RequestBuckets,
-) -> list[Any]:
-    refusals = RateLimitedLog(time.monotonic)
-    failures = RateLimitedLog(time.monotonic)
-    return [
-        _json_errors(failures),
-        _host_check(hosts, refusals),
-        _authentication(auth, roles, audit, limits, refusals, failures),
-    ]
+# On every response: what a page may load (only this server's own files; no inline
+# script, no frames), and no sniffing, framing, outside referrers or caching of cluster data.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # (Not no-referrer: under it a browser sends "Origin: null" with a page's own forms.)
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
+    if request.secure:
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    if not request.path.startswith(pages.STATIC_PREFIX):
+        response.headers["Cache-Control"] = "no-store"
 
 
 def make_app(
@@ -147,12 +179,23 @@ def make_app(
     hosts: frozenset[str],
     audit: Audit,
     limits: RequestBuckets,
+    sessions: Sessions,
 ) -> web.Application:
     """An application serving ``routes`` (each route reads its body with its own limit)
-    to callers whose Host is one of ``hosts`` (or an IP address)."""
+    and the web UI's pages to callers whose Host is one of ``hosts`` (or an IP address)."""
     routes = list(routes)
     roles = {r.handler: r.role for r in routes}
-    app = web.Application(middlewares=_middlewares(auth, roles, hosts, audit, limits))
+    public: set[Handler] = set()
+    refusals = RateLimitedLog(time.monotonic)
+    failures = RateLimitedLog(time.monotonic)
+    middlewares = [
+        _json_errors(failures),
+        _host_check(hosts, refusals),
+        _authentication(auth, sessions, roles, public, audit, limits, refusals, failures),
+    ]
+    app = web.Application(middlewares=middlewares)
+    app.on_response_prepare.append(_secure_headers)
+    pages.Pages(auth, sessions, audit).add_to(app, roles, public)
     doc = openapi.document(routes)
 
     async def openapi_document(request: web.Request) -> web.Response:

@@ -274,7 +274,7 @@ def test_the_jobs_seed_scenario(hosts) -> None:
     started = manta_cli(["start", "--head", "--port", "0", "--num-cpus", "2"], head_dir)
     assert started.returncode == 0, started.stderr
     _session, info = session_info(head_dir)
-    assert f"Jobs API and dashboard: http://{info['dashboard_url']}" in started.stdout
+    assert f"Dashboard: open http://{info['dashboard_url']} and log in" in started.stdout
     examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
     with open(os.path.join(examples, "monte_carlo_pi.py")) as f:
         source = f.read()

@@ -210,7 +210,9 @@ manta.shutdown()
 
 
 @pytest.mark.parametrize("cut_at", ["RegisterJob", "Subscribe"])
-def test_a_driver_starting_while_the_gcs_restarts_carries_on_with_the_new_one(cluster, tmp_path, cut_at) -> None:
+def test_a_driver_starting_while_the_gcs_restarts_carries_on_with_the_new_one(
+    cluster, tmp_path, cut_at
+) -> None:
     """The gcs restarts while a driver's init() registers its job or subscribes to its
     logs: init() waits for the new gcs, and the job runs with its workers' output."""
     c, head, _worker = cluster

@@ -84,6 +84,7 @@ def test_a_failed_task_says_why(cluster):
     record = record_of(ref, "FAILED")
     assert record.error_type == "TASK_EXECUTION_EXCEPTION"
     assert "ValueError: deliberately" in record.error_message
+    assert 'raise ValueError("deliberately")' in record.error_message  # with its traceback
     failed = list_tasks(filters=[("state", "=", "failed"), ("func_or_class_name", "=", "fail")])
     assert record.task_id in {r.task_id for r in failed}
 

@@ -6,8 +6,10 @@ both sides, and the jobs API answers over https to a client that checks its cert
 
 from __future__ import annotations
 
+import http.client
 import os
 import ssl
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -146,6 +148,17 @@ def test_a_mutual_tls_cluster(hosts, pki) -> None:  # noqa: F811 - the fixture
     )
     with urllib.request.urlopen(request, context=context, timeout=30) as reply:
         assert reply.status == 200
+        assert reply.headers["Strict-Transport-Security"].startswith("max-age=")
+    # The web UI's session cookie is Secure under TLS (sent over https only).
+    host, port = info["dashboard_url"].rsplit(":", 1)
+    login = http.client.HTTPSConnection(host, int(port), context=context, timeout=30)
+    try:
+        form = urllib.parse.urlencode({"token": token})
+        login.request("POST", "/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
+        answer = login.getresponse()
+        assert answer.status == 303 and "; Secure" in answer.headers["Set-Cookie"], answer.headers
+    finally:
+        login.close()
     # The CLI and the job client speak https with the cluster's certificates; the job's
     # driver (started by the cluster) has them too, and its task runs on the other node.
     url = f"https://{info['dashboard_url']}"

@@ -274,10 +274,11 @@ class TaskExecutor:
                 self._host.task_events.transition(recorded, te.FINISHED)  # an end it chose
             return ActorCreated(True, None)
         except BaseException as e:
+            task_error = self._task_error(task, e, e)
             if task.task_events:
-                self._host.task_events.failed(recorded, e)
+                self._host.task_events.failed(recorded, e, str(task_error))
                 self._host.report_task_events_now()  # the gcs ends this worker when it hears
-            return ActorCreated(False, self._error_blob(task, e, e))
+            return ActorCreated(False, serialization.to_inline(self._serialize_error(task_error)))
         finally:
             self._host.exit_task(context)
             _flush_std_streams()
@@ -484,9 +485,10 @@ class TaskExecutor:
         return self._objects.store_return(object_id, obj, spec.owner)
 
     def _error_result(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> TaskResult:
+        task_error = self._task_error(spec, error, raised)
         if spec.task_events:
-            self._host.task_events.failed(spec, error)
-        obj = self._serialize_error(spec, error, raised)
+            self._host.task_events.failed(spec, error, str(task_error))
+        obj = self._serialize_error(task_error)
         blob = serialization.to_inline(obj)
         # Refs inside the exception are lent to the owner like those inside a value.
         contained = self._borrowing.lend(obj.contained_refs, spec.owner) if obj.contained_refs else None
@@ -496,12 +498,7 @@ class TaskExecutor:
         ]
         return TaskResult(returns, True, 0.0, self._count_call(spec))
 
-    def _error_blob(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> bytes:
-        return serialization.to_inline(self._serialize_error(spec, error, raised))
-
-    def _serialize_error(
-        self, spec: TaskSpec, error: BaseException, raised: BaseException | None
-    ) -> serialization.SerializedObject:
+    def _task_error(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> RayTaskError:
         """The task's failure as a RayTaskError carrying the remote traceback."""
         if raised is not None:
             tb = raised.__traceback__
@@ -513,7 +510,7 @@ class TaskExecutor:
         else:
             tb_text = f"{type(error).__name__}: {error}"
         cause = error.cause if isinstance(error, RayTaskError) else error
-        task_error = RayTaskError(
+        return RayTaskError(
             spec.name,
             tb_text,
             cause,
@@ -523,6 +520,9 @@ class TaskExecutor:
             actor_id=spec.actor_id.hex() if spec.actor_id is not None else None,
             node_id=self._peers.node_id.hex(),
         )
+
+    def _serialize_error(self, task_error: RayTaskError) -> serialization.SerializedObject:
+        cause = task_error.cause
         flags = serialization.FLAG_ERROR
         try:
             obj = serialization.serialize(task_error, flags)

@@ -100,9 +100,11 @@ class TaskEventBuffer:
         self._dropped += 1
         return True
 
-    def failed(self, spec: TaskSpec, error: BaseException) -> None:
-        message = f"{type(error).__name__}: {error}"[: te.MAX_ERROR_MESSAGE]
-        self.transition(spec, te.FAILED, error_type(error), message)
+    def failed(self, spec: TaskSpec, error: BaseException, text: str | None = None) -> None:
+        """The attempt failed with ``error``; ``text`` is what its caller sees (with the
+        remote traceback), where there is one."""
+        message = text if text is not None else f"{type(error).__name__}: {error}"
+        self.transition(spec, te.FAILED, error_type(error), _shortened(message, te.MAX_ERROR_MESSAGE))
 
     def lost(self, count: int) -> None:
         """``count`` events taken for a report that could not be sent."""
@@ -182,6 +184,16 @@ _ERROR_TYPES = {
     "TaskUnschedulableError": "TASK_UNSCHEDULABLE_ERROR",
     "RuntimeEnvSetupError": "RUNTIME_ENV_SETUP_FAILED",
 }
+
+
+def _shortened(text: str, limit: int) -> str:
+    """``text`` cut in the middle past ``limit``: a traceback keeps its first frames and
+    the exception at its end."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    marker = "\n  ...\n"
+    return text[:head] + marker + text[len(text) - (limit - head - len(marker)) :]
 
 
 def error_type(error: BaseException) -> str:

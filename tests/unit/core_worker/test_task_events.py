@@ -42,6 +42,18 @@ def test_events_are_taken_once_and_packed() -> None:
     assert buffer.take() is None
 
 
+def test_a_failures_text_is_kept_whole_or_cut_in_the_middle() -> None:
+    buffer = TaskEventBuffer(100)
+    s = spec()
+    frames = "".join(f'  File "m.py", line {i}, in f{i}\n' for i in range(200))
+    buffer.failed(s, ValueError("bad"), "ray::f()\n" + frames + "ValueError: bad")
+    buffer.failed(s, ValueError("bad"), "ray::f()\nValueError: bad")
+    long, short = (t[5] for t in msgpack.unpackb(buffer.take()[1]))
+    assert len(long) == te.MAX_ERROR_MESSAGE and long.startswith("ray::f()\n  File")
+    assert long.endswith("in f199\nValueError: bad") and "\n  ...\n" in long
+    assert short == "ray::f()\nValueError: bad"
+
+
 def test_a_full_buffer_drops_and_counts() -> None:
     buffer = TaskEventBuffer(2)
     s = spec(actor=True)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from manta._private.rpc.auth import Grant, allows
-from manta.dashboard.auth import Authenticator, allowed_hosts, bearer, cross_site, own_host
+from manta.dashboard.auth import Authenticator, allowed_hosts, bearer, cross_site, forged_by_cookie, own_host
 from manta.dashboard.routing import Field, RequestError, validate_body
 
 USER = "mt_0123456789ab_" + "f" * 64
@@ -83,6 +83,7 @@ def test_host_header_must_name_this_server() -> None:
         ("GET", "http://evil", "cross-site", False),  # reads do not change anything
         ("POST", None, None, False),  # a CLI or SDK sends neither
         ("POST", "http://h:8265", "same-origin", False),
+        ("POST", "null", "same-origin", False),  # a page's own form, its origin withheld
         ("POST", "http://evil", None, True),
         ("POST", None, "cross-site", True),
         ("DELETE", None, "same-site", True),
@@ -91,6 +92,26 @@ def test_host_header_must_name_this_server() -> None:
 )
 def test_cross_site(method: str, origin: str | None, fetch_site: str | None, expected: bool) -> None:
     assert cross_site(method, origin, fetch_site, "h:8265") is expected
+
+
+@pytest.mark.parametrize(
+    "method,origin,fetch_site,websocket,expected",
+    [
+        ("GET", None, None, False, False),  # reading: a cookie alone is enough
+        ("POST", None, None, False, True),  # a browser always says where a POST came from
+        ("POST", "http://h:8265", None, False, False),
+        ("POST", None, "same-origin", False, False),
+        ("POST", "http://h:8265", "same-site", False, True),  # a sibling subdomain's page
+        ("POST", "http://evil", None, False, True),
+        ("POST", "null", None, False, True),
+        ("GET", "http://evil", None, True, True),  # another site's script opening a websocket
+        ("GET", "http://h:8265", None, True, False),
+    ],
+)
+def test_forged_by_cookie(
+    method: str, origin: str | None, fetch_site: str | None, websocket: bool, expected: bool
+) -> None:
+    assert forged_by_cookie(method, origin, fetch_site, "h:8265", websocket) is expected
 
 
 def test_body_validation() -> None:

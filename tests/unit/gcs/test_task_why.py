@@ -136,7 +136,9 @@ def test_a_task_whose_owner_died_will_never_finish() -> None:
     dead = DeadWorkers()
     dead.add(owner, "died on node 1234 (killed by signal 9)")
     text = why(store, orphan, dead=dead)
-    assert f"will never finish: its owner, worker {owner.hex()}, died on node 1234 (killed by signal 9)" in text
+    assert (
+        f"will never finish: its owner, worker {owner.hex()}, died on node 1234 (killed by signal 9)" in text
+    )
     assert "OwnerDiedError" in text and "infeasible" not in text
     assert why(store, done, dead=dead).endswith("finished")  # what ended is told as it ended
     assert "infeasible" in why(store, orphan)  # its owner alive: the usual reason

@@ -1,0 +1,288 @@
+// Manta's dashboard: one page, a view per location hash (#/jobs/ID, ...), every figure
+// fetched from the JSON APIs with the session cookie. Text from the cluster (names, logs,
+// tracebacks) is only ever set as text, never parsed as HTML.
+"use strict";
+
+const REFRESH_MS = 2000;
+const PAGE_SIZES = [50, 100, 500, 1000];
+const CHANGES = new Set(["submit", "admin"]); // roles that may stop jobs
+const main = document.getElementById("main");
+let me = { name: "", role: "read" };
+let timer = null; // the current view's refresh
+let socket = null; // a followed job log
+
+// -- building blocks --------------------------------------------------------------------
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === "onclick" || key === "onchange" || key === "onsubmit") el[key] = value;
+    else if (value !== null && value !== undefined && value !== false) el.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+class HttpError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(path, options) {
+  const response = await fetch(path, { credentials: "same-origin", ...options });
+  if (response.status === 401) { location.assign("/login"); throw new HttpError(401, "logged out"); }
+  const body = response.headers.get("Content-Type", "").includes("json") ? await response.json() : await response.text();
+  if (!response.ok) throw new HttpError(response.status, (body && body.error) || String(body));
+  return body;
+}
+
+// A state-API listing: {rows, total, matched}.
+async function listing(resource, { filters = [], limit = 100, detail = false } = {}) {
+  const query = new URLSearchParams({ limit: String(limit), detail: String(detail) });
+  for (const [key, op, value] of filters) {
+    query.append("filter_keys", key); query.append("filter_predicates", op); query.append("filter_values", value);
+  }
+  const body = await api(`/api/v0/${resource}?${query}`);
+  const result = body.data.result;
+  return { rows: result.result, total: result.total, matched: result.num_filtered };
+}
+
+function stateCell(state) { return h("td", { class: `state-${state}` }, state); }
+function short(id) { return id ? h("span", { class: "id", title: id }, id.slice(0, 12)) : "—"; }
+function when(ms) { return ms ? new Date(ms).toLocaleString() : "—"; }
+function bytes(n) {
+  if (n === null || n === undefined) return "—";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+function duration(startMs, endMs) {
+  if (!startMs) return "—";
+  const s = Math.max(((endMs || Date.now()) - startMs) / 1000, 0);
+  return s < 120 ? `${s.toFixed(1)} s` : s < 7200 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`;
+}
+function resources(map) {
+  return Object.entries(map || {}).filter(([k]) => !k.startsWith("node:"))
+    .map(([k, v]) => (k.includes("memory") ? `${k}: ${bytes(v)}` : `${k}: ${v}`)).join(", ");
+}
+function bar(used, total) {
+  const pct = total ? Math.min(100, (100 * used) / total) : 0;
+  const fill = h("span", {});
+  fill.style.width = `${pct}%`; // through the CSSOM: the policy refuses style attributes
+  return h("span", {}, h("span", { class: "bar", title: `${pct.toFixed(0)}%` }, fill), ` ${pct.toFixed(0)}%`);
+}
+function table(headers, rows) {
+  return h("table", {}, h("thead", {}, h("tr", {}, headers.map((t) => h("th", {}, t)))), h("tbody", {}, rows));
+}
+function card(label, value, extra) {
+  return h("div", { class: "card" }, h("div", { class: "value" }, value), h("div", { class: "label" }, label), extra || null);
+}
+function show(...nodes) { main.replaceChildren(...nodes); }
+
+// -- views ----------------------------------------------------------------------------------
+async function overview() {
+  const [nodes, jobs, history, failed] = await Promise.all([
+    listing("nodes", { limit: 10000 }),
+    api("/api/jobs/"),
+    api("/api/v0/metrics/history"),
+    listing("tasks", { filters: [["state", "=", "FAILED"]], limit: 10000 }),
+  ]);
+  const alive = nodes.rows.filter((n) => n.state === "ALIVE");
+  const last = history.samples[history.samples.length - 1];
+  const total = (key) => alive.reduce((sum, n) => sum + ((n.resources_total || {})[key] || 0), 0);
+  const running = jobs.filter((j) => j.status === "RUNNING");
+  const cards = h("div", { class: "cards", id: "overview-cards" },
+    card("nodes alive", alive.length, h("div", { class: "muted" }, `${nodes.rows.length - alive.length} dead`)),
+    card("CPUs", total("CPU"), last ? h("div", {}, "used ", bar(last.cpu_percent, 100)) : null),
+    card("GPUs", total("GPU")),
+    card("memory", last ? bytes(last.mem_total_bytes) : "—", last ? h("div", {}, "used ", bar(last.mem_used_bytes, last.mem_total_bytes)) : null),
+    card("object store", last ? bytes(last.object_store_capacity_bytes) : "—",
+      last ? h("div", {}, "used ", bar(last.object_store_used_bytes, last.object_store_capacity_bytes), ` · spilled ${bytes(last.spilled_bytes)}`) : null),
+    card("running jobs", running.length));
+  const recent = failed.rows.slice(-10).reverse();
+  show(h("h1", {}, "Overview"), cards,
+    h("h2", {}, "Running jobs"),
+    running.length ? jobTable(running) : h("p", { class: "muted" }, "No job is running."),
+    h("h2", {}, "Recent failures"),
+    recent.length ? table(["task", "name", "error", "job"], recent.map((t) => h("tr", {},
+      h("td", {}, h("a", { href: `#/tasks/${t.task_id}` }, short(t.task_id))), h("td", {}, t.name),
+      h("td", { class: "error" }, t.error_type || "—"), h("td", {}, t.job_id || "—"))))
+      : h("p", { class: "muted" }, "No task has failed."));
+}
+
+async function nodesView() {
+  const [nodes, workers] = await Promise.all([listing("nodes", { limit: 10000 }), listing("workers", { limit: 10000 })]);
+  const count = {};
+  for (const w of workers.rows) if (w.is_alive) count[w.node_id] = (count[w.node_id] || 0) + 1;
+  show(h("h1", {}, "Nodes"), table(["node", "address", "state", "resources", "labels", "workers", "started"],
+    nodes.rows.map((n) => h("tr", {}, h("td", {}, short(n.node_id), n.is_head_node ? " (head)" : ""), h("td", {}, n.node_ip),
+      stateCell(n.state), h("td", {}, resources(n.resources_total)),
+      h("td", {}, Object.entries(n.labels || {}).filter(([k]) => !k.startsWith("ray.io/")).map(([k, v]) => `${k}=${v}`).join(", ")),
+      h("td", { class: "num" }, count[n.node_id] || 0), h("td", {}, when(n.start_time_ms))))));
+}
+
+function jobTable(jobs) {
+  return table(["job", "status", "entrypoint", "started", "duration"], jobs.map((j) => h("tr", {},
+    h("td", {}, h("a", { href: `#/jobs/${j.submission_id || j.job_id}` }, j.submission_id || j.job_id)),
+    stateCell(j.status), h("td", {}, h("code", {}, j.entrypoint || "")), h("td", {}, when(j.start_time)),
+    h("td", {}, duration(j.start_time, j.end_time)))));
+}
+
+async function jobsView() {
+  const jobs = await api("/api/jobs/");
+  jobs.sort((a, b) => (b.start_time || 0) - (a.start_time || 0));
+  show(h("h1", {}, "Jobs"), jobs.length ? jobTable(jobs) : h("p", { class: "muted" }, "No job has been submitted."));
+}
+
+async function jobView(id) {
+  const job = await api(`/api/jobs/${encodeURIComponent(id)}`);
+  let provenance = {};
+  try { provenance = await api(`/api/jobs/${encodeURIComponent(id)}/provenance`); } catch (e) { /* a driver's own job has none */ }
+  const ended = ["SUCCEEDED", "FAILED", "STOPPED"].includes(job.status);
+  const stop = !ended && CHANGES.has(me.role) && job.type === "SUBMISSION"
+    ? h("button", { class: "danger", id: "stop-job", onclick: () => stopJob(id) }, "Stop job") : null;
+  const facts = [["status", h("span", { class: `state-${job.status}`, id: "job-status" }, job.status)],
+    ["entrypoint", h("code", {}, job.entrypoint || "")], ["submitter", provenance.submitter || "—"],
+    ["runtime env", h("code", {}, JSON.stringify(job.runtime_env || {}))], ["started", when(job.start_time)],
+    ["duration", duration(job.start_time, job.end_time)], ["message", job.message || ""]];
+  const log = document.getElementById("job-log");
+  if (log && log.dataset.job === id) { // refreshed: keep the followed log as it is
+    document.getElementById("job-facts").replaceWith(factsTable(facts));
+    const old = document.getElementById("stop-job");
+    if (old && !stop) old.remove();
+    return;
+  }
+  show(h("h1", {}, `Job ${id}`), factsTable(facts), stop, h("h2", {}, "Log"),
+    h("pre", { id: "job-log", "data-job": id }, ""));
+  if (job.type === "SUBMISSION") followLog(id);
+}
+
+function factsTable(facts) {
+  return h("table", { id: "job-facts" }, facts.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v))));
+}
+
+function followLog(id) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/api/jobs/${encodeURIComponent(id)}/logs/tail`);
+  socket.onmessage = (event) => {
+    const pre = document.getElementById("job-log");
+    if (!pre) return;
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.append(event.data);
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  };
+}
+
+async function stopJob(id) {
+  if (!confirm(`Stop job ${id}?`)) return;
+  try { await api(`/api/jobs/${encodeURIComponent(id)}/stop`, { method: "POST" }); }
+  catch (e) { alert(`Could not stop the job: ${e.message}`); }
+  route();
+}
+
+async function actorsView(params) {
+  const filters = [];
+  if (params.get("state")) filters.push(["state", "=", params.get("state")]);
+  if (params.get("name")) filters.push(["class_name", "=", params.get("name")]);
+  const limit = Number(params.get("limit")) || 100;
+  const actors = await listing("actors", { filters, limit, detail: true });
+  show(h("h1", {}, "Actors"), filterForm("actors", params, [["state", ["", "ALIVE", "PENDING_CREATION", "RESTARTING", "DEAD"]], ["name", null]]),
+    counted(actors),
+    table(["actor", "class", "name", "state", "restarts", "node", "pid", "death cause"], actors.rows.map((a) => h("tr", {},
+      h("td", {}, short(a.actor_id)), h("td", {}, a.class_name), h("td", {}, a.name || ""), stateCell(a.state),
+      h("td", { class: "num" }, a.num_restarts), h("td", {}, short(a.node_id)), h("td", { class: "num" }, a.pid || ""),
+      h("td", {}, a.death_cause ? h("pre", {}, typeof a.death_cause === "string" ? a.death_cause : JSON.stringify(a.death_cause, null, 1)) : "")))));
+}
+
+async function tasksView(params) {
+  const filters = [];
+  for (const key of ["state", "name", "job_id"]) if (params.get(key)) filters.push([key, "=", params.get(key)]);
+  const limit = Number(params.get("limit")) || 100;
+  const tasks = await listing("tasks", { filters, limit });
+  show(h("h1", {}, "Tasks"),
+    filterForm("tasks", params, [["state", ["", "PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT", "SUBMITTED_TO_WORKER", "RUNNING", "FINISHED", "FAILED"]], ["name", null], ["job_id", null]]),
+    counted(tasks),
+    table(["task", "attempt", "name", "state", "type", "node", "pid", "error"], tasks.rows.map((t) => h("tr", {},
+      h("td", {}, h("a", { href: `#/tasks/${t.task_id}` }, short(t.task_id))), h("td", { class: "num" }, t.attempt_number),
+      h("td", {}, t.name), stateCell(t.state), h("td", {}, t.type), h("td", {}, short(t.node_id)),
+      h("td", { class: "num" }, t.worker_pid || ""), h("td", { class: "error" }, t.error_type || "")))));
+}
+
+async function taskView(id) {
+  const attempts = (await listing("tasks", { filters: [["task_id", "=", id]], detail: true })).rows;
+  if (!attempts.length) throw new HttpError(404, `The task-event store has no task ${id}.`);
+  const task = attempts[attempts.length - 1];
+  const parts = [h("h1", {}, `Task ${task.name}`), factsTable([["task id", h("code", {}, task.task_id)], ["attempt", task.attempt_number],
+    ["state", h("span", { class: `state-${task.state}` }, task.state)], ["function", task.func_or_class_name], ["job", task.job_id],
+    ["node", task.node_id || "—"], ["worker pid", task.worker_pid || "—"], ["resources", resources(task.required_resources)]])];
+  if (task.error_message) parts.push(h("h2", {}, `Error: ${task.error_type}`), h("pre", { id: "traceback", class: "error" }, task.error_message));
+  if (!["FINISHED", "FAILED"].includes(task.state)) {
+    const why = await api(`/api/v0/tasks/${encodeURIComponent(id)}/explain`);
+    const lines = why.data.result;
+    parts.push(h("h2", {}, "Why it has not finished"), h("pre", { id: "explanation" }, Array.isArray(lines) ? lines.join("\n") : String(lines)));
+  }
+  show(...parts);
+}
+
+async function groupsView() {
+  const groups = await listing("placement_groups", { limit: 10000, detail: true });
+  show(h("h1", {}, "Placement groups"), table(["group", "name", "state", "bundles"], groups.rows.map((g) => h("tr", {},
+    h("td", {}, short(g.placement_group_id)), h("td", {}, g.name || ""), stateCell(g.state),
+    h("td", {}, (g.bundles || []).map((b) => h("div", {}, `${resources(b.unit_resources)} on `, short(b.node_id))))))));
+}
+
+function counted(list) {
+  return h("p", { class: "muted" }, `${list.rows.length} shown of ${list.matched} matching (${list.total} in all)`);
+}
+
+function filterForm(view, params, fields) {
+  const inputs = fields.map(([name, options]) => options
+    ? h("select", { name }, options.map((o) => h("option", { value: o, selected: params.get(name) === o ? "" : null }, o || `any ${name}`)))
+    : h("input", { name, placeholder: name, value: params.get(name) || "" }));
+  const size = h("select", { name: "limit" }, PAGE_SIZES.map((n) => h("option", { value: n, selected: Number(params.get("limit") || 100) === n ? "" : null }, `${n} rows`)));
+  return h("form", { class: "filters", onsubmit: (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams();
+    for (const el of event.target.elements) if (el.name && el.value) query.set(el.name, el.value);
+    location.hash = `#/${view}?${query}`;
+  } }, inputs, size, h("button", { type: "submit" }, "Filter"));
+}
+
+// -- routing --------------------------------------------------------------------------------
+const VIEWS = [
+  [/^\/?$/, overview, true], [/^\/nodes$/, nodesView, true], [/^\/jobs$/, jobsView, true],
+  [/^\/jobs\/(.+)$/, jobView, true], [/^\/actors$/, actorsView, true], [/^\/tasks$/, tasksView, false],
+  [/^\/tasks\/(.+)$/, taskView, true], [/^\/placement-groups$/, groupsView, true],
+];
+
+async function route() {
+  clearTimeout(timer);
+  const [path, query] = location.hash.slice(1).split("?");
+  if (socket && !path.startsWith("/jobs/")) { socket.close(); socket = null; }
+  for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("active", link.getAttribute("href") === `#${path.split("/").slice(0, 2).join("/")}`);
+  for (const [pattern, view, refresh] of VIEWS) {
+    const match = pattern.exec(path || "/");
+    if (!match) continue;
+    const params = new URLSearchParams(query || "");
+    try {
+      await view(match[1] ? decodeURIComponent(match[1]) : params, params);
+    } catch (e) {
+      if (e.status === 401) return; // on its way to the login
+      show(h("h1", {}, "Error"), h("p", { class: "error" }, e.message)); // tried again below
+    }
+    if (refresh && !document.querySelector("form.filters :focus")) timer = setTimeout(route, REFRESH_MS);
+    return;
+  }
+  show(h("h1", {}, "Not found"), h("p", {}, "There is no such page."));
+}
+
+async function start() {
+  me = await api("/api/session");
+  document.getElementById("who").textContent = `${me.name} (${me.role})`;
+  window.addEventListener("hashchange", () => { if (socket) { socket.close(); socket = null; } route(); });
+  route();
+}
+
+start();
