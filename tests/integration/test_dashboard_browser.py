@@ -39,7 +39,8 @@ ARTIFACTS = Path(
 
 @pytest.fixture(scope="module")
 def head():
-    context = manta.init(num_cpus=2, include_dashboard=True)
+    # Metrics sampled every second, so that a chart's data changes within the test.
+    context = manta.init(num_cpus=2, include_dashboard=True, _system_config={"metrics_history_interval_s": 1})
     yield {
         "url": "http://" + context.dashboard_url,
         "token": Path(context["session_dir"], "token").read_text().strip(),
@@ -51,6 +52,7 @@ def head():
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for CSP errors
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
@@ -132,6 +134,69 @@ def test_every_page_opens_and_shows_the_cluster(browser, head) -> None:
     wait_text(browser, "main", "0 shown of 0 matching")
     manta.util.remove_placement_group(group)
     manta.kill(keeper)
+
+
+def test_the_metrics_charts_update_live(browser, head) -> None:
+    log_in(browser, head)
+    browser.get(head["url"] + "/#/metrics")
+
+    def points() -> int:
+        found = browser.find_elements(By.CSS_SELECTOR, "#chart-cpu[data-points]")
+        return int(found[0].get_attribute("data-points")) if found else 0
+
+    wait_until(lambda: points() >= 1, 30, "the first samples")
+    first = points()
+    wait_until(lambda: points() > first, 30, "a newer sample, without a reload")
+    for chart in ("cpu", "memory", "store", "tasks", "actors"):
+        assert browser.find_elements(By.CSS_SELECTOR, f"#chart-{chart} canvas"), chart
+    screenshot(browser, "metrics")
+
+
+def test_a_workers_log_file_is_listed_and_followed(browser, head) -> None:
+    from manta._private.common.session import worker_log_name
+
+    @manta.remote
+    def say(words):
+        print(words, flush=True)
+        context = manta.get_runtime_context()
+        return context.get_node_id(), context.get_worker_id()
+
+    node_id, worker_id = manta.get(say.remote("seen on the logs page"))
+    name = worker_log_name(worker_id) + ".out"
+    log_in(browser, head)
+    browser.get(head["url"] + "/#/logs")
+    wait_text(browser, "main", name)
+    screenshot(browser, "logs")
+    browser.find_element(By.LINK_TEXT, name).click()
+    wait_text(browser, "#log-file", "seen on the logs page")
+    manta.get(say.options(scheduling_strategy=_on(node_id)).remote("and a line printed after it opened"))
+    wait_text(browser, "#log-file", "and a line printed after it opened")
+
+
+def _on(node_id: str):
+    from manta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id, soft=False)
+
+
+def test_no_page_breaks_the_content_security_policy(browser, head) -> None:
+    """The policy forbids inline styles and scripts: a page that used them would be
+    broken for real users, and the browser says so in its console."""
+    log_in(browser, head)
+    for page in (
+        "/#/",
+        "/#/nodes",
+        "/#/jobs",
+        "/#/actors",
+        "/#/tasks",
+        "/#/placement-groups",
+        "/#/metrics",
+        "/#/logs",
+    ):
+        browser.get(head["url"] + page)
+        wait_text(browser, "main h1", "")
+    violations = [e for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not violations, violations
 
 
 def test_a_running_jobs_log_follows_and_an_admin_may_stop_it(browser, head, tmp_path) -> None:

@@ -66,7 +66,7 @@ class Config:
     # samples the cluster's metrics, and how far back it keeps them, for the dashboard's charts.
     metrics_report_interval_s: float = 5.0
     metrics_history_interval_s: float = 5.0
-    metrics_history_s: float = 600.0
+    metrics_history_s: float = 3600.0
     # Idle workers above the node's CPU count are stopped after this long.
     idle_worker_timeout_s: float = 5.0
     # Workers the node keeps starting at once.

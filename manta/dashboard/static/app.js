@@ -10,6 +10,8 @@ const main = document.getElementById("main");
 let me = { name: "", role: "read" };
 let timer = null; // the current view's refresh
 let socket = null; // a followed job log
+let follow = null; // the AbortController of a followed log file
+let metrics = null; // the metrics view's samples and charts, kept across refreshes
 
 // -- building blocks --------------------------------------------------------------------
 function h(tag, attrs, ...children) {
@@ -79,7 +81,7 @@ function table(headers, rows) {
 function card(label, value, extra) {
   return h("div", { class: "card" }, h("div", { class: "value" }, value), h("div", { class: "label" }, label), extra || null);
 }
-function show(...nodes) { main.replaceChildren(...nodes); }
+function show(...nodes) { main.replaceChildren(...nodes.flat(2).filter((n) => n !== null && n !== undefined)); }
 
 // -- views ----------------------------------------------------------------------------------
 async function overview() {
@@ -233,6 +235,84 @@ async function groupsView() {
     h("td", {}, (g.bundles || []).map((b) => h("div", {}, `${resources(b.unit_resources)} on `, short(b.node_id))))))));
 }
 
+// -- metrics: charts of the head's history, extended every refresh ---------------------
+const COLORS = ["#1565c0", "#2e7d32", "#c62828", "#ef6c00", "#6a1b9a", "#00838f", "#5d4037", "#455a64"];
+const GIB = 2 ** 30;
+const CHARTS = [
+  ["cpu", "CPU used (%)", () => [["all hosts", (s) => s.cpu_percent]]],
+  ["memory", "Memory (GiB)", () => [["used", (s) => s.mem_used_bytes / GIB], ["total", (s) => s.mem_total_bytes / GIB]]],
+  ["store", "Object store (GiB)", () => [["used", (s) => s.object_store_used_bytes / GIB], ["spilled", (s) => s.spilled_bytes / GIB]]],
+  ["tasks", "Tasks by state", (samples) => byState(samples, "tasks")],
+  ["actors", "Actors by state", (samples) => byState(samples, "actors")],
+];
+
+function byState(samples, key) {
+  const states = [...new Set(samples.flatMap((s) => Object.keys(s[key] || {})))].sort();
+  return states.map((state) => [state, (s) => (s[key] || {})[state] || 0]);
+}
+
+async function metricsView() {
+  const fresh = !document.getElementById("charts");
+  if (fresh) metrics = { samples: [], charts: {} };
+  const since = metrics.samples.length ? `?since=${metrics.samples[metrics.samples.length - 1].time}` : "";
+  const history = await api(`/api/v0/metrics/history${since}`);
+  metrics.samples.push(...history.samples);
+  const keep = metrics.samples.length - Math.ceil(history.window_s / history.interval_s);
+  if (keep > 0) metrics.samples.splice(0, keep);
+  if (fresh) {
+    show(h("h1", {}, "Metrics"), h("p", { class: "muted" },
+      `The cluster sampled every ${history.interval_s} s, for the last ${history.window_s / 60} min; live.`),
+      h("div", { id: "charts", class: "charts" }, CHARTS.map(([id, title]) => h("div", { class: "chart", id: `chart-${id}` }, h("h2", {}, title)))));
+  }
+  for (const [id, , lines] of CHARTS) drawChart(id, lines(metrics.samples));
+}
+
+function drawChart(id, lines) {
+  const box = document.getElementById(`chart-${id}`);
+  const data = [metrics.samples.map((s) => s.time), ...lines.map(([, get]) => metrics.samples.map(get))];
+  box.dataset.points = String(metrics.samples.length);
+  const labels = lines.map(([label]) => label).join("|");
+  const chart = metrics.charts[id];
+  if (chart && chart.labels === labels) { chart.plot.setData(data); return; }
+  if (chart) chart.plot.destroy();
+  const series = [{}, ...lines.map(([label], i) => ({ label, stroke: COLORS[i % COLORS.length], width: 2 }))];
+  const plot = new uPlot({ width: Math.max(box.clientWidth - 8, 300), height: 220, series, scales: { x: { time: true } } }, data, box);
+  metrics.charts[id] = { plot, labels };
+}
+
+// -- logs: any node's files, and one followed as it grows ---------------------------------
+async function logsView(params) {
+  const nodes = (await listing("nodes", { limit: 10000 })).rows.filter((n) => n.state === "ALIVE");
+  const nodeId = params.get("node_id") || (nodes.find((n) => n.is_head_node) || nodes[0] || {}).node_id;
+  const body = await api(`/api/v0/logs?node_id=${encodeURIComponent(nodeId)}`);
+  const picker = h("select", { onchange: (e) => { location.hash = `#/logs?node_id=${e.target.value}`; } },
+    nodes.map((n) => h("option", { value: n.node_id, selected: n.node_id === nodeId ? "" : null }, `${n.node_id.slice(0, 12)} (${n.node_ip})`)));
+  const groups = Object.entries(body.data.result).filter(([, names]) => names.length);
+  show(h("h1", {}, "Logs"), h("p", {}, "Node ", picker),
+    groups.map(([category, names]) => [h("h2", {}, category), h("ul", {}, names.map((name) => h("li", {},
+      h("a", { href: `#/logs/${nodeId}/${encodeURIComponent(name)}` }, name))))]));
+}
+
+async function logFileView(_match, params) {
+  const [nodeId, name] = [params.get("node"), params.get("file")];
+  show(h("h1", {}, name), h("p", { class: "muted" }, `node ${nodeId}: the last 1000 lines, then what is written to it`),
+    h("pre", { id: "log-file" }, ""));
+  follow = new AbortController();
+  const query = new URLSearchParams({ node_id: nodeId, filename: name, lines: "1000" });
+  const response = await fetch(`/api/v0/logs/stream?${query}`, { credentials: "same-origin", signal: follow.signal });
+  if (!response.ok) throw new HttpError(response.status, (await response.json()).error);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const pre = document.getElementById("log-file");
+  for (;;) {
+    const { value, done } = await reader.read().catch(() => ({ done: true }));
+    if (done) break;
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.append(decoder.decode(value, { stream: true }));
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  }
+}
+
 function counted(list) {
   return h("p", { class: "muted" }, `${list.rows.length} shown of ${list.matched} matching (${list.total} in all)`);
 }
@@ -255,17 +335,20 @@ const VIEWS = [
   [/^\/?$/, overview, true], [/^\/nodes$/, nodesView, true], [/^\/jobs$/, jobsView, true],
   [/^\/jobs\/(.+)$/, jobView, true], [/^\/actors$/, actorsView, true], [/^\/tasks$/, tasksView, false],
   [/^\/tasks\/(.+)$/, taskView, true], [/^\/placement-groups$/, groupsView, true],
+  [/^\/metrics$/, metricsView, true], [/^\/logs$/, logsView, false], [/^\/logs\/([^/]+)\/(.+)$/, logFileView, false],
 ];
 
 async function route() {
   clearTimeout(timer);
   const [path, query] = location.hash.slice(1).split("?");
   if (socket && !path.startsWith("/jobs/")) { socket.close(); socket = null; }
+  if (follow) { follow.abort(); follow = null; }
   for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("active", link.getAttribute("href") === `#${path.split("/").slice(0, 2).join("/")}`);
   for (const [pattern, view, refresh] of VIEWS) {
     const match = pattern.exec(path || "/");
     if (!match) continue;
     const params = new URLSearchParams(query || "");
+    if (match[2]) { params.set("node", match[1]); params.set("file", decodeURIComponent(match[2])); }
     try {
       await view(match[1] ? decodeURIComponent(match[1]) : params, params);
     } catch (e) {
