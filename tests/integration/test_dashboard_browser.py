@@ -74,11 +74,11 @@ def wait_text(browser, css: str, words: str, timeout: float = 30) -> str:
     return str(browser.find_element(By.CSS_SELECTOR, css).text)
 
 
-def log_in(browser, head) -> None:
+def log_in(browser, head, as_whom: str = "cluster (admin)") -> None:
     browser.get(head["url"] + "/login")
     browser.find_element(By.ID, "token").send_keys(head["token"])
     browser.find_element(By.CSS_SELECTOR, "form button").click()
-    wait_text(browser, "#who", "cluster (admin)")
+    wait_text(browser, "#who", as_whom)
 
 
 def submit(head, code: str) -> str:
@@ -133,7 +133,16 @@ def test_every_page_opens_and_shows_the_cluster(browser, head) -> None:
     browser.get(head["url"] + "/#/actors?state=DEAD")
     wait_text(browser, "main", "0 shown of 0 matching")
     manta.util.remove_placement_group(group)
-    manta.kill(keeper)
+    # An admin may kill an actor from its row.
+    browser.get(head["url"] + "/#/actors?name=Keeper")
+    kill = WebDriverWait(browser, 30).until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, f"button[data-kill='{keeper._actor_id.hex()}']"))
+    )
+    kill.click()
+    browser.switch_to.alert.accept()
+    wait_text(browser, "main table", "DEAD")
+    with pytest.raises(manta.exceptions.RayActorError):
+        manta.get(keeper.ping.remote())
 
 
 def test_the_metrics_charts_update_live(browser, head) -> None:
@@ -219,6 +228,41 @@ def test_a_running_jobs_log_follows_and_an_admin_may_stop_it(browser, head, tmp_
     browser.switch_to.alert.accept()
     wait_until(lambda: job_status(head, job) == "STOPPED", 60, "the job to stop")
     wait_text(browser, "#job-status", "STOPPED")
+
+
+def test_a_read_session_is_shown_no_controls(browser, head) -> None:
+    import json
+    import urllib.request
+
+    made = urllib.request.Request(
+        head["url"] + "/api/tokens",
+        data=json.dumps({"role": "read", "name": "browser-viewer"}).encode(),
+        headers={"Authorization": f"Bearer {head['token']}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(made, timeout=30) as reply:
+        viewer = json.loads(reply.read())["token"]
+    job = submit(head, "import time; print('running', flush=True); time.sleep(600)")
+    wait_until(lambda: job_status(head, job) == "RUNNING", 60, "the job to run")
+
+    @manta.remote
+    class Watched:
+        def ping(self):
+            return 1
+
+    watched = Watched.remote()  # alive: an admin would see a Kill button on its row
+    manta.get(watched.ping.remote())
+    log_in(browser, {**head, "token": viewer}, as_whom="browser-viewer (read)")
+    browser.get(f"{head['url']}/#/jobs/{job}")
+    wait_text(browser, "#job-status", "RUNNING")
+    assert not browser.find_elements(By.ID, "stop-job")
+    browser.get(f"{head['url']}/#/actors?state=ALIVE")
+    wait_text(browser, "main table", "Watched")
+    assert not browser.find_elements(By.CSS_SELECTOR, "button[data-kill]")
+    manta.kill(watched)
+    from manta.job_submission import JobSubmissionClient
+
+    JobSubmissionClient(head["url"], headers={"Authorization": f"Bearer {head['token']}"}).stop_job(job)
 
 
 def test_a_failed_tasks_traceback_and_a_pending_tasks_explanation(browser, head) -> None:

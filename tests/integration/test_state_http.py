@@ -180,3 +180,33 @@ def test_a_submitted_job_is_gotten_by_its_submission_id(api, client):
     assert sid in {j.submission_id for j in list_jobs(filters=[("type", "=", "SUBMISSION")])}
     status, body = request(api, "GET", f"/api/v0/jobs/{sid}")
     assert status == 200 and body["data"]["result"]["submission_id"] == sid
+
+
+def test_an_actor_is_killed_over_http_by_a_submit_role_and_the_kill_is_audited(api):
+    @ray.remote(max_restarts=1)
+    class Victim:
+        def ping(self):
+            return "pong"
+
+    victim = Victim.remote()
+    assert ray.get(victim.ping.remote()) == "pong"
+    actor_id = victim._actor_id.hex()
+    status, body = request(api, "POST", "/api/tokens", {"role": "read", "name": "kill-viewer"})
+    assert status == 200, body
+    status, body = request(api, "POST", f"/api/v0/actors/{actor_id}/kill", token=body["token"])
+    assert status == 403 and "needs the 'submit' role" in body["error"]
+    for bad, words in (("nothex", "is not an actor id"), ("ab" * 3, "is not an actor id")):
+        status, body = request(api, "POST", f"/api/v0/actors/{bad}/kill")
+        assert status == 400 and words in body["error"], body
+    status, body = request(api, "POST", f"/api/v0/actors/{'0' * len(actor_id)}/kill")
+    assert status == 404 and "there is no actor" in body["error"], body
+    status, body = request(api, "POST", f"/api/v0/actors/{actor_id}/kill?no_restart=maybe")
+    assert status == 400 and "no_restart must be true or false" in body["error"]
+    status, body = request(api, "POST", f"/api/v0/actors/{actor_id}/kill")
+    assert (status, body) == (200, {"killed": True})
+    with pytest.raises(ray.exceptions.RayActorError):  # not restarted, though it had a restart left
+        ray.get(victim.ping.remote())
+    status, events = request(api, "GET", "/api/audit?limit=10000")
+    assert status == 200
+    kills = [e for e in events if e["event"] == "actor_kill"]
+    assert kills and kills[-1]["actor_id"] == actor_id and kills[-1]["by"] == "cluster", kills

@@ -9,7 +9,7 @@ from manta.dashboard.routing import Route
 
 
 def all_routes(jobs: JobManager, gcs: GcsLink, max_upload: int, metrics: ClusterMetrics) -> list[Route]:
-    from manta.dashboard.routes import audit, logs, packages, state, tokens, version
+    from manta.dashboard.routes import actors, audit, logs, packages, state, tokens, version
     from manta.dashboard.routes import jobs as job_routes
     from manta.dashboard.routes import metrics as metric_routes
 
@@ -20,6 +20,7 @@ def all_routes(jobs: JobManager, gcs: GcsLink, max_upload: int, metrics: Cluster
         *tokens.routes(gcs),
         *audit.routes(gcs),
         *state.routes(gcs),
+        *actors.routes(gcs),
         *logs.routes(gcs),
         *metric_routes.routes(metrics),
     ]

@@ -5,7 +5,7 @@
 
 const REFRESH_MS = 2000;
 const PAGE_SIZES = [50, 100, 500, 1000];
-const CHANGES = new Set(["submit", "admin"]); // roles that may stop jobs
+const CHANGES = new Set(["submit", "admin"]); // roles that may stop jobs and kill actors
 const main = document.getElementById("main");
 let me = { name: "", role: "read" };
 let timer = null; // the current view's refresh
@@ -192,10 +192,19 @@ async function actorsView(params) {
   const actors = await listing("actors", { filters, limit, detail: true });
   show(h("h1", {}, "Actors"), filterForm("actors", params, [["state", ["", "ALIVE", "PENDING_CREATION", "RESTARTING", "DEAD"]], ["name", null]]),
     counted(actors),
-    table(["actor", "class", "name", "state", "restarts", "node", "pid", "death cause"], actors.rows.map((a) => h("tr", {},
+    table(["actor", "class", "name", "state", "restarts", "node", "pid", "death cause", ""], actors.rows.map((a) => h("tr", {},
       h("td", {}, short(a.actor_id)), h("td", {}, a.class_name), h("td", {}, a.name || ""), stateCell(a.state),
       h("td", { class: "num" }, a.num_restarts), h("td", {}, short(a.node_id)), h("td", { class: "num" }, a.pid || ""),
-      h("td", {}, a.death_cause ? h("pre", {}, typeof a.death_cause === "string" ? a.death_cause : JSON.stringify(a.death_cause, null, 1)) : "")))));
+      h("td", {}, a.death_cause ? h("pre", {}, typeof a.death_cause === "string" ? a.death_cause : JSON.stringify(a.death_cause, null, 1)) : ""),
+      h("td", {}, CHANGES.has(me.role) && a.state !== "DEAD"
+        ? h("button", { class: "danger", "data-kill": a.actor_id, onclick: () => killActor(a) }, "Kill") : "")))));
+}
+
+async function killActor(actor) {
+  if (!confirm(`Kill actor ${actor.class_name} ${actor.actor_id}?`)) return;
+  try { await api(`/api/v0/actors/${actor.actor_id}/kill`, { method: "POST" }); }
+  catch (e) { alert(`Could not kill the actor: ${e.message}`); }
+  route();
 }
 
 async function tasksView(params) {
