@@ -30,7 +30,7 @@ from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection
 from manta.dashboard.gcs_link import GcsLink
-from manta.dashboard.metrics_history import MetricsHistory, summarize
+from manta.dashboard.metrics_history import MetricsHistory, node_usage, summarize
 
 logger = logging.getLogger("manta.dashboard")
 
@@ -49,6 +49,7 @@ class ClusterMetrics:
         self._nodes: dict[NodeID, Connection] = {}  # open connections, to live nodes only
         self.history = MetricsHistory(config.metrics_history_s, config.metrics_history_interval_s)
         self._gathering: asyncio.Future[list[Metric]] | None = None
+        self.nodes: dict[str, dict[str, float]] = {}  # each node's use at the last sample
         self._gathered_at = -_FRESH_S
         self._log = RateLimitedLog(self._clock.monotonic)
 
@@ -118,6 +119,7 @@ class ClusterMetrics:
             try:
                 families = await self.families(max_age=0.0)
                 self.history.add(await asyncio.to_thread(summarize, families, self._clock.time()))
+                self.nodes = await asyncio.to_thread(node_usage, families)
             except Exception as e:  # the gcs restarting, say: the next sample comes anyway
                 self._log.log(logger, f"metrics: no history sample: {e}")
             elapsed = self._clock.monotonic() - started

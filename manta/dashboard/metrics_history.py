@@ -65,6 +65,39 @@ def summarize(families: Iterable[Any], now: float) -> Sample:
     )
 
 
+def node_usage(families: Iterable[Any]) -> dict[str, dict[str, float]]:
+    """Each node's latest use, by node id (hex): its host's CPU and memory (nodes that
+    share a host show the same), its object store's use and capacity, what it spilled."""
+    nodes: dict[str, dict[str, float]] = {}
+    for fam in families:
+        for s in fam.samples:
+            node = s.labels.get("NodeId")
+            if not node:
+                continue
+            field_name = _NODE_FIELDS.get(s.name)
+            if (
+                field_name is None
+                and s.name == "ray_object_store_memory"
+                and s.labels.get("Location") == "SPILLED"
+            ):
+                field_name = "spilled_bytes"
+            if field_name is not None:
+                nodes.setdefault(node, {})[field_name] = s.value
+    for usage in nodes.values():
+        usage["object_store_capacity_bytes"] = usage.get("object_store_used_bytes", 0.0) + usage.pop(
+            "object_store_available_bytes", 0.0
+        )
+    return nodes
+
+
+_NODE_FIELDS = {
+    "ray_node_cpu_utilization": "cpu_percent",
+    "ray_node_cpu_count": "cpu_count",
+    "ray_node_mem_used": "mem_used_bytes",
+    "ray_node_mem_total": "mem_total_bytes",
+    "ray_object_store_used_memory": "object_store_used_bytes",
+    "ray_object_store_available_memory": "object_store_available_bytes",
+}
 _HOST_SERIES = frozenset(
     {"ray_node_cpu_utilization", "ray_node_cpu_count", "ray_node_mem_used", "ray_node_mem_total"}
 )

@@ -119,7 +119,7 @@ def test_every_page_opens_and_shows_the_cluster(browser, head) -> None:
     log_in(browser, head)
     pages = {
         "overview": ("/#/", "#overview-cards", "nodes alive"),
-        "nodes": ("/#/nodes", "main table", "ALIVE"),
+        "nodes": ("/#/nodes", "main table", " of "),  # its use, from the metrics
         "jobs": ("/#/jobs", "main", "Jobs"),
         "actors": ("/#/actors", "main table", "Keeper"),
         "tasks": ("/#/tasks", "main table", "Keeper.ping"),

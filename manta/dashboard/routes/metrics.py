@@ -35,7 +35,17 @@ def routes(metrics: ClusterMetrics) -> list[Route]:
     async def metrics_history(request: web.Request) -> web.Response:
         return json_response(metrics.history_json(_since(request.query.get("since"))))
 
+    async def node_use(request: web.Request) -> web.Response:
+        return json_response(metrics.nodes)
+
     return [
+        Route(
+            "GET",
+            "/api/v0/metrics/nodes",
+            node_use,
+            "Each node's use at the last sample, by node id: its host's CPU and memory, its object "
+            "store's use and capacity, and the bytes it spilled.",
+        ),
         Route(
             "GET",
             "/metrics",
@@ -47,7 +57,7 @@ def routes(metrics: ClusterMetrics) -> list[Route]:
             "GET",
             "/api/v0/metrics/history",
             metrics_history,
-            "The last minutes of cluster-wide CPU, memory, object store use, and tasks and actors by "
+            "The last hour of cluster-wide CPU, memory, object store use, and tasks and actors by "
             "state, sampled every few seconds; ?since= (seconds since the epoch) returns only newer samples.",
         ),
     ]

@@ -66,7 +66,8 @@ function duration(startMs, endMs) {
   return s < 120 ? `${s.toFixed(1)} s` : s < 7200 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`;
 }
 function resources(map) {
-  return Object.entries(map || {}).filter(([k]) => !k.startsWith("node:"))
+  // (A placement group's bundles show as resources of their own: they are on its page.)
+  return Object.entries(map || {}).filter(([k]) => !k.startsWith("node:") && !/_group_/.test(k))
     .map(([k, v]) => (k.includes("memory") ? `${k}: ${bytes(v)}` : `${k}: ${v}`)).join(", ");
 }
 function bar(used, total) {
@@ -115,14 +116,20 @@ async function overview() {
 }
 
 async function nodesView() {
-  const [nodes, workers] = await Promise.all([listing("nodes", { limit: 10000 }), listing("workers", { limit: 10000 })]);
+  const [nodes, workers, use] = await Promise.all([
+    listing("nodes", { limit: 10000 }), listing("workers", { limit: 10000 }), api("/api/v0/metrics/nodes")]);
   const count = {};
   for (const w of workers.rows) if (w.is_alive) count[w.node_id] = (count[w.node_id] || 0) + 1;
-  show(h("h1", {}, "Nodes"), table(["node", "address", "state", "resources", "labels", "workers", "started"],
-    nodes.rows.map((n) => h("tr", {}, h("td", {}, short(n.node_id), n.is_head_node ? " (head)" : ""), h("td", {}, n.node_ip),
+  const usage = (n, render) => (use[n.node_id] ? render(use[n.node_id]) : "—");
+  show(h("h1", {}, "Nodes"), table(["node", "address", "state", "resources", "CPU", "memory", "object store", "spilled", "workers", "labels"],
+    nodes.rows.map((n) => h("tr", { "data-node": n.node_id }, h("td", {}, short(n.node_id), n.is_head_node ? " (head)" : ""), h("td", {}, n.node_ip),
       stateCell(n.state), h("td", {}, resources(n.resources_total)),
-      h("td", {}, Object.entries(n.labels || {}).filter(([k]) => !k.startsWith("ray.io/")).map(([k, v]) => `${k}=${v}`).join(", ")),
-      h("td", { class: "num" }, count[n.node_id] || 0), h("td", {}, when(n.start_time_ms))))));
+      h("td", {}, usage(n, (u) => bar(u.cpu_percent || 0, 100))),
+      h("td", {}, usage(n, (u) => h("span", {}, bar(u.mem_used_bytes, u.mem_total_bytes), ` of ${bytes(u.mem_total_bytes)}`))),
+      h("td", {}, usage(n, (u) => h("span", {}, bar(u.object_store_used_bytes, u.object_store_capacity_bytes), ` of ${bytes(u.object_store_capacity_bytes)}`))),
+      h("td", { class: "num" }, usage(n, (u) => bytes(u.spilled_bytes || 0))),
+      h("td", { class: "num" }, count[n.node_id] || 0),
+      h("td", {}, Object.entries(n.labels || {}).filter(([k]) => !k.startsWith("ray.io/")).map(([k, v]) => `${k}=${v}`).join(", "))))));
 }
 
 function jobTable(jobs) {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from manta._private.common import exposition as ex
 from manta._private.common import metric_defs as md
-from manta.dashboard.metrics_history import MetricsHistory, Sample, summarize
+from manta.dashboard.metrics_history import MetricsHistory, Sample, node_usage, summarize
 
 D, G = md.NODE_METRICS, md.GCS_METRICS
 
@@ -89,3 +89,29 @@ def test_the_history_keeps_its_window_and_answers_since() -> None:
         "tasks",
         "actors",
     }
+
+
+def test_each_nodes_use_is_its_own_and_its_hosts() -> None:
+    families, _ = ex.merge([gcs(), node("a", "h1", 50, 10), node("c", "h2", 0, 30)])
+    usage = node_usage(families)
+    assert usage == {
+        "a": {
+            "cpu_percent": 50,
+            "cpu_count": 4,
+            "mem_used_bytes": 1000,
+            "mem_total_bytes": 8000,
+            "object_store_used_bytes": 10,
+            "object_store_capacity_bytes": 100,
+            "spilled_bytes": 5,
+        },
+        "c": {
+            "cpu_percent": 0,
+            "cpu_count": 4,
+            "mem_used_bytes": 1000,
+            "mem_total_bytes": 8000,
+            "object_store_used_bytes": 30,
+            "object_store_capacity_bytes": 100,
+            "spilled_bytes": 5,
+        },
+    }
+    assert node_usage(gcs()) == {}  # the gcs's series name no node
