@@ -131,7 +131,7 @@ def test_every_page_opens_and_shows_the_cluster(browser, head) -> None:
         screenshot(browser, name)
     # Server-side filters: only what matches comes back.
     browser.get(head["url"] + "/#/actors?state=DEAD")
-    wait_text(browser, "main", "0 shown of 0 matching")
+    wait_text(browser, "#shown", "rows 0-0 of 0 matching")
     manta.util.remove_placement_group(group)
     # An admin may kill an actor from its row.
     browser.get(head["url"] + "/#/actors?name=Keeper")
@@ -143,6 +143,29 @@ def test_every_page_opens_and_shows_the_cluster(browser, head) -> None:
     wait_text(browser, "main table", "DEAD")
     with pytest.raises(manta.exceptions.RayActorError):
         manta.get(keeper.ping.remote())
+
+
+def test_the_tasks_table_is_paged_and_filtered_on_the_server(browser, head) -> None:
+    @manta.remote
+    def paged(i):
+        return i
+
+    refs = [paged.remote(i) for i in range(25)]
+    manta.get(refs)
+    by_name = [("name", "=", "paged")]
+    wait_until(
+        lambda: len(manta.util.state.list_tasks(filters=by_name, limit=100)) == 25, 30, "their records"
+    )
+    log_in(browser, head)
+    browser.get(head["url"] + "/#/tasks?name=paged&limit=10")
+    wait_text(browser, "#shown", "rows 1-10 of 25 matching")
+    first = browser.find_element(By.CSS_SELECTOR, "main table tbody").text
+    browser.find_element(By.ID, "next-page").click()
+    wait_text(browser, "#shown", "rows 11-20 of 25 matching")
+    assert browser.find_element(By.CSS_SELECTOR, "main table tbody").text != first
+    browser.find_element(By.ID, "next-page").click()
+    wait_text(browser, "#shown", "rows 21-25 of 25 matching")
+    assert not browser.find_elements(By.ID, "next-page") and browser.find_elements(By.ID, "previous-page")
 
 
 def test_the_metrics_charts_update_live(browser, head) -> None:

@@ -210,3 +210,27 @@ def test_an_actor_is_killed_over_http_by_a_submit_role_and_the_kill_is_audited(a
     assert status == 200
     kills = [e for e in events if e["event"] == "actor_kill"]
     assert kills and kills[-1]["actor_id"] == actor_id and kills[-1]["by"] == "cluster", kills
+
+
+def test_listings_are_paged_with_an_offset(api):
+    refs = [double.remote(i) for i in range(6)]
+    ray.get(refs)
+    wanted = {r.task_id().hex() for r in refs}
+    by_name = [("func_or_class_name", "=", "double")]  # their owner's definitions are in, too
+    wait_until(lambda: wanted <= {t.task_id for t in ray.util.state.list_tasks(filters=by_name, limit=10000)})
+    base = dict(filter_keys="func_or_class_name", filter_predicates="=", filter_values="double", limit=4)
+    pages = [
+        request(api, "GET", "/api/v0/tasks?" + query(**base, offset=offset))[1]["data"]["result"]
+        for offset in (0, 4)
+    ]
+    first, second = ([r["task_id"] for r in page["result"]] for page in pages)
+    assert (
+        len(first) == 4
+        and not set(first) & set(second)
+        and pages[0]["num_filtered"] == len(first) + len(second)
+    )
+    status, body = request(api, "GET", "/api/v0/actors?offset=-1")
+    assert status == 400 and "offset" in body["error"]
+    everything = request(api, "GET", "/api/v0/workers?limit=1000")[1]["data"]["result"]["result"]
+    tail = request(api, "GET", "/api/v0/workers?limit=1000&offset=1")[1]["data"]["result"]["result"]
+    assert [w["worker_id"] for w in tail] == [w["worker_id"] for w in everything[1:]]

@@ -208,7 +208,8 @@ class GcsService:
         filters = [tuple(f) for f in msg.filters if isinstance(f, list) and len(f) == 3]
         if len(filters) != len(msg.filters):
             raise ValueError("each filter is [column, operator, value]")
-        listing = self.task_events.query(filters, min(max(msg.limit, 0), te.MAX_LIMIT), msg.detail)
+        limit = min(max(msg.limit, 0), te.MAX_LIMIT)
+        listing = self.task_events.query(filters, limit, msg.detail, max(msg.offset, 0))
         return m.TaskListing(listing.records, listing.total, listing.matched, listing.dropped)
 
     def _h_register_node(self, conn: Connection, msg: m.RegisterNode) -> None:

@@ -275,16 +275,17 @@ class TaskEventStore:
             if n
         }
 
-    def query(self, filters: list[Filter], limit: int, detail: bool) -> Listing:
-        """Rows passing every filter, oldest first, at most ``limit`` of them as records.
-        Raises ValueError for an unknown column or operator (naming the valid ones)."""
+    def query(self, filters: list[Filter], limit: int, detail: bool, offset: int = 0) -> Listing:
+        """Rows passing every filter, oldest first, at most ``limit`` of them as records
+        after the first ``offset``. Raises ValueError for an unknown column or operator
+        (naming the valid ones)."""
         tests = [_test(f) for f in filters]
         matched = 0
         chosen: list[TaskRow] = []
         for row in self._rows.values():
             if all(test(row) for test in tests):
                 matched += 1
-                if len(chosen) < limit:
+                if matched > offset and len(chosen) < limit:
                     chosen.append(row)
         return Listing(
             [record(row, detail) for row in chosen],

@@ -7,7 +7,7 @@ detail ones it was not asked for). Any caller with the read role may."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -21,9 +21,17 @@ from manta.util.state.api import task_id_of
 _LISTED = ("actors", "nodes", "workers", "placement_groups", "objects", "jobs", "runtime_envs")
 
 
-def listing_query(resource: str, request: web.Request) -> tuple[list[common.Filter], int, bool, list[str]]:
-    """(filters, limit, detail, warnings) from a listing's query parameters; RequestError
-    for what cannot be answered, naming what can."""
+class ListingQuery(NamedTuple):
+    filters: list[common.Filter]
+    limit: int
+    offset: int  # a Manta extension (Ray's API has none): pages of a long listing
+    detail: bool
+    warnings: list[str]
+
+
+def listing_query(resource: str, request: web.Request) -> ListingQuery:
+    """A listing's query parameters; RequestError for what cannot be answered, naming
+    what can."""
     query = request.query
     keys, ops, values = (
         query.getall(name, []) for name in ("filter_keys", "filter_predicates", "filter_values")
@@ -39,7 +47,8 @@ def listing_query(resource: str, request: web.Request) -> tuple[list[common.Filt
     except ValueError as e:
         raise RequestError(str(e)) from None
     detail = query.get("detail", "false").lower() in ("1", "true", "yes")
-    return filters, limit, detail, [warning] if warning else []
+    offset = int_query(request, "offset", 0, 0, 2**62)
+    return ListingQuery(filters, limit, offset, detail, [warning] if warning else [])
 
 
 def _answer(result: Any) -> web.Response:
@@ -61,9 +70,10 @@ def _listed(rows: list[Any], total: int, matched: int, warnings: list[str]) -> w
 
 def _list_tasks(gcs: GcsLink) -> Handler:
     async def list_tasks(request: web.Request) -> web.Response:
-        filters, limit, detail, warnings = listing_query("tasks", request)
-        wire = [[k, op, str(v)] for k, op, v in filters]
-        listing: m.TaskListing = await gcs.call(m.ListTasks(wire, limit, detail))
+        q = listing_query("tasks", request)
+        warnings = q.warnings
+        wire = [[k, op, str(v)] for k, op, v in q.filters]
+        listing: m.TaskListing = await gcs.call(m.ListTasks(wire, q.limit, q.detail, q.offset))
         if listing.dropped:
             warnings.append(f"{listing.dropped} task events were dropped before they reached the store")
         return _listed(listing.records, listing.total, listing.matched, warnings)
@@ -73,10 +83,10 @@ def _list_tasks(gcs: GcsLink) -> Handler:
 
 def _lister(gcs: GcsLink, resource: str) -> Handler:
     async def list_resource(request: web.Request) -> web.Response:
-        filters, limit, _detail, warnings = listing_query(resource, request)
+        q = listing_query(resource, request)
         rows = await gcs.gatherer().rows(resource)
-        chosen, matched = common.select(rows, filters, limit)
-        return _listed(list(chosen), len(rows), matched, warnings)
+        chosen, matched = common.select(rows, q.filters, q.limit, q.offset)
+        return _listed(list(chosen), len(rows), matched, q.warnings)
 
     return list_resource
 
@@ -128,7 +138,7 @@ def _explain(gcs: GcsLink) -> Handler:
 
 
 _FILTERS_DOC = (
-    "?limit= (default 100, at most 10000), ?detail=true, and filters as repeated "
+    "?limit= (default 100, at most 10000), ?offset= (skip that many: pages), ?detail=true, and filters as repeated "
     "?filter_keys=&filter_predicates=&filter_values= (= or !=) on any field of the records."
 )
 

@@ -39,15 +39,15 @@ async function api(path, options) {
   return body;
 }
 
-// A state-API listing: {rows, total, matched}.
-async function listing(resource, { filters = [], limit = 100, detail = false } = {}) {
-  const query = new URLSearchParams({ limit: String(limit), detail: String(detail) });
+// A state-API listing: {rows, total, matched, offset}.
+async function listing(resource, { filters = [], limit = 100, detail = false, offset = 0 } = {}) {
+  const query = new URLSearchParams({ limit: String(limit), detail: String(detail), offset: String(offset) });
   for (const [key, op, value] of filters) {
     query.append("filter_keys", key); query.append("filter_predicates", op); query.append("filter_values", value);
   }
   const body = await api(`/api/v0/${resource}?${query}`);
   const result = body.data.result;
-  return { rows: result.result, total: result.total, matched: result.num_filtered };
+  return { rows: result.result, total: result.total, matched: result.num_filtered, offset };
 }
 
 function stateCell(state) { return h("td", { class: `state-${state}` }, state); }
@@ -196,9 +196,9 @@ async function actorsView(params) {
   if (params.get("state")) filters.push(["state", "=", params.get("state")]);
   if (params.get("name")) filters.push(["class_name", "=", params.get("name")]);
   const limit = Number(params.get("limit")) || 100;
-  const actors = await listing("actors", { filters, limit, detail: true });
+  const actors = await listing("actors", { filters, limit, detail: true, offset: Number(params.get("offset")) || 0 });
   show(h("h1", {}, "Actors"), filterForm("actors", params, [["state", ["", "ALIVE", "PENDING_CREATION", "RESTARTING", "DEAD"]], ["name", null]]),
-    counted(actors),
+    pager("actors", params, actors, limit),
     table(["actor", "class", "name", "state", "restarts", "node", "pid", "death cause", ""], actors.rows.map((a) => h("tr", {},
       h("td", {}, short(a.actor_id)), h("td", {}, a.class_name), h("td", {}, a.name || ""), stateCell(a.state),
       h("td", { class: "num" }, a.num_restarts), h("td", {}, short(a.node_id)), h("td", { class: "num" }, a.pid || ""),
@@ -218,10 +218,10 @@ async function tasksView(params) {
   const filters = [];
   for (const key of ["state", "name", "job_id"]) if (params.get(key)) filters.push([key, "=", params.get(key)]);
   const limit = Number(params.get("limit")) || 100;
-  const tasks = await listing("tasks", { filters, limit });
+  const tasks = await listing("tasks", { filters, limit, offset: Number(params.get("offset")) || 0 });
   show(h("h1", {}, "Tasks"),
     filterForm("tasks", params, [["state", ["", "PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT", "SUBMITTED_TO_WORKER", "RUNNING", "FINISHED", "FAILED"]], ["name", null], ["job_id", null]]),
-    counted(tasks),
+    pager("tasks", params, tasks, limit),
     table(["task", "attempt", "name", "state", "type", "node", "pid", "error"], tasks.rows.map((t) => h("tr", {},
       h("td", {}, h("a", { href: `#/tasks/${t.task_id}` }, short(t.task_id))), h("td", { class: "num" }, t.attempt_number),
       h("td", {}, t.name), stateCell(t.state), h("td", {}, t.type), h("td", {}, short(t.node_id)),
@@ -329,8 +329,14 @@ async function logFileView(_match, params) {
   }
 }
 
-function counted(list) {
-  return h("p", { class: "muted" }, `${list.rows.length} shown of ${list.matched} matching (${list.total} in all)`);
+// "rows 101-200 of 5,000 matching (100,000 in all)", with the pages before and after.
+function pager(view, params, list, limit) {
+  const page = (offset) => { const q = new URLSearchParams(params); q.set("offset", String(Math.max(offset, 0))); return `#/${view}?${q}`; };
+  const first = list.rows.length ? list.offset + 1 : 0;
+  return h("div", { class: "pager" },
+    list.offset > 0 ? h("a", { href: page(list.offset - limit), id: "previous-page" }, "← previous") : null,
+    h("span", { class: "muted", id: "shown" }, `rows ${first}-${list.offset + list.rows.length} of ${list.matched.toLocaleString()} matching (${list.total.toLocaleString()} in all)`),
+    list.offset + list.rows.length < list.matched ? h("a", { href: page(list.offset + limit), id: "next-page" }, "next →") : null);
 }
 
 function filterForm(view, params, fields) {

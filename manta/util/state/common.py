@@ -271,11 +271,12 @@ def matches(have: Any, op: str, value: Any) -> bool:
 
 
 def select(
-    rows: Iterable[Mapping[str, Any]], filters: list[Filter], limit: int
+    rows: Iterable[Mapping[str, Any]], filters: list[Filter], limit: int, offset: int = 0
 ) -> tuple[list[Mapping[str, Any]], int]:
-    """The rows passing every filter, at most ``limit``, and how many passed."""
+    """The rows passing every filter, at most ``limit`` after the first ``offset`` of
+    them, and how many passed."""
     chosen = [r for r in rows if all(matches(r.get(k), op, v) for k, op, v in filters)]
-    return chosen[:limit], len(chosen)
+    return chosen[offset : offset + limit], len(chosen)
 
 
 def to_records(resource: str, rows: Iterable[Mapping[str, Any]], detail: bool) -> list[Any]:

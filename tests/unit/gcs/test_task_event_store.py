@@ -115,6 +115,10 @@ def test_filters_limit_and_counts() -> None:
     assert store.query([("state", "=", "finished")], 100, False).matched == 1  # any case
     assert store.query([("state", "!=", "FINISHED")], 100, False).matched == 9
     assert store.query([("task_id", "=", ids[4].hex())], 100, False).records[0]["name"] == "b"
+    # A page further on: the offset counts matching rows only.
+    page = store.query([("name", "=", "a")], 2, False, offset=3)
+    assert [r["task_id"] for r in page.records] == [ids[7].hex(), ids[9].hex()] and page.matched == 5
+    assert store.query([("name", "=", "a")], 2, False, offset=5).records == []
 
 
 @pytest.mark.parametrize(

@@ -21,11 +21,13 @@ class TaskEventBatch:
 
 @message(171)
 class ListTasks:
-    """Task attempts passing every ``[column, operator, value]`` filter, oldest first."""
+    """Task attempts passing every ``[column, operator, value]`` filter, oldest first,
+    from the ``offset``-th of them on (a page of a long listing)."""
 
     filters: list[Any]
     limit: int
     detail: bool
+    offset: int = 0
 
 
 @message(172)
