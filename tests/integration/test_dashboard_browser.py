@@ -26,6 +26,7 @@ if not (CHROMIUM and CHROMEDRIVER):
         allow_module_level=True,
     )
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -68,10 +69,29 @@ def screenshot(browser, name: str) -> None:
     browser.save_screenshot(str(folder / f"{name}.png"))
 
 
+# Pages redraw themselves every 2 s: an element found a moment ago may be gone (stale).
+def _again(browser, timeout: float = 30) -> WebDriverWait:
+    return WebDriverWait(
+        browser, timeout, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)
+    )
+
+
 def wait_text(browser, css: str, words: str, timeout: float = 30) -> str:
     """The text of the element at ``css`` once it contains ``words``."""
-    WebDriverWait(browser, timeout).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), words))
-    return str(browser.find_element(By.CSS_SELECTOR, css).text)
+
+    def found(b) -> str | bool:
+        text = b.find_element(By.CSS_SELECTOR, css).text
+        return text if words in text else False
+
+    return str(_again(browser, timeout).until(found))
+
+
+def text_of(browser, css: str) -> str:
+    return str(_again(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, css).text or " "))
+
+
+def click(browser, by: str, what: str) -> None:
+    _again(browser).until(lambda b: b.find_element(by, what).click() or True)
 
 
 def log_in(browser, head, as_whom: str = "cluster (admin)") -> None:
@@ -135,10 +155,7 @@ def test_every_page_opens_and_shows_the_cluster(browser, head) -> None:
     manta.util.remove_placement_group(group)
     # An admin may kill an actor from its row.
     browser.get(head["url"] + "/#/actors?name=Keeper")
-    kill = WebDriverWait(browser, 30).until(
-        ec.element_to_be_clickable((By.CSS_SELECTOR, f"button[data-kill='{keeper._actor_id.hex()}']"))
-    )
-    kill.click()
+    click(browser, By.CSS_SELECTOR, f"button[data-kill='{keeper._actor_id.hex()}']")
     browser.switch_to.alert.accept()
     wait_text(browser, "main table", "DEAD")
     with pytest.raises(manta.exceptions.RayActorError):
@@ -159,11 +176,11 @@ def test_the_tasks_table_is_paged_and_filtered_on_the_server(browser, head) -> N
     log_in(browser, head)
     browser.get(head["url"] + "/#/tasks?name=paged&limit=10")
     wait_text(browser, "#shown", "rows 1-10 of 25 matching")
-    first = browser.find_element(By.CSS_SELECTOR, "main table tbody").text
-    browser.find_element(By.ID, "next-page").click()
+    first = text_of(browser, "main table tbody")
+    click(browser, By.ID, "next-page")
     wait_text(browser, "#shown", "rows 11-20 of 25 matching")
-    assert browser.find_element(By.CSS_SELECTOR, "main table tbody").text != first
-    browser.find_element(By.ID, "next-page").click()
+    assert text_of(browser, "main table tbody") != first
+    click(browser, By.ID, "next-page")
     wait_text(browser, "#shown", "rows 21-25 of 25 matching")
     assert not browser.find_elements(By.ID, "next-page") and browser.find_elements(By.ID, "previous-page")
 
@@ -199,7 +216,7 @@ def test_a_workers_log_file_is_listed_and_followed(browser, head) -> None:
     browser.get(head["url"] + "/#/logs")
     wait_text(browser, "main", name)
     screenshot(browser, "logs")
-    browser.find_element(By.LINK_TEXT, name).click()
+    click(browser, By.LINK_TEXT, name)
     wait_text(browser, "#log-file", "seen on the logs page")
     manta.get(say.options(scheduling_strategy=_on(node_id)).remote("and a line printed after it opened"))
     wait_text(browser, "#log-file", "and a line printed after it opened")
@@ -247,7 +264,7 @@ def test_a_running_jobs_log_follows_and_an_admin_may_stop_it(browser, head, tmp_
     touch(go)
     wait_text(browser, "#job-log", "printed after the page opened")
     screenshot(browser, "job")
-    browser.find_element(By.ID, "stop-job").click()
+    click(browser, By.ID, "stop-job")
     browser.switch_to.alert.accept()
     wait_until(lambda: job_status(head, job) == "STOPPED", 60, "the job to stop")
     wait_text(browser, "#job-status", "STOPPED")
