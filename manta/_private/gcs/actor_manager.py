@@ -42,6 +42,9 @@ class ActorRecord:
     final_cause: str = ""
     # Registered before its constructor's ref arguments were ready: placed once they are.
     waiting_args: bool = False
+    # A lease for its current generation is asked for and not answered yet: placing it
+    # again would queue a second request (not stored: a restarted gcs asks anew).
+    leasing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,7 @@ class ActorManager:
         if record is None or record.generation != generation or record.state == DEAD:
             # Nobody wants this worker any more.
             return [StopWorker(node_id, grant.worker_id, grant.lease_id, "its actor no longer needs it")]
+        record.leasing = False
         record.node_id = node_id
         record.lease_id = grant.lease_id
         record.worker_id = grant.worker_id
@@ -303,6 +307,7 @@ class ActorManager:
                 and record.node_id is None
                 and record.worker_id is None
                 and not record.waiting_args
+                and not record.leasing
             ):
                 actions += self._schedule(record, nodes)
         return actions
@@ -336,6 +341,7 @@ class ActorManager:
 
     def _schedule(self, record: ActorRecord, nodes: list[NodeView]) -> list[Action]:
         record.generation += 1
+        record.leasing = False
         entries = [NodeEntry(n.node_id, "", n.total, n.available, n.labels) for n in nodes]
         decision = self._placer.place(
             entries, record.spec.placement or record.spec.resources, record.spec.strategy
@@ -354,6 +360,7 @@ class ActorManager:
                 )
             ]
         record.node_id = None
+        record.leasing = True
         return [LeaseWorker(record.spec.actor_id, record.generation, decision.node.node_id, record.spec)]
 
 

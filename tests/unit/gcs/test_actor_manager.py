@@ -154,6 +154,27 @@ def test_retry_pending_schedules_once_a_node_fits() -> None:
     assert manager.retry_pending([big]) == []
 
 
+def test_an_actor_being_leased_is_not_leased_again_until_that_lease_ends() -> None:
+    """Nodes change every second (the health check) while a slow lease waits: asking again
+    each time would pile requests up on the node, all but one for nothing."""
+    manager = ActorManager()
+    n = node(cpus=4)
+    s = spec(cpus=1, max_restarts=1)
+    _, actions = manager.register(s, False, [n])
+    first = only(actions, LeaseWorker)
+    for _ in range(3):
+        assert manager.retry_pending([n]) == []
+    # The lease failed (the node refused, or went): it is asked for anew, once.
+    second = only(manager.creation_failed(s.actor_id, first.generation, "lease refused", [n]), LeaseWorker)
+    assert second.generation > first.generation and manager.retry_pending([n]) == []
+    only(manager.lease_granted(s.actor_id, second.generation, n.node_id, grant()), CreateOnWorker)
+    assert manager.retry_pending([n]) == []
+    # No node fits for now: nothing is in flight, so the next change of nodes retries.
+    waiting = spec(cpus=100)
+    only(manager.register(waiting, False, [n])[1], Unschedulable)
+    assert only(manager.retry_pending([n, node(cpus=128)]), LeaseWorker).actor_id == waiting.actor_id
+
+
 def test_lease_granted_creates_on_the_worker_then_alive_is_published() -> None:
     manager = ActorManager()
     s = spec()
