@@ -282,11 +282,18 @@ class TaskEventStore:
         tests = [_test(f) for f in filters]
         matched = 0
         chosen: list[TaskRow] = []
-        for row in self._rows.values():
-            if all(test(row) for test in tests):
-                matched += 1
-                if matched > offset and len(chosen) < limit:
-                    chosen.append(row)
+        state = _only_state(filters)
+        if not tests:  # a page of everything: no row need be tested
+            matched = len(self._rows)
+            chosen = list(islice(self._rows.values(), offset, offset + limit))
+        elif limit == 0 and state is not None:  # only a count (the dashboard's): from the tallies
+            matched = sum(tally.by_state[state] for tally in self._tallies.values()) if state >= 0 else 0
+        else:
+            for row in self._rows.values():
+                if all(test(row) for test in tests):
+                    matched += 1
+                    if matched > offset and len(chosen) < limit:
+                        chosen.append(row)
         return Listing(
             [record(row, detail) for row in chosen],
             len(self._rows),
@@ -396,6 +403,14 @@ _GETTERS: dict[str, Callable[[TaskRow], Any]] = {
     "is_debugger_paused": lambda r: None,
     "placement_group_id": lambda r: _hex(r.placement_group_id),
 }
+
+
+def _only_state(filters: list[Filter]) -> int | None:
+    """The state code of a lone ``state = X`` filter (-1 when X is no state), else None."""
+    if len(filters) != 1 or filters[0][0] != "state" or filters[0][1] != "=":
+        return None
+    wanted = str(filters[0][2]).upper()
+    return te.STATES.index(wanted) if wanted in te.STATES else -1
 
 
 def _test(condition: Filter) -> Callable[[TaskRow], bool]:

@@ -119,6 +119,15 @@ def test_filters_limit_and_counts() -> None:
     page = store.query([("name", "=", "a")], 2, False, offset=3)
     assert [r["task_id"] for r in page.records] == [ids[7].hex(), ids[9].hex()] and page.matched == 5
     assert store.query([("name", "=", "a")], 2, False, offset=5).records == []
+    # Counts alone come from the tallies; a page of everything is not filtered: the same answers.
+    assert store.query([("state", "=", "finished")], 0, False).matched == 1
+    assert store.query([("state", "=", "PENDING_NODE_ASSIGNMENT")], 0, False).matched == 9
+    assert store.query([("state", "=", "no-such-state")], 0, False).matched == 0
+    everything = store.query([], 3, False, offset=8)
+    assert everything.matched == 10 and [r["task_id"] for r in everything.records] == [
+        ids[8].hex(),
+        ids[9].hex(),
+    ]
 
 
 @pytest.mark.parametrize(
