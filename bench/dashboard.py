@@ -18,24 +18,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import statistics
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from state_listings import _timed  # a sibling script: bench/ is on the path when run
+
 BATCH = 100
 
 
-def _timed(url: str, headers: dict[str, str], repeat: int = 7) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=120) as reply:
-            reply.read()
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times) * 1000, 1)
+def _fetch(url: str, headers: dict[str, str]) -> None:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=120) as reply:
+        reply.read()
 
 
 def _make_work(fw: Any, tasks: int, actors: int) -> None:
@@ -71,8 +67,10 @@ def main() -> None:
     if args.framework == "manta":
         base = "http://" + context.dashboard_url
         headers = {"Authorization": "Bearer " + Path(context["session_dir"], "token").read_text().strip()}
-    else:
-        base, headers = "http://" + context.dashboard_url, {}
+    else:  # Ray 2.60 generates a token for a local cluster and keeps it here
+        token_file = Path.home() / ".ray" / "auth_token"
+        base = "http://" + context.dashboard_url
+        headers = {"Authorization": "Bearer " + token_file.read_text().strip()} if token_file.exists() else {}
     started = time.perf_counter()
     _make_work(fw, args.tasks, args.actors)
     made_s = time.perf_counter() - started
@@ -97,7 +95,7 @@ def main() -> None:
             "tasks", limit=100, offset=max(args.tasks - 100, 0)
         )
         requests["metrics history (1 h)"] = f"{base}/api/v0/metrics/history"
-    result = {name: _timed(url, headers) for name, url in requests.items()}
+    result = {name: _timed(lambda url=url: _fetch(url, headers)) for name, url in requests.items()}
     print(
         json.dumps(
             {

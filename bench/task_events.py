@@ -48,7 +48,9 @@ def _timed(call: object, repeat: int = 5) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", type=int, default=15_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--records", type=int, default=100_000)

@@ -33,6 +33,21 @@ def storage_url(kind: str, tmp_path) -> Iterator[str]:
             yield url + "?namespace=restart-test"
 
 
+@contextlib.contextmanager
+def driver_script(script: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """A driver running ``script`` with ``args``, its output (and errors) piped; killed if
+    the test leaves it running."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+
+
 @pytest.fixture(params=["sqlite", "redis"])
 def cluster(request, tmp_path):
     with storage_url(request.param, tmp_path) as url:
@@ -217,21 +232,11 @@ def test_a_driver_starting_while_the_gcs_restarts_carries_on_with_the_new_one(
     logs: init() waits for the new gcs, and the job runs with its workers' output."""
     c, head, _worker = cluster
     cut, go = tmp_path / "cut", tmp_path / "go"
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CUT_DRIVER, c.address, cut_at, str(cut), str(go)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with driver_script(_CUT_DRIVER, c.address, cut_at, str(cut), str(go)) as child:
         wait_until(cut.exists, timeout=60, what=f"the driver to send {cut_at}")
         head.restart_gcs()  # the call in flight goes to a gcs that is gone
         go.touch()
         out, _ = child.communicate(timeout=90)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
     assert child.returncode == 0, out
     assert "RESULT 42" in out and "said by a worker" in out, out
 
@@ -242,13 +247,7 @@ def test_worker_output_printed_while_the_gcs_is_down_reaches_the_driver_after(cl
     log poll of the kill are not asserted on.)"""
     c, head, _worker = cluster
     started = tmp_path / "started"
-    child = subprocess.Popen(
-        [sys.executable, "-c", _TICKING_DRIVER, c.address, str(started)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with driver_script(_TICKING_DRIVER, c.address, str(started)) as child:
         wait_until(started.exists, timeout=60, what="the ticking task to start")
         gcs = head._processes.procs["gcs"]
         gcs.kill()
@@ -257,10 +256,6 @@ def test_worker_output_printed_while_the_gcs_is_down_reaches_the_driver_after(cl
         time.sleep(1.0)  # ticks printed meanwhile have nowhere to go yet
         head.restart_gcs()
         out, _ = child.communicate(timeout=90)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
     assert child.returncode == 0, out
     ticks = {int(line.split()[-2]): float(line.split()[-1]) for line in out.splitlines() if " tick " in line}
     late = min(i for i, at in ticks.items() if at > killed + 0.5)

@@ -137,10 +137,11 @@ async function nodesView() {
 }
 
 function jobTable(jobs) {
-  return table(["job", "status", "entrypoint", "started", "duration"], jobs.map((j) => h("tr", {},
+  const env = (j) => (j.runtime_env && Object.keys(j.runtime_env).length ? JSON.stringify(j.runtime_env).slice(0, 120) : "");
+  return table(["job", "status", "entrypoint", "runtime env", "started", "duration"], jobs.map((j) => h("tr", {},
     h("td", {}, h("a", { href: `#/jobs/${j.submission_id || j.job_id}` }, j.submission_id || j.job_id)),
-    stateCell(j.status), h("td", {}, h("code", {}, j.entrypoint || "")), h("td", {}, when(j.start_time)),
-    h("td", {}, duration(j.start_time, j.end_time)))));
+    stateCell(j.status), h("td", {}, h("code", {}, j.entrypoint || "")), h("td", {}, h("code", {}, env(j))),
+    h("td", {}, when(j.start_time)), h("td", {}, duration(j.start_time, j.end_time)))));
 }
 
 async function jobsView() {
