@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -278,6 +280,38 @@ manta.get(tick.remote(sys.argv[2]))
 time.sleep(1.5)  # for the last lines to reach this driver
 manta.shutdown()
 """
+
+
+def test_a_driver_that_registers_again_after_a_restart_keeps_its_job(cluster) -> None:
+    """The gcs stores a registration and dies before its answer is out: the driver asks the
+    new gcs again and gets the same job (not a second one, whose end would later be taken
+    for its driver's death)."""
+    import asyncio
+
+    from manta._private.common.ids import NodeID, WorkerID
+    from manta._private.rpc import messages as m
+    from manta._private.rpc.transport import Dispatcher, connect
+
+    c, head, _worker = cluster
+    token = Path(head.session_dir, "token").read_bytes().strip()
+    me = m.Address(NodeID.from_random(), WorkerID.from_random(), "127.0.0.1", 1, "", os.getpid())
+    other = m.Address(NodeID.from_random(), WorkerID.from_random(), "127.0.0.1", 2, "", os.getpid())
+
+    async def register(address: m.Address) -> tuple[bytes, Any]:
+        conn = await connect(c.address, token, Dispatcher(), kind="driver", max_frame_bytes=1 << 20)
+        return await asyncio.wait_for(conn.call(m.RegisterJob(address, "ns", {})), 10), conn
+
+    async def main() -> None:
+        first, kept = await register(me)  # left open: its job stays alive
+        await asyncio.to_thread(head.restart_gcs)
+        again, conn = await register(me)
+        another, conn2 = await register(other)
+        for each in (kept, conn, conn2):
+            each.close()
+        await asyncio.sleep(0.1)  # for the transports to close
+        assert again == first and another != first
+
+    asyncio.run(main())
 
 
 # A driver whose first ``cut_at`` call to the gcs waits (holding the message) until the

@@ -291,6 +291,14 @@ class GcsService:
         return self.storage.put("kv:" + msg.namespace, msg.key, msg.value, msg.overwrite)
 
     def _h_register_job(self, conn: Connection, msg: m.RegisterJob) -> bytes:
+        for job_id in self._unclaimed_jobs:
+            info = self._job(job_id)
+            if info is not None and info.driver.worker_id == msg.driver.worker_id:
+                # The previous gcs stored this driver's registration and died before its
+                # answer went out: the driver asks again, and is given the job it has.
+                self._driver_jobs[conn] = job_id
+                self._unclaimed_jobs.discard(job_id)
+                return bytes(job_id)
         raw = self.storage.get(_META, b"job_counter")
         number = int(raw or b"0") + 1
         self.storage.put(_META, b"job_counter", str(number).encode())

@@ -12,6 +12,7 @@ let timer = null; // the current view's refresh
 let socket = null; // a followed job log
 let follow = null; // the AbortController of a followed log file
 let metrics = null; // the metrics view's samples and charts, kept across refreshes
+let navigation = 0; // bumped by every route(): a view whose answers come later is stale
 
 // -- building blocks --------------------------------------------------------------------
 function h(tag, attrs, ...children) {
@@ -30,9 +31,12 @@ function h(tag, attrs, ...children) {
 class HttpError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
+class Stale extends Error {} // another route() began while this view waited: it must not draw
 
 async function api(path, options) {
+  const started = navigation;
   const response = await fetch(path, { credentials: "same-origin", ...options });
+  if (started !== navigation) throw new Stale();
   if (response.status === 401) { location.assign("/login"); throw new HttpError(401, "logged out"); }
   const body = response.headers.get("Content-Type", "").includes("json") ? await response.json() : await response.text();
   if (!response.ok) throw new HttpError(response.status, (body && body.error) || String(body));
@@ -153,7 +157,8 @@ async function jobsView() {
 async function jobView(id) {
   const job = await api(`/api/jobs/${encodeURIComponent(id)}`);
   let provenance = {};
-  try { provenance = await api(`/api/jobs/${encodeURIComponent(id)}/provenance`); } catch (e) { /* a driver's own job has none */ }
+  try { provenance = await api(`/api/jobs/${encodeURIComponent(id)}/provenance`); }
+  catch (e) { if (e instanceof Stale) throw e; } // (a driver's own job has none)
   const ended = ["SUCCEEDED", "FAILED", "STOPPED"].includes(job.status);
   const stop = !ended && CHANGES.has(me.role) && job.type === "SUBMISSION"
     ? h("button", { class: "danger", id: "stop-job", onclick: () => stopJob(id) }, "Stop job") : null;
@@ -192,7 +197,7 @@ function followLog(id) {
 async function stopJob(id) {
   if (!confirm(`Stop job ${id}?`)) return;
   try { await api(`/api/jobs/${encodeURIComponent(id)}/stop`, { method: "POST" }); }
-  catch (e) { alert(`Could not stop the job: ${e.message}`); }
+  catch (e) { if (!(e instanceof Stale)) alert(`Could not stop the job: ${e.message}`); }
   route();
 }
 
@@ -215,7 +220,7 @@ async function actorsView(params) {
 async function killActor(actor) {
   if (!confirm(`Kill actor ${actor.class_name} ${actor.actor_id}?`)) return;
   try { await api(`/api/v0/actors/${actor.actor_id}/kill`, { method: "POST" }); }
-  catch (e) { alert(`Could not kill the actor: ${e.message}`); }
+  catch (e) { if (!(e instanceof Stale)) alert(`Could not kill the actor: ${e.message}`); }
   route();
 }
 
@@ -367,6 +372,7 @@ const VIEWS = [
 
 async function route() {
   clearTimeout(timer);
+  navigation++;
   const [path, query] = location.hash.slice(1).split("?");
   if (socket && !path.startsWith("/jobs/")) { socket.close(); socket = null; }
   if (follow) { follow.abort(); follow = null; }
@@ -379,7 +385,7 @@ async function route() {
     try {
       await view(match[1] ? decodeURIComponent(match[1]) : params, params);
     } catch (e) {
-      if (e.status === 401) return; // on its way to the login
+      if (e instanceof Stale || e.status === 401) return; // a newer view draws; or, to the login
       show(h("h1", {}, "Error"), h("p", { class: "error" }, e.message)); // tried again below
     }
     if (refresh && !document.querySelector("form.filters :focus")) timer = setTimeout(route, REFRESH_MS);
