@@ -6,10 +6,12 @@ by a session cookie (sessions.py)."""
 from __future__ import annotations
 
 import html
+import time
 from pathlib import Path
 
 from aiohttp import web
 
+from manta._private.common.ratelimit import RateLimitedLog
 from manta.dashboard.auth import Authenticator, cross_site
 from manta.dashboard.routing import Audit, Handler, json_response
 from manta.dashboard.sessions import COOKIE, MAX_AGE_S, Sessions
@@ -27,6 +29,8 @@ class Pages:
 
     def __init__(self, auth: Authenticator, sessions: Sessions, audit: Audit) -> None:
         self._auth, self._sessions, self._audit = auth, sessions, audit
+        # Failed logins reach the audit log at a bounded rate, as other refusals do.
+        self._failures = RateLimitedLog(time.monotonic)
 
     def add_to(self, app: web.Application, roles: dict[Handler, str], public: set[Handler]) -> None:
         app.router.add_get("/", self.index, allow_head=False)
@@ -54,9 +58,8 @@ class Pages:
         grant = await self._auth.grant_for(token or None)
         peer = request.remote or "unknown"
         if grant is None:
-            self._audit(
-                "auth_failed", peer=peer, reason="the dashboard's login form got a token that is not valid"
-            )
+            for line in self._failures.lines(f"a login from {peer} with a token that is not valid"):
+                self._audit("auth_failed", peer=peer, reason=line)
             return _login_page(
                 "That is not a valid token of this cluster. Use the one in the head's session "
                 "directory, or one made with `manta token create`.",

@@ -115,10 +115,10 @@ def _authentication(
 def _credentials(request: web.Request, sessions: Sessions) -> tuple[bytes | None, bool]:
     """The request's token, and whether a session cookie rather than the request itself
     presented it."""
-    header = request.headers.get("Authorization")
-    if header is None and COOKIE in request.cookies:
+    token = bearer(request.headers.get("Authorization"))
+    if token is None and COOKIE in request.cookies:  # (a proxy's Basic credentials hide no cookie)
         return sessions.token(request.cookies[COOKIE]), True
-    return bearer(header), False
+    return token, False
 
 
 def _from_another_site(request: web.Request, by_cookie: bool) -> bool:

@@ -16,6 +16,9 @@ COOKIE = "manta_session"
 IDLE_S = 8 * 3600.0
 MAX_AGE_S = 24 * 3600.0
 MAX_SESSIONS = 10_000
+# Past this many sessions of one token, its oldest goes: one token holder logging in again
+# and again cannot push everyone else's sessions out.
+MAX_SESSIONS_PER_TOKEN = 100
 # A session id is 32 random bytes, url-safe base64: 43 characters.
 _ID_CHARS = 43
 
@@ -34,8 +37,10 @@ class Sessions:
         idle_s: float = IDLE_S,
         max_age_s: float = MAX_AGE_S,
         limit: int = MAX_SESSIONS,
+        per_token: int = MAX_SESSIONS_PER_TOKEN,
     ) -> None:
         self._clock, self._idle, self._max_age, self._limit = clock, idle_s, max_age_s, limit
+        self._per_token = per_token
         # By a hash of the id: the ids themselves are never held, nor compared byte by byte.
         self._sessions: OrderedDict[bytes, _Session] = OrderedDict()
 
@@ -45,6 +50,9 @@ class Sessions:
     def create(self, token: bytes) -> str:
         session_id = secrets.token_urlsafe(32)
         now = self._clock()
+        own = [key for key, session in self._sessions.items() if session.token == token]
+        for key in own[: max(len(own) - self._per_token + 1, 0)]:
+            del self._sessions[key]
         self._sessions[_key(session_id)] = _Session(token, now, now)
         while len(self._sessions) > self._limit:
             self._sessions.popitem(last=False)

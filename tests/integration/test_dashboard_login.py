@@ -81,6 +81,12 @@ def test_a_bad_token_is_refused_with_a_message_and_a_good_one_gets_a_strict_cook
     assert status == 200 and "/static/app.js" in page
 
 
+def test_a_proxys_basic_credentials_do_not_hide_the_session_cookie(head) -> None:
+    cookie = session_cookie(head)
+    status, _, body = call(head, "GET", "/api/session", Cookie=cookie, Authorization="Basic dXNlcjpwYXNz")
+    assert status == 200 and json.loads(body)["role"] == "admin"
+
+
 def test_a_login_posted_from_another_site_is_refused(head) -> None:
     status, headers, body = log_in(
         head, head["token"], Origin="http://evil.example", Sec_Fetch_Site="cross-site"

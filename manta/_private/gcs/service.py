@@ -291,6 +291,9 @@ class GcsService:
         return self.storage.put("kv:" + msg.namespace, msg.key, msg.value, msg.overwrite)
 
     def _h_register_job(self, conn: Connection, msg: m.RegisterJob) -> bytes:
+        # Whatever ended in its name before (a registration whose connection dropped), the
+        # driver asking is alive.
+        self.dead_workers.forget(bytes(msg.driver.worker_id))
         for job_id in self._unclaimed_jobs:
             info = self._job(job_id)
             if info is not None and info.driver.worker_id == msg.driver.worker_id:

@@ -51,6 +51,9 @@ class DeadWorkers:
     def get(self, worker_id: bytes) -> str | None:
         return self._how.get(worker_id)
 
+    def forget(self, worker_id: bytes) -> None:
+        self._how.pop(worker_id, None)
+
 
 def explain(
     store: TaskEventStore,

@@ -36,7 +36,8 @@ class Stale extends Error {} // another route() began while this view waited: it
 async function api(path, options) {
   const started = navigation;
   const response = await fetch(path, { credentials: "same-origin", ...options });
-  if (started !== navigation) throw new Stale();
+  const reading = !options || !options.method || options.method === "GET"; // a change is always answered
+  if (reading && started !== navigation) throw new Stale();
   if (response.status === 401) { location.assign("/login"); throw new HttpError(401, "logged out"); }
   const body = response.headers.get("Content-Type", "").includes("json") ? await response.json() : await response.text();
   if (!response.ok) throw new HttpError(response.status, (body && body.error) || String(body));
@@ -143,7 +144,7 @@ async function nodesView() {
 function jobTable(jobs) {
   const env = (j) => (j.runtime_env && Object.keys(j.runtime_env).length ? JSON.stringify(j.runtime_env).slice(0, 120) : "");
   return table(["job", "status", "entrypoint", "runtime env", "started", "duration"], jobs.map((j) => h("tr", {},
-    h("td", {}, h("a", { href: `#/jobs/${j.submission_id || j.job_id}` }, j.submission_id || j.job_id)),
+    h("td", {}, h("a", { href: `#/jobs/${encodeURIComponent(j.submission_id || j.job_id)}` }, j.submission_id || j.job_id)),
     stateCell(j.status), h("td", {}, h("code", {}, j.entrypoint || "")), h("td", {}, h("code", {}, env(j))),
     h("td", {}, when(j.start_time)), h("td", {}, duration(j.start_time, j.end_time)))));
 }
@@ -183,11 +184,12 @@ function factsTable(facts) {
 }
 
 function followLog(id) {
+  if (socket) socket.close();
   const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const pre = document.getElementById("job-log");
   socket = new WebSocket(`${scheme}://${location.host}/api/jobs/${encodeURIComponent(id)}/logs/tail`);
   socket.onmessage = (event) => {
-    const pre = document.getElementById("job-log");
-    if (!pre) return;
+    if (!pre.isConnected) return; // the page moved on
     const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
     pre.append(event.data);
     if (atEnd) pre.scrollTop = pre.scrollHeight;
@@ -316,7 +318,7 @@ async function logsView(params) {
   const groups = Object.entries(body.data.result).filter(([, names]) => names.length);
   show(h("h1", {}, "Logs"), h("p", {}, "Node ", picker),
     groups.map(([category, names]) => [h("h2", {}, category), h("ul", {}, names.map((name) => h("li", {},
-      h("a", { href: `#/logs/${nodeId}/${encodeURIComponent(name)}` }, name))))]));
+      h("a", { href: `#/logs/${encodeURIComponent(nodeId)}/${encodeURIComponent(name)}` }, name))))]));
 }
 
 async function logFileView(_match, params) {
@@ -326,6 +328,7 @@ async function logFileView(_match, params) {
   follow = new AbortController();
   const query = new URLSearchParams({ node_id: nodeId, filename: name, lines: "1000" });
   const response = await fetch(`/api/v0/logs/stream?${query}`, { credentials: "same-origin", signal: follow.signal });
+  if (response.status === 401) { location.assign("/login"); throw new HttpError(401, "logged out"); }
   if (!response.ok) throw new HttpError(response.status, (await response.json()).error);
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
@@ -381,17 +384,23 @@ async function route() {
     const match = pattern.exec(path || "/");
     if (!match) continue;
     const params = new URLSearchParams(query || "");
-    if (match[2]) { params.set("node", match[1]); params.set("file", decodeURIComponent(match[2])); }
+    if (match[2]) { params.set("node", decodeURIComponent(match[1])); params.set("file", decodeURIComponent(match[2])); }
     try {
       await view(match[1] ? decodeURIComponent(match[1]) : params, params);
     } catch (e) {
       if (e instanceof Stale || e.status === 401) return; // a newer view draws; or, to the login
       show(h("h1", {}, "Error"), h("p", { class: "error" }, e.message)); // tried again below
     }
-    if (refresh && !document.querySelector("form.filters :focus")) timer = setTimeout(route, REFRESH_MS);
+    if (refresh) timer = setTimeout(refreshView, REFRESH_MS);
     return;
   }
   show(h("h1", {}, "Not found"), h("p", {}, "There is no such page."));
+}
+
+function refreshView() {
+  // Redrawing would replace a filter form the user is typing in: wait until they leave it.
+  if (document.querySelector("form.filters :focus")) timer = setTimeout(refreshView, REFRESH_MS);
+  else route();
 }
 
 async function start() {

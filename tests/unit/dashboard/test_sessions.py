@@ -51,3 +51,12 @@ def test_past_the_bound_the_oldest_session_goes() -> None:
     sessions = Sessions(Clock(), limit=2)
     ids = [sessions.create(str(i).encode()) for i in range(3)]
     assert [sessions.token(i) for i in ids] == [None, b"1", b"2"]
+
+
+def test_one_token_logging_in_again_and_again_pushes_out_only_its_own_sessions() -> None:
+    sessions = Sessions(Clock(), limit=10, per_token=3)
+    admin = sessions.create(b"admin")
+    flood = [sessions.create(b"reader") for _ in range(20)]
+    assert sessions.token(admin) == b"admin"
+    assert [sessions.token(s) for s in flood[-3:]] == [b"reader"] * 3
+    assert all(sessions.token(s) is None for s in flood[:-3]) and len(sessions) == 4
