@@ -41,6 +41,10 @@ _REMOTE_LOG_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 15.0
 
 
+# How soon a job's record is asked for again when the gcs could not answer.
+_RETRY_READ_S = 0.5
+
+
 class JobError(Exception):
     """A request the jobs service refuses; ``status`` is the HTTP status to answer with."""
 
@@ -333,10 +337,15 @@ class JobManager:
         """False when the job is still PENDING after the start timeout (Ray fails such a
         job rather than let it wait for resources for ever)."""
         await asyncio.wait({ended}, timeout=self._start_timeout_s)
-        if ended.done():
-            return True
-        info = await self._call(self._read, submission_id)
-        return info is None or info.status is not JobStatus.PENDING
+        while not ended.done():
+            try:
+                info = await self._call(self._read, submission_id)
+            except Exception as e:  # the gcs is restarting: its record is asked for again
+                logger.info("cannot read job %s's record yet: %s", submission_id, e)
+                await asyncio.wait({ended}, timeout=_RETRY_READ_S)
+                continue
+            return info is None or info.status is not JobStatus.PENDING
+        return True
 
     async def _rewatch(self, submission_id: str) -> None:
         handle = await self._call(_find_supervisor, submission_id)
