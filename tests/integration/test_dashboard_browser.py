@@ -101,18 +101,19 @@ def log_in(browser, head, as_whom: str = "cluster (admin)") -> None:
     wait_text(browser, "#who", as_whom)
 
 
-def submit(head, code: str) -> str:
+def jobs(head):  # type: ignore[no-untyped-def]
+    """The job client, with the cluster's token."""
     from manta.job_submission import JobSubmissionClient
 
-    client = JobSubmissionClient(head["url"], headers={"Authorization": f"Bearer {head['token']}"})
-    return client.submit_job(entrypoint=f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}")
+    return JobSubmissionClient(head["url"], headers={"Authorization": f"Bearer {head['token']}"})
+
+
+def submit(head, code: str) -> str:
+    return str(jobs(head).submit_job(entrypoint=f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"))
 
 
 def job_status(head, job: str) -> str:
-    from manta.job_submission import JobSubmissionClient
-
-    client = JobSubmissionClient(head["url"], headers={"Authorization": f"Bearer {head['token']}"})
-    return str(client.get_job_status(job))
+    return str(jobs(head).get_job_status(job))
 
 
 def test_without_the_cookie_every_page_goes_to_the_login(browser, head) -> None:
@@ -300,9 +301,7 @@ def test_a_read_session_is_shown_no_controls(browser, head) -> None:
     wait_text(browser, "main table", "Watched")
     assert not browser.find_elements(By.CSS_SELECTOR, "button[data-kill]")
     manta.kill(watched)
-    from manta.job_submission import JobSubmissionClient
-
-    JobSubmissionClient(head["url"], headers={"Authorization": f"Bearer {head['token']}"}).stop_job(job)
+    jobs(head).stop_job(job)
 
 
 def test_a_failed_tasks_traceback_and_a_pending_tasks_explanation(browser, head) -> None:
@@ -359,6 +358,4 @@ def test_another_sites_form_cannot_stop_a_job(browser, head) -> None:
         server.server_close()
         thread.join()
     assert job_status(head, job) == "RUNNING"
-    from manta.job_submission import JobSubmissionClient
-
-    JobSubmissionClient(head["url"], headers={"Authorization": f"Bearer {head['token']}"}).stop_job(job)
+    jobs(head).stop_job(job)

@@ -255,14 +255,16 @@ def test_worker_output_printed_while_the_gcs_is_down_reaches_the_driver_after(cl
         gcs.kill()
         gcs.wait()
         killed = time.time()
-        time.sleep(1.0)  # ticks printed meanwhile have nowhere to go yet
+        time.sleep(2.0)  # ticks printed meanwhile have nowhere to go yet
+        back = time.time()
         head.restart_gcs()
         out, _ = child.communicate(timeout=90)
     assert child.returncode == 0, out
     ticks = {int(line.split()[-2]): float(line.split()[-1]) for line in out.splitlines() if " tick " in line}
+    # (The node may still send into the dead gcs's socket for a moment after the kill.)
     late = min(i for i, at in ticks.items() if at > killed + 0.5)
-    assert ticks[late] < killed + 1.0, out  # printed while the gcs was down, and received
-    assert all(i in ticks for i in range(late, 30)), out
+    assert ticks[late] < back, out  # printed while the gcs was down, and received
+    assert all(i in ticks for i in range(late, 50)), out
 
 
 _TICKING_DRIVER = """
@@ -272,7 +274,7 @@ manta.init(address=sys.argv[1])
 @manta.remote
 def tick(started):
     open(started, "w").close()
-    for i in range(30):
+    for i in range(50):
         print("tick", i, time.time(), flush=True)
         time.sleep(0.1)
 
