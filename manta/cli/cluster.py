@@ -62,6 +62,15 @@ _ADDRESS_FILE = "address.json"
     help="Port of the HTTP service (default: 8265, or a free port if that one is taken; 0: any free port).",
 )
 @click.option(
+    "--client-port",
+    "--ray-client-server-port",
+    "client_port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port remote drivers connect to (manta://HOST:PORT), served with the dashboard "
+    "(default: 10001, or a free port if that one is taken; 0: any free port).",
+)
+@click.option(
     "--tls-ca", default=None, help="The cluster CA's certificate: turns on TLS (else $MANTA_TLS_CA)."
 )
 @click.option(
@@ -90,6 +99,7 @@ def start(
     include_dashboard: bool,
     dashboard_host: str,
     dashboard_port: int | None,
+    client_port: int | None,
     tls_ca: str | None,
     tls_cert: str | None,
     tls_key: str | None,
@@ -118,12 +128,7 @@ def start(
     if max_actors_per_job is not None:
         config = config.replace(max_actors_per_job=max_actors_per_job)
     _warn_if_exposed(config, node_ip_address, dashboard_host if head and include_dashboard else None)
-    running = _started_sessions(config.tmpdir)
-    if running:
-        raise click.ClickException(
-            f"a Manta node started with `manta start` already runs on this host (session {running[0]}); "
-            "stop it with `manta stop`, or use another MANTA_TMPDIR"
-        )
+    _refuse_if_running(config.tmpdir)
     cluster = LocalCluster(config, detached=True)
     try:
         cluster.start(
@@ -134,7 +139,7 @@ def start(
             token=token,
             gcs_port=port,
             storage=storage,
-            dashboard=_dashboard(dashboard_host, dashboard_port) if head and include_dashboard else None,
+            **_services(head and include_dashboard, dashboard_host, dashboard_port, client_port),
         )
     except ClusterStartError as e:
         raise click.ClickException(str(e)) from None
@@ -187,11 +192,26 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _dashboard(host: str, port: int | None) -> tuple[str, int]:
-    from manta._private.api.context import DEFAULT_DASHBOARD_PORT
+def _refuse_if_running(tmpdir: str) -> None:
+    running = _started_sessions(tmpdir)
+    if running:
+        raise click.ClickException(
+            f"a Manta node started with `manta start` already runs on this host (session {running[0]}); "
+            "stop it with `manta stop`, or use another MANTA_TMPDIR"
+        )
 
-    # A negative port asks for that port if free, else any (the default's behaviour).
-    return host, -DEFAULT_DASHBOARD_PORT if port is None else port
+
+def _services(wanted: bool, host: str, port: int | None, client_port: int | None) -> dict[str, Any]:
+    """The head's HTTP service and client port, as LocalCluster.start takes them."""
+    from manta._private.api.context import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT
+
+    if not wanted:
+        return {}
+    # A negative port asks for that port if free, else any (the defaults' behaviour).
+    return {
+        "dashboard": (host, -DEFAULT_DASHBOARD_PORT if port is None else port),
+        "client_port": -DEFAULT_CLIENT_PORT if client_port is None else client_port,
+    }
 
 
 def _supervise(cluster: Any, durable: bool) -> None:
@@ -233,6 +253,8 @@ def _explain(cluster: Any, head: bool) -> None:
             url = ("https://" if cluster.config.tls_ca else "http://") + info["dashboard_url"]
             click.echo(f"  Dashboard: open {url} and log in with the token (or one made for you)")
             click.echo(f"  Submit jobs with:  MANTA_ADDRESS={url} manta job submit -- python script.py")
+        if info.get("client_address"):
+            click.echo(f'  Remote drivers:  manta.init("{info["client_address"]}") with MANTA_AUTH_TOKEN set')
         if cluster.config.tls_ca:
             click.echo(
                 "  TLS is on: nodes, drivers and clients need MANTA_TLS_CA/CERT/KEY (see `manta cert`)."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -19,6 +20,7 @@ from manta._private.rpc import tls
 from manta._private.rpc.auth import Grant
 from manta._private.rpc.messages import access as a
 from manta.dashboard.auth import Authenticator, allowed_hosts
+from manta.dashboard.client_port import ClientPort
 from manta.dashboard.cluster_metrics import ClusterMetrics
 from manta.dashboard.gcs_link import GcsLink
 from manta.dashboard.job_manager import JobManager
@@ -49,10 +51,28 @@ async def _pick_up_jobs(jobs: JobManager, session_dir: str) -> None:
             delay = min(delay * 2, 60.0)
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = daemon.argument_parser("manta-dashboard")
     parser.add_argument("--listen-fd", type=int, default=None, help="a listening socket to serve on")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--client-listen-fd", type=int, default=None, help="a listening socket for remote drivers"
+    )
+    parser.add_argument(
+        "--client-port", type=int, default=None, help="the port for remote drivers (a restart)"
+    )
+    return parser.parse_args()
+
+
+async def _serve_clients(client_port: ClientPort, args: argparse.Namespace) -> None:
+    """The client port, on the socket the launcher bound, or again on its port (a restart)."""
+    if args.client_listen_fd is not None:
+        await client_port.serve(socket.socket(fileno=args.client_listen_fd))
+    elif args.client_port is not None:
+        await client_port.serve(socket.create_server((args.host, args.client_port), backlog=128))
+
+
+def main() -> None:
+    args = _arguments()
     config, loop = daemon.start(args)
     settings = daemon.or_exit(tls.use, config)
     https = None if settings is None else settings.http
@@ -75,6 +95,7 @@ def main() -> None:
         Sessions(time.monotonic),
     )
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    client_port = ClientPort(args.session_dir, config, auth.grant_for, gcs.audit)
 
     async def startup() -> int:
         await runner.setup()
@@ -83,6 +104,7 @@ def main() -> None:
         else:  # started again on its old port (a restart)
             site = web.TCPSite(runner, args.host, args.port, backlog=128, ssl_context=https)
         await site.start()
+        await _serve_clients(client_port, args)
         sockets = getattr(site._server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else args.port
 
@@ -103,6 +125,7 @@ def main() -> None:
     pick_up.cancel()
     sampling.cancel()
     metrics.close()
+    loop.run_until_complete(client_port.close())
     loop.run_until_complete(jobs.close())
     loop.run_until_complete(gcs.close())
     loop.run_until_complete(runner.cleanup())

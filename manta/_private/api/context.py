@@ -150,33 +150,33 @@ def init(
                 "by passing in 'ignore_reinit_error=True' or by calling 'manta.shutdown()' "
                 "prior to 'manta.init()'."
             )
-        _check_arguments(kwargs, namespace, runtime_env, labels, logging_config)
-        validate_runtime_env(getattr(job_config, "runtime_env", None))
+        _check_arguments(kwargs, namespace, runtime_env, labels, logging_config, job_config)
         config = Config.from_env().with_system_config(kwargs.get("_system_config") or {})
         job_env = _job_runtime_env(runtime_env, job_config, config)
-        if _temp_dir:
-            config = config.replace(tmpdir=_temp_dir)
+        config = config.replace(tmpdir=_temp_dir) if _temp_dir else config
         tls.use(config)  # ValueError naming the setting when its files cannot be loaded
         if configure_logging:
             _configure_driver_logging(logging_level, logging_format)
-        cluster, session, address_info = _start_or_join(
-            address,
-            config,
-            num_cpus,
-            num_gpus,
-            resources,
-            labels,
-            object_store_memory,
-            kwargs.get("_system_config"),
-            _dashboard(include_dashboard, dashboard_host, dashboard_port),
-        )
-        settings = _job_settings(job_config, job_env, config.job_submission_id, logging_config)
-        driver = dict(namespace=_namespace(namespace, job_config), job_config=settings, local_mode=local_mode)
-        worker = _connect_driver(config, session, cluster, job_env, log_to_driver, driver)
-        context = InitContext(address_info)
-        _process = _DriverState(worker, cluster, context)
+        driver = _driver_options(namespace, job_config, job_env, config, logging_config, local_mode)
+        if isinstance(address, str) and is_remote(address):
+            _check_joining(num_cpus, num_gpus, resources, object_store_memory, kwargs.get("_system_config"))
+            worker, cluster, address_info = _connect_remote(address, config, job_env, log_to_driver, driver)
+        else:
+            cluster, session, address_info = _start_or_join(
+                address,
+                config,
+                num_cpus,
+                num_gpus,
+                resources,
+                labels,
+                object_store_memory,
+                kwargs.get("_system_config"),
+                _dashboard(include_dashboard, dashboard_host, dashboard_port),
+            )
+            worker = _connect_driver(config, session, cluster, job_env, log_to_driver, driver)
+        _process = _DriverState(worker, cluster, InitContext(address_info))
         _register_atexit()
-        return context
+        return _process.context
 
 
 def _connect_driver(
@@ -215,6 +215,19 @@ def _connect_driver(
     return worker
 
 
+def attach_driver(session_dir: str, options: dict[str, Any]) -> CoreWorker:
+    """Make this process a driver of the cluster whose node's session is ``session_dir``,
+    with job settings made elsewhere: a remote driver's session, whose client made them."""
+    global _process
+    with _lock:
+        config = Config.from_env()
+        session, info = join_existing(session_dir)
+        log_to_driver = bool(options.pop("log_to_driver", True))
+        worker = _connect_driver(config, session, None, None, log_to_driver, {**options, "local_mode": False})
+        _process = _DriverState(worker, None, InitContext(info))
+        return worker
+
+
 def _job_runtime_env(runtime_env: Any, job_config: Any, config: Config) -> dict[str, Any] | None:
     """The job's runtime env: init's, else its JobConfig's, merged (as a task's is over
     its job's) over the one a submitted job was submitted with, in its entrypoint."""
@@ -238,6 +251,19 @@ def _install_eagerly(env: dict[str, Any] | None) -> None:
     from manta._private.api.remote_function import remote
 
     remote(num_cpus=0, max_retries=0)(_prepare_runtime_env).remote()
+
+
+def _driver_options(
+    namespace: str | None,
+    job_config: Any,
+    job_env: dict[str, Any] | None,
+    config: Config,
+    logging_config: LoggingConfig | None,
+    local_mode: bool,
+) -> dict[str, Any]:
+    """The driver core worker's settings: its namespace and job (see ``_job_settings``)."""
+    settings = _job_settings(job_config, job_env, config.job_submission_id, logging_config)
+    return dict(namespace=_namespace(namespace, job_config), job_config=settings, local_mode=local_mode)
 
 
 def _namespace(namespace: str | None, job_config: Any) -> str:
@@ -275,8 +301,10 @@ def _check_arguments(
     runtime_env: Any,
     labels: Any,
     logging_config: Any = None,
+    job_config: Any = None,
 ) -> None:
     """Everything init() can check before it starts anything."""
+    validate_runtime_env(getattr(job_config, "runtime_env", None))
     unknown = set(kwargs) - {"_system_config", "_node_ip_address", "_memory", "_redis_password"}
     if unknown:
         raise TypeError(f"init() got unexpected keyword arguments: {sorted(unknown)}")
@@ -316,6 +344,18 @@ def _start_or_join(
             while_starting=lambda: importlib.import_module("manta._private.core_worker.core_worker"),
         )
         return cluster, session, discovery_address_info(cluster.session_dir, cluster.info)
+    _check_joining(num_cpus, num_gpus, resources, object_store_memory, system_config)
+    session, info = join_existing(target)
+    return None, session, info
+
+
+def _check_joining(
+    num_cpus: float | None,
+    num_gpus: float | None,
+    resources: dict[str, float] | None,
+    object_store_memory: int | None,
+    system_config: dict[str, Any] | None,
+) -> None:
     if num_cpus is not None or num_gpus is not None or resources:
         raise ValueError(
             "When connecting to an existing cluster, num_cpus, num_gpus and resources "
@@ -328,8 +368,59 @@ def _start_or_join(
             "When connecting to an existing cluster, _system_config must not be provided: it "
             "is set when the cluster's head starts."
         )
-    session, info = join_existing(target)
-    return None, session, info
+
+
+def is_remote(address: Any) -> bool:
+    """Whether ``address`` names a head's client port (a remote driver's way in)."""
+    return isinstance(address, str) and address.startswith(REMOTE_SCHEMES)
+
+
+# A remote driver's address: manta://HOST[:PORT], or ray://HOST[:PORT] as Ray Client's.
+REMOTE_SCHEMES = ("manta://", "ray://")
+DEFAULT_CLIENT_PORT = 10001
+
+
+def _connect_remote(
+    address: str,
+    config: Config,
+    job_env: dict[str, Any] | None,
+    log_to_driver: bool | None,
+    options: dict[str, Any],
+) -> tuple[Any, None, dict[str, Any]]:
+    """A remote driver: a session on the head at ``address`` owns what this process makes;
+    this process's local directories in ``job_env`` are uploaded through it."""
+    from manta._private.api import remote_driver
+    from manta._private.api import runtime_env as runtime_env_module
+
+    target = address.split("://", 1)[1].rstrip("/")
+    if not target or target.startswith(":"):
+        raise ValueError(f"{address!r} names no host: use manta://HOST[:PORT]")
+    if ":" not in target.rsplit("]", 1)[-1]:
+        target = f"{target}:{DEFAULT_CLIENT_PORT}"
+    token = config.auth_token.encode()
+    if not token:
+        raise ValueError(
+            f"connecting to {address} needs a token: set MANTA_AUTH_TOKEN to the cluster's token "
+            "or to one `manta token create --role submit` issued"
+        )
+    if options.get("local_mode"):
+        raise ValueError("local_mode runs tasks in this process: it cannot be used with a remote cluster")
+    # The job's env goes with each submission once uploaded (below); code search paths name
+    # this machine's directories, which the cluster's workers do not have.
+    job_settings = {k: v for k, v in options["job_config"].items() if k not in ("runtime_env", "sys_path")}
+    session_options = {"namespace": options["namespace"], "job_config": job_settings}
+    session_options["log_to_driver"] = True if log_to_driver is None else log_to_driver
+    driver = remote_driver.connect(target, token, config, session_options)
+    try:
+        driver.job_runtime_env = runtime_env_module.resolve(driver, job_env)  # type: ignore[arg-type]
+    except BaseException:
+        driver.shutdown()
+        raise
+    return (
+        driver,
+        None,
+        {"address": address, "node_id": driver.node_id.hex(), "session_dir": driver.session.session_dir},
+    )
 
 
 # The dashboard's port when init() is not told one; taken, another free port is used.

@@ -39,7 +39,7 @@ logger = logging.getLogger("manta")
 _START_TIMEOUT_S = 60.0
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, what: str = "the dashboard") -> socket.socket:
     """A listening TCP socket on ``host:port``; a negative port is a preference (that
     port if free, else any free one)."""
     for candidate in (abs(port), 0) if port < 0 else (port,):
@@ -50,7 +50,7 @@ def _listen(host: str, port: int) -> socket.socket:
         except OSError as e:
             sock.close()
             if candidate == 0 or port >= 0:
-                raise ClusterStartError(f"the dashboard cannot listen on {host}:{candidate}: {e}") from None
+                raise ClusterStartError(f"{what} cannot listen on {host}:{candidate}: {e}") from None
             continue
         sock.listen(128)
         return sock
@@ -81,10 +81,12 @@ class LocalCluster:
         gcs_port: int = 0,
         storage: str = "memory://",
         dashboard: tuple[str, int] | None = None,
+        client_port: int | None = None,
         while_starting: Callable[[], object] | None = None,
     ) -> SessionInfo:
         """Start a head (gcs + node daemon, and the dashboard's HTTP service on
-        ``dashboard`` = (host, port) if given), or with ``join`` (the head's gcs
+        ``dashboard`` = (host, port) if given, which also serves remote drivers on
+        ``client_port`` if given), or with ``join`` (the head's gcs
         ``host:port``) a node daemon that joins that cluster with ``token``;
         ``while_starting`` runs once they are launched, before waiting for them."""
         self.session_dir = create_session_dir(self.config.tmpdir)
@@ -118,7 +120,7 @@ class LocalCluster:
         try:
             readers = self._spawn_daemons(daemons, lifeline_r)
             if dashboard is not None and join is None:
-                self._start_dashboard(dashboard, common, lifeline_r)
+                self._start_dashboard(dashboard, client_port, common, lifeline_r)
             if while_starting is not None:
                 while_starting()  # the caller's own start-up work, beside the daemons'
             reports = self._wait_ready(readers)
@@ -130,6 +132,24 @@ class LocalCluster:
             os.close(lifeline_r)
         else:
             self._lifeline_r = lifeline_r  # kept to start a daemon again (restart)
+        node = self._record(reports, host, join, gcs_unix)
+        if node.get("store_warning"):
+            logger.warning(node["store_warning"])
+        return SessionInfo(
+            session_dir=self.session_dir,
+            node_id=bytes.fromhex(node["node_id"]),
+            node_address="unix:" + node["unix"],
+            gcs_address=join or "unix:" + gcs_unix,
+            arena_path=node["arena_path"],
+            host=host,
+            token=token,
+        )
+
+    def _record(
+        self, reports: dict[str, dict[str, Any]], host: str, join: str | None, gcs_unix: str
+    ) -> dict[str, Any]:
+        """Write down where the daemons listen (address.json, what drivers and tools read);
+        the node daemon's report."""
         node = reports["node"]
         self.info = {
             "role": "worker" if join else "head",
@@ -147,18 +167,10 @@ class LocalCluster:
         if "dashboard" in self._commands:
             http = self._commands["dashboard"][1]
             self.info["dashboard_url"] = f"{http['host']}:{http['port']}"
+            if http.get("client-port"):
+                self.info["client_address"] = f"manta://{http['host']}:{http['client-port']}"
         write_json_atomic(os.path.join(self.session_dir, ADDRESS_FILE), self.info)
-        if node.get("store_warning"):
-            logger.warning(node["store_warning"])
-        return SessionInfo(
-            session_dir=self.session_dir,
-            node_id=bytes.fromhex(node["node_id"]),
-            node_address="unix:" + node["unix"],
-            gcs_address=join or "unix:" + gcs_unix,
-            arena_path=node["arena_path"],
-            host=host,
-            token=token,
-        )
+        return node
 
     def restart(self, name: str) -> None:
         """Kill one daemon (SIGKILL) and start it again as before, on the same port: how
@@ -178,19 +190,27 @@ class LocalCluster:
         write_json_atomic(os.path.join(self.session_dir, ADDRESS_FILE), self.info)
 
     def _start_dashboard(
-        self, where: tuple[str, int], common: dict[str, str | None], lifeline_r: int
+        self, where: tuple[str, int], client_port: int | None, common: dict[str, str | None], lifeline_r: int
     ) -> None:
         """Start the HTTP service on a socket bound here, so its address is known (and a
         taken port reported) at once, and init() need not wait for it to start serving:
-        connections queue on the socket meanwhile."""
+        connections queue on the socket meanwhile. The same for the client port."""
         listener = _listen(*where)
         options = {**common, "host": where[0], "port": str(listener.getsockname()[1])}
+        client = None if client_port is None else _listen(where[0], client_port, "the client port")
+        launch = {**options, "listen-fd": str(listener.fileno())}
+        fds = [listener.fileno(), lifeline_r]
+        if client is not None:
+            options["client-port"] = str(client.getsockname()[1])
+            launch["client-listen-fd"] = str(client.fileno())
+            fds.append(client.fileno())
         self._commands["dashboard"] = ("manta.dashboard", options)
-        with listener:
-            fds = (listener.fileno(), lifeline_r)
-            self._spawn(
-                "dashboard", "manta.dashboard", {**options, "listen-fd": str(fds[0])}, fds, close_first=False
-            )
+        try:
+            self._spawn("dashboard", "manta.dashboard", launch, tuple(fds), close_first=False)
+        finally:
+            listener.close()
+            if client is not None:
+                client.close()
 
     def _spawn_daemons(
         self, daemons: list[tuple[str, str, dict[str, str | None]]], lifeline_r: int

@@ -133,6 +133,11 @@ class Config:
     # localhost and this host's own names: any other Host header is refused, so a web
     # page cannot reach the service through a DNS name that points at it (DNS rebinding).
     dashboard_allowed_hosts: str = ""
+    # How long the head keeps a remote driver's session (its objects, its actors) after
+    # its connection drops, for it to come back; then everything the session owned goes.
+    client_grace_s: float = 30.0
+    # Remote drivers' sessions the head runs at once (each is a process).
+    max_client_sessions: int = 64
     # Log level of daemons.
     log_level: str = "INFO"
     # Log files of workers and daemons are rotated when they reach rotation_max_bytes,

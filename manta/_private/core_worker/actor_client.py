@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from manta._private.common.ids import ActorID, ObjectID
+from manta._private.common.ids import ActorID, ObjectID, TaskID
 from manta._private.core_worker.actor_runtime import TERMINATE_METHOD
 from manta._private.core_worker.actor_submitter import ActorTaskSubmitter
 from manta._private.core_worker.local_mode import LocalRunner
@@ -187,6 +187,7 @@ class ActorClient:
         generator: int = 0,
         backpressure: int = 0,
         task_events: bool = True,
+        task_id: TaskID | None = None,
     ) -> list[ObjectRef]:
         return self._submit_task(
             function_id=b"",
@@ -206,6 +207,7 @@ class ActorClient:
             generator=generator,
             backpressure=backpressure,
             task_events=task_events,
+            task_id=task_id,
         )
 
     # -- the gcs -----------------------------------------------------------------------------------

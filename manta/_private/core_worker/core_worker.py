@@ -610,12 +610,12 @@ class CoreWorker:
         generator: int = 0,
         backpressure: int = 0,
         task_events: bool = True,
+        task_id: TaskID | None = None,
     ) -> list[ObjectRef]:
-        """Submit a task (or actor call); the refs of its returns. A generator task has one
-        return, its completion ref; its items stream in through ``streams``."""
+        """Submit a task or actor call (with ``task_id`` if a remote driver chose it); the refs
+        of its returns. A generator's one return is its completion; items come via ``streams``."""
         self.objects.collect_references()
-        ctx = self.context
-        task_id = TaskID.for_normal_task(self.job_id) if actor_id is None else TaskID.for_actor_task(actor_id)
+        task_id = task_id or _new_task_id(self.job_id, actor_id)
         blob, ref_args, held = self.pack_arguments(args, kwargs, f"the task {function_name}")
         return_ids = [ObjectID.for_return(task_id, i) for i in range(num_returns)]
         for oid in return_ids:
@@ -625,7 +625,7 @@ class CoreWorker:
         spec = m.TaskSpec(
             task_id=task_id,
             job_id=self.job_id,
-            parent_task_id=ctx.task_id,
+            parent_task_id=self.context.task_id,
             name=name,
             function_id=function_id,
             function_name=function_name,
@@ -636,7 +636,7 @@ class CoreWorker:
             attempt=0,
             resources=resources,
             runtime_env=runtime_env,
-            depth=ctx.depth + 1,
+            depth=self.context.depth + 1,
             max_calls=max_calls,
             actor_id=actor_id,
             method=method,
@@ -732,3 +732,7 @@ class CoreWorker:
         logger.warning(text)
         if not self.is_driver:
             print(f"Warning: {text}", file=sys.stderr, flush=True)
+
+
+def _new_task_id(job_id: JobID, actor_id: ActorID | None) -> TaskID:
+    return TaskID.for_normal_task(job_id) if actor_id is None else TaskID.for_actor_task(actor_id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,8 @@ CLUSTER = Grant("cluster", "cluster")
 
 # Maps a presented token to what it grants, or None when it grants nothing.
 Verifier = Callable[[bytes], "Grant | None"]
+# One that must ask another process (the client port asks the gcs about user tokens).
+AsyncVerifier = Callable[[bytes], Awaitable["Grant | None"]]
 
 
 def allows(role: str, needed: str) -> bool:
@@ -105,13 +107,15 @@ def admit(hello: Any, verify: Verifier) -> Grant | Refusal:
     if grant is None:
         return USER_TOKEN_REFUSED if user_token_id(hello.token) is not None else BAD_TOKEN
     # Nodes of one cluster run one Manta version (what they exchange may change between
-    # releases); other clients need the same protocol.
-    if hello.protocol != PROTOCOL_VERSION or (hello.kind == "node" and hello.version != __version__):
+    # releases), and so do remote drivers (they send pickled calls to a driver on the
+    # cluster); other clients need the same protocol.
+    same_version = hello.kind not in ("node", "client") or hello.version == __version__
+    if hello.protocol != PROTOCOL_VERSION or not same_version:
         return Refusal(
             "VersionMismatchError",
             f"version mismatch: this process runs Manta {__version__} (protocol {PROTOCOL_VERSION}), "
             f"the peer runs Manta {hello.version} (protocol {hello.protocol}); run the same Manta "
-            "version on every node",
+            "version on every node and every machine that connects to it",
         )
     if hello.kind in ("node", "worker", "gcs") and grant.role != "cluster":
         return Refusal(

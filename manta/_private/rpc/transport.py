@@ -33,14 +33,13 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
-import psutil
-
 from manta._private.common.config import PROTOCOL_VERSION
 from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.common.version import __version__
 from manta._private.rpc import auth, codec
 from manta._private.rpc import tls as tls_
 from manta._private.rpc.messages import Hello, Welcome
+from manta._private.rpc.peers import foreign_local_user, format_peer, port_holder
 from manta.exceptions import AuthenticationError, PermissionDeniedError, RpcError, VersionMismatchError
 
 logger = logging.getLogger(__name__)
@@ -102,7 +101,7 @@ class Connection(asyncio.Protocol):
         self,
         dispatcher: Dispatcher,
         *,
-        verifier: auth.Verifier | None = None,
+        verifier: auth.Verifier | auth.AsyncVerifier | None = None,
         max_frame_bytes: int,
         on_ready: Callable[[Connection], None] | None = None,
         on_close: Callable[[Connection], None] | None = None,
@@ -121,10 +120,14 @@ class Connection(asyncio.Protocol):
         self._dispatcher = dispatcher
         self._ident = ident  # who a server says it is in its Welcome
         self._verifier = verifier
+        # A verifier that must ask someone (the client port asks the gcs about user tokens).
+        self._verify_async = inspect.iscoroutinefunction(verifier)
+        self._verifying = False
         self._is_server = verifier is not None
         self._max_frame = max_frame_bytes
         self._on_ready = on_ready
         self._close_callbacks: list[Callable[[Connection], None]] = []
+        self._pace_callbacks: list[Callable[[bool], None]] = []
         if on_close is not None:
             self._close_callbacks.append(on_close)
         self._hello = hello
@@ -157,7 +160,7 @@ class Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
         sock = transport.get_extra_info("socket")
         peername = transport.get_extra_info("peername")
-        self.peer = _format_peer(peername, sock)
+        self.peer = format_peer(peername, sock)
         is_tcp = sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
         if is_tcp:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -344,6 +347,26 @@ class Connection(asyncio.Protocol):
             self._transport.abort()
             self._mark_closed(ConnectionLost("the peer did not read its replies"))
 
+    # -- flow control: a relay passes a slow reader's pace back to its writer -----------
+    def pause_writing(self) -> None:  # asyncio: the send buffer passed its high-water mark
+        for callback in self._pace_callbacks:
+            callback(True)
+
+    def resume_writing(self) -> None:
+        for callback in self._pace_callbacks:
+            callback(False)
+
+    def on_pace(self, callback: Callable[[bool], None]) -> None:
+        """``callback(True)`` when the peer reads slower than we send, ``(False)`` when it caught up."""
+        self._pace_callbacks.append(callback)
+
+    def pause_reading(self, paused: bool) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            if paused:
+                self._transport.pause_reading()
+            else:
+                self._transport.resume_reading()
+
     # -- receiving -------------------------------------------------------------------
     def _on_frame(self, frame: bytes) -> None:
         try:
@@ -450,7 +473,14 @@ class Connection(asyncio.Protocol):
 
     # -- handshake -------------------------------------------------------------------
     def _on_handshake_frame(self, kind: int, body: Any) -> None:
-        if self._is_server:
+        if self._verifying:  # a peer that does not wait for its Welcome
+            self._protocol_error("a frame arrived before the handshake finished")
+        elif self._is_server and self._verify_async and isinstance(body, Hello):
+            self._verifying = True
+            task = self._loop.create_task(self._verify_then_admit(body))
+            _background_tasks.add(task)
+            task.add_done_callback(_background_tasks.discard)
+        elif self._is_server:
             self._server_handshake(body)
         elif kind == KIND_REPLY and isinstance(body, Welcome):
             self._authenticated = True
@@ -466,9 +496,20 @@ class Connection(asyncio.Protocol):
                 self.handshake.set_exception(error)
             self.close()
 
-    def _server_handshake(self, hello: Any) -> None:
+    async def _verify_then_admit(self, hello: Hello) -> None:
         assert self._verifier is not None
-        admitted = auth.admit(hello, self._verifier)
+        try:
+            grant = await self._verifier(hello.token)  # type: ignore[misc]
+        except Exception as e:
+            self._refuse("AuthenticationError", f"the credential could not be checked now ({e}): try again")
+            return
+        self._verifying = False
+        if not self.closed:
+            self._server_handshake(hello, lambda _token: grant)
+
+    def _server_handshake(self, hello: Any, verify: auth.Verifier | None = None) -> None:
+        assert self._verifier is not None
+        admitted = auth.admit(hello, verify or self._verifier)  # type: ignore[arg-type]
         if isinstance(admitted, auth.Refusal):
             self._refuse(admitted.type_name, admitted.text)
             return
@@ -535,56 +576,13 @@ def _remote_error(body: Any) -> Exception:
     return RemoteError(str(type_name), str(text), str(tb))
 
 
-def _peer_credentials(sock: Any) -> tuple[int, int] | None:
-    """(pid, uid) of the process at the other end of a Unix socket, where the OS says."""
-    if sock is None or getattr(sock, "family", None) != socket.AF_UNIX or not hasattr(socket, "SO_PEERCRED"):
-        return None
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-    except OSError:
-        return None
-    pid, uid, _gid = (int.from_bytes(creds[i : i + 4], "little") for i in (0, 4, 8))
-    return pid, uid
-
-
-def _format_peer(peername: Any, sock: Any = None) -> str:
-    if isinstance(peername, tuple) and len(peername) >= 2:
-        return f"{peername[0]}:{peername[1]}"
-    creds = _peer_credentials(sock)
-    if creds is not None:
-        return f"unix-socket peer pid={creds[0]} uid={creds[1]}"
-    return str(peername) if peername else "unix-socket peer"
-
-
-def foreign_local_user(sock: Any) -> int | None:
-    """The uid of a Unix-socket peer that is another (non-root) user, else None. Sockets
-    are made 0600, so only root could connect as someone else; checked anyway, before the
-    peer may say anything."""
-    creds = _peer_credentials(sock)
-    if creds is None or creds[1] in (os.getuid(), 0):
-        return None
-    return creds[1]
-
-
-def _port_holder(port: int) -> str:
-    """`` by pid N (cmdline)`` for the process listening on ``port``, when it can be seen."""
-    try:
-        for conn in psutil.net_connections(kind="inet"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-                cmdline = " ".join(psutil.Process(conn.pid).cmdline())[:100]
-                return f" by pid {conn.pid} ({cmdline})"
-    except (psutil.Error, OSError):
-        pass
-    return ""
-
-
 class RpcServer:
     """Accepts authenticated connections on TCP and/or Unix sockets."""
 
     def __init__(
         self,
         dispatcher: Dispatcher,
-        verifier: auth.Verifier,
+        verifier: auth.Verifier | auth.AsyncVerifier,
         *,
         max_frame_bytes: int,
         on_connect: Callable[[Connection], None] | None = None,
@@ -650,8 +648,14 @@ class RpcServer:
         except OSError as e:
             why = e.strerror or str(e)
             if e.errno == errno.EADDRINUSE:
-                why = f"the port is already in use{_port_holder(port)}"
+                why = f"the port is already in use{port_holder(port)}"
             raise OSError(e.errno, f"cannot listen on {host}:{port}: {why}") from None
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def listen_socket(self, sock: socket.socket) -> int:
+        """Serve on a TCP socket already bound (by a launcher that had to know the port)."""
+        server = await asyncio.get_running_loop().create_server(lambda: self._protocol("tcp"), sock=sock)
         self._servers.append(server)
         return int(server.sockets[0].getsockname()[1])
 

@@ -5,7 +5,7 @@ Tags are wire numbers: never reuse or renumber one; add new messages at the end 
 group. Groups: 1-9 handshake and shared shapes, 10-39 gcs, 40-69 node daemon, 70-99 and
 120-149 core worker, 100-119 node-internal (fork server), 150-169 the gcs's access service
 (tokens, audit), 170-179 the gcs's task-event store, 180-189 the log API, 190-199 metrics,
-200-209 the state API's listings that nodes answer. Placement groups sit where free tags
+200-209 the state API's listings that nodes answer, 210-219 the client port. Placement groups sit where free tags
 were when they were added.
 """
 
@@ -31,6 +31,27 @@ from manta._private.rpc.messages.access import (
 )
 from manta._private.rpc.messages.access import (
     VerifyToken as VerifyToken,
+)
+from manta._private.rpc.messages.client import (
+    ClientAck as ClientAck,
+)
+from manta._private.rpc.messages.client import (
+    ClientCall as ClientCall,
+)
+from manta._private.rpc.messages.client import (
+    ClientOpen as ClientOpen,
+)
+from manta._private.rpc.messages.client import (
+    ClientOpened as ClientOpened,
+)
+from manta._private.rpc.messages.client import (
+    ClientOutput as ClientOutput,
+)
+from manta._private.rpc.messages.client import (
+    ClientPart as ClientPart,
+)
+from manta._private.rpc.messages.client import (
+    ClientResult as ClientResult,
 )
 from manta._private.rpc.messages.core_worker import (
     ActorCreated as ActorCreated,

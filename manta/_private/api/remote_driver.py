@@ -1,0 +1,301 @@
+"""The core worker of a remote driver: ``init("manta://head:10001")`` on a machine with no
+Manta node. It has the parts of a core worker the API uses (``submit_task``,
+``actors``, ``objects``, ``call_gcs``, ...), and each forwards to the driver's *session*
+on the head, which does the same on a real core worker and owns what it makes.
+
+Refs and actor handles here are counted here; the session holds one reference for each
+one it sent until this process drops its last copy, which the next call (or, when idle,
+a flush within 0.1 s) tells it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import pickle
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from manta._private.api import client_wire as wire
+from manta._private.api.client_channel import ClientChannel
+from manta._private.common.config import Config
+from manta._private.common.ids import ActorID, ObjectID, TaskID
+from manta._private.core_worker import object_ref as object_ref_module
+from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.rpc.messages import Address
+
+
+@dataclass(frozen=True)
+class RemoteSession:
+    """What ``worker.session`` says of a remote driver: the head's session, seen from afar."""
+
+    session_dir: str
+    gcs_address: str
+    host: str
+    token: bytes = b""
+
+
+@dataclass
+class _DriverContext:
+    placement_group: Any = None  # a driver runs in no placement group
+
+
+class _Counts:
+    """Refs and actor handles this process holds, and the session's holds on their behalf."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._local: dict[Any, int] = {}  # ("r", ObjectID) or ("a", ActorID) -> copies here
+        self._owed: dict[Any, int] = {}  # -> references the session holds for us
+        self._ops: list[list[Any]] = []
+
+    def received(self, key: Any) -> None:
+        with self._lock:
+            self._owed[key] = self._owed.get(key, 0) + 1
+
+    def add(self, key: Any, owner: Address | None = None) -> None:
+        with self._lock:
+            self._local[key] = self._local.get(key, 0) + 1
+            if not self._owed.get(key):  # made here (from_binary, a copy): ask the session to hold it
+                self._owed[key] = 1
+                self._ops.append(["h" + key[0], bytes(key[1]), owner])
+
+    def drop(self, key: Any) -> None:
+        with self._lock:
+            left = self._local.get(key, 0) - 1
+            if left > 0:
+                self._local[key] = left
+                return
+            self._local.pop(key, None)
+            owed = self._owed.pop(key, 0)
+            if owed:
+                self._ops.append([key[0], bytes(key[1]), owed])
+
+    def take_ops(self) -> list[list[Any]]:
+        with self._lock:
+            ops, self._ops = self._ops, []
+        return ops
+
+
+class _References:
+    def __init__(self, counts: _Counts) -> None:
+        self._counts = counts
+
+    def add_local(self, object_id: ObjectID, owner: Address | None) -> None:
+        self._counts.add(("r", object_id), owner)
+
+    def drop_local(self, object_id: ObjectID) -> None:
+        self._counts.drop(("r", object_id))
+
+    def pin(self, object_id: ObjectID, owner: Address | None) -> None:
+        self._counts.add(("r", object_id), owner)  # never dropped: held while this process lives
+
+
+class _Borrowing:
+    """A ref pickled outside Manta here (plain pickle) stays held while this process lives:
+    the session cannot know when another process loads it."""
+
+    def __init__(self, counts: _Counts) -> None:
+        self._counts = counts
+
+    def hold_out_of_band(self, ref: ObjectRef) -> None:
+        self._counts.add(("r", ref.id), ref.owner_address())
+
+    def adopt_out_of_band(self, ref: ObjectRef, holder: Address) -> None:
+        pass
+
+
+class _Objects:
+    def __init__(self, driver: RemoteDriver) -> None:
+        self._driver = driver
+
+    def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
+        return self._driver.call("objects.get", refs, timeout)  # type: ignore[no-any-return]
+
+    def put(self, value: Any) -> ObjectRef:
+        return self._driver.call("objects.put", value)  # type: ignore[no-any-return]
+
+    def wait(
+        self,
+        refs: list[ObjectRef],
+        num_returns: int,
+        timeout: float | None,
+        fetch_local: bool,
+        stream_ids: Any,
+    ) -> set[ObjectID]:
+        if stream_ids:
+            raise NotImplementedError(
+                "wait() on an ObjectRefGenerator is not available to remote drivers yet"
+            )
+        return self._driver.call("objects.wait", refs, num_returns, timeout, fetch_local, ())  # type: ignore[no-any-return]
+
+    def object_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
+        return self._driver.futures.submit(lambda: self.get([ref], None)[0])
+
+    def call_site(self, object_id: ObjectID) -> str:
+        return ""
+
+    def collect_references(self) -> None:
+        pass
+
+
+class _Actors:
+    def __init__(self, driver: RemoteDriver, counts: _Counts) -> None:
+        self._driver = driver
+        self._counts = counts
+
+    def create(self, spec: Any, args: Any, kwargs: Any, get_if_exists: bool) -> Any:
+        return self._driver.call("actors.create", spec, args, kwargs, get_if_exists)
+
+    def call(self, actor_id: ActorID, method: str, args: Any, kwargs: Any, **options: Any) -> list[ObjectRef]:
+        task_id = TaskID.for_actor_task(actor_id)
+        return self._driver.submit("actors.call", task_id, (actor_id, method, args, kwargs), options)
+
+    def lookup(self, name: str, namespace: str) -> Any:
+        return self._driver.call("actors.lookup", name, namespace)
+
+    def kill(self, actor_id: ActorID, no_restart: bool) -> None:
+        self._driver.call("actors.kill", actor_id, no_restart)
+
+    def list_named(self, namespace: str, all_namespaces: bool) -> list[tuple[str, str]]:
+        return self._driver.call("actors.list_named", namespace, all_namespaces)  # type: ignore[no-any-return]
+
+    def add_handle(self, actor_id: ActorID) -> None:
+        self._counts.add(("a", actor_id))
+
+    def drop_handle(self, actor_id: ActorID) -> None:
+        self._counts.drop(("a", actor_id))
+
+    def handle_escaped(self, actor_id: ActorID) -> None:
+        pass  # the session sees the handle arrive in the call that carries it
+
+
+class _Functions:
+    def __init__(self, driver: RemoteDriver) -> None:
+        self._driver = driver
+        self._exported: set[tuple[Any, bytes]] = set()
+
+    def export(self, job_id: Any, function_id: bytes, pickled: bytes, original: Any = None) -> None:
+        if (job_id, function_id) not in self._exported:
+            self._driver.call("functions.export", job_id, function_id, pickled)
+            self._exported.add((job_id, function_id))
+
+
+class RemoteDriver:
+    """Stands where a driver's ``CoreWorker`` stands (``api.context.current_worker()``)."""
+
+    is_driver = True
+    actor_id = None
+    executor = None
+
+    def __init__(self, channel: ClientChannel, info: dict[str, Any], config: Config, address: str) -> None:
+        self._channel = channel
+        self._counts = _Counts()
+        channel.take_ops = self._counts.take_ops
+        self.job_id = info["job_id"]
+        self.namespace: str = info["namespace"]
+        self.node_id = info["node_id"]
+        self.worker_id = info["worker_id"]
+        self.address: Address = info["address"]
+        self.config = config.replace(task_max_retries=info["task_max_retries"])
+        self.session = RemoteSession(info["session_dir"], address, info["node_ip"])
+        self.context = _DriverContext()
+        self.job_runtime_env: dict[str, Any] | None = info["job_runtime_env"]
+        self.resolved_runtime_envs: dict[str, Any] = {}
+        self.submission_envs: dict[int, Any] = {}
+        self.references = _References(self._counts)
+        self.borrowing = _Borrowing(self._counts)
+        self.objects = _Objects(self)
+        self.actors = _Actors(self, self._counts)
+        self.functions = _Functions(self)
+        self.futures = concurrent.futures.ThreadPoolExecutor(8, "manta-client-futures")
+        self.closed = False
+
+    @property
+    def io(self) -> Any:
+        return self._channel.io
+
+    # -- what the API calls ----------------------------------------------------------
+    def submit_task(self, **kwargs: Any) -> list[ObjectRef]:
+        return self.submit("submit_task", TaskID.for_normal_task(self.job_id), (), kwargs)
+
+    def submit(
+        self, method: str, task_id: TaskID, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[ObjectRef]:
+        """Send a submission without waiting: this process chooses the task's id, so it
+        makes the refs of its returns itself (the session holds them from when it submits)."""
+        if kwargs.get("generator"):
+            raise NotImplementedError("generator tasks are not available to remote drivers yet")
+        payload, views = wire.dumps((args, {**kwargs, "task_id": task_id}), _ref_id)
+        # Copied now: the caller may change its arrays once remote() returns.
+        self._channel.send(method, payload, [memoryview(bytes(v)) for v in views])
+        refs = []
+        for i in range(kwargs["num_returns"]):
+            object_id = ObjectID.for_return(task_id, i)
+            self._counts.received(("r", object_id))
+            refs.append(ObjectRef(object_id, self.address))
+        return refs
+
+    def call_gcs(self, msg: Any, timeout: float = 30.0) -> Any:
+        return self.call("call_gcs", msg)
+
+    def kv_put(self, namespace: str, key: bytes, value: bytes) -> None:
+        from manta._private.rpc import messages as m
+
+        self.call_gcs(m.KvPut(namespace, key, value, True))
+
+    def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
+        self.call("cancel", ref, force, recursive)
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        payload, buffers = wire.dumps((args, kwargs), _ref_id)
+        result = self._channel.call(method, payload, buffers)
+        value = wire.loads(result.payload, list(result.buffers), self._load_id)
+        if not result.ok:
+            raise value
+        return value
+
+    def _load_id(self, pid: Any) -> Any:
+        if pid[0] == "r":
+            object_id = ObjectID(pid[1])
+            self._counts.received(("r", object_id))
+            return ObjectRef(object_id, pid[2])
+        if pid[0] == "a":
+            from manta._private.api.actor import ActorHandle
+
+            actor_id = ActorID(pid[1])
+            self._counts.received(("a", actor_id))
+            return ActorHandle(actor_id, *pid[2:])
+        raise ValueError(f"unknown persistent id from the session: {pid!r}")
+
+    def shutdown(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        object_ref_module.bind_worker(None)
+        try:
+            self._channel.call("shutdown", *wire.dumps(((), {}), _ref_id))
+        except Exception:  # the session may be gone already
+            pass
+        self._channel.close()
+        self.futures.shutdown(wait=False)
+
+
+def _ref_id(obj: Any) -> Any:
+    if type(obj) is ObjectRef:
+        return ("r", bytes(obj.id), obj.owner_address())
+    return None
+
+
+def connect(address: str, token: bytes, config: Config, options: dict[str, Any]) -> RemoteDriver:
+    """Open a session on the head at ``address`` (``host:port`` of its client port)."""
+    channel = ClientChannel(address, token, config, config.client_grace_s)
+    try:
+        info = pickle.loads(channel.open(pickle.dumps(options)))
+        channel.grace_s = max(config.client_grace_s, info["grace_s"])  # the head's says how long it waits
+        driver = RemoteDriver(channel, info, config, address)
+    except BaseException:
+        channel.close()
+        raise
+    object_ref_module.bind_worker(driver)
+    return driver

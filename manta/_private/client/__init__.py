@@ -1,0 +1,1 @@
+"""Remote drivers' sessions on the head: see ``session`` (the process) and ``calls``."""

@@ -1,0 +1,3 @@
+from manta._private.client.session import main
+
+main()

@@ -1,0 +1,221 @@
+"""A remote driver's session: a driver process on the head that owns what the remote one
+makes, so nothing on the cluster ever needs to reach the client's machine.
+
+The client's ``init`` becomes this process's ``manta.init`` (joining the head's cluster);
+each call the client sends (submit a task, create an actor, get, put, ...) runs here on
+the core worker, as the same call of a local driver would. Calls run in the order sent
+(one thread), except those that wait (``get``, ``wait``), which run beside it. Each is
+run once: a call sent again after a lost connection gets the kept answer.
+
+What the client holds is held here: every ref and actor handle sent to the client counts
+as one reference in this process until the client says it dropped it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from manta._private.api import client_wire as wire
+from manta._private.client.calls import Calls, Result
+from manta._private.common import daemon
+from manta._private.common.aio import new_event_loop
+from manta._private.common.session import read_token
+from manta._private.rpc import messages as m
+from manta._private.rpc.auth import cluster_only
+from manta._private.rpc.transport import Connection, Dispatcher, RpcServer
+
+logger = logging.getLogger("manta.client")
+
+# Half-sent calls' buffers a session keeps at most (a client that vanished mid-put).
+MAX_ASSEMBLING_BYTES = 4 << 30
+
+
+class Session:
+    """The request loop of one remote driver's session (its asyncio side)."""
+
+    def __init__(
+        self, head_session_dir: str, loop: asyncio.AbstractEventLoop, stop: Callable[[], None]
+    ) -> None:
+        self._head = head_session_dir
+        self._loop = loop
+        self._stop = stop
+        self._calls: Calls | None = None
+        self._opened: m.ClientOpened | None = None
+        self._replies: dict[int, Result] = {}
+        self._running: dict[int, asyncio.Future[Result]] = {}
+        self._acked = 0
+        self._ordered = ThreadPoolExecutor(1, "client-calls")
+        self._waiting = ThreadPoolExecutor(32, "client-waits")
+        self._parts = wire.Assembly(MAX_ASSEMBLING_BYTES)
+        self.server: Connection | None = None
+
+    def register(self, d: Dispatcher) -> None:
+        d.register(m.ClientOpen, self._h_open)
+        d.register(m.ClientCall, self._h_call)
+        d.register(m.ClientPart, lambda conn, part: self._parts.add(part))
+        d.register(m.ClientAck, lambda conn, msg: self._forget(msg.acked))
+
+    async def _h_open(self, conn: Connection, msg: m.ClientOpen) -> m.ClientOpened:
+        if self._opened is None:
+            self._calls, info = await self._loop.run_in_executor(self._ordered, Calls.start, self._head, msg)
+            self._opened = m.ClientOpened("", "", False, info)
+        return self._opened
+
+    def _h_call(self, conn: Connection, msg: m.ClientCall) -> asyncio.Future[m.ClientResult]:
+        self._forget(msg.acked)
+        answer: asyncio.Future[m.ClientResult] = self._loop.create_future()
+        kept = self._replies.get(msg.seq)
+        if kept is not None:
+            answer.set_result(self._send(conn, msg.seq, kept))
+            return answer
+        running = self._running.get(msg.seq)
+        if running is None:
+            if self._calls is None:
+                raise RuntimeError("the session is not open yet: send ClientOpen first")
+            if msg.seq <= self._acked:
+                raise ValueError(f"call {msg.seq} was answered and acknowledged already")
+            running = self._running[msg.seq] = self._loop.create_future()
+            buffers: list[Any] = self._parts.take(msg.seq) if msg.parts else list(msg.buffers)
+            self._ordered.submit(self._step, msg, buffers, running)
+
+        def settle(done: asyncio.Future[Result]) -> None:
+            if not answer.done():
+                answer.set_result(self._send(conn, msg.seq, done.result()))
+
+        running.add_done_callback(settle)
+        return answer
+
+    def _step(self, msg: m.ClientCall, buffers: list[Any], running: asyncio.Future[Result]) -> None:
+        """On the calls thread, in the order sent: the call's arguments are loaded (and
+        the refs in them counted) before any later release can free what they name."""
+        assert self._calls is not None
+        prepared = self._calls.prepare(msg, buffers)
+        if isinstance(prepared, Result) or not prepared.waits:
+            result = prepared if isinstance(prepared, Result) else self._calls.run(prepared)
+            self._loop.call_soon_threadsafe(self._done, msg.seq, running, result)
+            if msg.method == "shutdown":
+                self._loop.call_soon_threadsafe(self._loop.call_later, 0.2, self._stop)
+            return
+        calls = self._calls
+
+        def wait_and_settle() -> None:
+            self._loop.call_soon_threadsafe(self._done, msg.seq, running, calls.run(prepared))
+
+        self._waiting.submit(wait_and_settle)
+
+    def _done(self, seq: int, running: asyncio.Future[Result], result: Result) -> None:
+        self._running.pop(seq, None)
+        if seq > self._acked:
+            self._replies[seq] = result
+        running.set_result(result)
+
+    def _send(self, conn: Connection, seq: int, result: Result) -> m.ClientResult:
+        buffers, parts = wire.inline_or_parts(seq, result.buffers)
+        for part in parts:
+            conn.notify(part)
+        return m.ClientResult(result.ok, result.payload, buffers, len(parts))
+
+    def _forget(self, acked: int) -> None:
+        if acked > self._acked:
+            for seq in [s for s in self._replies if s <= acked]:
+                del self._replies[seq]
+            self._acked = acked
+
+    def output(self, is_err: bool, text: str) -> None:
+        """Print on the client's terminal (called from any thread)."""
+        self._loop.call_soon_threadsafe(self._notify_output, is_err, text)
+
+    def _notify_output(self, is_err: bool, text: str) -> None:
+        if self.server is not None and not self.server.closed:
+            self.server.notify(m.ClientOutput(is_err, text))
+
+    def close(self) -> None:
+        if self._calls is not None:
+            self._calls.shutdown()
+        self._ordered.shutdown(wait=False, cancel_futures=True)
+        self._waiting.shutdown(wait=False, cancel_futures=True)
+
+
+class _Relay:
+    """sys.stdout or sys.stderr of a session: what it prints goes to the client."""
+
+    def __init__(self, session: Session, is_err: bool, original: Any) -> None:
+        self._session = session
+        self._is_err = is_err
+        self._original = original
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        if text:
+            self._session.output(self._is_err, text)
+            with self._lock:  # and to the session's own log
+                self._original.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._original.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return int(self._original.fileno())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="manta-client-session")
+    parser.add_argument("--head-session-dir", required=True)
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--ready-fd", type=int, required=True, help="pipe to report readiness on")
+    parser.add_argument("--lifeline-fd", type=int, help="pipe whose EOF means: stop")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args()
+    daemon.setup_logging(args.log_level)
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    stopping = loop.create_future()
+
+    def stop() -> None:
+        if not stopping.done():
+            stopping.set_result(None)
+
+    session = Session(args.head_session_dir, loop, stop)
+    sys.stdout = _Relay(session, False, sys.stdout)  # type: ignore[assignment]
+    sys.stderr = _Relay(session, True, sys.stderr)  # type: ignore[assignment]
+    dispatcher = Dispatcher()
+    session.register(dispatcher)
+
+    def connected(conn: Connection) -> None:
+        session.server = conn
+
+    server = RpcServer(
+        dispatcher,
+        cluster_only(read_token(args.head_session_dir)),
+        max_frame_bytes=64 << 20,
+        on_connect=connected,
+        on_disconnect=lambda conn: stop(),  # the client server went away: so do we
+        tls=None,
+    )
+    loop.run_until_complete(server.listen_unix(args.socket))
+    daemon.watch_lifeline(loop, args.lifeline_fd, stop)
+    daemon.on_stop_signals(loop, stop)
+    daemon.report_ready(args.ready_fd, {"pid": os.getpid()})
+    loop.run_until_complete(stopping)
+    server.close()
+    session.close()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
