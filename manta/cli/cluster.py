@@ -368,9 +368,12 @@ def status(address: str | None, as_json: bool) -> None:
 
 def cluster_gcs(address: str | None) -> Any:
     """A gcs client for the cluster at ``address``, or the one this host's node belongs to."""
+    from manta._private.api.context import is_remote
     from manta._private.api.gcs_client import GcsClient
     from manta._private.common.session import read_token
 
+    if is_remote(address):
+        return _RemoteGcs(str(address))
     token = os.environ.get("MANTA_AUTH_TOKEN", "").strip().encode()
     if address is None or not token:  # this host's node knows where the gcs is, and the token
         session_dir, info = running_session(address)
@@ -381,6 +384,31 @@ def cluster_gcs(address: str | None) -> Any:
         return GcsClient(address, token)
     except Exception as e:
         raise click.ClickException(f"cannot reach the cluster's gcs at {address}: {e}") from None
+
+
+class _RemoteGcs:
+    """The gcs of a cluster reached at its head's client port (``manta://HOST:PORT``): asked
+    through a remote driver's session there, with $MANTA_AUTH_TOKEN."""
+
+    def __init__(self, address: str) -> None:
+        import manta
+
+        try:
+            manta.init(address, configure_logging=False, log_to_driver=False)
+        except Exception as e:
+            raise click.ClickException(f"cannot reach the cluster at {address}: {e}") from None
+        self._manta = manta
+
+    def call(self, msg: Any) -> Any:
+        from manta._private.api.context import current_worker
+
+        return current_worker().call_gcs(msg)  # type: ignore[union-attr]
+
+    def __enter__(self) -> _RemoteGcs:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._manta.shutdown()
 
 
 def running_session(address: str | None = None) -> tuple[str, dict[str, Any]]:

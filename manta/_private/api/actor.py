@@ -27,7 +27,6 @@ from manta._private.api.scheduling import (
 from manta._private.common.ids import ActorID
 from manta._private.core_worker.actor_runtime import READY_METHOD, TERMINATE_METHOD, ActorExit
 from manta._private.core_worker.function_manager import FunctionManager
-from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
 from manta._private.rpc import messages as m
 
 _SPECIAL_METHODS = (READY_METHOD, TERMINATE_METHOD)
@@ -385,7 +384,7 @@ class ActorMethod:
             backpressure=max(options.get("_generator_backpressure_num_objects") or 0, 0),
         )
         if generator == m.GENERATOR_STREAMING:
-            return ObjectRefGenerator(refs[0], worker)
+            return worker.stream_of(refs[0])
         if num_returns == 1:
             return refs[0]
         if num_returns == 0:

@@ -10,6 +10,7 @@ a flush within 0.1 s) tells it.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import pickle
 import threading
@@ -22,6 +23,7 @@ from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, ObjectID, TaskID
 from manta._private.core_worker import object_ref as object_ref_module
 from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
 from manta._private.rpc.messages import Address
 
 
@@ -185,6 +187,7 @@ class RemoteDriver:
     """Stands where a driver's ``CoreWorker`` stands (``api.context.current_worker()``)."""
 
     is_driver = True
+    is_remote = True
     actor_id = None
     executor = None
 
@@ -224,8 +227,6 @@ class RemoteDriver:
     ) -> list[ObjectRef]:
         """Send a submission without waiting: this process chooses the task's id, so it
         makes the refs of its returns itself (the session holds them from when it submits)."""
-        if kwargs.get("generator"):
-            raise NotImplementedError("generator tasks are not available to remote drivers yet")
         payload, views = wire.dumps((args, {**kwargs, "task_id": task_id}), _ref_id)
         # Copied now: the caller may change its arrays once remote() returns.
         self._channel.send(method, payload, [memoryview(bytes(v)) for v in views])
@@ -235,6 +236,9 @@ class RemoteDriver:
             self._counts.received(("r", object_id))
             refs.append(ObjectRef(object_id, self.address))
         return refs
+
+    def stream_of(self, completion: ObjectRef) -> ObjectRefGenerator:
+        return RemoteObjectRefGenerator(completion, self)
 
     def call_gcs(self, msg: Any, timeout: float = 30.0) -> Any:
         return self.call("call_gcs", msg)
@@ -246,6 +250,11 @@ class RemoteDriver:
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         self.call("cancel", ref, force, recursive)
+
+    def send(self, method: str, *args: Any) -> None:
+        """A call nobody waits for."""
+        payload, views = wire.dumps((args, {}), _ref_id)
+        self._channel.send(method, payload, [memoryview(bytes(v)) for v in views])
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         payload, buffers = wire.dumps((args, kwargs), _ref_id)
@@ -279,6 +288,52 @@ class RemoteDriver:
             pass
         self._channel.close()
         self.futures.shutdown(wait=False)
+
+
+class RemoteObjectRefGenerator(ObjectRefGenerator):
+    """A streaming generator task's items for a remote driver: its session reads the
+    stream (it owns the task) and hands each item's ref over as it comes."""
+
+    def __init__(self, completion: ObjectRef, driver: RemoteDriver) -> None:
+        super().__init__(completion, driver)  # type: ignore[arg-type]
+        self._driver = driver
+
+    def _next_sync(self, timeout_s: float | None = None) -> ObjectRef:
+        if self._generator_task_exception is not None:
+            raise StopIteration
+        timeout = None if timeout_s is None or timeout_s < 0 else timeout_s
+        what, ref = self._driver.call("generator_next", self._task_id, timeout)
+        if what == "end":
+            raise StopIteration
+        if what == "none":
+            return ObjectRef.nil()
+        if what == "error":  # the task failed: its error is the last item
+            self._generator_task_exception = RuntimeError("the generator task failed")
+        return ref  # type: ignore[no-any-return]
+
+    def next_ready(self) -> bool:
+        return bool(self._driver.call("generator_ready", self._task_id))
+
+    def is_finished(self) -> bool:
+        return bool(self._driver.call("generator_finished", self._task_id))
+
+    async def _next_async(self, timeout_s: float | None = None) -> ObjectRef:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._driver.futures, self._next_sync, timeout_s)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def _next_id(self) -> Any:
+        raise NotImplementedError("wait() on an ObjectRefGenerator is not available to remote drivers yet")
+
+    def __del__(self) -> None:
+        driver = self.__dict__.get("_driver")
+        if driver is not None and not driver.closed:
+            try:
+                driver.send("generator_drop", self._task_id)
+            except Exception:  # interpreter shutdown
+                pass
 
 
 def _ref_id(obj: Any) -> Any:

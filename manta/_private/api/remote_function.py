@@ -12,7 +12,6 @@ from manta._private.api.call_check import CallCheck
 from manta._private.api.options import TASK_OPTIONS, generator_mode, task_resources, validate
 from manta._private.api.scheduling import group_context, group_request, in_placement_group, strategy_wire
 from manta._private.core_worker.function_manager import FunctionManager
-from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
 from manta._private.rpc.messages import GENERATOR_STREAMING
 
 
@@ -128,7 +127,7 @@ class RemoteFunction:
             task_events=prepared.task_events,
         )
         if prepared.generator == GENERATOR_STREAMING:
-            return ObjectRefGenerator(refs[0], worker)
+            return worker.stream_of(refs[0])
         if prepared.num_returns == 1:
             return refs[0]
         if prepared.num_returns == 0:

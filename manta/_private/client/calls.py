@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from manta._private.api import client_wire as wire
-from manta._private.common.ids import ActorID, ObjectID
+from manta._private.common.ids import ActorID, ObjectID, TaskID
+from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
 from manta._private.gcs.access_shell import USER_REQUESTS
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import allows
@@ -38,6 +39,13 @@ METHODS: dict[str, bool] = {
     "call_gcs": False,
     "ping": False,
     "shutdown": False,
+    # A streaming generator's items, read here for the client (see RemoteObjectRefGenerator).
+    "generator_next": True,
+    "generator_ready": False,
+    "generator_finished": False,
+    "generator_drop": False,
+    # The state API's gathering (manta.util.state), done here for the client.
+    "state_gather": True,
 }
 
 # Submissions the client does not wait for: it chose the task's id and made the refs of
@@ -87,6 +95,8 @@ class Calls:
         self._actors: dict[ActorID, int] = {}
         # The returns of submissions that failed here, with why: what getting them raises.
         self._failed: dict[ObjectID, Exception] = {}
+        # The client's streaming generator tasks, read here on its behalf.
+        self._generators: dict[TaskID, ObjectRefGenerator] = {}
 
     @classmethod
     def start(cls, head_session_dir: str, msg: m.ClientOpen) -> tuple[Calls, bytes]:
@@ -146,6 +156,8 @@ class Calls:
             for ref in refs:  # the client made its copies of these refs already
                 self._cw.references.add_local(ref.id, ref.owner_address())
                 self._refs[ref.id] = self._refs.get(ref.id, 0) + 1
+            if kwargs.get("generator") == m.GENERATOR_STREAMING:
+                self._generators[task_id] = self._cw.stream_of(refs[0])
 
         return run
 
@@ -159,7 +171,40 @@ class Calls:
     def _bound(self, method: str) -> Callable[..., Any]:
         if method in ("ping", "shutdown"):
             return lambda: None
+        if method == "state_gather":
+            from manta.util.state._source import gather
+
+            return lambda work, timeout: gather(None, work, timeout)
+        if method.startswith("generator_"):
+            return getattr(self, "_" + method)  # type: ignore[no-any-return]
         return operator.attrgetter(method)(self._cw)  # type: ignore[no-any-return]
+
+    def _generator_next(self, task_id: TaskID, timeout_s: float | None) -> tuple[str, Any]:
+        """("item", ref), ("error", the ref holding the task's error), ("none", None) when
+        nothing came within ``timeout_s``, or ("end", None)."""
+        gen = self._generator(task_id)
+        try:
+            ref = gen._next_sync(timeout_s)
+        except StopIteration:
+            return "end", None
+        if ref.is_nil():
+            return "none", None
+        return ("error" if gen._generator_task_exception is not None else "item"), ref
+
+    def _generator_ready(self, task_id: TaskID) -> bool:
+        return self._generator(task_id).next_ready()
+
+    def _generator_finished(self, task_id: TaskID) -> bool:
+        return self._generator(task_id).is_finished()
+
+    def _generator_drop(self, task_id: TaskID) -> None:
+        self._generators.pop(task_id, None)
+
+    def _generator(self, task_id: TaskID) -> ObjectRefGenerator:
+        gen = self._generators.get(task_id)
+        if gen is None:
+            raise ValueError(f"no generator task {task_id.hex()} of this client is being read")
+        return gen
 
     def run(self, call: Prepared) -> Result:
         try:

@@ -44,6 +44,7 @@ from manta._private.core_worker.memory_store import MemoryStore
 from manta._private.core_worker.metric_reports import report_metrics, report_metrics_every
 from manta._private.core_worker.object_manager import ObjectManager
 from manta._private.core_worker.object_ref import ObjectRef
+from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
 from manta._private.core_worker.recovery import LossRecovery
 from manta._private.core_worker.reference_counter import ReferenceCounter
 from manta._private.core_worker.streams import StreamTable
@@ -719,6 +720,10 @@ class CoreWorker:
     @staticmethod
     def runtime_env_key(runtime_env: dict[str, Any] | None) -> str:
         return runtime_env_key(runtime_env)
+
+    def stream_of(self, completion: ObjectRef) -> ObjectRefGenerator:
+        """What calling a streaming generator task returns, reading through this worker."""
+        return ObjectRefGenerator(completion, self)
 
     @property
     def closed(self) -> bool:

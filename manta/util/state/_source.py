@@ -28,6 +28,9 @@ def is_http(address: str | None) -> bool:
 def gather(address: str | None, work: Callable[[Gatherer], Awaitable[T]], timeout: float) -> T:
     """``work`` run against the cluster at ``address`` (a gcs address, or None)."""
     worker = current_worker()
+    if address is None and getattr(worker, "is_remote", False):
+        # A remote driver: its session on the head gathers, as this process would on a node.
+        return worker.call("state_gather", work, timeout)  # type: ignore[union-attr,no-any-return]
     if address is None and worker is not None:
 
         async def in_driver() -> T:
