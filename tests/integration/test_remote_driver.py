@@ -5,6 +5,7 @@ tests cut and restore."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -404,3 +405,18 @@ def test_init_arguments_that_make_no_sense_remotely_are_refused(head) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ValueError") and "num_cpus" in lines[0], result.stderr
     assert lines[1].startswith("ValueError") and "names no host" in lines[1]
+
+
+def test_manta_status_through_the_client_port(head) -> None:
+    env = dict(os.environ, MANTA_AUTH_TOKEN=head["token"])
+    shown = subprocess.run(
+        [sys.executable, "-m", "manta.cli.main", "status", "--address", head["address"], "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert len(report["nodes"]) == 1 and report["nodes"][0]["alive"]
+    assert report["nodes"][0]["total"]["CPU"] == 2

@@ -158,9 +158,9 @@ def init(
         if configure_logging:
             _configure_driver_logging(logging_level, logging_format)
         driver = _driver_options(namespace, job_config, job_env, config, logging_config, local_mode)
-        if isinstance(address, str) and is_remote(address):
+        if (remote := remote_address(address, config)) is not None:
             _check_joining(num_cpus, num_gpus, resources, object_store_memory, kwargs.get("_system_config"))
-            worker, cluster, address_info = _connect_remote(address, config, job_env, log_to_driver, driver)
+            worker, cluster, address_info = _connect_remote(remote, config, job_env, log_to_driver, driver)
         else:
             cluster, session, address_info = _start_or_join(
                 address,
@@ -373,6 +373,14 @@ def _check_joining(
 def is_remote(address: Any) -> bool:
     """Whether ``address`` names a head's client port (a remote driver's way in)."""
     return isinstance(address, str) and address.startswith(REMOTE_SCHEMES)
+
+
+def remote_address(address: Any, config: Config) -> str | None:
+    """The head's client port this driver is to reach the cluster through: ``address``, or
+    with none (or "auto") given, MANTA_ADDRESS (as Ray's RAY_ADDRESS=ray://...); else None."""
+    if address is None or address == "auto":
+        address = config.address
+    return address if is_remote(address) else None
 
 
 # A remote driver's address: manta://HOST[:PORT], or ray://HOST[:PORT] as Ray Client's.
