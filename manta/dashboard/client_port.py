@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -33,13 +34,17 @@ from manta._private.common.config import Config
 from manta._private.common.session import LOGS_DIR, read_token, socket_path
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import Grant
-from manta._private.rpc.transport import Connection, Dispatcher, RpcServer, connect
+from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, RpcServer, connect
 
 logger = logging.getLogger("manta.dashboard")
 
 # Output a session keeps for a client that is away (then the oldest goes).
 MAX_HELD_OUTPUT_BYTES = 1 << 20
 _SESSION_START_S = 60.0
+
+
+class SessionGone(LookupError):
+    """A remote driver's session ended; the client maps this name to its own error."""
 
 
 @dataclass
@@ -117,7 +122,7 @@ class ClientPort:
     def _resume(self, conn: Connection, msg: m.ClientOpen) -> m.ClientOpened:
         session = self._sessions.get(msg.session)
         if session is None or not hmac.compare_digest(session.secret, msg.secret) or session.opened is None:
-            raise LookupError(
+            raise SessionGone(
                 f"the session {msg.session[:8]} is gone: the client was away longer than its grace "
                 f"period ({self._config.client_grace_s:g} s), or the head restarted; its actors and "
                 "objects are gone with it"
@@ -144,7 +149,13 @@ class ClientPort:
     async def _h_call(self, conn: Connection, msg: m.ClientCall) -> Any:
         session = self._session_of(conn)
         assert session.conn is not None
-        return await session.conn.call(msg)
+        try:
+            return await session.conn.call(msg)
+        except ConnectionLost:
+            raise SessionGone(
+                "the session of this remote driver ended (its process exited; see the head's "
+                f"client-session-{session.id[:12]}.log): its actors and objects are gone with it"
+            ) from None
 
     def _h_forward(self, conn: Connection, msg: Any) -> None:
         session = self._session_of(conn)
@@ -195,8 +206,8 @@ class ClientPort:
                 str(ready_w),
                 "--lifeline-fd",
                 str(life_r),
-                "--log-level",
-                self._config.log_level,
+                "--config",
+                json.dumps(self._config.replace(auth_token="").to_dict()),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -182,3 +182,26 @@ def test_a_mutual_tls_cluster(hosts, pki) -> None:  # noqa: F811 - the fixture
         ["token", "create", "--role", "read", "--address", url], head_dir, MANTA_AUTH_TOKEN=token, **tls
     )
     assert made.returncode == 0 and made.stdout.strip().splitlines()[-1].startswith("mt_"), made.stderr
+
+    # A remote driver (no node on its side) over the client port: with the cluster's CA and
+    # a certificate of it, it runs a task on the worker node; without TLS settings it is
+    # told TLS is needed.
+    laptop = os.path.join(head_dir, "laptop")
+    os.makedirs(laptop)
+    remote = """
+        import manta
+        try:
+            manta.init("{address}")
+            print("answer", manta.get(manta.remote(resources={{"w": 1}})(lambda: 42).remote()))
+        except Exception as e:
+            print(type(e).__name__, e)
+        """
+    env = {"MANTA_TMPDIR": laptop, "MANTA_AUTH_TOKEN": token}
+    over_tls = run_driver(
+        remote.format(address=info["client_address"]), env={**env, **pki["worker"]}, timeout=120
+    )
+    assert over_tls.stdout.split() == ["answer", "42"], over_tls.stdout + over_tls.stderr
+    plain = run_driver(remote.format(address=info["client_address"]), env=env, timeout=120)
+    assert plain.stdout.startswith("AuthenticationError this server requires TLS"), (
+        plain.stdout + plain.stderr
+    )

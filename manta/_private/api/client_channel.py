@@ -138,6 +138,9 @@ class ClientChannel:
         error = answer.exception()
         if isinstance(error, ConnectionLost):
             return  # sent again once the connection is back
+        if isinstance(error, RemoteError) and error.type_name == SessionGone.__name__:
+            self._give_up(SessionGone(error.text))
+            return
         entry = self._pending.pop(seq, None)
         if entry is None or entry[2].done():
             return
@@ -188,8 +191,8 @@ class ClientChannel:
                 opened = await conn.call(m.ClientOpen(self._session, self._secret, b"", ""))
             except (AuthenticationError, PermissionDeniedError, VersionMismatchError) as e:
                 return self._give_up(e)
-            except RemoteError as e:
-                return self._give_up(SessionGone(e.text))
+            except RemoteError as e:  # the head does not know the session any more
+                return self._give_up(SessionGone(e.text) if e.type_name == SessionGone.__name__ else e)
             except (ConnectionLost, OSError) as e:
                 if loop.time() > deadline:
                     return self._give_up(
@@ -212,6 +215,8 @@ class ClientChannel:
             return None
 
     def _give_up(self, error: Exception) -> None:
+        if self._gone is not None:
+            return
         self._gone = error
         logger.error("%s", error)
         pending, self._pending = self._pending, {}

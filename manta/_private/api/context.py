@@ -215,12 +215,11 @@ def _connect_driver(
     return worker
 
 
-def attach_driver(session_dir: str, options: dict[str, Any]) -> CoreWorker:
+def attach_driver(session_dir: str, options: dict[str, Any], config: Config) -> CoreWorker:
     """Make this process a driver of the cluster whose node's session is ``session_dir``,
     with job settings made elsewhere: a remote driver's session, whose client made them."""
     global _process
     with _lock:
-        config = Config.from_env()
         session, info = join_existing(session_dir)
         log_to_driver = bool(options.pop("log_to_driver", True))
         worker = _connect_driver(config, session, None, None, log_to_driver, {**options, "local_mode": False})

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from manta._private.api import client_wire as wire
+from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, ObjectID, TaskID
 from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
 from manta._private.gcs.access_shell import USER_REQUESTS
@@ -99,7 +100,7 @@ class Calls:
         self._generators: dict[TaskID, ObjectRefGenerator] = {}
 
     @classmethod
-    def start(cls, head_session_dir: str, msg: m.ClientOpen) -> tuple[Calls, bytes]:
+    def start(cls, head_session_dir: str, config: Config, msg: m.ClientOpen) -> tuple[Calls, bytes]:
         """Join the cluster as the client's driver; the facts the client mirrors."""
         from manta._private.api import context
 
@@ -108,7 +109,7 @@ class Calls:
             raise ValueError(f"a remote driver's init() options are {sorted(INIT_OPTIONS)}")
         if not isinstance(options.get("job_config"), dict) or set(options["job_config"]) - JOB_SETTINGS:
             raise ValueError(f"a remote driver's job settings are {sorted(JOB_SETTINGS)}")
-        worker = context.attach_driver(head_session_dir, options)
+        worker = context.attach_driver(head_session_dir, options, config)
         info = {
             "job_id": worker.job_id,
             "namespace": worker.namespace,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -28,8 +29,10 @@ from manta._private.api import client_wire as wire
 from manta._private.client.calls import Calls, Result
 from manta._private.common import daemon
 from manta._private.common.aio import new_event_loop
+from manta._private.common.config import Config
 from manta._private.common.session import read_token
 from manta._private.rpc import messages as m
+from manta._private.rpc import tls
 from manta._private.rpc.auth import cluster_only
 from manta._private.rpc.transport import Connection, Dispatcher, RpcServer
 
@@ -43,9 +46,10 @@ class Session:
     """The request loop of one remote driver's session (its asyncio side)."""
 
     def __init__(
-        self, head_session_dir: str, loop: asyncio.AbstractEventLoop, stop: Callable[[], None]
+        self, head_session_dir: str, config: Config, loop: asyncio.AbstractEventLoop, stop: Callable[[], None]
     ) -> None:
         self._head = head_session_dir
+        self._config = config
         self._loop = loop
         self._stop = stop
         self._calls: Calls | None = None
@@ -66,7 +70,9 @@ class Session:
 
     async def _h_open(self, conn: Connection, msg: m.ClientOpen) -> m.ClientOpened:
         if self._opened is None:
-            self._calls, info = await self._loop.run_in_executor(self._ordered, Calls.start, self._head, msg)
+            self._calls, info = await self._loop.run_in_executor(
+                self._ordered, Calls.start, self._head, self._config, msg
+            )
             self._opened = m.ClientOpened("", "", False, info)
         return self._opened
 
@@ -177,9 +183,11 @@ def main() -> None:
     parser.add_argument("--socket", required=True)
     parser.add_argument("--ready-fd", type=int, required=True, help="pipe to report readiness on")
     parser.add_argument("--lifeline-fd", type=int, help="pipe whose EOF means: stop")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--config", default="{}", help="the head's Config, as JSON")
     args = parser.parse_args()
-    daemon.setup_logging(args.log_level)
+    config = Config(**json.loads(args.config))
+    daemon.setup_logging(config.log_level)
+    tls.use(config)  # the head's TLS settings: the session's driver reaches other nodes with them
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     stopping = loop.create_future()
@@ -188,7 +196,7 @@ def main() -> None:
         if not stopping.done():
             stopping.set_result(None)
 
-    session = Session(args.head_session_dir, loop, stop)
+    session = Session(args.head_session_dir, config, loop, stop)
     sys.stdout = _Relay(session, False, sys.stdout)  # type: ignore[assignment]
     sys.stderr = _Relay(session, True, sys.stderr)  # type: ignore[assignment]
     dispatcher = Dispatcher()
