@@ -1,5 +1,6 @@
 """A real TCP relay that a test can cut and restore: a network path between a client and a
-server that fails the way networks do (connections reset, new ones refused)."""
+server that fails the way networks do: connections reset and new ones refused (``cut``),
+or everything silently held, as by a pulled cable (``freeze``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ class TcpProxy:
         self._thread.start()
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.port = 0
         self.restore()
 
@@ -46,6 +49,13 @@ class TcpProxy:
 
         self._run(cut())
 
+    def freeze(self) -> None:
+        """Hold every byte in both directions, resetting nothing, until ``thaw``."""
+        self._loop.call_soon_threadsafe(self._flowing.clear)
+
+    def thaw(self) -> None:
+        self._loop.call_soon_threadsafe(self._flowing.set)
+
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._target)
@@ -57,6 +67,7 @@ class TcpProxy:
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await src.read(1 << 16):
+                    await self._flowing.wait()
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()

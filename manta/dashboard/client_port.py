@@ -25,6 +25,7 @@ import secrets
 import signal
 import socket
 import sys
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ logger = logging.getLogger("manta.dashboard")
 # Output a session keeps for a client that is away (then the oldest goes).
 MAX_HELD_OUTPUT_BYTES = 1 << 20
 _SESSION_START_S = 60.0
+# What the relay lets wait for a slow reader before it stops reading the other side.
+RELAY_BUFFER_BYTES = 16 << 20
 
 
 class SessionGone(LookupError):
@@ -78,11 +81,13 @@ class ClientPort:
         self._sessions: dict[str, _Session] = {}
         self._of_client: dict[Connection, _Session] = {}
         self._stopping: set[asyncio.Task[None]] = set()
+        self._watch: asyncio.Task[None] | None = None
         dispatcher = Dispatcher()
         dispatcher.register(m.ClientOpen, self._h_open, "submit")
         dispatcher.register(m.ClientCall, self._h_call, "submit")
         dispatcher.register(m.ClientPart, self._h_forward, "submit")
         dispatcher.register(m.ClientAck, self._h_forward, "submit")
+        dispatcher.register(m.Ping, lambda conn, msg: None, "submit")  # the client's heartbeat
         self._server = RpcServer(
             dispatcher,
             self._verify,
@@ -95,7 +100,23 @@ class ClientPort:
         return await self._grant_for(token)
 
     async def serve(self, sock: socket.socket) -> int:
+        self._watch = asyncio.get_running_loop().create_task(self._drop_silent_clients())
         return await self._server.listen_socket(sock)
+
+    async def _drop_silent_clients(self) -> None:
+        """A client that stopped sending (its heartbeat included) is gone even if no reset
+        came (a pulled cable, a sleeping laptop): its connection closes, and its session's
+        grace period starts."""
+        beat = self._config.client_heartbeat_s
+        while True:
+            await asyncio.sleep(beat)
+            now = time.monotonic()
+            for conn in list(self._of_client):
+                if now - conn.last_heard > 3 * beat:
+                    logger.info(
+                        "remote driver at %s silent for %.0f s: dropping it", conn.peer, now - conn.last_heard
+                    )
+                    conn.close(abort=True)
 
     # -- the client's side -------------------------------------------------------------
     async def _h_open(self, conn: Connection, msg: m.ClientOpen) -> m.ClientOpened:
@@ -141,6 +162,7 @@ class ClientPort:
         session.client = conn
         self._of_client[conn] = session
         # A slow reader on either side slows the other's sender: nothing piles up here.
+        conn.set_send_buffer(RELAY_BUFFER_BYTES)
         conn.on_pace(lambda slow: _pace(session.conn, slow))
         while session.held:
             conn.notify(session.held.popleft())
@@ -230,6 +252,7 @@ class ClientPort:
                 max_frame_bytes=self._config.max_frame_bytes,
                 on_close=lambda _c: self._end(session, "its process exited"),
             )
+            session.conn.set_send_buffer(RELAY_BUFFER_BYTES)
             session.conn.on_pace(lambda slow: _pace(session.client, slow))
         except BaseException as e:
             self._end(session, f"it did not start: {e}")
@@ -281,6 +304,8 @@ class ClientPort:
         task.add_done_callback(self._stopping.discard)
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         self._server.close()
         for session in list(self._sessions.values()):
             self._end(session, "the head is stopping")

@@ -30,14 +30,17 @@ from manta.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from tests.polling import wait_until
 from tests.tcp_proxy import TcpProxy
 
-# The head keeps a session this long for a client that lost its connection.
+# The head keeps a session this long for a client that lost its connection; each side
+# pings the other this often and takes three silent beats for a dead link.
 GRACE_S = 8
+BEAT_S = 1
 
 
 @pytest.fixture(scope="module")
 def head():
-    saved = os.environ.get("MANTA_CLIENT_GRACE_S")
-    os.environ["MANTA_CLIENT_GRACE_S"] = str(GRACE_S)  # the head's and its sessions'
+    saved = {name: os.environ.get(name) for name in ("MANTA_CLIENT_GRACE_S", "MANTA_CLIENT_HEARTBEAT_S")}
+    os.environ["MANTA_CLIENT_GRACE_S"] = str(GRACE_S)  # the head's, its sessions' and the clients'
+    os.environ["MANTA_CLIENT_HEARTBEAT_S"] = str(BEAT_S)
     cluster = LocalCluster(Config.from_env())
     try:
         cluster.start(
@@ -51,10 +54,11 @@ def head():
         yield {"cluster": cluster, "port": port, "token": token, "address": cluster.info["client_address"]}
     finally:
         cluster.stop()
-        if saved is None:
-            os.environ.pop("MANTA_CLIENT_GRACE_S", None)
-        else:
-            os.environ["MANTA_CLIENT_GRACE_S"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +163,8 @@ def test_streaming_generator(remote) -> None:
         raise ValueError("after the items")
 
     gen = count.remote(3)
+    ready, _ = manta.wait([gen], timeout=30)
+    assert ready == [gen]
     assert [manta.get(next(gen)) for _ in range(3)] == [0, 1, 2]
     with pytest.raises(ValueError, match="after the items"):
         manta.get(next(gen))
@@ -228,7 +234,7 @@ def test_state_api_and_dropped_refs(remote) -> None:
 
 
 def run_script(head: dict[str, Any], port: int, code: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, MANTA_AUTH_TOKEN=head["token"], MANTA_CLIENT_GRACE_S=str(GRACE_S))
+    env = dict(os.environ, MANTA_AUTH_TOKEN=head["token"])
     prelude = f"import manta, sys\nmanta.init('manta://127.0.0.1:{port}')\n"
     return subprocess.Popen(
         [sys.executable, "-c", prelude + textwrap.dedent(code)],
@@ -257,28 +263,35 @@ print("after", manta.get(counter.add.remote()), sum(manta.get(kept)), flush=True
 """
 
 
-def test_a_connection_cut_for_5_s_is_survived(head) -> None:
+def outage(proxy: TcpProxy, how: str, seconds: float) -> None:
+    """The link goes away for ``seconds``: reset (``cut``) or silently (``freeze``)."""
+    (proxy.cut if how == "reset" else proxy.freeze)()
+    time.sleep(seconds)
+    (proxy.restore if how == "reset" else proxy.thaw)()
+
+
+@pytest.mark.parametrize("how", ["reset", "silent"])
+def test_a_connection_lost_for_5_s_is_survived(head, how) -> None:
     proxy = TcpProxy("127.0.0.1", head["port"])
     proc = run_script(head, proxy.port, SURVIVOR)
     try:
         assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline().split() == ["ready", "1"]
-        proxy.cut()
-        time.sleep(5)
-        proxy.restore()
+        outage(proxy, how, 5)
         proc.stdin.write("go\n")
         proc.stdin.flush()
         out, err = proc.communicate(timeout=60)
         assert out.split() == ["after", "2", str(sum(range(1000)))], err
         assert proc.returncode == 0, err
-        assert "reconnected to the cluster" in err
+        assert "reconnected to the cluster" in err  # silent: each side gave up on it after 3 beats
     finally:
         if proc.poll() is None:
             proc.kill()
         proxy.close()
 
 
-def test_a_connection_cut_past_the_grace_period_ends_the_session(head) -> None:
+@pytest.mark.parametrize("how", ["reset", "silent"])
+def test_a_connection_lost_past_the_grace_period_ends_the_session(head, how) -> None:
     proxy = TcpProxy("127.0.0.1", head["port"])
     code = """
     @manta.remote
@@ -298,9 +311,7 @@ def test_a_connection_cut_past_the_grace_period_ends_the_session(head) -> None:
     try:
         assert proc.stdout is not None and proc.stdin is not None
         actor_id = proc.stdout.readline().strip()
-        proxy.cut()
-        time.sleep(GRACE_S + 3)
-        proxy.restore()
+        outage(proxy, how, GRACE_S + 3 + (3 * BEAT_S if how == "silent" else 0))
         proc.stdin.write("go\n")
         proc.stdin.flush()
         out, err = proc.communicate(timeout=60)

@@ -10,9 +10,11 @@ away too long) fails every pending and later call with an error that says so.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import sys
 import threading
+import time
 from typing import Any
 
 from manta._private.api import client_wire as wire
@@ -59,6 +61,7 @@ class ClientChannel:
         self._closing = False
         self._redialing: asyncio.Task[None] | None = None
         self._flusher: asyncio.TimerHandle | None = None
+        self._pinged = 0.0
         self.take_ops: Any = lambda: []  # the holds and releases to send with the next call
         self._window = threading.BoundedSemaphore(MAX_UNANSWERED_SUBMISSIONS)
 
@@ -103,17 +106,33 @@ class ClientChannel:
 
     def call(self, method: str, payload: bytes, buffers: list[memoryview]) -> m.ClientResult:
         """Send a call and wait for its answer (from any thread but the channel's)."""
-        fut = asyncio.run_coroutine_threadsafe(self._call(method, payload, buffers), self.io.loop)
-        return fut.result()
+        answer: concurrent.futures.Future[m.ClientResult] = concurrent.futures.Future()
+        self.io.call_soon(self._start, method, payload, buffers, answer)
+        return answer.result()
 
-    async def _call(self, method: str, payload: bytes, buffers: list[memoryview]) -> m.ClientResult:
+    def _start(
+        self,
+        method: str,
+        payload: bytes,
+        buffers: list[memoryview],
+        answer: concurrent.futures.Future[m.ClientResult],
+    ) -> None:
         if self._gone is not None:
-            raise self._gone
+            answer.set_exception(self._gone)
+            return
         seq, fut = self._enqueue(method, payload, buffers, self.take_ops())
-        result: m.ClientResult = await fut
-        if result.parts:
-            result = m.ClientResult(result.ok, result.payload, self._parts.take(seq), 0)  # type: ignore[arg-type]
-        return result
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            error = fut.exception()
+            if error is not None:
+                answer.set_exception(error)
+                return
+            result: m.ClientResult = fut.result()
+            if result.parts:
+                result = m.ClientResult(result.ok, result.payload, self._parts.take(seq), 0)  # type: ignore[arg-type]
+            answer.set_result(result)
+
+        fut.add_done_callback(done)
 
     def _enqueue(
         self, method: str, payload: bytes, buffers: list[memoryview], ops: list[list[Any]]
@@ -153,6 +172,20 @@ class ClientChannel:
             self._acked += 1
             self._answered.discard(self._acked)
 
+    def _heartbeat(self, conn: Connection) -> None:
+        """Ping the head now and then; a head silent for three beats is taken for gone (no
+        reset comes through a dead link), and the channel dials again."""
+        now = time.monotonic()
+        beat = self._config.client_heartbeat_s
+        if now - conn.last_heard > 3 * beat:
+            logger.warning(
+                "the cluster at %s has been silent for %.0f s", self._address, now - conn.last_heard
+            )
+            conn.close(abort=True)
+        elif now - self._pinged >= beat:
+            self._pinged = now
+            conn.call(m.Ping()).add_done_callback(_quietly)
+
     def _flush(self) -> None:
         """On an idle channel: send the releases held back, and say which answers came."""
         self._flusher = None
@@ -160,6 +193,7 @@ class ClientChannel:
         if self._gone is not None or self._closing:
             return
         if conn is not None and not conn.closed:
+            self._heartbeat(conn)
             ops = self.take_ops()
             if ops:  # a call that does nothing but carry them, in order with the others
                 _, fut = self._enqueue("ping", _NO_ARGS, [], ops)

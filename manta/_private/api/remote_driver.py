@@ -125,11 +125,7 @@ class _Objects:
         fetch_local: bool,
         stream_ids: Any,
     ) -> set[ObjectID]:
-        if stream_ids:
-            raise NotImplementedError(
-                "wait() on an ObjectRefGenerator is not available to remote drivers yet"
-            )
-        return self._driver.call("objects.wait", refs, num_returns, timeout, fetch_local, ())  # type: ignore[no-any-return]
+        return self._driver.call("objects.wait", refs, num_returns, timeout, fetch_local, stream_ids)  # type: ignore[no-any-return]
 
     def object_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
         return self._driver.futures.submit(lambda: self.get([ref], None)[0])
@@ -325,7 +321,7 @@ class RemoteObjectRefGenerator(ObjectRefGenerator):
             raise StopAsyncIteration from None
 
     def _next_id(self) -> Any:
-        raise NotImplementedError("wait() on an ObjectRefGenerator is not available to remote drivers yet")
+        return self._driver.call("generator_next_id", self._task_id)
 
     def __del__(self) -> None:
         driver = self.__dict__.get("_driver")

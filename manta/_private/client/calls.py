@@ -43,6 +43,7 @@ METHODS: dict[str, bool] = {
     # A streaming generator's items, read here for the client (see RemoteObjectRefGenerator).
     "generator_next": True,
     "generator_ready": False,
+    "generator_next_id": False,
     "generator_finished": False,
     "generator_drop": False,
     # The state API's gathering (manta.util.state), done here for the client.
@@ -191,6 +192,9 @@ class Calls:
         if ref.is_nil():
             return "none", None
         return ("error" if gen._generator_task_exception is not None else "item"), ref
+
+    def _generator_next_id(self, task_id: TaskID) -> ObjectID:
+        return self._generator(task_id)._next_id()  # type: ignore[no-any-return]
 
     def _generator_ready(self, task_id: TaskID) -> bool:
         return self._generator(task_id).next_ready()

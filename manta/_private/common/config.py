@@ -136,6 +136,9 @@ class Config:
     # How long the head keeps a remote driver's session (its objects, its actors) after
     # its connection drops, for it to come back; then everything the session owned goes.
     client_grace_s: float = 30.0
+    # A remote driver pings the head this often; a side that hears nothing from the other
+    # for three times as long takes the connection for dead (a cable pulled sends no reset).
+    client_heartbeat_s: float = 5.0
     # Remote drivers' sessions the head runs at once (each is a process).
     max_client_sessions: int = 64
     # Log level of daemons.

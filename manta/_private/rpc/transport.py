@@ -128,6 +128,7 @@ class Connection(asyncio.Protocol):
         self._on_ready = on_ready
         self._close_callbacks: list[Callable[[Connection], None]] = []
         self._pace_callbacks: list[Callable[[bool], None]] = []
+        self.last_heard = time.monotonic()  # when the peer's last frame arrived
         if on_close is not None:
             self._close_callbacks.append(on_close)
         self._hello = hello
@@ -302,10 +303,15 @@ class Connection(asyncio.Protocol):
         if not self.closed:
             self._send(KIND_NOTIFY, 0, msg)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Close after sending what is queued, or with ``abort`` at once (a dead link would
+        never take what is queued)."""
         if self._transport is not None and not self.closed:
-            self._flush()
-            self._transport.close()
+            if abort:
+                self._transport.abort()
+            else:
+                self._flush()
+                self._transport.close()
         self._mark_closed(None)
 
     def add_close_callback(self, callback: Callable[[Connection], None]) -> None:
@@ -360,6 +366,12 @@ class Connection(asyncio.Protocol):
         """``callback(True)`` when the peer reads slower than we send, ``(False)`` when it caught up."""
         self._pace_callbacks.append(callback)
 
+    def set_send_buffer(self, high: int) -> None:
+        """Let up to ``high`` bytes wait to be sent before the pace callbacks say "slow"
+        (asyncio's default, 64 KiB, stops and starts a bulk transfer every few frames)."""
+        if self._transport is not None:
+            self._transport.set_write_buffer_limits(high=high)
+
     def pause_reading(self, paused: bool) -> None:
         if self._transport is not None and not self._transport.is_closing():
             if paused:
@@ -369,6 +381,7 @@ class Connection(asyncio.Protocol):
 
     # -- receiving -------------------------------------------------------------------
     def _on_frame(self, frame: bytes) -> None:
+        self.last_heard = time.monotonic()
         try:
             kind, req_id, body = codec.decode(frame)
         except (codec.DecodeError, ValueError, TypeError) as e:
@@ -718,10 +731,14 @@ async def connect(
             host, _, port = address.rpartition(":")
             coro = loop.create_connection(factory, host, int(port))
         _, conn = await asyncio.wait_for(coro, timeout)
-        await asyncio.wait_for(asyncio.shield(conn.handshake), timeout)
-    except PermissionDeniedError:  # also an OSError, but final: the server said no
-        raise
     except (OSError, asyncio.TimeoutError, ValueError) as e:
+        raise ConnectionLost(f"cannot connect to {address}: {e or type(e).__name__}") from None
+    try:
+        await asyncio.wait_for(asyncio.shield(conn.handshake), timeout)
+    except BaseException as e:
+        conn.close()  # not left open: its answer could arrive after its loop is gone
+        if isinstance(e, PermissionDeniedError) or not isinstance(e, (OSError, asyncio.TimeoutError)):
+            raise  # final (the server said no), or not ours to translate
         raise ConnectionLost(f"cannot connect to {address}: {e or type(e).__name__}") from None
     return conn
 
