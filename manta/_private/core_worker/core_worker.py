@@ -56,10 +56,10 @@ from manta._private.core_worker.task_events import report as report_task_events
 from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import cluster_only
+from manta._private.rpc.connection_pool import ConnectionPool
 from manta._private.rpc.transport import (
     Connection,
     ConnectionLost,
-    ConnectionPool,
     Dispatcher,
     RemoteError,
     RpcServer,

@@ -29,7 +29,8 @@ from manta._private.common.ids import ObjectID
 from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.rpc import messages as m
 from manta._private.rpc import tls
-from manta._private.rpc.transport import Connection, ConnectionLost, ConnectionPool, RemoteError
+from manta._private.rpc.connection_pool import ConnectionPool
+from manta._private.rpc.transport import Connection, ConnectionLost, RemoteError
 
 if TYPE_CHECKING:
     from manta._private.node.store_service import StoreService
