@@ -28,6 +28,7 @@
     ├── PermissionDeniedError    the caller's token lacks the role a request needs (also PermissionError)
     ├── VersionMismatchError     peers run incompatible Manta versions
     ├── ClusterStartError        a local cluster's daemon failed to start (also RuntimeError)
+    ├── RemoteSessionEndedError  a remote driver's session on the head ended (also ConnectionError)
     ├── RpcError                 a transport failure (internal; translated at the edges)
     └── RaySystemError
         └── InternalError        an invariant broke inside Manta: a bug, please report it
@@ -90,6 +91,12 @@ class ClusterStartError(RayError, RuntimeError):
 
 class VersionMismatchError(RayError):
     """The peer runs a Manta version this one cannot talk to."""
+
+
+class RemoteSessionEndedError(RayError, ConnectionError):
+    """A remote driver's session on the head ended (the driver was away longer than the
+    grace period, the head restarted, or the session's process died): what it owned, its
+    non-detached actors and its objects, went with it."""
 
 
 class CrossLanguageError(RayError):

@@ -46,6 +46,7 @@ class TcpProxy:
             for writer in list(self._writers):
                 writer.transport.abort()
             self._writers.clear()
+            self._flowing.set()  # pumps held by a freeze go on, into reset connections
 
         self._run(cut())
 
@@ -77,6 +78,12 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut()
+
+        async def settle() -> None:  # the relays end once their connections are reset
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            await asyncio.wait(tasks, timeout=5) if tasks else None
+
+        self._run(settle())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()

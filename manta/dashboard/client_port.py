@@ -36,6 +36,7 @@ from manta._private.common.session import LOGS_DIR, read_token, socket_path
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import Grant
 from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, RpcServer, connect
+from manta.exceptions import RemoteSessionEndedError
 
 logger = logging.getLogger("manta.dashboard")
 
@@ -44,10 +45,14 @@ MAX_HELD_OUTPUT_BYTES = 1 << 20
 _SESSION_START_S = 60.0
 # What the relay lets wait for a slow reader before it stops reading the other side.
 RELAY_BUFFER_BYTES = 16 << 20
+# An authenticated connection that opens no session within this long is closed.
+UNOPENED_S = 60.0
+# Ended sessions remembered, to tell a client that comes back why its session is gone.
+_ENDED_KEPT = 1000
 
 
-class SessionGone(LookupError):
-    """A remote driver's session ended; the client maps this name to its own error."""
+class TryAgain(Exception):
+    """The handshake could not be decided now; the client dials again (by this name)."""
 
 
 @dataclass
@@ -82,6 +87,8 @@ class ClientPort:
         self._of_client: dict[Connection, _Session] = {}
         self._stopping: set[asyncio.Task[None]] = set()
         self._watch: asyncio.Task[None] | None = None
+        self._opening: set[Connection] = set()  # connections whose session is starting
+        self._ended: dict[str, str] = {}  # session id -> why it ended (the latest ones)
         dispatcher = Dispatcher()
         dispatcher.register(m.ClientOpen, self._h_open, "submit")
         dispatcher.register(m.ClientCall, self._h_call, "submit")
@@ -97,30 +104,42 @@ class ClientPort:
         )
 
     async def _verify(self, token: bytes) -> Grant | None:
-        return await self._grant_for(token)
+        try:
+            return await self._grant_for(token)
+        except Exception as e:  # the gcs cannot be asked now (it restarts): not a refusal
+            raise TryAgain(f"the head cannot check credentials now ({e}): try again") from None
 
     async def serve(self, sock: socket.socket) -> int:
         self._watch = asyncio.get_running_loop().create_task(self._drop_silent_clients())
         return await self._server.listen_socket(sock)
 
     async def _drop_silent_clients(self) -> None:
-        """A client that stopped sending (its heartbeat included) is gone even if no reset
-        came (a pulled cable, a sleeping laptop): its connection closes, and its session's
-        grace period starts."""
+        """Beat to every client; drop one that stopped sending (its beats included) though no
+        reset came (a pulled cable, a sleeping laptop), so its session's grace period starts,
+        and one that never opened a session."""
         beat = self._config.client_heartbeat_s
         while True:
             await asyncio.sleep(beat)
             now = time.monotonic()
-            for conn in list(self._of_client):
-                if now - conn.last_heard > 3 * beat:
+            for conn in list(self._server.connections):
+                session = self._of_client.get(conn)
+                if session is not None and session.client is conn:
+                    conn.notify(m.Ping())
+                silent = now - conn.last_heard > 3 * beat and not conn.reading_paused
+                unopened = session is None and conn not in self._opening and now - conn.made > UNOPENED_S
+                if silent or unopened:
+                    why = "silent" if silent else "no session opened"
                     logger.info(
-                        "remote driver at %s silent for %.0f s: dropping it", conn.peer, now - conn.last_heard
+                        "dropping the remote driver at %s: %s for %.0f s",
+                        conn.peer,
+                        why,
+                        now - conn.last_heard,
                     )
                     conn.close(abort=True)
 
     # -- the client's side -------------------------------------------------------------
     async def _h_open(self, conn: Connection, msg: m.ClientOpen) -> m.ClientOpened:
-        if conn in self._of_client:
+        if conn in self._of_client or conn in self._opening:
             raise ValueError("this connection has its session already")
         if msg.session:
             return self._resume(conn, msg)
@@ -129,28 +148,35 @@ class ClientPort:
                 f"the head runs {len(self._sessions)} remote drivers' sessions, its limit "
                 "(max_client_sessions): try again when one has ended"
             )
-        session = await self._start_session(conn)
+        self._opening.add(conn)
         try:
-            assert session.conn is not None
-            opened = await session.conn.call(m.ClientOpen("", "", msg.options, conn.peer_role))
-        except BaseException:
-            self._end(session, "its driver could not start")
-            raise
+            session = await self._start_session(conn)
+            try:
+                assert session.conn is not None
+                opened = await session.conn.call(m.ClientOpen("", "", msg.options, conn.peer_role))
+            except BaseException:
+                self._end(session, "its driver could not start")
+                raise
+        finally:
+            self._opening.discard(conn)
         session.opened = m.ClientOpened(session.id, session.secret, False, opened.info)
+        if conn.closed:  # the client left while its session started: nobody will take it up
+            self._end(session, "the client left while its session started")
+            raise ConnectionLost("the client left")
         self._attach(session, conn)
         return session.opened
 
     def _resume(self, conn: Connection, msg: m.ClientOpen) -> m.ClientOpened:
         session = self._sessions.get(msg.session)
         if session is None or not hmac.compare_digest(session.secret, msg.secret) or session.opened is None:
-            raise SessionGone(
-                f"the session {msg.session[:8]} is gone: the client was away longer than its grace "
-                f"period ({self._config.client_grace_s:g} s), or the head restarted; its actors and "
-                "objects are gone with it"
+            why = self._ended.get(msg.session, "the head does not know it (did the head restart?)")
+            raise RemoteSessionEndedError(
+                f"the session {msg.session[:8]} of this remote driver has ended: {why}; its actors "
+                "and objects are gone with it"
             )
         if session.client is not None:
             self._of_client.pop(session.client, None)
-            session.client.close()  # a connection the client gave up on
+            session.client.close(abort=True)  # a connection the client gave up on
         self._attach(session, conn)
         logger.info("remote driver %s (%s) is back", session.id[:8], session.who)
         return m.ClientOpened(session.id, session.secret, True, session.opened.info)
@@ -164,6 +190,7 @@ class ClientPort:
         # A slow reader on either side slows the other's sender: nothing piles up here.
         conn.set_send_buffer(RELAY_BUFFER_BYTES)
         conn.on_pace(lambda slow: _pace(session.conn, slow))
+        _pace(session.conn, False)  # a connection that died slow left the session unread
         while session.held:
             conn.notify(session.held.popleft())
         session.held_bytes = 0
@@ -174,7 +201,7 @@ class ClientPort:
         try:
             return await session.conn.call(msg)
         except ConnectionLost:
-            raise SessionGone(
+            raise RemoteSessionEndedError(
                 "the session of this remote driver ended (its process exited; see the head's "
                 f"client-session-{session.id[:12]}.log): its actors and objects are gone with it"
             ) from None
@@ -195,6 +222,7 @@ class ClientPort:
         if session is None or session.client is not conn:
             return
         session.client = None
+        _pace(session.conn, False)  # its answers are kept for the client's return, not held up
         grace = self._config.client_grace_s
         logger.info(
             "remote driver %s (%s) disconnected: its session waits %g s for it",
@@ -211,34 +239,7 @@ class ClientPort:
     async def _start_session(self, conn: Connection) -> _Session:
         session_id = secrets.token_hex(16)
         path = socket_path(self._session_dir, f"c-{session_id[:16]}")
-        log = open(os.path.join(self._session_dir, LOGS_DIR, f"client-session-{session_id[:12]}.log"), "ab")
-        ready_r, ready_w = os.pipe()
-        life_r, life_w = os.pipe()
-        env = {k: v for k, v in os.environ.items() if k != "MANTA_AUTH_TOKEN"}
-        with log:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "manta._private.client",
-                "--head-session-dir",
-                self._session_dir,
-                "--socket",
-                path,
-                "--ready-fd",
-                str(ready_w),
-                "--lifeline-fd",
-                str(life_r),
-                "--config",
-                json.dumps(self._config.replace(auth_token="").to_dict()),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                pass_fds=(ready_w, life_r),
-                env=env,
-                start_new_session=True,
-            )
-        os.close(ready_w)
-        os.close(life_r)
+        proc, ready_r, life_w = await self._spawn(session_id, path)
         who = f"{conn.peer_name} ({conn.peer_role}) from {conn.peer}"
         session = _Session(session_id, secrets.token_hex(32), who, proc, lifeline=life_w)
         self._sessions[session_id] = session
@@ -267,6 +268,34 @@ class ClientPort:
         )
         return session
 
+    async def _spawn(self, session_id: str, path: str) -> tuple[asyncio.subprocess.Process, int, int]:
+        """The session's process; the read end of its ready pipe, the write end of its lifeline."""
+        log_path = os.path.join(self._session_dir, LOGS_DIR, f"client-session-{session_id[:12]}.log")
+        ready_r, ready_w = os.pipe()
+        life_r, life_w = os.pipe()
+        env = {k: v for k, v in os.environ.items() if k != "MANTA_AUTH_TOKEN"}
+        try:
+            with open(log_path, "ab") as log:
+                proc = await asyncio.create_subprocess_exec(
+                    *(sys.executable, "-m", "manta._private.client", "--head-session-dir", self._session_dir),
+                    *("--socket", path, "--ready-fd", str(ready_w), "--lifeline-fd", str(life_r)),
+                    *("--config", json.dumps(self._config.replace(auth_token="").to_dict())),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    pass_fds=(ready_w, life_r),
+                    env=env,
+                    start_new_session=True,
+                )
+        except BaseException:
+            for fd in (ready_r, life_w):
+                os.close(fd)
+            raise
+        finally:
+            os.close(ready_w)
+            os.close(life_r)
+        return proc, ready_r, life_w
+
     def _session_dispatcher(self, session: _Session) -> Dispatcher:
         d = Dispatcher()
 
@@ -290,13 +319,16 @@ class ClientPort:
     def _end(self, session: _Session, why: str) -> None:
         if self._sessions.pop(session.id, None) is None:
             return
+        self._ended[session.id] = why
+        while len(self._ended) > _ENDED_KEPT:
+            self._ended.pop(next(iter(self._ended)))
         if session.grace is not None:
             session.grace.cancel()
         logger.info("remote driver %s (%s): session ends, %s", session.id[:8], session.who, why)
         self._audit("client_session_end", session=session.id[:8], reason=why)
         if session.client is not None:
             self._of_client.pop(session.client, None)
-            session.client.close()
+            session.client.close(abort=True)
         if session.conn is not None:
             session.conn.close()
         task = asyncio.get_running_loop().create_task(_stop(session.proc, session.lifeline))
@@ -320,12 +352,16 @@ def _pace(reader: Connection | None, slow: bool) -> None:
 
 
 async def _read_ready(fd: int) -> None:
-    loop = asyncio.get_running_loop()
-    try:
-        line = await loop.run_in_executor(None, os.read, fd, 64)
-    finally:
-        os.close(fd)
-    if not line:
+    """Until the session process says it is ready; it closes ``fd`` whatever happens (a
+    process killed for starting too slowly ends the read with EOF)."""
+
+    def read_and_close() -> bytes:
+        try:
+            return os.read(fd, 64)
+        finally:
+            os.close(fd)
+
+    if not await asyncio.get_running_loop().run_in_executor(None, read_and_close):
         raise RuntimeError("its process exited while starting (see its log, client-session-*.log)")
 
 

@@ -50,9 +50,9 @@ def hosts(tmp_path):
     tag = str(os.getpid() % 100000)
     head_ns, laptop_ns = f"rh{tag}", f"rl{tag}"
     dirs = {name: str(tmp_path / name) for name in ("head", "worker", "laptop")}
-    sh("ip", "netns", "add", head_ns)
-    sh("ip", "netns", "add", laptop_ns)
     try:
+        sh("ip", "netns", "add", head_ns)
+        sh("ip", "netns", "add", laptop_ns)
         sh("ip", "link", "add", f"vrh{tag}", "type", "veth", "peer", "name", f"vrl{tag}")
         for ns, dev, ip in ((head_ns, f"vrh{tag}", HEAD_IP), (laptop_ns, f"vrl{tag}", LAPTOP_IP)):
             sh("ip", "link", "set", dev, "netns", ns)
@@ -67,9 +67,11 @@ def hosts(tmp_path):
             for path in glob.glob(os.path.join(dirs[name], "session_*", "address.json")):
                 pids += json.loads(Path(path).read_text())["pids"].values()
             in_ns(head_ns, dirs[name], [sys.executable, "-m", "manta.cli.main", "stop"])
-        wait_until(lambda: not any(psutil.pid_exists(p) for p in pids), what="every daemon to stop")
-        for ns in (head_ns, laptop_ns):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        try:
+            wait_until(lambda: not any(psutil.pid_exists(p) for p in pids), what="every daemon to stop")
+        finally:
+            for ns in (head_ns, laptop_ns):
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
 
 
 def readme_quick_start() -> str:

@@ -230,6 +230,21 @@ def test_state_api_and_dropped_refs(remote) -> None:
     wait_until(lambda: all(o.object_id != object_id for o in list_objects()), what="the object freed")
 
 
+def test_results_dropped_unread_are_freed(remote) -> None:
+    from manta.util.state import list_objects
+
+    @manta.remote
+    def big(i: int) -> np.ndarray:
+        return np.full(300_000, i, dtype=np.uint8)  # past the inline size: in the store
+
+    ids = []
+    for i in range(10):
+        ids.append(big.remote(i).hex())  # the ref goes at once: its release follows the submission
+    kept = big.remote(99)
+    assert manta.get(kept)[0] == 99
+    wait_until(lambda: not {o.object_id for o in list_objects()} & set(ids), what="the unread results freed")
+
+
 # -- drivers that lose their connection ----------------------------------------------------
 
 
@@ -287,6 +302,7 @@ def test_a_connection_lost_for_5_s_is_survived(head, how) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate()
         proxy.close()
 
 
@@ -324,6 +340,7 @@ def test_a_connection_lost_past_the_grace_period_ends_the_session(head, how) -> 
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate()
         proxy.close()
 
 
@@ -340,10 +357,12 @@ def test_a_client_that_vanishes_mid_put_leaves_nothing_behind(head) -> None:
     manta.put(np.ones(400 * 2**20, dtype=np.uint8))
     """
     proc = run_script(head, head["port"], code)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    time.sleep(0.3)  # mid-put: 400 MB takes a while through the client port
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)  # mid-put: 400 MB takes a while through the client port
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
     new = wait_until(lambda: [p for p in sessions_of(head) if p.pid not in before], what="its session")
     # The session waits out its grace period for the client, then ends, and its job with it.
     psutil.wait_procs(new, timeout=GRACE_S + 20)

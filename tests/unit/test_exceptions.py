@@ -120,6 +120,8 @@ def test_error_tree_bases() -> None:
     assert issubclass(exceptions.ActorDiedError, exceptions.RayActorError)
     assert issubclass(exceptions.AuthenticationError, RayError)
     assert issubclass(exceptions.VersionMismatchError, RayError)
+    assert issubclass(exceptions.RemoteSessionEndedError, RayError)
+    assert issubclass(exceptions.RemoteSessionEndedError, ConnectionError)
     assert exceptions.MantaError is RayError
     assert exceptions.MantaTaskError is RayTaskError
 

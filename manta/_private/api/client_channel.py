@@ -5,6 +5,12 @@ the channel dials again (for the session's grace period), takes its session up a
 with the session's id and secret, and sends them again: the session runs each number
 once, so nothing runs twice and no answer is lost. A session that is gone (the client was
 away too long) fails every pending and later call with an error that says so.
+
+Each call carries the reference holds and releases made before it (``take_ops``), taken
+when the call is made, under one lock with queueing it: so a release never reaches the
+session ahead of a call made earlier (one that submits the task whose result it releases).
+Both sides ping each other; a side that hears nothing for three beats takes the link for
+dead (a pulled cable sends no reset), so the session's grace period starts.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from manta._private.api import client_wire as wire
@@ -22,7 +29,12 @@ from manta._private.common.config import Config
 from manta._private.core_worker.loop_thread import EventLoopThread
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, RemoteError, connect
-from manta.exceptions import AuthenticationError, PermissionDeniedError, VersionMismatchError
+from manta.exceptions import (
+    AuthenticationError,
+    PermissionDeniedError,
+    RemoteSessionEndedError,
+    VersionMismatchError,
+)
 
 logger = logging.getLogger("manta")
 
@@ -32,37 +44,43 @@ _MAX_ASSEMBLING_BYTES = 64 << 30
 MAX_UNANSWERED_SUBMISSIONS = 10_000
 # How often held-back reference releases and acknowledgements go out on an idle channel.
 _FLUSH_S = 0.1
+# What the head answers when it cannot check a credential now (its gcs restarts): dial again.
+TRY_AGAIN = "TryAgain"
 
-
-class SessionGone(ConnectionError):
-    """The remote driver's session on the head ended; nothing it owned is left."""
+Answer = concurrent.futures.Future[m.ClientResult]
 
 
 class ClientChannel:
-    def __init__(self, address: str, token: bytes, config: Config, grace_s: float) -> None:
+    def __init__(
+        self, address: str, token: bytes, config: Config, take_ops: Callable[[], list[list[Any]]]
+    ) -> None:
         self._address = address
         self._token = token
         self._config = config
-        self.grace_s = grace_s
+        self._take_ops = take_ops
+        # The head's: how long it keeps the session, how often it expects to hear from us.
+        self.grace_s = config.client_grace_s
+        self.beat_s = config.client_heartbeat_s
         self.io = EventLoopThread("manta-client-io")
         self._dispatcher = Dispatcher()
         self._dispatcher.register(m.ClientPart, lambda c, part: self._parts.add(part))
         self._dispatcher.register(m.ClientOutput, lambda c, msg: _print(msg))
+        self._dispatcher.register(m.Ping, lambda c, msg: None)  # the head's heartbeat
         self._parts = wire.Assembly(_MAX_ASSEMBLING_BYTES)
         self._conn: Connection | None = None
         self._session = ""
         self._secret = ""
         self._seq = 0
         self._acked = 0  # every call up to this one has its answer
-        self._sent_ack = 0
         self._answered: set[int] = set()  # answered calls above _acked
+        self._unreported: list[int] = []  # answered since the session was last told
         self._pending: dict[int, tuple[m.ClientCall, list[m.ClientPart], asyncio.Future[Any]]] = {}
         self._gone: Exception | None = None
         self._closing = False
         self._redialing: asyncio.Task[None] | None = None
         self._flusher: asyncio.TimerHandle | None = None
         self._pinged = 0.0
-        self.take_ops: Any = lambda: []  # the holds and releases to send with the next call
+        self._order = threading.Lock()  # taking a call's operations and queueing it: one step
         self._window = threading.BoundedSemaphore(MAX_UNANSWERED_SUBMISSIONS)
 
     # -- opening -----------------------------------------------------------------------
@@ -88,64 +106,72 @@ class ClientChannel:
         )
 
     # -- calls -------------------------------------------------------------------------
-    def send(self, method: str, payload: bytes, buffers: list[memoryview]) -> None:
-        """Send a call nobody waits for (a submission: its refs carry what becomes of it)."""
-        self._window.acquire()  # at most so many unanswered: a fast loop waits for the head
-        self.io.call_soon(self._send_unawaited, method, payload, buffers)
-
-    def _send_unawaited(self, method: str, payload: bytes, buffers: list[memoryview]) -> None:
-        if self._gone is not None:  # the refs' `get` will say why
-            self._window.release()
-            return
-        _, fut = self._enqueue(method, payload, buffers, self.take_ops())
-        fut.add_done_callback(self._unawaited_done)
-
-    def _unawaited_done(self, fut: asyncio.Future[Any]) -> None:
-        self._window.release()
-        _quietly(fut)
-
     def call(self, method: str, payload: bytes, buffers: list[memoryview]) -> m.ClientResult:
         """Send a call and wait for its answer (from any thread but the channel's)."""
-        answer: concurrent.futures.Future[m.ClientResult] = concurrent.futures.Future()
-        self.io.call_soon(self._start, method, payload, buffers, answer)
-        return answer.result()
+        return self.call_future(method, payload, buffers).result()
+
+    def call_future(self, method: str, payload: bytes, buffers: list[memoryview]) -> Answer:
+        answer: Answer = concurrent.futures.Future()
+        self._queue(method, payload, buffers, answer)
+        return answer
+
+    def send(self, method: str, payload: bytes, buffers: list[memoryview], returns: list[bytes]) -> None:
+        """Send a submission nobody waits for: its refs (``returns``) carry what becomes of it."""
+        self._window.acquire()  # at most so many unanswered: a fast loop waits for the head
+        self._queue(method, payload, buffers, None, returns)
+
+    def _queue(
+        self,
+        method: str,
+        payload: bytes,
+        buffers: list[memoryview],
+        answer: Answer | None,
+        returns: tuple[bytes, ...] | list[bytes] = (),
+    ) -> None:
+        with self._order:
+            self.io.call_soon(self._start, method, payload, buffers, self._take_ops(), answer, list(returns))
 
     def _start(
         self,
         method: str,
         payload: bytes,
         buffers: list[memoryview],
-        answer: concurrent.futures.Future[m.ClientResult],
+        ops: list[list[Any]],
+        answer: Answer | None,
+        returns: list[bytes],
     ) -> None:
         if self._gone is not None:
-            answer.set_exception(self._gone)
+            if answer is None:
+                self._window.release()  # a submission: its refs' `get` will say why
+            else:
+                answer.set_exception(self._gone)
             return
-        seq, fut = self._enqueue(method, payload, buffers, self.take_ops())
-
-        def done(fut: asyncio.Future[Any]) -> None:
-            error = fut.exception()
-            if error is not None:
-                answer.set_exception(error)
-                return
-            result: m.ClientResult = fut.result()
-            if result.parts:
-                result = m.ClientResult(result.ok, result.payload, self._parts.take(seq), 0)  # type: ignore[arg-type]
-            answer.set_result(result)
-
-        fut.add_done_callback(done)
-
-    def _enqueue(
-        self, method: str, payload: bytes, buffers: list[memoryview], ops: list[list[Any]]
-    ) -> tuple[int, asyncio.Future[Any]]:
         self._seq += 1
         seq = self._seq
         inline, parts = wire.inline_or_parts(seq, buffers)
-        msg = m.ClientCall(seq, self._acked, method, payload, inline, len(parts), ops)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[seq] = (msg, parts, fut)
+        self._pending[seq] = (
+            m.ClientCall(seq, self._acked, method, payload, inline, len(parts), ops, returns),
+            parts,
+            fut,
+        )
         if self._conn is not None and not self._conn.closed:
             self._send(self._conn, seq)
-        return seq, fut
+        fut.add_done_callback(lambda done: self._finish(seq, done, answer))
+
+    def _finish(self, seq: int, done: asyncio.Future[Any], answer: Answer | None) -> None:
+        error = done.exception()
+        if answer is None:  # nobody waits: a failure shows where it matters (the refs' `get`)
+            self._window.release()
+            if error is not None:
+                logger.debug("a call nobody waited for failed: %s", error)
+        elif error is not None:
+            answer.set_exception(error)
+        else:
+            result: m.ClientResult = done.result()
+            if result.parts:
+                result = m.ClientResult(result.ok, result.payload, self._parts.take(seq), 0)  # type: ignore[arg-type]
+            answer.set_result(result)
 
     def _send(self, conn: Connection, seq: int) -> None:
         msg, parts, _ = self._pending[seq]
@@ -157,8 +183,8 @@ class ClientChannel:
         error = answer.exception()
         if isinstance(error, ConnectionLost):
             return  # sent again once the connection is back
-        if isinstance(error, RemoteError) and error.type_name == SessionGone.__name__:
-            self._give_up(SessionGone(error.text))
+        if isinstance(error, RemoteError) and error.type_name == RemoteSessionEndedError.__name__:
+            self._give_up(RemoteSessionEndedError(error.text))
             return
         entry = self._pending.pop(seq, None)
         if entry is None or entry[2].done():
@@ -168,40 +194,38 @@ class ClientChannel:
         else:
             entry[2].set_result(answer.result())
         self._answered.add(seq)
+        self._unreported.append(seq)
         while self._acked + 1 in self._answered:
             self._acked += 1
             self._answered.discard(self._acked)
 
-    def _heartbeat(self, conn: Connection) -> None:
-        """Ping the head now and then; a head silent for three beats is taken for gone (no
-        reset comes through a dead link), and the channel dials again."""
-        now = time.monotonic()
-        beat = self._config.client_heartbeat_s
-        if now - conn.last_heard > 3 * beat:
-            logger.warning(
-                "the cluster at %s has been silent for %.0f s", self._address, now - conn.last_heard
-            )
-            conn.close(abort=True)
-        elif now - self._pinged >= beat:
-            self._pinged = now
-            conn.call(m.Ping()).add_done_callback(_quietly)
-
     def _flush(self) -> None:
-        """On an idle channel: send the releases held back, and say which answers came."""
+        """On an idle channel: send the releases held back, say which answers came, beat."""
         self._flusher = None
         conn = self._conn
         if self._gone is not None or self._closing:
             return
         if conn is not None and not conn.closed:
             self._heartbeat(conn)
-            ops = self.take_ops()
-            if ops:  # a call that does nothing but carry them, in order with the others
-                _, fut = self._enqueue("ping", _NO_ARGS, [], ops)
-                fut.add_done_callback(_quietly)
-            elif self._acked > self._sent_ack:
-                conn.notify(m.ClientAck(self._acked))
-            self._sent_ack = self._acked
+            with self._order:  # behind every call made so far, as a call of its own
+                ops = self._take_ops()
+                if ops:  # answered into a future nobody reads (the loop must not wait for the window)
+                    self.io.call_soon(self._start, "ping", _NO_ARGS, [], ops, concurrent.futures.Future(), [])
+            if self._unreported:
+                conn.notify(m.ClientAck(self._acked, self._unreported))
+                self._unreported = []
         self._flusher = asyncio.get_running_loop().call_later(_FLUSH_S, self._flush)
+
+    def _heartbeat(self, conn: Connection) -> None:
+        now = time.monotonic()
+        if now - conn.last_heard > 3 * self.beat_s:
+            logger.warning(
+                "the cluster at %s has been silent for %.0f s", self._address, now - conn.last_heard
+            )
+            conn.close(abort=True)
+        elif now - self._pinged >= self.beat_s:
+            self._pinged = now
+            conn.notify(m.Ping())
 
     # -- losing the connection and taking the session up again --------------------------
     def _lost(self, conn: Connection) -> None:
@@ -225,28 +249,32 @@ class ClientChannel:
                 opened = await conn.call(m.ClientOpen(self._session, self._secret, b"", ""))
             except (AuthenticationError, PermissionDeniedError, VersionMismatchError) as e:
                 return self._give_up(e)
-            except RemoteError as e:  # the head does not know the session any more
-                return self._give_up(SessionGone(e.text) if e.type_name == SessionGone.__name__ else e)
+            except RemoteError as e:
+                if e.type_name != TRY_AGAIN:  # the head does not know the session any more
+                    return self._give_up(RemoteSessionEndedError(e.text))
+                error: Exception = e
             except (ConnectionLost, OSError) as e:
-                if loop.time() > deadline:
-                    return self._give_up(
-                        SessionGone(
-                            f"the connection to the cluster at {self._address} was lost for more than "
-                            f"{self.grace_s:g} s: its session, with the objects and actors it owned, "
-                            f"has ended ({e})"
-                        )
+                error = e
+            else:
+                self._parts.clear()
+                self._conn = conn
+                logger.warning(
+                    "reconnected to the cluster at %s (session resumed: %s)", self._address, opened.resumed
+                )
+                for seq in sorted(self._pending):
+                    self._send(conn, seq)
+                return None
+            if loop.time() > deadline:
+                return self._give_up(
+                    RemoteSessionEndedError(
+                        f"the connection to the cluster at {self._address} was lost for more than "
+                        f"{self.grace_s:g} s: its session, with the objects and actors it owned, "
+                        f"has ended ({error})"
                     )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            self._parts.clear()
-            self._conn = conn
-            logger.warning(
-                "reconnected to the cluster at %s (session resumed: %s)", self._address, opened.resumed
-            )
-            for seq in sorted(self._pending):
-                self._send(conn, seq)
-            return None
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        return None
 
     def _give_up(self, error: Exception) -> None:
         if self._gone is not None:
@@ -259,6 +287,8 @@ class ClientChannel:
                 fut.set_exception(error)
 
     def close(self) -> None:
+        """Stop; calls still waiting (other threads' `get`) fail instead of hanging."""
+
         async def closing() -> None:
             self._closing = True
             if self._flusher is not None:
@@ -267,6 +297,7 @@ class ClientChannel:
                 self._redialing.cancel()
             if self._conn is not None:
                 self._conn.close()
+            self._give_up(RemoteSessionEndedError("manta.shutdown() was called: this driver is disconnected"))
 
         try:
             self.io.run(closing(), timeout=5)
@@ -275,12 +306,6 @@ class ClientChannel:
 
 
 _NO_ARGS = wire.dumps(((), {}), lambda obj: None)[0]
-
-
-def _quietly(fut: asyncio.Future[Any]) -> None:
-    """An answer nobody waits for: a failure shows where it matters (the refs' ``get``)."""
-    if not fut.cancelled() and fut.exception() is not None:
-        logger.debug("a call nobody waited for failed: %s", fut.exception())
 
 
 def _print(msg: m.ClientOutput) -> None:

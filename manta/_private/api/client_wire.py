@@ -63,7 +63,8 @@ def inline_or_parts(seq: int, buffers: list[memoryview]) -> tuple[list[bytes], l
         flat = buffer.cast("B") if buffer.ndim != 1 or buffer.format != "B" else buffer
         total = flat.nbytes
         for offset in range(0, max(total, 1), PART_BYTES):
-            parts.append(ClientPart(seq, index, offset, total, bytes(flat[offset : offset + PART_BYTES])))
+            # A view: the frame is encoded (copied) when sent, while the value is held.
+            parts.append(ClientPart(seq, index, offset, total, flat[offset : offset + PART_BYTES]))  # type: ignore[arg-type]
     return [], parts
 
 

@@ -155,6 +155,8 @@ def memory_summary() -> str:
 def memory_report() -> list[NodeMemory]:
     """``memory_summary`` as data: one NodeMemory per node, one ObjectRow per object."""
     worker = require_initialized("asking for a memory report")
+    if getattr(worker, "is_remote", False):  # a remote driver: its session on the head asks
+        return worker.call("memory_report")  # type: ignore[attr-defined,no-any-return]
     nodes = worker.call_gcs(m.GetNodes())
 
     async def run() -> list[m.MemoryReport]:

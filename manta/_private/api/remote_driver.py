@@ -13,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import pickle
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from manta._private.api import client_wire as wire
 from manta._private.api.client_channel import ClientChannel
+from manta._private.api.client_holds import Holds
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, ObjectID, TaskID
 from manta._private.core_worker import object_ref as object_ref_module
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
+from manta._private.rpc import messages as m
 from manta._private.rpc.messages import Address
 
 
@@ -42,45 +44,8 @@ class _DriverContext:
     placement_group: Any = None  # a driver runs in no placement group
 
 
-class _Counts:
-    """Refs and actor handles this process holds, and the session's holds on their behalf."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._local: dict[Any, int] = {}  # ("r", ObjectID) or ("a", ActorID) -> copies here
-        self._owed: dict[Any, int] = {}  # -> references the session holds for us
-        self._ops: list[list[Any]] = []
-
-    def received(self, key: Any) -> None:
-        with self._lock:
-            self._owed[key] = self._owed.get(key, 0) + 1
-
-    def add(self, key: Any, owner: Address | None = None) -> None:
-        with self._lock:
-            self._local[key] = self._local.get(key, 0) + 1
-            if not self._owed.get(key):  # made here (from_binary, a copy): ask the session to hold it
-                self._owed[key] = 1
-                self._ops.append(["h" + key[0], bytes(key[1]), owner])
-
-    def drop(self, key: Any) -> None:
-        with self._lock:
-            left = self._local.get(key, 0) - 1
-            if left > 0:
-                self._local[key] = left
-                return
-            self._local.pop(key, None)
-            owed = self._owed.pop(key, 0)
-            if owed:
-                self._ops.append([key[0], bytes(key[1]), owed])
-
-    def take_ops(self) -> list[list[Any]]:
-        with self._lock:
-            ops, self._ops = self._ops, []
-        return ops
-
-
 class _References:
-    def __init__(self, counts: _Counts) -> None:
+    def __init__(self, counts: Holds) -> None:
         self._counts = counts
 
     def add_local(self, object_id: ObjectID, owner: Address | None) -> None:
@@ -97,7 +62,7 @@ class _Borrowing:
     """A ref pickled outside Manta here (plain pickle) stays held while this process lives:
     the session cannot know when another process loads it."""
 
-    def __init__(self, counts: _Counts) -> None:
+    def __init__(self, counts: Holds) -> None:
         self._counts = counts
 
     def hold_out_of_band(self, ref: ObjectRef) -> None:
@@ -128,7 +93,7 @@ class _Objects:
         return self._driver.call("objects.wait", refs, num_returns, timeout, fetch_local, stream_ids)  # type: ignore[no-any-return]
 
     def object_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
-        return self._driver.futures.submit(lambda: self.get([ref], None)[0])
+        return self._driver.call_future("objects.get", [ref], None, then=lambda values: values[0])
 
     def call_site(self, object_id: ObjectID) -> str:
         return ""
@@ -138,7 +103,7 @@ class _Objects:
 
 
 class _Actors:
-    def __init__(self, driver: RemoteDriver, counts: _Counts) -> None:
+    def __init__(self, driver: RemoteDriver, counts: Holds) -> None:
         self._driver = driver
         self._counts = counts
 
@@ -187,10 +152,11 @@ class RemoteDriver:
     actor_id = None
     executor = None
 
-    def __init__(self, channel: ClientChannel, info: dict[str, Any], config: Config, address: str) -> None:
+    def __init__(
+        self, channel: ClientChannel, holds: Holds, info: dict[str, Any], config: Config, address: str
+    ) -> None:
         self._channel = channel
-        self._counts = _Counts()
-        channel.take_ops = self._counts.take_ops
+        self._counts = self.holds = holds
         self.job_id = info["job_id"]
         self.namespace: str = info["namespace"]
         self.node_id = info["node_id"]
@@ -207,7 +173,6 @@ class RemoteDriver:
         self.objects = _Objects(self)
         self.actors = _Actors(self, self._counts)
         self.functions = _Functions(self)
-        self.futures = concurrent.futures.ThreadPoolExecutor(8, "manta-client-futures")
         self.closed = False
 
     @property
@@ -224,11 +189,13 @@ class RemoteDriver:
         """Send a submission without waiting: this process chooses the task's id, so it
         makes the refs of its returns itself (the session holds them from when it submits)."""
         payload, views = wire.dumps((args, {**kwargs, "task_id": task_id}), _ref_id)
+        returns = [ObjectID.for_return(task_id, i) for i in range(kwargs["num_returns"])]
         # Copied now: the caller may change its arrays once remote() returns.
-        self._channel.send(method, payload, [memoryview(bytes(v)) for v in views])
+        self._channel.send(
+            method, payload, [memoryview(bytes(v)) for v in views], [bytes(r) for r in returns]
+        )
         refs = []
-        for i in range(kwargs["num_returns"]):
-            object_id = ObjectID.for_return(task_id, i)
+        for object_id in returns:
             self._counts.received(("r", object_id))
             refs.append(ObjectRef(object_id, self.address))
         return refs
@@ -247,14 +214,28 @@ class RemoteDriver:
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         self.call("cancel", ref, force, recursive)
 
-    def send(self, method: str, *args: Any) -> None:
-        """A call nobody waits for."""
-        payload, views = wire.dumps((args, {}), _ref_id)
-        self._channel.send(method, payload, [memoryview(bytes(v)) for v in views])
+    def call_future(
+        self, method: str, *args: Any, then: Callable[[Any], Any] = lambda value: value
+    ) -> concurrent.futures.Future[Any]:
+        """A call whose answer (passed through ``then``) a future gives; no thread waits."""
+        payload, buffers = wire.dumps((args, {}), _ref_id)
+        answer = self._channel.call_future(method, payload, [memoryview(bytes(v)) for v in buffers])
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def settle(done: concurrent.futures.Future[m.ClientResult]) -> None:
+            try:
+                future.set_result(then(self._value_of(done.result())))
+            except BaseException as e:
+                future.set_exception(e)
+
+        answer.add_done_callback(settle)
+        return future
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         payload, buffers = wire.dumps((args, kwargs), _ref_id)
-        result = self._channel.call(method, payload, buffers)
+        return self._value_of(self._channel.call(method, payload, buffers))
+
+    def _value_of(self, result: m.ClientResult) -> Any:
         value = wire.loads(result.payload, list(result.buffers), self._load_id)
         if not result.ok:
             raise value
@@ -283,7 +264,6 @@ class RemoteDriver:
         except Exception:  # the session may be gone already
             pass
         self._channel.close()
-        self.futures.shutdown(wait=False)
 
 
 class RemoteObjectRefGenerator(ObjectRefGenerator):
@@ -298,7 +278,9 @@ class RemoteObjectRefGenerator(ObjectRefGenerator):
         if self._generator_task_exception is not None:
             raise StopIteration
         timeout = None if timeout_s is None or timeout_s < 0 else timeout_s
-        what, ref = self._driver.call("generator_next", self._task_id, timeout)
+        return self._item(*self._driver.call("generator_next", self._task_id, timeout))
+
+    def _item(self, what: str, ref: ObjectRef) -> ObjectRef:
         if what == "end":
             raise StopIteration
         if what == "none":
@@ -314,9 +296,12 @@ class RemoteObjectRefGenerator(ObjectRefGenerator):
         return bool(self._driver.call("generator_finished", self._task_id))
 
     async def _next_async(self, timeout_s: float | None = None) -> ObjectRef:
-        loop = asyncio.get_running_loop()
+        if self._generator_task_exception is not None:
+            raise StopAsyncIteration
+        timeout = None if timeout_s is None or timeout_s < 0 else timeout_s
+        answer = self._driver.call_future("generator_next", self._task_id, timeout)
         try:
-            return await loop.run_in_executor(self._driver.futures, self._next_sync, timeout_s)
+            return self._item(*await asyncio.wrap_future(answer))
         except StopIteration:
             raise StopAsyncIteration from None
 
@@ -325,11 +310,8 @@ class RemoteObjectRefGenerator(ObjectRefGenerator):
 
     def __del__(self) -> None:
         driver = self.__dict__.get("_driver")
-        if driver is not None and not driver.closed:
-            try:
-                driver.send("generator_drop", self._task_id)
-            except Exception:  # interpreter shutdown
-                pass
+        if driver is not None:  # the session stops reading it for us (told with the next call)
+            driver.holds.stop_reading(bytes(self._task_id))
 
 
 def _ref_id(obj: Any) -> Any:
@@ -340,11 +322,12 @@ def _ref_id(obj: Any) -> Any:
 
 def connect(address: str, token: bytes, config: Config, options: dict[str, Any]) -> RemoteDriver:
     """Open a session on the head at ``address`` (``host:port`` of its client port)."""
-    channel = ClientChannel(address, token, config, config.client_grace_s)
+    holds = Holds()
+    channel = ClientChannel(address, token, config, holds.take_ops)
     try:
         info = pickle.loads(channel.open(pickle.dumps(options)))
-        channel.grace_s = max(config.client_grace_s, info["grace_s"])  # the head's says how long it waits
-        driver = RemoteDriver(channel, info, config, address)
+        channel.grace_s, channel.beat_s = info["grace_s"], info["heartbeat_s"]  # the head's say
+        driver = RemoteDriver(channel, holds, info, config, address)
     except BaseException:
         channel.close()
         raise

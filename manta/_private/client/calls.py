@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import operator
 import pickle
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +47,9 @@ METHODS: dict[str, bool] = {
     "generator_next_id": False,
     "generator_finished": False,
     "generator_drop": False,
-    # The state API's gathering (manta.util.state), done here for the client.
+    # The state API's gathering (manta.util.state) and memory report, done here for the client.
     "state_gather": True,
+    "memory_report": True,
 }
 
 # Submissions the client does not wait for: it chose the task's id and made the refs of
@@ -99,6 +101,7 @@ class Calls:
         self._failed: dict[ObjectID, Exception] = {}
         # The client's streaming generator tasks, read here on its behalf.
         self._generators: dict[TaskID, ObjectRefGenerator] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def start(cls, head_session_dir: str, config: Config, msg: m.ClientOpen) -> tuple[Calls, bytes]:
@@ -123,6 +126,7 @@ class Calls:
             "tmpdir": worker.config.tmpdir,
             "job_runtime_env": worker.job_runtime_env,
             "grace_s": worker.config.client_grace_s,
+            "heartbeat_s": worker.config.client_heartbeat_s,
         }
         logger.info("session of a remote driver (role %s) is job %s", msg.role, worker.job_id.hex())
         return cls(worker, msg.role), pickle.dumps(info)
@@ -141,6 +145,8 @@ class Calls:
                 self._raise_if_failed(args[0])
             fn = self._bound(msg.method)
         except Exception as e:
+            for raw in msg.returns:  # a submission: getting its returns raises this
+                self._failed[ObjectID(raw)] = e
             return self._error(e)
         if msg.method in PIPELINED:
             return Prepared(msg.method, self._submitting(fn), tuple(args), dict(kwargs))
@@ -156,8 +162,7 @@ class Calls:
                     self._failed[ObjectID.for_return(task_id, i)] = e
                 raise
             for ref in refs:  # the client made its copies of these refs already
-                self._cw.references.add_local(ref.id, ref.owner_address())
-                self._refs[ref.id] = self._refs.get(ref.id, 0) + 1
+                self._hold_ref(ref.id, ref.owner_address())
             if kwargs.get("generator") == m.GENERATOR_STREAMING:
                 self._generators[task_id] = self._cw.stream_of(refs[0])
 
@@ -177,6 +182,10 @@ class Calls:
             from manta.util.state._source import gather
 
             return lambda work, timeout: gather(None, work, timeout)
+        if method == "memory_report":
+            from manta._private.api.memory import memory_report
+
+            return memory_report
         if method.startswith("generator_"):
             return getattr(self, "_" + method)  # type: ignore[no-any-return]
         return operator.attrgetter(method)(self._cw)  # type: ignore[no-any-return]
@@ -245,15 +254,30 @@ class Calls:
         from manta._private.core_worker.object_ref import ObjectRef
 
         if type(obj) is ObjectRef:
-            self._cw.references.add_local(obj.id, obj.owner_address())
-            self._refs[obj.id] = self._refs.get(obj.id, 0) + 1
+            self._hold_ref(obj.id, obj.owner_address())
             return ("r", bytes(obj.id), obj.owner_address())
         if isinstance(obj, ActorHandle):
-            actor_id = obj._actor_id
-            self._cw.actors.add_handle(actor_id)
-            self._actors[actor_id] = self._actors.get(actor_id, 0) + 1
-            return ("a", bytes(actor_id), obj._class_name, obj._methods, obj._max_task_retries, obj._is_async)
+            self._hold_actor(obj._actor_id)
+            return (
+                "a",
+                bytes(obj._actor_id),
+                obj._class_name,
+                obj._methods,
+                obj._max_task_retries,
+                obj._is_async,
+            )
         return None
+
+    # Counted from the calls thread and the threads of waiting calls (a `get`'s answer).
+    def _hold_ref(self, object_id: ObjectID, owner: Any) -> None:
+        self._cw.references.add_local(object_id, owner)
+        with self._lock:
+            self._refs[object_id] = self._refs.get(object_id, 0) + 1
+
+    def _hold_actor(self, actor_id: ActorID) -> None:
+        self._cw.actors.add_handle(actor_id)
+        with self._lock:
+            self._actors[actor_id] = self._actors.get(actor_id, 0) + 1
 
     def _load_id(self, pid: Any) -> Any:
         from manta._private.core_worker.object_ref import ObjectRef
@@ -269,32 +293,30 @@ class Calls:
             if kind == "r":
                 object_id = ObjectID(raw)
                 self._release(self._refs, object_id, int(op[2]), self._cw.references.drop_local)
-                if object_id not in self._refs:
-                    self._failed.pop(object_id, None)
+                self._failed.pop(object_id, None)
             elif kind == "a":
                 self._release(self._actors, ActorID(raw), int(op[2]), self._cw.actors.drop_handle)
             elif kind == "hr":
-                object_id = ObjectID(raw)
-                self._cw.references.add_local(object_id, op[2])
-                self._refs[object_id] = self._refs.get(object_id, 0) + 1
+                self._hold_ref(ObjectID(raw), op[2])
             elif kind == "ha":
-                actor_id = ActorID(raw)
-                self._cw.actors.add_handle(actor_id)
-                self._actors[actor_id] = self._actors.get(actor_id, 0) + 1
+                self._hold_actor(ActorID(raw))
+            elif kind == "g":
+                self._generators.pop(TaskID(raw), None)
             else:
                 raise ValueError(f"unknown reference operation {kind!r}")
 
-    @staticmethod
-    def _release(held: dict[Any, int], key: Any, count: int, drop: Callable[[Any], None]) -> None:
-        # Never more than the client holds: it cannot free what others hold.
-        count = min(max(count, 0), held.get(key, 0))
+    def _release(self, held: dict[Any, int], key: Any, count: int, drop: Callable[[Any], None]) -> None:
+        with self._lock:
+            had = held.get(key, 0)
+            if count > had:  # a client's bug, or another client's ids: never more than it holds
+                logger.warning("the client released %d references to %s, but holds %d", count, key.hex(), had)
+            count = min(max(count, 0), had)
+            if had - count:
+                held[key] = had - count
+            else:
+                held.pop(key, None)
         for _ in range(count):
             drop(key)
-        left = held.get(key, 0) - count
-        if left:
-            held[key] = left
-        else:
-            held.pop(key, None)
 
     def holdings(self) -> tuple[int, int]:
         """How many refs and actor handles the client holds here."""

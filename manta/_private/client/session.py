@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -56,6 +55,7 @@ class Session:
         self._opened: m.ClientOpened | None = None
         self._replies: dict[int, Result] = {}
         self._running: dict[int, asyncio.Future[Result]] = {}
+        self._waiting_for: dict[int, tuple[Connection, asyncio.Future[m.ClientResult]]] = {}
         self._acked = 0
         self._ordered = ThreadPoolExecutor(1, "client-calls")
         self._waiting = ThreadPoolExecutor(32, "client-waits")
@@ -66,7 +66,7 @@ class Session:
         d.register(m.ClientOpen, self._h_open)
         d.register(m.ClientCall, self._h_call)
         d.register(m.ClientPart, lambda conn, part: self._parts.add(part))
-        d.register(m.ClientAck, lambda conn, msg: self._forget(msg.acked))
+        d.register(m.ClientAck, lambda conn, msg: self._forget(msg.acked, msg.received))
 
     async def _h_open(self, conn: Connection, msg: m.ClientOpen) -> m.ClientOpened:
         if self._opened is None:
@@ -77,13 +77,15 @@ class Session:
         return self._opened
 
     def _h_call(self, conn: Connection, msg: m.ClientCall) -> asyncio.Future[m.ClientResult]:
-        self._forget(msg.acked)
+        self._forget(msg.acked, ())
         answer: asyncio.Future[m.ClientResult] = self._loop.create_future()
         kept = self._replies.get(msg.seq)
+        running = self._running.get(msg.seq)
+        if kept is not None or running is not None:
+            self._parts.take(msg.seq)  # sent again: the first copy's parts are what runs
         if kept is not None:
             answer.set_result(self._send(conn, msg.seq, kept))
             return answer
-        running = self._running.get(msg.seq)
         if running is None:
             if self._calls is None:
                 raise RuntimeError("the session is not open yet: send ClientOpen first")
@@ -92,13 +94,15 @@ class Session:
             running = self._running[msg.seq] = self._loop.create_future()
             buffers: list[Any] = self._parts.take(msg.seq) if msg.parts else list(msg.buffers)
             self._ordered.submit(self._step, msg, buffers, running)
-
-        def settle(done: asyncio.Future[Result]) -> None:
-            if not answer.done():
-                answer.set_result(self._send(conn, msg.seq, done.result()))
-
-        running.add_done_callback(settle)
+            running.add_done_callback(lambda done: self._settle(msg.seq, done))
+        # Answered on the connection that asked last (an earlier one is dead).
+        self._waiting_for[msg.seq] = (conn, answer)
         return answer
+
+    def _settle(self, seq: int, done: asyncio.Future[Result]) -> None:
+        waiter = self._waiting_for.pop(seq, None)
+        if waiter is not None and not waiter[1].done():
+            waiter[1].set_result(self._send(waiter[0], seq, done.result()))
 
     def _step(self, msg: m.ClientCall, buffers: list[Any], running: asyncio.Future[Result]) -> None:
         """On the calls thread, in the order sent: the call's arguments are loaded (and
@@ -130,7 +134,10 @@ class Session:
             conn.notify(part)
         return m.ClientResult(result.ok, result.payload, buffers, len(parts))
 
-    def _forget(self, acked: int) -> None:
+    def _forget(self, acked: int, received: Any) -> None:
+        """Answers the client has: kept no longer."""
+        for seq in received:
+            self._replies.pop(seq, None)
         if acked > self._acked:
             for seq in [s for s in self._replies if s <= acked]:
                 del self._replies[seq]
@@ -158,13 +165,10 @@ class _Relay:
         self._session = session
         self._is_err = is_err
         self._original = original
-        self._lock = threading.Lock()
 
     def write(self, text: str) -> int:
-        if text:
+        if text:  # not also to the session's log: the workers' own logs have it
             self._session.output(self._is_err, text)
-            with self._lock:  # and to the session's own log
-                self._original.write(text)
         return len(text)
 
     def flush(self) -> None:

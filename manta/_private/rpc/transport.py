@@ -128,7 +128,8 @@ class Connection(asyncio.Protocol):
         self._on_ready = on_ready
         self._close_callbacks: list[Callable[[Connection], None]] = []
         self._pace_callbacks: list[Callable[[bool], None]] = []
-        self.last_heard = time.monotonic()  # when the peer's last frame arrived
+        self.made = self.last_heard = time.monotonic()  # made; the peer's last frame arrived
+        self.reading_paused = False
         if on_close is not None:
             self._close_callbacks.append(on_close)
         self._hello = hello
@@ -253,19 +254,22 @@ class Connection(asyncio.Protocol):
         buf += data
         pos = 0
         end = len(buf)
-        while end - pos >= _HEADER:
-            size = int.from_bytes(buf[pos : pos + _HEADER], "big")
-            limit = self._max_frame if self._authenticated else _MAX_HANDSHAKE_FRAME
-            if size > limit:
-                self._protocol_error(f"frame of {size} bytes exceeds the limit of {limit}")
-                return
-            if end - pos - _HEADER < size:
-                break
-            frame = bytes(buf[pos + _HEADER : pos + _HEADER + size])
-            pos += _HEADER + size
-            self._on_frame(frame)
-            if self.closed:
-                return
+        # Frames are decoded from a view of the buffer, not from copies of it (a large
+        # frame would be copied twice more on every hop); decoding copies what it keeps.
+        with memoryview(buf) as view:
+            while end - pos >= _HEADER:
+                size = int.from_bytes(view[pos : pos + _HEADER], "big")
+                limit = self._max_frame if self._authenticated else _MAX_HANDSHAKE_FRAME
+                if size > limit:
+                    self._protocol_error(f"frame of {size} bytes exceeds the limit of {limit}")
+                    return
+                if end - pos - _HEADER < size:
+                    break
+                with view[pos + _HEADER : pos + _HEADER + size] as frame:
+                    pos += _HEADER + size
+                    self._on_frame(frame)
+                if self.closed:
+                    return
         if pos:
             del buf[:pos]
 
@@ -373,6 +377,8 @@ class Connection(asyncio.Protocol):
             self._transport.set_write_buffer_limits(high=high)
 
     def pause_reading(self, paused: bool) -> None:
+        """Stop (or go on) reading the peer: what it sends cannot be passed on as fast."""
+        self.reading_paused = paused
         if self._transport is not None and not self._transport.is_closing():
             if paused:
                 self._transport.pause_reading()
@@ -380,7 +386,7 @@ class Connection(asyncio.Protocol):
                 self._transport.resume_reading()
 
     # -- receiving -------------------------------------------------------------------
-    def _on_frame(self, frame: bytes) -> None:
+    def _on_frame(self, frame: bytes | memoryview) -> None:
         self.last_heard = time.monotonic()
         try:
             kind, req_id, body = codec.decode(frame)

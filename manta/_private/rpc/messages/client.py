@@ -51,6 +51,8 @@ class ClientCall:
     buffers: list[bytes]
     parts: int
     ops: list[list[Any]]
+    # A submission's return ids (the client made their refs): what fails if it cannot run.
+    returns: list[bytes]
 
 
 @message(213)
@@ -85,4 +87,8 @@ class ClientOutput:
 
 @message(216)
 class ClientAck:
+    """Every call up to ``acked`` has its answer, and so do those in ``received``: the
+    session may forget those answers (one call that waits long holds back no others)."""
+
     acked: int
+    received: list[int]
