@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from manta._private.api import client_ops
 from manta._private.api import client_wire as wire
 from manta._private.common.config import Config
 from manta._private.core_worker.loop_thread import EventLoopThread
@@ -106,34 +107,33 @@ class ClientChannel:
         )
 
     # -- calls -------------------------------------------------------------------------
-    def call(self, method: str, payload: bytes, buffers: list[memoryview]) -> m.ClientResult:
-        """Send a call and wait for its answer (from any thread but the channel's)."""
-        return self.call_future(method, payload, buffers).result()
+    def call(self, payload: bytes, buffers: list[memoryview]) -> m.ClientResult:
+        """Send a call (a pickled operation) and wait for its answer (from any thread but
+        the channel's)."""
+        return self.call_future(payload, buffers).result()
 
-    def call_future(self, method: str, payload: bytes, buffers: list[memoryview]) -> Answer:
+    def call_future(self, payload: bytes, buffers: list[memoryview]) -> Answer:
         answer: Answer = concurrent.futures.Future()
-        self._queue(method, payload, buffers, answer)
+        self._queue(payload, buffers, answer)
         return answer
 
-    def send(self, method: str, payload: bytes, buffers: list[memoryview], returns: list[bytes]) -> None:
+    def send(self, payload: bytes, buffers: list[memoryview], returns: list[bytes]) -> None:
         """Send a submission nobody waits for: its refs (``returns``) carry what becomes of it."""
         self._window.acquire()  # at most so many unanswered: a fast loop waits for the head
-        self._queue(method, payload, buffers, None, returns)
+        self._queue(payload, buffers, None, returns)
 
     def _queue(
         self,
-        method: str,
         payload: bytes,
         buffers: list[memoryview],
         answer: Answer | None,
         returns: tuple[bytes, ...] | list[bytes] = (),
     ) -> None:
         with self._order:
-            self.io.call_soon(self._start, method, payload, buffers, self._take_ops(), answer, list(returns))
+            self.io.call_soon(self._start, payload, buffers, self._take_ops(), answer, list(returns))
 
     def _start(
         self,
-        method: str,
         payload: bytes,
         buffers: list[memoryview],
         ops: list[list[Any]],
@@ -151,7 +151,7 @@ class ClientChannel:
         inline, parts = wire.inline_or_parts(seq, buffers)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[seq] = (
-            m.ClientCall(seq, self._acked, method, payload, inline, len(parts), ops, returns),
+            m.ClientCall(seq, self._acked, payload, inline, len(parts), ops, returns),
             parts,
             fut,
         )
@@ -210,7 +210,7 @@ class ClientChannel:
             with self._order:  # behind every call made so far, as a call of its own
                 ops = self._take_ops()
                 if ops:  # answered into a future nobody reads (the loop must not wait for the window)
-                    self.io.call_soon(self._start, "ping", _NO_ARGS, [], ops, concurrent.futures.Future(), [])
+                    self.io.call_soon(self._start, _NOTHING, [], ops, concurrent.futures.Future(), [])
             if self._unreported:
                 conn.notify(m.ClientAck(self._acked, self._unreported))
                 self._unreported = []
@@ -305,7 +305,7 @@ class ClientChannel:
             self.io.stop()
 
 
-_NO_ARGS = wire.dumps(((), {}), lambda obj: None)[0]
+_NOTHING = wire.dumps(client_ops.Nothing(), lambda obj: None)[0]
 
 
 def _print(msg: m.ClientOutput) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from manta._private.api.client_ops import MemoryReport
 from manta._private.api.context import require_initialized
 from manta._private.api.node_calls import ask_nodes
 from manta._private.common.config import Config
@@ -156,7 +157,7 @@ def memory_report() -> list[NodeMemory]:
     """``memory_summary`` as data: one NodeMemory per node, one ObjectRow per object."""
     worker = require_initialized("asking for a memory report")
     if getattr(worker, "is_remote", False):  # a remote driver: its session on the head asks
-        return worker.call("memory_report")  # type: ignore[attr-defined,no-any-return]
+        return worker.call(MemoryReport())  # type: ignore[attr-defined,no-any-return]
     nodes = worker.call_gcs(m.GetNodes())
 
     async def run() -> list[m.MemoryReport]:

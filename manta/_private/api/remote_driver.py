@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from manta._private.api import client_ops as ops
 from manta._private.api import client_wire as wire
 from manta._private.api.client_channel import ClientChannel
 from manta._private.api.client_holds import Holds
@@ -77,10 +78,10 @@ class _Objects:
         self._driver = driver
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
-        return self._driver.call("objects.get", refs, timeout)  # type: ignore[no-any-return]
+        return self._driver.call(ops.Get(refs, timeout))  # type: ignore[no-any-return]
 
     def put(self, value: Any) -> ObjectRef:
-        return self._driver.call("objects.put", value)  # type: ignore[no-any-return]
+        return self._driver.call(ops.Put(value))  # type: ignore[no-any-return]
 
     def wait(
         self,
@@ -90,10 +91,11 @@ class _Objects:
         fetch_local: bool,
         stream_ids: Any,
     ) -> set[ObjectID]:
-        return self._driver.call("objects.wait", refs, num_returns, timeout, fetch_local, stream_ids)  # type: ignore[no-any-return]
+        wait = ops.Wait(refs, num_returns, timeout, fetch_local, tuple(stream_ids))
+        return self._driver.call(wait)  # type: ignore[no-any-return]
 
     def object_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
-        return self._driver.call_future("objects.get", [ref], None, then=lambda values: values[0])
+        return self._driver.call_future(ops.Get([ref], None), then=lambda values: values[0])
 
     def call_site(self, object_id: ObjectID) -> str:
         return ""
@@ -108,20 +110,20 @@ class _Actors:
         self._counts = counts
 
     def create(self, spec: Any, args: Any, kwargs: Any, get_if_exists: bool) -> Any:
-        return self._driver.call("actors.create", spec, args, kwargs, get_if_exists)
+        return self._driver.call(ops.CreateActor(spec, args, kwargs, get_if_exists))
 
     def call(self, actor_id: ActorID, method: str, args: Any, kwargs: Any, **options: Any) -> list[ObjectRef]:
         task_id = TaskID.for_actor_task(actor_id)
-        return self._driver.submit("actors.call", task_id, (actor_id, method, args, kwargs), options)
+        return self._driver.submit(ops.CallActor(task_id, actor_id, method, args, kwargs, options), options)
 
     def lookup(self, name: str, namespace: str) -> Any:
-        return self._driver.call("actors.lookup", name, namespace)
+        return self._driver.call(ops.LookupActor(name, namespace))
 
     def kill(self, actor_id: ActorID, no_restart: bool) -> None:
-        self._driver.call("actors.kill", actor_id, no_restart)
+        self._driver.call(ops.KillActor(actor_id, no_restart))
 
     def list_named(self, namespace: str, all_namespaces: bool) -> list[tuple[str, str]]:
-        return self._driver.call("actors.list_named", namespace, all_namespaces)  # type: ignore[no-any-return]
+        return self._driver.call(ops.ListNamedActors(namespace, all_namespaces))  # type: ignore[no-any-return]
 
     def add_handle(self, actor_id: ActorID) -> None:
         self._counts.add(("a", actor_id))
@@ -140,7 +142,7 @@ class _Functions:
 
     def export(self, job_id: Any, function_id: bytes, pickled: bytes, original: Any = None) -> None:
         if (job_id, function_id) not in self._exported:
-            self._driver.call("functions.export", job_id, function_id, pickled)
+            self._driver.call(ops.ExportFunction(job_id, function_id, pickled))
             self._exported.add((job_id, function_id))
 
 
@@ -181,19 +183,16 @@ class RemoteDriver:
 
     # -- what the API calls ----------------------------------------------------------
     def submit_task(self, **kwargs: Any) -> list[ObjectRef]:
-        return self.submit("submit_task", TaskID.for_normal_task(self.job_id), (), kwargs)
+        task_id = TaskID.for_normal_task(self.job_id)
+        return self.submit(ops.SubmitTask(task_id, kwargs), kwargs)
 
-    def submit(
-        self, method: str, task_id: TaskID, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> list[ObjectRef]:
-        """Send a submission without waiting: this process chooses the task's id, so it
+    def submit(self, op: ops.SubmitTask | ops.CallActor, options: dict[str, Any]) -> list[ObjectRef]:
+        """Send a submission without waiting: this process chose the task's id, so it
         makes the refs of its returns itself (the session holds them from when it submits)."""
-        payload, views = wire.dumps((args, {**kwargs, "task_id": task_id}), _ref_id)
-        returns = [ObjectID.for_return(task_id, i) for i in range(kwargs["num_returns"])]
+        payload, views = wire.dumps(op, _ref_id)
+        returns = [ObjectID.for_return(op.task_id, i) for i in range(options["num_returns"])]
         # Copied now: the caller may change its arrays once remote() returns.
-        self._channel.send(
-            method, payload, [memoryview(bytes(v)) for v in views], [bytes(r) for r in returns]
-        )
+        self._channel.send(payload, [memoryview(bytes(v)) for v in views], [bytes(r) for r in returns])
         refs = []
         for object_id in returns:
             self._counts.received(("r", object_id))
@@ -204,7 +203,7 @@ class RemoteDriver:
         return RemoteObjectRefGenerator(completion, self)
 
     def call_gcs(self, msg: Any, timeout: float = 30.0) -> Any:
-        return self.call("call_gcs", msg)
+        return self.call(ops.AskGcs(msg))
 
     def kv_put(self, namespace: str, key: bytes, value: bytes) -> None:
         from manta._private.rpc import messages as m
@@ -212,14 +211,14 @@ class RemoteDriver:
         self.call_gcs(m.KvPut(namespace, key, value, True))
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
-        self.call("cancel", ref, force, recursive)
+        self.call(ops.Cancel(ref, force, recursive))
 
     def call_future(
-        self, method: str, *args: Any, then: Callable[[Any], Any] = lambda value: value
+        self, op: ops.Operation, then: Callable[[Any], Any] = lambda value: value
     ) -> concurrent.futures.Future[Any]:
-        """A call whose answer (passed through ``then``) a future gives; no thread waits."""
-        payload, buffers = wire.dumps((args, {}), _ref_id)
-        answer = self._channel.call_future(method, payload, [memoryview(bytes(v)) for v in buffers])
+        """An operation whose answer (passed through ``then``) a future gives; no thread waits."""
+        payload, buffers = wire.dumps(op, _ref_id)
+        answer = self._channel.call_future(payload, [memoryview(bytes(v)) for v in buffers])
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
         def settle(done: concurrent.futures.Future[m.ClientResult]) -> None:
@@ -231,9 +230,10 @@ class RemoteDriver:
         answer.add_done_callback(settle)
         return future
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        payload, buffers = wire.dumps((args, kwargs), _ref_id)
-        return self._value_of(self._channel.call(method, payload, buffers))
+    def call(self, op: ops.Operation) -> Any:
+        """Carry out ``op`` on the session and wait for its answer."""
+        payload, buffers = wire.dumps(op, _ref_id)
+        return self._value_of(self._channel.call(payload, buffers))
 
     def _value_of(self, result: m.ClientResult) -> Any:
         value = wire.loads(result.payload, list(result.buffers), self._load_id)
@@ -260,7 +260,7 @@ class RemoteDriver:
         self.closed = True
         object_ref_module.bind_worker(None)
         try:
-            self._channel.call("shutdown", *wire.dumps(((), {}), _ref_id))
+            self.call(ops.EndSession())
         except Exception:  # the session may be gone already
             pass
         self._channel.close()
@@ -278,7 +278,7 @@ class RemoteObjectRefGenerator(ObjectRefGenerator):
         if self._generator_task_exception is not None:
             raise StopIteration
         timeout = None if timeout_s is None or timeout_s < 0 else timeout_s
-        return self._item(*self._driver.call("generator_next", self._task_id, timeout))
+        return self._item(*self._driver.call(ops.NextItem(self._task_id, timeout)))
 
     def _item(self, what: str, ref: ObjectRef) -> ObjectRef:
         if what == "end":
@@ -290,23 +290,23 @@ class RemoteObjectRefGenerator(ObjectRefGenerator):
         return ref  # type: ignore[no-any-return]
 
     def next_ready(self) -> bool:
-        return bool(self._driver.call("generator_ready", self._task_id))
+        return bool(self._driver.call(ops.ItemReady(self._task_id)))
 
     def is_finished(self) -> bool:
-        return bool(self._driver.call("generator_finished", self._task_id))
+        return bool(self._driver.call(ops.StreamFinished(self._task_id)))
 
     async def _next_async(self, timeout_s: float | None = None) -> ObjectRef:
         if self._generator_task_exception is not None:
             raise StopAsyncIteration
         timeout = None if timeout_s is None or timeout_s < 0 else timeout_s
-        answer = self._driver.call_future("generator_next", self._task_id, timeout)
+        answer = self._driver.call_future(ops.NextItem(self._task_id, timeout))
         try:
             return self._item(*await asyncio.wrap_future(answer))
         except StopIteration:
             raise StopAsyncIteration from None
 
     def _next_id(self) -> Any:
-        return self._driver.call("generator_next_id", self._task_id)
+        return self._driver.call(ops.NextItemId(self._task_id))
 
     def __del__(self) -> None:
         driver = self.__dict__.get("_driver")

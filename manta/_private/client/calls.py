@@ -1,20 +1,21 @@
-"""What a remote driver may ask its session's core worker to do, and how each call's
-arguments and answer cross the client port (refs and actor handles counted on the way).
+"""A remote driver's operations (api/client_ops.py) carried out on its session's core
+worker, and how their arguments and answers cross the client port (refs and actor handles
+counted on the way).
 
 Runs on the session's threads: ``start`` and ``prepare`` on the calls thread (in the order
-the client sent), ``run`` there too or, for calls that wait, on a thread of their own.
+the client sent), ``run`` there too or, for operations that wait, on a thread of their own.
 """
 
 from __future__ import annotations
 
 import logging
-import operator
 import pickle
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from manta._private.api import client_ops as ops
 from manta._private.api import client_wire as wire
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, ObjectID, TaskID
@@ -25,36 +26,6 @@ from manta._private.rpc.auth import allows
 from manta.exceptions import PermissionDeniedError, RaySystemError
 
 logger = logging.getLogger("manta.client")
-
-# The core worker's methods a remote driver calls, and whether each may wait (a call
-# that waits runs beside the others, so a `get` does not hold back a later `remote()`).
-METHODS: dict[str, bool] = {
-    "functions.export": False,
-    "actors.create": False,
-    "actors.lookup": False,
-    "actors.kill": False,
-    "actors.list_named": False,
-    "objects.put": False,
-    "objects.get": True,
-    "objects.wait": True,
-    "cancel": False,
-    "call_gcs": False,
-    "ping": False,
-    "shutdown": False,
-    # A streaming generator's items, read here for the client (see RemoteObjectRefGenerator).
-    "generator_next": True,
-    "generator_ready": False,
-    "generator_next_id": False,
-    "generator_finished": False,
-    "generator_drop": False,
-    # The state API's gathering (manta.util.state) and memory report, done here for the client.
-    "state_gather": True,
-    "memory_report": True,
-}
-
-# Submissions the client does not wait for: it chose the task's id and made the refs of
-# its returns itself, which the session holds for it from the moment it submits.
-PIPELINED = frozenset({"submit_task", "actors.call"})
 
 # The gcs requests a remote driver's API calls make beyond what user roles may ask the
 # gcs directly (USER_REQUESTS): what a local driver does with placement groups and actors.
@@ -77,15 +48,6 @@ class Result:
     ok: bool
     payload: bytes
     buffers: list[memoryview]
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    method: str
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    waits: bool = False
 
 
 class Calls:
@@ -131,42 +93,102 @@ class Calls:
         logger.info("session of a remote driver (role %s) is job %s", msg.role, worker.job_id.hex())
         return cls(worker, msg.role), pickle.dumps(info)
 
-    def prepare(self, msg: m.ClientCall, buffers: list[Any]) -> Prepared | Result:
-        """Apply the call's holds and releases, then load its arguments; a Result when it
+    def prepare(self, msg: m.ClientCall, buffers: list[Any]) -> ops.Operation | Result:
+        """Apply the call's holds and releases, then load its operation; a Result when it
         cannot run (its error, for the client)."""
         try:
             self._apply(msg.ops)
-            if msg.method not in METHODS and msg.method not in PIPELINED:
-                raise ValueError(f"{msg.method!r} is not something a remote driver can ask for")
-            args, kwargs = wire.loads(msg.payload, buffers, self._load_id)
-            if msg.method == "call_gcs":
-                self._check_gcs_request(args[0])
-            elif msg.method in ("objects.get", "objects.wait"):
-                self._raise_if_failed(args[0])
-            fn = self._bound(msg.method)
+            op = wire.loads(msg.payload, buffers, self._load_id)
+            if not isinstance(op, ops.Operation):
+                raise TypeError(f"a remote driver's call must carry an operation, not {type(op).__name__}")
+            if isinstance(op, ops.AskGcs):
+                self._check_gcs_request(op.msg)
+            elif isinstance(op, (ops.Get, ops.Wait)):
+                self._raise_if_failed(op.refs)
         except Exception as e:
             for raw in msg.returns:  # a submission: getting its returns raises this
                 self._failed[ObjectID(raw)] = e
             return self._error(e)
-        if msg.method in PIPELINED:
-            return Prepared(msg.method, self._submitting(fn), tuple(args), dict(kwargs))
-        return Prepared(msg.method, fn, tuple(args), dict(kwargs), METHODS[msg.method])
+        return op
 
-    def _submitting(self, submit: Callable[..., Any]) -> Callable[..., None]:
-        def run(*args: Any, **kwargs: Any) -> None:
-            task_id, num_returns = kwargs["task_id"], kwargs["num_returns"]
-            try:
-                refs = submit(*args, **kwargs)
-            except Exception as e:
-                for i in range(num_returns):
-                    self._failed[ObjectID.for_return(task_id, i)] = e
-                raise
-            for ref in refs:  # the client made its copies of these refs already
-                self._hold_ref(ref.id, ref.owner_address())
-            if kwargs.get("generator") == m.GENERATOR_STREAMING:
-                self._generators[task_id] = self._cw.stream_of(refs[0])
+    def run(self, op: ops.Operation) -> Result:
+        try:
+            value = self._perform(op)
+        except Exception as e:
+            return self._error(e)
+        try:
+            payload, buffers = wire.dumps(value, self._send_id)
+        except Exception as e:
+            return self._error(
+                RaySystemError(f"the result of {type(op).__name__} cannot be sent to the client: {e}")
+            )
+        return Result(True, payload, buffers)
 
-        return run
+    def _perform(self, op: ops.Operation) -> Any:
+        cw = self._cw
+        match op:
+            case ops.SubmitTask() | ops.CallActor():
+                return self._submit(op)
+            case ops.Get(refs, timeout):
+                return cw.objects.get(refs, timeout)
+            case ops.Wait(refs, num_returns, timeout, fetch_local, stream_ids):
+                return cw.objects.wait(refs, num_returns, timeout, fetch_local, stream_ids)
+            case ops.Put(value):
+                return cw.objects.put(value)
+            case ops.CreateActor(spec, args, kwargs, get_if_exists):
+                return cw.actors.create(spec, args, kwargs, get_if_exists)
+            case ops.LookupActor(name, namespace):
+                return cw.actors.lookup(name, namespace)
+            case ops.KillActor(actor_id, no_restart):
+                return cw.actors.kill(actor_id, no_restart)
+            case ops.ListNamedActors(namespace, all_namespaces):
+                return cw.actors.list_named(namespace, all_namespaces)
+            case ops.ExportFunction(job_id, function_id, pickled):
+                return cw.functions.export(job_id, function_id, pickled)
+            case ops.Cancel(ref, force, recursive):
+                return cw.cancel(ref, force, recursive)
+            case ops.AskGcs(msg):
+                return cw.call_gcs(msg)
+            case ops.NextItem(task_id, timeout):
+                return self._next_item(task_id, timeout)
+            case ops.ItemReady(task_id):
+                return self._generator(task_id).next_ready()
+            case ops.StreamFinished(task_id):
+                return self._generator(task_id).is_finished()
+            case ops.NextItemId(task_id):
+                return self._generator(task_id)._next_id()
+            case ops.GatherState(work, timeout):
+                from manta.util.state._source import gather
+
+                return gather(None, work, timeout)
+            case ops.MemoryReport():
+                from manta._private.api.memory import memory_report
+
+                return memory_report()
+            case ops.Nothing() | ops.EndSession():
+                return None
+        raise TypeError(f"{type(op).__name__} is not something a remote driver can ask for")
+
+    def _submit(self, op: ops.SubmitTask | ops.CallActor) -> None:
+        """A submission the client does not wait for: it made the refs of the returns."""
+        if isinstance(op, ops.SubmitTask):
+            options = op.options
+            submitted = lambda: self._cw.submit_task(task_id=op.task_id, **options)  # noqa: E731
+        else:
+            options = op.options
+            submitted = lambda: self._cw.actors.call(  # noqa: E731
+                op.actor_id, op.method, op.args, op.kwargs, task_id=op.task_id, **options
+            )
+        try:
+            refs = submitted()
+        except Exception as e:
+            for i in range(options["num_returns"]):
+                self._failed[ObjectID.for_return(op.task_id, i)] = e
+            raise
+        for ref in refs:  # the client made its copies of these refs already
+            self._hold_ref(ref.id, ref.owner_address())
+        if options.get("generator") == m.GENERATOR_STREAMING:
+            self._generators[op.task_id] = self._cw.stream_of(refs[0])
 
     def _raise_if_failed(self, refs: Any) -> None:
         if self._failed:
@@ -175,22 +197,7 @@ class Calls:
                 if error is not None:
                     raise error
 
-    def _bound(self, method: str) -> Callable[..., Any]:
-        if method in ("ping", "shutdown"):
-            return lambda: None
-        if method == "state_gather":
-            from manta.util.state._source import gather
-
-            return lambda work, timeout: gather(None, work, timeout)
-        if method == "memory_report":
-            from manta._private.api.memory import memory_report
-
-            return memory_report
-        if method.startswith("generator_"):
-            return getattr(self, "_" + method)  # type: ignore[no-any-return]
-        return operator.attrgetter(method)(self._cw)  # type: ignore[no-any-return]
-
-    def _generator_next(self, task_id: TaskID, timeout_s: float | None) -> tuple[str, Any]:
+    def _next_item(self, task_id: TaskID, timeout_s: float | None) -> tuple[str, Any]:
         """("item", ref), ("error", the ref holding the task's error), ("none", None) when
         nothing came within ``timeout_s``, or ("end", None)."""
         gen = self._generator(task_id)
@@ -202,36 +209,11 @@ class Calls:
             return "none", None
         return ("error" if gen._generator_task_exception is not None else "item"), ref
 
-    def _generator_next_id(self, task_id: TaskID) -> ObjectID:
-        return self._generator(task_id)._next_id()  # type: ignore[no-any-return]
-
-    def _generator_ready(self, task_id: TaskID) -> bool:
-        return self._generator(task_id).next_ready()
-
-    def _generator_finished(self, task_id: TaskID) -> bool:
-        return self._generator(task_id).is_finished()
-
-    def _generator_drop(self, task_id: TaskID) -> None:
-        self._generators.pop(task_id, None)
-
     def _generator(self, task_id: TaskID) -> ObjectRefGenerator:
         gen = self._generators.get(task_id)
         if gen is None:
             raise ValueError(f"no generator task {task_id.hex()} of this client is being read")
         return gen
-
-    def run(self, call: Prepared) -> Result:
-        try:
-            value = call.fn(*call.args, **call.kwargs)
-        except Exception as e:
-            return self._error(e)
-        try:
-            payload, buffers = wire.dumps(value, self._send_id)
-        except Exception as e:
-            return self._error(
-                RaySystemError(f"the result of {call.method} cannot be sent to the client: {e}")
-            )
-        return Result(True, payload, buffers)
 
     def _error(self, error: Exception) -> Result:
         try:

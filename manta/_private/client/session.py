@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from manta._private.api import client_ops as ops
 from manta._private.api import client_wire as wire
 from manta._private.client.calls import Calls, Result
 from manta._private.common import daemon
@@ -108,17 +109,18 @@ class Session:
         """On the calls thread, in the order sent: the call's arguments are loaded (and
         the refs in them counted) before any later release can free what they name."""
         assert self._calls is not None
-        prepared = self._calls.prepare(msg, buffers)
-        if isinstance(prepared, Result) or not prepared.waits:
-            result = prepared if isinstance(prepared, Result) else self._calls.run(prepared)
+        op = self._calls.prepare(msg, buffers)
+        if isinstance(op, Result) or not op.waits:
+            result = op if isinstance(op, Result) else self._calls.run(op)
             self._loop.call_soon_threadsafe(self._done, msg.seq, running, result)
-            if msg.method == "shutdown":
-                self._loop.call_soon_threadsafe(self._loop.call_later, 0.2, self._stop)
+            if isinstance(op, ops.EndSession):
+                # Stopped once the answer is on its way (the loop sends it first).
+                self._loop.call_soon_threadsafe(self._loop.call_soon, self._stop)
             return
         calls = self._calls
 
         def wait_and_settle() -> None:
-            self._loop.call_soon_threadsafe(self._done, msg.seq, running, calls.run(prepared))
+            self._loop.call_soon_threadsafe(self._done, msg.seq, running, calls.run(op))
 
         self._waiting.submit(wait_and_settle)
 

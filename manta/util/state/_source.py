@@ -10,6 +10,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from manta._private.api.client_ops import GatherState
 from manta._private.api.context import current_worker
 from manta._private.api.discovery import join_existing, latest_cluster, session_for
 from manta._private.common.aio import new_event_loop
@@ -30,7 +31,7 @@ def gather(address: str | None, work: Callable[[Gatherer], Awaitable[T]], timeou
     worker = current_worker()
     if address is None and getattr(worker, "is_remote", False):
         # A remote driver: its session on the head gathers, as this process would on a node.
-        return worker.call("state_gather", work, timeout)  # type: ignore[union-attr,no-any-return]
+        return worker.call(GatherState(work, timeout))  # type: ignore[union-attr,no-any-return]
     if address is None and worker is not None:
 
         async def in_driver() -> T:

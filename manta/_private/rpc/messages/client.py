@@ -39,14 +39,13 @@ class ClientOpened:
 
 @message(212)
 class ClientCall:
-    """Run ``method`` with the pickled ``(args, kwargs)`` of ``payload`` (out-of-band
+    """Carry out the operation pickled in ``payload`` (api/client_ops.py; its out-of-band
     buffers in ``buffers``, or sent before as ``parts`` parts). ``ops``: reference holds
     and releases made since the last call, applied first and in order. ``acked``: every
     call up to it has its answer (the session may forget those). A ``ClientResult``."""
 
     seq: int
     acked: int
-    method: str
     payload: bytes
     buffers: list[bytes]
     parts: int
