@@ -200,6 +200,20 @@ def test_a_local_working_dir_is_uploaded(remote, tmp_path) -> None:
     assert manta.get(read.remote()) == "from the laptop"
 
 
+def test_a_value_whose_module_the_head_lacks_fails_clearly(remote, tmp_path, monkeypatch) -> None:
+    # A known limit (README): the session on the head loads the values it is sent.
+    (tmp_path / "laptop_types.py").write_text("class Point:\n    x = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import laptop_types  # type: ignore[import-not-found]
+
+    @manta.remote(runtime_env={"working_dir": str(tmp_path)})
+    def read(point: Any) -> int:
+        return int(point.x)
+
+    with pytest.raises(ModuleNotFoundError, match=r"laptop_types.*on the head"):
+        manta.get(read.remote(laptop_types.Point()))
+
+
 def test_worker_output_reaches_this_terminal(remote, capfd) -> None:
     @manta.remote
     def speak() -> None:

@@ -216,6 +216,11 @@ class Calls:
         return gen
 
     def _error(self, error: Exception) -> Result:
+        if isinstance(error, ImportError):  # say where: the user's script did not import on the head
+            error = type(error)(
+                f"{error} (on the head: the session that stands for this remote driver loads the values "
+                "it is sent and gets, so their modules must be importable there too, e.g. installed on the head)"
+            )
         try:
             payload, buffers = wire.dumps(error, self._send_id)
         except Exception:  # an exception that does not pickle: its text does
