@@ -303,26 +303,10 @@ def run_driver(
     framework: str, address: str, env: dict[str, str], python: str, seconds: float, timeout_s: float
 ) -> dict[str, Any]:
     """One driver in a fresh process (a session of its own); its metrics, or ``{"error": ...}``."""
+    from run import run_child  # bench/run.py (imported here: a child under Ray's Python has no manta)
+
     cmd = [python, str(Path(__file__).resolve()), "--child", framework, "--address", address]
-    proc = subprocess.Popen(
-        [*cmd, "--seconds", str(seconds)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return {"error": f"timed out after {timeout_s:g} s"}
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = " | ".join(err.strip().splitlines()[-3:]) or "(no stderr)"
-        return {"error": f"exit {proc.returncode}: {tail}"}
-    return dict(json.loads(lines[-1]))
+    return run_child([*cmd, "--seconds", str(seconds)], env, timeout_s)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:

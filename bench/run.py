@@ -37,14 +37,14 @@ Results = dict[str, dict[str, dict[str, Any]]]  # framework -> workload -> metri
 def run_once(python: str, framework: str, workload: str, quick: bool, timeout_s: float) -> dict[str, Any]:
     """One workload in a fresh process; its metrics, or ``{"error": ...}``."""
     cmd = [python, str(HERE / "workloads.py"), "--framework", framework, "--workload", workload]
+    return run_child([*cmd, *(["--quick"] if quick else [])], bench_env(), timeout_s)
+
+
+def run_child(cmd: list[str], env: dict[str, str], timeout_s: float) -> dict[str, Any]:
+    """Run ``cmd``; the JSON object its last ``{...}`` line printed, or ``{"error": ...}``."""
     # A session of its own, so that on a timeout the whole group the run started can be killed.
     proc = subprocess.Popen(
-        [*cmd, *(["--quick"] if quick else [])],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=bench_env(),
-        start_new_session=True,
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
     )
     try:
         out, err = proc.communicate(timeout=timeout_s)
@@ -54,7 +54,7 @@ def run_once(python: str, framework: str, workload: str, quick: bool, timeout_s:
         return {"error": f"timed out after {timeout_s:g} s"}
     lines = [line for line in out.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        tail = (err.strip().splitlines() or ["(no stderr)"])[-1]
+        tail = " | ".join(err.strip().splitlines()[-3:]) or "(no stderr)"
         return {"error": f"exit {proc.returncode}: {tail}"}
     return dict(json.loads(lines[-1]))
 
