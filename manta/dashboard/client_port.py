@@ -51,10 +51,6 @@ UNOPENED_S = 60.0
 _ENDED_KEPT = 1000
 
 
-class TryAgain(Exception):
-    """The handshake could not be decided now; the client dials again (by this name)."""
-
-
 @dataclass
 class _Session:
     id: str
@@ -104,10 +100,8 @@ class ClientPort:
         )
 
     async def _verify(self, token: bytes) -> Grant | None:
-        try:
-            return await self._grant_for(token)
-        except Exception as e:  # the gcs cannot be asked now (it restarts): not a refusal
-            raise TryAgain(f"the head cannot check credentials now ({e}): try again") from None
+        # Raises when the gcs cannot be asked now (it restarts): the client is told to try again.
+        return await self._grant_for(token)
 
     async def serve(self, sock: socket.socket) -> int:
         self._watch = asyncio.get_running_loop().create_task(self._drop_silent_clients())

@@ -29,7 +29,14 @@ from manta._private.api import client_wire as wire
 from manta._private.common.config import Config
 from manta._private.core_worker.loop_thread import EventLoopThread
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, RemoteError, connect
+from manta._private.rpc.transport import (
+    TRY_AGAIN,
+    Connection,
+    ConnectionLost,
+    Dispatcher,
+    RemoteError,
+    connect,
+)
 from manta.exceptions import (
     AuthenticationError,
     PermissionDeniedError,
@@ -45,8 +52,6 @@ _MAX_ASSEMBLING_BYTES = 64 << 30
 MAX_UNANSWERED_SUBMISSIONS = 10_000
 # How often held-back reference releases and acknowledgements go out on an idle channel.
 _FLUSH_S = 0.1
-# What the head answers when it cannot check a credential now (its gcs restarts): dial again.
-TRY_AGAIN = "TryAgain"
 
 Answer = concurrent.futures.Future[m.ClientResult]
 

@@ -61,6 +61,10 @@ MAX_PENDING_HANDSHAKES = 256
 # not read them (cluster components are trusted to read theirs).
 MAX_UNREAD_BYTES = 64 << 20
 
+# The error a server answers a handshake it cannot decide now with (its verifier could not
+# ask: the gcs restarts); unlike a refusal, dialling again may succeed.
+TRY_AGAIN = "TryAgain"
+
 _M = TypeVar("_M")
 Handler = Callable[["Connection", Any], Any]
 
@@ -519,8 +523,8 @@ class Connection(asyncio.Protocol):
         assert self._verifier is not None
         try:
             grant = await self._verifier(hello.token)  # type: ignore[misc]
-        except Exception as e:
-            self._refuse("AuthenticationError", f"the credential could not be checked now ({e}): try again")
+        except Exception as e:  # not a refusal: the client may dial again
+            self._refuse(TRY_AGAIN, f"the credential could not be checked now ({e}): try again")
             return
         self._verifying = False
         if not self.closed:

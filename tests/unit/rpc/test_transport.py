@@ -27,6 +27,7 @@ from manta._private.rpc.transport import (
     KIND_ERROR,
     KIND_REPLY,
     KIND_REQUEST,
+    TRY_AGAIN,
     Connection,
     ConnectionLost,
     Dispatcher,
@@ -316,6 +317,43 @@ def test_wrong_token_is_refused_and_the_server_stays_up(where: str, tmp_path: Pa
         conn = await server.client()
         assert await conn.call(KvGet("a", b"b")) == ["a", b"b"]
         await server.close(conn)
+
+    run(main)
+
+
+def test_a_verifier_that_must_ask_decides_later_and_one_that_cannot_ask_says_try_again(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        dispatcher, _ = echo_dispatcher()
+        asked: list[bytes] = []
+
+        async def verify(token: bytes) -> Grant | None:
+            asked.append(token)
+            await asyncio.sleep(0.01)  # another process answers
+            if token == b"unreachable":
+                raise ConnectionLost("the gcs restarts")
+            return Grant("submit", "someone") if token == b"user" else None
+
+        rpc = RpcServer(dispatcher, verify, max_frame_bytes=MAX_FRAME)
+        path = str(tmp_path / "s.sock")
+        await rpc.listen_unix(path)
+
+        async def client(token: bytes) -> Connection:
+            return await connect(
+                "unix:" + path, token, Dispatcher(), kind="client", max_frame_bytes=MAX_FRAME
+            )
+
+        conn = await client(b"user")
+        assert conn.granted_role == "submit"
+        with pytest.raises(AuthenticationError):
+            await client(b"nobody")
+        with pytest.raises(RemoteError) as info:
+            await client(b"unreachable")
+        assert info.value.type_name == TRY_AGAIN and "try again" in info.value.text
+        assert asked == [b"user", b"nobody", b"unreachable"]
+        conn.close()
+        rpc.close()
 
     run(main)
 
