@@ -206,8 +206,6 @@ class RemoteDriver:
         return self.call(ops.AskGcs(msg))
 
     def kv_put(self, namespace: str, key: bytes, value: bytes) -> None:
-        from manta._private.rpc import messages as m
-
         self.call_gcs(m.KvPut(namespace, key, value, True))
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:

@@ -171,16 +171,14 @@ class Calls:
 
     def _submit(self, op: ops.SubmitTask | ops.CallActor) -> None:
         """A submission the client does not wait for: it made the refs of the returns."""
-        if isinstance(op, ops.SubmitTask):
-            options = op.options
-            submitted = lambda: self._cw.submit_task(task_id=op.task_id, **options)  # noqa: E731
-        else:
-            options = op.options
-            submitted = lambda: self._cw.actors.call(  # noqa: E731
-                op.actor_id, op.method, op.args, op.kwargs, task_id=op.task_id, **options
-            )
+        options = op.options
         try:
-            refs = submitted()
+            if isinstance(op, ops.SubmitTask):
+                refs = self._cw.submit_task(task_id=op.task_id, **options)
+            else:
+                refs = self._cw.actors.call(
+                    op.actor_id, op.method, op.args, op.kwargs, task_id=op.task_id, **options
+                )
         except Exception as e:
             for i in range(options["num_returns"]):
                 self._failed[ObjectID.for_return(op.task_id, i)] = e
