@@ -139,7 +139,7 @@ def start(
             token=token,
             gcs_port=port,
             storage=storage,
-            **_services(head and include_dashboard, dashboard_host, dashboard_port, client_port),
+            **_services(head, include_dashboard, dashboard_host, dashboard_port, client_port),
         )
     except ClusterStartError as e:
         raise click.ClickException(str(e)) from None
@@ -201,11 +201,17 @@ def _refuse_if_running(tmpdir: str) -> None:
         )
 
 
-def _services(wanted: bool, host: str, port: int | None, client_port: int | None) -> dict[str, Any]:
+def _services(
+    head: bool, include_dashboard: bool, host: str, port: int | None, client_port: int | None
+) -> dict[str, Any]:
     """The head's HTTP service and client port, as LocalCluster.start takes them."""
     from manta._private.api.context import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT
 
-    if not wanted:
+    if client_port is not None and not include_dashboard:
+        raise click.UsageError(
+            "the client port is served by the head's HTTP service: drop --no-include-dashboard"
+        )
+    if not (head and include_dashboard):
         return {}
     # A negative port asks for that port if free, else any (the defaults' behaviour).
     return {

@@ -155,6 +155,7 @@ def test_a_taken_port_is_named_with_its_process(hosts) -> None:
         (["--head", "--address", "127.0.0.1:1"], "give --head to start a cluster, or --address"),
         ([], "give --head to start a cluster, or --address"),
         (["--head", "--storage", "mysql://x"], "sqlite:///"),
+        (["--head", "--no-include-dashboard", "--client-port", "0"], "drop --no-include-dashboard"),
     ],
 )
 def test_bad_start_arguments_are_refused_before_anything_starts(hosts, args, message) -> None:

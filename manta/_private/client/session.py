@@ -40,6 +40,10 @@ logger = logging.getLogger("manta.client")
 
 # Half-sent calls' buffers a session keeps at most (a client that vanished mid-put).
 MAX_ASSEMBLING_BYTES = 4 << 30
+# Answers a client has not acknowledged that its session keeps at most; past it, new calls
+# are refused until acknowledgements come (a client acknowledges within 0.1 s; one that
+# does not would make its session hold every answer).
+MAX_KEPT_BYTES = 4 << 30
 
 
 class Session:
@@ -58,6 +62,7 @@ class Session:
         self._running: dict[int, asyncio.Future[Result]] = {}
         self._waiting_for: dict[int, tuple[Connection, asyncio.Future[m.ClientResult]]] = {}
         self._acked = 0
+        self._kept_bytes = 0  # of the answers in _replies
         self._ordered = ThreadPoolExecutor(1, "client-calls")
         self._waiting = ThreadPoolExecutor(32, "client-waits")
         self._parts = wire.Assembly(MAX_ASSEMBLING_BYTES)
@@ -92,6 +97,11 @@ class Session:
                 raise RuntimeError("the session is not open yet: send ClientOpen first")
             if msg.seq <= self._acked:
                 raise ValueError(f"call {msg.seq} was answered and acknowledged already")
+            if self._kept_bytes > MAX_KEPT_BYTES:
+                raise RuntimeError(
+                    f"this client has {self._kept_bytes >> 20} MiB of answers it has not acknowledged: "
+                    "its session takes no new calls until it does"
+                )
             running = self._running[msg.seq] = self._loop.create_future()
             buffers: list[Any] = self._parts.take(msg.seq) if msg.parts else list(msg.buffers)
             self._ordered.submit(self._step, msg, buffers, running)
@@ -128,6 +138,7 @@ class Session:
         self._running.pop(seq, None)
         if seq > self._acked:
             self._replies[seq] = result
+            self._kept_bytes += _size(result)
         running.set_result(result)
 
     def _send(self, conn: Connection, seq: int, result: Result) -> m.ClientResult:
@@ -139,11 +150,16 @@ class Session:
     def _forget(self, acked: int, received: Any) -> None:
         """Answers the client has: kept no longer."""
         for seq in received:
-            self._replies.pop(seq, None)
+            self._drop_reply(seq)
         if acked > self._acked:
             for seq in [s for s in self._replies if s <= acked]:
-                del self._replies[seq]
+                self._drop_reply(seq)
             self._acked = acked
+
+    def _drop_reply(self, seq: int) -> None:
+        result = self._replies.pop(seq, None)
+        if result is not None:
+            self._kept_bytes -= _size(result)
 
     def output(self, is_err: bool, text: str) -> None:
         """Print on the client's terminal (called from any thread)."""
@@ -158,6 +174,10 @@ class Session:
             self._calls.shutdown()
         self._ordered.shutdown(wait=False, cancel_futures=True)
         self._waiting.shutdown(wait=False, cancel_futures=True)
+
+
+def _size(result: Result) -> int:
+    return len(result.payload) + sum(b.nbytes for b in result.buffers)
 
 
 class _Relay:
