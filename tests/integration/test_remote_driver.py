@@ -451,6 +451,35 @@ def test_init_arguments_that_make_no_sense_remotely_are_refused(head) -> None:
     assert lines[1].startswith("ValueError") and "names no host" in lines[1]
 
 
+def test_a_ray_program_connects_with_ray_client_address(head, tmp_path) -> None:
+    script = tmp_path / "ray_program.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import ray
+
+            ray.init("ray://127.0.0.1:{head["port"]}")
+
+            @ray.remote
+            def square(x):
+                return x * x
+
+            print(sum(ray.get([square.remote(i) for i in range(10)])), ray.is_initialized())
+            ray.shutdown()
+            """
+        )
+    )
+    env = dict(os.environ, MANTA_AUTH_TOKEN=head["token"])
+    ran = subprocess.run(
+        [sys.executable, "-m", "manta.compat.run_as_ray", str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert ran.stdout.split() == ["285", "True"], ran.stderr
+
+
 def test_manta_status_through_the_client_port(head) -> None:
     env = dict(os.environ, MANTA_AUTH_TOKEN=head["token"])
     shown = subprocess.run(
