@@ -56,6 +56,7 @@ class _Session:
     id: str
     secret: str
     who: str
+    owner: str  # the name of the token that opened it: only that token takes it up again
     proc: asyncio.subprocess.Process
     conn: Connection | None = None
     client: Connection | None = None
@@ -77,7 +78,6 @@ class ClientPort:
     ) -> None:
         self._session_dir = session_dir
         self._config = config
-        self._grant_for = grant_for
         self._audit = audit
         self._sessions: dict[str, _Session] = {}
         self._of_client: dict[Connection, _Session] = {}
@@ -93,15 +93,11 @@ class ClientPort:
         dispatcher.register(m.Ping, lambda conn, msg: None, "submit")  # the client's heartbeat
         self._server = RpcServer(
             dispatcher,
-            self._verify,
+            grant_for,  # asks the gcs about user tokens; raising when it cannot is "try again"
             max_frame_bytes=config.max_frame_bytes,
             on_disconnect=self._client_left,
             ident=b"client-port",
         )
-
-    async def _verify(self, token: bytes) -> Grant | None:
-        # Raises when the gcs cannot be asked now (it restarts): the client is told to try again.
-        return await self._grant_for(token)
 
     async def serve(self, sock: socket.socket) -> int:
         self._watch = asyncio.get_running_loop().create_task(self._drop_silent_clients())
@@ -162,7 +158,13 @@ class ClientPort:
 
     def _resume(self, conn: Connection, msg: m.ClientOpen) -> m.ClientOpened:
         session = self._sessions.get(msg.session)
-        if session is None or not hmac.compare_digest(session.secret, msg.secret) or session.opened is None:
+        # Only with its secret, and only by the token that opened it.
+        if (
+            session is None
+            or session.opened is None
+            or not hmac.compare_digest(session.secret, msg.secret)
+            or session.owner != conn.peer_name
+        ):
             why = self._ended.get(msg.session, "the head does not know it (did the head restart?)")
             raise RemoteSessionEndedError(
                 f"the session {msg.session[:8]} of this remote driver has ended: {why}; its actors "
@@ -235,7 +237,7 @@ class ClientPort:
         path = socket_path(self._session_dir, f"c-{session_id[:16]}")
         proc, ready_r, life_w = await self._spawn(session_id, path)
         who = f"{conn.peer_name} ({conn.peer_role}) from {conn.peer}"
-        session = _Session(session_id, secrets.token_hex(32), who, proc, lifeline=life_w)
+        session = _Session(session_id, secrets.token_hex(32), who, conn.peer_name, proc, lifeline=life_w)
         self._sessions[session_id] = session
         try:
             await asyncio.wait_for(_read_ready(ready_r), _SESSION_START_S)

@@ -249,12 +249,15 @@ class ClientChannel:
         deadline = loop.time() + self.grace_s
         delay = 0.1
         while not self._closing:
+            conn: Connection | None = None
             try:
                 conn = await self._dial()
                 opened = await conn.call(m.ClientOpen(self._session, self._secret, b"", ""))
             except (AuthenticationError, PermissionDeniedError, VersionMismatchError) as e:
                 return self._give_up(e)
             except RemoteError as e:
+                if conn is not None:
+                    conn.close()  # a link the head would not take the session up on
                 if e.type_name != TRY_AGAIN:  # the head does not know the session any more
                     return self._give_up(RemoteSessionEndedError(e.text))
                 error: Exception = e
@@ -285,7 +288,8 @@ class ClientChannel:
         if self._gone is not None:
             return
         self._gone = error
-        logger.error("%s", error)
+        if not self._closing:  # (a shutdown is no error)
+            logger.error("%s", error)
         pending, self._pending = self._pending, {}
         for _, _, fut in pending.values():
             if not fut.done():

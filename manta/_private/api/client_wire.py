@@ -57,7 +57,7 @@ def loads(payload: bytes, buffers: list[Any], persistent: Callable[[Any], Any]) 
 def inline_or_parts(seq: int, buffers: list[memoryview]) -> tuple[list[bytes], list[ClientPart]]:
     """The buffers to send inside the message, or (when large) the parts to send before it."""
     if sum(b.nbytes for b in buffers) <= PART_BYTES:
-        return [bytes(b) for b in buffers], []
+        return [_bytes_of(b) for b in buffers], []
     parts = []
     for index, buffer in enumerate(buffers):
         flat = buffer.cast("B") if buffer.ndim != 1 or buffer.format != "B" else buffer
@@ -66,6 +66,13 @@ def inline_or_parts(seq: int, buffers: list[memoryview]) -> tuple[list[bytes], l
             # A view: the frame is encoded (copied) when sent, while the value is held.
             parts.append(ClientPart(seq, index, offset, total, flat[offset : offset + PART_BYTES]))  # type: ignore[arg-type]
     return [], parts
+
+
+def _bytes_of(view: memoryview) -> bytes:
+    """The bytes of ``view``: the object itself when it is a whole ``bytes`` (a copy made
+    earlier, so the caller's arrays could change), else a copy."""
+    whole = view.obj
+    return whole if type(whole) is bytes and view.nbytes == len(whole) else bytes(view)
 
 
 class Assembly:
@@ -88,6 +95,10 @@ class Assembly:
                 raise ValueError(f"parts of more than {self._max} bytes are waiting for their message")
             buffer = buffers[part.index] = bytearray(part.total)
             self._bytes += part.total
+        elif len(buffer) != part.total:  # a slice past the end would grow it past the limit
+            raise ValueError(
+                f"a part says its buffer has {part.total} bytes; an earlier one said {len(buffer)}"
+            )
         buffer[part.offset : part.offset + len(part.data)] = part.data
 
     def take(self, seq: int) -> list[bytearray]:

@@ -213,8 +213,12 @@ class Calls:
             raise ValueError(f"no generator task {task_id.hex()} of this client is being read")
         return gen
 
+    def error(self, error: BaseException) -> Result:
+        """``error`` as the call's answer (what the client raises)."""
+        return self._error(error if isinstance(error, Exception) else RaySystemError(repr(error)))
+
     def _error(self, error: Exception) -> Result:
-        if isinstance(error, ImportError):  # say where: the user's script did not import on the head
+        if type(error) in (ImportError, ModuleNotFoundError):  # say where it failed to import
             error = type(error)(
                 f"{error} (on the head: the session that stands for this remote driver loads the values "
                 "it is sent and gets, so their modules must be importable there too, e.g. installed on the head)"
@@ -282,6 +286,8 @@ class Calls:
             elif kind == "a":
                 self._release(self._actors, ActorID(raw), int(op[2]), self._cw.actors.drop_handle)
             elif kind == "hr":
+                if op[2] is not None and not isinstance(op[2], m.Address):
+                    raise ValueError(f"a hold names its owner by address, not {type(op[2]).__name__}")
                 self._hold_ref(ObjectID(raw), op[2])
             elif kind == "ha":
                 self._hold_actor(ActorID(raw))

@@ -119,20 +119,29 @@ class Session:
         """On the calls thread, in the order sent: the call's arguments are loaded (and
         the refs in them counted) before any later release can free what they name."""
         assert self._calls is not None
-        op = self._calls.prepare(msg, buffers)
+        try:
+            op = self._calls.prepare(msg, buffers)
+        except BaseException as e:  # whatever happens, the call is answered (not left waiting)
+            op = self._calls.error(e)
         if isinstance(op, Result) or not op.waits:
-            result = op if isinstance(op, Result) else self._calls.run(op)
+            result = op if isinstance(op, Result) else self._answer(op)
             self._loop.call_soon_threadsafe(self._done, msg.seq, running, result)
             if isinstance(op, ops.EndSession):
                 # Stopped once the answer is on its way (the loop sends it first).
                 self._loop.call_soon_threadsafe(self._loop.call_soon, self._stop)
             return
-        calls = self._calls
 
         def wait_and_settle() -> None:
-            self._loop.call_soon_threadsafe(self._done, msg.seq, running, calls.run(op))
+            self._loop.call_soon_threadsafe(self._done, msg.seq, running, self._answer(op))
 
         self._waiting.submit(wait_and_settle)
+
+    def _answer(self, op: ops.Operation) -> Result:
+        assert self._calls is not None
+        try:
+            return self._calls.run(op)
+        except BaseException as e:  # (run answers exceptions; this is for SystemExit and the like)
+            return self._calls.error(e)
 
     def _done(self, seq: int, running: asyncio.Future[Result], result: Result) -> None:
         self._running.pop(seq, None)
@@ -234,7 +243,7 @@ def main() -> None:
     server = RpcServer(
         dispatcher,
         cluster_only(read_token(args.head_session_dir)),
-        max_frame_bytes=64 << 20,
+        max_frame_bytes=config.max_frame_bytes,  # what the client port lets a client send
         on_connect=connected,
         on_disconnect=lambda conn: stop(),  # the client server went away: so do we
         tls=None,

@@ -613,9 +613,9 @@ class CoreWorker:
         task_events: bool = True,
         task_id: TaskID | None = None,
     ) -> list[ObjectRef]:
-        """Submit a task or actor call (with ``task_id`` if a remote driver chose it); the refs
-        of its returns. A generator's one return is its completion; items come via ``streams``."""
+        """Submit a task or actor call (``task_id``: a remote driver's); its returns' refs."""
         self.objects.collect_references()
+        ctx = self.context
         task_id = task_id or _new_task_id(self.job_id, actor_id)
         blob, ref_args, held = self.pack_arguments(args, kwargs, f"the task {function_name}")
         return_ids = [ObjectID.for_return(task_id, i) for i in range(num_returns)]
@@ -626,7 +626,7 @@ class CoreWorker:
         spec = m.TaskSpec(
             task_id=task_id,
             job_id=self.job_id,
-            parent_task_id=self.context.task_id,
+            parent_task_id=ctx.task_id,
             name=name,
             function_id=function_id,
             function_name=function_name,
@@ -637,7 +637,7 @@ class CoreWorker:
             attempt=0,
             resources=resources,
             runtime_env=runtime_env,
-            depth=self.context.depth + 1,
+            depth=ctx.depth + 1,
             max_calls=max_calls,
             actor_id=actor_id,
             method=method,
