@@ -244,7 +244,8 @@ def test_a_driver_starting_while_the_gcs_restarts_carries_on_with_the_new_one(
 
 
 def test_worker_output_printed_while_the_gcs_is_down_reaches_the_driver_after(cluster, tmp_path) -> None:
-    """Lines printed while the gcs is away are kept by the node and sent once it is back.
+    """Lines printed while the gcs is away are kept by the node and sent once it is back
+    (and by the gcs until the driver has subscribed again).
     (A batch already sent when the gcs is killed dies with it: the lines printed within a
     log poll of the kill are not asserted on.)"""
     c, head, _worker = cluster
@@ -265,6 +266,40 @@ def test_worker_output_printed_while_the_gcs_is_down_reaches_the_driver_after(cl
     late = min(i for i, at in ticks.items() if at > killed + 0.5)
     assert ticks[late] < back, out  # printed while the gcs was down, and received
     assert all(i in ticks for i in range(late, 50)), out
+
+
+def test_output_sent_before_its_driver_subscribes_is_handed_to_it_on_subscribing(cluster) -> None:
+    """After a restart the nodes are back before the drivers: the gcs keeps a job's output
+    until its driver subscribes again (and hands it over once), instead of losing it."""
+    import asyncio
+
+    from manta._private.common.ids import JobID, NodeID, WorkerID
+    from manta._private.rpc import messages as m
+    from manta._private.rpc.transport import Dispatcher, connect
+
+    c, head, _worker = cluster
+    token = Path(head.session_dir, "token").read_bytes().strip()
+    me = m.Address(NodeID.from_random(), WorkerID.from_random(), "127.0.0.1", 1, "", os.getpid())
+    received: list[m.LogBatch] = []
+    dispatcher = Dispatcher()
+    dispatcher.register(m.Published, lambda conn, msg: received.append(msg.payload))
+
+    async def main() -> None:
+        driver = await connect(c.address, token, dispatcher, kind="driver", max_frame_bytes=1 << 20)
+        job = await asyncio.wait_for(driver.call(m.RegisterJob(me, "ns", {})), 10)
+        node = await connect(c.address, token, Dispatcher(), kind="driver", max_frame_bytes=1 << 20)
+        for i in range(3):
+            node.notify(m.LogBatch(JobID(job), me.node_id, "127.0.0.1", 7, "t", False, [f"line {i}"]))
+        await asyncio.wait_for(node.call(m.GetAllJobs()), 10)  # the batches are in
+        await asyncio.wait_for(driver.call(m.Subscribe("logs", job)), 10)
+        # (Notifications come before the answer on the same connection.)
+        await asyncio.wait_for(driver.call(m.Subscribe("logs", job)), 10)  # handed over once
+        for each in (driver, node):
+            each.close()
+        await asyncio.sleep(0.1)  # for the transports to close
+
+    asyncio.run(main())
+    assert [batch.lines for batch in received] == [["line 0"], ["line 1"], ["line 2"]]
 
 
 _TICKING_DRIVER = """

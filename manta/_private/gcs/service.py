@@ -22,6 +22,7 @@ from manta._private.gcs.access_shell import AccessService, who
 from manta._private.gcs.actor_manager import NodeView
 from manta._private.gcs.actor_shell import ActorDirector
 from manta._private.gcs.audit import AuditLog
+from manta._private.gcs.log_hold import LogHold
 from manta._private.gcs.metrics import GcsMetrics
 from manta._private.gcs.node_manager import NodeManager, NodeRecord
 from manta._private.gcs.pg_shell import PlacementGroupDirector
@@ -63,6 +64,7 @@ class GcsService:
         self._driver_jobs: dict[Connection, JobID] = {}
         self._awaiting_nodes: set[NodeID] = set()
         self._unclaimed_jobs: set[JobID] = set()
+        self._held_logs: LogHold[m.LogBatch] = LogHold(config.gcs_reconnect_timeout_s)
         self._stopping = False
         self.actors = ActorDirector(
             config,
@@ -334,12 +336,19 @@ class GcsService:
         self.dead_workers.add(bytes(info.driver.worker_id), f"the driver of job {job_id.hex()}, has exited")
         self.actors.job_finished(job_id)
         self.pgs.job_finished(job_id)
+        self._held_logs.forget(bytes(job_id))
 
     def _h_subscribe(self, conn: Connection, msg: m.Subscribe) -> None:
         self.subs.subscribe(conn, msg.channel, msg.key)
+        if msg.channel == "logs" and msg.key:
+            for batch in self._held_logs.take(msg.key, time.monotonic()):
+                conn.notify(m.Published("logs", msg.key, batch))
 
     def _h_logs(self, conn: Connection, msg: m.LogBatch) -> None:
-        self._publish("logs", bytes(msg.job_id), msg)
+        key = bytes(msg.job_id)
+        if not self.subs.watched("logs", key):  # its driver has not (re)subscribed yet
+            self._held_logs.hold(key, msg, sum(map(len, msg.lines)), time.monotonic())
+        self._publish("logs", key, msg)
 
     def _on_disconnect(self, conn: Connection) -> None:
         if self._stopping:
