@@ -35,7 +35,7 @@ FLAG_ERROR = 1  # the value is an exception to raise at get
 
 @dataclass(slots=True)
 class SerializedObject:
-    data: bytes
+    data: bytes | memoryview
     buffers: list[memoryview] = field(default_factory=list)
     flags: int = 0
     contained_refs: list[Any] = field(default_factory=list)
@@ -208,3 +208,9 @@ def inline_flags(blob: bytes) -> int:
 def from_inline(blob: bytes) -> Any:
     _flags, data, buffers = msgpack.unpackb(blob, use_list=True)
     return deserialize(data, buffers)
+
+
+def unpack_inline(blob: bytes) -> SerializedObject:
+    """An inline blob's parts, not loaded."""
+    flags, data, buffers = msgpack.unpackb(blob, use_list=True)
+    return SerializedObject(data, [memoryview(b) for b in buffers], flags)

@@ -200,18 +200,70 @@ def test_a_local_working_dir_is_uploaded(remote, tmp_path) -> None:
     assert manta.get(read.remote()) == "from the laptop"
 
 
-def test_a_value_whose_module_the_head_lacks_fails_clearly(remote, tmp_path, monkeypatch) -> None:
-    # A known limit (README): the session on the head loads the values it is sent.
-    (tmp_path / "laptop_types.py").write_text("class Point:\n    x = 1\n")
+def test_values_of_a_module_the_head_lacks_pass_through_it(remote, tmp_path, monkeypatch) -> None:
+    """The session on the head passes values on unread: a class that only this process and
+    the task's working_dir have crosses it as arguments, results, puts, actor state and
+    errors (the head has no ``laptop_types`` to import)."""
+    (tmp_path / "laptop_types.py").write_text(
+        "class Point:\n"
+        "    def __init__(self, x):\n"
+        "        self.x = x\n"
+        "class Oops(Exception):\n"
+        "    pass\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     import laptop_types  # type: ignore[import-not-found]
 
-    @manta.remote(runtime_env={"working_dir": str(tmp_path)})
-    def read(point: Any) -> int:
-        return int(point.x)
+    env = {"working_dir": str(tmp_path)}
 
-    with pytest.raises(ModuleNotFoundError, match=r"laptop_types.*on the head"):
-        manta.get(read.remote(laptop_types.Point()))
+    @manta.remote(runtime_env=env)
+    def moved(point: Any, by: int) -> Any:
+        return laptop_types.Point(point.x + by)
+
+    @manta.remote(runtime_env=env)
+    def fail() -> None:
+        raise laptop_types.Oops("raised on the cluster")
+
+    @manta.remote(runtime_env=env)
+    class Keeper:
+        def __init__(self, point: Any) -> None:
+            self.point = point
+
+        def get(self) -> Any:
+            return self.point
+
+    assert manta.get(moved.remote(laptop_types.Point(1), by=2)).x == 3
+    big = laptop_types.Point(np.arange(300_000))  # past the inline size: put before the task
+    assert int(manta.get(moved.remote(big, 1)).x[-1]) == 300_000
+    assert manta.get(manta.put(laptop_types.Point(7))).x == 7
+    assert manta.get(Keeper.remote(laptop_types.Point(5)).get.remote()).x == 5
+    with pytest.raises(laptop_types.Oops, match="raised on the cluster"):
+        manta.get(fail.remote())
+
+
+def test_refs_inside_a_result_stay_alive_after_the_result_goes(remote) -> None:
+    """Refs found in a value this process loaded are held for it (borrowed from their
+    owner when that is not the session): they outlive the value that carried them."""
+
+    @manta.remote
+    class Maker:
+        def make(self) -> list[Any]:
+            # Both owned by the actor; only the outer one is lent with the result.
+            return [manta.put([manta.put(np.full(300_000, 4, dtype=np.uint8))])]
+
+    from manta.util.state import list_objects
+
+    maker = Maker.remote()
+    wrapper = manta.get(maker.make.remote())
+    outer = wrapper[0].hex()
+    inner = manta.get(wrapper[0])[0]  # found in a value the session never loaded
+    del wrapper  # the outer object goes: only this process's hold keeps the inner one
+    wait_until(lambda: all(o.object_id != outer for o in list_objects()), what="the outer object freed")
+    manta.get(maker.make.remote())  # the actor's next put applies the release
+    own = manta.get(double.remote([manta.put(21)]))  # a ref the session owns, twice over
+    assert len(own) == 2
+    assert int(manta.get(inner, timeout=30)[0]) == 4
+    assert manta.get(own[1]) == 21
 
 
 def test_worker_output_reaches_this_terminal(remote, capfd) -> None:

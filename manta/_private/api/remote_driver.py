@@ -17,13 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from manta._private import serialization
 from manta._private.api import client_ops as ops
 from manta._private.api import client_wire as wire
 from manta._private.api.client_channel import ClientChannel
 from manta._private.api.client_holds import Holds
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, ObjectID, TaskID
+from manta._private.core_worker import args as argpack
 from manta._private.core_worker import object_ref as object_ref_module
+from manta._private.core_worker.object_manager import serialize_put_value
 from manta._private.core_worker.object_ref import ObjectRef
 from manta._private.core_worker.object_ref_generator import ObjectRefGenerator
 from manta._private.rpc import messages as m
@@ -74,14 +77,20 @@ class _Borrowing:
 
 
 class _Objects:
+    """Values are serialized and loaded here, never by the session (client_ops.Value)."""
+
     def __init__(self, driver: RemoteDriver) -> None:
         self._driver = driver
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
-        return self._driver.call(ops.Get(refs, timeout))  # type: ignore[no-any-return]
+        values: list[ops.Value] = self._driver.call(ops.Get(refs, timeout))
+        return [value.load() for value in values]
 
     def put(self, value: Any) -> ObjectRef:
-        return self._driver.call(ops.Put(value))  # type: ignore[no-any-return]
+        return self.put_serialized(serialize_put_value(value))
+
+    def put_serialized(self, obj: serialization.SerializedObject) -> ObjectRef:
+        return self._driver.call(ops.Put(ops.Value.of(obj)))  # type: ignore[no-any-return]
 
     def wait(
         self,
@@ -95,7 +104,7 @@ class _Objects:
         return self._driver.call(wait)  # type: ignore[no-any-return]
 
     def object_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
-        return self._driver.call_future(ops.Get([ref], None), then=lambda values: values[0])
+        return self._driver.call_future(ops.Get([ref], None), then=lambda values: values[0].load())
 
     def call_site(self, object_id: ObjectID) -> str:
         return ""
@@ -110,11 +119,13 @@ class _Actors:
         self._counts = counts
 
     def create(self, spec: Any, args: Any, kwargs: Any, get_if_exists: bool) -> Any:
-        return self._driver.call(ops.CreateActor(spec, args, kwargs, get_if_exists))
+        packed = self._driver.pack(args, kwargs, f"the actor {spec.module}.{spec.class_name}.__init__")
+        return self._driver.call(ops.CreateActor(spec, packed, get_if_exists))
 
     def call(self, actor_id: ActorID, method: str, args: Any, kwargs: Any, **options: Any) -> list[ObjectRef]:
         task_id = TaskID.for_actor_task(actor_id)
-        return self._driver.submit(ops.CallActor(task_id, actor_id, method, args, kwargs, options), options)
+        packed = self._driver.pack(args, kwargs, f"the task {options['function_name']}")
+        return self._driver.submit(ops.CallActor(task_id, actor_id, method, packed, options), options)
 
     def lookup(self, name: str, namespace: str) -> Any:
         return self._driver.call(ops.LookupActor(name, namespace))
@@ -184,7 +195,21 @@ class RemoteDriver:
     # -- what the API calls ----------------------------------------------------------
     def submit_task(self, **kwargs: Any) -> list[ObjectRef]:
         task_id = TaskID.for_normal_task(self.job_id)
+        kwargs["args"] = self.pack(kwargs["args"], kwargs["kwargs"], f"the task {kwargs['function_name']}")
+        kwargs["kwargs"] = {}
         return self.submit(ops.SubmitTask(task_id, kwargs), kwargs)
+
+    def pack(self, args: tuple[Any, ...], kwargs: dict[str, Any], describe: str) -> argpack.Packed:
+        """Arguments packed here as a local driver packs them (large ones put first), for
+        the session to pass on unread."""
+        blob, ref_args, nested = argpack.pack(
+            args,
+            kwargs,
+            max_inline=self.config.max_inline_bytes,
+            put=self.objects.put_serialized,
+            describe=describe,
+        )
+        return argpack.Packed(blob, ref_args, nested)
 
     def submit(self, op: ops.SubmitTask | ops.CallActor, options: dict[str, Any]) -> list[ObjectRef]:
         """Send a submission without waiting: this process chose the task's id, so it

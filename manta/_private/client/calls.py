@@ -130,13 +130,13 @@ class Calls:
             case ops.SubmitTask() | ops.CallActor():
                 return self._submit(op)
             case ops.Get(refs, timeout):
-                return cw.objects.get(refs, timeout)
+                return [ops.Value.of(obj) for obj in cw.objects.get_serialized(refs, timeout)]
             case ops.Wait(refs, num_returns, timeout, fetch_local, stream_ids):
                 return cw.objects.wait(refs, num_returns, timeout, fetch_local, stream_ids)
             case ops.Put(value):
-                return cw.objects.put(value)
-            case ops.CreateActor(spec, args, kwargs, get_if_exists):
-                return cw.actors.create(spec, args, kwargs, get_if_exists)
+                return cw.objects.put_serialized(value.serialized())
+            case ops.CreateActor(spec, args, get_if_exists):
+                return cw.actors.create(spec, args, {}, get_if_exists)
             case ops.LookupActor(name, namespace):
                 return cw.actors.lookup(name, namespace)
             case ops.KillActor(actor_id, no_restart):
@@ -176,9 +176,7 @@ class Calls:
             if isinstance(op, ops.SubmitTask):
                 refs = self._cw.submit_task(task_id=op.task_id, **options)
             else:
-                refs = self._cw.actors.call(
-                    op.actor_id, op.method, op.args, op.kwargs, task_id=op.task_id, **options
-                )
+                refs = self._cw.actors.call(op.actor_id, op.method, op.args, {}, task_id=op.task_id, **options)
         except Exception as e:
             for i in range(options["num_returns"]):
                 self._failed[ObjectID.for_return(op.task_id, i)] = e
@@ -218,11 +216,6 @@ class Calls:
         return self._error(error if isinstance(error, Exception) else RaySystemError(repr(error)))
 
     def _error(self, error: Exception) -> Result:
-        if type(error) in (ImportError, ModuleNotFoundError):  # say where it failed to import
-            error = type(error)(
-                f"{error} (on the head: the session that stands for this remote driver loads the values "
-                "it is sent and gets, so their modules must be importable there too, e.g. installed on the head)"
-            )
         try:
             payload, buffers = wire.dumps(error, self._send_id)
         except Exception:  # an exception that does not pickle: its text does
@@ -277,8 +270,17 @@ class Calls:
 
     def _apply(self, ops: list[list[Any]]) -> None:
         """Holds and releases the client made since its last call, in order."""
+        from manta._private.core_worker.object_ref import ObjectRef
+
+        # Refs of other owners the client found inside values it loaded: borrowed here, as a
+        # local driver's get borrows them, before any release after them is applied (the
+        # value holding them, released, would no longer keep them alive).
+        borrowed: list[ObjectRef] = []
         for op in ops:
             kind, raw = op[0], op[1]
+            if kind != "hr" and borrowed:
+                self._cw.borrowing.register_loaded(borrowed)
+                borrowed = []
             if kind == "r":
                 object_id = ObjectID(raw)
                 self._release(self._refs, object_id, int(op[2]), self._cw.references.drop_local)
@@ -289,12 +291,16 @@ class Calls:
                 if op[2] is not None and not isinstance(op[2], m.Address):
                     raise ValueError(f"a hold names its owner by address, not {type(op[2]).__name__}")
                 self._hold_ref(ObjectID(raw), op[2])
+                if op[2] is not None and op[2].worker_id != self._cw.worker_id:
+                    borrowed.append(ObjectRef(ObjectID(raw), op[2]))
             elif kind == "ha":
                 self._hold_actor(ActorID(raw))
             elif kind == "g":
                 self._generators.pop(TaskID(raw), None)
             else:
                 raise ValueError(f"unknown reference operation {kind!r}")
+        if borrowed:
+            self._cw.borrowing.register_loaded(borrowed)
 
     def _release(self, held: dict[Any, int], key: Any, count: int, drop: Callable[[Any], None]) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from manta._private.common.ids import ActorID, ObjectID, TaskID
+from manta._private.core_worker import args as argpack
 from manta._private.core_worker.actor_runtime import TERMINATE_METHOD
 from manta._private.core_worker.actor_submitter import ActorTaskSubmitter
 from manta._private.core_worker.local_mode import LocalRunner
@@ -31,7 +32,8 @@ from manta.exceptions import ActorAlreadyExistsError
 # (args, kwargs, what they are for) -> (inline blob, ref arguments, ids of every ref in them,
 # now held for the caller): ``CoreWorker.pack_arguments``.
 PackArguments = Callable[
-    [tuple[Any, ...], dict[str, Any], str], tuple[bytes, Sequence[ObjectRef], Sequence[ObjectID]]
+    [tuple[Any, ...] | argpack.Packed, dict[str, Any], str],
+    tuple[bytes, Sequence[ObjectRef], Sequence[ObjectID]],
 ]
 
 
@@ -64,7 +66,11 @@ class ActorClient:
 
     # -- creation --------------------------------------------------------------------------
     def create(
-        self, spec: m.ActorSpec, args: tuple[Any, ...], kwargs: dict[str, Any], get_if_exists: bool
+        self,
+        spec: m.ActorSpec,
+        args: tuple[Any, ...] | argpack.Packed,
+        kwargs: dict[str, Any],
+        get_if_exists: bool,
     ) -> m.ActorInfo | None:
         """Register a new actor. Returns the existing actor's info when ``get_if_exists``
         found one; raises ActorAlreadyExistsError for a taken name."""
@@ -175,7 +181,7 @@ class ActorClient:
         self,
         actor_id: ActorID,
         method: str,
-        args: tuple[Any, ...],
+        args: tuple[Any, ...] | argpack.Packed,
         kwargs: dict[str, Any],
         *,
         num_returns: int,

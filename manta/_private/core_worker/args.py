@@ -9,6 +9,7 @@ argument is put into the object store first and passed as a ref, so specs stay s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from manta._private import serialization
@@ -28,6 +29,16 @@ class Slot:
 
 
 EMPTY_ARGS = serialization.to_inline(serialization.serialize(((), {})))
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """Arguments ``pack`` packed already (by a remote driver, so that its session on the
+    head passes them on unread): what ``pack`` returns."""
+
+    blob: bytes
+    ref_args: Sequence[ObjectRef]
+    nested: Sequence[ObjectRef]
 
 
 def pack(

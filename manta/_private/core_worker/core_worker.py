@@ -595,7 +595,7 @@ class CoreWorker:
         function_id: bytes,
         function_name: str,
         name: str,
-        args: tuple[Any, ...],
+        args: tuple[Any, ...] | argpack.Packed,
         kwargs: dict[str, Any],
         num_returns: int,
         resources: dict[str, float],
@@ -661,18 +661,22 @@ class CoreWorker:
         return refs
 
     def pack_arguments(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], describe: str
+        self, args: tuple[Any, ...] | argpack.Packed, kwargs: dict[str, Any], describe: str
     ) -> tuple[bytes, Sequence[ObjectRef], Sequence[ObjectID]]:
         """The inline argument blob, the top-level ref arguments, and the ids of every ref
         in the arguments (nested ones too), now counted as used by a pending task or actor
-        until it is done with them (``references.remove_submitted`` of those ids)."""
-        blob, ref_args, nested = argpack.pack(
-            args,
-            kwargs,
-            max_inline=self.config.max_inline_bytes,
-            put=self.objects.put_serialized,
-            describe=describe,
-        )
+        until it is done with them (``references.remove_submitted`` of those ids).
+        ``args`` packed already (a remote driver's) are taken as they are."""
+        if isinstance(args, argpack.Packed):
+            blob, ref_args, nested = args.blob, args.ref_args, args.nested
+        else:
+            blob, ref_args, nested = argpack.pack(
+                args,
+                kwargs,
+                max_inline=self.config.max_inline_bytes,
+                put=self.objects.put_serialized,
+                describe=describe,
+            )
         if not ref_args and not nested:
             return blob, (), ()
         refs = [*ref_args, *nested]

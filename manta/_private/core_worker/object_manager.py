@@ -133,16 +133,7 @@ class ObjectManager:
 
     def put(self, value: Any) -> ObjectRef:
         self.collect_references()
-        try:
-            obj = serialization.serialize(value)
-        except Exception as e:
-            report = io.StringIO()
-            inspect_serializability(value, print_file=report)  # which member does not pickle
-            raise TypeError(
-                f"Could not serialize the put value {argpack.short_repr(value)} of type "
-                f"{type(value).__name__}: {e}\n{report.getvalue()}"
-            ) from e
-        return self.put_serialized(obj)
+        return self.put_serialized(serialize_put_value(value))
 
     def put_serialized(self, obj: serialization.SerializedObject) -> ObjectRef:
         ctx = self._host.context
@@ -195,10 +186,10 @@ class ObjectManager:
             arena = self._arena_map = Arena.open(self._arena_path)
         return arena
 
-    def _read_store(self, object_id: ObjectID, node_id: NodeID | None) -> Any:
-        """Map the object read-only and deserialize it without a copy. The object stays
-        pinned in the store while anything made from the mapping (an array) lives. One on
-        another node (``node_id``) is copied to this node's store first."""
+    def _map_store(self, object_id: ObjectID, node_id: NodeID | None) -> PinnedMapping:
+        """Map the object read-only, to be read without a copy. The object stays pinned in
+        the store while anything made from the mapping (an array) lives. One on another
+        node (``node_id``) is copied to this node's store first."""
         mapping = self._recent.get(object_id) if self._recent is not None else None
         if mapping is None:
             source = node_id if node_id != self._peers.node_id else None
@@ -219,8 +210,7 @@ class ObjectManager:
             assert self._recent is not None
             if self._recent.add(object_id, mapping, location.size):
                 self._peers.io.call_soon(self._expire_recent)
-        _flags, data, buffers = read_object(mapping.object_view())
-        return serialization.deserialize(data, buffers)
+        return mapping
 
     def _expire_recent(self) -> None:
         # I/O thread: armed when the cache asks for it (see RecentPins.add), again while it keeps any.
@@ -393,6 +383,17 @@ class ObjectManager:
         return bool(serialization.inline_flags(blob) & serialization.FLAG_ERROR)
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list[Any]:
+        loaded = self._get(refs, timeout, self._load)
+        return [value_or_raise(value, is_error) for value, is_error in loaded]
+
+    def get_serialized(self, refs: list[ObjectRef], timeout: float | None) -> list[serialization.SerializedObject]:
+        """``get``, for a remote driver's session: the objects as stored, unread (the
+        client loads them); when one is an error, only that one."""
+        return [obj for obj, _ in self._get(refs, timeout, self._load_serialized)]
+
+    def _get(
+        self, refs: list[ObjectRef], timeout: float | None, load: Callable[[StoredObject, ObjectID], Any]
+    ) -> list[tuple[Any, bool]]:
         self.collect_references()
         deadline = None if timeout is None else time.monotonic() + timeout
         distinct = len({r.id for r in refs})
@@ -410,7 +411,7 @@ class ObjectManager:
                 refs = [failed]
             outer = serialization.start_loading()
             try:
-                loaded = [self._load_ref(r) for r in refs]
+                loaded = [self._load_ref(r, load) for r in refs]
             except NotInStore as lost:
                 lost_id = lost.object_id
                 self._recovery.recover(next(r for r in refs if r.id == lost_id), lost.stale)
@@ -423,7 +424,7 @@ class ObjectManager:
             for ref, (_value, is_error) in zip(refs, loaded, strict=True):
                 if is_error and self.references.is_owned(ref.id):
                     self._seen_errors.add(ref.id)
-            return [_value_or_raise(value, is_error) for value, is_error in loaded]
+            return loaded
         assert lost_id is not None
         raise ObjectLostError(
             lost_id.hex(), detail=f"Its store copy was lost {MAX_RECOVERIES + 1} times in a row."
@@ -537,13 +538,15 @@ class ObjectManager:
             if self._blocked_depth == 0:
                 self._peers.io.call_soon(self._peers.node_conn.notify, m.WorkerUnblocked())
 
-    def _load_ref(self, ref: ObjectRef) -> tuple[Any, bool]:
+    def _load_ref(
+        self, ref: ObjectRef, load: Callable[[StoredObject, ObjectID], Any]
+    ) -> tuple[Any, bool]:
         """(value, whether it is an error to raise) of a ready object."""
         obj = self.memory_store.get(ref.id)
         if obj is None:  # freed between the wait and now
             raise ObjectFreedError(ref.hex())
         try:
-            return self._load(obj, ref.id), obj.is_error
+            return load(obj, ref.id), obj.is_error
         except NotInStore as lost:
             lost.stale = obj
             raise
@@ -551,7 +554,15 @@ class ObjectManager:
     def _load(self, obj: StoredObject | m.ArgValue, object_id: ObjectID) -> Any:
         if obj.inline is not None:
             return serialization.from_inline(obj.inline)
-        return self._read_store(object_id, obj.node_id)
+        _flags, data, buffers = read_object(self._map_store(object_id, obj.node_id).object_view())
+        return serialization.deserialize(data, buffers)
+
+    def _load_serialized(self, obj: StoredObject, object_id: ObjectID) -> serialization.SerializedObject:
+        if obj.inline is not None:
+            return serialization.unpack_inline(obj.inline)
+        # Views of the mapping: the object stays pinned until they are gone.
+        flags, data, buffers = read_object(self._map_store(object_id, obj.node_id).object_view())
+        return serialization.SerializedObject(data, buffers, flags)
 
     def load_args(self, spec: m.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
         outer = serialization.start_loading()
@@ -611,7 +622,22 @@ class NotInStore(Exception):
         self.stale: StoredObject | None = None
 
 
-def _value_or_raise(value: Any, is_error: bool) -> Any:
+def serialize_put_value(value: Any) -> serialization.SerializedObject:
+    """``value`` serialized for ``put``; when it does not pickle, a TypeError saying which
+    part of it does not."""
+    try:
+        return serialization.serialize(value)
+    except Exception as e:
+        report = io.StringIO()
+        inspect_serializability(value, print_file=report)  # which member does not pickle
+        raise TypeError(
+            f"Could not serialize the put value {argpack.short_repr(value)} of type "
+            f"{type(value).__name__}: {e}\n{report.getvalue()}"
+        ) from e
+
+
+def value_or_raise(value: Any, is_error: bool) -> Any:
+    """What a get returns for a loaded object: the value, or its error raised."""
     if is_error:
         if isinstance(value, RayTaskError):
             raise value.as_instanceof_cause()
