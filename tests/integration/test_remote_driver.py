@@ -421,15 +421,20 @@ def test_a_client_that_vanishes_mid_put_leaves_nothing_behind(head) -> None:
     import numpy as np
     print("ready", flush=True)
     manta.put(np.ones(400 * 2**20, dtype=np.uint8))
+    print("put done", flush=True)
     """
     proc = run_script(head, head["port"], code)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        time.sleep(0.3)  # mid-put: 400 MB takes a while through the client port
+        new = wait_until(lambda: [p for p in sessions_of(head) if p.pid not in before], what="its session")
+        session = new[0]
+        start_rss = session.memory_info().rss
+        # Mid-put: the session has taken in the first 100 MB of the parts, not all of them.
+        wait_until(lambda: session.memory_info().rss > start_rss + (100 << 20), what="parts arriving")
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-    new = wait_until(lambda: [p for p in sessions_of(head) if p.pid not in before], what="its session")
+        out, _ = proc.communicate()
+    assert "put done" not in out  # killed mid-put
     # The session waits out its grace period for the client, then ends, and its job with it.
     psutil.wait_procs(new, timeout=GRACE_S + 20)
     assert all(not p.is_running() for p in new)
