@@ -134,6 +134,7 @@ class Calls:
             case ops.Wait(refs, num_returns, timeout, fetch_local, stream_ids):
                 return cw.objects.wait(refs, num_returns, timeout, fetch_local, stream_ids)
             case ops.Put(value):
+                cw.objects.collect_references()  # as a local put does: releases applied first
                 return cw.objects.put_serialized(value.serialized())
             case ops.CreateActor(spec, args, get_if_exists):
                 return cw.actors.create(spec, args, {}, get_if_exists)

@@ -1,0 +1,1 @@
+"""The autoscaler: launches worker nodes for resource demand and removes idle ones."""
