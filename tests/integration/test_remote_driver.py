@@ -205,11 +205,7 @@ def test_values_of_a_module_the_head_lacks_pass_through_it(remote, tmp_path, mon
     the task's working_dir have crosses it as arguments, results, puts, actor state and
     errors (the head has no ``laptop_types`` to import)."""
     (tmp_path / "laptop_types.py").write_text(
-        "class Point:\n"
-        "    def __init__(self, x):\n"
-        "        self.x = x\n"
-        "class Oops(Exception):\n"
-        "    pass\n"
+        "class Point:\n    def __init__(self, x):\n        self.x = x\nclass Oops(Exception):\n    pass\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     import laptop_types  # type: ignore[import-not-found]

@@ -177,7 +177,9 @@ class Calls:
             if isinstance(op, ops.SubmitTask):
                 refs = self._cw.submit_task(task_id=op.task_id, **options)
             else:
-                refs = self._cw.actors.call(op.actor_id, op.method, op.args, {}, task_id=op.task_id, **options)
+                refs = self._cw.actors.call(
+                    op.actor_id, op.method, op.args, {}, task_id=op.task_id, **options
+                )
         except Exception as e:
             for i in range(options["num_returns"]):
                 self._failed[ObjectID.for_return(op.task_id, i)] = e

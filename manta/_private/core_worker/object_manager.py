@@ -386,7 +386,9 @@ class ObjectManager:
         loaded = self._get(refs, timeout, self._load)
         return [value_or_raise(value, is_error) for value, is_error in loaded]
 
-    def get_serialized(self, refs: list[ObjectRef], timeout: float | None) -> list[serialization.SerializedObject]:
+    def get_serialized(
+        self, refs: list[ObjectRef], timeout: float | None
+    ) -> list[serialization.SerializedObject]:
         """``get``, for a remote driver's session: the objects as stored, unread (the
         client loads them); when one is an error, only that one."""
         return [obj for obj, _ in self._get(refs, timeout, self._load_serialized)]
@@ -538,9 +540,7 @@ class ObjectManager:
             if self._blocked_depth == 0:
                 self._peers.io.call_soon(self._peers.node_conn.notify, m.WorkerUnblocked())
 
-    def _load_ref(
-        self, ref: ObjectRef, load: Callable[[StoredObject, ObjectID], Any]
-    ) -> tuple[Any, bool]:
+    def _load_ref(self, ref: ObjectRef, load: Callable[[StoredObject, ObjectID], Any]) -> tuple[Any, bool]:
         """(value, whether it is an error to raise) of a ready object."""
         obj = self.memory_store.get(ref.id)
         if obj is None:  # freed between the wait and now
