@@ -83,6 +83,12 @@ _ADDRESS_FILE = "address.json"
     default=None,
     help="Live actors one job may have at once (head only; 0: no limit, the default).",
 )
+@click.option(
+    "--autoscaling-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Run the autoscaler with this config (YAML, Ray's cluster-config names; head only).",
+)
 @click.option("--block", is_flag=True, help="Stay in the foreground; Ctrl-C stops this node.")
 def start(
     head: bool,
@@ -104,29 +110,23 @@ def start(
     tls_cert: str | None,
     tls_key: str | None,
     max_actors_per_job: int | None,
+    autoscaling_config: str | None,
     block: bool,
 ) -> None:
     """Start a Manta node on this host: a new cluster's head, or one that joins a head."""
     from manta._private.api.local_cluster import ClusterStartError, LocalCluster
-    from manta._private.api.node_resources import node_resources
     from manta._private.common.config import Config
 
     if head == bool(address):
         raise click.UsageError("give --head to start a cluster, or --address HEAD:PORT to join one")
-    custom = _parse_resources(resources)
+    if autoscaling_config and not head:
+        raise click.UsageError("--autoscaling-config is for the head (--head): its autoscaler runs there")
+    offered = _offered(num_cpus, num_gpus, resources, object_store_memory, node_ip_address, head)
     node_labels = _parse_labels(labels)
-    try:
-        offered = node_resources(
-            num_cpus, num_gpus, custom, object_store_memory, host=node_ip_address, head=head
-        )
-    except (TypeError, ValueError) as e:
-        raise click.BadParameter(str(e)) from None
     token = None if head else _join_token(token_file)
     if head:
         _check_storage(storage)
-    config = _node_config(Config.from_env(), tls_ca, tls_cert, tls_key)
-    if max_actors_per_job is not None:
-        config = config.replace(max_actors_per_job=max_actors_per_job)
+    config = _node_config(Config.from_env(), tls_ca, tls_cert, tls_key, max_actors_per_job)
     _warn_if_exposed(config, node_ip_address, dashboard_host if head and include_dashboard else None)
     _refuse_if_running(config.tmpdir)
     cluster = LocalCluster(config, detached=True)
@@ -141,7 +141,10 @@ def start(
             storage=storage,
             **_services(head, include_dashboard, dashboard_host, dashboard_port, client_port),
         )
+        if autoscaling_config:
+            cluster.start_autoscaler(autoscaling_config)
     except ClusterStartError as e:
+        cluster.stop()
         raise click.ClickException(str(e)) from None
     _write_current(config.tmpdir, cluster.session_dir)
     _explain(cluster, head)
@@ -154,13 +157,35 @@ def start(
         _clear_current(config.tmpdir, cluster.session_dir)
 
 
-def _node_config(config: Any, tls_ca: str | None, tls_cert: str | None, tls_key: str | None) -> Any:
-    """The config with the TLS files given on the command line, checked now so a bad one
-    is named here rather than in a daemon's log."""
+def _offered(
+    num_cpus: float | None,
+    num_gpus: float | None,
+    resources: str | None,
+    object_store_memory: int | None,
+    host: str,
+    head: bool,
+) -> dict[str, float]:
+    """The resources the node offers: those given, the rest detected."""
+    from manta._private.api.node_resources import node_resources
+
+    custom = _parse_resources(resources)
+    try:
+        return node_resources(num_cpus, num_gpus, custom, object_store_memory, host=host, head=head)
+    except (TypeError, ValueError) as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _node_config(
+    config: Any, tls_ca: str | None, tls_cert: str | None, tls_key: str | None, max_actors_per_job: int | None
+) -> Any:
+    """The config with the settings given on the command line; TLS files are checked now,
+    so a bad one is named here rather than in a daemon's log."""
     from manta._private.rpc import tls
 
     given = {"tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key}
     config = config.replace(**{k: os.path.abspath(v) for k, v in given.items() if v})
+    if max_actors_per_job is not None:
+        config = config.replace(max_actors_per_job=max_actors_per_job)
     try:
         tls.load(config)
     except ValueError as e:
@@ -305,7 +330,7 @@ def _check_storage(url: str) -> None:
 def stop(grace_period: float) -> None:
     """Stop the Manta nodes started on this host with `manta start`."""
     from manta._private.common.config import Config
-    from manta._private.common.session import remove_socket_dir
+    from manta._private.common.session import AUTOSCALER_STOP_S, DAEMONS_IN_STOP_ORDER, remove_socket_dir
 
     config = Config.from_env()
     sessions = _started_sessions(config.tmpdir)
@@ -314,7 +339,12 @@ def stop(grace_period: float) -> None:
         return
     for session_dir in sessions:
         pids = _pids(session_dir)
-        for name in ("dashboard", "node", "gcs"):  # the node before the gcs: it stops its workers
+        if "autoscaler" in pids:  # first, and waited for: it stops the nodes it launched here
+            _signal(pids["autoscaler"], signal.SIGTERM)
+            deadline = time.monotonic() + AUTOSCALER_STOP_S
+            while time.monotonic() < deadline and _alive(pids["autoscaler"]):
+                time.sleep(0.1)
+        for name in DAEMONS_IN_STOP_ORDER:
             if name in pids:
                 _signal(pids[name], signal.SIGTERM)
         deadline = time.monotonic() + grace_period
@@ -338,12 +368,16 @@ def stop(grace_period: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(address: str | None, as_json: bool) -> None:
     """Show nodes, resource usage and pending demand of a cluster."""
+    from manta._private.autoscaler.monitor import STATUS_KEY
+    from manta._private.autoscaler.resource_request import NAMESPACE
     from manta._private.rpc import messages as m
 
     with cluster_gcs(address) as gcs:
         states: list[m.NodeState] = gcs.call(m.GetNodes())
         groups: list[m.PlacementGroupInfo] = gcs.call(m.ListPlacementGroups())
+        autoscaler = gcs.call(m.KvGet(NAMESPACE, STATUS_KEY))  # written by its every round
     report = status_report(states, groups)
+    report["autoscaler"] = json.loads(autoscaler) if autoscaler else None
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
         return
@@ -370,13 +404,30 @@ def status(address: str | None, as_json: bool) -> None:
         click.echo(line + (f" -- {group['waiting_because']}" if group["waiting_because"] else ""))
     if not report["placement_groups"]:
         click.echo("  (none)")
+    if report["autoscaler"] is not None:
+        _echo_autoscaler(report["autoscaler"])
+
+
+def _echo_autoscaler(status: dict[str, Any]) -> None:
+    """What the autoscaler did in its latest round, and why."""
+    click.echo(f"Autoscaler (as of {time.strftime('%H:%M:%S', time.localtime(status['time']))}):")
+    click.echo(f"  nodes it launched: {', '.join(status['nodes']) or '(none)'}")
+    click.echo(f"  launching: {', '.join(status['launching']) or '(none)'}")
+    for title, key in (
+        ("", "reasons"),
+        ("", "unplaceable"),
+        ("error: ", "errors"),
+        ("terminated ", "terminated"),
+    ):
+        for line in status[key]:
+            click.echo(f"  {title}{line}")
 
 
 def cluster_gcs(address: str | None) -> Any:
     """A gcs client for the cluster at ``address``, or the one this host's node belongs to."""
     from manta._private.api.context import is_remote
     from manta._private.api.gcs_client import GcsClient
-    from manta._private.common.session import read_token
+    from manta._private.common.session import gcs_address_of, read_token
 
     if is_remote(address):
         return _RemoteGcs(str(address))
@@ -384,7 +435,7 @@ def cluster_gcs(address: str | None) -> Any:
     if address is None or not token:  # this host's node knows where the gcs is, and the token
         session_dir, info = running_session(address)
         if address is None:
-            address = "unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"]
+            address = gcs_address_of(info)
         token = token or read_token(session_dir)
     try:
         return GcsClient(address, token)

@@ -229,14 +229,14 @@ def _run(address: str | None, body: Callable[[Any, bytes, Any], Awaitable[_T]]) 
     turning lookup failures, and a cluster that does not answer, into one-line errors."""
     from manta._private.api.logs import LogLookupError
     from manta._private.common.config import Config
-    from manta._private.common.session import read_token
+    from manta._private.common.session import gcs_address_of, read_token
     from manta._private.rpc.transport import ConnectionLost, Dispatcher, connect
     from manta.exceptions import AuthenticationError, RpcError
 
     session_dir, info = running_session(address)
     token = read_token(session_dir)
     config = Config.from_env()
-    gcs_address = "unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"]
+    gcs_address = gcs_address_of(info)
 
     async def main() -> _T:
         gcs = await connect(

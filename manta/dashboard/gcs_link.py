@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from manta._private.common.config import Config
-from manta._private.common.session import ADDRESS_FILE, read_token
+from manta._private.common.session import ADDRESS_FILE, gcs_address_of, read_token
 from manta._private.rpc.messages import access as a
 from manta._private.rpc.transport import Connection, Dispatcher, connect_with_retry
 from manta.util.state._collect import Gatherer
@@ -32,7 +32,7 @@ class GcsLink:
             await asyncio.sleep(0.05)
         with open(path) as f:
             info = json.load(f)
-        address = "unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"]
+        address = gcs_address_of(info)
         return await connect_with_retry(
             address,
             read_token(self._session_dir),

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE
-from manta._private.common.session import ADDRESS_FILE, read_token
+from manta._private.common.session import ADDRESS_FILE, gcs_address_of, read_token
 from manta.dashboard import job_state
 from manta.dashboard.job_supervisor import (
     advance_record,
@@ -102,7 +102,7 @@ class JobManager:
 
         with open(os.path.join(self._session_dir, ADDRESS_FILE)) as f:
             info = json.load(f)
-        address = "unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"]
+        address = gcs_address_of(info)
         config = Config.from_env()
         conn = await connect(
             address,

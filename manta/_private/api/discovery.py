@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 
 from manta._private.common.config import Config
-from manta._private.common.session import ADDRESS_FILE, TOKEN_FILE, SessionInfo, read_token
+from manta._private.common.session import ADDRESS_FILE, TOKEN_FILE, SessionInfo, gcs_address_of, read_token
 
 CURRENT_CLUSTER_FILE = "manta_current_cluster"
 
@@ -136,7 +136,7 @@ def join_existing(session_dir: str) -> tuple[SessionInfo, dict[str, Any]]:
         session_dir=session_dir,
         node_id=bytes.fromhex(info["node_id"]),
         node_address="unix:" + info["node_unix"],
-        gcs_address="unix:" + info["gcs_unix"] if "gcs_unix" in info else info["gcs_address"],
+        gcs_address=gcs_address_of(info),
         arena_path=info["arena_path"],
         host=info.get("host", "127.0.0.1"),
         token=Config.from_env().auth_token.encode() or read_token(session_dir),

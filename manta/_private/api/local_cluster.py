@@ -24,6 +24,8 @@ from typing import Any
 from manta._private.common.config import Config, env_name
 from manta._private.common.session import (
     ADDRESS_FILE,
+    AUTOSCALER_STOP_S,
+    DAEMONS_IN_STOP_ORDER,
     SessionInfo,
     create_session_dir,
     log_paths,
@@ -182,6 +184,25 @@ class LocalCluster:
         module, options = self._commands[name]
         if name == "gcs":
             options = {**options, "port": self.info["gcs_address"].rsplit(":", 1)[1]}
+        self._launch_one(name, module, options)
+
+    def start_autoscaler(self, config_path: str) -> None:
+        """Start a head's autoscaler (after ``start``) with the autoscaling config at
+        ``config_path``; one it cannot use fails here, with its reason."""
+        options: dict[str, str | None] = {
+            "session-dir": self.session_dir,
+            "host": self.info["host"],
+            "config": json.dumps(self.config.replace(auth_token="").to_dict()),
+            "gcs-address": "unix:" + self.info["gcs_unix"],
+            "autoscaling-config": os.path.abspath(config_path),
+        }
+        if self._lifeline_r is not None:
+            options["lifeline-fd"] = str(self._lifeline_r)
+        self._commands["autoscaler"] = ("manta._private.autoscaler", options)
+        self._launch_one("autoscaler", "manta._private.autoscaler", options)
+
+    def _launch_one(self, name: str, module: str, options: dict[str, str | None]) -> None:
+        """Start one daemon, wait until it is ready, and write down its pid."""
         ready_r, ready_w = os.pipe()
         keep = () if self._lifeline_r is None else (self._lifeline_r,)  # detached: no lifeline
         self._spawn(name, module, {**options, "ready-fd": str(ready_w)}, (ready_w, *keep))
@@ -303,12 +324,13 @@ class LocalCluster:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the daemons (node first, so it can stop its workers) and wait for them."""
-        for name in ("dashboard", "node", "gcs"):
+        for name in DAEMONS_IN_STOP_ORDER:
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
-                    proc.wait(timeout)
+                    # The autoscaler stops the nodes it launched first (local provider).
+                    proc.wait(timeout + (AUTOSCALER_STOP_S if name == "autoscaler" else 0.0))
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()

@@ -126,12 +126,13 @@ def parse(raw: Any) -> AutoscalingConfig:
     types_raw = raw.get("available_node_types")
     if not isinstance(types_raw, Mapping) or not types_raw:
         raise AutoscalingConfigError("available_node_types must name at least one node type")
-    types = {str(name): _node_type(str(name), spec) for name, spec in types_raw.items()}
     head = raw.get("head_node_type")
-    if head is not None and head not in types:
+    if head is not None and head not in types_raw:
         raise AutoscalingConfigError(
-            f"head_node_type {head!r} is not one of available_node_types ({', '.join(sorted(types))})"
+            f"head_node_type {head!r} is not one of available_node_types ({', '.join(sorted(map(str, types_raw)))})"
         )
+    # A head of no resources is common (nothing runs there); a worker type needs some.
+    types = {str(name): _node_type(str(name), spec, worker=name != head) for name, spec in types_raw.items()}
     config = AutoscalingConfig(
         node_types=types,
         # Unset: as many as the worker types allow together.
@@ -149,13 +150,13 @@ def parse(raw: Any) -> AutoscalingConfig:
     return config
 
 
-def _node_type(name: str, spec: Any) -> NodeType:
+def _node_type(name: str, spec: Any, worker: bool) -> NodeType:
     where = f"node type {name!r}"
     if not isinstance(spec, Mapping):
         raise AutoscalingConfigError(f"{where} must be a mapping (resources, min_workers, max_workers, ...)")
     _check_keys(spec, _TYPE_KEYS, where)
-    resources = spec.get("resources")
-    if not isinstance(resources, Mapping) or not any(v for v in resources.values()):
+    resources = spec.get("resources", {} if not worker else None)
+    if not isinstance(resources, Mapping) or (worker and not any(v for v in resources.values())):
         raise AutoscalingConfigError(
             f"{where} has no resources: say what one node has, e.g. resources: {{CPU: 4}}"
         )

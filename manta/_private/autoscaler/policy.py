@@ -36,7 +36,6 @@ Resources = dict[str, float]
 
 # Launches allowed pending at once, whatever upscaling_speed says (Ray's floor).
 MIN_PENDING_LAUNCHES = 5
-JOIN_TIMEOUT_S = 300.0
 _EPSILON = 1e-9
 
 
@@ -336,9 +335,7 @@ class _Planner:
         return Plan(dict(launch), self.terminate, reasons + self.waiting, self.unplaceable)
 
 
-def plan(
-    config: AutoscalingConfig, view: ClusterView, now: float, join_timeout_s: float = JOIN_TIMEOUT_S
-) -> Plan:
+def plan(config: AutoscalingConfig, view: ClusterView, now: float, join_timeout_s: float) -> Plan:
     planner = _Planner(config, view, now, join_timeout_s)
     planner.min_workers()
     if view.requested:

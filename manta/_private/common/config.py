@@ -116,6 +116,10 @@ class Config:
     job_runtime_env: str = ""
     # The cluster token, when it is not in this host's session directory.
     auth_token: str = ""
+    # The autoscaler's rounds (Ray's AUTOSCALER_UPDATE_INTERVAL_S), and how long a node it
+    # launched may take to join before it is terminated as failed.
+    autoscaler_update_interval_s: float = 5.0
+    autoscaler_join_timeout_s: float = 300.0
     # TLS for every TCP channel (RPC, object transfers, HTTP), on when all three are set:
     # the cluster CA's certificate, and this node's certificate and key signed by it.
     # Peers must present a certificate signed by the CA (mutual TLS); Unix sockets, which

@@ -124,6 +124,18 @@ def job_driver_log_name(submission_id: str) -> str:
     return f"{JOB_DRIVER_LOG_PREFIX}{submission_id}.log"
 
 
+# A node's daemons, in the order they are stopped: the autoscaler before what it watches,
+# the node before the gcs (it stops its workers first).
+DAEMONS_IN_STOP_ORDER = ("autoscaler", "dashboard", "node", "gcs")
+# How long an autoscaler takes at most to stop the nodes it launched on this machine.
+AUTOSCALER_STOP_S = 10.0
+
+
+def gcs_address_of(info: dict[str, Any]) -> str:
+    """Where the gcs is, from a node's address file: its unix socket when on this host."""
+    return "unix:" + info["gcs_unix"] if "gcs_unix" in info else str(info["gcs_address"])
+
+
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:

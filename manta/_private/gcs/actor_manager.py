@@ -13,6 +13,7 @@ generation are stale and ignored, so a slow reply can never revive a dead actor.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, WorkerID
 from manta._private.common.placement import Chosen, NodeEntry, Placer
@@ -131,6 +132,25 @@ class ActorManager:
 
     def all_infos(self) -> list[ActorInfo]:
         return [_info(record) for record in self.actors.values()]
+
+    def waiting_for_room(self) -> list[list[dict[str, Any]]]:
+        """[resources, label selector] of each actor that no node can hold now (not in a
+        placement group: its group's bundles are that demand)."""
+        waiting = []
+        for record in self.actors.values():
+            spec = record.spec
+            if (
+                record.state in (PENDING, RESTARTING)
+                and record.node_id is None
+                and record.worker_id is None
+                and not record.waiting_args
+                and not record.leasing
+                and not spec.placement_group
+            ):
+                strategy = spec.strategy if isinstance(spec.strategy, dict) else {}
+                selector = strategy.get("hard", {}) if strategy.get("type") == "node_label" else {}
+                waiting.append([dict(spec.placement or spec.resources), dict(selector)])
+        return waiting
 
     def lookup(self, name: str, namespace: str) -> ActorInfo | None:
         actor_id = self.named.get((namespace, name))

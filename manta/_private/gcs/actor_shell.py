@@ -84,6 +84,7 @@ class ActorDirector:
         d.register(m.KillActor, self._h_kill)
         d.register(m.ActorArgsReady, self._h_args_ready)
         d.register(m.ListActors, lambda c, msg: self.manager.all_infos())
+        d.register(m.GetActorDemand, lambda c, msg: self.manager.waiting_for_room())
         d.register(
             m.ActorExiting, lambda c, msg: self.execute(self.manager.exiting(msg.actor_id, msg.reason))
         )

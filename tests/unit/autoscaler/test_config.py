@@ -17,7 +17,7 @@ def config(**changes: Any) -> dict[str, Any]:
         "provider": {"type": "local"},
         "head_node_type": "head",
         "available_node_types": {
-            "head": {"resources": {"CPU": 2}},
+            "head": {"resources": {}},  # nothing runs there: fine for the head
             "cpu-4": {"resources": {"CPU": 4}, "labels": {"zone": "a"}, "min_workers": 1, "max_workers": 3},
             "gpu": {"resources": {"CPU": 8, "GPU": 1}, "max_workers": 2},
         },

@@ -14,9 +14,15 @@ from manta._private.autoscaler.policy import (
     GroupDemand,
     Launching,
     Node,
+    Plan,
     Shape,
     plan,
 )
+
+
+def decide(cfg: Any, view: ClusterView, now: float) -> Plan:
+    return plan(cfg, view, now, join_timeout_s=300)
+
 
 HEAD = Node("head", "", {"CPU": 2}, {"CPU": 0})  # busy, and not the autoscaler's to end
 
@@ -48,31 +54,31 @@ def worker(
 
 def test_pending_demand_launches_the_nodes_it_needs_and_says_why() -> None:
     small = config({"cpu-4": {"resources": {"CPU": 4}, "max_workers": 5}})
-    decided = plan(small, ClusterView(nodes=(HEAD,), demand=cpus(6)), now=0)
+    decided = decide(small, ClusterView(nodes=(HEAD,), demand=cpus(6)), now=0)
     assert decided.launch == {"cpu-4": 2}
     assert decided.reasons == ["launching 2 x cpu-4: 6 CPUs of pending demand"]
     assert not decided.terminate and not decided.unplaceable
 
 
 def test_demand_that_fits_on_free_room_or_launching_nodes_launches_nothing() -> None:
-    assert plan(config(), ClusterView(nodes=(HEAD, worker("w1")), demand=cpus(4)), now=0).launch == {}
+    assert decide(config(), ClusterView(nodes=(HEAD, worker("w1")), demand=cpus(4)), now=0).launch == {}
     launching = (Launching("p1", "cpu-4", launched_at=0),)
     assert (
-        plan(config(), ClusterView(nodes=(HEAD,), launching=launching, demand=cpus(4)), now=10).launch == {}
+        decide(config(), ClusterView(nodes=(HEAD,), launching=launching, demand=cpus(4)), now=10).launch == {}
     )
 
 
 def test_the_type_that_takes_most_of_the_demand_is_chosen_then_the_smaller() -> None:
-    assert plan(config(), ClusterView(demand=cpus(8)), now=0).launch == {"cpu-8": 1}
-    assert plan(config(), ClusterView(demand=cpus(1)), now=0).launch == {"cpu-4": 1}
-    assert plan(config(), ClusterView(demand=(Shape({"GPU": 1}),)), now=0).launch == {"gpu": 1}
+    assert decide(config(), ClusterView(demand=cpus(8)), now=0).launch == {"cpu-8": 1}
+    assert decide(config(), ClusterView(demand=cpus(1)), now=0).launch == {"cpu-4": 1}
+    assert decide(config(), ClusterView(demand=(Shape({"GPU": 1}),)), now=0).launch == {"gpu": 1}
 
 
 def test_label_selectors_pick_the_node_types_whose_labels_match() -> None:
     wants_a100 = Shape({"CPU": 1}, {"accel": ["in", ["a100"]]})
-    assert plan(config(), ClusterView(demand=(wants_a100,)), now=0).launch == {"gpu": 1}
+    assert decide(config(), ClusterView(demand=(wants_a100,)), now=0).launch == {"gpu": 1}
     wants_h100 = Shape({"CPU": 1}, {"accel": ["in", ["h100"]]})
-    decided = plan(config(), ClusterView(demand=(wants_h100,)), now=0)
+    decided = decide(config(), ClusterView(demand=(wants_h100,)), now=0)
     assert decided.launch == {}
     assert decided.unplaceable == [
         "cannot place {CPU: 1} on labels {'accel': ['in', ['h100']]}: no node type has it"
@@ -80,42 +86,42 @@ def test_label_selectors_pick_the_node_types_whose_labels_match() -> None:
 
 
 def test_demand_no_node_type_can_hold_is_reported_not_launched_for() -> None:
-    decided = plan(config(), ClusterView(demand=(Shape({"GPU": 8}), *cpus(1))), now=0)
+    decided = decide(config(), ClusterView(demand=(Shape({"GPU": 8}), *cpus(1))), now=0)
     assert decided.launch == {"cpu-4": 1}
     assert decided.unplaceable == ["cannot place {GPU: 8}: no node type has it"]
 
 
 def test_max_workers_per_type_and_for_the_cluster_are_never_passed() -> None:
-    decided = plan(config(), ClusterView(demand=(*cpus(4, each=8), Shape({"GPU": 1}))), now=0)
+    decided = decide(config(), ClusterView(demand=(*cpus(4, each=8), Shape({"GPU": 1}))), now=0)
     assert decided.launch == {"cpu-8": 2, "gpu": 1}
     assert any("cpu-8 is at its max_workers (2)" in r for r in decided.reasons)
-    capped = plan(config(max_workers=3), ClusterView(demand=cpus(40)), now=0)
+    capped = decide(config(max_workers=3), ClusterView(demand=cpus(40)), now=0)
     assert sum(capped.launch.values()) == 3
     assert any("the cluster is at max_workers (3)" in r for r in capped.reasons)
 
 
 def test_min_workers_are_kept_without_demand() -> None:
     types = {"cpu-4": {"resources": {"CPU": 4}, "min_workers": 2, "max_workers": 4}}
-    decided = plan(config(types), ClusterView(nodes=(HEAD,)), now=0)
+    decided = decide(config(types), ClusterView(nodes=(HEAD,)), now=0)
     assert decided.launch == {"cpu-4": 2}
     assert decided.reasons == ["launching 2 x cpu-4: min_workers is 2"]
     # Idle for long, but the type would go below its min_workers.
     nodes = (HEAD, worker("w1", idle_since=0), worker("w2", idle_since=0), worker("w3", idle_since=0))
-    assert plan(config(types), ClusterView(nodes=nodes), now=3600).terminate.keys() == {"w1"}
+    assert decide(config(types), ClusterView(nodes=nodes), now=3600).terminate.keys() == {"w1"}
 
 
 def test_upscaling_speed_caps_the_launches_pending_at_once() -> None:
     many = config({"cpu-4": {"resources": {"CPU": 4}, "max_workers": 100}}, upscaling_speed=1.0)
-    first = plan(many, ClusterView(nodes=(HEAD,), demand=cpus(80)), now=0)
+    first = decide(many, ClusterView(nodes=(HEAD,), demand=cpus(80)), now=0)
     assert first.launch == {"cpu-4": MIN_PENDING_LAUNCHES}
     assert any("15 more launch(es) wait" in r for r in first.reasons)
     # Ten nodes joined (the head too) and two launching: at speed 1, 12 may be pending; 2 are.
     nodes = (HEAD, *(worker(f"w{i}", free=0) for i in range(9)))
     launching = tuple(Launching(f"p{i}", "cpu-4", 0) for i in range(2))
-    later = plan(many, ClusterView(nodes=nodes, launching=launching, demand=cpus(80)), now=1)
+    later = decide(many, ClusterView(nodes=nodes, launching=launching, demand=cpus(80)), now=1)
     assert later.launch == {"cpu-4": 10}
     faster = config({"cpu-4": {"resources": {"CPU": 4}, "max_workers": 100}}, upscaling_speed=2.0)
-    assert plan(faster, ClusterView(nodes=nodes, launching=launching, demand=cpus(80)), now=1).launch == {
+    assert decide(faster, ClusterView(nodes=nodes, launching=launching, demand=cpus(80)), now=1).launch == {
         "cpu-4": 18
     }  # all it needs
 
@@ -127,53 +133,53 @@ def test_idle_workers_go_after_the_timeout_and_busy_ones_stay() -> None:
         worker("idle-short", idle_since=50),
         worker("busy", free=3),  # idle_since None: something runs there, or it holds objects
     )
-    decided = plan(config(), ClusterView(nodes=nodes), now=100)
+    decided = decide(config(), ClusterView(nodes=nodes), now=100)
     assert decided.terminate == {"idle-long": "idle for 100 s (idle timeout 60 s)"}
 
 
 def test_an_idle_node_that_pending_demand_fits_on_is_kept() -> None:
     nodes = (HEAD, worker("idle", idle_since=0))
-    decided = plan(config(), ClusterView(nodes=nodes, demand=cpus(2)), now=1000)
+    decided = decide(config(), ClusterView(nodes=nodes, demand=cpus(2)), now=1000)
     assert decided.terminate == {} and decided.launch == {}
 
 
 def test_the_head_and_nodes_started_by_hand_are_never_terminated() -> None:
     idle_head = Node("head", "", {"CPU": 2}, {"CPU": 2}, idle_since=0)
     by_hand = Node("manual", "", {"CPU": 4}, {"CPU": 4}, idle_since=0)
-    assert plan(config(), ClusterView(nodes=(idle_head, by_hand)), now=10_000).terminate == {}
+    assert decide(config(), ClusterView(nodes=(idle_head, by_hand)), now=10_000).terminate == {}
 
 
 def test_a_node_that_never_joins_is_terminated_and_its_demand_launched_again() -> None:
     launching = (Launching("stuck", "cpu-4", launched_at=0),)
-    decided = plan(config(), ClusterView(nodes=(HEAD,), launching=launching, demand=cpus(2)), now=400)
+    decided = decide(config(), ClusterView(nodes=(HEAD,), launching=launching, demand=cpus(2)), now=400)
     assert decided.terminate == {"stuck": "launched as cpu-4 400 s ago and never joined (join timeout 300 s)"}
     assert decided.launch == {"cpu-4": 1}
 
 
 def test_placement_groups_get_all_their_nodes_or_none() -> None:
     spread = GroupDemand("g1", ({"CPU": 1},) * 3, "STRICT_SPREAD")
-    decided = plan(config(), ClusterView(nodes=(HEAD, worker("w1")), groups=(spread,)), now=0)
+    decided = decide(config(), ClusterView(nodes=(HEAD, worker("w1")), groups=(spread,)), now=0)
     assert decided.launch == {"cpu-4": 2}  # one bundle on w1, one node for each other bundle
     assert decided.reasons == ["launching 2 x cpu-4: 2 CPUs of placement group g1"]
     packed = GroupDemand("g2", ({"CPU": 3}, {"CPU": 3}), "STRICT_PACK")
-    assert plan(config(), ClusterView(groups=(packed,)), now=0).launch == {"cpu-8": 1}
+    assert decide(config(), ClusterView(groups=(packed,)), now=0).launch == {"cpu-8": 1}
     too_wide = GroupDemand("g3", ({"CPU": 1},) * 4, "STRICT_SPREAD")
     small = config({"cpu-4": {"resources": {"CPU": 4}, "max_workers": 3}})
-    none = plan(small, ClusterView(groups=(too_wide,)), now=0)
+    none = decide(small, ClusterView(groups=(too_wide,)), now=0)
     assert none.launch == {}
     assert none.reasons == ["placement group g3 waits: cpu-4 is at its max_workers (3)"]
     best_effort = GroupDemand("g4", ({"CPU": 2},) * 4, "PACK")
-    assert plan(small, ClusterView(groups=(best_effort,)), now=0).launch == {"cpu-4": 2}
+    assert decide(small, ClusterView(groups=(best_effort,)), now=0).launch == {"cpu-4": 2}
 
 
 def test_requested_resources_are_a_floor_on_the_clusters_total() -> None:
     busy = worker("w1", free=0)  # its total (and the head's) still count towards the request
-    decided = plan(config(), ClusterView(nodes=(HEAD, busy), requested=({"CPU": 1},) * 8), now=0)
+    decided = decide(config(), ClusterView(nodes=(HEAD, busy), requested=({"CPU": 1},) * 8), now=0)
     assert decided.launch == {"cpu-4": 1}
     assert decided.reasons == ["launching 1 x cpu-4: 2 CPUs of requested resources"]
     idle = worker("w2", idle_since=0)  # needed for the request: kept
     assert (
-        plan(config(), ClusterView(nodes=(HEAD, idle), requested=({"CPU": 4},)), now=10_000).terminate == {}
+        decide(config(), ClusterView(nodes=(HEAD, idle), requested=({"CPU": 4},)), now=10_000).terminate == {}
     )
 
 
@@ -222,7 +228,7 @@ def test_limits_hold_whatever_the_cluster_and_its_demand(
     ]
     pending = [Launching(f"p{i}", t, float(at)) for i, (t, at) in enumerate(launching)]
     now = 600.0
-    decided = plan(
+    decided = decide(
         cfg, ClusterView(nodes=tuple(nodes), launching=tuple(pending), demand=tuple(demand)), now=now
     )
     alive = [n.node_type for n in nodes[1:]] + [

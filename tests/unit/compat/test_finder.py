@@ -166,3 +166,11 @@ def test_rays_logger_is_mantas_once_installed(hook: None) -> None:
     import logging
 
     assert logging.getLogger("ray") is logging.getLogger("manta")
+
+
+def test_rays_autoscaler_sdk_is_mantas(hook: None) -> None:
+    from ray.autoscaler.sdk import request_resources  # type: ignore[import-not-found]
+
+    import manta.autoscaler.sdk
+
+    assert request_resources is manta.autoscaler.sdk.request_resources

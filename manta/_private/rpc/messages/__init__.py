@@ -132,6 +132,9 @@ from manta._private.rpc.messages.gcs import (
     ErrorPush as ErrorPush,
 )
 from manta._private.rpc.messages.gcs import (
+    GetActorDemand as GetActorDemand,
+)
+from manta._private.rpc.messages.gcs import (
     GetActorInfo as GetActorInfo,
 )
 from manta._private.rpc.messages.gcs import (

@@ -216,6 +216,12 @@ class ListActors:
     """Every actor the gcs knows, dead ones too (the state API): a list of ActorInfo."""
 
 
+@message(109)
+class GetActorDemand:
+    """What each actor that no node can hold now needs, as [resources, label selector]
+    pairs: the autoscaler's demand (actors waiting at a node are in its heartbeat)."""
+
+
 @message(33)
 class KillActor:
     actor_id: ActorID

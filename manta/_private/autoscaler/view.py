@@ -1,0 +1,97 @@
+"""The cluster as the autoscaler's policy sees it (pure): built from what the gcs says of
+its nodes, actors and placement groups, the standing resource request, and what the
+provider has launched; and how long each node has been idle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from manta._private.autoscaler.config import AutoscalingConfig
+from manta._private.autoscaler.policy import ClusterView, GroupDemand, Launching, Node, Shape
+from manta._private.autoscaler.provider import LAUNCH_LABEL, Launched
+
+_EPSILON = 1e-6
+# Resources a node always has free (its own address): they say nothing of use.
+_ADDRESS_PREFIX = "node:"
+
+
+class IdleTimes:
+    """Since when each node has been idle; a node seen busy starts again from zero."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+
+    def update(self, node_id: str, busy: bool, now: float) -> float | None:
+        if busy:
+            self._since.pop(node_id, None)
+            return None
+        return self._since.setdefault(node_id, now)
+
+    def keep_only(self, node_ids: Iterable[str]) -> None:
+        alive = set(node_ids)
+        for gone in set(self._since) - alive:
+            del self._since[gone]
+
+
+def in_use(total: dict[str, float], available: dict[str, float]) -> bool:
+    """Whether anything on the node holds resources: a task, an actor, a placement group's
+    bundle, or objects in its store (the store's free bytes are reported as available
+    object_store_memory, and unreferenced objects are freed)."""
+    return any(
+        amount - available.get(name, 0.0) > _EPSILON
+        for name, amount in total.items()
+        if not name.startswith(_ADDRESS_PREFIX)
+    )
+
+
+def cluster_view(
+    config: AutoscalingConfig,
+    nodes: Sequence[Any],  # NodeState
+    actor_nodes: set[str],  # hex ids of the nodes where a live actor is
+    groups: Sequence[Any],  # PlacementGroupInfo
+    requested: tuple[dict[str, float], ...],
+    launched: Sequence[Launched],
+    idle: IdleTimes,
+    now: float,
+) -> ClusterView:
+    types = config.worker_types()
+    ours = {x.launch_id: x for x in launched}
+    view_nodes, demand, joined = [], [], set()
+    for state in nodes:
+        if not state.alive:
+            continue
+        total = state.total or state.info.resources
+        node_hex = state.info.node_id.hex()
+        launch_id = state.info.labels.get(LAUNCH_LABEL, "")
+        mine = ours.get(launch_id)
+        if mine is not None:
+            joined.add(launch_id)
+        busy = node_hex in actor_nodes or in_use(total, state.available)
+        view_nodes.append(
+            Node(
+                launch_id if mine is not None else node_hex,
+                mine.node_type if mine is not None and mine.node_type in types else "",
+                dict(total),
+                dict(state.available),
+                dict(state.info.labels),
+                idle.update(node_hex, busy, now),
+            )
+        )
+        demand += [Shape(dict(shape)) for shape in (*state.pending, *state.infeasible)]
+    idle.keep_only(s.info.node_id.hex() for s in nodes if s.alive)
+    launching = tuple(
+        Launching(x.launch_id, x.node_type, x.launched_at) for x in launched if x.launch_id not in joined
+    )
+    return ClusterView(
+        nodes=tuple(view_nodes),
+        launching=launching,
+        demand=tuple(demand),
+        groups=tuple(_waiting(g) for g in groups if g.state in ("PENDING", "RESCHEDULING")),
+        requested=requested,
+    )
+
+
+def _waiting(group: Any) -> GroupDemand:
+    unplaced = tuple(dict(b) for b, node in zip(group.bundles, group.nodes, strict=False) if not node)
+    return GroupDemand(group.pg_id.hex(), unplaced or tuple(dict(b) for b in group.bundles), group.strategy)
