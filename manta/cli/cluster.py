@@ -42,7 +42,11 @@ _ADDRESS_FILE = "address.json"
     show_default=True,
     help="Where the gcs keeps its tables: memory://, sqlite:///path or redis://host:port (head only).",
 )
-@click.option("--token-file", default=None, help="The cluster token, when joining (else $MANTA_AUTH_TOKEN).")
+@click.option(
+    "--token-file",
+    default=None,
+    help="The cluster token: when joining (else $MANTA_AUTH_TOKEN), or a head's own (else a new one).",
+)
 @click.option(
     "--include-dashboard/--no-include-dashboard",
     default=True,
@@ -123,7 +127,7 @@ def start(
         raise click.UsageError("--autoscaling-config is for the head (--head): its autoscaler runs there")
     offered = _offered(num_cpus, num_gpus, resources, object_store_memory, node_ip_address, head)
     node_labels = _parse_labels(labels)
-    token = None if head else _join_token(token_file)
+    token = _node_token(head, token_file)
     if head:
         _check_storage(storage)
     config = _node_config(Config.from_env(), tls_ca, tls_cert, tls_key, max_actors_per_job)
@@ -299,6 +303,11 @@ def _explain(cluster: Any, head: bool) -> None:
     click.echo("  Stop this host's node with:  manta stop")
 
 
+# Tokens made by Manta have 64 (hex) characters; one given to a head must not be weaker
+# than a guess-proof secret.
+MIN_TOKEN_CHARS = 32
+
+
 def _join_token(token_file: str | None) -> bytes:
     if token_file:
         try:
@@ -312,6 +321,23 @@ def _join_token(token_file: str | None) -> bytes:
         raise click.UsageError(
             "joining a cluster needs its token: set MANTA_AUTH_TOKEN to the contents of the head's "
             "token file (its path is printed by `manta start --head`), or pass --token-file"
+        )
+    return token
+
+
+def _node_token(head: bool, token_file: str | None) -> bytes | None:
+    """The token to join with; a head's own when given a file (a deployment's Secret),
+    else None (the head makes a new one)."""
+    if not head:
+        return _join_token(token_file)
+    if token_file is None:
+        return None
+    token = _join_token(token_file)
+    if len(token) < MIN_TOKEN_CHARS:
+        raise click.BadParameter(
+            f"a cluster token has {MIN_TOKEN_CHARS} characters or more; make one with "
+            "python -c 'import secrets; print(secrets.token_hex(32))'",
+            param_hint="--token-file",
         )
     return token
 

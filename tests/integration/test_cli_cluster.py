@@ -156,6 +156,8 @@ def test_a_taken_port_is_named_with_its_process(hosts) -> None:
         ([], "give --head to start a cluster, or --address"),
         (["--head", "--storage", "mysql://x"], "sqlite:///"),
         (["--head", "--no-include-dashboard", "--client-port", "0"], "drop --no-include-dashboard"),
+        (["--head", "--token-file", "/nonexistent/token"], "cannot read the token file"),
+        (["--address", "127.0.0.1:1", "--autoscaling-config", "a.yaml"], "--autoscaling-config is for the head"),
     ],
 )
 def test_bad_start_arguments_are_refused_before_anything_starts(hosts, args, message) -> None:
@@ -163,6 +165,23 @@ def test_bad_start_arguments_are_refused_before_anything_starts(hosts, args, mes
     result = manta_cli(["start", "--port", "0", *args], head_dir)
     assert result.returncode != 0 and message in result.stderr, result.stderr
     assert daemon_pids(head_dir) == []
+
+
+def test_a_head_takes_its_token_from_a_file_and_refuses_a_weak_one(hosts, tmp_path) -> None:
+    """How a deployment keeps the cluster token in a Secret: the head uses the file's."""
+    head_dir, _ = hosts
+    weak = tmp_path / "weak"
+    weak.write_text("hunter2\n")
+    refused = manta_cli(["start", "--head", "--port", "0", "--token-file", str(weak)], head_dir)
+    assert refused.returncode != 0 and "32 characters or more" in refused.stderr
+    assert daemon_pids(head_dir) == []
+    strong = tmp_path / "strong"
+    strong.write_text("a" * 40 + "\n")
+    started = manta_cli(["start", "--head", "--port", "0", "--token-file", str(strong)], head_dir)
+    assert started.returncode == 0, started.stderr
+    session, _ = session_info(head_dir)
+    with open(os.path.join(session, "token")) as f:
+        assert f.read() == "a" * 40
 
 
 def test_a_blocking_head_with_durable_storage_restarts_its_gcs(hosts, tmp_path) -> None:

@@ -56,16 +56,19 @@ def main() -> None:
 
 
 def _provider(settings: autoscaling.AutoscalingConfig, args: argparse.Namespace) -> NodeProvider:
-    session_dir: str = args.session_dir
-    kind = settings.provider["type"]
-    if kind != "local":
-        raise autoscaling.AutoscalingConfigError(f"the {kind} provider is not available in this build yet")
-    provider = LocalProvider(
-        args.gcs_address,
-        os.path.join(session_dir, "token"),
-        os.path.join(session_dir, "autoscaler"),
-        os.path.join(session_dir, LOGS_DIR),
-    )
+    provider: NodeProvider
+    if settings.provider["type"] == "kubernetes":
+        from manta._private.autoscaler.kubernetes_provider import KubernetesProvider
+
+        provider = KubernetesProvider(settings.cluster_name, settings.provider)
+    else:
+        session_dir: str = args.session_dir
+        provider = LocalProvider(
+            args.gcs_address,
+            os.path.join(session_dir, "token"),
+            os.path.join(session_dir, "autoscaler"),
+            os.path.join(session_dir, LOGS_DIR),
+        )
     for node_type in settings.worker_types().values():
         provider.check_node_config(node_type)
     return provider

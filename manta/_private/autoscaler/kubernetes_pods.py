@@ -1,0 +1,150 @@
+"""The pod of a worker node on Kubernetes (pure): a node type's pod template (its
+``node_config``: ``metadata`` and ``spec``, as in a PodTemplateSpec) made into a pod that
+runs ``manta start --address HEAD --block`` with the node type's resources, joins with
+the cluster token from a Secret, carries the labels the autoscaler knows its nodes by,
+and is owned by the cluster's head object (deleting the cluster deletes its pods).
+
+What the template may set is kept (image, tolerations, node selectors, volumes, ...);
+what Manta needs is added or enforced: the command, the token, the pod's IP, requests
+and limits from the node type's resources, a non-root security context, scratch space
+for /tmp and the object store (/dev/shm), and ``restartPolicy: Never`` (a node that dies
+is replaced by the autoscaler, not restarted in place).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+from manta._private.autoscaler.config import AutoscalingConfigError, NodeType
+from manta._private.autoscaler.provider import launch_labels
+
+CONTAINER = "manta-node"
+CLUSTER_LABEL = "manta.io/cluster"
+_TEMPLATE_KEYS = {"metadata", "spec"}
+_K8S_LABEL_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+_K8S_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def check_template(node_type: NodeType) -> None:
+    """Raise AutoscalingConfigError for a node_config that cannot make a node's pod."""
+    where = f"node type {node_type.name!r}"
+    template = node_type.node_config
+    unknown = set(template) - _TEMPLATE_KEYS
+    if unknown:
+        raise AutoscalingConfigError(
+            f"{where}: the kubernetes provider's node_config is a pod template (metadata, spec), "
+            f"not {', '.join(sorted(unknown))}"
+        )
+    containers = template.get("spec", {}).get("containers")
+    if not isinstance(containers, list) or not containers or not all(isinstance(c, dict) for c in containers):
+        raise AutoscalingConfigError(f"{where}: node_config.spec.containers must list the node's container")
+    if not any(c.get("image") for c in containers):
+        raise AutoscalingConfigError(f"{where}: node_config.spec.containers needs an image (Manta's)")
+    for key, value in {**node_type.labels, **launch_labels(node_type, "x")}.items():
+        if not _K8S_LABEL_NAME.match(key) or not _K8S_LABEL_VALUE.match(value) or len(value) > 63:
+            raise AutoscalingConfigError(f"{where}: the label {key}={value} is not a valid Kubernetes label")
+
+
+def check_cluster_name(cluster: str) -> None:
+    if not _K8S_LABEL_VALUE.match(cluster) or len(cluster) > 40:
+        raise AutoscalingConfigError(
+            f"cluster_name {cluster!r} names pods and labels them: letters, digits, '-', '_', '.', "
+            "40 characters at most"
+        )
+
+
+def pod_name(cluster: str, launch_id: str) -> str:
+    """A DNS-1123 name for the pod (63 characters at most)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", f"{cluster}-{launch_id}".lower()).strip("-")
+    return name[:63].rstrip("-")
+
+
+def node_pod(
+    node_type: NodeType,
+    launch_id: str,
+    *,
+    cluster: str,
+    namespace: str,
+    head_address: str,
+    token_secret: str,
+    owner: dict[str, Any] | None,
+) -> dict[str, Any]:
+    template = copy.deepcopy(node_type.node_config)
+    metadata = template.get("metadata", {})
+    labels = {**metadata.get("labels", {}), **launch_labels(node_type, launch_id), CLUSTER_LABEL: cluster}
+    metadata.update(name=pod_name(cluster, launch_id), namespace=namespace, labels=labels)
+    if owner is not None:
+        metadata["ownerReferences"] = [{**owner, "blockOwnerDeletion": True, "controller": False}]
+    spec = template.get("spec", {})
+    spec["restartPolicy"] = "Never"
+    spec.setdefault("automountServiceAccountToken", False)  # a node needs no Kubernetes API
+    spec["securityContext"] = {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        **spec.get("securityContext", {}),
+    }
+    containers = spec["containers"]
+    main = next((c for c in containers if c.get("name") == CONTAINER), containers[0])
+    main["name"] = CONTAINER
+    main["command"] = _command(node_type, launch_id, head_address)
+    main.pop("args", None)
+    main["env"] = [e for e in main.get("env", []) if e.get("name") not in ("MANTA_AUTH_TOKEN", "POD_IP")] + [
+        {"name": "MANTA_AUTH_TOKEN", "valueFrom": {"secretKeyRef": {"name": token_secret, "key": "token"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "MANTA_TMPDIR", "value": "/tmp/manta"},
+    ]
+    main["resources"] = _requests(node_type, main.get("resources", {}))
+    main["securityContext"] = {
+        **main.get("securityContext", {}),
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    mounts = {m["mountPath"] for m in main.get("volumeMounts", [])}
+    volumes = spec.setdefault("volumes", [])
+    for name, path, medium in (("manta-tmp", "/tmp", None), ("manta-shm", "/dev/shm", "Memory")):
+        if path not in mounts:
+            main.setdefault("volumeMounts", []).append({"name": name, "mountPath": path})
+            volumes.append({"name": name, "emptyDir": {"medium": medium} if medium else {}})
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+def _command(node_type: NodeType, launch_id: str, head_address: str) -> list[str]:
+    resources = dict(node_type.resources)
+    cpus, gpus = resources.pop("CPU", 0.0), resources.pop("GPU", 0.0)
+    resources.pop("memory", None)  # the container's memory limit says it
+    labels = ",".join(f"{k}={v}" for k, v in launch_labels(node_type, launch_id).items())
+    return [
+        "sh",
+        "-c",
+        # $POD_IP is the pod's address (the downward API): what other nodes dial.
+        'exec manta start --address "$0" --node-ip-address "$POD_IP" --block "$@"',
+        head_address,
+        "--num-cpus",
+        f"{cpus:g}",
+        "--num-gpus",
+        f"{gpus:g}",
+        "--resources",
+        json.dumps(resources),
+        "--labels",
+        labels,
+    ]
+
+
+def _requests(node_type: NodeType, given: dict[str, Any]) -> dict[str, Any]:
+    """Requests and limits from the node type's resources (what the template says wins)."""
+    amounts: dict[str, str] = {}
+    if node_type.resources.get("CPU"):
+        amounts["cpu"] = f"{node_type.resources['CPU']:g}"
+    if node_type.resources.get("memory"):
+        amounts["memory"] = str(int(node_type.resources["memory"]))
+    gpus = {"nvidia.com/gpu": f"{node_type.resources['GPU']:g}"} if node_type.resources.get("GPU") else {}
+    return {
+        "requests": {**amounts, **gpus, **given.get("requests", {})},
+        "limits": {**amounts, **gpus, **given.get("limits", {})},
+    }
