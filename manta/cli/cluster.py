@@ -180,7 +180,11 @@ def _offered(
 
 
 def _node_config(
-    config: Any, tls_ca: str | None, tls_cert: str | None, tls_key: str | None, max_actors_per_job: int | None
+    config: Any,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    max_actors_per_job: int | None = None,
 ) -> Any:
     """The config with the settings given on the command line; TLS files are checked now,
     so a bad one is named here rather than in a daemon's log."""

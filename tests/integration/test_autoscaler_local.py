@@ -118,6 +118,32 @@ def test_demand_launches_nodes_and_idle_ones_go(head: dict[str, str]) -> None:
     assert not ended["launching"] and not ended["errors"]
 
 
+def test_demand_no_node_type_can_hold_is_reported_and_not_launched_for(head: dict[str, str]) -> None:
+    waiting = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import manta; manta.init(); manta.get(manta.remote(num_gpus=8)(abs).remote(1))",
+        ],
+        env=head,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: (
+                "cannot place {CPU: 1, GPU: 8}: no node type has it"
+                in status(head)["autoscaler"]["unplaceable"]
+            ),
+            timeout=60,
+            what="the demand reported as unplaceable",
+        )
+        assert not status(head)["autoscaler"]["launching"]
+    finally:
+        waiting.kill()
+        waiting.wait()
+
+
 def start_head(tmp_path: Path, config_text: str) -> tuple[dict[str, str], subprocess.CompletedProcess[str]]:
     config = tmp_path / "autoscaling.yaml"
     config.write_text(config_text)

@@ -34,3 +34,8 @@ def test_tls_files_are_checked_and_made_absolute(tmp_path: Path, monkeypatch: py
         _node_config(Config(), "ca/ca.crt", "node/node.crt", None)
     with pytest.raises(click.BadParameter, match="cannot be read"):
         _node_config(Config(), "ca/ca.crt", "node/node.crt", "missing.key")
+
+
+def test_the_actor_limit_given_on_the_command_line_is_the_configs() -> None:
+    assert _node_config(Config(), None, None, None, 3).max_actors_per_job == 3
+    assert _node_config(Config(max_actors_per_job=5), None, None, None).max_actors_per_job == 5
