@@ -28,11 +28,7 @@ def manta_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subproce
     )
 
 
-@pytest.fixture
-def head(tmp_path: Path):
-    config = tmp_path / "autoscaling.yaml"
-    config.write_text(
-        f"""
+_CONFIG = f"""
 cluster_name: test
 idle_timeout_minutes: {IDLE_S / 60}
 head_node_type: head
@@ -45,7 +41,12 @@ available_node_types:
     max_workers: 3
     node_config: {{object_store_memory: 100000000}}
 """
-    )
+
+
+def start_head(tmp_path: Path, config_text: str) -> tuple[dict[str, str], subprocess.CompletedProcess[str]]:
+    """``manta start --head`` with no CPUs and this autoscaling config, in a directory of its own."""
+    config = tmp_path / "autoscaling.yaml"
+    config.write_text(config_text)
     env = dict(
         os.environ,
         MANTA_TMPDIR=str(tmp_path / "head"),
@@ -66,6 +67,12 @@ available_node_types:
         "--autoscaling-config",
         str(config),
     )
+    return env, started
+
+
+@pytest.fixture
+def head(tmp_path: Path):
+    env, started = start_head(tmp_path, _CONFIG)
     assert started.returncode == 0, started.stderr
     try:
         yield env
@@ -142,27 +149,6 @@ def test_demand_no_node_type_can_hold_is_reported_and_not_launched_for(head: dic
     finally:
         waiting.kill()
         waiting.wait()
-
-
-def start_head(tmp_path: Path, config_text: str) -> tuple[dict[str, str], subprocess.CompletedProcess[str]]:
-    config = tmp_path / "autoscaling.yaml"
-    config.write_text(config_text)
-    env = dict(os.environ, MANTA_TMPDIR=str(tmp_path / "head"), MANTA_AUTOSCALER_UPDATE_INTERVAL_S="1")
-    started = manta_cli(
-        env,
-        "start",
-        "--head",
-        "--port",
-        "0",
-        "--num-cpus",
-        "0",
-        "--no-include-dashboard",
-        "--object-store-memory",
-        "100000000",
-        "--autoscaling-config",
-        str(config),
-    )
-    return env, started
 
 
 def test_a_config_it_cannot_use_fails_the_start_and_leaves_nothing_running(tmp_path: Path) -> None:

@@ -202,14 +202,13 @@ class RemoteDriver:
     def pack(self, args: tuple[Any, ...], kwargs: dict[str, Any], describe: str) -> argpack.Packed:
         """Arguments packed here as a local driver packs them (large ones put first), for
         the session to pass on unread."""
-        blob, ref_args, nested = argpack.pack(
+        return argpack.pack(
             args,
             kwargs,
             max_inline=self.config.max_inline_bytes,
             put=self.objects.put_serialized,
             describe=describe,
         )
-        return argpack.Packed(blob, ref_args, nested)
 
     def submit(self, op: ops.SubmitTask | ops.CallActor, options: dict[str, Any]) -> list[ObjectRef]:
         """Send a submission without waiting: this process chose the task's id, so it

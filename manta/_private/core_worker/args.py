@@ -33,8 +33,8 @@ EMPTY_ARGS = serialization.to_inline(serialization.serialize(((), {})))
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """Arguments ``pack`` packed already (by a remote driver, so that its session on the
-    head passes them on unread): what ``pack`` returns."""
+    """Arguments as ``pack`` packs them (a remote driver packs its own, so that its
+    session on the head passes them on unread)."""
 
     blob: bytes
     ref_args: Sequence[ObjectRef]
@@ -48,14 +48,14 @@ def pack(
     max_inline: int,
     put: Callable[[serialization.SerializedObject], ObjectRef],
     describe: str,
-) -> tuple[bytes, Sequence[ObjectRef], Sequence[ObjectRef]]:
-    """Returns (inline blob, top-level ref args, refs nested inside the arguments)."""
+) -> Packed:
+    """The inline blob, the top-level ref arguments, and the refs nested inside them."""
     if not args and not kwargs:
-        return EMPTY_ARGS, (), ()
+        return Packed(EMPTY_ARGS, (), ())
     if serialization.all_plain(args) and serialization.all_plain(kwargs.values()):
         plain = serialization.serialize_plain((args, kwargs))  # no refs, no slots
         if plain.total_size < max_inline:
-            return serialization.to_inline(plain), (), ()
+            return Packed(serialization.to_inline(plain), (), ())
     refs: list[ObjectRef] = []
 
     def slot(value: Any) -> Any:
@@ -72,7 +72,7 @@ def pack(
         slotted_args = tuple(_spill(v, refs, max_inline, put) for v in slotted_args)
         slotted_kwargs = {k: _spill(v, refs, max_inline, put) for k, v in slotted_kwargs.items()}
         obj = _serialize((slotted_args, slotted_kwargs), args, kwargs, describe)
-    return serialization.to_inline(obj), refs, obj.contained_refs
+    return Packed(serialization.to_inline(obj), refs, obj.contained_refs)
 
 
 def _spill(

@@ -667,16 +667,15 @@ class CoreWorker:
         in the arguments (nested ones too), now counted as used by a pending task or actor
         until it is done with them (``references.remove_submitted`` of those ids).
         ``args`` packed already (a remote driver's) are taken as they are."""
-        if isinstance(args, argpack.Packed):
-            blob, ref_args, nested = args.blob, args.ref_args, args.nested
-        else:
-            blob, ref_args, nested = argpack.pack(
+        if not isinstance(args, argpack.Packed):
+            args = argpack.pack(
                 args,
                 kwargs,
                 max_inline=self.config.max_inline_bytes,
                 put=self.objects.put_serialized,
                 describe=describe,
             )
+        blob, ref_args, nested = args.blob, args.ref_args, args.nested
         if not ref_args and not nested:
             return blob, (), ()
         refs = [*ref_args, *nested]

@@ -139,14 +139,7 @@ class ActorManager:
         waiting = []
         for record in self.actors.values():
             spec = record.spec
-            if (
-                record.state in (PENDING, RESTARTING)
-                and record.node_id is None
-                and record.worker_id is None
-                and not record.waiting_args
-                and not record.leasing
-                and not spec.placement_group
-            ):
+            if _unplaced(record) and not spec.placement_group:
                 strategy = spec.strategy if isinstance(spec.strategy, dict) else {}
                 selector = strategy.get("hard", {}) if strategy.get("type") == "node_label" else {}
                 waiting.append([dict(spec.placement or spec.resources), dict(selector)])
@@ -322,13 +315,7 @@ class ActorManager:
         """Nodes changed: try again to place actors that could not be placed."""
         actions: list[Action] = []
         for record in self.actors.values():
-            if (
-                record.state in (PENDING, RESTARTING)
-                and record.node_id is None
-                and record.worker_id is None
-                and not record.waiting_args
-                and not record.leasing
-            ):
+            if _unplaced(record):
                 actions += self._schedule(record, nodes)
         return actions
 
@@ -382,6 +369,18 @@ class ActorManager:
         record.node_id = None
         record.leasing = True
         return [LeaseWorker(record.spec.actor_id, record.generation, decision.node.node_id, record.spec)]
+
+
+def _unplaced(record: ActorRecord) -> bool:
+    """Waiting for a node that can hold it: not placed, not being leased, not waiting for
+    its constructor's arguments."""
+    return (
+        record.state in (PENDING, RESTARTING)
+        and record.node_id is None
+        and record.worker_id is None
+        and not record.waiting_args
+        and not record.leasing
+    )
 
 
 def _info(record: ActorRecord) -> ActorInfo:

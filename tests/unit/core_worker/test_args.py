@@ -32,7 +32,8 @@ class Store:
 
 def pack(*args: object, max_inline: int = 100 * 1024, store: Store | None = None, **kwargs: object):
     store = store or Store()
-    return argpack.pack(args, kwargs, max_inline=max_inline, put=store.put, describe="remote function f")
+    packed = argpack.pack(args, kwargs, max_inline=max_inline, put=store.put, describe="remote function f")
+    return packed.blob, packed.ref_args, packed.nested
 
 
 def test_no_arguments() -> None:
