@@ -407,7 +407,7 @@ def status(address: str | None, as_json: bool) -> None:
         groups: list[m.PlacementGroupInfo] = gcs.call(m.ListPlacementGroups())
         autoscaler = gcs.call(m.KvGet(NAMESPACE, STATUS_KEY))  # written by its every round
     report = status_report(states, groups)
-    report["autoscaler"] = json.loads(autoscaler) if autoscaler else None
+    report["autoscaler"] = _autoscaler_status(autoscaler)
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
         return
@@ -436,6 +436,21 @@ def status(address: str | None, as_json: bool) -> None:
         click.echo("  (none)")
     if report["autoscaler"] is not None:
         _echo_autoscaler(report["autoscaler"])
+
+
+def _autoscaler_status(raw: bytes | None) -> dict[str, Any] | None:
+    """The autoscaler's latest round as it wrote it (None without an autoscaler); what does
+    not read as one (written there by hand) is said to be so."""
+    if not raw:
+        return None
+    keys = ("time", "nodes", "launching", "reasons", "unplaceable", "errors", "terminated")
+    try:
+        status = json.loads(raw)
+        if isinstance(status, dict) and all(k in status for k in keys):
+            return status
+    except ValueError:
+        pass
+    return {"time": 0.0, **{k: [] for k in keys[1:]}, "errors": ["its status record is unreadable"]}
 
 
 def _echo_autoscaler(status: dict[str, Any]) -> None:

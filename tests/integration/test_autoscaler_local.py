@@ -30,6 +30,7 @@ def manta_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subproce
 
 _CONFIG = f"""
 cluster_name: test
+max_workers: 3
 idle_timeout_minutes: {IDLE_S / 60}
 head_node_type: head
 available_node_types:

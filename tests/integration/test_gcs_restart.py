@@ -283,14 +283,19 @@ def test_output_sent_before_its_driver_subscribes_is_handed_to_it_on_subscribing
     received: list[m.LogBatch] = []
     dispatcher = Dispatcher()
     dispatcher.register(m.Published, lambda conn, msg: received.append(msg.payload))
+    onlooker_got: list[m.LogBatch] = []
+    onlookers = Dispatcher()
+    onlookers.register(m.Published, lambda conn, msg: onlooker_got.append(msg.payload))
 
     async def main() -> None:
         driver = await connect(c.address, token, dispatcher, kind="driver", max_frame_bytes=1 << 20)
         job = await asyncio.wait_for(driver.call(m.RegisterJob(me, "ns", {})), 10)
-        node = await connect(c.address, token, Dispatcher(), kind="driver", max_frame_bytes=1 << 20)
+        node = await connect(c.address, token, onlookers, kind="driver", max_frame_bytes=1 << 20)
         for i in range(3):
             node.notify(m.LogBatch(JobID(job), me.node_id, "127.0.0.1", 7, "t", False, [f"line {i}"]))
         await asyncio.wait_for(node.call(m.GetAllJobs()), 10)  # the batches are in
+        # Another follower of the job's logs (not its driver) is not handed what is kept.
+        await asyncio.wait_for(node.call(m.Subscribe("logs", job)), 10)
         await asyncio.wait_for(driver.call(m.Subscribe("logs", job)), 10)
         # (Notifications come before the answer on the same connection.)
         await asyncio.wait_for(driver.call(m.Subscribe("logs", job)), 10)  # handed over once
@@ -300,6 +305,7 @@ def test_output_sent_before_its_driver_subscribes_is_handed_to_it_on_subscribing
 
     asyncio.run(main())
     assert [batch.lines for batch in received] == [["line 0"], ["line 1"], ["line 2"]]
+    assert onlooker_got == []
 
 
 _TICKING_DRIVER = """

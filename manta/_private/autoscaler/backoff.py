@@ -18,7 +18,7 @@ class LaunchBackoff:
     def failed(self, node_type: str, now: float) -> float:
         """Count a failure; how long until the next try."""
         count = self._failures.get(node_type, (0, 0.0))[0] + 1
-        wait = min(FIRST_WAIT_S * 2 ** (count - 1), MAX_WAIT_S)
+        wait = min(FIRST_WAIT_S * 2 ** min(count - 1, 16), MAX_WAIT_S)  # (2**1024 overflows a float)
         self._failures[node_type] = (count, now + wait)
         return wait
 

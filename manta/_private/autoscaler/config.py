@@ -3,8 +3,8 @@ checked (pure): Ray's cluster-config names for what Manta's autoscaler does, and
 error for anything else.
 
     cluster_name: demo
-    max_workers: 10               # worker nodes in all, head not counted (default: the
-                                  # sum of the worker types' max_workers)
+    max_workers: 10               # worker nodes in all, head not counted (default 2,
+                                  # as Ray's); a type's max_workers defaults to it
     upscaling_speed: 1.0          # pending launches allowed: max(5, speed x nodes)
     idle_timeout_minutes: 5
     provider: {type: local}       # or kubernetes (namespace, ...)
@@ -30,6 +30,8 @@ from typing import Any
 from manta._private.common.resources import check_amounts
 
 PROVIDERS = ("local", "kubernetes")
+# Ray's default for the cluster's max_workers; a node type's defaults to the cluster's.
+DEFAULT_MAX_WORKERS = 2
 
 _TOP_KEYS = {
     "cluster_name",
@@ -131,14 +133,15 @@ def parse(raw: Any) -> AutoscalingConfig:
         raise AutoscalingConfigError(
             f"head_node_type {head!r} is not one of available_node_types ({', '.join(sorted(map(str, types_raw)))})"
         )
+    cluster_max = _count(raw, "max_workers", "the autoscaling config", default=DEFAULT_MAX_WORKERS)
     # A head of no resources is common (nothing runs there); a worker type needs some.
-    types = {str(name): _node_type(str(name), spec, worker=name != head) for name, spec in types_raw.items()}
+    types = {
+        str(name): _node_type(str(name), spec, worker=name != head, cluster_max=cluster_max)
+        for name, spec in types_raw.items()
+    }
     config = AutoscalingConfig(
         node_types=types,
-        # Unset: as many as the worker types allow together.
-        max_workers=_count(
-            raw, "max_workers", "the autoscaling config", default=sum(t.max_workers for t in types.values())
-        ),
+        max_workers=cluster_max,
         upscaling_speed=_number(raw, "upscaling_speed", 1.0, positive=True),
         idle_timeout_s=60.0 * _number(raw, "idle_timeout_minutes", 5.0, positive=False),
         provider=_provider(raw.get("provider", {"type": "local"})),
@@ -150,7 +153,7 @@ def parse(raw: Any) -> AutoscalingConfig:
     return config
 
 
-def _node_type(name: str, spec: Any, worker: bool) -> NodeType:
+def _node_type(name: str, spec: Any, worker: bool, cluster_max: int) -> NodeType:
     where = f"node type {name!r}"
     if not isinstance(spec, Mapping):
         raise AutoscalingConfigError(f"{where} must be a mapping (resources, min_workers, max_workers, ...)")
@@ -168,7 +171,7 @@ def _node_type(name: str, spec: Any, worker: bool) -> NodeType:
     if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
         raise AutoscalingConfigError(f"{where}'s labels must map names to strings")
     low = _count(spec, "min_workers", where, default=0)
-    high = _count(spec, "max_workers", where, default=low)
+    high = _count(spec, "max_workers", where, default=cluster_max)  # Ray's default too
     if low > high:
         raise AutoscalingConfigError(f"{where} has min_workers {low} above its max_workers {high}")
     node_config = spec.get("node_config", {})

@@ -14,12 +14,11 @@ is replaced by the autoscaler, not restarted in place).
 from __future__ import annotations
 
 import copy
-import json
 import re
 from typing import Any
 
 from manta._private.autoscaler.config import AutoscalingConfigError, NodeType
-from manta._private.autoscaler.provider import launch_labels
+from manta._private.autoscaler.provider import launch_labels, start_options
 
 CONTAINER = "manta-node"
 CLUSTER_LABEL = "manta.io/cluster"
@@ -45,7 +44,8 @@ def check_template(node_type: NodeType) -> None:
         raise AutoscalingConfigError(f"{where}: node_config.spec.containers must list the node's container")
     if not any(c.get("image") for c in containers):
         raise AutoscalingConfigError(f"{where}: node_config.spec.containers needs an image (Manta's)")
-    for key, value in {**node_type.labels, **launch_labels(node_type, "x")}.items():
+    # Launch ids are "<type>-<8 hex digits>" (monitor.py): checked at their longest.
+    for key, value in {**node_type.labels, **launch_labels(node_type, f"{node_type.name}-00000000")}.items():
         if not _K8S_LABEL_NAME.match(key) or not _K8S_LABEL_VALUE.match(value) or len(value) > 63:
             raise AutoscalingConfigError(f"{where}: the label {key}={value} is not a valid Kubernetes label")
 
@@ -79,7 +79,9 @@ def node_pod(
     labels = {**metadata.get("labels", {}), **launch_labels(node_type, launch_id), CLUSTER_LABEL: cluster}
     metadata.update(name=pod_name(cluster, launch_id), namespace=namespace, labels=labels)
     if owner is not None:
-        metadata["ownerReferences"] = [{**owner, "blockOwnerDeletion": True, "controller": False}]
+        # (Not blockOwnerDeletion: that needs update on the owner's finalizers, which the
+        # autoscaler's Role does not grant; the pods go with their owner all the same.)
+        metadata["ownerReferences"] = [{**owner, "controller": False}]
     spec = template.get("spec", {})
     spec["restartPolicy"] = "Never"
     spec.setdefault("automountServiceAccountToken", False)  # a node needs no Kubernetes API
@@ -115,24 +117,13 @@ def node_pod(
 
 
 def _command(node_type: NodeType, launch_id: str, head_address: str) -> list[str]:
-    resources = dict(node_type.resources)
-    cpus, gpus = resources.pop("CPU", 0.0), resources.pop("GPU", 0.0)
-    resources.pop("memory", None)  # the container's memory limit says it
-    labels = ",".join(f"{k}={v}" for k, v in launch_labels(node_type, launch_id).items())
     return [
         "sh",
         "-c",
         # $POD_IP is the pod's address (the downward API): what other nodes dial.
         'exec manta start --address "$0" --node-ip-address "$POD_IP" --block "$@"',
         head_address,
-        "--num-cpus",
-        f"{cpus:g}",
-        "--num-gpus",
-        f"{gpus:g}",
-        "--resources",
-        json.dumps(resources),
-        "--labels",
-        labels,
+        *start_options(node_type, launch_id),
     ]
 
 

@@ -1,7 +1,8 @@
 """The ``kubernetes`` node provider: each worker node is a pod (kubernetes_pods.py) in the
 autoscaler's own namespace, made and removed through the official ``kubernetes`` client
 (``pip install 'manta-ray[kubernetes]'``) with the pod's service account, which needs
-only get/list/create/delete on pods there (deploy/kubernetes has that Role).
+only get/list/create/delete on pods there, and get on its owner (deploy/kubernetes has
+that Role).
 
 Pods are found again by their labels, so a restarted autoscaler keeps its nodes; they are
 owned by the object named in the provider config (the head's Deployment, by default), so
@@ -56,7 +57,12 @@ class KubernetesProvider:
             raise AutoscalingConfigError(
                 "the kubernetes provider needs the kubernetes client: pip install 'manta-ray[kubernetes]'"
             ) from None
-        kubernetes.config.load_incluster_config()
+        try:
+            kubernetes.config.load_incluster_config()
+        except kubernetes.config.ConfigException as e:
+            raise AutoscalingConfigError(
+                f"the kubernetes provider runs inside a pod with a service account: {e}"
+            ) from None
         # Any: the client's stubs want its model classes, and it takes plain manifests too.
         self._api: Any = kubernetes.client.CoreV1Api()
         self._errors = kubernetes.client.ApiException
@@ -107,7 +113,10 @@ class KubernetesProvider:
         for pod in pods:
             labels = pod.metadata.labels or {}
             if pod.status is not None and pod.status.phase in _ENDED:
-                self.terminate(labels[LAUNCH_LABEL])
+                try:
+                    self.terminate(labels[LAUNCH_LABEL])
+                except ProviderError as e:  # tried again next round; the others still count
+                    logger.warning("cannot delete the ended pod of %s: %s", labels[LAUNCH_LABEL], e)
                 continue
             if pod.metadata.deletion_timestamp is None:
                 created: datetime = pod.metadata.creation_timestamp
@@ -135,7 +144,12 @@ class KubernetesProvider:
             "Pod": self._api.read_namespaced_pod,
             "ConfigMap": self._api.read_namespaced_config_map,
         }[kind]
-        uid = read(name, self._namespace).metadata.uid
+        try:
+            uid = read(name, self._namespace).metadata.uid
+        except self._errors as e:
+            raise AutoscalingConfigError(
+                f"cannot read the owner {kind} {name!r} in {self._namespace}: {e.status} {e.reason}"
+            ) from None
         return {"apiVersion": _OWNER_APIS[kind], "kind": kind, "name": name, "uid": uid}
 
 

@@ -5,29 +5,35 @@ cluster's token read from the head's session (never on a command line).
 What it started is written down (``launched.json`` beside the nodes' directories), so an
 autoscaler that restarts still knows its nodes; a node whose process has exited is
 forgotten. Terminating sends SIGINT (``--block`` then stops the node's daemons, which
-leave the cluster gracefully), and SIGKILL to the process group after a grace period.
+leave the cluster gracefully); after a grace period, SIGKILL to it and to its daemons.
 When the autoscaler stops, it stops its nodes too: they belong to this head.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import psutil
+
 from manta._private.autoscaler.config import AutoscalingConfigError, NodeType
-from manta._private.autoscaler.provider import Launched, ProviderError, launch_labels
-from manta._private.common.session import AUTOSCALER_STOP_S, write_json_atomic
+from manta._private.autoscaler.provider import Launched, ProviderError, start_options
+from manta._private.common.session import ADDRESS_FILE, AUTOSCALER_STOP_S, write_json_atomic
 
 logger = logging.getLogger("manta.autoscaler")
 
 _STATE = "launched.json"
+# A node's time to stop after SIGINT, within the time the autoscaler has to stop them all.
+STOP_GRACE_S = AUTOSCALER_STOP_S / 2
 _NODE_CONFIG_KEYS = {"object_store_memory"}
 
 
@@ -36,6 +42,7 @@ class _Record:
     node_type: str
     launched_at: float
     pid: int
+    started: float  # the process's start time: a pid reused by another process is not ours
     tmpdir: str
 
 
@@ -46,6 +53,9 @@ class LocalProvider:
         self._dir = state_dir
         self._log_dir = log_dir
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        # The rounds call from a worker thread, the stop signal from the loop's: one at a time.
+        self._lock = threading.Lock()
+        self._closed = False
         self._nodes: dict[str, _Record] = self._read()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping: dict[str, float] = {}  # launch id -> when SIGINT was sent
@@ -60,39 +70,43 @@ class LocalProvider:
 
     def launch(self, node_type: NodeType, launch_id: str) -> None:
         tmpdir = os.path.join(self._dir, "nodes", launch_id)
-        os.makedirs(tmpdir, mode=0o700, exist_ok=True)
         log_path = os.path.join(self._log_dir, f"autoscaler-node-{launch_id}.log")
-        try:
-            with open(log_path, "ab") as log:
-                proc = subprocess.Popen(
-                    self._command(node_type, launch_id),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, "MANTA_TMPDIR": tmpdir},
-                    start_new_session=True,  # its own group: a Ctrl-C on the head is not its
-                )
-        except OSError as e:
-            raise ProviderError(f"could not start a {node_type.name} node: {e}") from e
-        self._procs[launch_id] = proc
-        self._nodes[launch_id] = _Record(node_type.name, time.time(), proc.pid, tmpdir)
-        self._write()
+        with self._lock:
+            if self._closed:  # a launch that raced the autoscaler's stop
+                raise ProviderError("the autoscaler is stopping")
+            os.makedirs(tmpdir, mode=0o700, exist_ok=True)
+            try:
+                with open(log_path, "ab") as log:
+                    proc = subprocess.Popen(
+                        self._command(node_type, launch_id),
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env={**os.environ, "MANTA_TMPDIR": tmpdir},
+                        start_new_session=True,  # its own group: a Ctrl-C on the head is not its
+                    )
+            except OSError as e:
+                raise ProviderError(f"could not start a {node_type.name} node: {e}") from e
+            self._procs[launch_id] = proc
+            started = psutil.Process(proc.pid).create_time()
+            self._nodes[launch_id] = _Record(node_type.name, time.time(), proc.pid, started, tmpdir)
+            self._write()
         logger.info(
             "launched a %s node (launch %s, pid %d; log %s)", node_type.name, launch_id, proc.pid, log_path
         )
 
     def _command(self, node_type: NodeType, launch_id: str) -> list[str]:
-        resources = dict(node_type.resources)
-        cpus, gpus = resources.pop("CPU", 0.0), resources.pop("GPU", 0.0)
-        labels = ",".join(f"{k}={v}" for k, v in launch_labels(node_type, launch_id).items())
         command = [sys.executable, "-m", "manta.cli.main", "start", "--address", self._gcs]
-        command += ["--token-file", self._token_file, "--num-cpus", str(cpus), "--num-gpus", str(gpus)]
-        command += ["--resources", json.dumps(resources), "--labels", labels, "--block"]
+        command += ["--token-file", self._token_file, *start_options(node_type, launch_id), "--block"]
         if "object_store_memory" in node_type.node_config:
             command += ["--object-store-memory", str(int(node_type.node_config["object_store_memory"]))]
         return command
 
     def terminate(self, launch_id: str) -> None:
+        with self._lock:
+            self._terminate(launch_id)
+
+    def _terminate(self, launch_id: str) -> None:
         record = self._nodes.get(launch_id)
         if record is None or launch_id in self._stopping:
             return
@@ -100,32 +114,36 @@ class LocalProvider:
         _signal(record.pid, signal.SIGINT)
 
     def launched(self) -> list[Launched]:
-        self._reap()
-        return [
-            Launched(launch_id, r.node_type, r.launched_at)
-            for launch_id, r in self._nodes.items()
-            if launch_id not in self._stopping
-        ]
+        with self._lock:
+            self._reap()
+            return [
+                Launched(launch_id, r.node_type, r.launched_at)
+                for launch_id, r in self._nodes.items()
+                if launch_id not in self._stopping
+            ]
 
     def shutdown(self) -> None:
-        for launch_id in list(self._nodes):
-            self.terminate(launch_id)
-        deadline = time.monotonic() + AUTOSCALER_STOP_S
-        while self._nodes and time.monotonic() < deadline:
+        with self._lock:
+            self._closed = True
+            for launch_id in list(self._nodes):
+                self._terminate(launch_id)
+            deadline = time.monotonic() + STOP_GRACE_S
+            while self._nodes and time.monotonic() < deadline:
+                self._reap()
+                time.sleep(0.1)
+            for launch_id in list(self._nodes):
+                self._stopping[launch_id] = float("-inf")  # past its grace: killed now
             self._reap()
-            time.sleep(0.1)
-        for launch_id in list(self._nodes):
-            self._stopping[launch_id] = float("-inf")  # past its grace: killed now
-        self._reap()
 
     def _reap(self) -> None:
         """Forget nodes whose process has exited; kill those that outstay their grace."""
         gone = []
         for launch_id, record in self._nodes.items():
-            if not self._running(launch_id, record.pid):
+            if not self._running(launch_id, record):
                 gone.append(launch_id)
-            elif time.monotonic() - self._stopping.get(launch_id, float("inf")) > AUTOSCALER_STOP_S:
+            elif time.monotonic() - self._stopping.get(launch_id, float("inf")) > STOP_GRACE_S:
                 _kill_group(record.pid)
+                _kill_daemons(record.tmpdir)  # in sessions of their own: not in its group
         for launch_id in gone:
             del self._nodes[launch_id]
             self._stopping.pop(launch_id, None)
@@ -133,17 +151,16 @@ class LocalProvider:
         if gone:
             self._write()
 
-    def _running(self, launch_id: str, pid: int) -> bool:
+    def _running(self, launch_id: str, record: _Record) -> bool:
         proc = self._procs.get(launch_id)
         if proc is not None:
             return proc.poll() is None
         try:  # started by an earlier run of the autoscaler: not our child
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            return abs(psutil.Process(record.pid).create_time() - record.started) < 0.01
+        except psutil.NoSuchProcess:
             return False
-        except PermissionError:
+        except psutil.AccessDenied:
             return True
-        return True
 
     def _read(self) -> dict[str, _Record]:
         try:
@@ -159,6 +176,19 @@ class LocalProvider:
     def _write(self) -> None:
         records = {launch_id: asdict(r) for launch_id, r in self._nodes.items()}
         write_json_atomic(os.path.join(self._dir, _STATE), records)
+
+
+def _kill_daemons(tmpdir: str) -> None:
+    """SIGKILL the daemons a node's ``manta start`` left (they run in sessions of their own,
+    so killing its process group does not reach them), by the pids in its address file."""
+    for path in glob.glob(os.path.join(tmpdir, "session_*", ADDRESS_FILE)):
+        try:
+            with open(path) as f:
+                pids = json.load(f).get("pids", {})
+        except (OSError, ValueError):
+            continue
+        for pid in pids.values():
+            _signal(int(pid), signal.SIGKILL)
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -36,7 +36,9 @@ Resources = dict[str, float]
 
 # Launches allowed pending at once, whatever upscaling_speed says (Ray's floor).
 MIN_PENDING_LAUNCHES = 5
-_EPSILON = 1e-9
+# Amounts closer than this are equal (resources are floats on the wire).
+EPSILON = 1e-6
+_REQUESTED = "requested resources"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class GroupDemand:
     group_id: str
     bundles: tuple[Resources, ...]
     strategy: str
+    avoid: tuple[str, ...] = ()  # nodes holding its placed bundles (STRICT_SPREAD: not again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +111,7 @@ class _Bin:
     packed: bool = False
 
     def fits(self, shape: Shape) -> bool:
-        return all(self.free.get(k, 0.0) + _EPSILON >= v for k, v in shape.resources.items() if v > 0) and (
+        return all(self.free.get(k, 0.0) + EPSILON >= v for k, v in shape.resources.items() if v > 0) and (
             not shape.selector or labels_match(self.labels, shape.selector)
         )
 
@@ -159,7 +162,7 @@ class _Planner:
             else:
                 launching.append(launch)
         self.pending = len(launching)
-        self.current = len(view.nodes) + len(launching)  # what upscaling_speed multiplies
+        self.joined = len(view.nodes)  # what upscaling_speed multiplies
         # Nodes of each type there are or will be (joined and launching).
         self.counts: Counter[str] = Counter(n.node_type for n in view.nodes if n.node_type in self.types)
         self.counts.update(launch.node_type for launch in launching if launch.node_type in self.types)
@@ -200,7 +203,7 @@ class _Planner:
         """Requested bundles against the nodes' totals; new nodes for what does not fit."""
         left = _pack([Shape(b) for b in bundles], self.totals)
         before = len(self.totals)
-        self._launch_for(left, "requested resources", self.totals, self.counts)
+        self._launch_for(left, _REQUESTED, self.totals, self.counts)
         self.bins += [
             _Bin(dict(self.types[b.node_type].resources), b.labels, None, b.node_type, b.purpose, b.demand)
             for b in self.totals[before:]
@@ -219,7 +222,7 @@ class _Planner:
                     combined[k] = combined.get(k, 0.0) + v
             left = self._launch_for(_pack([Shape(combined)], bins), purpose, bins, counts)
         elif group.strategy == "STRICT_SPREAD":
-            left = self._spread(shapes, bins, counts, purpose)
+            left = self._spread(shapes, bins, counts, purpose, group.avoid)
         else:  # PACK and SPREAD are best-effort: as separate shapes
             left = self._launch_for(_pack(shapes, bins), purpose, bins, counts)
         if left:
@@ -228,9 +231,14 @@ class _Planner:
         self.bins, self.counts = bins, counts
 
     def _spread(
-        self, shapes: list[Shape], bins: list[_Bin], counts: Counter[str], purpose: str
+        self,
+        shapes: list[Shape],
+        bins: list[_Bin],
+        counts: Counter[str],
+        purpose: str,
+        avoid: tuple[str, ...],
     ) -> list[Shape]:
-        used: set[int] = set()
+        used = {i for i, b in enumerate(bins) if b.node_id in avoid}
         left = []
         for shape in _largest_first(shapes):
             spot = next((i for i, b in enumerate(bins) if i not in used and b.fits(shape)), None)
@@ -267,13 +275,25 @@ class _Planner:
         return left
 
     def _best_type(self, shapes: list[Shape], counts: Counter[str]) -> NodeType | None:
+        """The type that takes most of ``shapes``; a GPU type only for demand that needs
+        GPUs (or when nothing else fits it), and of equal ones the smaller."""
         best, best_key = None, None
         for node_type in sorted(self.types.values(), key=lambda t: t.name):
             if not self.room(node_type, counts):
                 continue
-            taken = len(shapes) - len(self._empty(node_type).fill(shapes))
-            key = (taken, -sum(node_type.resources.values()))
-            if taken and (best_key is None or key > best_key):
+            trial, taken = self._empty(node_type), []
+            for shape in shapes:
+                if trial.fits(shape):
+                    trial.take(shape)
+                    taken.append(shape)
+            if not taken:
+                continue
+            wastes_gpus = bool(node_type.resources.get("GPU")) and not any(
+                s.resources.get("GPU") for s in taken
+            )
+            size = (node_type.resources.get("GPU", 0.0), node_type.resources.get("CPU", 0.0))
+            key = (not wastes_gpus, len(taken), -size[0], -size[1])
+            if best_key is None or key > best_key:
                 best, best_key = node_type, key
         return best
 
@@ -292,27 +312,27 @@ class _Planner:
         packed = {b.node_id for b in (*self.bins, *self.totals) if b.packed and b.node_id is not None}
         timeout = self.config.idle_timeout_s
         candidates = [
-            n
+            (since, n)
             for n in nodes
-            if n.node_type in self.types
-            and n.idle_since is not None
-            and now - n.idle_since >= timeout
-            and n.node_id not in packed
+            if (since := n.idle_since) is not None and n.node_type in self.types and n.node_id not in packed
         ]
-        for node in sorted(candidates, key=lambda n: (n.idle_since, n.node_id)):
-            if self.counts[node.node_type] <= self.types[node.node_type].min_workers:
+        for since, node in sorted(candidates, key=lambda pair: (pair[0], pair[1].node_id)):
+            if now - since < timeout or self.counts[node.node_type] <= self.types[node.node_type].min_workers:
                 continue
             self.counts[node.node_type] -= 1
-            idle_s = now - node.idle_since if node.idle_since is not None else 0.0
-            self.terminate[node.node_id] = f"idle for {idle_s:.0f} s (idle timeout {timeout:g} s)"
+            self.terminate[node.node_id] = f"idle for {now - since:.0f} s (idle timeout {timeout:g} s)"
 
     # -- the plan --------------------------------------------------------------------------------
     def plan(self) -> Plan:
         new = [b for b in self.bins if b.node_id is None]
+        # Requested resources are launched at once, as Ray's request_resources documents;
+        # the rest at most max(5, speed x joined nodes) pending at a time.
+        requested = [b for b in new if b.purpose == _REQUESTED]
+        others = [b for b in new if b.purpose != _REQUESTED]
         allowed = (
-            max(MIN_PENDING_LAUNCHES, math.floor(self.config.upscaling_speed * self.current)) - self.pending
+            max(MIN_PENDING_LAUNCHES, math.floor(self.config.upscaling_speed * self.joined)) - self.pending
         )
-        launched, held_back = new[: max(allowed, 0)], new[max(allowed, 0) :]
+        launched, held_back = requested + others[: max(allowed, 0)], others[max(allowed, 0) :]
         launch: Counter[str] = Counter(b.node_type for b in launched)
         reasons = []
         groups: dict[tuple[str, str], list[_Bin]] = {}

@@ -8,6 +8,7 @@ its launches have joined.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,3 +51,20 @@ class NodeProvider(Protocol):
 
 def launch_labels(node_type: NodeType, launch_id: str) -> dict[str, str]:
     return {**node_type.labels, TYPE_LABEL: node_type.name, LAUNCH_LABEL: launch_id}
+
+
+def start_options(node_type: NodeType, launch_id: str) -> list[str]:
+    """``manta start``'s options for a node of ``node_type`` (a ``memory`` resource is the
+    node's own to detect, or its container's limit)."""
+    resources = {k: v for k, v in node_type.resources.items() if k not in ("CPU", "GPU", "memory")}
+    labels = ",".join(f"{k}={v}" for k, v in launch_labels(node_type, launch_id).items())
+    return [
+        "--num-cpus",
+        f"{node_type.resources.get('CPU', 0.0):g}",
+        "--num-gpus",
+        f"{node_type.resources.get('GPU', 0.0):g}",
+        "--resources",
+        json.dumps(resources),
+        "--labels",
+        labels,
+    ]

@@ -8,10 +8,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from manta._private.autoscaler.config import AutoscalingConfig
-from manta._private.autoscaler.policy import ClusterView, GroupDemand, Launching, Node, Shape
+from manta._private.autoscaler.policy import EPSILON, ClusterView, GroupDemand, Launching, Node, Shape
 from manta._private.autoscaler.provider import LAUNCH_LABEL, Launched
+from manta._private.common.resources import split_group_resource
 
-_EPSILON = 1e-6
 # Resources a node always has free (its own address): they say nothing of use.
 _ADDRESS_PREFIX = "node:"
 
@@ -39,7 +39,7 @@ def in_use(total: dict[str, float], available: dict[str, float]) -> bool:
     bundle, or objects in its store (the store's free bytes are reported as available
     object_store_memory, and unreferenced objects are freed)."""
     return any(
-        amount - available.get(name, 0.0) > _EPSILON
+        amount - available.get(name, 0.0) > EPSILON
         for name, amount in total.items()
         if not name.startswith(_ADDRESS_PREFIX)
     )
@@ -58,6 +58,7 @@ def cluster_view(
     types = config.worker_types()
     ours = {x.launch_id: x for x in launched}
     view_nodes, demand, joined = [], [], set()
+    view_id: dict[str, str] = {}  # a node's hex id -> its id in the view
     for state in nodes:
         if not state.alive:
             continue
@@ -68,9 +69,10 @@ def cluster_view(
         if mine is not None:
             joined.add(launch_id)
         busy = node_hex in actor_nodes or in_use(total, state.available)
+        view_id[node_hex] = launch_id if mine is not None else node_hex
         view_nodes.append(
             Node(
-                launch_id if mine is not None else node_hex,
+                view_id[node_hex],
                 mine.node_type if mine is not None and mine.node_type in types else "",
                 dict(total),
                 dict(state.available),
@@ -78,7 +80,13 @@ def cluster_view(
                 idle.update(node_hex, busy, now),
             )
         )
-        demand += [Shape(dict(shape)) for shape in (*state.pending, *state.infeasible)]
+        # Tasks waiting for a placement group's bundle wait for the group, whose own
+        # demand (its unplaced bundles) is counted below.
+        demand += [
+            Shape(dict(shape))
+            for shape in (*state.pending, *state.infeasible)
+            if not any(split_group_resource(name) for name in shape)
+        ]
     idle.keep_only(s.info.node_id.hex() for s in nodes if s.alive)
     launching = tuple(
         Launching(x.launch_id, x.node_type, x.launched_at) for x in launched if x.launch_id not in joined
@@ -87,11 +95,15 @@ def cluster_view(
         nodes=tuple(view_nodes),
         launching=launching,
         demand=tuple(demand),
-        groups=tuple(_waiting(g) for g in groups if g.state in ("PENDING", "RESCHEDULING")),
+        groups=tuple(_waiting(g, view_id) for g in groups if g.state in ("PENDING", "RESCHEDULING")),
         requested=requested,
     )
 
 
-def _waiting(group: Any) -> GroupDemand:
-    unplaced = tuple(dict(b) for b, node in zip(group.bundles, group.nodes, strict=False) if not node)
-    return GroupDemand(group.pg_id.hex(), unplaced or tuple(dict(b) for b in group.bundles), group.strategy)
+def _waiting(group: Any, view_id: dict[str, str]) -> GroupDemand:
+    placed = list(zip(group.bundles, group.nodes, strict=False))
+    unplaced = tuple(dict(b) for b, node in placed if not node)
+    avoid = tuple(view_id.get(node, node) for _, node in placed if node)
+    return GroupDemand(
+        group.pg_id.hex(), unplaced or tuple(dict(b) for b in group.bundles), group.strategy, avoid
+    )

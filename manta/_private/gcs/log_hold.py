@@ -34,7 +34,7 @@ class LogHold(Generic[_B]):
         self._held.setdefault(job, deque()).append((now, batch, chars))
         self._chars_of[job] = self._chars_of.get(job, 0) + chars
         self._chars += chars
-        while self._chars_of[job] > self._max_per_job:
+        while self._chars_of.get(job, 0) > self._max_per_job:  # one batch over the cap goes too
             self._drop_oldest(job)
         while self._chars > self._max:
             self._drop_oldest(min(self._held, key=lambda j: self._held[j][0][0]))

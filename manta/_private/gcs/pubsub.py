@@ -28,10 +28,6 @@ class Subscriptions(Generic[_S]):
     def subscribers(self, channel: str, key: bytes) -> set[_S]:
         return self._subs.get((channel, key), set()) | self._subs.get((channel, b""), set())
 
-    def watched(self, channel: str, key: bytes) -> bool:
-        """Whether someone follows this very key (not only every key of the channel)."""
-        return (channel, key) in self._subs
-
     def __len__(self) -> int:
         """How many (subscriber, channel, key) subscriptions there are."""
         return sum(len(topics) for topics in self._of.values())

@@ -340,13 +340,15 @@ class GcsService:
 
     def _h_subscribe(self, conn: Connection, msg: m.Subscribe) -> None:
         self.subs.subscribe(conn, msg.channel, msg.key)
-        if msg.channel == "logs" and msg.key:
+        if msg.channel == "logs" and msg.key and self._driver_jobs.get(conn) == JobID(msg.key):
             for batch in self._held_logs.take(msg.key, time.monotonic()):
                 conn.notify(m.Published("logs", msg.key, batch))
 
     def _h_logs(self, conn: Connection, msg: m.LogBatch) -> None:
         key = bytes(msg.job_id)
-        if not self.subs.watched("logs", key):  # its driver has not (re)subscribed yet
+        driver = next((c for c, job in self._driver_jobs.items() if job == msg.job_id), None)
+        if driver is None or driver not in self.subs.subscribers("logs", key):
+            # Its driver is not (yet, or again) following it: kept for when it does.
             self._held_logs.hold(key, msg, sum(map(len, msg.lines)), time.monotonic())
         self._publish("logs", key, msg)
 

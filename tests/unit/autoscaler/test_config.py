@@ -36,9 +36,10 @@ def test_a_ray_style_config_is_read_with_its_defaults() -> None:
         1,
         3,
     )
-    assert parsed.max_workers == 5  # unset: what the types allow together
+    assert parsed.max_workers == 2  # unset: Ray's default
     assert parsed.idle_timeout_s == 120 and parsed.upscaling_speed == 1.0
-    assert parse(config(max_workers=2)).max_workers == 2
+    wide = parse({"max_workers": 7, "available_node_types": {"w": {"resources": {"CPU": 1}}}})
+    assert wide.node_types["w"].max_workers == 7  # a type's defaults to the cluster's, as in Ray
 
 
 def test_yaml_and_json_files_are_read(tmp_path: Path) -> None:
@@ -47,7 +48,7 @@ def test_yaml_and_json_files_are_read(tmp_path: Path) -> None:
     )
     assert load(str(tmp_path / "c.yaml")).upscaling_speed == 2.0
     (tmp_path / "c.json").write_text('{"available_node_types": {"w": {"resources": {"CPU": 1}}}}')
-    assert load(str(tmp_path / "c.json")).node_types["w"].max_workers == 0
+    assert load(str(tmp_path / "c.json")).node_types["w"].max_workers == 2
 
 
 @pytest.mark.parametrize(

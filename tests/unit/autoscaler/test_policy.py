@@ -30,6 +30,7 @@ HEAD = Node("head", "", {"CPU": 2}, {"CPU": 0})  # busy, and not the autoscaler'
 def config(types: dict[str, Any] | None = None, **top: Any) -> Any:
     return parse(
         {
+            "max_workers": 20,
             "idle_timeout_minutes": 1,
             "available_node_types": types
             or {
@@ -111,16 +112,20 @@ def test_min_workers_are_kept_without_demand() -> None:
 
 
 def test_upscaling_speed_caps_the_launches_pending_at_once() -> None:
-    many = config({"cpu-4": {"resources": {"CPU": 4}, "max_workers": 100}}, upscaling_speed=1.0)
+    many = config(
+        {"cpu-4": {"resources": {"CPU": 4}, "max_workers": 100}}, upscaling_speed=1.0, max_workers=200
+    )
     first = decide(many, ClusterView(nodes=(HEAD,), demand=cpus(80)), now=0)
     assert first.launch == {"cpu-4": MIN_PENDING_LAUNCHES}
     assert any("15 more launch(es) wait" in r for r in first.reasons)
-    # Ten nodes joined (the head too) and two launching: at speed 1, 12 may be pending; 2 are.
+    # Ten nodes joined (the head too) and two launching: at speed 1, 10 may be pending; 2 are.
     nodes = (HEAD, *(worker(f"w{i}", free=0) for i in range(9)))
     launching = tuple(Launching(f"p{i}", "cpu-4", 0) for i in range(2))
     later = decide(many, ClusterView(nodes=nodes, launching=launching, demand=cpus(80)), now=1)
-    assert later.launch == {"cpu-4": 10}
-    faster = config({"cpu-4": {"resources": {"CPU": 4}, "max_workers": 100}}, upscaling_speed=2.0)
+    assert later.launch == {"cpu-4": 8}  # launches not joined yet do not raise the cap
+    faster = config(
+        {"cpu-4": {"resources": {"CPU": 4}, "max_workers": 100}}, upscaling_speed=2.0, max_workers=200
+    )
     assert decide(faster, ClusterView(nodes=nodes, launching=launching, demand=cpus(80)), now=1).launch == {
         "cpu-4": 18
     }  # all it needs
@@ -250,7 +255,34 @@ def test_limits_hold_whatever_the_cluster_and_its_demand(
     if decided.launch:
         assert len(alive) + sum(decided.launch.values()) <= max(limit, len(alive))
     still_pending = sum(1 for p in pending if p.node_id not in decided.terminate)
-    allowed = max(MIN_PENDING_LAUNCHES, int(speed * (len(nodes) + still_pending)))
+    allowed = max(MIN_PENDING_LAUNCHES, int(speed * len(nodes)))  # joined nodes only
     assert sum(decided.launch.values()) <= max(allowed - still_pending, 0)
     for line in decided.unplaceable:  # said only of demand no type could ever hold
         assert line.endswith("no node type has it")
+
+
+def test_requested_resources_are_launched_at_once_whatever_upscaling_speed_says() -> None:
+    many = config(
+        {"cpu-4": {"resources": {"CPU": 4}, "max_workers": 100}}, upscaling_speed=0.5, max_workers=200
+    )
+    decided = decide(many, ClusterView(nodes=(HEAD,), requested=({"CPU": 4},) * 12), now=0)
+    assert decided.launch == {"cpu-4": 12}
+
+
+def test_gpu_nodes_are_not_launched_for_demand_that_needs_no_gpu_unless_nothing_else_fits() -> None:
+    types = {
+        "cpu-4": {"resources": {"CPU": 4}, "max_workers": 2},
+        "gpu-8": {"resources": {"CPU": 8, "GPU": 1, "memory": 64e9}, "max_workers": 4},
+    }
+    assert decide(config(types), ClusterView(demand=cpus(8)), now=0).launch == {"cpu-4": 2}
+    # cpu-4 is at its max: the GPU type takes what is left rather than leave it waiting.
+    assert decide(config(types), ClusterView(demand=cpus(12)), now=0).launch == {"cpu-4": 2, "gpu-8": 1}
+    assert decide(config(types), ClusterView(demand=(Shape({"CPU": 1, "GPU": 1}),)), now=0).launch == {
+        "gpu-8": 1
+    }
+
+
+def test_a_strict_spread_group_being_rescheduled_avoids_the_nodes_it_is_on() -> None:
+    group = GroupDemand("g5", ({"CPU": 1},), "STRICT_SPREAD", avoid=("w1",))
+    decided = decide(config(), ClusterView(nodes=(HEAD, worker("w1")), groups=(group,)), now=0)
+    assert decided.launch == {"cpu-4": 1}  # w1 has room, but holds one of its bundles

@@ -25,7 +25,8 @@ FREE = {"CPU": 1.0, "object_store_memory": 100.0, "node:127.0.0.1": 1.0}
 
 def test_nodes_it_launched_are_known_by_their_launch_id_and_the_rest_are_not_its() -> None:
     ours = state({LAUNCH_LABEL: "w-1", TYPE_LABEL: "w"}, FREE)
-    head = state({}, FREE, pending=[{"CPU": 2.0}], infeasible=[{"GPU": 1.0}])
+    in_group = {"CPU_group_0_" + "ab" * 9: 1.0}  # a task waiting for its group's bundle
+    head = state({}, FREE, pending=[{"CPU": 2.0}, in_group], infeasible=[{"GPU": 1.0}])
     dead = state({LAUNCH_LABEL: "w-9"}, FREE, alive=False)
     launched = [Launched("w-1", "w", 0.0), Launched("w-2", "w", 5.0)]
     view = cluster_view(CONFIG, [ours, head, dead], set(), [], (), launched, IdleTimes(), now=10.0)
@@ -60,6 +61,7 @@ def test_waiting_placement_groups_ask_for_their_unplaced_bundles() -> None:
     groups = [group("PENDING", ["", ""]), group("RESCHEDULING", ["ab", ""]), group("CREATED", ["ab", "cd"])]
     view = cluster_view(CONFIG, [], set(), groups, (), [], IdleTimes(), now=0.0)
     assert [g.bundles for g in view.groups] == [({"CPU": 1.0}, {"CPU": 2.0}), ({"CPU": 2.0},)]
+    assert [g.avoid for g in view.groups] == [(), ("ab",)]  # STRICT_SPREAD: not on the node it is on
 
 
 def test_launches_that_keep_failing_wait_longer_each_time_up_to_a_cap() -> None:

@@ -43,6 +43,15 @@ def test_a_job_over_its_share_loses_its_oldest_batches() -> None:
     assert hold.take(b"b", now=6) == ["b0"]
 
 
+def test_a_batch_larger_than_a_jobs_share_is_dropped_not_an_error() -> None:
+    hold: LogHold[str] = LogHold(max_age_s=60, max_chars_per_job=25)
+    hold.hold(b"a", "small", 10, now=0)
+    hold.hold(b"a", "huge", 30, now=1)
+    assert hold.take(b"a", now=2) == [] and hold.chars == 0
+    hold.hold(b"a", "next", 5, now=3)  # and the job goes on being held
+    assert hold.take(b"a", now=4) == ["next"]
+
+
 def test_over_the_total_the_oldest_batch_of_any_job_goes() -> None:
     hold: LogHold[str] = LogHold(max_age_s=60, max_chars_per_job=100, max_chars=30)
     hold.hold(b"a", "a0", 10, now=0)

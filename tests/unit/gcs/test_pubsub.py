@@ -56,12 +56,3 @@ def test_dropping_subscribers_leaves_nothing_behind() -> None:
     subs.drop("other")
     assert len(subs) == 0 and subs.subscribers("actor", b"\x05") == set()
 
-
-def test_watched_means_this_very_key_is_followed() -> None:
-    subs = Subscriptions()
-    subs.subscribe("all", "logs", b"")
-    assert not subs.watched("logs", b"job")  # a wildcard follower is not the job's driver
-    subs.subscribe("driver", "logs", b"job")
-    assert subs.watched("logs", b"job")
-    subs.drop("driver")
-    assert not subs.watched("logs", b"job")
