@@ -5,7 +5,7 @@ error for anything else.
     cluster_name: demo
     max_workers: 10               # worker nodes in all, head not counted (default 2,
                                   # as Ray's); a type's max_workers defaults to it
-    upscaling_speed: 1.0          # pending launches allowed: max(5, speed x nodes)
+    upscaling_speed: 1.0          # pending launches allowed: max(5, speed x joined nodes)
     idle_timeout_minutes: 5
     provider: {type: local}       # or kubernetes (namespace, ...)
     head_node_type: head

@@ -8,13 +8,15 @@ The rules, as Ray documents its autoscaler's:
   the cluster's size: they are packed onto the nodes' totals, not onto what is free.
 - Demand is packed first onto what is free on the nodes and on nodes already launching;
   what is left goes onto new nodes, each time of the type that takes most of it (ties: the
-  smaller node, then the name). Label selectors are obeyed.
+  smaller node, then the name); a GPU type only for demand that needs GPUs, unless no
+  other type can take it. Label selectors are obeyed.
 - A placement group is launched for all or nothing: STRICT_PACK needs one node for all its
   bundles, STRICT_SPREAD one node per bundle; when its nodes cannot all be had, none is
   launched for it.
 - Each node type keeps ``min_workers`` nodes; none goes past its ``max_workers``, and the
   cluster not past ``max_workers`` (the head not counted).
-- ``upscaling_speed``: at most max(5, speed x nodes) launches pending at once.
+- ``upscaling_speed``: at most max(5, speed x joined nodes) launches pending at once;
+  nodes for requested resources are launched at once, whatever it says.
 - A worker idle for ``idle_timeout_minutes`` is terminated, unless that takes its type below
   ``min_workers`` or demand was just packed onto it. Whether a node is idle (nothing in use,
   no object still referenced, no detached actor) is the caller's to say.
