@@ -352,7 +352,7 @@ def _child_env(config: Config) -> dict[str, str]:
     """The daemons' environment: this one's, plus the TLS settings, so every process they
     start (workers, and the drivers of submitted jobs) has them too."""
     env = dict(os.environ)
-    for name in ("tls_ca", "tls_cert", "tls_key"):
+    for name in ("tls_ca", "tls_cert", "tls_key", "tls_server_name"):
         if getattr(config, name):
             env[env_name(name)] = getattr(config, name)
     return env

@@ -21,6 +21,8 @@ from manta._private.autoscaler.config import AutoscalingConfigError, NodeType
 from manta._private.autoscaler.provider import launch_labels, start_options
 
 CONTAINER = "manta-node"
+IMAGE_USER = 1000  # the image's user (deploy/kubernetes/Dockerfile)
+TLS_DIR = "/etc/manta/tls"
 CLUSTER_LABEL = "manta.io/cluster"
 _TEMPLATE_KEYS = {"metadata", "spec"}
 _K8S_LABEL_NAME = re.compile(
@@ -73,7 +75,11 @@ def node_pod(
     head_address: str,
     token_secret: str,
     owner: dict[str, Any] | None,
+    tls_secret: str = "",
+    tls_server_name: str = "",
 ) -> dict[str, Any]:
+    """The pod; with ``tls_secret`` (a Secret holding ca.crt, tls.crt and tls.key) the node
+    speaks mutual TLS, checking servers against ``tls_server_name``."""
     template = copy.deepcopy(node_type.node_config)
     metadata = template.get("metadata", {})
     labels = {**metadata.get("labels", {}), **launch_labels(node_type, launch_id), CLUSTER_LABEL: cluster}
@@ -87,6 +93,9 @@ def node_pod(
     spec.setdefault("automountServiceAccountToken", False)  # a node needs no Kubernetes API
     spec["securityContext"] = {
         "runAsNonRoot": True,
+        "runAsUser": IMAGE_USER,
+        "runAsGroup": IMAGE_USER,
+        "fsGroup": IMAGE_USER,  # Secrets are mounted 0400: readable through the group
         "seccompProfile": {"type": "RuntimeDefault"},
         **spec.get("securityContext", {}),
     }
@@ -107,6 +116,19 @@ def node_pod(
         "privileged": False,
         "capabilities": {"drop": ["ALL"]},
     }
+    if tls_secret:
+        main["env"] += [
+            {"name": "MANTA_TLS_CA", "value": f"{TLS_DIR}/ca.crt"},
+            {"name": "MANTA_TLS_CERT", "value": f"{TLS_DIR}/tls.crt"},
+            {"name": "MANTA_TLS_KEY", "value": f"{TLS_DIR}/tls.key"},
+            {"name": "MANTA_TLS_SERVER_NAME", "value": tls_server_name},
+        ]
+        main.setdefault("volumeMounts", []).append(
+            {"name": "manta-tls", "mountPath": TLS_DIR, "readOnly": True}
+        )
+        spec.setdefault("volumes", []).append(
+            {"name": "manta-tls", "secret": {"secretName": tls_secret, "defaultMode": 0o400}}
+        )
     mounts = {m["mountPath"] for m in main.get("volumeMounts", [])}
     volumes = spec.setdefault("volumes", [])
     for name, path, medium in (("manta-tmp", "/tmp", None), ("manta-shm", "/dev/shm", "Memory")):

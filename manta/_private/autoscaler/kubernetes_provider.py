@@ -15,6 +15,8 @@ longer counts as launched.
       head_address: manta-head:6379  # $POD_IP:6379 for a head in a Job
       token_secret: manta-token   # a Secret whose "token" key holds the cluster token
       owner: {kind: Deployment, name: manta-head}  # or {kind: Pod, name: $POD_NAME}
+      tls_secret: manta-tls       # ca.crt, tls.crt, tls.key: mutual TLS between the nodes
+      tls_server_name: nodes.manta.internal  # the DNS name in that certificate
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from manta._private.autoscaler.provider import LAUNCH_LABEL, TYPE_LABEL, Launche
 logger = logging.getLogger("manta.autoscaler")
 
 _SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-_PROVIDER_KEYS = {"type", "namespace", "head_address", "token_secret", "owner"}
+_PROVIDER_KEYS = {
+    "type",
+    "namespace",
+    "head_address",
+    "token_secret",
+    "owner",
+    "tls_secret",
+    "tls_server_name",
+}
 _ENDED = ("Succeeded", "Failed")
 _OWNER_APIS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "Pod": "v1", "ConfigMap": "v1"}
 
@@ -71,6 +81,13 @@ class KubernetesProvider:
         # $VARS are the head pod's (a Job's head names its own pod and IP: manifests/job.yaml).
         self._head = os.path.expandvars(str(settings["head_address"]))
         self._secret = str(settings.get("token_secret", "manta-token"))
+        self._tls_secret = str(settings.get("tls_secret", ""))
+        self._tls_server_name = str(settings.get("tls_server_name", ""))
+        if self._tls_secret and not self._tls_server_name:
+            raise AutoscalingConfigError(
+                "provider.tls_secret needs provider.tls_server_name: the DNS name in that Secret's "
+                "certificate, which nodes check one another against (pods have no names of their own)"
+            )
         owner = dict(settings.get("owner", {"kind": "Deployment", "name": "manta-head"}))
         if owner.get("name"):
             owner["name"] = os.path.expandvars(str(owner["name"]))
@@ -88,6 +105,8 @@ class KubernetesProvider:
             head_address=self._head,
             token_secret=self._secret,
             owner=self._owner,
+            tls_secret=self._tls_secret,
+            tls_server_name=self._tls_server_name,
         )
         try:
             self._api.create_namespaced_pod(self._namespace, pod)

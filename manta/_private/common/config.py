@@ -127,6 +127,10 @@ class Config:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    # The name a client checks every server's certificate against, instead of the address
+    # it dialled: one certificate for that DNS name then serves every node (on Kubernetes,
+    # pods are dialled by IPs no one knows in advance). Empty: the dialled address.
+    tls_server_name: str = ""
     # Live actors one job may have at once across the cluster (0: no limit); more are
     # refused at creation with an error that says so. Read by the gcs.
     max_actors_per_job: int = 0

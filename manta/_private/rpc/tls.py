@@ -4,7 +4,9 @@ On when the config names a CA certificate, a certificate and its key (``--tls-ca
 ``--tls-cert``, ``--tls-key`` or ``MANTA_TLS_CA/CERT/KEY``; Ray's ``RAY_TLS_*`` names
 too). Both ends present certificates signed by the cluster's CA (mutual TLS): a node
 without one cannot join, and a client checks the server's certificate against the address
-it dialled (its IP address or DNS name must be in the certificate).
+it dialled (its IP address or DNS name must be in the certificate), or against the
+cluster's server name when one is set (``MANTA_TLS_SERVER_NAME``: one certificate for
+every node, where nodes' addresses are not known in advance).
 
 TLS runs over memory BIOs (``ssl.SSLObject``) that the RPC protocol and the object
 streams drive themselves, rather than through asyncio's own TLS transport: so a plaintext
@@ -46,6 +48,7 @@ class Tls:
     client: ssl.SSLContext  # checks the server's certificate and name; presents this one's
     http: ssl.SSLContext  # the HTTP service: client certificates optional (browsers have none)
     files: tuple[str, str, str]
+    server_name: str = ""  # what a server's certificate must name, when not the dialled address
 
 
 def load(config: Config) -> Tls | None:
@@ -68,7 +71,7 @@ def load(config: Config) -> Tls | None:
         raise ValueError(
             f"cannot load the TLS files ({config.tls_cert}, {config.tls_key}, {config.tls_ca}): {e}"
         ) from None
-    return Tls(server, client, http, (config.tls_ca, config.tls_cert, config.tls_key))
+    return Tls(server, client, http, (config.tls_ca, config.tls_cert, config.tls_key), config.tls_server_name)
 
 
 def _context(protocol: int, config: Config, verify: ssl.VerifyMode) -> ssl.SSLContext:
@@ -97,8 +100,11 @@ def current() -> Tls | None:
     return _current[0]
 
 
-def hostname_of(address: str) -> str:
-    """The name a client checks the server's certificate against: the host it dialled."""
+def hostname_of(address: str, settings: Tls | None = None) -> str:
+    """The name a client checks the server's certificate against: the cluster's server
+    name when its settings have one (``MANTA_TLS_SERVER_NAME``), else the host it dialled."""
+    if settings is not None and settings.server_name:
+        return settings.server_name
     host = address.rpartition(":")[0]
     return host[1:-1] if host.startswith("[") else host
 

@@ -146,3 +146,26 @@ def test_the_schema_check_catches_what_kubernetes_would_refuse() -> None:
     pod["spec"]["containers"][0]["cpu"] = "4"  # not a container field: the API server refuses it
     with pytest.raises(kubernetes_validate.ValidationError, match="'cpu' was unexpected"):
         kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+
+
+def test_with_a_tls_secret_the_node_speaks_mutual_tls_checking_the_clusters_name() -> None:
+    pod = node_pod(
+        node_type(TEMPLATE),
+        "gpu-4-1a2b3c4d",
+        cluster="prod",
+        namespace="manta",
+        head_address="manta-head:6379",
+        token_secret="manta-token",
+        owner=None,
+        tls_secret="manta-tls",
+        tls_server_name="nodes.manta.internal",
+    )
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    [main] = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["MANTA_TLS_CA"] == "/etc/manta/tls/ca.crt" and env["MANTA_TLS_KEY"] == "/etc/manta/tls/tls.key"
+    assert env["MANTA_TLS_SERVER_NAME"] == "nodes.manta.internal"
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["manta-tls"]["secret"] == {"secretName": "manta-tls", "defaultMode": 0o400}
+    assert pod["spec"]["securityContext"]["fsGroup"] == 1000  # the key is readable through the group
+    assert "ownerReferences" not in pod["metadata"]

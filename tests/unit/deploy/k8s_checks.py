@@ -78,7 +78,8 @@ def check_autoscaling(docs: Docs) -> list[Any]:
         if "autoscaling.yaml" not in doc.get("data", {}):
             continue
         config = parse(yaml.safe_load(doc["data"]["autoscaling.yaml"]))
-        assert config.provider["type"] == "kubernetes"
+        provider = config.provider
+        assert provider["type"] == "kubernetes"
         for node_type in config.worker_types().values():
             check_template(node_type)
             pod = node_pod(
@@ -87,11 +88,35 @@ def check_autoscaling(docs: Docs) -> list[Any]:
                 cluster=config.cluster_name,
                 namespace="manta",
                 head_address="manta-head.manta.svc:6379",
-                token_secret=config.provider["token_secret"],
+                token_secret=provider["token_secret"],
                 owner={"apiVersion": "apps/v1", "kind": "Deployment", "name": "manta-head", "uid": "u-1"},
+                tls_secret=provider.get("tls_secret", ""),
+                tls_server_name=provider.get("tls_server_name", ""),
             )
             kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
             # Worker pods are inside the internal NetworkPolicy (it selects manta.io/cluster).
             assert pod["metadata"]["labels"]["manta.io/cluster"] == config.cluster_name
         configs.append(config)
     return configs
+
+
+def tls_settings(docs: Docs) -> list[dict[str, str]]:
+    """The TLS environment of every Manta container (heads), one dict each."""
+    settings = []
+    for doc in (*of_kind(docs, "Deployment"), *of_kind(docs, "Job")):
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+            settings.append({k: v for k, v in env.items() if k.startswith("MANTA_TLS_")})
+    return settings
+
+
+def check_tls(docs: Docs, server_name: str) -> None:
+    """TLS on for the heads and, through the autoscaler's config, for their worker pods,
+    all checking certificates against the same name."""
+    for settings in tls_settings(docs):
+        assert settings["MANTA_TLS_SERVER_NAME"] == server_name
+        assert {"MANTA_TLS_CA", "MANTA_TLS_CERT", "MANTA_TLS_KEY"} <= set(settings)
+    for doc in of_kind(docs, "ConfigMap"):
+        if "autoscaling.yaml" in doc.get("data", {}):
+            provider = yaml.safe_load(doc["data"]["autoscaling.yaml"])["provider"]
+            assert provider["tls_server_name"] == server_name and provider["tls_secret"]

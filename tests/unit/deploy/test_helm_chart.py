@@ -43,6 +43,15 @@ def test_the_rendered_chart_passes_the_manifests_checks() -> None:
     k8s.check_ports(docs)
     [config] = k8s.check_autoscaling(docs)
     assert config.max_workers == 12 and config.node_types["cpu-4"].min_workers == 1
+    k8s.check_tls(docs, server_name="nodes.manta.internal")
+
+
+def test_tls_can_be_turned_off_everywhere_at_once() -> None:
+    docs = render("tls.enabled=false")
+    k8s.check_valid(docs)
+    assert k8s.tls_settings(docs) == [{}]
+    [config] = k8s.check_autoscaling(docs)
+    assert "tls_secret" not in config.provider
 
 
 def test_values_change_what_they_name() -> None:

@@ -37,6 +37,10 @@ def test_the_head_service_exposes_its_three_ports_and_only_the_ingress_reaches_t
     k8s.check_ports(DOCS)
 
 
+def test_every_pod_speaks_mutual_tls_checking_one_name() -> None:
+    k8s.check_tls(DOCS, server_name="nodes.manta.internal")
+
+
 def test_the_autoscaling_configs_are_valid_and_make_valid_pods() -> None:
     assert len(k8s.check_autoscaling(DOCS)) == 2  # the long-lived cluster's and the Job's
 

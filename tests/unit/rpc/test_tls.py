@@ -187,3 +187,38 @@ def test_object_streams_over_tls(pki) -> None:
         listener.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_cluster_server_name_stands_for_the_dialled_address(tmp_path: Path) -> None:
+    """One certificate for a DNS name serves every node when clients check that name (as on
+    Kubernetes, where pods are dialled by IPs no certificate can know in advance)."""
+    shared = make_tls(tmp_path / "ca", tmp_path / "shared", ips=[], dns=["nodes.manta.internal"])
+    named = tls.load(
+        Config(
+            tls_ca=shared.files[0],
+            tls_cert=shared.files[1],
+            tls_key=shared.files[2],
+            tls_server_name="nodes.manta.internal",
+        )
+    )
+    wrong = tls.load(
+        Config(
+            tls_ca=shared.files[0],
+            tls_cert=shared.files[1],
+            tls_key=shared.files[2],
+            tls_server_name="other.manta.internal",
+        )
+    )
+
+    async def main() -> None:
+        server, address = await serve(shared)
+        with pytest.raises(AuthenticationError, match="TLS handshake failed"):
+            await client(address, shared)  # checked against 127.0.0.1: not in the certificate
+        with pytest.raises(AuthenticationError, match="TLS handshake failed"):
+            await client(address, wrong)
+        conn = await client(address, named)
+        assert await conn.call(KvGet("ns", b"k")) == ["ns", b"k"]
+        conn.close()
+        server.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
