@@ -91,14 +91,6 @@ def node_pod(
     spec = template.get("spec", {})
     spec["restartPolicy"] = "Never"
     spec.setdefault("automountServiceAccountToken", False)  # a node needs no Kubernetes API
-    spec["securityContext"] = {
-        "runAsNonRoot": True,
-        "runAsUser": IMAGE_USER,
-        "runAsGroup": IMAGE_USER,
-        "fsGroup": IMAGE_USER,  # Secrets are mounted 0400: readable through the group
-        "seccompProfile": {"type": "RuntimeDefault"},
-        **spec.get("securityContext", {}),
-    }
     containers = spec["containers"]
     main = next((c for c in containers if c.get("name") == CONTAINER), containers[0])
     main["name"] = CONTAINER
@@ -110,32 +102,53 @@ def node_pod(
         {"name": "MANTA_TMPDIR", "value": "/tmp/manta"},
     ]
     main["resources"] = _requests(node_type, main.get("resources", {}))
+    _restrict(spec, main)
+    if tls_secret:
+        _mount_tls(spec, main, tls_secret, tls_server_name)
+    _mount_scratch(spec, main)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+def _restrict(spec: dict[str, Any], main: dict[str, Any]) -> None:
+    """The restricted Pod Security Standard, whatever the template says to the contrary."""
+    spec["securityContext"] = {
+        "runAsNonRoot": True,
+        "runAsUser": IMAGE_USER,
+        "runAsGroup": IMAGE_USER,
+        "fsGroup": IMAGE_USER,  # Secrets are mounted 0400: readable through the group
+        "seccompProfile": {"type": "RuntimeDefault"},
+        **spec.get("securityContext", {}),
+    }
     main["securityContext"] = {
         **main.get("securityContext", {}),
         "allowPrivilegeEscalation": False,
         "privileged": False,
         "capabilities": {"drop": ["ALL"]},
     }
-    if tls_secret:
-        main["env"] += [
-            {"name": "MANTA_TLS_CA", "value": f"{TLS_DIR}/ca.crt"},
-            {"name": "MANTA_TLS_CERT", "value": f"{TLS_DIR}/tls.crt"},
-            {"name": "MANTA_TLS_KEY", "value": f"{TLS_DIR}/tls.key"},
-            {"name": "MANTA_TLS_SERVER_NAME", "value": tls_server_name},
-        ]
-        main.setdefault("volumeMounts", []).append(
-            {"name": "manta-tls", "mountPath": TLS_DIR, "readOnly": True}
-        )
-        spec.setdefault("volumes", []).append(
-            {"name": "manta-tls", "secret": {"secretName": tls_secret, "defaultMode": 0o400}}
-        )
+
+
+def _mount_tls(spec: dict[str, Any], main: dict[str, Any], secret: str, server_name: str) -> None:
+    main["env"] += [
+        {"name": "MANTA_TLS_CA", "value": f"{TLS_DIR}/ca.crt"},
+        {"name": "MANTA_TLS_CERT", "value": f"{TLS_DIR}/tls.crt"},
+        {"name": "MANTA_TLS_KEY", "value": f"{TLS_DIR}/tls.key"},
+        {"name": "MANTA_TLS_SERVER_NAME", "value": server_name},
+    ]
+    main.setdefault("volumeMounts", []).append({"name": "manta-tls", "mountPath": TLS_DIR, "readOnly": True})
+    spec.setdefault("volumes", []).append(
+        {"name": "manta-tls", "secret": {"secretName": secret, "defaultMode": 0o400}}
+    )
+
+
+def _mount_scratch(spec: dict[str, Any], main: dict[str, Any]) -> None:
+    """/tmp (sessions, logs) and /dev/shm (the object store) in memory or on the node's
+    disk, unless the template mounts its own there."""
     mounts = {m["mountPath"] for m in main.get("volumeMounts", [])}
     volumes = spec.setdefault("volumes", [])
     for name, path, medium in (("manta-tmp", "/tmp", None), ("manta-shm", "/dev/shm", "Memory")):
         if path not in mounts:
             main.setdefault("volumeMounts", []).append({"name": name, "mountPath": path})
             volumes.append({"name": name, "emptyDir": {"medium": medium} if medium else {}})
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
 def _command(node_type: NodeType, launch_id: str, head_address: str) -> list[str]:
