@@ -186,3 +186,30 @@ def test_nodes_that_cannot_start_are_retried_with_growing_waits_and_reported(tmp
         assert len(logs) == 2  # waited between the tries, not relaunched every round
     finally:
         assert manta_cli(env, "stop").returncode == 0
+
+
+def test_a_task_with_a_label_selector_gets_a_node_of_the_type_with_those_labels(tmp_path: Path) -> None:
+    env, started = start_head(
+        tmp_path,
+        "max_workers: 2\n"
+        "available_node_types:\n"
+        "  plain: {resources: {CPU: 1}, max_workers: 1}\n"  # first by name, and as big
+        "  zoned: {resources: {CPU: 1}, labels: {zone: b}, max_workers: 1}\n",
+    )
+    assert started.returncode == 0, started.stderr
+    code = (
+        "import manta; manta.init()\n"
+        "f = manta.remote(lambda: manta.get_runtime_context().get_node_id())\n"
+        "print('NODE', manta.get(f.options(label_selector={'zone': 'b'}).remote()))\n"
+    )
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr
+        node_id = run.stdout.split("NODE ")[1].strip()
+        [node] = [n for n in status(env)["nodes"] if n["node_id"] == node_id]
+        assert node["labels"]["zone"] == "b" and node["labels"]["manta.io/node-type"] == "zoned"
+        assert not any(n["labels"].get("manta.io/node-type") == "plain" for n in status(env)["nodes"])
+    finally:
+        assert manta_cli(env, "stop").returncode == 0

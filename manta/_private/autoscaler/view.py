@@ -83,8 +83,11 @@ def cluster_view(
         # Tasks waiting for a placement group's bundle wait for the group, whose own
         # demand (its unplaced bundles) is counted below.
         demand += [
-            Shape(dict(shape))
-            for shape in (*state.pending, *state.infeasible)
+            Shape(dict(shape), dict(selector))
+            for shape, selector in (
+                *_with_labels(state.pending, state.pending_labels),
+                *_with_labels(state.infeasible, state.infeasible_labels),
+            )
             if not any(split_group_resource(name) for name in shape)
         ]
     idle.keep_only(s.info.node_id.hex() for s in nodes if s.alive)
@@ -98,6 +101,15 @@ def cluster_view(
         groups=tuple(_waiting(g, view_id) for g in groups if g.state in ("PENDING", "RESCHEDULING")),
         requested=requested,
     )
+
+
+def _with_labels(
+    shapes: list[dict[str, float]], labels: list[dict[str, Any]] | None
+) -> list[tuple[Any, Any]]:
+    """Each shape with its label selector (none from a node that did not say)."""
+    if labels is None or len(labels) != len(shapes):
+        return [(shape, {}) for shape in shapes]
+    return list(zip(shapes, labels, strict=True))
 
 
 def _waiting(group: Any, view_id: dict[str, str]) -> GroupDemand:

@@ -237,6 +237,13 @@ def _check_selector(selector: Any) -> None:
             raise ValueError(f"bad label rule {key!r}: {rule!r} (expected [operator, [values...]])")
 
 
+def hard_labels(strategy: Any) -> dict[str, Any]:
+    """The label selector a request's node must satisfy ({} when its strategy has none)."""
+    if isinstance(strategy, dict) and strategy.get("type") == "node_label":
+        return dict(strategy.get("hard") or {})
+    return {}
+
+
 def labels_match(labels: dict[str, str], selector: dict[str, Any]) -> bool:
     """Whether node ``labels`` satisfy every ``key: [operator, values]`` of ``selector``."""
     for key, (op, values) in selector.items():

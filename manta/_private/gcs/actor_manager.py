@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manta._private.common.ids import ActorID, JobID, LeaseID, NodeID, WorkerID
-from manta._private.common.placement import Chosen, NodeEntry, Placer
+from manta._private.common.placement import Chosen, NodeEntry, Placer, hard_labels
 from manta._private.common.placement import Unschedulable as PlacementRefused
 from manta._private.rpc import codec
 from manta._private.rpc.messages import ActorInfo, ActorSpec, Address, ArgValue, LeaseGrant
@@ -140,9 +140,7 @@ class ActorManager:
         for record in self.actors.values():
             spec = record.spec
             if _unplaced(record) and not spec.placement_group:
-                strategy = spec.strategy if isinstance(spec.strategy, dict) else {}
-                selector = strategy.get("hard", {}) if strategy.get("type") == "node_label" else {}
-                waiting.append([dict(spec.placement or spec.resources), dict(selector)])
+                waiting.append([dict(spec.placement or spec.resources), hard_labels(spec.strategy)])
         return waiting
 
     def lookup(self, name: str, namespace: str) -> ActorInfo | None:

@@ -7,6 +7,7 @@ nodes that died, so health rules are tested with a fake clock and no sockets.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from manta._private.common.clock import Clock
 from manta._private.common.ids import NodeID
@@ -24,6 +25,9 @@ class NodeRecord:
     death_reason: str = ""
     # Totals with placement group bundles; None: as registered.
     total: dict[str, float] | None = None
+    # The label selectors of the pending and infeasible shapes, in their order.
+    pending_labels: list[dict[str, Any]] | None = None
+    infeasible_labels: list[dict[str, Any]] | None = None
 
 
 class NodeManager:
@@ -59,7 +63,9 @@ class NodeManager:
         pending: list[dict[str, float]],
         infeasible: list[dict[str, float]],
         total: dict[str, float] | None = None,
+        labels: tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None] = (None, None),
     ) -> bool:
+        """``labels``: the selectors of the pending and of the infeasible shapes."""
         record = self.nodes.get(node_id)
         if record is None or not record.alive:
             return False
@@ -67,6 +73,7 @@ class NodeManager:
         record.total = total
         record.pending = pending
         record.infeasible = infeasible
+        record.pending_labels, record.infeasible_labels = labels
         record.last_seen = self._clock.monotonic()
         return True
 

@@ -265,7 +265,14 @@ class GcsService:
             check_amounts(shape, "heartbeat demand")
         record = self.nodes.nodes.get(msg.node_id)
         before = None if record is None else (record.available, record.total)
-        accepted = self.nodes.heartbeat(msg.node_id, msg.available, msg.pending, msg.infeasible, msg.total)
+        accepted = self.nodes.heartbeat(
+            msg.node_id,
+            msg.available,
+            msg.pending,
+            msg.infeasible,
+            msg.total,
+            (msg.pending_labels, msg.infeasible_labels),
+        )
         if accepted and before != (msg.available, msg.total):
             # Node daemons place leases with this view: changes reach them within a
             # heartbeat's coalescing delay (20 ms).
@@ -285,6 +292,8 @@ class GcsService:
             record.pending,
             record.infeasible,
             record.total,
+            record.pending_labels,
+            record.infeasible_labels,
         )
 
     def _h_kv_put(self, conn: Connection, msg: m.KvPut) -> bool:

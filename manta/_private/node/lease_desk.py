@@ -14,10 +14,10 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from manta._private.common.ids import JobID
-from manta._private.common.placement import Chosen, Infeasible, NodeEntry, Unschedulable
+from manta._private.common.placement import Chosen, Infeasible, NodeEntry, Unschedulable, hard_labels
 from manta._private.common.resources import from_unit_map, split_group_resource
 from manta._private.node.cluster_view import ClusterView
-from manta._private.node.scheduler import Action, LeaseRequest, Scheduler
+from manta._private.node.scheduler import Action, Demand, LeaseRequest, Scheduler
 from manta._private.rpc import messages as m
 from manta._private.rpc.transport import Connection
 
@@ -144,9 +144,13 @@ class LeaseDesk:
             if fut is not None:
                 fut.cancel()  # ends the handler waiting on it
 
-    def infeasible_shapes(self) -> list[dict[str, float]]:
+    def infeasible_shapes(self) -> list[Demand]:
         # Work waiting for a placement group's bundles is not demand the cluster lacks.
-        return [from_unit_map(r.units) for r in self._parked.values() if not _in_a_group(r)]
+        return [
+            (from_unit_map(r.units), hard_labels(r.strategy))
+            for r in self._parked.values()
+            if not _in_a_group(r)
+        ]
 
     def _free(self) -> dict[str, float]:
         return self._scheduler.resources.available_amounts()

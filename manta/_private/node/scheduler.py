@@ -15,6 +15,7 @@ from typing import Any
 
 from manta._private.common.clock import Clock
 from manta._private.common.ids import JobID, LeaseID, WorkerID
+from manta._private.common.placement import hard_labels
 from manta._private.common.resources import (
     INSTANCE_RESOURCES,
     Allocation,
@@ -25,6 +26,9 @@ from manta._private.common.resources import (
     split_group_resource,
     to_unit_map,
 )
+
+# What a waiting request needs: its resources, and the labels its node must have.
+Demand = tuple[dict[str, float], dict[str, Any]]
 
 
 @dataclass(slots=True)
@@ -380,12 +384,13 @@ class Scheduler:
             tuple(sorted(self.resources.available_amounts().items())),
         )
 
-    def pending_shapes(self) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
-        pending: list[dict[str, float]] = []
-        infeasible: list[dict[str, float]] = []
+    def pending_shapes(self) -> tuple[list[Demand], list[Demand]]:
+        """(resources, label selector) of the requests waiting here, and of those no node fits."""
+        pending: list[Demand] = []
+        infeasible: list[Demand] = []
         for req in self.pending.values():
-            shape = from_unit_map(req.units)
-            (infeasible if req.reported_infeasible else pending).append(shape)
+            demand = (from_unit_map(req.units), hard_labels(req.strategy))
+            (infeasible if req.reported_infeasible else pending).append(demand)
         return pending, infeasible
 
     def lease_of_worker(self, worker_id: WorkerID) -> Lease | None:

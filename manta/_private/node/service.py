@@ -655,7 +655,15 @@ class NodeService:
         pending, infeasible = self.scheduler.pending_shapes()
         infeasible += self.leases.infeasible_shapes()
         total = self.scheduler.resources.total_amounts() if self.scheduler.bundles else None
-        return m.Heartbeat(self.node_id, self._reported_available(), pending, infeasible, total)
+        return m.Heartbeat(
+            self.node_id,
+            self._reported_available(),
+            [shape for shape, _ in pending],
+            [shape for shape, _ in infeasible],
+            total,
+            [labels for _, labels in pending],
+            [labels for _, labels in infeasible],
+        )
 
     def _reported_available(self) -> dict[str, float]:
         """Free resources as drivers see them: the scheduler's, with the object store's

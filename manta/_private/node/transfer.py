@@ -136,7 +136,11 @@ class Transfers:
             await asyncio.wait_for(loop.sock_connect(sock, (host, source.port)), 10.0)
             stream = await asyncio.wait_for(
                 tls.Stream.open(
-                    loop, sock, self._tls, server_side=False, server_hostname=tls.hostname_of(address, self._tls)
+                    loop,
+                    sock,
+                    self._tls,
+                    server_side=False,
+                    server_hostname=tls.hostname_of(address, self._tls),
                 ),
                 _STALL_S,
             )

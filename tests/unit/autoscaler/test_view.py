@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from manta._private.autoscaler.backoff import LaunchBackoff
 from manta._private.autoscaler.config import parse
 from manta._private.autoscaler.provider import LAUNCH_LABEL, TYPE_LABEL, Launched
@@ -13,11 +15,21 @@ CONFIG = parse({"available_node_types": {"w": {"resources": {"CPU": 1}, "max_wor
 
 
 def state(
-    labels: dict[str, str], available: dict[str, float], alive: bool = True, **more: list
+    labels: dict[str, str], available: dict[str, float], alive: bool = True, **more: Any
 ) -> m.NodeState:
     total = {"CPU": 1.0, "object_store_memory": 100.0, "node:127.0.0.1": 1.0}
     info = m.NodeInfo(NodeID.from_random(), "127.0.0.1", 1, "", "h", "", "", total, labels, False, 1)
-    return m.NodeState(info, alive, available, "", more.get("pending", []), more.get("infeasible", []))
+    return m.NodeState(
+        info,
+        alive,
+        available,
+        "",
+        more.get("pending", []),
+        more.get("infeasible", []),
+        None,
+        more.get("pending_labels"),
+        more.get("infeasible_labels"),
+    )
 
 
 FREE = {"CPU": 1.0, "object_store_memory": 100.0, "node:127.0.0.1": 1.0}
@@ -26,13 +38,25 @@ FREE = {"CPU": 1.0, "object_store_memory": 100.0, "node:127.0.0.1": 1.0}
 def test_nodes_it_launched_are_known_by_their_launch_id_and_the_rest_are_not_its() -> None:
     ours = state({LAUNCH_LABEL: "w-1", TYPE_LABEL: "w"}, FREE)
     in_group = {"CPU_group_0_" + "ab" * 9: 1.0}  # a task waiting for its group's bundle
-    head = state({}, FREE, pending=[{"CPU": 2.0}, in_group], infeasible=[{"GPU": 1.0}])
+    head = state(
+        {},
+        FREE,
+        pending=[{"CPU": 2.0}, in_group],
+        infeasible=[{"GPU": 1.0}],
+        pending_labels=[{}, {}],
+        infeasible_labels=[{"zone": ["in", ["b"]]}],
+    )
     dead = state({LAUNCH_LABEL: "w-9"}, FREE, alive=False)
     launched = [Launched("w-1", "w", 0.0), Launched("w-2", "w", 5.0)]
     view = cluster_view(CONFIG, [ours, head, dead], set(), [], (), launched, IdleTimes(), now=10.0)
     assert [(n.node_id, n.node_type) for n in view.nodes] == [("w-1", "w"), (head.info.node_id.hex(), "")]
     assert [(x.node_id, x.launched_at) for x in view.launching] == [("w-2", 5.0)]
-    assert [s.resources for s in view.demand] == [{"CPU": 2.0}, {"GPU": 1.0}]
+    assert [(s.resources, s.selector) for s in view.demand] == [
+        ({"CPU": 2.0}, {}),
+        ({"GPU": 1.0}, {"zone": ["in", ["b"]]}),
+    ]
+    older = state({}, FREE, pending=[{"CPU": 3.0}])  # a node that sends no selectors
+    assert cluster_view(CONFIG, [older], set(), [], (), [], IdleTimes(), 0.0).demand[0].selector == {}
 
 
 def test_a_node_is_busy_while_anything_holds_its_resources_objects_or_an_actor() -> None:

@@ -55,4 +55,3 @@ def test_dropping_subscribers_leaves_nothing_behind() -> None:
     assert len(subs) == 100 and subs.subscribers("actor", b"\x05") == {"other"}
     subs.drop("other")
     assert len(subs) == 0 and subs.subscribers("actor", b"\x05") == set()
-

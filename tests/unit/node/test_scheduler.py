@@ -165,18 +165,24 @@ def test_infeasible_request_is_reported_once() -> None:
     assert of(ReportInfeasible, s.request(request(1))) == []
     assert of(ReportInfeasible, s.tick() + s.prestart(1)) == []
     pending, infeasible = s.pending_shapes()
-    assert infeasible == [{"CPU": 4.0, "TPU": 1.0}]
-    assert pending == [{"CPU": 1.0}]  # waits for its worker to start
+    assert infeasible == [({"CPU": 4.0, "TPU": 1.0}, {})]
+    assert pending == [({"CPU": 1.0}, {})]  # waits for its worker to start
     # It stays queued (the cluster may grow) until cancelled.
     assert s.cancel(("c1", 0), "gave up") == [Reject(req, "gave up")]
     assert s.cancel(("c1", 0)) == []
 
 
-def test_pending_shapes_lists_waiting_requests() -> None:
+def test_pending_shapes_lists_waiting_requests_with_their_label_selectors() -> None:
     s = scheduler(cpus=1)
     s.request(request(0))
     s.request(request(1, CPU=0.5))
-    assert s.pending_shapes() == ([{"CPU": 1.0}, {"CPU": 0.5}], [])
+    zoned = request(2)
+    zoned.strategy = {"type": "node_label", "hard": {"zone": ["in", ["b"]]}, "soft": {}}
+    s.request(zoned)
+    assert s.pending_shapes() == (
+        [({"CPU": 1.0}, {}), ({"CPU": 0.5}, {}), ({"CPU": 1.0}, {"zone": ["in", ["b"]]})],
+        [],
+    )
 
 
 def test_job_finished_stops_its_workers_and_rejects_its_requests() -> None:

@@ -25,6 +25,9 @@ class Heartbeat:
     infeasible: list[dict[str, float]]
     # The node's totals when they differ from its registration (placement group bundles).
     total: dict[str, float] | None = None
+    # The label selector of each shape of ``pending`` and ``infeasible``, in their order.
+    pending_labels: list[dict[str, Any]] | None = None
+    infeasible_labels: list[dict[str, Any]] | None = None
 
 
 @message(12)
@@ -43,6 +46,9 @@ class NodeState:
     infeasible: list[dict[str, float]]
     # Totals now (with placement group bundles), when not ``info.resources``.
     total: dict[str, float] | None = None
+    # The label selector of each shape of ``pending`` and ``infeasible`` (the autoscaler's).
+    pending_labels: list[dict[str, Any]] | None = None
+    infeasible_labels: list[dict[str, Any]] | None = None
 
 
 @message(14)
