@@ -110,14 +110,15 @@ def node_pod(
 
 
 def _restrict(spec: dict[str, Any], main: dict[str, Any]) -> None:
-    """The restricted Pod Security Standard, whatever the template says to the contrary."""
+    """The restricted Pod Security Standard, whatever the template says to the contrary
+    (it may choose the user and groups, not root)."""
     spec["securityContext"] = {
-        "runAsNonRoot": True,
         "runAsUser": IMAGE_USER,
         "runAsGroup": IMAGE_USER,
         "fsGroup": IMAGE_USER,  # Secrets are mounted 0400: readable through the group
-        "seccompProfile": {"type": "RuntimeDefault"},
         **spec.get("securityContext", {}),
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
     main["securityContext"] = {
         **main.get("securityContext", {}),
@@ -128,6 +129,10 @@ def _restrict(spec: dict[str, Any], main: dict[str, Any]) -> None:
 
 
 def _mount_tls(spec: dict[str, Any], main: dict[str, Any], secret: str, server_name: str) -> None:
+    """The TLS settings replace any of the template's (a duplicate name is refused by the API)."""
+    main["env"] = [e for e in main["env"] if not e.get("name", "").startswith("MANTA_TLS_")]
+    main["volumeMounts"] = [m for m in main.get("volumeMounts", []) if m.get("name") != "manta-tls"]
+    spec["volumes"] = [v for v in spec.get("volumes", []) if v.get("name") != "manta-tls"]
     main["env"] += [
         {"name": "MANTA_TLS_CA", "value": f"{TLS_DIR}/ca.crt"},
         {"name": "MANTA_TLS_CERT", "value": f"{TLS_DIR}/tls.crt"},

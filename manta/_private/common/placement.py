@@ -209,7 +209,7 @@ def check_strategy(strategy: Any) -> None:
             raise ValueError(f"a node affinity strategy needs node_id (str) and soft (bool): {strategy!r}")
     elif kind == "node_label":
         for part in ("hard", "soft"):
-            _check_selector(strategy.get(part) or {})
+            check_selector(strategy.get(part) or {})
     elif kind == "placement_group":
         index = strategy.get("bundle_index")
         if not isinstance(strategy.get("placement_group_id"), (str, type(None))) or not (
@@ -222,7 +222,8 @@ def check_strategy(strategy: Any) -> None:
         raise ValueError(f"unknown scheduling strategy type {kind!r}")
 
 
-def _check_selector(selector: Any) -> None:
+def check_selector(selector: Any) -> None:
+    """ValueError unless ``selector`` maps label names to [operator, [values...]]."""
     if not isinstance(selector, dict):
         raise ValueError(f"a label selector must map label names to [operator, values]: {selector!r}")
     for key, rule in selector.items():

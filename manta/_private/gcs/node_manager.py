@@ -54,6 +54,9 @@ class NodeManager:
                 list(state.infeasible),
                 now,
                 state.death_reason,
+                state.total,
+                state.pending_labels,
+                state.infeasible_labels,
             )
 
     def heartbeat(

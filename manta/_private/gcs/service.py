@@ -15,7 +15,7 @@ from manta._private.common import task_events as te
 from manta._private.common.clock import SystemClock
 from manta._private.common.config import Config
 from manta._private.common.ids import ActorID, JobID, NodeID, PlacementGroupID, TaskID
-from manta._private.common.placement import NodeEntry
+from manta._private.common.placement import NodeEntry, check_selector
 from manta._private.common.ratelimit import RateLimitedLog
 from manta._private.common.resources import check_amounts
 from manta._private.gcs.access_shell import AccessService, who
@@ -263,6 +263,9 @@ class GcsService:
             check_amounts(msg.total, "heartbeat total")
         for shape in (*msg.pending, *msg.infeasible):
             check_amounts(shape, "heartbeat demand")
+        for selectors in (msg.pending_labels, msg.infeasible_labels):
+            for selector in selectors or ():
+                check_selector(selector)
         record = self.nodes.nodes.get(msg.node_id)
         before = None if record is None else (record.available, record.total)
         accepted = self.nodes.heartbeat(

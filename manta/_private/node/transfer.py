@@ -140,7 +140,7 @@ class Transfers:
                     sock,
                     self._tls,
                     server_side=False,
-                    server_hostname=tls.hostname_of(address, self._tls),
+                    server_hostname=tls.hostname_of(address),
                 ),
                 _STALL_S,
             )

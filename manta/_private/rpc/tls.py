@@ -48,7 +48,6 @@ class Tls:
     client: ssl.SSLContext  # checks the server's certificate and name; presents this one's
     http: ssl.SSLContext  # the HTTP service: client certificates optional (browsers have none)
     files: tuple[str, str, str]
-    server_name: str = ""  # what a server's certificate must name, when not the dialled address
 
 
 def load(config: Config) -> Tls | None:
@@ -71,11 +70,31 @@ def load(config: Config) -> Tls | None:
         raise ValueError(
             f"cannot load the TLS files ({config.tls_cert}, {config.tls_key}, {config.tls_ca}): {e}"
         ) from None
-    return Tls(server, client, http, (config.tls_ca, config.tls_cert, config.tls_key), config.tls_server_name)
+    return Tls(server, client, http, (config.tls_ca, config.tls_cert, config.tls_key))
+
+
+class _ServerNameContext(ssl.SSLContext):
+    """A client context that checks every server against one name, whatever address was
+    dialled (``MANTA_TLS_SERVER_NAME``): RPC, object streams and HTTPS clients alike, since
+    each wraps its connection through the context."""
+
+    server_name = ""
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["server_hostname"] = self.server_name
+        return super().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["server_hostname"] = self.server_name
+        return super().wrap_bio(*args, **kwargs)
 
 
 def _context(protocol: int, config: Config, verify: ssl.VerifyMode) -> ssl.SSLContext:
-    context = ssl.SSLContext(protocol)
+    if protocol == ssl.PROTOCOL_TLS_CLIENT and config.tls_server_name:
+        context: ssl.SSLContext = _ServerNameContext(protocol)
+        context.server_name = config.tls_server_name  # type: ignore[attr-defined]
+    else:
+        context = ssl.SSLContext(protocol)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(config.tls_cert, config.tls_key)
     context.load_verify_locations(config.tls_ca)
@@ -100,11 +119,9 @@ def current() -> Tls | None:
     return _current[0]
 
 
-def hostname_of(address: str, settings: Tls | None = None) -> str:
-    """The name a client checks the server's certificate against: the cluster's server
-    name when its settings have one (``MANTA_TLS_SERVER_NAME``), else the host it dialled."""
-    if settings is not None and settings.server_name:
-        return settings.server_name
+def hostname_of(address: str) -> str:
+    """The name a client checks the server's certificate against: the host it dialled
+    (a client context made for a cluster server name puts that name instead)."""
     host = address.rpartition(":")[0]
     return host[1:-1] if host.startswith("[") else host
 

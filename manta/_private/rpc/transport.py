@@ -731,7 +731,7 @@ async def connect(
             on_close=on_close,
             hello=hello,
             tls=None if address.startswith("unix:") else settings,
-            server_hostname=tls_.hostname_of(address, settings),
+            server_hostname=tls_.hostname_of(address),
         )
 
     try:

@@ -84,5 +84,22 @@ def test_values_change_what_they_name() -> None:
     assert selector == {"kubernetes.io/metadata.name": "gateway"}
 
 
+def test_a_node_types_pod_extras_reach_its_pods_and_max_workers_may_be_left_out() -> None:
+    docs = render(
+        "autoscaler.maxWorkers=6",
+        "autoscaler.nodeTypes.cpu-4.maxWorkers=null",
+        "autoscaler.nodeTypes.cpu-4.pod.container.env[0].name=EXTRA",
+        "autoscaler.nodeTypes.cpu-4.pod.container.env[0].value=yes",
+        "autoscaler.nodeTypes.cpu-4.pod.container.image=not-this-one",
+        "autoscaler.nodeTypes.cpu-4.pod.spec.nodeSelector.pool=batch",
+    )
+    [config] = k8s.check_autoscaling(docs)
+    cpu = config.node_types["cpu-4"]
+    assert cpu.max_workers == 6  # the cluster's
+    [container] = cpu.node_config["spec"]["containers"]
+    assert container["image"] == "manta:0.1.0" and container["env"] == [{"name": "EXTRA", "value": "yes"}]
+    assert cpu.node_config["spec"]["nodeSelector"] == {"pool": "batch"}
+
+
 def test_network_policies_can_be_left_to_the_platform() -> None:
     assert not k8s.of_kind(render("networkPolicy.enabled=false"), "NetworkPolicy")

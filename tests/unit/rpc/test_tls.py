@@ -222,3 +222,41 @@ def test_a_cluster_server_name_stands_for_the_dialled_address(tmp_path: Path) ->
         server.close()
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_https_clients_check_the_cluster_server_name_too(tmp_path: Path) -> None:
+    """The job client and the CLI speak HTTPS through the same client context: a head whose
+    certificate names only the cluster's server name is accepted at its IP address."""
+    import http.server
+    import threading
+    import urllib.request
+
+    shared = make_tls(tmp_path / "ca", tmp_path / "shared", ips=[], dns=["nodes.manta.internal"])
+    ca, cert, key = shared.files
+    named = tls.load(Config(tls_ca=ca, tls_cert=cert, tls_key=key, tls_server_name="nodes.manta.internal"))
+    assert named is not None
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hello)
+    server.socket = shared.http.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{server.server_port}/"
+    try:
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=named.client))
+        assert opener.open(url, timeout=10).read() == b"hello"
+        plain = urllib.request.build_opener(urllib.request.HTTPSHandler(context=shared.client))
+        with pytest.raises(urllib.error.URLError, match=r"IP address mismatch|doesn't match"):
+            plain.open(url, timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
