@@ -193,22 +193,9 @@ def test_a_cluster_server_name_stands_for_the_dialled_address(tmp_path: Path) ->
     """One certificate for a DNS name serves every node when clients check that name (as on
     Kubernetes, where pods are dialled by IPs no certificate can know in advance)."""
     shared = make_tls(tmp_path / "ca", tmp_path / "shared", ips=[], dns=["nodes.manta.internal"])
-    named = tls.load(
-        Config(
-            tls_ca=shared.files[0],
-            tls_cert=shared.files[1],
-            tls_key=shared.files[2],
-            tls_server_name="nodes.manta.internal",
-        )
-    )
-    wrong = tls.load(
-        Config(
-            tls_ca=shared.files[0],
-            tls_cert=shared.files[1],
-            tls_key=shared.files[2],
-            tls_server_name="other.manta.internal",
-        )
-    )
+    ca, cert, key = shared.files
+    named = tls.load(Config(tls_ca=ca, tls_cert=cert, tls_key=key, tls_server_name="nodes.manta.internal"))
+    wrong = tls.load(Config(tls_ca=ca, tls_cert=cert, tls_key=key, tls_server_name="other.manta.internal"))
 
     async def main() -> None:
         server, address = await serve(shared)
