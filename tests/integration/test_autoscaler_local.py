@@ -4,13 +4,16 @@ them and finishes with exact results, and the nodes go again once idle."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.polling import wait_until
@@ -44,7 +47,9 @@ available_node_types:
 """
 
 
-def start_head(tmp_path: Path, config_text: str) -> tuple[dict[str, str], subprocess.CompletedProcess[str]]:
+def start_head(
+    tmp_path: Path, config_text: str, join_timeout_s: float = 60
+) -> tuple[dict[str, str], subprocess.CompletedProcess[str]]:
     """``manta start --head`` with no CPUs and this autoscaling config, in a directory of its own."""
     config = tmp_path / "autoscaling.yaml"
     config.write_text(config_text)
@@ -52,7 +57,7 @@ def start_head(tmp_path: Path, config_text: str) -> tuple[dict[str, str], subpro
         os.environ,
         MANTA_TMPDIR=str(tmp_path / "head"),
         MANTA_AUTOSCALER_UPDATE_INTERVAL_S="1",
-        MANTA_AUTOSCALER_JOIN_TIMEOUT_S="60",
+        MANTA_AUTOSCALER_JOIN_TIMEOUT_S=str(join_timeout_s),
     )
     started = manta_cli(
         env,
@@ -212,4 +217,34 @@ def test_a_task_with_a_label_selector_gets_a_node_of_the_type_with_those_labels(
         assert node["labels"]["zone"] == "b" and node["labels"]["manta.io/node-type"] == "zoned"
         assert not any(n["labels"].get("manta.io/node-type") == "plain" for n in status(env)["nodes"])
     finally:
+        assert manta_cli(env, "stop").returncode == 0
+
+
+def test_a_node_that_never_joins_is_terminated_after_the_join_timeout_and_reported(tmp_path: Path) -> None:
+    config = "available_node_types:\n  w: {resources: {CPU: 1}, min_workers: 1, max_workers: 1}\n"
+    env, started = start_head(tmp_path, config, join_timeout_s=3)
+    assert started.returncode == 0, started.stderr
+    frozen: list[int] = []
+    try:
+        # The first node launched is frozen before it can join (its process is still starting).
+        [record_file] = wait_until(
+            lambda: list((tmp_path / "head").glob("session_*/autoscaler/launched.json")), what="a launch"
+        )
+        pid = wait_until(lambda: next(iter(json.loads(record_file.read_text()).values()), {}).get("pid"))
+        os.kill(pid, signal.SIGSTOP)
+        frozen.append(pid)
+        wait_until(
+            lambda: any(
+                "never joined (join timeout 3 s)" in line for line in status(env)["autoscaler"]["terminated"]
+            ),
+            timeout=60,
+            what="the frozen node terminated",
+        )
+        wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", timeout=30)
+        # Its replacement (min_workers) joins.
+        wait_until(lambda: len(status(env)["autoscaler"]["nodes"]) == 1, timeout=60, what="a node that joins")
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         assert manta_cli(env, "stop").returncode == 0
