@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-_ADDRESS_FILE = "address.json"
+from manta._private.common.session import ADDRESS_FILE, daemon_pids, is_manta_daemon, signal_daemon
 
 
 @click.command()
@@ -368,21 +368,21 @@ def stop(grace_period: float) -> None:
         click.echo("no Manta node started with `manta start` is running on this host")
         return
     for session_dir in sessions:
-        pids = _pids(session_dir)
+        pids = daemon_pids(session_dir)
         if "autoscaler" in pids:  # first, and waited for: it stops the nodes it launched here
-            _signal(pids["autoscaler"], signal.SIGTERM)
+            signal_daemon(pids["autoscaler"], signal.SIGTERM)
             deadline = time.monotonic() + AUTOSCALER_STOP_S
             while time.monotonic() < deadline and _alive(pids["autoscaler"]):
                 time.sleep(0.1)
         for name in DAEMONS_IN_STOP_ORDER:
             if name in pids:
-                _signal(pids[name], signal.SIGTERM)
+                signal_daemon(pids[name], signal.SIGTERM)
         deadline = time.monotonic() + grace_period
         while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
             time.sleep(0.1)
         for pid in pids.values():
             if _alive(pid):
-                _signal(pid, signal.SIGKILL)
+                signal_daemon(pid, signal.SIGKILL)
         _clear_current(config.tmpdir, session_dir)
         remove_socket_dir(session_dir)
         _remove_arena(session_dir, pids)
@@ -530,7 +530,7 @@ def running_session(address: str | None = None) -> tuple[str, dict[str, Any]]:
         raise click.ClickException(
             "no Manta cluster is running on this host (start one with `manta start --head` or manta.init())"
         )
-    with open(os.path.join(session_dir, _ADDRESS_FILE)) as f:
+    with open(os.path.join(session_dir, ADDRESS_FILE)) as f:
         return session_dir, json.load(f)
 
 
@@ -646,28 +646,20 @@ def _started_sessions(tmpdir: str) -> list[str]:
     for name in names:
         path = os.path.join(tmpdir, name)
         try:
-            with open(os.path.join(path, _ADDRESS_FILE)) as f:
+            with open(os.path.join(path, ADDRESS_FILE)) as f:
                 detached = bool(json.load(f).get("detached"))
         except (OSError, ValueError):
             continue
-        if detached and any(_alive(p) and _is_manta(p) for p in _pids(path).values()):
+        if detached and any(_alive(p) and is_manta_daemon(p) for p in daemon_pids(path).values()):
             found.append(path)
     return found
-
-
-def _pids(session_dir: str) -> dict[str, int]:
-    try:
-        with open(os.path.join(session_dir, _ADDRESS_FILE)) as f:
-            return {k: int(v) for k, v in json.load(f).get("pids", {}).items()}
-    except (OSError, ValueError):
-        return {}
 
 
 def _remove_arena(session_dir: str, pids: dict[str, int]) -> None:
     """A node daemon removes its shared-memory arena when it exits; one that was killed
     (or had crashed) leaves it behind, for whoever stops the node to free."""
     try:
-        with open(os.path.join(session_dir, _ADDRESS_FILE)) as f:
+        with open(os.path.join(session_dir, ADDRESS_FILE)) as f:
             arena = json.load(f).get("arena_path")
     except (OSError, ValueError):
         return
@@ -678,18 +670,8 @@ def _remove_arena(session_dir: str, pids: dict[str, int]) -> None:
 
 
 def _cluster_alive(session_dir: str) -> bool:
-    pids = _pids(session_dir)
-    return bool(pids) and all(_alive(p) and _is_manta(p) for p in pids.values())
-
-
-def _is_manta(pid: int) -> bool:
-    """Whether ``pid`` still runs a Manta daemon (not a stranger that reused the pid)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read()
-        return b"manta._private" in cmdline or b"manta.dashboard" in cmdline
-    except OSError:
-        return False
+    pids = daemon_pids(session_dir)
+    return bool(pids) and all(_alive(p) and is_manta_daemon(p) for p in pids.values())
 
 
 def _alive(pid: int) -> bool:
@@ -704,12 +686,3 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
-
-
-def _signal(pid: int, sig: int) -> None:
-    if not _is_manta(pid):
-        return
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass

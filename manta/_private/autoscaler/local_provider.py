@@ -27,7 +27,7 @@ import psutil
 
 from manta._private.autoscaler.config import AutoscalingConfigError, NodeType
 from manta._private.autoscaler.provider import Launched, ProviderError, start_options
-from manta._private.common.session import ADDRESS_FILE, AUTOSCALER_STOP_S, write_json_atomic
+from manta._private.common.session import AUTOSCALER_STOP_S, daemon_pids, signal_daemon, write_json_atomic
 
 logger = logging.getLogger("manta.autoscaler")
 
@@ -180,15 +180,10 @@ class LocalProvider:
 
 def _kill_daemons(tmpdir: str) -> None:
     """SIGKILL the daemons a node's ``manta start`` left (they run in sessions of their own,
-    so killing its process group does not reach them), by the pids in its address file."""
-    for path in glob.glob(os.path.join(tmpdir, "session_*", ADDRESS_FILE)):
-        try:
-            with open(path) as f:
-                pids = json.load(f).get("pids", {})
-        except (OSError, ValueError):
-            continue
-        for pid in pids.values():
-            _signal(int(pid), signal.SIGKILL)
+    so killing its process group does not reach them)."""
+    for session_dir in glob.glob(os.path.join(tmpdir, "session_*")):
+        for pid in daemon_pids(session_dir).values():
+            signal_daemon(pid, signal.SIGKILL)
 
 
 def _signal(pid: int, signum: int) -> None:

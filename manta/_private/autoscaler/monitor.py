@@ -12,13 +12,12 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 from manta._private.autoscaler import resource_request
 from manta._private.autoscaler.backoff import LaunchBackoff
 from manta._private.autoscaler.config import AutoscalingConfig
-from manta._private.autoscaler.policy import ClusterView, Plan, Shape, plan
+from manta._private.autoscaler.policy import ClusterView, Plan, plan
 from manta._private.autoscaler.provider import NodeProvider, ProviderError
 from manta._private.autoscaler.view import IdleTimes, cluster_view
 from manta._private.rpc import messages as m
@@ -86,9 +85,9 @@ class Monitor:
             a.address.node_id.hex() for a in actors if a.state in _LIVE_ACTOR_STATES and a.address is not None
         }
         launched = await asyncio.to_thread(self._provider.launched)
-        view = cluster_view(self._config, nodes, actor_nodes, groups, requested, launched, self._idle, now)
-        extra = tuple(Shape(dict(need), dict(selector)) for need, selector in waiting_actors)
-        return replace(view, demand=view.demand + extra)
+        return cluster_view(
+            self._config, nodes, actor_nodes, waiting_actors, groups, requested, launched, self._idle, now
+        )
 
     def _check_joins(self, view: ClusterView, now: float) -> None:
         """A launched node that is gone before it joined is a failed launch: its type

@@ -168,14 +168,13 @@ class _Planner:
         # Nodes of each type there are or will be (joined and launching).
         self.counts: Counter[str] = Counter(n.node_type for n in view.nodes if n.node_type in self.types)
         self.counts.update(launch.node_type for launch in launching if launch.node_type in self.types)
-        self.bins = [_Bin(dict(n.available), n.labels, n.node_id, n.node_type) for n in view.nodes]
-        self.bins += [
+        coming = [
             self._empty(self.types[x.node_type], x.node_id) for x in launching if x.node_type in self.types
         ]
+        # Room to pack demand onto (what is free), and to pack requests onto (the totals).
+        self.bins = [_Bin(dict(n.available), n.labels, n.node_id, n.node_type) for n in view.nodes] + coming
         self.totals = [_Bin(dict(n.total), n.labels, n.node_id, n.node_type) for n in view.nodes]
-        self.totals += [
-            self._empty(self.types[x.node_type], x.node_id) for x in launching if x.node_type in self.types
-        ]
+        self.totals += [b.copy() for b in coming]
 
     @staticmethod
     def _empty(node_type: NodeType, node_id: str | None = None, purpose: str = "") -> _Bin:
@@ -206,10 +205,10 @@ class _Planner:
         left = _pack([Shape(b) for b in bundles], self.totals)
         before = len(self.totals)
         self._launch_for(left, _REQUESTED, self.totals, self.counts)
-        self.bins += [
-            _Bin(dict(self.types[b.node_type].resources), b.labels, None, b.node_type, b.purpose, b.demand)
-            for b in self.totals[before:]
-        ]
+        for new in self.totals[before:]:  # all their room is free for the demand packed next
+            fresh = self._empty(self.types[new.node_type], purpose=_REQUESTED)
+            fresh.demand = dict(new.demand)
+            self.bins.append(fresh)
 
     def group(self, group: GroupDemand) -> None:
         """All of a group's nodes, or none."""

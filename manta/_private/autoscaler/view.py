@@ -49,6 +49,7 @@ def cluster_view(
     config: AutoscalingConfig,
     nodes: Sequence[Any],  # NodeState
     actor_nodes: set[str],  # hex ids of the nodes where a live actor is
+    waiting_actors: Sequence[Any],  # [resources, label selector] of actors no node holds yet
     groups: Sequence[Any],  # PlacementGroupInfo
     requested: tuple[dict[str, float], ...],
     launched: Sequence[Launched],
@@ -90,6 +91,7 @@ def cluster_view(
             )
             if not any(split_group_resource(name) for name in shape)
         ]
+    demand += [Shape(dict(need), dict(selector)) for need, selector in waiting_actors]
     idle.keep_only(s.info.node_id.hex() for s in nodes if s.alive)
     launching = tuple(
         Launching(x.launch_id, x.node_type, x.launched_at) for x in launched if x.launch_id not in joined

@@ -131,6 +131,35 @@ DAEMONS_IN_STOP_ORDER = ("autoscaler", "dashboard", "node", "gcs")
 AUTOSCALER_STOP_S = 10.0
 
 
+def daemon_pids(session_dir: str) -> dict[str, int]:
+    """The pids of a session's daemons, by name, from its address file ({} without one)."""
+    try:
+        with open(os.path.join(session_dir, ADDRESS_FILE)) as f:
+            return {k: int(v) for k, v in json.load(f).get("pids", {}).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def is_manta_daemon(pid: int) -> bool:
+    """Whether ``pid`` still runs a Manta daemon (not a stranger that reused the pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        return b"manta._private" in cmdline or b"manta.dashboard" in cmdline
+    except OSError:
+        return False
+
+
+def signal_daemon(pid: int, sig: int) -> None:
+    """Send ``sig`` to a session's daemon, if ``pid`` still is one."""
+    if not is_manta_daemon(pid):
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def gcs_address_of(info: dict[str, Any]) -> str:
     """Where the gcs is, from a node's address file: its unix socket when on this host."""
     return "unix:" + info["gcs_unix"] if "gcs_unix" in info else str(info["gcs_address"])

@@ -48,15 +48,26 @@ def test_nodes_it_launched_are_known_by_their_launch_id_and_the_rest_are_not_its
     )
     dead = state({LAUNCH_LABEL: "w-9"}, FREE, alive=False)
     launched = [Launched("w-1", "w", 0.0), Launched("w-2", "w", 5.0)]
-    view = cluster_view(CONFIG, [ours, head, dead], set(), [], (), launched, IdleTimes(), now=10.0)
+    view = cluster_view(
+        CONFIG,
+        [ours, head, dead],
+        set(),
+        [[{"CPU": 1.0}, {"zone": ["in", ["a"]]}]],
+        [],
+        (),
+        launched,
+        IdleTimes(),
+        now=10.0,
+    )
     assert [(n.node_id, n.node_type) for n in view.nodes] == [("w-1", "w"), (head.info.node_id.hex(), "")]
     assert [(x.node_id, x.launched_at) for x in view.launching] == [("w-2", 5.0)]
     assert [(s.resources, s.selector) for s in view.demand] == [
         ({"CPU": 2.0}, {}),
         ({"GPU": 1.0}, {"zone": ["in", ["b"]]}),
+        ({"CPU": 1.0}, {"zone": ["in", ["a"]]}),  # an actor the gcs cannot place yet
     ]
     older = state({}, FREE, pending=[{"CPU": 3.0}])  # a node that sends no selectors
-    assert cluster_view(CONFIG, [older], set(), [], (), [], IdleTimes(), 0.0).demand[0].selector == {}
+    assert cluster_view(CONFIG, [older], set(), [], [], (), [], IdleTimes(), 0.0).demand[0].selector == {}
 
 
 def test_a_node_is_busy_while_anything_holds_its_resources_objects_or_an_actor() -> None:
@@ -66,12 +77,14 @@ def test_a_node_is_busy_while_anything_holds_its_resources_objects_or_an_actor()
     idle = IdleTimes()
     node = state({LAUNCH_LABEL: "w-1"}, FREE)
     launched = [Launched("w-1", "w", 0.0)]
-    first = cluster_view(CONFIG, [node], set(), [], (), launched, idle, now=100.0)
-    later = cluster_view(CONFIG, [node], set(), [], (), launched, idle, now=200.0)
+    first = cluster_view(CONFIG, [node], set(), [], [], (), launched, idle, now=100.0)
+    later = cluster_view(CONFIG, [node], set(), [], [], (), launched, idle, now=200.0)
     assert first.nodes[0].idle_since == later.nodes[0].idle_since == 100.0
-    with_actor = cluster_view(CONFIG, [node], {node.info.node_id.hex()}, [], (), launched, idle, now=300.0)
+    with_actor = cluster_view(
+        CONFIG, [node], {node.info.node_id.hex()}, [], [], (), launched, idle, now=300.0
+    )
     assert with_actor.nodes[0].idle_since is None
-    again = cluster_view(CONFIG, [node], set(), [], (), launched, idle, now=400.0)
+    again = cluster_view(CONFIG, [node], set(), [], [], (), launched, idle, now=400.0)
     assert again.nodes[0].idle_since == 400.0  # idle from zero again
 
 
@@ -83,7 +96,7 @@ def test_waiting_placement_groups_ask_for_their_unplaced_bundles() -> None:
         )
 
     groups = [group("PENDING", ["", ""]), group("RESCHEDULING", ["ab", ""]), group("CREATED", ["ab", "cd"])]
-    view = cluster_view(CONFIG, [], set(), groups, (), [], IdleTimes(), now=0.0)
+    view = cluster_view(CONFIG, [], set(), [], groups, (), [], IdleTimes(), now=0.0)
     assert [g.bundles for g in view.groups] == [({"CPU": 1.0}, {"CPU": 2.0}), ({"CPU": 2.0},)]
     assert [g.avoid for g in view.groups] == [(), ("ab",)]  # STRICT_SPREAD: not on the node it is on
 
