@@ -1,0 +1,1 @@
+"""Manta Data's machinery; nothing here is public."""

@@ -1,0 +1,248 @@
+"""Operators that need all of their input before any output: shuffles, sorts, groupby,
+repartition and zip.
+
+Each runs as a split step (a task per input block, cutting it into one part per output)
+and a merge step (a task per output, joining its parts), the classic map/reduce shuffle;
+sorts and groupby first sample the blocks to choose the range boundaries of the outputs,
+so outputs come out in key order. An ``Algorithm`` says how to split and how to merge;
+the operator runs the tasks. Intermediate parts live in the object store until their
+merge has run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+import manta
+from manta.data._internal import grouping, remote_calls, shuffling, sorting, transforms
+from manta.data._internal.bundles import RefBundle
+from manta.data._internal.operators import Operator
+from manta.data._internal.planner import Stage
+from manta.data.context import DataContext
+
+_SAMPLES_PER_BLOCK = 10
+
+
+class Algorithm:
+    def split(self, index: int, block: pa.Table) -> Sequence[pa.Table]:
+        raise NotImplementedError
+
+    def merge(self, index: int, parts: list[pa.Table]) -> pa.Table:
+        return transforms.concat(parts) if parts else pa.table({})
+
+
+@dataclass
+class RandomShuffle(Algorithm):
+    seed: int | None
+    outputs: int
+
+    def split(self, index: int, block: pa.Table) -> Sequence[pa.Table]:
+        return shuffling.split_randomly(block, self.outputs, shuffling.rng_for(self.seed, 0, index))
+
+    def merge(self, index: int, parts: list[pa.Table]) -> pa.Table:
+        return shuffling.shuffle_rows(super().merge(index, parts), shuffling.rng_for(self.seed, 1, index))
+
+
+@dataclass
+class SliceByRows(Algorithm):
+    """Cut blocks at fixed global row offsets: ``bounds[i]`` is where output ``i`` starts."""
+
+    starts: list[int]  # the global row at which each input block starts
+    bounds: list[int]  # output i has rows [bounds[i], bounds[i + 1])
+
+    def split(self, index: int, block: pa.Table) -> Sequence[pa.Table]:
+        first = self.starts[index]
+        parts = []
+        for low, high in zip(self.bounds, self.bounds[1:], strict=False):
+            a, b = max(low - first, 0), min(high - first, block.num_rows)
+            parts.append(block.slice(a, max(b - a, 0)))
+        return parts
+
+
+@dataclass
+class SortByKey(Algorithm):
+    key: Any
+    bounds: list[Any]
+
+    def split(self, index: int, block: pa.Table) -> Sequence[pa.Table]:
+        return sorting.partition_block(block, self.key, self.bounds)
+
+    def merge(self, index: int, parts: list[pa.Table]) -> pa.Table:
+        return sorting.merge_sorted(parts, self.key)
+
+
+@dataclass
+class GroupAggregate(SortByKey):
+    keys: list[str]
+    aggs: list[Any]
+
+    def split(self, index: int, block: pa.Table) -> Sequence[pa.Table]:
+        partial = grouping.aggregate_partial(block, self.keys, self.aggs)
+        return sorting.partition_block(partial, self.key, self.bounds)
+
+    def merge(self, index: int, parts: list[pa.Table]) -> pa.Table:
+        return grouping.finalize_groups(parts, self.keys, self.aggs)
+
+
+@dataclass
+class MapGroups(SortByKey):
+    keys: list[str]
+    fn: transforms.UserFn
+    batch_format: str | None
+
+    def merge(self, index: int, parts: list[pa.Table]) -> pa.Table:
+        step = transforms.MapBatches(self.fn, None, self.batch_format, zero_copy_batch=False)
+        groups = grouping.split_groups(super().merge(index, parts), self.keys)
+        out = list(step(iter(groups)))
+        return transforms.concat(out) if out else pa.table({})
+
+
+def _split_all(algorithm: Algorithm, blocks: list[tuple[Any, Any]], outputs: int) -> list[list[Any]]:
+    """Runs the split step; ``parts[i][j]`` is input ``i``'s part for output ``j``."""
+    split = manta.remote(remote_calls.split_block).options(num_returns=outputs, name="Split")
+    parts = []
+    for index, (ref, _) in enumerate(blocks):
+        out = split.remote(algorithm, index, ref)
+        parts.append(out if outputs > 1 else [out])
+    return parts
+
+
+def shuffle(algorithm: Algorithm, blocks: list[tuple[Any, Any]], outputs: int, name: str) -> list[RefBundle]:
+    parts = _split_all(algorithm, blocks, outputs)
+    merge = manta.remote(remote_calls.merge_parts).options(num_returns=2, name=name)
+    results = [merge.remote(algorithm, j, *[row[j] for row in parts]) for j in range(outputs)]
+    metas = manta.get([meta for _, meta in results])
+    return [RefBundle(((block, meta),)) for (block, _), meta in zip(results, metas, strict=True)]
+
+
+def _sample_bounds(blocks: list[tuple[Any, Any]], key: Any, outputs: int, prepare: Any = None) -> list[Any]:
+    sample = manta.remote(remote_calls.call).options(name="SortSample")
+    fn = sorting.sample_block if prepare is None else prepare
+    samples = manta.get([sample.remote(fn, ref, key, _SAMPLES_PER_BLOCK) for ref, _ in blocks])
+    return list(sorting.boundaries(samples, key, outputs))
+
+
+def _all_blocks(bundles: list[RefBundle]) -> list[tuple[Any, Any]]:
+    return [block for bundle in bundles for block in bundle.blocks]
+
+
+def run(kind: str, args: dict[str, Any], inputs: list[list[RefBundle]], context: DataContext) -> list[RefBundle]:
+    blocks = _all_blocks(inputs[0])
+    if kind == "zip":
+        return _zip(blocks, _all_blocks(inputs[1]))
+    if not blocks:
+        return []
+    outputs = int(args.get("num_outputs") or len(blocks))
+    if kind == "randomize_block_order":
+        order = shuffling.rng_for(args.get("seed"), 2).permutation(len(blocks))
+        return [RefBundle((blocks[i],)) for i in order]
+    if kind == "random_shuffle":
+        return shuffle(RandomShuffle(args.get("seed"), outputs), blocks, outputs, "RandomShuffle")
+    if kind == "repartition":
+        if args.get("shuffle"):
+            return shuffle(RandomShuffle(None, outputs), blocks, outputs, "Repartition")
+        return shuffle(_even_slices(blocks, outputs), blocks, outputs, "Repartition")
+    return _keyed(kind, args, blocks, outputs)
+
+
+def _keyed(kind: str, args: dict[str, Any], blocks: list[tuple[Any, Any]], outputs: int) -> list[RefBundle]:
+    key = args["key"]
+    if kind == "sort":
+        bounds = _sample_bounds(blocks, key, outputs)
+        return shuffle(SortByKey(key, bounds), blocks, outputs, "Sort")
+    bounds = _sample_bounds(blocks, key, outputs)
+    if kind == "aggregate":
+        algorithm: Algorithm = GroupAggregate(key, bounds, args["keys"], args["aggs"])
+        return shuffle(algorithm, blocks, outputs, "Aggregate")
+    if kind == "map_groups":
+        algorithm = MapGroups(key, bounds, args["keys"], args["fn"], args["batch_format"])
+        return shuffle(algorithm, blocks, outputs, "MapGroups")
+    raise ValueError(f"unknown all-to-all operation {kind!r}")
+
+
+def _even_slices(blocks: list[tuple[Any, Any]], outputs: int) -> SliceByRows:
+    counts = [meta.num_rows or 0 for _, meta in blocks]
+    starts = [int(x) for x in np.concatenate([[0], np.cumsum(counts)[:-1]])]
+    total = sum(counts)
+    bounds = [total * i // outputs for i in range(outputs + 1)]
+    return SliceByRows(starts, bounds)
+
+
+@dataclass
+class _ZipMerge(Algorithm):
+    left_columns: int
+
+    def merge(self, index: int, parts: list[pa.Table]) -> pa.Table:
+        left, right = parts[0], transforms.concat(parts[1:])
+        names = list(left.column_names)
+        out = left
+        for name in right.column_names:
+            new = name
+            suffix = 1
+            while new in names:
+                new = f"{name}_{suffix}"
+                suffix += 1
+            names.append(new)
+            out = out.append_column(new, right.column(name))
+        return out
+
+
+def _zip(left: list[tuple[Any, Any]], right: list[tuple[Any, Any]]) -> list[RefBundle]:
+    left_rows = [meta.num_rows or 0 for _, meta in left]
+    right_rows = [meta.num_rows or 0 for _, meta in right]
+    if sum(left_rows) != sum(right_rows):
+        raise ValueError(
+            f"Cannot zip datasets of different number of rows: {sum(left_rows)}, {sum(right_rows)}"
+        )
+    bounds = [int(x) for x in np.concatenate([[0], np.cumsum(left_rows)])]
+    starts = [int(x) for x in np.concatenate([[0], np.cumsum(right_rows)[:-1]])] if right else []
+    slicer = SliceByRows(starts, bounds)
+    outputs = len(left)
+    if not outputs:
+        return []
+    parts = _split_all(slicer, right, outputs)
+    merge = manta.remote(remote_calls.merge_parts).options(num_returns=2, name="Zip")
+    results = [
+        merge.remote(_ZipMerge(0), j, left[j][0], *[row[j] for row in parts]) for j in range(outputs)
+    ]
+    metas = manta.get([meta for _, meta in results])
+    return [RefBundle(((block, meta),)) for (block, _), meta in zip(results, metas, strict=True)]
+
+
+class AllToAllOperator(Operator):
+    def __init__(self, stage: Stage, inputs: list[Operator], context: DataContext) -> None:
+        super().__init__(stage, inputs, context)
+        self._collected: list[list[RefBundle]] = [[] for _ in inputs]
+        self._ran = False
+
+    def add_input(self, bundle: RefBundle, index: int) -> None:
+        self._collected[index].append(bundle)
+
+    def has_work(self) -> bool:
+        return all(self.inputs_done) and not self._ran and not self.stopped
+
+    def launch_one(self) -> None:
+        self.stats.started_at = time.monotonic()
+        source = self.stage.source
+        for bundle in run(source.kind, source.args, self._collected, self.context):
+            self.outputs.append(bundle)
+            for _, meta in bundle.blocks:
+                self.stats.add_block(meta.num_rows or 0, meta.size_bytes or 0, meta.exec_stats)
+        self.stats.tasks_done += 1
+        self._collected = [[] for _ in self.inputs]
+        self._ran = True
+
+    def held_bytes(self) -> int:
+        return super().held_bytes() + sum(b.size_bytes for held in self._collected for b in held)
+
+    def finished(self) -> bool:
+        return self._ran or self.stopped
+
+
+Prepare = Callable[..., Any]

@@ -1,0 +1,114 @@
+"""``GroupedData`` (``ds.groupby(key)``) and aggregations over a whole dataset.
+
+Grouped aggregations run as a range-partitioned shuffle (``_internal/all_to_all.py``):
+each block is reduced to one partial row per group, the partials are cut at sampled key
+boundaries, and each output merges its range, so the result comes out sorted by key, as
+Ray's does. A whole-dataset aggregation reduces each block to a partial in a task and
+merges the partials in the driver.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import manta
+from manta.data import aggregate as agg
+from manta.data._internal import grouping, remote_calls, sorting
+from manta.data._internal.transforms import UserFn
+
+if TYPE_CHECKING:
+    from manta.data.dataset import Dataset
+
+
+class GroupedData:
+    """The rows of a dataset grouped by one or more key columns."""
+
+    def __init__(self, dataset: Dataset, key: str | list[str] | None, num_partitions: int | None = None) -> None:
+        if num_partitions is not None and num_partitions < 1:
+            raise ValueError(f"num_partitions must be at least 1, got {num_partitions}")
+        self._dataset = dataset
+        self._keys = [] if key is None else ([key] if isinstance(key, str) else list(key))
+        self._num_partitions = num_partitions
+
+    def __repr__(self) -> str:
+        return f"GroupedData(dataset={self._dataset!r}, key={self._keys!r})"
+
+    def _sort_key(self) -> sorting.SortKey:
+        key = sorting.SortKey(self._keys)
+        key.validate_schema(self._dataset.schema().base_schema)
+        return key
+
+    def aggregate(self, *aggs: agg.AggregateFn) -> Dataset:
+        """One row per group: the keys, then one column per aggregation."""
+        if not aggs:
+            raise ValueError("aggregate needs at least one aggregation")
+        for one in aggs:
+            if not isinstance(one, agg.AggregateFn):
+                raise TypeError(f"aggregate takes AggregateFn instances, got {type(one).__name__}")
+        if not self._keys:
+            rows = [aggregate_dataset(self._dataset, list(aggs))]
+            from manta.data.read_api import from_items
+
+            return from_items(rows)
+        return self._dataset._all_to_all(
+            "aggregate", "Aggregate", key=self._sort_key(), keys=self._keys, aggs=list(aggs),
+            num_outputs=self._num_partitions,
+        )  # fmt: skip
+
+    def _simple(self, agg_cls: type[agg.AggregateFn], on: str | list[str] | None, **kwargs: Any) -> Dataset:
+        columns = self._dataset.columns()
+        return self.aggregate(*grouping.column_aggs(agg_cls, on, columns, self._keys, **kwargs))
+
+    def count(self) -> Dataset:
+        return self.aggregate(agg.Count())
+
+    def sum(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Dataset:
+        return self._simple(agg.Sum, on, ignore_nulls=ignore_nulls)
+
+    def min(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Dataset:
+        return self._simple(agg.Min, on, ignore_nulls=ignore_nulls)
+
+    def max(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Dataset:
+        return self._simple(agg.Max, on, ignore_nulls=ignore_nulls)
+
+    def mean(self, on: str | list[str] | None = None, ignore_nulls: bool = True) -> Dataset:
+        return self._simple(agg.Mean, on, ignore_nulls=ignore_nulls)
+
+    def std(self, on: str | list[str] | None = None, ddof: int = 1, ignore_nulls: bool = True) -> Dataset:
+        return self._simple(agg.Std, on, ddof=ddof, ignore_nulls=ignore_nulls)
+
+    def map_groups(
+        self,
+        fn: Any,
+        *,
+        batch_format: str | None = "default",
+        fn_args: Any = None,
+        fn_kwargs: dict[str, Any] | None = None,
+        **ray_remote_args: Any,
+    ) -> Dataset:
+        """Applies ``fn`` to each group as one batch; groups never straddle two tasks."""
+        user_fn = UserFn(fn, tuple(fn_args or ()), dict(fn_kwargs or {}))
+        if not self._keys:
+            return self._dataset.repartition(1).map_batches(
+                fn, batch_format=batch_format, fn_args=fn_args, fn_kwargs=fn_kwargs
+            )
+        return self._dataset._all_to_all(
+            "map_groups", f"MapGroups({user_fn.name})", key=self._sort_key(), keys=self._keys, fn=user_fn,
+            batch_format=batch_format, num_outputs=self._num_partitions,
+        )  # fmt: skip
+
+
+def aggregate_dataset(dataset: Dataset, aggs: list[agg.AggregateFn]) -> dict[str, Any]:
+    """``ds.aggregate(*aggs)``: a dict of aggregation name to value."""
+    if not aggs:
+        raise ValueError("aggregate needs at least one aggregation")
+    partial = manta.remote(remote_calls.call).options(name="AggregatePartial")
+    refs = [partial.remote(grouping.aggregate_partial, ref, None, aggs) for ref in dataset.to_arrow_refs()]
+    return grouping.aggregate_all(manta.get(refs), aggs)
+
+
+def simple_aggregate(dataset: Dataset, agg_name: str, on: str | list[str] | None, **kwargs: Any) -> Any:
+    """``ds.sum(on)`` and friends: the value for one column, a dict for several."""
+    agg_cls = getattr(agg, agg_name)
+    aggs = grouping.column_aggs(agg_cls, on, dataset.columns(), None, **kwargs)
+    return grouping.single_value(aggregate_dataset(dataset, aggs))
