@@ -9,11 +9,11 @@ store. Every operator reads and writes blocks; the batch formats users see (``"n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 
-Block = pa.Table
+Block: TypeAlias = pa.Table
 
 
 @dataclass(frozen=True)

@@ -75,9 +75,7 @@ class Dataset:
         )  # fmt: skip
         step_ = step(user_fn)
         args = map_options.remote_args(num_cpus, num_gpus, memory, dict(ray_remote_args or {}))
-        op = logical.MapOp(
-            (self._plan,), step_.name, step_, strategy, args, min_rows_per_bundle, keeps_rows
-        )
+        op = logical.MapOp((self._plan,), step_.name, step_, strategy, args, min_rows_per_bundle, keeps_rows)
         return self._then(op)
 
     def map(self, fn: Any, *, compute: Any = None, fn_args: Iterable[Any] | None = None,
@@ -121,7 +119,7 @@ class Dataset:
             ray_remote_args=ray_remote_args,
         )  # fmt: skip
 
-    def map_batches(self, fn: Any, *, batch_size: int | None | str = None, compute: Any = None,
+    def map_batches(self, fn: Any, *, batch_size: int | str | None = None, compute: Any = None,
                     batch_format: str | None = "default", zero_copy_batch: bool = True,
                     fn_args: Iterable[Any] | None = None, fn_kwargs: dict[str, Any] | None = None,
                     fn_constructor_args: Iterable[Any] | None = None,
@@ -183,7 +181,9 @@ class Dataset:
                 raise ValueError(f"rename_columns would give two columns one name: {names}")
             return self._project(transforms.Project(rename=names))
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise TypeError(f"rename_columns takes a dict of old to new names or a list of names, got {names!r}")
+            raise TypeError(
+                f"rename_columns takes a dict of old to new names or a list of names, got {names!r}"
+            )
         current = self.columns()
         if len(names) != len(current):
             raise ValueError(f"rename_columns got {len(names)} names for {len(current)} columns {current}")
@@ -195,7 +195,9 @@ class Dataset:
             raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
         return self._then(logical.Limit((self._plan,), f"limit={limit}", limit))
 
-    def _all_to_all(self, kind: str, name: str, inputs: Sequence[logical.LogicalOp] = (), **args: Any) -> Dataset:
+    def _all_to_all(
+        self, kind: str, name: str, inputs: Sequence[logical.LogicalOp] = (), **args: Any
+    ) -> Dataset:
         return self._then(logical.AllToAll((self._plan, *inputs), name, kind, args))
 
     def repartition(self, num_blocks: int | None = None, target_num_rows_per_block: int | None = None, *,
@@ -209,7 +211,9 @@ class Dataset:
         if num_blocks is None:
             assert target_num_rows_per_block is not None
             if target_num_rows_per_block < 1:
-                raise ValueError(f"target_num_rows_per_block must be at least 1, got {target_num_rows_per_block}")
+                raise ValueError(
+                    f"target_num_rows_per_block must be at least 1, got {target_num_rows_per_block}"
+                )
             num_blocks = max(1, -(-self.count() // target_num_rows_per_block))
         return self._all_to_all("repartition", "Repartition", num_outputs=num_blocks, shuffle=shuffle)
 
@@ -328,7 +332,9 @@ class Dataset:
         blocks = [manta.get(ref) for bundle in self._bundles() for ref in bundle.refs]
         table = transforms.concat(blocks) if blocks else pa.table({})
         if limit is not None and table.num_rows > limit:
-            raise ValueError(f"the dataset has {table.num_rows} rows, over the limit of {limit}; call limit() first")
+            raise ValueError(
+                f"the dataset has {table.num_rows} rows, over the limit of {limit}; call limit() first"
+            )
         return batches.to_pandas(table)
 
     def to_arrow_refs(self) -> list[Any]:
@@ -382,7 +388,9 @@ class Dataset:
         return [row[column] for row in rows if not (ignore_nulls and row[column] is None)]
 
     # -- splitting and writing (in _internal/consume.py) ---------------------------------------------
-    def split(self, n: int, *, equal: bool = False, locality_hints: list[Any] | None = None) -> list[MaterializedDataset]:
+    def split(
+        self, n: int, *, equal: bool = False, locality_hints: list[Any] | None = None
+    ) -> list[MaterializedDataset]:
         from manta.data._internal import splits
 
         return splits.split(self, n, equal)
@@ -403,7 +411,9 @@ class Dataset:
 
         return splits.train_test_split(self, test_size, shuffle, seed, stratify)
 
-    def streaming_split(self, n: int, *, equal: bool = False, locality_hints: list[Any] | None = None) -> list[DataIterator]:
+    def streaming_split(
+        self, n: int, *, equal: bool = False, locality_hints: list[Any] | None = None
+    ) -> list[DataIterator]:
         from manta.data._internal import splits
 
         return splits.streaming_split(self, n, equal)
@@ -418,19 +428,25 @@ class Dataset:
                       concurrency: int | None = None, **kwargs: Any) -> None:  # fmt: skip
         from manta.data.datasource import ParquetDatasink
 
-        self.write_datasink(ParquetDatasink(path, **kwargs), ray_remote_args=ray_remote_args, concurrency=concurrency)
+        self.write_datasink(
+            ParquetDatasink(path, **kwargs), ray_remote_args=ray_remote_args, concurrency=concurrency
+        )
 
     def write_csv(self, path: str, *, ray_remote_args: dict[str, Any] | None = None,
                   concurrency: int | None = None, **kwargs: Any) -> None:  # fmt: skip
         from manta.data.datasource import CSVDatasink
 
-        self.write_datasink(CSVDatasink(path, **kwargs), ray_remote_args=ray_remote_args, concurrency=concurrency)
+        self.write_datasink(
+            CSVDatasink(path, **kwargs), ray_remote_args=ray_remote_args, concurrency=concurrency
+        )
 
     def write_json(self, path: str, *, ray_remote_args: dict[str, Any] | None = None,
                    concurrency: int | None = None, **kwargs: Any) -> None:  # fmt: skip
         from manta.data.datasource import JSONDatasink
 
-        self.write_datasink(JSONDatasink(path, **kwargs), ray_remote_args=ray_remote_args, concurrency=concurrency)
+        self.write_datasink(
+            JSONDatasink(path, **kwargs), ray_remote_args=ray_remote_args, concurrency=concurrency
+        )
 
     def write_numpy(self, path: str, *, column: str, ray_remote_args: dict[str, Any] | None = None,
                     concurrency: int | None = None, **kwargs: Any) -> None:  # fmt: skip

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 class GroupedData:
     """The rows of a dataset grouped by one or more key columns."""
 
-    def __init__(self, dataset: Dataset, key: str | list[str] | None, num_partitions: int | None = None) -> None:
+    def __init__(
+        self, dataset: Dataset, key: str | list[str] | None, num_partitions: int | None = None
+    ) -> None:
         if num_partitions is not None and num_partitions < 1:
             raise ValueError(f"num_partitions must be at least 1, got {num_partitions}")
         self._dataset = dataset

@@ -22,7 +22,9 @@ from manta.data._internal.bundles import RefBundle
 class DataIterator:
     """An iterator over a dataset (or one shard of a ``streaming_split``)."""
 
-    def __init__(self, bundles: Callable[[], Iterable[RefBundle]], schema: Callable[[], Any], label: str) -> None:
+    def __init__(
+        self, bundles: Callable[[], Iterable[RefBundle]], schema: Callable[[], Any], label: str
+    ) -> None:
         self._bundles = bundles
         self._schema = schema
         self._label = label

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -40,7 +41,7 @@ class RangeDatasource(Datasource):
         parts = builtins.max(1, builtins.min(parallelism, self._n))
         bounds = [self._n * i // parts for i in builtins.range(parts + 1)]
         tasks = []
-        for low, high in zip(bounds, bounds[1:], strict=False):
+        for low, high in itertools.pairwise(bounds):
             if high <= low and self._n:
                 continue
             meta = BlockMetadata(high - low, (high - low) * self._row_bytes(), None)
@@ -88,12 +89,15 @@ def read_datasource(
     return Dataset(logical.Read((), name, datasource, blocks, args, concurrency))
 
 
-def range(  # noqa: A001 - Ray's name
+def range(
     n: int, *, parallelism: int = -1, concurrency: int | None = None, override_num_blocks: int | None = None
 ) -> Dataset:
     """Integers ``0 .. n-1`` in a column ``id``."""
     return read_datasource(
-        RangeDatasource(n), parallelism=parallelism, concurrency=concurrency, override_num_blocks=override_num_blocks
+        RangeDatasource(n),
+        parallelism=parallelism,
+        concurrency=concurrency,
+        override_num_blocks=override_num_blocks,
     )
 
 
@@ -128,13 +132,15 @@ def _parts(count: int, wanted: int | None, parallelism: int) -> int:
     return builtins.max(1, builtins.min(wanted, count))
 
 
-def from_items(items: list[Any], *, parallelism: int = -1, override_num_blocks: int | None = None) -> MaterializedDataset:
+def from_items(
+    items: list[Any], *, parallelism: int = -1, override_num_blocks: int | None = None
+) -> MaterializedDataset:
     """Rows from a list: dicts are rows; anything else becomes the value of an ``item`` column."""
     if not isinstance(items, (list, tuple)):
         raise TypeError(f"from_items takes a list, got {type(items).__name__}")
     parts = _parts(len(items), override_num_blocks, parallelism)
     bounds = [len(items) * i // parts for i in builtins.range(parts + 1)]
-    blocks = [batches.from_items(items[low:high]) for low, high in zip(bounds, bounds[1:], strict=False)]
+    blocks = [batches.from_items(items[low:high]) for low, high in itertools.pairwise(bounds)]
     return _from_blocks(blocks, "FromItems")
 
 
@@ -171,4 +177,4 @@ def _resplit(tables: list[pa.Table], parts: int | None) -> list[pa.Table]:
         raise ValueError(f"override_num_blocks must be at least 1, got {parts}")
     whole = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
     bounds = [whole.num_rows * i // parts for i in builtins.range(parts + 1)]
-    return [whole.slice(low, high - low) for low, high in zip(bounds, bounds[1:], strict=False)]
+    return [whole.slice(low, high - low) for low, high in itertools.pairwise(bounds)]

@@ -132,7 +132,9 @@ def _all_blocks(bundles: list[RefBundle]) -> list[tuple[Any, Any]]:
     return [block for bundle in bundles for block in bundle.blocks]
 
 
-def run(kind: str, args: dict[str, Any], inputs: list[list[RefBundle]], context: DataContext) -> list[RefBundle]:
+def run(
+    kind: str, args: dict[str, Any], inputs: list[list[RefBundle]], context: DataContext
+) -> list[RefBundle]:
     blocks = _all_blocks(inputs[0])
     if kind == "zip":
         return _zip(blocks, _all_blocks(inputs[1]))
@@ -208,9 +210,7 @@ def _zip(left: list[tuple[Any, Any]], right: list[tuple[Any, Any]]) -> list[RefB
         return []
     parts = _split_all(slicer, right, outputs)
     merge = manta.remote(remote_calls.merge_parts).options(num_returns=2, name="Zip")
-    results = [
-        merge.remote(_ZipMerge(0), j, left[j][0], *[row[j] for row in parts]) for j in range(outputs)
-    ]
+    results = [merge.remote(_ZipMerge(0), j, left[j][0], *[row[j] for row in parts]) for j in range(outputs)]
     metas = manta.get([meta for _, meta in results])
     return [RefBundle(((block, meta),)) for (block, _), meta in zip(results, metas, strict=True)]
 

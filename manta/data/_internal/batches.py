@@ -37,7 +37,6 @@ def to_batch(block: pa.Table, batch_format: str | None) -> Any:
 
 def to_pandas(block: pa.Table) -> Any:
     """A DataFrame; tensor and object columns become object columns of ndarrays/values."""
-    import pandas as pd
 
     special = [
         name

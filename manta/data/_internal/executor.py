@@ -22,6 +22,7 @@ from manta.data._internal import backpressure, progress
 from manta.data._internal.all_to_all import AllToAllOperator
 from manta.data._internal.bundles import RefBundle
 from manta.data._internal.flow_operators import LimitOperator, UnionOperator
+from manta.data._internal.logical import ActorPoolStrategy
 from manta.data._internal.operators import ActorMapOperator, InputOperator, MapOperator, Operator
 from manta.data._internal.planner import Stage
 from manta.data._internal.stats import DatasetStats
@@ -47,7 +48,9 @@ def resolve_budget(context: DataContext) -> backpressure.Budget:
 
 
 class StreamingExecutor:
-    def __init__(self, root: Stage, context: DataContext, read_tasks: dict[int, list[Any]], label: str) -> None:
+    def __init__(
+        self, root: Stage, context: DataContext, read_tasks: dict[int, list[Any]], label: str
+    ) -> None:
         self._context = context
         self._budget = resolve_budget(context)
         self._ops: list[Operator] = []
@@ -69,7 +72,7 @@ class StreamingExecutor:
         if stage.kind == "input":
             op = InputOperator(stage, self._context)
         elif stage.kind in ("read", "map"):
-            if stage.compute.__class__.__name__ == "ActorPoolStrategy":
+            if isinstance(stage.compute, ActorPoolStrategy):
                 op = ActorMapOperator(stage, inputs, self._context, self._budget.cpus)
             else:
                 tasks = read_tasks.get(id(stage.source), []) if stage.kind == "read" else []
@@ -171,7 +174,7 @@ class StreamingExecutor:
 
     def _usage(self) -> backpressure.Usage:
         with self._cond:
-            held = sum(bundle.size_bytes for bundle in self._out)
+            held = float(sum(bundle.size_bytes for bundle in self._out))
         cpus = gpus = 0.0
         for op in self._ops:
             held += op.held_bytes() + op.running() * op.output_estimate()

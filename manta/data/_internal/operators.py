@@ -19,6 +19,7 @@ from typing import Any
 import manta
 from manta.data._internal import remote_calls
 from manta.data._internal.bundles import RefBundle
+from manta.data._internal.logical import ActorPoolStrategy
 from manta.data._internal.planner import Stage, normalized
 from manta.data._internal.stats import OperatorStats
 from manta.data.context import DataContext
@@ -291,8 +292,14 @@ class MapOperator(Operator):
 
 # The remote arguments of a map that apply to its pool's actors.
 _ACTOR_OPTIONS = (
-    "num_cpus", "num_gpus", "resources", "memory", "accelerator_type", "label_selector",
-    "scheduling_strategy", "runtime_env",
+    "num_cpus",
+    "num_gpus",
+    "resources",
+    "memory",
+    "accelerator_type",
+    "label_selector",
+    "scheduling_strategy",
+    "runtime_env",
 )
 
 
@@ -321,10 +328,13 @@ class ActorMapOperator(MapOperator):
 
     streams_partial_output = False
 
-    def __init__(self, stage: Stage, inputs: list[Operator], context: DataContext, budget_cpus: float) -> None:
+    def __init__(
+        self, stage: Stage, inputs: list[Operator], context: DataContext, budget_cpus: float
+    ) -> None:
         super().__init__(stage, inputs, context, budget_cpus)
         strategy = stage.compute
-        cpus, gpus = self.task_resources()
+        assert isinstance(strategy, ActorPoolStrategy)
+        cpus, _gpus = self.task_resources()
         affordable = int(budget_cpus // cpus) if cpus else 1_000_000
         self._low = int(strategy.min_size or 1)
         self._high = int(strategy.max_size or max(self._low, affordable))
@@ -354,8 +364,10 @@ class ActorMapOperator(MapOperator):
 
     def has_work(self) -> bool:
         self._scale()
-        return bool(self._queue) and not self.stopped and any(
-            a.ready and a.in_flight < self._per_actor for a in self._actors
+        return (
+            bool(self._queue)
+            and not self.stopped
+            and any(a.ready and a.in_flight < self._per_actor for a in self._actors)
         )
 
     def max_running(self) -> int:
@@ -400,8 +412,9 @@ class ActorMapOperator(MapOperator):
         return True
 
     def _remove(self, actor: _PoolActor) -> None:
-        self._actors.remove(actor)
-        manta.kill(actor.handle)
+        if actor in self._actors:  # an actor with several units is removed by the first to fail
+            self._actors.remove(actor)
+            manta.kill(actor.handle)
 
     def finished(self) -> bool:
         done = super().finished()

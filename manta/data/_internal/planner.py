@@ -27,7 +27,7 @@ class Stage:
     name: str
     inputs: list[Stage] = field(default_factory=list)
     chain: list[Transform] = field(default_factory=list)
-    compute: Compute = TaskPoolStrategy()
+    compute: Compute = field(default_factory=TaskPoolStrategy)
     remote_args: dict[str, Any] = field(default_factory=dict)
     min_rows_per_bundle: int | None = None
     source: Any = None  # the Read, InputBlocks, Limit or AllToAll node this stage runs
@@ -111,8 +111,7 @@ def known_num_rows(op: logical.LogicalOp, read_rows: Any) -> int | None:
     """The number of rows, if it is known without running anything. ``read_rows(read)``
     gives a read's row count or ``None``."""
     if isinstance(op, logical.InputBlocks):
-        counts = [meta.num_rows for _, meta in op.blocks]
-        return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
+        return _total([meta.num_rows for _, meta in op.blocks])
     if isinstance(op, logical.Read):
         return read_rows(op)  # type: ignore[no-any-return]
     if isinstance(op, logical.MapOp) and op.keeps_rows:
@@ -121,8 +120,12 @@ def known_num_rows(op: logical.LogicalOp, read_rows: Any) -> int | None:
         below = known_num_rows(op.inputs[0], read_rows)
         return None if below is None else min(below, op.limit)
     if isinstance(op, logical.Union):
-        counts = [known_num_rows(parent, read_rows) for parent in op.inputs]
-        return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
+        return _total([known_num_rows(parent, read_rows) for parent in op.inputs])
     if isinstance(op, logical.AllToAll) and op.kind in ("random_shuffle", "randomize_block_order", "sort"):
         return known_num_rows(op.inputs[0], read_rows)
     return None
+
+
+def _total(counts: list[int | None]) -> int | None:
+    known = [c for c in counts if c is not None]
+    return sum(known) if len(known) == len(counts) else None

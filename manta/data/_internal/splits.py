@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,9 @@ def _slice(block: Any, start: int, stop: int) -> tuple[Any, BlockMetadata]:
     return part, BlockMetadata(part.num_rows, part.nbytes)
 
 
-def _materialized(dataset: Dataset, blocks: list[tuple[Any, BlockMetadata]], name: str) -> MaterializedDataset:
+def _materialized(
+    dataset: Dataset, blocks: list[tuple[Any, BlockMetadata]], name: str
+) -> MaterializedDataset:
     from manta.data.dataset import MaterializedDataset
 
     return MaterializedDataset(logical.InputBlocks((), name, tuple(blocks)), dataset.context())
@@ -37,7 +40,7 @@ def _cut(blocks: list[tuple[Any, BlockMetadata]], bounds: list[int]) -> list[lis
     pending = []
     for ref, meta in blocks:
         rows = meta.num_rows or 0
-        for i, (low, high) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        for i, (low, high) in enumerate(itertools.pairwise(bounds)):
             a, b = max(low, start), min(high, start + rows)
             if a >= b:
                 continue
@@ -85,7 +88,9 @@ def split(dataset: Dataset, n: int, equal: bool) -> list[MaterializedDataset]:
     total = sum(meta.num_rows or 0 for _, meta in blocks)
     if equal:
         per = total // n
-        return [_materialized(dataset, piece, "Split") for piece in _cut(blocks, [per * i for i in range(n + 1)])]
+        return [
+            _materialized(dataset, piece, "Split") for piece in _cut(blocks, [per * i for i in range(n + 1)])
+        ]
     # Whole blocks, spread so that each split's rows are as even as whole blocks allow.
     shares: list[list[tuple[Any, BlockMetadata]]] = [[] for _ in range(n)]
     rows = [0] * n
@@ -155,7 +160,9 @@ def streaming_split(dataset: Dataset, n: int, equal: bool) -> list[DataIterator]
         shards = split(dataset, n, equal=True)
         return [shard.iterator() for shard in shards]
     coordinator = manta.remote(SplitCoordinator).options(max_concurrency=n + 1, num_cpus=0).remote(dataset, n)
-    return [DataIterator(_ShardBundles(coordinator, i), dataset.schema, f"split {i} of {n}") for i in range(n)]
+    return [
+        DataIterator(_ShardBundles(coordinator, i), dataset.schema, f"split {i} of {n}") for i in range(n)
+    ]
 
 
 class _ShardBundles:

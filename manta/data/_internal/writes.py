@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import manta
 import pyarrow as pa
 
+import manta
 from manta import cloudpickle
 from manta.data._internal import logical, remote_calls
 from manta.data._internal.transforms import Blocks, Transform
@@ -34,7 +34,9 @@ class WriteBlocks(Transform):
                 counted["bytes"] += block.nbytes
                 yield block
 
-        returned = self.datasink.write(counting(), TaskContext(task_idx=remote_calls.current_task_index.get()))
+        returned = self.datasink.write(
+            counting(), TaskContext(task_idx=remote_calls.current_task_index.get())
+        )
         yield pa.table(
             {
                 "num_rows": [counted["rows"]],
@@ -44,7 +46,9 @@ class WriteBlocks(Transform):
         )
 
 
-def write(dataset: Dataset, datasink: Datasink[Any], remote_args: dict[str, Any], concurrency: int | None) -> None:
+def write(
+    dataset: Dataset, datasink: Datasink[Any], remote_args: dict[str, Any], concurrency: int | None
+) -> None:
     if not isinstance(datasink, Datasink):
         raise TypeError(f"write_datasink needs a Datasink, got {type(datasink).__name__}")
     step = WriteBlocks(datasink)
@@ -59,7 +63,9 @@ def write(dataset: Dataset, datasink: Datasink[Any], remote_args: dict[str, Any]
         datasink.on_write_failed(error)
         raise
     dataset._last_stats = written._last_stats
-    returns = [cloudpickle.loads(blob) for table in results for blob in table.column("write_return").to_pylist()]
+    returns = [
+        cloudpickle.loads(blob) for table in results for blob in table.column("write_return").to_pylist()
+    ]
     datasink.on_write_complete(
         WriteResult(
             num_rows=sum(sum(t.column("num_rows").to_pylist()) for t in results),

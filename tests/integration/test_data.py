@@ -1,0 +1,252 @@
+"""Manta Data on a real local cluster: transforms, all-to-all operators, consumption,
+files, failures and bad input. One 2-CPU cluster for the module."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import manta
+import manta.data as md
+from manta.data.aggregate import Count, Max, Mean, Sum
+from manta.exceptions import RayTaskError, UserCodeException
+from tests.integration.conftest import run_driver
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    md.DataContext.get_current().enable_progress_bars = False
+    context = manta.init(num_cpus=2, num_gpus=0, include_dashboard=False)
+    yield context
+    manta.shutdown()
+
+
+def test_range_map_filter_and_counts():
+    ds = md.range(1000)
+    assert ds.count() == 1000
+    assert ds.take(3) == [{"id": 0}, {"id": 1}, {"id": 2}]
+    doubled = ds.map(lambda row: {"x": row["id"] * 2})
+    assert doubled.sum("x") == 999_000
+    assert ds.filter(lambda row: row["id"] % 3 == 0).count() == 334
+    assert ds.flat_map(lambda row: [row, row]).count() == 2000
+
+
+@pytest.mark.parametrize("fmt", ["numpy", "pandas", "pyarrow"])
+def test_map_batches_formats_and_batch_sizes(fmt):
+    seen = []
+
+    def add(batch):
+        if fmt == "pyarrow":
+            return pa.table({"y": pa.compute.add(batch.column("id"), 1)})
+        return {"y": np.asarray(batch["id"]) + 1} if fmt == "numpy" else pd.DataFrame({"y": batch["id"] + 1})
+
+    out = md.range(100, override_num_blocks=7).map_batches(add, batch_size=16, batch_format=fmt)
+    assert sorted(r["y"] for r in out.take_all()) == list(range(1, 101))
+    seen.append(fmt)
+
+
+def test_a_batch_size_larger_than_the_dataset_gives_one_batch():
+    sizes = md.range(10).map_batches(lambda b: {"n": np.array([len(b["id"])])}, batch_size=1000).take_all()
+    assert sizes == [{"n": 10}]
+
+
+def test_map_batches_callable_class_on_an_actor_pool():
+    class Scale:
+        def __init__(self, k):
+            self.k = k
+            self.pid = os.getpid()
+
+        def __call__(self, batch):
+            return {"v": batch["id"] * self.k, "pid": np.full(len(batch["id"]), self.pid)}
+
+    out = md.range(400, override_num_blocks=8).map_batches(
+        Scale, fn_constructor_args=(3,), concurrency=(1, 2), batch_size=50
+    )
+    rows = out.take_all()
+    assert sorted(r["v"] for r in rows) == [3 * i for i in range(400)]
+    assert os.getpid() not in {r["pid"] for r in rows}
+
+
+def test_an_actor_that_dies_is_replaced_and_its_block_redone(tmp_path):
+    marker = tmp_path / "died"
+
+    class DiesOnce:
+        def __call__(self, batch):
+            if int(batch["id"][0]) == 40 and not marker.exists():
+                marker.write_text("x")
+                os.kill(os.getpid(), signal.SIGKILL)
+            return batch
+
+    ds = md.range(100, override_num_blocks=5).map_batches(DiesOnce, concurrency=1, batch_size=None)
+    assert sorted(r["id"] for r in ds.take_all()) == list(range(100))
+    assert marker.exists()
+
+
+def test_a_task_whose_worker_dies_is_retried(tmp_path):
+    marker = tmp_path / "died"
+
+    def dies_once(batch):
+        if int(batch["id"][0]) == 50 and not marker.exists():
+            marker.write_text("x")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return batch
+
+    ds = md.range(100, override_num_blocks=4).map_batches(dies_once)
+    assert sorted(r["id"] for r in ds.take_all()) == list(range(100))
+
+
+def test_a_user_error_stops_the_dataset_with_the_row_in_the_message():
+    def fails(row):
+        if row["id"] == 7:
+            raise ValueError("bad row")
+        return row
+
+    with pytest.raises(UserCodeException) as info:
+        md.range(20).map(fails).take_all()
+    assert isinstance(info.value, RayTaskError)
+    assert "'id': 7" in str(info.value) and "bad row" in str(info.value)
+
+
+def test_a_batch_function_returning_the_wrong_type_is_named():
+    def gives_int(batch):
+        return 5
+
+    with pytest.raises(UserCodeException, match="gives_int returned int for a batch in format 'default'"):
+        md.range(10).map_batches(gives_int).take_all()
+
+
+def test_sort_shuffle_and_repartition():
+    ds = md.from_items([{"k": int(v), "s": str(v)} for v in np.random.default_rng(0).permutation(500)])
+    assert [r["k"] for r in ds.sort("k").take_all()] == list(range(500))
+    assert [r["k"] for r in ds.sort("k", descending=True).take(3)] == [499, 498, 497]
+    shuffled = [r["id"] for r in md.range(300).random_shuffle(seed=5).take_all()]
+    assert sorted(shuffled) == list(range(300)) and shuffled != list(range(300))
+    assert shuffled == [r["id"] for r in md.range(300).random_shuffle(seed=5).take_all()]
+    parts = md.range(100).repartition(3).materialize()
+    assert parts.num_blocks() == 3 and parts.count() == 100
+    assert sorted(r["id"] for r in md.range(50).randomize_block_order(seed=1).take_all()) == list(range(50))
+
+
+def test_groupby_aggregations_come_sorted_by_key():
+    ds = md.from_items([{"k": i % 4, "v": float(i)} for i in range(40)])
+    frame = pd.DataFrame({"k": [i % 4 for i in range(40)], "v": [float(i) for i in range(40)]})
+    got = ds.groupby("k").aggregate(Sum("v"), Mean("v"), Count(), Max("v")).take_all()
+    expect = frame.groupby("k")["v"].agg(["sum", "mean", "count", "max"])
+    assert [r["k"] for r in got] == [0, 1, 2, 3]
+    for row in got:
+        assert row["sum(v)"] == expect.loc[row["k"], "sum"] and row["count()"] == 10
+        assert row["mean(v)"] == pytest.approx(expect.loc[row["k"], "mean"])
+    assert ds.groupby("k").std("v").take(1)[0]["std(v)"] == pytest.approx(frame[frame.k == 0].v.std())
+    sizes = ds.groupby("k").map_groups(lambda g: {"k": g["k"][:1], "n": np.array([len(g["v"])])}).take_all()
+    assert sizes == [{"k": k, "n": 10} for k in range(4)]
+    assert ds.sum("v") == 780.0 and ds.max("v") == 39.0 and ds.mean("v") == pytest.approx(19.5)
+    assert ds.aggregate(Count(), Sum("v")) == {"count()": 40, "sum(v)": 780.0}
+    assert sorted(ds.unique("k")) == [0, 1, 2, 3]
+
+
+def test_union_zip_limit_and_columns():
+    assert [r["id"] for r in md.range(3).union(md.range(2)).take_all()] == [0, 1, 2, 0, 1]
+    zipped = md.range(5).zip(md.range(5).map(lambda r: {"id": r["id"] * 10}))
+    assert zipped.take(2) == [{"id": 0, "id_1": 0}, {"id": 1, "id_1": 10}]
+    with pytest.raises(ValueError, match="different number of rows"):
+        md.range(3).zip(md.range(4)).take_all()
+    assert md.range(10_000).map(lambda r: r).limit(7).count() == 7
+    ds = md.from_items([{"a": 1, "b": 2, "c": 3}])
+    assert ds.select_columns(["c", "a"]).columns() == ["c", "a"]
+    assert ds.drop_columns(["a"]).columns() == ["b", "c"]
+    assert ds.rename_columns({"a": "x"}).columns() == ["x", "b", "c"]
+    assert ds.add_column("d", lambda df: df["a"] + df["c"]).take_all() == [{"a": 1, "b": 2, "c": 3, "d": 4}]
+
+
+def test_splits():
+    assert [s.count() for s in md.range(10).split(3, equal=True)] == [3, 3, 3]
+    assert sum(s.count() for s in md.range(10).split(3)) == 10
+    first, second, third = md.range(10).split_at_indices([2, 5])
+    assert [r["id"] for r in second.take_all()] == [2, 3, 4] and third.count() == 5
+    train, test = md.range(10).train_test_split(0.3)
+    assert (train.count(), test.count()) == (7, 3)
+
+
+def test_streaming_split_feeds_consumers_in_other_processes():
+    @manta.remote
+    def consume(iterator):
+        return sum(int(b["id"].sum()) for b in iterator.iter_batches(batch_size=16))
+
+    shards = md.range(1000, override_num_blocks=10).streaming_split(2)
+    totals = manta.get([consume.remote(shard) for shard in shards])
+    assert sum(totals) == sum(range(1000))
+
+
+def test_consuming_apis():
+    ds = md.range(100, override_num_blocks=4)
+    assert sum(len(b["id"]) for b in ds.iter_batches(batch_size=30)) == 100
+    assert [len(b["id"]) for b in ds.iter_batches(batch_size=30, drop_last=True)] == [30, 30, 30]
+    shuffled = [int(i) for b in ds.iter_batches(batch_size=10, local_shuffle_buffer_size=50, local_shuffle_seed=1)
+                for i in b["id"]]  # fmt: skip
+    assert sorted(shuffled) == list(range(100)) and shuffled != list(range(100))
+    assert ds.take_batch(5)["id"].tolist() == [0, 1, 2, 3, 4]
+    assert ds.to_pandas().shape == (100, 1)
+    tables = manta.get(ds.to_arrow_refs())
+    assert sum(t.num_rows for t in tables) == 100 and len(tables) == 4
+    assert ds.schema().names == ["id"] and str(ds.schema().types[0]) == "int64"
+    tensors = md.range_tensor(4, shape=(2, 3)).take_all()
+    assert tensors[3]["data"].shape == (2, 3) and int(tensors[3]["data"][0, 0]) == 3
+    materialized = ds.map(lambda r: r).materialize()
+    assert "Operator 1 ReadRange->Map(<lambda>)" in materialized.stats()
+    assert "Output num rows per block" in materialized.stats()
+
+
+def test_write_and_read_back_parquet_csv_json(tmp_path):
+    ds = md.range(200, override_num_blocks=4).map(lambda r: {"id": r["id"], "s": f"v{r['id']}"})
+    ds.write_parquet(str(tmp_path / "pq"))
+    ds.write_csv(str(tmp_path / "csv"))
+    ds.write_json(str(tmp_path / "json"))
+    for read in (md.read_parquet, md.read_csv, md.read_json):
+        back = read(str(tmp_path / read.__name__.split("_")[1].replace("parquet", "pq")))
+        assert sorted(r["id"] for r in back.take_all()) == list(range(200))
+    projected = md.read_parquet(str(tmp_path / "pq"), columns=["s"])
+    assert projected.columns() == ["s"]
+    import pyarrow.dataset as pads
+
+    filtered = md.read_parquet(str(tmp_path / "pq"), filter=pads.field("id") < 10)
+    assert filtered.count() == 10
+
+
+def test_bad_paths_and_formats(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        md.read_parquet(str(tmp_path / "nowhere")).take_all()
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet at all")
+    with pytest.raises(Exception, match="bad.parquet"):
+        md.read_parquet(str(bad)).take_all()
+
+
+def test_schemas_that_differ_across_files_are_unified(tmp_path):
+    pq.write_table(pa.table({"a": [1, 2]}), tmp_path / "one.parquet")
+    pq.write_table(pa.table({"a": [3], "b": ["x"]}), tmp_path / "two.parquet")
+    rows = sorted(md.read_parquet(str(tmp_path)).take_all(), key=lambda r: r["a"])
+    assert rows[0] == {"a": 1, "b": None} and rows[2] == {"a": 3, "b": "x"}
+
+
+def test_the_ray_import_path_reaches_manta_data():
+    done = run_driver(
+        """
+        import manta.compat
+        manta.compat.install()
+        import ray, ray.data
+        import manta.data
+        assert ray.data.range is manta.data.range
+        ray.init(num_cpus=1, include_dashboard=False)
+        print("rows", ray.data.range(5).map(lambda r: {"id": r["id"] + 1}).sum("id"))
+        ray.shutdown()
+        """,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rows 15" in done.stdout
