@@ -8,6 +8,7 @@ in Ray. Execution reads the copy: tasks never read a global.
 from __future__ import annotations
 
 import copy
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -60,7 +61,11 @@ class DataContext:
     target_min_block_size: int = 1 * MiB
     read_op_min_num_blocks: int = 200
     execution_options: ExecutionOptions = field(default_factory=ExecutionOptions)
-    enable_progress_bars: bool = True
+    # Ray's switch, honoured under its name so that scripts (and CI setups) that set it
+    # for Ray get the same quiet output.
+    enable_progress_bars: bool = field(
+        default_factory=lambda: os.environ.get("RAY_DATA_DISABLE_PROGRESS_BARS", "0") in ("", "0")
+    )
     enable_operator_progress_bars: bool = True
     max_errored_blocks: int = 0
     object_store_memory_fraction: float = 0.5

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import manta
 from manta.data import aggregate as agg
-from manta.data._internal import grouping, remote_calls, sorting
-from manta.data._internal.transforms import UserFn
+from manta.data._internal import grouping, logical, sorting
+from manta.data._internal.transforms import PartialAggregate, UserFn
 
 if TYPE_CHECKING:
     from manta.data.dataset import Dataset
@@ -48,14 +48,20 @@ class GroupedData:
             if not isinstance(one, agg.AggregateFn):
                 raise TypeError(f"aggregate takes AggregateFn instances, got {type(one).__name__}")
         if not self._keys:
-            rows = [aggregate_dataset(self._dataset, list(aggs))]
             from manta.data.read_api import from_items
 
-            return from_items(rows)
-        return self._dataset._all_to_all(
-            "aggregate", "Aggregate", key=self._sort_key(), keys=self._keys, aggs=list(aggs),
+            result = aggregate_dataset(self._dataset, list(aggs))
+            return from_items([] if result is None else [result])
+        key = self._sort_key()
+        partials = _partials(self._dataset, self._keys, list(aggs))
+        return partials._all_to_all(
+            "aggregate",
+            "Aggregate",
+            key=key,
+            keys=self._keys,
+            aggs=list(aggs),
             num_outputs=self._num_partitions,
-        )  # fmt: skip
+        )
 
     def _simple(self, agg_cls: type[agg.AggregateFn], on: str | list[str] | None, **kwargs: Any) -> Dataset:
         columns = self._dataset.columns()
@@ -100,17 +106,23 @@ class GroupedData:
         )  # fmt: skip
 
 
-def aggregate_dataset(dataset: Dataset, aggs: list[agg.AggregateFn]) -> dict[str, Any]:
-    """``ds.aggregate(*aggs)``: a dict of aggregation name to value."""
+def aggregate_dataset(dataset: Dataset, aggs: list[agg.AggregateFn]) -> dict[str, Any] | None:
+    """``ds.aggregate(*aggs)``: a dict of aggregation name to value (``None`` for a dataset
+    without blocks, as Ray gives)."""
     if not aggs:
         raise ValueError("aggregate needs at least one aggregation")
-    partial = manta.remote(remote_calls.call).options(name="AggregatePartial")
-    refs = [partial.remote(grouping.aggregate_partial, ref, None, aggs) for ref in dataset.to_arrow_refs()]
-    return grouping.aggregate_all(manta.get(refs), aggs)
+    tables = [manta.get(ref) for ref in _partials(dataset, None, aggs).to_arrow_refs()]
+    return grouping.aggregate_all(tables, aggs)
+
+
+def _partials(dataset: Dataset, keys: list[str] | None, aggs: list[agg.AggregateFn]) -> Dataset:
+    step = PartialAggregate(keys, aggs)
+    return dataset._then(logical.MapOp((dataset._plan,), step.name, step))
 
 
 def simple_aggregate(dataset: Dataset, agg_name: str, on: str | list[str] | None, **kwargs: Any) -> Any:
     """``ds.sum(on)`` and friends: the value for one column, a dict for several."""
     agg_cls = getattr(agg, agg_name)
     aggs = grouping.column_aggs(agg_cls, on, dataset.columns(), None, **kwargs)
-    return grouping.single_value(aggregate_dataset(dataset, aggs))
+    result = aggregate_dataset(dataset, aggs)
+    return None if result is None else grouping.single_value(result)

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 import manta
-from manta.data._internal import batches, execution, logical, tensors
+from manta.data._internal import batches, execution, logical, tensors, transforms
 from manta.data.block import BlockMetadata
 from manta.data.context import DataContext
 from manta.data.dataset import Dataset, MaterializedDataset
@@ -120,7 +120,8 @@ def range_tensor(
 
 def _from_blocks(blocks: Sequence[pa.Table], name: str) -> MaterializedDataset:
     execution.ensure_cluster()
-    held = tuple((manta.put(block), BlockMetadata(block.num_rows, block.nbytes)) for block in blocks)
+    compacted = [transforms.compact(block) for block in blocks]
+    held = tuple((manta.put(block), BlockMetadata(block.num_rows, block.nbytes)) for block in compacted)
     return MaterializedDataset(logical.InputBlocks((), name, held))
 
 

@@ -41,33 +41,30 @@ def _refuse(**settings: Any) -> None:
             raise NotImplementedError(f"{name}={value!r} is not supported by Manta's readers")
 
 
-def _read(
-    datasource: Datasource,
-    *,
-    parallelism: int,
-    num_cpus: float | None,
-    num_gpus: float | None,
-    memory: float | None,
-    concurrency: int | None,
-    override_num_blocks: int | None,
-    ray_remote_args: dict[str, Any] | None,
-    **named_remote_args: Any,
-) -> Dataset:
+# The reader parameters that say where and how its tasks run, passed on as given.
+_SCHEDULING = (
+    "parallelism", "num_cpus", "num_gpus", "memory", "concurrency", "override_num_blocks",
+    "ray_remote_args", "label_selector", "fallback_strategy", "max_calls", "resources",
+    "accelerator_type", "runtime_env",
+)  # fmt: skip
+
+
+def _scheduling(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A reader's scheduling arguments, picked from its ``locals()``."""
+    return {name: arguments[name] for name in _SCHEDULING if name in arguments}
+
+
+def _read(datasource: Datasource, scheduling: dict[str, Any]) -> Dataset:
     """Hand ``datasource`` to ``read_datasource``, Ray's named remote arguments merged
     into ``ray_remote_args`` (named ones win, as in Ray)."""
     from manta.data.read_api import read_datasource
 
-    named = {k: v for k, v in named_remote_args.items() if v is not None}
-    remote = {**(ray_remote_args or {}), **named} if named else ray_remote_args
+    core = ("parallelism", "num_cpus", "num_gpus", "memory", "concurrency", "override_num_blocks")
+    named = {k: v for k, v in scheduling.items() if k not in (*core, "ray_remote_args") and v is not None}
+    given = scheduling.get("ray_remote_args")
+    remote = {**(given or {}), **named} if named else given
     return read_datasource(
-        datasource,
-        parallelism=parallelism,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        memory=memory,
-        ray_remote_args=remote,
-        concurrency=concurrency,
-        override_num_blocks=override_num_blocks,
+        datasource, ray_remote_args=remote, **{k: scheduling[k] for k in core if k in scheduling}
     )
 
 
@@ -109,14 +106,12 @@ def read_parquet(
     ``pyarrow.dataset.Expression``) in ``arrow_parquet_args`` is pushed into the scan
     (Ray 2.60 deprecates it); ``schema=`` reads every file as that schema.
 
-    Differs from Ray: ``ignore_missing_paths`` works without Ray's V2 datasource, glob
-    patterns are expanded; ``catalog``, ``shuffle``, ``include_row_hash`` and
-    ``skip_paths`` raise ``NotImplementedError``.
+    Differs from Ray: globs are expanded; ``catalog``, ``shuffle``, ``include_row_hash``
+    and ``skip_paths`` raise ``NotImplementedError``.
 
     Raises:
         FileNotFoundError: a path does not exist.
-        ValueError: no files to read; ``paths`` has the wrong type; a file is not
-            Parquet (when its read task runs, naming the file).
+        ValueError: no files; bad ``paths``; a file is not Parquet (named, on reading).
         TypeError: two files' schemas conflict (both named).
     """
     _refuse(catalog=catalog, shuffle=shuffle, include_row_hash=include_row_hash, skip_paths=skip_paths)
@@ -132,22 +127,7 @@ def read_parquet(
         file_extensions=file_extensions,
         ignore_missing_paths=ignore_missing_paths,
     )
-    return _read(
-        datasource,
-        parallelism=parallelism,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        memory=memory,
-        concurrency=concurrency,
-        override_num_blocks=override_num_blocks,
-        ray_remote_args=ray_remote_args,
-        label_selector=label_selector,
-        fallback_strategy=fallback_strategy,
-        max_calls=max_calls,
-        resources=resources,
-        accelerator_type=accelerator_type,
-        runtime_env=runtime_env,
-    )
+    return _read(datasource, _scheduling(locals()))
 
 
 def read_csv(
@@ -198,22 +178,7 @@ def read_csv(
         ignore_missing_paths=ignore_missing_paths,
         file_extensions=file_extensions,
     )
-    return _read(
-        datasource,
-        parallelism=parallelism,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        memory=memory,
-        concurrency=concurrency,
-        override_num_blocks=override_num_blocks,
-        ray_remote_args=ray_remote_args,
-        label_selector=label_selector,
-        fallback_strategy=fallback_strategy,
-        max_calls=max_calls,
-        resources=resources,
-        accelerator_type=accelerator_type,
-        runtime_env=runtime_env,
-    )
+    return _read(datasource, _scheduling(locals()))
 
 
 def read_json(
@@ -269,22 +234,7 @@ def read_json(
         ignore_missing_paths=ignore_missing_paths,
         file_extensions=file_extensions,
     )
-    return _read(
-        datasource,
-        parallelism=parallelism,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        memory=memory,
-        concurrency=concurrency,
-        override_num_blocks=override_num_blocks,
-        ray_remote_args=ray_remote_args,
-        label_selector=label_selector,
-        fallback_strategy=fallback_strategy,
-        max_calls=max_calls,
-        resources=resources,
-        accelerator_type=accelerator_type,
-        runtime_env=runtime_env,
-    )
+    return _read(datasource, _scheduling(locals()))
 
 
 def read_text(
@@ -336,22 +286,7 @@ def read_text(
         ignore_missing_paths=ignore_missing_paths,
         file_extensions=file_extensions,
     )
-    return _read(
-        datasource,
-        parallelism=parallelism,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        memory=memory,
-        concurrency=concurrency,
-        override_num_blocks=override_num_blocks,
-        ray_remote_args=ray_remote_args,
-        label_selector=label_selector,
-        fallback_strategy=fallback_strategy,
-        max_calls=max_calls,
-        resources=resources,
-        accelerator_type=accelerator_type,
-        runtime_env=runtime_env,
-    )
+    return _read(datasource, _scheduling(locals()))
 
 
 def read_binary_files(
@@ -399,22 +334,7 @@ def read_binary_files(
         ignore_missing_paths=ignore_missing_paths,
         file_extensions=file_extensions,
     )
-    return _read(
-        datasource,
-        parallelism=parallelism,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        memory=memory,
-        concurrency=concurrency,
-        override_num_blocks=override_num_blocks,
-        ray_remote_args=ray_remote_args,
-        label_selector=label_selector,
-        fallback_strategy=fallback_strategy,
-        max_calls=max_calls,
-        resources=resources,
-        accelerator_type=accelerator_type,
-        runtime_env=runtime_env,
-    )
+    return _read(datasource, _scheduling(locals()))
 
 
 def read_numpy(
@@ -457,16 +377,7 @@ def read_numpy(
         ignore_missing_paths=ignore_missing_paths,
         file_extensions=file_extensions,
     )
-    return _read(
-        datasource,
-        parallelism=parallelism,
-        num_cpus=None,
-        num_gpus=None,
-        memory=None,
-        concurrency=concurrency,
-        override_num_blocks=override_num_blocks,
-        ray_remote_args=None,
-    )
+    return _read(datasource, _scheduling(locals()))
 
 
 def read_images(
@@ -519,19 +430,4 @@ def read_images(
         ignore_missing_paths=ignore_missing_paths,
         file_extensions=file_extensions,
     )
-    return _read(
-        datasource,
-        parallelism=parallelism,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        memory=memory,
-        concurrency=concurrency,
-        override_num_blocks=override_num_blocks,
-        ray_remote_args=ray_remote_args,
-        label_selector=label_selector,
-        fallback_strategy=fallback_strategy,
-        max_calls=max_calls,
-        resources=resources,
-        accelerator_type=accelerator_type,
-        runtime_env=runtime_env,
-    )
+    return _read(datasource, _scheduling(locals()))

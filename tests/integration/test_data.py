@@ -117,7 +117,7 @@ def test_a_batch_function_returning_the_wrong_type_is_named():
     def gives_int(batch):
         return 5
 
-    with pytest.raises(UserCodeException, match="gives_int returned int for a batch in format 'default'"):
+    with pytest.raises(UserCodeException, match=r"gives_int returned int for a batch in format 'default'"):
         md.range(10).map_batches(gives_int).take_all()
 
 
@@ -167,7 +167,7 @@ def test_union_zip_limit_and_columns():
 def test_splits():
     assert [s.count() for s in md.range(10).split(3, equal=True)] == [3, 3, 3]
     assert sum(s.count() for s in md.range(10).split(3)) == 10
-    first, second, third = md.range(10).split_at_indices([2, 5])
+    _, second, third = md.range(10).split_at_indices([2, 5])
     assert [r["id"] for r in second.take_all()] == [2, 3, 4] and third.count() == 5
     train, test = md.range(10).train_test_split(0.3)
     assert (train.count(), test.count()) == (7, 3)
@@ -223,7 +223,7 @@ def test_bad_paths_and_formats(tmp_path):
         md.read_parquet(str(tmp_path / "nowhere")).take_all()
     bad = tmp_path / "bad.parquet"
     bad.write_text("not parquet at all")
-    with pytest.raises(Exception, match="bad.parquet"):
+    with pytest.raises(Exception, match=r"bad\.parquet"):
         md.read_parquet(str(bad)).take_all()
 
 

@@ -12,7 +12,7 @@ merge has run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +25,6 @@ from manta.data._internal.bundles import RefBundle
 from manta.data._internal.operators import Operator
 from manta.data._internal.planner import Stage
 from manta.data.context import DataContext
-
-_SAMPLES_PER_BLOCK = 10
 
 
 class Algorithm:
@@ -47,6 +45,17 @@ class RandomShuffle(Algorithm):
 
     def merge(self, index: int, parts: list[pa.Table]) -> pa.Table:
         return shuffling.shuffle_rows(super().merge(index, parts), shuffling.rng_for(self.seed, 1, index))
+
+
+@dataclass
+class EvenSplit(Algorithm):
+    """Each block cut into ``outputs`` near-equal slices; output ``j`` joins every block's
+    ``j``-th slice (``repartition(shuffle=True)``, as Ray does it)."""
+
+    outputs: int
+
+    def split(self, index: int, block: pa.Table) -> Sequence[pa.Table]:
+        return shuffling.split_evenly(block, self.outputs)
 
 
 @dataclass
@@ -79,12 +88,11 @@ class SortByKey(Algorithm):
 
 @dataclass
 class GroupAggregate(SortByKey):
+    """Combines partial aggregates (made block by block as the input streamed in, see
+    ``PartialAggregate``) by key range."""
+
     keys: list[str]
     aggs: list[Any]
-
-    def split(self, index: int, block: pa.Table) -> Sequence[pa.Table]:
-        partial = grouping.aggregate_partial(block, self.keys, self.aggs)
-        return sorting.partition_block(partial, self.key, self.bounds)
 
     def merge(self, index: int, parts: list[pa.Table]) -> pa.Table:
         return grouping.finalize_groups(parts, self.keys, self.aggs)
@@ -121,10 +129,10 @@ def shuffle(algorithm: Algorithm, blocks: list[tuple[Any, Any]], outputs: int, n
     return [RefBundle(((block, meta),)) for (block, _), meta in zip(results, metas, strict=True)]
 
 
-def _sample_bounds(blocks: list[tuple[Any, Any]], key: Any, outputs: int, prepare: Any = None) -> list[Any]:
+def _sample_bounds(blocks: list[tuple[Any, Any]], key: Any, outputs: int) -> list[Any]:
     sample = manta.remote(remote_calls.call).options(name="SortSample")
-    fn = sorting.sample_block if prepare is None else prepare
-    samples = manta.get([sample.remote(fn, ref, key, _SAMPLES_PER_BLOCK) for ref, _ in blocks])
+    per_block = sorting.samples_per_block(outputs, len(blocks))
+    samples = manta.get([sample.remote(sorting.sample_block, ref, key, per_block) for ref, _ in blocks])
     return list(sorting.boundaries(samples, key, outputs))
 
 
@@ -148,7 +156,7 @@ def run(
         return shuffle(RandomShuffle(args.get("seed"), outputs), blocks, outputs, "RandomShuffle")
     if kind == "repartition":
         if args.get("shuffle"):
-            return shuffle(RandomShuffle(None, outputs), blocks, outputs, "Repartition")
+            return shuffle(EvenSplit(outputs), blocks, outputs, "Repartition")
         return shuffle(_even_slices(blocks, outputs), blocks, outputs, "Repartition")
     return _keyed(kind, args, blocks, outputs)
 
@@ -243,6 +251,3 @@ class AllToAllOperator(Operator):
 
     def finished(self) -> bool:
         return self._ran or self.stopped
-
-
-Prepare = Callable[..., Any]

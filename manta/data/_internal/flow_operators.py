@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import manta
+from manta.data._internal import transforms
 from manta.data._internal.bundles import RefBundle
 from manta.data._internal.operators import Operator
 from manta.data._internal.planner import Stage
@@ -38,7 +39,7 @@ class LimitOperator(Operator):
 
 
 def _head(ref: Any, rows: int) -> tuple[Any, BlockMetadata]:
-    block = manta.get(ref).slice(0, rows)
+    block = transforms.compact(manta.get(ref).slice(0, rows))
     meta = BlockMetadata(block.num_rows, block.nbytes)
     return manta.put(block), meta
 

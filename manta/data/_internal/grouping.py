@@ -185,7 +185,8 @@ def finalize_groups(
     of :func:`aggregate_partial`, possibly routed), finalize them, and return the key
     columns then one column per aggregation named by :func:`output_names`, one row per
     group, sorted by key with null keys last. Without keys the one row is the whole
-    dataset's result; with no partials at all it holds the aggregations' identities.
+    dataset's result, and there is no row when no partial has a row (a dataset of no
+    blocks; an empty block still gives a partial row of identities).
     """
     keys = _keys(keys)
     key_rows, offsets, states = _merged_states(partials, keys, aggs)
@@ -235,7 +236,8 @@ def column_aggs(
         ValueError: if that leaves no column.
     """
     if on is None:
-        chosen: list[Any] = [c for c in columns if c not in (skip or [])] or [None]
+        # Without a known schema Ray keeps ``on=None``: one aggregation over whole rows.
+        chosen: list[Any] = [c for c in columns if c not in (skip or [])] if columns else [None]
     else:
         chosen = on if isinstance(on, list) else [on]
     if not chosen:

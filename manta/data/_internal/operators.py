@@ -285,7 +285,9 @@ class MapOperator(Operator):
         self._gathering = []
         for unit in self._units.values():
             if unit.stream is not None:
-                manta.cancel(unit.stream, force=False)
+                # Forced: a polite cancel interrupts the task wherever it is, even inside an
+                # import, and the worker then runs later tasks with half-made modules.
+                manta.cancel(unit.stream, force=True)
         self._units.clear()
         self._by_stream.clear()
 

@@ -62,7 +62,8 @@ def run_blocks(
     current_task_index.set(task_index)
     source, files = _source(items)
     wall, cpu = time.perf_counter(), time.process_time()
-    for block in transforms.run_chain(chain, source, target_max_block_size):
+    for produced in transforms.run_chain(chain, source, target_max_block_size):
+        block = transforms.compact(produced)
         now_wall, now_cpu = time.perf_counter(), time.process_time()
         stats = ExecStats(now_wall - wall, now_cpu - cpu, _peak_rss())
         yield block
@@ -99,13 +100,13 @@ class MapWorker:
 
 def split_block(algorithm: Any, index: int, block: pa.Table) -> Any:
     """``algorithm.split(index, block)``: a tuple of parts (one return each)."""
-    parts = algorithm.split(index, block)
+    parts = [transforms.compact(part) for part in algorithm.split(index, block)]
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def merge_parts(algorithm: Any, index: int, *parts: pa.Table) -> tuple[pa.Table, BlockMetadata]:
     wall, cpu = time.perf_counter(), time.process_time()
-    block = algorithm.merge(index, list(parts))
+    block = transforms.compact(algorithm.merge(index, list(parts)))
     stats = ExecStats(time.perf_counter() - wall, time.process_time() - cpu, _peak_rss())
     return block, BlockMetadata(block.num_rows, block.nbytes, None, stats)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import manta
-from manta.data._internal import logical
+from manta.data._internal import logical, transforms
 from manta.data._internal.bundles import RefBundle
 from manta.data.block import BlockMetadata
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def _slice(block: Any, start: int, stop: int) -> tuple[Any, BlockMetadata]:
-    part = block.slice(start, stop - start)
+    part = transforms.compact(block.slice(start, stop - start))
     return part, BlockMetadata(part.num_rows, part.nbytes)
 
 

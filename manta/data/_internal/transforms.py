@@ -202,6 +202,22 @@ def _as_column(values: Any, name: str) -> pa.Array | pa.ChunkedArray:
     )
 
 
+class PartialAggregate(Transform):
+    """Each block reduced to one row per group of partial aggregation states, as the data
+    streams in, so a groupby holds partials, not its input, before its shuffle."""
+
+    def __init__(self, keys: Sequence[str] | None, aggs: Sequence[Any]) -> None:
+        self.keys = list(keys) if keys else None
+        self.aggs = list(aggs)
+        self.name = "Aggregate(partial)"
+
+    def __call__(self, blocks: Blocks) -> Blocks:
+        from manta.data._internal import grouping
+
+        for block in blocks:
+            yield grouping.aggregate_partial(block, self.keys, self.aggs)
+
+
 class Project(Transform):
     """``select_columns``, ``drop_columns`` and ``rename_columns``."""
 
@@ -279,6 +295,16 @@ def shape_output(blocks: Blocks, target_max_block_size: int) -> Blocks:
             pending, size = [], 0
     if pending:
         yield from split_block(concat(pending), target_max_block_size)
+
+
+def compact(block: pa.Table) -> pa.Table:
+    """A block that owns only its rows. A slice shares its parent's buffers, and pickling
+    it (to send it anywhere) would write the parent's whole buffers; the columns of a
+    slice are copied into buffers of their own."""
+    if block.get_total_buffer_size() <= block.nbytes + block.nbytes // 4 + 4096:
+        return block
+    columns = [pa.concat_arrays(column.chunks) if column.num_chunks else column for column in block.columns]
+    return pa.Table.from_arrays(columns, schema=block.schema)
 
 
 def split_block(block: pa.Table, target_max_block_size: int) -> Blocks:

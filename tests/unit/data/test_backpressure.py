@@ -44,7 +44,9 @@ def test_an_idle_operator_with_drained_outputs_always_gets_one_task():
     running=st.integers(0, 8), waiting=st.integers(0, 2000), estimate=st.integers(0, 2000),
     used=st.integers(0, 2000), cpus=st.floats(0, 3),
 )  # fmt: skip
-def test_a_launch_past_the_budget_happens_only_to_keep_an_idle_operator_moving(running, waiting, estimate, used, cpus):
+def test_a_launch_past_the_budget_happens_only_to_keep_an_idle_operator_moving(
+    running, waiting, estimate, used, cpus
+):
     candidate = _candidate(running=running, outputs_waiting_bytes=waiting, task_output_estimate=estimate)
     launched = may_launch(candidate, Usage(used, cpus, 0), BUDGET)
     over = used + estimate > BUDGET.object_store_bytes or cpus + 1 > BUDGET.cpus

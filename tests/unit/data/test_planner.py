@@ -63,7 +63,9 @@ def test_different_concurrency_caps_do_not_fuse():
 def test_a_batched_map_does_not_fuse_into_a_read_but_does_into_a_map():
     batched = planner.plan(_map(_read(), "MapBatches(f)", min_rows_per_bundle=100))
     assert batched.name == "MapBatches(f)"
-    fused = planner.plan(_map(_map(_map(_read(), "A"), "B", min_rows_per_bundle=10), "C", min_rows_per_bundle=50))
+    fused = planner.plan(
+        _map(_map(_map(_read(), "A"), "B", min_rows_per_bundle=10), "C", min_rows_per_bundle=50)
+    )
     assert fused.name == "B->C" and fused.min_rows_per_bundle == 50
 
 

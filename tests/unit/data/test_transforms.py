@@ -20,7 +20,9 @@ BLOCK = pa.table({"id": np.arange(6), "name": [f"n{i}" for i in range(6)]})
 
 
 def test_map_rows_sees_python_values_and_builds_columns():
-    out = _run(transforms.MapRows(UserFn(lambda r: {"double": r["id"] * 2, "name": r["name"].upper()})), BLOCK)
+    out = _run(
+        transforms.MapRows(UserFn(lambda r: {"double": r["id"] * 2, "name": r["name"].upper()})), BLOCK
+    )
     assert out.column("double").to_pylist() == [0, 2, 4, 6, 8, 10]
     assert out.column("name").to_pylist()[0] == "N0"
 
@@ -70,7 +72,12 @@ def test_a_batch_function_returning_the_wrong_type_names_function_format_and_typ
 
 def test_batch_columns_of_unequal_length_are_refused():
     with pytest.raises(UserCodeException, match="different lengths"):
-        _run(transforms.MapBatches(UserFn(lambda b: {"a": np.arange(2), "b": np.arange(3)}), None, "numpy", True), BLOCK)
+        _run(
+            transforms.MapBatches(
+                UserFn(lambda b: {"a": np.arange(2), "b": np.arange(3)}), None, "numpy", True
+            ),
+            BLOCK,
+        )
 
 
 def test_a_generator_batch_function_yields_several_batches():
@@ -124,7 +131,9 @@ def test_items_rows_tensors_and_objects_round_trip():
         def __init__(self, v):
             self.v = v
 
-    block = batches.from_items([{"a": np.ones((2, 2)), "b": Thing(1)}, {"a": np.zeros((2, 2)), "b": Thing(2)}])
+    block = batches.from_items(
+        [{"a": np.ones((2, 2)), "b": Thing(1)}, {"a": np.zeros((2, 2)), "b": Thing(2)}]
+    )
     rows = list(batches.rows(block))
     assert rows[0]["a"].shape == (2, 2) and rows[1]["b"].v == 2
     frame = batches.to_pandas(block)
