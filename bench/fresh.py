@@ -35,6 +35,24 @@ def ray_daemons() -> list[str]:
     return [line.strip() for line in ps.splitlines() if line.split(None, 1)[1].startswith(names)]
 
 
+def kill_ray_daemons_since(started: float) -> list[str]:
+    """Kill, by pid, the Ray daemons that started at or after ``started`` (this bench's
+    own, left by a crashed run); never ``ray stop --force``, which would also stop every
+    other Ray cluster on the machine. Returns what it killed."""
+    import psutil
+
+    names = ("raylet", "gcs_server", "plasma_store", "ray::")
+    killed = []
+    for proc in psutil.process_iter(["name", "create_time"]):
+        if (proc.info["name"] or "").startswith(names) and (proc.info["create_time"] or 0) >= started:
+            try:
+                proc.kill()
+                killed.append(f"{proc.pid} {proc.info['name']}")
+            except psutil.NoSuchProcess:
+                pass
+    return killed
+
+
 def run_fresh(
     cmd: list[str], framework: str, timeout_s: float
 ) -> tuple[int | None, str, str, list[tuple[int, str]]]:

@@ -25,7 +25,7 @@ Manta printed.
 
 Each run is a fresh process (Manta in ``sys.executable``, Ray in ``--ray-python``) that
 prints one JSON line. Processes still in its session afterwards are reported and killed by
-pid; after Ray, ``ray stop --force`` runs only if ``raylet``/``gcs_server`` processes remain.
+pid; after Ray, the ``raylet``/``gcs_server`` processes this run started, if any remain.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from fresh import can_import_ray, ray_daemons, run_fresh  # noqa: E402
+from fresh import can_import_ray, kill_ray_daemons_since, ray_daemons, run_fresh  # noqa: E402
 
 WARMUP = 5
 ISOLATED_ROUNDS = 10
@@ -249,6 +249,7 @@ def _manta_tree() -> Metrics:
 
 
 def main() -> int:
+    started = time.time()  # Ray daemons that start from now on are this run's
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -287,9 +288,7 @@ def main() -> int:
                     print(f"WARNING {framework}: killed after shutdown: {result['leftover_processes']}")
         if framework == "ray" and ray_daemons():
             # Daemons that left the child's session would survive the kill by session above.
-            print(f"WARNING ray: daemons left: {ray_daemons()}; running `ray stop --force`")
-            ray_cli = Path(args.ray_python).with_name("ray")
-            subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, check=False)
+            print(f"WARNING ray: daemons left behind, killed by pid: {kill_ray_daemons_since(started)}")
 
     summary = {
         fw: {layout: summarize(runs) for layout, runs in by_layout.items()} for fw, by_layout in raw.items()

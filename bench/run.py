@@ -17,11 +17,13 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from fresh import kill_ray_daemons_since  # noqa: E402
 from workloads import POOL_WORKLOADS, WORKLOADS  # noqa: E402
 
 FRAMEWORKS = ("manta", "ray", "pool")
@@ -128,6 +130,7 @@ def table(results: Results, workloads: list[str]) -> str:
 
 
 def main() -> int:
+    started = time.time()  # Ray daemons that start from now on are this run's
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -165,8 +168,9 @@ def main() -> int:
                 print(f"{fw:5} {w:22} run {i + 1}/{args.repeat}: {runs[-1]}", file=sys.stderr, flush=True)
             results[fw][w] = median_of(runs)
         if fw == "ray" and any("error" in r or r.get("failed_runs") for r in results[fw].values()):
-            # A crashed Ray driver can leave raylet and gcs_server behind.
-            subprocess.run([str(Path(args.ray_python).with_name("ray")), "stop", "--force"], check=False)
+            # A crashed Ray driver can leave raylet and gcs_server behind: this run's, by pid.
+            for left in kill_ray_daemons_since(started):
+                print(f"WARNING ray: killed a daemon left behind: {left}", file=sys.stderr)
 
     print(table(results, workloads))
     for fw, by_workload in results.items():

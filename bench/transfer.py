@@ -20,7 +20,7 @@ and, unless ``--no-tcp``, the machine's ceiling for the same bytes: one Python p
 
 Each framework runs in a fresh process (Manta in ``sys.executable``, Ray in
 ``--ray-python``) that prints one JSON line. After each one, processes still left in its
-session are reported and killed by pid (after Ray, ``ray stop --force`` too).
+session are reported and killed by pid (after Ray, daemons this run started, by pid too).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import mmap
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from fresh import can_import_ray, ray_daemons, run_fresh  # noqa: E402
+from fresh import can_import_ray, kill_ray_daemons_since, ray_daemons, run_fresh  # noqa: E402
 
 SIZES = {"100MiB": 100 * 2**20, "1GiB": 2**30}
 NODE = {"num_cpus": 1, "object_store_memory": 3 * 2**30}
@@ -229,6 +228,7 @@ def table(results: dict[str, Metrics]) -> str:
 
 
 def main() -> int:
+    started = time.time()  # Ray daemons that start from now on are this run's
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -257,9 +257,7 @@ def main() -> int:
         print(f"{what}: {json.dumps(results[what])}", file=sys.stderr, flush=True)
         if what == "ray" and ray_daemons():
             # Daemons that left the child's session would survive the kill by session above.
-            print(f"WARNING ray: daemons left: {ray_daemons()}; running `ray stop --force`")
-            ray_cli = Path(args.ray_python).with_name("ray")
-            subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, check=False)
+            print(f"WARNING ray: daemons left behind, killed by pid: {kill_ray_daemons_since(started)}")
         if results[what]["leftover_processes"]:
             print(f"WARNING {what}: killed after shutdown: {results[what]['leftover_processes']}")
 
