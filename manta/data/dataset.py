@@ -314,7 +314,12 @@ class Dataset:
         return sum(bundle.num_rows for bundle in self._bundles())
 
     def schema(self, fetch_if_missing: bool = True) -> Schema:
-        """Column names and types, from the first block (running the dataset that far)."""
+        """Column names and types: a read's from its files' metadata where the reader knows
+        it, else from the first block (running the dataset that far)."""
+        if isinstance(self._plan, logical.Read):
+            tasks = execution.read_tasks(self._plan, self._context)
+            if tasks and tasks[0].schema is not None:
+                return Schema(tasks[0].schema)
         source = self if self._is_input() else self.limit(1)
         for bundle in source._bundles():
             for ref in bundle.refs:

@@ -116,8 +116,27 @@ def aggregate_dataset(dataset: Dataset, aggs: list[agg.AggregateFn]) -> dict[str
 
 
 def _partials(dataset: Dataset, keys: list[str] | None, aggs: list[agg.AggregateFn]) -> Dataset:
+    """Each block reduced to partial aggregates; only the columns the aggregations read
+    are kept first (read, where the reader can project)."""
+    source = dataset
+    needed = _columns_needed(keys, aggs)
+    if needed is not None:
+        source = dataset.select_columns(needed) if needed else dataset
     step = PartialAggregate(keys, aggs)
-    return dataset._then(logical.MapOp((dataset._plan,), step.name, step))
+    return source._then(logical.MapOp((source._plan,), step.name, step))
+
+
+def _columns_needed(keys: list[str] | None, aggs: list[agg.AggregateFn]) -> list[str] | None:
+    """The columns ``aggs`` grouped by ``keys`` read, or ``None`` if an aggregation does
+    not say (a user's ``AggregateFn`` sees whole rows)."""
+    needed = dict.fromkeys(keys or [])
+    for one in aggs:
+        if not isinstance(one, agg.AggregateFnV2):
+            return None
+        column = one.get_target_column()
+        if column is not None:
+            needed[column] = None
+    return list(needed)
 
 
 def simple_aggregate(dataset: Dataset, agg_name: str, on: str | list[str] | None, **kwargs: Any) -> Any:

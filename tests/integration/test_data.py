@@ -250,3 +250,13 @@ def test_the_ray_import_path_reaches_manta_data():
     )
     assert done.returncode == 0, done.stderr
     assert "rows 15" in done.stdout
+
+
+def test_a_groupby_over_parquet_reads_only_the_columns_it_needs(tmp_path):
+    table = pa.table({"k": [i % 3 for i in range(300)], "v": list(range(300)), "junk": ["x" * 50] * 300})
+    pq.write_table(table, tmp_path / "data.parquet")
+    grouped = md.read_parquet(str(tmp_path)).groupby("k").sum("v")
+    assert grouped.take_all() == [{"k": k, "sum(v)": sum(range(k, 300, 3))} for k in range(3)]
+    stats = grouped.stats()
+    # The selection of k and v went into the read: no Project step ran.
+    assert "ReadParquet->Aggregate(partial)" in stats and "Project" not in stats

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 import manta
-from manta.data._internal import logical, planner
+from manta.data._internal import logical, optimizer, planner
 from manta.data._internal.executor import StreamingExecutor
 from manta.data.context import DataContext
 
@@ -53,6 +53,7 @@ def read_rows(read: logical.Read, context: DataContext) -> int | None:
 
 def run(op: logical.LogicalOp, context: DataContext) -> StreamingExecutor:
     ensure_cluster()
+    op = optimizer.optimize(op)
     root = planner.plan(op)
     tasks = {id(node): read_tasks(node, context) for node in op.walk() if isinstance(node, logical.Read)}
     return StreamingExecutor(root, context, tasks, f"dataset_{uuid.uuid4().hex[:8]}")

@@ -95,6 +95,17 @@ class Datasource:
         split that finely). ``parallelism`` is always a positive int."""
         raise NotImplementedError
 
+    def supports_projection_pushdown(self) -> bool:
+        """Whether ``apply_projection`` can make a reader of fewer columns (so a
+        ``select_columns`` or a groupby's columns are read, not the whole file)."""
+        return False
+
+    def apply_projection(self, projection_map: dict[str, str] | None) -> Datasource:
+        """A copy of this datasource reading only the columns that are keys of
+        ``projection_map`` (values: their names in the output; only unrenamed columns are
+        supported here). Called only when ``supports_projection_pushdown()``."""
+        raise NotImplementedError
+
     @property
     def supports_distributed_reads(self) -> bool:
         """``False`` to run every read task on the driver's node (e.g. local-only data)."""

@@ -3,6 +3,7 @@ each file scanned per batch with column projection and filter pushed into the sc
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from functools import reduce
 from typing import Any
@@ -85,6 +86,19 @@ class ParquetDatasource(FileBasedDatasource):
                 raise ValueError(
                     f"read_parquet: columns {missing} are not in the files (columns: {self._schema.names})"
                 )
+
+    def supports_projection_pushdown(self) -> bool:
+        return not self._tensor_columns and not self._include_paths
+
+    def apply_projection(self, projection_map: dict[str, str] | None) -> ParquetDatasource:
+        if projection_map is None:
+            return self
+        if any(k != v for k, v in projection_map.items()):
+            raise ValueError(f"read_parquet cannot rename columns while reading: {projection_map}")
+        projected = copy.copy(self)
+        wanted = list(projection_map)
+        projected._columns = wanted if self._columns is None else [c for c in self._columns if c in wanted]
+        return projected
 
     def _size_bytes(self, files: list[tuple[str, int]]) -> int:
         # The footer's uncompressed size is closer to the size in memory than the file's.
