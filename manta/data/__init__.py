@@ -2,7 +2,8 @@
 the compatibility path, ``import ray.data``).
 
 Layering: this package uses Manta only through its public API (``manta.remote``,
-``manta.get``, ``manta.wait``, ``manta.put``, actors); ``_internal`` holds the planner,
+``manta.get``, ``manta.wait``, ``manta.put``, actors, and ``ObjectRefGenerator._next_sync``
+for a next item without blocking, as Ray Data uses it); ``_internal`` holds the planner,
 the streaming executor and the block algorithms, ``datasource`` the readers and writers.
 This module only re-exports.
 """

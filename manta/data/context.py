@@ -52,9 +52,14 @@ class DataContext:
     Attributes users change most: ``target_max_block_size`` (a block above it is split,
     128 MiB), ``read_op_min_num_blocks`` (reads make at least this many blocks, 200),
     ``execution_options`` (resource limits and ordering), ``enable_progress_bars``,
-    ``max_errored_blocks`` (blocks whose failure is tolerated, 0: none),
-    ``object_store_memory_fraction`` (the share of the cluster's object store one dataset
-    may fill when ``resource_limits.object_store_memory`` is unset; 0.5).
+    ``max_errored_blocks`` (blocks whose failure is skipped with a warning; 0: none, -1:
+    any), ``max_map_retries`` (times a block is redone after its actor died),
+    ``actor_init_max_retries`` (actors of a pool replaced after dying before they were
+    ready), ``scheduling_strategy`` (of map tasks with small inputs; larger ones run where
+    their input is), ``object_store_memory_fraction`` (the share of the cluster's object
+    store one dataset may fill when ``resource_limits.object_store_memory`` is unset; 0.5).
+    ``use_push_based_shuffle``, ``eager_free``, ``enable_operator_progress_bars`` and the
+    locality options are accepted, as Ray programs set them, and change nothing here.
     """
 
     target_max_block_size: int = 128 * MiB

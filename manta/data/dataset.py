@@ -184,7 +184,7 @@ class Dataset:
             raise TypeError(
                 f"rename_columns takes a dict of old to new names or a list of names, got {names!r}"
             )
-        current = self.columns()
+        current = self._fetched_schema().names
         if len(names) != len(current):
             raise ValueError(f"rename_columns got {len(names)} names for {len(current)} columns {current}")
         return self._project(transforms.Project(rename=dict(zip(current, names, strict=True))))
@@ -203,9 +203,15 @@ class Dataset:
     def repartition(self, num_blocks: int | None = None, target_num_rows_per_block: int | None = None, *,
                     strict: bool = False, shuffle: bool = False, keys: list[str] | None = None,
                     sort: bool = False) -> Dataset:  # fmt: skip
-        """``num_blocks`` blocks of (nearly) equal rows; ``shuffle=True`` spreads rows at random."""
-        if num_blocks is None and target_num_rows_per_block is None:
-            raise ValueError("repartition needs num_blocks or target_num_rows_per_block")
+        """``num_blocks`` blocks of (nearly) equal rows; ``shuffle=True`` makes each output
+        take a slice of every input block. ``target_num_rows_per_block`` counts the rows
+        first (running the dataset once more); ``keys`` and ``sort`` are not supported yet."""
+        if (num_blocks is None) == (target_num_rows_per_block is None):
+            raise ValueError("repartition takes exactly one of num_blocks and target_num_rows_per_block")
+        if keys is not None or sort:
+            raise NotImplementedError(
+                "repartition(keys=..., sort=...) is not supported yet; use sort() or groupby()"
+            )
         if num_blocks is not None and num_blocks < 1:
             raise ValueError(f"num_blocks must be at least 1, got {num_blocks}")
         if num_blocks is None:
@@ -232,7 +238,7 @@ class Dataset:
         from manta.data._internal import sorting
 
         sort_key = sorting.SortKey(key, descending)
-        sort_key.validate_schema(self.schema().base_schema)
+        sort_key.validate_schema(self._fetched_schema().base_schema)
         return self._all_to_all("sort", f"Sort({key})", key=sort_key)
 
     def groupby(self, key: str | list[str] | None, num_partitions: int | None = None) -> GroupedData:
@@ -299,7 +305,7 @@ class Dataset:
         """One batch of up to ``batch_size`` rows."""
         batches.check_batch_format(batch_format)
         blocks = [manta.get(ref) for bundle in self.limit(batch_size)._bundles() for ref in bundle.refs]
-        table = transforms.concat(blocks) if blocks else self.schema().base_schema.empty_table()
+        table = transforms.concat(blocks) if blocks else self._fetched_schema().base_schema.empty_table()
         return batches.to_batch(table, batch_format)
 
     def show(self, limit: int = 20) -> None:
@@ -313,24 +319,37 @@ class Dataset:
             return known
         return sum(bundle.num_rows for bundle in self._bundles())
 
-    def schema(self, fetch_if_missing: bool = True) -> Schema:
-        """Column names and types: a read's from its files' metadata where the reader knows
-        it, else from the first block (running the dataset that far)."""
-        if isinstance(self._plan, logical.Read):
-            tasks = execution.read_tasks(self._plan, self._context)
-            if tasks and tasks[0].schema is not None:
-                return Schema(tasks[0].schema)
-        source = self if self._is_input() else self.limit(1)
-        for bundle in source._bundles():
+    def schema(self, fetch_if_missing: bool = True) -> Schema | None:
+        """Column names and types: from the files' metadata and the plan where they tell
+        (through sorts, shuffles, limits, unions, column selections); else from the first
+        block, running the dataset that far (``None`` instead if ``fetch_if_missing`` is
+        false)."""
+        known = planner.known_schema(self._plan, self._read_schema, self._input_schema)
+        if known is not None:
+            return Schema(known)
+        if not fetch_if_missing:
+            return None
+        for bundle in self.limit(1)._bundles():
             for ref in bundle.refs:
                 return Schema(manta.get(ref).schema)
         return Schema(pa.schema([]))
 
-    def _is_input(self) -> bool:
-        return isinstance(self._plan, logical.InputBlocks)
+    def _fetched_schema(self) -> Schema:
+        schema = self.schema()
+        assert schema is not None  # fetched when not known
+        return schema
 
-    def columns(self, fetch_if_missing: bool = True) -> list[str]:
-        return self.schema().names
+    def _read_schema(self, read: logical.Read) -> pa.Schema | None:
+        tasks = execution.read_tasks(read, self._context)
+        return tasks[0].schema if tasks else None
+
+    @staticmethod
+    def _input_schema(blocks: logical.InputBlocks) -> pa.Schema | None:
+        return manta.get(blocks.blocks[0][0]).schema if blocks.blocks else None
+
+    def columns(self, fetch_if_missing: bool = True) -> list[str] | None:
+        schema = self.schema(fetch_if_missing)
+        return None if schema is None else schema.names
 
     def to_pandas(self, limit: int | None = None) -> Any:
         """All rows as one DataFrame (``ValueError`` past ``limit`` rows)."""
@@ -392,7 +411,7 @@ class Dataset:
         rows = self.select_columns([column]).groupby(column).count().take_all()
         return [row[column] for row in rows if not (ignore_nulls and row[column] is None)]
 
-    # -- splitting and writing (in _internal/consume.py) ---------------------------------------------
+    # -- splitting and writing (in _internal/splits.py and _internal/writes.py) --------------------
     def split(
         self, n: int, *, equal: bool = False, locality_hints: list[Any] | None = None
     ) -> list[MaterializedDataset]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import manta
 from manta.data import aggregate as agg
-from manta.data._internal import grouping, logical, sorting
+from manta.data._internal import grouping, logical, map_options, sorting
 from manta.data._internal.transforms import PartialAggregate, UserFn
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class GroupedData:
 
     def _sort_key(self) -> sorting.SortKey:
         key = sorting.SortKey(self._keys)
-        key.validate_schema(self._dataset.schema().base_schema)
+        key.validate_schema(self._dataset._fetched_schema().base_schema)
         return key
 
     def aggregate(self, *aggs: agg.AggregateFn) -> Dataset:
@@ -64,7 +64,7 @@ class GroupedData:
         )
 
     def _simple(self, agg_cls: type[agg.AggregateFn], on: str | list[str] | None, **kwargs: Any) -> Dataset:
-        columns = self._dataset.columns()
+        columns = self._dataset._fetched_schema().names
         return self.aggregate(*grouping.column_aggs(agg_cls, on, columns, self._keys, **kwargs))
 
     def count(self) -> Dataset:
@@ -89,20 +89,37 @@ class GroupedData:
         self,
         fn: Any,
         *,
+        zero_copy_batch: bool = True,
+        compute: Any = None,
         batch_format: str | None = "default",
         fn_args: Any = None,
         fn_kwargs: dict[str, Any] | None = None,
+        fn_constructor_args: Any = None,
+        fn_constructor_kwargs: dict[str, Any] | None = None,
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+        memory: float | None = None,
+        concurrency: Any = None,
         **ray_remote_args: Any,
     ) -> Dataset:
-        """Applies ``fn`` to each group as one batch; groups never straddle two tasks."""
+        """Applies ``fn`` to each group as one batch; groups never straddle two tasks. The
+        tasks that run ``fn`` take ``num_cpus``/``num_gpus``/``memory`` and the other remote
+        arguments; a callable class, ``compute`` and ``concurrency`` (an actor pool) are not
+        supported yet."""
+        if isinstance(fn, type) or compute is not None or concurrency is not None or fn_constructor_args:
+            raise NotImplementedError(
+                "map_groups runs functions as tasks; a callable class, compute= and concurrency= are "
+                "not supported yet"
+            )
         user_fn = UserFn(fn, tuple(fn_args or ()), dict(fn_kwargs or {}))
+        remote = map_options.remote_args(num_cpus, num_gpus, memory, ray_remote_args)
         if not self._keys:
             return self._dataset.repartition(1).map_batches(
-                fn, batch_format=batch_format, fn_args=fn_args, fn_kwargs=fn_kwargs
+                fn, batch_format=batch_format, fn_args=fn_args, fn_kwargs=fn_kwargs, **remote
             )
         return self._dataset._all_to_all(
             "map_groups", f"MapGroups({user_fn.name})", key=self._sort_key(), keys=self._keys, fn=user_fn,
-            batch_format=batch_format, num_outputs=self._num_partitions,
+            batch_format=batch_format, num_outputs=self._num_partitions, remote_args=remote,
         )  # fmt: skip
 
 
@@ -142,6 +159,6 @@ def _columns_needed(keys: list[str] | None, aggs: list[agg.AggregateFn]) -> list
 def simple_aggregate(dataset: Dataset, agg_name: str, on: str | list[str] | None, **kwargs: Any) -> Any:
     """``ds.sum(on)`` and friends: the value for one column, a dict for several."""
     agg_cls = getattr(agg, agg_name)
-    aggs = grouping.column_aggs(agg_cls, on, dataset.columns(), None, **kwargs)
+    aggs = grouping.column_aggs(agg_cls, on, dataset._fetched_schema().names, None, **kwargs)
     result = aggregate_dataset(dataset, aggs)
     return None if result is None else grouping.single_value(result)

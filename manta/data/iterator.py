@@ -88,12 +88,14 @@ class DataIterator:
         local_shuffle_seed: int | None = None,
     ) -> Iterator[Any]:
         """Batches as dicts of ``torch.Tensor`` (or what ``collate_fn`` makes of the numpy
-        batch); needs ``torch``."""
+        batch) on ``device`` (``"auto"``: the CPU); needs ``torch``."""
+        if collate_fn is not None and dtypes is not None:
+            raise ValueError("iter_torch_batches takes dtypes or collate_fn, not both")
         try:
             import torch
         except ImportError as error:
             raise ImportError("iter_torch_batches needs PyTorch: pip install torch") from error
-        target = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        target = "cpu" if device == "auto" else device  # "auto" is Train's device; outside Train, the CPU
 
         def to_tensors(batch: dict[str, np.ndarray]) -> Any:
             if collate_fn is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import numpy as np
 import pandas as pd
@@ -260,3 +261,77 @@ def test_a_groupby_over_parquet_reads_only_the_columns_it_needs(tmp_path):
     stats = grouped.stats()
     # The selection of k and v went into the read: no Project step ran.
     assert "ReadParquet->Aggregate(partial)" in stats and "Project" not in stats
+
+
+def _slow_reader(i):
+    def read():
+        time.sleep(0.02)
+        yield pa.table({"id": list(range(i * 10, i * 10 + 10))})
+
+    return read
+
+
+class _SlowSource(md.Datasource):
+    """Reads that take a while, so that a pool grows while some are still to run."""
+
+    def estimate_inmemory_data_size(self):
+        return 960
+
+    def get_read_tasks(self, parallelism):
+        return [md.ReadTask(_slow_reader(i), md.BlockMetadata(10, 80)) for i in range(12)]
+
+
+def test_a_default_actor_pool_leaves_its_read_a_cpu():
+    class Slow:
+        def __call__(self, batch):
+            time.sleep(0.1)
+            return batch
+
+    # A pool without a maximum grew to both CPUs while reads were still to run, and the
+    # reads then waited for a CPU forever.
+    ds = md.read_datasource(_SlowSource()).map_batches(Slow, batch_size=None)
+    assert sorted(r["id"] for r in ds.take_all()) == list(range(120))
+
+
+def test_a_constructor_error_ends_the_dataset_with_it():
+    class Broken:
+        def __init__(self):
+            raise RuntimeError("no model file")
+
+        def __call__(self, batch):
+            return batch
+
+    with pytest.raises(manta.exceptions.RayActorError, match="no model file"):
+        md.range(10).map_batches(Broken, concurrency=1).take_all()
+
+
+def test_max_errored_blocks_skips_that_many_failed_blocks():
+    def fails_on_block_two(batch):
+        if int(batch["id"][0]) == 20:
+            raise ValueError("bad block")
+        return batch
+
+    ds = md.range(50, override_num_blocks=5).map_batches(fails_on_block_two)
+    ds.context().max_errored_blocks = 1
+    assert sorted(r["id"] for r in ds.take_all()) == [i for i in range(50) if not 20 <= i < 30]
+    ds.context().max_errored_blocks = 0
+    with pytest.raises(UserCodeException, match="bad block"):
+        ds.take_all()
+
+
+def test_streaming_split_shards_run_several_epochs_side_by_side():
+    @manta.remote
+    def train(shard, epochs):
+        return [sum(int(b["id"].sum()) for b in shard.iter_batches(batch_size=32)) for _ in range(epochs)]
+
+    shards = md.range(600, override_num_blocks=12).streaming_split(2)
+    first, second = manta.get([train.remote(shard, 3) for shard in shards])
+    assert [a + b for a, b in zip(first, second, strict=True)] == [sum(range(600))] * 3
+
+
+def test_repartition_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="exactly one"):
+        md.range(10).repartition(2, target_num_rows_per_block=5)
+    with pytest.raises(NotImplementedError, match="keys"):
+        md.range(10).repartition(2, keys=["id"])
+    assert md.range(10).repartition(target_num_rows_per_block=4).materialize().num_blocks() == 3

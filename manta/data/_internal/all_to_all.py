@@ -121,9 +121,15 @@ def _split_all(algorithm: Algorithm, blocks: list[tuple[Any, Any]], outputs: int
     return parts
 
 
-def shuffle(algorithm: Algorithm, blocks: list[tuple[Any, Any]], outputs: int, name: str) -> list[RefBundle]:
+def shuffle(
+    algorithm: Algorithm,
+    blocks: list[tuple[Any, Any]],
+    outputs: int,
+    name: str,
+    remote_args: dict[str, Any] | None = None,
+) -> list[RefBundle]:
     parts = _split_all(algorithm, blocks, outputs)
-    merge = manta.remote(remote_calls.merge_parts).options(num_returns=2, name=name)
+    merge = manta.remote(remote_calls.merge_parts).options(num_returns=2, name=name, **(remote_args or {}))
     results = [merge.remote(algorithm, j, *[row[j] for row in parts]) for j in range(outputs)]
     metas = manta.get([meta for _, meta in results])
     return [RefBundle(((block, meta),)) for (block, _), meta in zip(results, metas, strict=True)]
@@ -172,7 +178,7 @@ def _keyed(kind: str, args: dict[str, Any], blocks: list[tuple[Any, Any]], outpu
         return shuffle(algorithm, blocks, outputs, "Aggregate")
     if kind == "map_groups":
         algorithm = MapGroups(key, bounds, args["keys"], args["fn"], args["batch_format"])
-        return shuffle(algorithm, blocks, outputs, "MapGroups")
+        return shuffle(algorithm, blocks, outputs, "MapGroups", args.get("remote_args"))
     raise ValueError(f"unknown all-to-all operation {kind!r}")
 
 

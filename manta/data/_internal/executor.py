@@ -56,6 +56,7 @@ class StreamingExecutor:
         self._ops: list[Operator] = []
         self._consumers: dict[int, list[tuple[Operator, int]]] = {}
         self._root = self._build(root, read_tasks)
+        self._below = {id(op): self._downstream(op) for op in self._ops}
         self._label = label
         self._out: deque[RefBundle] = deque()
         self._cond = threading.Condition()
@@ -117,23 +118,24 @@ class StreamingExecutor:
 
     # -- the executor's thread --------------------------------------------------------------------
     def _run(self) -> None:
-        reporter = progress.Reporter(self._label, self._ops, self._context)
         try:
-            while not self._stop:
-                self._move()
-                if self._root.finished() and not self._root.outputs:
-                    break
-                self._launch()
-                self._wait()
-                reporter.update()
-        except BaseException as error:  # raised to the consumer, whatever it is
-            self._error = error
-        finally:
-            for op in self._ops:
-                if not op.finished() or isinstance(op, ActorMapOperator):
+            reporter = progress.Reporter(self._label, self._ops, self._context)
+            try:
+                while not self._stop:
+                    self._move()
+                    if self._root.finished() and not self._root.outputs:
+                        break
+                    self._launch()
+                    self._wait()
+                    reporter.update()
+            finally:
+                self.stats.total_s = time.monotonic() - self._started
+                for op in self._ops:
                     op.stop()
-            self.stats.total_s = time.monotonic() - self._started
-            reporter.close(self._error is None and not self._stop)
+                reporter.close(self._error is None and not self._stop)
+        except BaseException as error:  # raised to the consumer, whatever it is
+            self._error = self._error or error
+        finally:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
@@ -154,11 +156,11 @@ class StreamingExecutor:
                     op.stats.finished_at = now
                     if op.stats.started_at is None:
                         op.stats.started_at = now
+                    op.release()
                 for consumer, index in self._consumers.get(id(op), []):
                     if not consumer.inputs_done[index]:
                         consumer.input_done(index)
-        if isinstance(self._root, LimitOperator) or any(isinstance(op, LimitOperator) for op in self._ops):
-            self._stop_above_limits()
+        self._stop_above_limits()
 
     def _stop_above_limits(self) -> None:
         for op in self._ops:
@@ -172,19 +174,33 @@ class StreamingExecutor:
         for parent in op.inputs:
             self._stop_tree(parent)
 
-    def _usage(self) -> backpressure.Usage:
-        with self._cond:
-            held = float(sum(bundle.size_bytes for bundle in self._out))
+    def _usage(self, op: Operator) -> backpressure.Usage:
+        """What launching ``op`` competes with: the bytes it and the operators downstream of
+        it hold (up to an all-to-all, which needs all of its input whatever the pace, and
+        not what is upstream, which a launch here does not add to), and every CPU and GPU."""
+        held = float(op.output_bytes() + op.running() * op.output_estimate())
+        for below in self._below[id(op)]:
+            held += below.held_bytes() + below.running() * below.output_estimate()
+        if op is self._root or self._root in self._below[id(op)]:
+            with self._cond:
+                held += sum(bundle.size_bytes for bundle in self._out)
         cpus = gpus = 0.0
-        for op in self._ops:
-            held += op.held_bytes() + op.running() * op.output_estimate()
-            if isinstance(op, ActorMapOperator):
-                pool_cpus, pool_gpus = op.actor_resources()
+        for each in self._ops:
+            if isinstance(each, ActorMapOperator):
+                pool_cpus, pool_gpus = each.actor_resources()
                 cpus, gpus = cpus + pool_cpus, gpus + pool_gpus
             else:
-                task_cpus, task_gpus = op.task_resources()
-                cpus, gpus = cpus + op.running() * task_cpus, gpus + op.running() * task_gpus
+                task_cpus, task_gpus = each.task_resources()
+                cpus, gpus = cpus + each.running() * task_cpus, gpus + each.running() * task_gpus
         return backpressure.Usage(held, cpus, gpus)
+
+    def _downstream(self, op: Operator) -> list[Operator]:
+        """The operators ``op``'s output flows through, up to (not into) an all-to-all."""
+        found: list[Operator] = []
+        for consumer, _ in self._consumers.get(id(op), []):
+            if not isinstance(consumer, AllToAllOperator):
+                found += [consumer, *self._downstream(consumer)]
+        return found
 
     def _launch(self) -> None:
         for op in reversed(self._ops):
@@ -194,7 +210,7 @@ class StreamingExecutor:
                 candidate = backpressure.Candidate(
                     op.running(), op.max_running(), waiting, op.output_estimate(), task_cpus, task_gpus
                 )
-                if not backpressure.may_launch(candidate, self._usage(), self._budget):
+                if not backpressure.may_launch(candidate, self._usage(op), self._budget):
                     break
                 op.launch_one()
 

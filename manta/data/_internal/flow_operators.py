@@ -68,5 +68,8 @@ class UnionOperator(Operator):
                 self.outputs.extend(self._held[self._current])
                 self._held[self._current] = []
 
+    def queued_input_bytes(self) -> int:
+        return sum(b.size_bytes for held in self._held for b in held)
+
     def held_bytes(self) -> int:
-        return super().held_bytes() + sum(b.size_bytes for held in self._held for b in held)
+        return super().held_bytes() + self.queued_input_bytes()

@@ -9,14 +9,16 @@ unit's blocks wait until every earlier unit has handed its blocks on.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import manta
+from manta import cloudpickle
 from manta.data._internal import remote_calls
 from manta.data._internal.bundles import RefBundle
 from manta.data._internal.logical import ActorPoolStrategy
@@ -24,6 +26,11 @@ from manta.data._internal.planner import Stage, normalized
 from manta.data._internal.stats import OperatorStats
 from manta.data.context import DataContext
 from manta.exceptions import InternalError
+
+logger = logging.getLogger("manta.data")
+# A task whose input is larger than this runs where its input is (Ray Data's threshold);
+# smaller ones are spread over the cluster.
+_LARGE_INPUT_BYTES = 50 * 1024 * 1024
 
 
 class Operator:
@@ -65,6 +72,10 @@ class Operator:
         """Stop early (a limit was reached downstream, or the consumer left)."""
         self.stopped = True
 
+    def release(self) -> None:
+        """Let go of what is held only for future work (an actor pool's actors), once
+        ``finished``."""
+
     # -- what it holds, for the budget ---------------------------------------------------------
     def held_bytes(self) -> int:
         return sum(bundle.size_bytes for bundle in self.outputs)
@@ -72,6 +83,10 @@ class Operator:
     def queued_input_bytes(self) -> int:
         """Bytes of input waiting here for work to start on them."""
         return 0
+
+    def output_bytes(self) -> int:
+        """Bytes this operator made that it has not handed on yet."""
+        return sum(bundle.size_bytes for bundle in self.outputs)
 
     def running(self) -> int:
         return 0
@@ -98,6 +113,14 @@ class InputOperator(Operator):
 
     def held_bytes(self) -> int:
         return 0  # held by whoever made them, before and after this dataset
+
+
+@dataclass(frozen=True)
+class _Queued:
+    seq: int
+    items: tuple[Any, ...]
+    size: int
+    attempts: int = 0
 
 
 @dataclass(eq=False)
@@ -131,15 +154,19 @@ class MapOperator(Operator):
         read_tasks: Sequence[Any] = (),
     ) -> None:
         super().__init__(stage, inputs, context)
-        self._queue: deque[tuple[int, tuple[Any, ...], int]] = deque()
+        self._queue: deque[_Queued] = deque()
         self._gathering: list[RefBundle] = []
         self._units: dict[int, _Unit] = {}
         self._next_seq = 0
         self._next_out = 0
         self._by_stream: dict[Any, _Unit] = {}
-        self._estimates: list[float] = []
-        self._chain_key = uuid.uuid4().hex
-        self._chain_holder = [manta.put(stage.chain)]
+        self._estimates: deque[float] = deque(maxlen=20)
+        self._errored = 0
+        # Keyed by content, so a worker that ran this chain before (an earlier run of the
+        # same dataset) does not load another copy of it.
+        pickled = cloudpickle.dumps(stage.chain)
+        self._chain_key = hashlib.sha256(pickled).hexdigest()
+        self._chain_holder = [manta.put(pickled)]
         cpus, _ = self.task_resources()
         size = getattr(stage.compute, "size", None)
         self._cap = int(size or max(1, budget_cpus // max(cpus, 1e-9)))
@@ -147,7 +174,7 @@ class MapOperator(Operator):
             self._enqueue((task,), 0)
 
     def _enqueue(self, items: tuple[Any, ...], size: int) -> None:
-        self._queue.append((self._next_seq, items, size))
+        self._queue.append(_Queued(self._next_seq, items, size))
         self._next_seq += 1
 
     def add_input(self, bundle: RefBundle, index: int) -> None:
@@ -180,31 +207,36 @@ class MapOperator(Operator):
         return sum(1 for unit in self._units.values() if not unit.done)
 
     def queued_input_bytes(self) -> int:
-        return sum(size for _, _, size in self._queue) + sum(b.size_bytes for b in self._gathering)
+        return sum(queued.size for queued in self._queue) + sum(b.size_bytes for b in self._gathering)
+
+    def output_bytes(self) -> int:
+        made = sum(meta.size_bytes or 0 for unit in self._units.values() for _, meta in unit.blocks)
+        return super().output_bytes() + made
 
     def held_bytes(self) -> int:
-        queued = self.queued_input_bytes()
-        made = sum(meta.size_bytes or 0 for unit in self._units.values() for _, meta in unit.blocks)
         inputs = sum(unit.input_bytes for unit in self._units.values() if not unit.done)
-        return super().held_bytes() + queued + made + inputs
+        return self.output_bytes() + self.queued_input_bytes() + inputs
 
     def output_estimate(self) -> float:
         if self._estimates:
-            return sum(self._estimates[-20:]) / len(self._estimates[-20:])
-        if self._queue and self._queue[0][2]:
-            return float(self._queue[0][2])
+            return sum(self._estimates) / len(self._estimates)
+        if self._queue and self._queue[0].size:
+            return float(self._queue[0].size)
         return float(min(self.context.target_max_block_size, 64 * 1024 * 1024))
 
     def launch_one(self) -> None:
-        seq, items, size = self._queue.popleft()
-        unit = _Unit(seq, items, size)
-        self._units[seq] = unit
+        queued = self._queue.popleft()
+        unit = _Unit(queued.seq, queued.items, queued.size, attempts=queued.attempts)
+        self._units[unit.seq] = unit
         self._start(unit)
         if self.stats.started_at is None:
             self.stats.started_at = time.monotonic()
 
     def _start(self, unit: _Unit) -> None:
         options = dict(self.stage.remote_args)
+        if "scheduling_strategy" not in options:
+            large = unit.input_bytes > _LARGE_INPUT_BYTES
+            options["scheduling_strategy"] = "DEFAULT" if large else self.context.scheduling_strategy
         options.update(name=self.name, num_returns="streaming")
         remote = manta.remote(remote_calls.map_task).options(**options)
         unit.stream = remote.remote(
@@ -220,7 +252,7 @@ class MapOperator(Operator):
         try:
             self._drain(unit)
         except Exception as error:
-            if not self._recover(unit, error):
+            if not self._recover(unit, error) and not self._tolerate(unit, error):
                 raise
         self._emit()
 
@@ -256,6 +288,20 @@ class MapOperator(Operator):
     def _recover(self, unit: _Unit, error: Exception) -> bool:
         """Whether a failed unit was set to run again (actors override this)."""
         return False
+
+    def _tolerate(self, unit: _Unit, error: Exception) -> bool:
+        """Whether the failed unit may be skipped (``DataContext.max_errored_blocks``, -1:
+        any number); its blocks so far are dropped with it."""
+        allowed = self.context.max_errored_blocks
+        if allowed >= 0 and self._errored >= allowed:
+            return False
+        self._errored += 1
+        logger.warning("%s: skipping a failed block (%d so far): %s", self.name, self._errored, error)
+        if unit.stream is not None:
+            self._by_stream.pop(unit.stream, None)
+            unit.stream = None
+        unit.blocks, unit.pending_block, unit.items, unit.done = [], None, (), True
+        return True
 
     def _emit(self) -> None:
         preserve = self.context.execution_options.preserve_order
@@ -326,7 +372,8 @@ def pool_size_wanted(size: int, starting: int, queued: int, free_slots: int, low
 class ActorMapOperator(MapOperator):
     """A map stage on an autoscaling pool of actors (``ActorPoolStrategy``). An actor that
     dies is replaced and its unit redone from the start, so a unit's blocks go on only when
-    the unit has ended."""
+    the unit has ended. A pool without a ``max_size`` leaves room for one task of the stage
+    feeding it: actors holding every CPU would leave their own input no CPU to be made on."""
 
     streams_partial_output = False
 
@@ -337,11 +384,19 @@ class ActorMapOperator(MapOperator):
         strategy = stage.compute
         assert isinstance(strategy, ActorPoolStrategy)
         cpus, _gpus = self.task_resources()
-        affordable = int(budget_cpus // cpus) if cpus else 1_000_000
+        feeder = max((op.task_resources()[0] for op in _task_feeders(inputs)), default=0.0)
+        affordable = int((budget_cpus - feeder) // cpus) if cpus else 1_000_000
         self._low = int(strategy.min_size or 1)
         self._high = int(strategy.max_size or max(self._low, affordable))
+        if feeder and cpus * self._low + feeder > budget_cpus:
+            logger.warning(
+                "%s: its pool of at least %d actors takes %g of the %g CPUs, leaving its input no "
+                "CPU to run on; lower concurrency or num_cpus",
+                self.name, self._low, cpus * self._low, budget_cpus,
+            )  # fmt: skip
         self._per_actor = int(strategy.max_tasks_in_flight_per_actor or context.max_tasks_in_flight_per_actor)
         self._actors: list[_PoolActor] = []
+        self._init_failures = 0
         self._worker = manta.remote(remote_calls.MapWorker)
 
     def pool_size(self) -> int:
@@ -385,9 +440,19 @@ class ActorMapOperator(MapOperator):
     def _unit_done(self, unit: _Unit) -> None:
         actor = unit.actor
         super()._unit_done(unit)
+        self._free_slot(unit, actor)
+
+    def _free_slot(self, unit: _Unit, actor: _PoolActor | None) -> None:
         if actor is not None:
             actor.in_flight -= 1
             unit.actor = None
+
+    def _tolerate(self, unit: _Unit, error: Exception) -> bool:
+        actor = unit.actor
+        tolerated = super()._tolerate(unit, error)
+        if tolerated:
+            self._free_slot(unit, actor)
+        return tolerated
 
     def waitables(self) -> list[Any]:
         return [a.ready_ref for a in self._actors if not a.ready] + super().waitables()
@@ -395,22 +460,34 @@ class ActorMapOperator(MapOperator):
     def on_ready(self, waitable: Any) -> None:
         for actor in self._actors:
             if not actor.ready and actor.ready_ref is waitable:
-                manta.get(actor.ready_ref)  # a constructor's error is raised here
-                actor.ready = True
+                self._actor_ready(actor)
                 return
         super().on_ready(waitable)
+
+    def _actor_ready(self, actor: _PoolActor) -> None:
+        """An actor answered its first call, or died first: a constructor that raised ends
+        the dataset with its error (as in Ray); an actor that died before it was ready is
+        replaced, up to ``actor_init_max_retries`` times."""
+        try:
+            manta.get(actor.ready_ref)
+        except manta.exceptions.RayActorError as error:
+            self._init_failures += 1
+            if error.cause is not None or self._init_failures > self.context.actor_init_max_retries:
+                raise
+            self._remove(actor)  # the next round's _scale starts another
+            return
+        actor.ready = True
 
     def _recover(self, unit: _Unit, error: Exception) -> bool:
         if not isinstance(error, manta.exceptions.RayActorError):
             return False
-        unit.attempts += 1
-        if unit.attempts > self.context.max_map_retries:
+        if unit.attempts >= self.context.max_map_retries:
             return False
         if unit.actor is not None:
             self._remove(unit.actor)
         self._by_stream.pop(unit.stream, None)
         del self._units[unit.seq]
-        self._queue.appendleft((unit.seq, unit.items, unit.input_bytes))
+        self._queue.appendleft(_Queued(unit.seq, unit.items, unit.input_bytes, unit.attempts + 1))
         return True
 
     def _remove(self, actor: _PoolActor) -> None:
@@ -418,17 +495,25 @@ class ActorMapOperator(MapOperator):
             self._actors.remove(actor)
             manta.kill(actor.handle)
 
-    def finished(self) -> bool:
-        done = super().finished()
-        if done:
-            self.stop()
-        return done
+    def release(self) -> None:
+        for actor in list(self._actors):
+            self._remove(actor)
 
     def stop(self) -> None:
         super().stop()
-        for actor in list(self._actors):
-            self._remove(actor)
+        self.release()
 
     def actor_resources(self) -> tuple[float, float]:
         cpus, gpus = self.task_resources()
         return cpus * len(self._actors), gpus * len(self._actors)
+
+
+def _task_feeders(inputs: list[Operator]) -> list[Operator]:
+    """The task-run map stages feeding these inputs, through stages that only route."""
+    found: list[Operator] = []
+    for op in inputs:
+        if isinstance(op, MapOperator) and not isinstance(op, ActorMapOperator):
+            found.append(op)
+        elif not isinstance(op, (MapOperator, InputOperator)) and op.stage.kind in ("limit", "union"):
+            found.extend(_task_feeders(op.inputs))
+    return found

@@ -10,12 +10,15 @@ a dataset used twice in one plan (``ds.union(ds)``) is read twice, as in Ray.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pyarrow as pa
+
 from manta.data._internal import logical
 from manta.data._internal.logical import ActorPoolStrategy, Compute, TaskPoolStrategy
-from manta.data._internal.transforms import Transform
+from manta.data._internal.transforms import Project, Transform
 
 
 @dataclass(eq=False)
@@ -129,3 +132,28 @@ def known_num_rows(op: logical.LogicalOp, read_rows: Any) -> int | None:
 def _total(counts: list[int | None]) -> int | None:
     known = [c for c in counts if c is not None]
     return sum(known) if len(known) == len(counts) else None
+
+
+def known_schema(
+    op: logical.LogicalOp,
+    read_schema: Callable[[logical.Read], pa.Schema | None],
+    input_schema: Callable[[logical.InputBlocks], pa.Schema | None],
+) -> pa.Schema | None:
+    """The schema, if it is known without running anything: through operators that keep
+    their input's columns (sorts, shuffles, limits, unions) and projections."""
+    if isinstance(op, logical.Read):
+        return read_schema(op)
+    if isinstance(op, logical.InputBlocks):
+        return input_schema(op)
+    keeps = isinstance(op, (logical.Limit, logical.Union)) or (
+        isinstance(op, logical.AllToAll) and op.kind in _SCHEMA_KEEPING
+    )
+    if keeps:
+        return known_schema(op.inputs[0], read_schema, input_schema)
+    if isinstance(op, logical.MapOp) and isinstance(op.transform, Project):
+        below = known_schema(op.inputs[0], read_schema, input_schema)
+        return None if below is None else op.transform.schema_of(below)
+    return None
+
+
+_SCHEMA_KEEPING = ("sort", "random_shuffle", "randomize_block_order", "repartition")

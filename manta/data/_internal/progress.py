@@ -68,5 +68,5 @@ class Reporter:
     def close(self, completed: bool) -> None:
         if self._live is not None:
             self._live.stop()
-        if self._enabled and completed and time.monotonic() - self._last >= 0 and self._live is None:
+        if self._enabled and completed and self._live is None:
             logger.debug(self._text())

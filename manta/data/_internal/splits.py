@@ -61,7 +61,10 @@ def split_at_indices(dataset: Dataset, indices: list[int]) -> list[MaterializedD
         raise ValueError(f"indices must be non-negative, got {indices}")
     if sorted(indices) != list(indices):
         raise ValueError(f"indices must be sorted in ascending order, got {indices}")
-    blocks = list(dataset.materialize()._blocks())
+    from manta.data.dataset import MaterializedDataset
+
+    materialized = dataset if isinstance(dataset, MaterializedDataset) else dataset.materialize()
+    blocks = list(materialized._blocks())
     total = sum(meta.num_rows or 0 for _, meta in blocks)
     bounds = [0, *(min(i, total) for i in indices), total]
     return [_materialized(dataset, piece, "Split") for piece in _cut(blocks, bounds)]
@@ -72,6 +75,7 @@ def split_proportionately(dataset: Dataset, proportions: list[float]) -> list[Ma
         raise ValueError(
             f"proportions must be positive and sum to less than 1 (the rest is the last split), got {proportions}"
         )
+    dataset = dataset.materialize()  # once: the count and the cut see the same rows
     total = dataset.count()
     indices, acc = [], 0.0
     for p in proportions:
@@ -106,7 +110,7 @@ def train_test_split(
 ) -> tuple[MaterializedDataset, MaterializedDataset]:
     if stratify is not None:
         raise NotImplementedError("train_test_split(stratify=...) is not supported yet")
-    source = dataset.random_shuffle(seed=seed) if shuffle else dataset
+    source = (dataset.random_shuffle(seed=seed) if shuffle else dataset).materialize()
     if isinstance(test_size, float):
         if not 0 < test_size < 1:
             raise ValueError(f"test_size must be between 0 and 1 when a float, got {test_size}")
@@ -123,30 +127,29 @@ def train_test_split(
 
 class SplitCoordinator:
     """An actor that runs a dataset and deals its bundles to ``n`` consumers, each bundle
-    to whichever asks next. Each epoch (a consumer starting to iterate again) runs the
-    dataset again once every consumer has finished the previous one."""
+    to whichever asks next. A consumer that starts its next epoch waits until every
+    consumer has finished the current one; then the dataset runs again."""
 
     def __init__(self, dataset: Dataset, n: int) -> None:
         self._dataset = dataset
         self._n = n
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._epoch = -1
         self._stream: Iterator[RefBundle] | None = None
         self._finished: set[int] = set()
 
     def next_bundle(self, split: int, epoch: int) -> list[Any] | None:
-        with self._lock:
+        with self._cond:
+            while epoch > self._epoch and self._stream is not None and len(self._finished) < self._n:
+                self._cond.wait()
             if epoch > self._epoch:
-                if self._stream is not None and len(self._finished) < self._n:
-                    raise RuntimeError(
-                        "a streaming_split shard started a new epoch before every shard finished the last one"
-                    )
                 self._epoch, self._finished = epoch, set()
                 self._stream = self._dataset._bundles()
             assert self._stream is not None
             bundle = next(self._stream, None)
             if bundle is None:
                 self._finished.add(split)
+                self._cond.notify_all()
                 return None
             return [bundle]
 

@@ -1,9 +1,9 @@
 """What each operator did: rows, blocks, bytes and time, for ``Dataset.stats()`` and the
-progress display. Counting is pure; the executor feeds it."""
+progress display. Counting is pure; the executor feeds it. Per-block figures are kept as
+running summaries (count, min, max, total), so a run of millions of blocks holds no list."""
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 
 MiB = 1024 * 1024
@@ -20,6 +20,29 @@ class ExecStats:
 
 
 @dataclass
+class Summary:
+    count: int = 0
+    low: float = float("inf")
+    high: float = float("-inf")
+    total: float = 0.0
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.low = min(self.low, value)
+        self.high = max(self.high, value)
+        self.total += value
+
+    def describe(self, unit: str = "", whole: bool = False) -> str:
+        mean = self.total / self.count if self.count else 0.0
+        if whole:
+            return f"{self.low:.0f} min, {self.high:.0f} max, {mean:.0f} mean, {self.total:.0f} total"
+        return (
+            f"{self.low:.3g}{unit} min, {self.high:.3g}{unit} max, {mean:.3g}{unit} mean, "
+            f"{self.total:.3g}{unit} total"
+        )
+
+
+@dataclass
 class OperatorStats:
     name: str
     tasks_done: int = 0
@@ -28,22 +51,22 @@ class OperatorStats:
     bytes_out: int = 0
     started_at: float | None = None
     finished_at: float | None = None
-    wall_s: list[float] = field(default_factory=list)
-    cpu_s: list[float] = field(default_factory=list)
-    rss_bytes: list[int] = field(default_factory=list)
-    rows_per_block: list[int] = field(default_factory=list)
-    bytes_per_block: list[int] = field(default_factory=list)
+    wall_s: Summary = field(default_factory=Summary)
+    cpu_s: Summary = field(default_factory=Summary)
+    rss_bytes: Summary = field(default_factory=Summary)
+    rows_per_block: Summary = field(default_factory=Summary)
+    bytes_per_block: Summary = field(default_factory=Summary)
 
     def add_block(self, rows: int, size: int, exec_stats: ExecStats | None) -> None:
         self.blocks_out += 1
         self.rows_out += rows
         self.bytes_out += size
-        self.rows_per_block.append(rows)
-        self.bytes_per_block.append(size)
+        self.rows_per_block.add(rows)
+        self.bytes_per_block.add(size)
         if exec_stats is not None:
-            self.wall_s.append(exec_stats.wall_s)
-            self.cpu_s.append(exec_stats.cpu_s)
-            self.rss_bytes.append(exec_stats.max_rss_bytes)
+            self.wall_s.add(exec_stats.wall_s)
+            self.cpu_s.add(exec_stats.cpu_s)
+            self.rss_bytes.add(exec_stats.max_rss_bytes)
 
     @property
     def elapsed_s(self) -> float:
@@ -57,28 +80,18 @@ class OperatorStats:
             f"Operator {index} {self.name}: {self.tasks_done} tasks executed, {self.blocks_out} blocks "
             f"produced in {self.elapsed_s:.2f}s"
         ]
-        if self.wall_s:
-            lines.append(f"* Remote wall time: {_spread(self.wall_s, 's')}")
-            lines.append(f"* Remote cpu time: {_spread(self.cpu_s, 's')}")
-            peak = [r / MiB for r in self.rss_bytes]
-            lines.append(f"* Peak heap memory usage (MiB): {min(peak):.1f} min, {max(peak):.1f} max")
-        if self.rows_per_block:
-            lines.append(f"* Output num rows per block: {_spread(self.rows_per_block, '')}")
-            lines.append(f"* Output size bytes per block: {_spread(self.bytes_per_block, '')}")
+        if self.wall_s.count:
+            lines.append(f"* Remote wall time: {self.wall_s.describe('s')}")
+            lines.append(f"* Remote cpu time: {self.cpu_s.describe('s')}")
+            low, high = self.rss_bytes.low / MiB, self.rss_bytes.high / MiB
+            lines.append(f"* Peak heap memory usage (MiB): {low:.1f} min, {high:.1f} max")
+        if self.rows_per_block.count:
+            lines.append(f"* Output num rows per block: {self.rows_per_block.describe(whole=True)}")
+            lines.append(f"* Output size bytes per block: {self.bytes_per_block.describe(whole=True)}")
             lines.append(f"* Output rows: {self.rows_out} total; {self.bytes_out / MiB:.2f} MiB total")
             if self.elapsed_s > 0:
                 lines.append(f"* Throughput: {self.rows_out / self.elapsed_s:,.0f} rows/s")
         return "\n".join(lines)
-
-
-def _spread(values: list[float] | list[int], unit: str) -> str:
-    mean = statistics.fmean(values)
-    if all(isinstance(v, int) for v in values):
-        return f"{min(values)} min, {max(values)} max, {mean:.0f} mean, {sum(values)} total"
-    return (
-        f"{min(values):.3g}{unit} min, {max(values):.3g}{unit} max, {mean:.3g}{unit} mean, "
-        f"{sum(values):.3g}{unit} total"
-    )
 
 
 @dataclass

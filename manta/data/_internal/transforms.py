@@ -153,14 +153,21 @@ class MapBatches(Transform):
             batch = batches.to_batch(table, self.batch_format)
             if self.batch_format in ("default", "numpy") and not self.zero_copy_batch:
                 batch = {k: v if v.flags.writeable else v.copy() for k, v in batch.items()}
+            what = f"a batch of {table.num_rows} rows with columns {table.column_names}"
             try:
                 result = self.fn(batch)
-                outputs = result if inspect.isgenerator(result) else (result,)
-                produced = [batches.from_batch(out, self.fn.name, self.batch_format) for out in outputs]
             except Exception as error:
-                what = f"a batch of {table.num_rows} rows with columns {table.column_names}"
                 raise _failed(self.fn, what, error) from error
-            yield from produced
+            outputs = result if inspect.isgenerator(result) else iter((result,))
+            while True:  # a generator's batches go on one at a time, as it yields them
+                try:
+                    out = next(outputs)
+                    block = batches.from_batch(out, self.fn.name, self.batch_format)
+                except StopIteration:
+                    break
+                except Exception as error:
+                    raise _failed(self.fn, what, error) from error
+                yield block
 
     def user_fns(self) -> list[UserFn]:
         return [self.fn]
@@ -229,6 +236,16 @@ class Project(Transform):
     ) -> None:
         self.select, self.drop, self.rename = select, drop, rename
         self.name = "Project" if rename is None else "RenameColumns"
+
+    def schema_of(self, schema: pa.Schema) -> pa.Schema | None:
+        """The schema this step makes of ``schema`` (``None`` if it names a missing column)."""
+        names = schema.names
+        wanted = [*(self.select or ()), *(self.drop or ()), *(self.rename or {})]
+        if any(name not in names for name in wanted):
+            return None
+        fields = [schema.field(name) for name in self.select] if self.select is not None else list(schema)
+        fields = [f for f in fields if f.name not in (self.drop or ())]
+        return pa.schema([f.with_name((self.rename or {}).get(f.name, f.name)) for f in fields])
 
     def __call__(self, blocks: Blocks) -> Blocks:
         for block in blocks:

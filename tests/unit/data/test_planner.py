@@ -94,3 +94,24 @@ def test_known_row_counts():
     assert planner.known_num_rows(logical.Limit((read,), "limit", 7), rows) == 7
     assert planner.known_num_rows(logical.Union((read, read), "Union"), rows) == 200
     assert planner.known_num_rows(read, lambda r: None) is None
+
+
+def test_schemas_known_without_running():
+    import pyarrow as pa
+
+    schema = pa.schema([("a", pa.int64()), ("b", pa.string()), ("c", pa.float64())])
+    read = _read()
+
+    def known(op):
+        return planner.known_schema(op, lambda r: schema, lambda blocks: None)
+
+    shuffled = logical.AllToAll((read,), "RandomShuffle", "random_shuffle")
+    assert known(logical.Limit((shuffled,), "limit", 3)) == schema
+    projected = logical.MapOp((read,), "Project", transforms.Project(select=["c", "a"]))
+    assert known(projected).names == ["c", "a"]
+    renamed = logical.MapOp((read,), "Rename", transforms.Project(rename={"a": "x"}))
+    assert known(renamed).names == ["x", "b", "c"]
+    assert known(logical.MapOp((read,), "Drop", transforms.Project(drop=["b"]))).names == ["a", "c"]
+    assert known(logical.MapOp((read,), "Project", transforms.Project(select=["nope"]))) is None
+    assert known(_map(read, "Map(f)")) is None  # a function's output is known only by running it
+    assert known(logical.AllToAll((read,), "Aggregate", "aggregate")) is None
