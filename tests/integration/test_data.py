@@ -335,3 +335,22 @@ def test_repartition_refuses_what_it_cannot_do():
     with pytest.raises(NotImplementedError, match="keys"):
         md.range(10).repartition(2, keys=["id"])
     assert md.range(10).repartition(target_num_rows_per_block=4).materialize().num_blocks() == 3
+
+
+def test_numpy_files_and_images_round_trip(tmp_path):
+    arrays = md.from_numpy(np.arange(24, dtype=np.int32).reshape(6, 2, 2))
+    arrays.write_numpy(str(tmp_path / "npy"), column="data")
+    back = md.read_numpy(str(tmp_path / "npy")).take_all()
+    assert sorted(int(r["data"][0, 0]) for r in back) == [0, 4, 8, 12, 16, 20]
+    image = pytest.importorskip("PIL.Image", reason="read_images needs Pillow")
+    image.fromarray(np.full((4, 6, 3), 200, dtype=np.uint8)).save(tmp_path / "a.png")
+    (row,) = md.read_images(str(tmp_path / "a.png")).take_all()
+    assert row["image"].shape == (4, 6, 3) and int(row["image"][0, 0, 0]) == 200
+
+
+def test_iter_torch_batches():
+    torch = pytest.importorskip(
+        "torch", reason="iter_torch_batches needs PyTorch, which the test extra leaves out"
+    )
+    batch = next(md.range(10).iter_torch_batches(batch_size=4, dtypes=torch.float32))
+    assert batch["id"].dtype == torch.float32 and batch["id"].tolist() == [0.0, 1.0, 2.0, 3.0]
