@@ -415,22 +415,27 @@ class Dataset:
     def split(
         self, n: int, *, equal: bool = False, locality_hints: list[Any] | None = None
     ) -> list[MaterializedDataset]:
+        """``n`` materialized parts: whole blocks spread evenly by rows, or (``equal``)
+        exactly equal row counts, the remainder dropped as in Ray."""
         from manta.data._internal import splits
 
         return splits.split(self, n, equal)
 
     def split_at_indices(self, indices: list[int]) -> list[MaterializedDataset]:
+        """Materialized parts cut at these row indices (sorted), like ``np.split``."""
         from manta.data._internal import splits
 
         return splits.split_at_indices(self, indices)
 
     def split_proportionately(self, proportions: list[float]) -> list[MaterializedDataset]:
+        """Parts holding these shares of the rows, and one more with the rest."""
         from manta.data._internal import splits
 
         return splits.split_proportionately(self, proportions)
 
     def train_test_split(self, test_size: int | float, *, shuffle: bool = False, seed: int | None = None,
                          stratify: str | None = None) -> tuple[MaterializedDataset, MaterializedDataset]:  # fmt: skip
+        """``(train, test)``; ``test_size`` is a share (float) or a row count (int)."""
         from manta.data._internal import splits
 
         return splits.train_test_split(self, test_size, shuffle, seed, stratify)
@@ -438,6 +443,10 @@ class Dataset:
     def streaming_split(
         self, n: int, *, equal: bool = False, locality_hints: list[Any] | None = None
     ) -> list[DataIterator]:
+        """``n`` iterators fed as the dataset runs, each bundle to whichever asks next (pass
+        them to training workers); a shard's next epoch waits for every shard to finish
+        the current one. With ``equal=True`` the dataset is materialized and split into
+        equal parts first (unlike Ray, which equalizes as it streams)."""
         from manta.data._internal import splits
 
         return splits.streaming_split(self, n, equal)
