@@ -127,10 +127,19 @@ def shuffle(
     outputs: int,
     name: str,
     remote_args: dict[str, Any] | None = None,
+    leading: list[Any] | None = None,
 ) -> list[RefBundle]:
+    """Runs the split and merge steps; ``leading[j]`` (a block ref), if given, is merge
+    ``j``'s first part. ``blocks`` is emptied once the splits are submitted, so that each
+    input block is freed when its split has run, not when the whole shuffle has."""
     parts = _split_all(algorithm, blocks, outputs)
+    blocks.clear()
     merge = manta.remote(remote_calls.merge_parts).options(num_returns=2, name=name, **(remote_args or {}))
-    results = [merge.remote(algorithm, j, *[row[j] for row in parts]) for j in range(outputs)]
+    results = []
+    for j in range(outputs):
+        first = [] if leading is None else [leading[j]]
+        results.append(merge.remote(algorithm, j, *first, *[row[j] for row in parts]))
+    del parts, leading  # each part is freed when its merge has run
     metas = manta.get([meta for _, meta in results])
     return [RefBundle(((block, meta),)) for (block, _), meta in zip(results, metas, strict=True)]
 
@@ -150,8 +159,11 @@ def run(
     kind: str, args: dict[str, Any], inputs: list[list[RefBundle]], context: DataContext
 ) -> list[RefBundle]:
     blocks = _all_blocks(inputs[0])
+    right = _all_blocks(inputs[1]) if kind == "zip" else []
+    for bundles in inputs:
+        bundles.clear()  # the refs live on in ``blocks`` only, until the splits are submitted
     if kind == "zip":
-        return _zip(blocks, _all_blocks(inputs[1]))
+        return _zip(blocks, right)
     if not blocks:
         return []
     outputs = int(args.get("num_outputs") or len(blocks))
@@ -191,8 +203,10 @@ def _even_slices(blocks: list[tuple[Any, Any]], outputs: int) -> SliceByRows:
 
 
 @dataclass
-class _ZipMerge(Algorithm):
-    left_columns: int
+class ZipAlign(SliceByRows):
+    """Cuts the right side's blocks to the left side's block boundaries; merge ``j`` puts
+    the left block ``j`` (its first part) beside the right rows cut for it, a repeated
+    column name getting a ``_1`` (``_2``, ...) suffix, as in Ray."""
 
     def merge(self, index: int, parts: list[pa.Table]) -> pa.Table:
         left, right = parts[0], transforms.concat(parts[1:])
@@ -216,17 +230,13 @@ def _zip(left: list[tuple[Any, Any]], right: list[tuple[Any, Any]]) -> list[RefB
         raise ValueError(
             f"Cannot zip datasets of different number of rows: {sum(left_rows)}, {sum(right_rows)}"
         )
+    if not left:
+        return []
     bounds = [int(x) for x in np.concatenate([[0], np.cumsum(left_rows)])]
     starts = [int(x) for x in np.concatenate([[0], np.cumsum(right_rows)[:-1]])] if right else []
-    slicer = SliceByRows(starts, bounds)
-    outputs = len(left)
-    if not outputs:
-        return []
-    parts = _split_all(slicer, right, outputs)
-    merge = manta.remote(remote_calls.merge_parts).options(num_returns=2, name="Zip")
-    results = [merge.remote(_ZipMerge(0), j, left[j][0], *[row[j] for row in parts]) for j in range(outputs)]
-    metas = manta.get([meta for _, meta in results])
-    return [RefBundle(((block, meta),)) for (block, _), meta in zip(results, metas, strict=True)]
+    leading = [ref for ref, _ in left]
+    left.clear()
+    return shuffle(ZipAlign(starts, bounds), right, len(leading), "Zip", leading=leading)
 
 
 class AllToAllOperator(Operator):
@@ -244,12 +254,13 @@ class AllToAllOperator(Operator):
     def launch_one(self) -> None:
         self.stats.started_at = time.monotonic()
         source = self.stage.source
-        for bundle in run(source.kind, source.args, self._collected, self.context):
+        # Handed over, so that the shuffle can let input blocks go as their splits run.
+        collected, self._collected = self._collected, [[] for _ in self.inputs]
+        for bundle in run(source.kind, source.args, collected, self.context):
             self.outputs.append(bundle)
             for _, meta in bundle.blocks:
                 self.stats.add_block(meta.num_rows or 0, meta.size_bytes or 0, meta.exec_stats)
         self.stats.tasks_done += 1
-        self._collected = [[] for _ in self.inputs]
         self._ran = True
 
     def held_bytes(self) -> int:

@@ -10,7 +10,6 @@ from the output queue; an error in any task ends the run and is raised there.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
@@ -27,8 +26,6 @@ from manta.data._internal.operators import ActorMapOperator, InputOperator, MapO
 from manta.data._internal.planner import Stage
 from manta.data._internal.stats import DatasetStats
 from manta.data.context import DataContext
-
-logger = logging.getLogger("manta.data")
 
 # How long one round waits for a task; also how soon a consumer's take lets more start.
 _ROUND_S = 0.05

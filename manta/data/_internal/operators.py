@@ -291,7 +291,8 @@ class MapOperator(Operator):
 
     def _tolerate(self, unit: _Unit, error: Exception) -> bool:
         """Whether the failed unit may be skipped (``DataContext.max_errored_blocks``, -1:
-        any number); its blocks so far are dropped with it."""
+        any number). Its blocks not yet passed on are dropped; a task's blocks may already
+        have gone on before it failed (an actor's never do)."""
         allowed = self.context.max_errored_blocks
         if allowed >= 0 and self._errored >= allowed:
             return False
