@@ -354,3 +354,35 @@ def test_iter_torch_batches():
     )
     batch = next(md.range(10).iter_torch_batches(batch_size=4, dtypes=torch.float32))
     assert batch["id"].dtype == torch.float32 and batch["id"].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_finished_pool_does_not_start_actors_again(tmp_path):
+    class Counted:
+        def __init__(self):
+            with open(tmp_path / "made", "a") as made:
+                made.write("x")
+
+        def __call__(self, batch):
+            return batch
+
+    ds = md.range(400, override_num_blocks=40).map_batches(Counted, concurrency=1, batch_size=None)
+    for _row in ds.map(lambda row: row).iter_rows():
+        time.sleep(0.005)  # a slow consumer: the pool is done long before the dataset
+    assert (tmp_path / "made").read_text() == "x"
+
+
+def test_streaming_split_shards_may_stop_early_and_travel_to_new_tasks_each_epoch():
+    @manta.remote
+    def consume(shard, stop_after):
+        total = 0
+        for i, batch in enumerate(shard.iter_batches(batch_size=10)):
+            if stop_after is not None and i == stop_after:
+                break
+            total += int(batch["id"].sum())
+        return total
+
+    shards = md.range(200, override_num_blocks=10).streaming_split(2)
+    manta.get([consume.remote(shards[0], 1), consume.remote(shards[1], None)])  # one stops early
+    for _epoch in range(2):  # fresh tasks, fresh copies of the shards, every epoch
+        totals = manta.get([consume.remote(shard, None) for shard in shards])
+        assert sum(totals) == sum(range(200))

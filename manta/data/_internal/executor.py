@@ -214,8 +214,8 @@ class StreamingExecutor:
     def _waiting_bytes(self, op: Operator) -> int:
         """Bytes ``op`` made that nothing has started on yet."""
         waiting = sum(bundle.size_bytes for bundle in op.outputs)
-        for consumer, _ in self._consumers.get(id(op), []):
-            waiting += consumer.queued_input_bytes()
+        for consumer, index in self._consumers.get(id(op), []):
+            waiting += consumer.queued_input_bytes(index)
         if op is self._root:
             with self._cond:
                 waiting += sum(bundle.size_bytes for bundle in self._out)

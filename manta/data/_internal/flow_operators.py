@@ -68,8 +68,9 @@ class UnionOperator(Operator):
                 self.outputs.extend(self._held[self._current])
                 self._held[self._current] = []
 
-    def queued_input_bytes(self) -> int:
-        return sum(b.size_bytes for held in self._held for b in held)
+    def queued_input_bytes(self, index: int | None = None) -> int:
+        held = self._held if index is None else [self._held[index]]
+        return sum(b.size_bytes for bundles in held for b in bundles)
 
     def held_bytes(self) -> int:
         return super().held_bytes() + self.queued_input_bytes()

@@ -10,6 +10,7 @@ unit's blocks wait until every earlier unit has handed its blocks on.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import time
 from collections import deque
@@ -17,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import cloudpickle
+
 import manta
-from manta import cloudpickle
 from manta.data._internal import remote_calls
 from manta.data._internal.bundles import RefBundle
 from manta.data._internal.logical import ActorPoolStrategy
@@ -80,8 +82,8 @@ class Operator:
     def held_bytes(self) -> int:
         return sum(bundle.size_bytes for bundle in self.outputs)
 
-    def queued_input_bytes(self) -> int:
-        """Bytes of input waiting here for work to start on them."""
+    def queued_input_bytes(self, index: int | None = None) -> int:
+        """Bytes of input (from input ``index``, or all) waiting here for work to start."""
         return 0
 
     def output_bytes(self) -> int:
@@ -113,6 +115,22 @@ class InputOperator(Operator):
 
     def held_bytes(self) -> int:
         return 0  # held by whoever made them, before and after this dataset
+
+
+class _KeyPickler(cloudpickle.Pickler):
+    """Pickles for a content key only: refs and actor handles stand in by their ids
+    (pickling them for real would count them as lent out, to a pickle nobody loads)."""
+
+    def persistent_id(self, obj: Any) -> Any:
+        if isinstance(obj, (manta.ObjectRef, manta.actor.ActorHandle)):
+            return repr(obj)
+        return None
+
+
+def content_key(value: Any) -> str:
+    stream = io.BytesIO()
+    _KeyPickler(stream, protocol=5).dump(value)
+    return hashlib.sha256(stream.getvalue()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -164,9 +182,8 @@ class MapOperator(Operator):
         self._errored = 0
         # Keyed by content, so a worker that ran this chain before (an earlier run of the
         # same dataset) does not load another copy of it.
-        pickled = cloudpickle.dumps(stage.chain)
-        self._chain_key = hashlib.sha256(pickled).hexdigest()
-        self._chain_holder = [manta.put(pickled)]
+        self._chain_key = content_key(stage.chain)
+        self._chain_holder = [manta.put(stage.chain)]
         cpus, _ = self.task_resources()
         size = getattr(stage.compute, "size", None)
         self._cap = int(size or max(1, budget_cpus // max(cpus, 1e-9)))
@@ -206,7 +223,7 @@ class MapOperator(Operator):
     def running(self) -> int:
         return sum(1 for unit in self._units.values() if not unit.done)
 
-    def queued_input_bytes(self) -> int:
+    def queued_input_bytes(self, index: int | None = None) -> int:
         return sum(queued.size for queued in self._queue) + sum(b.size_bytes for b in self._gathering)
 
     def output_bytes(self) -> int:
@@ -300,6 +317,7 @@ class MapOperator(Operator):
         logger.warning("%s: skipping a failed block (%d so far): %s", self.name, self._errored, error)
         if unit.stream is not None:
             self._by_stream.pop(unit.stream, None)
+            manta.cancel(unit.stream, force=True)  # it may still be running
             unit.stream = None
         unit.blocks, unit.pending_block, unit.items, unit.done = [], None, (), True
         return True
@@ -386,7 +404,8 @@ class ActorMapOperator(MapOperator):
         assert isinstance(strategy, ActorPoolStrategy)
         cpus, _gpus = self.task_resources()
         feeder = max((op.task_resources()[0] for op in _task_feeders(inputs)), default=0.0)
-        affordable = int((budget_cpus - feeder) // cpus) if cpus else 1_000_000
+        pools = sum(pool.max_cpus() for pool in _upstream_pools(inputs))
+        affordable = int((budget_cpus - feeder - pools) // cpus) if cpus else 1_000_000
         self._low = int(strategy.min_size or 1)
         self._high = int(strategy.max_size or max(self._low, affordable))
         if feeder and cpus * self._low + feeder > budget_cpus:
@@ -397,6 +416,7 @@ class ActorMapOperator(MapOperator):
             )  # fmt: skip
         self._per_actor = int(strategy.max_tasks_in_flight_per_actor or context.max_tasks_in_flight_per_actor)
         self._actors: list[_PoolActor] = []
+        self._released = False
         self._init_failures = 0
         self._worker = manta.remote(remote_calls.MapWorker)
 
@@ -404,7 +424,12 @@ class ActorMapOperator(MapOperator):
         return len(self._actors)
 
     def _scale(self) -> None:
-        if self.stopped:
+        if self.stopped or self._released:
+            return
+        if all(self.inputs_done) and not self._queue:
+            # Nothing more will come: idle actors go, and none is started again.
+            for actor in [a for a in self._actors if a.ready and not a.in_flight]:
+                self._remove(actor)
             return
         starting = sum(1 for a in self._actors if not a.ready)
         free = sum(self._per_actor - a.in_flight for a in self._actors if a.ready)
@@ -416,9 +441,6 @@ class ActorMapOperator(MapOperator):
                 self._chain_key, self._chain_holder, self.context.target_max_block_size
             )
             self._actors.append(_PoolActor(handle, handle.ready.remote()))
-        if all(self.inputs_done) and not self._queue:
-            for actor in [a for a in self._actors if a.ready and not a.in_flight]:
-                self._remove(actor)
 
     def has_work(self) -> bool:
         self._scale()
@@ -453,6 +475,8 @@ class ActorMapOperator(MapOperator):
         tolerated = super()._tolerate(unit, error)
         if tolerated:
             self._free_slot(unit, actor)
+            if actor is not None and isinstance(error, manta.exceptions.RayActorError):
+                self._remove(actor)  # dead: no more units go to it
         return tolerated
 
     def waitables(self) -> list[Any]:
@@ -497,6 +521,7 @@ class ActorMapOperator(MapOperator):
             manta.kill(actor.handle)
 
     def release(self) -> None:
+        self._released = True
         for actor in list(self._actors):
             self._remove(actor)
 
@@ -508,13 +533,28 @@ class ActorMapOperator(MapOperator):
         cpus, gpus = self.task_resources()
         return cpus * len(self._actors), gpus * len(self._actors)
 
+    def max_cpus(self) -> float:
+        return self.task_resources()[0] * self._high
 
-def _task_feeders(inputs: list[Operator]) -> list[Operator]:
-    """The task-run map stages feeding these inputs, through stages that only route."""
+
+def _upstream(inputs: list[Operator]) -> list[Operator]:
+    """Every operator feeding these, however far up, up to an all-to-all (which has
+    finished before anything after it starts)."""
     found: list[Operator] = []
     for op in inputs:
-        if isinstance(op, MapOperator) and not isinstance(op, ActorMapOperator):
-            found.append(op)
-        elif not isinstance(op, (MapOperator, InputOperator)) and op.stage.kind in ("limit", "union"):
-            found.extend(_task_feeders(op.inputs))
+        found.append(op)
+        if op.stage.kind != "all_to_all":
+            found.extend(_upstream(op.inputs))
     return found
+
+
+def _task_feeders(inputs: list[Operator]) -> list[Operator]:
+    """The stages run as tasks that feed these inputs, however far up: they need a CPU
+    while a pool below them holds its actors."""
+    return [
+        op for op in _upstream(inputs) if isinstance(op, MapOperator) and not isinstance(op, ActorMapOperator)
+    ]
+
+
+def _upstream_pools(inputs: list[Operator]) -> list[ActorMapOperator]:
+    return [op for op in _upstream(inputs) if isinstance(op, ActorMapOperator)]

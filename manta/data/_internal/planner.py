@@ -145,9 +145,11 @@ def known_schema(
         return read_schema(op)
     if isinstance(op, logical.InputBlocks):
         return input_schema(op)
-    keeps = isinstance(op, (logical.Limit, logical.Union)) or (
-        isinstance(op, logical.AllToAll) and op.kind in _SCHEMA_KEEPING
-    )
+    if isinstance(op, logical.Union):  # known if every input's is, and they agree
+        schemas = [known_schema(parent, read_schema, input_schema) for parent in op.inputs]
+        first = schemas[0]
+        return first if first is not None and all(first == other for other in schemas[1:]) else None
+    keeps = isinstance(op, logical.Limit) or (isinstance(op, logical.AllToAll) and op.kind in _SCHEMA_KEEPING)
     if keeps:
         return known_schema(op.inputs[0], read_schema, input_schema)
     if isinstance(op, logical.MapOp) and isinstance(op.transform, Project):

@@ -14,7 +14,6 @@ from typing import Any
 import pyarrow as pa
 
 import manta
-from manta import cloudpickle
 from manta.data._internal import transforms
 from manta.data._internal.stats import ExecStats
 from manta.data.block import BlockMetadata
@@ -32,7 +31,7 @@ current_task_index: contextvars.ContextVar[int] = contextvars.ContextVar("curren
 def load_chain(key: str, holder: Sequence[Any]) -> list[transforms.Transform]:
     chain = _CHAINS.get(key)
     if chain is None:
-        chain = cloudpickle.loads(manta.get(holder[0]))
+        chain = manta.get(holder[0])
         if len(_CHAINS) >= _CHAINS_KEPT:
             _CHAINS.pop(next(iter(_CHAINS)))
         _CHAINS[key] = chain

@@ -126,29 +126,47 @@ def train_test_split(
 
 
 class SplitCoordinator:
-    """An actor that runs a dataset and deals its bundles to ``n`` consumers, each bundle
-    to whichever asks next. A consumer that starts its next epoch waits until every
-    consumer has finished the current one; then the dataset runs again."""
+    """An actor that runs a dataset and deals its bundles to ``n`` shards, each bundle to
+    whichever asks next. Each shard's epochs are counted here (a shard's iterator may be
+    pickled to a new task every epoch). A shard starting its next epoch has finished the
+    last one, whether it drained it or stopped early; the dataset runs again once every
+    shard has finished the current epoch. An error in the run is raised to every shard."""
 
     def __init__(self, dataset: Dataset, n: int) -> None:
         self._dataset = dataset
-        self._n = n
         self._cond = threading.Condition()
         self._epoch = -1
         self._stream: Iterator[RefBundle] | None = None
-        self._finished: set[int] = set()
+        self._error: BaseException | None = None
+        self._shard_epoch = [-1] * n  # the epoch each shard is in
+        self._finished = [-1] * n  # the last epoch each shard has finished
+
+    def start_epoch(self, split: int) -> int:
+        with self._cond:
+            epoch = self._shard_epoch[split] + 1
+            self._shard_epoch[split] = epoch
+            self._finished[split] = max(self._finished[split], epoch - 1)
+            self._cond.notify_all()
+            while epoch > self._epoch >= 0 and min(self._finished) < self._epoch:
+                self._cond.wait()
+            if epoch > self._epoch:
+                self._epoch, self._error = epoch, None
+                self._stream = self._dataset._bundles()
+            return epoch
 
     def next_bundle(self, split: int, epoch: int) -> list[Any] | None:
         with self._cond:
-            while epoch > self._epoch and self._stream is not None and len(self._finished) < self._n:
-                self._cond.wait()
-            if epoch > self._epoch:
-                self._epoch, self._finished = epoch, set()
-                self._stream = self._dataset._bundles()
-            assert self._stream is not None
-            bundle = next(self._stream, None)
+            if epoch != self._epoch or self._stream is None:
+                return None
+            if self._error is not None:
+                raise self._error
+            try:
+                bundle = next(self._stream, None)
+            except Exception as error:
+                self._error = error
+                raise
             if bundle is None:
-                self._finished.add(split)
+                self._finished[split] = epoch
                 self._cond.notify_all()
                 return None
             return [bundle]
@@ -170,17 +188,16 @@ def streaming_split(dataset: Dataset, n: int, equal: bool) -> list[DataIterator]
 
 class _ShardBundles:
     """One shard's bundles, asked of the coordinator; picklable, so a shard's iterator can
-    go to another process (a training worker)."""
+    go to another process (a training worker), as many times as it likes."""
 
     def __init__(self, coordinator: Any, split: int) -> None:
         self._coordinator = coordinator
         self._split = split
-        self._epoch = -1
 
     def __call__(self) -> Iterator[RefBundle]:
-        self._epoch += 1
+        epoch = manta.get(self._coordinator.start_epoch.remote(self._split))
         while True:
-            got = manta.get(self._coordinator.next_bundle.remote(self._split, self._epoch))
+            got = manta.get(self._coordinator.next_bundle.remote(self._split, epoch))
             if got is None:
                 return
             yield from got
