@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -386,3 +388,11 @@ def test_streaming_split_shards_may_stop_early_and_travel_to_new_tasks_each_epoc
     for _epoch in range(2):  # fresh tasks, fresh copies of the shards, every epoch
         totals = manta.get([consume.remote(shard, None) for shard in shards])
         assert sum(totals) == sum(range(200))
+
+
+def test_the_batch_inference_example_runs():
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "batch_inference.py")
+    done = subprocess.run([sys.executable, example], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "scored 200,000 rows" in done.stdout
+    assert "Operator 2 MapBatches(Scorer)" in done.stdout
