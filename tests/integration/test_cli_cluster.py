@@ -229,7 +229,12 @@ def test_a_blocking_head_with_durable_storage_restarts_its_gcs(hosts, tmp_path) 
         assert "after the restart" in driver.stdout
     finally:
         head.send_signal(signal.SIGINT)  # Ctrl-C: the blocking head stops its node
-        _out, err = head.communicate(timeout=60)
+        try:
+            out, err = head.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()  # by its pid (the fixture stops its daemons), and its pipes closed
+            out, err = head.communicate()
+            pytest.fail(f"the head did not stop within 60 s of Ctrl-C; stdout: {out!r}; stderr: {err!r}")
     assert "starting it again from its storage" in err
     assert not any(psutil.pid_exists(p) for p in daemon_pids(head_dir))
 
