@@ -4,6 +4,7 @@ files, failures and bad input. One 2-CPU cluster for the module."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -396,3 +397,37 @@ def test_the_batch_inference_example_runs():
     assert done.returncode == 0, done.stderr
     assert "scored 200,000 rows" in done.stdout
     assert "Operator 2 MapBatches(Scorer)" in done.stdout
+
+
+def test_progress_in_a_terminal_is_a_live_display():
+    # stderr on a pseudo-terminal: rich's live display, one line per operator.
+    import pty
+
+    controller, terminal = pty.openpty()
+    code = (
+        "import time, manta, manta.data as md\n"
+        "manta.init(num_cpus=2, include_dashboard=False)\n"
+        "slow = lambda b: (time.sleep(0.05), b)[1]\n"
+        "print(md.range(400, override_num_blocks=20).map_batches(slow).sum('id'))\n"
+        "manta.shutdown()\n"
+    )
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120"}
+    env.pop("RAY_DATA_DISABLE_PROGRESS_BARS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=terminal, env=env, text=True
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the driver has exited
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out, _ = proc.communicate(timeout=60)
+    os.close(controller)
+    assert proc.returncode == 0 and out.strip() == str(sum(range(400)))
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace"))
+    assert "Running dataset_" in text and "ReadRange->MapBatches(<lambda>): " in text and "running" in text
