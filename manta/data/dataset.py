@@ -25,7 +25,7 @@ from manta.data._internal.transforms import UserFn
 from manta.data.block import BlockMetadata
 from manta.data.context import DataContext
 from manta.data.iterator import DataIterator
-from manta.data.schema import Schema
+from manta.data.schema import Schema, type_name
 
 if TYPE_CHECKING:
     from manta.data.grouped_data import GroupedData
@@ -39,7 +39,17 @@ class Dataset:
         self._last_stats: DatasetStats | None = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self._plan.name})"
+        """What is known without running: the last operator, the rows and the schema
+        (``?`` where only running would tell, or while no cluster is up)."""
+        rows: int | None = None
+        columns = "?"
+        if manta.is_initialized():
+            rows = planner.known_num_rows(self._plan, lambda read: execution.read_rows(read, self._context))
+            known = planner.known_schema(self._plan, self._read_schema, self._input_schema)
+            if known is not None:
+                columns = "{" + ", ".join(f"{f.name}: {type_name(f.type)}" for f in known) + "}"
+        shown = "?" if rows is None else str(rows)
+        return f"{type(self).__name__}(name={self._plan.name}, num_rows={shown}, schema={columns})"
 
     def context(self) -> DataContext:
         return self._context

@@ -37,6 +37,11 @@ class RangeDatasource(Datasource):
     def estimate_inmemory_data_size(self) -> int | None:
         return self._n * self._row_bytes()
 
+    def _schema(self) -> pa.Schema:
+        if self._shape is None:
+            return pa.schema([("id", pa.int64())])
+        return pa.schema([("data", pa.fixed_shape_tensor(pa.int64(), list(self._shape)))])
+
     def get_read_tasks(self, parallelism: int) -> list[ReadTask]:
         parts = builtins.max(1, builtins.min(parallelism, self._n))
         bounds = [self._n * i // parts for i in builtins.range(parts + 1)]
@@ -45,7 +50,7 @@ class RangeDatasource(Datasource):
             if high <= low and self._n:
                 continue
             meta = BlockMetadata(high - low, (high - low) * self._row_bytes(), None)
-            tasks.append(ReadTask(_range_reader(low, high, self._shape), meta))
+            tasks.append(ReadTask(_range_reader(low, high, self._shape), meta, self._schema()))
         return tasks
 
 

@@ -35,7 +35,7 @@ class Schema:
         return len(self.base_schema)
 
     def __repr__(self) -> str:
-        shown = [(name, _type_name(kind)) for name, kind in zip(self.names, self.types, strict=True)]
+        shown = [(name, type_name(kind)) for name, kind in zip(self.names, self.types, strict=True)]
         width = max([len("Column"), *(len(name) for name, _ in shown)])
         type_width = max([len("Type"), *(len(t) for _, t in shown)])
         lines = [f"{'Column':<{width}}  Type", f"{'-' * 6:<{width}}  {'-' * 4:<{type_width}}".rstrip()]
@@ -43,7 +43,7 @@ class Schema:
         return "\n".join(lines)
 
 
-def _type_name(kind: pa.DataType) -> str:
+def type_name(kind: pa.DataType) -> str:
     if isinstance(kind, pa.FixedShapeTensorType):
         dtype = kind.value_type.to_pandas_dtype().__name__
         return f"numpy.ndarray(shape={tuple(kind.shape)}, dtype={dtype})"

@@ -189,6 +189,8 @@ def test_streaming_split_feeds_consumers_in_other_processes():
 
 def test_consuming_apis():
     ds = md.range(100, override_num_blocks=4)
+    assert repr(ds) == "Dataset(name=ReadRange, num_rows=100, schema={id: int64})"
+    assert repr(ds.filter(lambda r: True)) == "Dataset(name=Filter(<lambda>), num_rows=?, schema=?)"
     assert sum(len(b["id"]) for b in ds.iter_batches(batch_size=30)) == 100
     assert [len(b["id"]) for b in ds.iter_batches(batch_size=30, drop_last=True)] == [30, 30, 30]
     shuffled = [int(i) for b in ds.iter_batches(batch_size=10, local_shuffle_buffer_size=50, local_shuffle_seed=1)
