@@ -248,7 +248,8 @@ class Dataset:
         from manta.data._internal import sorting
 
         sort_key = sorting.SortKey(key, descending)
-        sort_key.validate_schema(self._fetched_schema().base_schema)
+        known = self.schema(fetch_if_missing=False)  # not run for this: checked in the sort's tasks then
+        sort_key.validate_schema(None if known is None else known.base_schema)
         return self._all_to_all("sort", f"Sort({key})", key=sort_key)
 
     def groupby(self, key: str | list[str] | None, num_partitions: int | None = None) -> GroupedData:

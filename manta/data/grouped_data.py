@@ -37,7 +37,8 @@ class GroupedData:
 
     def _sort_key(self) -> sorting.SortKey:
         key = sorting.SortKey(self._keys)
-        key.validate_schema(self._dataset._fetched_schema().base_schema)
+        known = self._dataset.schema(fetch_if_missing=False)  # else checked in the shuffle's tasks
+        key.validate_schema(None if known is None else known.base_schema)
         return key
 
     def aggregate(self, *aggs: agg.AggregateFn) -> Dataset:

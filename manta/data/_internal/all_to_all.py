@@ -147,8 +147,15 @@ def shuffle(
 def _sample_bounds(blocks: list[tuple[Any, Any]], key: Any, outputs: int) -> list[Any]:
     sample = manta.remote(remote_calls.call).options(name="SortSample")
     per_block = sorting.samples_per_block(outputs, len(blocks))
-    samples = manta.get([sample.remote(sorting.sample_block, ref, key, per_block) for ref, _ in blocks])
+    samples = manta.get([sample.remote(_checked_sample, ref, key, per_block) for ref, _ in blocks])
     return list(sorting.boundaries(samples, key, outputs))
+
+
+def _checked_sample(block: pa.Table, key: sorting.SortKey, n: int) -> pa.Table:
+    """A block's sample of the key, once the key is checked against the block's columns
+    (a plan whose schema was not known without running is checked here)."""
+    key.validate_schema(block.schema)
+    return sorting.sample_block(block, key, n)
 
 
 def _all_blocks(bundles: list[RefBundle]) -> list[tuple[Any, Any]]:

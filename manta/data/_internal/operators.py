@@ -420,9 +420,6 @@ class ActorMapOperator(MapOperator):
         self._init_failures = 0
         self._worker = manta.remote(remote_calls.MapWorker)
 
-    def pool_size(self) -> int:
-        return len(self._actors)
-
     def _scale(self) -> None:
         if self.stopped or self._released:
             return
