@@ -8,6 +8,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -423,6 +424,48 @@ def test_actors_cut_off_mid_creation_or_killed_right_after_a_restart_leave_nothi
         timeout=30,
         what="every CPU and w to be free again",
     )
+
+
+def test_requests_in_flight_when_the_gcs_dies_are_answered_by_the_restarted_one(cluster) -> None:
+    """A job's supervisor once failed its job on a key-value write cut off by a restart."""
+    from manta.experimental import internal_kv
+    from manta.util.placement_group import placement_group
+
+    _c, head, _worker = cluster
+    with pytest.warns(UserWarning, match="cannot be placed"):
+        waiting = placement_group([{"nowhere": 1}])  # no node has it: its wait stays in flight
+    outcomes: dict[str, Any] = {}
+    stop = threading.Event()
+
+    def wait_for_the_group() -> None:
+        try:
+            outcomes["wait"] = waiting.wait(3)
+        except Exception as e:
+            outcomes["wait"] = e
+
+    def write_and_read() -> None:
+        n = 0
+        try:
+            while not stop.is_set():
+                n += 1
+                internal_kv._internal_kv_put(b"k", str(n).encode())
+                assert internal_kv._internal_kv_get(b"k") == str(n).encode()
+        except Exception as e:
+            outcomes["kv"] = e
+        else:
+            outcomes["kv"] = n
+
+    threads = [threading.Thread(target=wait_for_the_group), threading.Thread(target=write_and_read)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    head.restart_gcs()
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    assert outcomes["wait"] is False  # timed out on the new gcs, not failed by the old one's death
+    assert isinstance(outcomes["kv"], int) and outcomes["kv"] > 1, outcomes["kv"]
 
 
 def test_placement_groups_survive_a_gcs_restart(cluster) -> None:

@@ -106,7 +106,7 @@ class ActorTaskSubmitter:
 
     async def _register(self, spec: m.ActorSpec, arg_refs: list[Any]) -> None:
         try:
-            info = await (await self._cw.gcs_connection()).call(m.RegisterActor(spec, False, bool(arg_refs)))
+            info = await self._cw.gcs_call(m.RegisterActor(spec, False, bool(arg_refs)))
         except Exception as e:
             self.on_info(self._dead_info(spec, f"registering it with the gcs failed: {e}"))
             return
@@ -132,7 +132,7 @@ class ActorTaskSubmitter:
 
     async def _args_ready(self, actor_id: ActorID, ref_args: list[m.ArgValue]) -> None:
         try:
-            await (await self._cw.gcs_connection()).call(m.ActorArgsReady(actor_id, ref_args))
+            await self._cw.gcs_call(m.ActorArgsReady(actor_id, ref_args))
         except Exception as e:
             logger.error("cannot hand actor %s its constructor arguments: %s", actor_id.hex(), e)
 
@@ -264,7 +264,7 @@ class ActorTaskSubmitter:
         """Ask the gcs for the actor's state (``checked``: a check after a broken
         connection, whose failure the next check retries quietly)."""
         try:
-            info = await (await self._cw.gcs_connection()).call(m.GetActorInfo(actor.actor_id))
+            info = await self._cw.gcs_call(m.GetActorInfo(actor.actor_id))
         except Exception as e:
             if not checked:
                 logger.warning("cannot follow actor %s: %s", actor.actor_id.hex(), e)
@@ -283,7 +283,7 @@ class ActorTaskSubmitter:
 
     async def _tell_gcs(self, msg: Any) -> None:
         try:
-            await (await self._cw.gcs_connection()).call(msg)
+            await self._cw.gcs_call(msg)
         except Exception as e:
             logger.warning("cannot reach the gcs (%s): %s", type(msg).__name__, e)
 

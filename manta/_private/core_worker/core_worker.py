@@ -260,6 +260,10 @@ class CoreWorker:
         """The connection to the gcs, made on first use; callers that overlap share one."""
         return await self.gcs.connection()
 
+    async def gcs_call(self, msg: Any) -> Any:
+        """A gcs request, sent again to the gcs once it is back if it restarts meanwhile."""
+        return await self.gcs.call(msg)
+
     async def subscribe_gcs(self, channel: str, key: bytes) -> None:
         """Subscribe, and again after every reconnection to a restarted gcs."""
         await self.gcs.subscribe(channel, key)
@@ -426,7 +430,7 @@ class CoreWorker:
     async def node_address(self, node_id: NodeID) -> str | None:
         """The daemon address of a live node (None if the gcs knows no such live node)."""
         if node_id not in self._node_addresses:
-            states = await (await self.gcs_connection()).call(m.GetNodes())
+            states = await self.gcs.call(m.GetNodes())
             self._node_addresses = {s.info.node_id: f"{s.info.host}:{s.info.port}" for s in states if s.alive}
         return self._node_addresses.get(node_id)
 
@@ -457,11 +461,7 @@ class CoreWorker:
     def call_gcs(self, msg: Any, timeout: float = 30.0) -> Any:
         """A blocking gcs request from a non-I/O thread."""
 
-        async def call() -> Any:
-            conn = await self.gcs_connection()
-            return await conn.call(msg)
-
-        return self.io.run(call(), timeout)
+        return self.io.run(self.gcs.call(msg), timeout)
 
     def call_node(self, msg: Any, timeout: float = 60.0) -> Any:
         """A blocking request to the local node daemon from a non-I/O thread; store errors

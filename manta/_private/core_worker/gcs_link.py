@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
@@ -65,10 +66,24 @@ class GcsLink:
         self.conn = await asyncio.shield(self._connecting)
         return self.conn
 
+    async def call(self, msg: Any) -> Any:
+        """A request that outlives a gcs restart: sent again to the restarted gcs (whose
+        handlers take a repeated request as the first) until the reconnect timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.gcs_reconnect_timeout_s
+        while True:
+            conn = await self.connection()
+            try:
+                return await conn.call(msg)
+            except ConnectionLost:
+                if self._closed() or loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(_RETRY_DELAY_S)
+
     async def subscribe(self, channel: str, key: bytes) -> None:
         """Follow a channel, now and after every reconnection to a restarted gcs."""
         self.topics.add((channel, key))
-        await (await self.connection()).call(m.Subscribe(channel, key))
+        await self.call(m.Subscribe(channel, key))
 
     def follow(self, channel: str, key: bytes) -> None:
         """``subscribe`` in the background, once."""
@@ -80,23 +95,14 @@ class GcsLink:
         """Register a driver's job and follow ``topics`` keyed by it. A gcs that goes away
         meanwhile is waited for, up to the reconnect timeout: a driver starting while the gcs
         restarts must not fail."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.gcs_reconnect_timeout_s
-        while True:
-            conn = await self.connection()
-            try:
-                raw = await conn.call(registration)
-                break
-            except ConnectionLost:
-                # Registered or not, the restarted gcs is asked afresh: a registration the
-                # old one stored is ended as unclaimed once the reconnect timeout passes.
-                if self._closed() or loop.time() >= deadline:
-                    raise
-                await asyncio.sleep(_RETRY_DELAY_S)
+        # Registered or not, a restarted gcs is asked afresh: a registration the old one
+        # stored is ended as unclaimed once the reconnect timeout passes.
+        raw = await self.call(registration)
+        conn = self.conn
         self.job_id = job_id = JobID(raw)
         self.topics.update((channel, bytes(job_id)) for channel in topics)
         try:
-            if conn.closed:  # lost once it had answered, while no one was to regain it
+            if conn is None or conn.closed:  # lost once it had answered, while no one was to regain it
                 raise ConnectionLost("the gcs went away")
             for channel in topics:
                 await conn.call(m.Subscribe(channel, bytes(job_id)))
@@ -108,7 +114,7 @@ class GcsLink:
         if self.conn is not None:
             self.conn.close()
 
-    def _lost(self, _conn: Connection) -> None:
+    def _lost(self, _conn: Connection | None) -> None:
         if self._closed() or self._regaining or (self._kind == "driver" and self.job_id is None):
             return
         self._regaining = True

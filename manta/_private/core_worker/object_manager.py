@@ -489,8 +489,7 @@ class ObjectManager:
 
     async def _log_why_blocked(self, missing: ObjectID, count: int, waited: float) -> None:
         try:
-            conn = await self._peers.gcs_connection()
-            lines = await asyncio.wait_for(conn.call(m.ExplainTask(bytes(missing.task_id()))), 10)
+            lines = await asyncio.wait_for(self._peers.gcs_call(m.ExplainTask(bytes(missing.task_id()))), 10)
         except Exception as e:  # an explanation is a courtesy: the get goes on without one
             lines = [f"(no explanation: {e})"]
         logger.warning(

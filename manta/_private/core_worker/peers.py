@@ -66,8 +66,8 @@ class Peers(Protocol):
         thread (store errors come back as themselves: ``ObjectStoreFullError``, ...)."""
         ...
 
-    async def gcs_connection(self) -> Connection:
-        """The connection to the gcs (made on first use, made again after it restarts)."""
+    async def gcs_call(self, msg: Any) -> Any:
+        """A gcs request (sent again to a restarted gcs)."""
         ...
 
     async def subscribe_gcs(self, channel: str, key: bytes) -> None:

@@ -158,6 +158,10 @@ class ActorManager:
     def register(
         self, spec: ActorSpec, get_if_exists: bool, nodes: list[NodeView], args_pending: bool = False
     ) -> tuple[ActorInfo, list[Action]]:
+        known = self.actors.get(spec.actor_id)
+        if known is not None and known.spec == spec:
+            # Sent again: its owner lost the answer when the gcs restarted.
+            return _info(known), []
         if spec.name:
             existing = self.named.get((spec.namespace, spec.name))
             if existing is not None and self.actors[existing].state != DEAD:

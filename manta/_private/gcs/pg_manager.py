@@ -62,6 +62,10 @@ class PgManager:
         self.named: dict[tuple[str, str], PlacementGroupID] = {}
 
     def create(self, spec: PlacementGroupSpec) -> GroupRecord:
+        """The group's record (a request sent again after a gcs restart gets the same one)."""
+        known = self.groups.get(spec.pg_id)
+        if known is not None and known.spec == spec:
+            return known
         if spec.pg_id in self.groups:
             raise ValueError(f"placement group {spec.pg_id.hex()} already exists")
         if spec.name:

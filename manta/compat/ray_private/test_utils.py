@@ -275,11 +275,10 @@ def _cluster_metrics() -> list[Any]:
     worker = require_initialized("reading the cluster's metrics")
 
     async def gather() -> list[str]:
-        conn = await worker.gcs_connection()
-        nodes = await conn.call(m.GetNodes())
+        nodes = await worker.gcs_call(m.GetNodes())
         local = (worker.node_id, worker.node_conn)
         answers = await ask_nodes(nodes, m.GetMetrics(), worker.session.token, worker.config, local)
-        return [str(await conn.call(m.GetMetrics())), *(str(text) for _node, text in answers)]
+        return [str(await worker.gcs_call(m.GetMetrics())), *(str(text) for _node, text in answers)]
 
     return [family for text in worker.io.run(gather(), 30) for family in ex.parse(text)]
 

@@ -35,9 +35,8 @@ def gather(address: str | None, work: Callable[[Gatherer], Awaitable[T]], timeou
     if address is None and worker is not None:
 
         async def in_driver() -> T:
-            conn = await worker.gcs_connection()
             local = (worker.node_id, worker.node_conn)
-            return await work(Gatherer(conn.call, worker.session.token, worker.config, local))
+            return await work(Gatherer(worker.gcs_call, worker.session.token, worker.config, local))
 
         return worker.io.run(in_driver(), timeout)  # type: ignore[no-any-return]
     config = Config.from_env()

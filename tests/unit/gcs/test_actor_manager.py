@@ -21,6 +21,7 @@ from manta._private.gcs.actor_manager import (
     StopWorker,
     Unschedulable,
 )
+from manta._private.rpc import codec
 from manta._private.rpc.messages import ActorSpec, Address, LeaseGrant
 
 JOB = JobID.from_random()
@@ -475,12 +476,23 @@ def test_get_if_exists_returns_the_existing_actor() -> None:
     only(actions, LeaseWorker)
 
 
-def test_registering_the_same_actor_id_twice_is_an_error() -> None:
+def test_a_registration_sent_again_gets_the_first_answer_and_places_nothing_more() -> None:
+    # Its owner sends it again when the gcs restarted before answering.
+    manager = ActorManager()
+    s = spec(name="again")
+    first, actions = manager.register(s, False, [node()])
+    only(actions, LeaseWorker)
+    again, more = manager.register(s, False, [node()])
+    assert again == first and more == []
+    assert len(manager.actors) == 1
+
+
+def test_another_actor_under_a_registered_actor_id_is_an_error() -> None:
     manager = ActorManager()
     s = spec()
     manager.register(s, False, [node()])
     with pytest.raises(ValueError, match="already registered"):
-        manager.register(s, False, [node()])
+        manager.register(codec.replace(s, class_name="Other"), False, [node()])
 
 
 def test_list_named_filters_by_namespace_and_skips_the_dead() -> None:

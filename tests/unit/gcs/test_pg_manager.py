@@ -104,6 +104,20 @@ def test_a_group_is_created_only_when_every_bundle_was_reserved() -> None:
     assert manager.info(s.pg_id).state == CREATED
 
 
+def test_a_creation_sent_again_is_the_same_group_and_reserves_nothing_more() -> None:
+    manager = PgManager()
+    nodes = [node("a", 2), node("b", 2)]
+    s = spec(name="again")
+    record = manager.create(s)
+    reserve = manager.schedule(s.pg_id, nodes)
+    assert isinstance(reserve, Reserve)
+    assert manager.create(s) is record  # its creator lost the answer to a gcs restart
+    assert manager.schedule(s.pg_id, nodes) is None  # still the one reservation
+    other = PlacementGroupSpec(s.pg_id, "other", "ns", JOB, [{"CPU": 1}], "PACK", False)
+    with pytest.raises(ValueError, match="already exists"):
+        manager.create(other)
+
+
 def test_removal_node_death_and_job_end() -> None:
     manager = PgManager()
     a, b = node("a", 2), node("b", 2)
