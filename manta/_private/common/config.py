@@ -39,8 +39,9 @@ class Config:
     # A pipelined task still waiting behind a running one after this long is sent back to
     # its owner to run elsewhere (the running one was slower than predicted, or blocked).
     pipeline_requeue_after_s: float = 0.02
-    # Tasks queued on one worker at most when pipelining.
-    max_tasks_in_flight_per_worker: int = 4
+    # Tasks queued on one worker at most when pipelining (fewer for slower functions: see
+    # lease_policy.pipeline_depth). 16 keeps two workers busy with no-op tasks here.
+    max_tasks_in_flight_per_worker: int = 16
     # Default retries for a task whose worker dies.
     task_max_retries: int = 3
     # Node daemon -> gcs heartbeat period, and how long the gcs waits before declaring a

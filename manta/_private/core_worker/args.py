@@ -41,6 +41,9 @@ class Packed:
     nested: Sequence[ObjectRef]
 
 
+_NO_ARGS = Packed(EMPTY_ARGS, (), ())  # shared: a frozen record's construction shows per task
+
+
 def pack(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -51,7 +54,7 @@ def pack(
 ) -> Packed:
     """The inline blob, the top-level ref arguments, and the refs nested inside them."""
     if not args and not kwargs:
-        return Packed(EMPTY_ARGS, (), ())
+        return _NO_ARGS
     if serialization.all_plain(args) and serialization.all_plain(kwargs.values()):
         plain = serialization.serialize_plain((args, kwargs))  # no refs, no slots
         if plain.total_size < max_inline:

@@ -189,6 +189,18 @@ def scheduling_key(
     return (tuple(sorted(resources.items())), runtime_env_key(runtime_env), strategy)
 
 
+def pipeline_depth(run_time: float | None, config: Config) -> int:
+    """How many tasks of a function whose runs took ``run_time`` on average a worker may
+    hold: one for a function never run or slower than ``pipeline_below_s``; for a faster
+    one, as many as fit in ``pipeline_below_s`` of expected work (up to
+    ``max_tasks_in_flight_per_worker``), so a worker's queue is always short in time while
+    no-op-sized tasks keep it busy through the round trips."""
+    if run_time is None or run_time >= config.pipeline_below_s:
+        return 1
+    fit = int(config.pipeline_below_s / max(run_time, 1e-9))
+    return max(1, min(config.max_tasks_in_flight_per_worker, fit))
+
+
 class LeasePolicy:
     """The submitter's decisions. Every event returns the actions to carry out, in order;
     ``now`` is the clock linger deadlines are read from (the shell's timers use the same)."""
@@ -323,10 +335,7 @@ class LeasePolicy:
         """How many tasks a worker may hold when ``task`` is queued on it."""
         if task.spec.max_calls:
             return 1  # its worker may exit after it
-        run_time = self.run_time.get(task.spec.function_id)
-        if run_time is not None and run_time < self._config.pipeline_below_s:
-            return self._config.max_tasks_in_flight_per_worker
-        return 1
+        return pipeline_depth(self.run_time.get(task.spec.function_id), self._config)
 
     def request_ended(self, cls: SchedulingClass, nonce: int) -> None:
         """Request ``nonce`` has its answer (or none will come): forget it. The answer, if

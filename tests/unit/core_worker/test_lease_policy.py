@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -28,6 +28,7 @@ from manta._private.core_worker.lease_policy import (
     SchedulingClass,
     Settle,
     Warn,
+    pipeline_depth,
 )
 from manta._private.core_worker.task_manager import PendingTask
 from manta._private.rpc.messages import Address, TaskResult, TaskSpec
@@ -40,6 +41,23 @@ LINGER_S = 0.05
 MAX_REQUESTS = 2
 MAX_IN_FLIGHT = 3
 FAST_S, SLOW_S = 0.0001, 1.0  # either side of pipeline_below_s
+
+
+def test_a_worker_is_given_at_most_pipeline_below_s_of_expected_work() -> None:
+    config = Config(max_tasks_in_flight_per_worker=16, pipeline_below_s=0.002)
+    assert pipeline_depth(None, config) == 1  # never run: its length is unknown
+    assert pipeline_depth(0.002, config) == pipeline_depth(1.0, config) == 1
+    assert pipeline_depth(0.0015, config) == 1  # two would queue 3 ms
+    assert pipeline_depth(0.0005, config) == 4
+    assert pipeline_depth(0.00002, config) == pipeline_depth(0.0, config) == 16
+
+
+@given(st.floats(0, 10), st.integers(1, 64), st.floats(1e-4, 1))
+def test_pipelining_depth_bounds(run_time: float, most: int, below: float) -> None:
+    config = Config(max_tasks_in_flight_per_worker=most, pipeline_below_s=below)
+    depth = pipeline_depth(run_time, config)
+    assert 1 <= depth <= most
+    assert depth == 1 or depth * run_time <= below
 
 
 def make_task(key: str = "k", fid: bytes = b"f", max_calls: int = 0, retries: int = 0) -> PendingTask:
@@ -122,8 +140,7 @@ class World:
     def capacity(self, task: PendingTask) -> int:
         if task.spec.max_calls:
             return 1
-        run_time = self.policy.run_time.get(task.spec.function_id)
-        return MAX_IN_FLIGHT if run_time is not None and run_time < 0.002 else 1
+        return pipeline_depth(self.policy.run_time.get(task.spec.function_id), self.config)
 
     def settle(self, task: PendingTask, outcome: Any) -> None:
         task.state, task.lease = "done", None
