@@ -71,6 +71,36 @@ def test_cancel_running_task(cluster, tmp_path):
     assert not os.path.exists(done)
 
 
+def test_a_cancel_waits_for_an_import_in_progress_to_finish(cluster, tmp_path):
+    """An interrupt inside an import would leave the module half made in that worker for
+    every later task (a library missing attributes): it lands after the import instead."""
+    (tmp_path / "slow_import_for_cancel.py").write_text(
+        f"import time\nopen({str(tmp_path / 'importing')!r}, 'w').close()\ntime.sleep(1.0)\n"
+        f"open({str(tmp_path / 'imported')!r}, 'w').close()\n"
+    )
+
+    @ray.remote
+    def importer(directory: str) -> None:
+        import sys
+
+        sys.path.insert(0, directory)
+        try:
+            import slow_import_for_cancel  # noqa: F401
+
+            time.sleep(30)
+        except KeyboardInterrupt:
+            touch(os.path.join(directory, "interrupted"))
+            raise
+
+    ref = importer.remote(str(tmp_path))
+    wait_for_files(tmp_path / "importing")
+    ray.cancel(ref)
+    with pytest.raises(TaskCancelledError):
+        ray.get(ref, timeout=15)
+    assert (tmp_path / "imported").exists()  # the import ran to its end
+    assert (tmp_path / "interrupted").exists()  # and the cancel landed after it
+
+
 def test_task_swallowing_keyboard_interrupt_returns_value(cluster, tmp_path):
     started = str(tmp_path / "started")
 

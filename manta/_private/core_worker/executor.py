@@ -3,7 +3,8 @@
 The I/O thread receives ``PushTask`` and queues it here; the main thread runs tasks one at
 a time and hands each ``TaskResult`` back to the I/O thread to send. Cancelling a running
 task raises ``KeyboardInterrupt`` inside it (as Ray does), delivered by a signal so that
-it interrupts sleeps and blocking waits too.
+it interrupts sleeps and blocking waits too; but never inside an import (unlike Ray), which
+would leave the module half made for every later task in this process.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ from manta.exceptions import RayError, RayTaskError, TaskCancelledError, Unseria
 logger = logging.getLogger(__name__)
 
 _CANCEL_SIGNAL = signal.SIGUSR1
+# How often a cancel that found an import under way is tried again.
+_IMPORT_RETRY_S = 0.05
 _EXHAUSTED = object()
 
 
@@ -222,9 +225,19 @@ class TaskExecutor:
                 self.send_result(item[1], TaskResult([], False, 0.0, True, True))
 
     def _on_cancel_signal(self, signum: int, frame: Any) -> None:
-        if self._running is not None and self._cancel_requested == self._running:
-            self._cancel_requested = None
-            raise KeyboardInterrupt(f"task {self._running.hex()} was cancelled")
+        running = self._running
+        if running is None or self._cancel_requested != running:
+            return
+        if _importing(frame):
+            # Delivered again shortly: it lands once the import is done.
+            self._peers.io.call_soon(self._peers.io.loop.call_later, _IMPORT_RETRY_S, self._resignal, running)
+            return
+        self._cancel_requested = None
+        raise KeyboardInterrupt(f"task {running.hex()} was cancelled")
+
+    def _resignal(self, task_id: TaskID) -> None:
+        if self._running == task_id and self._cancel_requested == task_id and self._main_ident is not None:
+            signal.pthread_kill(self._main_ident, _CANCEL_SIGNAL)
 
     def _create_actor(self, create: CreateActor) -> ActorCreated:
         spec = create.spec
@@ -618,3 +631,13 @@ def _flush_std_streams() -> None:
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
+
+
+def _importing(frame: Any) -> bool:
+    """Whether ``frame`` runs inside an import (a module's top level, or the import
+    machinery itself)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False

@@ -350,8 +350,8 @@ class MapOperator(Operator):
         self._gathering = []
         for unit in self._units.values():
             if unit.stream is not None:
-                # Forced: a polite cancel interrupts the task wherever it is, even inside an
-                # import, and the worker then runs later tasks with half-made modules.
+                # Forced: a polite cancel waits for the task to get back to Python code (a
+                # numpy call can hold its CPU for seconds); the dataset's reader is gone.
                 manta.cancel(unit.stream, force=True)
         self._units.clear()
         self._by_stream.clear()
