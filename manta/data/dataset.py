@@ -114,14 +114,25 @@ class Dataset:
             ray_remote_args=ray_remote_args,
         )  # fmt: skip
 
-    def filter(self, fn: Any = None, *, compute: Any = None, fn_args: Iterable[Any] | None = None,
+    def filter(self, fn: Any = None, expr: str | None = None, *, compute: Any = None,
+               fn_args: Iterable[Any] | None = None,
                fn_kwargs: dict[str, Any] | None = None, fn_constructor_args: Iterable[Any] | None = None,
                fn_constructor_kwargs: dict[str, Any] | None = None, num_cpus: float | None = None,
                num_gpus: float | None = None, memory: float | None = None, concurrency: Any = None,
                **ray_remote_args: Any) -> Dataset:  # fmt: skip
-        """Keeps the rows for which ``fn(row)`` is true."""
-        if "expr" in ray_remote_args:
-            raise NotImplementedError("filter(expr=...) is not supported yet: pass a function of the row")
+        """Keeps the rows for which ``fn(row)`` is true, or those ``expr`` (a Python
+        expression over the columns, such as ``"id > 5 and name in ['a', 'b']"``) holds for;
+        an expression filters whole blocks in Arrow, with no Python call per row."""
+        if (fn is None) == (expr is None):
+            raise ValueError("Exactly one of 'fn' or 'expr' must be provided.")
+        if expr is not None:
+            if fn_args or fn_kwargs or fn_constructor_args or fn_constructor_kwargs:
+                raise ValueError(
+                    "when 'expr' is used, fn_args/fn_kwargs/fn_constructor_args/kwargs cannot be used"
+                )
+            step = transforms.FilterExpr(expr)
+            args = map_options.remote_args(num_cpus, num_gpus, memory, dict(ray_remote_args))
+            return self._then(logical.MapOp((self._plan,), step.name, step, remote_args=args))
         return self._map_op(
             transforms.Filter, fn, compute=compute, fn_args=fn_args, fn_kwargs=fn_kwargs,
             fn_constructor_args=fn_constructor_args, fn_constructor_kwargs=fn_constructor_kwargs,

@@ -41,6 +41,25 @@ def test_range_map_filter_and_counts():
     assert ds.flat_map(lambda row: [row, row]).count() == 2000
 
 
+def test_filter_by_an_expression_string():
+    ds = md.range(100, override_num_blocks=4)
+    assert ds.filter(expr="id <= 4").take_all() == [{"id": i} for i in range(5)]
+    assert ds.filter(expr="id > 10").schema() == ds.schema()  # known without running
+    items = md.from_items([{"a": i, "b": str(i % 3), "c": None if i % 4 else i} for i in range(20)])
+    assert items.filter(expr="a > 10 and b in ['1', '2']").count() == 6
+    assert [r["a"] for r in items.filter(expr="is_valid(c)").take_all()] == [0, 4, 8, 12, 16]
+    with pytest.raises(
+        RayTaskError, match=r"filter expression 'nope > 3' cannot be applied to the columns \['id'\]"
+    ):
+        ds.filter(expr="nope > 3").take_all()
+    with pytest.raises(ValueError, match="Exactly one of 'fn' or 'expr' must be provided"):
+        ds.filter()
+    with pytest.raises(ValueError, match="Exactly one of 'fn' or 'expr' must be provided"):
+        ds.filter(lambda row: True, expr="id > 1")
+    with pytest.raises(ValueError, match="not valid Python syntax"):
+        ds.filter(expr="id >")  # refused where the dataset is built
+
+
 @pytest.mark.parametrize("fmt", ["numpy", "pandas", "pyarrow"])
 def test_map_batches_formats_and_batch_sizes(fmt):
     seen = []

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from manta.data._internal import logical
 from manta.data._internal.logical import ActorPoolStrategy, Compute, TaskPoolStrategy
-from manta.data._internal.transforms import Project, Transform
+from manta.data._internal.transforms import FilterExpr, Project, Transform
 
 
 @dataclass(eq=False)
@@ -140,7 +140,7 @@ def known_schema(
     input_schema: Callable[[logical.InputBlocks], pa.Schema | None],
 ) -> pa.Schema | None:
     """The schema, if it is known without running anything: through operators that keep
-    their input's columns (sorts, shuffles, limits, unions) and projections."""
+    their input's columns (sorts, shuffles, limits, unions, expression filters) and projections."""
     if isinstance(op, logical.Read):
         return read_schema(op)
     if isinstance(op, logical.InputBlocks):
@@ -152,7 +152,7 @@ def known_schema(
     keeps = isinstance(op, logical.Limit) or (isinstance(op, logical.AllToAll) and op.kind in _SCHEMA_KEEPING)
     if keeps:
         return known_schema(op.inputs[0], read_schema, input_schema)
-    if isinstance(op, logical.MapOp) and isinstance(op.transform, Project):
+    if isinstance(op, logical.MapOp) and isinstance(op.transform, (Project, FilterExpr)):
         below = known_schema(op.inputs[0], read_schema, input_schema)
         return None if below is None else op.transform.schema_of(below)
     return None

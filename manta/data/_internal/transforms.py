@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from manta.data._internal import batches, tensors
+from manta.data._internal import batches, predicates, tensors
 from manta.exceptions import UserCodeException
 
 Blocks = Iterator[pa.Table]
@@ -223,6 +223,27 @@ class PartialAggregate(Transform):
 
         for block in blocks:
             yield grouping.aggregate_partial(block, self.keys, self.aggs)
+
+
+class FilterExpr(Transform):
+    """``filter(expr="...")``: rows kept by an Arrow expression, block by block."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.expression = predicates.parse(text)  # checked where the dataset is built
+        self.name = f"Filter({text})"
+
+    def schema_of(self, schema: pa.Schema) -> pa.Schema:
+        return schema
+
+    def __call__(self, blocks: Blocks) -> Blocks:
+        for block in blocks:
+            try:
+                yield block.filter(self.expression)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+                raise ValueError(
+                    f"filter expression {self.text!r} cannot be applied to the columns {block.column_names}: {e}"
+                ) from None
 
 
 class Project(Transform):
