@@ -287,6 +287,21 @@ def test_a_groupby_over_parquet_reads_only_the_columns_it_needs(tmp_path):
     assert "ReadParquet->Aggregate(partial)" in stats and "Project" not in stats
 
 
+def test_an_expression_filter_over_parquet_is_done_by_the_scan(tmp_path):
+    for part in range(3):
+        rows = range(part * 100, part * 100 + 100)
+        pq.write_table(
+            pa.table({"v": list(rows), "name": [f"n{v % 7}" for v in rows]}), tmp_path / f"{part}.parquet"
+        )
+    ds = md.read_parquet(str(tmp_path)).filter(expr="v >= 150 and v < 160 and name != 'n3'")
+    assert sorted(r["v"] for r in ds.take_all()) == [v for v in range(150, 160) if v % 7 != 3]
+    stats = ds.stats()
+    assert "ReadParquet" in stats and "Filter(" not in stats  # no filter step ran after the read
+    # A column the selection dropped is missing for the filter, pushed or not.
+    with pytest.raises(RayTaskError, match=r"cannot be applied to the columns \['v'\]"):
+        md.read_parquet(str(tmp_path)).select_columns(["v"]).filter(expr="name == 'n1'").take_all()
+
+
 def _slow_reader(i):
     def read():
         time.sleep(0.02)

@@ -53,7 +53,7 @@ def read_rows(read: logical.Read, context: DataContext) -> int | None:
 
 def run(op: logical.LogicalOp, context: DataContext) -> StreamingExecutor:
     ensure_cluster()
-    op = optimizer.optimize(op)
+    op = optimizer.optimize(op, lambda read: next((t.schema for t in read_tasks(read, context)), None))
     root = planner.plan(op)
     tasks = {id(node): read_tasks(node, context) for node in op.walk() if isinstance(node, logical.Read)}
     return StreamingExecutor(root, context, tasks, f"dataset_{uuid.uuid4().hex[:8]}")

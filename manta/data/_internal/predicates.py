@@ -34,21 +34,28 @@ class PredicateError(ValueError):
 
 def parse(text: str) -> pc.Expression:
     """The Arrow expression for ``text``; PredicateError saying what is wrong."""
+    return parse_with_columns(text)[0]
+
+
+def parse_with_columns(text: str) -> tuple[pc.Expression, frozenset[str]]:
+    """The Arrow expression for ``text`` and the top-level columns it reads."""
     if not isinstance(text, str):
         raise TypeError(f'filter(expr=...) takes a string such as "id > 5", got {type(text).__name__}')
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
         raise PredicateError(f"filter expression {text!r} is not valid Python syntax: {e.msg}") from None
-    result = _Converter(text).value(tree.body)
+    converter = _Converter(text)
+    result = converter.value(tree.body)
     if not isinstance(result, pc.Expression):
         raise PredicateError(f"filter expression {text!r} does not refer to any column")
-    return result
+    return result, frozenset(converter.columns)
 
 
 class _Converter:
     def __init__(self, text: str) -> None:
         self._text = text
+        self.columns: set[str] = set()
 
     def _refuse(self, node: ast.AST, what: str) -> PredicateError:
         snippet = ast.get_source_segment(self._text.strip(), node) or ast.dump(node)
@@ -71,7 +78,9 @@ class _Converter:
                 return -operand
             raise self._refuse(node, "minus applies to numbers only")
         if isinstance(node, (ast.Name, ast.Attribute)):
-            return pc.field(*self._path(node))
+            path = self._path(node)
+            self.columns.add(path[0])
+            return pc.field(*path)
         if isinstance(node, ast.Compare):
             return self._compare(node)
         if isinstance(node, ast.BoolOp):

@@ -230,7 +230,8 @@ class FilterExpr(Transform):
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.expression = predicates.parse(text)  # checked where the dataset is built
+        # Checked where the dataset is built.
+        self.expression, self.columns = predicates.parse_with_columns(text)
         self.name = f"Filter({text})"
 
     def schema_of(self, schema: pa.Schema) -> pa.Schema:

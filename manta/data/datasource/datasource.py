@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from manta.data.block import BlockMetadata
 
@@ -104,6 +105,17 @@ class Datasource:
         """A copy of this datasource reading only the columns that are keys of
         ``projection_map`` (values: their names in the output; only unrenamed columns are
         supported here). Called only when ``supports_projection_pushdown()``."""
+        raise NotImplementedError
+
+    def supports_predicate_pushdown(self) -> bool:
+        """Whether ``apply_predicate`` can make a reader that keeps only matching rows (so
+        a ``filter(expr=...)`` right after the read is done while reading)."""
+        return False
+
+    def apply_predicate(self, predicate: pc.Expression) -> Datasource:
+        """A copy of this datasource that yields only the rows ``predicate`` (an Arrow
+        compute expression over its columns) holds for. Called only when
+        ``supports_predicate_pushdown()``."""
         raise NotImplementedError
 
     @property

@@ -100,6 +100,14 @@ class ParquetDatasource(FileBasedDatasource):
         projected._columns = wanted if self._columns is None else [c for c in self._columns if c in wanted]
         return projected
 
+    def supports_predicate_pushdown(self) -> bool:
+        return not self._tensor_columns and not self._include_paths
+
+    def apply_predicate(self, predicate: pads.Expression) -> ParquetDatasource:
+        filtered = copy.copy(self)
+        filtered._filter = predicate if self._filter is None else self._filter & predicate
+        return filtered
+
     def _size_bytes(self, files: list[tuple[str, int]]) -> int:
         # The footer's uncompressed size is closer to the size in memory than the file's.
         total = 0

@@ -66,6 +66,23 @@ def test_filter_and_columns_are_pushed_into_the_scan(hive_dir):
     assert tasks[0].schema == table.schema
 
 
+def test_a_pushed_predicate_joins_the_scan_filter_and_leaves_the_original_reader_alone(hive_dir):
+    from manta.data._internal.predicates import parse
+
+    datasource = ParquetDatasource(
+        str(hive_dir),
+        partitioning=Partitioning("hive"),
+        arrow_parquet_args={"filter": pads.field("x") > 1},
+    )
+    assert datasource.supports_predicate_pushdown()
+    filtered = datasource.apply_predicate(parse("year == '2020'"))
+    tasks, table = _read_all(filtered)
+    assert table.to_pylist() == [{"x": 2, "year": "2020", "cat": "a"}]
+    assert all(task.metadata.num_rows is None for task in tasks)  # known only once read
+    assert _read_all(datasource)[1].column("x").to_pylist() == [2, 3]
+    assert not ParquetDatasource(str(hive_dir), include_paths=True).supports_predicate_pushdown()
+
+
 def test_partition_filter_skips_files(hive_dir):
     keep = PathPartitionFilter.of(lambda p: p["year"] == "2021")
     datasource = ParquetDatasource(str(hive_dir), partitioning=Partitioning("hive"), partition_filter=keep)

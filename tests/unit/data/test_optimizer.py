@@ -1,6 +1,8 @@
-"""Projection pushdown into reads that can project, without a cluster."""
+"""Projection and predicate pushdown into reads that can take them, without a cluster."""
 
 from __future__ import annotations
+
+import pyarrow as pa
 
 from manta.data._internal import logical, optimizer, planner, transforms
 from manta.data.aggregate import AggregateFn, Count, Mean, Sum
@@ -8,8 +10,8 @@ from manta.data.grouped_data import _columns_needed
 
 
 class _Columns:
-    def __init__(self, columns=None, can=True):
-        self.columns, self.can = columns, can
+    def __init__(self, columns=None, can=True, predicate=None):
+        self.columns, self.can, self.predicate = columns, can, predicate
 
     def get_name(self) -> str:
         return "Columns"
@@ -18,7 +20,22 @@ class _Columns:
         return self.can
 
     def apply_projection(self, projection_map):
-        return _Columns(list(projection_map), self.can)
+        return _Columns(list(projection_map), self.can, self.predicate)
+
+    def supports_predicate_pushdown(self) -> bool:
+        return self.can
+
+    def apply_predicate(self, predicate):
+        return _Columns(self.columns, self.can, predicate)
+
+
+def _schema_of(read):
+    return pa.schema([(name, pa.int64()) for name in read.datasource.columns or ["a", "b", "c"]])
+
+
+def _filter(parent, text):
+    step = transforms.FilterExpr(text)
+    return logical.MapOp((parent,), step.name, step)
 
 
 def _select(parent, columns):
@@ -55,3 +72,21 @@ def test_the_columns_an_aggregation_reads():
         init=lambda k: 0, merge=lambda a, b: a + b, accumulate_row=lambda a, r: a + 1, name="n"
     )
     assert _columns_needed(["k"], [user]) is None
+
+
+def test_an_expression_filter_above_a_read_becomes_its_predicate_after_a_projection():
+    read = logical.Read((), "ReadColumns", _Columns(), -1)
+    out = optimizer.optimize(_filter(_select(read, ["a", "b"]), "a > 1 and b < 3"), _schema_of)
+    assert isinstance(out, logical.Read) and out.datasource.columns == ["a", "b"]
+    assert out.datasource.predicate.equals(transforms.FilterExpr("a > 1 and b < 3").expression)
+
+
+def test_a_predicate_stays_above_a_read_that_lacks_its_column_or_whose_columns_are_unknown():
+    read = logical.Read((), "ReadColumns", _Columns(), -1)
+    # The filter must fail on the missing column, as it does unpushed; a scan would find it.
+    kept = optimizer.optimize(_filter(_select(read, ["a"]), "b > 1"), _schema_of)
+    assert isinstance(kept, logical.MapOp) and kept.inputs[0].datasource.predicate is None
+    unknown = optimizer.optimize(_filter(read, "a > 1"))
+    assert isinstance(unknown, logical.MapOp)
+    cannot = logical.Read((), "ReadColumns", _Columns(can=False), -1)
+    assert isinstance(optimizer.optimize(_filter(cannot, "a > 1"), _schema_of), logical.MapOp)
