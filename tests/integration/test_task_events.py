@@ -219,9 +219,11 @@ def test_a_retried_task_has_one_record_per_attempt(cluster, tmp_path):
         if not isinstance(found, list) or len(found) != 2:
             return None
         first, second = sorted(found, key=lambda r: r.attempt_number)
-        return (first, second) if second.state == "FINISHED" else None
+        # The worker's FINISHED can reach the gcs before the owner's report defining the
+        # attempt (each process reports on its own clock): the record is whole once both have.
+        return (first, second) if second.state == "FINISHED" and second.name else None
 
-    first, second = wait_until(both_attempts, what="both attempts, the second finished")
+    first, second = wait_until(both_attempts, what="both attempts, the second finished and named")
     assert first.state == "FAILED" and first.error_type == "WORKER_DIED"
     assert second.name == first.name == "die_once"
 
