@@ -5,8 +5,9 @@
 
 Every run of every workload is a fresh process (``sys.executable`` for Manta, the Ray
 interpreter for Ray) in a session of its own; whatever it leaves running is reported and
-killed by pid. The table shows the median of the runs. ``parquet_aggregate`` reads NYC-taxi-
-like Parquet that is generated once per scale into ``--data-dir`` (not timed) and reused.
+killed by pid. The table shows the median of the runs. ``parquet_aggregate`` and
+``parquet_filter`` read NYC-taxi-like Parquet that is generated once per scale into
+``--data-dir`` (not timed) and reused.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def main() -> int:
         frameworks.remove("ray")
     if "manta" in frameworks:
         precompile(sys.executable)
-    if "parquet_aggregate" in args.workloads:
+    if {"parquet_aggregate", "parquet_filter"} & set(args.workloads):
         ensure_taxi_data(args.data_dir, args.scale)
 
     medians, runs = run_all(frameworks, args.workloads, args)

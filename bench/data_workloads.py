@@ -142,6 +142,32 @@ def parquet_aggregate(ray: Framework, rd: Framework, r: Run) -> Metrics:
     }
 
 
+TAXI_FILTER = "trip_distance > 15 and payment_type == 'Cash' and passenger_count in [1, 2]"
+
+
+def parquet_filter(ray: Framework, rd: Framework, r: Run) -> Metrics:
+    """``read_parquet(dir).filter(expr=...)`` (a selective string predicate over every row),
+    counted; the answer is checked against pyarrow's own scan (not timed)."""
+    import pyarrow.dataset as pads
+
+    field = pads.field
+    expected = (
+        pads.dataset(str(r.taxi_dir))
+        .filter(
+            (field("trip_distance") > 15)
+            & (field("payment_type") == "Cash")
+            & field("passenger_count").isin([1, 2])
+        )
+        .count_rows()
+    )
+    rows = json.loads(r.taxi_manifest.read_text())["rows"]
+    t = time.perf_counter()
+    kept = rd.read_parquet(str(r.taxi_dir)).filter(expr=TAXI_FILTER).count()
+    seconds = time.perf_counter() - t
+    assert kept == expected, f"the filter kept {kept} rows, pyarrow {expected}"
+    return {"rows": rows, "kept": kept, "filter_s": round(seconds, 2), "rows_per_s": _rate(rows, seconds)}
+
+
 def _affine(batch: dict[str, Any]) -> dict[str, Any]:
     ids = batch["id"]
     return {"id": ids, "y": ids * 3 + 1, "z": ids % 7}
@@ -288,7 +314,15 @@ def streaming(ray: Framework, rd: Framework, r: Run) -> Metrics:
 
 WORKLOADS: dict[str, Callable[[Framework, Framework, Run], Metrics]] = {
     f.__name__: f
-    for f in (parquet_aggregate, map_batches_numpy, actor_pool_map, random_shuffle, sort, streaming)
+    for f in (
+        parquet_aggregate,
+        parquet_filter,
+        map_batches_numpy,
+        actor_pool_map,
+        random_shuffle,
+        sort,
+        streaming,
+    )
 }
 
 
