@@ -339,7 +339,13 @@ class Dataset:
         known = planner.known_num_rows(self._plan, lambda read: execution.read_rows(read, self._context))
         if known is not None:
             return known
-        return sum(bundle.num_rows for bundle in self._bundles())
+        counted = self
+        top = self._plan
+        if isinstance(top, logical.MapOp) and isinstance(top.transform, transforms.FilterExpr):
+            # Only rows are counted: one of the filter's columns is kept, and a filter pushed
+            # into a Parquet scan then reads no other column.
+            counted = self.select_columns([min(top.transform.columns)])
+        return sum(bundle.num_rows for bundle in counted._bundles())
 
     def schema(self, fetch_if_missing: bool = True) -> Schema | None:
         """Column names and types: from the files' metadata and the plan where they tell

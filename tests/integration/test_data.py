@@ -302,6 +302,61 @@ def test_an_expression_filter_over_parquet_is_done_by_the_scan(tmp_path):
         md.read_parquet(str(tmp_path)).select_columns(["v"]).filter(expr="name == 'n1'").take_all()
 
 
+class _PushdownSource(md.Datasource):
+    """Three columns in two blocks, reading only what was pushed into it; every pushdown
+    it is given is noted (the optimizer runs in the driver)."""
+
+    given: list[tuple[str, object]] = []
+
+    def __init__(self, columns=None, predicate=None):
+        self.columns, self.predicate = columns, predicate
+
+    def estimate_inmemory_data_size(self):
+        return 480
+
+    def supports_projection_pushdown(self):
+        return True
+
+    def apply_projection(self, projection_map):
+        _PushdownSource.given.append(("columns", list(projection_map)))
+        return _PushdownSource(list(projection_map), self.predicate)
+
+    def supports_predicate_pushdown(self):
+        return True
+
+    def apply_predicate(self, predicate):
+        _PushdownSource.given.append(("predicate", str(predicate)))
+        return _PushdownSource(self.columns, predicate)
+
+    def get_read_tasks(self, parallelism):
+        columns, predicate = self.columns, self.predicate
+
+        def read(start):
+            table = pa.table({"v": range(start, start + 10), "w": [1.0] * 10, "s": ["x"] * 10})
+            if predicate is not None:
+                table = table.filter(predicate)
+            yield table if columns is None else table.select(columns)
+
+        schema = pa.schema([("v", pa.int64()), ("w", pa.float64()), ("s", pa.string())])
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        return [
+            md.ReadTask(lambda start=start: read(start), md.BlockMetadata(None, 240), schema)
+            for start in (0, 10)
+        ]
+
+
+def test_counting_an_expression_filter_reads_only_its_columns():
+    _PushdownSource.given.clear()
+    assert md.read_datasource(_PushdownSource()).filter(expr="v >= 15 and s == 'x'").count() == 5
+    # The predicate went into the read, then the projection to one of its columns.
+    kinds = [kind for kind, _ in _PushdownSource.given]
+    assert kinds == ["predicate", "columns"] and _PushdownSource.given[1] == ("columns", ["s"])
+    _PushdownSource.given.clear()
+    assert len(md.read_datasource(_PushdownSource()).filter(expr="v >= 15").take_all()[0]) == 3
+    assert [kind for kind, _ in _PushdownSource.given] == ["predicate"]  # rows wanted: every column
+
+
 def _slow_reader(i):
     def read():
         time.sleep(0.02)
