@@ -463,7 +463,9 @@ class Dataset:
 
     def train_test_split(self, test_size: int | float, *, shuffle: bool = False, seed: int | None = None,
                          stratify: str | None = None) -> tuple[MaterializedDataset, MaterializedDataset]:  # fmt: skip
-        """``(train, test)``; ``test_size`` is a share (float) or a row count (int)."""
+        """``(train, test)``; ``test_size`` is a share (float) or a row count (int). With
+        ``stratify`` (a column), each class is split alone: the last ``int(n * share)`` rows
+        of a class of ``n`` go to test, as in Ray."""
         from manta.data._internal import splits
 
         return splits.train_test_split(self, test_size, shuffle, seed, stratify)

@@ -196,6 +196,22 @@ def test_splits():
     assert (train.count(), test.count()) == (7, 3)
 
 
+def test_a_stratified_split_keeps_each_class_share_as_ray_does():
+    ds = md.from_items([{"x": i, "y": "a" if i % 4 else "b"} for i in range(40)], override_num_blocks=4)
+    train, test = ds.train_test_split(0.25, stratify="y")
+    assert isinstance(train, md.MaterializedDataset) and train.columns() == ["x", "y"]
+    # The last int(n * 0.25) rows of each class go to test (Ray 2.60 gives these same rows).
+    assert sorted((r["y"], r["x"]) for r in test.take_all()) == [
+        ("a", 31), ("a", 33), ("a", 34), ("a", 35), ("a", 37), ("a", 38), ("a", 39), ("b", 32), ("b", 36)
+    ]  # fmt: skip
+    assert train.count() == 31
+    assert ds.train_test_split(10, stratify="y")[1].count() == 9  # an int is a share of all rows
+    with pytest.raises(ValueError, match="Cannot specify both 'shuffle=True' and 'stratify'"):
+        ds.train_test_split(0.25, stratify="y", shuffle=True)
+    with pytest.raises(ValueError, match="below the dataset's 40 rows"):
+        ds.train_test_split(40, stratify="y")
+
+
 def test_streaming_split_feeds_consumers_in_other_processes():
     @manta.remote
     def consume(iterator):

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 import manta
 from manta.data._internal import logical, transforms
 from manta.data._internal.bundles import RefBundle
@@ -109,7 +111,12 @@ def train_test_split(
     dataset: Dataset, test_size: float, shuffle: bool, seed: int | None, stratify: str | None
 ) -> tuple[MaterializedDataset, MaterializedDataset]:
     if stratify is not None:
-        raise NotImplementedError("train_test_split(stratify=...) is not supported yet")
+        if shuffle:
+            raise ValueError(
+                "Cannot specify both 'shuffle=True' and 'stratify' parameters: a stratified split "
+                "keeps each class's rows in their order"
+            )
+        return _stratified_split(dataset, test_size, stratify)
     source = (dataset.random_shuffle(seed=seed) if shuffle else dataset).materialize()
     if isinstance(test_size, float):
         if not 0 < test_size < 1:
@@ -122,6 +129,40 @@ def train_test_split(
     if test_size > total:
         raise ValueError(f"test_size {test_size} is larger than the dataset ({total} rows)")
     train, test = split_at_indices(source, [total - test_size])
+    return train, test
+
+
+# The column that marks a stratified split's rows, there only while it is made.
+_IS_TRAIN = "__manta_is_train"
+
+
+def _stratified_split(
+    dataset: Dataset, test_size: float, column: str
+) -> tuple[MaterializedDataset, MaterializedDataset]:
+    """Each class of ``column`` split alone, as Ray does: the last ``int(n * share)`` rows
+    of a class of ``n`` rows go to test (an int ``test_size`` is a share of all rows)."""
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)):
+        raise TypeError(f"test_size must be a float in (0, 1) or a positive int, got {test_size!r}")
+    if isinstance(test_size, float):
+        if not 0 < test_size < 1:
+            raise ValueError(f"test_size must be between 0 and 1 when a float, got {test_size}")
+        share = test_size
+    else:
+        total = dataset.count()
+        if not 0 < test_size < total:
+            raise ValueError(
+                f"test_size must be above 0 and below the dataset's {total} rows, got {test_size}"
+            )
+        share = test_size / total
+
+    def mark(group: pa.Table) -> pa.Table:
+        n = group.num_rows
+        tests = int(n * share)
+        return group.append_column(_IS_TRAIN, pa.array([True] * (n - tests) + [False] * tests))
+
+    marked = dataset.groupby(column).map_groups(mark, batch_format="pyarrow").materialize()
+    train = marked.filter(expr=_IS_TRAIN).drop_columns([_IS_TRAIN]).materialize()
+    test = marked.filter(expr=f"not {_IS_TRAIN}").drop_columns([_IS_TRAIN]).materialize()
     return train, test
 
 

@@ -239,6 +239,9 @@ class FilterExpr(Transform):
 
     def __call__(self, blocks: Blocks) -> Blocks:
         for block in blocks:
+            if block.num_rows == 0:  # an empty block may have no columns at all
+                yield block
+                continue
             try:
                 yield block.filter(self.expression)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
@@ -271,6 +274,9 @@ class Project(Transform):
 
     def __call__(self, blocks: Blocks) -> Blocks:
         for block in blocks:
+            if block.num_rows == 0 and not block.column_names:
+                yield block  # an empty output (a group-less partition's) has no columns to pick
+                continue
             wanted = [*(self.select or ()), *(self.drop or ()), *(self.rename or {})]
             missing = [name for name in wanted if name not in block.column_names]
             if missing:

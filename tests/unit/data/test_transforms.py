@@ -100,6 +100,14 @@ def test_flat_map_filter_and_projection():
         _run(transforms.Project(select=["nope"]), BLOCK)
 
 
+def test_an_empty_block_without_columns_passes_projections_and_expression_filters():
+    # What map_groups yields for a partition that got no group: no rows, no schema.
+    empty = pa.table({})
+    steps = [transforms.Project(drop=["id"]), transforms.FilterExpr("id > 1")]
+    assert [list(step(iter([empty]))) for step in steps] == [[empty], [empty]]
+    assert _run(transforms.FilterExpr("id > 3"), BLOCK).column("id").to_pylist() == [4, 5]
+
+
 def test_a_callable_class_is_made_once_per_process():
     made = []
 
