@@ -187,6 +187,19 @@ class PgManager:
             return None
         return pg_id
 
+    def committed_on(self, node_id: NodeID) -> list[tuple[PlacementGroupID, list[int], int]]:
+        """(group, its bundles on ``node_id``, attempt) for every created group: told to a
+        node again when it registers, since a commit is one message the node never answers
+        and a gcs killed just after sending it may not have delivered it (committing twice
+        changes nothing on the node)."""
+        found = []
+        for pg_id, record in self.groups.items():
+            if record.state == CREATED:
+                indices = [i for i, node in enumerate(record.nodes) if node == node_id]
+                if indices:
+                    found.append((pg_id, indices, record.attempt))
+        return found
+
     def info(self, pg_id: PlacementGroupID) -> PlacementGroupInfo | None:
         record = self.groups.get(pg_id)
         if record is None:

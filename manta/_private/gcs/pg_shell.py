@@ -199,6 +199,9 @@ class PlacementGroupDirector:
         for msg in self._pending_releases.pop(node_id, ()):
             if conn is not None:
                 conn.notify(msg)
+        if conn is not None:
+            for pg_id, indices, attempt in self.manager.committed_on(node_id):
+                conn.notify(m.CommitBundles(pg_id, indices, attempt))
 
     # -- durability -------------------------------------------------------------------------------
     def _save(self, pg_id: PlacementGroupID) -> None:

@@ -118,6 +118,25 @@ def test_a_creation_sent_again_is_the_same_group_and_reserves_nothing_more() -> 
         manager.create(other)
 
 
+def test_a_node_registering_is_told_again_of_the_created_bundles_it_holds() -> None:
+    # The commit is one message nobody answers: a gcs killed right after sending it may not
+    # have delivered it, and its successor finds the group created.
+    manager = PgManager()
+    a, b = node("a", 2), node("b", 2)
+    s = spec()
+    manager.create(s)
+    assert manager.committed_on(a.node_id) == []  # nothing created yet
+    reserve = manager.schedule(s.pg_id, [a, b])
+    assert isinstance(reserve, Reserve)
+    assert manager.committed_on(a.node_id) == []  # reserving: not committed anywhere
+    manager.reserved(s.pg_id, reserve.attempt, ok=True)
+    on_a = [int(bundle[0]) for bundle in reserve.per_node[a.node_id]]  # type: ignore[call-overload]
+    assert manager.committed_on(a.node_id) == [(s.pg_id, on_a, reserve.attempt)]
+    assert manager.committed_on(node("c", 2).node_id) == []
+    manager.remove(s.pg_id)
+    assert manager.committed_on(a.node_id) == []
+
+
 def test_removal_node_death_and_job_end() -> None:
     manager = PgManager()
     a, b = node("a", 2), node("b", 2)
