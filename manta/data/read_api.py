@@ -46,11 +46,12 @@ class RangeDatasource(Datasource):
         parts = builtins.max(1, builtins.min(parallelism, self._n))
         bounds = [self._n * i // parts for i in builtins.range(parts + 1)]
         tasks = []
+        schema = self._schema()  # one for every task
         for low, high in itertools.pairwise(bounds):
             if high <= low and self._n:
                 continue
             meta = BlockMetadata(high - low, (high - low) * self._row_bytes(), None)
-            tasks.append(ReadTask(_range_reader(low, high, self._shape), meta, self._schema()))
+            tasks.append(ReadTask(_range_reader(low, high, self._shape), meta, schema))
         return tasks
 
 

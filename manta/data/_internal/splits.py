@@ -119,8 +119,7 @@ def train_test_split(
         return _stratified_split(dataset, test_size, stratify)
     source = (dataset.random_shuffle(seed=seed) if shuffle else dataset).materialize()
     if isinstance(test_size, float):
-        if not 0 < test_size < 1:
-            raise ValueError(f"test_size must be between 0 and 1 when a float, got {test_size}")
+        _check_share(test_size)
         train, test = split_proportionately(source, [1 - test_size])
         return train, test
     if not isinstance(test_size, int) or test_size < 0:
@@ -130,6 +129,11 @@ def train_test_split(
         raise ValueError(f"test_size {test_size} is larger than the dataset ({total} rows)")
     train, test = split_at_indices(source, [total - test_size])
     return train, test
+
+
+def _check_share(test_size: float) -> None:
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be between 0 and 1 when a float, got {test_size}")
 
 
 # The column that marks a stratified split's rows, there only while it is made.
@@ -144,8 +148,7 @@ def _stratified_split(
     if isinstance(test_size, bool) or not isinstance(test_size, (int, float)):
         raise TypeError(f"test_size must be a float in (0, 1) or a positive int, got {test_size!r}")
     if isinstance(test_size, float):
-        if not 0 < test_size < 1:
-            raise ValueError(f"test_size must be between 0 and 1 when a float, got {test_size}")
+        _check_share(test_size)
         share = test_size
     else:
         total = dataset.count()
