@@ -7,7 +7,9 @@ from the gcs. A broken connection decides nothing by itself: the calls that were
 may or may not have run, and wait for the gcs's verdict. Restarted -> each is resent if
 it has retries left, else fails with ``ActorUnavailableError``; dead -> every call fails
 with ``ActorDiedError`` and the cause. With no word from the gcs ``CHECK_AFTER_S`` after
-the break, we ask it.
+the break, we ask it. The gcs's word of a death can overtake replies the actor sent before
+it died (an actor that exits on purpose answers the calls before its exit call first): the
+calls in flight on a connection still open wait for it to close, at most ``CHECK_AFTER_S``.
 
 ``ActorCallPolicy`` is a state machine: the shell (``ActorTaskSubmitter``, on the I/O
 thread) reports events (a call submitted, its arguments ready, the gcs's word about an
@@ -290,6 +292,8 @@ class ActorCallPolicy:
         """The task manager retries ``task``: it goes first, so later calls wait behind it.
         ``await_args``: the store lost arguments of it, which the shell has made again and
         resolved afresh (``ResolveArgs`` is then not needed: it reports ``args_ready``)."""
+        if actor.info is not None and actor.info.state == "DEAD":
+            return [Fail(task, death_error(actor.actor_id, actor.info))]  # a late reply's retry
         actor.queue.appendleft(task)
         if await_args:
             actor.awaiting_args.add(task.task_id)
@@ -320,6 +324,8 @@ class ActorCallPolicy:
         if shutting_down:
             return []
         info = actor.info
+        if info is not None and info.state == "DEAD":
+            return self._fail_in_flight(actor)  # what it answered before closing has settled
         if not current and info is not None and info.num_restarts > actor.connected_generation:
             # The gcs's word came first: this is an earlier instance's connection, and the
             # actor has restarted since. Its calls were cut off by that restart.
@@ -328,6 +334,8 @@ class ActorCallPolicy:
 
     def check(self, actor: ActorState) -> list[Action]:
         """A check timer fired: ask the gcs, unless connected again meanwhile."""
+        if actor.info is not None and actor.info.state == "DEAD":
+            return self._fail_in_flight(actor)  # its connection never closed
         if actor.conn is None:
             return [AskGcs(actor)]
         if actor.interrupted:  # cut off on an earlier instance's connection
@@ -347,11 +355,13 @@ class ActorCallPolicy:
             actions.append(Warn(info.death_cause))
         if info.state == "DEAD":
             actions.append(ActorDead(info.actor_id))
-            # Calls running on it now will never reply (it was killed, or exited): they
-            # fail at once, as in Ray, rather than wait for the connection to break.
-            actor.interrupted.extend(actor.in_flight.values())
-            actor.in_flight.clear()
-            actions += self._settle_interrupted(actor, restarted=False)
+            if actor.conn is not None and actor.in_flight:
+                # Their replies may be on the way, ahead of the connection's close: they
+                # settle when that closes, or fail at the check if it never does.
+                actions += self._settle_interrupted(actor, restarted=False)
+                actions.append(ArmCheck(actor, self._now() + CHECK_AFTER_S))
+            else:
+                actions += self._fail_in_flight(actor)
             while actor.queue:
                 actions.append(Fail(actor.queue.popleft(), death_error(actor.actor_id, info)))
             actor.failed_args.clear()
@@ -366,6 +376,12 @@ class ActorCallPolicy:
             actions += self._settle_interrupted(actor, restarted=True)
         actions += self.pump(actor)
         return actions
+
+    def _fail_in_flight(self, actor: ActorState) -> list[Action]:
+        """The actor is dead: the calls still in flight will never be answered."""
+        actor.interrupted.extend(actor.in_flight.values())
+        actor.in_flight.clear()
+        return self._settle_interrupted(actor, restarted=False)
 
     def _settle_interrupted(self, actor: ActorState, restarted: bool) -> list[Action]:
         """The verdict on the calls cut off: resent (to the front, in their order) if the

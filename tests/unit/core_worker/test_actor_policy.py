@@ -331,6 +331,43 @@ def test_death_fails_every_call_with_the_cause() -> None:
     assert w.actor.info is not None and w.actor.info.state == "DEAD"
 
 
+def test_calls_in_flight_at_a_death_wait_for_their_connection_to_close() -> None:
+    # An actor exiting on purpose answers the calls before its exit; the gcs's word of the
+    # death can arrive first (a Pool's retiring actor: its last chunk failed with the
+    # exit's cause though it had run).
+    w = World()
+    conn = alive(w)
+    answered, unanswered = w.submit(), w.submit()
+    w.publish("DEAD", cause="__ray_terminate__ was called")
+    assert w.dead == 1 and not w.outcomes and len(w.timers) == 1
+    w.reply(answered)
+    assert w.outcomes[answered.task_id] == ["ran"]
+    w.lose(conn)
+    (error,) = w.outcomes[unanswered.task_id]
+    assert isinstance(error, ActorDiedError) and "__ray_terminate__ was called" in str(error)
+
+
+def test_calls_in_flight_at_a_death_fail_at_the_check_if_the_connection_stays_open() -> None:
+    w = World()
+    alive(w)
+    call = w.submit()
+    w.publish("DEAD", cause="its node died")
+    assert not w.outcomes
+    w.check()
+    assert w.asked == 0 and isinstance(w.outcomes[call.task_id][0], ActorDiedError)
+
+
+def test_a_retry_asked_for_after_the_death_fails() -> None:
+    w = World()
+    alive(w)
+    call = w.submit(retries=1)
+    w.publish("DEAD", cause="it exited")
+    w.reply(call)  # the shell's task manager would now retry it: the actor is gone
+    call.state = "running"
+    w.run(w.policy.retry(w.actor, call, await_args=False))
+    assert isinstance(w.outcomes[call.task_id][-1], ActorDiedError) and not w.actor.queue
+
+
 def test_shutting_down_decides_nothing() -> None:
     w = World()
     conn = alive(w)
@@ -420,8 +457,11 @@ class ActorCalls(RuleBasedStateMachine):
 
     @invariant()
     def a_dead_actor_leaves_nothing_pending(self) -> None:
+        # Only calls in flight on an open connection wait, for it to close or the check.
         if self.dead:
-            assert all(call.state == "done" for call in self.w.calls)
+            waiting = set(self.w.actor.in_flight) if self.w.actor.conn is not None else set()
+            assert all(call.state == "done" or call.task_id in waiting for call in self.w.calls)
+            assert not waiting or self.w.timers
 
 
 ActorCalls.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
