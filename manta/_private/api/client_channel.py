@@ -68,11 +68,11 @@ class ClientChannel:
         self.grace_s = config.client_grace_s
         self.beat_s = config.client_heartbeat_s
         self.io = EventLoopThread("manta-client-io")
+        self._parts = wire.Assembly(_MAX_ASSEMBLING_BYTES)
         self._dispatcher = Dispatcher()
         self._dispatcher.register(m.ClientPart, lambda c, part: self._parts.add(part))
         self._dispatcher.register(m.ClientOutput, lambda c, msg: _print(msg))
         self._dispatcher.register(m.Ping, lambda c, msg: None)  # the head's heartbeat
-        self._parts = wire.Assembly(_MAX_ASSEMBLING_BYTES)
         self._conn: Connection | None = None
         self._session = ""
         self._secret = ""

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from manta._private.core_worker.peers import Peers
 from manta._private.rpc.messages import ActorExiting, ActorSpec, PushTask
+from manta._private.rpc.transport import Reply
 
 if TYPE_CHECKING:
     from manta._private.core_worker.executor import TaskExecutor
@@ -70,7 +71,7 @@ class ActorRuntime:
         self._exit_lock = threading.Lock()
 
     # -- dispatch (I/O thread) ------------------------------------------------------------------
-    def dispatch(self, push: PushTask, reply: asyncio.Future[Any]) -> None:
+    def dispatch(self, push: PushTask, reply: Reply) -> None:
         group = (
             push.spec.concurrency_group if push.spec.concurrency_group in self._groups() else DEFAULT_GROUP
         )
@@ -83,14 +84,16 @@ class ActorRuntime:
     def _groups(self) -> dict[str, Any]:
         return self._semaphores if self.is_async else self._pools
 
-    def _run_threaded(self, push: PushTask, reply: asyncio.Future[Any]) -> None:
+    def _run_threaded(self, push: PushTask, reply: Reply) -> None:
+        since = self._peers.io.last_handoff
         result = self._executor.execute(push)
-        self._executor.send_result(reply, result)
+        self._executor.send_result(reply, result, since)
 
-    async def _run_async(self, push: PushTask, reply: asyncio.Future[Any], group: str) -> None:
+    async def _run_async(self, push: PushTask, reply: Reply, group: str) -> None:
         async with self._semaphores[group]:
+            since = self._peers.io.last_handoff
             result = await self._executor.execute_async(push)
-        self._executor.send_result(reply, result)
+        self._executor.send_result(reply, result, since)
 
     # -- the main thread ---------------------------------------------------------------------------
     def run_loop(self) -> None:

@@ -62,6 +62,7 @@ from manta._private.rpc.transport import (
     ConnectionLost,
     Dispatcher,
     RemoteError,
+    Reply,
     RpcServer,
     connect_with_retry,
 )
@@ -322,8 +323,8 @@ class CoreWorker:
     # -- handlers ----------------------------------------------------------------------------
     def _register_handlers(self) -> None:
         d = self.dispatcher
-        d.register(m.PushTask, self._handle_push_task)
-        d.register(m.CreateActor, self._handle_create_actor)
+        d.register(m.PushTask, self._handle_push_task, answers_later=True)
+        d.register(m.CreateActor, self._handle_create_actor, answers_later=True)
         d.register(m.CancelTask, self._handle_cancel_task)
         d.register(m.CancelOwnedTask, self._handle_cancel_owned)
         d.register(m.GetObject, self.objects.handle_get_object)
@@ -337,19 +338,15 @@ class CoreWorker:
         d.register(m.LeaseInfeasible, lambda _c, msg: self.submitter.on_infeasible(msg))
         d.register(m.GeneratorItem, lambda _c, msg: self.streams.on_item(msg.task_id, msg.index, msg.item))
 
-    def _handle_push_task(self, _conn: Connection, msg: m.PushTask) -> asyncio.Future[Any]:
+    def _handle_push_task(self, _conn: Connection, msg: m.PushTask, reply: Reply) -> None:
         if self.executor is None:
             raise RuntimeError("a driver does not execute tasks")
-        reply: asyncio.Future[Any] = self.io.loop.create_future()
         self.executor.enqueue(msg, reply)
-        return reply
 
-    def _handle_create_actor(self, _conn: Connection, msg: m.CreateActor) -> asyncio.Future[Any]:
+    def _handle_create_actor(self, _conn: Connection, msg: m.CreateActor, reply: Reply) -> None:
         if self.executor is None or self.executor.actor is not None:
             raise RuntimeError("this process cannot host an actor")
-        reply: asyncio.Future[Any] = self.io.loop.create_future()
         self.executor.enqueue_create(msg, reply)
-        return reply
 
     def _handle_cancel_task(self, _conn: Connection, msg: m.CancelTask) -> bool:
         found = self.executor.cancel(msg.task_id, msg.force) if self.executor is not None else False

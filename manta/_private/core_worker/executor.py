@@ -28,7 +28,6 @@ from typing import Any, NamedTuple, NoReturn
 from manta._private import serialization
 from manta._private.common import log_rotation
 from manta._private.common import task_events as te
-from manta._private.common.aio import resolve
 from manta._private.common.ids import ObjectID, TaskID
 from manta._private.common.session import TASK_MARKER
 from manta._private.core_worker.actor_runtime import ActorExit, ActorRuntime
@@ -50,6 +49,7 @@ from manta._private.rpc.messages import (
     TaskResult,
     TaskSpec,
 )
+from manta._private.rpc.transport import Reply
 from manta.exceptions import RayError, RayTaskError, TaskCancelledError, UnserializableException
 
 logger = logging.getLogger(__name__)
@@ -89,9 +89,7 @@ class TaskExecutor:
         self._objects = objects
         self._functions = functions
         self._borrowing = borrowing
-        self._queue: queue.SimpleQueue[tuple[PushTask | CreateActor, asyncio.Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[tuple[PushTask | CreateActor, Reply] | None] = queue.SimpleQueue()
         self._running: TaskID | None = None
         self._cancel_requested: TaskID | None = None
         # Tasks cancelled before they started here (insertion-ordered, bounded).
@@ -113,11 +111,11 @@ class TaskExecutor:
         # Why the actor's constructor called exit_actor(), if it did.
         self.exited_in_constructor = ""
         # Results on their way to the I/O thread (see send_result).
-        self._outbox: deque[tuple[asyncio.Future[Any], Any]] = deque()
+        self._outbox: deque[tuple[Reply, Any]] = deque()
         self._outbox_armed = False
 
     # -- I/O thread ---------------------------------------------------------------------------
-    def enqueue(self, push: PushTask, reply: asyncio.Future[Any]) -> None:
+    def enqueue(self, push: PushTask, reply: Reply) -> None:
         actor = self.actor
         if actor is not None and actor.concurrent:
             actor.dispatch(push, reply)
@@ -153,12 +151,18 @@ class TaskExecutor:
                 return
             self.send_result(item[1], TaskResult([], False, 0.0, False, True))
 
-    def enqueue_create(self, create: CreateActor, reply: asyncio.Future[Any]) -> None:
+    def enqueue_create(self, create: CreateActor, reply: Reply) -> None:
         self._queue.put((create, reply))
 
-    def send_result(self, reply: asyncio.Future[Any], result: Any) -> None:
-        """Any thread: answer a pushed task. Results made while the I/O thread has not yet
-        woken for the last one go with it: one wake-up (and one write) for them all."""
+    def send_result(self, reply: Reply, result: Any, since: int = -1) -> None:
+        """Any thread: answer a pushed task. ``since``: the I/O thread's ``last_handoff``
+        when the task started; if this thread handed it nothing since, nothing the task
+        caused waits there to go out before the answer, which is then written from this
+        thread (no wake-up of the I/O thread) when the connection is free. Otherwise,
+        results made while the I/O thread has not yet woken for the last one go with it:
+        one wake-up (and one write) for them all."""
+        if since == self._peers.io.last_handoff and reply.send_now(result):
+            return
         self._outbox.append((reply, result))
         if not self._outbox_armed:
             self._outbox_armed = True
@@ -168,7 +172,8 @@ class TaskExecutor:
         # Disarmed before draining: a result added after the drain arms a new delivery.
         self._outbox_armed = False
         while self._outbox:
-            resolve(*self._outbox.popleft())
+            reply, result = self._outbox.popleft()
+            reply.send(result)
 
     def cancel(self, task_id: TaskID, force: bool) -> bool:
         """Cancel ``task_id``: True if it is running here (with ``force`` the owner then
@@ -208,8 +213,9 @@ class TaskExecutor:
             if self._exiting:
                 self.send_result(reply, TaskResult([], False, 0.0, True, True))
                 continue
+            since = self._peers.io.last_handoff
             result = self.execute(work)
-            self.send_result(reply, result)
+            self.send_result(reply, result, since)
             if result.worker_exiting:
                 self._exiting = True
                 self._reject_queued()
@@ -320,8 +326,9 @@ class TaskExecutor:
             self._running = spec.task_id
             if self.actor is None and not self._queue.empty():
                 # Tasks were pipelined behind this one before it started: they go back if
-                # it runs long, as those queued while it runs do (see enqueue).
-                self._peers.io.call_soon(self._arm_requeue)
+                # it runs long, as those queued while it runs do (see enqueue). Arming a
+                # timer sends nothing: not a hand-off a reply must wait behind.
+                self._peers.io.loop.call_soon_threadsafe(self._arm_requeue)
         context = self._host.enter_task(spec, push.instance_ids)
         self._record_running(spec)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -18,6 +19,11 @@ class EventLoopThread:
 
     def __init__(self, name: str) -> None:
         self.loop = new_event_loop()
+        # Each hand-off of work to the loop stores a number never stored before (next() on
+        # a count is atomic; a plain += across threads could lose one): a thread that
+        # saw ``last_handoff`` unchanged since it looked handed the loop nothing meanwhile.
+        self._handoff_numbers = itertools.count(1)
+        self.last_handoff = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -33,13 +39,15 @@ class EventLoopThread:
         return threading.get_ident() == self._thread.ident
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.last_handoff = next(self._handoff_numbers)
         self.loop.call_soon_threadsafe(fn, *args)
 
     def run(self, coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
         """Run ``coro`` on the loop and wait for it from another thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        return self.submit(coro).result(timeout)
 
     def submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        self.last_handoff = next(self._handoff_numbers)
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def stop(self, timeout: float = 2.0) -> None:

@@ -14,7 +14,9 @@ Both ends can send requests on one connection; handlers are looked up by message
 a ``Dispatcher``, which also names the least role each message needs (``cluster`` unless
 registered otherwise). A handler's exception becomes an error reply and a log line, never
 a dead daemon. Writes are coalesced: frames queued in one loop turn go out in one
-``writelines``.
+``writelines``. A handler registered to answer later gets a ``Reply`` that any thread can
+answer: straight onto the socket when nothing waits to go out before it (a pushed task's
+result, from the thread that ran it, without waking the loop), else through the loop.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import logging
 import os
 import socket
 import ssl
+import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -67,6 +70,8 @@ TRY_AGAIN = "TryAgain"
 
 _M = TypeVar("_M")
 Handler = Callable[["Connection", Any], Any]
+# A handler registered with ``answers_later``: answers through the ``Reply`` it is given.
+LaterHandler = Callable[["Connection", Any, "Reply"], None]
 
 
 class RemoteError(RpcError):
@@ -85,14 +90,27 @@ class ConnectionLost(RpcError):
 
 class Dispatcher:
     """Maps message types to handlers (which take ``(connection, message)``) and to the
-    least role a peer needs to send each; ``cluster`` unless a server opens one up."""
+    least role a peer needs to send each; ``cluster`` unless a server opens one up.
+
+    A handler registered with ``answers_later`` takes ``(connection, message, reply)``
+    instead, returns nothing, and answers through ``reply`` (a ``Reply``) once, from any
+    thread."""
 
     def __init__(self) -> None:
         self._handlers: dict[type, tuple[Handler, str]] = {}
+        self.answers_later: set[type] = set()
 
-    def register(self, message_type: type, handler: Handler, role: str = "cluster") -> None:
+    def register(
+        self,
+        message_type: type,
+        handler: Handler | LaterHandler,
+        role: str = "cluster",
+        answers_later: bool = False,
+    ) -> None:
         assert role in auth.ROLES, role
-        self._handlers[message_type] = (handler, role)
+        self._handlers[message_type] = (handler, role)  # type: ignore[assignment]
+        if answers_later:
+            self.answers_later.add(message_type)
 
     def handler_for(self, message_type: type) -> tuple[Handler, str] | None:
         return self._handlers.get(message_type)
@@ -143,6 +161,12 @@ class Connection(asyncio.Protocol):
         self._seen_bytes = False
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        # Writes from other threads (``Reply.send_now``) go to a duplicate of the socket's
+        # descriptor, made on the loop once a connection carries such replies (-1: none),
+        # under this lock, as does every write to the transport: so neither overtakes the
+        # other, and the duplicate is closed only while nobody writes to it.
+        self._write_lock = threading.Lock()
+        self._direct_fd = -1
         self._next_id = 1
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._authenticated = False
@@ -341,13 +365,14 @@ class Connection(asyncio.Protocol):
         if not self._out or self._transport is None or self._transport.is_closing():
             self._out = []
             return
-        if self._tls is None:
-            self._transport.writelines(self._out)
-        elif self._tls.handshaken:
-            self._transport.write(self._tls.encrypt(b"".join(self._out)))
-        else:
-            return  # kept until the handshake is done
-        self._out = []
+        with self._write_lock:
+            if self._tls is None:
+                self._transport.writelines(self._out)
+            elif self._tls.handshaken:
+                self._transport.write(self._tls.encrypt(b"".join(self._out)))
+            else:
+                return  # kept until the handshake is done
+            self._out = []
         if (
             self._is_server
             and self._peer_rank < _CLUSTER_RANK
@@ -360,6 +385,44 @@ class Connection(asyncio.Protocol):
             )
             self._transport.abort()
             self._mark_closed(ConnectionLost("the peer did not read its replies"))
+
+    def _write_from_thread(self, kind: int, req_id: int, body: Any) -> bool:
+        """Any thread: write a frame straight to the socket if nothing waits to go out
+        before it; False if it was not (the caller sends it through the loop)."""
+        if self._direct_fd < 0:
+            return False
+        payload = codec.encode([kind, req_id, body])
+        frame = len(payload).to_bytes(_HEADER, "big") + payload
+        with self._write_lock:
+            transport = self._transport
+            if (
+                self._direct_fd < 0
+                or self._out
+                or transport is None
+                or transport.is_closing()
+                or transport.get_write_buffer_size()
+            ):
+                return False
+            try:
+                sent = os.write(self._direct_fd, frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return False  # the connection is breaking: the loop finds out and says so
+            if sent < len(frame):
+                # The socket's buffer is full: the rest goes first, from the loop.
+                self._out.insert(0, frame[sent:])
+                self._loop.call_soon_threadsafe(self._flush)
+        return True
+
+    def _allow_writes_from_threads(self) -> None:
+        """Loop thread: let ``_write_from_thread`` write to this (plain) connection."""
+        if self._direct_fd >= 0 or self._tls is not None or self.closed or self._transport is None:
+            return
+        sock = self._transport.get_extra_info("socket")
+        if sock is not None:
+            with self._write_lock:
+                self._direct_fd = os.dup(sock.fileno())
 
     # -- flow control: a relay passes a slow reader's pace back to its writer -----------
     def pause_writing(self) -> None:  # asyncio: the send buffer passed its high-water mark
@@ -438,6 +501,9 @@ class Connection(asyncio.Protocol):
             self._reply_error(kind, req_id, "ValueError", body.reason)
             return
         try:
+            if cls in self._dispatcher.answers_later:
+                handler(self, body, Reply(self, req_id))  # type: ignore[call-arg]
+                return
             result = handler(self, body)
         except Exception as e:
             self._handler_failed(kind, req_id, body, e)
@@ -566,6 +632,10 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        if self._direct_fd >= 0:
+            with self._write_lock:
+                fd, self._direct_fd = self._direct_fd, -1
+            os.close(fd)  # nobody writes to it now: writes hold the lock and check the fd
         error = ConnectionLost(f"connection to {self.peer} closed" + (f": {exc}" if exc else ""))
         if not self.handshake.done():
             self.handshake.set_exception(error)
@@ -581,6 +651,29 @@ class Connection(asyncio.Protocol):
                 callback(self)
             except Exception:
                 logger.exception("close callback failed")
+
+
+class Reply:
+    """The answer to one request (of a handler registered with ``answers_later``)."""
+
+    __slots__ = ("_conn", "_req_id")
+
+    def __init__(self, conn: Connection, req_id: int) -> None:
+        self._conn = conn
+        self._req_id = req_id
+
+    def send_now(self, result: Any) -> bool:
+        """Any thread: write the answer to the socket now, if nothing waits to go out
+        before it on this connection; False if not (then ``send`` it from the loop)."""
+        return self._conn._write_from_thread(KIND_REPLY, self._req_id, result)
+
+    def send(self, result: Any) -> None:
+        """Loop thread: send the answer; from now on, later answers on this connection
+        may be written from other threads."""
+        conn = self._conn
+        if not conn.closed:
+            conn._send(KIND_REPLY, self._req_id, result)
+            conn._allow_writes_from_threads()
 
 
 _background_tasks: set[asyncio.Task[Any]] = set()

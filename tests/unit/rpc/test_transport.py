@@ -270,6 +270,54 @@ def test_a_handler_may_answer_with_a_future_resolved_later(tmp_path: Path) -> No
     run(main)
 
 
+@pytest.mark.parametrize("where", ["unix", "tcp"])
+def test_a_handler_answering_later_may_answer_from_another_thread_straight_to_the_socket(
+    where: str, tmp_path: Path
+) -> None:
+    # A pushed task's result is written by the thread that ran it, without waking the
+    # loop, once the connection has carried an answer; a partly written answer is finished
+    # by the loop ahead of what the loop sends next; a closed connection takes none.
+    async def main() -> None:
+        replies: list[transport.Reply] = []
+        dispatcher = Dispatcher()
+        dispatcher.register(KvGet, lambda _conn, _msg, reply: replies.append(reply), answers_later=True)
+        fds_before = len(os.listdir("/proc/self/fd"))
+        server = await Server(dispatcher).listen(where, tmp_path)
+        conn = await server.client()
+
+        async def asked(n: int) -> list[asyncio.Future[Any]]:
+            calls = [conn.call(KvGet("", str(i).encode())) for i in range(n)]
+            while len(replies) < n:
+                await asyncio.sleep(0.001)
+            return calls
+
+        (first,) = await asked(1)
+        assert not await asyncio.to_thread(replies[0].send_now, "early")  # not before the loop answered once
+        replies.pop().send("from the loop")
+        assert await first == "from the loop"
+
+        (second,) = await asked(1)
+        assert await asyncio.to_thread(replies.pop().send_now, "from a thread")
+        assert await second == "from a thread"
+
+        big = os.urandom(MAX_FRAME // 2)  # more than a socket buffer takes at once
+        third, fourth = await asked(2)
+        assert await asyncio.to_thread(replies[0].send_now, big)
+        replies[1].send("after it")
+        assert await third == big and await fourth == "after it"
+        replies.clear()
+
+        (fifth,) = await asked(1)
+        await server.close(conn)
+        with pytest.raises(ConnectionLost):
+            await fifth
+        assert not await asyncio.to_thread(replies[0].send_now, "too late")
+        replies[0].send("too late")  # nothing to send it on, and no error
+        assert len(os.listdir("/proc/self/fd")) == fds_before  # the duplicate descriptor is closed too
+
+    run(main)
+
+
 def test_unknown_message_type(tmp_path: Path) -> None:
     async def main() -> None:
         server = await Server(Dispatcher()).listen("unix", tmp_path)
