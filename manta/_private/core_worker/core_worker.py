@@ -653,7 +653,8 @@ class CoreWorker:
         self.task_manager.add(task)
         if self.local is not None:
             self.local.submit(task)
-        else:
+        elif actor_id is not None or ref_args or self._inbox or not self.submitter.push_now(task):
+            # (Tasks handed over earlier go first.)
             self.hand_to_io(task)
         return refs
 

@@ -228,6 +228,23 @@ class LeasePolicy:
         cls.queue.append(task)
         return self.pump(cls)
 
+    def push_now(self, task: PendingTask, usable: Callable[[Any], bool]) -> Push | None:
+        """``task`` (its arguments resolved) comes from a thread that may push it itself:
+        to an idle lease of its class whose connection is ``usable``, when no task of the
+        class waits (they go first). None: nothing changed, ``enqueue`` it. The lease's
+        armed linger is left to fire: its deadline no longer matches, so it does nothing."""
+        cls = self.classes.get(task.sched_key)
+        if cls is None or cls.queue:
+            return None
+        for lease in cls.leases:
+            if not lease.in_flight and lease.conn is not None and not lease.draining and usable(lease.conn):
+                lease.linger_at = None
+                task.state = "running"
+                task.lease = lease
+                lease.in_flight[task.task_id] = task
+                return Push(cls, lease, task)
+        return None
+
     def cancel(self, task: PendingTask, force: bool, recursive: bool) -> list[Action]:
         """A task not pushed yet fails at once; a pushed one is interrupted where it runs."""
         if task.state == "done":

@@ -1,19 +1,24 @@
 """Submitting normal tasks: resolve arguments, lease workers, push tasks to them directly.
 
-Runs on the core worker's I/O thread only. Which lease runs which task, how many lease
-requests to keep outstanding and when to give a lease back are ``LeasePolicy``'s
-decisions (see lease_policy.py); this module is the shell around it: it resolves
-arguments, feeds the policy events and carries out the actions it returns (requests to
-node daemons, pushes to workers, timers), and settles outcomes through the task manager.
+Runs on the core worker's I/O thread, but for one step: a task submitted while a lease of
+its class idles is pushed by the submitting thread itself (``push_now``), sparing the I/O
+thread a wake-up on a submit-then-get loop's path. That step and every entry on the I/O
+thread hold the submitter's lock. Which lease runs which task, how many lease requests to
+keep outstanding and when to give a lease back are ``LeasePolicy``'s decisions (see
+lease_policy.py); this module is the shell around it: it resolves arguments, feeds the
+policy events and carries out the actions it returns (requests to node daemons, pushes to
+workers, timers), and settles outcomes through the task manager.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import threading
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from manta._private.common import task_events as te
 from manta._private.common.aio import spawn
@@ -69,6 +74,23 @@ _MAX_SPILLBACKS = 4
 # How long finding and reaching the node that holds a task's arguments may take.
 _LOCALITY_LOOKUP_S = 2.0
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _takes_thread_writes(conn: Connection) -> bool:
+    return conn.takes_thread_writes
+
+
+def _locked(method: _F) -> _F:
+    """An entry into the submitter: runs holding its lock (see the module's docstring)."""
+
+    @functools.wraps(method)
+    def locked(self: NormalTaskSubmitter, *args: Any) -> Any:
+        with self._lock:
+            return method(self, *args)
+
+    return locked  # type: ignore[return-value]
+
 
 class NormalTaskSubmitter:
     def __init__(
@@ -85,6 +107,7 @@ class NormalTaskSubmitter:
         self._objects = objects
         self._memory_store = memory_store
         self._recovery = recovery
+        self._lock = threading.RLock()
         # The loop's clock, since linger timers are armed on the loop.
         self._policy = LeasePolicy(config, lambda: self._cw.io.loop.time())
         # The node daemon each outstanding lease request waits at.
@@ -110,6 +133,7 @@ class NormalTaskSubmitter:
             handlers[type(action)](action)
 
     # -- entry points (I/O thread) --------------------------------------------------------
+    @_locked
     def submit(self, task: PendingTask) -> None:
         if task.cancelled:
             self._tasks.fail(task, TaskCancelledError(task.task_id.hex()))
@@ -123,8 +147,24 @@ class NormalTaskSubmitter:
             self._objects.request_object(ref)
             self._memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, resolution))
 
+    @_locked
     def cancel(self, task: PendingTask, force: bool, recursive: bool) -> None:
         self._run(self._policy.cancel(task, force, recursive))
+
+    def push_now(self, task: PendingTask) -> bool:
+        """From the thread that submits ``task`` (its arguments resolved): push it to an
+        idle lease of its class from here; False if there is none (nothing was done)."""
+        with self._lock:
+            action = self._policy.push_now(task, _takes_thread_writes)
+            if action is None:
+                return False
+            if task.spec.task_events:
+                self._tasks.events.transition(task.spec, te.SUBMITTED_TO_WORKER)
+            msg = PushTask(task.spec, action.lease.lease_id, action.lease.instance_ids)
+            on_reply = partial(self._pushed, action.cls, action.lease, task)
+            if action.lease.conn.call_from_thread(msg, on_reply) is None:
+                self._cw.io.call_soon(self._send_push, action)  # it closed: the loop's push fails
+        return True
 
     def _interrupt(self, action: Interrupt) -> None:
         lease, task = action.lease, action.task
@@ -144,6 +184,7 @@ class NormalTaskSubmitter:
         if running and task.state == "running":
             lease.node.notify(KillWorker(lease.worker_id, "force-cancelled by its owner"))
 
+    @_locked
     def on_infeasible(self, msg: LeaseInfeasible) -> None:
         self._run(self._policy.infeasible(msg.nonce, msg.message))
 
@@ -151,6 +192,7 @@ class NormalTaskSubmitter:
         self._cw.warn(action.message)
 
     # -- arguments ---------------------------------------------------------------------------
+    @_locked
     def _arg_ready(self, task: PendingTask, index: int, resolution: ArgResolution, obj: StoredObject) -> None:
         if not self._cw.io.in_loop_thread():
             self._cw.io.call_soon(self._arg_ready, task, index, resolution, obj)
@@ -261,6 +303,7 @@ class NormalTaskSubmitter:
             logger.info("the node holding a task's arguments is not reachable now (%r); asking this one", e)
         return self._cw.node_conn, False
 
+    @_locked
     def _lease_replied(self, cls: SchedulingClass, nonce: int, fut: asyncio.Future[Any]) -> None:
         self._request_nodes.pop(nonce, None)
         self._policy.request_ended(cls, nonce)
@@ -293,15 +336,25 @@ class NormalTaskSubmitter:
             conn = await self._cw.connect_worker(lease.address)
         except Exception as e:
             logger.warning("cannot reach leased worker %s: %s", lease.address, e)
-            self._run(self._policy.connect_failed(cls, lease))
+            with self._lock:
+                self._run(self._policy.connect_failed(cls, lease))
             return
-        conn.add_close_callback(lambda _c: self._run(self._policy.lease_lost(cls, lease)))
-        self._run(self._policy.connected(cls, lease, conn))
+        conn.allow_writes_from_threads()  # for push_now
+        conn.add_close_callback(lambda _c: self._lease_lost(cls, lease))
+        with self._lock:
+            self._run(self._policy.connected(cls, lease, conn))
+
+    @_locked
+    def _lease_lost(self, cls: SchedulingClass, lease: Lease) -> None:
+        self._run(self._policy.lease_lost(cls, lease))
 
     def _return_worker(self, action: ReturnWorker) -> None:
         action.lease.node.notify(ReturnLease(action.lease.lease_id, action.kill))
 
     def _arm_linger(self, action: ArmLinger) -> None:
+        stale = self._lingers.get(action.lease)
+        if stale is not None:
+            stale.cancel()  # left armed by push_now, which cannot touch the loop's timers
         self._lingers[action.lease] = self._cw.io.loop.call_at(
             action.at, self._linger_over, action.cls, action.lease, action.at
         )
@@ -311,18 +364,23 @@ class NormalTaskSubmitter:
         if handle is not None:
             handle.cancel()
 
+    @_locked
     def _linger_over(self, cls: SchedulingClass, lease: Lease, at: float) -> None:
         self._lingers.pop(lease, None)
         self._run(self._policy.linger_over(cls, lease, at))
 
     # -- pushing -------------------------------------------------------------------------------
     def _push(self, action: Push) -> None:
+        if action.task.spec.task_events:
+            self._tasks.events.transition(action.task.spec, te.SUBMITTED_TO_WORKER)
+        self._send_push(action)
+
+    def _send_push(self, action: Push) -> None:
         lease, task = action.lease, action.task
-        if task.spec.task_events:
-            self._tasks.events.transition(task.spec, te.SUBMITTED_TO_WORKER)
         fut = lease.conn.call(PushTask(task.spec, lease.lease_id, lease.instance_ids))
         fut.add_done_callback(partial(self._pushed, action.cls, lease, task))
 
+    @_locked
     def _pushed(
         self, cls: SchedulingClass, lease: Lease, task: PendingTask, fut: asyncio.Future[Any]
     ) -> None:
@@ -339,7 +397,7 @@ class NormalTaskSubmitter:
     async def _worker_failed(
         self, cls: SchedulingClass, lease: Lease, task: PendingTask, error: BaseException
     ) -> None:
-        self._run(self._policy.lease_lost(cls, lease))
+        self._lease_lost(cls, lease)
         if self._cw.closed:
             return  # the driver is shutting down: nothing to retry for
         why, out_of_memory = await self._death_cause(lease, error)
@@ -349,7 +407,8 @@ class NormalTaskSubmitter:
                 f"Task {task.spec.name} failed; {left} retries remain, so it will be retried. {why}",
                 once=False,
             )
-        self._settle(cls, self._tasks.on_worker_died(task, why, out_of_memory))
+        with self._lock:
+            self._settle(cls, self._tasks.on_worker_died(task, why, out_of_memory))
 
     async def _death_cause(self, lease: Lease, error: BaseException) -> tuple[str, bool]:
         """Why the worker died, from its node; and whether the node killed it for memory."""

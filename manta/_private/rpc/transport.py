@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import errno
 import inspect
+import itertools
 import logging
 import os
 import socket
@@ -167,7 +168,7 @@ class Connection(asyncio.Protocol):
         # other, and the duplicate is closed only while nobody writes to it.
         self._write_lock = threading.Lock()
         self._direct_fd = -1
-        self._next_id = 1
+        self._request_ids = itertools.count(1)  # next() is atomic: threads may call too
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._authenticated = False
         self.handshake: asyncio.Future[Welcome] = self._loop.create_future()
@@ -324,8 +325,7 @@ class Connection(asyncio.Protocol):
         if self.closed:
             fut.set_exception(ConnectionLost(f"connection to {self.peer} is closed"))
             return fut
-        req_id = self._next_id
-        self._next_id += 1
+        req_id = next(self._request_ids)
         self._pending[req_id] = fut
         self._send(KIND_REQUEST, req_id, msg)
         return fut
@@ -386,37 +386,67 @@ class Connection(asyncio.Protocol):
             self._transport.abort()
             self._mark_closed(ConnectionLost("the peer did not read its replies"))
 
+    @property
+    def takes_thread_writes(self) -> bool:
+        """Whether other threads may write to this connection now (``call_from_thread``)."""
+        return self._direct_fd >= 0
+
+    def call_from_thread(
+        self, msg: Any, on_reply: Callable[[asyncio.Future[Any]], None]
+    ) -> asyncio.Future[Any] | None:
+        """Any thread: send a request, straight to the socket when nothing waits to go out
+        before it, else through the loop; ``on_reply`` is called on the loop with the
+        reply's future. None, sending nothing, if this connection does not take writes
+        from threads (see ``allow_writes_from_threads``) or is closed."""
+        if self._direct_fd < 0:
+            return None
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        fut.add_done_callback(on_reply)  # before the reply can arrive
+        req_id = next(self._request_ids)
+        frame = _frame(KIND_REQUEST, req_id, msg)
+        with self._write_lock:
+            if self.closed or self._direct_fd < 0:
+                return None
+            self._pending[req_id] = fut  # under the lock: a closing connection fails it
+            if not self._write_locked(frame):
+                self._out.append(frame)
+                self._loop.call_soon_threadsafe(self._flush)
+        return fut
+
     def _write_from_thread(self, kind: int, req_id: int, body: Any) -> bool:
         """Any thread: write a frame straight to the socket if nothing waits to go out
         before it; False if it was not (the caller sends it through the loop)."""
         if self._direct_fd < 0:
             return False
-        payload = codec.encode([kind, req_id, body])
-        frame = len(payload).to_bytes(_HEADER, "big") + payload
+        frame = _frame(kind, req_id, body)
         with self._write_lock:
-            transport = self._transport
-            if (
-                self._direct_fd < 0
-                or self._out
-                or transport is None
-                or transport.is_closing()
-                or transport.get_write_buffer_size()
-            ):
-                return False
-            try:
-                sent = os.write(self._direct_fd, frame)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                return False  # the connection is breaking: the loop finds out and says so
-            if sent < len(frame):
-                # The socket's buffer is full: the rest goes first, from the loop.
-                self._out.insert(0, frame[sent:])
-                self._loop.call_soon_threadsafe(self._flush)
+            return self._write_locked(frame)
+
+    def _write_locked(self, frame: bytes) -> bool:
+        """With the write lock held: ``_write_from_thread``'s write."""
+        transport = self._transport
+        if (
+            self._direct_fd < 0
+            or self._out
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size()
+        ):
+            return False
+        try:
+            sent = os.write(self._direct_fd, frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return False  # the connection is breaking: the loop finds out and says so
+        if sent < len(frame):
+            # The socket's buffer is full: the rest goes first, from the loop.
+            self._out.insert(0, frame[sent:])
+            self._loop.call_soon_threadsafe(self._flush)
         return True
 
-    def _allow_writes_from_threads(self) -> None:
-        """Loop thread: let ``_write_from_thread`` write to this (plain) connection."""
+    def allow_writes_from_threads(self) -> None:
+        """Loop thread: let other threads write to this (plain, open) connection."""
         if self._direct_fd >= 0 or self._tls is not None or self.closed or self._transport is None:
             return
         sock = self._transport.get_extra_info("socket")
@@ -631,17 +661,17 @@ class Connection(asyncio.Protocol):
     def _mark_closed(self, exc: Exception | None) -> None:
         if self.closed:
             return
-        self.closed = True
-        if self._direct_fd >= 0:
-            with self._write_lock:
-                fd, self._direct_fd = self._direct_fd, -1
+        with self._write_lock:  # a thread's call is registered before this, or sees it closed
+            self.closed = True
+            fd, self._direct_fd = self._direct_fd, -1
+            pending, self._pending = self._pending, {}
+        if fd >= 0:
             os.close(fd)  # nobody writes to it now: writes hold the lock and check the fd
         error = ConnectionLost(f"connection to {self.peer} closed" + (f": {exc}" if exc else ""))
         if not self.handshake.done():
             self.handshake.set_exception(error)
             # Nobody may be awaiting the handshake (a server-side connection).
             self.handshake.exception()
-        pending, self._pending = self._pending, {}
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(error)
@@ -651,6 +681,11 @@ class Connection(asyncio.Protocol):
                 callback(self)
             except Exception:
                 logger.exception("close callback failed")
+
+
+def _frame(kind: int, req_id: int, body: Any) -> bytes:
+    payload = codec.encode([kind, req_id, body])
+    return len(payload).to_bytes(_HEADER, "big") + payload
 
 
 class Reply:
@@ -673,7 +708,7 @@ class Reply:
         conn = self._conn
         if not conn.closed:
             conn._send(KIND_REPLY, self._req_id, result)
-            conn._allow_writes_from_threads()
+            conn.allow_writes_from_threads()
 
 
 _background_tasks: set[asyncio.Task[Any]] = set()

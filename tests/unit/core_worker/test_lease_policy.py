@@ -95,6 +95,8 @@ class World:
         self.cancel_asked: set[int] = set()
         self.connecting: list[tuple[SchedulingClass, Lease]] = []
         self.timers: dict[Lease, tuple[SchedulingClass, float]] = {}
+        # Linger timers push_now left armed (the shell cancels one when it arms the next).
+        self.stale: dict[Lease, tuple[SchedulingClass, float]] = {}
         self.returned: dict[Lease, bool] = {}
         self.outcomes: dict[TaskID, list[Any]] = {}
         self.interrupted: list[Interrupt] = []
@@ -128,6 +130,7 @@ class World:
                 self.returned[action.lease] = action.kill
             elif isinstance(action, ArmLinger):
                 assert action.lease not in self.timers
+                self.stale.pop(action.lease, None)
                 self.timers[action.lease] = (action.cls, action.at)
             elif isinstance(action, CancelLinger):
                 del self.timers[action.lease]
@@ -161,6 +164,23 @@ class World:
         self.tasks.append(task)
         actions = self.policy.enqueue(task)
         self.after_pump(self.policy.classes[key], actions)
+        return task
+
+    def submit_now(self, key: str = "k", fid: bytes = b"f", usable: bool = True) -> PendingTask:
+        """Submitted from a thread that pushes it itself where it can (push_now), else
+        queued as usual: as the submitter does."""
+        task = make_task(key, fid)
+        self.tasks.append(task)
+        push = self.policy.push_now(task, lambda conn: usable)
+        if push is None:
+            actions = self.policy.enqueue(task)
+            self.after_pump(self.policy.classes[key], actions)
+            return task
+        lease = push.lease
+        assert lease.linger_at is None and lease.in_flight == {task.task_id: task}
+        if lease in self.timers:
+            self.stale[lease] = self.timers.pop(lease)
+        self.run([push])
         return task
 
     def end_request(self, nonce: int) -> SchedulingClass:
@@ -206,6 +226,10 @@ class World:
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
+        for lease, (cls, at) in list(self.stale.items()):
+            if at <= self.clock.now:
+                del self.stale[lease]
+                assert self.policy.linger_over(cls, lease, at) == [], "a stale linger acted"
         for lease, (cls, at) in sorted(self.timers.items(), key=lambda item: item[1][1]):
             if at <= self.clock.now and self.timers.get(lease) == (cls, at):
                 del self.timers[lease]
@@ -491,6 +515,42 @@ def test_a_stale_linger_timer_changes_nothing() -> None:
     assert lease.linger_at == at
 
 
+def test_a_task_from_a_thread_that_may_push_goes_straight_to_an_idle_lease() -> None:
+    w = World()
+    first = w.submit()
+    lease = w.grant()
+    w.reply(first)
+    assert lease in w.timers
+    second = w.submit_now()
+    assert second.lease is lease and second.state == "running" and lease in w.stale
+    w.advance(LINGER_S)  # the linger armed before it fires, and changes nothing
+    assert lease not in w.returned and not w.stale
+    w.reply(second)
+    assert w.outcomes[second.task_id] == ["ran"] and lease in w.timers
+    w.advance(LINGER_S * 2)
+    assert w.returned == {lease: False}
+
+
+def test_push_now_leaves_a_task_to_the_queue_unless_a_lease_idles_with_nothing_waiting() -> None:
+    w = World()
+    assert w.policy.push_now(make_task(), lambda conn: True) is None  # no class, no lease yet
+    first = w.submit_now()
+    assert first.state == "queued"
+    lease = w.grant()
+    assert first.lease is lease
+    busy = w.submit_now(fid=b"slow")
+    assert busy.lease is None and w.policy.classes["k"].queue[0] is busy  # the lease runs the first
+    behind = make_task()
+    assert w.policy.push_now(behind, lambda conn: True) is None  # `busy` waits: it goes first
+    w.reply(first)
+    assert busy.lease is lease
+    w.reply(busy)
+    assert lease in w.timers
+    # A connection that cannot take writes from threads: queued, then pushed by the pump.
+    assert w.policy.push_now(make_task(), lambda conn: False) is None
+    assert lease.linger_at is not None and not lease.in_flight  # nothing changed
+
+
 # -- invariants, over random histories ---------------------------------------------------------------
 
 
@@ -513,6 +573,10 @@ class LeaseHistories(RuleBasedStateMachine):
     )
     def submit(self, key: str, fid: bytes, max_calls: int, retries: int) -> None:
         self.w.submit(key, fid, max_calls, retries)
+
+    @rule(key=st.sampled_from(["a", "b"]), fid=st.sampled_from([b"fast", b"slow"]), usable=st.booleans())
+    def submit_now(self, key: str, fid: bytes, usable: bool) -> None:
+        self.w.submit_now(key, fid, usable)
 
     @precondition(lambda self: self.w.requests)
     @rule(data=st.data(), connect=st.booleans())

@@ -318,6 +318,36 @@ def test_a_handler_answering_later_may_answer_from_another_thread_straight_to_th
     run(main)
 
 
+@pytest.mark.parametrize("where", ["unix", "tcp"])
+def test_a_call_from_another_thread_is_answered_on_the_loop(where: str, tmp_path: Path) -> None:
+    # The path a driver's thread takes to push a task to an idle worker itself.
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        dispatcher, _seen = echo_dispatcher()
+        server = await Server(dispatcher).listen(where, tmp_path)
+        conn = await server.client()
+        answered: list[tuple[bool, Any]] = []
+
+        def on_reply(fut: asyncio.Future[Any]) -> None:
+            answered.append((asyncio.get_running_loop() is loop, fut.result()))
+
+        def call(key: bytes) -> asyncio.Future[Any] | None:
+            return conn.call_from_thread(KvGet("ns", key), on_reply)
+
+        assert not conn.takes_thread_writes
+        assert await asyncio.to_thread(call, b"before") is None  # not allowed yet: nothing sent
+        conn.allow_writes_from_threads()
+        futures = [await asyncio.to_thread(call, str(i).encode()) for i in range(3)]
+        assert all(fut is not None for fut in futures)
+        assert [await fut for fut in futures if fut is not None] == [["ns", b"0"], ["ns", b"1"], ["ns", b"2"]]
+        await asyncio.sleep(0)  # done callbacks run in the loop's next turn
+        assert answered == [(True, ["ns", str(i).encode()]) for i in range(3)]
+        await server.close(conn)
+        assert await asyncio.to_thread(call, b"after") is None and not conn.takes_thread_writes
+
+    run(main)
+
+
 def test_unknown_message_type(tmp_path: Path) -> None:
     async def main() -> None:
         server = await Server(Dispatcher()).listen("unix", tmp_path)
