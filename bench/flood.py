@@ -24,7 +24,8 @@ host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 silent = [socket.create_connection((host, port)) for _ in range(300)]
 
 async def hammer(stop):
-    from manta._private.rpc.transport import Dispatcher, connect
+    from manta._private.rpc.transport import Dispatcher
+from manta._private.rpc.endpoints import connect
     n = 0
     while time.monotonic() < stop:
         try:

@@ -230,7 +230,8 @@ def _run(address: str | None, body: Callable[[Any, bytes, Any], Awaitable[_T]]) 
     from manta._private.api.logs import LogLookupError
     from manta._private.common.config import Config
     from manta._private.common.session import gcs_address_of, read_token
-    from manta._private.rpc.transport import ConnectionLost, Dispatcher, connect
+    from manta._private.rpc.endpoints import connect
+    from manta._private.rpc.transport import ConnectionLost, Dispatcher
     from manta.exceptions import AuthenticationError, RpcError
 
     session_dir, info = running_session(address)

@@ -35,7 +35,8 @@ from manta._private.common.config import Config
 from manta._private.common.session import LOGS_DIR, read_token, socket_path
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import Grant
-from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, RpcServer, connect
+from manta._private.rpc.endpoints import RpcServer, connect
+from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher
 from manta.exceptions import RemoteSessionEndedError
 
 logger = logging.getLogger("manta.dashboard")

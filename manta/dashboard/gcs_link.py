@@ -12,8 +12,9 @@ from typing import Any
 
 from manta._private.common.config import Config
 from manta._private.common.session import ADDRESS_FILE, gcs_address_of, read_token
+from manta._private.rpc.endpoints import connect_with_retry
 from manta._private.rpc.messages import access as a
-from manta._private.rpc.transport import Connection, Dispatcher, connect_with_retry
+from manta._private.rpc.transport import Connection, Dispatcher
 from manta.util.state._collect import Gatherer
 
 logger = logging.getLogger("manta.dashboard")

@@ -98,7 +98,8 @@ class JobManager:
     async def _any_records(self) -> bool:
         from manta._private.common.config import Config
         from manta._private.rpc import messages as m
-        from manta._private.rpc.transport import Dispatcher, connect
+        from manta._private.rpc.endpoints import connect
+        from manta._private.rpc.transport import Dispatcher
 
         with open(os.path.join(self._session_dir, ADDRESS_FILE)) as f:
             info = json.load(f)

@@ -23,8 +23,9 @@ from manta._private.common.aio import new_event_loop
 from manta._private.common.ids import JobID
 from manta._private.common.session import ADDRESS_FILE
 from manta._private.rpc import messages as m
+from manta._private.rpc.endpoints import connect
 from manta._private.rpc.messages import access as a
-from manta._private.rpc.transport import ConnectionLost, Dispatcher, connect
+from manta._private.rpc.transport import ConnectionLost, Dispatcher
 from manta.cluster_utils import Cluster
 from manta.exceptions import AuthenticationError, PermissionDeniedError
 from tests.http_api import request

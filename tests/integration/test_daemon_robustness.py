@@ -14,7 +14,8 @@ import manta
 from manta._private.api.context import current_worker
 from manta._private.common.ids import JobID, LeaseID, ObjectID, WorkerID
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import MAX_PENDING_HANDSHAKES, Dispatcher, RemoteError, connect
+from manta._private.rpc.endpoints import MAX_PENDING_HANDSHAKES, connect
+from manta._private.rpc.transport import Dispatcher, RemoteError
 
 
 async def _connect(address: str) -> object:

@@ -276,7 +276,8 @@ def test_output_sent_before_its_driver_subscribes_is_handed_to_it_on_subscribing
 
     from manta._private.common.ids import JobID, NodeID, WorkerID
     from manta._private.rpc import messages as m
-    from manta._private.rpc.transport import Dispatcher, connect
+    from manta._private.rpc.endpoints import connect
+    from manta._private.rpc.transport import Dispatcher
 
     c, head, _worker = cluster
     token = Path(head.session_dir, "token").read_bytes().strip()
@@ -334,7 +335,8 @@ def test_a_driver_that_registers_again_after_a_restart_keeps_its_job(cluster) ->
 
     from manta._private.common.ids import NodeID, WorkerID
     from manta._private.rpc import messages as m
-    from manta._private.rpc.transport import Dispatcher, connect
+    from manta._private.rpc.endpoints import connect
+    from manta._private.rpc.transport import Dispatcher
 
     c, head, _worker = cluster
     token = Path(head.session_dir, "token").read_bytes().strip()

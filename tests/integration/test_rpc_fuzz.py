@@ -28,7 +28,8 @@ from manta._private.common.config import PROTOCOL_VERSION
 from manta._private.common.session import ADDRESS_FILE
 from manta._private.common.version import __version__
 from manta._private.rpc import codec
-from manta._private.rpc.transport import Dispatcher, RemoteError, connect
+from manta._private.rpc.endpoints import connect
+from manta._private.rpc.transport import Dispatcher, RemoteError
 from tests.http_api import request
 
 pytestmark = pytest.mark.timeout(600)

@@ -29,14 +29,8 @@ from manta._private.api import client_wire as wire
 from manta._private.common.config import Config
 from manta._private.core_worker.loop_thread import EventLoopThread
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import (
-    TRY_AGAIN,
-    Connection,
-    ConnectionLost,
-    Dispatcher,
-    RemoteError,
-    connect,
-)
+from manta._private.rpc.endpoints import connect
+from manta._private.rpc.transport import TRY_AGAIN, Connection, ConnectionLost, Dispatcher, RemoteError
 from manta.exceptions import (
     AuthenticationError,
     PermissionDeniedError,

@@ -8,7 +8,8 @@ from typing import Any
 from manta._private.common.aio import new_event_loop
 from manta._private.common.config import Config
 from manta._private.common.session import read_token
-from manta._private.rpc.transport import Dispatcher, connect
+from manta._private.rpc.endpoints import connect
+from manta._private.rpc.transport import Dispatcher
 
 
 class GcsClient:

@@ -10,7 +10,8 @@ from typing import Any
 from manta._private.common.config import Config
 from manta._private.common.ids import NodeID
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Connection, Dispatcher, connect
+from manta._private.rpc.endpoints import connect
+from manta._private.rpc.transport import Connection, Dispatcher
 from manta.exceptions import AuthenticationError, RpcError
 
 # What a node (or the gcs) that does not answer raises: a lost connection, a timeout, a

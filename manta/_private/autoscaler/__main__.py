@@ -18,7 +18,8 @@ from manta._private.common.config import Config
 from manta._private.common.session import LOGS_DIR, read_token
 from manta._private.rpc import messages as m
 from manta._private.rpc import tls
-from manta._private.rpc.transport import Connection, Dispatcher, connect_with_retry
+from manta._private.rpc.endpoints import connect_with_retry
+from manta._private.rpc.transport import Connection, Dispatcher
 
 logger = logging.getLogger("manta.autoscaler")
 

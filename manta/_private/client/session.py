@@ -34,7 +34,8 @@ from manta._private.common.session import read_token
 from manta._private.rpc import messages as m
 from manta._private.rpc import tls
 from manta._private.rpc.auth import cluster_only
-from manta._private.rpc.transport import Connection, Dispatcher, RpcServer
+from manta._private.rpc.endpoints import RpcServer
+from manta._private.rpc.transport import Connection, Dispatcher
 
 logger = logging.getLogger("manta.client")
 

@@ -57,15 +57,8 @@ from manta._private.core_worker.task_manager import PendingTask, TaskManager
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import cluster_only
 from manta._private.rpc.connection_pool import ConnectionPool
-from manta._private.rpc.transport import (
-    Connection,
-    ConnectionLost,
-    Dispatcher,
-    RemoteError,
-    Reply,
-    RpcServer,
-    connect_with_retry,
-)
+from manta._private.rpc.endpoints import RpcServer, connect_with_retry
+from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, RemoteError, Reply
 from manta.exceptions import (
     LocalRayletDiedError,
     ObjectStoreFullError,
@@ -654,8 +647,7 @@ class CoreWorker:
         if self.local is not None:
             self.local.submit(task)
         elif actor_id is not None or ref_args or self._inbox or not self.submitter.push_now(task):
-            # (Tasks handed over earlier go first.)
-            self.hand_to_io(task)
+            self.hand_to_io(task)  # (with tasks handed over before it, it goes after them)
         return refs
 
     def pack_arguments(

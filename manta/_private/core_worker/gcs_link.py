@@ -15,7 +15,8 @@ from manta._private.common.config import Config
 from manta._private.common.ids import JobID, WorkerID
 from manta._private.common.session import SessionInfo
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, connect_with_retry
+from manta._private.rpc.endpoints import connect_with_retry
+from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher
 
 logger = logging.getLogger(__name__)
 

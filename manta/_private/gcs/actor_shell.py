@@ -37,7 +37,8 @@ from manta._private.gcs.actor_manager import (
 from manta._private.gcs.storage import Storage
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, connect
+from manta._private.rpc.endpoints import connect
+from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher
 
 logger = logging.getLogger(__name__)
 

@@ -32,8 +32,9 @@ from manta._private.gcs.task_event_store import TaskEventStore
 from manta._private.gcs.task_why import DeadWorkers, NodeResources, explain
 from manta._private.rpc import codec
 from manta._private.rpc import messages as m
+from manta._private.rpc.endpoints import RpcServer
 from manta._private.rpc.latency import LatencyHistogram, TimedDispatcher
-from manta._private.rpc.transport import Connection, RpcServer
+from manta._private.rpc.transport import Connection
 
 logger = logging.getLogger(__name__)
 # Messages ignored because of who sent them: logged, but a flood cannot fill the disk.

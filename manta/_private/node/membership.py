@@ -18,7 +18,8 @@ from manta._private.common.config import Config
 from manta._private.common.ids import NodeID
 from manta._private.node.cluster_view import ClusterView
 from manta._private.rpc import messages as m
-from manta._private.rpc.transport import Connection, Dispatcher, RemoteError, connect_with_retry
+from manta._private.rpc.endpoints import connect_with_retry
+from manta._private.rpc.transport import Connection, Dispatcher, RemoteError
 from manta.exceptions import AuthenticationError, RpcError, VersionMismatchError
 
 logger = logging.getLogger(__name__)

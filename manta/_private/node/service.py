@@ -70,12 +70,9 @@ from manta._private.node.worker_processes import (
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import cluster_only
 from manta._private.rpc.connection_pool import ConnectionPool
+from manta._private.rpc.endpoints import RpcServer
 from manta._private.rpc.latency import LatencyHistogram, TimedDispatcher
-from manta._private.rpc.transport import (
-    Connection,
-    ConnectionLost,
-    RpcServer,
-)
+from manta._private.rpc.transport import Connection, ConnectionLost
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher, connect
+from manta._private.rpc.endpoints import connect
+from manta._private.rpc.transport import Connection, ConnectionLost, Dispatcher
 
 
 class ConnectionPool:

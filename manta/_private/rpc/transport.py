@@ -22,15 +22,11 @@ result, from the thread that ran it, without waking the loop), else through the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import inspect
 import itertools
 import logging
-import os
 import socket
 import ssl
-import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -43,7 +39,8 @@ from manta._private.common.version import __version__
 from manta._private.rpc import auth, codec
 from manta._private.rpc import tls as tls_
 from manta._private.rpc.messages import Hello, Welcome
-from manta._private.rpc.peers import foreign_local_user, format_peer, port_holder
+from manta._private.rpc.peers import foreign_local_user, format_peer
+from manta._private.rpc.thread_writes import ThreadWrites
 from manta.exceptions import AuthenticationError, PermissionDeniedError, RpcError, VersionMismatchError
 
 logger = logging.getLogger(__name__)
@@ -57,10 +54,9 @@ _CLUSTER_RANK = auth.RANK["cluster"]
 _NEEDS_TLS = ("AuthenticationError", tls_.NEEDS_TLS)
 _HEADER = 4
 _MAX_HANDSHAKE_FRAME = 64 * 1024
-# A peer must authenticate this soon after connecting, and only so many may be
-# connecting at once: an unauthenticated peer can make a server allocate almost nothing.
+# A peer must authenticate this soon after connecting (and a server lets only so many be
+# connecting at once: endpoints.py): an unauthenticated peer can make it allocate almost nothing.
 HANDSHAKE_TIMEOUT_S = 10.0
-MAX_PENDING_HANDSHAKES = 256
 # Replies and notifications a server keeps queued for a peer with a user token that does
 # not read them (cluster components are trusted to read theirs).
 MAX_UNREAD_BYTES = 64 << 20
@@ -162,12 +158,7 @@ class Connection(asyncio.Protocol):
         self._seen_bytes = False
         self._out: list[bytes] = []
         self._flush_scheduled = False
-        # Writes from other threads (``Reply.send_now``) go to a duplicate of the socket's
-        # descriptor, made on the loop once a connection carries such replies (-1: none),
-        # under this lock, as does every write to the transport: so neither overtakes the
-        # other, and the duplicate is closed only while nobody writes to it.
-        self._write_lock = threading.Lock()
-        self._direct_fd = -1
+        self._writes = ThreadWrites()  # held for every write (see thread_writes)
         self._request_ids = itertools.count(1)  # next() is atomic: threads may call too
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._authenticated = False
@@ -365,7 +356,7 @@ class Connection(asyncio.Protocol):
         if not self._out or self._transport is None or self._transport.is_closing():
             self._out = []
             return
-        with self._write_lock:
+        with self._writes.lock:
             if self._tls is None:
                 self._transport.writelines(self._out)
             elif self._tls.handshaken:
@@ -389,7 +380,7 @@ class Connection(asyncio.Protocol):
     @property
     def takes_thread_writes(self) -> bool:
         """Whether other threads may write to this connection now (``call_from_thread``)."""
-        return self._direct_fd >= 0
+        return self._writes.enabled
 
     def call_from_thread(
         self, msg: Any, on_reply: Callable[[asyncio.Future[Any]], None]
@@ -398,14 +389,14 @@ class Connection(asyncio.Protocol):
         before it, else through the loop; ``on_reply`` is called on the loop with the
         reply's future. None, sending nothing, if this connection does not take writes
         from threads (see ``allow_writes_from_threads``) or is closed."""
-        if self._direct_fd < 0:
+        if not self._writes.enabled:
             return None
         fut: asyncio.Future[Any] = self._loop.create_future()
         fut.add_done_callback(on_reply)  # before the reply can arrive
         req_id = next(self._request_ids)
         frame = _frame(KIND_REQUEST, req_id, msg)
-        with self._write_lock:
-            if self.closed or self._direct_fd < 0:
+        with self._writes.lock:
+            if self.closed or not self._writes.enabled:
                 return None
             self._pending[req_id] = fut  # under the lock: a closing connection fails it
             if not self._write_locked(frame):
@@ -416,43 +407,36 @@ class Connection(asyncio.Protocol):
     def _write_from_thread(self, kind: int, req_id: int, body: Any) -> bool:
         """Any thread: write a frame straight to the socket if nothing waits to go out
         before it; False if it was not (the caller sends it through the loop)."""
-        if self._direct_fd < 0:
+        if not self._writes.enabled:
             return False
         frame = _frame(kind, req_id, body)
-        with self._write_lock:
+        with self._writes.lock:
             return self._write_locked(frame)
 
     def _write_locked(self, frame: bytes) -> bool:
-        """With the write lock held: ``_write_from_thread``'s write."""
+        """With the write lock held: write ``frame`` from this thread if nothing waits to
+        go out before it (False: it was not)."""
         transport = self._transport
-        if (
-            self._direct_fd < 0
-            or self._out
+        busy = (
+            bool(self._out)
+            or self.closed
             or transport is None
             or transport.is_closing()
-            or transport.get_write_buffer_size()
-        ):
+            or transport.get_write_buffer_size() > 0
+        )
+        rest = self._writes.write(frame, busy)
+        if rest is None:
             return False
-        try:
-            sent = os.write(self._direct_fd, frame)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            return False  # the connection is breaking: the loop finds out and says so
-        if sent < len(frame):
-            # The socket's buffer is full: the rest goes first, from the loop.
-            self._out.insert(0, frame[sent:])
+        if rest:  # the socket's buffer is full: the rest goes first, from the loop
+            self._out.insert(0, rest)
             self._loop.call_soon_threadsafe(self._flush)
         return True
 
     def allow_writes_from_threads(self) -> None:
         """Loop thread: let other threads write to this (plain, open) connection."""
-        if self._direct_fd >= 0 or self._tls is not None or self.closed or self._transport is None:
-            return
-        sock = self._transport.get_extra_info("socket")
-        if sock is not None:
-            with self._write_lock:
-                self._direct_fd = os.dup(sock.fileno())
+        sock = None if self._transport is None else self._transport.get_extra_info("socket")
+        if self._tls is None and not self.closed and sock is not None:
+            self._writes.enable(sock)
 
     # -- flow control: a relay passes a slow reader's pace back to its writer -----------
     def pause_writing(self) -> None:  # asyncio: the send buffer passed its high-water mark
@@ -661,12 +645,10 @@ class Connection(asyncio.Protocol):
     def _mark_closed(self, exc: Exception | None) -> None:
         if self.closed:
             return
-        with self._write_lock:  # a thread's call is registered before this, or sees it closed
+        with self._writes.lock:  # a thread's call is registered before this, or sees it closed
             self.closed = True
-            fd, self._direct_fd = self._direct_fd, -1
             pending, self._pending = self._pending, {}
-        if fd >= 0:
-            os.close(fd)  # nobody writes to it now: writes hold the lock and check the fd
+        self._writes.disable()
         error = ConnectionLost(f"connection to {self.peer} closed" + (f": {exc}" if exc else ""))
         if not self.handshake.done():
             self.handshake.set_exception(error)
@@ -725,181 +707,3 @@ def _remote_error(body: Any) -> Exception:
     if type_name == "PermissionDeniedError":
         return PermissionDeniedError(text)
     return RemoteError(str(type_name), str(text), str(tb))
-
-
-class RpcServer:
-    """Accepts authenticated connections on TCP and/or Unix sockets."""
-
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        verifier: auth.Verifier | auth.AsyncVerifier,
-        *,
-        max_frame_bytes: int,
-        on_connect: Callable[[Connection], None] | None = None,
-        on_disconnect: Callable[[Connection], None] | None = None,
-        on_refused: Callable[[str, str], None] | None = None,
-        ident: bytes = b"",
-        tls: tls_.Tls | str | None = "process",
-    ) -> None:
-        self._dispatcher = dispatcher
-        self._verifier = verifier
-        self._on_refused = on_refused
-        # TLS on the TCP listener: this process's settings unless told otherwise.
-        self._tls = tls_.current() if isinstance(tls, str) else tls
-        self._ident = ident  # told to every peer at the handshake
-        self._max_frame = max_frame_bytes
-        self._on_connect = on_connect
-        self._on_disconnect = on_disconnect
-        self._servers: list[asyncio.AbstractServer] = []
-        # Socket files this server made (path, inode): removed when it closes.
-        self._unix_paths: list[tuple[str, int]] = []
-        self.connections: set[Connection] = set()
-        # Connections still to authenticate, per listener: each listener has its own
-        # budget, so a flood on the TCP port cannot refuse local clients on the Unix socket.
-        self._handshaking: dict[str, set[Connection]] = {"tcp": set(), "unix": set()}
-
-    def _protocol(self, listener: str) -> Connection:
-        conn = Connection(
-            self._dispatcher,
-            verifier=self._verifier,
-            on_refused=self._on_refused,
-            tls=self._tls if listener == "tcp" else None,
-            max_frame_bytes=self._max_frame,
-            on_ready=self._ready,
-            on_close=self._closed,
-            ident=self._ident,
-        )
-        pending = self._handshaking[listener]
-        pending.add(conn)
-        if len(pending) > MAX_PENDING_HANDSHAKES:
-            # Too many peers that have not authenticated: refuse this one at once.
-            conn.refuse_when_made = True
-        return conn
-
-    def _ready(self, conn: Connection) -> None:
-        for pending in self._handshaking.values():
-            pending.discard(conn)
-        self.connections.add(conn)
-        if self._on_connect is not None:
-            self._on_connect(conn)
-
-    def _closed(self, conn: Connection) -> None:
-        for pending in self._handshaking.values():
-            pending.discard(conn)
-        if conn in self.connections:
-            self.connections.discard(conn)
-            if self._on_disconnect is not None:
-                self._on_disconnect(conn)
-
-    async def listen_tcp(self, host: str, port: int) -> int:
-        loop = asyncio.get_running_loop()
-        try:
-            server = await loop.create_server(lambda: self._protocol("tcp"), host, port, reuse_address=True)
-        except OSError as e:
-            why = e.strerror or str(e)
-            if e.errno == errno.EADDRINUSE:
-                why = f"the port is already in use{port_holder(port)}"
-            raise OSError(e.errno, f"cannot listen on {host}:{port}: {why}") from None
-        self._servers.append(server)
-        return int(server.sockets[0].getsockname()[1])
-
-    async def listen_socket(self, sock: socket.socket) -> int:
-        """Serve on a TCP socket already bound (by a launcher that had to know the port)."""
-        server = await asyncio.get_running_loop().create_server(lambda: self._protocol("tcp"), sock=sock)
-        self._servers.append(server)
-        return int(server.sockets[0].getsockname()[1])
-
-    async def listen_unix(self, path: str) -> None:
-        loop = asyncio.get_running_loop()
-        if os.path.exists(path):
-            os.unlink(path)
-        server = await loop.create_unix_server(lambda: self._protocol("unix"), path)
-        os.chmod(path, 0o600)
-        self._servers.append(server)
-        self._unix_paths.append((path, os.stat(path).st_ino))
-
-    def close(self) -> None:
-        for server in self._servers:
-            server.close()
-        for conn in list(self.connections):
-            conn.close()
-        for path, inode in self._unix_paths:
-            # Only our own socket file: a successor may already listen at the same path.
-            with contextlib.suppress(OSError):
-                if os.stat(path).st_ino == inode:
-                    os.unlink(path)
-        self._unix_paths = []
-
-
-async def connect(
-    address: str,
-    token: bytes,
-    dispatcher: Dispatcher,
-    *,
-    kind: str,
-    ident: bytes = b"",
-    info: dict[str, Any] | None = None,
-    max_frame_bytes: int,
-    timeout: float = 10.0,
-    on_close: Callable[[Connection], None] | None = None,
-    tls: tls_.Tls | str | None = "process",
-) -> Connection:
-    """Open and authenticate a connection to ``unix:/path`` or ``host:port``; ``kind`` says
-    what this process is (the server decides what it may do from ``token``). Over TCP,
-    TLS is used when this process has TLS settings (unless ``tls`` says otherwise)."""
-    loop = asyncio.get_running_loop()
-    hello = Hello(PROTOCOL_VERSION, __version__, token, kind, ident, info or {})
-    settings = tls_.current() if isinstance(tls, str) else tls
-
-    def factory() -> Connection:
-        return Connection(
-            dispatcher,
-            max_frame_bytes=max_frame_bytes,
-            on_close=on_close,
-            hello=hello,
-            tls=None if address.startswith("unix:") else settings,
-            server_hostname=tls_.hostname_of(address),
-        )
-
-    try:
-        if address.startswith("unix:"):
-            coro = loop.create_unix_connection(factory, address[5:])
-        else:
-            host, _, port = address.rpartition(":")
-            coro = loop.create_connection(factory, host, int(port))
-        _, conn = await asyncio.wait_for(coro, timeout)
-    except (OSError, asyncio.TimeoutError, ValueError) as e:
-        raise ConnectionLost(f"cannot connect to {address}: {e or type(e).__name__}") from None
-    try:
-        await asyncio.wait_for(asyncio.shield(conn.handshake), timeout)
-    except BaseException as e:
-        conn.close()  # not left open: its answer could arrive after its loop is gone
-        if isinstance(e, PermissionDeniedError) or not isinstance(e, (OSError, asyncio.TimeoutError)):
-            raise  # final (the server said no), or not ours to translate
-        raise ConnectionLost(f"cannot connect to {address}: {e or type(e).__name__}") from None
-    return conn
-
-
-async def connect_with_retry(
-    address: str,
-    token: bytes,
-    dispatcher: Dispatcher,
-    *,
-    attempts_s: float,
-    **kwargs: Any,
-) -> Connection:
-    """``connect`` with exponential backoff for up to ``attempts_s`` seconds.
-
-    Authentication and version errors are final and raised at once."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + attempts_s
-    delay = 0.005
-    while True:
-        try:
-            return await connect(address, token, dispatcher, **kwargs)
-        except ConnectionLost as e:
-            if loop.time() + delay > deadline:
-                raise ConnectionLost(f"{e} (retried for {attempts_s:g} s)") from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)

@@ -16,7 +16,8 @@ from manta._private.api.discovery import join_existing, latest_cluster, session_
 from manta._private.common.aio import new_event_loop
 from manta._private.common.config import Config
 from manta._private.common.session import read_token
-from manta._private.rpc.transport import Dispatcher, connect
+from manta._private.rpc.endpoints import connect
+from manta._private.rpc.transport import Dispatcher
 from manta.util.state._collect import Gatherer
 
 T = TypeVar("T")

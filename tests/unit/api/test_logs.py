@@ -525,7 +525,7 @@ def test_the_cli_says_the_cluster_did_not_answer_in_time(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from manta._private.common import session
-    from manta._private.rpc import transport
+    from manta._private.rpc import endpoints
     from manta.cli import logs as cli
 
     class Gcs:
@@ -540,7 +540,7 @@ def test_the_cli_says_the_cluster_did_not_answer_in_time(
 
     monkeypatch.setattr(cli, "running_session", lambda address: (str(tmp_path), {"gcs_address": "x:1"}))
     monkeypatch.setattr(session, "read_token", lambda _dir: b"t")
-    monkeypatch.setattr(transport, "connect", connect)
+    monkeypatch.setattr(endpoints, "connect", connect)
     with pytest.raises(click.ClickException) as caught:
         cli._run(None, body)
     assert "did not answer in time" in caught.value.message and "--timeout" in caught.value.message

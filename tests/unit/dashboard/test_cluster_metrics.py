@@ -17,7 +17,8 @@ from manta._private.common.config import Config
 from manta._private.common.ids import NodeID
 from manta._private.rpc import messages as m
 from manta._private.rpc.auth import cluster_only
-from manta._private.rpc.transport import Dispatcher, RpcServer
+from manta._private.rpc.endpoints import RpcServer
+from manta._private.rpc.transport import Dispatcher
 from manta.dashboard.cluster_metrics import ClusterMetrics
 
 TOKEN = b"t" * 64

@@ -16,8 +16,9 @@ import pytest
 from manta._private.common.config import Config
 from manta._private.rpc import certs, tls
 from manta._private.rpc.auth import cluster_only
+from manta._private.rpc.endpoints import RpcServer, connect
 from manta._private.rpc.messages import KvGet, KvPut
-from manta._private.rpc.transport import Dispatcher, RpcServer, connect
+from manta._private.rpc.transport import Dispatcher
 from manta.exceptions import AuthenticationError
 
 TOKEN = b"t" * 64

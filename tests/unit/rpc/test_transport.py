@@ -20,8 +20,9 @@ import pytest
 from manta._private.common.config import PROTOCOL_VERSION
 from manta._private.common.ids import JobID
 from manta._private.common.version import __version__
-from manta._private.rpc import codec, transport
+from manta._private.rpc import codec, endpoints, transport
 from manta._private.rpc.auth import Grant, cluster_only
+from manta._private.rpc.endpoints import RpcServer, connect
 from manta._private.rpc.messages import Hello, JobFinished, KvDel, KvGet, KvPut, Subscribe, Welcome
 from manta._private.rpc.transport import (
     KIND_ERROR,
@@ -32,8 +33,6 @@ from manta._private.rpc.transport import (
     ConnectionLost,
     Dispatcher,
     RemoteError,
-    RpcServer,
-    connect,
 )
 from manta.exceptions import AuthenticationError, RpcError, VersionMismatchError
 
@@ -724,7 +723,7 @@ def test_a_peer_that_never_authenticates_is_closed_after_the_deadline(
 
 
 def test_unauthenticated_connections_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transport, "MAX_PENDING_HANDSHAKES", 2)
+    monkeypatch.setattr(endpoints, "MAX_PENDING_HANDSHAKES", 2)
 
     async def main() -> None:
         dispatcher, _ = echo_dispatcher()
