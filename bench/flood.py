@@ -25,7 +25,7 @@ silent = [socket.create_connection((host, port)) for _ in range(300)]
 
 async def hammer(stop):
     from manta._private.rpc.transport import Dispatcher
-from manta._private.rpc.endpoints import connect
+    from manta._private.rpc.endpoints import connect
     n = 0
     while time.monotonic() < stop:
         try:

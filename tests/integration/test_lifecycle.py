@@ -197,7 +197,7 @@ def test_wrong_token_is_refused_and_logged(tmpdir_env):
         import asyncio, manta
         from manta.exceptions import AuthenticationError
         from manta._private.rpc.transport import Dispatcher
-from manta._private.rpc.endpoints import connect
+        from manta._private.rpc.endpoints import connect
         ctx = manta.init(num_cpus=1)
         worker = manta._private.api.context.current_worker()
 
