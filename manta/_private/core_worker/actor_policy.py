@@ -231,6 +231,19 @@ class ActorCallPolicy:
         actions += self.pump(actor)
         return actions
 
+    def send_now(self, task: PendingTask, usable: Callable[[Any], bool]) -> Send | None:
+        """``task`` (its arguments resolved) comes from a thread that may send it itself:
+        to an actor alive and connected over a ``usable`` connection, with no call queued
+        or in flight (so it keeps its place). None: nothing changed, ``submit`` it."""
+        actor = self.actors.get(task.spec.actor_id)  # type: ignore[arg-type]
+        if actor is None or actor.queue or actor.in_flight or actor.conn is None:
+            return None
+        if actor.info is None or actor.info.state != "ALIVE" or not usable(actor.conn):
+            return None
+        task.state = "running"
+        actor.in_flight[task.task_id] = task
+        return Send(actor, task)
+
     def _excess_queueing(self, actor: ActorState, pending: int) -> WarnExcessQueueing:
         name = actor.info.class_name if actor.info is not None else actor.actor_id.hex()
         text = (

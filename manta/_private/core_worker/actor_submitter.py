@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -40,6 +41,7 @@ from manta._private.core_worker.actor_policy import (
     death_error,
 )
 from manta._private.core_worker.arg_resolution import ArgResolution
+from manta._private.core_worker.entry_lock import entry, takes_thread_writes
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_manager import ObjectManager
 from manta._private.core_worker.peers import Peers
@@ -73,6 +75,7 @@ class ActorTaskSubmitter:
         self._memory_store = memory_store
         self._recovery = recovery
         self._actor_dead = actor_dead  # the actor is dead for good (its owner's handles)
+        self._lock = threading.RLock()  # see entry_lock.py
         # The loop's clock, since check timers are armed on the loop.
         self._policy = ActorCallPolicy(lambda: self._cw.io.loop.time())
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -97,6 +100,7 @@ class ActorTaskSubmitter:
             handlers[type(action)](action)
 
     # -- creation ----------------------------------------------------------------------------
+    @entry
     def create(self, spec: m.ActorSpec, arg_refs: list[Any]) -> None:
         """Register the actor, then hand the gcs its constructor's ref arguments once they
         are ready (I/O thread). Registered at once, it dies with its owner even while it
@@ -143,8 +147,24 @@ class ActorTaskSubmitter:
         )  # fmt: skip
 
     # -- calls ----------------------------------------------------------------------------------
+    @entry
     def submit(self, task: PendingTask) -> None:
         self._run(self._policy.submit(task))
+
+    def send_now(self, task: PendingTask) -> bool:
+        """From the thread that submits ``task`` (its arguments resolved): send it from
+        here to its actor if that is connected with no call pending; False if not (nothing
+        was done)."""
+        with self._lock:
+            action = self._policy.send_now(task, takes_thread_writes)
+            if action is None:
+                return False
+            if task.spec.task_events:
+                self._tasks.events.transition(task.spec, te.SUBMITTED_TO_WORKER)
+            on_reply = partial(self._replied, action.actor, task)
+            if action.actor.conn.call_from_thread(m.PushTask(task.spec, _NO_LEASE, {}), on_reply) is None:
+                self._cw.io.call_soon(self._send_call, action)  # it closed: the loop's send fails
+        return True
 
     def _resolve_args(self, action: ResolveArgs) -> None:
         actor, task = action.actor, action.task
@@ -157,19 +177,23 @@ class ActorTaskSubmitter:
                 return
             if resolution.ready(index, ref.id, obj):
                 task.spec = codec.replace(task.spec, ref_args=list(resolution.args))
-                self._run(self._policy.args_ready(actor, task, resolution.failed_arg()))
+                with self._lock:
+                    self._run(self._policy.args_ready(actor, task, resolution.failed_arg()))
 
         for index, ref in enumerate(task.arg_refs):
             self._objects.request_object(ref)
             self._memory_store.on_ready(ref.id, partial(ready, index, ref))
 
     def _send(self, action: Send) -> None:
-        spec = action.task.spec
-        if spec.task_events:
-            self._tasks.events.transition(spec, te.SUBMITTED_TO_WORKER)
-        fut = action.actor.conn.call(m.PushTask(spec, _NO_LEASE, {}))
+        if action.task.spec.task_events:
+            self._tasks.events.transition(action.task.spec, te.SUBMITTED_TO_WORKER)
+        self._send_call(action)
+
+    def _send_call(self, action: Send) -> None:
+        fut = action.actor.conn.call(m.PushTask(action.task.spec, _NO_LEASE, {}))
         fut.add_done_callback(partial(self._replied, action.actor, action.task))
 
+    @entry
     def _replied(self, actor: ActorState, task: PendingTask, fut: asyncio.Future[Any]) -> None:
         result = None if fut.exception() is not None else fut.result()
         self._run(self._policy.replied(actor, task, result))
@@ -187,7 +211,8 @@ class ActorTaskSubmitter:
         finally:
             # Its arguments again, waiting for the new copies.
             self._resolve_args(ResolveArgs(actor, outcome.task))
-        self._run(self._policy.pump(actor))
+        with self._lock:
+            self._run(self._policy.pump(actor))
 
     def _fail(self, action: Fail) -> None:
         self._tasks.fail(action.task, action.error)
@@ -205,21 +230,26 @@ class ActorTaskSubmitter:
             conn = await self._cw.connect_worker(info.address)
         except Exception as e:
             logger.info("cannot reach actor %s at %s: %s", actor.actor_id.hex(), info.address, e)
-            self._run(self._policy.connect_failed(actor))
+            with self._lock:
+                self._run(self._policy.connect_failed(actor))
             return
-        self._run(self._policy.connected(actor, info, conn))
+        conn.allow_writes_from_threads()  # for send_now
+        with self._lock:
+            self._run(self._policy.connected(actor, info, conn))
 
     def _watch(self, action: Watch) -> None:
         actor = action.actor
         action.conn.add_close_callback(lambda c: self._connection_lost(actor, c))
         self._run(self._policy.pump(actor))
 
+    @entry
     def _connection_lost(self, actor: ActorState, conn: Connection) -> None:
         self._run(self._policy.connection_lost(actor, conn, shutting_down=self._cw.closed))
 
     def _arm_check(self, action: ArmCheck) -> None:
         self._cw.io.loop.call_at(action.at, self._check, action.actor)
 
+    @entry
     def _check(self, actor: ActorState) -> None:
         self._run(self._policy.check(actor))
 
@@ -227,6 +257,7 @@ class ActorTaskSubmitter:
         spawn(self._refresh(action.actor, checked=True), "actor check")
 
     # -- state from the gcs ----------------------------------------------------------------------
+    @entry
     def on_info(self, info: m.ActorInfo, checked: bool = False) -> None:
         self._run(self._policy.actor_info(info, checked))
 

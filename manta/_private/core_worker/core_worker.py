@@ -646,7 +646,7 @@ class CoreWorker:
         self.task_manager.add(task)
         if self.local is not None:
             self.local.submit(task)
-        elif actor_id is not None or ref_args or self._inbox or not self.submitter.push_now(task):
+        elif ref_args or self._inbox or not self._send_now(task):
             self.hand_to_io(task)  # (with tasks handed over before it, it goes after them)
         return refs
 
@@ -672,6 +672,13 @@ class CoreWorker:
         self.references.add_submitted([(r.id, r.owner_address()) for r in refs])
         return blob, ref_args, [r.id for r in refs]
 
+    def _send_now(self, task: PendingTask) -> bool:
+        """From the submitting thread: send ``task`` from here to a worker (or actor) of
+        its that idles; False if there is none (nothing was done)."""
+        if task.spec.actor_id is None:
+            return self.submitter.push_now(task)
+        return self.actor_submitter.send_now(task)
+
     def hand_to_io(self, task: PendingTask) -> None:
         self._inbox.append(task)
         if not self._inbox_scheduled:
@@ -682,11 +689,16 @@ class CoreWorker:
         self._inbox_scheduled = False
         inbox = self._inbox
         while inbox:
-            task = inbox.popleft()
-            if task.spec.actor_id is None:
-                self.submitter.submit(task)
-            else:
-                self.actor_submitter.submit(task)
+            # Taken out only once submitted: while it is in, later tasks are not sent from
+            # their threads (send_now), so none overtakes it.
+            task = inbox[0]
+            try:
+                if task.spec.actor_id is None:
+                    self.submitter.submit(task)
+                else:
+                    self.actor_submitter.submit(task)
+            finally:
+                inbox.popleft()
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         task = self.task_manager.get(ref.task_id())

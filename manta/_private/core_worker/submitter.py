@@ -2,8 +2,7 @@
 
 Runs on the core worker's I/O thread, but for one step: a task submitted while a lease of
 its class idles is pushed by the submitting thread itself (``push_now``), sparing the I/O
-thread a wake-up on a submit-then-get loop's path. That step and every entry on the I/O
-thread hold the submitter's lock. Which lease runs which task, how many lease requests to
+thread a wake-up on a submit-then-get loop's path (see entry_lock.py). Which lease runs which task, how many lease requests to
 keep outstanding and when to give a lease back are ``LeasePolicy``'s decisions (see
 lease_policy.py); this module is the shell around it: it resolves arguments, feeds the
 policy events and carries out the actions it returns (requests to node daemons, pushes to
@@ -13,18 +12,18 @@ workers, timers), and settles outcomes through the task manager.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from manta._private.common import task_events as te
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import NodeID
 from manta._private.core_worker.arg_resolution import ArgResolution
+from manta._private.core_worker.entry_lock import entry, takes_thread_writes
 from manta._private.core_worker.lease_policy import (
     Action,
     ArmLinger,
@@ -74,23 +73,6 @@ _MAX_SPILLBACKS = 4
 # How long finding and reaching the node that holds a task's arguments may take.
 _LOCALITY_LOOKUP_S = 2.0
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _takes_thread_writes(conn: Connection) -> bool:
-    return conn.takes_thread_writes
-
-
-def _locked(method: _F) -> _F:
-    """An entry into the submitter: runs holding its lock (see the module's docstring)."""
-
-    @functools.wraps(method)
-    def locked(self: NormalTaskSubmitter, *args: Any) -> Any:
-        with self._lock:
-            return method(self, *args)
-
-    return locked  # type: ignore[return-value]
-
 
 class NormalTaskSubmitter:
     def __init__(
@@ -133,7 +115,7 @@ class NormalTaskSubmitter:
             handlers[type(action)](action)
 
     # -- entry points (I/O thread) --------------------------------------------------------
-    @_locked
+    @entry
     def submit(self, task: PendingTask) -> None:
         if task.cancelled:
             self._tasks.fail(task, TaskCancelledError(task.task_id.hex()))
@@ -147,7 +129,7 @@ class NormalTaskSubmitter:
             self._objects.request_object(ref)
             self._memory_store.on_ready(ref.id, partial(self._arg_ready, task, index, resolution))
 
-    @_locked
+    @entry
     def cancel(self, task: PendingTask, force: bool, recursive: bool) -> None:
         self._run(self._policy.cancel(task, force, recursive))
 
@@ -155,7 +137,7 @@ class NormalTaskSubmitter:
         """From the thread that submits ``task`` (its arguments resolved): push it to an
         idle lease of its class from here; False if there is none (nothing was done)."""
         with self._lock:
-            action = self._policy.push_now(task, _takes_thread_writes)
+            action = self._policy.push_now(task, takes_thread_writes)
             if action is None:
                 return False
             if task.spec.task_events:
@@ -184,7 +166,7 @@ class NormalTaskSubmitter:
         if running and task.state == "running":
             lease.node.notify(KillWorker(lease.worker_id, "force-cancelled by its owner"))
 
-    @_locked
+    @entry
     def on_infeasible(self, msg: LeaseInfeasible) -> None:
         self._run(self._policy.infeasible(msg.nonce, msg.message))
 
@@ -192,7 +174,7 @@ class NormalTaskSubmitter:
         self._cw.warn(action.message)
 
     # -- arguments ---------------------------------------------------------------------------
-    @_locked
+    @entry
     def _arg_ready(self, task: PendingTask, index: int, resolution: ArgResolution, obj: StoredObject) -> None:
         if not self._cw.io.in_loop_thread():
             self._cw.io.call_soon(self._arg_ready, task, index, resolution, obj)
@@ -303,7 +285,7 @@ class NormalTaskSubmitter:
             logger.info("the node holding a task's arguments is not reachable now (%r); asking this one", e)
         return self._cw.node_conn, False
 
-    @_locked
+    @entry
     def _lease_replied(self, cls: SchedulingClass, nonce: int, fut: asyncio.Future[Any]) -> None:
         self._request_nodes.pop(nonce, None)
         self._policy.request_ended(cls, nonce)
@@ -344,7 +326,7 @@ class NormalTaskSubmitter:
         with self._lock:
             self._run(self._policy.connected(cls, lease, conn))
 
-    @_locked
+    @entry
     def _lease_lost(self, cls: SchedulingClass, lease: Lease) -> None:
         self._run(self._policy.lease_lost(cls, lease))
 
@@ -364,7 +346,7 @@ class NormalTaskSubmitter:
         if handle is not None:
             handle.cancel()
 
-    @_locked
+    @entry
     def _linger_over(self, cls: SchedulingClass, lease: Lease, at: float) -> None:
         self._lingers.pop(lease, None)
         self._run(self._policy.linger_over(cls, lease, at))
@@ -380,7 +362,7 @@ class NormalTaskSubmitter:
         fut = lease.conn.call(PushTask(task.spec, lease.lease_id, lease.instance_ids))
         fut.add_done_callback(partial(self._pushed, action.cls, lease, task))
 
-    @_locked
+    @entry
     def _pushed(
         self, cls: SchedulingClass, lease: Lease, task: PendingTask, fut: asyncio.Future[Any]
     ) -> None:

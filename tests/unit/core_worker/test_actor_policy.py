@@ -125,6 +125,15 @@ class World:
         self.run(self.policy.submit(call))
         return call
 
+    def submit_now(self, usable: bool = True) -> PendingTask:
+        """A call from a thread that sends it itself where it can (send_now), else
+        submitted as usual: as the submitter does."""
+        call = make_call()
+        self.calls.append(call)
+        send = self.policy.send_now(call, lambda conn: usable) if ACTOR in self.policy.actors else None
+        self.run([send] if send is not None else self.policy.submit(call))
+        return call
+
     def args_ready(self, call: PendingTask, failed: bytes | None = None) -> list[Action]:
         self.resolving.remove(call)
         call.resolved = ["value"]  # type: ignore[list-item]
@@ -368,6 +377,33 @@ def test_a_retry_asked_for_after_the_death_fails() -> None:
     assert isinstance(w.outcomes[call.task_id][-1], ActorDiedError) and not w.actor.queue
 
 
+def test_a_call_from_a_thread_that_may_send_goes_straight_to_an_idle_actor() -> None:
+    w = World()
+    conn = alive(w)
+    first = w.submit_now()
+    assert w.sent == [(first, conn, 0)] and w.actor.in_flight == {first.task_id: first}
+    # One in flight: the next goes the usual way, behind it on the same connection.
+    assert w.policy.send_now(make_call(), lambda c: True) is None and not w.actor.queue
+    second = w.submit_now()
+    assert w.sent == [(first, conn, 0), (second, conn, 0)]
+    w.reply(first)
+    w.reply(second)
+    assert w.policy.send_now(make_call(), lambda c: False) is None  # a connection that cannot
+    assert not w.actor.in_flight and not w.actor.queue
+
+
+def test_a_call_from_a_thread_waits_like_any_other_for_an_actor_not_alive_or_connected() -> None:
+    w = World()
+    w.submit()  # followed from now on
+    assert w.policy.send_now(make_call(), lambda c: True) is None  # no word from the gcs yet
+    w.publish("ALIVE")
+    assert w.policy.send_now(make_call(), lambda c: True) is None  # not connected yet
+    w.connect()
+    w.reply(w.sent[0][0])
+    w.publish("RESTARTING", restarts=1)
+    assert w.policy.send_now(make_call(), lambda c: True) is None
+
+
 def test_shutting_down_decides_nothing() -> None:
     w = World()
     conn = alive(w)
@@ -393,6 +429,10 @@ class ActorCalls(RuleBasedStateMachine):
     @rule(retries=st.sampled_from([0, 1, -1]), with_args=st.booleans())
     def submit(self, retries: int, with_args: bool) -> None:
         self.w.submit(retries, with_args)
+
+    @rule(usable=st.booleans())
+    def submit_now(self, usable: bool) -> None:
+        self.w.submit_now(usable)
 
     @precondition(lambda self: self.w.resolving)
     @rule(data=st.data(), failed=st.booleans())
