@@ -155,7 +155,9 @@ class ActorTaskSubmitter:
         """From the thread that submits ``task`` (its arguments resolved): send it from
         here to its actor if that is connected with no call pending; False if not (nothing
         was done)."""
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            return False  # the I/O thread is in here: awake, it takes the call at no wake-up's cost
+        try:
             action = self._policy.send_now(task, takes_thread_writes)
             if action is None:
                 return False
@@ -164,7 +166,9 @@ class ActorTaskSubmitter:
             on_reply = partial(self._replied, action.actor, task)
             if action.actor.conn.call_from_thread(m.PushTask(task.spec, _NO_LEASE, {}), on_reply) is None:
                 self._cw.io.call_soon(self._send_call, action)  # it closed: the loop's send fails
-        return True
+            return True
+        finally:
+            self._lock.release()
 
     def _resolve_args(self, action: ResolveArgs) -> None:
         actor, task = action.actor, action.task

@@ -136,7 +136,9 @@ class NormalTaskSubmitter:
     def push_now(self, task: PendingTask) -> bool:
         """From the thread that submits ``task`` (its arguments resolved): push it to an
         idle lease of its class from here; False if there is none (nothing was done)."""
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            return False  # the I/O thread is in here: awake, it takes the task at no wake-up's cost
+        try:
             action = self._policy.push_now(task, takes_thread_writes)
             if action is None:
                 return False
@@ -146,7 +148,9 @@ class NormalTaskSubmitter:
             on_reply = partial(self._pushed, action.cls, action.lease, task)
             if action.lease.conn.call_from_thread(msg, on_reply) is None:
                 self._cw.io.call_soon(self._send_push, action)  # it closed: the loop's push fails
-        return True
+            return True
+        finally:
+            self._lock.release()
 
     def _interrupt(self, action: Interrupt) -> None:
         lease, task = action.lease, action.task
