@@ -1,7 +1,8 @@
 """The submitters' lock. A submitter's state is its I/O thread's, but for one step: a task
 sent from the thread that submits it (``push_now``, ``send_now``) when its worker or actor
 idles. That step and every entry into the submitter on the I/O thread hold the
-submitter's ``_lock`` (reentrant: an entry may lead to another)."""
+submitter's ``_lock`` (reentrant: an entry may lead to another). The step never waits for
+it: while the I/O thread holds it, that thread is awake and takes the task as cheaply."""
 
 from __future__ import annotations
 
