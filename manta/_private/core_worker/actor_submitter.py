@@ -41,7 +41,7 @@ from manta._private.core_worker.actor_policy import (
     death_error,
 )
 from manta._private.core_worker.arg_resolution import ArgResolution
-from manta._private.core_worker.entry_lock import entry, takes_thread_writes
+from manta._private.core_worker.entry_lock import entry, send_from_caller, takes_thread_writes
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_manager import ObjectManager
 from manta._private.core_worker.peers import Peers
@@ -155,20 +155,13 @@ class ActorTaskSubmitter:
         """From the thread that submits ``task`` (its arguments resolved): send it from
         here to its actor if that is connected with no call pending; False if not (nothing
         was done)."""
-        if not self._lock.acquire(blocking=False):
-            return False  # the I/O thread is in here: awake, it takes the call at no wake-up's cost
-        try:
-            action = self._policy.send_now(task, takes_thread_writes)
-            if action is None:
-                return False
-            if task.spec.task_events:
-                self._tasks.events.transition(task.spec, te.SUBMITTED_TO_WORKER)
-            on_reply = partial(self._replied, action.actor, task)
-            if action.actor.conn.call_from_thread(m.PushTask(task.spec, _NO_LEASE, {}), on_reply) is None:
-                self._cw.io.call_soon(self._send_call, action)  # it closed: the loop's send fails
-            return True
-        finally:
-            self._lock.release()
+        decide = partial(self._policy.send_now, task, takes_thread_writes)
+        return send_from_caller(self._lock, self._tasks.events, decide, self._send_from_caller)
+
+    def _send_from_caller(self, action: Send) -> None:
+        msg = m.PushTask(action.task.spec, _NO_LEASE, {})
+        if action.actor.conn.call_from_thread(msg, partial(self._replied, action.actor, action.task)) is None:
+            self._cw.io.call_soon(self._send_call, action)  # it closed: the loop's send fails
 
     def _resolve_args(self, action: ResolveArgs) -> None:
         actor, task = action.actor, action.task

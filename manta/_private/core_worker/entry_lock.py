@@ -7,12 +7,24 @@ it: while the I/O thread holds it, that thread is awake and takes the task as ch
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from manta._private.common import task_events as te
+from manta._private.core_worker.task_events import TaskEventBuffer
+from manta._private.core_worker.task_manager import PendingTask
 from manta._private.rpc.transport import Connection
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _Sends(Protocol):
+    @property
+    def task(self) -> PendingTask: ...
+
+
+_A = TypeVar("_A", bound=_Sends)
 
 
 def entry(method: _F) -> _F:
@@ -29,3 +41,25 @@ def entry(method: _F) -> _F:
 def takes_thread_writes(conn: Connection) -> bool:
     """Whether a task may be sent over ``conn`` from the submitting thread."""
     return conn.takes_thread_writes
+
+
+def send_from_caller(
+    lock: threading.RLock,
+    events: TaskEventBuffer,
+    decide: Callable[[], _A | None],
+    send: Callable[[_A], None],
+) -> bool:
+    """The step from the caller's thread: if the lock is free, ``decide`` (a policy's
+    send-now decision) and ``send`` what it decided. False if nothing was done."""
+    if not lock.acquire(blocking=False):
+        return False  # the I/O thread is in the submitter: awake, it takes the task as cheaply
+    try:
+        action = decide()
+        if action is None:
+            return False
+        if action.task.spec.task_events:
+            events.transition(action.task.spec, te.SUBMITTED_TO_WORKER)
+        send(action)
+        return True
+    finally:
+        lock.release()

@@ -23,7 +23,7 @@ from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.ids import NodeID
 from manta._private.core_worker.arg_resolution import ArgResolution
-from manta._private.core_worker.entry_lock import entry, takes_thread_writes
+from manta._private.core_worker.entry_lock import entry, send_from_caller, takes_thread_writes
 from manta._private.core_worker.lease_policy import (
     Action,
     ArmLinger,
@@ -136,21 +136,14 @@ class NormalTaskSubmitter:
     def push_now(self, task: PendingTask) -> bool:
         """From the thread that submits ``task`` (its arguments resolved): push it to an
         idle lease of its class from here; False if there is none (nothing was done)."""
-        if not self._lock.acquire(blocking=False):
-            return False  # the I/O thread is in here: awake, it takes the task at no wake-up's cost
-        try:
-            action = self._policy.push_now(task, takes_thread_writes)
-            if action is None:
-                return False
-            if task.spec.task_events:
-                self._tasks.events.transition(task.spec, te.SUBMITTED_TO_WORKER)
-            msg = PushTask(task.spec, action.lease.lease_id, action.lease.instance_ids)
-            on_reply = partial(self._pushed, action.cls, action.lease, task)
-            if action.lease.conn.call_from_thread(msg, on_reply) is None:
-                self._cw.io.call_soon(self._send_push, action)  # it closed: the loop's push fails
-            return True
-        finally:
-            self._lock.release()
+        decide = partial(self._policy.push_now, task, takes_thread_writes)
+        return send_from_caller(self._lock, self._tasks.events, decide, self._push_from_caller)
+
+    def _push_from_caller(self, action: Push) -> None:
+        lease, task = action.lease, action.task
+        msg = PushTask(task.spec, lease.lease_id, lease.instance_ids)
+        if lease.conn.call_from_thread(msg, partial(self._pushed, action.cls, lease, task)) is None:
+            self._cw.io.call_soon(self._send_push, action)  # it closed: the loop's push fails
 
     def _interrupt(self, action: Interrupt) -> None:
         lease, task = action.lease, action.task
