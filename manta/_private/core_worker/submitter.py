@@ -2,11 +2,12 @@
 
 Runs on the core worker's I/O thread, but for one step: a task submitted while a lease of
 its class idles is pushed by the submitting thread itself (``push_now``), sparing the I/O
-thread a wake-up on a submit-then-get loop's path (see entry_lock.py). Which lease runs which task, how many lease requests to
-keep outstanding and when to give a lease back are ``LeasePolicy``'s decisions (see
-lease_policy.py); this module is the shell around it: it resolves arguments, feeds the
-policy events and carries out the actions it returns (requests to node daemons, pushes to
-workers, timers), and settles outcomes through the task manager.
+thread a wake-up on a submit-then-get loop's path (see entry_lock.py). Which lease runs
+which task, how many lease requests to keep outstanding and when to give a lease back are
+``LeasePolicy``'s decisions (see lease_policy.py); this module is the shell around it: it
+resolves arguments, feeds the policy events and carries out the actions it returns
+(requests to node daemons, pushes to workers, timers), and settles outcomes through the
+task manager.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class NormalTaskSubmitter:
         self._objects = objects
         self._memory_store = memory_store
         self._recovery = recovery
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # see entry_lock.py
         # The loop's clock, since linger timers are armed on the loop.
         self._policy = LeasePolicy(config, lambda: self._cw.io.loop.time())
         # The node daemon each outstanding lease request waits at.
