@@ -387,3 +387,64 @@ def test_a_retried_task_puts_fresh_objects(cluster, tmp_path):
         attempts.write_text("")
         (ref,) = ray.get(put_then_maybe_fail.remote(size), timeout=60)
         assert ray.get(ref, timeout=60).strip() == "value of attempt 2"
+
+
+def test_threads_submitting_at_once_each_get_their_own_results_and_actor_order(cluster):
+    # Each thread's submit-then-get loop is sent from that thread when a worker or actor
+    # idles, else through the I/O thread: results must not cross, and each actor must see
+    # its caller's calls in order, whichever way each call went.
+    @ray.remote
+    def tag(thread, i):
+        return (thread, i)
+
+    @ray.remote
+    class Log:
+        def __init__(self):
+            self.seen = []
+
+        def add(self, i):
+            self.seen.append(i)
+            return len(self.seen)
+
+        def all(self):
+            return self.seen
+
+    logs = [Log.remote() for _ in range(3)]
+    ray.get([log.all.remote() for log in logs])
+    errors: list[BaseException] = []
+
+    def run(thread: int) -> None:
+        try:
+            for i in range(150):
+                assert ray.get(tag.remote(thread, i)) == (thread, i)
+                assert ray.get(logs[thread].add.remote(i)) == i + 1
+            refs = [logs[thread].add.remote(150 + i) for i in range(50)]  # piled up, then sent in order
+            assert ray.get(refs) == list(range(151, 201))
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert ray.get([log.all.remote() for log in logs]) == [list(range(200))] * 3
+
+
+def test_a_task_sent_to_an_idle_worker_from_the_caller_can_be_cancelled(cluster):
+    @ray.remote
+    def quick():
+        return 1
+
+    @ray.remote
+    def slow():
+        time.sleep(60)
+
+    assert ray.get(quick.remote()) == 1  # a worker of this shape now idles on its lease
+    for _ in range(3):
+        ref = slow.remote()
+        time.sleep(0.2)
+        ray.cancel(ref)
+        with pytest.raises(ray.exceptions.TaskCancelledError):
+            ray.get(ref, timeout=30)
