@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import stat
 import subprocess
@@ -496,3 +497,30 @@ def test_job_config_code_search_path_namespace_and_runtime_env(tmp_path):
     assert "RESULT (42, 'yes') from-job-config" in result.stdout
     with pytest.raises(TypeError, match="code search path"):
         JobConfig(code_search_path="not-a-list")  # type: ignore[arg-type]
+
+
+def test_a_driver_and_its_workers_may_open_as_many_files_as_the_hard_limit_allows(tmpdir_env):
+    # As in Ray: a driver started with a low soft limit on open files (1,024 is common) has
+    # it raised at init, and so have its daemons and workers.
+    result = run_driver(
+        """
+        import json, resource, manta
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        manta.init(num_cpus=1)
+
+        @manta.remote
+        def limit():
+            return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+        driver = resource.getrlimit(resource.RLIMIT_NOFILE)
+        print(json.dumps({"driver": driver, "worker": manta.get(limit.remote()), "hard": hard}))
+        manta.shutdown()
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = seen["hard"] if seen["hard"] != resource.RLIM_INFINITY else 1 << 20
+    assert seen["driver"] == [expected, seen["hard"]]
+    assert seen["worker"] == [expected, seen["hard"]]

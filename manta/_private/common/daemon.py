@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from manta._private.common import log_rotation
 from manta._private.common.aio import new_event_loop
 from manta._private.common.config import Config
+from manta._private.common.fd_limit import raise_open_file_limit
 
 
 def argument_parser(prog: str) -> argparse.ArgumentParser:
@@ -32,6 +33,7 @@ def argument_parser(prog: str) -> argparse.ArgumentParser:
 def start(args: argparse.Namespace) -> tuple[Config, asyncio.AbstractEventLoop]:
     """Parse the config, set up logging (rotated) and the event loop."""
     config = Config(**json.loads(args.config))
+    raise_open_file_limit()
     setup_logging(config.log_level)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

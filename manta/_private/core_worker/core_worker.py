@@ -24,6 +24,7 @@ from typing import Any
 from manta._private.common import worker_setup
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
+from manta._private.common.fd_limit import raise_open_file_limit
 from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, TaskID, WorkerID
 from manta._private.common.runtime_env import PACKAGE_KV_NAMESPACE, runtime_env_key
 from manta._private.common.session import LOGS_DIR, SessionInfo, worker_socket_path
@@ -203,6 +204,7 @@ class CoreWorker:
 
     def connect(self) -> None:
         """Start serving, join the node and the gcs; for a driver, register the job."""
+        raise_open_file_limit()
         self.io.run(self._connect(), timeout=60)
         object_ref_module.bind_worker(self)
         if self.is_driver:
