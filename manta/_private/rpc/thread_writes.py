@@ -40,11 +40,11 @@ class ThreadWrites:
         if fd >= 0:
             os.close(fd)
 
-    def write(self, frame: bytes, busy: bool) -> bytes | None:
-        """With ``lock`` held: write ``frame`` now, unless ``busy`` (something waits to go
-        out before it) or not enabled. None if nothing was written; else what is left of
-        it (empty when all of it went)."""
-        if busy or self._fd < 0:
+    def write(self, frame: bytes) -> bytes | None:
+        """With ``lock`` held, and nothing waiting to go out before ``frame``: write it now.
+        None if nothing was written (not enabled, or the connection breaks); else what is
+        left of it (empty when all of it went)."""
+        if self._fd < 0:
             return None
         try:
             sent = os.write(self._fd, frame)

@@ -417,14 +417,15 @@ class Connection(asyncio.Protocol):
         """With the write lock held: write ``frame`` from this thread if nothing waits to
         go out before it (False: it was not)."""
         transport = self._transport
-        busy = (
-            bool(self._out)
+        if (
+            self._out
             or self.closed
             or transport is None
             or transport.is_closing()
             or transport.get_write_buffer_size() > 0
-        )
-        rest = self._writes.write(frame, busy)
+        ):
+            return False
+        rest = self._writes.write(frame)
         if rest is None:
             return False
         if rest:  # the socket's buffer is full: the rest goes first, from the loop
@@ -434,6 +435,8 @@ class Connection(asyncio.Protocol):
 
     def allow_writes_from_threads(self) -> None:
         """Loop thread: let other threads write to this (plain, open) connection."""
+        if self._writes.enabled:
+            return  # (asked again with every answer sent from the loop)
         sock = None if self._transport is None else self._transport.get_extra_info("socket")
         if self._tls is None and not self.closed and sock is not None:
             self._writes.enable(sock)
