@@ -151,6 +151,7 @@ def _stratified_split(
         _check_share(test_size)
         share = test_size
     else:
+        dataset = dataset.materialize()  # counted, then grouped: its input runs once
         total = dataset.count()
         if not 0 < test_size < total:
             raise ValueError(
