@@ -13,6 +13,7 @@ brings what the workers start with. Requests: ``ForkWorker`` -> replies ``Forked
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import selectors
 import signal
@@ -57,6 +58,10 @@ def serve(fd: int) -> None:
     # Import what every worker needs now, once, so forks inherit it.
     from manta._private import worker_main
 
+    # Frozen before the first fork, as the gc docs advise: collections in the workers then
+    # never walk (nor write to, copying the page) the objects they share with this process.
+    gc.collect()
+    gc.freeze()
     sock = socket.socket(fileno=fd)
     first = _recv_frame(sock)
     if not isinstance(first, TemplateParams):

@@ -213,6 +213,7 @@ class LeasePolicy:
         self._nonces = itertools.count(1)
         # Moving average of each function's run time, to decide whether to pipeline it.
         self.run_time: dict[bytes, float] = {}
+        self._depth: dict[bytes, int] = {}  # pipeline_depth of each run_time, kept with it
 
     # -- tasks -------------------------------------------------------------------------------
     def enqueue(self, task: PendingTask) -> list[Action]:
@@ -225,7 +226,15 @@ class LeasePolicy:
             )
             self.classes[task.sched_key] = cls
         task.state = "queued"
-        cls.queue.append(task)
+        queue = cls.queue
+        if queue:
+            # The last pump left tasks queued, so no lease had room for the first, and
+            # every event that makes room pumps again: only the requests may change.
+            queue.append(task)
+            actions: list[Action] = []
+            self._request_workers(cls, actions)
+            return actions
+        queue.append(task)
         return self.pump(cls)
 
     def push_now(self, task: PendingTask, usable: Callable[[Any], bool]) -> Push | None:
@@ -285,7 +294,9 @@ class LeasePolicy:
             return actions
         fid = task.spec.function_id
         previous = self.run_time.get(fid)
-        self.run_time[fid] = result.exec_s if previous is None else 0.7 * previous + 0.3 * result.exec_s
+        run_time = result.exec_s if previous is None else 0.7 * previous + 0.3 * result.exec_s
+        self.run_time[fid] = run_time
+        self._depth[fid] = pipeline_depth(run_time, self._config)
         actions.append(Settle(cls, task, result))
         return actions
 
@@ -303,15 +314,17 @@ class LeasePolicy:
         while queue:
             # The connected lease with the fewest tasks in flight that has room for the
             # next task (inline: this loop runs for every task).
-            capacity = self._capacity(queue[0])
             lease = None
-            best = capacity
+            best = self._capacity(queue[0])
             for candidate in cls.leases:
-                if candidate.conn is None or candidate.draining:
-                    continue
-                limit = 1 if candidate.no_pipeline else capacity
-                if len(candidate.in_flight) < min(best, limit):
-                    lease, best = candidate, len(candidate.in_flight)
+                held = len(candidate.in_flight)
+                if (
+                    held < best
+                    and (held == 0 or not candidate.no_pipeline)
+                    and candidate.conn is not None
+                    and not candidate.draining
+                ):
+                    lease, best = candidate, held
             if lease is None:
                 break
             task = queue.popleft()
@@ -322,19 +335,7 @@ class LeasePolicy:
             task.lease = lease
             lease.in_flight[task.task_id] = task
             actions.append(Push(cls, lease, task))
-        wanted = min(len(queue), self._config.max_pending_leases_per_class)
-        outstanding = len(cls.requests) - len(cls.cancelling)  # cancelling ⊆ requests
-        if wanted > outstanding:
-            for _ in range(wanted - outstanding):
-                nonce = next(self._nonces)
-                cls.requests[nonce] = None
-                self._by_nonce[nonce] = cls
-                actions.append(RequestWorker(cls, nonce))
-        elif wanted < outstanding:
-            active = [nonce for nonce in cls.requests if nonce not in cls.cancelling]
-            for nonce in active[wanted:]:
-                cls.cancelling.add(nonce)
-                actions.append(CancelRequest(cls, nonce))
+        self._request_workers(cls, actions)
         if queue:
             return actions  # then every lease that can take a task holds one: none lingers
         for lease in cls.leases:
@@ -348,11 +349,28 @@ class LeasePolicy:
                 actions.append(ArmLinger(cls, lease, lease.linger_at))
         return actions
 
+    def _request_workers(self, cls: SchedulingClass, actions: list[Action]) -> None:
+        """Keep as many lease requests outstanding as tasks wait, up to the limit."""
+        wanted = min(len(cls.queue), self._config.max_pending_leases_per_class)
+        outstanding = len(cls.requests) - len(cls.cancelling)  # cancelling ⊆ requests
+        if wanted > outstanding:
+            for _ in range(wanted - outstanding):
+                nonce = next(self._nonces)
+                cls.requests[nonce] = None
+                self._by_nonce[nonce] = cls
+                actions.append(RequestWorker(cls, nonce))
+        elif wanted < outstanding:
+            active = [nonce for nonce in cls.requests if nonce not in cls.cancelling]
+            for nonce in active[wanted:]:
+                cls.cancelling.add(nonce)
+                actions.append(CancelRequest(cls, nonce))
+
     def _capacity(self, task: PendingTask) -> int:
         """How many tasks a worker may hold when ``task`` is queued on it."""
-        if task.spec.max_calls:
+        spec = task.spec
+        if spec.max_calls:
             return 1  # its worker may exit after it
-        return pipeline_depth(self.run_time.get(task.spec.function_id), self._config)
+        return self._depth.get(spec.function_id, 1)
 
     def request_ended(self, cls: SchedulingClass, nonce: int) -> None:
         """Request ``nonce`` has its answer (or none will come): forget it. The answer, if

@@ -78,11 +78,13 @@ class TaskRow:
         self.parent_task_id: bytes | None = None
         self.actor_id: bytes | None = None
         self.resources: dict[str, Any] = {}
-        self.args: list[bytes] = []  # ids of its ObjectRef arguments
+        self.args: tuple[bytes, ...] = ()  # ids of its ObjectRef arguments
         self.placement_group_id: bytes | None = None
         self.state, self.state_time = te.NIL, 0.0
         self.rank = te.precedence(te.NIL, 0.0)  # of (state, state_time): kept, not recomputed
-        self.events: list[tuple[int, float]] = []
+        # Tuples, not lists: tuples of plain values drop out of the garbage collector's
+        # walks, and 100,000 rows' worth of lists made each full collection slow.
+        self.events: tuple[tuple[int, float], ...] = ()
         self.node_id: bytes | None = None
         self.worker_id: bytes | None = None
         self.owner: bytes | None = None  # the worker that reported its definition: its submitter
@@ -92,7 +94,7 @@ class TaskRow:
         self.tally: Tally  # set by the store (_count) before any event is noted
 
     def note(self, state: int, at: float) -> None:
-        self.events.append((state, at))
+        self.events += ((state, at),)
         rank = te.precedence(state, at)
         if rank >= self.rank:
             # Two list updates: the only cost the counts add to most events.
@@ -238,7 +240,7 @@ class TaskEventStore:
         row.name, row.func, row.type = name, func, kind
         row.job_id, row.parent_task_id, row.actor_id, row.placement_group_id = ids
         row.resources = resources  # listed back as it came: any msgpack value is harmless
-        row.args = args
+        row.args = tuple(args)
         row.owner = owner
         self._count(row)
         row.note(state, at)
