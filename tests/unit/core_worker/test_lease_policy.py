@@ -641,6 +641,19 @@ class LeaseHistories(RuleBasedStateMachine):
             assert lease not in self.w.returned and not lease.dead
 
     @invariant()
+    def nothing_waits_while_a_lease_has_room(self) -> None:
+        # What lets a task queued behind others skip the lease scan (enqueue).
+        for cls in self.w.policy.classes.values():
+            if not cls.queue:
+                continue
+            room = self.w.capacity(cls.queue[0])
+            for lease in cls.leases:
+                if lease.conn is None or lease.draining:
+                    continue
+                held = len(lease.in_flight)
+                assert held >= room or (lease.no_pipeline and held > 0), "a task waits beside room"
+
+    @invariant()
     def no_idle_lease_outlives_its_linger(self) -> None:
         for lease in self.leases():
             if lease.conn is not None and not lease.in_flight:
