@@ -524,3 +524,36 @@ def test_a_driver_and_its_workers_may_open_as_many_files_as_the_hard_limit_allow
     expected = seen["hard"] if seen["hard"] != resource.RLIM_INFINITY else 1 << 20
     assert seen["driver"] == [expected, seen["hard"]]
     assert seen["worker"] == [expected, seen["hard"]]
+
+
+def test_the_collector_runs_less_often_while_connected_and_as_before_after(tmpdir_env):
+    # A driver and its workers raise the cycle collector's first threshold while connected
+    # (common/gc_pace.py); shutdown puts the driver's back, and a program's own higher one
+    # is kept.
+    result = run_driver(
+        """
+        import gc, json, manta
+        before = gc.get_threshold()
+        manta.init(num_cpus=1)
+
+        @manta.remote
+        def thresholds():
+            return gc.get_threshold()
+
+        during, worker = gc.get_threshold(), manta.get(thresholds.remote())
+        manta.shutdown()
+        after = gc.get_threshold()
+        gc.set_threshold(50_000, 10, 10)
+        manta.init(num_cpus=1)
+        own = gc.get_threshold()
+        manta.shutdown()
+        print(json.dumps([before, during, worker, after, own]))
+        """,
+        env=tmpdir_env,
+    )
+    assert result.returncode == 0, result.stderr
+    before, during, worker, after, own = json.loads(result.stdout.strip().splitlines()[-1])
+    assert before == [700, 10, 10]
+    assert during == worker == [7000, 10, 10]
+    assert after == before
+    assert own == [50_000, 10, 10]

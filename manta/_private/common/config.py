@@ -40,8 +40,10 @@ class Config:
     # its owner to run elsewhere (the running one was slower than predicted, or blocked).
     pipeline_requeue_after_s: float = 0.02
     # Tasks queued on one worker at most when pipelining (fewer for slower functions: see
-    # lease_policy.pipeline_depth). 16 keeps two workers busy with no-op tasks here.
-    max_tasks_in_flight_per_worker: int = 16
+    # lease_policy.pipeline_depth). 64 no-op tasks are about 2 ms of a worker's time here;
+    # that many in flight let both ends read and answer them in batches (no-op tasks on
+    # two workers: 16 gave 17-19k/s, 64 gave 21-22k/s, bench/results/2026-12-07-depth.json).
+    max_tasks_in_flight_per_worker: int = 64
     # Default retries for a task whose worker dies.
     task_max_retries: int = 3
     # Node daemon -> gcs heartbeat period, and how long the gcs waits before declaring a
@@ -68,6 +70,9 @@ class Config:
     metrics_report_interval_s: float = 5.0
     metrics_history_interval_s: float = 5.0
     metrics_history_s: float = 3600.0
+    # The cycle collector's first threshold in drivers and workers while connected (0:
+    # leave Python's 700, which collects every ~70 submitted tasks; see common/gc_pace.py).
+    gc_threshold: int = 7000
     # Idle workers above the node's CPU count are stopped after this long.
     idle_worker_timeout_s: float = 5.0
     # Workers the node keeps starting at once.

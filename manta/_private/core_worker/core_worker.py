@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from manta._private.common import worker_setup
+from manta._private.common import gc_pace, worker_setup
 from manta._private.common.aio import spawn
 from manta._private.common.config import Config
 from manta._private.common.fd_limit import raise_open_file_limit
@@ -138,6 +138,7 @@ class CoreWorker:
         self._jobs_set_up: set[JobID] = set()
         self._warned: set[str] = set()
         self._closed = False
+        self._gc_relaxed: tuple[gc_pace.Thresholds, gc_pace.Thresholds] | None = None
         self.address: m.Address = m.Address(self.node_id, self.worker_id, session.host, 0, "", os.getpid())
         self._register_handlers()
 
@@ -205,6 +206,7 @@ class CoreWorker:
     def connect(self) -> None:
         """Start serving, join the node and the gcs; for a driver, register the job."""
         raise_open_file_limit()
+        self._gc_relaxed = gc_pace.relax(self.config.gc_threshold)
         self.io.run(self._connect(), timeout=60)
         object_ref_module.bind_worker(self)
         if self.is_driver:
@@ -276,6 +278,7 @@ class CoreWorker:
         except Exception as e:  # the cluster may already be gone
             logger.debug("disconnect failed: %s", e)
         self.io.stop()
+        gc_pace.restore(self._gc_relaxed)
 
     async def _disconnect(self) -> None:
         report_task_events(self.task_events, lambda: self.node_conn)
