@@ -104,7 +104,7 @@ class Retry:
     failed: list[tuple[ObjectID, Exception]] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every task, and a frozen one costs 3x
 class Done:
     task: PendingTask
     # Results nobody holds a ref to any more, whose store copies must be freed.
