@@ -354,6 +354,20 @@ def test_tasks_that_wait_for_each_other_do_not_deadlock_behind_pipelining(cluste
     assert ray.get(both, timeout=60) == [True, True]
 
 
+def test_an_answer_is_not_held_back_behind_a_task_that_runs_long(cluster, tmp_path):
+    # A worker holds the answer of a brief task while another task it knows as brief
+    # follows, to write the answers together; when that one runs long after all, the
+    # held answers still go out (the requeue timer sends them), not after it.
+    ray.get([rendezvous.remote() for _ in range(200)])
+    brief = [rendezvous.remote() for _ in range(8)]
+    long = [rendezvous.remote(str(tmp_path), f"long{i}", "go") for i in range(2)]
+    try:
+        assert ray.get(brief, timeout=20) == [True] * 8
+    finally:
+        (tmp_path / "go").touch()
+    assert ray.get(long, timeout=60) == [True, True]
+
+
 def test_get_with_duplicate_refs_waits_for_all(cluster, tmp_path):
     release = tmp_path / "release"
 

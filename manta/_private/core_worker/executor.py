@@ -49,12 +49,16 @@ from manta._private.rpc.messages import (
     TaskResult,
     TaskSpec,
 )
-from manta._private.rpc.transport import Reply
+from manta._private.rpc.transport import Reply, send_now_together
 from manta.exceptions import RayError, RayTaskError, TaskCancelledError, UnserializableException
 
 logger = logging.getLogger(__name__)
 
 _CANCEL_SIGNAL = signal.SIGUSR1
+# Answers held back at most, to be written together (see TaskExecutor._answer), and how
+# briefly the next task must have run here last for an answer to wait for it.
+_HOLD_AT_MOST = 16
+_HOLD_BELOW_S = 0.001
 # How often a cancel that found an import under way is tried again.
 _IMPORT_RETRY_S = 0.05
 _EXHAUSTED = object()
@@ -113,6 +117,13 @@ class TaskExecutor:
         # Results on their way to the I/O thread (see send_result).
         self._outbox: deque[tuple[Reply, Any]] = deque()
         self._outbox_armed = False
+        # Answers held back to be written together with the next ones (see _answer), and
+        # how long each function (or method) ran here last.
+        self._held: list[tuple[Reply, Any]] = []
+        self._held_lock = threading.Lock()
+        self._run_times: dict[tuple[bytes, str], float] = {}
+        # The task that ran when the requeue timer was armed.
+        self._requeue_for: TaskID | None = None
 
     # -- I/O thread ---------------------------------------------------------------------------
     def enqueue(self, push: PushTask, reply: Reply) -> None:
@@ -125,20 +136,41 @@ class TaskExecutor:
             self._arm_requeue()
 
     def _arm_requeue(self) -> None:
-        if self._running is not None and self._requeue_timer is None:
-            self._requeue_timer = self._peers.io.loop.call_later(self._requeue_after, self._send_back_queued)
+        if (self._running is not None or self._held) and self._requeue_timer is None:
+            self._requeue_for = self._running
+            self._requeue_timer = self._peers.io.loop.call_later(self._requeue_after, self._requeue_due)
 
     def send_back_queued(self) -> None:
         """I/O thread: return every task that has not started to its owner, now."""
         if self._requeue_timer is not None:
             self._requeue_timer.cancel()
+            self._requeue_timer = None
+        self._send_held()
         self._send_back_queued()
+
+    def _requeue_due(self) -> None:
+        """I/O thread, a period after the timer was armed: answers held back go out; if
+        the task that ran then runs still, what waits behind it goes back (see below)."""
+        self._requeue_timer = None
+        self._send_held()
+        running = self._running
+        if running is None:
+            return
+        if running != self._requeue_for:
+            self._arm_requeue()  # another task runs now: it gets a whole period too
+        elif self.actor is None:  # (an actor's calls are its own: they wait for it)
+            self._send_back_queued()
+
+    def _send_held(self) -> None:
+        with self._held_lock:
+            held, self._held = self._held, []
+        for reply, result in held:
+            reply.send(result)
 
     def _send_back_queued(self) -> None:
         """I/O thread: tasks pipelined behind a task that runs long (or blocks in get) go back
         to their owners to run elsewhere, so a wrong guess never costs more than a moment
         and tasks that wait for each other never deadlock."""
-        self._requeue_timer = None
         if self._running is None:
             return
         while True:
@@ -196,12 +228,16 @@ class TaskExecutor:
     # -- main thread ----------------------------------------------------------------------------
     def run_forever(self) -> None:
         signal.signal(_CANCEL_SIGNAL, self._on_cancel_signal)
+        item = None
         while True:
-            item = self._queue.get()
+            if item is None:
+                self._write_held()  # nothing waits here: held answers go now
+                item = self._queue.get()
             if item is None:
                 return
             work, reply = item
             if isinstance(work, CreateActor):
+                self._write_held()
                 self.send_result(reply, self._create_actor(work))
                 if self.exited_in_constructor:
                     atexit._run_exitfuncs()  # a chosen exit, as from a method
@@ -209,17 +245,69 @@ class TaskExecutor:
                     self._host.exit_after_replies()
                 if self.actor is not None and self.actor.is_async:
                     self.actor.run_loop()  # serves the actor's methods from now on
+                item = None
                 continue
             if self._exiting:
                 self.send_result(reply, TaskResult([], False, 0.0, True, True))
+                item = None
                 continue
             since = self._peers.io.last_handoff
             result = self.execute(work)
-            self.send_result(reply, result, since)
             if result.worker_exiting:
+                self._write_held()
+                self.send_result(reply, result, since)
                 self._exiting = True
                 self._reject_queued()
                 self._host.exit_after_replies()
+                item = None
+                continue
+            item = self._next_nowait()
+            self._answer(reply, result, since, item)
+
+    def _next_nowait(self) -> tuple[PushTask | CreateActor, Reply] | None:
+        try:
+            item = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is None:
+            self._queue.put(None)  # stop: seen again by the loop once it has answered
+        return item
+
+    def _answer(
+        self, reply: Reply, result: TaskResult, since: int, following: tuple[Any, Reply] | None
+    ) -> None:
+        """Main thread: answer a task that ran here. While a task known to take under
+        ``_HOLD_BELOW_S`` here follows, the answer is held back and written with the next
+        ones, up to ``_HOLD_AT_MOST`` in one write (a system call and a wake-up of the
+        owner each saved). Should that task run long after all, the requeue timer sends
+        what is held."""
+        if since != self._peers.io.last_handoff:
+            self.send_result(reply, result)  # behind what the task handed the loop
+            return
+        with self._held_lock:
+            self._held.append((reply, result))
+            count = len(self._held)
+        if count < _HOLD_AT_MOST and following is not None and self._runs_briefly(following[0]):
+            if self._requeue_timer is None:
+                self._peers.io.loop.call_soon_threadsafe(self._arm_requeue)
+            return
+        self._write_held()
+
+    def _runs_briefly(self, work: PushTask | CreateActor) -> bool:
+        if not isinstance(work, PushTask):
+            return False
+        spec = work.spec
+        return self._run_times.get((spec.function_id, spec.method), _HOLD_BELOW_S) < _HOLD_BELOW_S
+
+    def _write_held(self) -> None:
+        """Main thread: write the answers held back, each owner's in one write (through
+        the loop those whose connection is busy)."""
+        if not self._held:
+            return
+        with self._held_lock:
+            held, self._held = self._held, []
+        for reply, result in send_now_together(held):
+            self.send_result(reply, result)
 
     def _reject_queued(self) -> None:
         while True:
@@ -324,10 +412,11 @@ class TaskExecutor:
         if main:
             # Cancellable from here on, also while its function and arguments load.
             self._running = spec.task_id
-            if self.actor is None and not self._queue.empty():
+            if self.actor is None and self._requeue_timer is None and not self._queue.empty():
                 # Tasks were pipelined behind this one before it started: they go back if
                 # it runs long, as those queued while it runs do (see enqueue). Arming a
-                # timer sends nothing: not a hand-off a reply must wait behind.
+                # timer sends nothing: not a hand-off a reply must wait behind. (A timer
+                # armed already watches whichever task runs when it fires.)
                 self._peers.io.loop.call_soon_threadsafe(self._arm_requeue)
         context = self._host.enter_task(spec, push.instance_ids)
         self._record_running(spec)
@@ -342,7 +431,9 @@ class TaskExecutor:
             returns = self._store_returns(spec, value)
             if spec.task_events:
                 self._host.task_events.transition(spec, te.FINISHED)
-            return TaskResult(returns, False, time.perf_counter() - started, self._count_call(spec))
+            took = time.perf_counter() - started
+            self._run_times[spec.function_id, spec.method] = took
+            return TaskResult(returns, False, took, self._count_call(spec))
         except ActorExit as e:
             assert self.actor is not None
             self.actor.exit(str(e) or "exit_actor() was called")

@@ -409,9 +409,11 @@ class Connection(asyncio.Protocol):
         before it; False if it was not (the caller sends it through the loop)."""
         if not self._writes.enabled:
             return False
-        frame = _frame(kind, req_id, body)
+        return self._write_bytes_from_thread(_frame(kind, req_id, body))
+
+    def _write_bytes_from_thread(self, frames: bytes) -> bool:
         with self._writes.lock:
-            return self._write_locked(frame)
+            return self._write_locked(frames)
 
     def _write_locked(self, frame: bytes) -> bool:
         """With the write lock held: write ``frame`` from this thread if nothing waits to
@@ -694,6 +696,22 @@ class Reply:
         if not conn.closed:
             conn._send(KIND_REPLY, self._req_id, result)
             conn.allow_writes_from_threads()
+
+
+def send_now_together(answers: list[tuple[Reply, Any]]) -> list[tuple[Reply, Any]]:
+    """Any thread: write ``answers`` (of ``answers_later`` handlers), those to one
+    connection in one write, where nothing waits to go out before them; the ones not
+    written, in order (``send`` them from the loop)."""
+    by_conn: dict[Connection, list[tuple[Reply, Any]]] = {}
+    for answer in answers:
+        by_conn.setdefault(answer[0]._conn, []).append(answer)
+    left: list[tuple[Reply, Any]] = []
+    for conn, group in by_conn.items():
+        if not conn._writes.enabled or not conn._write_bytes_from_thread(
+            b"".join(_frame(KIND_REPLY, reply._req_id, result) for reply, result in group)
+        ):
+            left += group
+    return left
 
 
 _background_tasks: set[asyncio.Task[Any]] = set()

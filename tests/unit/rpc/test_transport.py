@@ -318,6 +318,42 @@ def test_a_handler_answering_later_may_answer_from_another_thread_straight_to_th
 
 
 @pytest.mark.parametrize("where", ["unix", "tcp"])
+def test_answers_sent_together_go_in_one_write_each_to_its_connection(where: str, tmp_path: Path) -> None:
+    # A worker holds back the answers of brief tasks and writes them together: those to
+    # a connection that takes writes from threads arrive, each to its own call; those to
+    # one that does not yet come back to go through the loop, in order.
+    async def main() -> None:
+        asked: list[tuple[bytes, transport.Reply]] = []
+        dispatcher = Dispatcher()
+        dispatcher.register(
+            KvGet, lambda _conn, msg, reply: asked.append((msg.key, reply)), answers_later=True
+        )
+        server = await Server(dispatcher).listen(where, tmp_path)
+        ready, fresh = await server.client(), await server.client()
+        warm = ready.call(KvGet("", b"warm"))
+        while len(asked) < 1:
+            await asyncio.sleep(0.001)
+        asked.pop()[1].send("from the loop")  # after it, this connection takes thread writes
+        assert await warm == "from the loop"
+
+        calls = {key: ready.call(KvGet("", key)) for key in (b"r0", b"r1", b"r2", b"r3")}
+        calls |= {key: fresh.call(KvGet("", key)) for key in (b"f0", b"f1")}
+        while len(asked) < len(calls):
+            await asyncio.sleep(0.001)
+        answers = [(reply, f"answer {key.decode()}") for key, reply in asked]
+        left = await asyncio.to_thread(transport.send_now_together, answers)
+        assert [answer for _reply, answer in left] == ["answer f0", "answer f1"]
+        for reply, answer in left:
+            reply.send(answer)
+        for key, call in calls.items():
+            assert await call == f"answer {key.decode()}"
+        await server.close(ready)
+        await server.close(fresh)
+
+    run(main)
+
+
+@pytest.mark.parametrize("where", ["unix", "tcp"])
 def test_a_call_from_another_thread_is_answered_on_the_loop(where: str, tmp_path: Path) -> None:
     # The path a driver's thread takes to push a task to an idle worker itself.
     async def main() -> None:
