@@ -68,6 +68,8 @@ class SchedulingClass:
     # Requests we asked the node to drop; they end with LeaseCancelled (or a late grant).
     cancelling: set[int] = field(default_factory=set)
     warned_infeasible: bool = False
+    # LeasePolicy.depth_changes when this class was last pumped.
+    pumped_at: int = -1
 
 
 # -- actions ---------------------------------------------------------------------------------
@@ -214,6 +216,7 @@ class LeasePolicy:
         # Moving average of each function's run time, to decide whether to pipeline it.
         self.run_time: dict[bytes, float] = {}
         self._depth: dict[bytes, int] = {}  # pipeline_depth of each run_time, kept with it
+        self.depth_changes = 0
 
     # -- tasks -------------------------------------------------------------------------------
     def enqueue(self, task: PendingTask) -> list[Action]:
@@ -227,9 +230,10 @@ class LeasePolicy:
             self.classes[task.sched_key] = cls
         task.state = "queued"
         queue = cls.queue
-        if queue:
+        if queue and cls.pumped_at == self.depth_changes:
             # The last pump left tasks queued, so no lease had room for the first, and
-            # every event that makes room pumps again: only the requests may change.
+            # every event that makes room in this class pumps it again (a function's depth,
+            # shared by classes, counts its changes): only the requests may change.
             queue.append(task)
             actions: list[Action] = []
             self._request_workers(cls, actions)
@@ -264,6 +268,7 @@ class LeasePolicy:
             cls = self.classes.get(task.sched_key)
             if cls is not None and task in cls.queue:
                 cls.queue.remove(task)
+                cls.pumped_at = -1  # a new first task may fit where the last did not
             return [Fail(task, TaskCancelledError(task.task_id.hex()))]
         lease: Lease | None = task.lease
         if lease is None or lease.dead or lease.conn is None:
@@ -296,7 +301,10 @@ class LeasePolicy:
         previous = self.run_time.get(fid)
         run_time = result.exec_s if previous is None else 0.7 * previous + 0.3 * result.exec_s
         self.run_time[fid] = run_time
-        self._depth[fid] = pipeline_depth(run_time, self._config)
+        depth = pipeline_depth(run_time, self._config)
+        if self._depth.get(fid) != depth:
+            self._depth[fid] = depth
+            self.depth_changes += 1
         actions.append(Settle(cls, task, result))
         return actions
 
@@ -311,6 +319,7 @@ class LeasePolicy:
         outstanding, and start the linger of every idle lease."""
         actions: list[Action] = []
         queue = cls.queue
+        cls.pumped_at = self.depth_changes
         while queue:
             # The connected lease with the fewest tasks in flight that has room for the
             # next task (inline: this loop runs for every task).

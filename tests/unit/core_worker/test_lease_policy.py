@@ -306,6 +306,32 @@ def test_fast_functions_are_pipelined_up_to_the_limit() -> None:
     assert len(lease.in_flight) == MAX_IN_FLIGHT
 
 
+def test_a_task_queued_behind_others_goes_at_once_where_room_appeared_unpumped() -> None:
+    # A queued task skips the lease scan only while nothing made room unseen: a function
+    # found fast in another class, or a first task cancelled, lets the next one go.
+    w = World()
+    w.submit("a"), w.submit("a")  # unknown: one at a time, the second waits
+    lease = w.grant(next(n for n, c in w.requests.items() if c.key == "a"))
+    assert len(lease.in_flight) == 1 and len(w.policy.classes["a"].queue) == 1
+    w.submit("b")
+    other = w.grant(next(n for n, c in w.requests.items() if c.key == "b"))
+    w.reply(next(iter(other.in_flight.values())), result(FAST_S))  # class b learns f is fast
+    w.submit("a")
+    assert len(lease.in_flight) == 3 and not w.policy.classes["a"].queue
+
+    v = World()
+    first = v.submit(fid=b"fast")
+    v.grant()
+    v.reply(first, result(FAST_S))  # f is fast; "slow" is unknown: one at a time
+    v.submit(fid=b"slow"), v.submit(fid=b"slow")
+    fast = v.submit(fid=b"fast")  # behind the waiting slow one
+    queued = v.policy.classes["k"].queue
+    v.run(v.policy.cancel(queued[0], force=False, recursive=False))
+    assert list(queued) == [fast]
+    v.submit(fid=b"fast")  # a fast first task fits beside the running slow one
+    assert fast.state == "running"
+
+
 def test_run_time_is_a_moving_average() -> None:
     w = World()
     w.submit()
@@ -642,9 +668,10 @@ class LeaseHistories(RuleBasedStateMachine):
 
     @invariant()
     def nothing_waits_while_a_lease_has_room(self) -> None:
-        # What lets a task queued behind others skip the lease scan (enqueue).
+        # What lets a task queued behind others skip the lease scan (enqueue): true of
+        # every class pumped since a function's pipeline depth last changed.
         for cls in self.w.policy.classes.values():
-            if not cls.queue:
+            if not cls.queue or cls.pumped_at != self.w.policy.depth_changes:
                 continue
             room = self.w.capacity(cls.queue[0])
             for lease in cls.leases:
