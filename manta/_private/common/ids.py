@@ -116,7 +116,8 @@ class TaskID(BaseID):
 
     @classmethod
     def for_normal_task(cls, job_id: JobID) -> TaskID:
-        return cls(random_bytes(8) + _NIL_ACTOR_PART + job_id)
+        # bytes.__new__: the parts' sizes add up, no check needed (made for every task).
+        return bytes.__new__(cls, random_bytes(8) + _NIL_ACTOR_PART + job_id)
 
     @classmethod
     def for_driver(cls, job_id: JobID) -> TaskID:
@@ -125,7 +126,7 @@ class TaskID(BaseID):
 
     @classmethod
     def for_actor_task(cls, actor_id: ActorID) -> TaskID:
-        return cls(random_bytes(8) + actor_id)
+        return bytes.__new__(cls, random_bytes(8) + actor_id)
 
     @classmethod
     def for_actor_creation(cls, actor_id: ActorID) -> TaskID:
@@ -150,7 +151,7 @@ class ObjectID(BaseID):
 
     @classmethod
     def for_return(cls, task_id: TaskID, index: int) -> ObjectID:
-        return cls(task_id + (index + 1).to_bytes(4, "little"))
+        return bytes.__new__(cls, task_id + (index + 1).to_bytes(4, "little"))
 
     @classmethod
     def for_put(cls, task_id: TaskID, put_index: int) -> ObjectID:
