@@ -265,6 +265,8 @@ class TaskExecutor:
             self._answer(reply, result, since, item)
 
     def _next_nowait(self) -> tuple[PushTask | CreateActor, Reply] | None:
+        if self._queue.empty():  # (cheaper than the exception, on a submit-then-get path)
+            return None
         try:
             item = self._queue.get_nowait()
         except queue.Empty:
@@ -283,6 +285,9 @@ class TaskExecutor:
         what is held."""
         if since != self._peers.io.last_handoff:
             self.send_result(reply, result)  # behind what the task handed the loop
+            return
+        if following is None and not self._held:
+            self.send_result(reply, result, since)  # alone: written from here at once
             return
         with self._held_lock:
             self._held.append((reply, result))
