@@ -553,7 +553,7 @@ def test_the_collector_runs_less_often_while_connected_and_as_before_after(tmpdi
     )
     assert result.returncode == 0, result.stderr
     before, during, worker, after, own = json.loads(result.stdout.strip().splitlines()[-1])
-    assert before == [700, 10, 10]
-    assert during == worker == [7000, 10, 10]
+    raised = [7000, *before[1:]] if 0 < before[0] < 7000 else before  # Python's own: 700
+    assert during == worker == raised
     assert after == before
     assert own == [50_000, 10, 10]
