@@ -40,7 +40,7 @@ class Config:
     # its owner to run elsewhere (the running one was slower than predicted, or blocked).
     pipeline_requeue_after_s: float = 0.02
     # Tasks queued on one worker at most when pipelining (fewer for slower functions: see
-    # lease_policy.pipeline_depth). 64 no-op tasks are about 2 ms of a worker's time here;
+    # lease_policy.pipeline_depth). 64 no-op tasks are 1-2 ms of a worker's time here;
     # that many in flight let both ends read and answer them in batches (no-op tasks on
     # two workers: 16 gave 17-19k/s, 64 gave 21-22k/s; docs/benchmarks.md, 2026-12-07 (third)).
     max_tasks_in_flight_per_worker: int = 64

@@ -293,7 +293,7 @@ class TaskExecutor:
             self._held.append((reply, result))
             count = len(self._held)
         if count < _HOLD_AT_MOST and following is not None and self._runs_briefly(following[0]):
-            if self._requeue_timer is None:
+            if self._requeue_timer is None:  # (the loop's own call: arming is no hand-off)
                 self._peers.io.loop.call_soon_threadsafe(self._arm_requeue)
             return
         self._write_held()
