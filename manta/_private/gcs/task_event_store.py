@@ -24,6 +24,7 @@ from manta._private.common.ids import ActorID, JobID, NodeID, ObjectID, Placemen
 
 # Filters compare these without regard to case ("running" finds RUNNING), as Ray's do.
 _CASELESS = frozenset({"state", "type", "language"})
+_RANK = te.RANK
 
 Filter = tuple[str, str, Any]
 
@@ -60,7 +61,6 @@ class TaskRow:
         "parent_task_id",
         "pid",
         "placement_group_id",
-        "rank",
         "resources",
         "state",
         "state_time",
@@ -81,7 +81,6 @@ class TaskRow:
         self.args: tuple[bytes, ...] = ()  # ids of its ObjectRef arguments
         self.placement_group_id: bytes | None = None
         self.state, self.state_time = te.NIL, 0.0
-        self.rank = te.precedence(te.NIL, 0.0)  # of (state, state_time): kept, not recomputed
         # Tuples, not lists: tuples of plain values drop out of the garbage collector's
         # walks, and 100,000 rows' worth of lists made each full collection slow.
         self.events: tuple[tuple[int, float], ...] = ()
@@ -95,13 +94,13 @@ class TaskRow:
 
     def note(self, state: int, at: float) -> None:
         self.events += ((state, at),)
-        rank = te.precedence(state, at)
-        if rank >= self.rank:
+        rank, mine = _RANK[state], _RANK[self.state]
+        if rank > mine or (rank == mine and at >= self.state_time):
             # Two list updates: the only cost the counts add to most events.
             by_state = self.tally.by_state
             by_state[self.state] -= 1
             by_state[state] += 1
-            self.state, self.state_time, self.rank = state, at, rank
+            self.state, self.state_time = state, at
 
     def first_time(self, state: int) -> float | None:
         return next((at for s, at in self.events if s == state), None)
@@ -223,7 +222,9 @@ class TaskEventStore:
             raise ValueError("definition")
         if type(resources) is not dict:
             raise ValueError("resources")
-        if type(args) is not list or not all(type(a) is bytes and len(a) == ObjectID.SIZE for a in args):
+        if type(args) is not list or (
+            args and not all(type(a) is bytes and len(a) == ObjectID.SIZE for a in args)
+        ):
             raise ValueError("arguments")
         ids = (
             _id_or_none(job, JobID),
