@@ -159,9 +159,11 @@ class ActorTaskSubmitter:
         return send_from_caller(self._lock, self._tasks.events, decide, self._send_from_caller)
 
     def _send_from_caller(self, action: Send) -> None:
+        conn = action.actor.conn
         msg = m.PushTask(action.task.spec, _NO_LEASE, {})
-        if action.actor.conn.call_from_thread(msg, partial(self._replied, action.actor, action.task)) is None:
-            self._cw.io.call_soon(self._send_call, action)  # it closed: the loop's send fails
+        if conn.call_from_thread(msg, partial(self._replied, action.actor, action.task)) is None:
+            # It closed: the loop's send on it fails (the actor may have no connection by then).
+            self._cw.io.call_soon(self._call, conn, action)
 
     def _resolve_args(self, action: ResolveArgs) -> None:
         actor, task = action.actor, action.task
@@ -184,10 +186,10 @@ class ActorTaskSubmitter:
     def _send(self, action: Send) -> None:
         if action.task.spec.task_events:
             self._tasks.events.transition(action.task.spec, te.SUBMITTED_TO_WORKER)
-        self._send_call(action)
+        self._call(action.actor.conn, action)
 
-    def _send_call(self, action: Send) -> None:
-        fut = action.actor.conn.call(m.PushTask(action.task.spec, _NO_LEASE, {}))
+    def _call(self, conn: Connection, action: Send) -> None:
+        fut = conn.call(m.PushTask(action.task.spec, _NO_LEASE, {}))
         fut.add_done_callback(partial(self._replied, action.actor, action.task))
 
     @entry

@@ -345,8 +345,9 @@ class Connection(asyncio.Protocol):
 
     def _send(self, kind: int, req_id: int, body: Any) -> None:
         payload = codec.encode([kind, req_id, body])
-        self._out.append(len(payload).to_bytes(_HEADER, "big"))
-        self._out.append(payload)
+        # One call: a thread appending a frame of its own (call_from_thread) never lands
+        # between a header and its payload.
+        self._out.extend((len(payload).to_bytes(_HEADER, "big"), payload))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
