@@ -465,3 +465,29 @@ def test_sys_exit_in_an_actor_method_tells_the_driver(cluster):
         assert "died or was killed while executing Quits.quit" in error["error_message"]
     finally:
         subscriber.close()
+
+
+@pytest.mark.parametrize("how", ["exit_actor", "sys.exit"])
+def test_calls_answered_before_a_chosen_exit_keep_their_results(cluster, how):
+    # A worker holds the answers of brief calls while another brief call follows, to write
+    # them together; a call that then ends the actor on purpose sends them first.
+    @ray.remote
+    class Ends:
+        def quick(self, i):
+            return i
+
+        def end(self, now):
+            if now and how == "exit_actor":
+                ray.actor.exit_actor()
+            elif now:
+                sys.exit(0)
+            return "not yet"
+
+    actor = Ends.remote()
+    assert ray.get([actor.quick.remote(i) for i in range(100)]) == list(range(100))
+    assert ray.get(actor.end.remote(False)) == "not yet"  # known as brief from here on
+    quick = [actor.quick.remote(i) for i in range(200)]
+    last = actor.end.remote(True)
+    assert ray.get(quick, timeout=30) == list(range(200))
+    with pytest.raises(ActorDiedError):
+        ray.get(last, timeout=30)

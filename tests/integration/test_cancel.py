@@ -324,3 +324,33 @@ def test_a_cancelled_task_knows_it_was_cancelled(cluster, tmp_path):
     ray.cancel(ref)
     assert ray.get(ref, timeout=30) is True  # it swallowed the interrupt and returned
     assert not ray.get_runtime_context().is_canceled()  # the driver is no task
+
+
+@ray.remote
+def submits_until_cancelled(started):
+    """Spends its time in the task path's own code: nested submissions, as fast as it can."""
+    touch(started)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        passthrough.remote(1)
+    return "never cancelled"
+
+
+@ray.remote
+def submits_and_waits():
+    return sum(ray.get([passthrough.remote(i) for i in range(20)]))
+
+
+def test_a_task_cancelled_while_it_submits_leaves_its_worker_sound(cluster, tmp_path):
+    # The interrupt lands in the task's own code, never in the task path's: raised in an
+    # ObjectRef's __del__ it was swallowed (the cancel lost, the task ran on), and inside
+    # the submitter (a lock taken and not yet guarded) it would wedge the worker.
+    for i in range(8):
+        started = str(tmp_path / f"started{i}")
+        ref = submits_until_cancelled.remote(started)
+        wait_for_files(started)
+        time.sleep(0.05)
+        ray.cancel(ref)
+        with pytest.raises(TaskCancelledError):
+            ray.get(ref, timeout=30)
+        assert ray.get([submits_and_waits.remote() for _ in range(4)], timeout=30) == [190] * 4

@@ -40,7 +40,7 @@ from manta._private.core_worker.job_logging import apply_job_logging
 from manta._private.core_worker.lease_policy import scheduling_key
 from manta._private.core_worker.local_mode import LocalRunner
 from manta._private.core_worker.log_printer import LogPrinter
-from manta._private.core_worker.loop_thread import EventLoopThread
+from manta._private.core_worker.loop_thread import EventLoopThread, loop_turns
 from manta._private.core_worker.memory_store import MemoryStore
 from manta._private.core_worker.metric_reports import report_metrics, report_metrics_every
 from manta._private.core_worker.object_manager import ObjectManager
@@ -375,9 +375,7 @@ class CoreWorker:
     async def _flush_and_exit(self) -> None:
         report_task_events(self.task_events, lambda: self.node_conn)
         report_metrics(lambda: self.node_conn)
-        # Let queued replies reach their sockets before the process goes.
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await loop_turns()  # queued replies reach their sockets before the process goes
         if self._peers is not None:
             self._peers.close()
         if self._server is not None:

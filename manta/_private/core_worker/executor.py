@@ -33,6 +33,7 @@ from manta._private.common.session import TASK_MARKER
 from manta._private.core_worker.actor_runtime import ActorExit, ActorRuntime
 from manta._private.core_worker.borrowing import Borrowing
 from manta._private.core_worker.function_manager import FunctionManager
+from manta._private.core_worker.loop_thread import loop_turns
 from manta._private.core_worker.object_manager import ArgumentLost, ObjectManager
 from manta._private.core_worker.peers import Peers
 from manta._private.core_worker.stream_sender import ItemSender
@@ -59,8 +60,12 @@ _CANCEL_SIGNAL = signal.SIGUSR1
 # briefly the next task must have run here last for an answer to wait for it.
 _HOLD_AT_MOST = 16
 _HOLD_BELOW_S = 0.001
-# How often a cancel that found an import under way is tried again.
-_IMPORT_RETRY_S = 0.05
+# How often a cancel that found an import, or the task path's own code, under way is
+# tried again.
+_CANCEL_RETRY_S = 0.05
+# The task path's own code (a lock taken and not yet guarded, a call registered and not
+# yet written, a frame half written): a cancel never interrupts it, but waits its turn.
+_TASK_PATH = tuple(os.path.dirname(os.path.abspath(path)) + os.sep for path in (__file__, codec.__file__))
 _EXHAUSTED = object()
 
 
@@ -284,6 +289,7 @@ class TaskExecutor:
         owner each saved). Should that task run long after all, the requeue timer sends
         what is held."""
         if since != self._peers.io.last_handoff:
+            self._write_held()
             self.send_result(reply, result)  # behind what the task handed the loop
             return
         if following is None and not self._held:
@@ -314,6 +320,19 @@ class TaskExecutor:
         for reply, result in send_now_together(held):
             self.send_result(reply, result)
 
+    def _exit_actor(self, reason: str) -> None:
+        assert self.actor is not None
+        self._answer_held_before_exit()
+        self.actor.exit(reason)
+
+    def _answer_held_before_exit(self) -> None:
+        """Before the process ends on purpose: the answers held back (of tasks that ran to
+        their end here) go out, and reach the socket before the process is gone."""
+        if self._held:
+            self._write_held()
+            with contextlib.suppress(Exception):  # (a loop already gone sends nothing more)
+                self._peers.io.run(loop_turns(), timeout=2)
+
     def _reject_queued(self) -> None:
         while True:
             try:
@@ -327,9 +346,9 @@ class TaskExecutor:
         running = self._running
         if running is None or self._cancel_requested != running:
             return
-        if _importing(frame):
-            # Delivered again shortly: it lands once the import is done.
-            self._peers.io.call_soon(self._peers.io.loop.call_later, _IMPORT_RETRY_S, self._resignal, running)
+        if cancel_waits(frame):
+            # Delivered again shortly: it lands once the import, or the step, is done.
+            self._peers.io.call_soon(self._peers.io.loop.call_later, _CANCEL_RETRY_S, self._resignal, running)
             return
         self._cancel_requested = None
         raise KeyboardInterrupt(f"task {running.hex()} was cancelled")
@@ -440,8 +459,7 @@ class TaskExecutor:
             self._run_times[spec.function_id, spec.method] = took
             return TaskResult(returns, False, took, self._count_call(spec))
         except ActorExit as e:
-            assert self.actor is not None
-            self.actor.exit(str(e) or "exit_actor() was called")
+            self._exit_actor(str(e) or "exit_actor() was called")
             raise  # not reached: exit() ends the process
         except KeyboardInterrupt as e:
             # A cancellation, or the task interrupting itself: Ray reports both as cancelled.
@@ -453,6 +471,7 @@ class TaskExecutor:
         except SystemExit as e:
             # As in Ray, a task calling sys.exit() ends its worker (the owner retries it);
             # in an actor it ends the actor on purpose.
+            self._answer_held_before_exit()
             if self.actor is not None:
                 self._actor_sys_exit(spec, e)
             _flush_std_streams()
@@ -734,6 +753,14 @@ def _flush_std_streams() -> None:
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
+
+
+def cancel_waits(frame: Any) -> bool:
+    """Whether a cancel that arrives while ``frame`` runs waits its turn: inside an import,
+    or in the task path's own code."""
+    if frame is None:
+        return False
+    return frame.f_code.co_filename.startswith(_TASK_PATH) or _importing(frame)
 
 
 def _importing(frame: Any) -> bool:

@@ -59,3 +59,10 @@ class EventLoopThread:
                 self._thread.join(timeout)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+async def loop_turns(count: int = 3) -> None:
+    """Let the loop run ``count`` times round: what was handed to it before (a reply, and
+    the write it schedules) is on its socket after."""
+    for _ in range(count):
+        await asyncio.sleep(0)
