@@ -60,12 +60,12 @@ _CANCEL_SIGNAL = signal.SIGUSR1
 # briefly the next task must have run here last for an answer to wait for it.
 _HOLD_AT_MOST = 16
 _HOLD_BELOW_S = 0.001
-# How often a cancel that found an import, or the task path's own code, under way is
-# tried again.
+# How often a cancel that found an import, or Manta's own code, under way is tried again.
 _CANCEL_RETRY_S = 0.05
-# The task path's own code (a lock taken and not yet guarded, a call registered and not
-# yet written, a frame half written): a cancel never interrupts it, but waits its turn.
-_TASK_PATH = tuple(os.path.dirname(os.path.abspath(path)) + os.sep for path in (__file__, codec.__file__))
+# Manta's own code (a lock taken and not yet guarded, a call registered and not yet
+# written, a frame half written, state set and not yet restored): a cancel never
+# interrupts it, but waits its turn.
+_OWN_CODE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _EXHAUSTED = object()
 
 
@@ -347,7 +347,7 @@ class TaskExecutor:
         if running is None or self._cancel_requested != running:
             return
         if cancel_waits(frame):
-            # Delivered again shortly: it lands once the import, or the step, is done.
+            # Delivered again shortly: it lands once the import, or Manta's step, is done.
             self._peers.io.call_soon(self._peers.io.loop.call_later, _CANCEL_RETRY_S, self._resignal, running)
             return
         self._cancel_requested = None
@@ -757,10 +757,10 @@ def _flush_std_streams() -> None:
 
 def cancel_waits(frame: Any) -> bool:
     """Whether a cancel that arrives while ``frame`` runs waits its turn: inside an import,
-    or in the task path's own code."""
+    or in Manta's own code (a task blocked in ``get`` waits in ``threading``'s code)."""
     if frame is None:
         return False
-    return frame.f_code.co_filename.startswith(_TASK_PATH) or _importing(frame)
+    return frame.f_code.co_filename.startswith(_OWN_CODE) or _importing(frame)
 
 
 def _importing(frame: Any) -> bool:
