@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import pickle
 import time
 
@@ -18,9 +19,9 @@ import pytest
 import manta as ray
 from manta._private.api.context import current_worker
 from manta._private.rpc.messages import GetMemoryReport
-from manta.exceptions import OwnerDiedError
+from manta.exceptions import GetTimeoutError, OwnerDiedError, TaskCancelledError
 from tests.integration.conftest import run_driver
-from tests.polling import process_gone
+from tests.polling import process_gone, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -320,3 +321,70 @@ def test_refs_returned_by_two_tasks_stay_until_both_results_go(cluster):
     assert float(ray.get(ray.get(second)[0]).sum()) == MB // 8
     del second
     assert _eventually(lambda: not _in_store(key))
+
+
+@ray.remote
+def _after_gate(gate):
+    while not os.path.exists(gate):
+        time.sleep(0.01)
+    return b"x" * 50_000
+
+
+@ray.remote
+def _len(value):
+    return len(value)
+
+
+@ray.remote
+class _Poller:
+    """Borrows a ref for one call, gives up waiting for it, and drops it."""
+
+    def poll(self, refs):
+        try:
+            ray.get(refs[0], timeout=0.1)
+        except GetTimeoutError:
+            return "timed out"
+        return "ready"
+
+    def fetching_and_held(self):
+        worker = current_worker()
+        worker.objects.collect_references()
+        return len(worker.objects._fetching), len(worker.memory_store)
+
+
+def test_a_borrower_that_gave_up_on_an_object_keeps_no_copy_of_it(cluster, tmp_path):
+    gate = str(tmp_path / "gate")
+    poller = _Poller.remote()
+    assert ray.get(poller.fetching_and_held.remote()) == (0, 0)
+    refs = [_after_gate.remote(gate) for _ in range(2)]
+    assert [ray.get(poller.poll.remote([r])) for r in refs] == ["timed out"] * 2
+    open(gate, "w").close()
+    ray.get(refs)
+    # The owner answers the borrower's fetch once the value is ready; the borrower, which
+    # holds no ref to it any more, does not keep it (it would never be freed).
+    wait_until(lambda: ray.get(poller.fetching_and_held.remote())[0] == 0, what="the fetches to end")
+    assert ray.get(poller.fetching_and_held.remote()) == (0, 0)
+
+
+def test_callbacks_waiting_for_an_object_go_when_it_is_freed_unready(cluster, tmp_path):
+    gate = str(tmp_path / "gate")
+    worker = current_worker()
+    poller = _Poller.remote()
+    asked = _after_gate.remote(gate)
+    assert ray.get(poller.poll.remote([asked])) == "timed out"  # the borrower's wait stays
+    argument = _after_gate.remote(gate)
+    consumer = _len.remote(argument)  # waits for its argument here
+    ray.cancel(consumer)
+    with pytest.raises(TaskCancelledError):
+        ray.get(consumer, timeout=30)
+    ids = [asked.id, argument.id]
+    assert all(i in worker.memory_store._callbacks for i in ids)
+    del asked, argument, consumer
+
+    def freed():
+        worker.objects.collect_references()
+        return not any(worker.references.knows(i) for i in ids)
+
+    wait_until(freed, what="both objects to be freed")
+    assert not any(i in worker.memory_store._callbacks for i in ids)
+    open(gate, "w").close()

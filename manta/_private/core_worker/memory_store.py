@@ -116,6 +116,15 @@ class MemoryStore:
             for i in object_ids:
                 self._objects.pop(i, None)
 
+    def forget(self, object_ids: Iterable[ObjectID]) -> None:
+        """Delete objects nobody here holds any more, with the callbacks waiting for them
+        (a task cancelled while it waited for one, a borrower that gave up on it): the
+        object never arrives once freed, and they would wait for ever."""
+        with self._lock:
+            for i in object_ids:
+                self._objects.pop(i, None)
+                self._callbacks.pop(i, None)
+
     def discard_if(self, object_id: ObjectID, stale: StoredObject) -> bool:
         """Forget the object if it is still ``stale`` (not already replaced); True if so."""
         with self._lock:

@@ -95,6 +95,9 @@ class ObjectManager:
         # ``collect``, set once the client is made (it is made after this, from its parts).
         self.collect_actor_handles: Callable[[], None] = _nothing
         self._fetching: set[ObjectID] = set()
+        # Of those, the ones freed here meanwhile (a get that timed out, its ref dropped):
+        # their answer is not kept, as nothing would ever free it.
+        self._abandoned: set[ObjectID] = set()
         self._blocked_depth = 0
         self._blocked_lock = threading.Lock()
         # Where owned objects were created, when config.record_callsites is on.
@@ -286,7 +289,9 @@ class ObjectManager:
                     self._report_unhandled(f.object_id, obj)
             elif f.owner is not None:
                 done_borrowing.setdefault(f.owner.worker_id, (f.owner, []))[1].append(f)
-        self.memory_store.delete(f.object_id for f in freed)
+            if f.object_id in self._fetching:
+                self._abandoned.add(f.object_id)
+        self.memory_store.forget(f.object_id for f in freed)
         if self._recent is not None:
             self._recent.drop(f.object_id for f in freed)
         if in_store:
@@ -350,6 +355,7 @@ class ObjectManager:
     def request_object(self, ref: ObjectRef) -> None:
         """Make sure the object will arrive in the memory store (fetch it if borrowed)."""
         oid = ref.id
+        self._abandoned.discard(oid)  # (wanted again: a fetch under way is kept after all)
         if self.memory_store.contains(oid) or self.references.is_owned(oid) or oid in self._fetching:
             return
         owner = ref.owner_address()
@@ -363,15 +369,18 @@ class ObjectManager:
         spawn(self._fetch(oid, owner), "fetching an object from its owner")
 
     async def _fetch(self, oid: ObjectID, owner: m.Address) -> None:
+        answer: Any
         try:
             conn = await self._peers.connect_worker(owner)
-            status = await conn.call(m.GetObject(oid, True))
+            answer = await conn.call(m.GetObject(oid, True))
         except Exception as e:
-            self.memory_store.put(oid, fetch_outcome(oid, owner, e, os.getpid()))
-            return
+            answer = e
         finally:
             self._fetching.discard(oid)
-        self.memory_store.put(oid, fetch_outcome(oid, owner, status, os.getpid()))
+        if oid in self._abandoned:
+            self._abandoned.discard(oid)
+        else:
+            self.memory_store.put(oid, fetch_outcome(oid, owner, answer, os.getpid()))
 
     @staticmethod
     def error_object(error: BaseException) -> StoredObject:
