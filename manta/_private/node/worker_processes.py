@@ -263,7 +263,7 @@ class WorkerProcesses:
         """The node is stopping: every worker and the template go at once."""
         self.stopping = True
         for proc in list(self.procs.values()):
-            if proc.pid:
+            if proc.pid and proc.exit is None:  # (an exited worker's pid may be another's now)
                 _kill(proc.pid, signal.SIGKILL)
             remove_worker_socket(self._session_dir, proc.worker_id.hex())
         if self._template is not None:
@@ -302,5 +302,5 @@ class _TemplateProtocol(asyncio.Protocol):
 def _kill(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+    except (ProcessLookupError, PermissionError):
+        pass  # gone (a pid taken since by another user's process is not ours to signal)

@@ -1,13 +1,15 @@
 """How a worker's end is explained (pure): the reason owners and the gcs are told, whether
-the memory monitor caused it, and whether its job's driver must hear of it."""
+the memory monitor caused it, and whether its job's driver must hear of it; and which
+processes a stopping node kills."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
 
 from manta._private.common.ids import JobID, WorkerID
 from manta._private.node.scheduler import BROKEN_LEASE_REASON
-from manta._private.node.worker_processes import WorkerProc, explain_exit
+from manta._private.node.worker_processes import WorkerProc, WorkerProcesses, explain_exit
 from manta._private.rpc import messages as m
 
 JOB = JobID.from_int(7)
@@ -59,3 +61,22 @@ def test_a_broken_lease_kill_does_not_hide_a_crash() -> None:
 
 def test_idle_workers_ending_are_nobodys_business() -> None:
     assert not explain_exit(WorkerProc(WorkerID.from_random(), pid=42), ended(exit_code=1)).tell_driver
+
+
+def test_a_stopping_node_kills_its_live_workers_and_not_the_pids_of_ended_ones(tmp_path) -> None:
+    # An ended worker's record is kept for its exit report; its pid may belong to another
+    # process by now, which the node must leave alone.
+    live, unrelated = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["sleep", "60"])
+    try:
+        workers = WorkerProcesses(str(tmp_path), lambda *a: None, lambda *a: None, lambda: None)
+        running = WorkerProc(WorkerID.from_random(), pid=live.pid)
+        gone = WorkerProc(WorkerID.from_random(), pid=unrelated.pid)
+        gone.exit = m.WorkerExit(gone.worker_id, unrelated.pid, 0, None, "exited", False)
+        workers.procs.update({running.worker_id: running, gone.worker_id: gone})
+        workers.stop_all()
+        assert live.wait(5) == -signal.SIGKILL
+        assert unrelated.poll() is None
+    finally:
+        for process in (live, unrelated):
+            process.kill()
+            process.wait()
