@@ -136,8 +136,10 @@ class GcsMembership:
     def _heartbeat_loop(self) -> None:
         if self.stopping:
             return
-        self.send_heartbeat()
+        # Armed again first: one failing beat must not stop them (the gcs would declare
+        # this node dead).
         asyncio.get_running_loop().call_later(self._config.heartbeat_interval_s, self._heartbeat_loop)
+        self.send_heartbeat()
 
     def schedule_heartbeat(self) -> None:
         """Send a heartbeat soon (resources changed), coalescing changes that come together."""

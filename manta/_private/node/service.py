@@ -707,9 +707,10 @@ class NodeService:
     def _tick_loop(self) -> None:
         if self._stopping:
             return
+        # Armed again first: a failing tick must not stop the ones after it.
+        asyncio.get_running_loop().call_later(1.0, self._tick_loop)
         self._execute(self.scheduler.tick())
         self.leases.schedule_rebalance()  # waiting requests look for room elsewhere again
-        asyncio.get_running_loop().call_later(1.0, self._tick_loop)
 
     def _memory_loop(self) -> None:
         if self._stopping:
