@@ -16,6 +16,7 @@ from manta._private.common.ids import JobID, LeaseID, ObjectID, WorkerID
 from manta._private.rpc import messages as m
 from manta._private.rpc.endpoints import MAX_PENDING_HANDSHAKES, connect
 from manta._private.rpc.transport import Dispatcher, RemoteError
+from tests.integration.conftest import run_driver
 
 
 async def _connect(address: str) -> object:
@@ -253,3 +254,51 @@ def test_another_local_user_is_refused_on_the_unix_socket(cluster, tmp_path):
     # rate-limited away after the floods above.)
     assert result.stdout.strip() == "closed", result.stderr
     _still_serving()
+
+
+def test_workers_that_cannot_start_are_not_replaced_for_ever_and_the_driver_hears_why():
+    # A worker that dies before it registers (here: the session's token is gone, so it
+    # cannot connect) used to be replaced at once, for ever, the task waiting in silence.
+    result = run_driver(
+        """
+        import os, time, psutil, manta
+        from manta._private.api.context import current_worker
+        from manta.compat.ray_private.test_utils import get_error_message, init_error_pubsub
+
+        manta.init(num_cpus=1)
+
+        @manta.remote
+        def f():
+            return "ran"
+
+        session = current_worker().session.session_dir
+        token = os.path.join(session, "token")
+        template = next(p for p in psutil.Process().children(recursive=True)
+                        if "worker_template" in " ".join(p.cmdline()))
+        subscriber = init_error_pubsub()
+        os.rename(token, token + ".away")
+        try:
+            for worker in template.children():  # the workers started ahead go
+                worker.kill()
+            ref = f.remote()
+            [error] = get_error_message(subscriber, 1, "worker_died", timeout=30)
+            print("HEARD", error["error_message"])
+            time.sleep(3)
+            logs = os.listdir(os.path.join(session, "logs"))
+            print("STARTED", sum(1 for n in logs if n.startswith("worker-") and n.endswith(".err")))
+        finally:
+            os.rename(token + ".away", token)
+            subscriber.close()
+        print("RESULT", manta.get(ref, timeout=60))
+        manta.shutdown()
+        """,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = dict(
+        line.split(" ", 1) for line in result.stdout.splitlines() if line[:4] in ("HEAR", "STAR", "RESU")
+    )
+    assert "workers in a row exited before they started" in out["HEARD"], out
+    assert "starting workers there again in 1 s" in out["HEARD"], out
+    assert int(out["STARTED"]) < 20, out  # a few, not hundreds
+    assert out["RESULT"] == "ran"

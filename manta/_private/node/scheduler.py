@@ -30,6 +30,13 @@ from manta._private.common.resources import (
 # What a waiting request needs: its resources, and the labels its node must have.
 Demand = tuple[dict[str, float], dict[str, Any]]
 
+# Workers that die before they register, in a row, before starting more pauses (a broken
+# environment, a crash at start-up: each would be replaced at once, for ever); the first
+# pause, doubling with each further failure up to the last.
+START_FAILURES_BEFORE_PAUSE = 3
+START_PAUSE_S = 1.0
+START_PAUSE_MAX_S = 30.0
+
 
 @dataclass(slots=True)
 class LeaseRequest:
@@ -118,7 +125,18 @@ class ReportInfeasible:
     shortfall: dict[str, tuple[float, float]]
 
 
-Action = StartWorker | StopWorker | ReapWorker | Grant | Reject | ReportInfeasible
+@dataclass(frozen=True, slots=True)
+class WorkersFailToStart:
+    """Workers die before they register: starting more pauses ``pause_s``, and the jobs
+    waiting for a worker here hear why (``worker_id``: the last that failed)."""
+
+    worker_id: WorkerID
+    failures: int
+    pause_s: float
+    job_ids: tuple[JobID, ...]
+
+
+Action = StartWorker | StopWorker | ReapWorker | Grant | Reject | ReportInfeasible | WorkersFailToStart
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +182,9 @@ class Scheduler:
     # Placement group bundles here, by (group id hex, bundle index).
     bundles: dict[tuple[str, int], Bundle] = field(default_factory=dict)
     workers_started: int = 0
+    # Workers that died before registering since one last did; no start before this time.
+    start_failures: int = 0
+    starts_paused_until: float = 0.0
 
     # -- events ----------------------------------------------------------------------------
     def prestart(self, count: int) -> list[Action]:
@@ -205,6 +226,7 @@ class Scheduler:
             return []
         worker.state = "idle"
         worker.idle_since = self.clock.monotonic()
+        self.start_failures = 0
         return self._schedule()
 
     def worker_died(self, worker_id: WorkerID) -> tuple[Lease | None, list[Action]]:
@@ -212,11 +234,22 @@ class Scheduler:
         worker = self.workers.pop(worker_id, None)
         if worker is None:
             return None, []
+        failed = self._start_failed(worker_id) if worker.state == "starting" else []
         lease = worker.lease
         if lease is not None and self.leases.pop(lease.lease_id, None) is not None:
             self.resources.release(lease.allocation)
         worker.state = "dead"
-        return lease, self._schedule()
+        return lease, failed + self._schedule()
+
+    def _start_failed(self, worker_id: WorkerID) -> list[Action]:
+        self.start_failures += 1
+        beyond = self.start_failures - START_FAILURES_BEFORE_PAUSE
+        if beyond < 0:
+            return []
+        pause = min(START_PAUSE_S * 2**beyond, START_PAUSE_MAX_S)
+        self.starts_paused_until = self.clock.monotonic() + pause
+        jobs = tuple(dict.fromkeys(req.job_id for req in self.pending.values()))
+        return [WorkersFailToStart(worker_id, self.start_failures, pause, jobs)]
 
     def client_gone(self, client: Hashable) -> list[Action]:
         """A requester disconnected: drop its requests and reclaim the workers it leased."""
@@ -258,11 +291,15 @@ class Scheduler:
         return self._schedule()
 
     def tick(self) -> list[Action]:
-        """Stop idle workers beyond the soft limit that have idled too long."""
+        """Stop idle workers beyond the soft limit that have idled too long; start workers
+        again once a pause after failed starts is over."""
         now = self.clock.monotonic()
+        actions: list[Action] = []
+        if self.starts_paused_until and now >= self.starts_paused_until:
+            self.starts_paused_until = 0.0
+            actions += self._schedule()
         alive = [w for w in self.workers.values() if w.state != "dead"]
         excess = len(alive) - self.config.soft_limit
-        actions: list[Action] = []
         if excess <= 0:
             return actions
         idle = sorted((w for w in alive if w.state == "idle"), key=lambda w: w.idle_since)
@@ -435,6 +472,8 @@ class Scheduler:
             self.leases[lease.lease_id] = lease
             del self.pending[req.key]
             actions.append(Grant(req, lease))
+        if self.starts_paused_until:
+            return actions  # workers failed to start: none until the pause is over (tick)
         starting = sum(1 for w in self.workers.values() if w.state == "starting")
         to_start = min(unserved - starting, self.config.max_starting - starting)
         for _ in range(max(to_start, 0)):

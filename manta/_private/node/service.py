@@ -56,6 +56,7 @@ from manta._private.node.scheduler import (
     SchedulerConfig,
     StartWorker,
     StopWorker,
+    WorkersFailToStart,
 )
 from manta._private.node.store_service import StoreService
 from manta._private.node.template_launch import Launched
@@ -303,8 +304,24 @@ class NodeService:
                 self.leases.reply(action.request.key, m.LeaseCancelled(action.reason))
             elif isinstance(action, ReportInfeasible):
                 self._report_infeasible(action)
+            elif isinstance(action, WorkersFailToStart):
+                self._workers_fail_to_start(action)
         if actions:
             self._schedule_heartbeat()
+
+    def _workers_fail_to_start(self, action: WorkersFailToStart) -> None:
+        """Say why no worker starts here, in the node's log and to the jobs that wait."""
+        proc = self.workers.procs.get(action.worker_id)
+        why = proc.exit.reason if proc is not None and proc.exit is not None else "it exited"
+        _, err = log_paths(self.params.session_dir, worker_log_name(action.worker_id.hex()))
+        text = (
+            f"{action.failures} workers in a row exited before they started on node "
+            f"{self.node_id.hex()[:8]} (the last: {why}; its log: {err}); starting workers "
+            f"there again in {action.pause_s:g} s."
+        )
+        logger.error("%s", text)
+        for job_id in action.job_ids:
+            self._push_error(job_id, "worker_died", text)
 
     def _grant(self, action: Grant) -> None:
         req, lease = action.request, action.lease

@@ -11,6 +11,8 @@ from manta._private.common.clock import FakeClock
 from manta._private.common.ids import JobID, LeaseID, WorkerID
 from manta._private.common.resources import NodeResources, to_unit_map
 from manta._private.node.scheduler import (
+    START_PAUSE_MAX_S,
+    START_PAUSE_S,
     Action,
     Grant,
     LeaseRequest,
@@ -21,6 +23,7 @@ from manta._private.node.scheduler import (
     SchedulerConfig,
     StartWorker,
     StopWorker,
+    WorkersFailToStart,
 )
 
 JOB_A = JobID.from_int(1)
@@ -471,3 +474,50 @@ def test_work_in_a_gpu_bundle_is_given_that_bundles_devices() -> None:
     assert len(first["GPU"]) == 1 and len(second["GPU"]) == 1 and first != second
     assert sorted(s.bundle_devices(to_unit_map({"GPU_group_pg": 1}))["GPU"]) == ["0", "1"]
     assert s.bundle_devices(to_unit_map({"CPU_group_0_pg": 1})) == {}
+
+
+def _fail_starts(s: Scheduler, count: int) -> list[Action]:
+    """The workers being started die before they register, ``count`` times over."""
+    actions: list[Action] = []
+    for _ in range(count):
+        starting = [w for w, record in s.workers.items() if record.state == "starting"]
+        assert starting, "no worker is being started"
+        _, more = s.worker_died(starting[0])
+        actions += more
+    return actions
+
+
+def test_workers_dying_before_they_register_pause_the_starts_and_say_why() -> None:
+    s = scheduler(max_starting=1)
+    s.request(request(1, job=JOB_B))
+    # Each failure is replaced at once, until the third in a row.
+    assert len(of(StartWorker, _fail_starts(s, 2))) == 2
+    actions = _fail_starts(s, 1)
+    [failing] = of(WorkersFailToStart, actions)
+    assert (failing.failures, failing.pause_s, failing.job_ids) == (3, START_PAUSE_S, (JOB_B,))
+    assert of(StartWorker, actions) == []
+    assert of(StartWorker, s.request(request(2))) == []  # nor for a new request
+    assert of(StartWorker, s.tick()) == []
+    s.clock.advance(START_PAUSE_S)  # type: ignore[attr-defined]
+    [start] = of(StartWorker, s.tick())
+    # It fails again: the pause doubles, up to its cap.
+    [again] = of(WorkersFailToStart, s.worker_died(start.worker_id)[1])
+    assert again.pause_s == 2 * START_PAUSE_S
+    for _ in range(10):
+        s.clock.advance(START_PAUSE_MAX_S)  # type: ignore[attr-defined]
+        [start] = of(StartWorker, s.tick())
+        [again] = of(WorkersFailToStart, s.worker_died(start.worker_id)[1])
+    assert again.pause_s == START_PAUSE_MAX_S
+
+
+def test_a_worker_that_registers_ends_a_run_of_failed_starts() -> None:
+    s = scheduler(max_starting=1)
+    s.request(request(1))
+    _fail_starts(s, 2)
+    [start] = [w for w, record in s.workers.items() if record.state == "starting"]
+    [grant] = of(Grant, s.worker_registered(start))
+    s.request(request(2))
+    assert of(WorkersFailToStart, _fail_starts(s, 2)) == []  # counted afresh
+    # A worker killed once it had registered is no failed start.
+    s.return_lease(grant.lease.lease_id, kill=True)
+    assert of(WorkersFailToStart, s.worker_died(grant.lease.worker_id)[1]) == []
