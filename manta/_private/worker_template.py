@@ -6,7 +6,8 @@ to it over a socket pair with the RPC framing (no handshake: the pair is private
 stays single-threaded and never runs an event loop, so forking it is safe.
 
 The node starts it before the node itself is set up, so its first frame, ``TemplateParams``,
-brings what the workers start with. Requests: ``ForkWorker`` -> replies ``Forked(pid)``. Whenever a child exits it sends
+brings what the workers start with. Requests: ``ForkWorker`` -> replies ``Forked(pid)``,
+or ``ForkFailed`` when the fork itself fails. Whenever a child exits it sends
 ``ChildExited`` with the exit code or signal. It exits when the node daemon does.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 
 from manta._private.common.pdeathsig import die_with_parent
 from manta._private.rpc import codec
-from manta._private.rpc.messages import ChildExited, Forked, ForkWorker, TemplateParams
+from manta._private.rpc.messages import ChildExited, Forked, ForkFailed, ForkWorker, TemplateParams
 
 
 def _send(sock: socket.socket, msg: Any) -> None:
@@ -84,7 +85,11 @@ def serve(fd: int) -> None:
             if msg is None:
                 os._exit(0)  # the node daemon is gone
             if isinstance(msg, ForkWorker):
-                pid = os.fork()
+                try:
+                    pid = os.fork()
+                except OSError as e:  # this worker does not start; the node and the others go on
+                    _send(sock, ForkFailed(msg.worker_id, str(e)))
+                    continue
                 if pid == 0:
                     _child(msg, worker_params, [sock.fileno(), wake_r, wake_w], worker_main)
                 _send(sock, Forked(msg.worker_id, pid))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 import manta
 from manta._private.api.context import current_worker
 from manta._private.common.ids import JobID, LeaseID, ObjectID, WorkerID
+from manta._private.rpc import codec
 from manta._private.rpc import messages as m
 from manta._private.rpc.endpoints import MAX_PENDING_HANDSHAKES, connect
 from manta._private.rpc.transport import Dispatcher, RemoteError
@@ -302,3 +305,54 @@ def test_workers_that_cannot_start_are_not_replaced_for_ever_and_the_driver_hear
     assert "starting workers there again in 1 s" in out["HEARD"], out
     assert int(out["STARTED"]) < 20, out  # a few, not hundreds
     assert out["RESULT"] == "ran"
+
+
+def test_a_fork_that_fails_costs_that_worker_not_the_template(tmp_path):
+    # EAGAIN at a process limit, ENOMEM: simulated by a template whose fork raises.
+    node_end, template_end = socket.socketpair()
+    code = (
+        "import errno, os, sys\n"
+        "def refuse():\n"
+        "    raise BlockingIOError(errno.EAGAIN, 'Resource temporarily unavailable')\n"
+        "os.fork = refuse\n"
+        "from manta._private import worker_template\n"
+        "worker_template.serve(int(sys.argv[1]))\n"
+    )
+    template = subprocess.Popen(
+        [sys.executable, "-c", code, str(template_end.fileno())], pass_fds=[template_end.fileno()]
+    )
+    template_end.close()
+    try:
+
+        def send(msg: object) -> None:
+            payload = codec.encode(msg)
+            node_end.sendall(len(payload).to_bytes(4, "big") + payload)
+
+        def receive() -> object:
+            size = int.from_bytes(_read_exactly(node_end, 4), "big")
+            return codec.decode(_read_exactly(node_end, size))
+
+        send(m.TemplateParams({}))
+        for _ in range(2):
+            worker_id = WorkerID.from_random()
+            send(m.ForkWorker(worker_id, {}, str(tmp_path / "w.out"), str(tmp_path / "w.err")))
+            answer = receive()
+            assert isinstance(answer, m.ForkFailed) and answer.worker_id == worker_id, answer
+            assert "Resource temporarily unavailable" in answer.error
+        assert template.poll() is None  # still serving
+        node_end.close()  # the node goes: so does the template
+        assert template.wait(10) == 0
+    finally:
+        node_end.close()
+        if template.poll() is None:
+            template.kill()
+            template.wait()
+
+
+def _read_exactly(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        assert chunk, "the template closed the connection"
+        data += chunk
+    return data

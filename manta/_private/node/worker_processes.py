@@ -178,11 +178,21 @@ class WorkerProcesses:
         self._by_pid[msg.pid] = proc
         self._on_started(msg.worker_id, msg.pid)
 
+    def fork_failed(self, msg: m.ForkFailed) -> None:
+        proc = self.procs.get(msg.worker_id)
+        if proc is not None and proc.exit is None and not proc.pid:
+            reason = f"the worker process could not be started: {msg.error}"
+            self._ended_with(
+                proc, ExitExplained(m.WorkerExit(proc.worker_id, 0, None, None, reason, False), False)
+            )
+
     def child_exited(self, msg: m.ChildExited) -> None:
         proc = self._by_pid.pop(msg.pid, None)
         if proc is None:
             return
-        explained = explain_exit(proc, msg)
+        self._ended_with(proc, explain_exit(proc, msg))
+
+    def _ended_with(self, proc: WorkerProc, explained: ExitExplained) -> None:
         proc.exit = explained.exit
         proc.end_time = time.time()
         proc.exited.set()
@@ -293,6 +303,8 @@ class _TemplateProtocol(asyncio.Protocol):
                 self._workers.forked(msg)
             elif isinstance(msg, m.ChildExited):
                 self._workers.child_exited(msg)
+            elif isinstance(msg, m.ForkFailed):
+                self._workers.fork_failed(msg)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._workers.stopping:

@@ -80,3 +80,20 @@ def test_a_stopping_node_kills_its_live_workers_and_not_the_pids_of_ended_ones(t
         for process in (live, unrelated):
             process.kill()
             process.wait()
+
+
+def test_a_fork_that_failed_ends_that_worker_with_the_reason(tmp_path) -> None:
+    ended: list[tuple[WorkerProc, object]] = []
+    workers = WorkerProcesses(str(tmp_path), lambda *a: None, lambda p, e: ended.append((p, e)), lambda: None)
+    starting = WorkerProc(WorkerID.from_random())
+    workers.procs[starting.worker_id] = starting
+    workers.fork_failed(m.ForkFailed(starting.worker_id, "[Errno 11] Resource temporarily unavailable"))
+    [(proc, explained)] = ended
+    assert proc is starting and starting.exit is not None and starting.exited.is_set()
+    assert (
+        starting.exit.reason
+        == "the worker process could not be started: [Errno 11] Resource temporarily unavailable"
+    )
+    assert not explained.tell_driver  # no job's work was lost: the scheduler says why, once starts fail
+    workers.fork_failed(m.ForkFailed(starting.worker_id, "again"))  # told twice: ended once
+    assert len(ended) == 1

@@ -114,6 +114,9 @@ from manta._private.rpc.messages.fork import (
     Forked as Forked,
 )
 from manta._private.rpc.messages.fork import (
+    ForkFailed as ForkFailed,
+)
+from manta._private.rpc.messages.fork import (
     ForkWorker as ForkWorker,
 )
 from manta._private.rpc.messages.fork import (

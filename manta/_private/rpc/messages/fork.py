@@ -1,4 +1,4 @@
-"""Between a node daemon and its worker template (the fork server) (tags 100-102 and 108)."""
+"""Between a node daemon and its worker template (the fork server) (tags 100-102, 108 and 110)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ class ForkWorker:
 class Forked:
     worker_id: WorkerID
     pid: int
+
+
+@message(110)
+class ForkFailed:
+    # The fork itself failed (EAGAIN at a process limit, ENOMEM): that worker never starts.
+    worker_id: WorkerID
+    error: str
 
 
 @message(102)
