@@ -388,3 +388,53 @@ def test_callbacks_waiting_for_an_object_go_when_it_is_freed_unready(cluster, tm
     wait_until(freed, what="both objects to be freed")
     assert not any(i in worker.memory_store._callbacks for i in ids)
     open(gate, "w").close()
+
+
+class _PickledAfterGate:
+    """A return value whose pickling waits for a file: the task's reply is held back."""
+
+    def __init__(self, gate):
+        self.gate = gate
+
+    def __reduce__(self):
+        deadline = time.monotonic() + 30
+        while not os.path.exists(self.gate) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return (int, (0,))
+
+
+class _CarriesRefs(Exception):
+    def __init__(self, refs):
+        super().__init__("carries refs")
+        self.refs = refs
+
+
+@ray.remote(num_returns=2)
+def _lends_then_waits(refs, gate):
+    return refs, _PickledAfterGate(gate)
+
+
+@ray.remote(num_returns=2, max_retries=0)
+def _raises_with(refs):
+    raise _CarriesRefs(refs)
+
+
+def test_an_error_on_several_returns_gives_back_what_it_borrowed_once_each(cluster, tmp_path):
+    # An error fills every return with the exception (and the refs in it): the worker lends
+    # them once per return, as the owner gives each return's back; lent once and given back
+    # twice, the error cancelled another task's lend of the same object, still under way.
+    gate = str(tmp_path / "gate")
+    worker = current_worker()
+    x = ray.put(b"z" * 100)
+
+    def lends_to_me() -> int:
+        entry = worker.references._entries.get(x.id)
+        return 0 if entry is None else entry.borrowers.get(worker.worker_id, (None, 0))[1]
+
+    held, _slow = _lends_then_waits.remote([x], gate)  # its first return lent x to us
+    wait_until(lambda: lends_to_me() == 1, what="the first task's lend")
+    with pytest.raises(_CarriesRefs):
+        ray.get(_raises_with.remote([x])[0], timeout=30)
+    assert lends_to_me() == 1  # the first task's lend is still there
+    open(gate, "w").close()
+    assert ray.get(held, timeout=30) == [x]

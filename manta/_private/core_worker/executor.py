@@ -625,10 +625,17 @@ class TaskExecutor:
             self._host.task_events.failed(spec, error, str(task_error))
         obj = self._serialize_error(task_error)
         blob = serialization.to_inline(obj)
-        # Refs inside the exception are lent to the owner like those inside a value.
-        contained = self._borrowing.lend(obj.contained_refs, spec.owner) if obj.contained_refs else None
+        # Refs inside the exception are lent to the owner like those inside a value: once
+        # for each return that holds it (the owner gives each return's back).
+        refs = obj.contained_refs
         returns = [
-            ReturnObject(ObjectID.for_return(spec.task_id, i), blob, len(blob), None, contained)
+            ReturnObject(
+                ObjectID.for_return(spec.task_id, i),
+                blob,
+                len(blob),
+                None,
+                self._borrowing.lend(refs, spec.owner) if refs else None,
+            )
             for i in range(max(spec.num_returns, 1))
         ]
         return TaskResult(returns, True, 0.0, self._count_call(spec))
