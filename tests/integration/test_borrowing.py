@@ -11,6 +11,7 @@ import asyncio
 import gc
 import os
 import pickle
+import threading
 import time
 
 import numpy as np
@@ -19,7 +20,7 @@ import pytest
 import manta as ray
 from manta._private.api.context import current_worker
 from manta._private.rpc.messages import GetMemoryReport
-from manta.exceptions import GetTimeoutError, OwnerDiedError, TaskCancelledError
+from manta.exceptions import GetTimeoutError, OwnerDiedError, RayTaskError, TaskCancelledError
 from tests.integration.conftest import run_driver
 from tests.polling import process_gone, wait_until
 
@@ -438,3 +439,23 @@ def test_an_error_on_several_returns_gives_back_what_it_borrowed_once_each(clust
     assert lends_to_me() == 1  # the first task's lend is still there
     open(gate, "w").close()
     assert ray.get(held, timeout=30) == [x]
+
+
+@ray.remote(num_returns=2)
+def _returns_refs_then_a_lock(refs):
+    return refs, threading.Lock()
+
+
+def test_a_ref_returned_beside_a_return_that_fails_is_freed_with_it(cluster):
+    # The first return (holding x) is kept, as in Ray; x lives while it does, and is freed
+    # after (it was lent for a return that then failed, and never given back).
+    x = ray.put(np.zeros(MB // 8 + 1))
+    key = x.hex()
+    holder, failed = _returns_refs_then_a_lock.remote([x])
+    with pytest.raises(RayTaskError):
+        ray.get(failed, timeout=30)
+    assert len(ray.get(holder, timeout=30)) == 1
+    del x
+    assert _stays(lambda: _in_store(key), 1.0), "freed while a return holds a ref to it"
+    del holder, failed
+    assert _eventually(lambda: not _in_store(key)), "x was never freed"

@@ -473,3 +473,18 @@ def test_a_worker_killed_from_outside_under_a_task_is_pushed_too(cluster):
         assert "signal 9" in error["error_message"]
     finally:
         subscriber.close()
+
+
+def test_returns_before_one_that_does_not_serialize_stay_readable(cluster):
+    # As in Ray: the first return is kept; the one that cannot be pickled, and the ones
+    # after it, hold the error.
+    @ray.remote(num_returns=3)
+    def returns_a_lock():
+        return "kept", threading.Lock(), "after"
+
+    kept, lock, after = returns_a_lock.remote()
+    assert ray.get(kept, timeout=30) == "kept"
+    for ref in (lock, after):
+        with pytest.raises(RayTaskError, match="could not serialize the return value") as info:
+            ray.get(ref, timeout=30)
+        assert isinstance(info.value, TypeError)

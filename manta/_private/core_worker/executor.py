@@ -579,30 +579,40 @@ class TaskExecutor:
                     f"or list of exactly {n} values"
                 )
             values = list(value)
-        return [
-            self._store_return(spec, ObjectID.for_return(spec.task_id, i), v) for i, v in enumerate(values)
-        ]
+        return self._store_in_turn(spec, iter(values))[0]
 
-    def _store_yields(self, spec: TaskSpec, items: Any) -> list[ReturnObject]:
-        """A generator function with a fixed num_returns: each yield is one return, stored
-        as it is made (so no more than one value is held in memory at a time). If the
-        generator raises, or stops short, the values before stay readable and the rest
-        hold the error, as in Ray."""
+    def _store_in_turn(self, spec: TaskSpec, values: Iterator[Any]) -> tuple[list[ReturnObject], bool]:
+        """Store each return as it comes: if one fails (it does not serialize, a generator
+        raises or stops short), those before stay readable and the rest hold the error, as
+        in Ray (and what the ones before lent and wrote to the store stays accounted for).
+        Whether all were stored, too."""
         n = spec.num_returns
         returns: list[ReturnObject] = []
         try:
             for index in range(n):
-                item = next(items, _EXHAUSTED)
+                item = next(values, _EXHAUSTED)
                 if item is _EXHAUSTED:
                     raise ValueError(f"{spec.name} yielded {index} values, but num_returns={n}")
                 returns.append(self._store_return(spec, ObjectID.for_return(spec.task_id, index), item))
-            extra = next(items, _EXHAUSTED)
         except Exception as e:
-            return returns + self._error_result(spec, e, e).returns[len(returns) :]
+            if not returns:
+                raise
+            return returns + self._error_result(spec, e, e, first=len(returns)).returns, False
+        return returns, True
+
+    def _store_yields(self, spec: TaskSpec, items: Any) -> list[ReturnObject]:
+        """A generator function with a fixed num_returns: each yield is one return, stored
+        as it is made (so no more than one value is held in memory at a time)."""
+        returns, stored = self._store_in_turn(spec, items)
+        try:
+            extra = next(items, _EXHAUSTED) if stored else _EXHAUSTED
+        except Exception:
+            extra = _EXHAUSTED  # (raising past its last return: as Ray, nothing more is read)
         if extra is not _EXHAUSTED:
             # As in Ray, values past num_returns are an error in the worker's log (and so on
             # the driver's screen), not a failure of the task.
             items.close()
+            n = spec.num_returns
             print(
                 f"Error: {spec.name} yielded more than num_returns={n} values; the values after "
                 f"the first {n} are dropped (yield exactly {n}, or use num_returns='streaming')",
@@ -619,7 +629,10 @@ class TaskExecutor:
             ) from e
         return self._objects.store_return(object_id, obj, spec.owner)
 
-    def _error_result(self, spec: TaskSpec, error: BaseException, raised: BaseException | None) -> TaskResult:
+    def _error_result(
+        self, spec: TaskSpec, error: BaseException, raised: BaseException | None, first: int = 0
+    ) -> TaskResult:
+        """The task failed: ``error`` in each of its returns from ``first`` on."""
         task_error = self._task_error(spec, error, raised)
         if spec.task_events:
             self._host.task_events.failed(spec, error, str(task_error))
@@ -636,7 +649,7 @@ class TaskExecutor:
                 None,
                 self._borrowing.lend(refs, spec.owner) if refs else None,
             )
-            for i in range(max(spec.num_returns, 1))
+            for i in range(first, max(spec.num_returns, 1))
         ]
         return TaskResult(returns, True, 0.0, self._count_call(spec))
 
