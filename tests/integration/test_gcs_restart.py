@@ -509,3 +509,28 @@ def _group(name: str):
         return get_placement_group(name)
     except ValueError:
         return None
+
+
+@manta.remote(max_retries=0, resources={"w": 0.5})
+def _owns_an_actor(path: str) -> None:
+    actor = Counter.options(resources={"w": 0.5}).remote()
+    with open(path, "w") as f:
+        f.write(f"{os.getpid()} {manta.get(actor.pid.remote())}")
+    time.sleep(120)
+
+
+def test_an_owner_dying_while_the_gcs_is_down_has_its_actors_ended_when_it_is_back(cluster, tmp_path) -> None:
+    # The node tells the gcs of the death once it is back (it used to drop the message).
+    _c, head, _worker = cluster
+    path = tmp_path / "pids"
+    _owns_an_actor.remote(str(path))
+    wait_until(lambda: path.exists() and path.read_text(), what="the owner and its actor")
+    owner, actor = map(int, path.read_text().split())
+    gcs = head._processes.procs["gcs"]
+    gcs.kill()
+    gcs.wait()
+    os.kill(owner, 9)
+    wait_until(lambda: not psutil.pid_exists(owner), what="the owner to die")
+    time.sleep(0.5)  # its node hears of it while the gcs is away
+    head.restart_gcs()
+    wait_until(lambda: not psutil.pid_exists(actor), timeout=60, what="the owner's actor to be ended")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +26,8 @@ from manta.exceptions import AuthenticationError, RpcError, VersionMismatchError
 logger = logging.getLogger(__name__)
 
 CHANNELS = ("jobs", "nodes", "resources", "worker_died", "placement_groups")
+# Messages kept for the gcs while it is away, at most (the oldest go first).
+KEPT_AT_MOST = 10_000
 # Resource changes reach the gcs promptly, but at most this often.
 HEARTBEAT_COALESCE_S = 0.02
 
@@ -59,15 +62,20 @@ class GcsMembership:
         self._rejoining = False
         self._heartbeat_due: asyncio.TimerHandle | None = None
         self.stopping = False
+        # What must reach the gcs even if it is away when it happens (see notify).
+        self._kept: deque[Any] = deque(maxlen=KEPT_AT_MOST)
 
     @property
     def connected(self) -> bool:
         return self.conn is not None and not self.conn.closed
 
-    def notify(self, msg: Any) -> None:
-        """Send ``msg`` to the gcs when connected (dropped while it is away)."""
+    def notify(self, msg: Any, keep: bool = False) -> None:
+        """Send ``msg`` to the gcs when connected; while it is away, dropped, or with
+        ``keep`` sent once it is back (a worker's death: the actors it owned must end)."""
         if self.conn is not None and not self.conn.closed:
             self.conn.notify(msg)
+        elif keep:
+            self._kept.append(msg)
 
     async def join(self, within_s: float) -> None:
         """Connect to the gcs (retrying for ``within_s``), register this node and follow
@@ -130,6 +138,8 @@ class GcsMembership:
             self._lost(self.conn)  # it went again just now: start over
             return
         logger.info("reconnected to the gcs")
+        for msg in [self._kept.popleft() for _ in range(len(self._kept))]:
+            self.notify(msg, keep=True)  # (kept again, in order, should it go again meanwhile)
         self.send_heartbeat()
 
     # -- heartbeats -------------------------------------------------------------------------------

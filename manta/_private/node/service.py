@@ -269,7 +269,7 @@ class NodeService:
         reason = explained.exit.reason
         # The gcs restarts the actor it hosted and ends the actors it owned. (An actor's
         # death cause is rendered as a clause: no full stop of its own.)
-        self.membership.notify(m.WorkerDied(proc.worker_id, self.node_id, reason.rstrip(".")))
+        self.membership.notify(m.WorkerDied(proc.worker_id, self.node_id, reason.rstrip(".")), keep=True)
         if explained.tell_driver and proc.running_job is not None:
             self._push_error(proc.running_job, "worker_died", died_text(proc, explained.exit.pid, reason))
         self._worker_gone(proc.worker_id)
@@ -281,7 +281,7 @@ class NodeService:
 
     def _push_error(self, job_id: JobID, kind: str, text: str) -> None:
         """Tell the job's driver (Ray's error push; its driver prints it)."""
-        self.membership.notify(m.ErrorPush(job_id, kind, text, time.time()))
+        self.membership.notify(m.ErrorPush(job_id, kind, text, time.time()), keep=True)
 
     def _worker_gone(self, worker_id: WorkerID) -> None:
         self._publish_logs(self.logs.remove(worker_id))
