@@ -2,7 +2,7 @@
 
 The gcs publishes every node's state (on join, on death, and when its free resources
 change); this keeps the latest per node, with this node's own free resources taken live
-from its scheduler rather than from the gcs's echo. Pure: no sockets, no clock.
+from its scheduler rather than from the gcs's echo. Pure: no sockets; the time is given.
 """
 
 from __future__ import annotations
@@ -13,12 +13,19 @@ from manta._private.common.ids import NodeID
 from manta._private.common.placement import Chosen, Decision, NodeEntry, Placer, allows, fits
 from manta._private.rpc import messages as m
 
+# A request sent to another node counts there until the gcs publishes that node's next
+# state, or this long at most: one that never reached it (cancelled on its way, dropped by
+# the gcs) must not make an idle node look full while nothing else changes there.
+RESERVATION_S = 5.0
+
 
 class ClusterView:
     def __init__(self, local: NodeEntry) -> None:
         self.local = local
         self.nodes: dict[NodeID, NodeEntry] = {local.node_id: local}
         self._placer = Placer()
+        # Per node, what requests sent there still count for, and until when.
+        self._reserved: dict[NodeID, list[tuple[float, dict[str, float]]]] = {}
 
     def update(self, state: m.NodeState) -> bool:
         """Apply a published node state; True if it may let waiting requests go elsewhere."""
@@ -34,6 +41,7 @@ class ClusterView:
             )
         entry.alive = state.alive
         entry.available = dict(state.available) if state.alive else {}
+        self._reserved.pop(info.node_id, None)  # (what the node has now says it all)
         entry.total = dict(state.total or info.resources)
         return state.alive
 
@@ -56,11 +64,33 @@ class ClusterView:
             return Chosen(self.local)
         return self._placer.place(list(self.nodes.values()), need, strategy, self.local.node_id)
 
-    def reserve(self, node: NodeEntry, need: dict[str, float]) -> None:
+    def reserve(self, node: NodeEntry, need: dict[str, float], now: float) -> None:
         """A request was just sent to ``node``: count it there until the gcs publishes
-        that node's next state, so a burst of requests does not all go to one node."""
+        that node's next state (or ``RESERVATION_S``), so a burst of requests does not
+        all go to one node."""
         for name, amount in need.items():
             node.available[name] = node.available.get(name, 0.0) - amount
+        self._reserved.setdefault(node.node_id, []).append((now + RESERVATION_S, need))
+
+    def expire(self, now: float) -> bool:
+        """Give back what reservations past their time held; True if any went."""
+        expired = False
+        for node_id, held in list(self._reserved.items()):
+            node = self.nodes.get(node_id)
+            kept = [(until, need) for until, need in held if until > now]
+            if len(kept) == len(held):
+                continue
+            expired = True
+            if node is not None and node.alive:
+                for until, need in held:
+                    if until <= now:
+                        for name, amount in need.items():
+                            node.available[name] = node.available.get(name, 0.0) + amount
+            if kept:
+                self._reserved[node_id] = kept
+            else:
+                del self._reserved[node_id]
+        return expired
 
     def better_elsewhere(
         self, need: dict[str, float], strategy: Any, local_free: dict[str, float]

@@ -63,6 +63,7 @@ class LeaseDesk:
         removed = self._removed_group_of(req)
         if removed:
             return _group_removed(removed)
+        self._cluster.expire(asyncio.get_running_loop().time())
         decision = self._cluster.place(from_unit_map(req.need), strategy, placed, self._free(), locality)
         if isinstance(decision, Unschedulable):
             return m.LeaseRefused(decision.reason)
@@ -80,7 +81,7 @@ class LeaseDesk:
         return fut
 
     def _spill(self, node: NodeEntry, req: LeaseRequest) -> m.LeaseSpillback:
-        self._cluster.reserve(node, from_unit_map(req.need))
+        self._cluster.reserve(node, from_unit_map(req.need), asyncio.get_running_loop().time())
         return m.LeaseSpillback(node.node_id, node.address)
 
     def take(self, key: Hashable) -> asyncio.Future[Any] | None:
@@ -190,6 +191,7 @@ class LeaseDesk:
         """The cluster changed: place parked requests, and send waiting ones that cannot
         run here now to a node that can take them now."""
         self._rebalance_due = None
+        self._cluster.expire(asyncio.get_running_loop().time())
         free = self._free()
         for key, req in list(self._parked.items()):
             decision = self._cluster.place(from_unit_map(req.need), req.strategy, False, free)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from manta._private.common.ids import NodeID
 from manta._private.common.placement import Chosen, NodeEntry
-from manta._private.node.cluster_view import ClusterView
+from manta._private.node.cluster_view import RESERVATION_S, ClusterView
 from manta._private.rpc.messages import NodeInfo, NodeState
 
 
@@ -51,7 +51,7 @@ def test_reserving_spreads_a_burst_of_spillbacks() -> None:
     for _ in range(2):
         decision = view.place({"CPU": 1}, "DEFAULT", False, {"CPU": 0})
         assert isinstance(decision, Chosen)
-        view.reserve(decision.node, {"CPU": 1})
+        view.reserve(decision.node, {"CPU": 1}, now=0.0)
         chosen.append(decision.node.node_id)
     assert sorted(chosen) == sorted([first, second])
 
@@ -67,3 +67,24 @@ def test_a_request_sent_for_locality_stays_when_it_fits_now() -> None:
     assert isinstance(kept, Chosen) and kept.node is local  # sent here for its arguments, and it fits
     busy = view.place({"CPU": 1}, "DEFAULT", False, {"CPU": 0}, locality=True)
     assert isinstance(busy, Chosen) and busy.node.node_id == idle  # does not fit now: placed as usual
+
+
+def test_a_reservation_lasts_until_the_nodes_next_state_or_its_time() -> None:
+    local = NodeEntry(NodeID.from_random(), "", {"CPU": 1}, {"CPU": 0})
+    view = ClusterView(local)
+    other = NodeID.from_random()
+    view.update(state(other, 2, 2))
+    view.reserve(view.nodes[other], {"CPU": 2}, now=0.0)  # a request that never arrives there
+    held = view.place({"CPU": 1}, "DEFAULT", False, {"CPU": 0})
+    assert not (isinstance(held, Chosen) and held.node.node_id == other)  # it looks full
+    assert view.nodes[other].available == {"CPU": 0}
+    assert not view.expire(RESERVATION_S - 0.1)
+    assert view.expire(RESERVATION_S)  # nothing else changed there: it is free again
+    assert view.nodes[other].available == {"CPU": 2}
+    decision = view.place({"CPU": 1}, "DEFAULT", False, {"CPU": 0})
+    assert isinstance(decision, Chosen) and decision.node.node_id == other
+    # A published state replaces what reservations held: they are not given back again.
+    view.reserve(view.nodes[other], {"CPU": 1}, now=10.0)
+    view.update(state(other, 2, 1))
+    assert not view.expire(10.0 + RESERVATION_S)
+    assert view.nodes[other].available == {"CPU": 1}
