@@ -215,3 +215,23 @@ def head_store() -> set[str]:
 
     here = node_id()
     return {row.object_id for n in memory_report() if n.node_id == here for row in n.rows if row.node}
+
+
+def test_results_lost_together_are_rebuilt_by_one_run(cluster, tmp_path) -> None:
+    # Two results of one task, both on the node that dies: the run that rebuilds the first
+    # rebuilds the second too (it used to run again for each, and fail on a retry budget of 1).
+    _c, x, _y = cluster
+    runs = tmp_path / "runs"
+
+    @manta.remote(resources={"w": 0.5}, num_returns=2, max_retries=1)
+    def pair() -> tuple[np.ndarray, np.ndarray]:
+        with open(runs, "a") as f:
+            f.write(node_id() + "\n")
+        return np.full(1_000_000, 1, dtype=np.int64), np.full(1_000_000, 2, dtype=np.int64)
+
+    first, second = pair.options(scheduling_strategy=on(x)).remote()
+    manta.wait([first, second], num_returns=2, fetch_local=False, timeout=30)
+    x.kill()
+    assert manta.get(first, timeout=60)[0] == 1
+    assert manta.get(second, timeout=60)[0] == 2
+    assert len(runs.read_text().splitlines()) == 2  # the first run, and one to rebuild both

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from manta._private.common.ids import ObjectID
+from manta._private.common.ids import NodeID, ObjectID
 from manta._private.core_worker.borrowing import Borrowing
 from manta._private.core_worker.memory_store import MemoryStore, StoredObject
 from manta._private.core_worker.object_ref import ObjectRef
@@ -49,7 +49,7 @@ class LossRecovery:
         if stale is not None and not self.memory_store.discard_if(oid, stale):
             return  # another thread saw the loss first; a new copy is on its way
         if self.references.is_owned(oid):
-            self.reconstruct(oid)
+            self.reconstruct(oid, None if stale is None else stale.node_id)
         else:
             self._borrowing.run_bounded(self._report_lost(ref), "reporting a lost object to its owner")
 
@@ -92,16 +92,28 @@ class LossRecovery:
             self._cw.node_conn.notify(m.UnpinObjects([oid]))
             return
         if self.memory_store.discard_if(oid, stale):
-            self.reconstruct(oid)
+            self.reconstruct(oid, stale.node_id)
 
-    def reconstruct(self, object_id: ObjectID) -> None:
-        """An owned object's only copy is lost: run its task again, or store the reason
-        it cannot be made again as its value."""
+    def reconstruct(self, object_id: ObjectID, lost_on: NodeID | None) -> None:
+        """An owned object's only copy (on node ``lost_on``) is lost: run its task again,
+        or store the reason it cannot be made again as its value."""
         outcome = self._task_manager.reconstruct(object_id)
         if outcome is None:
             return
-        self.memory_store.delete([object_id])  # its siblings (other results) are still good
+        self.memory_store.delete([object_id])
         if isinstance(outcome, Retry):
+            # Its siblings (the task's other results) kept on the same node are lost too:
+            # the run rebuilds them as well (kept, each would have run it again, and spent
+            # a retry, when read). Those elsewhere are still good.
+            for sibling in outcome.task.return_ids:
+                stored = self.memory_store.get(sibling)
+                if (
+                    sibling != object_id
+                    and stored is not None
+                    and lost_on is not None
+                    and stored.node_id == lost_on
+                ):
+                    self.memory_store.discard_if(sibling, stored)
             self._rerun(object_id, outcome)
         else:
             self.memory_store.put(object_id, self._error_object(outcome))
