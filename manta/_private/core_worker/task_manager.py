@@ -309,6 +309,11 @@ class TaskManager:
                     ]
                     for arg in task.lineage_args:
                         self._lineage_holds[arg.task_id()] = self._lineage_holds.get(arg.task_id(), 0) + 1
+        elif task.lineage_args is not None:
+            # A re-run that keeps no lineage (it failed, or nobody wants its results now):
+            # what it held for remaking its arguments goes, as when its lineage is released.
+            with self._lock:
+                self._release(self._drop_holds(task))
         if task.held:
             self._references.remove_submitted(task.held)
         return unwanted
@@ -352,26 +357,37 @@ class TaskManager:
         if not self.lineage:
             return
         with self._lock:
-            unheld = [object_id.task_id() for object_id in freed]
-            while unheld:
-                task = self.lineage.get(unheld.pop())
-                if (
-                    task is None
-                    or self._lineage_holds.get(task.task_id, 0) > 0
-                    or any(self._references.is_owned(r) for r in task.return_ids)
-                    or any(self._references.is_owned(i) for i in self._streams.stored_item_ids(task.task_id))
-                ):
-                    continue
-                del self.lineage[task.task_id]
-                self._streams.forget(task.task_id)
-                for arg in task.lineage_args or ():
-                    producer = arg.task_id()
-                    left = self._lineage_holds.get(producer, 0) - 1
-                    if left > 0:
-                        self._lineage_holds[producer] = left
-                    else:
-                        self._lineage_holds.pop(producer, None)
-                        unheld.append(producer)
+            self._release([object_id.task_id() for object_id in freed])
+
+    def _release(self, unheld: list[TaskID]) -> None:
+        """(Under the lock.) Forget the lineage of these tasks where nothing needs it."""
+        while unheld:
+            task = self.lineage.get(unheld.pop())
+            if (
+                task is None
+                or self._lineage_holds.get(task.task_id, 0) > 0
+                or any(self._references.is_owned(r) for r in task.return_ids)
+                or any(self._references.is_owned(i) for i in self._streams.stored_item_ids(task.task_id))
+            ):
+                continue
+            del self.lineage[task.task_id]
+            self._streams.forget(task.task_id)
+            unheld += self._drop_holds(task)
+
+    def _drop_holds(self, task: PendingTask) -> list[TaskID]:
+        """(Under the lock.) ``task`` no longer needs its arguments remade: the tasks that
+        made them that no remembered task needs any more."""
+        unheld = []
+        for arg in task.lineage_args or ():
+            producer = arg.task_id()
+            left = self._lineage_holds.get(producer, 0) - 1
+            if left > 0:
+                self._lineage_holds[producer] = left
+            else:
+                self._lineage_holds.pop(producer, None)
+                unheld.append(producer)
+        task.lineage_args = None
+        return unheld
 
     def reconstruct(self, object_id: ObjectID) -> Retry | ObjectReconstructionFailedError | None:
         """``object_id``'s only copy is lost: run its task again (Retry, with the re-runs

@@ -462,3 +462,26 @@ def test_a_freed_argument_made_by_a_task_is_made_again_first() -> None:
     world.manager.release_lineage(freed)
     world.manager.release_lineage([f.object_id for f in world.refs.collect()])
     assert world.manager.lineage == {}
+
+
+def test_a_rerun_that_fails_lets_go_of_the_lineage_it_held() -> None:
+    world = World()
+    first = world.submit(retries=2)  # first() -> a; second(a) -> b; only b is kept
+    world.manager.on_result(first, _stored(first))
+    a = first.return_ids[0]
+    world.refs.add_submitted([(a, None)])
+    second = world.submit(retries=2, arg_refs=[ObjectRef(a)])
+    second.resolved = [ArgValue(a, None, NODE, 100)]
+    world.manager.on_result(second, _stored(second))
+    world.refs.add_local(second.return_ids[0], None)
+    world.manager.release_lineage([f.object_id for f in world.refs.collect()])
+    assert first.task_id in world.manager.lineage  # held: second may need a again
+    retry = world.manager.reconstruct(second.return_ids[0])
+    assert isinstance(retry, Retry)
+    world.manager.on_result(first, _stored(first))
+    # The re-run of second fails this time: it keeps no lineage, nor does first any more
+    # once a is freed (it used to stay for good, held by second's count).
+    world.manager.on_result(second, raised(second, ValueError("not this time")))
+    assert second.task_id not in world.manager.lineage
+    world.manager.release_lineage([f.object_id for f in world.refs.collect()])
+    assert world.manager.lineage == {}
