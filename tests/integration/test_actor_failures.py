@@ -404,6 +404,50 @@ def test_detached_actor_survives_its_driver(tmp_path):
     assert stopped.returncode == 0, stopped.stderr
 
 
+def test_a_detached_actor_still_waiting_for_room_outlives_the_job_that_made_it(tmp_path):
+    tmpdir_env = {"MANTA_TMPDIR": str(tmp_path / "sessions")}
+    env = {**os.environ, **tmpdir_env}
+    started = _manta(["start", "--head", "--port", "0", "--num-cpus", "1"], env)
+    try:
+        assert started.returncode == 0, started.stderr
+        first = run_driver(
+            """
+            import time
+            import manta
+
+            manta.init(address="auto", namespace="waits")
+
+            @manta.remote(num_cpus=1)
+            class Holder:
+                def ping(self):
+                    return "pong"
+
+            blocker = Holder.options(name="blocker", lifetime="detached").remote()
+            print(manta.get(blocker.ping.remote()))
+            Holder.options(name="waiter", lifetime="detached").remote()  # needs the blocker's CPU
+            time.sleep(1.0)  # its lease waits at the node when this job ends
+            """,
+            env=tmpdir_env,
+        )
+        assert first.returncode == 0, first.stderr
+        second = run_driver(
+            """
+            import manta
+
+            manta.init(address="auto", namespace="waits")
+            manta.kill(manta.get_actor("blocker"))
+            print(manta.get(manta.get_actor("waiter").ping.remote(), timeout=60))
+            manta.kill(manta.get_actor("waiter"))
+            """,
+            env=tmpdir_env,
+        )
+        assert second.returncode == 0, second.stderr
+        assert second.stdout.strip().splitlines()[-1] == "pong"
+    finally:
+        stopped = _manta(["stop"], env)
+    assert stopped.returncode == 0, stopped.stderr
+
+
 @ray.remote
 class LeavesAtOnce:
     def __init__(self, path):

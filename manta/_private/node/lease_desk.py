@@ -103,8 +103,10 @@ class LeaseDesk:
             self._changed()  # no longer infeasible demand
         self._execute(self._scheduler.cancel(key))
 
-    def job_finished(self, job_id: JobID) -> None:
-        for key in [k for k, r in self._parked.items() if r.job_id == job_id]:
+    def job_finished(self, job_id: JobID, spare_client: Hashable) -> None:
+        """The job's requests waiting for room fail, but ``spare_client``'s (the gcs's: a
+        detached actor outlives its job, and the gcs ends the others itself)."""
+        for key in [k for k, r in self._parked.items() if r.job_id == job_id and r.client != spare_client]:
             del self._parked[key]
             self.reply(key, m.LeaseCancelled("the job finished"))
 

@@ -275,7 +275,7 @@ class Scheduler:
                     worker.lease = None
                 worker.state = "dead"
                 actions.append(StopWorker(worker.worker_id, f"job {job_id.hex()} finished"))
-        for key in [k for k, r in self.pending.items() if r.job_id == job_id]:
+        for key in [k for k, r in self.pending.items() if r.job_id == job_id and r.client != spare_client]:
             actions.append(Reject(self.pending.pop(key), "the job finished"))
         return actions + self._schedule()
 

@@ -622,7 +622,7 @@ class NodeService:
     def _h_published(self, conn: Connection, msg: m.Published) -> None:
         if msg.channel == "jobs" and isinstance(msg.payload, m.JobInfo) and not msg.payload.alive:
             job_id = msg.payload.job_id
-            self.leases.job_finished(job_id)
+            self.leases.job_finished(job_id, self._gcs_client())
             self._execute(self.scheduler.job_finished(job_id, self._gcs_client()))
         elif msg.channel == "placement_groups" and isinstance(msg.payload, m.PlacementGroupInfo):
             if msg.payload.state == "REMOVED":

@@ -205,6 +205,18 @@ def test_job_finished_stops_its_workers_and_rejects_its_requests() -> None:
     assert {w1, w2} == {leased.lease.worker_id, other.lease.worker_id}
 
 
+def test_job_finished_spares_what_the_gcs_waits_for() -> None:
+    # A detached actor outlives its job, also while its lease still waits for room.
+    s = scheduler(cpus=1)
+    idle_workers(s, 1)
+    assert of(Grant, s.request(request(0, job=JOB_B)))  # holds the only CPU
+    s.request(request(1, job=JOB_A))
+    s.request(request(2, client="gcs", job=JOB_A))
+    [reject] = of(Reject, s.job_finished(JOB_A, spare_client="gcs"))
+    assert reject.request.key == ("c1", 1)
+    assert ("gcs", 2) in s.pending  # it waits on for room
+
+
 def test_job_finished_stops_idle_workers_bound_to_it() -> None:
     s = scheduler()
     [w] = idle_workers(s, 1)
