@@ -235,3 +235,31 @@ def test_results_lost_together_are_rebuilt_by_one_run(cluster, tmp_path) -> None
     assert manta.get(first, timeout=60)[0] == 1
     assert manta.get(second, timeout=60)[0] == 2
     assert len(runs.read_text().splitlines()) == 2  # the first run, and one to rebuild both
+
+
+@manta.remote
+class _Child:
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def test_actors_owned_on_a_node_that_dies_end_with_it(cluster, tmp_path) -> None:
+    # The node's daemon dies too: no one tells the gcs of the owner's death but the node's.
+    _c, x, y = cluster
+    pids = tmp_path / "pids"
+    on_y = on(y, soft=False)
+
+    @manta.remote(resources={"w": 0.5}, max_retries=0)
+    def owner(path: str) -> None:
+        child = _Child.options(resources={"w": 0.5}, scheduling_strategy=on_y).remote()
+        with open(path, "w") as f:
+            f.write(str(manta.get(child.pid.remote())))
+        time.sleep(120)
+
+    owner.options(scheduling_strategy=on(x, soft=False)).remote(str(pids))
+    wait_until(lambda: pids.exists() and pids.read_text(), what="the owner's actor")
+    child = int(pids.read_text())
+    x.kill()
+    wait_until(
+        lambda: not psutil.pid_exists(child), timeout=60, what="the actor to end with its owner's node"
+    )

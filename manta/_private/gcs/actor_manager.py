@@ -12,6 +12,7 @@ generation are stale and ignored, so a slow reply can never revive a dead actor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,8 +246,17 @@ class ActorManager:
         for record in list(self.actors.values()):
             if record.worker_id == worker_id and record.state in (PENDING, ALIVE):
                 actions += self._lost(record, reason, nodes)
+        return actions + self._owners_died(lambda owner: owner.worker_id == worker_id, nodes)
+
+    def owners_node_died(self, node_id: NodeID, nodes: list[NodeView]) -> list[Action]:
+        """A node died, and every process on it: the non-detached actors owned there die
+        too (no node is left to tell of each owner's death)."""
+        return self._owners_died(lambda owner: owner.node_id == node_id, nodes)
+
+    def _owners_died(self, died: Callable[[Address], bool], nodes: list[NodeView]) -> list[Action]:
+        actions: list[Action] = []
         for record in list(self.actors.values()):
-            if record.spec.owner.worker_id == worker_id and not record.spec.detached and record.state != DEAD:
+            if not record.spec.detached and record.state != DEAD and died(record.spec.owner):
                 actions += self.kill(record.spec.actor_id, True, "its owner has died", nodes)
         return actions
 

@@ -121,13 +121,15 @@ class ActorDirector:
 
     def node_died(self, node_id: NodeID) -> None:
         """A node was declared dead (it may only be cut off, its connections still open):
-        close the connections to its actors' workers, so they are restarted elsewhere now."""
+        close the connections to its actors' workers, so they are restarted elsewhere now;
+        the actors owned on it end."""
         self._pending_stops.pop(node_id, None)  # its workers are gone with it
         self._dead_nodes.add(node_id)
         for actor_id, conn in list(self._worker_conns.items()):
             record = self.manager.actors.get(actor_id)
             if record is not None and record.node_id == node_id:
                 conn.close()
+        self.execute(self.manager.owners_node_died(node_id, self._nodes()))
 
     def group_removed(self, pg_hex: str) -> None:
         """Actors placed in a removed placement group die (they cannot run elsewhere)."""

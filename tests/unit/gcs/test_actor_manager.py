@@ -403,6 +403,23 @@ def test_owner_death_kills_its_non_detached_actors_only() -> None:
     assert manager.lookup("d", "ns").actor_id == detached.actor_id
 
 
+def test_a_node_that_dies_takes_the_non_detached_actors_owned_there() -> None:
+    # Its daemon died with it: no node tells the gcs of each owner's death.
+    manager = ActorManager()
+    n = node()
+    gone, alive = NodeID.from_random(), NodeID.from_random()
+    mine = spec(owner=address(node_id=gone), max_restarts=5)
+    detached = spec(owner=address(node_id=gone), detached=True, name="d")
+    theirs = spec(owner=address(node_id=alive))
+    workers = {s.actor_id: make_alive(manager, s, [n]) for s in (mine, detached, theirs)}
+    actions = manager.owners_node_died(gone, [n])
+    assert [s.worker_id for s in of_type(actions, StopWorker)] == [workers[mine.actor_id].worker_id]
+    info = manager.info(mine.actor_id)
+    assert info.state == DEAD and info.death_cause == "its owner has died"
+    assert manager.info(detached.actor_id).state == ALIVE
+    assert manager.info(theirs.actor_id).state == ALIVE
+
+
 def test_worker_death_also_kills_the_actors_it_owned() -> None:
     manager = ActorManager()
     n = node()
