@@ -29,6 +29,7 @@ from typing import Any
 
 from manta._private import serialization
 from manta._private.common.ids import ActorID, TaskID
+from manta._private.core_worker.actor_runtime import TERMINATE_METHOD
 from manta._private.core_worker.task_manager import PendingTask
 from manta._private.rpc.messages import ActorInfo, TaskResult
 from manta.exceptions import ActorDiedError, ActorUnavailableError, PendingCallsLimitExceeded, RayActorError
@@ -211,7 +212,9 @@ class ActorCallPolicy:
             actions.append(Fail(task, death_error(actor_id, info)))
             return actions
         limit = info.max_pending_calls if info is not None else 0
-        if limit > 0 and len(actor.queue) + len(actor.in_flight) >= limit:
+        # (The owner's call that ends an unreachable actor is never refused: it would live on.)
+        pending = len(actor.queue) + len(actor.in_flight)
+        if limit > 0 and pending >= limit and task.spec.method != TERMINATE_METHOD:
             error = PendingCallsLimitExceeded(
                 f"the actor {actor_id.hex()} already has {limit} calls pending (max_pending_calls)"
             )

@@ -30,6 +30,7 @@ from manta._private.core_worker.actor_policy import (
     WarnExcessQueueing,
     Watch,
 )
+from manta._private.core_worker.actor_runtime import TERMINATE_METHOD
 from manta._private.core_worker.task_manager import PendingTask
 from manta._private.rpc.messages import ActorInfo, Address, TaskResult, TaskSpec
 from manta.exceptions import ActorDiedError, ActorUnavailableError, PendingCallsLimitExceeded
@@ -48,10 +49,10 @@ def info(state: str = "ALIVE", restarts: int = 0, cause: str = "", max_pending: 
     )  # fmt: skip
 
 
-def make_call(retries: int = 0, with_args: bool = False) -> PendingTask:
+def make_call(retries: int = 0, with_args: bool = False, method: str = "f") -> PendingTask:
     spec = TaskSpec(
-        TaskID.for_actor_task(ACTOR), JOB, DRIVER_TASK, "Counter.f", b"f", "f", b"", [], 1, OWNER, 0, {},
-        None, 0, actor_id=ACTOR, method="f",
+        TaskID.for_actor_task(ACTOR), JOB, DRIVER_TASK, f"Counter.{method}", b"f", method, b"", [], 1, OWNER,
+        0, {}, None, 0, actor_id=ACTOR, method=method,
     )  # fmt: skip
     return PendingTask(spec, [], ["ref"] if with_args else [], [], retries, False, sched_key=None)
 
@@ -244,6 +245,11 @@ def test_max_pending_calls_fails_calls_beyond_it() -> None:
     third = w.submit()
     (error,) = w.outcomes[third.task_id]
     assert isinstance(error, PendingCallsLimitExceeded)
+    # The owner's call that ends an unreachable actor is queued all the same: refused, the
+    # actor would live on.
+    terminate = make_call(method=TERMINATE_METHOD)
+    w.run(w.policy.submit(terminate))
+    assert terminate.task_id not in w.outcomes and terminate in w.actor.queue
 
 
 def test_excess_queueing_is_warned_about_at_doubling_thresholds() -> None:
