@@ -13,6 +13,7 @@ import time
 import pytest
 
 import manta as ray
+from manta._private.api.context import current_worker
 from manta.exceptions import ActorAlreadyExistsError, ActorDiedError
 from manta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tests.integration.conftest import run_driver
@@ -482,6 +483,29 @@ def test_named_actors(cluster):
     assert ray.get(ray.get_actor("named-counter").incr.remote(), timeout=30) == 51
     for actor in (again, other, hidden):
         ray.kill(actor)
+
+
+def test_arguments_for_an_actor_never_made_are_let_go(cluster):
+    # get_if_exists found the actor, or the name was taken: the arguments given for the new
+    # one were held for good.
+    first = Counter.options(name="given-again").remote()
+    assert ray.get(first.incr.remote(), timeout=30) == 1
+    worker = current_worker()
+    for get_if_exists in (True, False):
+        start = ray.put(5)
+        start_id = start.id
+        try:
+            Counter.options(name="given-again", get_if_exists=get_if_exists).remote(start)
+        except ActorAlreadyExistsError:
+            assert not get_if_exists
+        del start
+
+        def freed(object_id=start_id):
+            worker.objects.collect_references()
+            return not worker.references.knows(object_id)
+
+        wait_until(freed, what="the argument to be freed")
+    ray.kill(first)
 
 
 def test_get_if_exists_creates_when_missing(cluster):

@@ -94,11 +94,13 @@ class ActorClient:
             try:
                 info: m.ActorInfo = self._peers.call_gcs(m.RegisterActor(spec, get_if_exists, bool(ref_args)))
             except RemoteError as e:
+                self.actor_dead(spec.actor_id)  # never made: its arguments are not needed
                 if "is already taken" in e.text:
                     raise ActorAlreadyExistsError(e.text) from None
                 raise
             self._peers.io.call_soon(self._submitter.on_info, info)
             if info.actor_id != spec.actor_id:
+                self.actor_dead(spec.actor_id)  # the one found is used: these arguments are not
                 return info
             if ref_args:
                 self._peers.io.call_soon(self._submitter.resolve_constructor_args, spec.actor_id, ref_args)
