@@ -125,6 +125,10 @@ class ActorManager:
     _placer: Placer = field(default_factory=Placer)
     # Live actors one job may have at once (0: no limit).
     max_actors_per_job: int = 0
+    # Nodes alive before a gcs restart have not all come back: actors are placed once they
+    # have (``retry_pending``); a partial view would misplace them, or refuse an affinity
+    # to a node that is only not back yet.
+    placing_paused: bool = False
 
     # -- queries ----------------------------------------------------------------------------
     def info(self, actor_id: ActorID) -> ActorInfo | None:
@@ -361,6 +365,8 @@ class ActorManager:
     def _schedule(self, record: ActorRecord, nodes: list[NodeView]) -> list[Action]:
         record.generation += 1
         record.leasing = False
+        if self.placing_paused:
+            return []
         entries = [NodeEntry(n.node_id, "", n.total, n.available, n.labels) for n in nodes]
         decision = self._placer.place(
             entries, record.spec.placement or record.spec.resources, record.spec.strategy

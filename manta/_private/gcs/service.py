@@ -117,6 +117,7 @@ class GcsService:
         # Actors are placed again only once the nodes that were alive have reconnected
         # (or been declared dead): before, a partial view would misplace them.
         self._awaiting_nodes = {state.info.node_id for state in states if state.alive}
+        self.actors.manager.placing_paused = bool(self._awaiting_nodes)
         actors = self.actors.restore()
         groups = self.pgs.restore()
         # Jobs whose drivers do not reconnect in time ended while the gcs was away.
@@ -412,6 +413,7 @@ class GcsService:
             self._nodes_changed()
 
     def _nodes_changed(self) -> None:
+        self.actors.manager.placing_paused = bool(self._awaiting_nodes)
         if not self._awaiting_nodes:
             self.actors.nodes_changed()
             self.pgs.retry()

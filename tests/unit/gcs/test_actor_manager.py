@@ -420,6 +420,22 @@ def test_a_node_that_dies_takes_the_non_detached_actors_owned_there() -> None:
     assert manager.info(theirs.actor_id).state == ALIVE
 
 
+def test_actors_wait_to_be_placed_while_nodes_are_still_to_come_back() -> None:
+    # After a gcs restart, until the nodes alive before have reconnected: an actor lost
+    # meanwhile with a hard affinity to a node not back yet waits rather than dies.
+    manager = ActorManager()
+    head = node()
+    pinned = codec.replace(
+        spec(max_restarts=3), strategy={"type": "node_affinity", "node_id": head.node_id.hex(), "soft": False}
+    )
+    g = make_alive(manager, pinned, [head])
+    manager.placing_paused = True
+    actions = manager.worker_died(g.worker_id, "killed while the gcs was away", [])
+    assert not of_type(actions, LeaseWorker) and manager.info(pinned.actor_id).state != DEAD
+    manager.placing_paused = False
+    assert only(manager.retry_pending([head]), LeaseWorker).node_id == head.node_id
+
+
 def test_worker_death_also_kills_the_actors_it_owned() -> None:
     manager = ActorManager()
     n = node()
