@@ -4,6 +4,7 @@ outlive the driver that made them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -327,12 +328,22 @@ def _manta(args, env):
     )
 
 
-def test_detached_actor_survives_its_driver(tmp_path):
+@contextlib.contextmanager
+def _head(tmp_path, num_cpus):
+    """A head started with `manta start` (stopped after); the env its drivers need."""
     tmpdir_env = {"MANTA_TMPDIR": str(tmp_path / "sessions")}
     env = {**os.environ, **tmpdir_env}
-    started = _manta(["start", "--head", "--port", "0", "--num-cpus", "2"], env)
+    started = _manta(["start", "--head", "--port", "0", "--num-cpus", str(num_cpus)], env)
     try:
         assert started.returncode == 0, started.stderr
+        yield tmpdir_env
+    finally:
+        stopped = _manta(["stop"], env)
+    assert stopped.returncode == 0, stopped.stderr
+
+
+def test_detached_actor_survives_its_driver(tmp_path):
+    with _head(tmp_path, 2) as tmpdir_env:
         first = run_driver(
             """
             import json, os
@@ -399,17 +410,10 @@ def test_detached_actor_survives_its_driver(tmp_path):
         assert {"name": "keeper", "namespace": "survivors"} in result["listed"]
         assert {"name": "ephemeral", "namespace": "survivors"} not in result["listed"]
         wait_until(lambda: process_gone(pids["keeper"]), timeout=30, what="the killed detached actor exiting")
-    finally:
-        stopped = _manta(["stop"], env)
-    assert stopped.returncode == 0, stopped.stderr
 
 
 def test_a_detached_actor_still_waiting_for_room_outlives_the_job_that_made_it(tmp_path):
-    tmpdir_env = {"MANTA_TMPDIR": str(tmp_path / "sessions")}
-    env = {**os.environ, **tmpdir_env}
-    started = _manta(["start", "--head", "--port", "0", "--num-cpus", "1"], env)
-    try:
-        assert started.returncode == 0, started.stderr
+    with _head(tmp_path, 1) as tmpdir_env:
         first = run_driver(
             """
             import time
@@ -443,9 +447,6 @@ def test_a_detached_actor_still_waiting_for_room_outlives_the_job_that_made_it(t
         )
         assert second.returncode == 0, second.stderr
         assert second.stdout.strip().splitlines()[-1] == "pong"
-    finally:
-        stopped = _manta(["stop"], env)
-    assert stopped.returncode == 0, stopped.stderr
 
 
 @ray.remote

@@ -433,9 +433,10 @@ def test_a_reply_with_the_wrong_results_fails_the_task_and_touches_no_other_obje
     assert world.store.get(bystander.return_ids[0]) is None  # still pending, not forged
 
 
-def test_a_freed_argument_made_by_a_task_is_made_again_first() -> None:
+def _chain() -> tuple[World, PendingTask, PendingTask, ObjectID]:
+    """first() -> a; second(a) -> b, both stored; only b is kept by the driver."""
     world = World()
-    first = world.submit(retries=2)  # first() -> a; second(a) -> b; only b is kept
+    first = world.submit(retries=2)
     world.manager.on_result(first, _stored(first))
     a = first.return_ids[0]
     world.refs.add_submitted([(a, None)])
@@ -443,6 +444,11 @@ def test_a_freed_argument_made_by_a_task_is_made_again_first() -> None:
     second.resolved = [ArgValue(a, None, NODE, 100)]
     world.manager.on_result(second, _stored(second))
     world.refs.add_local(second.return_ids[0], None)
+    return world, first, second, a
+
+
+def test_a_freed_argument_made_by_a_task_is_made_again_first() -> None:
+    world, first, second, a = _chain()
     freed = [f.object_id for f in world.refs.collect()]
     assert freed == [a]  # the driver never held a
     world.manager.release_lineage(freed)
@@ -465,15 +471,7 @@ def test_a_freed_argument_made_by_a_task_is_made_again_first() -> None:
 
 
 def test_a_rerun_that_fails_lets_go_of_the_lineage_it_held() -> None:
-    world = World()
-    first = world.submit(retries=2)  # first() -> a; second(a) -> b; only b is kept
-    world.manager.on_result(first, _stored(first))
-    a = first.return_ids[0]
-    world.refs.add_submitted([(a, None)])
-    second = world.submit(retries=2, arg_refs=[ObjectRef(a)])
-    second.resolved = [ArgValue(a, None, NODE, 100)]
-    world.manager.on_result(second, _stored(second))
-    world.refs.add_local(second.return_ids[0], None)
+    world, first, second, _a = _chain()
     world.manager.release_lineage([f.object_id for f in world.refs.collect()])
     assert first.task_id in world.manager.lineage  # held: second may need a again
     retry = world.manager.reconstruct(second.return_ids[0])
