@@ -167,10 +167,13 @@ class TaskExecutor:
             self._send_back_queued()
 
     def _send_held(self) -> None:
+        for reply, result in self._take_held():
+            reply.send(result)
+
+    def _take_held(self) -> list[tuple[Reply, Any]]:
         with self._held_lock:
             held, self._held = self._held, []
-        for reply, result in held:
-            reply.send(result)
+        return held
 
     def _send_back_queued(self) -> None:
         """I/O thread: tasks pipelined behind a task that runs long (or blocks in get) go back
@@ -315,9 +318,7 @@ class TaskExecutor:
         the loop those whose connection is busy)."""
         if not self._held:
             return
-        with self._held_lock:
-            held, self._held = self._held, []
-        for reply, result in send_now_together(held):
+        for reply, result in send_now_together(self._take_held()):
             self.send_result(reply, result)
 
     def _exit_actor(self, reason: str) -> None:
@@ -569,17 +570,15 @@ class TaskExecutor:
             return []
         if inspect.isgenerator(value) and not spec.generator:
             return self._store_yields(spec, value)
-        if n == 1:
-            values = [value]
-        else:
-            if not isinstance(value, (tuple, list)) or len(value) != n:
-                got = len(value) if isinstance(value, (tuple, list)) else "1 (not a tuple or list)"
-                raise ValueError(
-                    f"{spec.name} returned {got} values, but num_returns={n}: return a tuple "
-                    f"or list of exactly {n} values"
-                )
-            values = list(value)
-        return self._store_in_turn(spec, iter(values))[0]
+        if n == 1:  # (every task's path: one return cannot fail part way)
+            return [self._store_return(spec, ObjectID.for_return(spec.task_id, 0), value)]
+        if not isinstance(value, (tuple, list)) or len(value) != n:
+            got = len(value) if isinstance(value, (tuple, list)) else "1 (not a tuple or list)"
+            raise ValueError(
+                f"{spec.name} returned {got} values, but num_returns={n}: return a tuple "
+                f"or list of exactly {n} values"
+            )
+        return self._store_in_turn(spec, iter(value))[0]
 
     def _store_in_turn(self, spec: TaskSpec, values: Iterator[Any]) -> tuple[list[ReturnObject], bool]:
         """Store each return as it comes: if one fails (it does not serialize, a generator

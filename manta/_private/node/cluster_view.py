@@ -76,16 +76,15 @@ class ClusterView:
         """Give back what reservations past their time held; True if any went."""
         expired = False
         for node_id, held in list(self._reserved.items()):
-            node = self.nodes.get(node_id)
-            kept = [(until, need) for until, need in held if until > now]
-            if len(kept) == len(held):
+            lapsed = [need for until, need in held if until <= now]
+            if not lapsed:
                 continue
             expired = True
+            node = self.nodes.get(node_id)
             if node is not None and node.alive:
-                for until, need in held:
-                    if until <= now:
-                        for name, amount in need.items():
-                            node.available[name] = node.available.get(name, 0.0) + amount
+                for name, amount in (item for need in lapsed for item in need.items()):
+                    node.available[name] = node.available.get(name, 0.0) + amount
+            kept = [(until, need) for until, need in held if until > now]
             if kept:
                 self._reserved[node_id] = kept
             else:
