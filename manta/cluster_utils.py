@@ -15,6 +15,7 @@ that dies leaves nothing running.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any
@@ -194,14 +195,17 @@ class Cluster:
         return result
 
     def shutdown(self) -> None:
-        if self._connected:
-            context.shutdown()
-            self._connected = False
-        for node in reversed(self.list_all_nodes()):
-            node.stop()
+        """Disconnect, and stop every node even if that, or another node's stop, fails
+        (the first error is raised after)."""
+        with contextlib.ExitStack() as stops:
+            for node in self.list_all_nodes():  # stopped last to first
+                stops.callback(node.stop)
+            stops.callback(self._withdraw)
+            if self._connected:
+                self._connected = False
+                context.shutdown()
         self.worker_nodes.clear()
         self.head_node = None
-        self._withdraw()
 
     def _advertise(self, address: str) -> None:
         self._advertised = address
